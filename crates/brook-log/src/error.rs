@@ -1,0 +1,97 @@
+//! Errors of the storage engine, with the context needed to find the bad byte.
+
+use std::path::PathBuf;
+
+/// A batch that cannot be accepted or read. Every variant says where and why.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum BatchError {
+    #[error("batch truncated at byte {offset}: need {need} bytes, have {have}")]
+    Truncated {
+        offset: usize,
+        need: usize,
+        have: usize,
+    },
+    #[error("batch length field {length} is below the minimum of {min} bytes")]
+    BadLength { length: i64, min: usize },
+    #[error("batch of {size} bytes exceeds the limit of {max} bytes (message_bytes_max)")]
+    TooLarge { size: usize, max: usize },
+    #[error("batch magic {0} is not supported; only RecordBatch v2 (magic 2) is")]
+    BadMagic(i8),
+    #[error("batch CRC-32C mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    CrcMismatch { stored: u32, computed: u32 },
+    #[error("batch record count {records_count} / last offset delta {last_offset_delta} is impossible for its size")]
+    BadCount {
+        records_count: i32,
+        last_offset_delta: i32,
+    },
+    #[error("unknown compression codec {0} in batch attributes")]
+    UnknownCompression(u8),
+    #[error("malformed record at byte {offset}: {reason}")]
+    BadRecord { offset: usize, reason: &'static str },
+    #[error("cannot decompress {codec} records: {reason}")]
+    Decompress {
+        codec: super::batch::Compression,
+        reason: String,
+    },
+}
+
+/// Errors of the partition log and the store.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    #[error("offset {offset} is out of range: the log holds [{log_start}, {log_end})")]
+    OffsetOutOfRange {
+        offset: u64,
+        log_start: u64,
+        log_end: u64,
+    },
+    #[error("the log at {path} is poisoned for writes after a failed fsync: {reason}; restart the broker to recover")]
+    Poisoned { path: PathBuf, reason: String },
+    #[error("corrupt batch in {segment} at file position {position} (offset {offset}): {reason}")]
+    Corrupt {
+        segment: PathBuf,
+        position: u64,
+        offset: u64,
+        reason: String,
+    },
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopicName { name: String, reason: &'static str },
+    #[error("topic {0:?} already exists")]
+    TopicExists(String),
+    #[error("topic {0:?} does not exist")]
+    UnknownTopic(String),
+    #[error("partition {partition} of topic {topic:?} does not exist")]
+    UnknownPartition { topic: String, partition: u32 },
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    #[error("data directory {path} is locked by another process ({holder}); stop it or choose another --data-dir")]
+    Locked { path: PathBuf, holder: String },
+    #[error("bad {what} file {path}: {reason}")]
+    BadMetaFile {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("the log is closed")]
+    Closed,
+}
+
+impl LogError {
+    /// Wraps an I/O error with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Result alias for the storage engine.
+pub type Result<T, E = LogError> = std::result::Result<T, E>;

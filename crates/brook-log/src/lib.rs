@@ -1,0 +1,19 @@
+//! brook's storage engine: one segmented, append-only log per topic-partition.
+//!
+//! This crate is synchronous on purpose: no tokio, no sockets. It promises that an acknowledged
+//! append (in the default `sync` durability) survives a crash, that damage is found and reported
+//! rather than hidden, and that every length read from the disk or from a caller is checked
+//! before anything is allocated for it. The broker owns the async boundary above it.
+//!
+//! - [`batch`]: the Kafka RecordBatch v2 format, byte for byte.
+//! - [`config`]: segment, retention, limit and durability settings.
+//! - [`meta`]: the checked envelope of brook's own small files.
+#![deny(clippy::unwrap_used)]
+
+pub mod batch;
+pub mod config;
+pub mod error;
+pub mod meta;
+
+pub use config::{Durability, LogConfig};
+pub use error::{BatchError, LogError, Result};

@@ -1,0 +1,2 @@
+//! brook: a single-node log-based streaming broker.
+pub use brook_log as log;
