@@ -8,12 +8,17 @@
 //! - [`batch`]: the Kafka RecordBatch v2 format, byte for byte.
 //! - [`config`]: segment, retention, limit and durability settings.
 //! - [`meta`]: the checked envelope of brook's own small files.
+//! - [`names`]: topic name rules and partition directory names.
+//! - [`lock`]: one process per data directory.
 #![deny(clippy::unwrap_used)]
 
 pub mod batch;
 pub mod config;
 pub mod error;
+pub mod lock;
 pub mod meta;
+pub mod names;
 
 pub use config::{Durability, LogConfig};
 pub use error::{BatchError, LogError, Result};
+pub use names::validate_topic_name;
