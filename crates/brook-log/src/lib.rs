@@ -10,6 +10,7 @@
 //! - [`meta`]: the checked envelope of brook's own small files.
 //! - [`names`]: topic name rules and partition directory names.
 //! - [`lock`]: one process per data directory.
+//! - [`scan`]: a read-only walk over a segment file's batches, for tools and recovery.
 #![deny(clippy::unwrap_used)]
 
 pub mod batch;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod lock;
 pub mod meta;
 pub mod names;
+pub mod scan;
 
 pub use config::{Durability, LogConfig};
 pub use error::{BatchError, LogError, Result};
