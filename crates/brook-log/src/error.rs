@@ -28,6 +28,11 @@ pub enum BatchError {
     UnknownCompression(u8),
     #[error("malformed record at byte {offset}: {reason}")]
     BadRecord { offset: usize, reason: &'static str },
+    #[error("cannot compress records with {codec}: {reason}")]
+    Compress {
+        codec: super::batch::Compression,
+        reason: String,
+    },
     #[error("cannot decompress {codec} records: {reason}")]
     Decompress {
         codec: super::batch::Compression,

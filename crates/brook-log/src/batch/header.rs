@@ -119,6 +119,26 @@ impl BatchHeader {
         Ok(header)
     }
 
+    /// These fields as the 61 header bytes, the inverse of [`BatchHeader::parse`]. The CRC is
+    /// written as it is; a builder computes it after the records are in place.
+    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        out[BASE_OFFSET_AT..][..8].copy_from_slice(&self.base_offset.to_be_bytes());
+        out[BATCH_LENGTH_AT..][..4].copy_from_slice(&self.batch_length.to_be_bytes());
+        out[LEADER_EPOCH_AT..][..4].copy_from_slice(&self.partition_leader_epoch.to_be_bytes());
+        out[MAGIC_AT] = self.magic as u8;
+        out[CRC_AT..][..4].copy_from_slice(&self.crc.to_be_bytes());
+        out[ATTRIBUTES_AT..][..2].copy_from_slice(&self.attributes.to_be_bytes());
+        out[LAST_OFFSET_DELTA_AT..][..4].copy_from_slice(&self.last_offset_delta.to_be_bytes());
+        out[BASE_TIMESTAMP_AT..][..8].copy_from_slice(&self.base_timestamp.to_be_bytes());
+        out[MAX_TIMESTAMP_AT..][..8].copy_from_slice(&self.max_timestamp.to_be_bytes());
+        out[PRODUCER_ID_AT..][..8].copy_from_slice(&self.producer_id.to_be_bytes());
+        out[PRODUCER_EPOCH_AT..][..2].copy_from_slice(&self.producer_epoch.to_be_bytes());
+        out[BASE_SEQUENCE_AT..][..4].copy_from_slice(&self.base_sequence.to_be_bytes());
+        out[RECORDS_COUNT_AT..][..4].copy_from_slice(&self.records_count.to_be_bytes());
+        out
+    }
+
     /// Checks every field that can be judged without the records: length, magic and counts.
     pub fn check_shape(&self, max_batch_bytes: usize) -> Result<(), BatchError> {
         let min_length = (HEADER_LEN - LOG_OVERHEAD) as i32;

@@ -36,9 +36,22 @@
 //! | `headersCount`   | varint          |
 //! | headers          | (keyLength varint, key, valueLength varint, value) each |
 
-pub mod header;
+//!
+//! The pieces: [`header`] reads and checks the fixed header, [`builder`] writes batches,
+//! [`records`] validates and decodes the records, [`batches`] walks a buffer of batches,
+//! [`compression`] holds the four codecs and [`varint`] the record integer encoding.
 
+pub mod batches;
+pub mod builder;
+pub mod compression;
+pub mod header;
+pub mod records;
+pub mod varint;
+
+pub use batches::{BatchRef, Batches};
+pub use builder::{BatchBuilder, RecordRef};
 pub use header::{BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2};
+pub use records::{records, validate, Record, Records};
 
 use crate::error::BatchError;
 
@@ -57,6 +70,9 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// Every codec, in attribute-code order.
+    pub const ALL: [Compression; 5] = [Self::None, Self::Gzip, Self::Snappy, Self::Lz4, Self::Zstd];
+
     /// Decodes attribute bits 0-2; codes 5-7 are not defined by Kafka.
     pub fn from_attributes(attributes: i16) -> Result<Self, BatchError> {
         match attributes & 0x07 {
