@@ -1,1 +1,59 @@
-//! placeholder
+//! brook's embedded broker: the one API every door (gRPC, Kafka, HTTP, in-process) calls.
+//!
+//! It owns topics, producing, fetching, subscribing, committed offsets and consumer groups over
+//! brook-log's partition logs, and the async boundary above them: every blocking file
+//! operation runs on tokio's blocking pool, and waiting (long polls, subscriptions) is done on
+//! per-partition `watch` channels woken by appends, never by sleeping.
+//!
+//! ```no_run
+//! use brook_broker::{Broker, NewTopic, ProduceRecord, StartAt, PartitionSubscribe};
+//! use futures::StreamExt;
+//!
+//! # async fn demo() -> brook_broker::Result<()> {
+//! let broker = Broker::ephemeral().await?;
+//! broker.create_topic(NewTopic::new("orders", 3)).await?;
+//! let produced = broker.produce("orders", vec![ProduceRecord::keyed("k", "v")]).await?;
+//! let p = produced.records[0].partition;
+//! let mut records = broker
+//!     .subscribe(PartitionSubscribe::new("orders", p, StartAt::Earliest))
+//!     .await?
+//!     .records();
+//! let first = records.next().await.expect("a record")?;
+//! assert_eq!(first.value.as_deref(), Some(&b"v"[..]));
+//! broker.close().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! - [`broker`]: open/close, the topic registry and topic administration.
+//! - [`produce`], [`fetch`], [`subscribe`]: the data path.
+//! - [`group_admin`]: committed offsets, listing and describing groups.
+//! - [`group`], [`offsets`]: the group coordinator and the offset store behind them.
+//! - [`partitioner`]: Kafka's murmur2 key partitioning.
+//! - [`config`], [`error`], [`types`]: settings, the error enum, the API's plain data.
+
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod fetch;
+pub mod group;
+pub mod group_admin;
+pub mod offsets;
+pub mod partitioner;
+pub mod produce;
+mod storage;
+pub mod subscribe;
+pub mod types;
+
+pub use broker::{Broker, TopicSummary};
+pub use config::{BrokerConfig, Limits};
+pub use error::{BrokerError, ErrorKind, Result};
+pub use group_admin::OffsetCommit;
+pub use produce::Produced;
+pub use storage::TopicConfig;
+pub use subscribe::{
+    Assignment, GroupSubscribe, PartitionBatches, PartitionSubscribe, Subscription,
+    SubscriptionEvent,
+};
+pub use types::*;
+
+pub use brook_log::{Durability, LogConfig};

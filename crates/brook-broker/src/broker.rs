@@ -1,0 +1,404 @@
+//! The broker handle: opening and closing a data directory, and the topic registry every other
+//! operation goes through.
+//!
+//! A [`Broker`] is a cheap clone of an `Arc`; every door holds one. It owns the async boundary
+//! over the synchronous store: opening, creating and deleting topics, appends, reads and fsyncs
+//! all run on tokio's blocking pool, never on an async worker. Beside each partition log it
+//! keeps a `watch` channel carrying the partition's high watermark, bumped after every append,
+//! on which long polls and subscriptions wait.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use tokio::sync::watch;
+
+use crate::config::BrokerConfig;
+use crate::error::{BrokerError, Result};
+use crate::group::Groups;
+use crate::offsets::OffsetStore;
+use crate::partitioner::StickyCursor;
+use crate::storage::{PartitionLog, Store, Topic};
+use crate::types::{NewTopic, PartitionDescription, TopicDescription};
+
+/// The embedded broker. Clone it freely: clones share one broker.
+///
+/// Every method must be called from within a tokio runtime (blocking work goes to its blocking
+/// pool). See the crate docs for an example.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) config: BrokerConfig,
+    pub(crate) store: Arc<Store>,
+    topics: RwLock<HashMap<String, Arc<TopicHandle>>>,
+    pub(crate) offsets: Arc<OffsetStore>,
+    pub(crate) groups: Groups,
+    /// Serialises topic creation and deletion, so a name is never half-created.
+    admin: tokio::sync::Mutex<()>,
+    /// `true` while produces are accepted. Produces hold a read guard for their whole append,
+    /// so `close` (which takes the write guard) waits for the ones in flight.
+    pub(crate) gate: tokio::sync::RwLock<bool>,
+    /// Flips to `true` on close; long polls and subscriptions wait on it too.
+    pub(crate) shutdown: watch::Sender<bool>,
+    /// Field order matters: the store closes its files before an ephemeral directory is removed.
+    _tempdir: Option<tempfile::TempDir>,
+}
+
+/// An open topic: the store's topic plus the broker's per-partition wake-up channels.
+#[derive(Debug)]
+pub(crate) struct TopicHandle {
+    pub(crate) name: Arc<str>,
+    pub(crate) topic: Arc<Topic>,
+    pub(crate) partitions: Vec<PartitionHandle>,
+    pub(crate) cursor: StickyCursor,
+    deleted: AtomicBool,
+}
+
+/// One partition's log and its high-watermark channel.
+#[derive(Debug)]
+pub(crate) struct PartitionHandle {
+    pub(crate) log: Arc<PartitionLog>,
+    pub(crate) hw: watch::Sender<u64>,
+}
+
+impl PartitionHandle {
+    fn new(log: Arc<PartitionLog>) -> Self {
+        let hw = watch::Sender::new(log.high_watermark());
+        Self { log, hw }
+    }
+
+    /// Publishes the log's high watermark to waiters, if it moved forward.
+    pub(crate) fn publish_high_watermark(&self) {
+        let hw = self.log.high_watermark();
+        self.hw.send_if_modified(|seen| {
+            let moved = hw > *seen;
+            if moved {
+                *seen = hw;
+            }
+            moved
+        });
+    }
+}
+
+impl TopicHandle {
+    fn new(topic: Arc<Topic>) -> Self {
+        let partitions = topic
+            .partitions()
+            .iter()
+            .map(|log| PartitionHandle::new(Arc::clone(log)))
+            .collect();
+        Self {
+            name: Arc::from(topic.name()),
+            topic,
+            partitions,
+            cursor: StickyCursor::default(),
+            deleted: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn partition_count(&self) -> u32 {
+        // At most the store's PARTITIONS_MAX.
+        self.partitions.len() as u32
+    }
+
+    /// The partition, or `UnknownPartition`.
+    pub(crate) fn partition(&self, partition: u32) -> Result<&PartitionHandle> {
+        self.partitions
+            .get(partition as usize)
+            .ok_or_else(|| BrokerError::UnknownPartition {
+                topic: self.name.to_string(),
+                partition,
+                partitions: self.partition_count(),
+            })
+    }
+
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    /// Marks the topic deleted and wakes everyone waiting on it, so they notice.
+    fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::Release);
+        for partition in &self.partitions {
+            partition.hw.send_modify(|_| {});
+        }
+    }
+
+    fn describe(&self) -> TopicDescription {
+        TopicDescription {
+            name: self.name.to_string(),
+            id: self.topic.id(),
+            config: self.topic.config().clone(),
+            overrides: self.topic.overrides().entries(),
+            partitions: self
+                .partitions
+                .iter()
+                .enumerate()
+                .map(|(p, handle)| PartitionDescription {
+                    partition: p as u32,
+                    log_start_offset: handle.log.log_start_offset(),
+                    log_end_offset: handle.log.log_end_offset(),
+                    high_watermark: handle.log.high_watermark(),
+                    size_bytes: handle.log.size_bytes(),
+                    segments: handle.log.segment_count(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A topic in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSummary {
+    pub name: String,
+    pub partitions: u32,
+}
+
+/// Runs blocking storage work on tokio's blocking pool.
+pub(crate) async fn blocking<T, F>(work: F) -> Result<T>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(work).await?
+}
+
+impl Broker {
+    /// Opens (or creates) the broker's data directory `config.data_dir`, running storage
+    /// recovery on it. The blocking work runs on tokio's blocking pool, so this is safe to await
+    /// from any task; it must be called within a tokio runtime.
+    ///
+    /// Fails when another process holds the directory, or when the config is invalid.
+    pub async fn open(config: BrokerConfig) -> Result<Broker> {
+        Self::open_in(config, None).await
+    }
+
+    /// A broker in a fresh temporary directory with durability `none`, removed when the last
+    /// handle is dropped. For tests and throwaway work.
+    pub async fn ephemeral() -> Result<Broker> {
+        let dir = blocking(|| {
+            tempfile::Builder::new()
+                .prefix("brook-")
+                .tempdir()
+                .map_err(|e| brook_log::LogError::io(std::env::temp_dir(), e).into())
+        })
+        .await?;
+        let mut config = BrokerConfig::new(dir.path());
+        config.log.durability = brook_log::Durability::None;
+        Self::open_in(config, Some(dir)).await
+    }
+
+    async fn open_in(config: BrokerConfig, tempdir: Option<tempfile::TempDir>) -> Result<Broker> {
+        config.validate()?;
+        let dir = config.data_dir.clone();
+        let log_defaults = config.log.clone();
+        let (store, offsets) = blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(|e| brook_log::LogError::io(&dir, e))?;
+            let store = Store::open(&dir, log_defaults).map_err(BrokerError::from_admin_log)?;
+            let offsets = OffsetStore::open(&dir)?;
+            Ok((store, offsets))
+        })
+        .await?;
+        let topics = store
+            .topics()
+            .into_iter()
+            .map(|topic| {
+                let handle = TopicHandle::new(topic);
+                (handle.name.to_string(), Arc::new(handle))
+            })
+            .collect();
+        tracing::info!(dir = %config.data_dir.display(), "broker open");
+        Ok(Broker {
+            inner: Arc::new(Inner {
+                config,
+                store: Arc::new(store),
+                topics: RwLock::new(topics),
+                offsets: Arc::new(offsets),
+                groups: Groups::default(),
+                admin: tokio::sync::Mutex::new(()),
+                gate: tokio::sync::RwLock::new(true),
+                shutdown: watch::Sender::new(false),
+                _tempdir: tempdir,
+            }),
+        })
+    }
+
+    /// The settings the broker was opened with.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.inner.config
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.inner.config.data_dir.clone()
+    }
+
+    /// Stops accepting produces, lets those in flight finish, ends subscriptions and long polls,
+    /// and closes the store clean (so the next open runs no recovery scan). Later produces fail
+    /// with [`BrokerError::Closed`]. Closing twice is fine.
+    pub async fn close(&self) -> Result<()> {
+        let mut open = self.inner.gate.write().await;
+        if !*open {
+            return Ok(());
+        }
+        *open = false;
+        self.inner.shutdown.send_replace(true);
+        let store = Arc::clone(&self.inner.store);
+        blocking(move || store.close().map_err(BrokerError::from_admin_log)).await?;
+        tracing::info!(dir = %self.inner.config.data_dir.display(), "broker closed clean");
+        Ok(())
+    }
+
+    /// Creates a topic. Fails with `TopicExists`, `InvalidTopicName`, `InvalidPartitions` or
+    /// `InvalidConfig`, changing nothing.
+    pub async fn create_topic(&self, new: NewTopic) -> Result<TopicDescription> {
+        let partitions = new
+            .partitions
+            .unwrap_or(self.inner.config.default_partitions);
+        let max = self.inner.config.limits.partitions_max;
+        if partitions == 0 || partitions > max {
+            return Err(BrokerError::InvalidPartitions { partitions, max });
+        }
+        brook_log::validate_topic_name(&new.name).map_err(BrokerError::from_admin_log)?;
+        let _admin = self.inner.admin.lock().await;
+        if self.inner.topics.read().contains_key(&new.name) {
+            return Err(BrokerError::TopicExists { topic: new.name });
+        }
+        let store = Arc::clone(&self.inner.store);
+        let NewTopic { name, config, .. } = new;
+        let topic = blocking(move || {
+            store
+                .create_topic(&name, partitions, config)
+                .map_err(BrokerError::from_admin_log)
+        })
+        .await?;
+        let handle = Arc::new(TopicHandle::new(topic));
+        let description = handle.describe();
+        self.inner
+            .topics
+            .write()
+            .insert(handle.name.to_string(), Arc::clone(&handle));
+        self.topic_changed(&handle.name);
+        tracing::info!(topic = %handle.name, partitions, "topic created");
+        Ok(description)
+    }
+
+    /// Deletes a topic, its data and every group's committed offsets in it. Subscriptions on it
+    /// end with `UnknownTopic`; groups subscribed to it rebalance.
+    pub async fn delete_topic(&self, name: &str) -> Result<()> {
+        let _admin = self.inner.admin.lock().await;
+        let handle =
+            self.inner
+                .topics
+                .write()
+                .remove(name)
+                .ok_or_else(|| BrokerError::UnknownTopic {
+                    topic: name.to_owned(),
+                })?;
+        handle.mark_deleted();
+        self.topic_changed(name);
+        let store = Arc::clone(&self.inner.store);
+        let offsets = Arc::clone(&self.inner.offsets);
+        let name = name.to_owned();
+        blocking(move || {
+            store
+                .delete_topic(&name)
+                .map_err(BrokerError::from_admin_log)?;
+            offsets.remove_topic(&name)
+        })
+        .await?;
+        tracing::info!(topic = %handle.name, "topic deleted");
+        Ok(())
+    }
+
+    /// Every topic, sorted by name.
+    pub fn list_topics(&self) -> Vec<TopicSummary> {
+        let mut topics: Vec<TopicSummary> = self
+            .inner
+            .topics
+            .read()
+            .values()
+            .map(|t| TopicSummary {
+                name: t.name.to_string(),
+                partitions: t.partition_count(),
+            })
+            .collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        topics
+    }
+
+    /// A topic's id, settings, and per partition its offsets and size.
+    pub fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
+        Ok(self.topic(name)?.describe())
+    }
+
+    /// The open topic `name`, or `UnknownTopic`.
+    pub(crate) fn topic(&self, name: &str) -> Result<Arc<TopicHandle>> {
+        self.inner
+            .topics
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| BrokerError::UnknownTopic {
+                topic: name.to_owned(),
+            })
+    }
+
+    /// The open topic `name`; created with the default partition count when it does not exist
+    /// and automatic creation is on.
+    pub(crate) async fn topic_or_create(&self, name: &str) -> Result<Arc<TopicHandle>> {
+        match self.topic(name) {
+            Err(BrokerError::UnknownTopic { .. }) if self.inner.config.auto_create_topics => {
+                match self
+                    .create_topic(NewTopic {
+                        name: name.to_owned(),
+                        ..NewTopic::default()
+                    })
+                    .await
+                {
+                    // Another caller created it first: fine.
+                    Ok(_) | Err(BrokerError::TopicExists { .. }) => self.topic(name),
+                    Err(e) => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Partition count of `topic`, 0 when it does not exist: what the group assignor sees.
+    pub(crate) fn partition_count(&self, topic: &str) -> u32 {
+        self.inner
+            .topics
+            .read()
+            .get(topic)
+            .map_or(0, |t| t.partition_count())
+    }
+
+    /// Rebalances the groups subscribed to `topic`.
+    fn topic_changed(&self, topic: &str) {
+        self.inner
+            .groups
+            .topic_changed(topic, &|t| self.partition_count(t));
+    }
+
+    /// Refuses new produces once the broker is closing; the guard keeps `close` waiting.
+    pub(crate) async fn enter_produce(&self) -> Result<tokio::sync::RwLockReadGuard<'_, bool>> {
+        let open = self.inner.gate.read().await;
+        if *open {
+            Ok(open)
+        } else {
+            Err(BrokerError::Closed)
+        }
+    }
+
+    /// A receiver of the broker's shutdown flag.
+    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
+    }
+}

@@ -1,0 +1,149 @@
+//! Settings of the embedded broker: where data lives, the default log settings, topic creation,
+//! and the limits that keep one request from taking the broker down.
+//!
+//! Limits carry their unit last in the name, as every brook setting does. Every default is
+//! documented on its field.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use brook_log::LogConfig;
+
+use crate::error::{BrokerError, Result};
+
+/// The store's ceiling on partitions per topic (`brook_log::topic::PARTITIONS_MAX`; mirrored
+/// here until the store module is public).
+const PARTITIONS_CEILING: u32 = 10_000;
+
+/// How the broker is opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerConfig {
+    /// The data directory: partition logs, topic files, committed offsets. Default `./brook-data`.
+    pub data_dir: PathBuf,
+    /// The log settings of every topic that does not override them, durability included.
+    pub log: LogConfig,
+    /// Create a topic the first time something is produced to it (or a group subscribes to
+    /// it), with `default_partitions` partitions. Default on, as Kafka's
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// Partitions of a topic created automatically or without a count. Default 1.
+    pub default_partitions: u32,
+    /// Per-request limits.
+    pub limits: Limits,
+}
+
+impl BrokerConfig {
+    /// The defaults, with data in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            log: LogConfig::default(),
+            auto_create_topics: true,
+            default_partitions: 1,
+            limits: Limits::default(),
+        }
+    }
+
+    /// Rejects settings that cannot work, before anything is opened with them.
+    pub fn validate(&self) -> Result<()> {
+        self.log.validate().map_err(BrokerError::from_admin_log)?;
+        if self.default_partitions == 0 || self.default_partitions > self.limits.partitions_max {
+            return Err(BrokerError::InvalidPartitions {
+                partitions: self.default_partitions,
+                max: self.limits.partitions_max,
+            });
+        }
+        self.limits.validate()
+    }
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self::new("brook-data")
+    }
+}
+
+/// Per-request limits. A request past one gets an error naming the limit; nothing is
+/// allocated for it first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// The most bytes one fetch may ask for. Default 64 MiB (Kafka's `fetch.max.bytes` is
+    /// 50 MiB, so every Kafka client's default fits).
+    pub fetch_bytes_max: usize,
+    /// The longest a fetch may wait for data (its long poll). Default 60 s.
+    pub fetch_wait_ms_max: u64,
+    /// The most records one produce call may carry. Default 100 000.
+    pub produce_records_max: usize,
+    /// The most partitions one topic may have. Default 10 000 (the store's ceiling).
+    pub partitions_max: u32,
+    /// The longest commit metadata string. Default 4096 (Kafka's `offset.metadata.max.bytes`).
+    pub offset_metadata_bytes_max: usize,
+    /// Bytes a subscription reads from a partition at a time. Default 1 MiB. A subscription
+    /// holds at most one such read per partition it serves, so this bounds its memory.
+    pub subscribe_read_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            fetch_bytes_max: 64 << 20,
+            fetch_wait_ms_max: 60_000,
+            produce_records_max: 100_000,
+            partitions_max: PARTITIONS_CEILING,
+            offset_metadata_bytes_max: 4096,
+            subscribe_read_bytes: 1 << 20,
+        }
+    }
+}
+
+impl Limits {
+    /// The longest fetch wait, as a duration.
+    pub fn fetch_wait_max(&self) -> Duration {
+        Duration::from_millis(self.fetch_wait_ms_max)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |reason: &str| {
+            Err(BrokerError::InvalidConfig {
+                reason: reason.to_owned(),
+            })
+        };
+        if self.fetch_bytes_max == 0 {
+            return bad("fetch_bytes_max must be at least 1");
+        }
+        if self.produce_records_max == 0 {
+            return bad("produce_records_max must be at least 1");
+        }
+        if self.partitions_max == 0 || self.partitions_max > PARTITIONS_CEILING {
+            return bad("partitions_max must be 1..=10000");
+        }
+        if self.subscribe_read_bytes == 0 {
+            return bad("subscribe_read_bytes must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_settings_are_refused() {
+        BrokerConfig::default().validate().expect("defaults");
+        let zero_partitions = BrokerConfig {
+            default_partitions: 0,
+            ..BrokerConfig::default()
+        };
+        assert!(matches!(
+            zero_partitions.validate(),
+            Err(BrokerError::InvalidPartitions { .. })
+        ));
+        let mut no_fetch = BrokerConfig::default();
+        no_fetch.limits.fetch_bytes_max = 0;
+        assert!(matches!(
+            no_fetch.validate(),
+            Err(BrokerError::InvalidConfig { .. })
+        ));
+    }
+}

@@ -1,0 +1,252 @@
+//! The broker's one error type, and the coarse kind every door maps to its own status.
+//!
+//! Each variant carries what a user needs to fix the request (the topic, the partition, the
+//! valid range, the limit that was hit). Doors never match on messages: they call
+//! [`BrokerError::kind`] for the gRPC status / HTTP status, and match variants where their
+//! protocol is finer (Kafka tells `CORRUPT_MESSAGE` from `INVALID_REQUEST`, for instance).
+
+use brook_log::{BatchError, LogError};
+
+/// Result alias of the broker.
+pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
+
+/// Why a broker call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("topic {topic:?} does not exist")]
+    UnknownTopic { topic: String },
+    #[error(
+        "partition {partition} of topic {topic:?} does not exist (the topic has {partitions})"
+    )]
+    UnknownPartition {
+        topic: String,
+        partition: u32,
+        partitions: u32,
+    },
+    #[error("group {group:?} has no members and no committed offsets")]
+    UnknownGroup { group: String },
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopicName { name: String, reason: &'static str },
+    #[error("invalid group id {group:?}: {reason}")]
+    InvalidGroupId { group: String, reason: &'static str },
+    #[error("topic {topic:?} already exists")]
+    TopicExists { topic: String },
+    #[error("invalid partition count {partitions}: must be 1..={max}")]
+    InvalidPartitions { partitions: u32, max: u32 },
+    #[error("invalid config: {reason}")]
+    InvalidConfig { reason: String },
+    #[error(
+        "offset {offset} is out of range for {topic}-{partition}: valid offsets are \
+         [{log_start_offset}, {high_watermark}]"
+    )]
+    OffsetOutOfRange {
+        topic: String,
+        partition: u32,
+        offset: u64,
+        log_start_offset: u64,
+        high_watermark: u64,
+    },
+    #[error("{what} of {size} bytes exceeds the limit of {max} bytes ({limit})")]
+    TooLarge {
+        what: &'static str,
+        size: usize,
+        max: usize,
+        /// The setting that holds the limit, so the message says what to raise.
+        limit: &'static str,
+    },
+    #[error("invalid record batch for {topic}-{partition}: {source}")]
+    InvalidBatch {
+        topic: String,
+        partition: u32,
+        #[source]
+        source: BatchError,
+    },
+    #[error("invalid request: {reason}")]
+    InvalidRequest { reason: String },
+    #[error("{topic}-{partition} is poisoned for writes: {reason}")]
+    Poisoned {
+        topic: String,
+        partition: u32,
+        reason: String,
+    },
+    #[error("the broker is shutting down")]
+    Closed,
+    #[error("a storage task failed: {reason}")]
+    Task { reason: String },
+    #[error(transparent)]
+    Storage(#[from] LogError),
+}
+
+/// The coarse class of a [`BrokerError`]: what a door's status code says.
+///
+/// | kind              | gRPC                 | HTTP | Kafka (typical)                 |
+/// |-------------------|----------------------|------|---------------------------------|
+/// | `NotFound`        | `NOT_FOUND`          | 404  | `UNKNOWN_TOPIC_OR_PARTITION`    |
+/// | `InvalidArgument` | `INVALID_ARGUMENT`   | 400  | `INVALID_REQUEST`, `CORRUPT_MESSAGE`, `INVALID_TOPIC_EXCEPTION` |
+/// | `AlreadyExists`   | `ALREADY_EXISTS`     | 409  | `TOPIC_ALREADY_EXISTS`          |
+/// | `OutOfRange`      | `OUT_OF_RANGE`       | 416  | `OFFSET_OUT_OF_RANGE`           |
+/// | `TooLarge`        | `RESOURCE_EXHAUSTED` | 413  | `MESSAGE_TOO_LARGE`             |
+/// | `Unavailable`     | `UNAVAILABLE`        | 503  | `KAFKA_STORAGE_ERROR`           |
+/// | `Internal`        | `INTERNAL`           | 500  | `UNKNOWN_SERVER_ERROR`          |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    NotFound,
+    InvalidArgument,
+    AlreadyExists,
+    OutOfRange,
+    TooLarge,
+    Unavailable,
+    Internal,
+}
+
+impl BrokerError {
+    /// The class of this error, for mapping to a door's status code.
+    pub fn kind(&self) -> ErrorKind {
+        use BrokerError as E;
+        match self {
+            E::UnknownTopic { .. } | E::UnknownPartition { .. } | E::UnknownGroup { .. } => {
+                ErrorKind::NotFound
+            }
+            E::InvalidTopicName { .. }
+            | E::InvalidGroupId { .. }
+            | E::InvalidPartitions { .. }
+            | E::InvalidConfig { .. }
+            | E::InvalidBatch { .. }
+            | E::InvalidRequest { .. } => ErrorKind::InvalidArgument,
+            E::TopicExists { .. } => ErrorKind::AlreadyExists,
+            E::OffsetOutOfRange { .. } => ErrorKind::OutOfRange,
+            E::TooLarge { .. } => ErrorKind::TooLarge,
+            E::Poisoned { .. } | E::Closed => ErrorKind::Unavailable,
+            E::Task { .. } => ErrorKind::Internal,
+            E::Storage(e) => storage_kind(e),
+        }
+    }
+
+    /// Shorthand for [`BrokerError::InvalidRequest`].
+    pub(crate) fn invalid(reason: impl Into<String>) -> Self {
+        Self::InvalidRequest {
+            reason: reason.into(),
+        }
+    }
+
+    /// Converts a storage error raised while serving `topic`-`partition`, giving the variants
+    /// the broker knows about their broker-level form (with the topic and partition in them).
+    pub(crate) fn from_log(err: LogError, topic: &str, partition: u32) -> Self {
+        match err {
+            LogError::OffsetOutOfRange {
+                offset,
+                log_start,
+                log_end,
+            } => Self::OffsetOutOfRange {
+                topic: topic.to_owned(),
+                partition,
+                offset,
+                log_start_offset: log_start,
+                high_watermark: log_end,
+            },
+            LogError::Batch(BatchError::TooLarge { size, max }) => Self::TooLarge {
+                what: "record batch",
+                size,
+                max,
+                limit: "message_bytes_max",
+            },
+            LogError::Batch(source) => Self::InvalidBatch {
+                topic: topic.to_owned(),
+                partition,
+                source,
+            },
+            LogError::Poisoned { reason, .. } => Self::Poisoned {
+                topic: topic.to_owned(),
+                partition,
+                reason,
+            },
+            LogError::Closed => Self::Closed,
+            other => Self::from_admin_log(other),
+        }
+    }
+
+    /// Converts a storage error of a topic-level operation (create, delete, open).
+    pub(crate) fn from_admin_log(err: LogError) -> Self {
+        match err {
+            LogError::InvalidTopicName { name, reason } => Self::InvalidTopicName { name, reason },
+            LogError::TopicExists(topic) => Self::TopicExists { topic },
+            LogError::UnknownTopic(topic) => Self::UnknownTopic { topic },
+            LogError::UnknownPartition { topic, partition } => Self::UnknownPartition {
+                topic,
+                partition,
+                partitions: 0,
+            },
+            LogError::InvalidConfig(reason) => Self::InvalidConfig { reason },
+            LogError::Closed => Self::Closed,
+            other => Self::Storage(other),
+        }
+    }
+}
+
+/// The kind of a storage error that has no broker-level variant.
+fn storage_kind(err: &LogError) -> ErrorKind {
+    match err {
+        LogError::Batch(BatchError::TooLarge { .. }) => ErrorKind::TooLarge,
+        LogError::Batch(_) | LogError::InvalidTopicName { .. } | LogError::InvalidConfig(_) => {
+            ErrorKind::InvalidArgument
+        }
+        LogError::OffsetOutOfRange { .. } => ErrorKind::OutOfRange,
+        LogError::TopicExists(_) => ErrorKind::AlreadyExists,
+        LogError::UnknownTopic(_) | LogError::UnknownPartition { .. } => ErrorKind::NotFound,
+        LogError::Poisoned { .. } | LogError::Locked { .. } | LogError::Closed => {
+            ErrorKind::Unavailable
+        }
+        _ => ErrorKind::Internal,
+    }
+}
+
+impl From<tokio::task::JoinError> for BrokerError {
+    fn from(err: tokio::task::JoinError) -> Self {
+        Self::Task {
+            reason: err.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_errors_take_the_topic_and_partition_and_keep_their_kind() {
+        let err = BrokerError::from_log(
+            LogError::OffsetOutOfRange {
+                offset: 9,
+                log_start: 2,
+                log_end: 5,
+            },
+            "t",
+            1,
+        );
+        assert_eq!(err.kind(), ErrorKind::OutOfRange);
+        assert!(matches!(
+            err,
+            BrokerError::OffsetOutOfRange {
+                offset: 9,
+                log_start_offset: 2,
+                high_watermark: 5,
+                partition: 1,
+                ..
+            }
+        ));
+        let err = BrokerError::from_log(
+            LogError::Batch(BatchError::TooLarge { size: 10, max: 5 }),
+            "t",
+            0,
+        );
+        assert_eq!(err.kind(), ErrorKind::TooLarge);
+        let err = BrokerError::from_log(LogError::Batch(BatchError::BadMagic(1)), "t", 0);
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert!(err.to_string().contains("t-0"), "{err}");
+        let err = BrokerError::from_admin_log(LogError::TopicExists("t".into()));
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+        let io = std::io::Error::other("disk gone");
+        let err = BrokerError::from_log(LogError::io("/x", io), "t", 0);
+        assert_eq!(err.kind(), ErrorKind::Internal);
+    }
+}

@@ -1,0 +1,212 @@
+//! Fetching: whole stored batches from an offset, as a long poll; ListOffsets-style queries; and
+//! decoding fetched batches into records for doors that send records rather than bytes.
+//!
+//! A fetch at the high watermark waits on the partition's high-watermark channel until an
+//! append moves it (or `max_wait` passes, or the broker closes): it never sleeps in a loop. The
+//! bytes come from the log as they are, so the Kafka door can send them on unchanged.
+
+use std::time::Duration;
+
+use brook_log::batch::{Batches, Record};
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::broker::{blocking, Broker, PartitionHandle};
+use crate::error::{BrokerError, Result};
+use crate::types::{Fetched, ListedOffset, OffsetSpec};
+
+impl Broker {
+    /// Reads whole batches of `topic`-`partition` starting with the one holding `offset`, at
+    /// most `max_bytes` of them (but always at least one whole batch when there is data, so a
+    /// consumer never gets stuck on a large one).
+    ///
+    /// When `offset` is the high watermark, waits up to `max_wait` for data and returns as soon
+    /// as an append arrives; after `max_wait` (or when the broker closes) it returns an empty
+    /// answer. Never creates the topic.
+    ///
+    /// Errors: `UnknownTopic`, `UnknownPartition`; `OffsetOutOfRange` (with the valid range)
+    /// when `offset` is below the log start or above the high watermark; `InvalidRequest` when
+    /// `max_bytes` is 0 or above `fetch_bytes_max`, or `max_wait` above `fetch_wait_ms_max`.
+    pub async fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_bytes: usize,
+        max_wait: Duration,
+    ) -> Result<Fetched> {
+        self.check_fetch_bounds(max_bytes, max_wait)?;
+        let handle = self.topic(topic)?;
+        let target = handle.partition(partition)?;
+        // Subscribe before looking, so an append between the look and the wait still wakes us.
+        let mut hw = target.hw.subscribe();
+        hw.borrow_and_update();
+        let mut high_watermark = check_offset(target, topic, partition, offset)?;
+        if offset == high_watermark && !max_wait.is_zero() {
+            high_watermark = self.wait_past(&mut hw, target, offset, max_wait).await;
+        }
+        let batches = if offset < high_watermark {
+            let log = std::sync::Arc::clone(&target.log);
+            let topic_name = topic.to_owned();
+            blocking(move || {
+                log.read(offset, max_bytes)
+                    .map_err(|e| BrokerError::from_log(e, &topic_name, partition))
+            })
+            .await?
+        } else {
+            Bytes::new()
+        };
+        Ok(Fetched {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+            batches,
+            high_watermark: target.log.high_watermark(),
+            log_start_offset: target.log.log_start_offset(),
+        })
+    }
+
+    /// Answers a ListOffsets-style query on `topic`-`partition`.
+    pub async fn list_offset(
+        &self,
+        topic: &str,
+        partition: u32,
+        spec: OffsetSpec,
+    ) -> Result<ListedOffset> {
+        let handle = self.topic(topic)?;
+        let target = handle.partition(partition)?;
+        let found = |offset| ListedOffset {
+            offset: Some(offset),
+            timestamp: None,
+        };
+        match spec {
+            OffsetSpec::Earliest => Ok(found(target.log.log_start_offset())),
+            OffsetSpec::Latest => Ok(found(target.log.high_watermark())),
+            OffsetSpec::Timestamp(ts) => {
+                let log = std::sync::Arc::clone(&target.log);
+                let topic = topic.to_owned();
+                let hit = blocking(move || {
+                    log.offset_for_timestamp(ts)
+                        .map_err(|e| BrokerError::from_log(e, &topic, partition))
+                })
+                .await?;
+                Ok(ListedOffset {
+                    offset: hit.map(|(offset, _)| offset),
+                    timestamp: hit.map(|(_, ts)| ts),
+                })
+            }
+        }
+    }
+
+    /// A receiver of `topic`-`partition`'s high watermark, updated after every append: for
+    /// doors that wait on several partitions at once (a Kafka fetch with `min_bytes`). Its value
+    /// only ever grows; a deleted topic wakes it one last time.
+    pub fn watch_high_watermark(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<watch::Receiver<u64>> {
+        Ok(self.topic(topic)?.partition(partition)?.hw.subscribe())
+    }
+
+    fn check_fetch_bounds(&self, max_bytes: usize, max_wait: Duration) -> Result<()> {
+        let limits = &self.inner.config.limits;
+        if max_bytes == 0 || max_bytes > limits.fetch_bytes_max {
+            return Err(BrokerError::invalid(format!(
+                "max_bytes {max_bytes} is not within 1..={} (fetch_bytes_max)",
+                limits.fetch_bytes_max
+            )));
+        }
+        if max_wait > limits.fetch_wait_max() {
+            return Err(BrokerError::invalid(format!(
+                "max_wait {} ms exceeds fetch_wait_ms_max ({} ms)",
+                max_wait.as_millis(),
+                limits.fetch_wait_ms_max
+            )));
+        }
+        Ok(())
+    }
+
+    /// Waits until the high watermark passes `offset`, `max_wait` passes or the broker closes;
+    /// returns the high watermark then.
+    async fn wait_past(
+        &self,
+        hw: &mut watch::Receiver<u64>,
+        target: &PartitionHandle,
+        offset: u64,
+        max_wait: Duration,
+    ) -> u64 {
+        let mut shutdown = self.shutdown_signal();
+        let arrived = async {
+            loop {
+                if target.log.high_watermark() > offset {
+                    return;
+                }
+                if hw.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            () = arrived => {}
+            _ = tokio::time::sleep(max_wait) => {}
+            _ = shutdown.wait_for(|closed| *closed) => {}
+        }
+        target.log.high_watermark()
+    }
+}
+
+/// The high watermark, when `offset` is within `[log start, high watermark]`.
+fn check_offset(target: &PartitionHandle, topic: &str, partition: u32, offset: u64) -> Result<u64> {
+    let high_watermark = target.log.high_watermark();
+    let log_start_offset = target.log.log_start_offset();
+    if offset < log_start_offset || offset > high_watermark {
+        return Err(BrokerError::OffsetOutOfRange {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+            log_start_offset,
+            high_watermark,
+        });
+    }
+    Ok(high_watermark)
+}
+
+/// Decodes whole batches into records at or after `from`.
+pub(crate) fn decode_records(
+    topic: &str,
+    partition: u32,
+    batches: &Bytes,
+    from: u64,
+) -> Result<Vec<Record>> {
+    let corrupt = |source| BrokerError::InvalidBatch {
+        topic: topic.to_owned(),
+        partition,
+        source,
+    };
+    let mut out = Vec::new();
+    for batch in Batches::new(batches) {
+        let batch = batch.map_err(corrupt)?;
+        // Control batches (transaction markers) carry no user records; Kafka consumers skip
+        // them too.
+        if batch.header.next_offset() <= from as i64 || batch.header.is_control() {
+            continue;
+        }
+        let bytes = batches.slice(batch.position..batch.position + batch.bytes.len());
+        for record in brook_log::batch::records(bytes).map_err(corrupt)? {
+            let record = record.map_err(corrupt)?;
+            if record.offset >= from {
+                out.push(record);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The offset after the last whole batch in `batches`; `None` when there is none.
+pub(crate) fn next_offset(batches: &[u8]) -> Option<u64> {
+    Batches::new(batches)
+        .map_while(|b| b.ok())
+        .last()
+        .and_then(|b| u64::try_from(b.header.next_offset()).ok())
+}

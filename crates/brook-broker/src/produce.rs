@@ -1,0 +1,288 @@
+//! Producing: records turned into batches and appended, or a client's own batch appended as is.
+//!
+//! Appends run on tokio's blocking pool, one task per partition touched, so many produces (from
+//! any door) append at once and the log's group commit covers them with shared fsyncs under
+//! `sync` durability. After each append the partition's high watermark is published, waking
+//! long polls and subscriptions. A request is checked whole (partitions, sizes, counts) before
+//! anything is appended, so a bad request changes nothing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use brook_log::batch::{BatchBuilder, Compression, RecordRef};
+use bytes::BytesMut;
+
+use crate::broker::{blocking, Broker, TopicHandle};
+use crate::error::{BrokerError, Result};
+use crate::partitioner::partition_for_key;
+use crate::types::{BatchAppended, ProduceRecord, RecordPosition};
+
+/// Bytes a record adds to a batch beyond its key, value and header bytes, at most: length,
+/// attributes, timestamp delta, offset delta, key/value lengths and header count varints.
+const RECORD_OVERHEAD_BYTES_MAX: usize = 5 + 1 + 10 + 5 + 5 + 5 + 5;
+/// Bytes a header adds beyond its key and value: two length varints.
+const HEADER_OVERHEAD_BYTES_MAX: usize = 10;
+
+/// What a records produce did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Produced {
+    /// One entry per record, in request order.
+    pub records: Vec<RecordPosition>,
+    /// One entry per batch appended, with the partition it went to.
+    pub batches: Vec<(u32, BatchAppended)>,
+}
+
+/// The current time in ms since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// An upper bound of the bytes `record` adds to a batch.
+fn record_bytes(record: &ProduceRecord) -> usize {
+    let len = |b: &Option<bytes::Bytes>| b.as_ref().map_or(0, |b| b.len());
+    RECORD_OVERHEAD_BYTES_MAX
+        + len(&record.key)
+        + len(&record.value)
+        + record
+            .headers
+            .iter()
+            .map(|(k, v)| HEADER_OVERHEAD_BYTES_MAX + k.len() + v.len())
+            .sum::<usize>()
+}
+
+/// The records bound for one partition, as indexes into the request, cut into batches that
+/// each fit `message_bytes_max`.
+fn plan_batches(
+    records: &[ProduceRecord],
+    indexes: &[usize],
+    message_bytes_max: usize,
+) -> Result<Vec<Vec<usize>>> {
+    let room = message_bytes_max.saturating_sub(brook_log::batch::HEADER_LEN);
+    let mut batches: Vec<Vec<usize>> = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    let mut current_bytes = 0;
+    for &i in indexes {
+        let size = record_bytes(&records[i]);
+        if size > room {
+            return Err(BrokerError::TooLarge {
+                what: "record",
+                size: size + brook_log::batch::HEADER_LEN,
+                max: message_bytes_max,
+                limit: "message_bytes_max",
+            });
+        }
+        if current_bytes + size > room {
+            batches.push(std::mem::take(&mut current));
+            current_bytes = 0;
+        }
+        current.push(i);
+        current_bytes += size;
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    Ok(batches)
+}
+
+/// Encodes `records[indexes]` as one uncompressed batch.
+fn build_batch(
+    records: &[ProduceRecord],
+    indexes: &[usize],
+    timestamps: &[i64],
+) -> Result<BytesMut> {
+    let mut builder = BatchBuilder::new(Compression::None);
+    let mut headers: Vec<(&str, &[u8])> = Vec::new();
+    for &i in indexes {
+        let record = &records[i];
+        headers.clear();
+        headers.extend(record.headers.iter().map(|(k, v)| (k.as_str(), v.as_ref())));
+        builder.push(RecordRef {
+            key: record.key.as_deref(),
+            value: record.value.as_deref(),
+            headers: &headers,
+            timestamp: timestamps[i],
+        });
+    }
+    builder
+        .build()
+        .map_err(|e| BrokerError::invalid(e.to_string()))
+}
+
+impl Broker {
+    /// Appends `records` to `topic`, and answers once they are durable per the topic's
+    /// durability, with each record's partition and offset in request order.
+    ///
+    /// A record goes to its `partition` if given, else to `murmur2(key) % partitions` (where a
+    /// Kafka client would put it), else (no key) to one partition for all keyless records of
+    /// this call, rotating between calls. Records bound for one partition are appended in
+    /// request order, as one batch when they fit `message_bytes_max` (else as several, in
+    /// order). The topic is created when missing and `auto_create_topics` is on.
+    ///
+    /// Errors, with nothing appended: `UnknownTopic`, `UnknownPartition`, `InvalidTopicName`,
+    /// `InvalidRequest` (no records, too many), `TooLarge` (one record exceeds
+    /// `message_bytes_max`), `Closed`. `Poisoned` when a partition's log refuses writes (other
+    /// partitions of the same call may then have been appended).
+    pub async fn produce(&self, topic: &str, records: Vec<ProduceRecord>) -> Result<Produced> {
+        let limit = self.inner.config.limits.produce_records_max;
+        if records.is_empty() {
+            return Err(BrokerError::invalid("a produce needs at least one record"));
+        }
+        if records.len() > limit {
+            return Err(BrokerError::invalid(format!(
+                "{} records in one produce exceed produce_records_max ({limit})",
+                records.len()
+            )));
+        }
+        brook_log::validate_topic_name(topic).map_err(BrokerError::from_admin_log)?;
+        let _open = self.enter_produce().await?;
+        let handle = self.topic_or_create(topic).await?;
+        let by_partition = route(&handle, &records)?;
+        let message_bytes_max = handle.topic.config().message_bytes_max;
+        let mut plans = Vec::with_capacity(by_partition.len());
+        for (partition, indexes) in by_partition {
+            plans.push((
+                partition,
+                plan_batches(&records, &indexes, message_bytes_max)?,
+            ));
+        }
+
+        let now = now_ms();
+        let timestamps: Arc<[i64]> = records.iter().map(|r| r.timestamp.unwrap_or(now)).collect();
+        let records: Arc<[ProduceRecord]> = records.into();
+        let appends = plans.into_iter().map(|(partition, batches)| {
+            let handle = Arc::clone(&handle);
+            let records = Arc::clone(&records);
+            let timestamps = Arc::clone(&timestamps);
+            blocking(move || {
+                let mut appended = Vec::with_capacity(batches.len());
+                for indexes in batches {
+                    let mut batch = build_batch(&records, &indexes, &timestamps)?;
+                    let info = append(&handle, partition, &mut batch)?;
+                    appended.push((partition, indexes, info));
+                }
+                Ok(appended)
+            })
+        });
+        let appended = futures::future::try_join_all(appends).await?;
+
+        let mut positions = vec![None; records.len()];
+        let mut batches = Vec::new();
+        for (partition, indexes, info) in appended.into_iter().flatten() {
+            for (delta, &i) in indexes.iter().enumerate() {
+                positions[i] = Some(RecordPosition {
+                    partition,
+                    offset: info.base_offset + delta as u64,
+                    timestamp: timestamps[i],
+                });
+            }
+            batches.push((partition, info));
+        }
+        let records = positions
+            .into_iter()
+            .map(|p| p.ok_or_else(|| BrokerError::invalid("a record was not appended")))
+            .collect::<Result<_>>()?;
+        Ok(Produced { records, batches })
+    }
+
+    /// Appends one Kafka RecordBatch v2 that a door received whole (Kafka Produce, gRPC raw
+    /// batch) to `topic`-`partition`, stored byte for byte except the base offset, which the
+    /// log assigns. The batch is validated first (CRC, lengths, record framing): a bad one gets
+    /// `InvalidBatch` or `TooLarge` and nothing is stored.
+    pub async fn produce_batch(
+        &self,
+        topic: &str,
+        partition: u32,
+        mut batch: BytesMut,
+    ) -> Result<BatchAppended> {
+        brook_log::validate_topic_name(topic).map_err(BrokerError::from_admin_log)?;
+        let _open = self.enter_produce().await?;
+        let handle = self.topic_or_create(topic).await?;
+        handle.partition(partition)?;
+        blocking(move || append(&handle, partition, &mut batch)).await
+    }
+}
+
+/// Assigns each record its partition: indexes per partition, in request order.
+fn route(handle: &TopicHandle, records: &[ProduceRecord]) -> Result<BTreeMap<u32, Vec<usize>>> {
+    let partitions = handle.partition_count();
+    let mut keyless = None;
+    let mut by_partition: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (i, record) in records.iter().enumerate() {
+        let partition = match (record.partition, &record.key) {
+            (Some(p), _) => {
+                handle.partition(p)?;
+                p
+            }
+            (None, Some(key)) => partition_for_key(key, partitions),
+            (None, None) => {
+                *keyless.get_or_insert_with(|| handle.cursor.next_partition(partitions))
+            }
+        };
+        by_partition.entry(partition).or_default().push(i);
+    }
+    Ok(by_partition)
+}
+
+/// Appends one batch (blocking) and publishes the new high watermark.
+fn append(handle: &TopicHandle, partition: u32, batch: &mut [u8]) -> Result<BatchAppended> {
+    let target = handle.partition(partition)?;
+    let info = target
+        .log
+        .append(batch)
+        .map_err(|e| BrokerError::from_log(e, &handle.name, partition))?;
+    target.publish_high_watermark();
+    Ok(BatchAppended {
+        base_offset: info.base_offset,
+        last_offset: info.last_offset,
+        record_count: info.record_count,
+        max_timestamp: info.max_timestamp,
+        log_start_offset: target.log.log_start_offset(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn batches_are_cut_to_fit_and_oversized_records_refused() {
+        let records: Vec<ProduceRecord> = (0..10)
+            .map(|_| ProduceRecord::value(Bytes::from(vec![0u8; 100])))
+            .collect();
+        let all: Vec<usize> = (0..10).collect();
+        let one = plan_batches(&records, &all, 1 << 20).expect("fits");
+        assert_eq!(one, vec![all.clone()]);
+        let per = record_bytes(&records[0]);
+        let limit = brook_log::batch::HEADER_LEN + 3 * per;
+        let cut = plan_batches(&records, &all, limit).expect("fits in several");
+        assert_eq!(cut.len(), 4);
+        assert_eq!(cut.concat(), all, "order kept");
+        let err = plan_batches(&records, &all, brook_log::batch::HEADER_LEN + 50).unwrap_err();
+        assert!(matches!(err, BrokerError::TooLarge { what: "record", .. }));
+    }
+
+    #[test]
+    fn built_batches_validate_and_decode() {
+        let records = vec![
+            ProduceRecord::keyed("k", "v"),
+            ProduceRecord {
+                headers: vec![("h".into(), Bytes::from_static(b"x"))],
+                ..ProduceRecord::value("w")
+            },
+        ];
+        let batch = build_batch(&records, &[0, 1], &[5, 6]).expect("build");
+        let header = brook_log::batch::validate(&batch, 1 << 20).expect("valid");
+        assert_eq!(header.records_count, 2);
+        let decoded: Vec<_> = brook_log::batch::records(batch.freeze())
+            .expect("records")
+            .collect::<std::result::Result<_, _>>()
+            .expect("decode");
+        assert_eq!(decoded[0].key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(decoded[1].headers[0].0, "h");
+        assert_eq!(decoded[1].timestamp, 6);
+    }
+}
