@@ -44,16 +44,14 @@ pub fn varint_len(value: i32) -> usize {
 /// Appends `value` as a varlong.
 #[inline]
 pub fn put_varlong(buf: &mut impl BufMut, value: i64) {
+    // Byte by byte: most varints in a record are one or two bytes, and `put_u8` is a capacity
+    // check and a store, where a slice copy would be a call to memcpy.
     let mut raw = zigzag(value);
-    let mut out = [0u8; VARLONG_MAX_BYTES];
-    let mut n = 0;
     while raw >= 0x80 {
-        out[n] = (raw as u8) | 0x80;
+        buf.put_u8((raw as u8) | 0x80);
         raw >>= 7;
-        n += 1;
     }
-    out[n] = raw as u8;
-    buf.put_slice(&out[..=n]);
+    buf.put_u8(raw as u8);
 }
 
 /// Appends `value` as a varint.
