@@ -21,24 +21,23 @@
 //! | 57     | `recordsCount`         | i32    |                                                     |
 //! | 61     | records                | bytes  | compressed as a whole when the codec is not none    |
 //!
-//! Each record (zig-zag varints marked `varint`):
+//! Each record (zig-zag varints: `varint` for i32, `varlong` for i64):
 //!
-//! | field            | type            |
-//! |------------------|-----------------|
-//! | `length`         | varint          | bytes after this field
-//! | `attributes`     | i8              | unused, 0
-//! | `timestampDelta` | varlong         | from `baseTimestamp`
-//! | `offsetDelta`    | varint          | from `baseOffset`
-//! | `keyLength`      | varint          | -1 for a null key
-//! | `key`            | bytes           |
-//! | `valueLength`    | varint          | -1 for a null value
-//! | `value`          | bytes           |
-//! | `headersCount`   | varint          |
-//! | headers          | (keyLength varint, key, valueLength varint, value) each |
-
+//! | field            | type    | notes                                                  |
+//! |------------------|---------|--------------------------------------------------------|
+//! | `length`         | varint  | bytes after this field                                 |
+//! | `attributes`     | i8      | unused, 0                                              |
+//! | `timestampDelta` | varlong | from `baseTimestamp`                                   |
+//! | `offsetDelta`    | varint  | from `baseOffset`                                      |
+//! | `keyLength`      | varint  | -1 for a null key                                      |
+//! | `key`            | bytes   |                                                        |
+//! | `valueLength`    | varint  | -1 for a null value                                    |
+//! | `value`          | bytes   |                                                        |
+//! | `headersCount`   | varint  |                                                        |
+//! | headers          |         | each: keyLength varint, key, valueLength varint, value |
 //!
 //! The pieces: [`header`] reads and checks the fixed header, [`builder`] writes batches,
-//! [`records`] validates and decodes the records, [`batches`] walks a buffer of batches,
+//! [`mod@records`] validates and decodes the records, [`batches`] walks a buffer of batches,
 //! [`compression`] holds the four codecs and [`varint`] the record integer encoding.
 
 pub mod batches;
