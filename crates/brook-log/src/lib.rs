@@ -11,16 +11,26 @@
 //! - [`names`]: topic name rules and partition directory names.
 //! - [`lock`]: one process per data directory.
 //! - [`scan`]: a read-only walk over a segment file's batches, for tools and recovery.
+//! - [`index`], [`segment`]: a segment's `.log` file and its sparse offset and time indexes.
+//! - [`log`]: [`PartitionLog`], the segmented log with durability modes and group commit.
+//! - [`recovery`], [`checkpoint`]: opening after a crash, and the files that make it cheap.
 #![deny(clippy::unwrap_used)]
 
 pub mod batch;
+pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod index;
 pub mod lock;
+pub mod log;
 pub mod meta;
 pub mod names;
+pub mod recovery;
 pub mod scan;
+pub mod segment;
 
 pub use config::{Durability, LogConfig};
 pub use error::{BatchError, LogError, Result};
+pub use log::{AppendInfo, PartitionLog};
 pub use names::validate_topic_name;
+pub use recovery::{Corruption, RecoveryReport};

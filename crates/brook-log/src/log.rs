@@ -1,0 +1,1327 @@
+//! The partition log: an ordered run of segments that takes appends at its end, serves reads
+//! from anywhere between its start and its high watermark, rolls, retains and truncates.
+//!
+//! # Durability modes
+//!
+//! - `sync` (default): `append` returns only after an fdatasync covering its batch (and, when
+//!   a segment was created for it, a directory fsync). **Group commit**: the appender writes
+//!   under the write lock, notes where its bytes end, releases the lock and then waits for a
+//!   sync covering that point. Whoever finds no sync running becomes the leader and fsyncs
+//!   everything written so far while the others wait on a condvar; every appender that wrote
+//!   meanwhile is covered by that one fsync or the next. The write lock is never held across
+//!   the fsync, so appends keep landing in the page cache while it runs. Loses nothing on
+//!   `kill -9` or power loss.
+//! - `interval(N)`: `append` returns once its batch is in the page cache. A flusher thread per
+//!   log (started only in this mode, parked while nothing is unsynced) fsyncs at most once
+//!   every N ms, and at the latest about N ms after an append. `kill -9` loses nothing; power
+//!   loss loses up to the last N ms of acknowledged appends.
+//! - `none`: no fsync on the append path. Rolled segments are fsynced when they roll (so a
+//!   later segment never holds data while an earlier one might miss some), the rest on
+//!   `flush` and `close`. `kill -9` loses nothing (the page cache survives); power loss loses
+//!   whatever the OS had not written back.
+//!
+//! # High watermark
+//!
+//! Readers see only batches below the high watermark: in `sync` mode, fsynced batches; in the
+//! other modes, written ones (an acknowledgement there does not wait for fsync either). So a
+//! consumer never reads a batch that a crash could take back in `sync` mode.
+//!
+//! # Failure
+//!
+//! A failed fsync poisons the log for writes: that appender, every appender waiting on the same
+//! sync and every later one get [`LogError::Poisoned`]. There is no retry: after a failed fsync
+//! the kernel may have dropped the dirty pages, so a second fsync that succeeds would prove
+//! nothing. Reads go on up to the high watermark. Reopening the log (a restart) recovers.
+//!
+//! # Crash recovery
+//!
+//! See [`crate::recovery`]. `close` writes the clean-shutdown marker last; dropping a log
+//! without `close` is, for the next open, a crash (nothing written is lost, but the tail after
+//! the last checkpoint is CRC-walked).
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
+
+use crate::batch::header::patch_base_offset;
+use crate::batch::{validate, BatchHeader};
+use crate::checkpoint::{self, Checkpoint, LogPosition};
+use crate::config::{Durability, LogConfig};
+use crate::error::{LogError, Result};
+use crate::meta;
+use crate::recovery::{recover, Corruption, RecoveryReport};
+use crate::segment::{delete_segment_files, now_ms, Segment};
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// The offset of the batch's first record.
+    pub base_offset: u64,
+    /// The offset of its last record.
+    pub last_offset: u64,
+    /// The batch's `maxTimestamp`.
+    pub max_timestamp: i64,
+    pub record_count: u32,
+}
+
+/// A segmented, append-only log of record batches for one partition. `Send + Sync`: every
+/// method takes `&self`; appends serialize on a write lock, reads take no lock across IO.
+pub struct PartitionLog {
+    shared: Arc<Shared>,
+    recovery: RecoveryReport,
+    flusher: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Everything the appenders, readers and the flusher thread share.
+struct Shared {
+    dir: PathBuf,
+    config: RwLock<Arc<LogConfig>>,
+    /// Held to write: appends, roll, retention, truncation, flush, close.
+    writer: Mutex<Writer>,
+    /// Every open segment by base offset; the last one is the active one.
+    segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
+    log_start: AtomicU64,
+    log_end: AtomicU64,
+    /// End of what readers may see. Only ever lowered by `truncate_to`.
+    high_watermark: RwLock<LogPosition>,
+    sync: Mutex<SyncState>,
+    synced: Condvar,
+    /// Set once writes are refused (failed fsync or corruption); the reason is in `sync` or
+    /// `writer`.
+    refusing_writes: AtomicBool,
+    /// The last checkpoint written; its lock serializes writing the file.
+    checkpoint: Mutex<Checkpoint>,
+    fsyncs: AtomicU64,
+    flusher: FlusherControl,
+    #[cfg(test)]
+    fail_fsync: AtomicBool,
+}
+
+struct Writer {
+    active: Arc<Segment>,
+    /// Where the next batch goes.
+    end: LogPosition,
+    closed: bool,
+    /// Damage found on open: appends are refused until `truncate_to` cuts it off.
+    corruption: Option<Corruption>,
+    /// Segment files after the damage, kept on disk, not opened.
+    beyond_corruption: Vec<u64>,
+}
+
+/// The group-commit state.
+struct SyncState {
+    /// Bytes written since open (never decreases, not even on truncation).
+    written_seq: u64,
+    /// The log end those bytes reach.
+    written: LogPosition,
+    /// `written_seq` as of the last successful sync.
+    durable_seq: u64,
+    /// A leader is fsyncing right now.
+    in_progress: bool,
+    /// Segments written since the last sync began.
+    dirty: Vec<Arc<Segment>>,
+    /// Why the log is poisoned, once an fsync failed.
+    failed: Option<String>,
+}
+
+#[derive(Default)]
+struct FlusherControl {
+    state: Mutex<FlusherState>,
+    wake: Condvar,
+    /// The flusher waits for an append; appenders must wake it.
+    idle: AtomicBool,
+}
+
+#[derive(Default)]
+struct FlusherState {
+    stop: bool,
+}
+
+impl PartitionLog {
+    /// Opens the log in `dir`, creating it if missing and recovering it after an unclean stop
+    /// (see [`crate::recovery`]; the outcome is in [`PartitionLog::recovery`]).
+    pub fn open(dir: impl Into<PathBuf>, config: LogConfig) -> Result<PartitionLog> {
+        config.validate()?;
+        let dir = dir.into();
+        let recovered = recover(&dir, &config)?;
+        let segments: BTreeMap<u64, Arc<Segment>> = recovered
+            .segments
+            .into_iter()
+            .map(|s| (s.base_offset(), Arc::new(s)))
+            .collect();
+        let active = segments
+            .values()
+            .next_back()
+            .cloned()
+            .ok_or_else(|| LogError::InvalidConfig("recovery left no segment".into()))?;
+        let corruption = recovered.report.corruption.clone();
+        let end = recovered.end;
+        let shared = Arc::new(Shared {
+            dir,
+            config: RwLock::new(Arc::new(config)),
+            writer: Mutex::new(Writer {
+                active,
+                end,
+                closed: false,
+                corruption: corruption.clone(),
+                beyond_corruption: recovered.beyond_corruption,
+            }),
+            segments: RwLock::new(segments),
+            log_start: AtomicU64::new(recovered.log_start),
+            log_end: AtomicU64::new(end.offset),
+            high_watermark: RwLock::new(end),
+            sync: Mutex::new(SyncState {
+                written_seq: 0,
+                written: end,
+                durable_seq: 0,
+                in_progress: false,
+                dirty: Vec::new(),
+                failed: None,
+            }),
+            synced: Condvar::new(),
+            refusing_writes: AtomicBool::new(corruption.is_some()),
+            checkpoint: Mutex::new(recovered.checkpoint),
+            fsyncs: AtomicU64::new(0),
+            flusher: FlusherControl::default(),
+            #[cfg(test)]
+            fail_fsync: AtomicBool::new(false),
+        });
+        let log = PartitionLog {
+            shared,
+            recovery: recovered.report,
+            flusher: Mutex::new(None),
+        };
+        log.start_or_stop_flusher();
+        Ok(log)
+    }
+
+    /// What opening the log found: clean or not, bytes walked and cut, indexes rebuilt, damage.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// Validates `batch` (one whole RecordBatch v2 of at most `message_bytes_max` bytes),
+    /// assigns its offsets by rewriting its `baseOffset` in place, writes it (rolling first if
+    /// the active segment is full or old), and makes it durable as the mode says. Many threads
+    /// may append at once; in `sync` mode they share fsyncs.
+    ///
+    /// A log in which recovery found corruption refuses appends ([`LogError::Corrupt`]) until
+    /// `truncate_to` drops the damaged batch: the valid batches after the damage still hold
+    /// their offsets on disk, and new appends would be given offsets from the damage on,
+    /// numbering different records with the same offsets; and appending after unreadable bytes
+    /// would bury them where no reader could get past. An operator decides what is lost.
+    pub fn append(&self, batch: &mut [u8]) -> Result<AppendInfo> {
+        let s = &*self.shared;
+        if s.refusing_writes.load(Ordering::Acquire) {
+            return Err(s.write_refusal());
+        }
+        let config = s.config();
+        let header = validate(batch, config.message_bytes_max)?;
+        let (seq, info) = {
+            let mut w = s.writer.lock();
+            s.check_writable(&w)?;
+            if w.active.should_roll(&header, now_ms(), &config) {
+                s.roll_locked(&mut w, &config)?;
+            }
+            let base = w.end.offset;
+            let header = BatchHeader {
+                base_offset: base as i64,
+                ..header
+            };
+            patch_base_offset(batch, header.base_offset);
+            if let Err(failed) = w.active.append(batch, &header, &config) {
+                if !failed.restored {
+                    s.poison(format!(
+                        "a failed write could not be undone: {}",
+                        failed.error
+                    ));
+                }
+                return Err(failed.error);
+            }
+            w.end = LogPosition {
+                offset: header.next_offset() as u64,
+                segment: w.active.base_offset(),
+                position: w.active.size(),
+            };
+            s.log_end.store(w.end.offset, Ordering::Release);
+            let seq = s.note_written(w.end, &w.active, batch.len() as u64);
+            if config.durability != Durability::Sync {
+                s.raise_high_watermark(w.end);
+            }
+            let info = AppendInfo {
+                base_offset: base,
+                last_offset: header.last_offset() as u64,
+                max_timestamp: header.max_timestamp,
+                record_count: header.records_count as u32,
+            };
+            (seq, info)
+        };
+        match config.durability {
+            Durability::Sync => s.sync_to(seq)?,
+            Durability::Interval(_) => s.wake_flusher(),
+            Durability::None => {}
+        }
+        Ok(info)
+    }
+
+    /// Whole batches starting with the one holding `offset`: as many as fit in `max_bytes`,
+    /// but always at least that one, however large (as Kafka does). Empty at the high
+    /// watermark; [`LogError::OffsetOutOfRange`] below the log start or above the high
+    /// watermark. Never a byte at or past the high watermark.
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Bytes> {
+        let s = &*self.shared;
+        let hw = *s.high_watermark.read();
+        let start = s.log_start.load(Ordering::Acquire);
+        let out_of_range = || LogError::OffsetOutOfRange {
+            offset,
+            log_start: start,
+            log_end: hw.offset,
+        };
+        if offset < start || offset > hw.offset {
+            return Err(out_of_range());
+        }
+        if offset == hw.offset {
+            return Ok(Bytes::new());
+        }
+        let config = s.config();
+        let mut segment = s.segment_holding(offset);
+        while let Some(seg) = segment {
+            let limit = limit_in(&seg, &hw);
+            if let Some(bytes) = seg.read(offset, max_bytes, limit, &config)? {
+                return Ok(bytes);
+            }
+            segment = s.segment_after(seg.base_offset(), &hw);
+        }
+        // A concurrent truncation took the offset away.
+        Err(out_of_range())
+    }
+
+    /// The offset of the first record at or after the log start whose timestamp is at least
+    /// `timestamp`, with that timestamp; `None` if no record below the high watermark is that
+    /// late.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(u64, i64)>> {
+        let s = &*self.shared;
+        let hw = *s.high_watermark.read();
+        let start = s.log_start.load(Ordering::Acquire);
+        let config = s.config();
+        let mut segment = s.segment_holding(start);
+        while let Some(seg) = segment {
+            if seg.max_timestamp() >= timestamp {
+                let limit = limit_in(&seg, &hw);
+                if let Some(found) = seg.find_timestamp(timestamp, start, limit, &config)? {
+                    return Ok(Some(found));
+                }
+            }
+            segment = s.segment_after(seg.base_offset(), &hw);
+        }
+        Ok(None)
+    }
+
+    /// The first offset still in the log.
+    pub fn log_start_offset(&self) -> u64 {
+        self.shared.log_start.load(Ordering::Acquire)
+    }
+
+    /// The offset the next append gets.
+    pub fn log_end_offset(&self) -> u64 {
+        self.shared.log_end.load(Ordering::Acquire)
+    }
+
+    /// The end of what readers may see (durable per the mode).
+    pub fn high_watermark(&self) -> u64 {
+        self.shared.high_watermark.read().offset
+    }
+
+    /// Bytes of batches in the log's segment files (indexes not counted).
+    pub fn size_bytes(&self) -> u64 {
+        self.shared.segments.read().values().map(|s| s.size()).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.shared.segments.read().len()
+    }
+
+    /// fdatasyncs of segment files since open: group commits, rolls, flushes. A metric, and
+    /// how tests see fsyncs being shared.
+    pub fn fsync_count(&self) -> u64 {
+        self.shared.fsyncs.load(Ordering::Relaxed)
+    }
+
+    /// Starts a new segment at the log end, unless the active one is empty.
+    pub fn roll(&self) -> Result<()> {
+        let s = &*self.shared;
+        let config = s.config();
+        let mut w = s.writer.lock();
+        s.check_writable(&w)?;
+        s.roll_locked(&mut w, &config)
+    }
+
+    /// Deletes the oldest whole segments while the log is larger than `retention_bytes_max`,
+    /// and those whose newest record is older than `retention_ms_max` before `now_ms`. Never
+    /// the active segment, never a segment holding offsets at or past the high watermark. The
+    /// new log start is persisted before any file goes. Returns how many segments went.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<u64> {
+        let s = &*self.shared;
+        let config = s.config();
+        let w = s.writer.lock();
+        if w.closed {
+            return Err(LogError::Closed);
+        }
+        let segments: Vec<Arc<Segment>> = s.segments.read().values().cloned().collect();
+        let inactive = &segments[..segments.len() - 1];
+        let mut doomed = 0;
+        if let Some(limit) = config.retention_bytes_max {
+            let mut size: u64 = segments.iter().map(|s| s.size()).sum();
+            while doomed < inactive.len() && size > limit {
+                size -= inactive[doomed].size();
+                doomed += 1;
+            }
+        }
+        if let Some(ms) = config.retention_ms_max {
+            let cutoff = now_ms.saturating_sub(i64::try_from(ms).unwrap_or(i64::MAX));
+            let expired = inactive
+                .iter()
+                .take_while(|s| s.max_timestamp() < cutoff)
+                .count();
+            doomed = doomed.max(expired);
+        }
+        let hw = s.high_watermark.read().offset;
+        while doomed > 0 && segments[doomed].base_offset() > hw {
+            doomed -= 1;
+        }
+        if doomed == 0 {
+            return Ok(0);
+        }
+        let new_start = segments[doomed].base_offset();
+        if new_start > s.log_start.load(Ordering::Acquire) {
+            s.set_log_start(new_start)?;
+        }
+        s.delete_segments(&segments[..doomed])?;
+        drop(w);
+        Ok(doomed as u64)
+    }
+
+    /// Moves the log start forward to `offset` (Kafka's DeleteRecords): reads below it fail
+    /// from now on, the new start is persisted, and segments wholly below it are deleted.
+    /// `offset` may be at most the high watermark; one at or below the current start changes
+    /// nothing.
+    pub fn advance_log_start(&self, offset: u64) -> Result<()> {
+        let s = &*self.shared;
+        let w = s.writer.lock();
+        if w.closed {
+            return Err(LogError::Closed);
+        }
+        let start = s.log_start.load(Ordering::Acquire);
+        let hw = s.high_watermark.read().offset;
+        if offset > hw {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: start,
+                log_end: hw,
+            });
+        }
+        if offset <= start {
+            return Ok(());
+        }
+        s.set_log_start(offset)?;
+        let segments: Vec<Arc<Segment>> = s.segments.read().values().cloned().collect();
+        let below = segments
+            .windows(2)
+            .take_while(|pair| pair[1].base_offset() <= offset)
+            .count();
+        s.delete_segments(&segments[..below])?;
+        drop(w);
+        Ok(())
+    }
+
+    /// Removes every batch whose last offset is at or past `offset`, so that the log ends at
+    /// `offset` when that is a batch boundary (a batch holding `offset` goes whole, and the log
+    /// then ends where it began). `offset` must lie in `[log start, log end]`; the log end is a
+    /// no-op, except in a log with corruption, where it cuts the damaged bytes and everything
+    /// after them and lets appends resume. Anything appended but not yet acknowledged is first
+    /// made durable (and acknowledged), then cut.
+    pub fn truncate_to(&self, offset: u64) -> Result<()> {
+        let s = &*self.shared;
+        let config = s.config();
+        let mut w = s.writer.lock();
+        if w.closed {
+            return Err(LogError::Closed);
+        }
+        if let Some(reason) = s.sync.lock().failed.clone() {
+            return Err(s.poisoned(reason));
+        }
+        let start = s.log_start.load(Ordering::Acquire);
+        if offset < start || offset > w.end.offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: start,
+                log_end: w.end.offset,
+            });
+        }
+        if offset == w.end.offset && w.corruption.is_none() {
+            return Ok(());
+        }
+        let written = s.sync.lock().written_seq;
+        s.sync_to(written)?;
+
+        let cut = if offset == w.end.offset {
+            w.end
+        } else {
+            let segment = s
+                .segment_holding(offset)
+                .ok_or_else(|| LogError::InvalidConfig("no segment below the log end".into()))?;
+            let (position, header) = segment
+                .locate(offset, segment.size(), &config)?
+                .ok_or_else(|| LogError::Corrupt {
+                    segment: segment.log_path().to_path_buf(),
+                    position: segment.size(),
+                    offset,
+                    reason: "no batch holds an offset below the log end".into(),
+                })?;
+            LogPosition {
+                offset: header.base_offset as u64,
+                segment: segment.base_offset(),
+                position,
+            }
+        };
+        // Recovery must not trust bytes past the cut that later appends will rewrite.
+        {
+            let mut checkpoint = s.checkpoint.lock();
+            if checkpoint.recovery_point.offset >= cut.offset {
+                let mut next = *checkpoint;
+                next.recovery_point = cut;
+                checkpoint::write_checkpoint(&s.dir, &next)?;
+                *checkpoint = next;
+            }
+        }
+        {
+            let mut hw = s.high_watermark.write();
+            if hw.offset > cut.offset {
+                *hw = cut;
+            }
+        }
+        let later: Vec<Arc<Segment>> = s
+            .segments
+            .read()
+            .range((Bound::Excluded(cut.segment), Bound::Unbounded))
+            .map(|(_, seg)| Arc::clone(seg))
+            .collect();
+        let segment = s
+            .segments
+            .read()
+            .get(&cut.segment)
+            .cloned()
+            .ok_or_else(|| LogError::InvalidConfig("the cut's segment is gone".into()))?;
+        segment.truncate_to(cut.position, cut.offset, &config)?;
+        s.delete_segments(&later)?;
+        for base in std::mem::take(&mut w.beyond_corruption) {
+            delete_segment_files(&s.dir, base)?;
+        }
+        meta::sync_dir(&s.dir)?;
+        if !Arc::ptr_eq(&segment, &w.active) {
+            segment.unseal(&config)?;
+            w.active = segment;
+        }
+        w.end = cut;
+        s.log_end.store(cut.offset, Ordering::Release);
+        s.sync.lock().written = cut;
+        if w.corruption.take().is_some() {
+            tracing::warn!(
+                dir = %s.dir.display(),
+                offset = cut.offset,
+                "truncated away the damaged batch and everything after it; appends resume"
+            );
+            s.refusing_writes.store(false, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable, whatever the mode, and moves the recovery
+    /// checkpoint to the end.
+    pub fn flush(&self) -> Result<()> {
+        let s = &*self.shared;
+        let w = s.writer.lock();
+        if w.closed {
+            return Err(LogError::Closed);
+        }
+        s.flush_locked(&w)
+    }
+
+    /// Flushes, writes the checkpoint and then, last, the clean-shutdown marker, so that the
+    /// next open trusts the files without walking them. Appends fail with
+    /// [`LogError::Closed`] afterwards. A poisoned log is closed without the marker (and the
+    /// error returned); a log with corruption too, so the next open reports it again.
+    pub fn close(&self) -> Result<()> {
+        let s = &*self.shared;
+        let result = {
+            let mut w = s.writer.lock();
+            if w.closed {
+                return Ok(());
+            }
+            w.closed = true;
+            s.flush_locked(&w).and_then(|()| {
+                w.active.flush_indexes()?;
+                if w.corruption.is_none() {
+                    checkpoint::write_clean_marker(&s.dir, w.end.offset)?;
+                }
+                Ok(())
+            })
+        };
+        self.stop_flusher();
+        result
+    }
+
+    /// Whether appends are refused: an fsync failed, or recovery found corruption.
+    pub fn is_poisoned(&self) -> bool {
+        self.shared.refusing_writes.load(Ordering::Acquire)
+    }
+
+    /// The log's settings.
+    pub fn config(&self) -> LogConfig {
+        (*self.shared.config()).clone()
+    }
+
+    /// Replaces the log's settings: limits apply from the next append or retention run, a new
+    /// index size from the next segment, a new durability mode at once.
+    pub fn set_config(&self, config: LogConfig) -> Result<()> {
+        config.validate()?;
+        *self.shared.config.write() = Arc::new(config);
+        self.start_or_stop_flusher();
+        Ok(())
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Runs a flusher thread exactly while the mode is `interval`.
+    fn start_or_stop_flusher(&self) {
+        let wanted = matches!(self.shared.config().durability, Durability::Interval(_));
+        let running = self.flusher.lock().is_some();
+        if wanted && !running {
+            self.shared.flusher.state.lock().stop = false;
+            let shared = Arc::clone(&self.shared);
+            let spawned = std::thread::Builder::new()
+                .name("brook-log-flush".into())
+                .spawn(move || shared.run_flusher());
+            match spawned {
+                Ok(handle) => *self.flusher.lock() = Some(handle),
+                Err(e) => tracing::error!(error = %e, "cannot start the interval flusher"),
+            }
+        } else if !wanted && running {
+            self.stop_flusher();
+        }
+    }
+
+    fn stop_flusher(&self) {
+        let Some(handle) = self.flusher.lock().take() else {
+            return;
+        };
+        {
+            let mut state = self.shared.flusher.state.lock();
+            state.stop = true;
+            self.shared.flusher.wake.notify_all();
+        }
+        if handle.join().is_err() {
+            tracing::error!("the interval flusher thread panicked");
+        }
+    }
+}
+
+impl Drop for PartitionLog {
+    /// Stops the flusher; nothing is flushed and no marker written, so the next open treats
+    /// this as a crash. Call [`PartitionLog::close`] for a clean stop.
+    fn drop(&mut self) {
+        self.stop_flusher();
+    }
+}
+
+impl std::fmt::Debug for PartitionLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionLog")
+            .field("dir", &self.shared.dir)
+            .field("log_start", &self.log_start_offset())
+            .field("log_end", &self.log_end_offset())
+            .field("high_watermark", &self.high_watermark())
+            .finish()
+    }
+}
+
+/// The first `limit` bytes of `segment` are below the high watermark `hw`.
+fn limit_in(segment: &Segment, hw: &LogPosition) -> u64 {
+    use std::cmp::Ordering::*;
+    match segment.base_offset().cmp(&hw.segment) {
+        Less => segment.size(),
+        Equal => hw.position,
+        Greater => 0,
+    }
+}
+
+impl Shared {
+    fn config(&self) -> Arc<LogConfig> {
+        Arc::clone(&self.config.read())
+    }
+
+    /// The segment whose range holds `offset` (the last with a base at or below it).
+    fn segment_holding(&self, offset: u64) -> Option<Arc<Segment>> {
+        let segments = self.segments.read();
+        segments
+            .range(..=offset)
+            .next_back()
+            .or_else(|| segments.iter().next())
+            .map(|(_, s)| Arc::clone(s))
+    }
+
+    /// The segment after the one at `base`, if it holds anything below the high watermark.
+    fn segment_after(&self, base: u64, hw: &LogPosition) -> Option<Arc<Segment>> {
+        self.segments
+            .read()
+            .range((Bound::Excluded(base), Bound::Included(hw.segment)))
+            .next()
+            .map(|(_, s)| Arc::clone(s))
+    }
+
+    fn check_writable(&self, w: &Writer) -> Result<()> {
+        if w.closed {
+            return Err(LogError::Closed);
+        }
+        if self.refusing_writes.load(Ordering::Acquire) {
+            if let Some(c) = &w.corruption {
+                return Err(corruption_error(c));
+            }
+            if let Some(reason) = self.sync.lock().failed.clone() {
+                return Err(self.poisoned(reason));
+            }
+        }
+        Ok(())
+    }
+
+    /// The error for an append to a log that refuses writes.
+    fn write_refusal(&self) -> LogError {
+        if let Some(reason) = self.sync.lock().failed.clone() {
+            return self.poisoned(reason);
+        }
+        match &self.writer.lock().corruption {
+            Some(c) => corruption_error(c),
+            None => LogError::Closed,
+        }
+    }
+
+    fn poisoned(&self, reason: String) -> LogError {
+        LogError::Poisoned {
+            path: self.dir.clone(),
+            reason,
+        }
+    }
+
+    /// Refuses writes from now on and fails every appender waiting for a sync.
+    fn poison(&self, reason: String) {
+        tracing::error!(
+            dir = %self.dir.display(),
+            %reason,
+            "the log is poisoned for writes; reads go on"
+        );
+        let mut st = self.sync.lock();
+        st.failed.get_or_insert(reason);
+        self.refusing_writes.store(true, Ordering::Release);
+        self.synced.notify_all();
+    }
+
+    /// fdatasync of one segment, counted, poisoning the log if it fails.
+    fn fsync(&self, segment: &Segment) -> Result<()> {
+        #[cfg(test)]
+        if self.fail_fsync.load(Ordering::Acquire) {
+            let error = LogError::io(
+                segment.log_path(),
+                std::io::Error::other("injected fsync failure"),
+            );
+            self.poison(error.to_string());
+            return Err(error);
+        }
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        segment
+            .sync_data()
+            .inspect_err(|e| self.poison(e.to_string()))
+    }
+
+    /// Records that bytes up to `end` (of `len` more bytes, in `segment`) are written; returns
+    /// the sequence number a sync must reach to cover them.
+    fn note_written(&self, end: LogPosition, segment: &Arc<Segment>, len: u64) -> u64 {
+        let mut st = self.sync.lock();
+        st.written_seq += len;
+        st.written = end;
+        if !st.dirty.last().is_some_and(|d| Arc::ptr_eq(d, segment)) {
+            st.dirty.push(Arc::clone(segment));
+        }
+        st.written_seq
+    }
+
+    fn raise_high_watermark(&self, to: LogPosition) {
+        let mut hw = self.high_watermark.write();
+        if to.offset > hw.offset {
+            *hw = to;
+        }
+    }
+
+    /// Returns once a sync has covered write sequence `target`: as the leader that runs it,
+    /// or as a follower of someone else's.
+    fn sync_to(&self, target: u64) -> Result<()> {
+        let mut st = self.sync.lock();
+        loop {
+            if st.durable_seq >= target {
+                return Ok(());
+            }
+            if let Some(reason) = st.failed.clone() {
+                return Err(self.poisoned(reason));
+            }
+            if st.in_progress {
+                self.synced.wait(&mut st);
+                continue;
+            }
+            st.in_progress = true;
+            let segments = std::mem::take(&mut st.dirty);
+            let (seq, written) = (st.written_seq, st.written);
+            let result = MutexGuard::unlocked(&mut st, || {
+                segments.iter().try_for_each(|seg| self.fsync(seg))
+            });
+            st.in_progress = false;
+            if result.is_ok() {
+                st.durable_seq = seq;
+                self.raise_high_watermark(written);
+            }
+            self.synced.notify_all();
+        }
+    }
+
+    fn has_unsynced(&self) -> bool {
+        let st = self.sync.lock();
+        st.written_seq > st.durable_seq && st.failed.is_none()
+    }
+
+    /// Rolls to a new segment at the log end (nothing to do if the active one is empty). The
+    /// old one is fsynced first, so that no later segment holds data while it might miss some.
+    fn roll_locked(&self, w: &mut Writer, config: &LogConfig) -> Result<()> {
+        if w.active.is_empty() {
+            return Ok(());
+        }
+        self.fsync(&w.active)?;
+        w.active.seal()?;
+        let segment = Arc::new(Segment::create(&self.dir, w.end.offset, config)?);
+        meta::sync_dir(&self.dir).inspect_err(|e| self.poison(e.to_string()))?;
+        self.segments
+            .write()
+            .insert(segment.base_offset(), Arc::clone(&segment));
+        w.active = segment;
+        w.end = LogPosition {
+            offset: w.end.offset,
+            segment: w.active.base_offset(),
+            position: 0,
+        };
+        self.write_recovery_point(w.end)
+    }
+
+    fn flush_locked(&self, w: &Writer) -> Result<()> {
+        let written = self.sync.lock().written_seq;
+        self.sync_to(written)?;
+        self.write_recovery_point(w.end)
+    }
+
+    fn write_recovery_point(&self, point: LogPosition) -> Result<()> {
+        let mut checkpoint = self.checkpoint.lock();
+        if checkpoint.recovery_point == point {
+            return Ok(());
+        }
+        let next = Checkpoint {
+            recovery_point: point,
+            ..*checkpoint
+        };
+        checkpoint::write_checkpoint(&self.dir, &next)?;
+        *checkpoint = next;
+        Ok(())
+    }
+
+    /// Persists a new log start, then publishes it.
+    fn set_log_start(&self, offset: u64) -> Result<()> {
+        let mut checkpoint = self.checkpoint.lock();
+        let next = Checkpoint {
+            log_start: offset,
+            ..*checkpoint
+        };
+        checkpoint::write_checkpoint(&self.dir, &next)?;
+        *checkpoint = next;
+        self.log_start.store(offset, Ordering::Release);
+        Ok(())
+    }
+
+    /// Forgets `segments` and deletes their files (readers holding one keep reading it).
+    fn delete_segments(&self, segments: &[Arc<Segment>]) -> Result<()> {
+        if segments.is_empty() {
+            return Ok(());
+        }
+        {
+            let mut map = self.segments.write();
+            for seg in segments {
+                map.remove(&seg.base_offset());
+            }
+        }
+        for seg in segments {
+            seg.delete()?;
+        }
+        meta::sync_dir(&self.dir)
+    }
+
+    fn wake_flusher(&self) {
+        if self.flusher.idle.load(Ordering::SeqCst) {
+            let _state = self.flusher.state.lock();
+            self.flusher.wake.notify_one();
+        }
+    }
+
+    /// The interval flusher: parks until something is unsynced, waits out the interval since
+    /// its last sync, syncs everything written, repeats. Exits when stopped or poisoned.
+    fn run_flusher(self: Arc<Self>) {
+        let ctl = &self.flusher;
+        let mut last_sync: Option<Instant> = None;
+        loop {
+            let Durability::Interval(interval) = self.config().durability else {
+                return;
+            };
+            {
+                let mut state = ctl.state.lock();
+                loop {
+                    if state.stop {
+                        return;
+                    }
+                    // Announce idleness before looking, so an appender either sees us idle
+                    // (and wakes us) or we see its bytes.
+                    ctl.idle.store(true, Ordering::SeqCst);
+                    if self.has_unsynced() {
+                        ctl.idle.store(false, Ordering::SeqCst);
+                        break;
+                    }
+                    ctl.wake.wait(&mut state);
+                }
+                if let Some(deadline) = last_sync.map(|t| t + interval) {
+                    while !state.stop && Instant::now() < deadline {
+                        ctl.wake.wait_until(&mut state, deadline);
+                    }
+                }
+                if state.stop {
+                    return;
+                }
+            }
+            let target = self.sync.lock().written_seq;
+            if let Err(e) = self.sync_to(target) {
+                tracing::error!(error = %e, "the interval flusher stops");
+                return;
+            }
+            last_sync = Some(Instant::now());
+        }
+    }
+}
+
+fn corruption_error(c: &Corruption) -> LogError {
+    LogError::Corrupt {
+        segment: c.segment.clone(),
+        position: c.position,
+        offset: c.offset,
+        reason: format!(
+            "{}; appends are refused until truncate_to({}) drops it and everything after it",
+            c.reason, c.offset
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::Batches;
+    use crate::segment::tests::test_batch;
+    use std::time::Duration;
+
+    const TS: i64 = 1_700_000_000_000;
+
+    fn small(durability: Durability) -> LogConfig {
+        LogConfig {
+            segment_bytes_max: 2048,
+            index_interval_bytes: 128,
+            index_bytes_max: 1024,
+            retention_ms_max: None,
+            durability,
+            ..LogConfig::default()
+        }
+    }
+
+    /// Appends `n` batches of `count` records; returns their bytes as stored.
+    fn fill(log: &PartitionLog, n: usize, count: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| {
+                let mut batch = test_batch(count, 50, TS + i as i64 * 100);
+                log.append(&mut batch).expect("append");
+                batch
+            })
+            .collect()
+    }
+
+    /// Every batch from `from` to the high watermark, read in `max_bytes` steps.
+    fn read_all(log: &PartitionLog, from: u64, max_bytes: usize) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut offset = from;
+        while offset < log.high_watermark() {
+            let bytes = log.read(offset, max_bytes).expect("read");
+            let mut batches = Batches::new(&bytes);
+            for batch in batches.by_ref() {
+                let batch = batch.expect("whole batch");
+                offset = batch.header.next_offset() as u64;
+                out.push(batch.bytes.to_vec());
+            }
+            assert!(
+                batches.remainder().is_empty(),
+                "read returned a partial batch"
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn appends_read_back_in_every_mode_and_survive_a_clean_reopen() {
+        for durability in [
+            Durability::Sync,
+            Durability::None,
+            Durability::Interval(Duration::from_millis(5)),
+        ] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let log = PartitionLog::open(dir.path(), small(durability)).expect("open");
+            assert!(log.recovery().clean || log.recovery().scanned_bytes == 0);
+            assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+            assert!(log.read(0, 100).expect("read at the end").is_empty());
+            let stored = fill(&log, 30, 3);
+            assert_eq!(log.log_end_offset(), 90, "{durability}");
+            assert_eq!(log.high_watermark(), 90, "{durability}");
+            assert!(log.segment_count() > 2, "2 KiB segments roll");
+            assert_eq!(read_all(&log, 0, 1), stored);
+            assert_eq!(read_all(&log, 0, 1 << 20), stored);
+            let size = log.size_bytes();
+            assert_eq!(size, stored.iter().map(|b| b.len() as u64).sum::<u64>());
+            log.close().expect("close");
+            assert!(matches!(
+                log.append(&mut test_batch(1, 1, TS)),
+                Err(LogError::Closed)
+            ));
+            drop(log);
+
+            let log = PartitionLog::open(dir.path(), small(durability)).expect("reopen");
+            assert!(log.recovery().clean, "{:?}", log.recovery());
+            assert_eq!(log.log_end_offset(), 90);
+            assert_eq!(log.size_bytes(), size);
+            assert_eq!(read_all(&log, 0, 700), stored);
+            let mut more = test_batch(2, 10, TS);
+            assert_eq!(log.append(&mut more).expect("append").base_offset, 90);
+            log.close().expect("close");
+        }
+    }
+
+    #[test]
+    fn reads_start_at_the_batch_holding_the_offset_and_respect_the_range() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = PartitionLog::open(dir.path(), small(Durability::None)).expect("open");
+        let stored = fill(&log, 20, 4);
+        for offset in 0..80 {
+            let bytes = log.read(offset, 1).expect("read");
+            assert_eq!(bytes.as_ref(), stored[offset as usize / 4].as_slice());
+        }
+        assert!(matches!(
+            log.read(81, 10),
+            Err(LogError::OffsetOutOfRange {
+                offset: 81,
+                log_start: 0,
+                log_end: 80
+            })
+        ));
+        log.advance_log_start(10).expect("advance");
+        assert!(matches!(
+            log.read(9, 10),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        // The batch holding the new start is returned whole.
+        assert_eq!(
+            log.read(10, 1).expect("read").as_ref(),
+            stored[2].as_slice()
+        );
+        assert!(
+            log.advance_log_start(81).is_err(),
+            "past the high watermark"
+        );
+    }
+
+    #[test]
+    fn rolls_by_size_index_and_age_and_on_request() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            segment_bytes_max: 1 << 20,
+            index_interval_bytes: 1,
+            index_bytes_max: 1024, // 128 offset entries, 85 time entries
+            ..small(Durability::None)
+        };
+        let log = PartitionLog::open(dir.path(), config.clone()).expect("open");
+        fill(&log, 100, 1);
+        assert_eq!(log.segment_count(), 2, "a full time index rolls");
+        log.roll().expect("roll");
+        assert_eq!(log.segment_count(), 3);
+        log.roll().expect("an empty segment does not roll");
+        assert_eq!(log.segment_count(), 3);
+
+        log.set_config(LogConfig {
+            segment_ms_max: 1,
+            ..config
+        })
+        .expect("config");
+        fill(&log, 1, 1);
+        std::thread::sleep(Duration::from_millis(5));
+        fill(&log, 1, 1);
+        assert_eq!(log.segment_count(), 4, "an old segment rolls");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf8"))
+            .filter(|n| n.ends_with(".log"))
+            .collect();
+        assert!(
+            names.contains(&"00000000000000000086.log".to_string()),
+            "{names:?}"
+        );
+    }
+
+    #[test]
+    fn retention_deletes_whole_old_segments_and_persists_the_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = PartitionLog::open(dir.path(), small(Durability::None)).expect("open");
+        let stored = fill(&log, 60, 2);
+        let segments = log.segment_count();
+        assert!(segments >= 5);
+        let size = log.size_bytes();
+        assert_eq!(log.apply_retention(TS * 2).expect("nothing configured"), 0);
+
+        log.set_config(LogConfig {
+            retention_bytes_max: Some(size / 2),
+            ..small(Durability::None)
+        })
+        .expect("config");
+        let deleted = log.apply_retention(0).expect("retention");
+        assert!(deleted > 0);
+        assert!(log.size_bytes() <= size / 2 + 2048);
+        let start = log.log_start_offset();
+        assert!(start > 0 && start.is_multiple_of(2));
+        assert_eq!(read_all(&log, start, 4096), stored[start as usize / 2..]);
+
+        // By age: every segment but the active one is older than a day at `now`.
+        log.set_config(LogConfig {
+            retention_ms_max: Some(86_400_000),
+            ..small(Durability::None)
+        })
+        .expect("config");
+        let now = TS + 60 * 100 + 86_400_000 + 1;
+        log.apply_retention(now).expect("retention");
+        assert_eq!(log.segment_count(), 1, "only the active segment is left");
+        let start = log.log_start_offset();
+        drop(log); // a crash: the start must come back from the checkpoint
+        let log = PartitionLog::open(dir.path(), small(Durability::None)).expect("reopen");
+        assert_eq!(log.log_start_offset(), start);
+        assert_eq!(log.log_end_offset(), 120);
+    }
+
+    #[test]
+    fn truncate_drops_the_tail_and_appends_continue_there() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = PartitionLog::open(dir.path(), small(Durability::Sync)).expect("open");
+        let stored = fill(&log, 30, 2);
+        let segments = log.segment_count();
+        log.truncate_to(60).expect("no-op at the end");
+        assert!(log.truncate_to(61).is_err());
+        log.truncate_to(21).expect("mid-batch");
+        assert_eq!(log.log_end_offset(), 20, "the batch holding 21 goes whole");
+        assert_eq!(log.high_watermark(), 20);
+        assert!(log.segment_count() < segments);
+        assert_eq!(read_all(&log, 0, 4096), stored[..10]);
+        let more = fill(&log, 12, 2);
+        assert_eq!(log.log_end_offset(), 44);
+        drop(log);
+        let log = PartitionLog::open(dir.path(), small(Durability::Sync)).expect("reopen");
+        assert_eq!(log.recovery().truncated_bytes, 0);
+        let mut want = stored[..10].to_vec();
+        want.extend(more);
+        assert_eq!(read_all(&log, 0, 4096), want);
+        log.truncate_to(0).expect("everything");
+        assert_eq!(log.size_bytes(), 0);
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!(fill(&log, 1, 1).len(), 1);
+        assert_eq!(log.log_end_offset(), 1);
+    }
+
+    #[test]
+    fn offset_for_timestamp_finds_the_first_record_at_or_after() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = PartitionLog::open(dir.path(), small(Durability::None)).expect("open");
+        fill(&log, 30, 3); // batch i: offsets 3i.., timestamps TS + 100i + 0..3
+        assert_eq!(log.offset_for_timestamp(0).expect("ts"), Some((0, TS)));
+        assert_eq!(
+            log.offset_for_timestamp(TS + 1001).expect("ts"),
+            Some((31, TS + 1001))
+        );
+        assert_eq!(
+            log.offset_for_timestamp(TS + 1003).expect("ts"),
+            Some((33, TS + 1100))
+        );
+        assert_eq!(log.offset_for_timestamp(TS + 2903).expect("ts"), None);
+        log.advance_log_start(40).expect("advance");
+        assert_eq!(
+            log.offset_for_timestamp(0).expect("ts"),
+            Some((40, TS + 1301))
+        );
+    }
+
+    #[test]
+    fn a_crash_loses_nothing_written_and_recovery_walks_only_the_tail() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = PartitionLog::open(dir.path(), small(Durability::None)).expect("open");
+        let stored = fill(&log, 25, 2);
+        drop(log);
+        let log = PartitionLog::open(dir.path(), small(Durability::None)).expect("reopen");
+        let report = log.recovery().clone();
+        assert!(!report.clean);
+        assert!(
+            report.scanned_bytes > 0 && report.scanned_bytes < 2048,
+            "{report:?}"
+        );
+        assert_eq!(report.truncated_bytes, 0);
+        assert_eq!(read_all(&log, 0, 4096), stored);
+    }
+
+    #[test]
+    fn concurrent_appenders_share_fsyncs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            segment_bytes_max: 64 << 20,
+            ..small(Durability::Sync)
+        };
+        let log = Arc::new(PartitionLog::open(dir.path(), config).expect("open"));
+        let threads = 8;
+        let per_thread = 50;
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let log = Arc::clone(&log);
+                std::thread::spawn(move || {
+                    let mut offsets = Vec::new();
+                    for _ in 0..per_thread {
+                        let mut batch = test_batch(1, 20, TS);
+                        let info = log.append(&mut batch).expect("append");
+                        // Acknowledged means visible to readers (durable).
+                        assert!(log.high_watermark() > info.base_offset);
+                        offsets.push(info.base_offset);
+                    }
+                    offsets
+                })
+            })
+            .collect();
+        let mut offsets: Vec<u64> = handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("thread"))
+            .collect();
+        offsets.sort_unstable();
+        let total = (threads * per_thread) as u64;
+        assert_eq!(offsets, (0..total).collect::<Vec<_>>());
+        let fsyncs = log.fsync_count();
+        assert!(fsyncs >= 1);
+        assert!(
+            fsyncs < total,
+            "{fsyncs} fsyncs for {total} appends: none was shared"
+        );
+    }
+
+    #[test]
+    fn a_failed_fsync_poisons_writes_but_not_reads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = PartitionLog::open(dir.path(), small(Durability::Sync)).expect("open");
+        let stored = fill(&log, 3, 1);
+        log.shared.fail_fsync.store(true, Ordering::Release);
+        let mut batch = test_batch(1, 10, TS);
+        assert!(matches!(
+            log.append(&mut batch),
+            Err(LogError::Poisoned { .. })
+        ));
+        assert!(log.is_poisoned());
+        // Written but never durable: not visible.
+        assert_eq!(log.log_end_offset(), 4);
+        assert_eq!(log.high_watermark(), 3);
+        assert!(log.read(3, 100).expect("read at the hw").is_empty());
+        // No retry, even once fsync would work again.
+        log.shared.fail_fsync.store(false, Ordering::Release);
+        assert!(matches!(
+            log.append(&mut test_batch(1, 10, TS)),
+            Err(LogError::Poisoned { .. })
+        ));
+        assert!(log.truncate_to(1).is_err());
+        assert_eq!(read_all(&log, 0, 100), stored);
+        assert!(log.close().is_err(), "a poisoned log does not close clean");
+        drop(log);
+        let log = PartitionLog::open(dir.path(), small(Durability::Sync)).expect("reopen");
+        assert!(!log.recovery().clean);
+        assert!(!log.is_poisoned());
+    }
+
+    #[test]
+    fn poisoning_fails_appenders_waiting_on_the_failed_sync() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Arc::new(PartitionLog::open(dir.path(), small(Durability::Sync)).expect("open"));
+        log.shared.fail_fsync.store(true, Ordering::Release);
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let log = Arc::clone(&log);
+                std::thread::spawn(move || log.append(&mut test_batch(1, 10, TS)))
+            })
+            .collect();
+        for handle in handles {
+            let result = handle.join().expect("thread");
+            assert!(
+                matches!(result, Err(LogError::Poisoned { .. })),
+                "{result:?}"
+            );
+        }
+        assert_eq!(log.high_watermark(), 0);
+    }
+
+    #[test]
+    fn interval_mode_syncs_soon_after_appends_stop() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = PartitionLog::open(
+            dir.path(),
+            small(Durability::Interval(Duration::from_millis(20))),
+        )
+        .expect("open");
+        fill(&log, 3, 1);
+        assert_eq!(log.high_watermark(), 3, "acknowledged appends are readable");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while log.fsync_count() == 0 || log.shared.has_unsynced() {
+            assert!(
+                Instant::now() < deadline,
+                "the flusher never synced everything"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let synced = log.fsync_count();
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(log.fsync_count(), synced, "nothing new, no fsync");
+        log.set_config(small(Durability::None)).expect("config");
+        assert!(
+            log.flusher.lock().is_none(),
+            "the flusher stops with its mode"
+        );
+    }
+}

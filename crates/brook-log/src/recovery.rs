@@ -1,0 +1,466 @@
+//! Opening a partition directory: what was left by a clean close is trusted, what was left by
+//! a crash is verified, and damage is told apart from an interrupted write.
+//!
+//! The procedure:
+//!
+//! 1. Leftovers are cleared: temporary files, index files without a log, and segments wholly
+//!    below the persisted log start (a crash between persisting the start and deleting them).
+//! 2. With a valid clean-shutdown marker (its log end agreeing with the files), nothing is
+//!    walked. The marker is removed before anything else happens, so that a crash from then on
+//!    is seen as one.
+//! 3. Otherwise every batch after the checkpoint's recovery point is read and its header,
+//!    CRC-32C and offset checked (the CRC walk). The first bad batch ends the walk, and then:
+//!    - if no valid batch follows it anywhere (in its segment or a later one), it is a **torn
+//!      tail**, an append the crash interrupted (cut short, or zero-filled by the filesystem):
+//!      the segment is cut there and any later segment files removed;
+//!    - if a valid batch follows it, or it is itself whole and valid but at the wrong offset,
+//!      it is **corruption**: nothing is deleted, the log is readable up to it, the
+//!      [`Corruption`] is reported and logged, and the log refuses appends (see
+//!      `PartitionLog::append` for why) until `truncate_to` drops it.
+//! 4. Every segment is opened; its indexes are checked and rebuilt from the log when wrong.
+//! 5. The walked segments are fsynced (a crash may have left them in the page cache only) and
+//!    the checkpoint moved to the end, so the next crash walks only what is new.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use crate::checkpoint::{self, Checkpoint, LogPosition};
+use crate::config::LogConfig;
+use crate::error::{LogError, Result};
+use crate::meta;
+use crate::scan::{find_valid_batch, LogScanner, ScanEnd};
+use crate::segment::{
+    delete_segment_files, parse_segment_name, segment_file, Segment, INDEX_EXT, LOG_EXT,
+    TIME_INDEX_EXT,
+};
+
+/// What opening a log found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The last stop was a clean close: nothing was walked.
+    pub clean: bool,
+    /// Bytes of log CRC-walked.
+    pub scanned_bytes: u64,
+    /// Bytes of torn tail cut off.
+    pub truncated_bytes: u64,
+    /// Index files rebuilt from the log.
+    pub rebuilt_indexes: usize,
+    /// Segments removed: wholly below the log start, or past a torn tail.
+    pub deleted_segments: usize,
+    /// A damaged batch with valid data after it: the log ends before it until repaired.
+    pub corruption: Option<Corruption>,
+}
+
+/// Where damage was found. The log is readable up to `offset`; the bytes from `position` of
+/// `segment` on are left on disk untouched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corruption {
+    /// The segment's log file.
+    pub segment: PathBuf,
+    /// File position of the bad batch.
+    pub position: u64,
+    /// The offset the bad batch should have started at.
+    pub offset: u64,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Corruption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "corrupt batch in {} at file position {} (offset {}): {}",
+            self.segment.display(),
+            self.position,
+            self.offset,
+            self.reason
+        )
+    }
+}
+
+/// An opened log directory, ready for the partition log to take over.
+pub(crate) struct Recovered {
+    /// Open segments in offset order; the last one takes appends.
+    pub segments: Vec<Segment>,
+    pub log_start: u64,
+    /// Where the next batch goes.
+    pub end: LogPosition,
+    /// Segment files after a corruption, kept on disk but not opened.
+    pub beyond_corruption: Vec<u64>,
+    pub checkpoint: Checkpoint,
+    pub report: RecoveryReport,
+}
+
+/// Opens (creating if needed) the log directory `dir` as the module doc describes.
+pub(crate) fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered> {
+    ensure_dir(dir)?;
+    let mut report = RecoveryReport::default();
+    let mut bases = list_segments(dir)?;
+    let checkpoint = checkpoint::read_checkpoint(dir).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "ignoring an unreadable checkpoint; walking the whole log");
+        None
+    });
+    let marker = checkpoint::read_clean_marker(dir).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "ignoring an unreadable clean-shutdown marker");
+        None
+    });
+    if marker.is_some() {
+        checkpoint::remove_clean_marker(dir)?;
+    }
+    let mut log_start = checkpoint.map_or(0, |c| c.log_start);
+
+    if bases.is_empty() {
+        Segment::create(dir, log_start, config)?;
+        meta::sync_dir(dir)?;
+        bases.push(log_start);
+    }
+    while bases.len() > 1 && bases[1] <= log_start {
+        delete_segment_files(dir, bases.remove(0))?;
+        report.deleted_segments += 1;
+    }
+    log_start = log_start.max(bases[0]);
+
+    if let Some(log_end) = marker {
+        match open_all(dir, &bases, None, config) {
+            Ok((segments, rebuilt)) if end_of(&segments).offset == log_end => {
+                report.clean = true;
+                report.rebuilt_indexes = rebuilt;
+                return finish(dir, segments, log_start, Vec::new(), checkpoint, report);
+            }
+            Ok(_) => tracing::warn!("the clean-shutdown marker disagrees with the log; walking it"),
+            Err(e) => tracing::warn!(error = %e, "a cleanly closed log does not open; walking it"),
+        }
+    }
+
+    let start = walk_start(dir, &bases, checkpoint)?;
+    let found = walk(dir, &mut bases, start, &mut report)?;
+    let (cut, mut beyond) = match found {
+        Found::Clean => (None, Vec::new()),
+        Found::Corrupt(index, corruption) => {
+            let position = corruption.position;
+            tracing::error!(
+                %corruption,
+                "the log holds damaged data followed by valid batches; it is readable up to \
+                 the damage and refuses appends until truncated there"
+            );
+            report.corruption = Some(corruption);
+            let beyond = bases.split_off(index + 1);
+            (Some(position), beyond)
+        }
+    };
+    let (segments, rebuilt) = match open_all(dir, &bases, cut, config) {
+        Ok(opened) => opened,
+        // Damage in bytes the checkpoint vouched for, found while checking an index.
+        Err(LogError::Corrupt {
+            segment,
+            position,
+            offset,
+            reason,
+        }) if report.corruption.is_none() => {
+            let Some(index) = bases
+                .iter()
+                .position(|b| segment_file(dir, *b, LOG_EXT) == segment)
+            else {
+                return Err(LogError::Corrupt {
+                    segment,
+                    position,
+                    offset,
+                    reason,
+                });
+            };
+            let corruption = Corruption {
+                segment,
+                position,
+                offset,
+                reason,
+            };
+            tracing::error!(%corruption, "damaged data before the recovery point");
+            report.corruption = Some(corruption);
+            beyond = bases.split_off(index + 1);
+            open_all(dir, &bases, Some(position), config)?
+        }
+        Err(e) => return Err(e),
+    };
+    report.rebuilt_indexes += rebuilt;
+    for segment in segments.iter().skip(start.index) {
+        segment.sync_data()?;
+    }
+    meta::sync_dir(dir)?;
+    finish(dir, segments, log_start, beyond, None, report)
+}
+
+/// Assembles the result and moves the checkpoint to the end, unless it is there already.
+fn finish(
+    dir: &Path,
+    segments: Vec<Segment>,
+    log_start: u64,
+    beyond_corruption: Vec<u64>,
+    old: Option<Checkpoint>,
+    report: RecoveryReport,
+) -> Result<Recovered> {
+    let end = end_of(&segments);
+    let checkpoint = Checkpoint {
+        log_start,
+        recovery_point: end,
+    };
+    if old != Some(checkpoint) {
+        checkpoint::write_checkpoint(dir, &checkpoint)?;
+    }
+    Ok(Recovered {
+        segments,
+        log_start,
+        end,
+        beyond_corruption,
+        checkpoint,
+        report,
+    })
+}
+
+fn end_of(segments: &[Segment]) -> LogPosition {
+    let last = segments.last().expect("a log always has a segment");
+    LogPosition {
+        offset: last.next_offset(),
+        segment: last.base_offset(),
+        position: last.size(),
+    }
+}
+
+fn ensure_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
+    if let Some(parent) = dir.parent() {
+        meta::sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// The base offsets of the segments in `dir`, sorted; removes leftovers on the way.
+fn list_segments(dir: &Path) -> Result<Vec<u64>> {
+    let mut logs = Vec::new();
+    let mut indexes = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| LogError::io(dir, e))? {
+        let entry = entry.map_err(|e| LogError::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(base) = parse_segment_name(name, LOG_EXT) {
+            logs.push(base);
+        } else if let Some(base) =
+            parse_segment_name(name, INDEX_EXT).or_else(|| parse_segment_name(name, TIME_INDEX_EXT))
+        {
+            indexes.push((base, entry.path()));
+        } else if name.ends_with(".tmp") {
+            // An interrupted atomic replace (meta::write): the old file is still in place.
+            fs::remove_file(entry.path()).map_err(|e| LogError::io(entry.path(), e))?;
+        }
+    }
+    logs.sort_unstable();
+    for (base, path) in indexes {
+        if logs.binary_search(&base).is_err() {
+            // An interrupted segment deletion removed the log first.
+            fs::remove_file(&path).map_err(|e| LogError::io(&path, e))?;
+        }
+    }
+    Ok(logs)
+}
+
+/// Opens every segment in `bases`; the last takes appends. `cut`: the last segment's valid
+/// bytes end there (a corruption), instead of at the end of its file.
+fn open_all(
+    dir: &Path,
+    bases: &[u64],
+    cut: Option<u64>,
+    config: &LogConfig,
+) -> Result<(Vec<Segment>, usize)> {
+    let mut segments: Vec<Segment> = Vec::with_capacity(bases.len());
+    let mut rebuilt = 0;
+    for (i, &base) in bases.iter().enumerate() {
+        let last = i + 1 == bases.len();
+        let path = segment_file(dir, base, LOG_EXT);
+        let len = match cut {
+            Some(position) if last => position,
+            _ => fs::metadata(&path)
+                .map_err(|e| LogError::io(&path, e))?
+                .len(),
+        };
+        let (segment, n) = Segment::open(dir, base, len, last, config)?;
+        if let Some(prev) = segments.last() {
+            if prev.next_offset() != base {
+                return Err(LogError::Corrupt {
+                    segment: path,
+                    position: 0,
+                    offset: prev.next_offset(),
+                    reason: format!(
+                        "the segment starts at offset {base} but the one before ends at {}",
+                        prev.next_offset()
+                    ),
+                });
+            }
+        }
+        rebuilt += n;
+        segments.push(segment);
+    }
+    Ok((segments, rebuilt))
+}
+
+/// Where the CRC walk begins: segment `index` of the list, at `position`, where offset
+/// `offset` starts.
+#[derive(Debug, Clone, Copy)]
+struct WalkStart {
+    index: usize,
+    position: u64,
+    offset: u64,
+}
+
+fn walk_start(dir: &Path, bases: &[u64], checkpoint: Option<Checkpoint>) -> Result<WalkStart> {
+    let from_start = WalkStart {
+        index: 0,
+        position: 0,
+        offset: bases[0],
+    };
+    let Some(point) = checkpoint.map(|c| c.recovery_point) else {
+        return Ok(from_start);
+    };
+    let Some(index) = bases.iter().position(|b| *b >= point.segment) else {
+        // The checkpoint names a segment past every file: trust none of them.
+        return Ok(from_start);
+    };
+    if bases[index] != point.segment {
+        return Ok(WalkStart {
+            index,
+            position: 0,
+            offset: bases[index],
+        });
+    }
+    let path = segment_file(dir, point.segment, LOG_EXT);
+    let len = fs::metadata(&path)
+        .map_err(|e| LogError::io(&path, e))?
+        .len();
+    if point.position > len {
+        tracing::warn!(
+            segment = %path.display(),
+            "the recovery point is past the end of its segment; walking the segment"
+        );
+        return Ok(WalkStart {
+            index,
+            position: 0,
+            offset: bases[index],
+        });
+    }
+    Ok(WalkStart {
+        index,
+        position: point.position,
+        offset: point.offset,
+    })
+}
+
+enum Found {
+    Clean,
+    /// Corruption in segment `bases[index]`.
+    Corrupt(usize, Corruption),
+}
+
+/// CRC-walks from `start` to the end of the last segment (with [`LogScanner`]), truncating a
+/// torn tail (which may remove later segments from `bases`) or reporting corruption.
+fn walk(
+    dir: &Path,
+    bases: &mut Vec<u64>,
+    start: WalkStart,
+    report: &mut RecoveryReport,
+) -> Result<Found> {
+    let mut position = start.position;
+    let mut offset = start.offset;
+    for index in start.index..bases.len() {
+        let path = segment_file(dir, bases[index], LOG_EXT);
+        let corrupt = |position, offset, reason| {
+            let corruption = Corruption {
+                segment: path.clone(),
+                position,
+                offset,
+                reason,
+            };
+            Ok(Found::Corrupt(index, corruption))
+        };
+        if position == 0 && bases[index] != offset {
+            let reason = format!(
+                "the segment is named for offset {} but the log continues at {offset}",
+                bases[index]
+            );
+            return corrupt(0, offset, reason);
+        }
+        let mut scanner = LogScanner::open_at(&path, position, Some(offset))?;
+        while let Some(batch) = scanner.next_batch()? {
+            report.scanned_bytes += batch.header.total_len() as u64;
+            offset = batch.header.next_offset() as u64;
+        }
+        match scanner.end().cloned() {
+            None | Some(ScanEnd::Clean) => position = 0,
+            Some(ScanEnd::Corrupt {
+                position, reason, ..
+            }) => return corrupt(position, offset, reason),
+            Some(ScanEnd::TornTail {
+                position, reason, ..
+            }) => {
+                let len = scanner.file_len();
+                if valid_batch_from(dir, bases, index, position)? {
+                    return corrupt(position, offset, reason);
+                }
+                tracing::warn!(
+                    segment = %path.display(),
+                    position,
+                    %reason,
+                    "cutting a torn tail left by an unclean stop"
+                );
+                drop(scanner);
+                cut_tail(dir, bases, index, position, len, report)?;
+                return Ok(Found::Clean);
+            }
+        }
+    }
+    Ok(Found::Clean)
+}
+
+/// Whether a valid batch (whole, CRC good) starts at or after `from` in segment
+/// `bases[index]`, or anywhere in a later segment. At `from` itself too: a whole, valid batch
+/// at the wrong offset is damage, not an interrupted write.
+fn valid_batch_from(dir: &Path, bases: &[u64], index: usize, from: u64) -> Result<bool> {
+    for (i, &base) in bases.iter().enumerate().skip(index) {
+        let path = segment_file(dir, base, LOG_EXT);
+        let file = File::open(&path).map_err(|e| LogError::io(&path, e))?;
+        let len = file.metadata().map_err(|e| LogError::io(&path, e))?.len();
+        let start = if i == index { from } else { 0 };
+        if find_valid_batch(&file, start, len)
+            .map_err(|e| LogError::io(&path, e))?
+            .is_some()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Cuts segment `bases[index]` (of `len` bytes) at `position` and removes every later one.
+fn cut_tail(
+    dir: &Path,
+    bases: &mut Vec<u64>,
+    index: usize,
+    position: u64,
+    len: u64,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    let path = segment_file(dir, bases[index], LOG_EXT);
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(|e| LogError::io(&path, e))?;
+    file.set_len(position).map_err(|e| LogError::io(&path, e))?;
+    file.sync_data().map_err(|e| LogError::io(&path, e))?;
+    report.truncated_bytes += len - position;
+    for base in bases.split_off(index + 1) {
+        let later = segment_file(dir, base, LOG_EXT);
+        report.truncated_bytes += fs::metadata(&later).map_or(0, |m| m.len());
+        delete_segment_files(dir, base)?;
+        report.deleted_segments += 1;
+    }
+    meta::sync_dir(dir)
+}

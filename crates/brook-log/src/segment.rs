@@ -1,0 +1,1000 @@
+//! One segment of a partition log: a `{base_offset:020}.log` file of whole record batches and
+//! its two sparse indexes, `.index` and `.timeindex`.
+//!
+//! A segment appends batches at its end, finds the batch holding an offset (index lookup, then
+//! a forward scan of batch headers from the entry's position), finds the first record at or
+//! after a timestamp, and cuts itself short (`truncate_to`). It knows nothing of durability
+//! modes, high watermarks or other segments: the partition log decides where reads must stop
+//! (`limit`) and when to fsync.
+//!
+//! The active segment's indexes are preallocated to `index_bytes_max`; when the segment rolls
+//! they are trimmed to their entries. On open, indexes are checked against the log (see
+//! [`Segment::open`]) and rebuilt from it when anything about them is wrong.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+
+use crate::batch::header::BATCH_LENGTH_AT;
+use crate::batch::{records, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
+use crate::config::LogConfig;
+use crate::error::{LogError, Result};
+use crate::index::{IndexCursor, OffsetIndex, TimeIndex};
+
+/// Extension of a segment's log file.
+pub const LOG_EXT: &str = "log";
+/// Extension of a segment's offset index.
+pub const INDEX_EXT: &str = "index";
+/// Extension of a segment's time index.
+pub const TIME_INDEX_EXT: &str = "timeindex";
+
+/// The file `{base_offset:020}.{ext}` in `dir`.
+pub fn segment_file(dir: &Path, base_offset: u64, ext: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{ext}"))
+}
+
+/// The base offset a segment file is named after, if `name` is `{20 digits}.{ext}`.
+pub fn parse_segment_name(name: &str, ext: &str) -> Option<u64> {
+    let stem = name.strip_suffix(ext)?.strip_suffix('.')?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// Deletes the files of segment `base_offset` in `dir`, those that exist.
+pub fn delete_segment_files(dir: &Path, base_offset: u64) -> Result<()> {
+    for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+        remove_if_present(&segment_file(dir, base_offset, ext))?;
+    }
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LogError::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The two indexes, locked together: they gain entries at the same batches.
+struct Indexes {
+    offsets: OffsetIndex,
+    times: TimeIndex,
+}
+
+/// What a forward walk over a segment's batches found at one position.
+#[derive(Debug)]
+pub enum Step {
+    /// A batch whose header checks out (shape only; the CRC is not checked here) and which
+    /// ends within the limit.
+    Batch(BatchHeader),
+    /// The walk reached its limit exactly.
+    End,
+    /// Bytes at this position are not a whole, well-formed batch header within the limit.
+    Bad(String),
+}
+
+/// Reads a segment's log file forward through a reusable window, so walking many small
+/// batches costs one `pread` per window rather than one per header.
+pub struct Scanner<'a> {
+    file: &'a File,
+    path: &'a Path,
+    limit: u64,
+    window: usize,
+    buf: Vec<u8>,
+    buf_at: u64,
+}
+
+impl<'a> Scanner<'a> {
+    /// Reads below `limit` only, `window` bytes at a time.
+    pub fn new(file: &'a File, path: &'a Path, limit: u64, window: usize) -> Self {
+        Self {
+            file,
+            path,
+            limit,
+            window: window.max(HEADER_LEN),
+            buf: Vec::new(),
+            buf_at: 0,
+        }
+    }
+
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// `len` bytes at `position`, which the caller has checked lie below the limit.
+    fn bytes(&mut self, position: u64, len: usize) -> Result<&[u8]> {
+        let buffered =
+            position >= self.buf_at && position + len as u64 <= self.buf_at + self.buf.len() as u64;
+        if !buffered {
+            let n = (self.limit - position).min(self.window.max(len) as u64) as usize;
+            self.buf.resize(n, 0);
+            self.file
+                .read_exact_at(&mut self.buf, position)
+                .map_err(|e| LogError::io(self.path, e))?;
+            self.buf_at = position;
+        }
+        let from = (position - self.buf_at) as usize;
+        Ok(&self.buf[from..from + len])
+    }
+
+    /// The batch header at `position`, checked for shape and for fitting below the limit.
+    pub fn step(&mut self, position: u64) -> Result<Step> {
+        let left = self.limit.saturating_sub(position);
+        if left == 0 {
+            return Ok(Step::End);
+        }
+        if left < HEADER_LEN as u64 {
+            return Ok(Step::Bad(format!(
+                "{left} bytes left, less than a {HEADER_LEN}-byte batch header"
+            )));
+        }
+        let header = BatchHeader::parse(self.bytes(position, HEADER_LEN)?)?;
+        if let Err(e) = header.check_shape(usize::MAX) {
+            return Ok(Step::Bad(e.to_string()));
+        }
+        if header.total_len() as u64 > left {
+            return Ok(Step::Bad(format!(
+                "a {}-byte batch with {left} bytes left",
+                header.total_len()
+            )));
+        }
+        Ok(Step::Batch(header))
+    }
+}
+
+/// The state of a segment found by walking its tail: where appends continue.
+struct Tail {
+    cursor: IndexCursor,
+    next_offset: u64,
+}
+
+/// A segment: its log file, its indexes and what appends need to know about its end.
+pub struct Segment {
+    base_offset: u64,
+    log_path: PathBuf,
+    log: File,
+    /// Bytes of batches in the log file; appends write here.
+    size: AtomicU64,
+    /// The offset after the last batch (the base offset while empty).
+    next_offset: AtomicU64,
+    /// The greatest batch `maxTimestamp` in the segment; `i64::MIN` while empty.
+    max_timestamp: AtomicI64,
+    /// When the segment was created (ms since the epoch): the clock of roll by age.
+    created_ms: i64,
+    indexes: RwLock<Indexes>,
+    /// Where the next index entry is due. Only appends and truncation touch it.
+    cursor: Mutex<IndexCursor>,
+}
+
+/// An append that failed; `restored` says whether the log file is back at its old length (if
+/// not, the segment's end on disk is unknown and the log must stop writing).
+#[derive(Debug)]
+pub struct AppendFailed {
+    pub error: LogError,
+    pub restored: bool,
+}
+
+/// Window for scanning headers near an index entry: entries are `index_interval_bytes` apart.
+fn scan_window(config: &LogConfig) -> usize {
+    (config.index_interval_bytes as usize)
+        .saturating_mul(2)
+        .clamp(4 << 10, 64 << 10)
+}
+
+impl Segment {
+    /// Creates the files of a new, empty segment. The caller fsyncs the directory.
+    pub fn create(dir: &Path, base_offset: u64, config: &LogConfig) -> Result<Self> {
+        let log_path = segment_file(dir, base_offset, LOG_EXT);
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&log_path)
+            .map_err(|e| LogError::io(&log_path, e))?;
+        let indexes = Indexes {
+            offsets: OffsetIndex::create(
+                &segment_file(dir, base_offset, INDEX_EXT),
+                config.index_bytes_max,
+            )?,
+            times: TimeIndex::create(
+                &segment_file(dir, base_offset, TIME_INDEX_EXT),
+                config.index_bytes_max,
+            )?,
+        };
+        Ok(Self {
+            base_offset,
+            log_path,
+            log,
+            size: AtomicU64::new(0),
+            next_offset: AtomicU64::new(base_offset),
+            max_timestamp: AtomicI64::new(i64::MIN),
+            created_ms: now_ms(),
+            indexes: RwLock::new(indexes),
+            cursor: Mutex::new(IndexCursor::default()),
+        })
+    }
+
+    /// Opens an existing segment whose first `valid_len` bytes of log are whole, trusted
+    /// batches (recovery has established that). `active`: the segment will take appends, so
+    /// its indexes are preallocated; otherwise they are trimmed.
+    ///
+    /// The indexes are checked: shape, order and bounds ([`OffsetIndex::check`],
+    /// [`TimeIndex::check`]), the batch at the last entry must be the one it names, and the
+    /// batches after it must not have been due an entry. Anything wrong and both are rebuilt
+    /// from the log. Returns the segment and how many index files were rebuilt.
+    pub fn open(
+        dir: &Path,
+        base_offset: u64,
+        valid_len: u64,
+        active: bool,
+        config: &LogConfig,
+    ) -> Result<(Self, usize)> {
+        let log_path = segment_file(dir, base_offset, LOG_EXT);
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&log_path)
+            .map_err(|e| LogError::io(&log_path, e))?;
+        let meta = log.metadata().map_err(|e| LogError::io(&log_path, e))?;
+        if meta.len() < valid_len {
+            return Err(LogError::Corrupt {
+                segment: log_path.clone(),
+                position: meta.len(),
+                offset: base_offset,
+                reason: format!("the file is shorter than the {valid_len} bytes expected"),
+            });
+        }
+        let created_ms = meta
+            .created()
+            .or_else(|_| meta.modified())
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or_else(now_ms, |d| d.as_millis() as i64);
+        let index_path = segment_file(dir, base_offset, INDEX_EXT);
+        let time_path = segment_file(dir, base_offset, TIME_INDEX_EXT);
+        let scanner = Scanner::new(&log, &log_path, valid_len, scan_window(config));
+        let (mut indexes, tail, rebuilt) =
+            match load_indexes(&index_path, &time_path, base_offset, scanner, config)? {
+                Ok((indexes, tail)) => (indexes, tail, 0),
+                Err(reason) => {
+                    tracing::warn!(
+                        index = %index_path.display(),
+                        %reason,
+                        "rebuilding the indexes of a segment from its log"
+                    );
+                    let scanner = Scanner::new(&log, &log_path, valid_len, 1 << 20);
+                    let (indexes, tail) =
+                        rebuild_indexes(&index_path, &time_path, base_offset, scanner, config)?;
+                    (indexes, tail, 2)
+                }
+            };
+        if active {
+            indexes.offsets.resize(config.index_bytes_max)?;
+            indexes.times.resize(config.index_bytes_max)?;
+        } else {
+            indexes.offsets.trim()?;
+            indexes.times.trim()?;
+        }
+        let segment = Self {
+            base_offset,
+            log_path,
+            log,
+            size: AtomicU64::new(valid_len),
+            next_offset: AtomicU64::new(tail.next_offset),
+            max_timestamp: AtomicI64::new(tail.cursor.max_timestamp),
+            created_ms,
+            indexes: RwLock::new(indexes),
+            cursor: Mutex::new(tail.cursor),
+        };
+        Ok((segment, rebuilt))
+    }
+
+    pub fn base_offset(&self) -> u64 {
+        self.base_offset
+    }
+
+    /// The offset after the segment's last batch.
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset.load(Ordering::Acquire)
+    }
+
+    /// Bytes of batches in the log file.
+    pub fn size(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size() == 0
+    }
+
+    /// The greatest batch timestamp in the segment (`i64::MIN` when empty).
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp.load(Ordering::Acquire)
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    pub fn log_file(&self) -> &File {
+        &self.log
+    }
+
+    /// Whether the batch described by `header` must go to a new segment instead of this one:
+    /// this one is full (by size or by an index), too old, or the batch's offsets would not fit
+    /// the 32-bit relative offsets of the indexes. An empty segment takes any batch.
+    pub fn should_roll(&self, header: &BatchHeader, now_ms: i64, config: &LogConfig) -> bool {
+        let size = self.size();
+        if size == 0 {
+            return false;
+        }
+        let last_relative = self.next_offset() - self.base_offset + header.last_offset_delta as u64;
+        let indexes = self.indexes.read();
+        size + header.total_len() as u64 > config.segment_bytes_max
+            || now_ms.saturating_sub(self.created_ms) >= config.segment_ms_max as i64
+            || indexes.offsets.is_full()
+            || indexes.times.is_full()
+            || last_relative > u64::from(u32::MAX)
+    }
+
+    /// Appends a validated batch whose `baseOffset` is already this segment's next offset.
+    pub fn append(
+        &self,
+        batch: &[u8],
+        header: &BatchHeader,
+        config: &LogConfig,
+    ) -> std::result::Result<(), AppendFailed> {
+        let position = self.size();
+        let base = self.next_offset();
+        debug_assert_eq!(header.base_offset as u64, base);
+        if let Err(e) = self.log.write_all_at(batch, position) {
+            // A short write leaves part of a batch at the end; cut it off so the next append
+            // does not land after garbage.
+            let restored = self.log.set_len(position).is_ok();
+            return Err(AppendFailed {
+                error: LogError::io(&self.log_path, e),
+                restored,
+            });
+        }
+        let relative = (base - self.base_offset) as u32;
+        let due = self.cursor.lock().on_batch(
+            position,
+            relative,
+            batch.len() as u64,
+            header.max_timestamp,
+            config.index_interval_bytes,
+        );
+        if let Some((offset_entry, time_entry)) = due {
+            let mut indexes = self.indexes.write();
+            // `should_roll` keeps a slot free; a full index only makes lookups scan further.
+            if !indexes.offsets.is_full() && !indexes.times.is_full() {
+                indexes.offsets.append(offset_entry);
+                indexes.times.append(time_entry);
+            }
+        }
+        self.max_timestamp
+            .fetch_max(header.max_timestamp, Ordering::AcqRel);
+        self.next_offset
+            .store(header.next_offset() as u64, Ordering::Release);
+        self.size
+            .store(position + batch.len() as u64, Ordering::Release);
+        Ok(())
+    }
+
+    /// Position and header of the first batch below `limit` whose last offset is at least
+    /// `offset`; `None` if every batch below `limit` ends before it.
+    pub fn locate(
+        &self,
+        offset: u64,
+        limit: u64,
+        config: &LogConfig,
+    ) -> Result<Option<(u64, BatchHeader)>> {
+        let relative = offset
+            .saturating_sub(self.base_offset)
+            .min(u64::from(u32::MAX)) as u32;
+        let entry = self.indexes.read().offsets.lookup(relative).map(|(_, e)| e);
+        let (position, expect) = entry.map_or((0, self.base_offset), |e| {
+            (
+                u64::from(e.position),
+                self.base_offset + u64::from(e.relative_offset),
+            )
+        });
+        let mut scanner = Scanner::new(&self.log, &self.log_path, limit, scan_window(config));
+        let mut position = self.start_at(&mut scanner, position, expect)?;
+        loop {
+            match scanner.step(position)? {
+                Step::End => return Ok(None),
+                Step::Bad(reason) => return Err(self.corrupt(position, offset, reason)),
+                Step::Batch(header) => {
+                    if header.last_offset() as u64 >= offset {
+                        return Ok(Some((position, header)));
+                    }
+                    position += header.total_len() as u64;
+                }
+            }
+        }
+    }
+
+    /// `position` if the batch there is the one an index entry says (`expect` is its base
+    /// offset), else 0: a wrong entry costs a scan from the start, never a wrong answer.
+    fn start_at(&self, scanner: &mut Scanner<'_>, position: u64, expect: u64) -> Result<u64> {
+        if position == 0 || position >= scanner.limit() {
+            return Ok(0);
+        }
+        match scanner.step(position)? {
+            Step::Batch(h) if h.base_offset as u64 == expect => Ok(position),
+            _ => {
+                tracing::warn!(
+                    segment = %self.log_path.display(),
+                    position,
+                    expect,
+                    "an index entry does not point at its batch; scanning from the segment start"
+                );
+                Ok(0)
+            }
+        }
+    }
+
+    /// Whole batches starting with the one holding `offset` (or the first after it), at most
+    /// `max_bytes` of them but always the first one whole, none at or beyond `limit`. One
+    /// `pread` for the data. `None` when no batch below `limit` holds `offset` or a later one.
+    pub fn read(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        limit: u64,
+        config: &LogConfig,
+    ) -> Result<Option<Bytes>> {
+        let Some((start, header)) = self.locate(offset, limit, config)? else {
+            return Ok(None);
+        };
+        let first = header.total_len() as u64;
+        let len = (max_bytes as u64).min(limit - start).max(first) as usize;
+        let mut buf = vec![0u8; len];
+        self.log
+            .read_exact_at(&mut buf, start)
+            .map_err(|e| LogError::io(&self.log_path, e))?;
+        buf.truncate(whole_batches(&buf, first as usize));
+        Ok(Some(Bytes::from(buf)))
+    }
+
+    /// The first record at or after `timestamp` whose offset is at least `from_offset`, among
+    /// the batches below `limit`: `(offset, timestamp)`.
+    pub fn find_timestamp(
+        &self,
+        timestamp: i64,
+        from_offset: u64,
+        limit: u64,
+        config: &LogConfig,
+    ) -> Result<Option<(u64, i64)>> {
+        let (position, expect) = {
+            let indexes = self.indexes.read();
+            match indexes.times.lookup(timestamp) {
+                Some((i, _)) => {
+                    let e = indexes.offsets.get(i);
+                    (
+                        u64::from(e.position),
+                        self.base_offset + u64::from(e.relative_offset),
+                    )
+                }
+                None => (0, self.base_offset),
+            }
+        };
+        let mut scanner = Scanner::new(&self.log, &self.log_path, limit, scan_window(config));
+        let mut position = self.start_at(&mut scanner, position, expect)?;
+        loop {
+            let header = match scanner.step(position)? {
+                Step::End => return Ok(None),
+                Step::Bad(reason) => return Err(self.corrupt(position, from_offset, reason)),
+                Step::Batch(header) => header,
+            };
+            if header.max_timestamp >= timestamp && header.last_offset() as u64 >= from_offset {
+                let mut batch = vec![0u8; header.total_len()];
+                self.log
+                    .read_exact_at(&mut batch, position)
+                    .map_err(|e| LogError::io(&self.log_path, e))?;
+                let found = first_record_at_or_after(Bytes::from(batch), timestamp, from_offset)
+                    .map_err(|e| {
+                        self.corrupt(position, header.base_offset as u64, e.to_string())
+                    })?;
+                if found.is_some() {
+                    return Ok(found);
+                }
+            }
+            position += header.total_len() as u64;
+        }
+    }
+
+    /// Cuts the segment to its first `position` bytes (a batch boundary; `next_offset` is the
+    /// offset after the batch that now ends it), dropping index entries past the cut.
+    pub fn truncate_to(&self, position: u64, next_offset: u64, config: &LogConfig) -> Result<()> {
+        self.log
+            .set_len(position)
+            .map_err(|e| LogError::io(&self.log_path, e))?;
+        self.log
+            .sync_data()
+            .map_err(|e| LogError::io(&self.log_path, e))?;
+        let mut indexes = self.indexes.write();
+        let keep = indexes.offsets.entries_before(position);
+        indexes.offsets.truncate_entries(keep);
+        indexes.times.truncate_entries(keep);
+        let from = indexes.offsets.last();
+        let start = from.map_or(0, |e| u64::from(e.position));
+        let cursor = IndexCursor {
+            bytes_since_entry: 0,
+            max_timestamp: indexes.times.last().map_or(i64::MIN, |t| t.timestamp),
+        };
+        drop(indexes);
+        let scanner = Scanner::new(&self.log, &self.log_path, position, scan_window(config));
+        let tail = scan_tail(
+            scanner,
+            start,
+            self.base_offset + from.map_or(0, |e| u64::from(e.relative_offset)),
+            cursor,
+            self.base_offset,
+            config,
+        )?
+        .map_err(|reason| self.corrupt(start, self.base_offset, reason))?;
+        debug_assert_eq!(tail.next_offset, next_offset);
+        *self.cursor.lock() = tail.cursor;
+        self.max_timestamp
+            .store(tail.cursor.max_timestamp, Ordering::Release);
+        self.next_offset.store(next_offset, Ordering::Release);
+        self.size.store(position, Ordering::Release);
+        Ok(())
+    }
+
+    /// fdatasync of the log file.
+    pub fn sync_data(&self) -> Result<()> {
+        self.log
+            .sync_data()
+            .map_err(|e| LogError::io(&self.log_path, e))
+    }
+
+    /// The segment stops taking appends: its indexes are written back and trimmed.
+    pub fn seal(&self) -> Result<()> {
+        let mut indexes = self.indexes.write();
+        indexes.offsets.flush()?;
+        indexes.times.flush()?;
+        indexes.offsets.trim()?;
+        indexes.times.trim()
+    }
+
+    /// The segment takes appends again (after a truncation made it the last): preallocate.
+    pub fn unseal(&self, config: &LogConfig) -> Result<()> {
+        let mut indexes = self.indexes.write();
+        indexes.offsets.resize(config.index_bytes_max)?;
+        indexes.times.resize(config.index_bytes_max)
+    }
+
+    /// Writes the index pages back to their files (msync).
+    pub fn flush_indexes(&self) -> Result<()> {
+        let indexes = self.indexes.read();
+        indexes.offsets.flush()?;
+        indexes.times.flush()
+    }
+
+    /// Deletes the segment's files. Readers holding it keep reading the unlinked files.
+    pub fn delete(&self) -> Result<()> {
+        let indexes = self.indexes.read();
+        for path in [
+            self.log_path.as_path(),
+            indexes.offsets.path(),
+            indexes.times.path(),
+        ] {
+            remove_if_present(path)?;
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, position: u64, offset: u64, reason: String) -> LogError {
+        LogError::Corrupt {
+            segment: self.log_path.clone(),
+            position,
+            offset,
+            reason,
+        }
+    }
+}
+
+/// How many leading bytes of `buf` are whole batches, given that the first one (of `first`
+/// bytes) is whole.
+fn whole_batches(buf: &[u8], first: usize) -> usize {
+    let mut end = first;
+    while let Some(length_field) = buf.get(end + BATCH_LENGTH_AT..end + LOG_OVERHEAD) {
+        let length = i32::from_be_bytes([
+            length_field[0],
+            length_field[1],
+            length_field[2],
+            length_field[3],
+        ]);
+        let Ok(length) = usize::try_from(length) else {
+            break;
+        };
+        let total = LOG_OVERHEAD + length;
+        if length < HEADER_LEN - LOG_OVERHEAD || end + total > buf.len() {
+            break;
+        }
+        end += total;
+    }
+    end
+}
+
+/// The first record of `batch` at or after `timestamp` whose offset is at least `from_offset`.
+fn first_record_at_or_after(
+    batch: Bytes,
+    timestamp: i64,
+    from_offset: u64,
+) -> std::result::Result<Option<(u64, i64)>, crate::error::BatchError> {
+    for record in records(batch)? {
+        let record = record?;
+        if record.offset >= from_offset && record.timestamp >= timestamp {
+            return Ok(Some((record.offset, record.timestamp)));
+        }
+    }
+    Ok(None)
+}
+
+/// Opens both index files and checks them against the log the scanner reads; `Ok(Err(reason))`
+/// when they must be rebuilt.
+fn load_indexes(
+    index_path: &Path,
+    time_path: &Path,
+    base_offset: u64,
+    mut scanner: Scanner<'_>,
+    config: &LogConfig,
+) -> Result<std::result::Result<(Indexes, Tail), String>> {
+    let valid_len = scanner.limit();
+    let mut offsets = match OffsetIndex::open(index_path)? {
+        Ok(index) => index,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    let mut times = match TimeIndex::open(time_path)? {
+        Ok(index) => index,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    // Entries past the valid end name batches a crash or a truncation took away.
+    let keep = offsets.entries_before(valid_len);
+    offsets.truncate_entries(keep);
+    times.truncate_entries(keep);
+    if let Err(reason) = offsets
+        .check(valid_len)
+        .and_then(|()| times.check(&offsets))
+    {
+        return Ok(Err(reason));
+    }
+    let (start, expect, cursor) = match (offsets.last(), times.last()) {
+        (Some(o), Some(t)) => {
+            let expect = base_offset + u64::from(o.relative_offset);
+            match scanner.step(u64::from(o.position))? {
+                Step::Batch(h)
+                    if h.base_offset as u64 == expect && h.max_timestamp <= t.timestamp => {}
+                other => {
+                    return Ok(Err(format!(
+                        "the last entry {o:?} / {t:?} does not match the batch there: {other:?}"
+                    )))
+                }
+            }
+            let cursor = IndexCursor {
+                bytes_since_entry: 0,
+                max_timestamp: t.timestamp,
+            };
+            (u64::from(o.position), expect, cursor)
+        }
+        _ => (0, base_offset, IndexCursor::default()),
+    };
+    let tail = match scan_tail(scanner, start, expect, cursor, base_offset, config)? {
+        Ok(tail) => tail,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    Ok(Ok((Indexes { offsets, times }, tail)))
+}
+
+/// Walks the batches from `start` (where the batch with base offset `expect` begins) to the
+/// scanner's limit, advancing `cursor`. `Ok(Err(reason))` if a batch there was due an index
+/// entry (the index is incomplete) or does not continue the offsets.
+fn scan_tail(
+    mut scanner: Scanner<'_>,
+    start: u64,
+    expect: u64,
+    mut cursor: IndexCursor,
+    base_offset: u64,
+    config: &LogConfig,
+) -> Result<std::result::Result<Tail, String>> {
+    let mut position = start;
+    let mut next_offset = expect;
+    loop {
+        let header = match scanner.step(position)? {
+            Step::End => break,
+            Step::Bad(reason) => return Ok(Err(format!("at position {position}: {reason}"))),
+            Step::Batch(header) => header,
+        };
+        if header.base_offset as u64 != next_offset {
+            return Ok(Err(format!(
+                "the batch at position {position} has base offset {}, expected {next_offset}",
+                header.base_offset
+            )));
+        }
+        let relative = (next_offset - base_offset).min(u64::from(u32::MAX)) as u32;
+        let due = cursor.on_batch(
+            position,
+            relative,
+            header.total_len() as u64,
+            header.max_timestamp,
+            config.index_interval_bytes,
+        );
+        if due.is_some() && position != start {
+            return Ok(Err(format!(
+                "the batch at position {position} has no index entry but is due one"
+            )));
+        }
+        position += header.total_len() as u64;
+        next_offset = header.next_offset() as u64;
+    }
+    Ok(Ok(Tail {
+        cursor,
+        next_offset,
+    }))
+}
+
+/// Recreates both indexes from every batch the scanner reads.
+fn rebuild_indexes(
+    index_path: &Path,
+    time_path: &Path,
+    base_offset: u64,
+    mut scanner: Scanner<'_>,
+    config: &LogConfig,
+) -> Result<(Indexes, Tail)> {
+    let capacity = config.index_bytes_max;
+    let mut indexes = Indexes {
+        offsets: OffsetIndex::create(index_path, capacity)?,
+        times: TimeIndex::create(time_path, capacity)?,
+    };
+    let mut cursor = IndexCursor::default();
+    let mut position = 0;
+    let mut next_offset = base_offset;
+    loop {
+        let header = match scanner.step(position)? {
+            Step::End => break,
+            Step::Bad(reason) => {
+                return Err(LogError::Corrupt {
+                    segment: index_path.with_extension(LOG_EXT),
+                    position,
+                    offset: next_offset,
+                    reason,
+                })
+            }
+            Step::Batch(header) => header,
+        };
+        let relative = (header.base_offset as u64).saturating_sub(base_offset);
+        let relative = relative.min(u64::from(u32::MAX)) as u32;
+        if let Some((o, t)) = cursor.on_batch(
+            position,
+            relative,
+            header.total_len() as u64,
+            header.max_timestamp,
+            config.index_interval_bytes,
+        ) {
+            if indexes.offsets.is_full() {
+                // Grow rather than lose entries: the index of a sealed segment is sized to fit.
+                let bytes = (indexes.offsets.len() * 2 + 1) as u64;
+                let bytes = bytes.min(u64::from(u32::MAX) / 12) as u32;
+                indexes.offsets.resize(bytes * 8)?;
+                indexes.times.resize(bytes * 12)?;
+            }
+            indexes.offsets.append(o);
+            indexes.times.append(t);
+        }
+        position += header.total_len() as u64;
+        next_offset = header.next_offset() as u64;
+    }
+    Ok((
+        indexes,
+        Tail {
+            cursor,
+            next_offset,
+        },
+    ))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::batch::header::patch_base_offset;
+    use crate::batch::{BatchBuilder, Compression, RecordRef};
+
+    /// A batch of `count` records of `value_len` bytes, timestamps from `timestamp` up by 1.
+    pub(crate) fn test_batch(count: usize, value_len: usize, timestamp: i64) -> Vec<u8> {
+        let value = vec![7u8; value_len];
+        let mut builder = BatchBuilder::new(Compression::None);
+        for i in 0..count {
+            builder.push(RecordRef {
+                key: None,
+                value: Some(&value),
+                headers: &[],
+                timestamp: timestamp + i as i64,
+            });
+        }
+        builder.build().expect("a valid batch").to_vec()
+    }
+
+    fn config() -> LogConfig {
+        LogConfig {
+            segment_bytes_max: 4096,
+            index_interval_bytes: 200,
+            index_bytes_max: 1024,
+            ..LogConfig::default()
+        }
+    }
+
+    fn append(segment: &Segment, count: usize, ts: i64, config: &LogConfig) -> (u64, Vec<u8>) {
+        let mut batch = test_batch(count, 40, ts);
+        let base = segment.next_offset();
+        patch_base_offset(&mut batch, base as i64);
+        let header = BatchHeader::parse_checked(&batch, usize::MAX).expect("valid");
+        segment.append(&batch, &header, config).expect("append");
+        (base, batch)
+    }
+
+    #[test]
+    fn appends_read_back_from_every_offset_and_indexes_fill() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config();
+        let segment = Segment::create(dir.path(), 100, &config).expect("create");
+        let mut batches = Vec::new();
+        for i in 0..20 {
+            batches.push(append(&segment, 1 + i % 3, 1000 + i as i64 * 10, &config));
+        }
+        assert!(
+            segment.indexes.read().offsets.len() >= 5,
+            "entries every ~200 bytes"
+        );
+        let limit = segment.size();
+        for (i, (base, bytes)) in batches.iter().enumerate() {
+            let count = 1 + i as u64 % 3;
+            for offset in *base..*base + count {
+                let got = segment
+                    .read(offset, 1, limit, &config)
+                    .expect("read")
+                    .expect("found");
+                assert_eq!(&got[..], &bytes[..], "read({offset})");
+            }
+        }
+        // Several whole batches within max_bytes, never a partial one.
+        let two = batches[0].1.len() + batches[1].1.len();
+        let got = segment
+            .read(100, two + 10, limit, &config)
+            .expect("read")
+            .expect("found");
+        assert_eq!(got.len(), two);
+        // Nothing at or beyond the limit.
+        let end = segment.next_offset();
+        assert!(segment
+            .read(end, 100, limit, &config)
+            .expect("read")
+            .is_none());
+        let first_len = batches[0].1.len() as u64;
+        assert!(segment
+            .read(batches[1].0, 100, first_len, &config)
+            .expect("read")
+            .is_none());
+    }
+
+    #[test]
+    fn timestamp_lookup_finds_the_first_batch_reaching_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config();
+        let segment = Segment::create(dir.path(), 0, &config).expect("create");
+        for i in 0..30 {
+            append(&segment, 1, 1000 + i * 10, &config);
+        }
+        let limit = segment.size();
+        let find = |ts| segment.find_timestamp(ts, 0, limit, &config).expect("find");
+        assert_eq!(find(0), Some((0, 1000)));
+        assert_eq!(find(1000), Some((0, 1000)));
+        assert_eq!(find(1001), Some((1, 1010)));
+        assert_eq!(find(1150), Some((15, 1150)));
+        assert_eq!(find(1290), Some((29, 1290)));
+        assert_eq!(find(1291), None);
+        assert_eq!(
+            segment.find_timestamp(0, 7, limit, &config).expect("find"),
+            Some((7, 1070))
+        );
+    }
+
+    #[test]
+    fn reopen_keeps_or_rebuilds_indexes_to_the_same_answers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config();
+        let segment = Segment::create(dir.path(), 0, &config).expect("create");
+        for i in 0..25 {
+            append(&segment, 2, 1000 + i * 10, &config);
+        }
+        let size = segment.size();
+        let entries = segment.indexes.read().offsets.len();
+        segment.seal().expect("seal");
+        drop(segment);
+
+        let (segment, rebuilt) = Segment::open(dir.path(), 0, size, false, &config).expect("open");
+        assert_eq!(rebuilt, 0, "a good index is kept");
+        assert_eq!(segment.indexes.read().offsets.len(), entries);
+        assert_eq!(segment.next_offset(), 50);
+        assert_eq!(segment.max_timestamp(), 1241);
+        drop(segment);
+
+        let index = segment_file(dir.path(), 0, INDEX_EXT);
+        let mut bytes = fs::read(&index).expect("read");
+        bytes[7] ^= 1; // the first entry's position, off by one
+        fs::write(&index, &bytes).expect("write");
+        fs::remove_file(segment_file(dir.path(), 0, TIME_INDEX_EXT)).expect("rm");
+        let (segment, rebuilt) = Segment::open(dir.path(), 0, size, true, &config).expect("open");
+        assert_eq!(rebuilt, 2);
+        assert_eq!(segment.indexes.read().offsets.len(), entries);
+        assert_eq!(segment.next_offset(), 50);
+        let limit = segment.size();
+        assert_eq!(
+            segment
+                .find_timestamp(1125, 0, limit, &config)
+                .expect("find"),
+            Some((26, 1130))
+        );
+        // The active segment continues appending where it was.
+        let (base, _) = append(&segment, 1, 5000, &config);
+        assert_eq!(base, 50);
+    }
+
+    #[test]
+    fn truncate_cuts_the_log_and_its_index_entries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config();
+        let segment = Segment::create(dir.path(), 0, &config).expect("create");
+        let mut positions = Vec::new();
+        for i in 0..20 {
+            positions.push((segment.size(), segment.next_offset()));
+            append(&segment, 1, 1000 + i, &config);
+        }
+        let (cut, next) = positions[9];
+        segment.truncate_to(cut, next, &config).expect("truncate");
+        assert_eq!(segment.size(), cut);
+        assert_eq!(segment.next_offset(), 9);
+        assert_eq!(segment.max_timestamp(), 1008);
+        let indexes = segment.indexes.read();
+        assert!(indexes
+            .offsets
+            .last()
+            .is_none_or(|e| u64::from(e.position) < cut));
+        drop(indexes);
+        let (base, _) = append(&segment, 1, 2000, &config);
+        assert_eq!(base, 9);
+        let got = segment.read(9, 1, segment.size(), &config).expect("read");
+        assert!(got.is_some());
+    }
+
+    #[test]
+    fn names_parse_back() {
+        let path = segment_file(Path::new("/d"), 42, LOG_EXT);
+        let name = path.file_name().and_then(|n| n.to_str()).expect("name");
+        assert_eq!(name, "00000000000000000042.log");
+        assert_eq!(parse_segment_name(name, LOG_EXT), Some(42));
+        assert_eq!(parse_segment_name("42.log", LOG_EXT), None);
+        assert_eq!(
+            parse_segment_name("0000000000000000004x.log", LOG_EXT),
+            None
+        );
+        assert_eq!(parse_segment_name(name, INDEX_EXT), None);
+    }
+}
