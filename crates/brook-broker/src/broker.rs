@@ -214,7 +214,8 @@ impl Broker {
             })
             .collect();
         tracing::info!(dir = %config.data_dir.display(), "broker open");
-        Ok(Broker {
+        let retention_check = config.retention_check();
+        let broker = Broker {
             inner: Arc::new(Inner {
                 config,
                 store: Arc::new(store),
@@ -226,7 +227,9 @@ impl Broker {
                 shutdown: watch::Sender::new(false),
                 _tempdir: tempdir,
             }),
-        })
+        };
+        crate::retention::spawn(&broker, retention_check);
+        Ok(broker)
     }
 
     /// The settings the broker was opened with.
@@ -395,6 +398,21 @@ impl Broker {
         } else {
             Err(BrokerError::Closed)
         }
+    }
+
+    /// Every partition log, named `topic-partition`, for background work.
+    pub(crate) fn all_partition_logs(&self) -> Vec<(String, Arc<PartitionLog>)> {
+        self.inner
+            .topics
+            .read()
+            .values()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .enumerate()
+                    .map(move |(p, h)| (format!("{}-{p}", t.name), Arc::clone(&h.log)))
+            })
+            .collect()
     }
 
     /// A receiver of the broker's shutdown flag.

@@ -28,6 +28,9 @@ pub struct BrokerConfig {
     pub auto_create_topics: bool,
     /// Partitions of a topic created automatically or without a count. Default 1.
     pub default_partitions: u32,
+    /// How often size and age retention is applied to every partition. Default 5 minutes
+    /// (Kafka's `log.retention.check.interval.ms`).
+    pub retention_check_ms: u64,
     /// Per-request limits.
     pub limits: Limits,
 }
@@ -40,12 +43,23 @@ impl BrokerConfig {
             log: LogConfig::default(),
             auto_create_topics: true,
             default_partitions: 1,
+            retention_check_ms: 300_000,
             limits: Limits::default(),
         }
     }
 
+    /// The retention check interval, as a duration.
+    pub fn retention_check(&self) -> Duration {
+        Duration::from_millis(self.retention_check_ms)
+    }
+
     /// Rejects settings that cannot work, before anything is opened with them.
     pub fn validate(&self) -> Result<()> {
+        if self.retention_check_ms == 0 {
+            return Err(BrokerError::InvalidConfig {
+                reason: "retention_check_ms must be at least 1".into(),
+            });
+        }
         self.log.validate().map_err(BrokerError::from_admin_log)?;
         if self.default_partitions == 0 || self.default_partitions > self.limits.partitions_max {
             return Err(BrokerError::InvalidPartitions {

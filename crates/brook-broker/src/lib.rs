@@ -28,6 +28,7 @@
 //! - [`produce`], [`fetch`], [`subscribe`]: the data path.
 //! - [`group_admin`]: committed offsets, listing and describing groups.
 //! - [`group`], [`offsets`]: the group coordinator and the offset store behind them.
+//! - `retention`: the background task applying size and age retention.
 //! - [`partitioner`]: Kafka's murmur2 key partitioning.
 //! - [`config`], [`error`], [`types`]: settings, the error enum, the API's plain data.
 
@@ -40,6 +41,7 @@ pub mod group_admin;
 pub mod offsets;
 pub mod partitioner;
 pub mod produce;
+mod retention;
 mod storage;
 pub mod subscribe;
 pub mod types;

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use brook_log::{LogConfig, LogError, Result};
-use bytes::Bytes;
 
 /// A topic's overrides of the broker's default log settings (`None` follows the default).
 /// Mirrors `brook_log::topic::TopicConfig` field for field.
@@ -36,43 +35,7 @@ fn not_yet() -> LogError {
     LogError::InvalidConfig("the partition store is not in brook-log yet".into())
 }
 
-#[derive(Debug)]
-pub(crate) struct AppendInfo {
-    pub base_offset: u64,
-    pub last_offset: u64,
-    pub max_timestamp: i64,
-    pub record_count: u32,
-}
-
-#[derive(Debug)]
-pub(crate) struct PartitionLog;
-
-impl PartitionLog {
-    pub fn append(&self, _batch: &mut [u8]) -> Result<AppendInfo> {
-        Err(not_yet())
-    }
-    pub fn read(&self, _offset: u64, _max_bytes: usize) -> Result<Bytes> {
-        Err(not_yet())
-    }
-    pub fn log_start_offset(&self) -> u64 {
-        0
-    }
-    pub fn log_end_offset(&self) -> u64 {
-        0
-    }
-    pub fn high_watermark(&self) -> u64 {
-        0
-    }
-    pub fn size_bytes(&self) -> u64 {
-        0
-    }
-    pub fn segment_count(&self) -> usize {
-        0
-    }
-    pub fn offset_for_timestamp(&self, _ts: i64) -> Result<Option<(u64, i64)>> {
-        Err(not_yet())
-    }
-}
+pub(crate) use brook_log::PartitionLog;
 
 #[derive(Debug)]
 pub(crate) struct Topic {
