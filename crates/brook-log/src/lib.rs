@@ -14,6 +14,7 @@
 //! - [`index`], [`segment`]: a segment's `.log` file and its sparse offset and time indexes.
 //! - [`log`]: [`PartitionLog`], the segmented log with durability modes and group commit.
 //! - [`recovery`], [`checkpoint`]: opening after a crash, and the files that make it cheap.
+//! - [`store`], [`topic`]: a data directory of topics and their partitions.
 #![deny(clippy::unwrap_used)]
 
 pub mod batch;
@@ -28,9 +29,13 @@ pub mod names;
 pub mod recovery;
 pub mod scan;
 pub mod segment;
+pub mod store;
+pub mod topic;
 
 pub use config::{Durability, LogConfig};
 pub use error::{BatchError, LogError, Result};
-pub use log::{AppendInfo, PartitionLog};
+pub use log::{AppendInfo, HighWatermarkListener, PartitionLog, PendingAppend};
 pub use names::validate_topic_name;
 pub use recovery::{Corruption, RecoveryReport};
+pub use store::Store;
+pub use topic::{Topic, TopicConfig};

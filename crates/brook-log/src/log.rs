@@ -71,6 +71,45 @@ pub struct AppendInfo {
     pub record_count: u32,
 }
 
+/// The function told of every high watermark move; see
+/// [`PartitionLog::set_high_watermark_listener`].
+pub type HighWatermarkListener = Box<dyn Fn(u64) + Send + Sync>;
+
+/// A batch written to the log but not yet known durable; see
+/// [`PartitionLog::append_pending`].
+#[must_use = "an append is not acknowledged until wait_durable returns Ok"]
+pub struct PendingAppend {
+    shared: Arc<Shared>,
+    /// The write sequence a sync must reach (`sync` mode only).
+    wait_for: Option<u64>,
+    info: AppendInfo,
+}
+
+impl PendingAppend {
+    /// The offsets the batch was given (not yet durable).
+    pub fn info(&self) -> &AppendInfo {
+        &self.info
+    }
+
+    /// Blocks until the batch is durable as the log's mode requires (in `sync` mode, joining
+    /// the group commit; at once in the others) and returns what the append did.
+    pub fn wait_durable(self) -> Result<AppendInfo> {
+        if let Some(seq) = self.wait_for {
+            self.shared.sync_to(seq)?;
+        }
+        Ok(self.info)
+    }
+}
+
+impl std::fmt::Debug for PendingAppend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingAppend")
+            .field("info", &self.info)
+            .field("waits", &self.wait_for.is_some())
+            .finish()
+    }
+}
+
 /// A segmented, append-only log of record batches for one partition. `Send + Sync`: every
 /// method takes `&self`; appends serialize on a write lock, reads take no lock across IO.
 pub struct PartitionLog {
@@ -99,6 +138,8 @@ struct Shared {
     /// The last checkpoint written; its lock serializes writing the file.
     checkpoint: Mutex<Checkpoint>,
     fsyncs: AtomicU64,
+    /// Told of high watermark moves; its lock also keeps the calls in order.
+    hw_listener: Mutex<Option<HighWatermarkListener>>,
     flusher: FlusherControl,
     #[cfg(test)]
     fail_fsync: AtomicBool,
@@ -189,6 +230,7 @@ impl PartitionLog {
             refusing_writes: AtomicBool::new(corruption.is_some()),
             checkpoint: Mutex::new(recovered.checkpoint),
             fsyncs: AtomicU64::new(0),
+            hw_listener: Mutex::new(None),
             flusher: FlusherControl::default(),
             #[cfg(test)]
             fail_fsync: AtomicBool::new(false),
@@ -210,7 +252,8 @@ impl PartitionLog {
     /// Validates `batch` (one whole RecordBatch v2 of at most `message_bytes_max` bytes),
     /// assigns its offsets by rewriting its `baseOffset` in place, writes it (rolling first if
     /// the active segment is full or old), and makes it durable as the mode says. Many threads
-    /// may append at once; in `sync` mode they share fsyncs.
+    /// may append at once; in `sync` mode they share fsyncs. The same as
+    /// `append_pending(batch)?.wait_durable()`.
     ///
     /// A log in which recovery found corruption refuses appends ([`LogError::Corrupt`]) until
     /// `truncate_to` drops the damaged batch: the valid batches after the damage still hold
@@ -218,7 +261,16 @@ impl PartitionLog {
     /// numbering different records with the same offsets; and appending after unreadable bytes
     /// would bury them where no reader could get past. An operator decides what is lost.
     pub fn append(&self, batch: &mut [u8]) -> Result<AppendInfo> {
-        let s = &*self.shared;
+        self.append_pending(batch)?.wait_durable()
+    }
+
+    /// The first half of [`PartitionLog::append`]: validates, assigns offsets and writes under
+    /// the write lock, without waiting for any fsync. Calls made one after another get
+    /// increasing offsets in that order, so a caller that must keep submission order issues
+    /// these in order and then waits for durability ([`PendingAppend::wait_durable`]) outside
+    /// its own ordering lock, sharing fsyncs with everyone else.
+    pub fn append_pending(&self, batch: &mut [u8]) -> Result<PendingAppend> {
+        let s = &self.shared;
         if s.refusing_writes.load(Ordering::Acquire) {
             return Err(s.write_refusal());
         }
@@ -263,12 +315,30 @@ impl PartitionLog {
             };
             (seq, info)
         };
-        match config.durability {
-            Durability::Sync => s.sync_to(seq)?,
-            Durability::Interval(_) => s.wake_flusher(),
-            Durability::None => {}
+        let wait_for = match config.durability {
+            Durability::Sync => Some(seq),
+            Durability::Interval(_) => {
+                s.wake_flusher();
+                None
+            }
+            Durability::None => None,
+        };
+        if wait_for.is_none() {
+            s.publish_high_watermark();
         }
-        Ok(info)
+        Ok(PendingAppend {
+            shared: Arc::clone(s),
+            wait_for,
+            info,
+        })
+    }
+
+    /// Sets the function called each time the high watermark moves (after a sync in `sync`
+    /// mode, after the write in the others, down after `truncate_to`), with its new value.
+    /// It runs on the thread that moved it, outside the log's locks but one call at a time, so
+    /// the values it sees are in order; it must be quick and must not set another listener.
+    pub fn set_high_watermark_listener(&self, listener: HighWatermarkListener) {
+        *self.shared.hw_listener.lock() = Some(listener);
     }
 
     /// Whole batches starting with the one holding `offset`: as many as fit in `max_bytes`,
@@ -540,6 +610,8 @@ impl PartitionLog {
             );
             s.refusing_writes.store(false, Ordering::Release);
         }
+        drop(w);
+        s.publish_high_watermark();
         Ok(())
     }
 
@@ -793,11 +865,22 @@ impl Shared {
                 segments.iter().try_for_each(|seg| self.fsync(seg))
             });
             st.in_progress = false;
-            if result.is_ok() {
+            let synced = result.is_ok();
+            if synced {
                 st.durable_seq = seq;
                 self.raise_high_watermark(written);
             }
             self.synced.notify_all();
+            if synced {
+                MutexGuard::unlocked(&mut st, || self.publish_high_watermark());
+            }
+        }
+    }
+
+    /// Tells the listener the current high watermark.
+    fn publish_high_watermark(&self) {
+        if let Some(listener) = &*self.hw_listener.lock() {
+            listener(self.high_watermark.read().offset);
         }
     }
 
@@ -1323,5 +1406,52 @@ mod tests {
             log.flusher.lock().is_none(),
             "the flusher stops with its mode"
         );
+    }
+
+    #[test]
+    fn pending_appends_keep_their_order_and_share_one_fsync() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = PartitionLog::open(dir.path(), small(Durability::Sync)).expect("open");
+        let pending: Vec<PendingAppend> = (0..5)
+            .map(|_| {
+                log.append_pending(&mut test_batch(2, 10, TS))
+                    .expect("write")
+            })
+            .collect();
+        let bases: Vec<u64> = pending.iter().map(|p| p.info().base_offset).collect();
+        assert_eq!(bases, vec![0, 2, 4, 6, 8]);
+        assert_eq!(log.high_watermark(), 0, "nothing is durable yet");
+        assert_eq!(log.log_end_offset(), 10);
+        let before = log.fsync_count();
+        for p in pending {
+            p.wait_durable().expect("durable");
+        }
+        assert_eq!(log.fsync_count() - before, 1, "one fsync covers all five");
+        assert_eq!(log.high_watermark(), 10);
+    }
+
+    #[test]
+    fn the_listener_hears_every_high_watermark_move_in_order() {
+        for durability in [Durability::Sync, Durability::None] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let log = Arc::new(PartitionLog::open(dir.path(), small(durability)).expect("open"));
+            let heard = Arc::new(Mutex::new(Vec::new()));
+            let sink = Arc::clone(&heard);
+            log.set_high_watermark_listener(Box::new(move |hw| sink.lock().push(hw)));
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    let log = Arc::clone(&log);
+                    std::thread::spawn(move || fill(&log, 10, 1))
+                })
+                .collect();
+            for h in handles {
+                h.join().expect("thread");
+            }
+            let values = heard.lock().clone();
+            assert!(values.windows(2).all(|w| w[0] <= w[1]), "{values:?}");
+            assert_eq!(values.last(), Some(&40), "{durability}");
+            log.truncate_to(30).expect("truncate");
+            assert_eq!(heard.lock().last(), Some(&30));
+        }
     }
 }
