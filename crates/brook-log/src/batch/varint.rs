@@ -31,8 +31,9 @@ fn unzigzag(raw: u64) -> i64 {
 /// Encoded size of `value` as a varlong (also right for a varint when it fits in i32).
 #[inline]
 pub fn varlong_len(value: i64) -> usize {
-    let bits = 64 - (zigzag(value) | 1).leading_zeros() as usize;
-    bits.div_ceil(7)
+    // ceil(significant bits / 7) without a division: protobuf's VarintSize64.
+    let log2 = 63 - (zigzag(value) | 1).leading_zeros() as usize;
+    (log2 * 9 + 73) / 64
 }
 
 /// Encoded size of `value` as a varint.
