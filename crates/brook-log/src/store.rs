@@ -1,0 +1,771 @@
+//! The store: a data directory of topics, each a set of partition logs.
+//!
+//! Layout of a data directory:
+//!
+//! ```text
+//! <data>/.lock                 flock'ed by the one process using the directory (crate::lock)
+//! <data>/topics/<topic>.topic  each topic's id, partition count and config overrides (crate::topic)
+//! <data>/<topic>-<partition>/  each partition's log (segments and indexes)
+//! ```
+//!
+//! The store owns every name of the form `<valid topic name>-<digits>` in the data directory:
+//! such a directory that no topic file claims is an orphan and is removed on open. Other
+//! components keep their files under names of another shape (`topics/`, `groups/`, ...).
+//!
+//! Crash safety comes from ordering, with the topic file as the commit point:
+//!
+//! - **create** makes and opens every partition directory, fsyncs the data directory, and only
+//!   then writes the topic file (atomically). A crash before the topic file leaves orphan
+//!   partition directories and no topic; the next open removes them with a warning.
+//! - **delete** removes the topic file (durably) first, then closes the partitions and removes
+//!   their directories. A crash in between leaves orphans, removed the same way.
+//!
+//! So a topic is either wholly there or wholly gone after any crash. Bad input (a bad name, a
+//! partition count outside 1..=[`PARTITIONS_MAX`], an invalid config, an existing or unknown
+//! topic) is refused before anything on disk is touched.
+//!
+//! Concurrency: lookups ([`Store::topic`], [`Store::topics`]) take a read lock for a map access
+//! only; create and delete are serialized by a separate admin mutex and do their file work
+//! without blocking lookups, publishing the result with a short write lock.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::config::LogConfig;
+use crate::error::{LogError, Result};
+use crate::lock::DirLock;
+use crate::log::PartitionLog;
+use crate::meta;
+use crate::names::{parse_partition_dir, partition_dir_name, validate_topic_name};
+use crate::topic::{Topic, TopicConfig, TopicMeta, PARTITIONS_MAX};
+
+/// The subdirectory of topic files.
+pub const TOPICS_DIR: &str = "topics";
+/// The extension of a topic file.
+const TOPIC_FILE_EXT: &str = "topic";
+
+/// A data directory of topics; see the module docs. `Send + Sync`: share it in an `Arc`.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    defaults: LogConfig,
+    /// Open topics by name. Emptied by [`Store::close`].
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Serializes create, delete and close; holds the directory lock until close.
+    admin: Mutex<Option<DirLock>>,
+}
+
+impl Store {
+    /// Opens (creating if missing) the data directory `dir`: takes its lock, removes orphan
+    /// partition directories, and opens every topic's partitions with the topic's effective
+    /// config (`defaults` with its overrides), recovering them as needed.
+    pub fn open(dir: impl Into<PathBuf>, defaults: LogConfig) -> Result<Store> {
+        let dir = dir.into();
+        defaults.validate()?;
+        create_dir_durably(&dir)?;
+        let lock = DirLock::acquire(&dir)?;
+        create_dir_durably(&dir.join(TOPICS_DIR))?;
+        let metas = read_topic_files(&dir)?;
+        remove_orphans(&dir, &metas)?;
+        let mut topics = BTreeMap::new();
+        for (name, meta) in metas {
+            let config = effective_config(&name, &meta.overrides, &defaults)?;
+            let partitions = (0..meta.partitions)
+                .map(|p| open_partition(&dir, &name, p, &config, OnMissing::Warn))
+                .collect::<Result<Vec<_>>>()?;
+            let topic = Topic::new(name.clone(), meta, config, partitions);
+            topics.insert(name, Arc::new(topic));
+        }
+        tracing::info!(dir = %dir.display(), topics = topics.len(), "store opened");
+        Ok(Store {
+            dir,
+            defaults,
+            topics: RwLock::new(topics),
+            admin: Mutex::new(Some(lock)),
+        })
+    }
+
+    /// Creates a topic of `partitions` partitions with `overrides` over the store's defaults.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        overrides: TopicConfig,
+    ) -> Result<Arc<Topic>> {
+        validate_topic_name(name)?;
+        if !(1..=PARTITIONS_MAX).contains(&partitions) {
+            return Err(LogError::InvalidConfig(format!(
+                "partition count {partitions} is outside 1..={PARTITIONS_MAX}"
+            )));
+        }
+        let config = effective_config(name, &overrides, &self.defaults)?;
+        let admin = self.admin.lock();
+        if admin.is_none() {
+            return Err(LogError::Closed);
+        }
+        if self.topics.read().contains_key(name) {
+            return Err(LogError::TopicExists(name.to_owned()));
+        }
+        let meta = TopicMeta::new(partitions, overrides);
+        let mut logs = Vec::with_capacity(partitions as usize);
+        let created = (|| {
+            for p in 0..partitions {
+                logs.push(open_partition(
+                    &self.dir,
+                    name,
+                    p,
+                    &config,
+                    OnMissing::Create,
+                )?);
+            }
+            // The partition directories must be durable before the topic file names them.
+            meta::sync_dir(&self.dir)?;
+            meta.write(&topic_file(&self.dir, name))
+        })();
+        if let Err(e) = created {
+            self.discard_partitions(name, &logs, partitions);
+            return Err(e);
+        }
+        let topic = Arc::new(Topic::new(name.to_owned(), meta, config, logs));
+        self.topics
+            .write()
+            .insert(name.to_owned(), Arc::clone(&topic));
+        tracing::info!(topic = name, partitions, "topic created");
+        Ok(topic)
+    }
+
+    /// Deletes a topic: its file first (the commit point), then its partitions' directories.
+    ///
+    /// Holders of the topic's `Arc`s see its partitions closed. If removing a directory fails
+    /// the topic is still gone (the error says which directory is left; the next open or a
+    /// create of the same name removes it).
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        validate_topic_name(name)?;
+        let admin = self.admin.lock();
+        if admin.is_none() {
+            return Err(LogError::Closed);
+        }
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| LogError::UnknownTopic(name.to_owned()))?;
+        meta::remove(&topic_file(&self.dir, name))?;
+        self.topics.write().remove(name);
+        let result = remove_partitions(&self.dir, &topic);
+        tracing::info!(topic = name, "topic deleted");
+        result
+    }
+
+    /// The topic called `name`, if it exists.
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.read().get(name).cloned()
+    }
+
+    /// Every topic, sorted by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        self.topics.read().values().cloned().collect()
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The defaults every topic's overrides are laid over.
+    pub fn defaults(&self) -> &LogConfig {
+        &self.defaults
+    }
+
+    /// Closes every partition cleanly (flush, checkpoint, clean-shutdown marker) and releases
+    /// the directory lock. Every partition is closed even if one fails; the first error is
+    /// returned. Calling it again does nothing. Afterwards the store holds no topics and
+    /// refuses creates and deletes with [`LogError::Closed`].
+    pub fn close(&self) -> Result<()> {
+        let mut admin = self.admin.lock();
+        let Some(lock) = admin.take() else {
+            return Ok(());
+        };
+        let topics = std::mem::take(&mut *self.topics.write());
+        let mut first_error = None;
+        for log in topics.values().flat_map(|t| t.partitions()) {
+            if let Err(e) = log.close() {
+                tracing::error!(dir = %log.dir().display(), error = %e, "closing a partition failed");
+                first_error.get_or_insert(e);
+            }
+        }
+        // Only now may another process open the directory.
+        drop(lock);
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Undoes a create that failed part way: closes what was opened and removes every
+    /// partition directory the create may have made. Errors are logged: the create's own
+    /// error is the one to report, and leftovers are orphans the next open removes.
+    fn discard_partitions(&self, name: &str, logs: &[Arc<PartitionLog>], partitions: u32) {
+        for log in logs {
+            if let Err(e) = log.close() {
+                tracing::warn!(dir = %log.dir().display(), error = %e, "closing a discarded partition failed");
+            }
+        }
+        for p in 0..partitions {
+            let dir = self.dir.join(partition_dir_name(name, p));
+            if let Err(e) = remove_dir_if_present(&dir) {
+                tracing::warn!(error = %e, "removing a discarded partition failed; the next open removes it");
+            }
+        }
+    }
+}
+
+fn topic_file(dir: &Path, name: &str) -> PathBuf {
+    dir.join(TOPICS_DIR)
+        .join(format!("{name}.{TOPIC_FILE_EXT}"))
+}
+
+/// The effective config of a topic, validated; the error names the topic.
+fn effective_config(
+    name: &str,
+    overrides: &TopicConfig,
+    defaults: &LogConfig,
+) -> Result<LogConfig> {
+    let config = overrides.merged_over(defaults);
+    config.validate().map_err(|e| match e {
+        LogError::InvalidConfig(reason) => {
+            LogError::InvalidConfig(format!("topic {name:?}: {reason}"))
+        }
+        other => other,
+    })?;
+    Ok(config)
+}
+
+/// What to do when a partition directory of a topic is not there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnMissing {
+    /// Creating a topic: a leftover directory of an earlier topic of the same name (whose
+    /// delete could not remove it) is removed first, so the new topic starts empty.
+    Create,
+    /// Opening a store: the topic file says the directory exists; recreate it empty, loudly.
+    Warn,
+}
+
+fn open_partition(
+    dir: &Path,
+    topic: &str,
+    partition: u32,
+    config: &LogConfig,
+    on_missing: OnMissing,
+) -> Result<Arc<PartitionLog>> {
+    let path = dir.join(partition_dir_name(topic, partition));
+    match on_missing {
+        OnMissing::Create => {
+            if remove_dir_if_present(&path)? {
+                tracing::warn!(dir = %path.display(), "removed a leftover partition directory of a deleted topic");
+            }
+        }
+        OnMissing::Warn => {
+            if !path.is_dir() {
+                tracing::warn!(dir = %path.display(), "partition directory is missing; recreating it empty");
+            }
+        }
+    }
+    Ok(Arc::new(PartitionLog::open(path, config.clone())?))
+}
+
+/// Closes a deleted topic's partitions and removes their directories; the first error wins.
+fn remove_partitions(dir: &Path, topic: &Topic) -> Result<()> {
+    let mut first_error = None;
+    for log in topic.partitions() {
+        // The data is being deleted: a failed flush on close does not matter, a left
+        // directory does.
+        if let Err(e) = log.close() {
+            tracing::warn!(dir = %log.dir().display(), error = %e, "closing a deleted partition failed");
+        }
+        if let Err(e) = remove_dir_if_present(log.dir()) {
+            first_error.get_or_insert(e);
+        }
+    }
+    if let Err(e) = meta::sync_dir(dir) {
+        first_error.get_or_insert(e);
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Removes a directory tree; `Ok(false)` when it was not there.
+fn remove_dir_if_present(path: &Path) -> Result<bool> {
+    match fs::remove_dir_all(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(LogError::io(path, e)),
+    }
+}
+
+/// Creates `dir` if it is missing, and makes its entry in the parent durable.
+fn create_dir_durably(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
+    match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => meta::sync_dir(parent),
+        _ => Ok(()),
+    }
+}
+
+/// Reads every topic file. Leftover temporary files of an interrupted write are removed (the
+/// rename that commits a topic file never happened, so they hold nothing); a damaged topic
+/// file is an error, never skipped: skipping it would lose a topic and then delete its data
+/// as orphans.
+fn read_topic_files(dir: &Path) -> Result<BTreeMap<String, TopicMeta>> {
+    let topics_dir = dir.join(TOPICS_DIR);
+    let mut metas = BTreeMap::new();
+    for entry in fs::read_dir(&topics_dir).map_err(|e| LogError::io(&topics_dir, e))? {
+        let path = entry.map_err(|e| LogError::io(&topics_dir, e))?.path();
+        let ext = path.extension().and_then(|e| e.to_str());
+        let stem = path.file_stem().and_then(|s| s.to_str());
+        match (stem, ext) {
+            (Some(name), Some(TOPIC_FILE_EXT)) if validate_topic_name(name).is_ok() => {
+                let meta = TopicMeta::read(&path)?
+                    .ok_or_else(|| LogError::io(&path, std::io::ErrorKind::NotFound.into()))?;
+                metas.insert(name.to_owned(), meta);
+            }
+            (_, Some("tmp")) => {
+                tracing::warn!(file = %path.display(), "removing an interrupted topic file write");
+                meta::remove(&path)?;
+            }
+            _ => tracing::warn!(file = %path.display(), "ignoring a file that is not a topic file"),
+        }
+    }
+    Ok(metas)
+}
+
+/// Removes partition directories no topic claims: leftovers of a crash mid-create or
+/// mid-delete (see the module docs).
+fn remove_orphans(dir: &Path, metas: &BTreeMap<String, TopicMeta>) -> Result<()> {
+    let mut removed = false;
+    for entry in fs::read_dir(dir).map_err(|e| LogError::io(dir, e))? {
+        let entry = entry.map_err(|e| LogError::io(dir, e))?;
+        let name = entry.file_name();
+        let Some((topic, partition)) = name.to_str().and_then(parse_partition_dir) else {
+            continue;
+        };
+        let claimed = metas
+            .get(topic)
+            .is_some_and(|meta| partition < meta.partitions);
+        if claimed || !entry.path().is_dir() {
+            continue;
+        }
+        tracing::warn!(dir = %entry.path().display(), "removing an orphan partition directory (no topic file claims it; a create or delete was interrupted)");
+        remove_dir_if_present(&entry.path())?;
+        removed = true;
+    }
+    if removed {
+        meta::sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    use super::*;
+    use crate::batch::{BatchBuilder, Compression, RecordRef};
+    use crate::config::Durability;
+
+    fn defaults() -> LogConfig {
+        LogConfig {
+            durability: Durability::None,
+            index_bytes_max: 4096,
+            ..LogConfig::default()
+        }
+    }
+
+    fn batch(value: &[u8]) -> Vec<u8> {
+        let mut builder = BatchBuilder::new(Compression::None);
+        builder.push(RecordRef {
+            key: None,
+            value: Some(value),
+            headers: &[],
+            timestamp: 1_700_000_000_000,
+        });
+        builder.build().expect("build").to_vec()
+    }
+
+    /// Every file and directory under `dir`, with each file's size and CRC: what "changes
+    /// nothing on disk" is checked against.
+    fn listing(dir: &Path) -> Vec<(String, u64, u32)> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in fs::read_dir(&d).expect("read_dir") {
+                let path = entry.expect("entry").path();
+                let rel = path
+                    .strip_prefix(dir)
+                    .expect("under dir")
+                    .display()
+                    .to_string();
+                if path.is_dir() {
+                    out.push((rel + "/", 0, 0));
+                    stack.push(path);
+                } else {
+                    let bytes = fs::read(&path).expect("read");
+                    out.push((rel, bytes.len() as u64, crc32fast::hash(&bytes)));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn names(store: &Store) -> Vec<String> {
+        store.topics().iter().map(|t| t.name().to_owned()).collect()
+    }
+
+    #[test]
+    fn store_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Store>();
+        assert_send_sync::<Topic>();
+    }
+
+    #[test]
+    fn create_list_delete_and_reopen_round_trip() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data");
+        let store = Store::open(&dir, defaults()).expect("open creates the directory");
+        let overrides = TopicConfig {
+            retention_ms_max: Some(None),
+            segment_bytes_max: Some(1 << 20),
+            durability: Some(Durability::Sync),
+            ..TopicConfig::default()
+        };
+        let b = store
+            .create_topic("b", 1, overrides.clone())
+            .expect("create b");
+        let a = store
+            .create_topic("a.x-1", 3, TopicConfig::default())
+            .expect("create a");
+        assert_eq!(names(&store), ["a.x-1", "b"], "sorted by name");
+        assert_eq!(a.partition_count(), 3);
+        assert!(a.partition(3).is_none());
+        assert_ne!(a.id(), b.id());
+        assert_eq!(b.config(), &overrides.merged_over(&defaults()));
+        assert_eq!(b.config().durability, Durability::Sync);
+        for p in 0..3 {
+            assert!(dir.join(format!("a.x-1-{p}")).is_dir());
+        }
+        let info = a
+            .partition(1)
+            .expect("partition 1")
+            .append(&mut batch(b"hello"))
+            .expect("append");
+        assert_eq!(info.base_offset, 0);
+        let (a_id, b_id) = (a.id(), b.id());
+        drop((a, b));
+        store.close().expect("close");
+
+        let store = Store::open(&dir, defaults()).expect("reopen");
+        assert_eq!(names(&store), ["a.x-1", "b"]);
+        let a = store.topic("a.x-1").expect("a persisted");
+        let b = store.topic("b").expect("b persisted");
+        assert_eq!((a.id(), b.id()), (a_id, b_id), "ids persist");
+        assert_eq!(b.overrides(), &overrides);
+        assert_eq!(b.config().retention_ms_max, None);
+        let p1 = a.partition(1).expect("partition 1");
+        assert_eq!(p1.log_end_offset(), 1);
+        let read = p1.read(0, 1 << 20).expect("read");
+        assert_eq!(
+            &read[..],
+            &batch(b"hello")[..],
+            "the batch comes back as written"
+        );
+
+        store.delete_topic("a.x-1").expect("delete");
+        assert!(store.topic("a.x-1").is_none());
+        assert_eq!(names(&store), ["b"]);
+        assert!(
+            p1.append(&mut batch(b"late")).is_err(),
+            "a deleted partition takes no appends"
+        );
+        for p in 0..3 {
+            assert!(
+                !dir.join(format!("a.x-1-{p}")).exists(),
+                "partition {p} removed"
+            );
+        }
+        assert!(!topic_file(&dir, "a.x-1").exists());
+        store.close().expect("close");
+        let store = Store::open(&dir, defaults()).expect("reopen");
+        assert_eq!(names(&store), ["b"]);
+    }
+
+    #[test]
+    fn bad_input_is_refused_and_changes_nothing_on_disk() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(tmp.path(), defaults()).expect("open");
+        store
+            .create_topic("t", 2, TopicConfig::default())
+            .expect("create");
+        let before = listing(tmp.path());
+        let long = "x".repeat(250);
+        for name in ["", ".", "..", "a/b", "../t", "a\0b", "a b", long.as_str()] {
+            assert!(
+                matches!(
+                    store.create_topic(name, 1, TopicConfig::default()),
+                    Err(LogError::InvalidTopicName { .. })
+                ),
+                "create {name:?}"
+            );
+            assert!(
+                matches!(
+                    store.delete_topic(name),
+                    Err(LogError::InvalidTopicName { .. })
+                ),
+                "delete {name:?}"
+            );
+        }
+        for partitions in [0, PARTITIONS_MAX + 1, u32::MAX] {
+            assert!(matches!(
+                store.create_topic("n", partitions, TopicConfig::default()),
+                Err(LogError::InvalidConfig(_))
+            ));
+        }
+        let bad_config = TopicConfig {
+            segment_bytes_max: Some(10),
+            ..TopicConfig::default()
+        };
+        match store.create_topic("n", 1, bad_config) {
+            Err(LogError::InvalidConfig(reason)) => assert!(reason.contains("\"n\""), "{reason}"),
+            other => panic!("bad config gave {other:?}"),
+        }
+        assert!(matches!(
+            store.create_topic("t", 1, TopicConfig::default()),
+            Err(LogError::TopicExists(_))
+        ));
+        assert!(matches!(
+            store.delete_topic("nope"),
+            Err(LogError::UnknownTopic(_))
+        ));
+        assert_eq!(
+            listing(tmp.path()),
+            before,
+            "refused requests touched the disk"
+        );
+        assert_eq!(names(&store), ["t"]);
+        assert_eq!(store.topic("t").expect("t").partition_count(), 2);
+    }
+
+    #[test]
+    fn a_second_opener_in_this_process_is_told_who_holds_the_directory() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(tmp.path(), defaults()).expect("open");
+        let holder = format!("pid {} on host ", std::process::id());
+        match Store::open(tmp.path(), defaults()) {
+            Err(e @ LogError::Locked { .. }) => {
+                assert!(e.to_string().contains(&holder), "{e}");
+            }
+            other => panic!("second open gave {other:?}"),
+        }
+        store.close().expect("close");
+        assert!(matches!(
+            store.create_topic("t", 1, TopicConfig::default()),
+            Err(LogError::Closed)
+        ));
+        store.close().expect("a second close does nothing");
+        Store::open(tmp.path(), defaults()).expect("open after close");
+    }
+
+    const CHILD_ENV: &str = "BROOK_STORE_LOCK_CHILD_DIR";
+
+    /// Not a test on its own: the child process of
+    /// `another_process_holding_the_directory_is_named`. Opens the store named by the
+    /// environment, says so, and holds it until its stdin closes.
+    #[test]
+    #[ignore = "run as a child process by another test"]
+    fn lock_holder_child() {
+        let Ok(dir) = std::env::var(CHILD_ENV) else {
+            return;
+        };
+        let store = Store::open(dir, defaults()).expect("child opens the store");
+        println!("LOCKED");
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        store.close().expect("child closes");
+    }
+
+    #[test]
+    fn another_process_holding_the_directory_is_named() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut child = Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "store::tests::lock_holder_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(CHILD_ENV, tmp.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn child");
+        let stdout = child.stdout.take().expect("stdout");
+        // Kept open to the end: the child writes its test summary after it lets go.
+        let mut lines = BufReader::new(stdout).lines().map_while(|line| line.ok());
+        let locked = lines.by_ref().any(|line| line.contains("LOCKED"));
+        assert!(locked, "the child never took the lock");
+        match Store::open(tmp.path(), defaults()) {
+            Err(e @ LogError::Locked { .. }) => {
+                let text = e.to_string();
+                assert!(
+                    text.contains(&format!("pid {} on host ", child.id())),
+                    "{text}"
+                );
+            }
+            other => panic!("open beside the child gave {other:?}"),
+        }
+        drop(child.stdin.take());
+        lines.for_each(drop);
+        assert!(child.wait().expect("wait").success(), "the child failed");
+        Store::open(tmp.path(), defaults()).expect("open once the child is gone");
+    }
+
+    #[test]
+    fn orphans_of_an_interrupted_create_or_delete_are_removed_on_open() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        let store = Store::open(dir, defaults()).expect("open");
+        store
+            .create_topic("kept", 2, TopicConfig::default())
+            .expect("create");
+        store
+            .create_topic("deleting", 2, TopicConfig::default())
+            .expect("create");
+        store.close().expect("close");
+
+        // A create that crashed before its topic file: partition directories with data.
+        let half = PartitionLog::open(dir.join("half-0"), defaults()).expect("open log");
+        half.append(&mut batch(b"x")).expect("append");
+        half.close().expect("close");
+        fs::create_dir(dir.join("half-1")).expect("mkdir");
+        // ... and a topic file write interrupted before its rename.
+        fs::write(dir.join(TOPICS_DIR).join("half.tmp"), b"partial").expect("write");
+        // A delete that crashed after removing the topic file.
+        fs::remove_file(topic_file(dir, "deleting")).expect("rm topic file");
+        // A partition beyond a topic's count.
+        fs::create_dir(dir.join("kept-2")).expect("mkdir");
+        // Things that are not partitions of ours are left alone.
+        for other in ["groups", "kept-01", "notes-1.txt"] {
+            if other.ends_with(".txt") {
+                fs::write(dir.join(other), b"keep me").expect("write");
+            } else {
+                fs::create_dir(dir.join(other)).expect("mkdir");
+            }
+        }
+
+        let store = Store::open(dir, defaults()).expect("reopen");
+        assert_eq!(names(&store), ["kept"]);
+        for gone in [
+            "half-0",
+            "half-1",
+            "deleting-0",
+            "deleting-1",
+            "kept-2",
+            "topics/half.tmp",
+        ] {
+            assert!(!dir.join(gone).exists(), "{gone} left behind");
+        }
+        for kept in ["kept-0", "kept-1", "groups", "kept-01", "notes-1.txt"] {
+            assert!(dir.join(kept).exists(), "{kept} removed");
+        }
+        let half = store
+            .create_topic("half", 2, TopicConfig::default())
+            .expect("create");
+        assert_eq!(
+            half.partition(0).expect("p0").log_end_offset(),
+            0,
+            "starts empty"
+        );
+    }
+
+    #[test]
+    fn a_leftover_directory_does_not_leak_into_a_new_topic_of_the_same_name() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(tmp.path(), defaults()).expect("open");
+        // A directory a failed delete left behind while the store runs.
+        let old = PartitionLog::open(tmp.path().join("t-0"), defaults()).expect("open log");
+        old.append(&mut batch(b"old")).expect("append");
+        old.close().expect("close");
+        let t = store
+            .create_topic("t", 1, TopicConfig::default())
+            .expect("create");
+        assert_eq!(t.partition(0).expect("p0").log_end_offset(), 0);
+    }
+
+    #[test]
+    fn a_damaged_topic_file_stops_the_open_and_deletes_nothing() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(tmp.path(), defaults()).expect("open");
+        store
+            .create_topic("t", 1, TopicConfig::default())
+            .expect("create");
+        store.close().expect("close");
+        let file = topic_file(tmp.path(), "t");
+        let mut bytes = fs::read(&file).expect("read");
+        bytes[12] ^= 0xff;
+        fs::write(&file, &bytes).expect("write");
+        let before = listing(tmp.path());
+        match Store::open(tmp.path(), defaults()) {
+            Err(LogError::BadMetaFile { path, .. }) => assert_eq!(path, file),
+            other => panic!("open gave {other:?}"),
+        }
+        assert_eq!(
+            listing(tmp.path()),
+            before,
+            "the topic's data must not be treated as orphans"
+        );
+    }
+
+    #[test]
+    fn a_missing_partition_directory_is_recreated_empty() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(tmp.path(), defaults()).expect("open");
+        let t = store
+            .create_topic("t", 2, TopicConfig::default())
+            .expect("create");
+        t.partition(1)
+            .expect("p1")
+            .append(&mut batch(b"x"))
+            .expect("append");
+        drop(t);
+        store.close().expect("close");
+        fs::remove_dir_all(tmp.path().join("t-1")).expect("rm");
+        let store = Store::open(tmp.path(), defaults()).expect("reopen");
+        let t = store.topic("t").expect("t");
+        assert_eq!(t.partition(1).expect("p1").log_end_offset(), 0);
+        assert!(tmp.path().join("t-1").is_dir());
+    }
+
+    #[test]
+    fn defaults_that_break_a_topic_name_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(tmp.path(), defaults()).expect("open");
+        let small = TopicConfig {
+            index_bytes_max: Some(2048),
+            ..TopicConfig::default()
+        };
+        store.create_topic("t", 1, small).expect("create");
+        store.close().expect("close");
+        // The topic pins nothing that fixes a now invalid default.
+        let broken = LogConfig {
+            segment_ms_max: 0,
+            ..defaults()
+        };
+        assert!(matches!(
+            Store::open(tmp.path(), broken),
+            Err(LogError::InvalidConfig(_))
+        ));
+    }
+}
