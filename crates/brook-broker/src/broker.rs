@@ -15,13 +15,15 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use tokio::sync::watch;
 
+use crate::append::{Appender, ProduceGuard};
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, Result};
 use crate::group::Groups;
 use crate::offsets::OffsetStore;
 use crate::partitioner::StickyCursor;
-use crate::storage::{PartitionLog, Store, Topic};
-use crate::types::{NewTopic, PartitionDescription, TopicDescription};
+use crate::types::{NewTopic, PartitionDescription, TopicDescription, TopicPartition};
+use brook_log::RecoveryReport;
+use brook_log::{PartitionLog, Store, Topic};
 
 /// The embedded broker. Clone it freely: clones share one broker.
 ///
@@ -41,9 +43,9 @@ pub(crate) struct Inner {
     pub(crate) groups: Groups,
     /// Serialises topic creation and deletion, so a name is never half-created.
     admin: tokio::sync::Mutex<()>,
-    /// `true` while produces are accepted. Produces hold a read guard for their whole append,
-    /// so `close` (which takes the write guard) waits for the ones in flight.
-    pub(crate) gate: tokio::sync::RwLock<bool>,
+    /// `true` while produces are accepted. Each queued append holds a read guard until it is
+    /// done, so `close` (which takes the write guard) waits for the ones in flight.
+    pub(crate) gate: Arc<tokio::sync::RwLock<bool>>,
     /// Flips to `true` on close; long polls and subscriptions wait on it too.
     pub(crate) shutdown: watch::Sender<bool>,
     /// Field order matters: the store closes its files before an ephemeral directory is removed.
@@ -60,41 +62,46 @@ pub(crate) struct TopicHandle {
     deleted: AtomicBool,
 }
 
-/// One partition's log and its high-watermark channel.
+/// One partition's log, its append queue and its high-watermark channel.
 #[derive(Debug)]
 pub(crate) struct PartitionHandle {
     pub(crate) log: Arc<PartitionLog>,
-    pub(crate) hw: watch::Sender<u64>,
+    pub(crate) appender: Arc<Appender>,
+    /// Carries the log's high watermark; the log's listener sends every move, so waiters wake
+    /// when appended data becomes readable (after its fsync in `sync` mode).
+    pub(crate) hw: Arc<watch::Sender<u64>>,
 }
 
 impl PartitionHandle {
-    fn new(log: Arc<PartitionLog>) -> Self {
-        let hw = watch::Sender::new(log.high_watermark());
-        Self { log, hw }
-    }
-
-    /// Publishes the log's high watermark to waiters, if it moved forward.
-    pub(crate) fn publish_high_watermark(&self) {
-        let hw = self.log.high_watermark();
-        self.hw.send_if_modified(|seen| {
-            let moved = hw > *seen;
-            if moved {
-                *seen = hw;
-            }
-            moved
-        });
+    fn new(topic: &Arc<str>, partition: u32, log: Arc<PartitionLog>) -> Self {
+        let hw = Arc::new(watch::Sender::new(log.high_watermark()));
+        let listener = Arc::clone(&hw);
+        log.set_high_watermark_listener(Box::new(move |offset| {
+            listener.send_replace(offset);
+        }));
+        Self {
+            appender: Arc::new(Appender::new(
+                Arc::clone(&log),
+                Arc::clone(topic),
+                partition,
+            )),
+            log,
+            hw,
+        }
     }
 }
 
 impl TopicHandle {
     fn new(topic: Arc<Topic>) -> Self {
+        let name: Arc<str> = Arc::from(topic.name());
         let partitions = topic
             .partitions()
             .iter()
-            .map(|log| PartitionHandle::new(Arc::clone(log)))
+            .enumerate()
+            .map(|(p, log)| PartitionHandle::new(&name, p as u32, Arc::clone(log)))
             .collect();
         Self {
-            name: Arc::from(topic.name()),
+            name,
             topic,
             partitions,
             cursor: StickyCursor::default(),
@@ -147,6 +154,7 @@ impl TopicHandle {
                     high_watermark: handle.log.high_watermark(),
                     size_bytes: handle.log.size_bytes(),
                     segments: handle.log.segment_count(),
+                    fsyncs: handle.log.fsync_count(),
                 })
                 .collect(),
         }
@@ -223,7 +231,7 @@ impl Broker {
                 offsets: Arc::new(offsets),
                 groups: Groups::default(),
                 admin: tokio::sync::Mutex::new(()),
-                gate: tokio::sync::RwLock::new(true),
+                gate: Arc::new(tokio::sync::RwLock::new(true)),
                 shutdown: watch::Sender::new(false),
                 _tempdir: tempdir,
             }),
@@ -341,6 +349,27 @@ impl Broker {
         Ok(self.topic(name)?.describe())
     }
 
+    /// What opening found in each partition (clean close or not, bytes walked and cut,
+    /// corruption), sorted: for the startup log line and for tests of clean shutdown.
+    pub fn recovery_reports(&self) -> Vec<(TopicPartition, RecoveryReport)> {
+        let mut reports: Vec<_> = self
+            .inner
+            .topics
+            .read()
+            .values()
+            .flat_map(|t| {
+                t.partitions.iter().enumerate().map(move |(p, h)| {
+                    (
+                        TopicPartition::new(t.name.to_string(), p as u32),
+                        h.log.recovery().clone(),
+                    )
+                })
+            })
+            .collect();
+        reports.sort_by(|a, b| a.0.cmp(&b.0));
+        reports
+    }
+
     /// The open topic `name`, or `UnknownTopic`.
     pub(crate) fn topic(&self, name: &str) -> Result<Arc<TopicHandle>> {
         self.inner
@@ -391,12 +420,12 @@ impl Broker {
     }
 
     /// Refuses new produces once the broker is closing; the guard keeps `close` waiting.
-    pub(crate) async fn enter_produce(&self) -> Result<tokio::sync::RwLockReadGuard<'_, bool>> {
-        let open = self.inner.gate.read().await;
-        if *open {
-            Ok(open)
-        } else {
-            Err(BrokerError::Closed)
+    /// Synchronous, so a produce is queued at call time.
+    pub(crate) fn enter_produce(&self) -> Result<ProduceGuard> {
+        match Arc::clone(&self.inner.gate).try_read_owned() {
+            Ok(open) if *open => Ok(Arc::new(open)),
+            // Closed, or `close` is waiting for the produces in flight.
+            _ => Err(BrokerError::Closed),
         }
     }
 

@@ -10,10 +10,7 @@ use std::time::Duration;
 use brook_log::LogConfig;
 
 use crate::error::{BrokerError, Result};
-
-/// The store's ceiling on partitions per topic (`brook_log::topic::PARTITIONS_MAX`; mirrored
-/// here until the store module is public).
-const PARTITIONS_CEILING: u32 = 10_000;
+use brook_log::topic::PARTITIONS_MAX;
 
 /// How the broker is opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +100,7 @@ impl Default for Limits {
             fetch_bytes_max: 64 << 20,
             fetch_wait_ms_max: 60_000,
             produce_records_max: 100_000,
-            partitions_max: PARTITIONS_CEILING,
+            partitions_max: PARTITIONS_MAX,
             offset_metadata_bytes_max: 4096,
             subscribe_read_bytes: 1 << 20,
         }
@@ -128,7 +125,7 @@ impl Limits {
         if self.produce_records_max == 0 {
             return bad("produce_records_max must be at least 1");
         }
-        if self.partitions_max == 0 || self.partitions_max > PARTITIONS_CEILING {
+        if self.partitions_max == 0 || self.partitions_max > PARTITIONS_MAX {
             return bad("partitions_max must be 1..=10000");
         }
         if self.subscribe_read_bytes == 0 {

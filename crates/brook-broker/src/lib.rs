@@ -25,13 +25,15 @@
 //! ```
 //!
 //! - [`broker`]: open/close, the topic registry and topic administration.
-//! - [`produce`], [`fetch`], [`subscribe`]: the data path.
+//! - [`produce`], [`fetch`], [`subscribe`]: the data path; `append`: the per-partition append
+//!   queue under produce (call order, blocking pool, shared fsyncs).
 //! - [`group_admin`]: committed offsets, listing and describing groups.
 //! - [`group`], [`offsets`]: the group coordinator and the offset store behind them.
 //! - `retention`: the background task applying size and age retention.
 //! - [`partitioner`]: Kafka's murmur2 key partitioning.
 //! - [`config`], [`error`], [`types`]: settings, the error enum, the API's plain data.
 
+mod append;
 pub mod broker;
 pub mod config;
 pub mod error;
@@ -42,7 +44,6 @@ pub mod offsets;
 pub mod partitioner;
 pub mod produce;
 mod retention;
-mod storage;
 pub mod subscribe;
 pub mod types;
 
@@ -51,11 +52,10 @@ pub use config::{BrokerConfig, Limits};
 pub use error::{BrokerError, ErrorKind, Result};
 pub use group_admin::OffsetCommit;
 pub use produce::Produced;
-pub use storage::TopicConfig;
 pub use subscribe::{
     Assignment, GroupSubscribe, PartitionBatches, PartitionSubscribe, Subscription,
     SubscriptionEvent,
 };
 pub use types::*;
 
-pub use brook_log::{Durability, LogConfig};
+pub use brook_log::{Corruption, Durability, LogConfig, RecoveryReport, TopicConfig};

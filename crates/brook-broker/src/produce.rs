@@ -1,19 +1,21 @@
 //! Producing: records turned into batches and appended, or a client's own batch appended as is.
 //!
-//! Appends run on tokio's blocking pool, one task per partition touched, so many produces (from
-//! any door) append at once and the log's group commit covers them with shared fsyncs under
-//! `sync` durability. After each append the partition's high watermark is published, waking
-//! long polls and subscriptions. A request is checked whole (partitions, sizes, counts) before
-//! anything is appended, so a bad request changes nothing.
+//! A request is checked whole (partitions, sizes, counts) and encoded before anything is queued,
+//! so a bad request changes nothing. Its batches then go to the partitions' append queues
+//! ([`crate::append`]) at call time, which keep call order per partition, write on tokio's
+//! blocking pool and share fsyncs among every producer waiting under `sync` durability.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use brook_log::batch::{BatchBuilder, Compression, RecordRef};
 use bytes::BytesMut;
+use tokio::sync::oneshot;
 
-use crate::broker::{blocking, Broker, TopicHandle};
+use crate::append::outcome;
+use crate::broker::{Broker, TopicHandle};
 use crate::error::{BrokerError, Result};
 use crate::partitioner::partition_for_key;
 use crate::types::{BatchAppended, ProduceRecord, RecordPosition};
@@ -111,71 +113,24 @@ fn build_batch(
         .map_err(|e| BrokerError::invalid(e.to_string()))
 }
 
-impl Broker {
-    /// Appends `records` to `topic`, and answers once they are durable per the topic's
-    /// durability, with each record's partition and offset in request order.
-    ///
-    /// A record goes to its `partition` if given, else to `murmur2(key) % partitions` (where a
-    /// Kafka client would put it), else (no key) to one partition for all keyless records of
-    /// this call, rotating between calls. Records bound for one partition are appended in
-    /// request order, as one batch when they fit `message_bytes_max` (else as several, in
-    /// order). The topic is created when missing and `auto_create_topics` is on.
-    ///
-    /// Errors, with nothing appended: `UnknownTopic`, `UnknownPartition`, `InvalidTopicName`,
-    /// `InvalidRequest` (no records, too many), `TooLarge` (one record exceeds
-    /// `message_bytes_max`), `Closed`. `Poisoned` when a partition's log refuses writes (other
-    /// partitions of the same call may then have been appended).
-    pub async fn produce(&self, topic: &str, records: Vec<ProduceRecord>) -> Result<Produced> {
-        let limit = self.inner.config.limits.produce_records_max;
-        if records.is_empty() {
-            return Err(BrokerError::invalid("a produce needs at least one record"));
-        }
-        if records.len() > limit {
-            return Err(BrokerError::invalid(format!(
-                "{} records in one produce exceed produce_records_max ({limit})",
-                records.len()
-            )));
-        }
-        brook_log::validate_topic_name(topic).map_err(BrokerError::from_admin_log)?;
-        let _open = self.enter_produce().await?;
-        let handle = self.topic_or_create(topic).await?;
-        let by_partition = route(&handle, &records)?;
-        let message_bytes_max = handle.topic.config().message_bytes_max;
-        let mut plans = Vec::with_capacity(by_partition.len());
-        for (partition, indexes) in by_partition {
-            plans.push((
-                partition,
-                plan_batches(&records, &indexes, message_bytes_max)?,
-            ));
-        }
+/// A records produce whose batches are queued: what is left is waiting for the outcomes.
+struct QueuedRecords {
+    /// Per queued batch: its partition, the request indexes of its records, its outcome.
+    batches: Vec<(u32, Vec<usize>, oneshot::Receiver<Result<BatchAppended>>)>,
+    timestamps: Vec<i64>,
+}
 
-        let now = now_ms();
-        let timestamps: Arc<[i64]> = records.iter().map(|r| r.timestamp.unwrap_or(now)).collect();
-        let records: Arc<[ProduceRecord]> = records.into();
-        let appends = plans.into_iter().map(|(partition, batches)| {
-            let handle = Arc::clone(&handle);
-            let records = Arc::clone(&records);
-            let timestamps = Arc::clone(&timestamps);
-            blocking(move || {
-                let mut appended = Vec::with_capacity(batches.len());
-                for indexes in batches {
-                    let mut batch = build_batch(&records, &indexes, &timestamps)?;
-                    let info = append(&handle, partition, &mut batch)?;
-                    appended.push((partition, indexes, info));
-                }
-                Ok(appended)
-            })
-        });
-        let appended = futures::future::try_join_all(appends).await?;
-
-        let mut positions = vec![None; records.len()];
-        let mut batches = Vec::new();
-        for (partition, indexes, info) in appended.into_iter().flatten() {
+impl QueuedRecords {
+    async fn finish(self) -> Result<Produced> {
+        let mut positions = vec![None; self.timestamps.len()];
+        let mut batches = Vec::with_capacity(self.batches.len());
+        for (partition, indexes, receiver) in self.batches {
+            let info = outcome(receiver).await?;
             for (delta, &i) in indexes.iter().enumerate() {
                 positions[i] = Some(RecordPosition {
                     partition,
                     offset: info.base_offset + delta as u64,
-                    timestamp: timestamps[i],
+                    timestamp: self.timestamps[i],
                 });
             }
             batches.push((partition, info));
@@ -186,22 +141,162 @@ impl Broker {
             .collect::<Result<_>>()?;
         Ok(Produced { records, batches })
     }
+}
+
+/// What the synchronous part of a produce found: queued, or the topic must be created first.
+enum Early<Q, R> {
+    Queued(Q),
+    NeedsTopic(R),
+}
+
+impl Broker {
+    /// Appends `records` to `topic`, and answers once they are durable per the topic's
+    /// durability, with each record's partition and offset in request order.
+    ///
+    /// A record goes to its `partition` if given, else to `murmur2(key) % partitions` (where a
+    /// Kafka client would put it), else (no key) to one partition for all keyless records of
+    /// this call, rotating between calls. Records bound for one partition are appended in
+    /// request order, as one batch when they fit `message_bytes_max` (else as several, in
+    /// order). The topic is created when missing and `auto_create_topics` is on.
+    ///
+    /// Ordering: the records are queued when `produce` is *called* (for an existing topic), so
+    /// calls made one after another are appended in call order per partition even when their
+    /// futures are awaited later or together (pipelining).
+    ///
+    /// Errors, with nothing appended: `UnknownTopic`, `UnknownPartition`, `InvalidTopicName`,
+    /// `InvalidRequest` (no records, too many), `TooLarge` (one record exceeds
+    /// `message_bytes_max`), `Closed`. `Poisoned` when a partition's log refuses writes (other
+    /// partitions of the same call may then have been appended).
+    pub fn produce(
+        &self,
+        topic: &str,
+        records: Vec<ProduceRecord>,
+    ) -> impl Future<Output = Result<Produced>> + Send + 'static {
+        let now = now_ms();
+        let early = self
+            .check_records(topic, &records)
+            .and_then(|()| match self.topic(topic) {
+                Ok(handle) => self.queue_records(&handle, records, now).map(Early::Queued),
+                Err(BrokerError::UnknownTopic { .. }) if self.inner.config.auto_create_topics => {
+                    Ok(Early::NeedsTopic(records))
+                }
+                Err(e) => Err(e),
+            });
+        let (broker, topic) = (self.clone(), topic.to_owned());
+        async move {
+            let queued = match early? {
+                Early::Queued(queued) => queued,
+                Early::NeedsTopic(records) => {
+                    let handle = broker.topic_or_create(&topic).await?;
+                    broker.queue_records(&handle, records, now)?
+                }
+            };
+            queued.finish().await
+        }
+    }
 
     /// Appends one Kafka RecordBatch v2 that a door received whole (Kafka Produce, gRPC raw
     /// batch) to `topic`-`partition`, stored byte for byte except the base offset, which the
     /// log assigns. The batch is validated first (CRC, lengths, record framing): a bad one gets
-    /// `InvalidBatch` or `TooLarge` and nothing is stored.
-    pub async fn produce_batch(
+    /// `InvalidBatch` or `TooLarge` and nothing is stored. Queued at call time, like
+    /// [`Broker::produce`], so successive calls keep their order.
+    pub fn produce_batch(
         &self,
         topic: &str,
         partition: u32,
-        mut batch: BytesMut,
-    ) -> Result<BatchAppended> {
-        brook_log::validate_topic_name(topic).map_err(BrokerError::from_admin_log)?;
-        let _open = self.enter_produce().await?;
-        let handle = self.topic_or_create(topic).await?;
-        handle.partition(partition)?;
-        blocking(move || append(&handle, partition, &mut batch)).await
+        batch: BytesMut,
+    ) -> impl Future<Output = Result<BatchAppended>> + Send + 'static {
+        let early = brook_log::validate_topic_name(topic)
+            .map_err(BrokerError::from_admin_log)
+            .and_then(|()| match self.topic(topic) {
+                Ok(handle) => self
+                    .queue_batch(&handle, partition, batch)
+                    .map(Early::Queued),
+                Err(BrokerError::UnknownTopic { .. }) if self.inner.config.auto_create_topics => {
+                    Ok(Early::NeedsTopic(batch))
+                }
+                Err(e) => Err(e),
+            });
+        let (broker, topic) = (self.clone(), topic.to_owned());
+        async move {
+            let receiver = match early? {
+                Early::Queued(receiver) => receiver,
+                Early::NeedsTopic(batch) => {
+                    let handle = broker.topic_or_create(&topic).await?;
+                    broker.queue_batch(&handle, partition, batch)?
+                }
+            };
+            outcome(receiver).await
+        }
+    }
+
+    /// Checks what can be checked of a records produce without its topic.
+    fn check_records(&self, topic: &str, records: &[ProduceRecord]) -> Result<()> {
+        let limit = self.inner.config.limits.produce_records_max;
+        if records.is_empty() {
+            return Err(BrokerError::invalid("a produce needs at least one record"));
+        }
+        if records.len() > limit {
+            return Err(BrokerError::invalid(format!(
+                "{} records in one produce exceed produce_records_max ({limit})",
+                records.len()
+            )));
+        }
+        brook_log::validate_topic_name(topic).map_err(BrokerError::from_admin_log)
+    }
+
+    /// Routes, checks and encodes `records`, then queues their batches. Nothing is queued
+    /// unless every record is good.
+    fn queue_records(
+        &self,
+        handle: &TopicHandle,
+        records: Vec<ProduceRecord>,
+        now: i64,
+    ) -> Result<QueuedRecords> {
+        let by_partition = route(handle, &records)?;
+        let message_bytes_max = handle.topic.config().message_bytes_max;
+        let mut planned = Vec::new();
+        for (partition, indexes) in by_partition {
+            for batch in plan_batches(&records, &indexes, message_bytes_max)? {
+                planned.push((partition, batch));
+            }
+        }
+        let timestamps: Vec<i64> = records.iter().map(|r| r.timestamp.unwrap_or(now)).collect();
+        let built = planned
+            .into_iter()
+            .map(|(partition, indexes)| {
+                let batch = build_batch(&records, &indexes, &timestamps)?;
+                Ok((partition, indexes, batch))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let open = self.enter_produce()?;
+        let batches = built
+            .into_iter()
+            .map(|(partition, indexes, batch)| {
+                let appender = &handle.partition(partition)?.appender;
+                Ok((
+                    partition,
+                    indexes,
+                    appender.submit(batch, Arc::clone(&open)),
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(QueuedRecords {
+            batches,
+            timestamps,
+        })
+    }
+
+    /// Queues one whole batch for `partition`.
+    fn queue_batch(
+        &self,
+        handle: &TopicHandle,
+        partition: u32,
+        batch: BytesMut,
+    ) -> Result<oneshot::Receiver<Result<BatchAppended>>> {
+        let appender = &handle.partition(partition)?.appender;
+        let open = self.enter_produce()?;
+        Ok(appender.submit(batch, open))
     }
 }
 
@@ -224,23 +319,6 @@ fn route(handle: &TopicHandle, records: &[ProduceRecord]) -> Result<BTreeMap<u32
         by_partition.entry(partition).or_default().push(i);
     }
     Ok(by_partition)
-}
-
-/// Appends one batch (blocking) and publishes the new high watermark.
-fn append(handle: &TopicHandle, partition: u32, batch: &mut [u8]) -> Result<BatchAppended> {
-    let target = handle.partition(partition)?;
-    let info = target
-        .log
-        .append(batch)
-        .map_err(|e| BrokerError::from_log(e, &handle.name, partition))?;
-    target.publish_high_watermark();
-    Ok(BatchAppended {
-        base_offset: info.base_offset,
-        last_offset: info.last_offset,
-        record_count: info.record_count,
-        max_timestamp: info.max_timestamp,
-        log_start_offset: target.log.log_start_offset(),
-    })
 }
 
 #[cfg(test)]

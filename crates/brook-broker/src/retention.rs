@@ -5,7 +5,7 @@
 //! holds only a weak reference to the broker between rounds, so it never keeps a dropped broker
 //! alive, and it stops when the broker closes.
 //!
-//! [`apply_retention`]: crate::storage::PartitionLog::apply_retention
+//! [`apply_retention`]: brook_log::PartitionLog::apply_retention
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;

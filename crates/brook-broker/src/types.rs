@@ -186,7 +186,7 @@ pub struct NewTopic {
     /// `None`: the broker's `default_partitions`.
     pub partitions: Option<u32>,
     /// Settings that differ from the broker's defaults.
-    pub config: crate::storage::TopicConfig,
+    pub config: brook_log::TopicConfig,
 }
 
 impl NewTopic {
@@ -223,6 +223,9 @@ pub struct PartitionDescription {
     pub high_watermark: u64,
     pub size_bytes: u64,
     pub segments: usize,
+    /// fdatasyncs of the partition's segment files since the broker opened (group commits,
+    /// rolls, flushes): with `appends`, shows how many appends each fsync covered.
+    pub fsyncs: u64,
 }
 
 /// A group as `list_groups` sees it.

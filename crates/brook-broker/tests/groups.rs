@@ -1,0 +1,233 @@
+//! Consumer groups and committed offsets through the embedded broker.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use brook_broker::{
+    Assignment, Broker, BrokerConfig, BrokerError, GroupSubscribe, NewTopic, OffsetCommit,
+    OffsetReset, PartitionSubscribe, ProduceRecord, StartAt, Subscription, SubscriptionEvent,
+    TopicPartition,
+};
+use futures::StreamExt;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The next event, within WAIT.
+async fn next_event(sub: &mut Subscription) -> SubscriptionEvent {
+    tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("an event in time")
+        .expect("stream open")
+        .expect("no error")
+}
+
+/// Events until the next assignment.
+async fn next_assignment(sub: &mut Subscription) -> Assignment {
+    loop {
+        if let SubscriptionEvent::Assignment(a) = next_event(sub).await {
+            return a;
+        }
+    }
+}
+
+fn partitions(a: &Assignment) -> Vec<u32> {
+    a.partitions.iter().map(|tp| tp.partition).collect()
+}
+
+fn group(topic: &str) -> GroupSubscribe {
+    GroupSubscribe {
+        reset: OffsetReset::Earliest,
+        ..GroupSubscribe::new("g", vec![topic.to_owned()])
+    }
+}
+
+#[tokio::test]
+async fn two_members_split_partitions_and_the_survivor_takes_all() {
+    let broker = Broker::ephemeral().await.expect("broker");
+    broker
+        .create_topic(NewTopic::new("t", 4))
+        .await
+        .expect("create");
+    let mut a = broker.subscribe_group(group("t")).await.expect("join a");
+    assert_eq!(partitions(&next_assignment(&mut a).await), [0, 1, 2, 3]);
+
+    let mut b = broker.subscribe_group(group("t")).await.expect("join b");
+    // a gives up 2 and 3 when it next looks; b gets them only then.
+    assert_eq!(partitions(&next_assignment(&mut a).await), [0, 1]);
+    let mut b_parts = partitions(&next_assignment(&mut b).await);
+    if b_parts.is_empty() {
+        b_parts = partitions(&next_assignment(&mut b).await);
+    }
+    assert_eq!(b_parts, [2, 3]);
+
+    let described = broker.describe_group("g").expect("describe");
+    assert_eq!(described.members.len(), 2);
+    assert_eq!(described.state, "Stable");
+
+    // Records go to whichever member owns their partition, and only to it.
+    let records = (0..4u32)
+        .map(|p| ProduceRecord {
+            partition: Some(p),
+            ..ProduceRecord::value(format!("p{p}"))
+        })
+        .collect();
+    broker.produce("t", records).await.expect("produce");
+    let mut got_a = BTreeSet::new();
+    while got_a.len() < 2 {
+        if let SubscriptionEvent::Batches(b) = next_event(&mut a).await {
+            got_a.insert(b.partition);
+        }
+    }
+    let mut got_b = BTreeSet::new();
+    while got_b.len() < 2 {
+        if let SubscriptionEvent::Batches(b) = next_event(&mut b).await {
+            got_b.insert(b.partition);
+        }
+    }
+    assert_eq!(got_a, BTreeSet::from([0, 1]));
+    assert_eq!(got_b, BTreeSet::from([2, 3]));
+
+    drop(b);
+    let all = next_assignment(&mut a).await;
+    assert_eq!(partitions(&all), [0, 1, 2, 3]);
+    assert!(all.generation >= 3);
+    assert_eq!(
+        broker.describe_group("g").expect("describe").members.len(),
+        1
+    );
+    drop(a);
+    assert!(
+        matches!(
+            broker.describe_group("g"),
+            Err(BrokerError::UnknownGroup { .. })
+        ),
+        "a dropped member leaves; with no commits the group is gone"
+    );
+}
+
+#[tokio::test]
+async fn a_member_resumes_from_the_committed_offset() {
+    let broker = Broker::ephemeral().await.expect("broker");
+    broker
+        .create_topic(NewTopic::new("t", 1))
+        .await
+        .expect("create");
+    let records = (0..5)
+        .map(|i| ProduceRecord::value(format!("{i}")))
+        .collect();
+    broker.produce("t", records).await.expect("produce");
+    broker
+        .commit_offsets("g", vec![OffsetCommit::new("t", 0, 3)])
+        .await
+        .expect("commit");
+    let mut records = broker
+        .subscribe_group(group("t"))
+        .await
+        .expect("join")
+        .records();
+    let first = tokio::time::timeout(WAIT, records.next())
+        .await
+        .expect("in time")
+        .expect("open")
+        .expect("ok");
+    assert_eq!(first.offset, 3);
+}
+
+#[tokio::test]
+async fn committed_offsets_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let broker = Broker::open(BrokerConfig::new(dir.path()))
+            .await
+            .expect("open");
+        broker
+            .create_topic(NewTopic::new("t", 2))
+            .await
+            .expect("create");
+        broker
+            .commit_offsets(
+                "g",
+                vec![
+                    OffsetCommit {
+                        metadata: "from the test".into(),
+                        ..OffsetCommit::new("t", 0, 7)
+                    },
+                    OffsetCommit::new("t", 1, 9),
+                ],
+            )
+            .await
+            .expect("commit");
+        broker.close().await.expect("close");
+    }
+    let broker = Broker::open(BrokerConfig::new(dir.path()))
+        .await
+        .expect("reopen");
+    let committed = broker.committed_offsets("g", &[]).expect("fetch offsets");
+    assert_eq!(committed.len(), 2);
+    assert_eq!(committed[0].0, TopicPartition::new("t", 0));
+    assert_eq!(committed[0].1.offset, 7);
+    assert_eq!(committed[0].1.metadata, "from the test");
+    assert_eq!(committed[1].1.offset, 9);
+    let only = broker
+        .committed_offsets("g", &[TopicPartition::new("t", 1)])
+        .expect("fetch one");
+    assert_eq!(only.len(), 1);
+    let listed = broker.list_groups();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].members, 0);
+    let described = broker.describe_group("g").expect("describe");
+    assert_eq!(described.state, "Empty");
+    assert_eq!(described.offsets.len(), 2);
+    broker.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn describe_group_reports_lag() {
+    let broker = Broker::ephemeral().await.expect("broker");
+    broker
+        .create_topic(NewTopic::new("t", 1))
+        .await
+        .expect("create");
+    let records = (0..10)
+        .map(|i| ProduceRecord::value(format!("{i}")))
+        .collect();
+    broker.produce("t", records).await.expect("produce");
+    broker
+        .commit_offsets("g", vec![OffsetCommit::new("t", 0, 4)])
+        .await
+        .expect("commit");
+    let described = broker.describe_group("g").expect("describe");
+    let row = &described.offsets[0];
+    assert_eq!(row.high_watermark, 10);
+    assert_eq!(row.lag, Some(6));
+    assert_eq!(row.member_id, None);
+}
+
+#[tokio::test]
+async fn subscribing_by_committed_offset_without_joining() {
+    let broker = Broker::ephemeral().await.expect("broker");
+    broker
+        .create_topic(NewTopic::new("t", 1))
+        .await
+        .expect("create");
+    let records = (0..3)
+        .map(|i| ProduceRecord::value(format!("{i}")))
+        .collect();
+    broker.produce("t", records).await.expect("produce");
+    broker
+        .commit_offsets("g", vec![OffsetCommit::new("t", 0, 2)])
+        .await
+        .expect("commit");
+    let start = StartAt::Committed {
+        group: "g".into(),
+        reset: OffsetReset::Earliest,
+    };
+    let mut records = broker
+        .subscribe(PartitionSubscribe::new("t", 0, start))
+        .await
+        .expect("subscribe")
+        .records();
+    let first = records.next().await.expect("open").expect("ok");
+    assert_eq!(first.offset, 2);
+    assert!(broker.describe_group("g").expect("g").members.is_empty());
+}
