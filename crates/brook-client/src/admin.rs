@@ -1,0 +1,175 @@
+//! Topic and consumer-group administration: thin, typed wrappers over the admin RPCs.
+//!
+//! Descriptions are returned as the protobuf messages themselves ([`crate::proto`]): they are
+//! documented field by field in `proto/brook/v1/admin.proto`, and a copy in other types would
+//! only drift from them.
+
+use std::collections::BTreeMap;
+
+use brook_proto::v1;
+
+use crate::client::{call, Client};
+use crate::error::{ClientError, Result};
+use crate::record::TopicPartition;
+
+/// A topic to create.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewTopic {
+    pub name: String,
+    /// Number of partitions; 0: the server's default.
+    pub partitions: u32,
+    /// Settings that differ from the server's defaults (absent fields inherit them).
+    pub config: v1::TopicConfig,
+    /// Succeed without change when the topic exists (else `AlreadyExists`).
+    pub if_not_exists: bool,
+}
+
+impl NewTopic {
+    pub fn new(name: impl Into<String>, partitions: u32) -> Self {
+        NewTopic {
+            name: name.into(),
+            partitions,
+            ..Self::default()
+        }
+    }
+}
+
+/// Administration calls on one connection.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    client: Client,
+}
+
+impl Admin {
+    pub(crate) fn new(client: Client) -> Self {
+        Admin { client }
+    }
+
+    /// Creates a topic and returns its description.
+    pub async fn create_topic(&self, topic: NewTopic) -> Result<v1::TopicDescription> {
+        const OPERATION: &str = "create topic";
+        let request = v1::CreateTopicRequest {
+            topic: topic.name,
+            partitions: topic.partitions,
+            config: Some(topic.config),
+            if_not_exists: topic.if_not_exists,
+        };
+        let response = call(OPERATION, self.client.grpc().create_topic(request)).await?;
+        response
+            .topic
+            .ok_or_else(|| ClientError::protocol(OPERATION, "no topic in the answer"))
+    }
+
+    /// Deletes a topic and all its data.
+    pub async fn delete_topic(&self, topic: &str) -> Result<()> {
+        let request = v1::DeleteTopicRequest {
+            topic: topic.to_owned(),
+        };
+        call("delete topic", self.client.grpc().delete_topic(request)).await?;
+        Ok(())
+    }
+
+    /// Every topic with its partition count, sorted by name.
+    pub async fn list_topics(&self) -> Result<Vec<v1::TopicSummary>> {
+        let request = v1::ListTopicsRequest {};
+        let response = call("list topics", self.client.grpc().list_topics(request)).await?;
+        Ok(response.topics)
+    }
+
+    /// A topic's partitions (offsets, sizes) and effective settings.
+    pub async fn describe_topic(&self, topic: &str) -> Result<v1::TopicDescription> {
+        const OPERATION: &str = "describe topic";
+        let request = v1::DescribeTopicRequest {
+            topic: topic.to_owned(),
+        };
+        let response = call(OPERATION, self.client.grpc().describe_topic(request)).await?;
+        response
+            .topic
+            .ok_or_else(|| ClientError::protocol(OPERATION, "no topic in the answer"))
+    }
+
+    /// Every consumer group (with members or committed offsets), sorted by id.
+    pub async fn list_groups(&self) -> Result<Vec<v1::GroupSummary>> {
+        let request = v1::ListGroupsRequest {};
+        let response = call("list groups", self.client.grpc().list_groups(request)).await?;
+        Ok(response.groups)
+    }
+
+    /// A group's members, assignments, committed offsets and lag.
+    pub async fn describe_group(&self, group: &str) -> Result<v1::DescribeGroupResponse> {
+        let request = v1::DescribeGroupRequest {
+            group_id: group.to_owned(),
+        };
+        call("describe group", self.client.grpc().describe_group(request)).await
+    }
+
+    /// Records `group`'s position (the next offset it will consume) in some partitions; all or
+    /// nothing, durable when this returns.
+    pub async fn commit_offsets(&self, group: &str, offsets: Vec<v1::OffsetCommit>) -> Result<()> {
+        let request = v1::CommitOffsetsRequest {
+            group_id: group.to_owned(),
+            offsets,
+        };
+        call("commit offsets", self.client.grpc().commit_offsets(request)).await?;
+        Ok(())
+    }
+
+    /// `group`'s committed offsets in `partitions` (empty: every partition it committed).
+    /// Partitions without a commit are left out.
+    pub async fn fetch_offsets(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<v1::CommittedOffset>> {
+        let request = v1::FetchOffsetsRequest {
+            group_id: group.to_owned(),
+            partitions: group_by_topic(partitions),
+        };
+        let response = call("fetch offsets", self.client.grpc().fetch_offsets(request)).await?;
+        Ok(response.offsets)
+    }
+}
+
+/// The wire's grouping of partitions: one entry per topic, partitions ascending.
+fn group_by_topic(partitions: &[TopicPartition]) -> Vec<v1::TopicPartitions> {
+    let mut by_topic: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for tp in partitions {
+        by_topic.entry(&tp.topic).or_default().push(tp.partition);
+    }
+    by_topic
+        .into_iter()
+        .map(|(topic, mut partitions)| {
+            partitions.sort_unstable();
+            partitions.dedup();
+            v1::TopicPartitions {
+                topic: topic.to_owned(),
+                partitions,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_are_grouped_per_topic_sorted_and_deduplicated() {
+        let tps = [
+            TopicPartition::new("b", 1),
+            TopicPartition::new("a", 2),
+            TopicPartition::new("a", 0),
+            TopicPartition::new("a", 2),
+        ];
+        let grouped = group_by_topic(&tps);
+        assert_eq!(grouped.len(), 2);
+        assert_eq!(
+            (grouped[0].topic.as_str(), &grouped[0].partitions[..]),
+            ("a", &[0, 2][..])
+        );
+        assert_eq!(
+            (grouped[1].topic.as_str(), &grouped[1].partitions[..]),
+            ("b", &[1][..])
+        );
+    }
+}

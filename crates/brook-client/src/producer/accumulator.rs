@@ -1,0 +1,481 @@
+//! The producer's batching: records wait here, grouped per partition, until their batch is
+//! sendable.
+//!
+//! Pure bookkeeping, no IO: the pipeline task feeds it records and metadata and asks it for the
+//! next batch to send, so every batching rule is testable without a server.
+//!
+//! Rules:
+//! - A record's partition is its explicit one, else Kafka's murmur2 of its key, else the
+//!   topic's *sticky* partition, which moves on (round-robin) each time a batch for it fills up
+//!   or is sent, so keyless records form large batches without piling on one partition.
+//! - Partitions need the topic's partition count. Until it is known (the pipeline looks it up),
+//!   the topic's records wait in arrival order. When the topic does not exist, they go out as
+//!   one *probe* request that leaves partitioning to the server (which creates the topic when
+//!   it allows automatic creation), and the count is looked up again afterwards.
+//! - A partition's batch takes records until it holds `batch_bytes_max` bytes; then it is full
+//!   and the next record starts a new batch. One record larger than that travels alone.
+//! - A batch is sendable when it is full, when its first record has waited `linger`, when a
+//!   flush covers it, or when the producer is closing. The oldest sendable batch goes first;
+//!   a partition's batches always leave in order.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use brook_proto::v1;
+use tokio::sync::oneshot;
+
+use crate::error::Result;
+use crate::partitioner::partition_for_key;
+use crate::record::RecordPosition;
+
+/// Where a record's outcome is sent.
+pub(crate) type Reply = oneshot::Sender<Result<RecordPosition>>;
+
+/// One record waiting to be produced.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    /// Arrival number: a flush waits for every record numbered below its mark.
+    pub id: u64,
+    pub record: v1::ProducerRecord,
+    pub bytes: usize,
+    pub reply: Reply,
+}
+
+/// Records of one topic bound for one partition (or, for a probe, left to the server).
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub topic: Arc<str>,
+    /// `None` for a probe: the server picks each record's partition.
+    pub partition: Option<u32>,
+    pub entries: Vec<Entry>,
+    pub bytes: usize,
+    created: Instant,
+    full: bool,
+}
+
+impl Batch {
+    fn new(topic: Arc<str>, partition: Option<u32>, now: Instant) -> Self {
+        Batch {
+            topic,
+            partition,
+            entries: Vec::new(),
+            bytes: 0,
+            created: now,
+            full: false,
+        }
+    }
+
+    fn push(&mut self, entry: Entry) {
+        self.bytes += entry.bytes;
+        self.entries.push(entry);
+    }
+
+    fn first_id(&self) -> Option<u64> {
+        self.entries.first().map(|e| e.id)
+    }
+}
+
+#[derive(Debug)]
+enum TopicState {
+    /// Records are routed to partitions as they arrive.
+    Known { partitions: u32, sticky: u32 },
+    /// The partition count is being looked up (or a probe is out); records wait in order.
+    Waiting { entries: Vec<Entry> },
+}
+
+/// What [`Accumulator::append`] asks of the caller.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Appended {
+    /// Nothing: the record is queued.
+    Queued,
+    /// The topic is new: look up its partition count and report it back.
+    LookUp(Arc<str>),
+}
+
+/// Records waiting to be sent, per partition.
+#[derive(Debug)]
+pub(crate) struct Accumulator {
+    topics: HashMap<Arc<str>, TopicState>,
+    queues: HashMap<(Arc<str>, u32), VecDeque<Batch>>,
+    probes: VecDeque<Batch>,
+    linger: Duration,
+    batch_bytes_max: usize,
+    next_id: u64,
+    /// Seed of each new topic's first sticky partition, so producers do not all start on 0.
+    sticky_seed: u32,
+}
+
+impl Accumulator {
+    pub fn new(linger: Duration, batch_bytes_max: usize, sticky_seed: u32) -> Self {
+        Accumulator {
+            topics: HashMap::new(),
+            queues: HashMap::new(),
+            probes: VecDeque::new(),
+            linger,
+            batch_bytes_max,
+            next_id: 0,
+            sticky_seed,
+        }
+    }
+
+    /// The id the next record will get: a flush issued now waits for every id below it.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// Queues a record for `topic`.
+    pub fn append(
+        &mut self,
+        topic: &str,
+        record: v1::ProducerRecord,
+        bytes: usize,
+        reply: Reply,
+        now: Instant,
+    ) -> Appended {
+        let entry = Entry {
+            id: self.next_id,
+            record,
+            bytes,
+            reply,
+        };
+        self.next_id += 1;
+        let Some((name, state)) = self.topics.get_key_value(topic) else {
+            let name: Arc<str> = topic.into();
+            self.topics.insert(
+                Arc::clone(&name),
+                TopicState::Waiting {
+                    entries: vec![entry],
+                },
+            );
+            return Appended::LookUp(name);
+        };
+        let name = Arc::clone(name);
+        if matches!(state, TopicState::Known { .. }) {
+            self.route(&name, entry, now);
+        } else if let Some(TopicState::Waiting { entries }) = self.topics.get_mut(topic) {
+            entries.push(entry);
+        }
+        Appended::Queued
+    }
+
+    /// The lookup found `topic` with `partitions` partitions: its waiting records are routed.
+    pub fn on_partitions(&mut self, topic: &Arc<str>, partitions: u32, now: Instant) {
+        let partitions = partitions.max(1);
+        let state = TopicState::Known {
+            partitions,
+            sticky: self.sticky_seed % partitions,
+        };
+        if let Some(TopicState::Waiting { entries }) = self.topics.insert(Arc::clone(topic), state)
+        {
+            for entry in entries {
+                self.route(topic, entry, now);
+            }
+        }
+    }
+
+    /// The lookup found no such topic: the waiting records go out as one probe, and records
+    /// that arrive meanwhile wait for the lookup that follows it.
+    pub fn on_missing_topic(&mut self, topic: &Arc<str>, now: Instant) {
+        if let Some(TopicState::Waiting { entries }) = self.topics.get_mut(topic) {
+            let mut probe = Batch::new(Arc::clone(topic), None, now);
+            for entry in std::mem::take(entries) {
+                probe.push(entry);
+            }
+            if !probe.entries.is_empty() {
+                self.probes.push_back(probe);
+            }
+        }
+    }
+
+    /// The lookup failed: forgets the topic and returns its waiting records, to be failed.
+    pub fn on_lookup_failed(&mut self, topic: &str) -> Vec<Entry> {
+        match self.topics.remove(topic) {
+            Some(TopicState::Waiting { entries }) => entries,
+            Some(known) => {
+                self.topics.insert(topic.into(), known);
+                Vec::new()
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// A probe finished (either way). Returns whether the topic needs another lookup: yes when
+    /// records arrived meanwhile; otherwise the topic is forgotten and the next record starts
+    /// one.
+    pub fn after_probe(&mut self, topic: &str) -> bool {
+        match self.topics.get(topic) {
+            Some(TopicState::Waiting { entries }) if entries.is_empty() => {
+                self.topics.remove(topic);
+                false
+            }
+            Some(TopicState::Waiting { .. }) => true,
+            _ => false,
+        }
+    }
+
+    /// The server no longer knows a partition of `topic` (deleted, or recreated with another
+    /// count): the next record looks the topic up again.
+    pub fn forget(&mut self, topic: &str) {
+        if let Some(TopicState::Known { .. }) = self.topics.get(topic) {
+            self.topics.remove(topic);
+        }
+    }
+
+    /// Takes the oldest sendable batch: probes first, then any partition's first batch that is
+    /// full, has lingered long enough, has a record numbered below `flush_below`, or any batch
+    /// at all when `closing`.
+    pub fn pop_sendable(&mut self, now: Instant, flush_below: u64, closing: bool) -> Option<Batch> {
+        if let Some(probe) = self.probes.pop_front() {
+            return Some(probe);
+        }
+        let key = self
+            .queues
+            .iter()
+            .filter_map(|(key, queue)| Some((key, queue.front()?)))
+            .filter(|(_, batch)| {
+                closing
+                    || batch.full
+                    || now >= batch.created + self.linger
+                    || batch.first_id().is_some_and(|id| id < flush_below)
+            })
+            .min_by_key(|(_, batch)| batch.created)
+            .map(|(key, _)| key.clone())?;
+        let queue = self.queues.get_mut(&key)?;
+        let batch = queue.pop_front()?;
+        if queue.is_empty() {
+            self.queues.remove(&key);
+        }
+        self.advance_sticky(&key.0, key.1);
+        Some(batch)
+    }
+
+    /// When the oldest batch that is not yet sendable will be, by linger.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.queues
+            .values()
+            .filter_map(VecDeque::front)
+            .map(|batch| batch.created + self.linger)
+            .min()
+    }
+
+    /// The lowest id of any record still held here (batches and waiting topics).
+    pub fn min_id(&self) -> Option<u64> {
+        let batched = self
+            .queues
+            .values()
+            .flatten()
+            .chain(&self.probes)
+            .filter_map(Batch::first_id);
+        let waiting = self.topics.values().filter_map(|state| match state {
+            TopicState::Waiting { entries } => entries.first().map(|e| e.id),
+            TopicState::Known { .. } => None,
+        });
+        batched.chain(waiting).min()
+    }
+
+    /// Whether no record is held here.
+    pub fn is_empty(&self) -> bool {
+        self.min_id().is_none()
+    }
+
+    fn route(&mut self, topic: &Arc<str>, mut entry: Entry, now: Instant) {
+        let Some(TopicState::Known { partitions, sticky }) = self.topics.get(topic) else {
+            return;
+        };
+        let partition = match (entry.record.partition, &entry.record.key) {
+            (Some(partition), _) => partition,
+            (None, Some(key)) => partition_for_key(key, *partitions),
+            (None, None) => *sticky,
+        };
+        // The server then puts the record exactly where the client batched it.
+        entry.record.partition = Some(partition);
+        let queue = self
+            .queues
+            .entry((Arc::clone(topic), partition))
+            .or_default();
+        let (max, size) = (self.batch_bytes_max, entry.bytes);
+        let fits =
+            |batch: &Batch| !batch.full && (batch.entries.is_empty() || batch.bytes + size <= max);
+        if !queue.back().is_some_and(fits) {
+            if let Some(back) = queue.back_mut() {
+                back.full = true;
+            }
+            queue.push_back(Batch::new(Arc::clone(topic), Some(partition), now));
+        }
+        let Some(batch) = queue.back_mut() else {
+            return;
+        };
+        batch.push(entry);
+        if batch.bytes >= max {
+            batch.full = true;
+            self.advance_sticky(topic, partition);
+        }
+    }
+
+    fn advance_sticky(&mut self, topic: &str, partition: u32) {
+        if let Some(TopicState::Known { partitions, sticky }) = self.topics.get_mut(topic) {
+            if *sticky == partition {
+                *sticky = (partition + 1) % *partitions;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn record(key: Option<&'static str>, value: &'static str) -> v1::ProducerRecord {
+        v1::ProducerRecord {
+            key: key.map(|k| Bytes::from_static(k.as_bytes())),
+            value: Some(Bytes::from_static(value.as_bytes())),
+            ..Default::default()
+        }
+    }
+
+    fn append(
+        acc: &mut Accumulator,
+        topic: &str,
+        rec: v1::ProducerRecord,
+        now: Instant,
+    ) -> Appended {
+        let (reply, _rx) = oneshot::channel();
+        acc.append(topic, rec, 10, reply, now)
+    }
+
+    fn ids(batch: &Batch) -> Vec<u64> {
+        batch.entries.iter().map(|e| e.id).collect()
+    }
+
+    #[test]
+    fn records_wait_for_the_partition_count_then_route_by_key_in_order() {
+        let now = Instant::now();
+        let mut acc = Accumulator::new(Duration::ZERO, 1000, 0);
+        let t = match append(&mut acc, "t", record(Some("a"), "1"), now) {
+            Appended::LookUp(t) => t,
+            other => panic!("expected a lookup, got {other:?}"),
+        };
+        assert_eq!(
+            append(&mut acc, "t", record(Some("a"), "2"), now),
+            Appended::Queued
+        );
+        assert!(
+            acc.pop_sendable(now, 0, true).is_none(),
+            "nothing routable yet"
+        );
+        assert_eq!(acc.min_id(), Some(0));
+
+        acc.on_partitions(&t, 4, now);
+        let batch = acc.pop_sendable(now, 0, false).expect("a batch");
+        let expected = partition_for_key(b"a", 4);
+        assert_eq!(batch.partition, Some(expected));
+        assert_eq!(ids(&batch), [0, 1]);
+        assert!(batch
+            .entries
+            .iter()
+            .all(|e| e.record.partition == Some(expected)));
+        assert!(acc.is_empty());
+    }
+
+    #[test]
+    fn a_batch_closes_at_batch_bytes_max_and_lingers_otherwise() {
+        let start = Instant::now();
+        let linger = Duration::from_millis(5);
+        let mut acc = Accumulator::new(linger, 25, 0);
+        let t: Arc<str> = "t".into();
+        acc.on_partitions(&t, 1, start);
+        for _ in 0..3 {
+            append(&mut acc, "t", record(None, "v"), start);
+        }
+        // 10 + 10 fit in 25, the third starts a new batch: the first is full and sendable.
+        let first = acc.pop_sendable(start, 0, false).expect("full batch");
+        assert_eq!(ids(&first), [0, 1]);
+        assert!(
+            acc.pop_sendable(start, 0, false).is_none(),
+            "still lingering"
+        );
+        assert_eq!(acc.next_deadline(), Some(start + linger));
+        let second = acc
+            .pop_sendable(start + linger, 0, false)
+            .expect("lingered");
+        assert_eq!(ids(&second), [2]);
+    }
+
+    #[test]
+    fn a_flush_makes_older_records_sendable_at_once() {
+        let now = Instant::now();
+        let mut acc = Accumulator::new(Duration::from_secs(60), 1000, 0);
+        let t: Arc<str> = "t".into();
+        acc.on_partitions(&t, 1, now);
+        append(&mut acc, "t", record(None, "v"), now);
+        assert!(acc.pop_sendable(now, 0, false).is_none());
+        assert!(acc.pop_sendable(now, acc.next_id(), false).is_some());
+    }
+
+    #[test]
+    fn keyless_records_stick_to_one_partition_until_its_batch_leaves() {
+        let now = Instant::now();
+        let mut acc = Accumulator::new(Duration::ZERO, 1000, 0);
+        let t: Arc<str> = "t".into();
+        acc.on_partitions(&t, 3, now);
+        append(&mut acc, "t", record(None, "a"), now);
+        append(&mut acc, "t", record(None, "b"), now);
+        let first = acc.pop_sendable(now, 0, false).expect("batch");
+        assert_eq!((first.partition, first.entries.len()), (Some(0), 2));
+        append(&mut acc, "t", record(None, "c"), now);
+        let second = acc.pop_sendable(now, 0, false).expect("batch");
+        assert_eq!(second.partition, Some(1));
+    }
+
+    #[test]
+    fn explicit_partitions_win_over_keys() {
+        let now = Instant::now();
+        let mut acc = Accumulator::new(Duration::ZERO, 1000, 0);
+        let t: Arc<str> = "t".into();
+        acc.on_partitions(&t, 8, now);
+        let mut rec = record(Some("a"), "v");
+        rec.partition = Some(7);
+        append(&mut acc, "t", rec, now);
+        assert_eq!(
+            acc.pop_sendable(now, 0, false).expect("batch").partition,
+            Some(7)
+        );
+    }
+
+    #[test]
+    fn a_missing_topic_is_probed_and_looked_up_again() {
+        let now = Instant::now();
+        let mut acc = Accumulator::new(Duration::ZERO, 1000, 0);
+        let Appended::LookUp(t) = append(&mut acc, "new", record(Some("k"), "1"), now) else {
+            panic!("expected a lookup");
+        };
+        acc.on_missing_topic(&t, now);
+        let probe = acc.pop_sendable(now, 0, false).expect("probe");
+        assert_eq!((probe.partition, ids(&probe)), (None, vec![0]));
+        assert_eq!(
+            probe.entries[0].record.partition, None,
+            "left to the server"
+        );
+
+        append(&mut acc, "new", record(Some("k"), "2"), now);
+        assert!(acc.after_probe("new"), "a record arrived during the probe");
+        acc.on_partitions(&t, 2, now);
+        assert_eq!(ids(&acc.pop_sendable(now, 0, false).expect("batch")), [1]);
+    }
+
+    #[test]
+    fn a_failed_lookup_hands_back_the_waiting_records() {
+        let now = Instant::now();
+        let mut acc = Accumulator::new(Duration::ZERO, 1000, 0);
+        append(&mut acc, "bad name", record(None, "1"), now);
+        append(&mut acc, "bad name", record(None, "2"), now);
+        assert_eq!(acc.on_lookup_failed("bad name").len(), 2);
+        assert!(acc.is_empty());
+        assert!(matches!(
+            append(&mut acc, "bad name", record(None, "3"), now),
+            Appended::LookUp(_)
+        ));
+    }
+}
