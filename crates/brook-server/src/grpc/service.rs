@@ -1,0 +1,281 @@
+//! The `brook.v1.Brook` service: each RPC parses its request, calls the broker, and converts the
+//! answer. The streaming RPCs live in their own modules ([`super::produce_stream`],
+//! [`super::subscribe`]).
+
+use brook_broker::{Broker, BrokerError};
+use brook_proto::v1 as pb;
+use brook_proto::v1::brook_server::Brook;
+use std::future::Future;
+
+use bytes::BytesMut;
+use futures::future::{Either, FutureExt};
+use futures::stream::BoxStream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::convert::{self, ProducePayload};
+use super::status::to_status;
+use super::{produce_stream, subscribe};
+use crate::config::GrpcConfig;
+use crate::shutdown::Shutdown;
+
+/// The service state: a broker handle, the door's settings, and the door's drain signal.
+#[derive(Debug, Clone)]
+pub(crate) struct BrookService {
+    pub(crate) broker: Broker,
+    pub(crate) config: GrpcConfig,
+    /// Fires when the door starts shutting down: long-lived calls end early.
+    pub(crate) draining: Shutdown,
+}
+
+impl BrookService {
+    pub(crate) fn new(broker: Broker, config: GrpcConfig, draining: Shutdown) -> Self {
+        Self {
+            broker,
+            config,
+            draining,
+        }
+    }
+}
+
+fn status(err: BrokerError) -> Status {
+    to_status(&err)
+}
+
+/// Appends a produce payload: shared by `Produce` and `ProduceStream`.
+///
+/// Not an `async fn` on purpose: the broker queues the append when it is *called*, so calling
+/// this for request after request keeps their order per partition even while the returned
+/// futures are awaited together (pipelining).
+pub(crate) fn produce(
+    broker: &Broker,
+    topic: &str,
+    payload: ProducePayload,
+) -> impl Future<Output = Result<pb::ProduceResponse, Status>> + Send + 'static {
+    match payload {
+        ProducePayload::Records(records) => Either::Left(
+            broker
+                .produce(topic, records)
+                .map(|produced| produced.map(convert::produced).map_err(status)),
+        ),
+        ProducePayload::RawBatch { partition, data } => {
+            // The log patches the base offset in place, so the batch needs its own buffer.
+            let batch = BytesMut::from(&data[..]);
+            Either::Right(
+                broker
+                    .produce_batch(topic, partition, batch)
+                    .map(move |appended| {
+                        let appended = appended.map_err(status)?;
+                        Ok(pb::ProduceResponse {
+                            records: Vec::new(),
+                            batches: vec![convert::batch_appended(partition, &appended)],
+                        })
+                    }),
+            )
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Brook for BrookService {
+    async fn produce(
+        &self,
+        request: Request<pb::ProduceRequest>,
+    ) -> Result<Response<pb::ProduceResponse>, Status> {
+        let (topic, payload) = convert::produce_payload(request.into_inner())?;
+        produce(&self.broker, &topic, payload)
+            .await
+            .map(Response::new)
+    }
+
+    type ProduceStreamStream = ReceiverStream<Result<pb::ProduceStreamResponse, Status>>;
+
+    async fn produce_stream(
+        &self,
+        request: Request<Streaming<pb::ProduceStreamRequest>>,
+    ) -> Result<Response<Self::ProduceStreamStream>, Status> {
+        Ok(Response::new(produce_stream::start(
+            self.clone(),
+            request.into_inner(),
+        )))
+    }
+
+    async fn fetch(
+        &self,
+        request: Request<pb::FetchRequest>,
+    ) -> Result<Response<pb::FetchResponse>, Status> {
+        let request = request.into_inner();
+        let raw = convert::wants_raw(request.format)?;
+        let max_bytes = convert::read_bytes(request.max_bytes, self.config.read_bytes_default);
+        let read = |max_wait| {
+            self.broker.fetch(
+                &request.topic,
+                request.partition,
+                request.offset,
+                max_bytes,
+                max_wait,
+            )
+        };
+        let fetched = tokio::select! {
+            biased;
+            fetched = read(convert::wait(request.max_wait_ms)) => fetched,
+            // Shutting down: answer with what is there now instead of waiting out the poll.
+            () = self.draining.wait() => read(std::time::Duration::ZERO).await,
+        }
+        .map_err(status)?;
+        let next_offset = convert::next_offset(&fetched.batches, fetched.offset);
+        let (records, raw_batches) = if raw {
+            (Vec::new(), fetched.batches.clone())
+        } else {
+            let records = fetched
+                .records()
+                .map_err(status)?
+                .into_iter()
+                .map(|r| convert::consumer_record(r.offset, r.timestamp, r.key, r.value, r.headers))
+                .collect();
+            (records, bytes::Bytes::new())
+        };
+        Ok(Response::new(pb::FetchResponse {
+            records,
+            raw_batches,
+            next_offset,
+            high_watermark: fetched.high_watermark,
+            log_start_offset: fetched.log_start_offset,
+        }))
+    }
+
+    type SubscribeStream = BoxStream<'static, Result<pb::SubscribeResponse, Status>>;
+
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        subscribe::open(self, request).await.map(Response::new)
+    }
+
+    async fn create_topic(
+        &self,
+        request: Request<pb::CreateTopicRequest>,
+    ) -> Result<Response<pb::CreateTopicResponse>, Status> {
+        let request = request.into_inner();
+        let if_not_exists = request.if_not_exists;
+        let new = convert::new_topic(request)?;
+        let name = new.name.clone();
+        let topic = match self.broker.create_topic(new).await {
+            Err(BrokerError::TopicExists { .. }) if if_not_exists => {
+                self.broker.describe_topic(&name)
+            }
+            other => other,
+        }
+        .map_err(status)?;
+        Ok(Response::new(pb::CreateTopicResponse {
+            topic: Some(convert::topic_description(topic)),
+        }))
+    }
+
+    async fn delete_topic(
+        &self,
+        request: Request<pb::DeleteTopicRequest>,
+    ) -> Result<Response<pb::DeleteTopicResponse>, Status> {
+        self.broker
+            .delete_topic(&request.into_inner().topic)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::DeleteTopicResponse {}))
+    }
+
+    async fn list_topics(
+        &self,
+        _request: Request<pb::ListTopicsRequest>,
+    ) -> Result<Response<pb::ListTopicsResponse>, Status> {
+        let topics = self
+            .broker
+            .list_topics()
+            .into_iter()
+            .map(|t| pb::TopicSummary {
+                name: t.name,
+                partition_count: t.partitions,
+            })
+            .collect();
+        Ok(Response::new(pb::ListTopicsResponse { topics }))
+    }
+
+    async fn describe_topic(
+        &self,
+        request: Request<pb::DescribeTopicRequest>,
+    ) -> Result<Response<pb::DescribeTopicResponse>, Status> {
+        let topic = self
+            .broker
+            .describe_topic(&request.into_inner().topic)
+            .map_err(status)?;
+        Ok(Response::new(pb::DescribeTopicResponse {
+            topic: Some(convert::topic_description(topic)),
+        }))
+    }
+
+    async fn list_groups(
+        &self,
+        _request: Request<pb::ListGroupsRequest>,
+    ) -> Result<Response<pb::ListGroupsResponse>, Status> {
+        let groups = self
+            .broker
+            .list_groups()
+            .into_iter()
+            .map(convert::group_summary)
+            .collect();
+        Ok(Response::new(pb::ListGroupsResponse { groups }))
+    }
+
+    async fn describe_group(
+        &self,
+        request: Request<pb::DescribeGroupRequest>,
+    ) -> Result<Response<pb::DescribeGroupResponse>, Status> {
+        let group = self
+            .broker
+            .describe_group(&request.into_inner().group_id)
+            .map_err(status)?;
+        Ok(Response::new(convert::group_description(group)))
+    }
+
+    async fn commit_offsets(
+        &self,
+        request: Request<pb::CommitOffsetsRequest>,
+    ) -> Result<Response<pb::CommitOffsetsResponse>, Status> {
+        let request = request.into_inner();
+        let commits = request
+            .offsets
+            .into_iter()
+            .map(|c| brook_broker::OffsetCommit {
+                metadata: c.metadata,
+                ..brook_broker::OffsetCommit::new(c.topic, c.partition, c.offset)
+            })
+            .collect();
+        self.broker
+            .commit_offsets(&request.group_id, commits)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::CommitOffsetsResponse {}))
+    }
+
+    async fn fetch_offsets(
+        &self,
+        request: Request<pb::FetchOffsetsRequest>,
+    ) -> Result<Response<pb::FetchOffsetsResponse>, Status> {
+        let request = request.into_inner();
+        let partitions = convert::flatten(request.partitions);
+        let offsets = self
+            .broker
+            .committed_offsets(&request.group_id, &partitions)
+            .map_err(status)?
+            .into_iter()
+            .map(|(tp, committed)| pb::CommittedOffset {
+                topic: tp.topic,
+                partition: tp.partition,
+                offset: committed.offset,
+                metadata: committed.metadata,
+                commit_timestamp_ms: committed.commit_timestamp,
+            })
+            .collect();
+        Ok(Response::new(pb::FetchOffsetsResponse { offsets }))
+    }
+}
