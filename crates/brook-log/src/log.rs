@@ -754,6 +754,9 @@ impl Shared {
 
     /// The segment after the one at `base`, if it holds anything below the high watermark.
     fn segment_after(&self, base: u64, hw: &LogPosition) -> Option<Arc<Segment>> {
+        if base >= hw.segment {
+            return None;
+        }
         self.segments
             .read()
             .range((Bound::Excluded(base), Bound::Included(hw.segment)))
@@ -1218,6 +1221,18 @@ mod tests {
         let log = PartitionLog::open(dir.path(), small(Durability::None)).expect("reopen");
         assert_eq!(log.log_start_offset(), start);
         assert_eq!(log.log_end_offset(), 120);
+
+        // Everything retained away: the log starts at its end, in a fresh segment.
+        log.roll().expect("roll");
+        log.set_config(LogConfig {
+            retention_bytes_max: Some(0),
+            ..small(Durability::None)
+        })
+        .expect("config");
+        assert_eq!(log.apply_retention(0).expect("retention"), 1);
+        assert_eq!(log.log_start_offset(), 120);
+        assert_eq!(log.offset_for_timestamp(0).expect("ts"), None);
+        assert!(log.read(120, 100).expect("read at the end").is_empty());
     }
 
     #[test]
