@@ -68,12 +68,17 @@ impl Appender {
     }
 
     /// Queues `batch` behind everything queued before it; the receiver gets its outcome.
-    /// Must be called within a tokio runtime.
+    /// Fails (queuing nothing) outside a tokio runtime.
     pub(crate) fn submit(
         self: &Arc<Self>,
         batch: BytesMut,
         open: ProduceGuard,
-    ) -> oneshot::Receiver<Result<BatchAppended>> {
+    ) -> Result<oneshot::Receiver<Result<BatchAppended>>> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
+            BrokerError::invalid(format!(
+                "produce must be called within a tokio runtime: {e}"
+            ))
+        })?;
         let (reply, outcome) = oneshot::channel();
         let start = {
             let mut queue = self.queue.lock();
@@ -86,14 +91,15 @@ impl Appender {
         };
         if start {
             let appender = Arc::clone(self);
-            let runtime = tokio::runtime::Handle::current();
-            tokio::task::spawn_blocking(move || appender.drain(&runtime));
+            let pool = runtime.clone();
+            pool.spawn_blocking(move || appender.drain(&runtime));
         }
-        outcome
+        Ok(outcome)
     }
 
     /// Writes queued batches in order until the queue is empty (blocking).
     fn drain(self: Arc<Self>, runtime: &tokio::runtime::Handle) {
+        let _restart = RestartOnPanic(&self);
         loop {
             let jobs: Vec<Job> = {
                 let mut queue = self.queue.lock();
@@ -145,6 +151,19 @@ impl Appender {
 
     fn error(&self, err: brook_log::LogError) -> BrokerError {
         BrokerError::from_log(err, &self.topic, self.partition)
+    }
+}
+
+/// Clears `draining` if a drainer panics, so the next submit starts a new one instead of
+/// queuing behind a drainer that is gone. (The panicking drainer's jobs are dropped, and their
+/// producers get an error.)
+struct RestartOnPanic<'a>(&'a Appender);
+
+impl Drop for RestartOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.queue.lock().draining = false;
+        }
     }
 }
 

@@ -28,6 +28,10 @@ pub struct BrokerConfig {
     /// How often size and age retention is applied to every partition. Default 5 minutes
     /// (Kafka's `log.retention.check.interval.ms`).
     pub retention_check_ms: u64,
+    /// How long a group member that lost partitions in a rebalance may keep serving them while
+    /// the new owner waits (a member releases on its next poll; this bounds a member that is
+    /// not being polled). Default 30 s.
+    pub group_release_timeout_ms: u64,
     /// Per-request limits.
     pub limits: Limits,
 }
@@ -41,6 +45,7 @@ impl BrokerConfig {
             auto_create_topics: true,
             default_partitions: 1,
             retention_check_ms: 300_000,
+            group_release_timeout_ms: 30_000,
             limits: Limits::default(),
         }
     }
@@ -48,6 +53,11 @@ impl BrokerConfig {
     /// The retention check interval, as a duration.
     pub fn retention_check(&self) -> Duration {
         Duration::from_millis(self.retention_check_ms)
+    }
+
+    /// The group release timeout, as a duration.
+    pub fn group_release_timeout(&self) -> Duration {
+        Duration::from_millis(self.group_release_timeout_ms)
     }
 
     /// Rejects settings that cannot work, before anything is opened with them.

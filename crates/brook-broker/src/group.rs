@@ -8,7 +8,8 @@
 //! and a member only takes ownership of an assigned partition once the previous owner has
 //! released it (which it does the next time it looks, before delivering anything more from it).
 //! So each partition is delivered by one member at a time, and the new owner resumes from the
-//! group's committed offset.
+//! group's committed offset. A member that does not release within the release timeout (it is
+//! not being polled) has the partition taken from it, as Kafka's rebalance timeout does.
 //!
 //! Every change is announced on a per-group `watch` channel carrying an epoch counter; members
 //! wait on it (and on their partitions' high watermarks), never poll.
@@ -19,6 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -40,6 +42,9 @@ struct Group {
     members: BTreeMap<String, Member>,
     assignment: BTreeMap<String, Vec<TopicPartition>>,
     owners: HashMap<TopicPartition, String>,
+    /// When the last rebalance happened: an owner that has not released a partition it lost
+    /// `release_timeout` after this has it taken away.
+    rebalanced_at: Instant,
     /// Epoch bumped on every rebalance and every release.
     changed: watch::Sender<u64>,
 }
@@ -51,12 +56,14 @@ impl Group {
             members: BTreeMap::new(),
             assignment: BTreeMap::new(),
             owners: HashMap::new(),
+            rebalanced_at: Instant::now(),
             changed: watch::Sender::new(0),
         }
     }
 
     fn rebalance(&mut self, counts: PartitionCounts<'_>) {
         self.generation += 1;
+        self.rebalanced_at = Instant::now();
         self.assignment = range_assign(&self.members, counts);
         // Ownership moves only when the owner releases (see `Groups::sync`); a member that
         // left owns nothing.
@@ -99,6 +106,16 @@ fn range_assign(
         }
     }
     assignment
+}
+
+/// A member's ownership after [`Groups::sync`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Settled {
+    pub(crate) generation: u64,
+    /// The partitions it owns now, in assignment order.
+    pub(crate) owned: Vec<TopicPartition>,
+    /// When it is assigned partitions another member still holds: when to take them anyway.
+    pub(crate) wait_until: Option<Instant>,
 }
 
 /// A member's handle: its id and the channel that announces changes of its group.
@@ -170,9 +187,15 @@ impl Groups {
     }
 
     /// Settles `member_id`'s ownership against its assignment: releases what it owns but is no
-    /// longer assigned, takes what it is assigned and nobody owns. Returns the generation and
-    /// the partitions it owns now, or `None` when it is no longer a member.
-    pub(crate) fn sync(&self, group: &str, member_id: &str) -> Option<(u64, Vec<TopicPartition>)> {
+    /// longer assigned, takes what it is assigned and nobody owns, and takes what another member
+    /// still holds `release_timeout` after the rebalance (a member that stopped polling must not
+    /// hold partitions forever; Kafka's rebalance timeout). `None` when it is no longer a member.
+    pub(crate) fn sync(
+        &self,
+        group: &str,
+        member_id: &str,
+        release_timeout: Duration,
+    ) -> Option<Settled> {
         let mut groups = self.groups.lock();
         let state = groups.get_mut(group)?;
         let assigned = state.assignment.get(member_id)?.clone();
@@ -180,21 +203,39 @@ impl Groups {
         state
             .owners
             .retain(|tp, owner| owner != member_id || assigned.contains(tp));
-        if state.owners.len() != before {
-            // Someone may be waiting for what was just released.
-            state.bump();
-        }
+        let mut changed = state.owners.len() != before;
+        let deadline = state.rebalanced_at + release_timeout;
+        let overdue = Instant::now() >= deadline;
         let mut owned = Vec::with_capacity(assigned.len());
+        let mut waiting = false;
         for tp in assigned {
             let owner = state
                 .owners
                 .entry(tp.clone())
                 .or_insert_with(|| member_id.to_owned());
+            if owner != member_id && overdue {
+                tracing::warn!(
+                    group, partition = %tp, from = %owner, to = member_id,
+                    "a member did not release a partition within the release timeout; taking it"
+                );
+                member_id.clone_into(owner);
+                changed = true;
+            }
             if owner == member_id {
                 owned.push(tp);
+            } else {
+                waiting = true;
             }
         }
-        Some((state.generation, owned))
+        if changed {
+            // Someone may be waiting for what was released, or must notice what was taken.
+            state.bump();
+        }
+        Some(Settled {
+            generation: state.generation,
+            owned,
+            wait_until: waiting.then_some(deadline),
+        })
     }
 
     /// Rebalances every group subscribed to `topic` (it was created, deleted or resized).
@@ -245,6 +286,8 @@ impl Groups {
 mod tests {
     use super::*;
 
+    const LONG: Duration = Duration::from_secs(3600);
+
     fn four_and_three(topic: &str) -> u32 {
         match topic {
             "a" => 4,
@@ -254,7 +297,10 @@ mod tests {
     }
 
     fn owned(groups: &Groups, member: &Membership) -> Vec<TopicPartition> {
-        groups.sync("g", &member.member_id).expect("a member").1
+        groups
+            .sync("g", &member.member_id, LONG)
+            .expect("a member")
+            .owned
     }
 
     fn tps(list: &[(&str, u32)]) -> Vec<TopicPartition> {
@@ -298,13 +344,37 @@ mod tests {
         // m2 leaves: m1 takes everything at once (nobody else owns it).
         groups.leave("g", &m2.member_id, counts);
         assert_eq!(owned(&groups, &m1).len(), 3);
-        assert_eq!(groups.sync("g", &m2.member_id), None);
+        assert_eq!(groups.sync("g", &m2.member_id, LONG), None);
         groups.leave("g", &m1.member_id, counts);
         assert!(
             groups.snapshot("g").is_none(),
             "an empty group is forgotten"
         );
         assert!(groups.list().is_empty());
+    }
+
+    #[test]
+    fn a_member_that_does_not_release_loses_the_partition_after_the_timeout() {
+        let groups = Groups::default();
+        let counts: PartitionCounts<'_> = &|_| 2;
+        let mut stuck = groups.join("g", "c", vec!["t".into()], counts);
+        assert_eq!(owned(&groups, &stuck).len(), 2);
+        stuck.changes.borrow_and_update();
+        let newcomer = groups.join("g", "c", vec!["t".into()], counts);
+        let waiting = groups.sync("g", &newcomer.member_id, LONG).expect("member");
+        assert!(waiting.owned.is_empty());
+        assert!(waiting.wait_until.is_some(), "told when to take it anyway");
+        stuck.changes.borrow_and_update();
+        let taken = groups
+            .sync("g", &newcomer.member_id, Duration::ZERO)
+            .expect("member");
+        assert_eq!(taken.owned, tps(&[("t", 1)]));
+        assert_eq!(taken.wait_until, None);
+        assert!(
+            stuck.changes.has_changed().expect("open"),
+            "the old owner is told"
+        );
+        assert_eq!(owned(&groups, &stuck), tps(&[("t", 0)]));
     }
 
     #[test]

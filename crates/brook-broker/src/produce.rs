@@ -277,7 +277,7 @@ impl Broker {
                 Ok((
                     partition,
                     indexes,
-                    appender.submit(batch, Arc::clone(&open)),
+                    appender.submit(batch, Arc::clone(&open))?,
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -296,7 +296,7 @@ impl Broker {
     ) -> Result<oneshot::Receiver<Result<BatchAppended>>> {
         let appender = &handle.partition(partition)?.appender;
         let open = self.enter_produce()?;
-        Ok(appender.submit(batch, open))
+        appender.submit(batch, open)
     }
 }
 

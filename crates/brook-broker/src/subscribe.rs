@@ -10,13 +10,17 @@
 //!
 //! In group mode a partition is delivered by one member at a time (see [`crate::group`]): a
 //! member releases a partition the next time it is polled after losing it, before it delivers
-//! anything more, and only then can the new owner start, from the group's committed offset.
+//! anything more, and only then can the new owner start, from the group's committed offset. A
+//! member that is not polled for `group_release_timeout_ms` after a rebalance loses the
+//! partitions it should have released (it drops them when next polled); only then can two
+//! members briefly serve one partition, as with a Kafka consumer past its poll interval.
 //! Delivery is at least once: records delivered but not committed before a handover are
 //! delivered again by the new owner. Commit with [`Broker::commit_offsets`].
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, Stream, StreamExt};
@@ -327,6 +331,7 @@ impl Broker {
             cursors: Vec::new(),
             owned: None,
             generation: 0,
+            steal_at: None,
             next: 0,
         };
         let events = futures::stream::unfold(state, |mut state| async move {
@@ -435,6 +440,8 @@ struct GroupStream {
     /// What the last assignment event said; `None` before the first.
     owned: Option<Vec<TopicPartition>>,
     generation: u64,
+    /// When to take assigned partitions that another member has not released yet.
+    steal_at: Option<Instant>,
     /// Where the round-robin over `cursors` resumes, so no partition starves the others.
     next: usize,
 }
@@ -446,7 +453,8 @@ impl GroupStream {
                 return None;
             }
             let changed = self.member.membership.changes.has_changed().unwrap_or(true);
-            if changed || self.owned.is_none() {
+            let overdue = self.steal_at.is_some_and(|at| Instant::now() >= at);
+            if changed || overdue || self.owned.is_none() {
                 self.member.membership.changes.borrow_and_update();
                 if let Some(event) = self.settle()? {
                     return Some(Ok(event));
@@ -462,9 +470,14 @@ impl GroupStream {
                     self.cursors.iter_mut().map(|c| Box::pin(c.hw.changed())),
                 ))
             };
+            let steal = match self.steal_at {
+                Some(at) => futures::future::Either::Left(tokio::time::sleep_until(at.into())),
+                None => futures::future::Either::Right(futures::future::pending()),
+            };
             tokio::select! {
                 _ = hw_changes => {}
                 _ = self.member.membership.changes.changed() => {}
+                () = steal => {}
                 () = closed(&mut self.shutdown) => {}
             }
         }
@@ -476,10 +489,13 @@ impl GroupStream {
     fn settle(&mut self) -> Option<Option<SubscriptionEvent>> {
         let broker = &self.member.broker;
         let membership = &self.member.membership;
-        let (generation, owned) = broker
-            .inner
-            .groups
-            .sync(&membership.group, &membership.member_id)?;
+        let settled = broker.inner.groups.sync(
+            &membership.group,
+            &membership.member_id,
+            broker.inner.config.group_release_timeout(),
+        )?;
+        self.steal_at = settled.wait_until;
+        let (generation, owned) = (settled.generation, settled.owned);
         if self.owned.as_ref() == Some(&owned) && self.generation == generation {
             return Some(None);
         }

@@ -231,3 +231,59 @@ async fn subscribing_by_committed_offset_without_joining() {
     assert_eq!(first.offset, 2);
     assert!(broker.describe_group("g").expect("g").members.is_empty());
 }
+
+#[tokio::test]
+async fn a_member_that_is_not_polled_loses_its_partitions_after_the_release_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = BrokerConfig {
+        group_release_timeout_ms: 200,
+        ..BrokerConfig::new(dir.path())
+    };
+    let broker = Broker::open(config).await.expect("open");
+    broker
+        .create_topic(NewTopic::new("t", 2))
+        .await
+        .expect("create");
+    let mut stuck = broker.subscribe_group(group("t")).await.expect("join");
+    assert_eq!(partitions(&next_assignment(&mut stuck).await), [0, 1]);
+    let mut fresh = broker.subscribe_group(group("t")).await.expect("join");
+    // `stuck` is never polled again; `fresh` waits for partition 1, then takes it.
+    let mut got = partitions(&next_assignment(&mut fresh).await);
+    if got.is_empty() {
+        got = partitions(&next_assignment(&mut fresh).await);
+    }
+    assert_eq!(got, [1]);
+    // When `stuck` is polled at last, it has given partition 1 up.
+    assert_eq!(partitions(&next_assignment(&mut stuck).await), [0]);
+    drop((stuck, fresh));
+    broker.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn deleting_a_subscribed_topic_ends_partition_streams_and_rebalances_groups() {
+    let broker = Broker::ephemeral().await.expect("broker");
+    for topic in ["gone", "kept"] {
+        broker
+            .create_topic(NewTopic::new(topic, 1))
+            .await
+            .expect("create");
+    }
+    let mut single = broker
+        .subscribe(PartitionSubscribe::new("gone", 0, StartAt::Latest))
+        .await
+        .expect("subscribe");
+    let mut member = broker
+        .subscribe_group(GroupSubscribe::new("g", vec!["gone".into(), "kept".into()]))
+        .await
+        .expect("join");
+    assert_eq!(next_assignment(&mut member).await.partitions.len(), 2);
+    broker.delete_topic("gone").await.expect("delete");
+    let end = tokio::time::timeout(WAIT, single.next())
+        .await
+        .expect("in time")
+        .expect("a last item");
+    assert!(matches!(end, Err(BrokerError::UnknownTopic { .. })));
+    assert!(single.next().await.is_none(), "then the stream ends");
+    let after = next_assignment(&mut member).await;
+    assert_eq!(after.partitions, [TopicPartition::new("kept", 0)]);
+}
