@@ -219,9 +219,20 @@ impl Store {
     }
 }
 
-fn topic_file(dir: &Path, name: &str) -> PathBuf {
+/// The topic file of topic `name` in the data directory `dir`.
+pub fn topic_file(dir: &Path, name: &str) -> PathBuf {
     dir.join(TOPICS_DIR)
         .join(format!("{name}.{TOPIC_FILE_EXT}"))
+}
+
+/// The topic whose topic file `path` is (`<name>.topic` with a valid name), if any.
+pub fn topic_of_file(path: &Path) -> Option<&str> {
+    let name = path
+        .file_name()?
+        .to_str()?
+        .strip_suffix(TOPIC_FILE_EXT)?
+        .strip_suffix('.')?;
+    validate_topic_name(name).ok().map(|()| name)
 }
 
 /// The effective config of a topic, validated; the error names the topic.
@@ -322,15 +333,14 @@ fn read_topic_files(dir: &Path) -> Result<BTreeMap<String, TopicMeta>> {
     let mut metas = BTreeMap::new();
     for entry in fs::read_dir(&topics_dir).map_err(|e| LogError::io(&topics_dir, e))? {
         let path = entry.map_err(|e| LogError::io(&topics_dir, e))?.path();
-        let ext = path.extension().and_then(|e| e.to_str());
-        let stem = path.file_stem().and_then(|s| s.to_str());
-        match (stem, ext) {
-            (Some(name), Some(TOPIC_FILE_EXT)) if validate_topic_name(name).is_ok() => {
-                let meta = TopicMeta::read(&path)?
-                    .ok_or_else(|| LogError::io(&path, std::io::ErrorKind::NotFound.into()))?;
-                metas.insert(name.to_owned(), meta);
-            }
-            (_, Some("tmp")) => {
+        if let Some(name) = topic_of_file(&path) {
+            let meta = TopicMeta::read(&path)?
+                .ok_or_else(|| LogError::io(&path, std::io::ErrorKind::NotFound.into()))?;
+            metas.insert(name.to_owned(), meta);
+            continue;
+        }
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("tmp") => {
                 tracing::warn!(file = %path.display(), "removing an interrupted topic file write");
                 meta::remove(&path)?;
             }

@@ -156,9 +156,10 @@ fn parse_setting<T: ConfigValue>(key: &str, value: &str) -> Result<T> {
         .ok_or_else(|| LogError::InvalidConfig(format!("bad value {value:?} for {key}")))
 }
 
-/// What the topic file holds.
+/// What a topic file holds. Public so that offline tools can read topic files without
+/// opening (and locking) the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TopicMeta {
+pub struct TopicMeta {
     pub id: [u8; 16],
     pub partitions: u32,
     pub overrides: TopicConfig,
@@ -166,7 +167,7 @@ pub(crate) struct TopicMeta {
 
 impl TopicMeta {
     /// A new topic's record, with a fresh random (UUID v4) id.
-    pub fn new(partitions: u32, overrides: TopicConfig) -> Self {
+    pub(crate) fn new(partitions: u32, overrides: TopicConfig) -> Self {
         Self {
             id: uuid::Uuid::new_v4().into_bytes(),
             partitions,
@@ -175,7 +176,7 @@ impl TopicMeta {
     }
 
     /// Writes the topic file atomically and durably.
-    pub fn write(&self, path: &Path) -> Result<()> {
+    pub(crate) fn write(&self, path: &Path) -> Result<()> {
         meta::write(path, TOPIC_MAGIC, TOPIC_VERSION, self.to_text().as_bytes())
     }
 
