@@ -1,0 +1,77 @@
+//! The `brook` command line: argument parsing, logging setup and exit codes.
+//!
+//! Each subcommand is one module here with a clap `Args`/`Subcommand` type and a
+//! `run(self) -> anyhow::Result<ExitCode>`; adding one is a module, a [`Command`] variant and a
+//! match arm in [`Command::run`].
+//!
+//! Exit codes: `0` success; `1` the command ran and found a problem (`brook log check` found
+//! damage); `2` the command could not run (bad arguments, unreadable paths). Errors are printed
+//! as one line, `error: <what>: <cause>: ...`, never as a panic trace.
+
+mod log;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A single-node log-based streaming broker.
+#[derive(Debug, Parser)]
+#[command(name = "brook", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect and verify data on disk, offline (safe on damaged data).
+    #[command(subcommand)]
+    Log(log::LogCommand),
+}
+
+impl Command {
+    fn run(self) -> anyhow::Result<ExitCode> {
+        match self {
+            Command::Log(command) => command.run(),
+        }
+    }
+}
+
+/// Exit code of a command that ran and found a problem.
+pub const EXIT_PROBLEM_FOUND: u8 = 1;
+/// Exit code of a command that could not run.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Parses the arguments, runs the command and maps its outcome to an exit code.
+pub fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    match cli.command.run() {
+        Ok(code) => code,
+        // A reader that went away (`brook log dump ... | head`) is not an error of ours.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Logs go to stderr, so they never mix with a command's output; `RUST_LOG` picks the level
+/// (default `warn`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
