@@ -11,7 +11,7 @@ use brook_log::batch::{Batches, Record};
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use crate::broker::{blocking, Broker, PartitionHandle};
+use crate::broker::{blocking, Broker, PartitionHandle, TopicHandle};
 use crate::error::{BrokerError, Result};
 use crate::types::{Fetched, ListedOffset, OffsetSpec};
 
@@ -43,7 +43,14 @@ impl Broker {
         hw.borrow_and_update();
         let mut high_watermark = check_offset(target, topic, partition, offset)?;
         if offset == high_watermark && !max_wait.is_zero() {
-            high_watermark = self.wait_past(&mut hw, target, offset, max_wait).await;
+            high_watermark = self
+                .wait_past(&mut hw, &handle, target, offset, max_wait)
+                .await;
+            if handle.is_deleted() {
+                return Err(BrokerError::UnknownTopic {
+                    topic: topic.to_owned(),
+                });
+            }
         }
         let batches = if offset < high_watermark {
             let log = std::sync::Arc::clone(&target.log);
@@ -127,11 +134,12 @@ impl Broker {
         Ok(())
     }
 
-    /// Waits until the high watermark passes `offset`, `max_wait` passes or the broker closes;
-    /// returns the high watermark then.
+    /// Waits until the high watermark passes `offset`, `max_wait` passes, the topic is deleted
+    /// or the broker closes; returns the high watermark then.
     async fn wait_past(
         &self,
         hw: &mut watch::Receiver<u64>,
+        topic: &TopicHandle,
         target: &PartitionHandle,
         offset: u64,
         max_wait: Duration,
@@ -139,7 +147,7 @@ impl Broker {
         let mut shutdown = self.shutdown_signal();
         let arrived = async {
             loop {
-                if target.log.high_watermark() > offset {
+                if target.log.high_watermark() > offset || topic.is_deleted() {
                     return;
                 }
                 if hw.changed().await.is_err() {

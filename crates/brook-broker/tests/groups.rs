@@ -277,7 +277,15 @@ async fn deleting_a_subscribed_topic_ends_partition_streams_and_rebalances_group
         .await
         .expect("join");
     assert_eq!(next_assignment(&mut member).await.partitions.len(), 2);
+    let poller = broker.clone();
+    let long_poll = tokio::spawn(async move { poller.fetch("gone", 0, 0, 1024, WAIT).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
     broker.delete_topic("gone").await.expect("delete");
+    let polled = tokio::time::timeout(WAIT, long_poll)
+        .await
+        .expect("the long poll ends with the topic")
+        .expect("task");
+    assert!(matches!(polled, Err(BrokerError::UnknownTopic { .. })));
     let end = tokio::time::timeout(WAIT, single.next())
         .await
         .expect("in time")
