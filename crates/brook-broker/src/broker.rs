@@ -253,6 +253,9 @@ impl Broker {
     /// Stops accepting produces, lets those in flight finish, ends subscriptions and long polls,
     /// and closes the store clean (so the next open runs no recovery scan). Later produces fail
     /// with [`BrokerError::Closed`]. Closing twice is fine.
+    ///
+    /// Dropping the last handle without closing loses nothing acknowledged, but the next open
+    /// treats it as a crash and walks each partition's tail.
     pub async fn close(&self) -> Result<()> {
         let mut open = self.inner.gate.write().await;
         if !*open {
