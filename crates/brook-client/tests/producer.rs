@@ -1,0 +1,209 @@
+//! The batching producer against a real server: offsets resolved per record, order per
+//! partition with many requests in flight, keys where Kafka puts them, topics created on first
+//! use, per-record errors that leave the producer working, flush, and a server that goes away.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use brook_client::partitioner::partition_for_key;
+use brook_client::{Code, FetchRequest, ProducerConfig, ProducerRecord, RecordPosition};
+use common::{soon, Harness};
+use futures::future::join_all;
+
+async fn send_all(
+    producer: &brook_client::Producer,
+    topic: &str,
+    records: Vec<ProducerRecord>,
+) -> Vec<brook_client::Result<RecordPosition>> {
+    let mut deliveries = Vec::new();
+    for record in records {
+        deliveries.push(producer.send(topic, record).await.expect("accepted"));
+    }
+    soon(join_all(deliveries)).await
+}
+
+#[tokio::test]
+async fn every_record_gets_its_position_keyed_by_murmur2_and_in_order_per_partition() {
+    let h = Harness::start().await;
+    h.topic("orders", 3).await;
+    // Small batches and few slots: many requests, several in flight at once.
+    let config = ProducerConfig {
+        linger_ms: 1,
+        batch_bytes_max: 256,
+        requests_in_flight_max: 4,
+        ..ProducerConfig::default()
+    };
+    let producer = h.client.producer(config).expect("producer");
+    let records: Vec<ProducerRecord> = (0..600)
+        .map(|i| ProducerRecord::keyed(format!("customer-{}", i % 7), format!("order-{i}")))
+        .collect();
+    let positions = send_all(&producer, "orders", records).await;
+
+    let mut next_offset: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut expected_values: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for (i, position) in positions.into_iter().enumerate() {
+        let position = position.expect("delivered");
+        let key = format!("customer-{}", i % 7);
+        assert_eq!(
+            position.partition,
+            partition_for_key(key.as_bytes(), 3),
+            "{key}"
+        );
+        // Send order is offset order within a partition, with no gaps.
+        let next = next_offset.entry(position.partition).or_default();
+        assert_eq!(position.offset, *next, "record {i}");
+        *next += 1;
+        expected_values
+            .entry(position.partition)
+            .or_default()
+            .push(format!("order-{i}"));
+    }
+
+    for (partition, expected) in expected_values {
+        let mut values = Vec::new();
+        let mut offset = 0;
+        while values.len() < expected.len() {
+            let fetched = h
+                .client
+                .fetch(FetchRequest::new("orders", partition, offset))
+                .await
+                .expect("fetch");
+            offset = fetched.next_offset;
+            values.extend(
+                fetched
+                    .records
+                    .into_iter()
+                    .map(|r| String::from_utf8(r.value.expect("value").to_vec()).expect("utf8")),
+            );
+        }
+        assert_eq!(values, expected, "partition {partition}");
+    }
+}
+
+#[tokio::test]
+async fn a_topic_that_does_not_exist_is_created_on_first_send() {
+    let h = Harness::start().await;
+    let producer = h
+        .client
+        .producer(ProducerConfig::default())
+        .expect("producer");
+    let first = send_all(&producer, "fresh", vec![ProducerRecord::keyed("a", "1")]).await;
+    assert_eq!(first[0].as_ref().expect("auto-created").offset, 0);
+    let partitions = h
+        .broker
+        .describe_topic("fresh")
+        .expect("exists")
+        .partitions
+        .len() as u32;
+
+    let later = send_all(
+        &producer,
+        "fresh",
+        (0..20)
+            .map(|i| ProducerRecord::keyed(format!("k{i}"), "v"))
+            .collect(),
+    )
+    .await;
+    for (i, position) in later.into_iter().enumerate() {
+        let key = format!("k{i}");
+        let position = position.expect("delivered");
+        assert_eq!(
+            position.partition,
+            partition_for_key(key.as_bytes(), partitions)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refused_record_fails_alone_and_the_producer_keeps_working() {
+    let h = Harness::start().await;
+    h.topic("t", 2).await;
+    let producer = h
+        .client
+        .producer(ProducerConfig::default())
+        .expect("producer");
+
+    let oversized = ProducerRecord::value(vec![7u8; 2 << 20]).with_partition(0);
+    let results = send_all(&producer, "t", vec![oversized]).await;
+    let err = results[0].as_ref().expect_err("too large");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+
+    let results = send_all(
+        &producer,
+        "t",
+        vec![ProducerRecord::value("x").with_partition(9)],
+    )
+    .await;
+    let err = results[0].as_ref().expect_err("no partition 9");
+    assert_eq!(err.code(), Code::NotFound, "{err}");
+
+    let results = send_all(&producer, "bad name!", vec![ProducerRecord::value("x")]).await;
+    let err = results[0].as_ref().expect_err("bad topic name");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+
+    let results = send_all(
+        &producer,
+        "t",
+        vec![ProducerRecord::value("ok").with_partition(1)],
+    )
+    .await;
+    assert_eq!(results[0].as_ref().expect("still works").partition, 1);
+}
+
+#[tokio::test]
+async fn flush_sends_at_once_instead_of_lingering() {
+    let h = Harness::start().await;
+    h.topic("t", 1).await;
+    let config = ProducerConfig {
+        linger_ms: 60_000,
+        ..ProducerConfig::default()
+    };
+    let producer = h.client.producer(config).expect("producer");
+    let delivery = producer
+        .send("t", ProducerRecord::value("v"))
+        .await
+        .expect("accepted");
+    soon(producer.flush()).await.expect("flush");
+    // Already answered: flush returns only once every earlier record has its outcome.
+    let position = tokio::time::timeout(std::time::Duration::ZERO, delivery)
+        .await
+        .expect("resolved by the flush")
+        .expect("delivered");
+    assert_eq!(position.offset, 0);
+    soon(producer.close()).await.expect("close");
+}
+
+#[tokio::test]
+async fn a_server_that_goes_away_fails_deliveries_instead_of_hanging() {
+    let h = Harness::start().await;
+    h.topic("t", 1).await;
+    let producer = h
+        .client
+        .producer(ProducerConfig::default())
+        .expect("producer");
+    let ok = send_all(&producer, "t", vec![ProducerRecord::value("before")]).await;
+    assert!(ok[0].is_ok());
+
+    h.server.stop().await.expect("stop");
+    let results = send_all(&producer, "t", vec![ProducerRecord::value("after")]).await;
+    let err = results[0].as_ref().expect_err("server gone");
+    assert!(
+        matches!(
+            err.code(),
+            Code::Unavailable | Code::Unknown | Code::Cancelled
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn out_of_range_settings_are_refused() {
+    let h = Harness::start().await;
+    let config = ProducerConfig {
+        requests_in_flight_max: 0,
+        ..ProducerConfig::default()
+    };
+    let err = h.client.producer(config).expect_err("zero slots");
+    assert_eq!(err.code(), Code::InvalidArgument);
+}
