@@ -13,6 +13,7 @@
 //!   [`serve_grpc`] returns; the caller then closes the broker.
 
 mod convert;
+mod limit;
 mod produce_stream;
 mod service;
 mod status;
@@ -32,6 +33,7 @@ use crate::config::GrpcConfig;
 use crate::error::ServerError;
 use crate::listener;
 use crate::shutdown::Shutdown;
+use limit::RequestLimit;
 use service::BrookService;
 
 const DOOR: &str = "gRPC";
@@ -60,8 +62,11 @@ pub async fn serve_grpc(
     let reflection_v1alpha = reflection()
         .build_v1alpha()
         .map_err(|source| ServerError::Reflection { source })?;
-    let brook = BrookServer::new(BrookService::new(broker, config.clone(), draining.clone()))
-        .max_decoding_message_size(config.request_bytes_max);
+    let brook = RequestLimit::new(
+        BrookServer::new(BrookService::new(broker, config.clone(), draining.clone()))
+            .max_decoding_message_size(config.request_bytes_max),
+        config.request_bytes_max,
+    );
 
     let signal = {
         let draining = draining.clone();

@@ -24,6 +24,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
 use super::convert;
+use super::limit::request_status;
 use super::service::{produce, BrookService};
 
 type Reply = Result<pb::ProduceStreamResponse, Status>;
@@ -70,7 +71,10 @@ async fn pump(
             // The client finished sending; answers for requests in flight still go out.
             None => break,
             Some(Err(status)) => {
-                tracing::debug!(%status, "produce stream ended by the client");
+                // A request over the size limit, or a broken stream: end the call with it.
+                tracing::debug!(%status, "produce stream ended by a bad request");
+                let limit = service.config.request_bytes_max;
+                let _ = replies.send(Err(request_status(status, limit))).await;
                 break;
             }
         };
