@@ -639,7 +639,8 @@ impl PartitionLog {
             }
             w.closed = true;
             s.flush_locked(&w).and_then(|()| {
-                w.active.flush_indexes()?;
+                // Trimmed, so the next open reads its entries, not megabytes of zeros.
+                w.active.seal()?;
                 if w.corruption.is_none() {
                     checkpoint::write_clean_marker(&s.dir, w.end.offset)?;
                 }

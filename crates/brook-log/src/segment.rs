@@ -7,11 +7,13 @@
 //! modes, high watermarks or other segments: the partition log decides where reads must stop
 //! (`limit`) and when to fsync.
 //!
-//! The active segment's indexes are preallocated to `index_bytes_max`; when the segment rolls
-//! they are trimmed to their entries. On open, indexes are checked against the log (see
+//! The active segment's indexes are preallocated to `index_bytes_max`; when the segment rolls,
+//! and when the log closes cleanly, they are trimmed to their entries (and preallocated again
+//! when a reopened segment takes appends). On open, indexes are checked against the log (see
 //! [`Segment::open`]) and rebuilt from it when anything about them is wrong.
 
 use std::fs::{self, File, OpenOptions};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -403,16 +405,7 @@ impl Segment {
         limit: u64,
         config: &LogConfig,
     ) -> Result<Option<(u64, BatchHeader)>> {
-        let relative = offset
-            .saturating_sub(self.base_offset)
-            .min(u64::from(u32::MAX)) as u32;
-        let entry = self.indexes.read().offsets.lookup(relative).map(|(_, e)| e);
-        let (position, expect) = entry.map_or((0, self.base_offset), |e| {
-            (
-                u64::from(e.position),
-                self.base_offset + u64::from(e.relative_offset),
-            )
-        });
+        let (position, expect) = self.index_lookup(offset);
         let mut scanner = Scanner::new(&self.log, &self.log_path, limit, scan_window(config));
         let mut position = self.start_at(&mut scanner, position, expect)?;
         loop {
@@ -449,9 +442,30 @@ impl Segment {
         }
     }
 
+    /// Where to start looking for `offset`: the position of the indexed batch at or before it,
+    /// and that batch's base offset (position 0 and the segment's base without one).
+    fn index_lookup(&self, offset: u64) -> (u64, u64) {
+        let relative = offset
+            .saturating_sub(self.base_offset)
+            .min(u64::from(u32::MAX)) as u32;
+        let entry = self.indexes.read().offsets.lookup(relative).map(|(_, e)| e);
+        entry.map_or((0, self.base_offset), |e| {
+            (
+                u64::from(e.position),
+                self.base_offset + u64::from(e.relative_offset),
+            )
+        })
+    }
+
     /// Whole batches starting with the one holding `offset` (or the first after it), at most
-    /// `max_bytes` of them but always the first one whole, none at or beyond `limit`. One
-    /// `pread` for the data. `None` when no batch below `limit` holds `offset` or a later one.
+    /// `max_bytes` of them but always the first one whole, none at or beyond `limit`. `None`
+    /// when no batch below `limit` holds `offset` or a later one.
+    ///
+    /// Usually one `pread`: from the index entry's position, `max_bytes` plus the distance
+    /// between index entries, so the batch sought and the batches returned come in the same
+    /// read, and the result is a slice of it. When they do not (a batch larger than that, or
+    /// an index entry that does not check out), the headers are walked first and the batches
+    /// read after.
     pub fn read(
         &self,
         offset: u64,
@@ -459,15 +473,25 @@ impl Segment {
         limit: u64,
         config: &LogConfig,
     ) -> Result<Option<Bytes>> {
+        let (position, expect) = self.index_lookup(offset);
+        if position < limit {
+            let slack = scan_window(config) as u64;
+            let len = (max_bytes as u64)
+                .saturating_add(slack)
+                .min(limit - position);
+            let buf = self.read_bytes(position, len as usize)?;
+            if let Some((at, first)) = find_batch_in(&buf, expect, offset) {
+                let allowed = max_bytes.min(buf.len() - at).max(first);
+                let end = at + whole_batches(&buf[at..at + allowed], first);
+                return Ok(Some(Bytes::from(buf).slice(at..end)));
+            }
+        }
         let Some((start, header)) = self.locate(offset, limit, config)? else {
             return Ok(None);
         };
         let first = header.total_len() as u64;
         let len = (max_bytes as u64).min(limit - start).max(first) as usize;
-        let mut buf = vec![0u8; len];
-        self.log
-            .read_exact_at(&mut buf, start)
-            .map_err(|e| LogError::io(&self.log_path, e))?;
+        let mut buf = self.read_bytes(start, len)?;
         buf.truncate(whole_batches(&buf, first as usize));
         Ok(Some(Bytes::from(buf)))
     }
@@ -503,10 +527,7 @@ impl Segment {
                 Step::Batch(header) => header,
             };
             if header.max_timestamp >= timestamp && header.last_offset() as u64 >= from_offset {
-                let mut batch = vec![0u8; header.total_len()];
-                self.log
-                    .read_exact_at(&mut batch, position)
-                    .map_err(|e| LogError::io(&self.log_path, e))?;
+                let batch = self.read_bytes(position, header.total_len())?;
                 let found = first_record_at_or_after(Bytes::from(batch), timestamp, from_offset)
                     .map_err(|e| {
                         self.corrupt(position, header.base_offset as u64, e.to_string())
@@ -581,13 +602,6 @@ impl Segment {
         indexes.times.resize(config.index_bytes_max)
     }
 
-    /// Writes the index pages back to their files (msync).
-    pub fn flush_indexes(&self) -> Result<()> {
-        let indexes = self.indexes.read();
-        indexes.offsets.flush()?;
-        indexes.times.flush()
-    }
-
     /// Deletes the segment's files. Readers holding it keep reading the unlinked files.
     pub fn delete(&self) -> Result<()> {
         let indexes = self.indexes.read();
@@ -601,6 +615,49 @@ impl Segment {
         Ok(())
     }
 
+    /// Exactly `len` bytes of the log file from `position`, read into a fresh buffer that is
+    /// not zeroed first: for a 1 MiB fetch, zeroing costs a fifth of the read.
+    fn read_bytes(&self, position: u64, len: usize) -> Result<Vec<u8>> {
+        let mut buf: Vec<u8> = Vec::with_capacity(len);
+        let mut done = 0;
+        while done < len {
+            let spare = &mut buf.spare_capacity_mut()[done..len];
+            let at = libc::off_t::try_from(position + done as u64).map_err(|_| {
+                LogError::io(
+                    &self.log_path,
+                    std::io::Error::other("position beyond off_t"),
+                )
+            })?;
+            // SAFETY: `spare` is `len - done` bytes of the vector's own, unused capacity, which
+            // pread only writes to (never reads), and the file descriptor is open for as long
+            // as `self` is borrowed.
+            let n = unsafe {
+                libc::pread(
+                    self.log.as_raw_fd(),
+                    spare.as_mut_ptr().cast(),
+                    spare.len(),
+                    at,
+                )
+            };
+            match n {
+                0 => {
+                    let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+                    return Err(LogError::io(&self.log_path, eof));
+                }
+                n if n > 0 => done += n as usize,
+                _ => {
+                    let error = std::io::Error::last_os_error();
+                    if error.kind() != std::io::ErrorKind::Interrupted {
+                        return Err(LogError::io(&self.log_path, error));
+                    }
+                }
+            }
+        }
+        // SAFETY: the loop ends only once pread has written all of the first `len` bytes.
+        unsafe { buf.set_len(len) };
+        Ok(buf)
+    }
+
     fn corrupt(&self, position: u64, offset: u64, reason: String) -> LogError {
         LogError::Corrupt {
             segment: self.log_path.clone(),
@@ -608,6 +665,26 @@ impl Segment {
             offset,
             reason,
         }
+    }
+}
+
+/// In `buf`, read from the position of the batch whose base offset is `expect`: the start and
+/// length of the whole batch holding `offset` (or the first after it). `None` if that batch is
+/// not whole in `buf`, or the headers on the way do not look right (the careful path decides).
+fn find_batch_in(buf: &[u8], expect: u64, offset: u64) -> Option<(usize, usize)> {
+    let mut at = 0;
+    let mut next = expect;
+    loop {
+        let header = BatchHeader::parse(buf.get(at..)?).ok()?;
+        let len = header.total_len();
+        if header.base_offset as u64 != next || len < HEADER_LEN || at + len > buf.len() {
+            return None;
+        }
+        if header.last_offset() as u64 >= offset {
+            return Some((at, len));
+        }
+        at += len;
+        next = header.next_offset() as u64;
     }
 }
 
