@@ -1,2 +1,19 @@
 //! brook: a single-node log-based streaming broker.
+//!
+//! - [`Broker`]: the broker embedded in your process (`Broker::open(config)`, or
+//!   `Broker::ephemeral()` for tests);
+//! - [`Client`]: the Rust client of a remote `brook serve` over gRPC ([`client`] has the
+//!   batching producer, the consumer and the admin);
+//! - [`api::Brook`]: one trait both implement, so application code runs unchanged embedded
+//!   or remote.
+pub mod api;
+
+pub use api::Brook;
+pub use brook_broker as broker;
+pub use brook_broker::{
+    Broker, BrokerConfig, ConsumerRecord, OffsetReset, ProduceRecord, RecordPosition, StartAt,
+    TopicPartition,
+};
+pub use brook_client as client;
+pub use brook_client::Client;
 pub use brook_log as log;
