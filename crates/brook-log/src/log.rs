@@ -590,6 +590,7 @@ impl PartitionLog {
             .cloned()
             .ok_or_else(|| LogError::InvalidConfig("the cut's segment is gone".into()))?;
         segment.truncate_to(cut.position, cut.offset, &config)?;
+        s.fsync(&segment)?;
         s.delete_segments(&later)?;
         for base in std::mem::take(&mut w.beyond_corruption) {
             delete_segment_files(&s.dir, base)?;

@@ -464,3 +464,191 @@ fn cut_tail(
     }
     meta::sync_dir(dir)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::segment::tests::test_batch;
+    use crate::{Durability, LogError, PartitionLog};
+
+    const TS: i64 = 1_700_000_000_000;
+
+    fn config() -> LogConfig {
+        LogConfig {
+            segment_bytes_max: 2048,
+            index_interval_bytes: 128,
+            index_bytes_max: 1024,
+            retention_ms_max: None,
+            durability: Durability::None,
+            ..LogConfig::default()
+        }
+    }
+
+    /// A crashed log of `n` one-record batches; their (segment base, position, len) by offset.
+    fn crashed(dir: &Path, n: usize) -> Vec<(u64, u64, u64)> {
+        let log = PartitionLog::open(dir, config()).expect("open");
+        for i in 0..n {
+            log.append(&mut test_batch(1, 60, TS + i as i64))
+                .expect("append");
+        }
+        drop(log);
+        let mut placed = Vec::new();
+        for base in list_segments(dir).expect("ls") {
+            let path = segment_file(dir, base, LOG_EXT);
+            let mut scanner = LogScanner::open(&path, Some(base)).expect("scan");
+            while let Some(b) = scanner.next_batch().expect("batch") {
+                placed.push((base, b.position, b.header.total_len() as u64));
+            }
+        }
+        assert_eq!(placed.len(), n);
+        placed
+    }
+
+    fn flip(path: &Path, at: u64) {
+        let mut bytes = fs::read(path).expect("read");
+        bytes[at as usize] ^= 0x10;
+        fs::write(path, bytes).expect("write");
+    }
+
+    #[test]
+    fn corruption_is_reported_kept_and_repaired_only_by_truncation() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let placed = crashed(dir.path(), 40);
+        // Damage the first batch of the last segment (after the recovery point, which the
+        // last roll moved to its start), with valid batches after it.
+        let bad = placed
+            .iter()
+            .position(|p| p.0 == placed[39].0)
+            .expect("the last segment");
+        assert!(bad < 38, "valid batches follow");
+        let (base, position, _) = placed[bad];
+        let path = segment_file(dir.path(), base, LOG_EXT);
+        flip(&path, position + 70);
+        let files_before = list_segments(dir.path()).expect("ls");
+
+        let log = PartitionLog::open(dir.path(), config()).expect("open");
+        let corruption = log.recovery().corruption.clone().expect("reported");
+        assert_eq!(
+            (corruption.segment.clone(), corruption.position),
+            (path, position)
+        );
+        let bad = bad as u64;
+        assert_eq!(corruption.offset, bad);
+        assert_eq!(log.log_end_offset(), bad);
+        assert!(log.is_poisoned());
+        assert!(matches!(
+            log.append(&mut test_batch(1, 1, TS)),
+            Err(LogError::Corrupt { offset, .. }) if offset == bad
+        ));
+        let before = placed[bad as usize - 1].2 as usize;
+        assert_eq!(log.read(bad - 1, 1).expect("readable").len(), before);
+        assert!(log.read(bad, 1).expect("at the end").is_empty());
+        log.close().expect("close");
+        drop(log);
+        assert_eq!(
+            list_segments(dir.path()).expect("ls"),
+            files_before,
+            "nothing deleted"
+        );
+
+        // Reported again on the next open: the close wrote no clean marker.
+        let log = PartitionLog::open(dir.path(), config()).expect("open");
+        assert!(log.recovery().corruption.is_some());
+        let segments = log.segment_count();
+        log.truncate_to(bad).expect("repair");
+        assert!(!log.is_poisoned());
+        assert_eq!(log.segment_count(), segments);
+        let info = log.append(&mut test_batch(1, 1, TS)).expect("append");
+        assert_eq!(info.base_offset, bad);
+        log.close().expect("close");
+        drop(log);
+        let log = PartitionLog::open(dir.path(), config()).expect("open");
+        assert!(log.recovery().clean);
+        assert_eq!(log.log_end_offset(), bad + 1);
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_and_a_crash_walks_from_the_checkpoint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let placed = crashed(dir.path(), 40);
+        let (base, position, len) = *placed.last().expect("batches");
+        let path = segment_file(dir.path(), base, LOG_EXT);
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        file.set_len(position + len / 2).expect("tear");
+        drop(file);
+        let log = PartitionLog::open(dir.path(), config()).expect("open");
+        let report = log.recovery().clone();
+        assert!(!report.clean && report.corruption.is_none());
+        assert_eq!(report.truncated_bytes, len / 2);
+        // Only the active segment was walked: the rolls checkpointed the rest.
+        assert!(report.scanned_bytes <= 2048, "{report:?}");
+        assert_eq!(log.log_end_offset(), 39);
+    }
+
+    #[test]
+    fn leftovers_are_cleared_and_segments_below_the_start_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = PartitionLog::open(dir.path(), config()).expect("open");
+        for i in 0..40 {
+            log.append(&mut test_batch(1, 60, TS + i)).expect("append");
+        }
+        let bases = list_segments(dir.path()).expect("ls");
+        // The start moves past two segments; pretend the crash came before their deletion.
+        log.advance_log_start(bases[2]).expect("advance");
+        log.close().expect("close");
+        drop(log);
+        let log = PartitionLog::open(dir.path(), config()).expect("open");
+        log.close().expect("close");
+        drop(log);
+        for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+            fs::write(segment_file(dir.path(), bases[0], ext), b"").expect("resurrect");
+        }
+        fs::write(segment_file(dir.path(), 999_999, INDEX_EXT), b"orphan").expect("orphan");
+        fs::write(dir.path().join("checkpoint.tmp"), b"half").expect("tmp");
+
+        let log = PartitionLog::open(dir.path(), config()).expect("open");
+        assert_eq!(log.recovery().deleted_segments, 1);
+        assert_eq!(log.log_start_offset(), bases[2]);
+        assert!(!segment_file(dir.path(), 999_999, INDEX_EXT).exists());
+        assert!(!dir.path().join("checkpoint.tmp").exists());
+        assert_eq!(list_segments(dir.path()).expect("ls"), bases[2..]);
+    }
+
+    #[test]
+    fn damage_before_the_recovery_point_found_by_the_index_check_is_corruption_too() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let placed = crashed(dir.path(), 40);
+        // The last batch of the first segment: its length now claims the rest of the file.
+        let last_of_first = placed
+            .iter()
+            .rposition(|p| p.0 == 0)
+            .expect("first segment");
+        let (_, position, _) = placed[last_of_first];
+        let path = segment_file(dir.path(), 0, LOG_EXT);
+        flip(&path, position + 9);
+        let segments = list_segments(dir.path()).expect("ls").len();
+
+        let log = PartitionLog::open(dir.path(), config()).expect("open");
+        let corruption = log.recovery().corruption.clone().expect("reported");
+        let bad = last_of_first as u64;
+        assert_eq!((corruption.segment, corruption.position), (path, position));
+        assert_eq!(corruption.offset, bad);
+        assert_eq!(log.log_end_offset(), bad);
+        assert_eq!(
+            log.segment_count(),
+            1,
+            "later segments are kept on disk, not opened"
+        );
+        drop(log);
+        assert_eq!(list_segments(dir.path()).expect("ls").len(), segments);
+
+        let log = PartitionLog::open(dir.path(), config()).expect("open");
+        log.truncate_to(bad).expect("repair");
+        assert_eq!(list_segments(dir.path()).expect("ls"), vec![0]);
+        let info = log.append(&mut test_batch(1, 1, TS)).expect("append");
+        assert_eq!(info.base_offset, bad);
+    }
+}

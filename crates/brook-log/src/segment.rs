@@ -542,12 +542,10 @@ impl Segment {
 
     /// Cuts the segment to its first `position` bytes (a batch boundary; `next_offset` is the
     /// offset after the batch that now ends it), dropping index entries past the cut.
+    /// The caller fsyncs the file afterwards.
     pub fn truncate_to(&self, position: u64, next_offset: u64, config: &LogConfig) -> Result<()> {
         self.log
             .set_len(position)
-            .map_err(|e| LogError::io(&self.log_path, e))?;
-        self.log
-            .sync_data()
             .map_err(|e| LogError::io(&self.log_path, e))?;
         let mut indexes = self.indexes.write();
         let keep = indexes.offsets.entries_before(position);
