@@ -59,6 +59,11 @@ use crate::meta;
 use crate::recovery::{recover, Corruption, RecoveryReport};
 use crate::segment::{delete_segment_files, now_ms, Segment};
 
+/// The most a read returns beyond its first batch, whatever `max_bytes` asks for: a read
+/// allocates what it returns, and a door's limits (Kafka's `fetch.max.bytes` is 50 MiB by
+/// default) are no excuse for the log to trust a caller's number.
+pub const READ_BYTES_MAX: usize = 64 << 20;
+
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -70,6 +75,13 @@ pub struct AppendInfo {
     pub max_timestamp: i64,
     pub record_count: u32,
 }
+
+// The broker shares one log between threads (and tokio's blocking pool).
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<PartitionLog>();
+    send_sync::<PendingAppend>();
+};
 
 /// The function told of every high watermark move; see
 /// [`PartitionLog::set_high_watermark_listener`].
@@ -344,8 +356,10 @@ impl PartitionLog {
     /// Whole batches starting with the one holding `offset`: as many as fit in `max_bytes`,
     /// but always at least that one, however large (as Kafka does). Empty at the high
     /// watermark; [`LogError::OffsetOutOfRange`] below the log start or above the high
-    /// watermark. Never a byte at or past the high watermark.
+    /// watermark. Never a byte at or past the high watermark. `max_bytes` is capped at
+    /// [`READ_BYTES_MAX`].
     pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Bytes> {
+        let max_bytes = max_bytes.min(READ_BYTES_MAX);
         let s = &*self.shared;
         let hw = *s.high_watermark.read();
         let start = s.log_start.load(Ordering::Acquire);

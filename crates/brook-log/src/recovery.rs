@@ -20,6 +20,12 @@
 //! 4. Every segment is opened; its indexes are checked and rebuilt from the log when wrong.
 //! 5. The walked segments are fsynced (a crash may have left them in the page cache only) and
 //!    the checkpoint moved to the end, so the next crash walks only what is new.
+//!
+//! Bytes before the recovery point are trusted: they were fsynced, and verified or written by
+//! this code, when the point moved past them. Damage done to them since (a disk's bit rot) is
+//! found when an index check trips on it (then it is corruption like any other), by
+//! `brook log check`, or by the consumer's own CRC check; not by every open, since walking the
+//! whole log would make each restart read every byte of every partition.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
