@@ -1,1 +1,34 @@
-//! placeholder
+//! brook's Kafka wire protocol door.
+//!
+//! Unchanged Kafka clients (librdkafka and everything built on it, kcat, kafka-python, kafkajs,
+//! franz-go, the Java client) produce, consume in groups and administer topics on the same log
+//! the other doors use. Messages are encoded and decoded by the `kafka-protocol` crate; this
+//! crate holds no hand-written message structs. Record batches go to the log as the client
+//! built them and come back out as they were stored: the Kafka path never re-encodes records.
+//!
+//! Start it on a listener you bound with [`serve`], or let [`start`] bind
+//! [`KafkaConfig::addr`] and hand back a [`KafkaServer`] to stop it with.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod api;
+mod codes;
+mod config;
+mod coordinator;
+mod dispatch;
+mod door;
+mod error;
+mod frame;
+mod producers;
+mod request;
+mod server;
+mod topic_config;
+mod versions;
+
+pub use brook_broker::Broker;
+pub use config::{
+    KafkaConfig, DEFAULT_CONNECTIONS_MAX, DEFAULT_GROUP_INITIAL_REBALANCE_DELAY,
+    DEFAULT_KAFKA_ADDR, DEFAULT_REQUEST_BYTES_MAX,
+};
+pub use error::KafkaError;
+pub use server::{serve, start, KafkaServer};

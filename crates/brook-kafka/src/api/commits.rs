@@ -1,0 +1,156 @@
+//! OffsetCommit (key 8) and OffsetFetch (key 9) over the broker's committed offsets, so a
+//! group's position is the same fact for every door. Commit metadata is kept and returned.
+//!
+//! A commit by a member of a live Kafka group is checked against its generation first (a
+//! member that missed a rebalance must not move offsets of partitions it no longer owns).
+
+use std::collections::HashMap;
+
+use brook_broker::{OffsetCommit, TopicPartition};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+};
+use kafka_protocol::messages::{
+    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::codes;
+use crate::door::Door;
+
+pub(crate) async fn offset_commit(
+    door: &Door,
+    request: OffsetCommitRequest,
+) -> OffsetCommitResponse {
+    let group = request.group_id.0.as_str();
+    let member_check = door.groups.check_commit(
+        group,
+        &request.member_id,
+        request.generation_id_or_member_epoch,
+    );
+    let metadata_max = door.broker.config().limits.offset_metadata_bytes_max;
+    // Per partition: the error found before committing, or the commit to make.
+    let mut errors: HashMap<(String, i32), ResponseError> = HashMap::new();
+    let mut commits = Vec::new();
+    for topic in &request.topics {
+        let partitions = door
+            .broker
+            .describe_topic(&topic.name.0)
+            .map(|d| d.partitions.len());
+        for p in &topic.partitions {
+            let key = (topic.name.0.to_string(), p.partition_index);
+            let metadata = p.committed_metadata.as_deref().unwrap_or("");
+            let error = if let Err(error) = member_check {
+                Some(error)
+            } else if !partitions
+                .as_ref()
+                .is_ok_and(|n| (0..*n as i64).contains(&i64::from(p.partition_index)))
+            {
+                Some(ResponseError::UnknownTopicOrPartition)
+            } else if p.committed_offset < 0 {
+                Some(ResponseError::InvalidRequest)
+            } else if metadata.len() > metadata_max {
+                Some(ResponseError::OffsetMetadataTooLarge)
+            } else {
+                None
+            };
+            match error {
+                Some(error) => {
+                    errors.insert(key, error);
+                }
+                None => commits.push(OffsetCommit {
+                    topic_partition: TopicPartition::new(key.0, p.partition_index as u32),
+                    offset: p.committed_offset as u64,
+                    metadata: metadata.to_owned(),
+                }),
+            }
+        }
+    }
+    // The valid partitions are committed together; if that fails, they all get its error.
+    let commit_error = if commits.is_empty() {
+        None
+    } else {
+        door.broker
+            .commit_offsets(group, commits)
+            .await
+            .err()
+            .map(|e| codes::error_code(&e))
+    };
+    let mut response = OffsetCommitResponse::default();
+    for topic in request.topics {
+        let mut entry = OffsetCommitResponseTopic::default();
+        for p in &topic.partitions {
+            let mut answer = OffsetCommitResponsePartition::default();
+            answer.partition_index = p.partition_index;
+            let key = (topic.name.0.to_string(), p.partition_index);
+            if let Some(error) = errors.get(&key).copied().or(commit_error) {
+                answer.error_code = error.code();
+            }
+            entry.partitions.push(answer);
+        }
+        entry.name = topic.name;
+        response.topics.push(entry);
+    }
+    response
+}
+
+pub(crate) fn offset_fetch(door: &Door, request: OffsetFetchRequest) -> OffsetFetchResponse {
+    let group = request.group_id.0.as_str();
+    let mut response = OffsetFetchResponse::default();
+    let committed = match door.broker.committed_offsets(group, &[]) {
+        Ok(committed) => committed,
+        Err(err) => {
+            response.error_code = codes::code(&err);
+            return response;
+        }
+    };
+    let lookup = |topic: &str, partition: i32| {
+        committed
+            .iter()
+            .find(|(tp, _)| tp.topic == topic && i64::from(tp.partition) == i64::from(partition))
+            .map(|(_, c)| c)
+    };
+    // A null topic list (v2+) asks for every partition the group has committed.
+    let asked: Vec<(String, Vec<i32>)> = match request.topics {
+        Some(topics) => topics
+            .into_iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes))
+            .collect(),
+        None => {
+            let mut all: Vec<(String, Vec<i32>)> = Vec::new();
+            for (tp, _) in &committed {
+                match all.iter_mut().find(|(t, _)| *t == tp.topic) {
+                    Some((_, ps)) => ps.push(tp.partition as i32),
+                    None => all.push((tp.topic.clone(), vec![tp.partition as i32])),
+                }
+            }
+            all
+        }
+    };
+    for (topic, partitions) in asked {
+        let mut entry = OffsetFetchResponseTopic::default();
+        for partition in partitions {
+            let mut answer = OffsetFetchResponsePartition::default();
+            answer.partition_index = partition;
+            answer.committed_leader_epoch = -1;
+            match lookup(&topic, partition) {
+                Some(c) => {
+                    answer.committed_offset = c.offset as i64;
+                    answer.metadata = Some(StrBytes::from_string(c.metadata.clone()));
+                }
+                None => {
+                    answer.committed_offset = -1;
+                    answer.metadata = Some(StrBytes::new());
+                }
+            }
+            entry.partitions.push(answer);
+        }
+        entry.name = TopicName(StrBytes::from_string(topic));
+        response.topics.push(entry);
+    }
+    response
+}

@@ -1,0 +1,173 @@
+//! Fetch (key 1): the stored batches of each asked-for partition go out as they are on disk
+//! (no record is decoded or re-encoded on this path), within the request's byte limits, after
+//! a long poll: when fewer than `min_bytes` are ready, the request waits on the partitions'
+//! high-watermark channels (woken by appends) until enough arrive or `max_wait_ms` passes.
+//!
+//! Fetch sessions (KIP-227) are not kept: every response carries session id 0, which tells a
+//! client to keep sending full requests.
+
+use std::time::Duration;
+
+use brook_broker::BrokerError;
+use bytes::Bytes;
+use futures::future::select_all;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::codes;
+use crate::door::Door;
+
+pub(crate) async fn handle(
+    door: &Door,
+    request: FetchRequest,
+    stop: &watch::Receiver<()>,
+) -> FetchResponse {
+    let limits = &door.broker.config().limits;
+    let max_wait =
+        Duration::from_millis(request.max_wait_ms.max(0) as u64).min(limits.fetch_wait_max());
+    let deadline = Instant::now() + max_wait;
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let max_bytes = match request.max_bytes {
+        n if n > 0 => (n as usize).min(limits.fetch_bytes_max),
+        _ => limits.fetch_bytes_max,
+    };
+    let mut stop = stop.clone();
+    loop {
+        // Subscribe before reading, so an append landing in between still wakes the wait.
+        let mut watches = watch_partitions(door, &request);
+        let (response, bytes, failed) = fetch_once(door, &request, max_bytes).await;
+        if bytes >= min_bytes || failed || watches.is_empty() || Instant::now() >= deadline {
+            return response;
+        }
+        let woken = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+        tokio::select! {
+            _ = woken => {}
+            () = tokio::time::sleep_until(deadline) => {}
+            _ = stop.changed() => return response,
+        }
+        if Instant::now() >= deadline {
+            // Data may have landed right at the deadline: one last look.
+            return fetch_once(door, &request, max_bytes).await.0;
+        }
+    }
+}
+
+/// A high-watermark receiver for every asked-for partition that exists.
+fn watch_partitions(door: &Door, request: &FetchRequest) -> Vec<watch::Receiver<u64>> {
+    request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.topic.0.as_str(), p.partition))
+        })
+        .filter_map(|(topic, p)| {
+            let p = u32::try_from(p).ok()?;
+            let mut rx = door.broker.watch_high_watermark(topic, p).ok()?;
+            rx.borrow_and_update();
+            Some(rx)
+        })
+        .collect()
+}
+
+/// Reads every asked-for partition without waiting. Returns the response, the record bytes in
+/// it, and whether any partition failed (an error answers at once, as Kafka does).
+async fn fetch_once(
+    door: &Door,
+    request: &FetchRequest,
+    max_bytes: usize,
+) -> (FetchResponse, usize, bool) {
+    let mut response = FetchResponse::default();
+    let mut used = 0usize;
+    let mut failed = false;
+    for topic in &request.topics {
+        let mut entry = FetchableTopicResponse::default();
+        entry.topic = topic.topic.clone();
+        entry.topic_id = topic.topic_id;
+        for asked in &topic.partitions {
+            let budget = max_bytes
+                .saturating_sub(used)
+                .min(asked.partition_max_bytes.max(0) as usize);
+            let data = fetch_partition(
+                door,
+                topic.topic.0.as_str(),
+                asked.partition,
+                asked.fetch_offset,
+                budget,
+            )
+            .await;
+            if data.error_code != codes::NONE {
+                failed = true;
+            }
+            used += data.records.as_ref().map_or(0, Bytes::len);
+            entry.partitions.push(data);
+        }
+        response.responses.push(entry);
+    }
+    (response, used, failed)
+}
+
+async fn fetch_partition(
+    door: &Door,
+    topic: &str,
+    index: i32,
+    offset: i64,
+    budget: usize,
+) -> PartitionData {
+    let mut data = PartitionData::default();
+    data.partition_index = index;
+    data.records = Some(Bytes::new());
+    let (Ok(partition), Ok(offset)) = (u32::try_from(index), u64::try_from(offset)) else {
+        data.error_code = if index < 0 {
+            ResponseError::UnknownTopicOrPartition.code()
+        } else {
+            ResponseError::OffsetOutOfRange.code()
+        };
+        return data;
+    };
+    if budget == 0 {
+        // Over the response's byte limit: report where the partition stands, no records.
+        return match door.broker.watch_high_watermark(topic, partition) {
+            Ok(hw) => {
+                let hw = *hw.borrow() as i64;
+                data.high_watermark = hw;
+                data.last_stable_offset = hw;
+                data
+            }
+            Err(err) => failed(data, &err),
+        };
+    }
+    match door
+        .broker
+        .fetch(topic, partition, offset, budget, Duration::ZERO)
+        .await
+    {
+        Ok(fetched) => {
+            data.high_watermark = fetched.high_watermark as i64;
+            data.last_stable_offset = fetched.high_watermark as i64;
+            data.log_start_offset = fetched.log_start_offset as i64;
+            data.records = Some(fetched.batches);
+            data
+        }
+        Err(err) => failed(data, &err),
+    }
+}
+
+fn failed(mut data: PartitionData, err: &BrokerError) -> PartitionData {
+    data.error_code = codes::code(err);
+    if let BrokerError::OffsetOutOfRange {
+        log_start_offset,
+        high_watermark,
+        ..
+    } = err
+    {
+        data.high_watermark = *high_watermark as i64;
+        data.last_stable_offset = *high_watermark as i64;
+        data.log_start_offset = *log_start_offset as i64;
+    }
+    data
+}

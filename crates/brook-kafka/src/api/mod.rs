@@ -1,0 +1,12 @@
+//! One module per Kafka API (or family of APIs): each turns a decoded request into a response
+//! body by calling the broker or the door's own state.
+
+pub(crate) mod admin;
+pub(crate) mod api_versions;
+pub(crate) mod commits;
+pub(crate) mod fetch;
+pub(crate) mod groups;
+pub(crate) mod init_producer_id;
+pub(crate) mod metadata;
+pub(crate) mod offsets;
+pub(crate) mod produce;

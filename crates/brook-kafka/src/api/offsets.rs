@@ -1,0 +1,119 @@
+//! ListOffsets (key 2): earliest (-2), latest (-1) and first-offset-at-or-after-a-timestamp
+//! queries; and OffsetForLeaderEpoch (key 23), answered for the single, never-changing leader.
+
+use brook_broker::{BrokerError, OffsetSpec};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{
+    ListOffsetsRequest, ListOffsetsResponse, OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse,
+};
+
+use crate::codes;
+use crate::door::Door;
+
+/// ListOffsets' timestamp sentinels.
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+pub(crate) async fn list_offsets(door: &Door, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let mut response = ListOffsetsResponse::default();
+    for topic in request.topics {
+        let mut entry = ListOffsetsTopicResponse::default();
+        for asked in topic.partitions {
+            let mut answer = ListOffsetsPartitionResponse::default();
+            answer.partition_index = asked.partition_index;
+            answer.leader_epoch = -1;
+            match lookup(door, &topic.name.0, asked.partition_index, asked.timestamp).await {
+                Ok((offset, timestamp)) => {
+                    answer.offset = offset;
+                    answer.timestamp = timestamp;
+                }
+                Err(error) => {
+                    answer.error_code = error.code();
+                    answer.offset = -1;
+                    answer.timestamp = -1;
+                }
+            }
+            entry.partitions.push(answer);
+        }
+        entry.name = topic.name;
+        response.topics.push(entry);
+    }
+    response
+}
+
+/// The (offset, timestamp) answering one query; -1s when no record is at or after the time.
+async fn lookup(
+    door: &Door,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+) -> Result<(i64, i64), ResponseError> {
+    let partition = u32::try_from(partition).map_err(|_| ResponseError::UnknownTopicOrPartition)?;
+    let spec = match timestamp {
+        LATEST => OffsetSpec::Latest,
+        EARLIEST => OffsetSpec::Earliest,
+        // The record with the greatest timestamp (v7): brook's log does not index it yet.
+        MAX_TIMESTAMP => return Err(ResponseError::UnsupportedVersion),
+        t if t >= 0 => OffsetSpec::Timestamp(t),
+        _ => return Err(ResponseError::InvalidRequest),
+    };
+    let listed = door
+        .broker
+        .list_offset(topic, partition, spec)
+        .await
+        .map_err(|e: BrokerError| codes::error_code(&e))?;
+    Ok((
+        listed.offset.map_or(-1, |o| o as i64),
+        listed.timestamp.unwrap_or(-1),
+    ))
+}
+
+/// There has only ever been one leader, so any epoch a client knows ends at the log end: no
+/// client ever has to truncate. An unknown (negative) epoch has no end offset.
+pub(crate) fn offset_for_leader_epoch(
+    door: &Door,
+    request: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    let mut response = OffsetForLeaderEpochResponse::default();
+    for topic in request.topics {
+        let mut entry = OffsetForLeaderTopicResult::default();
+        for asked in topic.partitions {
+            let mut answer = EpochEndOffset::default();
+            answer.partition = asked.partition;
+            let end = u32::try_from(asked.partition)
+                .map_err(|_| ResponseError::UnknownTopicOrPartition)
+                .and_then(|p| {
+                    door.broker
+                        .watch_high_watermark(&topic.topic.0, p)
+                        .map_err(|e| codes::error_code(&e))
+                });
+            match end {
+                Ok(hw) if asked.leader_epoch >= 0 => {
+                    answer.leader_epoch = asked.leader_epoch;
+                    answer.end_offset = *hw.borrow() as i64;
+                }
+                Ok(_) => {
+                    answer.leader_epoch = -1;
+                    answer.end_offset = -1;
+                }
+                Err(error) => {
+                    answer.error_code = error.code();
+                    answer.leader_epoch = -1;
+                    answer.end_offset = -1;
+                }
+            }
+            entry.partitions.push(answer);
+        }
+        entry.topic = topic.topic;
+        response.topics.push(entry);
+    }
+    response
+}

@@ -1,0 +1,40 @@
+//! Broker errors as Kafka error codes: the one place the door decides what a client is told.
+
+use brook_broker::BrokerError;
+use kafka_protocol::error::ResponseError;
+
+/// The Kafka error for a broker error raised while serving a request.
+pub(crate) fn error_code(err: &BrokerError) -> ResponseError {
+    use BrokerError as E;
+    match err {
+        E::UnknownTopic { .. } | E::UnknownPartition { .. } => {
+            ResponseError::UnknownTopicOrPartition
+        }
+        E::UnknownGroup { .. } => ResponseError::GroupIdNotFound,
+        E::InvalidTopicName { .. } => ResponseError::InvalidTopicException,
+        E::InvalidGroupId { .. } => ResponseError::InvalidGroupId,
+        E::TopicExists { .. } => ResponseError::TopicAlreadyExists,
+        E::InvalidPartitions { .. } => ResponseError::InvalidPartitions,
+        E::InvalidConfig { .. } => ResponseError::InvalidConfig,
+        E::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        E::TooLarge { limit, .. } if *limit == "offset_metadata_bytes_max" => {
+            ResponseError::OffsetMetadataTooLarge
+        }
+        E::TooLarge { .. } => ResponseError::MessageTooLarge,
+        // CRC, lengths, magic, record framing: the batch is not what it claims to be.
+        E::InvalidBatch { .. } => ResponseError::CorruptMessage,
+        E::InvalidRequest { .. } => ResponseError::InvalidRequest,
+        E::Poisoned { .. } | E::Storage(_) => ResponseError::KafkaStorageError,
+        // Shutting down: retriable, the client comes back once the broker is up again.
+        E::Closed => ResponseError::LeaderNotAvailable,
+        E::Task { .. } => ResponseError::UnknownServerError,
+    }
+}
+
+/// The code for "no error".
+pub(crate) const NONE: i16 = 0;
+
+/// A Kafka error's wire code, for response fields.
+pub(crate) fn code(err: &BrokerError) -> i16 {
+    error_code(err).code()
+}

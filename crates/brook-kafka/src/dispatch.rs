@@ -1,0 +1,115 @@
+//! Routes each request to the handler of its API and turns the answer into a response frame.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+use tokio::sync::watch;
+
+use crate::api;
+use crate::door::Door;
+use crate::error::KafkaError;
+use crate::request::{self, Incoming};
+
+/// What the door remembers about one connection.
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub peer: SocketAddr,
+    /// The client id of the last request, for logs.
+    pub client_id: String,
+}
+
+impl Session {
+    pub fn new(peer: SocketAddr) -> Self {
+        Self {
+            peer,
+            client_id: String::new(),
+        }
+    }
+}
+
+/// Decodes `$request`'s body as `$body`, runs the handler expression on it, and encodes what it
+/// returns as the response.
+macro_rules! answer {
+    ($request:ident, $body:ident => $handler:expr) => {{
+        let $body = $request.decode()?;
+        $request.respond(&$handler)?
+    }};
+}
+
+/// Answers one request frame. `None` means the request wants no response (Produce with acks=0).
+/// An error means the frame cannot be answered and the connection must close.
+pub(crate) async fn handle(
+    door: &Door,
+    session: &mut Session,
+    frame: Bytes,
+    stop: &watch::Receiver<()>,
+) -> Result<Option<Bytes>, KafkaError> {
+    let mut request = match request::parse(frame)? {
+        Incoming::Request(request) => request,
+        Incoming::UnknownApiVersions { correlation_id } => {
+            return api::api_versions::unknown_version(correlation_id).map(Some);
+        }
+    };
+    if session.client_id != request.client_id() {
+        session.client_id = request.client_id().to_owned();
+    }
+    let version = request.version;
+    let response = match request.api.key {
+        ApiKey::ApiVersions => api::api_versions::handle(&request)?,
+        ApiKey::Metadata => {
+            answer!(request, body => api::metadata::handle(door, body, version).await)
+        }
+        ApiKey::Produce => {
+            let body = request.decode()?;
+            match api::produce::handle(door, body).await {
+                Some(response) => request.respond(&response)?,
+                None => return Ok(None),
+            }
+        }
+        ApiKey::Fetch => answer!(request, body => api::fetch::handle(door, body, stop).await),
+        ApiKey::ListOffsets => {
+            answer!(request, body => api::offsets::list_offsets(door, body).await)
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            answer!(request, body => api::offsets::offset_for_leader_epoch(door, body))
+        }
+        ApiKey::FindCoordinator => {
+            answer!(request, body => api::groups::find_coordinator(door, body, version))
+        }
+        ApiKey::JoinGroup => {
+            answer!(request, body => api::groups::join_group(door, session, body, version).await)
+        }
+        ApiKey::SyncGroup => answer!(request, body => api::groups::sync_group(door, body).await),
+        ApiKey::Heartbeat => answer!(request, body => api::groups::heartbeat(door, body)),
+        ApiKey::LeaveGroup => {
+            answer!(request, body => api::groups::leave_group(door, body, version))
+        }
+        ApiKey::ListGroups => answer!(request, body => api::groups::list_groups(door, body)),
+        ApiKey::DescribeGroups => {
+            answer!(request, body => api::groups::describe_groups(door, body))
+        }
+        ApiKey::OffsetCommit => {
+            answer!(request, body => api::commits::offset_commit(door, body).await)
+        }
+        ApiKey::OffsetFetch => answer!(request, body => api::commits::offset_fetch(door, body)),
+        ApiKey::InitProducerId => {
+            answer!(request, body => api::init_producer_id::handle(door, body))
+        }
+        ApiKey::CreateTopics => {
+            answer!(request, body => api::admin::create_topics(door, body).await)
+        }
+        ApiKey::DeleteTopics => {
+            answer!(request, body => api::admin::delete_topics(door, body, version).await)
+        }
+        ApiKey::DescribeConfigs => {
+            answer!(request, body => api::admin::describe_configs(door, body, version))
+        }
+        other => {
+            // versions::APIS lists only the keys above; a key added there but not here is a
+            // bug, reported to the client as an unknown API rather than a panic.
+            return Err(KafkaError::UnknownApi { key: other as i16 });
+        }
+    };
+    Ok(Some(response))
+}

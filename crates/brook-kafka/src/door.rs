@@ -1,0 +1,41 @@
+//! What every connection of one listener shares: the broker, the settings, the address clients
+//! are told to use, and the Kafka-protocol state that lives above the broker (the group
+//! coordinator).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::config::{self, KafkaConfig};
+use crate::coordinator::Coordinator;
+use crate::producers::Producers;
+use crate::Broker;
+
+/// The node id brook reports for itself: the only broker, leader of every partition, and
+/// controller and coordinator of everything.
+pub(crate) const NODE_ID: i32 = 1;
+
+/// Shared state of one Kafka listener.
+pub(crate) struct Door {
+    pub broker: Broker,
+    pub config: KafkaConfig,
+    /// Host and port Metadata and FindCoordinator hand out.
+    pub advertised_host: String,
+    pub advertised_port: i32,
+    pub groups: Arc<Coordinator>,
+    pub producers: Producers,
+}
+
+impl Door {
+    pub fn new(broker: Broker, config: KafkaConfig, local: SocketAddr) -> Self {
+        let (advertised_host, advertised_port) = config::advertised(&config, local);
+        let groups = Coordinator::new(config.group_initial_rebalance_delay);
+        Self {
+            broker,
+            config,
+            advertised_host,
+            advertised_port,
+            groups,
+            producers: Producers::default(),
+        }
+    }
+}

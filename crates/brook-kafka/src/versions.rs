@@ -1,0 +1,92 @@
+//! The API keys and versions this door serves: the one table both the ApiVersions answer and
+//! the request dispatcher read, so brook never advertises a version it cannot handle.
+//!
+//! Two ranges per API: what is *advertised* and what is *served*. They differ only for Produce:
+//! librdkafka turns compression off unless the broker advertises Produce from version 0
+//! (KAFKA-COMPAT.md), while versions 0-2 carry the old message-set format brook does not store,
+//! so they are advertised and refused.
+
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::VersionRange;
+
+/// One row of the table: an API and the versions we advertise for it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Api {
+    pub key: ApiKey,
+    /// The API's name as Kafka's docs spell it, for logs and errors.
+    pub name: &'static str,
+    pub advertised: VersionRange,
+}
+
+const fn api(key: ApiKey, name: &'static str, min: i16, max: i16) -> Api {
+    Api {
+        key,
+        name,
+        advertised: VersionRange { min, max },
+    }
+}
+
+/// Every API this door answers, with the versions advertised in ApiVersions.
+pub(crate) const APIS: &[Api] = &[
+    api(ApiKey::Produce, "Produce", 0, 9),
+    api(ApiKey::Fetch, "Fetch", 4, 12),
+    api(ApiKey::ListOffsets, "ListOffsets", 1, 7),
+    api(ApiKey::Metadata, "Metadata", 0, 12),
+    api(ApiKey::OffsetCommit, "OffsetCommit", 2, 8),
+    api(ApiKey::OffsetFetch, "OffsetFetch", 1, 7),
+    api(ApiKey::FindCoordinator, "FindCoordinator", 0, 4),
+    api(ApiKey::JoinGroup, "JoinGroup", 0, 6),
+    api(ApiKey::Heartbeat, "Heartbeat", 0, 4),
+    api(ApiKey::LeaveGroup, "LeaveGroup", 0, 4),
+    api(ApiKey::SyncGroup, "SyncGroup", 0, 4),
+    api(ApiKey::DescribeGroups, "DescribeGroups", 0, 5),
+    api(ApiKey::ListGroups, "ListGroups", 0, 4),
+    api(ApiKey::ApiVersions, "ApiVersions", 0, 3),
+    api(ApiKey::CreateTopics, "CreateTopics", 2, 5),
+    api(ApiKey::DeleteTopics, "DeleteTopics", 1, 4),
+    api(ApiKey::InitProducerId, "InitProducerId", 0, 4),
+    api(ApiKey::OffsetForLeaderEpoch, "OffsetForLeaderEpoch", 2, 4),
+    api(ApiKey::DescribeConfigs, "DescribeConfigs", 1, 4),
+];
+
+/// The row for `key`, if the door answers it at all.
+pub(crate) fn lookup(key: ApiKey) -> Option<&'static Api> {
+    APIS.iter().find(|api| api.key == key)
+}
+
+impl Api {
+    /// The versions actually handled: the advertised range cut to what the codec decodes.
+    pub fn served(&self) -> VersionRange {
+        self.advertised.intersect(&self.key.valid_versions())
+    }
+
+    /// Whether requests of `version` are handled.
+    pub fn serves(&self, version: i16) -> bool {
+        let served = self.served();
+        (served.min..=served.max).contains(&version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_advertised_range_is_served_except_the_old_produce_versions() {
+        for api in APIS {
+            let served = api.served();
+            assert!(!served.is_empty(), "{:?} serves nothing", api.key);
+            assert_eq!(served.max, api.advertised.max, "{:?}", api.key);
+            if api.key != ApiKey::Produce {
+                assert_eq!(served.min, api.advertised.min, "{:?}", api.key);
+            }
+        }
+    }
+
+    #[test]
+    fn each_api_appears_once() {
+        for (i, a) in APIS.iter().enumerate() {
+            assert!(APIS[i + 1..].iter().all(|b| b.key != a.key), "{:?}", a.key);
+        }
+    }
+}
