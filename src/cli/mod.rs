@@ -8,7 +8,13 @@
 //! damage); `2` the command could not run (bad arguments, unreadable paths). Errors are printed
 //! as one line, `error: <what>: <cause>: ...`, never as a panic trace.
 
+mod consume;
+mod group;
 mod log;
+mod produce;
+mod remote;
+mod table;
+mod topic;
 
 use std::process::ExitCode;
 
@@ -27,12 +33,26 @@ enum Command {
     /// Inspect and verify data on disk, offline (safe on damaged data).
     #[command(subcommand)]
     Log(log::LogCommand),
+    /// Create, list, describe and delete topics on a running server.
+    #[command(subcommand)]
+    Topic(topic::TopicCommand),
+    /// Produce one record per line of standard input.
+    Produce(produce::ProduceArgs),
+    /// Print a topic's records (once, or following new ones).
+    Consume(consume::ConsumeArgs),
+    /// List and describe consumer groups on a running server.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
 }
 
 impl Command {
     fn run(self) -> anyhow::Result<ExitCode> {
         match self {
             Command::Log(command) => command.run(),
+            Command::Topic(command) => command.run(),
+            Command::Produce(args) => args.run(),
+            Command::Consume(args) => args.run(),
+            Command::Group(command) => command.run(),
         }
     }
 }

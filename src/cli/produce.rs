@@ -1,0 +1,126 @@
+//! `brook produce TOPIC`: one record per line of standard input, through the batching producer
+//! (so piping a large file is fast), each line's outcome checked before exiting.
+//!
+//! Lines are bytes, not necessarily UTF-8; the line ending (`\n` or `\r\n`) is not part of the
+//! record. With `--key-separator`, the text before the first separator is the key and the rest
+//! the value; a line without the separator is an error that names the line.
+
+use std::collections::VecDeque;
+
+use anyhow::{bail, Context};
+use brook_client::{Delivery, ProducerConfig, ProducerRecord};
+use bytes::Bytes;
+use clap::Args;
+use tokio::io::AsyncBufReadExt;
+
+use super::remote::{self, ServerArgs};
+
+/// Deliveries awaited at once; past it, reading waits for the oldest, so memory stays bounded
+/// however long the input is.
+const OUTSTANDING_MAX: usize = 65_536;
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Topic to produce to (created with the server's defaults if it allows that).
+    topic: String,
+    /// Split each line at the first SEP into key and value (else the key is null).
+    #[arg(long, value_name = "SEP")]
+    key_separator: Option<String>,
+    /// Send every record to this partition (else by key hash, or spread when keyless).
+    #[arg(long)]
+    partition: Option<u32>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+impl ProduceArgs {
+    pub fn run(self) -> anyhow::Result<std::process::ExitCode> {
+        remote::run(self.produce())
+    }
+
+    async fn produce(self) -> anyhow::Result<()> {
+        if self.key_separator.as_deref() == Some("") {
+            bail!("--key-separator must not be empty");
+        }
+        let client = self.server.connect().await?;
+        let producer = client.producer(ProducerConfig::default())?;
+        let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
+        let mut outstanding: VecDeque<(u64, Delivery)> = VecDeque::new();
+        let mut line = Vec::new();
+        let mut number = 0u64;
+        loop {
+            line.clear();
+            if stdin
+                .read_until(b'\n', &mut line)
+                .await
+                .context("cannot read standard input")?
+                == 0
+            {
+                break;
+            }
+            number += 1;
+            let record = self
+                .record(trim_line_end(&line))
+                .with_context(|| format!("line {number}"))?;
+            let delivery = producer.send(&self.topic, record).await?;
+            outstanding.push_back((number, delivery));
+            if outstanding.len() >= OUTSTANDING_MAX {
+                if let Some((number, delivery)) = outstanding.pop_front() {
+                    check(number, delivery).await?;
+                }
+            }
+        }
+        producer.flush().await?;
+        for (number, delivery) in outstanding {
+            check(number, delivery).await?;
+        }
+        Ok(())
+    }
+
+    fn record(&self, line: &[u8]) -> anyhow::Result<ProducerRecord> {
+        let mut record = match &self.key_separator {
+            None => ProducerRecord::value(Bytes::copy_from_slice(line)),
+            Some(separator) => {
+                let Some(at) = find(line, separator.as_bytes()) else {
+                    bail!("no key separator {separator:?}");
+                };
+                ProducerRecord::keyed(
+                    Bytes::copy_from_slice(&line[..at]),
+                    Bytes::copy_from_slice(&line[at + separator.len()..]),
+                )
+            }
+        };
+        record.partition = self.partition;
+        Ok(record)
+    }
+}
+
+async fn check(number: u64, delivery: Delivery) -> anyhow::Result<()> {
+    delivery
+        .await
+        .with_context(|| format!("record of line {number} was not stored"))?;
+    Ok(())
+}
+
+fn trim_line_end(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_split_at_the_first_separator() {
+        assert_eq!(find(b"k:v:w", b":"), Some(1));
+        assert_eq!(find(b"k::v", b"::"), Some(1));
+        assert_eq!(find(b"kv", b":"), None);
+        assert_eq!(trim_line_end(b"a\r\n"), b"a");
+        assert_eq!(trim_line_end(b"a"), b"a");
+    }
+}

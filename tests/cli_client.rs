@@ -1,0 +1,340 @@
+//! The `brook` client commands (topic, produce, consume, group) run as the real binary against a
+//! real gRPC server started in-process on port 0.
+
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use brook::Broker;
+use brook_server::{GrpcConfig, GrpcServer};
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+struct Server {
+    _grpc: GrpcServer,
+    url: String,
+}
+
+async fn server() -> Server {
+    let broker = Broker::ephemeral().await.expect("broker");
+    let addr = "127.0.0.1:0".parse().expect("address");
+    let grpc = GrpcServer::start(broker, addr, GrpcConfig::default())
+        .await
+        .expect("gRPC server");
+    let url = format!("http://{}", grpc.local_addr());
+    Server { _grpc: grpc, url }
+}
+
+fn command(server: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_brook"));
+    command
+        .args(args)
+        .arg("--server")
+        .arg(server)
+        .env_remove("BROOK_SERVER")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs `brook ARGS --server URL` with `stdin` as its input.
+async fn brook_with_input(server: &str, args: &[&str], stdin: &str) -> Output {
+    let mut child = command(server, args).spawn().expect("spawn brook");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(stdin.as_bytes())
+        .await
+        .expect("write stdin");
+    drop(input);
+    tokio::time::timeout(PATIENCE, child.wait_with_output())
+        .await
+        .expect("brook finished in time")
+        .expect("brook ran")
+}
+
+async fn brook(server: &str, args: &[&str]) -> Output {
+    brook_with_input(server, args, "").await
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("utf8 stdout")
+}
+
+/// Asserts success and returns stdout.
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout(&output)
+}
+
+/// Asserts a failure reported as one clear line (no panic trace) that contains `expected`.
+fn fails_with(output: Output, expected: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains(expected), "{expected:?} in {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[tokio::test]
+async fn topics_are_created_listed_described_and_deleted() {
+    let s = server().await;
+    let created = ok(brook(
+        &s.url,
+        &[
+            "topic",
+            "create",
+            "orders",
+            "--partitions",
+            "3",
+            "--config",
+            "retention_ms_max=-1",
+        ],
+    )
+    .await);
+    assert_eq!(created, "created topic orders with 3 partitions\n");
+    ok(brook(&s.url, &["topic", "create", "audit"]).await);
+
+    let listed = ok(brook(&s.url, &["topic", "list"]).await);
+    assert_eq!(listed, "TOPIC   PARTITIONS\naudit   1\norders  3\n");
+
+    let described = ok(brook(&s.url, &["topic", "describe", "orders"]).await);
+    assert!(described.contains("partitions: 3"), "{described}");
+    assert!(described.contains("retention_ms_max=-1"), "{described}");
+    let rows: Vec<&str> = described
+        .lines()
+        .skip_while(|l| !l.starts_with("PARTITION"))
+        .skip(1)
+        .collect();
+    assert_eq!(rows.len(), 3, "{described}");
+    assert!(rows[2].starts_with("2 "), "{described}");
+
+    fails_with(
+        brook(&s.url, &["topic", "create", "orders"]).await,
+        "already exists [ALREADY_EXISTS]",
+    );
+    ok(brook(&s.url, &["topic", "create", "orders", "--if-not-exists"]).await);
+    fails_with(
+        brook(&s.url, &["topic", "create", "bad name"]).await,
+        "[INVALID_ARGUMENT]",
+    );
+    fails_with(
+        brook(&s.url, &["topic", "create", "x", "--config", "colour=blue"]).await,
+        "unknown setting \"colour\"",
+    );
+
+    assert_eq!(
+        ok(brook(&s.url, &["topic", "delete", "orders"]).await),
+        "deleted topic orders\n"
+    );
+    fails_with(
+        brook(&s.url, &["topic", "describe", "orders"]).await,
+        "[NOT_FOUND]",
+    );
+}
+
+#[tokio::test]
+async fn lines_produced_come_back_in_order_as_text_and_json() {
+    let s = server().await;
+    ok(brook(&s.url, &["topic", "create", "t"]).await);
+    let input = "alice:apples\nbob:pears\ncarol:plums\r\nalice:figs:dried\n";
+    ok(brook_with_input(&s.url, &["produce", "t", "--key-separator", ":"], input).await);
+
+    let text = ok(brook(&s.url, &["consume", "t", "--from-beginning"]).await);
+    assert_eq!(text, "apples\npears\nplums\nfigs:dried\n");
+    let keyed = ok(brook(
+        &s.url,
+        &["consume", "t", "--from-beginning", "--key-separator", "="],
+    )
+    .await);
+    assert_eq!(
+        keyed,
+        "alice=apples\nbob=pears\ncarol=plums\nalice=figs:dried\n"
+    );
+
+    let json = ok(brook(
+        &s.url,
+        &[
+            "consume",
+            "t",
+            "--offset",
+            "1",
+            "--partition",
+            "0",
+            "--max",
+            "2",
+            "--format",
+            "json",
+        ],
+    )
+    .await);
+    let records: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["offset"], 1);
+    assert_eq!(records[0]["key"], "bob");
+    assert_eq!(records[0]["value"], "pears");
+    assert_eq!(records[1]["topic"], "t");
+    assert_eq!(records[1]["partition"], 0);
+
+    // Without --from-beginning a run starts at the end: nothing to print, and it exits.
+    assert_eq!(ok(brook(&s.url, &["consume", "t"]).await), "");
+}
+
+#[tokio::test]
+async fn keys_spread_over_partitions_and_every_partition_is_read() {
+    let s = server().await;
+    ok(brook(&s.url, &["topic", "create", "t", "--partitions", "4"]).await);
+    let input: String = (0..40).map(|i| format!("k{i}:v{i}\n")).collect();
+    ok(brook_with_input(&s.url, &["produce", "t", "--key-separator", ":"], &input).await);
+    let mut values: Vec<String> = ok(brook(&s.url, &["consume", "t", "--from-beginning"]).await)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    values.sort();
+    let mut expected: Vec<String> = (0..40).map(|i| format!("v{i}")).collect();
+    expected.sort();
+    assert_eq!(values, expected);
+
+    ok(brook_with_input(
+        &s.url,
+        &["produce", "t", "--partition", "3"],
+        "only-three\n",
+    )
+    .await);
+    let three = ok(brook(
+        &s.url,
+        &["consume", "t", "--partition", "3", "--from-beginning"],
+    )
+    .await);
+    assert_eq!(three.lines().last(), Some("only-three"));
+}
+
+#[tokio::test]
+async fn a_group_resumes_where_its_last_run_stopped() {
+    let s = server().await;
+    ok(brook(&s.url, &["topic", "create", "t", "--partitions", "2"]).await);
+    ok(brook_with_input(&s.url, &["produce", "t", "--partition", "0"], "a\nb\nc\n").await);
+
+    let group = ["consume", "t", "--group", "g", "--from-beginning"];
+    let first: Vec<String> = ok(brook(&s.url, &[&group[..], &["--max", "2"]].concat()).await)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(first, ["a", "b"]);
+    assert_eq!(ok(brook(&s.url, &group).await), "c\n");
+    assert_eq!(
+        ok(brook(&s.url, &group).await),
+        "",
+        "everything was committed"
+    );
+
+    let listed = ok(brook(&s.url, &["group", "list"]).await);
+    assert_eq!(listed, "GROUP  MEMBERS  STATE\ng      0        Empty\n");
+    let described = ok(brook(&s.url, &["group", "describe", "g"]).await);
+    let row = described
+        .lines()
+        .find(|l| l.starts_with("t "))
+        .unwrap_or_else(|| panic!("partition row in {described}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[..5], ["t", "0", "3", "3", "0"], "{described}");
+    fails_with(
+        brook(&s.url, &["group", "describe", "nobody"]).await,
+        "[NOT_FOUND]",
+    );
+}
+
+#[tokio::test]
+async fn follow_prints_records_produced_after_it_started() {
+    let s = server().await;
+    ok(brook(&s.url, &["topic", "create", "t"]).await);
+    ok(brook_with_input(&s.url, &["produce", "t"], "before\n").await);
+    let follower = command(
+        &s.url,
+        &["consume", "t", "--from-beginning", "--follow", "--max", "2"],
+    )
+    .spawn()
+    .expect("spawn follower");
+    // Whether the follower is already subscribed or not, "after" reaches it: it reads from
+    // the beginning and stops only after two records.
+    ok(brook_with_input(&s.url, &["produce", "t"], "after\n").await);
+    let output = tokio::time::timeout(PATIENCE, follower.wait_with_output())
+        .await
+        .expect("follower stopped after --max records")
+        .expect("follower ran");
+    assert_eq!(ok(output), "before\nafter\n");
+}
+
+#[tokio::test]
+async fn mistakes_are_one_clear_line_and_a_nonzero_exit() {
+    let s = server().await;
+    ok(brook(&s.url, &["topic", "create", "t"]).await);
+    fails_with(
+        brook_with_input(
+            &s.url,
+            &["produce", "t", "--key-separator", ":"],
+            "k:v\nno separator\n",
+        )
+        .await,
+        "line 2: no key separator \":\"",
+    );
+    fails_with(brook(&s.url, &["consume", "missing"]).await, "[NOT_FOUND]");
+    fails_with(
+        brook(&s.url, &["consume", "t", "--partition", "5"]).await,
+        "topic t has no partition 5 (it has 1)",
+    );
+    fails_with(
+        brook(
+            &s.url,
+            &["consume", "t", "--partition", "0", "--offset", "99"],
+        )
+        .await,
+        "[OUT_OF_RANGE]",
+    );
+    let oversized = format!("{}\n", "x".repeat(2 << 20));
+    fails_with(
+        brook_with_input(&s.url, &["produce", "t"], &oversized).await,
+        "record of line 1 was not stored",
+    );
+
+    // Flags that do not go together are refused by the parser (exit 2, usage on stderr).
+    let output = brook(&s.url, &["consume", "t", "--offset", "3"]).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--partition"));
+}
+
+#[tokio::test]
+async fn a_server_that_is_not_running_is_named_with_a_hint() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    fails_with(
+        brook(&url, &["topic", "list"]).await,
+        &format!("cannot connect to {url}: connection refused — is `brook serve` running?"),
+    );
+}
+
+#[tokio::test]
+async fn the_server_can_come_from_brook_server() {
+    let s = server().await;
+    let output = Command::new(env!("CARGO_BIN_EXE_brook"))
+        .args(["topic", "create", "from-env"])
+        .env("BROOK_SERVER", &s.url)
+        .output()
+        .await
+        .expect("brook ran");
+    assert_eq!(ok(output), "created topic from-env with 1 partition\n");
+}
