@@ -448,7 +448,8 @@ impl PartitionLog {
     }
 
     /// Deletes the oldest whole segments while the log is larger than `retention_bytes_max`,
-    /// and those whose newest record is older than `retention_ms_max` before `now_ms`. Never
+    /// those whose newest record is older than `retention_ms_max` before `now_ms`, and those
+    /// wholly below the log start (after `advance_log_start`, once a roll made them so). Never
     /// the active segment, never a segment holding offsets at or past the high watermark. The
     /// new log start is persisted before any file goes. Returns how many segments went.
     pub fn apply_retention(&self, now_ms: i64) -> Result<u64> {
@@ -476,6 +477,12 @@ impl PartitionLog {
                 .count();
             doomed = doomed.max(expired);
         }
+        let start = s.log_start.load(Ordering::Acquire);
+        let below_start = segments
+            .windows(2)
+            .take_while(|pair| pair[1].base_offset() <= start)
+            .count();
+        doomed = doomed.max(below_start);
         let hw = s.high_watermark.read().offset;
         while doomed > 0 && segments[doomed].base_offset() > hw {
             doomed -= 1;
@@ -527,7 +534,8 @@ impl PartitionLog {
 
     /// Removes every batch whose last offset is at or past `offset`, so that the log ends at
     /// `offset` when that is a batch boundary (a batch holding `offset` goes whole, and the log
-    /// then ends where it began). `offset` must lie in `[log start, log end]`; the log end is a
+    /// then ends where it began; if that is below the log start, the log is left empty and
+    /// starts there). `offset` must lie in `[log start, log end]`; the log end is a
     /// no-op, except in a log with corruption, where it cuts the damaged bytes and everything
     /// after them and lets appends resume. Anything appended but not yet acknowledged is first
     /// made durable (and acknowledged), then cut.
@@ -576,11 +584,17 @@ impl PartitionLog {
             }
         };
         // Recovery must not trust bytes past the cut that later appends will rewrite.
+        // A log start moved into the batch that goes takes the log start down to its base
+        // (the log is then empty), so the log never ends before it starts.
+        let start = start.min(cut.offset);
         {
             let mut checkpoint = s.checkpoint.lock();
-            if checkpoint.recovery_point.offset >= cut.offset {
+            if checkpoint.recovery_point.offset >= cut.offset || checkpoint.log_start > start {
                 let mut next = *checkpoint;
-                next.recovery_point = cut;
+                if next.recovery_point.offset >= cut.offset {
+                    next.recovery_point = cut;
+                }
+                next.log_start = start;
                 checkpoint::write_checkpoint(&s.dir, &next)?;
                 *checkpoint = next;
             }
@@ -591,6 +605,7 @@ impl PartitionLog {
                 *hw = cut;
             }
         }
+        s.log_start.store(start, Ordering::Release);
         let later: Vec<Arc<Segment>> = s
             .segments
             .read()
@@ -1484,5 +1499,20 @@ mod tests {
             log.truncate_to(30).expect("truncate");
             assert_eq!(heard.lock().last(), Some(&30));
         }
+    }
+
+    #[test]
+    fn retention_deletes_segments_a_moved_start_left_behind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = PartitionLog::open(dir.path(), small(Durability::None)).expect("open");
+        fill(&log, 3, 1);
+        log.advance_log_start(3).expect("advance");
+        assert_eq!(log.segment_count(), 1, "the active segment stays");
+        log.roll().expect("roll");
+        fill(&log, 2, 1);
+        assert_eq!(log.apply_retention(0).expect("retention"), 1);
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!(log.log_start_offset(), 3);
+        assert_eq!(read_all(&log, 3, 4096).len(), 2);
     }
 }

@@ -4,7 +4,8 @@
 //! The procedure:
 //!
 //! 1. Leftovers are cleared: temporary files, index files without a log, and segments wholly
-//!    below the persisted log start (a crash between persisting the start and deleting them).
+//!    below the persisted log start (a crash between persisting the start and deleting them,
+//!    or a start that moved into a segment that has rolled since).
 //! 2. With a valid clean-shutdown marker (its log end agreeing with the files), nothing is
 //!    walked. The marker is removed before anything else happens, so that a crash from then on
 //!    is seen as one.
@@ -602,21 +603,23 @@ mod tests {
             log.append(&mut test_batch(1, 60, TS + i)).expect("append");
         }
         let bases = list_segments(dir.path()).expect("ls");
-        // The start moves past two segments; pretend the crash came before their deletion.
+        let saved: Vec<(PathBuf, Vec<u8>)> = bases[..2]
+            .iter()
+            .map(|b| segment_file(dir.path(), *b, LOG_EXT))
+            .map(|p| (p.clone(), fs::read(&p).expect("read")))
+            .collect();
         log.advance_log_start(bases[2]).expect("advance");
         log.close().expect("close");
         drop(log);
-        let log = PartitionLog::open(dir.path(), config()).expect("open");
-        log.close().expect("close");
-        drop(log);
-        for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
-            fs::write(segment_file(dir.path(), bases[0], ext), b"").expect("resurrect");
+        // A crash between persisting the start and deleting the segments below it.
+        for (path, bytes) in &saved {
+            fs::write(path, bytes).expect("resurrect");
         }
         fs::write(segment_file(dir.path(), 999_999, INDEX_EXT), b"orphan").expect("orphan");
         fs::write(dir.path().join("checkpoint.tmp"), b"half").expect("tmp");
 
         let log = PartitionLog::open(dir.path(), config()).expect("open");
-        assert_eq!(log.recovery().deleted_segments, 1);
+        assert_eq!(log.recovery().deleted_segments, 2);
         assert_eq!(log.log_start_offset(), bases[2]);
         assert!(!segment_file(dir.path(), 999_999, INDEX_EXT).exists());
         assert!(!dir.path().join("checkpoint.tmp").exists());
