@@ -1515,4 +1515,21 @@ mod tests {
         assert_eq!(log.log_start_offset(), 3);
         assert_eq!(read_all(&log, 3, 4096).len(), 2);
     }
+
+    #[test]
+    fn truncating_the_batch_holding_a_moved_start_empties_the_log_there() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = PartitionLog::open(dir.path(), small(Durability::None)).expect("open");
+        fill(&log, 2, 5);
+        log.advance_log_start(2).expect("advance mid-batch");
+        assert!(log.truncate_to(1).is_err(), "below the start");
+        log.truncate_to(3).expect("truncate");
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+        assert!(log.read(0, 100).expect("empty").is_empty());
+        drop(log);
+        let log = PartitionLog::open(dir.path(), small(Durability::None)).expect("reopen");
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+        assert_eq!(fill(&log, 1, 1).len(), 1);
+        assert_eq!(log.log_end_offset(), 1);
+    }
 }
