@@ -1,6 +1,6 @@
 //! Broker errors as Kafka error codes: the one place the door decides what a client is told.
 
-use brook_broker::BrokerError;
+use brook_broker::{BrokerError, ErrorKind};
 use kafka_protocol::error::ResponseError;
 
 /// The Kafka error for a broker error raised while serving a request.
@@ -27,7 +27,21 @@ pub(crate) fn error_code(err: &BrokerError) -> ResponseError {
         E::Poisoned { .. } | E::Storage(_) => ResponseError::KafkaStorageError,
         // Shutting down: retriable, the client comes back once the broker is up again.
         E::Closed => ResponseError::LeaderNotAvailable,
-        E::Task { .. } => ResponseError::UnknownServerError,
+        // Errors of broker features the Kafka door does not call (request-reply, ...): by
+        // their kind, so a new variant still maps to something a client understands.
+        other => by_kind(other.kind()),
+    }
+}
+
+fn by_kind(kind: ErrorKind) -> ResponseError {
+    match kind {
+        ErrorKind::NotFound => ResponseError::UnknownTopicOrPartition,
+        ErrorKind::InvalidArgument => ResponseError::InvalidRequest,
+        ErrorKind::AlreadyExists => ResponseError::TopicAlreadyExists,
+        ErrorKind::OutOfRange => ResponseError::OffsetOutOfRange,
+        ErrorKind::TooLarge => ResponseError::MessageTooLarge,
+        ErrorKind::Unavailable => ResponseError::LeaderNotAvailable,
+        ErrorKind::Internal => ResponseError::UnknownServerError,
     }
 }
 
