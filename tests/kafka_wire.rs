@@ -1,0 +1,516 @@
+//! The Kafka door byte by byte, over a raw TcpStream: bad input of every kind gets its error
+//! (or closes only its own connection) while a witness connection keeps being served, and the
+//! protocol details clients rely on (pipelining, acks=0, idempotent retries, long polls) hold.
+//! Requests are built with the `kafka-protocol` crate and batches with brook-log's builder.
+
+mod kafka_support;
+
+use std::time::Duration;
+
+use brook_log::batch::{BatchBuilder, Compression, RecordRef};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    FetchRequest, FetchResponse, InitProducerIdRequest, InitProducerIdResponse, MetadataRequest,
+    MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_support::TestBroker;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const CORRUPT_MESSAGE: i16 = 2;
+const OFFSET_OUT_OF_RANGE: i16 = 1;
+const INVALID_TOPIC_EXCEPTION: i16 = 17;
+const UNSUPPORTED_VERSION: i16 = 35;
+const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+
+/// A Kafka connection driven by hand.
+struct Raw {
+    stream: TcpStream,
+    next_correlation: i32,
+}
+
+impl Raw {
+    async fn connect(tb: &TestBroker) -> Raw {
+        Raw {
+            stream: TcpStream::connect(&tb.bootstrap).await.expect("connect"),
+            next_correlation: 1,
+        }
+    }
+
+    /// Writes one request; returns its correlation id.
+    async fn send<T: Encodable>(&mut self, key: ApiKey, version: i16, body: &T) -> i32 {
+        let correlation_id = self.next_correlation;
+        self.next_correlation += 1;
+        let mut header = RequestHeader::default();
+        header.request_api_key = key as i16;
+        header.request_api_version = version;
+        header.correlation_id = correlation_id;
+        header.client_id = Some(StrBytes::from_static_str("raw-test"));
+        let mut buf = BytesMut::new();
+        header
+            .encode(&mut buf, key.request_header_version(version))
+            .expect("header");
+        body.encode(&mut buf, version).expect("body");
+        self.write_frame(&buf).await;
+        correlation_id
+    }
+
+    async fn write_frame(&mut self, body: &[u8]) {
+        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(body);
+        self.stream.write_all(&frame).await.expect("write");
+    }
+
+    /// The next response frame, or `None` when the broker closed the connection.
+    async fn read_frame(&mut self) -> Option<Bytes> {
+        let mut size = [0u8; 4];
+        let read = tokio::time::timeout(Duration::from_secs(10), self.stream.read_exact(&mut size))
+            .await
+            .expect("an answer or a close within 10 s");
+        if read.is_err() {
+            return None;
+        }
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut body).await.ok()?;
+        Some(Bytes::from(body))
+    }
+
+    /// Reads a response of `key` at `version`: its correlation id and body.
+    async fn receive<R: Decodable>(&mut self, key: ApiKey, version: i16) -> (i32, R) {
+        let mut frame = self.read_frame().await.expect("a response");
+        let header = ResponseHeader::decode(&mut frame, key.response_header_version(version))
+            .expect("header");
+        let body = R::decode(&mut frame, version).expect("body");
+        (header.correlation_id, body)
+    }
+
+    async fn call<T: Encodable, R: Decodable>(&mut self, key: ApiKey, version: i16, body: &T) -> R {
+        let sent = self.send(key, version, body).await;
+        let (correlation_id, response) = self.receive(key, version).await;
+        assert_eq!(correlation_id, sent);
+        response
+    }
+
+    /// Whether the broker closed this connection (rather than answering).
+    async fn is_closed(&mut self) -> bool {
+        self.read_frame().await.is_none()
+    }
+}
+
+/// A witness: a Metadata round trip on its own connection.
+async fn still_serves(witness: &mut Raw) {
+    let response: MetadataResponse = witness
+        .call(ApiKey::Metadata, 12, &MetadataRequest::default())
+        .await;
+    assert_eq!(response.brokers.len(), 1);
+}
+
+fn batch(values: &[&str], producer: Option<(i64, i16, i32)>) -> Bytes {
+    let mut builder = BatchBuilder::new(Compression::None);
+    if let Some((id, epoch, seq)) = producer {
+        builder = builder.with_producer(id, epoch, seq);
+    }
+    for v in values {
+        builder.push(RecordRef {
+            key: None,
+            value: Some(v.as_bytes()),
+            headers: &[],
+            timestamp: 1_700_000_000_000,
+        });
+    }
+    builder.build().expect("batch").freeze()
+}
+
+fn produce_request(topic: &str, records: Bytes, acks: i16) -> ProduceRequest {
+    let mut partition = PartitionProduceData::default();
+    partition.index = 0;
+    partition.records = Some(records);
+    let mut topic_data = TopicProduceData::default();
+    topic_data.name = TopicName(StrBytes::from_string(topic.to_owned()));
+    topic_data.partition_data = vec![partition];
+    let mut request = ProduceRequest::default();
+    request.acks = acks;
+    request.timeout_ms = 5000;
+    request.topic_data = vec![topic_data];
+    request
+}
+
+/// (error code, base offset) of the only partition in a Produce response.
+fn produce_result(response: &ProduceResponse) -> (i16, i64) {
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+fn fetch_request(topic: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
+    let mut partition = FetchPartition::default();
+    partition.partition = 0;
+    partition.fetch_offset = offset;
+    partition.partition_max_bytes = 1 << 20;
+    let mut fetch_topic = FetchTopic::default();
+    fetch_topic.topic = TopicName(StrBytes::from_string(topic.to_owned()));
+    fetch_topic.partitions = vec![partition];
+    let mut request = FetchRequest::default();
+    request.max_wait_ms = max_wait_ms;
+    request.min_bytes = 1;
+    request.max_bytes = 1 << 20;
+    request.topics = vec![fetch_topic];
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_api_versions_version_gets_unsupported_version_with_the_ranges() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tb = TestBroker::start(dir.path()).await;
+    let mut raw = Raw::connect(&tb).await;
+    // A future client's ApiVersions v99, with a v3-shaped body.
+    let mut header = RequestHeader::default();
+    header.request_api_key = ApiKey::ApiVersions as i16;
+    header.request_api_version = 99;
+    header.correlation_id = 42;
+    let mut buf = BytesMut::new();
+    header.encode(&mut buf, 2).expect("header");
+    ApiVersionsRequest::default()
+        .encode(&mut buf, 3)
+        .expect("body");
+    raw.write_frame(&buf).await;
+    let mut frame = raw.read_frame().await.expect("an answer");
+    let header = ResponseHeader::decode(&mut frame, 0).expect("v0 header");
+    assert_eq!(header.correlation_id, 42);
+    let response = ApiVersionsResponse::decode(&mut frame, 0).expect("v0 body");
+    assert_eq!(response.error_code, UNSUPPORTED_VERSION);
+    let produce = response
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == 0)
+        .expect("Produce listed");
+    assert_eq!((produce.min_version, produce.max_version), (0, 9));
+    let fetch = response
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == 1)
+        .expect("Fetch listed");
+    assert_eq!((fetch.min_version, fetch.max_version), (4, 12));
+
+    // The client retries with a version both know, on the same connection.
+    let response: ApiVersionsResponse = raw
+        .call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
+        .await;
+    assert_eq!(response.error_code, 0);
+    assert_eq!(response.api_keys.len(), 19);
+
+    // A version of another API that is not served closes that connection only.
+    let mut witness = Raw::connect(&tb).await;
+    raw.send(ApiKey::Produce, 2, &MetadataRequest::default())
+        .await;
+    assert!(raw.is_closed().await);
+    still_serves(&mut witness).await;
+    tb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_malformed_frames_close_only_their_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tb = TestBroker::start(dir.path()).await;
+    let mut witness = Raw::connect(&tb).await;
+    still_serves(&mut witness).await;
+
+    // 2 GiB announced: refused on the size prefix alone.
+    let mut huge = Raw::connect(&tb).await;
+    huge.stream
+        .write_all(&i32::MAX.to_be_bytes())
+        .await
+        .expect("write");
+    huge.stream.write_all(&[0; 64]).await.expect("write");
+    assert!(huge.is_closed().await);
+    still_serves(&mut witness).await;
+
+    // A negative size.
+    let mut negative = Raw::connect(&tb).await;
+    negative
+        .stream
+        .write_all(&(-5i32).to_be_bytes())
+        .await
+        .expect("write");
+    assert!(negative.is_closed().await);
+
+    // Metadata v0 announcing 54 million topics in five bytes.
+    let mut bomb = Raw::connect(&tb).await;
+    bomb.write_frame(&[
+        0, 3, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0x03, 0x3c, 0x0c, 0x00, 0xb6,
+    ])
+    .await;
+    assert!(bomb.is_closed().await);
+    still_serves(&mut witness).await;
+
+    // An unknown API key, and a body cut short.
+    let mut unknown = Raw::connect(&tb).await;
+    unknown
+        .write_frame(&[0x7f, 0x00, 0, 0, 0, 0, 0, 1, 0xff, 0xff])
+        .await;
+    assert!(unknown.is_closed().await);
+    let mut cut = Raw::connect(&tb).await;
+    cut.write_frame(&[0, 0, 0, 9, 0, 0, 0, 1, 0x00, 0x01]).await;
+    assert!(cut.is_closed().await);
+
+    // A frame whose announced size never arrives, then the client goes away.
+    let mut partial = Raw::connect(&tb).await;
+    partial
+        .stream
+        .write_all(&100i32.to_be_bytes())
+        .await
+        .expect("write");
+    partial.stream.write_all(&[1, 2, 3]).await.expect("write");
+    drop(partial);
+
+    still_serves(&mut witness).await;
+    tb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_batches_are_refused_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tb = TestBroker::start(dir.path()).await;
+    tb.create_topic("vault", 1).await;
+    let mut raw = Raw::connect(&tb).await;
+
+    let good = batch(&["a", "b", "c"], None);
+    let mut bad_crc = BytesMut::from(&good[..]);
+    let last = bad_crc.len() - 1;
+    bad_crc[last] ^= 0x55;
+    let mut bad_magic = BytesMut::from(&good[..]);
+    bad_magic[16] = 1;
+    let mut bad_length = BytesMut::from(&good[..]);
+    bad_length[8..12].copy_from_slice(&10_000i32.to_be_bytes());
+    for (what, records) in [
+        ("CRC", bad_crc.freeze()),
+        ("magic", bad_magic.freeze()),
+        ("length", bad_length.freeze()),
+        ("truncated", good.slice(..30)),
+    ] {
+        let response: ProduceResponse = raw
+            .call(ApiKey::Produce, 9, &produce_request("vault", records, -1))
+            .await;
+        assert_eq!(produce_result(&response).0, CORRUPT_MESSAGE, "{what}");
+        let p = &response.responses[0].partition_responses[0];
+        assert!(p.error_message.is_some(), "{what}: the error says why");
+    }
+    let stored = tb.broker.describe_topic("vault").expect("topic").partitions[0];
+    assert_eq!(stored.log_end_offset, 0, "nothing stored");
+
+    let response: ProduceResponse = raw
+        .call(ApiKey::Produce, 9, &produce_request("vault", good, -1))
+        .await;
+    assert_eq!(
+        produce_result(&response),
+        (0, 0),
+        "the connection still produces"
+    );
+    tb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_topic_names_get_invalid_topic_exception() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tb = TestBroker::start(dir.path()).await;
+    let mut raw = Raw::connect(&tb).await;
+    for name in ["bad/name", "..", "a b", &"x".repeat(250)] {
+        let response: ProduceResponse = raw
+            .call(
+                ApiKey::Produce,
+                9,
+                &produce_request(name, batch(&["v"], None), -1),
+            )
+            .await;
+        assert_eq!(
+            produce_result(&response).0,
+            INVALID_TOPIC_EXCEPTION,
+            "produce {name:?}"
+        );
+
+        let mut topic = MetadataRequestTopic::default();
+        topic.name = Some(TopicName(StrBytes::from_string(name.to_owned())));
+        let mut request = MetadataRequest::default();
+        request.topics = Some(vec![topic]);
+        request.allow_auto_topic_creation = true;
+        let response: MetadataResponse = raw.call(ApiKey::Metadata, 12, &request).await;
+        assert_eq!(
+            response.topics[0].error_code, INVALID_TOPIC_EXCEPTION,
+            "metadata {name:?}"
+        );
+
+        let mut creatable = CreatableTopic::default();
+        creatable.name = TopicName(StrBytes::from_string(name.to_owned()));
+        creatable.num_partitions = 1;
+        creatable.replication_factor = 1;
+        let mut request = CreateTopicsRequest::default();
+        request.topics = vec![creatable];
+        let response: CreateTopicsResponse = raw.call(ApiKey::CreateTopics, 5, &request).await;
+        assert_eq!(
+            response.topics[0].error_code, INVALID_TOPIC_EXCEPTION,
+            "create {name:?}"
+        );
+    }
+    assert!(tb.broker.list_topics().is_empty(), "nothing created");
+    tb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_retry_gets_the_original_offset_and_is_stored_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tb = TestBroker::start(dir.path()).await;
+    tb.create_topic("once", 1).await;
+    let mut raw = Raw::connect(&tb).await;
+    let ids: InitProducerIdResponse = raw
+        .call(ApiKey::InitProducerId, 4, &InitProducerIdRequest::default())
+        .await;
+    assert_eq!(ids.error_code, 0);
+    let (pid, epoch) = (ids.producer_id.0, ids.producer_epoch);
+
+    let first = batch(&["a", "b", "c"], Some((pid, epoch, 0)));
+    let response: ProduceResponse = raw
+        .call(
+            ApiKey::Produce,
+            9,
+            &produce_request("once", first.clone(), -1),
+        )
+        .await;
+    assert_eq!(produce_result(&response), (0, 0));
+    // The acknowledgement was "lost": the producer sends the same batch again.
+    let response: ProduceResponse = raw
+        .call(ApiKey::Produce, 9, &produce_request("once", first, -1))
+        .await;
+    assert_eq!(
+        produce_result(&response),
+        (0, 0),
+        "answered with the original offset"
+    );
+    // A gap in the sequence is refused.
+    let gap = batch(&["z"], Some((pid, epoch, 10)));
+    let response: ProduceResponse = raw
+        .call(ApiKey::Produce, 9, &produce_request("once", gap, -1))
+        .await;
+    assert_eq!(produce_result(&response).0, OUT_OF_ORDER_SEQUENCE_NUMBER);
+    let next = batch(&["d"], Some((pid, epoch, 3)));
+    let response: ProduceResponse = raw
+        .call(ApiKey::Produce, 9, &produce_request("once", next, -1))
+        .await;
+    assert_eq!(produce_result(&response), (0, 3));
+    let stored = tb.broker.describe_topic("once").expect("topic").partitions[0];
+    assert_eq!(stored.log_end_offset, 4, "a, b, c, d once each");
+    tb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order_and_acks_zero_gets_no_answer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tb = TestBroker::start(dir.path()).await;
+    tb.create_topic("pipe", 1).await;
+    let mut raw = Raw::connect(&tb).await;
+    // Five produces and a metadata request written back to back, the first with acks=0.
+    raw.send(
+        ApiKey::Produce,
+        9,
+        &produce_request("pipe", batch(&["0"], None), 0),
+    )
+    .await;
+    let mut sent = Vec::new();
+    for i in 1..5 {
+        let value = i.to_string();
+        sent.push(
+            raw.send(
+                ApiKey::Produce,
+                9,
+                &produce_request("pipe", batch(&[&value], None), 1),
+            )
+            .await,
+        );
+    }
+    let metadata = raw
+        .send(ApiKey::Metadata, 12, &MetadataRequest::default())
+        .await;
+    for (i, expected) in sent.iter().enumerate() {
+        let (correlation_id, response): (i32, ProduceResponse) =
+            raw.receive(ApiKey::Produce, 9).await;
+        assert_eq!(
+            correlation_id, *expected,
+            "answers in request order, none for acks=0"
+        );
+        assert_eq!(
+            produce_result(&response),
+            (0, i as i64 + 1),
+            "appended in request order"
+        );
+    }
+    let (correlation_id, _): (i32, MetadataResponse) = raw.receive(ApiKey::Metadata, 12).await;
+    assert_eq!(correlation_id, metadata);
+    tb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_long_polls_until_data_arrives_and_refuses_offsets_out_of_range() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tb = TestBroker::start(dir.path()).await;
+    tb.create_topic("poll", 1).await;
+    let mut raw = Raw::connect(&tb).await;
+
+    let broker = tb.broker.clone();
+    let producer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        broker
+            .produce_batch("poll", 0, BytesMut::from(&batch(&["late"], None)[..]))
+            .await
+            .expect("produce");
+    });
+    // Waits up to 30 s for data at offset 0; the append above ends the wait.
+    let started = std::time::Instant::now();
+    let response: FetchResponse = raw
+        .call(ApiKey::Fetch, 12, &fetch_request("poll", 0, 30_000))
+        .await;
+    let waited = started.elapsed();
+    producer.await.expect("producer");
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(partition.error_code, 0);
+    assert_eq!(partition.high_watermark, 1);
+    assert!(!partition.records.as_ref().expect("records").is_empty());
+    assert!(
+        waited < Duration::from_secs(25),
+        "woken by the append, not the timeout: {waited:?}"
+    );
+
+    // The bytes are the stored batch, unchanged.
+    let stored = tb
+        .broker
+        .fetch("poll", 0, 0, 1 << 20, Duration::ZERO)
+        .await
+        .expect("fetch");
+    assert_eq!(partition.records.as_ref(), Some(&stored.batches));
+
+    let response: FetchResponse = raw
+        .call(ApiKey::Fetch, 12, &fetch_request("poll", 5, 0))
+        .await;
+    assert_eq!(
+        response.responses[0].partitions[0].error_code,
+        OFFSET_OUT_OF_RANGE
+    );
+    let response: FetchResponse = raw
+        .call(ApiKey::Fetch, 12, &fetch_request("poll", -3, 0))
+        .await;
+    assert_eq!(
+        response.responses[0].partitions[0].error_code,
+        OFFSET_OUT_OF_RANGE
+    );
+    // With nothing new, a short max wait answers empty when it runs out.
+    let response: FetchResponse = raw
+        .call(ApiKey::Fetch, 12, &fetch_request("poll", 1, 50))
+        .await;
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!((partition.error_code, partition.high_watermark), (0, 1));
+    assert!(partition.records.as_ref().is_none_or(|r| r.is_empty()));
+    tb.stop().await;
+}
