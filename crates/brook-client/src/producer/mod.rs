@@ -3,7 +3,7 @@
 //! [`Producer::send`] queues one record and hands back a [`Delivery`], a future of the record's
 //! [`RecordPosition`] (partition and offset). Behind it one task per producer:
 //!
-//! 1. groups records per partition ([`accumulator`]): a batch is sent when it holds
+//! 1. groups records per partition (module `accumulator`): a batch is sent when it holds
 //!    [`ProducerConfig::batch_bytes_max`] bytes or its first record has waited
 //!    [`ProducerConfig::linger_ms`];
 //! 2. sends each batch as one request on a `ProduceStream` (bidirectional gRPC stream), with up
