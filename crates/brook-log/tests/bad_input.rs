@@ -314,3 +314,32 @@ fn bad_topic_requests_change_nothing() {
     assert_eq!(store.topics().len(), 1);
     store.close().expect("close");
 }
+
+#[test]
+fn truncating_at_a_log_start_inside_a_batch_keeps_the_log_consistent() {
+    let (dir, log, _) = log_with_data(); // batches 0..2, 2..4, 4..6
+    log.advance_log_start(3)
+        .expect("advance the start into the batch 2..4");
+    let before = snapshot(dir.path());
+    match log.truncate_to(3) {
+        // Refused: cutting the batch 2..4 whole would end the log before its start.
+        Err(LogError::OffsetOutOfRange { .. }) => {
+            assert_same_files(&before, &snapshot(dir.path()), "a refused truncation");
+            assert_eq!((log.log_start_offset(), log.log_end_offset()), (3, 6));
+        }
+        Err(e) => panic!("truncate_to(3): {e}"),
+        Ok(()) => assert!(
+            log.log_start_offset() <= log.log_end_offset(),
+            "truncate_to(3) left the log starting at {} after its end {}",
+            log.log_start_offset(),
+            log.log_end_offset()
+        ),
+    }
+    // Whatever happened, an acknowledged append is readable at the offset it was given.
+    let mut batch = numbered_batch(900, 2, 10, 1_700_000_000_000);
+    let info = log.append(&mut batch).expect("append");
+    let got = log
+        .read(info.base_offset, 1)
+        .expect("read the acknowledged batch");
+    assert_eq!(split_batches(&got)[0].1, batch);
+}

@@ -1,5 +1,5 @@
-//! Property test: random sequences of append, roll, retention, truncate, reopen and crash agree
-//! with a model that is just a list of batches.
+//! Property test: random sequences of append, roll, retention, log start moves (DeleteRecords),
+//! truncate, reopen and crash agree with a model that is just a list of batches.
 //!
 //! The limits are tiny (2 KiB segments, an index entry every 128 bytes, 1 KiB index files) so a
 //! few dozen batches roll segments, fill indexes and move the log start. Durability is `none`:
@@ -8,7 +8,7 @@
 mod common;
 
 use brook_log::batch::records;
-use brook_log::{Durability, LogConfig, LogError, PartitionLog};
+use brook_log::{Durability, LogConfig, LogError, PartitionLog, RecoveryReport};
 use bytes::Bytes;
 use common::{base_offset_of, numbered_batch, segment_files, small_config, split_batches};
 use proptest::prelude::*;
@@ -24,7 +24,8 @@ struct Stored {
     timestamps: Vec<i64>,
 }
 
-/// The whole truth about a log: batches in offset order, and where the log starts and ends.
+/// The whole truth about a log: the batches still on disk in offset order (some may lie below
+/// the log start, in a segment that also holds later ones), and where the log starts and ends.
 #[derive(Debug, Default)]
 struct Model {
     batches: Vec<Stored>,
@@ -44,6 +45,12 @@ impl Model {
             .position(|b| b.base <= offset && offset < b.next)
     }
 
+    /// The batches a full read from the log start returns: from the one holding the start.
+    fn live(&self) -> &[Stored] {
+        let first = self.batch_holding(self.start).unwrap_or(self.batches.len());
+        &self.batches[first..]
+    }
+
     /// The first record at or after the log start with a timestamp >= `ts`.
     fn offset_for_timestamp(&self, ts: i64) -> Option<(u64, i64)> {
         self.batches.iter().find_map(|b| {
@@ -55,11 +62,10 @@ impl Model {
         })
     }
 
-    /// Drops every batch that starts before `start` (retention deletes whole segments, which
-    /// hold whole batches).
-    fn drop_before(&mut self, start: u64) {
-        self.batches.retain(|b| b.base >= start);
-        self.start = start;
+    /// Forgets the batches of deleted segments: every batch before `first_kept`, the base
+    /// offset of the oldest segment left.
+    fn drop_segments_before(&mut self, first_kept: u64) {
+        self.batches.retain(|b| b.base >= first_kept);
     }
 }
 
@@ -76,6 +82,10 @@ enum Op {
     /// Size retention with a limit of `keep` bytes.
     Retain {
         keep: u64,
+    },
+    /// Move the log start to an offset chosen in [start, end] (Kafka's DeleteRecords).
+    AdvanceStart {
+        at: Index,
     },
     /// Truncate at an offset chosen in [start, end]: the batch holding it goes whole.
     Truncate {
@@ -105,6 +115,7 @@ fn op() -> impl Strategy<Value = Op> {
         }),
         1 => Just(Op::Roll),
         1 => (0u64..8000).prop_map(|keep| Op::Retain { keep }),
+        1 => any::<Index>().prop_map(|at| Op::AdvanceStart { at }),
         1 => any::<Index>().prop_map(|at| Op::Truncate { at }),
         1 => Just(Op::Reopen),
         1 => Just(Op::Crash),
@@ -180,7 +191,7 @@ impl Harness {
                 );
             }
             Op::Retain { keep } => {
-                let expected_start = self.expected_start_after_retention(*keep);
+                let first_kept = self.first_segment_kept_by_retention(*keep);
                 let config = LogConfig {
                     retention_bytes_max: Some(*keep),
                     ..self.config.clone()
@@ -188,40 +199,35 @@ impl Harness {
                 self.log().set_config(config).expect("set retention");
                 self.log().apply_retention(0).expect("apply retention");
                 self.log().set_config(self.config.clone()).expect("reset");
-                self.model.drop_before(expected_start);
+                self.model.drop_segments_before(first_kept);
+                self.model.start = self.model.start.max(first_kept);
             }
-            Op::Truncate { at } => {
-                let m = &mut self.model;
-                let offset = m.start + at.index((m.end - m.start + 1) as usize) as u64;
-                self.log
-                    .as_ref()
-                    .expect("open")
-                    .truncate_to(offset)
-                    .expect("truncate");
-                // Every batch whose last offset is at or past `offset` goes.
-                m.batches.retain(|b| b.next <= offset);
-                m.end = m.batches.last().map_or(m.start, |b| b.next);
+            Op::AdvanceStart { at } => {
+                let offset = self.pick_offset(*at);
+                self.log()
+                    .advance_log_start(offset)
+                    .expect("advance log start");
+                // Segments wholly below the new start go.
+                if offset > self.model.start {
+                    self.model.start = offset;
+                    let first_kept = self.first_segment_at_or_below_start();
+                    self.model.drop_segments_before(first_kept);
+                }
             }
+            Op::Truncate { at } => self.truncate(*at)?,
             Op::Reopen => {
                 let log = self.log.take().expect("open");
                 log.close().expect("close");
                 drop(log);
-                let log = PartitionLog::open(self.dir.path(), self.config.clone()).expect("reopen");
-                let report = log.recovery();
+                let report = self.reopen()?;
                 prop_assert!(report.clean, "a closed log reopened unclean: {:?}", report);
-                prop_assert!(report.corruption.is_none());
-                self.log = Some(log);
             }
             Op::Crash => {
-                let log = self.log.take().expect("open");
-                drop(log);
-                let log = PartitionLog::open(self.dir.path(), self.config.clone())
-                    .expect("reopen after a crash");
-                let report = log.recovery();
+                drop(self.log.take().expect("open"));
+                let report = self.reopen()?;
+                prop_assert!(!report.clean, "a dropped log reopened clean");
                 // Durability none, but the page cache survives a dropped handle: nothing is lost.
                 prop_assert_eq!(report.truncated_bytes, 0, "{:?}", report);
-                prop_assert!(report.corruption.is_none(), "{:?}", report);
-                self.log = Some(log);
             }
             Op::Read { at, max_bytes } => self.check_read(*at, *max_bytes)?,
             Op::Time { ts_pick } => {
@@ -251,15 +257,66 @@ impl Harness {
         self.check_everything()
     }
 
-    /// Which log start size retention must leave: whole segments, oldest first, while the log
-    /// is larger than the limit; never the active (last) segment.
-    fn expected_start_after_retention(&self, keep: u64) -> u64 {
-        let bases: Vec<u64> = segment_files(self.dir.path())
+    /// Opens the log again. Opening removes segments wholly below the log start (left by a
+    /// start that moved after they were last looked at), so the model forgets them too.
+    fn reopen(&mut self) -> Result<RecoveryReport, TestCaseError> {
+        let first_kept = self.first_segment_at_or_below_start();
+        let log = PartitionLog::open(self.dir.path(), self.config.clone()).expect("reopen");
+        let report = log.recovery().clone();
+        prop_assert!(report.corruption.is_none(), "{:?}", report);
+        self.log = Some(log);
+        self.model.drop_segments_before(first_kept);
+        Ok(report)
+    }
+
+    /// The segment files' base offsets: where the log's segment boundaries are now.
+    fn segment_bases(&self) -> Vec<u64> {
+        segment_files(self.dir.path())
             .iter()
             .map(|p| base_offset_of(p))
-            .collect();
+            .collect()
+    }
+
+    /// An offset in [start, end], chosen by `at`.
+    fn pick_offset(&self, at: Index) -> u64 {
+        let m = &self.model;
+        m.start + at.index((m.end - m.start + 1) as usize) as u64
+    }
+
+    /// `truncate_to` an offset in [start, end]: every batch whose last offset is at or past it
+    /// goes, and the log ends where the first of them began.
+    fn truncate(&mut self, at: Index) -> Result<(), TestCaseError> {
+        let offset = self.pick_offset(at);
+        let m = &self.model;
+        let cut = m.batch_holding(offset).map_or(m.end, |i| m.batches[i].base);
+        let result = self.log().truncate_to(offset);
+        let m = &mut self.model;
+        if cut < m.start {
+            // The batch holding the offset began below a log start moved mid-batch. Cutting it
+            // must not leave the log ending before it starts (appends would then be given
+            // offsets below the log start, unreadable): either refuse, or start the log at the
+            // cut.
+            match result {
+                Err(LogError::OffsetOutOfRange { .. }) => return Ok(()),
+                Err(e) => prop_assert!(false, "truncate_to({}) failed: {}", offset, e),
+                Ok(()) => m.start = cut,
+            }
+        } else {
+            result.map_err(|e| TestCaseError::fail(format!("truncate_to({offset}): {e}")))?;
+        }
+        m.batches.retain(|b| b.next <= offset);
+        m.end = cut;
+        Ok(())
+    }
+
+    /// The base offset of the oldest segment size retention must keep: it deletes whole
+    /// segments, oldest first, while the log is larger than the limit, and those wholly below
+    /// the log start; never the active (last) one.
+    fn first_segment_kept_by_retention(&self, keep: u64) -> u64 {
+        let bases = self.segment_bases();
+        let holding_start = self.first_segment_at_or_below_start();
         let mut size = self.model.size();
-        let mut start = self.model.start;
+        let mut first_kept = bases[0];
         for window in bases.windows(2) {
             let (seg_base, seg_next) = (window[0], window[1]);
             let seg_size: u64 = self
@@ -273,15 +330,24 @@ impl Harness {
                 break;
             }
             size -= seg_size;
-            start = seg_next.max(start);
+            first_kept = seg_next;
         }
-        start
+        first_kept.max(holding_start)
+    }
+
+    /// The base offset of the segment holding the log start: every segment before it is wholly
+    /// below the start, and may go.
+    fn first_segment_at_or_below_start(&self) -> u64 {
+        let start = self.model.start;
+        self.segment_bases()
+            .into_iter()
+            .rfind(|b| *b <= start)
+            .unwrap_or(0)
     }
 
     fn check_read(&self, at: Index, max_bytes: usize) -> Result<(), TestCaseError> {
         let m = &self.model;
-        let span = (m.end - m.start + 1) as usize;
-        let offset = m.start + at.index(span) as u64;
+        let offset = self.pick_offset(at);
         let got = self.log().read(offset, max_bytes).expect("read in range");
         if offset == m.end {
             prop_assert!(
@@ -315,6 +381,18 @@ impl Harness {
     fn check_everything(&self) -> Result<(), TestCaseError> {
         let log = self.log();
         let m = &self.model;
+        prop_assert!(
+            m.start <= m.end,
+            "the model starts at {} after its end {}",
+            m.start,
+            m.end
+        );
+        prop_assert!(
+            log.log_start_offset() <= log.log_end_offset(),
+            "the log starts at {} after its end {}",
+            log.log_start_offset(),
+            log.log_end_offset()
+        );
         prop_assert_eq!(log.log_start_offset(), m.start, "log start");
         prop_assert_eq!(log.log_end_offset(), m.end, "log end");
         prop_assert_eq!(log.high_watermark(), m.end, "high watermark");
@@ -331,8 +409,8 @@ impl Harness {
                 scanned.push(bytes);
             }
         }
-        prop_assert_eq!(scanned.len(), m.batches.len(), "batches in a full scan");
-        for (got, want) in scanned.iter().zip(&m.batches) {
+        prop_assert_eq!(scanned.len(), m.live().len(), "batches in a full scan");
+        for (got, want) in scanned.iter().zip(m.live()) {
             prop_assert_eq!(got, &want.bytes, "batch at {}", want.base);
             let offsets: Vec<u64> = records(Bytes::from(got.clone()))
                 .expect("records")
@@ -350,9 +428,19 @@ impl Harness {
                 ts
             );
         }
-        match log.read(m.end + 1, 4096) {
-            Err(LogError::OffsetOutOfRange { .. }) => {}
-            other => prop_assert!(false, "read past the end gave {:?}", other.map(|b| b.len())),
+        let outside = [m.start.checked_sub(1), Some(m.end + 1)];
+        for offset in outside.into_iter().flatten() {
+            match log.read(offset, 4096) {
+                Err(LogError::OffsetOutOfRange { .. }) => {}
+                other => prop_assert!(
+                    false,
+                    "read({}) outside [{}, {}] gave {:?}",
+                    offset,
+                    m.start,
+                    m.end,
+                    other.map(|b| b.len())
+                ),
+            }
         }
         Ok(())
     }
