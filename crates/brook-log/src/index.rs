@@ -300,11 +300,22 @@ impl<E: Entry> Index<E> {
         // The map must not outlive the bytes it covers: shrink the file only once the old map
         // is replaced by an empty one, and map the new length after the file has it.
         self.mmap = MmapMut::map_anon(0).map_err(|e| LogError::io(&self.path, e))?;
-        self.file
-            .set_len(len)
-            .map_err(|e| LogError::io(&self.path, e))?;
-        self.mmap = map(&self.file, &self.path)?;
-        Ok(())
+        let resized = self.file.set_len(len);
+        // Map whatever length the file has now, failed resize or not, so the map and the
+        // entries always agree; if even that fails, the index forgets its entries (lookups
+        // then scan from the segment start) rather than point past its map.
+        let mapped = match map(&self.file, &self.path) {
+            Ok(mmap) => {
+                self.mmap = mmap;
+                Ok(())
+            }
+            Err(e) => {
+                self.entries = 0;
+                Err(e)
+            }
+        };
+        resized.map_err(|e| LogError::io(&self.path, e))?;
+        mapped
     }
 
     /// Trims the file to its entries: done when the segment stops being written.

@@ -620,18 +620,13 @@ impl PartitionLog {
             .ok_or_else(|| LogError::InvalidConfig("the cut's segment is gone".into()))?;
         segment.truncate_to(cut.position, cut.offset, &config)?;
         s.fsync(&segment)?;
-        s.delete_segments(&later)?;
-        for base in std::mem::take(&mut w.beyond_corruption) {
-            delete_segment_files(&s.dir, base)?;
-        }
-        meta::sync_dir(&s.dir)?;
-        if !Arc::ptr_eq(&segment, &w.active) {
-            segment.unseal(&config)?;
-            w.active = segment;
-        }
+        // The log ends at the cut from here on, even if removing the files after it fails.
+        let was_active = Arc::ptr_eq(&segment, &w.active);
+        w.active = Arc::clone(&segment);
         w.end = cut;
         s.log_end.store(cut.offset, Ordering::Release);
         s.sync.lock().written = cut;
+        let beyond = std::mem::take(&mut w.beyond_corruption);
         if w.corruption.take().is_some() {
             tracing::warn!(
                 dir = %s.dir.display(),
@@ -640,9 +635,21 @@ impl PartitionLog {
             );
             s.refusing_writes.store(false, Ordering::Release);
         }
+        let removed = s.delete_segments(&later).and_then(|()| {
+            for base in beyond {
+                delete_segment_files(&s.dir, base)?;
+            }
+            meta::sync_dir(&s.dir)?;
+            // A sealed index only makes the next append roll, so this may fail harmlessly.
+            if was_active {
+                Ok(())
+            } else {
+                segment.unseal(&config)
+            }
+        });
         drop(w);
         s.publish_high_watermark();
-        Ok(())
+        removed
     }
 
     /// Makes everything appended so far durable, whatever the mode, and moves the recovery
