@@ -260,14 +260,29 @@ fn flipped_bit_mid_log_is_reported_and_nothing_after_it_is_deleted() {
         // Appending would bury the damage under new offsets: refused, and nothing written.
         let mut batch = numbered_batch(9_999, 1, 10, 0);
         assert!(
-            log.append(&mut batch).is_err(),
+            matches!(log.append(&mut batch), Err(LogError::Corrupt { .. })),
             "{what}: append after corruption"
         );
+        assert!(log.is_poisoned(), "{what}: a damaged log takes appends");
+        // A close does not vouch for damaged files: the next open finds the damage again.
+        assert!(log.close().is_ok());
         drop(log);
         assert_eq!(
             fs::read(&segment).expect("read"),
             damaged,
             "{what}: the bytes after the damage are still on disk"
+        );
+        let log = open(copy.path(), &crashed.config);
+        assert_eq!(
+            log.recovery().corruption.as_ref(),
+            Some(&corruption),
+            "{what}: reported again after a close"
+        );
+        drop(log);
+        assert_eq!(
+            fs::read(&segment).expect("read"),
+            damaged,
+            "{what}: still there"
         );
     }
 }
