@@ -13,6 +13,7 @@ mod group;
 mod log;
 mod produce;
 mod remote;
+mod serve;
 mod table;
 mod topic;
 
@@ -33,6 +34,8 @@ enum Command {
     /// Inspect and verify data on disk, offline (safe on damaged data).
     #[command(subcommand)]
     Log(log::LogCommand),
+    /// Run the broker and its doors (gRPC, Kafka) until SIGINT/SIGTERM.
+    Serve(serve::ServeArgs),
     /// Create, list, describe and delete topics on a running server.
     #[command(subcommand)]
     Topic(topic::TopicCommand),
@@ -49,6 +52,7 @@ impl Command {
     fn run(self) -> anyhow::Result<ExitCode> {
         match self {
             Command::Log(command) => command.run(),
+            Command::Serve(args) => args.run(),
             Command::Topic(command) => command.run(),
             Command::Produce(args) => args.run(),
             Command::Consume(args) => args.run(),
@@ -85,13 +89,37 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+type LogFilterHandle =
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+/// Lets a command with its own log setting (`brook serve --log-level`) replace the filter.
+static LOG_FILTER: std::sync::OnceLock<LogFilterHandle> = std::sync::OnceLock::new();
+
 /// Logs go to stderr, so they never mix with a command's output; `RUST_LOG` picks the level
 /// (default `warn`).
 fn init_tracing() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
         .init();
+    let _ = LOG_FILTER.set(handle);
+}
+
+/// Replaces the log filter with `directives` (`info`, `brook=debug,tonic=warn`, ...).
+pub(crate) fn set_log_filter(directives: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(directives)?;
+    if let Some(handle) = LOG_FILTER.get() {
+        handle.reload(filter)?;
+    }
+    Ok(())
 }

@@ -1,0 +1,853 @@
+//! The settings of `brook serve`: one table drives the flags, the `BROOK_*` environment
+//! variables, the keys of the optional TOML file, `--print-config` and the documentation test.
+//!
+//! Every setting has one name, its key (`segment_bytes_max`); the flag is the key with dashes
+//! (`--segment-bytes-max`), the variable the key in capitals after `BROOK_`
+//! (`BROOK_SEGMENT_BYTES_MAX`). Each layer is read as text and parsed by the same code, so a
+//! value means the same wherever it is written, and a bad one is reported with where it came
+//! from. Precedence: flag, then variable, then file, then the default. An empty variable counts
+//! as unset.
+//!
+//! The topic log settings (`segment_bytes_max`, `durability`, ...) are brook-log's own
+//! [`TopicConfig`] keys, parsed by brook-log, so the server's defaults and a topic's overrides
+//! share one syntax.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use brook_broker::{BrokerConfig, TopicConfig};
+use brook_kafka::KafkaConfig;
+use brook_server::GrpcConfig;
+use clap::{Arg, ArgMatches};
+
+/// Prefix of every setting's environment variable.
+pub const ENV_PREFIX: &str = "BROOK_";
+
+/// Where a door listens, or that it is switched off (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listen {
+    Off,
+    On(SocketAddr),
+}
+
+impl Listen {
+    /// Parses `off`, `IP:PORT`, or `HOST:PORT` (resolved now; its first address is used).
+    fn parse(text: &str) -> Result<Self, String> {
+        if text == "off" {
+            return Ok(Listen::Off);
+        }
+        if let Ok(addr) = text.parse() {
+            return Ok(Listen::On(addr));
+        }
+        let mut addrs = text
+            .to_socket_addrs()
+            .map_err(|e| format!("not `off`, IP:PORT or HOST:PORT ({e})"))?;
+        addrs
+            .next()
+            .map(Listen::On)
+            .ok_or_else(|| format!("{text} resolves to no address"))
+    }
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Listen::Off => f.write_str("off"),
+            Listen::On(addr) => addr.fmt(f),
+        }
+    }
+}
+
+/// Everything `brook serve` runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeConfig {
+    /// The broker: data directory, topic log defaults (durability included), limits.
+    pub broker: BrokerConfig,
+    /// A tracing filter (`info`, `brook=debug,tonic=warn`); `None`: `RUST_LOG`, else `info`.
+    pub log_level: Option<String>,
+    /// How long doors may take to finish requests in flight after SIGINT/SIGTERM before the
+    /// broker is closed under them.
+    pub drain_timeout_ms: u64,
+    pub grpc_addr: Listen,
+    pub grpc: GrpcConfig,
+    pub kafka_addr: Listen,
+    pub kafka: KafkaConfig,
+    pub http_addr: Listen,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        let local = |port| Listen::On(SocketAddr::from(([127, 0, 0, 1], port)));
+        ServeConfig {
+            broker: BrokerConfig::new("./brook-data"),
+            log_level: None,
+            drain_timeout_ms: 30_000,
+            grpc_addr: local(50051),
+            grpc: GrpcConfig::default(),
+            kafka_addr: local(9092),
+            kafka: KafkaConfig::default(),
+            http_addr: local(8080),
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Checks settings that only make sense together, before anything is opened.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.broker.validate().context("invalid broker settings")?;
+        let doors = [self.grpc_addr, self.kafka_addr, self.http_addr];
+        if doors.iter().all(|door| *door == Listen::Off) {
+            bail!("every door is off (grpc_addr, kafka_addr, http_addr): nothing would be served");
+        }
+        if self.drain_timeout_ms == 0 {
+            bail!("drain_timeout_ms must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The drain timeout as a duration.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
+    }
+}
+
+/// How a setting reads and writes its value in a [`ServeConfig`].
+#[derive(Debug, Clone, Copy)]
+enum Access {
+    /// A field of ours, with its parser and printer.
+    Field {
+        apply: fn(&mut ServeConfig, &str) -> Result<(), String>,
+        show: fn(&ServeConfig) -> String,
+    },
+    /// A brook-log topic setting (the server-wide default of every topic), by its key.
+    Log,
+}
+
+/// One setting: its key, what it does, and how it is read.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    pub key: &'static str,
+    pub help: &'static str,
+    /// A flag that may be given without a value (meaning `true`).
+    boolean: bool,
+    access: Access,
+}
+
+impl Setting {
+    /// `--segment-bytes-max`, without the dashes in front.
+    pub fn flag(&self) -> String {
+        self.key.replace('_', "-")
+    }
+
+    /// `BROOK_SEGMENT_BYTES_MAX`.
+    pub fn env_var(&self) -> String {
+        format!("{ENV_PREFIX}{}", self.key.to_ascii_uppercase())
+    }
+
+    /// The value in `config`, in the text form every layer accepts.
+    pub fn show(&self, config: &ServeConfig) -> String {
+        match self.access {
+            Access::Field { show, .. } => show(config),
+            Access::Log => brook_log::topic::config_entries(&config.broker.log)
+                .into_iter()
+                .find(|(key, _)| *key == self.key)
+                .map(|(_, value)| value)
+                .unwrap_or_default(),
+        }
+    }
+
+    fn apply(&self, config: &mut ServeConfig, text: &str) -> Result<(), String> {
+        match self.access {
+            Access::Field { apply, .. } => apply(config, text),
+            Access::Log => {
+                let mut topic = TopicConfig::default();
+                topic.set(self.key, text).map_err(|e| e.to_string())?;
+                config.broker.log = topic.merged_over(&config.broker.log);
+                Ok(())
+            }
+        }
+    }
+}
+
+fn parse<T>(text: &str) -> Result<T, String>
+where
+    T: std::str::FromStr,
+    T::Err: fmt::Display,
+{
+    text.parse().map_err(|e: T::Err| e.to_string())
+}
+
+/// A setting stored in a field of [`ServeConfig`], printed with `Display` and parsed with
+/// `FromStr` unless another parser is named.
+macro_rules! field {
+    ($key:literal, $help:literal, $($path:ident).+) => {
+        field!($key, $help, parse, $($path).+)
+    };
+    ($key:literal, $help:literal, $parse:path, $($path:ident).+) => {
+        Setting {
+            key: $key,
+            help: $help,
+            boolean: false,
+            access: Access::Field {
+                apply: |c, v| {
+                    c.$($path).+ = $parse(v)?;
+                    Ok(())
+                },
+                show: |c| c.$($path).+.to_string(),
+            },
+        }
+    };
+}
+
+/// A brook-log topic setting.
+macro_rules! log {
+    ($key:literal, $help:literal) => {
+        Setting {
+            key: $key,
+            help: $help,
+            boolean: false,
+            access: Access::Log,
+        }
+    };
+}
+
+/// Every setting of `brook serve`, in the order `--help` and `--print-config` list them.
+pub static SETTINGS: &[Setting] = &[
+    Setting {
+        key: "data_dir",
+        help: "Directory of the data: partition logs, topics, committed offsets",
+        boolean: false,
+        access: Access::Field {
+            apply: |c, v| {
+                if v.is_empty() {
+                    return Err("must not be empty".into());
+                }
+                c.broker.data_dir = PathBuf::from(v);
+                Ok(())
+            },
+            show: |c| c.broker.data_dir.display().to_string(),
+        },
+    },
+    Setting {
+        key: "log_level",
+        help:
+            "Log filter (error, warn, info, debug, trace, or per target: brook=debug,tonic=warn); \
+               `default`: RUST_LOG, else info",
+        boolean: false,
+        access: Access::Field {
+            apply: |c, v| {
+                c.log_level = match v {
+                    "default" => None,
+                    directives => {
+                        tracing_subscriber::EnvFilter::try_new(directives)
+                            .map_err(|e| e.to_string())?;
+                        Some(directives.to_owned())
+                    }
+                };
+                Ok(())
+            },
+            show: |c| c.log_level.clone().unwrap_or_else(|| "default".into()),
+        },
+    },
+    field!(
+        "drain_timeout_ms",
+        "On SIGINT/SIGTERM, how long doors may finish requests in flight before the log is \
+         closed anyway",
+        drain_timeout_ms
+    ),
+    field!(
+        "grpc_addr",
+        "gRPC door address (IP:PORT, HOST:PORT, or off)",
+        Listen::parse,
+        grpc_addr
+    ),
+    field!(
+        "kafka_addr",
+        "Kafka door address (IP:PORT, HOST:PORT, or off)",
+        Listen::parse,
+        kafka_addr
+    ),
+    Setting {
+        key: "kafka_advertised_addr",
+        help: "HOST:PORT that Kafka clients are told to connect to (Metadata); none: the Kafka \
+               listener's own address",
+        boolean: false,
+        access: Access::Field {
+            apply: |c, v| {
+                c.kafka.advertised_addr = match v {
+                    "none" => None,
+                    addr if addr.rsplit_once(':').is_some_and(|(host, port)| {
+                        !host.is_empty() && port.parse::<u16>().is_ok()
+                    }) =>
+                    {
+                        Some(addr.to_owned())
+                    }
+                    _ => return Err("not HOST:PORT or none".into()),
+                };
+                Ok(())
+            },
+            show: |c| {
+                c.kafka
+                    .advertised_addr
+                    .clone()
+                    .unwrap_or_else(|| "none".into())
+            },
+        },
+    },
+    field!(
+        "http_addr",
+        "HTTP door address (IP:PORT, HOST:PORT, or off); the HTTP door is not built yet",
+        Listen::parse,
+        http_addr
+    ),
+    Setting {
+        key: "auto_create_topics",
+        help: "Create a topic the first time it is produced to or subscribed by a group",
+        boolean: true,
+        access: Access::Field {
+            apply: |c, v| {
+                c.broker.auto_create_topics = parse(v)?;
+                Ok(())
+            },
+            show: |c| c.broker.auto_create_topics.to_string(),
+        },
+    },
+    field!(
+        "default_partitions",
+        "Partitions of a topic created automatically or without a count",
+        broker.default_partitions
+    ),
+    log!(
+        "durability",
+        "When a produce is acknowledged: sync (after fdatasync), interval:MS (fsync at most \
+         every MS), none (page cache only)"
+    ),
+    log!(
+        "segment_bytes_max",
+        "Roll to a new segment file past this size (1024..=4294967295)"
+    ),
+    log!(
+        "segment_ms_max",
+        "Roll to a new segment once its first batch is this old"
+    ),
+    log!(
+        "retention_bytes_max",
+        "Delete the oldest segments while a partition is larger (none: no limit)"
+    ),
+    log!(
+        "retention_ms_max",
+        "Delete segments whose newest record is older (none: keep forever)"
+    ),
+    log!(
+        "index_interval_bytes",
+        "Bytes of log between two offset-index entries"
+    ),
+    log!(
+        "index_bytes_max",
+        "Preallocated size of each index file; a segment rolls when its index is full"
+    ),
+    log!(
+        "message_bytes_max",
+        "Largest record batch a produce may append"
+    ),
+    field!(
+        "retention_check_ms",
+        "How often retention runs over every partition",
+        broker.retention_check_ms
+    ),
+    field!(
+        "group_release_timeout_ms",
+        "How long a group member that lost partitions in a rebalance may keep them while the new \
+         owner waits",
+        broker.group_release_timeout_ms
+    ),
+    field!(
+        "fetch_bytes_max",
+        "Most bytes one fetch may ask for",
+        broker.limits.fetch_bytes_max
+    ),
+    field!(
+        "fetch_wait_ms_max",
+        "Longest a fetch may wait for data (its long poll)",
+        broker.limits.fetch_wait_ms_max
+    ),
+    field!(
+        "produce_records_max",
+        "Most records one produce request may carry",
+        broker.limits.produce_records_max
+    ),
+    field!(
+        "partitions_max",
+        "Most partitions one topic may have (at most 10000)",
+        broker.limits.partitions_max
+    ),
+    field!(
+        "offset_metadata_bytes_max",
+        "Longest metadata string of a committed offset",
+        broker.limits.offset_metadata_bytes_max
+    ),
+    field!(
+        "subscribe_read_bytes",
+        "Bytes a subscription reads from a partition at a time (bounds its memory)",
+        broker.limits.subscribe_read_bytes
+    ),
+    field!(
+        "grpc_request_bytes_max",
+        "Largest gRPC request message; a larger one is refused before it is decoded",
+        grpc.request_bytes_max
+    ),
+    field!(
+        "grpc_read_bytes_default",
+        "Bytes a gRPC Fetch or Subscribe message carries when the request says max_bytes 0",
+        grpc.read_bytes_default
+    ),
+    field!(
+        "grpc_stream_buffer_messages",
+        "Answers a ProduceStream buffers for a client that does not read them",
+        grpc.stream_buffer_messages
+    ),
+    field!(
+        "grpc_produce_stream_in_flight_max",
+        "Requests one ProduceStream works on at once",
+        grpc.produce_stream_in_flight_max
+    ),
+    field!(
+        "grpc_keepalive_interval_ms",
+        "Interval of HTTP/2 keepalive pings, to notice clients that vanished",
+        grpc.keepalive_interval_ms
+    ),
+    field!(
+        "grpc_keepalive_timeout_ms",
+        "How long a keepalive ping may go unanswered before the connection is dropped",
+        grpc.keepalive_timeout_ms
+    ),
+    field!(
+        "kafka_request_bytes_max",
+        "Largest Kafka request frame; a larger size prefix closes the connection",
+        kafka.request_bytes_max
+    ),
+    field!(
+        "kafka_connections_max",
+        "Most Kafka client connections served at once; more wait in the accept backlog",
+        kafka.connections_max
+    ),
+    Setting {
+        key: "kafka_group_initial_rebalance_delay_ms",
+        help: "How long a new Kafka consumer group waits for more members before its first \
+               rebalance",
+        boolean: false,
+        access: Access::Field {
+            apply: |c, v| {
+                c.kafka.group_initial_rebalance_delay = Duration::from_millis(parse(v)?);
+                Ok(())
+            },
+            show: |c| {
+                c.kafka
+                    .group_initial_rebalance_delay
+                    .as_millis()
+                    .to_string()
+            },
+        },
+    },
+];
+
+/// The setting named `key`.
+pub fn setting(key: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.key == key)
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File(PathBuf),
+    Env(String),
+    Flag(String),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File(path) => write!(f, "file {}", path.display()),
+            Source::Env(var) => write!(f, "environment variable {var}"),
+            Source::Flag(flag) => write!(f, "flag --{flag}"),
+        }
+    }
+}
+
+/// A TOML settings file: flat `key = value` lines, keys as in [`SETTINGS`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigFile {
+    path: PathBuf,
+    values: BTreeMap<String, String>,
+}
+
+impl ConfigFile {
+    /// Reads and checks `path`: every key must be a setting, every value a string, an integer
+    /// or a boolean.
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses the text of a settings file read from `path` (named in errors).
+    pub fn parse(path: &Path, text: &str) -> anyhow::Result<Self> {
+        let in_file = || format!("config file {}", path.display());
+        let table: toml::Table = text.parse().with_context(in_file)?;
+        let mut values = BTreeMap::new();
+        for (key, value) in table {
+            if setting(&key).is_none() {
+                return Err(anyhow!(
+                    "unknown setting {key:?} (known: {})",
+                    SETTINGS
+                        .iter()
+                        .map(|s| s.key)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .with_context(in_file);
+            }
+            let text = match value {
+                toml::Value::String(text) => text,
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(anyhow!(
+                        "{key} must be a string, an integer or a boolean, not a {}",
+                        other.type_str()
+                    ))
+                    .with_context(in_file)
+                }
+            };
+            values.insert(key, text);
+        }
+        Ok(ConfigFile {
+            path: path.to_path_buf(),
+            values,
+        })
+    }
+}
+
+/// The settings given as flags, by key; a clap `Args` whose flags come from [`SETTINGS`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingFlags {
+    values: BTreeMap<&'static str, String>,
+}
+
+impl SettingFlags {
+    /// Flags as if given on the command line.
+    #[cfg(test)]
+    pub fn from_pairs(pairs: &[(&'static str, &str)]) -> Self {
+        SettingFlags {
+            values: pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+        }
+    }
+}
+
+impl clap::FromArgMatches for SettingFlags {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut flags = SettingFlags::default();
+        flags.update_from_arg_matches(matches)?;
+        Ok(flags)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        for s in SETTINGS {
+            if let Some(value) = matches.get_one::<String>(s.key) {
+                self.values.insert(s.key, value.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl clap::Args for SettingFlags {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let defaults = ServeConfig::default();
+        SETTINGS.iter().fold(cmd, |cmd, s| {
+            let help = format!(
+                "{} [default: {}] [env: {}]",
+                s.help,
+                s.show(&defaults),
+                s.env_var()
+            );
+            let mut arg = Arg::new(s.key)
+                .long(s.flag())
+                .value_name("VALUE")
+                .help(help);
+            if s.boolean {
+                arg = arg
+                    .value_name("BOOL")
+                    .num_args(0..=1)
+                    .default_missing_value("true");
+            }
+            cmd.arg(arg)
+        })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+/// The effective settings and where each came from.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub config: ServeConfig,
+    pub sources: Vec<(&'static Setting, Source)>,
+}
+
+impl Resolved {
+    /// The settings as a TOML file that reproduces them, each with its source.
+    pub fn to_toml(&self) -> String {
+        let mut out = String::new();
+        for (setting, source) in &self.sources {
+            let value = setting.show(&self.config);
+            let value = match value.parse::<i64>() {
+                Ok(n) => n.to_string(),
+                Err(_) if value == "true" || value == "false" => value,
+                Err(_) => toml::Value::String(value).to_string(),
+            };
+            out.push_str(&format!("{} = {value}  # {source}\n", setting.key));
+        }
+        out
+    }
+}
+
+/// Lays flags over environment variables over the file over the defaults, setting by setting.
+/// `env` looks a variable up (the process environment, or a map in tests).
+pub fn resolve(
+    flags: &SettingFlags,
+    env: &dyn Fn(&str) -> Option<String>,
+    file: Option<&ConfigFile>,
+) -> anyhow::Result<Resolved> {
+    let mut config = ServeConfig::default();
+    let mut sources = Vec::with_capacity(SETTINGS.len());
+    for setting in SETTINGS {
+        let env_var = setting.env_var();
+        let given = if let Some(value) = flags.values.get(setting.key) {
+            Some((value.clone(), Source::Flag(setting.flag())))
+        } else if let Some(value) = env(&env_var).filter(|v| !v.is_empty()) {
+            Some((value, Source::Env(env_var)))
+        } else {
+            file.and_then(|f| {
+                let value = f.values.get(setting.key)?;
+                Some((value.clone(), Source::File(f.path.clone())))
+            })
+        };
+        let source = match given {
+            Some((value, source)) => {
+                setting.apply(&mut config, &value).map_err(|reason| {
+                    anyhow!(
+                        "invalid {} {value:?} (from {source}): {reason}",
+                        setting.key
+                    )
+                })?;
+                source
+            }
+            None => Source::Default,
+        };
+        sources.push((setting, source));
+    }
+    config.validate()?;
+    Ok(Resolved { config, sources })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brook_broker::Durability;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn file(text: &str) -> ConfigFile {
+        ConfigFile::parse(Path::new("brook.toml"), text).expect("valid file")
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let resolved = resolve(&SettingFlags::default(), &no_env, None).expect("defaults");
+        let config = &resolved.config;
+        assert_eq!(config.broker.data_dir, PathBuf::from("./brook-data"));
+        assert_eq!(config.grpc_addr.to_string(), "127.0.0.1:50051");
+        assert_eq!(config.kafka_addr.to_string(), "127.0.0.1:9092");
+        assert_eq!(config.http_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.broker.log.durability, Durability::Sync);
+        assert!(config.broker.auto_create_topics);
+        assert!(resolved.sources.iter().all(|(_, s)| *s == Source::Default));
+    }
+
+    #[test]
+    fn flag_beats_env_beats_file_beats_default_per_setting() {
+        let file = file(
+            "segment_bytes_max = 4096\nmessage_bytes_max = 2048\ndefault_partitions = 3\n\
+             durability = \"interval:50\"\n",
+        );
+        let env = |var: &str| match var {
+            "BROOK_SEGMENT_BYTES_MAX" => Some("8192".to_owned()),
+            "BROOK_MESSAGE_BYTES_MAX" => Some("4096".to_owned()),
+            // Empty counts as unset: the file's value stands.
+            "BROOK_DEFAULT_PARTITIONS" => Some(String::new()),
+            _ => None,
+        };
+        let flags = SettingFlags::from_pairs(&[("segment_bytes_max", "16384")]);
+        let resolved = resolve(&flags, &env, Some(&file)).expect("valid layers");
+        let log = &resolved.config.broker.log;
+        assert_eq!(log.segment_bytes_max, 16384, "flag over env and file");
+        assert_eq!(log.message_bytes_max, 4096, "env over file");
+        assert_eq!(
+            resolved.config.broker.default_partitions, 3,
+            "file over default"
+        );
+        assert_eq!(
+            log.durability,
+            Durability::Interval(Duration::from_millis(50))
+        );
+        assert_eq!(log.index_interval_bytes, 4096, "default");
+
+        let source = |key: &str| {
+            resolved
+                .sources
+                .iter()
+                .find(|(s, _)| s.key == key)
+                .map(|(_, source)| source.clone())
+                .expect("every setting has a source")
+        };
+        assert_eq!(
+            source("segment_bytes_max"),
+            Source::Flag("segment-bytes-max".into())
+        );
+        assert_eq!(
+            source("message_bytes_max"),
+            Source::Env("BROOK_MESSAGE_BYTES_MAX".into())
+        );
+        assert_eq!(
+            source("default_partitions"),
+            Source::File(PathBuf::from("brook.toml"))
+        );
+        assert_eq!(source("index_interval_bytes"), Source::Default);
+    }
+
+    #[test]
+    fn doors_switch_off_and_addresses_resolve() {
+        let flags = SettingFlags::from_pairs(&[
+            ("kafka_addr", "off"),
+            ("http_addr", "off"),
+            ("grpc_addr", "localhost:0"),
+        ]);
+        let config = resolve(&flags, &no_env, None).expect("valid").config;
+        assert_eq!(config.kafka_addr, Listen::Off);
+        assert_eq!(config.http_addr, Listen::Off);
+        match config.grpc_addr {
+            Listen::On(addr) => assert!(addr.ip().is_loopback(), "{addr}"),
+            Listen::Off => panic!("gRPC should be on"),
+        }
+        let all_off = SettingFlags::from_pairs(&[
+            ("kafka_addr", "off"),
+            ("http_addr", "off"),
+            ("grpc_addr", "off"),
+        ]);
+        let err = resolve(&all_off, &no_env, None).expect_err("nothing to serve");
+        assert!(err.to_string().contains("every door is off"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_setting_the_value_and_the_source() {
+        let env = |var: &str| (var == "BROOK_DURABILITY").then(|| "fast".to_owned());
+        let err = resolve(&SettingFlags::default(), &env, None).expect_err("bad durability");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("durability")
+                && text.contains("\"fast\"")
+                && text.contains("BROOK_DURABILITY"),
+            "{text}"
+        );
+
+        for (key, value) in [
+            ("segment_bytes_max", "12x"),
+            ("grpc_addr", "nowhere"),
+            ("auto_create_topics", "yes please"),
+            ("kafka_advertised_addr", "no-port"),
+            ("log_level", "[[["),
+            ("segment_bytes_max", "10"),
+            ("default_partitions", "0"),
+            ("drain_timeout_ms", "0"),
+        ] {
+            let flags = SettingFlags::from_pairs(&[(key, value)]);
+            let err = resolve(&flags, &no_env, None).expect_err(value);
+            let text = format!("{err:#}");
+            assert!(!text.is_empty(), "{key}={value}");
+        }
+    }
+
+    #[test]
+    fn a_file_with_an_unknown_key_or_a_bad_type_is_refused() {
+        let path = Path::new("brook.toml");
+        let err = ConfigFile::parse(path, "segment_byte_max = 1\n").expect_err("typo");
+        assert!(format!("{err:#}").contains("segment_byte_max"), "{err:#}");
+        let err = ConfigFile::parse(path, "grpc_addr = [1, 2]\n").expect_err("array");
+        assert!(format!("{err:#}").contains("grpc_addr"), "{err:#}");
+        let err = ConfigFile::parse(path, "grpc_addr = \n").expect_err("not TOML");
+        assert!(format!("{err:#}").contains("brook.toml"), "{err:#}");
+        let ok = file("auto_create_topics = false\ngrpc_addr = \"127.0.0.1:0\"\n");
+        let config = resolve(&SettingFlags::default(), &no_env, Some(&ok))
+            .expect("valid")
+            .config;
+        assert!(!config.broker.auto_create_topics);
+    }
+
+    #[test]
+    fn print_config_output_reads_back_as_the_same_settings() {
+        let flags = SettingFlags::from_pairs(&[
+            ("durability", "none"),
+            ("retention_ms_max", "none"),
+            ("kafka_advertised_addr", "kafka.local:9092"),
+            ("log_level", "brook=debug,tonic=warn"),
+        ]);
+        let first = resolve(&flags, &no_env, None).expect("valid");
+        let again = resolve(
+            &SettingFlags::default(),
+            &no_env,
+            Some(&file(&first.to_toml())),
+        )
+        .expect("printed config parses");
+        assert_eq!(first.config, again.config);
+    }
+
+    #[test]
+    fn every_topic_log_setting_of_brook_log_is_a_setting() {
+        for key in TopicConfig::KEYS {
+            let s = setting(key).unwrap_or_else(|| panic!("{key} is not a serve setting"));
+            assert!(matches!(s.access, Access::Log), "{key}");
+        }
+    }
+
+    #[test]
+    fn the_operations_doc_lists_every_setting_with_its_default() {
+        let doc = include_str!("../../../docs/operations.md");
+        let defaults = ServeConfig::default();
+        for s in SETTINGS {
+            let row = format!("| `{}` | `{}`", s.key, s.show(&defaults));
+            assert!(doc.contains(&row), "docs/operations.md lacks the row {row}");
+        }
+    }
+
+    #[test]
+    fn keys_flags_and_variables_follow_one_rule() {
+        let s = setting("segment_bytes_max").expect("setting");
+        assert_eq!(s.flag(), "segment-bytes-max");
+        assert_eq!(s.env_var(), "BROOK_SEGMENT_BYTES_MAX");
+        let mut keys: Vec<_> = SETTINGS.iter().map(|s| s.key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), SETTINGS.len(), "keys are unique");
+    }
+}

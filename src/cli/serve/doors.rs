@@ -1,0 +1,277 @@
+//! A running brook: the broker and its doors, started together and stopped together.
+//!
+//! [`Server::start`] opens the broker first (so a second `brook serve` on the same data
+//! directory fails on the lock, naming its holder, before touching any port), then binds every
+//! door that is on before serving any of them (so a taken port fails the start with one line
+//! naming the door and the address, and nothing half-started is left behind). [`Server::stop`]
+//! tells every door to stop accepting, lets requests in flight finish (within the drain
+//! timeout), then closes the broker, which writes the clean-shutdown marker.
+//!
+//! `brook serve` runs one; `brook bench --embedded` runs another on a temporary directory and
+//! port 0, so the bench goes through exactly the doors `brook serve` starts.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use brook_broker::Broker;
+use brook_server::{listener, Shutdown};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use super::config::{Listen, ServeConfig};
+
+/// One of brook's network doors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    Grpc,
+    Kafka,
+    Http,
+}
+
+impl Door {
+    pub const ALL: [Door; 3] = [Door::Grpc, Door::Kafka, Door::Http];
+
+    /// The name used in output and settings (`grpc` for `grpc_addr`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Door::Grpc => "grpc",
+            Door::Kafka => "kafka",
+            Door::Http => "http",
+        }
+    }
+
+    /// The name brook-server's listener errors use.
+    fn label(self) -> &'static str {
+        match self {
+            Door::Grpc => "gRPC",
+            Door::Kafka => "Kafka",
+            Door::Http => "HTTP",
+        }
+    }
+
+    /// Whether this build contains the door. The HTTP door (issue 5) is not in brook-server
+    /// yet: until it is, `http_addr` is accepted and reported, and nothing listens on it. When
+    /// it lands, it gets an arm in [`spawn`] and this returns true for every door.
+    pub fn is_built(self) -> bool {
+        !matches!(self, Door::Http)
+    }
+
+    fn addr(self, config: &ServeConfig) -> Listen {
+        match self {
+            Door::Grpc => config.grpc_addr,
+            Door::Kafka => config.kafka_addr,
+            Door::Http => config.http_addr,
+        }
+    }
+}
+
+/// A door that is serving.
+#[derive(Debug)]
+pub struct RunningDoor {
+    pub door: Door,
+    /// The bound address (the real port when the setting said port 0).
+    pub addr: SocketAddr,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// The broker and its doors.
+#[derive(Debug)]
+pub struct Server {
+    broker: Broker,
+    shutdown: Shutdown,
+    doors: Vec<RunningDoor>,
+    /// Doors that are on in the settings but not part of this build.
+    unbuilt: Vec<Door>,
+    drain_timeout: Duration,
+}
+
+impl Server {
+    /// Opens the broker and starts every door that is on.
+    pub async fn start(config: &ServeConfig) -> anyhow::Result<Server> {
+        let data_dir = config.broker.data_dir.display().to_string();
+        let broker = Broker::open(config.broker.clone())
+            .await
+            .with_context(|| format!("cannot open the broker on {data_dir}"))?;
+        log_recovery(&broker);
+        let listeners = match bind_doors(config).await {
+            Ok(listeners) => listeners,
+            Err(e) => {
+                close_broker(&broker).await;
+                return Err(e);
+            }
+        };
+        let shutdown = Shutdown::new();
+        let mut doors = Vec::with_capacity(listeners.len());
+        for (door, listener, addr) in listeners {
+            let task = spawn(door, broker.clone(), listener, config, &shutdown);
+            tracing::info!(door = door.name(), %addr, "door listening");
+            doors.push(RunningDoor { door, addr, task });
+        }
+        let unbuilt = Door::ALL
+            .into_iter()
+            .filter(|door| !door.is_built() && door.addr(config) != Listen::Off)
+            .collect();
+        Ok(Server {
+            broker,
+            shutdown,
+            doors,
+            unbuilt,
+            drain_timeout: config.drain_timeout(),
+        })
+    }
+
+    /// The doors serving, in [`Door::ALL`] order.
+    pub fn doors(&self) -> &[RunningDoor] {
+        &self.doors
+    }
+
+    /// Doors switched on in the settings that this build does not have.
+    pub fn unbuilt(&self) -> &[Door] {
+        &self.unbuilt
+    }
+
+    /// Resolves when a door stops by itself, which only a failure makes it do; the door is
+    /// then no longer in [`Server::doors`]. Never resolves when no door is serving.
+    pub async fn door_stopped(&mut self) -> (Door, anyhow::Result<()>) {
+        if self.doors.is_empty() {
+            return std::future::pending().await;
+        }
+        let tasks = self.doors.iter_mut().map(|d| &mut d.task);
+        let (result, index, _) = futures::future::select_all(tasks).await;
+        let door = self.doors.remove(index).door;
+        (door, flatten(door, result))
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to the drain timeout), and closes
+    /// the broker clean. Returns the first door failure, after the broker is closed.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let Server {
+            broker,
+            shutdown,
+            doors,
+            drain_timeout,
+            ..
+        } = self;
+        shutdown.trigger();
+        let mut failure = None;
+        let deadline = tokio::time::Instant::now() + drain_timeout;
+        for RunningDoor { door, mut task, .. } in doors {
+            match tokio::time::timeout_at(deadline, &mut task).await {
+                Ok(result) => {
+                    if let Err(e) = flatten(door, result) {
+                        failure.get_or_insert(e);
+                    }
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        door = door.name(),
+                        timeout_ms = drain_timeout.as_millis(),
+                        "door did not drain in time; closing the log under it"
+                    );
+                    task.abort();
+                }
+            }
+        }
+        broker
+            .close()
+            .await
+            .context("cannot close the broker clean")?;
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+/// Binds every door that is on and built, in [`Door::ALL`] order.
+async fn bind_doors(config: &ServeConfig) -> anyhow::Result<Vec<(Door, TcpListener, SocketAddr)>> {
+    let mut bound = Vec::new();
+    for door in Door::ALL {
+        let Listen::On(addr) = door.addr(config) else {
+            continue;
+        };
+        if !door.is_built() {
+            tracing::warn!(
+                door = door.name(),
+                %addr,
+                "this build has no {} door yet; nothing listens on {addr}",
+                door.label()
+            );
+            continue;
+        }
+        let listener = listener::bind(door.label(), addr).await?;
+        let addr = listener::local_addr(door.label(), &listener)?;
+        bound.push((door, listener, addr));
+    }
+    Ok(bound)
+}
+
+/// Serves `door` on `listener` on a new task until `shutdown` fires and its requests in flight
+/// are done.
+fn spawn(
+    door: Door,
+    broker: Broker,
+    listener: TcpListener,
+    config: &ServeConfig,
+    shutdown: &Shutdown,
+) -> JoinHandle<anyhow::Result<()>> {
+    let stop = shutdown.wait();
+    match door {
+        Door::Grpc => {
+            let grpc = config.grpc.clone();
+            tokio::spawn(async move {
+                brook_server::serve_grpc(broker, listener, grpc, stop).await?;
+                Ok(())
+            })
+        }
+        Door::Kafka => {
+            // `KafkaConfig::addr` is only read by `brook_kafka::start`; we bound the listener.
+            let kafka = config.kafka.clone();
+            tokio::spawn(async move {
+                brook_kafka::serve(broker, listener, kafka, stop).await?;
+                Ok(())
+            })
+        }
+        // Not built (see `Door::is_built`): `bind_doors` never binds it.
+        Door::Http => tokio::spawn(async {
+            anyhow::bail!("this build has no HTTP door");
+        }),
+    }
+}
+
+fn flatten(
+    door: Door,
+    result: Result<anyhow::Result<()>, tokio::task::JoinError>,
+) -> anyhow::Result<()> {
+    result
+        .with_context(|| format!("the {} door's task failed", door.label()))?
+        .with_context(|| format!("the {} door stopped", door.label()))
+}
+
+/// Says what opening the data directory found: a clean stop, or what recovery repaired.
+fn log_recovery(broker: &Broker) {
+    let reports = broker.recovery_reports();
+    let recovered: Vec<_> = reports.iter().filter(|(_, r)| !r.clean).collect();
+    for (partition, report) in &recovered {
+        tracing::warn!(
+            %partition,
+            scanned_bytes = report.scanned_bytes,
+            truncated_bytes = report.truncated_bytes,
+            rebuilt_indexes = report.rebuilt_indexes,
+            deleted_segments = report.deleted_segments,
+            corruption = ?report.corruption,
+            "partition recovered after an unclean stop"
+        );
+    }
+    tracing::info!(
+        partitions = reports.len(),
+        recovered = recovered.len(),
+        dir = %broker.data_dir().display(),
+        "data directory opened"
+    );
+}
+
+/// Closes the broker after a failed start; the start's error is the one reported.
+async fn close_broker(broker: &Broker) {
+    if let Err(e) = broker.close().await {
+        tracing::warn!(error = %e, "closing the broker after a failed start");
+    }
+}

@@ -1,0 +1,133 @@
+//! `brook serve`: runs the broker on a data directory with its doors (gRPC, Kafka; HTTP once
+//! it is built) until SIGINT or SIGTERM, then stops clean.
+//!
+//! Settings come from flags, `BROOK_*` variables and an optional TOML file ([`config`]). On
+//! start it prints one line per door, `brook: <door> listening on <addr>` (the real port when
+//! the setting said port 0), then `brook: ready`; scripts and tests wait for those lines. On
+//! SIGINT/SIGTERM every door stops accepting, requests in flight (produces in particular)
+//! finish, the log closes with its clean-shutdown marker, `brook: stopped cleanly` is printed
+//! and the exit code is 0. A second signal while draining exits at once (code 2) without the
+//! clean close: the next start recovers the log.
+
+pub mod config;
+pub mod doors;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
+use config::{ConfigFile, ServeConfig, SettingFlags};
+use doors::Server;
+
+/// Run the broker and its doors until SIGINT/SIGTERM.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Every setting is also an environment variable (BROOK_<KEY>) and a key of the \
+                  --config file; a flag beats the variable, the variable beats the file. \
+                  See docs/operations.md."
+)]
+pub struct ServeArgs {
+    /// A TOML file of settings: `key = value` lines, keys as the flags with underscores.
+    #[arg(long, value_name = "FILE", env = "BROOK_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print the effective settings as TOML, each with where it came from, and exit.
+    #[arg(long)]
+    print_config: bool,
+    #[command(flatten)]
+    settings: SettingFlags,
+}
+
+impl ServeArgs {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let file = self.config.as_deref().map(ConfigFile::read).transpose()?;
+        let env = |var: &str| std::env::var(var).ok();
+        let resolved = config::resolve(&self.settings, &env, file.as_ref())?;
+        if self.print_config {
+            print!("{}", resolved.to_toml());
+            return Ok(ExitCode::SUCCESS);
+        }
+        // An explicit log_level beats RUST_LOG, which beats the default `info`.
+        let log_filter = (resolved.config.log_level.clone())
+            .or_else(|| std::env::var("RUST_LOG").ok())
+            .unwrap_or_else(|| "info".to_owned());
+        super::set_log_filter(&log_filter)?;
+        let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+        runtime.block_on(serve(resolved.config))
+    }
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
+    // Installed before the (possibly long) start, so a signal during recovery is not lost.
+    let mut signals = Signals::new()?;
+    let mut server = Server::start(&config).await?;
+    announce(&server, &config);
+
+    let failed = tokio::select! {
+        name = signals.next() => {
+            tracing::info!(signal = name, "shutting down: draining requests in flight");
+            None
+        }
+        (door, result) = server.door_stopped() => {
+            let error = result.err().unwrap_or_else(|| {
+                anyhow::anyhow!("the {} door stopped by itself", door.name())
+            });
+            tracing::error!(door = door.name(), error = %format!("{error:#}"), "shutting down");
+            Some(error)
+        }
+    };
+    tokio::select! {
+        result = server.stop() => result?,
+        name = signals.next() => {
+            eprintln!("brook: {name} while draining: exiting without closing the log clean");
+            std::process::exit(i32::from(super::EXIT_ERROR));
+        }
+    }
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    println!("brook: stopped cleanly");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the parseable startup lines (stdout; logs go to stderr).
+fn announce(server: &Server, config: &ServeConfig) {
+    for door in server.doors() {
+        println!("brook: {} listening on {}", door.door.name(), door.addr);
+    }
+    for door in server.unbuilt() {
+        println!(
+            "brook: {} not available in this build (setting ignored)",
+            door.name()
+        );
+    }
+    println!(
+        "brook: ready (data in {}, durability {})",
+        config.broker.data_dir.display(),
+        config.broker.log.durability
+    );
+}
+
+/// SIGINT and SIGTERM as one stream of signal names.
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        let install = |kind| signal(kind).context("cannot install a signal handler");
+        Ok(Signals {
+            interrupt: install(SignalKind::interrupt())?,
+            terminate: install(SignalKind::terminate())?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
+}
