@@ -398,11 +398,32 @@ async fn idempotent_retry_gets_the_original_offset_and_is_stored_once() {
     assert_eq!(produce_result(&response).0, OUT_OF_ORDER_SEQUENCE_NUMBER);
     let next = batch(&["d"], Some((pid, epoch, 3)));
     let response: ProduceResponse = raw
-        .call(ApiKey::Produce, 9, &produce_request("once", next, -1))
+        .call(
+            ApiKey::Produce,
+            9,
+            &produce_request("once", next.clone(), -1),
+        )
         .await;
     assert_eq!(produce_result(&response), (0, 3));
     let stored = tb.broker.describe_topic("once").expect("topic").partitions[0];
     assert_eq!(stored.log_end_offset, 4, "a, b, c, d once each");
+    drop(raw);
+    tb.stop().await;
+
+    // After a restart the retry is still recognised: the state is rebuilt from the log.
+    let tb = TestBroker::start(dir.path()).await;
+    let mut raw = Raw::connect(&tb).await;
+    let response: ProduceResponse = raw
+        .call(ApiKey::Produce, 9, &produce_request("once", next, -1))
+        .await;
+    assert_eq!(produce_result(&response), (0, 3), "the pre-restart offset");
+    let after = batch(&["e"], Some((pid, epoch, 4)));
+    let response: ProduceResponse = raw
+        .call(ApiKey::Produce, 9, &produce_request("once", after, -1))
+        .await;
+    assert_eq!(produce_result(&response), (0, 4));
+    let stored = tb.broker.describe_topic("once").expect("topic").partitions[0];
+    assert_eq!(stored.log_end_offset, 5);
     tb.stop().await;
 }
 

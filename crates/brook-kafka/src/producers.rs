@@ -9,6 +9,13 @@
 //! else is out of order. Checks and appends of one partition's idempotent batches are
 //! serialised by that partition's lock, so a check and the append it allows cannot be split.
 //!
+//! The state survives a restart because the log holds it: every stored batch of an idempotent
+//! producer carries its producer id, epoch and first sequence, and its offsets. The first time
+//! a partition sees an idempotent batch after the door starts, the produce path reads the
+//! partition's log and [`PartitionProducers::replay`]s its batch headers (no record is
+//! decoded), so a retry of a batch written before the restart is still recognised. That read
+//! costs one pass over the partition, once per partition per start.
+//!
 //! Producer ids need not be persisted to stay unique: they are allocated from the clock
 //! (milliseconds since the epoch, shifted left by [`ID_COUNTER_BITS`]), so ids handed out after
 //! a restart are larger than any handed out before it unless more than 2^12 were issued per
@@ -19,6 +26,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use brook_log::batch::Batches;
+use brook_log::BatchError;
 use kafka_protocol::error::ResponseError;
 use parking_lot::Mutex;
 
@@ -56,6 +65,8 @@ struct ProducerEntry {
 #[derive(Debug, Default)]
 pub(crate) struct PartitionProducers {
     by_id: HashMap<i64, ProducerEntry>,
+    /// Whether the state has been rebuilt from the log since the door started.
+    loaded: bool,
 }
 
 /// The sequence after `seq`: sequences wrap from i32::MAX to 0.
@@ -110,6 +121,40 @@ impl PartitionProducers {
             Some(last) if first_seq == next_seq(last.last_seq) => Ok(Verdict::Append),
             _ => Err(ResponseError::OutOfOrderSequenceNumber),
         }
+    }
+
+    /// Whether the state has been rebuilt from the log since the door started.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded
+    }
+
+    /// Replays the idempotent batches in `batches` (whole stored batches, in offset order):
+    /// called with the partition's log, from its start, before the first check after a start.
+    pub fn replay(&mut self, batches: &[u8], log_start_offset: u64) -> Result<u64, BatchError> {
+        let mut next = None;
+        for batch in Batches::new(batches) {
+            let header = batch?.header;
+            next = Some(header.next_offset());
+            if header.producer_id < 0 || header.is_control() {
+                continue;
+            }
+            self.record(
+                header.producer_id,
+                header.producer_epoch,
+                KeptBatch {
+                    first_seq: header.base_sequence,
+                    last_seq: last_seq(header.base_sequence, header.records_count),
+                    base_offset: header.base_offset as u64,
+                    log_start_offset,
+                },
+            );
+        }
+        Ok(next.map_or(0, |n| n as u64))
+    }
+
+    /// Marks the state as rebuilt from the log.
+    pub fn mark_loaded(&mut self) {
+        self.loaded = true;
     }
 
     /// Remembers a batch that was appended.
@@ -257,6 +302,51 @@ mod tests {
         let mut state = PartitionProducers::default();
         state.record(1, 0, kept(i32::MAX - 1, i32::MAX, 0));
         assert_eq!(state.check(1, 0, 0, 1), Ok(Verdict::Append));
+    }
+
+    /// A stored batch of `count` records of producer 9 at `base_offset`, first sequence `seq`.
+    fn stored(base_offset: i64, seq: i32, count: usize) -> Vec<u8> {
+        use brook_log::batch::{BatchBuilder, Compression, RecordRef};
+        let mut builder = BatchBuilder::new(Compression::None).with_producer(9, 0, seq);
+        for _ in 0..count {
+            builder.push(RecordRef {
+                key: None,
+                value: Some(b"v"),
+                headers: &[],
+                timestamp: 0,
+            });
+        }
+        let mut batch = builder.build().expect("batch");
+        brook_log::batch::header::patch_base_offset(&mut batch, base_offset);
+        batch.to_vec()
+    }
+
+    #[test]
+    fn replaying_the_log_restores_what_a_retry_needs() {
+        let mut log = stored(0, 0, 2);
+        log.extend(stored(2, 2, 3));
+        let mut state = PartitionProducers::default();
+        assert!(!state.is_loaded());
+        assert_eq!(
+            state.replay(&log, 0),
+            Ok(5),
+            "next offset after the last batch"
+        );
+        state.mark_loaded();
+        assert!(state.is_loaded());
+        assert_eq!(
+            state.check(9, 0, 2, 3),
+            Ok(Verdict::Duplicate(kept(2, 4, 2)))
+        );
+        assert_eq!(state.check(9, 0, 5, 1), Ok(Verdict::Append));
+        assert_eq!(
+            state.check(9, 0, 7, 1),
+            Err(ResponseError::OutOfOrderSequenceNumber)
+        );
+        assert!(
+            state.replay(&[0xff; 70], 0).is_err(),
+            "garbage is an error, not a panic"
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! acks: 0 gets no response at all; 1 and -1 (all) both answer once the batch is stored under
 //! the broker's durability setting, the only replica being brook itself.
 
-use brook_broker::{BatchAppended, BrokerError};
+use std::time::Duration;
+
+use brook_broker::{BatchAppended, BrokerError, OffsetSpec};
 use brook_log::batch::BatchHeader;
 use bytes::{Bytes, BytesMut};
 use futures::future::join_all;
@@ -17,7 +19,10 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::codes;
 use crate::door::Door;
-use crate::producers::{last_seq, KeptBatch, Verdict};
+use crate::producers::{last_seq, KeptBatch, PartitionProducers, Verdict};
+
+/// Bytes read at a time while rebuilding idempotence state from a partition's log.
+const REBUILD_READ_BYTES: usize = 4 << 20;
 
 /// The answer for one partition.
 struct Outcome {
@@ -138,6 +143,11 @@ async fn produce_partition(
     }
     let state = door.producers.partition(topic, partition);
     let mut state = state.lock().await;
+    if !state.is_loaded() {
+        if let Err(err) = rebuild(door, topic, partition, &mut state).await {
+            return Outcome::failed(codes::error_code(&err), err.to_string());
+        }
+    }
     let verdict = state.check(
         header.producer_id,
         header.producer_epoch,
@@ -170,6 +180,50 @@ async fn produce_partition(
             to_outcome(outcome)
         }
     }
+}
+
+/// Rebuilds a partition's idempotence state from its log, once after the door starts, so
+/// batches written before a restart are still known.
+async fn rebuild(
+    door: &Door,
+    topic: &str,
+    partition: u32,
+    state: &mut PartitionProducers,
+) -> Result<(), BrokerError> {
+    let high_watermark = match door.broker.watch_high_watermark(topic, partition) {
+        Ok(hw) => *hw.borrow(),
+        // A topic that does not exist yet has no history (producing may create it).
+        Err(BrokerError::UnknownTopic { .. }) => 0,
+        Err(err) => return Err(err),
+    };
+    let mut offset = match high_watermark {
+        0 => 0,
+        _ => door
+            .broker
+            .list_offset(topic, partition, OffsetSpec::Earliest)
+            .await?
+            .offset
+            .unwrap_or(0),
+    };
+    while offset < high_watermark {
+        let fetched = door
+            .broker
+            .fetch(topic, partition, offset, REBUILD_READ_BYTES, Duration::ZERO)
+            .await?;
+        let next = state
+            .replay(&fetched.batches, fetched.log_start_offset)
+            .map_err(|source| BrokerError::InvalidBatch {
+                topic: topic.to_owned(),
+                partition,
+                source,
+            })?;
+        if next <= offset {
+            break; // nothing more readable
+        }
+        offset = next;
+    }
+    state.mark_loaded();
+    Ok(())
 }
 
 async fn store(door: &Door, topic: &str, partition: u32, records: &Bytes) -> Outcome {
