@@ -7,6 +7,8 @@
 //! other.
 //!
 //! - [`grpc`]: the `brook.v1.Brook` service, with gRPC health and reflection.
+//! - [`http`]: REST, server-sent events, `/metrics` and health checks (axum).
+//! - [`metrics`]: the Prometheus registry every door records into.
 //! - [`listener`]: binding the sockets doors accept on (port 0 works; the bound address is
 //!   reported).
 //! - [`shutdown`]: one trigger that drains every door: streams end, in-flight produces finish.
@@ -15,10 +17,13 @@
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod http;
 pub mod listener;
+pub mod metrics;
 pub mod shutdown;
 
 pub use config::GrpcConfig;
 pub use error::ServerError;
 pub use grpc::{serve_grpc, GrpcServer};
+pub use http::{serve_http, HttpConfig, HttpServer};
 pub use shutdown::Shutdown;

@@ -1,0 +1,284 @@
+//! The HTTP door (axum): JSON over REST for administration, producing and fetching, server-sent
+//! events for streaming consume, Prometheus metrics and health checks, for clients that only
+//! speak HTTP (a browser, curl, a webhook, a serverless function).
+//!
+//! | route | what |
+//! |-------|------|
+//! | `GET /healthz`, `GET /readyz` | liveness; readiness (503 while shutting down) |
+//! | `GET /metrics` | Prometheus text format ([`crate::metrics`]) |
+//! | `GET /v1/openapi.json` | this door's OpenAPI document |
+//! | `GET`, `POST /v1/topics` | list, create topics |
+//! | `GET`, `DELETE /v1/topics/{topic}` | describe, delete a topic |
+//! | `POST /v1/topics/{topic}/records` | produce: JSON, or streamed as NDJSON |
+//! | `GET /v1/topics/{topic}/partitions/{partition}/records` | fetch (long poll) |
+//! | `GET /v1/topics/{topic}/partitions/{partition}/stream` | SSE from an offset |
+//! | `GET /v1/groups`, `GET /v1/groups/{group}` | list, describe groups (offsets, lag) |
+//! | `GET /v1/groups/{group}/stream` | SSE as a member of a consumer group |
+//! | `POST /v1/groups/{group}/offsets` | commit a group's offsets |
+//!
+//! What it promises:
+//! - every failure is JSON `{ "error_code", "message" }` with the status of the broker's error
+//!   kind (400 bad request or name, 404 unknown topic, partition or group, 409 exists, 413 too
+//!   large, 416 offset out of range, 503 partition poisoned or shutting down);
+//! - a body over [`HttpConfig::request_bytes_max`] is refused with 413 before more is read;
+//! - nothing a client does holds unbounded memory: streams are pulled as the connection takes
+//!   bytes, streaming produce has a bounded number of records in flight, and a connection
+//!   that takes nothing for [`HttpConfig::write_stall_ms_max`] is dropped;
+//! - on shutdown `/readyz` turns 503, no new connection is accepted, streams end, long polls
+//!   answer at once, and requests in flight (produces in particular) finish before
+//!   [`serve_http`] returns; the caller then closes the broker.
+//!
+//! Every request is counted in [`crate::metrics`] by route (`api="GET /v1/topics/{topic}"`).
+
+mod admin;
+mod config;
+mod connection;
+mod error;
+mod extract;
+mod fetch;
+mod ops;
+mod produce;
+mod produce_stream;
+mod records;
+mod stream;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{delete, get, post, MethodRouter};
+use axum::Router;
+use brook_broker::Broker;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use config::HttpConfig;
+pub use ops::OPENAPI;
+
+use crate::error::ServerError;
+use crate::listener;
+use crate::metrics;
+use crate::shutdown::Shutdown;
+use connection::{Listener, Peer};
+use error::ApiError;
+
+const DOOR: &str = "HTTP";
+
+/// What every handler shares: the broker, the door's settings, and its drain signal.
+#[derive(Debug, Clone)]
+pub(crate) struct App {
+    pub(crate) broker: Broker,
+    pub(crate) config: Arc<HttpConfig>,
+    /// Fires when the door starts shutting down: streams end, long polls answer early.
+    pub(crate) draining: Shutdown,
+}
+
+/// Every route: method, path (axum's syntax, which is OpenAPI's) and handler. The router is
+/// built from this table, and [`routes`] lists it for the test that holds the OpenAPI document
+/// to it.
+fn table() -> Vec<(Method, &'static str, MethodRouter<App>)> {
+    vec![
+        (Method::GET, "/healthz", get(ops::healthz)),
+        (Method::GET, "/readyz", get(ops::readyz)),
+        (Method::GET, "/metrics", get(ops::metrics)),
+        (Method::GET, "/v1/openapi.json", get(ops::openapi)),
+        (Method::GET, "/v1/topics", get(admin::list_topics)),
+        (Method::POST, "/v1/topics", post(admin::create_topic)),
+        (
+            Method::GET,
+            "/v1/topics/{topic}",
+            get(admin::describe_topic),
+        ),
+        (
+            Method::DELETE,
+            "/v1/topics/{topic}",
+            delete(admin::delete_topic),
+        ),
+        (
+            Method::POST,
+            "/v1/topics/{topic}/records",
+            post(produce::produce),
+        ),
+        (
+            Method::GET,
+            "/v1/topics/{topic}/partitions/{partition}/records",
+            get(fetch::fetch),
+        ),
+        (
+            Method::GET,
+            "/v1/topics/{topic}/partitions/{partition}/stream",
+            get(stream::partition_stream),
+        ),
+        (Method::GET, "/v1/groups", get(admin::list_groups)),
+        (
+            Method::GET,
+            "/v1/groups/{group}",
+            get(admin::describe_group),
+        ),
+        (
+            Method::GET,
+            "/v1/groups/{group}/stream",
+            get(stream::group_stream),
+        ),
+        (
+            Method::POST,
+            "/v1/groups/{group}/offsets",
+            post(admin::commit_offsets),
+        ),
+    ]
+}
+
+/// The door's routes as `(method, path)`, in the order the router is built.
+pub fn routes() -> Vec<(Method, &'static str)> {
+    table()
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect()
+}
+
+/// The door's router over `app`.
+fn router(app: App) -> Router {
+    let body_limit = app.config.request_bytes_max;
+    table()
+        .into_iter()
+        .fold(Router::new(), |router, (_, path, handler)| {
+            router.route(path, handler)
+        })
+        .route_layer(middleware::from_fn(observe))
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(app)
+}
+
+/// Counts each routed request, its failure and its latency, by route.
+async fn observe(path: MatchedPath, request: Request, next: Next) -> Response {
+    let api = format!("{} {}", request.method(), path.as_str());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status();
+    let failed = status.is_client_error() || status.is_server_error();
+    metrics::request(
+        metrics::HTTP,
+        &api,
+        failed.then(|| status.as_str()),
+        started.elapsed(),
+    );
+    response
+}
+
+async fn no_route(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_route",
+        format!(
+            "no route {} {}: see /v1/openapi.json for the routes",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed on {}: see /v1/openapi.json for the routes",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+/// Serves the HTTP door on `listener` until `shutdown` resolves and every request in flight
+/// has finished.
+pub async fn serve_http(
+    broker: Broker,
+    listener: TcpListener,
+    config: HttpConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let draining = Shutdown::new();
+    let listener = Listener::new(listener, &config);
+    let app = App {
+        broker,
+        config: Arc::new(config),
+        draining: draining.clone(),
+    };
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("HTTP door shutting down: draining requests in flight");
+        draining.trigger();
+    };
+    let service = router(app).into_make_service_with_connect_info::<Peer>();
+    // axum documents that this future never fails (accept errors are retried in
+    // `Listener::accept`); the `Result` is its signature only.
+    if let Err(e) = axum::serve(listener, service)
+        .with_graceful_shutdown(signal)
+        .await
+    {
+        tracing::error!(error = %e, "HTTP door stopped with an error");
+    }
+    tracing::info!("HTTP door stopped");
+    Ok(())
+}
+
+/// An HTTP door running on its own task: what tests and embedding applications start.
+///
+/// Dropping it triggers shutdown without waiting; [`HttpServer::stop`] triggers it and waits
+/// until the server has drained.
+#[derive(Debug)]
+pub struct HttpServer {
+    local_addr: SocketAddr,
+    shutdown: Shutdown,
+    task: Option<JoinHandle<Result<(), ServerError>>>,
+}
+
+impl HttpServer {
+    /// Binds `addr` (port 0 picks a free port; see [`HttpServer::local_addr`]) and starts
+    /// serving `broker` on a new task.
+    pub async fn start(
+        broker: Broker,
+        addr: SocketAddr,
+        config: HttpConfig,
+    ) -> Result<Self, ServerError> {
+        let listener = listener::bind(DOOR, addr).await?;
+        let local_addr = listener::local_addr(DOOR, &listener)?;
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(serve_http(broker, listener, config, shutdown.wait()));
+        tracing::info!(%local_addr, "HTTP door listening");
+        Ok(Self {
+            local_addr,
+            shutdown,
+            task: Some(task),
+        })
+    }
+
+    /// The address the server is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Shuts down and waits until requests in flight have finished.
+    pub async fn stop(mut self) -> Result<(), ServerError> {
+        self.shutdown.trigger();
+        match self.task.take() {
+            Some(task) => task
+                .await
+                .map_err(|source| ServerError::Task { door: DOOR, source })?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
