@@ -198,15 +198,29 @@ fn scan_window(config: &LogConfig) -> usize {
 }
 
 impl Segment {
-    /// Creates the files of a new, empty segment. The caller fsyncs the directory.
+    /// Creates the files of a new, empty segment. The caller fsyncs the directory. An empty
+    /// log file already there (a creation that failed half-way) is taken over; one with data
+    /// is an error, never overwritten.
     pub fn create(dir: &Path, base_offset: u64, config: &LogConfig) -> Result<Self> {
         let log_path = segment_file(dir, base_offset, LOG_EXT);
         let log = OpenOptions::new()
             .read(true)
             .write(true)
-            .create_new(true)
+            .create(true)
+            .truncate(false)
             .open(&log_path)
             .map_err(|e| LogError::io(&log_path, e))?;
+        let len = log
+            .metadata()
+            .map_err(|e| LogError::io(&log_path, e))?
+            .len();
+        if len != 0 {
+            let exists = std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("a new segment's file already holds {len} bytes"),
+            );
+            return Err(LogError::io(&log_path, exists));
+        }
         let indexes = Indexes {
             offsets: OffsetIndex::create(
                 &segment_file(dir, base_offset, INDEX_EXT),
@@ -1071,5 +1085,19 @@ pub(crate) mod tests {
             None
         );
         assert_eq!(parse_segment_name(name, INDEX_EXT), None);
+    }
+
+    #[test]
+    fn create_takes_over_an_empty_leftover_but_never_a_file_with_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config();
+        fs::write(segment_file(dir.path(), 7, LOG_EXT), b"").expect("leftover");
+        let segment = Segment::create(dir.path(), 7, &config).expect("empty leftover");
+        append(&segment, 1, 1000, &config);
+        let size = segment.size();
+        drop(segment);
+        assert!(Segment::create(dir.path(), 7, &config).is_err());
+        let (segment, _) = Segment::open(dir.path(), 7, size, true, &config).expect("open");
+        assert_eq!(segment.next_offset(), 8, "the batch is still there");
     }
 }
