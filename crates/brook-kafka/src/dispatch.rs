@@ -78,9 +78,11 @@ pub(crate) async fn handle(
             answer!(request, body => api::groups::find_coordinator(door, body, version))
         }
         ApiKey::JoinGroup => {
-            answer!(request, body => api::groups::join_group(door, session, body, version).await)
+            answer!(request, body => api::groups::join_group(door, session, body, version, stop).await)
         }
-        ApiKey::SyncGroup => answer!(request, body => api::groups::sync_group(door, body).await),
+        ApiKey::SyncGroup => {
+            answer!(request, body => api::groups::sync_group(door, body, stop).await)
+        }
         ApiKey::Heartbeat => answer!(request, body => api::groups::heartbeat(door, body)),
         ApiKey::LeaveGroup => {
             answer!(request, body => api::groups::leave_group(door, body, version))

@@ -25,9 +25,16 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
-use crate::coordinator::{GroupState, GroupSummary, Join, MemberSummary};
+use tokio::sync::watch;
+
+use crate::coordinator::{GroupState, GroupSummary, Join, JoinError, MemberSummary};
 use crate::dispatch::Session;
 use crate::door::{Door, NODE_ID};
+
+/// Resolves when the listener starts shutting down.
+async fn stopped(stop: &watch::Receiver<()>) {
+    let _ = stop.clone().changed().await;
+}
 
 /// FindCoordinator key types.
 const KEY_GROUP: i8 = 0;
@@ -82,6 +89,7 @@ pub(crate) async fn join_group(
     session: &Session,
     request: JoinGroupRequest,
     version: i16,
+    stop: &watch::Receiver<()>,
 ) -> JoinGroupResponse {
     let session_timeout = Duration::from_millis(request.session_timeout_ms.max(0) as u64);
     // Version 0 had no rebalance timeout: the session timeout served for both.
@@ -107,7 +115,16 @@ pub(crate) async fn join_group(
         require_known_member_id: version >= 4,
     };
     let mut response = JoinGroupResponse::default();
-    match door.groups.join(join).await {
+    let member_id = join.member_id.clone();
+    let answer = tokio::select! {
+        answer = door.groups.join(join) => answer,
+        // The listener is stopping: do not hold shutdown for a whole rebalance.
+        _ = stopped(stop) => Err(JoinError {
+            error: ResponseError::CoordinatorNotAvailable,
+            member_id,
+        }),
+    };
+    match answer {
         Ok(joined) => {
             response.generation_id = joined.generation;
             response.protocol_type = Some(text(joined.protocol_type));
@@ -136,23 +153,28 @@ pub(crate) async fn join_group(
     response
 }
 
-pub(crate) async fn sync_group(door: &Door, request: SyncGroupRequest) -> SyncGroupResponse {
+pub(crate) async fn sync_group(
+    door: &Door,
+    request: SyncGroupRequest,
+    stop: &watch::Receiver<()>,
+) -> SyncGroupResponse {
     let assignments = request
         .assignments
         .into_iter()
         .map(|a| (a.member_id.to_string(), a.assignment))
         .collect();
     let mut response = SyncGroupResponse::default();
-    match door
-        .groups
-        .sync(
-            &request.group_id.0,
-            &request.member_id,
-            request.generation_id,
-            assignments,
-        )
-        .await
-    {
+    let synced = door.groups.sync(
+        &request.group_id.0,
+        &request.member_id,
+        request.generation_id,
+        assignments,
+    );
+    let answer = tokio::select! {
+        answer = synced => answer,
+        _ = stopped(stop) => Err(ResponseError::CoordinatorNotAvailable),
+    };
+    match answer {
         Ok(synced) => {
             response.protocol_type = Some(text(synced.protocol_type));
             response.protocol_name = Some(text(synced.protocol));
