@@ -256,6 +256,36 @@ async fn a_group_resumes_where_its_last_run_stopped() {
 }
 
 #[tokio::test]
+async fn a_run_that_joins_a_busy_group_reads_its_share_and_stops() {
+    let s = server().await;
+    ok(brook(&s.url, &["topic", "create", "t", "--partitions", "2"]).await);
+    ok(brook_with_input(&s.url, &["produce", "t", "--partition", "0"], "a\n").await);
+    ok(brook_with_input(&s.url, &["produce", "t", "--partition", "1"], "b\n").await);
+
+    // A member that follows from the end owns both partitions and consumes nothing old.
+    let _follower = command(&s.url, &["consume", "t", "--group", "g", "--follow"])
+        .spawn()
+        .expect("spawn follower");
+    tokio::time::timeout(PATIENCE, async {
+        while !ok(brook(&s.url, &["group", "list"]).await).contains("g      1") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the follower joined");
+
+    // A second member is assigned one partition, which it owns only once the follower has
+    // released it; it must wait for that, print that partition's record, and stop.
+    let output = brook(
+        &s.url,
+        &["consume", "t", "--group", "g", "--from-beginning"],
+    )
+    .await;
+    let printed = ok(output);
+    assert!(printed == "a\n" || printed == "b\n", "{printed:?}");
+}
+
+#[tokio::test]
 async fn follow_prints_records_produced_after_it_started() {
     let s = server().await;
     ok(brook(&s.url, &["topic", "create", "t"]).await);

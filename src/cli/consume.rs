@@ -23,8 +23,8 @@ use std::io::Write;
 use anyhow::bail;
 use brook_client::proto::TopicDescription;
 use brook_client::{
-    Client, ConsumerConfig, ConsumerEvent, ConsumerRecord, OffsetReset, RecordStream, StartAt,
-    TopicPartition,
+    Assignment, Client, ConsumerConfig, ConsumerEvent, ConsumerRecord, OffsetReset, RecordStream,
+    StartAt, TopicPartition,
 };
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
@@ -114,19 +114,21 @@ impl ConsumeArgs {
                 None => break,
                 Some(Err(e)) => return Err(e.into()),
                 Some(Ok(ConsumerEvent::Assignment(assignment))) => {
-                    let group = self.group.as_deref().unwrap_or_default();
                     let positions = stream.positions().clone();
-                    ends = Some(
-                        group_ends(
+                    ends = if releasing(&client, &assignment).await? {
+                        // Not at the end: partitions are on their way to this member.
+                        None
+                    } else {
+                        let ends = group_ends(
                             &client,
-                            group,
+                            &assignment.group,
                             &topic,
                             self.reset(),
                             &assignment.partitions,
                             &positions,
-                        )
-                        .await?,
-                    );
+                        );
+                        Some(ends.await?)
+                    };
                 }
                 Some(Ok(ConsumerEvent::Record(record))) => {
                     self.print(&mut out, &record)?;
@@ -222,6 +224,26 @@ impl ConsumeArgs {
         }
         Ok(())
     }
+}
+
+/// Whether the group assigned this member partitions it does not own yet (their previous
+/// owner is still releasing them): ownership, not the assignment, is what an assignment event
+/// carries.
+async fn releasing(client: &Client, assignment: &Assignment) -> anyhow::Result<bool> {
+    let group = client.admin().describe_group(&assignment.group).await?;
+    let Some(member) = group
+        .members
+        .iter()
+        .find(|m| m.member_id == assignment.member_id)
+    else {
+        return Ok(false);
+    };
+    let assigned = member
+        .assigned
+        .iter()
+        .map(|t| t.partitions.len())
+        .sum::<usize>();
+    Ok(assigned > assignment.partitions.len())
 }
 
 /// Group mode, after an assignment: where each assigned partition of `topic` starts (this
