@@ -1477,3 +1477,64 @@ async fn an_sse_client_that_stops_reading_is_dropped_and_holds_bounded_memory() 
     );
     assert!((received as f64) < produced_bytes / 2.0, "{received}");
 }
+
+#[tokio::test]
+async fn shutdown_ends_streams_and_long_polls_and_finishes_produces() {
+    let h = Harness::start().await;
+    h.create("down", 1).await;
+    let mut stream = h
+        .sse("/v1/topics/down/partitions/0/stream?offset=earliest", &[])
+        .await;
+    let (tx, body) = body_channel();
+    let producing = h
+        .http
+        .post(h.url("/v1/topics/down/records"))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .expect("streaming produce");
+    let mut answers = LinesReader {
+        body: producing.bytes_stream().boxed(),
+        buffer: Vec::new(),
+    };
+    tx.send(Bytes::from("{\"value\": \"last\"}\n"))
+        .await
+        .expect("send");
+    assert_eq!(answers.next().await.expect("acknowledged")["offset"], 0);
+    assert_eq!(stream.records(1).await[0].json()["value"], "last");
+    let poll = {
+        let (http, url) = (
+            h.http.clone(),
+            h.url("/v1/topics/down/partitions/0/records?offset=1&max_wait_ms=60000"),
+        );
+        tokio::spawn(async move { answer(http.get(url).send().await.expect("fetch")).await })
+    };
+    // Let the long poll reach the server and start waiting.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let Harness { server, broker, .. } = h;
+    tokio::time::timeout(PATIENCE, server.stop())
+        .await
+        .expect("the door drains in time")
+        .expect("stopped cleanly");
+    assert_eq!(stream.next().await, None, "the stream ended");
+    let (status, fetched) = tokio::time::timeout(PATIENCE, poll)
+        .await
+        .expect("the long poll answered")
+        .expect("task");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        fetched["records"],
+        json!([]),
+        "answered early, with nothing new"
+    );
+    assert_eq!(answers.next().await, None, "the produce stream ended");
+    drop(tx);
+    // What was acknowledged is in the log.
+    let fetched = broker
+        .fetch("down", 0, 0, 1 << 20, Duration::ZERO)
+        .await
+        .expect("fetch");
+    assert_eq!(fetched.records().expect("records").len(), 1);
+}
