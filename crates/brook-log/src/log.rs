@@ -213,7 +213,7 @@ impl PartitionLog {
             .values()
             .next_back()
             .cloned()
-            .ok_or_else(|| LogError::InvalidConfig("recovery left no segment".into()))?;
+            .expect("recovery leaves at least one segment: it never removes the last");
         let corruption = recovered.report.corruption.clone();
         let end = recovered.end;
         let shared = Arc::new(Shared {
@@ -568,7 +568,7 @@ impl PartitionLog {
         } else {
             let segment = s
                 .segment_holding(offset)
-                .ok_or_else(|| LogError::InvalidConfig("no segment below the log end".into()))?;
+                .expect("a log always has a segment");
             let (position, header) = segment
                 .locate(offset, segment.size(), &config)?
                 .ok_or_else(|| LogError::Corrupt {
@@ -617,7 +617,7 @@ impl PartitionLog {
             .read()
             .get(&cut.segment)
             .cloned()
-            .ok_or_else(|| LogError::InvalidConfig("the cut's segment is gone".into()))?;
+            .expect("the cut's segment is in the map: only the writer, held here, removes any");
         segment.truncate_to(cut.position, cut.offset, &config)?;
         s.fsync(&segment)?;
         // The log ends at the cut from here on, even if removing the files after it fails.
