@@ -476,7 +476,11 @@ impl GroupStream {
             };
             tokio::select! {
                 _ = hw_changes => {}
-                _ = self.member.membership.changes.changed() => {}
+                _ = self.member.membership.changes.changed() => {
+                    // `changed` marked the news seen: mark it unseen again, so the top of the
+                    // loop settles (and releases what this member lost) instead of missing it.
+                    self.member.membership.changes.mark_changed();
+                }
                 () = steal => {}
                 () = closed(&mut self.shutdown) => {}
             }
