@@ -9,12 +9,15 @@
 //! - [`grpc`]: the `brook.v1.Brook` service, with gRPC health and reflection.
 //! - [`http`]: REST, server-sent events, `/metrics` and health checks (axum).
 //! - [`metrics`]: the Prometheus registry every door records into.
+//! - [`door`]: a door running on its own task (such as [`GrpcServer`]): start, bound address,
+//!   stop.
 //! - [`listener`]: binding the sockets doors accept on (port 0 works; the bound address is
 //!   reported).
 //! - [`shutdown`]: one trigger that drains every door: streams end, in-flight produces finish.
 //! - [`config`]: the doors' settings and limits.
 
 pub mod config;
+pub mod door;
 pub mod error;
 pub mod grpc;
 pub mod http;

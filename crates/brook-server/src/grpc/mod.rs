@@ -20,18 +20,17 @@ mod status;
 mod subscribe;
 
 use std::future::Future;
-use std::net::SocketAddr;
 
 use brook_broker::Broker;
 use brook_proto::v1::brook_server::BrookServer;
+use futures::future::BoxFuture;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::config::GrpcConfig;
+use crate::door::{Door, RunningDoor};
 use crate::error::ServerError;
-use crate::listener;
 use crate::shutdown::Shutdown;
 use limit::RequestLimit;
 use service::BrookService;
@@ -96,56 +95,24 @@ pub async fn serve_grpc(
     Ok(())
 }
 
-/// A gRPC door running on its own task: what tests and embedding applications start.
-///
-/// Dropping it triggers shutdown without waiting; [`GrpcServer::stop`] triggers it and waits
-/// until the server has drained.
+/// The gRPC door, for [`RunningDoor`].
 #[derive(Debug)]
-pub struct GrpcServer {
-    local_addr: SocketAddr,
-    shutdown: Shutdown,
-    task: Option<JoinHandle<Result<(), ServerError>>>,
-}
+pub struct Grpc;
 
-impl GrpcServer {
-    /// Binds `addr` (port 0 picks a free port; see [`GrpcServer::local_addr`]) and starts
-    /// serving `broker` on a new task.
-    pub async fn start(
+impl Door for Grpc {
+    const NAME: &'static str = DOOR;
+    type Config = GrpcConfig;
+
+    fn serve(
         broker: Broker,
-        addr: SocketAddr,
+        listener: TcpListener,
         config: GrpcConfig,
-    ) -> Result<Self, ServerError> {
-        let listener = listener::bind(DOOR, addr).await?;
-        let local_addr = listener::local_addr(DOOR, &listener)?;
-        let shutdown = Shutdown::new();
-        let task = tokio::spawn(serve_grpc(broker, listener, config, shutdown.wait()));
-        tracing::info!(%local_addr, "gRPC door listening");
-        Ok(Self {
-            local_addr,
-            shutdown,
-            task: Some(task),
-        })
-    }
-
-    /// The address the server is bound to.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// Shuts down and waits until requests in flight have finished.
-    pub async fn stop(mut self) -> Result<(), ServerError> {
-        self.shutdown.trigger();
-        match self.task.take() {
-            Some(task) => task
-                .await
-                .map_err(|source| ServerError::Task { door: DOOR, source })?,
-            None => Ok(()),
-        }
+        shutdown: BoxFuture<'static, ()>,
+    ) -> BoxFuture<'static, Result<(), ServerError>> {
+        Box::pin(serve_grpc(broker, listener, config, shutdown))
     }
 }
 
-impl Drop for GrpcServer {
-    fn drop(&mut self) {
-        self.shutdown.trigger();
-    }
-}
+/// A gRPC door running on its own task: `GrpcServer::start(broker, addr, config)`, then
+/// `local_addr()` and `stop()`.
+pub type GrpcServer = RunningDoor<Grpc>;
