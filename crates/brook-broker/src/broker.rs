@@ -48,6 +48,8 @@ pub(crate) struct Inner {
     pub(crate) gate: Arc<tokio::sync::RwLock<bool>>,
     /// Flips to `true` on close; long polls and subscriptions wait on it too.
     pub(crate) shutdown: watch::Sender<bool>,
+    /// Request-reply, started on first use.
+    pub(crate) reqreply: crate::reqreply::Hub,
     /// Field order matters: the store closes its files before an ephemeral directory is removed.
     _tempdir: Option<tempfile::TempDir>,
 }
@@ -233,6 +235,7 @@ impl Broker {
                 admin: tokio::sync::Mutex::new(()),
                 gate: Arc::new(tokio::sync::RwLock::new(true)),
                 shutdown: watch::Sender::new(false),
+                reqreply: Default::default(),
                 _tempdir: tempdir,
             }),
         };

@@ -34,6 +34,8 @@ pub struct BrokerConfig {
     pub group_release_timeout_ms: u64,
     /// Per-request limits.
     pub limits: Limits,
+    /// Request-reply: the reply topic, how long correlation ids are remembered.
+    pub reqreply: crate::reqreply::ReqReplyConfig,
 }
 
 impl BrokerConfig {
@@ -47,6 +49,7 @@ impl BrokerConfig {
             retention_check_ms: 300_000,
             group_release_timeout_ms: 30_000,
             limits: Limits::default(),
+            reqreply: Default::default(),
         }
     }
 
@@ -74,7 +77,8 @@ impl BrokerConfig {
                 max: self.limits.partitions_max,
             });
         }
-        self.limits.validate()
+        self.limits.validate()?;
+        self.reqreply.validate()
     }
 }
 

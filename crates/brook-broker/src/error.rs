@@ -71,6 +71,36 @@ pub enum BrokerError {
     },
     #[error("the broker is shutting down")]
     Closed,
+    #[error(
+        "no reply to call {correlation_id} on topic {topic:?} within {timeout_ms} ms; a reply \
+         that comes later can be fetched by its correlation id"
+    )]
+    CallTimeout {
+        topic: String,
+        correlation_id: String,
+        timeout_ms: u64,
+    },
+    #[error("the handler of call {correlation_id} on topic {topic:?} failed: {message}")]
+    HandlerFailed {
+        topic: String,
+        correlation_id: String,
+        /// The handler's own message (the error reply's `brook_error` header).
+        message: String,
+    },
+    #[error(
+        "no call {correlation_id} on topic {topic:?} is known (never made, or forgotten after \
+         the request-reply window)"
+    )]
+    UnknownCall {
+        topic: String,
+        correlation_id: String,
+    },
+    #[error("call {correlation_id} on topic {topic:?} ended without a reply: {reason}")]
+    CallAborted {
+        topic: String,
+        correlation_id: String,
+        reason: &'static str,
+    },
     #[error("a storage task failed: {reason}")]
     Task { reason: String },
     #[error(transparent)]
@@ -104,9 +134,10 @@ impl BrokerError {
     pub fn kind(&self) -> ErrorKind {
         use BrokerError as E;
         match self {
-            E::UnknownTopic { .. } | E::UnknownPartition { .. } | E::UnknownGroup { .. } => {
-                ErrorKind::NotFound
-            }
+            E::UnknownTopic { .. }
+            | E::UnknownPartition { .. }
+            | E::UnknownGroup { .. }
+            | E::UnknownCall { .. } => ErrorKind::NotFound,
             E::InvalidTopicName { .. }
             | E::InvalidGroupId { .. }
             | E::InvalidPartitions { .. }
@@ -116,8 +147,12 @@ impl BrokerError {
             E::TopicExists { .. } => ErrorKind::AlreadyExists,
             E::OffsetOutOfRange { .. } => ErrorKind::OutOfRange,
             E::TooLarge { .. } => ErrorKind::TooLarge,
-            E::Poisoned { .. } | E::Closed => ErrorKind::Unavailable,
-            E::Task { .. } => ErrorKind::Internal,
+            // Doors that speak deadlines (gRPC DEADLINE_EXCEEDED, HTTP 504) match CallTimeout.
+            E::Poisoned { .. } | E::Closed | E::CallTimeout { .. } | E::CallAborted { .. } => {
+                ErrorKind::Unavailable
+            }
+            // Not brook's failure but the handler's: doors that can say so (HTTP 502) match it.
+            E::Task { .. } | E::HandlerFailed { .. } => ErrorKind::Internal,
             E::Storage(e) => storage_kind(e),
         }
     }

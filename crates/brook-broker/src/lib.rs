@@ -29,6 +29,7 @@
 //!   queue under produce (call order, blocking pool, shared fsyncs).
 //! - [`group_admin`]: committed offsets, listing and describing groups.
 //! - [`group`], [`offsets`]: the group coordinator and the offset store behind them.
+//! - [`reqreply`]: request-reply on the log (calls, responders, correlation ids).
 //! - `retention`: the background task applying size and age retention.
 //! - [`partitioner`]: Kafka's murmur2 key partitioning.
 //! - [`config`], [`error`], [`types`]: settings, the error enum, the API's plain data.
@@ -43,6 +44,7 @@ pub mod group_admin;
 pub mod offsets;
 pub mod partitioner;
 pub mod produce;
+pub mod reqreply;
 mod retention;
 pub mod subscribe;
 pub mod types;
@@ -52,6 +54,10 @@ pub use config::{BrokerConfig, Limits};
 pub use error::{BrokerError, ErrorKind, Result};
 pub use group_admin::OffsetCommit;
 pub use produce::Produced;
+pub use reqreply::{
+    Answer, Call, CorrelationId, Replier, Reply, ReplyTo, ReqReplyConfig, ReqReplyStats, Request,
+    RespondOptions, Responder,
+};
 pub use subscribe::{
     Assignment, GroupSubscribe, PartitionBatches, PartitionSubscribe, Subscription,
     SubscriptionEvent,

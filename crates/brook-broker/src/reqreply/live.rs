@@ -1,0 +1,576 @@
+//! The running side of request-reply in a broker: the index of calls, the reader that follows
+//! the reply topic, and the `call` / `reply` operations on top of them.
+//!
+//! Everything starts on first use after the broker opens (a call, a responder, a fetch by id):
+//! the reply topic is created if missing and read from the start of the window, then a task
+//! per reply partition follows it, woken by the partition's high-watermark channel. The task
+//! holds only a weak reference to the broker between reads, so dropping the last handle still
+//! closes it (and removes an ephemeral directory).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+use super::headers;
+use super::id::CorrelationId;
+use super::index::{Begin, Delivery, Found, Index, ReplyAt, Ticket};
+use super::{Call, Reply, ReqReplyStats};
+use crate::broker::{Broker, Inner};
+use crate::error::{BrokerError, Result};
+use crate::produce::now_ms;
+use crate::types::{ConsumerRecord, NewTopic, OffsetSpec};
+
+/// Bytes read from a log at a time while scanning or following.
+const READ_BYTES: usize = 1 << 20;
+
+/// The broker's request-reply state: started on first use.
+#[derive(Debug, Default)]
+pub(crate) struct Hub {
+    live: Mutex<Option<Arc<Live>>>,
+    /// Serialises starting, so the reply topic is read once.
+    starting: tokio::sync::Mutex<()>,
+    counters: Arc<Counters>,
+}
+
+impl Hub {
+    fn current(&self) -> Option<Arc<Live>> {
+        self.live
+            .lock()
+            .as_ref()
+            .filter(|live| !live.dead.load(Ordering::Acquire))
+            .cloned()
+    }
+}
+
+/// Counters that outlive a restart of the live state.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) malformed_replies: AtomicU64,
+    pub(crate) duplicate_replies: AtomicU64,
+    pub(crate) malformed_requests: AtomicU64,
+    pub(crate) skipped_requests: AtomicU64,
+}
+
+/// Request-reply while its reply topic is being followed.
+#[derive(Debug)]
+pub(crate) struct Live {
+    pub(crate) reply_topic: Arc<str>,
+    reply_partitions: u32,
+    pub(crate) index: Mutex<Index>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) window_ms: u64,
+    /// Request topics whose window has been read into the index.
+    scanned: Mutex<HashSet<String>>,
+    scanning: tokio::sync::Mutex<()>,
+    /// Set when the reply topic went away: the next use starts over.
+    dead: AtomicBool,
+}
+
+impl Live {
+    /// The reply partition for calls with `id`.
+    fn reply_partition(&self, id: &CorrelationId) -> u32 {
+        crate::partitioner::partition_for_key(id.as_bytes(), self.reply_partitions)
+    }
+
+    /// Indexes a reply record and hands it to the calls waiting for it.
+    pub(crate) fn reply_seen(&self, record: ConsumerRecord) {
+        let Some(id) = headers::correlation_id(&record.headers) else {
+            self.counters
+                .malformed_replies
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                topic = %record.topic, partition = record.partition, offset = record.offset,
+                "a reply without a valid kafka_correlationId header: not delivered to anyone"
+            );
+            return;
+        };
+        let at = ReplyAt {
+            partition: record.partition,
+            offset: record.offset,
+        };
+        let born = record.timestamp.min(now_ms());
+        let found = self.index.lock().reply_found(&id, at, born);
+        match found {
+            Found::First(waiters) if !waiters.is_empty() => {
+                let record = Arc::new(record);
+                for waiter in waiters {
+                    // A waiter that gave up in the meantime has dropped its receiver: fine.
+                    let _ = waiter.send(Delivery::Reply(Arc::clone(&record)));
+                }
+            }
+            Found::First(_) | Found::Again => {}
+            Found::Duplicate => {
+                self.counters
+                    .duplicate_replies
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    correlation_id = %id, partition = record.partition, offset = record.offset,
+                    "a second reply to a call: the first one stands"
+                );
+            }
+        }
+    }
+
+    /// Tells every waiting call that no reply will come, and makes the next use start over.
+    fn kill(&self, reason: &'static str) {
+        self.dead.store(true, Ordering::Release);
+        let waiters = self.index.lock().drain_waiters();
+        for waiter in waiters {
+            let _ = waiter.send(Delivery::Aborted(reason));
+        }
+    }
+}
+
+/// A call waiting for its reply; stops waiting (and leaves the index) when dropped.
+struct Waiting {
+    live: Arc<Live>,
+    id: CorrelationId,
+    ticket: Ticket,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.live
+            .index
+            .lock()
+            .remove_waiter(&self.id, self.ticket.0);
+    }
+}
+
+impl Waiting {
+    /// The reply, or `CallTimeout` at `deadline`, or `Closed` when the broker closes.
+    async fn reply(
+        mut self,
+        broker: &Broker,
+        topic: &str,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Reply> {
+        let mut shutdown = broker.shutdown_signal();
+        tokio::select! {
+            delivery = &mut self.ticket.1 => match delivery {
+                Ok(Delivery::Reply(record)) => headers::parse_reply(&record, topic, &self.id),
+                Ok(Delivery::Aborted(reason)) => Err(aborted(topic, &self.id, reason)),
+                Err(_) => Err(aborted(topic, &self.id, "the broker stopped waiting for it")),
+            },
+            () = tokio::time::sleep_until(deadline) => Err(BrokerError::CallTimeout {
+                topic: topic.to_owned(),
+                correlation_id: self.id.to_text(),
+                timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            }),
+            _ = shutdown.wait_for(|closed| *closed) => Err(BrokerError::Closed),
+        }
+    }
+}
+
+fn aborted(topic: &str, id: &CorrelationId, reason: &'static str) -> BrokerError {
+    BrokerError::CallAborted {
+        topic: topic.to_owned(),
+        correlation_id: id.to_text(),
+        reason,
+    }
+}
+
+impl Broker {
+    /// Calls `topic`: appends `call` as a request and returns the reply once a responder has
+    /// appended it (see the [module docs](crate::reqreply)).
+    ///
+    /// With `call.correlation_id` set, the call is idempotent while the broker remembers the
+    /// id: if a request with it was appended already, none is appended again, and if its reply
+    /// is in, it is returned at once.
+    ///
+    /// Errors: `CallTimeout` (with the correlation id, to fetch the reply later with
+    /// [`Broker::reply`]) when no reply came within `call.timeout`; `HandlerFailed` for an
+    /// error reply; `InvalidRequest` for a bad timeout, a header the broker reserves, an id used
+    /// by a call to another topic, or a call to the reply topic itself; anything a produce may
+    /// fail with; `Closed` when the broker closes meanwhile.
+    pub async fn call(&self, topic: &str, call: Call) -> Result<Reply> {
+        self.check_call_topic(topic)?;
+        self.check_call_wait(call.timeout, false)?;
+        headers::check_user_headers(&call.headers)?;
+        let deadline = Instant::now() + call.timeout;
+        let id = call
+            .correlation_id
+            .clone()
+            .unwrap_or_else(CorrelationId::random);
+        let timed_out = || BrokerError::CallTimeout {
+            topic: topic.to_owned(),
+            correlation_id: id.to_text(),
+            timeout_ms: u64::try_from(call.timeout.as_millis()).unwrap_or(u64::MAX),
+        };
+        let live = self.reqreply_for(topic).await?;
+        let begin = live.index.lock().begin_call(&id, topic, now_ms())?;
+        let (ticket, append) = match begin {
+            Begin::Replied(at) => return self.read_reply(&live, topic, &id, at).await,
+            Begin::Wait { ticket, append } => (ticket, append),
+            Begin::Unknown => return Err(aborted(topic, &id, "the call was not recorded")),
+        };
+        let waiting = Waiting {
+            live: Arc::clone(&live),
+            id: id.clone(),
+            ticket,
+        };
+        if append {
+            let partition = live.reply_partition(&id);
+            let record = headers::request_record(&call, &id, &live.reply_topic, partition);
+            let mut appended = Box::pin(self.produce(topic, vec![record]));
+            match tokio::time::timeout_at(deadline, &mut appended).await {
+                Ok(Ok(produced)) => {
+                    if let Some(at) = produced.records.first() {
+                        live.index.lock().appended(&id, at.partition, at.offset);
+                    }
+                }
+                Ok(Err(e)) => {
+                    append_failed(&live, &id);
+                    return Err(e);
+                }
+                Err(_) => {
+                    // The request is queued and will still be appended: record how it went.
+                    let (live, id) = (Arc::clone(&live), id.clone());
+                    tokio::spawn(async move {
+                        match appended.await {
+                            Ok(produced) => {
+                                if let Some(at) = produced.records.first() {
+                                    live.index.lock().appended(&id, at.partition, at.offset);
+                                }
+                            }
+                            Err(_) => append_failed(&live, &id),
+                        }
+                    });
+                    return Err(timed_out());
+                }
+            }
+        }
+        waiting.reply(self, topic, deadline, call.timeout).await
+    }
+
+    /// The reply of the call on `topic` with correlation id `id`: at once if it is in, else
+    /// after waiting up to `wait` for it (zero: do not wait). For a caller that timed out,
+    /// restarted, or lost its connection.
+    ///
+    /// Errors: `UnknownCall` when the broker knows no such call on `topic` (never made, or
+    /// forgotten after the window); `CallTimeout` when the call is known but its reply did not
+    /// come within `wait`; `HandlerFailed` for an error reply.
+    pub async fn reply(&self, topic: &str, id: &CorrelationId, wait: Duration) -> Result<Reply> {
+        self.check_call_topic(topic)?;
+        self.check_call_wait(wait, true)?;
+        let deadline = Instant::now() + wait;
+        let live = self.reqreply_for(topic).await?;
+        let begin = live.index.lock().begin_wait(id, topic, now_ms());
+        match begin {
+            Begin::Replied(at) => self.read_reply(&live, topic, id, at).await,
+            Begin::Wait { ticket, .. } => {
+                let waiting = Waiting {
+                    live: Arc::clone(&live),
+                    id: id.clone(),
+                    ticket,
+                };
+                waiting.reply(self, topic, deadline, wait).await
+            }
+            Begin::Unknown => Err(BrokerError::UnknownCall {
+                topic: topic.to_owned(),
+                correlation_id: id.to_text(),
+            }),
+        }
+    }
+
+    /// Request-reply counters. Cheap; does not start request-reply.
+    pub fn reqreply_stats(&self) -> ReqReplyStats {
+        let hub = &self.inner.reqreply;
+        let counters = &hub.counters;
+        let (waiting_calls, indexed_ids) = hub.current().map_or((0, 0), |live| {
+            let index = live.index.lock();
+            (index.waiting(), index.len())
+        });
+        ReqReplyStats {
+            waiting_calls,
+            indexed_ids,
+            malformed_replies: counters.malformed_replies.load(Ordering::Relaxed),
+            duplicate_replies: counters.duplicate_replies.load(Ordering::Relaxed),
+            malformed_requests: counters.malformed_requests.load(Ordering::Relaxed),
+            skipped_requests: counters.skipped_requests.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Checks that `topic` can take requests: a valid name, not the reply topic.
+    pub(crate) fn check_call_topic(&self, topic: &str) -> Result<()> {
+        brook_log::validate_topic_name(topic).map_err(BrokerError::from_admin_log)?;
+        if topic == self.inner.config.reqreply.reply_topic {
+            return Err(BrokerError::invalid(format!(
+                "{topic:?} is the reply topic: requests go to another topic"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks how long a call may wait against `reqreply.call_timeout_ms_max`.
+    fn check_call_wait(&self, wait: Duration, zero_ok: bool) -> Result<()> {
+        let max_ms = self.inner.config.reqreply.call_timeout_ms_max;
+        if (wait.is_zero() && !zero_ok) || wait > Duration::from_millis(max_ms) {
+            let min = u8::from(!zero_ok);
+            return Err(BrokerError::invalid(format!(
+                "a call timeout of {} ms is not within {min}..={max_ms} ms \
+                 (reqreply.call_timeout_ms_max)",
+                wait.as_millis(),
+            )));
+        }
+        Ok(())
+    }
+
+    /// Live request-reply with `topic`'s window read into the index.
+    async fn reqreply_for(&self, topic: &str) -> Result<Arc<Live>> {
+        let live = self.reqreply_live().await?;
+        self.scan_requests(&live, topic).await?;
+        Ok(live)
+    }
+
+    /// Live request-reply: started (reply topic created, read and followed) if it is not.
+    pub(crate) async fn reqreply_live(&self) -> Result<Arc<Live>> {
+        if let Some(live) = self.inner.reqreply.current() {
+            return Ok(live);
+        }
+        // Started on a task of its own: a caller that gives up must not cut topic creation
+        // short halfway.
+        let broker = self.clone();
+        tokio::spawn(async move { broker.start_reqreply().await }).await?
+    }
+
+    async fn start_reqreply(&self) -> Result<Arc<Live>> {
+        let hub = &self.inner.reqreply;
+        let _starting = hub.starting.lock().await;
+        if let Some(live) = hub.current() {
+            return Ok(live);
+        }
+        let config = &self.inner.config.reqreply;
+        let name = config.reply_topic.as_str();
+        let partitions = match self.topic(name) {
+            Ok(handle) => handle.partition_count(),
+            Err(BrokerError::UnknownTopic { .. }) => {
+                match self.create_topic(NewTopic::new(name, 1)).await {
+                    Ok(_) | Err(BrokerError::TopicExists { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                self.topic(name)?.partition_count()
+            }
+            Err(e) => return Err(e),
+        };
+        let live = Arc::new(Live {
+            reply_topic: Arc::from(name),
+            reply_partitions: partitions,
+            index: Mutex::new(Index::new(config.window_ms, config.index_entries_max)),
+            counters: Arc::clone(&hub.counters),
+            window_ms: config.window_ms,
+            scanned: Mutex::new(HashSet::new()),
+            scanning: tokio::sync::Mutex::new(()),
+            dead: AtomicBool::new(false),
+        });
+        for partition in 0..partitions {
+            let mut position = self.window_start(name, partition).await?;
+            let end = self.topic(name)?.partition(partition)?.log.high_watermark();
+            while position < end {
+                match self.read_replies(&live, partition, position).await? {
+                    next if next > position => position = next,
+                    _ => break,
+                }
+            }
+            self.follow_replies(&live, partition, position)?;
+        }
+        tracing::info!(
+            reply_topic = name,
+            ids = live.index.lock().len(),
+            "request-reply started"
+        );
+        *hub.live.lock() = Some(Arc::clone(&live));
+        Ok(live)
+    }
+
+    /// Reads `topic`'s window into the index once, so calls made before the broker opened
+    /// are known (an idempotent retry appends nothing). A missing topic has nothing to read.
+    async fn scan_requests(&self, live: &Live, topic: &str) -> Result<()> {
+        if live.scanned.lock().contains(topic) {
+            return Ok(());
+        }
+        let _scanning = live.scanning.lock().await;
+        if live.scanned.lock().contains(topic) {
+            return Ok(());
+        }
+        if let Ok(handle) = self.topic(topic) {
+            let name = Arc::clone(&handle.name);
+            for partition in 0..handle.partition_count() {
+                let mut position = self.window_start(topic, partition).await?;
+                let end = handle.partition(partition)?.log.high_watermark();
+                while position < end {
+                    let next = self
+                        .read_log((topic, partition), position, READ_BYTES, |record| {
+                            request_seen(live, &name, record)
+                        })
+                        .await?;
+                    if next <= position {
+                        break;
+                    }
+                    position = next;
+                }
+            }
+        }
+        live.scanned.lock().insert(topic.to_owned());
+        Ok(())
+    }
+
+    /// Where the index's window starts in `topic`-`partition`: the latest of the log start,
+    /// `window_ms` ago, and `index_entries_max` records before the end.
+    async fn window_start(&self, topic: &str, partition: u32) -> Result<u64> {
+        let config = &self.inner.config.reqreply;
+        let log = Arc::clone(&self.topic(topic)?.partition(partition)?.log);
+        let end = log.high_watermark();
+        let by_count = end.saturating_sub(config.index_entries_max as u64);
+        let since = now_ms().saturating_sub(i64::try_from(config.window_ms).unwrap_or(i64::MAX));
+        let by_time = self
+            .list_offset(topic, partition, OffsetSpec::Timestamp(since))
+            .await?
+            .offset
+            .unwrap_or(end);
+        Ok(log.log_start_offset().max(by_count).max(by_time))
+    }
+
+    /// Reads the reply topic's `partition` from `position` into the index; returns where the
+    /// next read starts.
+    async fn read_replies(&self, live: &Live, partition: u32, position: u64) -> Result<u64> {
+        self.read_log(
+            (&live.reply_topic, partition),
+            position,
+            READ_BYTES,
+            |record| live.reply_seen(record),
+        )
+        .await
+    }
+
+    /// Reads whatever is at `position` in `topic`-`partition` (up to `max_bytes`, but at least
+    /// one batch) without waiting, hands each record to `seen`, and returns the next position.
+    /// A position that retention removed moves to the log start.
+    async fn read_log(
+        &self,
+        (topic, partition): (&str, u32),
+        position: u64,
+        max_bytes: usize,
+        mut seen: impl FnMut(ConsumerRecord),
+    ) -> Result<u64> {
+        let fetched = match self
+            .fetch(topic, partition, position, max_bytes, Duration::ZERO)
+            .await
+        {
+            Ok(fetched) => fetched,
+            Err(BrokerError::OffsetOutOfRange {
+                log_start_offset, ..
+            }) if position < log_start_offset => return Ok(log_start_offset),
+            Err(e) => return Err(e),
+        };
+        let next = crate::fetch::next_offset(&fetched.batches).unwrap_or(position);
+        let name: Arc<str> = Arc::from(topic);
+        for record in fetched.records()? {
+            seen(ConsumerRecord {
+                topic: Arc::clone(&name),
+                partition,
+                offset: record.offset,
+                timestamp: record.timestamp,
+                key: record.key,
+                value: record.value,
+                headers: record.headers,
+            });
+        }
+        Ok(next)
+    }
+
+    /// Starts the task following the reply topic's `partition` from `position`.
+    fn follow_replies(&self, live: &Arc<Live>, partition: u32, mut position: u64) -> Result<()> {
+        let mut high_watermark = self.watch_high_watermark(&live.reply_topic, partition)?;
+        let mut shutdown = self.shutdown_signal();
+        let broker: Weak<Inner> = Arc::downgrade(&self.inner);
+        let live = Arc::clone(live);
+        tokio::spawn(async move {
+            loop {
+                high_watermark.borrow_and_update();
+                {
+                    let Some(inner) = broker.upgrade() else {
+                        return;
+                    };
+                    let broker = Broker { inner };
+                    loop {
+                        match broker.read_replies(&live, partition, position).await {
+                            Ok(next) if next > position => position = next,
+                            Ok(_) => break,
+                            Err(BrokerError::Closed) => return,
+                            Err(e) => {
+                                tracing::warn!(
+                                    topic = %live.reply_topic, partition, error = %e,
+                                    "stopped following the reply topic; waiting calls fail"
+                                );
+                                live.kill("the reply topic could not be read (deleted?)");
+                                return;
+                            }
+                        }
+                    }
+                }
+                tokio::select! {
+                    changed = high_watermark.changed() => if changed.is_err() { return },
+                    _ = shutdown.wait_for(|closed| *closed) => return,
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Reads the reply at `at` back from the log.
+    async fn read_reply(
+        &self,
+        live: &Live,
+        topic: &str,
+        id: &CorrelationId,
+        at: ReplyAt,
+    ) -> Result<Reply> {
+        let gone = || BrokerError::UnknownCall {
+            topic: topic.to_owned(),
+            correlation_id: id.to_text(),
+        };
+        let mut found = None;
+        let read = self
+            // One byte: the batch holding the reply, and no more.
+            .read_log((&live.reply_topic, at.partition), at.offset, 1, |record| {
+                if record.offset == at.offset {
+                    found = Some(record);
+                }
+            })
+            .await;
+        match (read, found) {
+            (Ok(_), Some(record)) => headers::parse_reply(&record, topic, id),
+            // Removed by retention, or the reply topic was deleted.
+            (Ok(_), None) | (Err(BrokerError::UnknownTopic { .. }), _) => Err(gone()),
+            (Err(e), _) => Err(e),
+        }
+    }
+}
+
+/// Forgets a call whose request could not be appended and tells its other waiters.
+fn append_failed(live: &Live, id: &CorrelationId) {
+    let waiters = live.index.lock().append_failed(id);
+    for waiter in waiters {
+        let _ = waiter.send(Delivery::Aborted("its request could not be appended"));
+    }
+}
+
+/// Indexes a request found in `topic` while reading its window, if it asks for a reply in
+/// brook's reply topic.
+fn request_seen(live: &Live, topic: &Arc<str>, record: ConsumerRecord) {
+    if headers::reply_topic(&record.headers) != Some(&*live.reply_topic) {
+        return;
+    }
+    if let Some(id) = headers::correlation_id(&record.headers) {
+        let born = record.timestamp.min(now_ms());
+        live.index
+            .lock()
+            .request_found(&id, topic, (record.partition, record.offset), born);
+    }
+}

@@ -1,0 +1,408 @@
+//! Responders: group members that take requests off a topic and append their replies.
+//!
+//! A [`Responder`] is a consumer-group subscription that hands out [`Request`]s and keeps
+//! track of which ones were answered; its [`Replier`] (cloneable, usable from other tasks)
+//! appends the replies. Offsets are committed every `responder_commit_ms`, up to the first
+//! request not answered yet in each partition, so requests in flight when a responder dies are
+//! delivered again to the member that takes its partitions over. That member skips the ones
+//! whose reply it can already see. [`Broker::respond`] runs a handler over a responder, several
+//! requests at a time.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::fmt::Display;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use parking_lot::Mutex;
+use tokio::task::JoinSet;
+
+use super::headers;
+use super::live::Live;
+use super::{Answer, Request};
+use crate::broker::Broker;
+use crate::error::{BrokerError, ErrorKind, Result};
+use crate::group_admin::OffsetCommit;
+use crate::produce::now_ms;
+use crate::subscribe::{GroupSubscribe, Subscription, SubscriptionEvent};
+use crate::types::{ConsumerRecord, OffsetReset, ProduceRecord, TopicPartition};
+
+/// Requests [`Broker::respond`] handles at once.
+pub const RESPOND_IN_FLIGHT: usize = 64;
+
+/// Which requests a responder takes, and as whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RespondOptions {
+    pub topic: String,
+    /// The consumer group responders of one service share.
+    pub group: String,
+    /// Who the member is, for `describe_group` (a door passes the peer address).
+    pub client_id: String,
+}
+
+impl RespondOptions {
+    pub fn new(topic: impl Into<String>, group: impl Into<String>) -> Self {
+        Self {
+            topic: topic.into(),
+            group: group.into(),
+            client_id: "responder".to_owned(),
+        }
+    }
+}
+
+/// One partition's requests handed out and not answered yet.
+#[derive(Debug, Default)]
+struct Progress {
+    outstanding: BTreeSet<u64>,
+    /// One past the last request handed out.
+    end: Option<u64>,
+    committed: Option<u64>,
+}
+
+impl Progress {
+    /// Where the group may resume: the first request not answered, else past the last.
+    fn resume_at(&self) -> Option<u64> {
+        self.outstanding.first().copied().or(self.end)
+    }
+}
+
+/// What a responder and its repliers share.
+#[derive(Debug)]
+struct Shared {
+    broker: Broker,
+    live: Arc<Live>,
+    topic: String,
+    group: String,
+    progress: Mutex<HashMap<u32, Progress>>,
+}
+
+impl Shared {
+    fn handed_out(&self, partition: u32, offset: u64) {
+        let mut progress = self.progress.lock();
+        let p = progress.entry(partition).or_default();
+        p.outstanding.insert(offset);
+        p.end = Some(p.end.map_or(offset + 1, |end| end.max(offset + 1)));
+    }
+
+    fn answered(&self, partition: u32, offset: u64) {
+        if let Some(p) = self.progress.lock().get_mut(&partition) {
+            p.outstanding.remove(&offset);
+        }
+    }
+
+    /// The request in `record`, or `None` when it is to be skipped (malformed, answered
+    /// already, or older than the window), which counts as answered.
+    fn admit(&self, record: ConsumerRecord) -> Option<Request> {
+        let (partition, offset) = (record.partition, record.offset);
+        self.handed_out(partition, offset);
+        let counters = &self.live.counters;
+        let request = match headers::parse_request(record) {
+            Ok(request) => request,
+            Err(why) => {
+                counters.malformed_requests.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(topic = %self.topic, partition, offset, why, "skipping a malformed request");
+                self.answered(partition, offset);
+                return None;
+            }
+        };
+        let window = i64::try_from(self.live.window_ms).unwrap_or(i64::MAX);
+        let stale = request.timestamp < now_ms().saturating_sub(window);
+        let ours = *request.reply_to.topic == *self.live.reply_topic;
+        if stale || (ours && self.live.index.lock().has_reply(&request.correlation_id)) {
+            counters.skipped_requests.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(topic = %self.topic, partition, offset, stale, "skipping an answered or stale request");
+            self.answered(partition, offset);
+            return None;
+        }
+        Some(request)
+    }
+
+    /// Offsets to commit: each partition's resume point where it moved.
+    fn to_commit(&self) -> Vec<OffsetCommit> {
+        self.progress
+            .lock()
+            .iter()
+            .filter_map(|(&partition, p)| {
+                let at = p.resume_at()?;
+                (p.committed != Some(at)).then(|| OffsetCommit::new(&self.topic, partition, at))
+            })
+            .collect()
+    }
+
+    fn committed(&self, commits: &[OffsetCommit]) {
+        let mut progress = self.progress.lock();
+        for commit in commits {
+            if let Some(p) = progress.get_mut(&commit.topic_partition.partition) {
+                p.committed = Some(commit.offset);
+            }
+        }
+    }
+}
+
+/// A member of a responder group: a stream of requests to answer through its [`Replier`].
+///
+/// Call [`Responder::next`] to get requests (it also commits progress) and
+/// [`Responder::close`] to leave after a last commit. Dropping it leaves the group without
+/// committing: what it had not committed goes to the other members again.
+pub struct Responder {
+    shared: Arc<Shared>,
+    subscription: Subscription,
+    queue: VecDeque<ConsumerRecord>,
+    commit_tick: tokio::time::Interval,
+}
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Responder")
+            .field("topic", &self.shared.topic)
+            .field("group", &self.shared.group)
+            .field("member_id", &self.subscription.member_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Responder {
+    /// The next request to answer; `None` when the broker closes. Cancel-safe: a request is
+    /// only taken off the queue when it is returned.
+    pub async fn next(&mut self) -> Option<Result<Request>> {
+        loop {
+            while let Some(record) = self.queue.pop_front() {
+                if let Some(request) = self.shared.admit(record) {
+                    return Some(Ok(request));
+                }
+            }
+            tokio::select! {
+                event = self.subscription.next() => match event? {
+                    Err(e) => return Some(Err(e)),
+                    Ok(SubscriptionEvent::Batches(batches)) => match batches.records() {
+                        Ok(records) => self.queue.extend(records),
+                        Err(e) => return Some(Err(e)),
+                    },
+                    Ok(SubscriptionEvent::Assignment(assignment)) => {
+                        self.assigned(&assignment.partitions);
+                    }
+                },
+                _ = self.commit_tick.tick() => {
+                    if let Err(e) = self.commit().await {
+                        tracing::warn!(topic = %self.shared.topic, group = %self.shared.group,
+                            error = %e, "responder commit failed; will retry");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A handle that appends replies, for this or any other task.
+    pub fn replier(&self) -> Replier {
+        Replier {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// The group member id.
+    pub fn member_id(&self) -> Option<&str> {
+        self.subscription.member_id()
+    }
+
+    /// Commits, per partition, up to the first request not answered yet. (Not an `async fn`:
+    /// the future holds no borrow of the responder, whose subscription is not `Sync`.)
+    pub fn commit(&self) -> impl Future<Output = Result<()>> + Send + 'static {
+        let shared = Arc::clone(&self.shared);
+        async move {
+            let commits = shared.to_commit();
+            if commits.is_empty() {
+                return Ok(());
+            }
+            shared
+                .broker
+                .commit_offsets(&shared.group, commits.clone())
+                .await?;
+            shared.committed(&commits);
+            Ok(())
+        }
+    }
+
+    /// Commits what was answered and leaves the group.
+    pub async fn close(self) -> Result<()> {
+        let commit = self.commit();
+        drop(self);
+        commit.await
+    }
+
+    /// Forgets partitions this member no longer owns: their new owner resumes from the last
+    /// commit, so committing them from here could move the group backwards.
+    fn assigned(&mut self, partitions: &[TopicPartition]) {
+        let owned = |p: u32| partitions.iter().any(|tp| tp.partition == p);
+        self.shared.progress.lock().retain(|&p, _| owned(p));
+        self.queue.retain(|record| owned(record.partition));
+    }
+}
+
+/// Appends replies for a [`Responder`]. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Replier {
+    shared: Arc<Shared>,
+}
+
+impl Replier {
+    /// Answers `request`: `Ok` with the handler's answer, `Err` with its error message (the
+    /// caller gets `HandlerFailed`). An answer too large for the reply topic is replaced by an
+    /// error reply saying so. Once the reply is appended (or can never be: a reply topic that
+    /// is invalid or missing), the request counts as answered for the group's commits.
+    pub async fn reply(
+        &self,
+        request: &Request,
+        outcome: std::result::Result<Answer, String>,
+    ) -> Result<()> {
+        let result = match self.append(request, outcome).await {
+            Err(e @ BrokerError::TooLarge { .. }) => {
+                let message = format!("the reply could not be appended: {e}");
+                self.append(request, Err(message)).await
+            }
+            other => other,
+        };
+        let settled = match &result {
+            Ok(()) => true,
+            Err(e) => !matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Internal),
+        };
+        if settled {
+            self.shared.answered(request.partition, request.offset);
+        }
+        result
+    }
+
+    async fn append(
+        &self,
+        request: &Request,
+        outcome: std::result::Result<Answer, String>,
+    ) -> Result<()> {
+        let record = headers::reply_record(request, outcome);
+        let reply_topic = &request.reply_to.topic;
+        let produced = self
+            .shared
+            .broker
+            .produce(reply_topic, vec![record.clone()])
+            .await?;
+        // A reply to one of this broker's calls reaches its caller now rather than when the
+        // reply topic's reader gets to it (which then finds it known).
+        if **reply_topic == *self.shared.live.reply_topic {
+            if let Some(at) = produced.records.first() {
+                self.shared
+                    .live
+                    .reply_seen(appended(&self.shared.live.reply_topic, record, at));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The consumer's view of `record` once appended at `at`.
+fn appended(
+    topic: &Arc<str>,
+    record: ProduceRecord,
+    at: &crate::types::RecordPosition,
+) -> ConsumerRecord {
+    ConsumerRecord {
+        topic: Arc::clone(topic),
+        partition: at.partition,
+        offset: at.offset,
+        timestamp: at.timestamp,
+        key: record.key,
+        value: record.value,
+        headers: record.headers,
+    }
+}
+
+impl Broker {
+    /// Joins `options.group` as a responder to `options.topic` (created when missing and
+    /// `auto_create_topics` is on). A new group starts at the topic's beginning, so calls made
+    /// before any responder ran are answered (requests older than the window are skipped).
+    pub async fn responder(&self, options: RespondOptions) -> Result<Responder> {
+        self.check_call_topic(&options.topic)?;
+        let live = self.reqreply_live().await?;
+        let subscription = self
+            .subscribe_group(GroupSubscribe {
+                group: options.group.clone(),
+                topics: vec![options.topic.clone()],
+                reset: OffsetReset::Earliest,
+                client_id: options.client_id,
+                max_bytes: None,
+            })
+            .await?;
+        let period = Duration::from_millis(self.inner.config.reqreply.responder_commit_ms);
+        let mut commit_tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Ok(Responder {
+            shared: Arc::new(Shared {
+                broker: self.clone(),
+                live,
+                topic: options.topic,
+                group: options.group,
+                progress: Mutex::new(HashMap::new()),
+            }),
+            subscription,
+            queue: VecDeque::new(),
+            commit_tick,
+        })
+    }
+
+    /// Answers requests on `topic` as a member of `group` with `handler`, up to
+    /// [`RESPOND_IN_FLIGHT`] at a time, until the broker closes (then `Ok`) or the subscription
+    /// fails; handlers still running then are stopped (their requests stay uncommitted). A
+    /// handler's `Err` becomes an error reply with its message; a handler that panics gets an
+    /// error reply too. Drop the future to stop (what was not committed goes to the group's
+    /// other members).
+    pub async fn respond<H, F, E>(&self, topic: &str, group: &str, handler: H) -> Result<()>
+    where
+        H: Fn(Request) -> F + Send + Sync + 'static,
+        F: Future<Output = std::result::Result<Answer, E>> + Send + 'static,
+        E: Display + 'static,
+    {
+        let mut responder = self.responder(RespondOptions::new(topic, group)).await?;
+        let replier = responder.replier();
+        let handler = Arc::new(handler);
+        let mut running = JoinSet::new();
+        let outcome = loop {
+            tokio::select! {
+                next = responder.next(), if running.len() < RESPOND_IN_FLIGHT => match next {
+                    None => break Ok(()),
+                    Some(Err(e)) => break Err(e),
+                    Some(Ok(request)) => {
+                        running.spawn(answer(Arc::clone(&handler), replier.clone(), request));
+                    }
+                },
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+            }
+        };
+        // Handlers still running could not append their replies to a closed broker, and after
+        // an error the caller wants out: stop them. Their requests stay uncommitted.
+        running.shutdown().await;
+        let committed = responder.close().await;
+        outcome.and(committed)
+    }
+}
+
+/// Runs `handler` on `request` and appends its answer.
+async fn answer<H, F, E>(handler: Arc<H>, replier: Replier, request: Request)
+where
+    H: Fn(Request) -> F,
+    F: Future<Output = std::result::Result<Answer, E>>,
+    E: Display,
+{
+    let run = AssertUnwindSafe(async { handler(request.clone()).await });
+    let outcome = match run.catch_unwind().await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the handler panicked".to_owned()),
+    };
+    if let Err(e) = replier.reply(&request, outcome).await {
+        tracing::warn!(
+            topic = %request.topic, partition = request.partition, offset = request.offset,
+            error = %e, "could not append a reply"
+        );
+    }
+}

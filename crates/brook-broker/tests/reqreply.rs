@@ -1,0 +1,571 @@
+//! Request-reply through the embedded broker: calls, responders in a group, timeouts, late
+//! replies, idempotent retries, a broker restart, Kafka-style responders and bad input.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use brook_broker::reqreply::{CORRELATION_ID_HEADER, ERROR_HEADER};
+use brook_broker::{
+    Answer, Broker, BrokerConfig, BrokerError, Call, CorrelationId, Durability, NewTopic,
+    OffsetSpec, PartitionSubscribe, ProduceRecord, Request, StartAt,
+};
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::task::JoinHandle;
+
+const WAIT: Duration = Duration::from_secs(10);
+const REPLIES: &str = "__brook_replies";
+
+/// Answers with the request's value upper-cased, tagged with `name` in a header.
+fn upper(
+    name: &'static str,
+    handled: Arc<AtomicUsize>,
+) -> impl Fn(Request) -> futures::future::Ready<Result<Answer, String>> + Send + Sync + 'static {
+    move |request: Request| {
+        handled.fetch_add(1, Ordering::SeqCst);
+        let value = request.value.unwrap_or_default().to_ascii_uppercase();
+        futures::future::ready(Ok(Answer {
+            value: Some(Bytes::from(value)),
+            headers: vec![("by".to_owned(), Bytes::from_static(name.as_bytes()))],
+        }))
+    }
+}
+
+fn spawn_upper(
+    broker: &Broker,
+    topic: &str,
+    name: &'static str,
+) -> (JoinHandle<()>, Arc<AtomicUsize>) {
+    let handled = Arc::new(AtomicUsize::new(0));
+    let (broker, topic, handler) = (
+        broker.clone(),
+        topic.to_owned(),
+        upper(name, Arc::clone(&handled)),
+    );
+    let task = tokio::spawn(async move {
+        broker
+            .respond(&topic, "svc", handler)
+            .await
+            .expect("respond");
+    });
+    (task, handled)
+}
+
+/// An ephemeral broker with `topic` created.
+async fn broker_with(topic: &str, partitions: u32) -> Broker {
+    let broker = Broker::ephemeral().await.expect("broker");
+    broker
+        .create_topic(NewTopic::new(topic, partitions))
+        .await
+        .expect("create");
+    broker
+}
+
+fn call(value: &str) -> Call {
+    Call::new(value.to_owned()).with_timeout(WAIT)
+}
+
+fn id(text: &str) -> CorrelationId {
+    CorrelationId::parse(text).expect("id")
+}
+
+fn header<'a>(headers: &'a [(String, Bytes)], name: &str) -> Option<&'a [u8]> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| &v[..])
+}
+
+async fn end_offset(broker: &Broker, topic: &str) -> u64 {
+    let mut total = 0;
+    for p in broker.describe_topic(topic).expect("describe").partitions {
+        total += broker
+            .list_offset(topic, p.partition, OffsetSpec::Latest)
+            .await
+            .expect("offset")
+            .offset
+            .expect("latest");
+    }
+    total
+}
+
+/// Waits until `check` holds, polling the broker's state (not timing anything).
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_call_gets_the_responders_answer_and_handler_errors_come_back_as_errors() {
+    let broker = Broker::ephemeral().await.expect("broker");
+    let (_responder, handled) = spawn_upper(&broker, "prices", "a");
+    let reply = broker.call("prices", call("order 1")).await.expect("reply");
+    assert_eq!(reply.value.as_deref(), Some(&b"ORDER 1"[..]));
+    assert_eq!(header(&reply.headers, "by"), Some(&b"a"[..]));
+    assert_eq!(&*reply.topic, REPLIES);
+    assert_eq!(
+        reply.correlation_id.as_bytes().len(),
+        16,
+        "Spring-style UUID bytes"
+    );
+    assert_eq!(handled.load(Ordering::SeqCst), 1);
+
+    let failing = broker.clone();
+    tokio::spawn(async move {
+        failing
+            .respond("checks", "svc", |request: Request| async move {
+                match request.value.as_deref() {
+                    Some(b"panic") => panic!("handler bug"),
+                    _ => Err::<Answer, _>("user 7 is not allowed"),
+                }
+            })
+            .await
+    });
+    let err = broker.call("checks", call("user 7")).await.unwrap_err();
+    match &err {
+        BrokerError::HandlerFailed { message, topic, .. } => {
+            assert_eq!(message, "user 7 is not allowed");
+            assert_eq!(topic, "checks");
+        }
+        other => panic!("expected HandlerFailed, got {other}"),
+    }
+    let err = broker.call("checks", call("panic")).await.unwrap_err();
+    assert!(
+        matches!(&err, BrokerError::HandlerFailed { message, .. } if message.contains("panicked")),
+        "{err}"
+    );
+    assert_eq!(broker.reqreply_stats().waiting_calls, 0);
+}
+
+#[tokio::test]
+async fn no_responder_times_out_leaving_nothing_waiting_and_the_late_reply_is_kept() {
+    let broker = Broker::ephemeral().await.expect("broker");
+    let short = Call::new("late?").with_timeout(Duration::from_millis(100));
+    let err = broker.call("quotes", short).await.unwrap_err();
+    let BrokerError::CallTimeout {
+        correlation_id,
+        timeout_ms,
+        ..
+    } = &err
+    else {
+        panic!("expected CallTimeout, got {err}");
+    };
+    assert_eq!(*timeout_ms, 100);
+    let stats = broker.reqreply_stats();
+    assert_eq!(stats.waiting_calls, 0, "nothing left pending: {stats:?}");
+    let id = id(correlation_id);
+    let err = broker
+        .reply("quotes", &id, Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, BrokerError::CallTimeout { .. }),
+        "known, not answered yet: {err}"
+    );
+
+    // A responder comes up later and answers the old request: the reply is kept.
+    let (_responder, handled) = spawn_upper(&broker, "quotes", "late");
+    let reply = broker
+        .reply("quotes", &id, WAIT)
+        .await
+        .expect("the late reply");
+    assert_eq!(reply.value.as_deref(), Some(&b"LATE?"[..]));
+    assert_eq!(handled.load(Ordering::SeqCst), 1);
+    let again = broker
+        .reply("quotes", &id, Duration::ZERO)
+        .await
+        .expect("still there");
+    assert_eq!(again.offset, reply.offset);
+    let err = broker
+        .reply("other", &id, Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BrokerError::UnknownCall { .. }), "{err}");
+    assert_eq!(broker.reqreply_stats().waiting_calls, 0);
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_correlation_id_appends_nothing_and_gets_the_same_reply() {
+    let broker = broker_with("payments", 1).await;
+    let key = id("order-42");
+    let quick = Call::new("pay")
+        .with_correlation_id(key.clone())
+        .with_timeout(Duration::from_millis(50));
+    for _ in 0..3 {
+        let err = broker.call("payments", quick.clone()).await.unwrap_err();
+        assert!(matches!(err, BrokerError::CallTimeout { .. }), "{err}");
+    }
+    assert_eq!(
+        end_offset(&broker, "payments").await,
+        1,
+        "one request for three tries"
+    );
+
+    let (_responder, handled) = spawn_upper(&broker, "payments", "p");
+    let retry = quick.clone().with_timeout(WAIT);
+    let (first, second) = tokio::join!(
+        broker.call("payments", retry.clone()),
+        broker.call("payments", retry.clone())
+    );
+    let (first, second) = (first.expect("reply"), second.expect("reply"));
+    assert_eq!(first.offset, second.offset, "the same reply");
+    let third = broker.call("payments", retry).await.expect("reply");
+    assert_eq!(third.offset, first.offset);
+    assert_eq!(third.correlation_id, key);
+    assert_eq!(handled.load(Ordering::SeqCst), 1, "handled once");
+    assert_eq!(end_offset(&broker, "payments").await, 1);
+    assert_eq!(end_offset(&broker, REPLIES).await, 1);
+
+    let elsewhere = Call::new("pay").with_correlation_id(key);
+    let err = broker.call("refunds", elsewhere).await.unwrap_err();
+    assert!(
+        matches!(err, BrokerError::InvalidRequest { .. }),
+        "an id belongs to one topic: {err}"
+    );
+}
+
+#[tokio::test]
+async fn three_responders_share_the_calls_and_a_dying_one_hands_its_share_over() {
+    let broker = broker_with("work", 6).await;
+    let (a, a_handled) = spawn_upper(&broker, "work", "a");
+    let (c, c_handled) = spawn_upper(&broker, "work", "c");
+    // b takes requests and never answers them.
+    let b_handled = Arc::new(AtomicUsize::new(0));
+    let b_count = Arc::clone(&b_handled);
+    let b_broker = broker.clone();
+    let b = tokio::spawn(async move {
+        b_broker
+            .respond("work", "svc", move |_request: Request| {
+                b_count.fetch_add(1, Ordering::SeqCst);
+                futures::future::pending::<Result<Answer, String>>()
+            })
+            .await
+    });
+    eventually("three members with two partitions each", || {
+        broker.describe_group("svc").is_ok_and(|g| {
+            g.members.len() == 3 && g.members.iter().all(|m| m.assignment.len() == 2)
+        })
+    })
+    .await;
+
+    let calls: Vec<_> = (0..60)
+        .map(|i| {
+            let broker = broker.clone();
+            let request = Call {
+                partition: Some(i % 6),
+                ..call(&format!("job {i}"))
+            };
+            tokio::spawn(async move { broker.call("work", request).await })
+        })
+        .collect();
+    eventually("b to hold some requests", || {
+        b_handled.load(Ordering::SeqCst) > 0
+    })
+    .await;
+    eventually("a and c to answer their share", || {
+        a_handled.load(Ordering::SeqCst)
+            + c_handled.load(Ordering::SeqCst)
+            + b_handled.load(Ordering::SeqCst)
+            >= 60
+    })
+    .await;
+    assert!(a_handled.load(Ordering::SeqCst) > 0 && c_handled.load(Ordering::SeqCst) > 0);
+    let held_by_b = b_handled.load(Ordering::SeqCst);
+    assert_eq!(held_by_b, 20, "b owns two of six partitions");
+
+    b.abort();
+    let mut by = HashMap::new();
+    for (i, call) in calls.into_iter().enumerate() {
+        let reply = call.await.expect("task").expect("every call is answered");
+        assert_eq!(reply.value, Some(Bytes::from(format!("JOB {i}"))));
+        *by.entry(header(&reply.headers, "by").expect("tagged").to_vec())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(by.values().sum::<usize>(), 60);
+    assert!(!by.contains_key(&b"b"[..]));
+    assert_eq!(
+        a_handled.load(Ordering::SeqCst) + c_handled.load(Ordering::SeqCst),
+        60,
+        "a and c took over b's {held_by_b} requests"
+    );
+    assert_eq!(broker.reqreply_stats().duplicate_replies, 0);
+    a.abort();
+    c.abort();
+}
+
+/// Calls `orders` once per id, with value `o{i}`, each on a task of its own.
+fn call_orders(
+    broker: &Broker,
+    ids: &[CorrelationId],
+) -> Vec<JoinHandle<Result<brook_broker::Reply, BrokerError>>> {
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let broker = broker.clone();
+            let request = call(&format!("o{i}")).with_correlation_id(id.clone());
+            tokio::spawn(async move { broker.call("orders", request).await })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn after_a_broker_restart_every_retried_call_gets_its_reply_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = BrokerConfig::new(dir.path());
+    config.log.durability = Durability::None;
+    let broker = Broker::open(config.clone()).await.expect("open");
+    broker
+        .create_topic(NewTopic::new("orders", 2))
+        .await
+        .expect("create");
+    // The first responder answers the first ten requests it sees and hangs on the others.
+    let seen = Arc::new(AtomicUsize::new(0));
+    let first = {
+        let (broker, seen) = (broker.clone(), Arc::clone(&seen));
+        tokio::spawn(async move {
+            broker
+                .respond("orders", "svc", move |request: Request| {
+                    let n = seen.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        if n >= 10 {
+                            futures::future::pending::<()>().await;
+                        }
+                        Ok::<_, String>(Answer::value(request.value.unwrap_or_default()))
+                    }
+                })
+                .await
+        })
+    };
+    let ids: Vec<CorrelationId> = (0..20).map(|i| id(&format!("order-{i}"))).collect();
+    let calls = call_orders(&broker, &ids);
+    eventually("all requests taken", || seen.load(Ordering::SeqCst) == 20).await;
+    let mut before = HashMap::new();
+    eventually("ten replies", || {
+        calls.iter().filter(|c| c.is_finished()).count() >= 10
+    })
+    .await;
+    broker.close().await.expect("close");
+    for (i, call) in calls.into_iter().enumerate() {
+        match call.await.expect("task") {
+            Ok(reply) => {
+                before.insert(i, reply.offset);
+            }
+            Err(e) => assert!(matches!(e, BrokerError::Closed), "{e}"),
+        }
+    }
+    assert_eq!(before.len(), 10, "ten answered before the restart");
+    first
+        .await
+        .expect("task")
+        .expect("the responder ends when the broker closes");
+    drop(broker);
+
+    let broker = Broker::open(config).await.expect("reopen");
+    let (_second, handled) = spawn_upper(&broker, "orders", "second");
+    let retries = call_orders(&broker, &ids);
+    let mut offsets = HashSet::new();
+    for (i, retry) in retries.into_iter().enumerate() {
+        let reply = retry.await.expect("task").expect("a reply");
+        assert!(offsets.insert(reply.offset), "one reply per call");
+        match before.get(&i) {
+            Some(offset) => {
+                assert_eq!(reply.offset, *offset, "the reply from before the restart");
+                assert_eq!(reply.value, Some(Bytes::from(format!("o{i}"))));
+            }
+            None => assert_eq!(reply.value, Some(Bytes::from(format!("O{i}")))),
+        }
+    }
+    assert_eq!(
+        handled.load(Ordering::SeqCst),
+        10,
+        "only the unanswered ten are handled again"
+    );
+    assert_eq!(
+        end_offset(&broker, "orders").await,
+        20,
+        "no request appended twice"
+    );
+    assert_eq!(
+        end_offset(&broker, REPLIES).await,
+        20,
+        "no reply appended twice"
+    );
+    assert_eq!(broker.reqreply_stats().duplicate_replies, 0);
+}
+
+#[tokio::test]
+async fn a_kafka_style_responder_answers_through_the_headers_and_malformed_replies_are_dropped() {
+    let broker = broker_with("lookups", 1).await;
+    // Answers as a plain Kafka consumer + producer would: reading the Spring headers by hand.
+    let manual = broker.clone();
+    tokio::spawn(async move {
+        let mut requests = manual
+            .subscribe(PartitionSubscribe::new("lookups", 0, StartAt::Earliest))
+            .await
+            .expect("subscribe")
+            .records();
+        while let Some(Ok(request)) = requests.next().await {
+            let get = |name: &str| header(&request.headers, name).map(Bytes::copy_from_slice);
+            let reply_topic =
+                String::from_utf8(get("kafka_replyTopic").expect("reply topic").to_vec())
+                    .expect("utf8");
+            let partition = get("kafka_replyPartition").expect("partition");
+            let partition = u32::from_be_bytes(partition[..].try_into().expect("4 bytes"));
+            // First a reply without a correlation id, which must reach nobody.
+            let stray = ProduceRecord {
+                partition: Some(partition),
+                ..ProduceRecord::value("stray")
+            };
+            manual
+                .produce(&reply_topic, vec![stray])
+                .await
+                .expect("stray");
+            let reply = ProduceRecord {
+                partition: Some(partition),
+                headers: vec![(
+                    CORRELATION_ID_HEADER.to_owned(),
+                    get(CORRELATION_ID_HEADER).expect("id"),
+                )],
+                ..ProduceRecord::value("found")
+            };
+            manual
+                .produce(&reply_topic, vec![reply])
+                .await
+                .expect("reply");
+        }
+    });
+    let reply = broker.call("lookups", call("k")).await.expect("reply");
+    assert_eq!(reply.value.as_deref(), Some(&b"found"[..]));
+    eventually("the stray reply counted", || {
+        broker.reqreply_stats().malformed_replies == 1
+    })
+    .await;
+
+    // An error reply written by hand is an error too.
+    let (_r, _) = spawn_upper(&broker, "x", "x");
+    let request = broker.clone();
+    let failing = tokio::spawn(async move { request.call("errs", call("e")).await });
+    let mut requests = broker
+        .subscribe(PartitionSubscribe::new("errs", 0, StartAt::Earliest))
+        .await;
+    while requests.is_err() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        requests = broker
+            .subscribe(PartitionSubscribe::new("errs", 0, StartAt::Earliest))
+            .await;
+    }
+    let request = requests
+        .expect("subscribe")
+        .records()
+        .next()
+        .await
+        .expect("a request")
+        .expect("ok");
+    let reply = ProduceRecord {
+        headers: vec![
+            (
+                CORRELATION_ID_HEADER.to_owned(),
+                Bytes::copy_from_slice(
+                    header(&request.headers, CORRELATION_ID_HEADER).expect("id"),
+                ),
+            ),
+            (ERROR_HEADER.to_owned(), Bytes::from_static(b"no such key")),
+        ],
+        ..ProduceRecord::default()
+    };
+    broker
+        .produce(REPLIES, vec![reply])
+        .await
+        .expect("error reply");
+    let err = failing.await.expect("task").unwrap_err();
+    assert!(
+        matches!(&err, BrokerError::HandlerFailed { message, .. } if message == "no such key"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_requests_are_skipped_and_counted() {
+    let broker = broker_with("jobs", 1).await;
+    broker
+        .produce("jobs", vec![ProduceRecord::value("no headers")])
+        .await
+        .expect("produce");
+    let (_responder, handled) = spawn_upper(&broker, "jobs", "r");
+    let reply = broker
+        .call("jobs", call("ok"))
+        .await
+        .expect("the good call still works");
+    assert_eq!(reply.value.as_deref(), Some(&b"OK"[..]));
+    assert_eq!(handled.load(Ordering::SeqCst), 1);
+    assert_eq!(broker.reqreply_stats().malformed_requests, 1);
+}
+
+#[tokio::test]
+async fn bad_calls_are_refused_and_change_nothing() {
+    let broker = Broker::ephemeral().await.expect("broker");
+    let invalid = |r: Result<_, BrokerError>| match r {
+        Err(e @ (BrokerError::InvalidRequest { .. } | BrokerError::InvalidTopicName { .. })) => e,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    invalid(broker.call(REPLIES, call("v")).await);
+    invalid(broker.call("bad/name", call("v")).await);
+    invalid(
+        broker
+            .call("t", Call::new("v").with_timeout(Duration::ZERO))
+            .await,
+    );
+    invalid(
+        broker
+            .call("t", Call::new("v").with_timeout(Duration::from_secs(301)))
+            .await,
+    );
+    let reserved = Call {
+        headers: vec![(CORRELATION_ID_HEADER.to_owned(), Bytes::new())],
+        ..call("v")
+    };
+    let err = invalid(broker.call("t", reserved).await);
+    assert!(err.to_string().contains("kafka_correlationId"), "{err}");
+    assert!(
+        broker.describe_topic("t").is_err(),
+        "nothing was appended (or created)"
+    );
+    let err = broker
+        .reply("t", &id("never"), Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BrokerError::UnknownCall { .. }), "{err}");
+    let err = broker
+        .responder(brook_broker::RespondOptions::new(REPLIES, "g"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BrokerError::InvalidRequest { .. }), "{err}");
+    let mut config = BrokerConfig::new("unused");
+    config.reqreply.index_entries_max = 0;
+    assert!(matches!(
+        config.validate(),
+        Err(BrokerError::InvalidConfig { .. })
+    ));
+}
+
+#[tokio::test]
+async fn an_ephemeral_broker_that_made_calls_is_still_removed_on_drop() {
+    let broker = Broker::ephemeral().await.expect("broker");
+    let dir = broker.data_dir();
+    let quick = Call::new("v").with_timeout(Duration::from_millis(20));
+    assert!(broker.call("t", quick).await.is_err());
+    drop(broker);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while dir.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reply reader kept the broker alive"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
