@@ -9,8 +9,14 @@
 //!   sync covering that point. Whoever finds no sync running becomes the leader and fsyncs
 //!   everything written so far while the others wait on a condvar; every appender that wrote
 //!   meanwhile is covered by that one fsync or the next. The write lock is never held across
-//!   the fsync, so appends keep landing in the page cache while it runs. Loses nothing on
+//!   that fsync, so appends keep landing in the page cache while it runs. Loses nothing on
 //!   `kill -9` or power loss.
+//!
+//!   One exception, in every mode: a roll fsyncs the old segment, then creates the new one and
+//!   fsyncs the directory, under the write lock. It happens once per segment (1 GiB by
+//!   default), and it is what lets recovery trust that a later segment never holds data while
+//!   an earlier one misses some, so that damage in a rolled segment is corruption, never a
+//!   torn tail.
 //! - `interval(N)`: `append` returns once its batch is in the page cache. A flusher thread per
 //!   log (started only in this mode, parked while nothing is unsynced) fsyncs at most once
 //!   every N ms, and at the latest about N ms after an append. `kill -9` loses nothing; power
