@@ -11,6 +11,7 @@
 //! - [`metrics`]: the Prometheus registry every door records into.
 //! - [`door`]: a door running on its own task (such as [`GrpcServer`]): start, bound address,
 //!   stop.
+//! - [`hints`]: what to do about a broker error, worded for each door.
 //! - [`listener`]: binding the sockets doors accept on (port 0 works; the bound address is
 //!   reported).
 //! - [`shutdown`]: one trigger that drains every door: streams end, in-flight produces finish.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod door;
 pub mod error;
 pub mod grpc;
+pub mod hints;
 pub mod http;
 pub mod listener;
 pub mod metrics;

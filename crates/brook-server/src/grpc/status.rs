@@ -7,6 +7,14 @@
 use brook_broker::{BrokerError, ErrorKind};
 use tonic::{Code, Status};
 
+use crate::hints::{hint, DoorWords};
+
+/// The gRPC calls hints point to.
+const GRPC_WORDS: DoorWords = DoorWords {
+    create_topic: "CreateTopic",
+    describe_topic: "DescribeTopic",
+};
+
 /// The gRPC status for `err`.
 pub(crate) fn to_status(err: &BrokerError) -> Status {
     let code = match err.kind() {
@@ -18,36 +26,11 @@ pub(crate) fn to_status(err: &BrokerError) -> Status {
         ErrorKind::Unavailable => Code::Unavailable,
         ErrorKind::Internal => Code::Internal,
     };
-    let message = match hint(err) {
+    let message = match hint(err, GRPC_WORDS) {
         Some(hint) => format!("{err}; {hint}"),
         None => err.to_string(),
     };
     Status::new(code, message)
-}
-
-/// What the caller can do next, where the broker's message does not already say it.
-fn hint(err: &BrokerError) -> Option<String> {
-    Some(match err {
-        BrokerError::UnknownTopic { .. } => {
-            "create it first (CreateTopic), or enable automatic topic creation".to_owned()
-        }
-        BrokerError::UnknownPartition { .. } => {
-            "use a partition number below the partition count".to_owned()
-        }
-        BrokerError::OffsetOutOfRange { .. } => {
-            "read from an offset in that range (DescribeTopic shows the current one)".to_owned()
-        }
-        BrokerError::TooLarge { limit, .. } => {
-            format!("send less at once, or raise the server's {limit}")
-        }
-        BrokerError::Poisoned { .. } => "the partition refuses writes after a storage failure \
-             (reads still work); fix the disk and restart the broker"
-            .to_owned(),
-        BrokerError::Closed => {
-            "the broker is shutting down; retry against a running server".to_owned()
-        }
-        _ => return None,
-    })
 }
 
 /// `INVALID_ARGUMENT` for a request the door itself refuses before calling the broker.
