@@ -592,8 +592,9 @@ async fn json_text_and_base64_values_round_trip() {
     assert_eq!(records[2]["value"], 12.5);
     assert_eq!(records[3]["value"], Value::Null);
     assert_eq!(records[3]["key"], "tomb");
-    // Text bytes are not JSON: shown as base64 when JSON was asked, and marked so.
-    assert_eq!(records[4]["value_encoding"], "base64");
+    // Text that is not JSON, asked as JSON: shown as text, and marked so.
+    assert_eq!(records[4]["value"], "grüße, 世界 \n tabs\t");
+    assert_eq!(records[4]["value_encoding"], "text");
     // The binary record, asked in JSON: base64 and marked; the key's bytes are UTF-8 text.
     assert_eq!(records[5]["value"], b64);
     assert_eq!(records[5]["value_encoding"], "base64");

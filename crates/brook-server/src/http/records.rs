@@ -7,10 +7,11 @@
 //! values `text`, values `json`. A missing or `null` key or value means none (a tombstone
 //! value), in every encoding.
 //!
-//! A reader asks for encodings the same way. Bytes that cannot be shown as asked (a value
-//! that is not valid JSON when `json` was asked, bytes that are not UTF-8 for `text`) are
-//! shown in base64 instead, and the record says so (`"value_encoding": "base64"`), so a
-//! reader never gets an error for a record someone else produced, nor a silently mangled one.
+//! A reader asks for encodings the same way. Bytes that cannot be shown as asked are shown in
+//! the next encoding that can show them, and the record says so: UTF-8 that is not JSON, asked
+//! as `json`, comes as `text` (`"value_encoding": "text"`); bytes that are not UTF-8 come as
+//! `base64`. A reader never gets an error for a record someone else produced, nor a silently
+//! mangled one.
 
 use axum::http::StatusCode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -262,18 +263,25 @@ fn split(
     }
 }
 
-/// `bytes` as JSON in `encoding`, or in base64 (returned as the fallback) when they cannot be.
+/// `bytes` as JSON in `encoding`, else in the next encoding that can show them (`json`, then
+/// `text`, then `base64`), returned as the fallback.
 fn encode(bytes: &[u8], encoding: Encoding) -> (Box<RawValue>, Option<Encoding>) {
     let utf8 = std::str::from_utf8(bytes).ok();
-    let shown = match (encoding, utf8) {
-        (Encoding::Json, Some(text)) => serde_json::from_str::<&RawValue>(text)
-            .ok()
-            .map(|raw| raw.to_owned()),
-        (Encoding::Text, Some(text)) => json_string(text),
-        _ => None,
+    let as_json = || {
+        utf8.and_then(|text| serde_json::from_str::<&RawValue>(text).ok())
+            .map(|raw| raw.to_owned())
+    };
+    let as_text = || utf8.and_then(json_string);
+    let (shown, fallback) = match encoding {
+        Encoding::Json => match as_json() {
+            Some(raw) => (Some(raw), None),
+            None => (as_text(), Some(Encoding::Text)),
+        },
+        Encoding::Text => (as_text(), None),
+        Encoding::Base64 => (None, None),
     };
     match shown {
-        Some(raw) => (raw, None),
+        Some(raw) => (raw, fallback),
         None => {
             let base64 = json_string(&BASE64.encode(bytes));
             let fallback = (encoding != Encoding::Base64).then_some(Encoding::Base64);
@@ -380,6 +388,28 @@ mod tests {
         assert!(shown.get("value_encoding").is_none());
         assert_eq!(shown["headers"][0]["value"], "/w==");
         assert_eq!(shown["headers"][0]["value_encoding"], "base64");
+    }
+
+    #[test]
+    fn bytes_fall_back_from_json_to_text_to_base64() {
+        let show = |bytes: &'static [u8], encoding| {
+            let (raw, fallback) = encode(bytes, encoding);
+            (raw.get().to_owned(), fallback)
+        };
+        assert_eq!(show(b"[1]", Encoding::Json), ("[1]".to_owned(), None));
+        assert_eq!(
+            show(b"plain", Encoding::Json),
+            ("\"plain\"".to_owned(), Some(Encoding::Text))
+        );
+        assert_eq!(
+            show(&[0xff], Encoding::Json),
+            ("\"/w==\"".to_owned(), Some(Encoding::Base64))
+        );
+        assert_eq!(show(b"[1]", Encoding::Text), ("\"[1]\"".to_owned(), None));
+        assert_eq!(
+            show(b"[1]", Encoding::Base64),
+            ("\"WzFd\"".to_owned(), None)
+        );
     }
 
     #[test]
