@@ -78,9 +78,10 @@ fn append_none(c: &mut Criterion) {
     group.finish();
     print_ratio(
         "append none 1KiB x100",
-        brook.median() / 1e6,
+        &brook,
         "raw write",
-        raw.median() / 1e6,
+        &raw,
+        1e-6,
         "MB/s",
     );
 }
@@ -135,9 +136,10 @@ fn append_sync(c: &mut Criterion) {
     for (threads, rates) in &brook {
         print_ratio(
             &format!("append sync 1KiB x1, {threads} appenders"),
-            rates.median(),
+            rates,
             "raw write+fdatasync",
-            raw.median(),
+            &raw,
+            1.0,
             "appends/s",
         );
     }

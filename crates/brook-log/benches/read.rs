@@ -3,7 +3,9 @@
 //! - a sequential read of the whole log in 1 MiB fetches against `read()` of the segment files
 //!   into a 1 MiB buffer (goal: at least 0.8 of raw);
 //! - the latency of a read at a random offset on a small and on a log four times larger
-//!   (goal: within 1.5x of each other: the index lookup keeps it independent of the log size).
+//!   (goal: within 1.5x of each other: the index lookup keeps it independent of the log size),
+//!   each next to one `pread` of a whole batch at a random batch of the same files (what the
+//!   page cache and memory alone cost as the files grow).
 //!
 //! By default the logs are 256 MiB (sequential) and 256 MiB vs 1 GiB (random), so a casual
 //! `cargo bench -p brook-log --bench read` takes a few minutes. `BROOK_BENCH_BIG=1` uses the
@@ -14,7 +16,8 @@ mod support;
 
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use brook_log::batch::BatchHeader;
@@ -64,17 +67,22 @@ fn read_all(log: &PartitionLog) -> u64 {
     total
 }
 
-/// Reads every segment file with `read()` into one reused buffer; returns the bytes read.
-fn raw_read_all(dir: &Path) -> u64 {
-    let mut buf = vec![0u8; FETCH_BYTES];
-    let mut total = 0;
+/// The segment files of a log directory, in offset order.
+fn segment_paths(dir: &Path) -> Vec<PathBuf> {
     let mut segments: Vec<_> = std::fs::read_dir(dir)
         .expect("read_dir")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "log"))
         .collect();
     segments.sort();
-    for path in segments {
+    segments
+}
+
+/// Reads every segment file with `read()` into one reused buffer; returns the bytes read.
+fn raw_read_all(dir: &Path) -> u64 {
+    let mut buf = vec![0u8; FETCH_BYTES];
+    let mut total = 0;
+    for path in segment_paths(dir) {
         let mut file = File::open(&path).expect("open segment");
         loop {
             let n = file.read(&mut buf).expect("read");
@@ -125,9 +133,10 @@ fn sequential(c: &mut Criterion) {
     group.finish();
     print_ratio(
         &format!("read sequential {} MiB", size / MIB),
-        brook.median() / 1e6,
+        &brook,
         "raw read",
-        raw.median() / 1e6,
+        &raw,
+        1e-6,
         "MB/s",
     );
 }
@@ -136,6 +145,52 @@ fn sequential(c: &mut Criterion) {
 /// order (a Weyl sequence), so neither a cache nor read-ahead sees a pattern.
 fn scattered(i: u64, end: u64) -> u64 {
     i.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) % end
+}
+
+/// The baseline of a random read: one `pread` of one whole batch at a random batch of the
+/// segment files, found by arithmetic (every batch of these logs has the same length). That is
+/// the least any lookup could cost; it shows what the page cache and memory alone add as a
+/// file grows.
+struct RawBatches {
+    /// Each segment file and how many batches it holds.
+    files: Vec<(File, u64)>,
+    batch_len: u64,
+    buf: Vec<u8>,
+}
+
+impl RawBatches {
+    fn open(dir: &Path, batch_len: usize) -> Self {
+        let files = segment_paths(dir)
+            .into_iter()
+            .map(|path| {
+                let file = File::open(&path).expect("open segment");
+                let len = file.metadata().expect("metadata").len();
+                (file, len / batch_len as u64)
+            })
+            .collect();
+        Self {
+            files,
+            batch_len: batch_len as u64,
+            buf: vec![0; batch_len],
+        }
+    }
+
+    fn count(&self) -> u64 {
+        self.files.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Reads batch `k` (counting across files).
+    fn read(&mut self, mut k: u64) -> &[u8] {
+        for (file, n) in &self.files {
+            if k < *n {
+                file.read_exact_at(&mut self.buf, k * self.batch_len)
+                    .expect("pread");
+                break;
+            }
+            k -= n;
+        }
+        &self.buf
+    }
 }
 
 fn random(c: &mut Criterion) {
@@ -152,11 +207,12 @@ fn random(c: &mut Criterion) {
         .sample_size(20)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
+    // (size, brook latency us, raw pread latency us)
     let mut latencies = Vec::new();
     for size in [small, large] {
-        let (_dir, log) = filled_log(size, &batch);
+        let (dir, log) = filled_log(size, &batch);
         let end = log.log_end_offset();
-        let rates = Rates::default();
+        let (brook, raw) = (Rates::default(), Rates::default());
         let mut i = 0u64;
         group.bench_function(format!("{}MiB_log", size / MIB), |b| {
             b.iter_custom(|iters| {
@@ -167,23 +223,45 @@ fn random(c: &mut Criterion) {
                     std::hint::black_box(bytes);
                 }
                 let elapsed = start.elapsed();
-                rates.record(iters, elapsed);
+                brook.record(iters, elapsed);
                 elapsed
             })
         });
-        latencies.push((size, 1e6 / rates.median()));
+        let mut files = RawBatches::open(dir.path(), batch.len());
+        let batches = files.count();
+        group.bench_function(format!("{}MiB_raw_pread", size / MIB), |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    i += 1;
+                    std::hint::black_box(files.read(scattered(i, batches)));
+                }
+                let elapsed = start.elapsed();
+                raw.record(iters, elapsed);
+                elapsed
+            })
+        });
+        if let (Some(brook), Some(raw)) = (brook.median(), raw.median()) {
+            latencies.push((size, 1e6 / brook, 1e6 / raw));
+        }
     }
     group.finish();
-    let [(small_size, small_us), (large_size, large_us)] = latencies[..] else {
-        unreachable!("two sizes measured")
+    // Both sizes ran unless a filter on the command line left some out.
+    let [(small_size, small_us, small_raw), (large_size, large_us, large_raw)] = latencies[..]
+    else {
+        return;
     };
     println!(
-        "read random offset: {} MiB log {} us vs {} MiB log {} us ({:.2}x)",
+        "read random offset: {} MiB log {} us vs {} MiB log {} us ({:.2}x); \
+         raw pread of one batch: {} us vs {} us ({:.2}x)",
         large_size / MIB,
         human(large_us),
         small_size / MIB,
         human(small_us),
-        large_us / small_us
+        large_us / small_us,
+        human(large_raw),
+        human(small_raw),
+        large_raw / small_raw
     );
 }
 

@@ -50,21 +50,33 @@ impl Rates {
         self.0.lock().push(units as f64 / elapsed.as_secs_f64());
     }
 
-    /// The median rate, robust to the odd run the machine disturbed.
-    pub fn median(&self) -> f64 {
+    /// The median rate, robust to the odd run the machine disturbed; `None` when criterion
+    /// ran nothing (a filter on the command line left the benchmark out).
+    pub fn median(&self) -> Option<f64> {
         let mut rates = self.0.lock().clone();
-        assert!(!rates.is_empty(), "no runs recorded");
         rates.sort_by(f64::total_cmp);
-        rates[rates.len() / 2]
+        rates.get(rates.len() / 2).copied()
     }
 }
 
-/// Prints `label: X unit vs baseline Y unit (Rx)`, the ratio being X / Y.
-pub fn print_ratio(label: &str, value: f64, baseline_label: &str, baseline: f64, unit: &str) {
+/// Prints `label: X unit vs baseline Y unit (Rx)`, the ratio being X / Y, with both rates
+/// scaled by `scale` (e.g. 1e-6 for MB/s from bytes/s). Prints nothing if either side did not
+/// run.
+pub fn print_ratio(
+    label: &str,
+    value: &Rates,
+    baseline_label: &str,
+    baseline: &Rates,
+    scale: f64,
+    unit: &str,
+) {
+    let (Some(value), Some(baseline)) = (value.median(), baseline.median()) else {
+        return;
+    };
     println!(
         "{label}: {} {unit} vs {baseline_label} {} {unit} ({:.2}x)",
-        human(value),
-        human(baseline),
+        human(value * scale),
+        human(baseline * scale),
         value / baseline
     );
 }
