@@ -632,8 +632,6 @@ async fn assignment_until(
     }
 }
 
-// Needs the broker to settle a waiting member when the group changes (notes/GRPC-NEEDS.md, item
-// 1): until then the first member never releases, and this fails after the patience window.
 #[tokio::test]
 async fn two_group_streams_split_the_partitions_and_one_takes_all_when_the_other_leaves() {
     let mut h = Harness::start().await;
