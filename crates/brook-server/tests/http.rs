@@ -1539,3 +1539,48 @@ async fn shutdown_ends_streams_and_long_polls_and_finishes_produces() {
         .expect("fetch");
     assert_eq!(fetched.records().expect("records").len(), 1);
 }
+
+#[tokio::test]
+async fn only_configured_origins_get_cors_headers() {
+    let allowed = "http://app.example";
+    let cors_header = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().expect("ascii").to_owned())
+    };
+    let closed = Harness::start().await;
+    let response = closed.get_with("/v1/topics", &[("Origin", allowed)]).await;
+    assert_eq!(cors_header(&response), None, "no CORS unless configured");
+
+    let config = HttpConfig {
+        cors_origins: vec![allowed.to_owned()],
+        ..HttpConfig::default()
+    };
+    let h = Harness::strict(config).await;
+    let response = h.get_with("/v1/topics", &[("Origin", allowed)]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(cors_header(&response).as_deref(), Some(allowed));
+    let other = h
+        .get_with("/v1/topics", &[("Origin", "http://evil.example")])
+        .await;
+    assert_eq!(cors_header(&other), None);
+
+    // A preflight for a JSON produce, as a browser sends before fetch(..., {method: "POST"}).
+    let preflight = h
+        .http
+        .request(reqwest::Method::OPTIONS, h.url("/v1/topics/t/records"))
+        .header("Origin", allowed)
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(cors_header(&preflight).as_deref(), Some(allowed));
+    let methods = preflight.headers()["access-control-allow-methods"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(methods.contains("POST"), "{methods}");
+}

@@ -26,6 +26,10 @@ pub struct HttpConfig {
     /// Records of one streaming produce appended but not yet answered; past it the server
     /// stops reading the request until answers go out. Default 4096.
     pub produce_stream_in_flight_max: usize,
+    /// Origins (`http://localhost:3000`) whose web pages may call the door from a browser
+    /// (CORS). Default none: a page on another origin cannot read the door's answers, so a
+    /// site a developer happens to visit cannot reach the broker on their loopback.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -37,6 +41,7 @@ impl Default for HttpConfig {
             write_stall_ms_max: 30_000,
             keepalive_interval_ms: 15_000,
             produce_stream_in_flight_max: 4096,
+            cors_origins: Vec::new(),
         }
     }
 }

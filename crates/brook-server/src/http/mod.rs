@@ -24,6 +24,7 @@
 //! - nothing a client does holds unbounded memory: streams are pulled as the connection takes
 //!   bytes, streaming produce has a bounded number of records in flight, and a connection
 //!   that takes nothing for [`HttpConfig::write_stall_ms_max`] is dropped;
+//! - a browser page may call the door only from an origin in [`HttpConfig::cors_origins`];
 //! - on shutdown `/readyz` turns 503, no new connection is accepted, streams end, long polls
 //!   answer at once, and requests in flight (produces in particular) finish before
 //!   [`serve_http`] returns; the caller then closes the broker.
@@ -48,7 +49,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{Method, StatusCode};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{delete, get, post, MethodRouter};
@@ -56,6 +58,7 @@ use axum::Router;
 use brook_broker::Broker;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use config::HttpConfig;
 pub use ops::OPENAPI;
@@ -144,7 +147,8 @@ pub fn routes() -> Vec<(Method, &'static str)> {
 /// The door's router over `app`.
 fn router(app: App) -> Router {
     let body_limit = app.config.request_bytes_max;
-    table()
+    let cors = cors(&app.config.cors_origins);
+    let router = table()
         .into_iter()
         .fold(Router::new(), |router, (_, path, handler)| {
             router.route(path, handler)
@@ -153,7 +157,33 @@ fn router(app: App) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(app)
+        .with_state(app);
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// CORS for `origins`, or `None` (no CORS headers at all) when there are none. An origin that
+/// cannot be a header value is left out, with an error in the log.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| {
+            HeaderValue::from_str(origin)
+                .inspect_err(|_| tracing::error!(origin, "not a valid CORS origin; ignored"))
+                .ok()
+        })
+        .collect();
+    if allowed.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(allowed))
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([CONTENT_TYPE, HeaderName::from_static("last-event-id")]),
+    )
 }
 
 /// Counts each routed request, its failure and its latency, by route.
