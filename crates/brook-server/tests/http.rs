@@ -895,8 +895,6 @@ async fn assignment(
     }
 }
 
-// Needs the broker to settle a waiting member when the group changes (/work/notes/GRPC-NEEDS.md,
-// item 1): until then the first member never releases, and this fails after the patience window.
 #[tokio::test]
 async fn group_streams_split_partitions_and_commits_show_in_the_group() {
     let h = Harness::start().await;
