@@ -715,3 +715,53 @@ async fn every_advertised_version_of_every_api_is_answered() {
     .await;
     tb.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_cap_wait_until_one_closes() {
+    let broker = brook_broker::Broker::ephemeral().await.expect("broker");
+    let kafka = brook_kafka::start(
+        broker.clone(),
+        brook_kafka::KafkaConfig {
+            addr: "127.0.0.1:0".into(),
+            connections_max: 1,
+            ..brook_kafka::KafkaConfig::default()
+        },
+    )
+    .await
+    .expect("listener");
+    let addr = kafka.local_addr();
+    let connect = || async {
+        Raw {
+            stream: TcpStream::connect(addr).await.expect("connect"),
+            next_correlation: 1,
+        }
+    };
+    let mut first = connect().await;
+    let _: ApiVersionsResponse = first
+        .call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
+        .await;
+    let mut second = connect().await;
+    second
+        .send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
+        .await;
+    let mut size = [0u8; 4];
+    let waited = tokio::time::timeout(
+        Duration::from_millis(300),
+        second.stream.read_exact(&mut size),
+    )
+    .await;
+    assert!(
+        waited.is_err(),
+        "the second connection is not served while the first is open"
+    );
+    drop(first);
+    let (correlation_id, response): (i32, ApiVersionsResponse) =
+        second.receive(ApiKey::ApiVersions, 3).await;
+    assert_eq!(
+        (correlation_id, response.error_code),
+        (1, 0),
+        "served once a slot frees"
+    );
+    kafka.shutdown().await.expect("stop");
+    broker.close().await.expect("close");
+}
