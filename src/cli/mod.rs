@@ -8,6 +8,7 @@
 //! damage); `2` the command could not run (bad arguments, unreadable paths). Errors are printed
 //! as one line, `error: <what>: <cause>: ...`, never as a panic trace.
 
+mod bench;
 mod consume;
 mod group;
 mod log;
@@ -36,6 +37,8 @@ enum Command {
     Log(log::LogCommand),
     /// Run the broker and its doors (gRPC, Kafka) until SIGINT/SIGTERM.
     Serve(serve::ServeArgs),
+    /// Measure throughput and latency through a door, beside plain TCP over loopback.
+    Bench(bench::BenchArgs),
     /// Create, list, describe and delete topics on a running server.
     #[command(subcommand)]
     Topic(topic::TopicCommand),
@@ -53,6 +56,7 @@ impl Command {
         match self {
             Command::Log(command) => command.run(),
             Command::Serve(args) => args.run(),
+            Command::Bench(args) => args.run(),
             Command::Topic(command) => command.run(),
             Command::Produce(args) => args.run(),
             Command::Consume(args) => args.run(),

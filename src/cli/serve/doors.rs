@@ -121,6 +121,15 @@ impl Server {
         })
     }
 
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    /// Where `door` listens, if it is serving.
+    pub fn addr(&self, door: Door) -> Option<SocketAddr> {
+        self.doors.iter().find(|d| d.door == door).map(|d| d.addr)
+    }
+
     /// The doors serving, in [`Door::ALL`] order.
     pub fn doors(&self) -> &[RunningDoor] {
         &self.doors

@@ -1,0 +1,294 @@
+//! `brook bench`: load over a door (gRPC now; Kafka and HTTP plug in as [`protocol`] modules),
+//! measured against plain TCP over loopback moving the same bytes in the same run.
+//!
+//! `brook bench produce|consume|e2e` either reaches a running `brook serve` (`--server`) or
+//! starts a broker and its doors in this process on a temporary directory and OS-chosen
+//! ports (`--embedded`: the same start-up code as `brook serve`), and benches over the real
+//! socket. `--protocol embedded` skips the socket and calls the broker's API directly, to show
+//! what a door adds. A progress bar runs on stderr (hidden with `--json` or when stderr is not
+//! a terminal); the report says records/s, MB/s (record value bytes, 10^6) and p50/p99/p99.9
+//! latency, each beside its baseline and their ratio (brook / baseline). See
+//! docs/benchmarks.md.
+
+mod baseline;
+mod protocol;
+mod report;
+mod workload;
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use brook_broker::{Broker, BrokerConfig, Durability};
+
+use super::serve::config::{Listen, ServeConfig};
+use super::serve::doors::{Door, Server};
+use protocol::{ProtocolKind, TopicSpec};
+use report::{Measured, Report, RunInfo};
+use workload::Plan;
+
+/// What a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// Producers send batches; latency is send to ack.
+    Produce,
+    /// The topic is filled, then read back; latency is the time of each receive.
+    Consume,
+    /// Producers at --rate, consumers subscribed; latency is send to receipt.
+    E2e,
+}
+
+impl Workload {
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Produce => "produce",
+            Workload::Consume => "consume",
+            Workload::E2e => "e2e",
+        }
+    }
+
+    fn latency(self) -> &'static str {
+        match self {
+            Workload::Produce => "send to ack of each batch, counted once per record",
+            Workload::Consume => {
+                "time of each receive (one stream read or poll, any number of records)"
+            }
+            Workload::E2e => "send to receipt by a subscriber, per record",
+        }
+    }
+
+    fn baseline(self) -> &'static str {
+        match self {
+            Workload::Produce => {
+                "plain TCP over loopback: each batch one frame answered by an 8-byte ack, same \
+                 connections and window"
+            }
+            Workload::Consume => {
+                "plain TCP over loopback: the same bytes streamed in batch-sized frames, one \
+                 connection per consumer; latency per frame read"
+            }
+            Workload::E2e => {
+                "plain TCP over loopback: the same paced batches echoed back by a server (two \
+                 hops, as producer to broker to subscriber)"
+            }
+        }
+    }
+}
+
+/// Measure brook under load, beside plain TCP over loopback.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    #[arg(value_enum)]
+    workload: Workload,
+    /// The door to bench.
+    #[arg(long, value_enum, default_value = "grpc")]
+    protocol: ProtocolKind,
+    /// A running brook's address for the protocol (gRPC: http://HOST:PORT).
+    /// [default: http://127.0.0.1:50051]
+    #[arg(long, value_name = "URL", conflicts_with = "embedded")]
+    server: Option<String>,
+    /// Start a broker and its doors in this process (temporary directory, ports chosen by the
+    /// OS) and bench over their real sockets.
+    #[arg(long)]
+    embedded: bool,
+    /// Topic to use; created with --partitions when missing (and deleted afterwards).
+    #[arg(long, default_value = "brook-bench")]
+    topic: String,
+    /// Bytes of each record's value (no key).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=16 << 20))]
+    record_bytes: u64,
+    /// Records to move.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    records: u64,
+    /// Records per batch (one request).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    batch: u64,
+    /// Concurrent producers, each with its own connection.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    producers: u64,
+    /// Concurrent consumers, each with its own connection (at most --partitions).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    consumers: u64,
+    /// Partitions of the topic; producers send to them in turn.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    partitions: u32,
+    /// Batches each producer has sent and not yet seen acknowledged, at most.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=256))]
+    in_flight: u64,
+    /// Durability of the topic (sync, interval:MS, none) when this run creates it, and of the
+    /// embedded broker. [default: the broker's, sync]
+    #[arg(long)]
+    durability: Option<Durability>,
+    /// e2e: records per second, over all producers.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    rate: u64,
+    /// Print one JSON object instead of the table (and no progress bar).
+    #[arg(long)]
+    json: bool,
+}
+
+impl BenchArgs {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let plan = self.plan()?;
+        let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+        let report = runtime.block_on(self.bench(&plan))?;
+        if self.json {
+            println!("{}", report.json()?);
+        } else {
+            print!("{}", report.table());
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    fn plan(&self) -> anyhow::Result<Plan> {
+        if self.consumers > u64::from(self.partitions) {
+            bail!(
+                "--consumers {} is more than --partitions {}: each consumer reads whole partitions",
+                self.consumers,
+                self.partitions
+            );
+        }
+        if self.workload == Workload::E2e && self.record_bytes < workload::STAMP_BYTES as u64 {
+            bail!(
+                "e2e stamps each record with its send time: --record-bytes must be at least {}",
+                workload::STAMP_BYTES
+            );
+        }
+        let size = |n: u64| usize::try_from(n).context("value too large for this machine");
+        Ok(Plan {
+            topic: self.topic.clone(),
+            records: self.records,
+            record_bytes: size(self.record_bytes)?,
+            batch: size(self.batch)?,
+            producers: size(self.producers)?,
+            consumers: size(self.consumers)?,
+            partitions: self.partitions,
+            in_flight: size(self.in_flight)?,
+            rate: self.rate,
+        })
+    }
+
+    async fn bench(&self, plan: &Plan) -> anyhow::Result<Report> {
+        let target = Target::start(self.embedded, self.durability).await?;
+        let measured = self.measure(&target, plan).await;
+        target.stop().await?;
+        let (measured, address) = measured?;
+        let baseline = match self.workload {
+            Workload::Produce => baseline::produce(plan).await,
+            Workload::Consume => baseline::consume(plan).await,
+            Workload::E2e => baseline::e2e(plan).await,
+        }
+        .context("baseline")?;
+        let info = RunInfo {
+            workload: self.workload.name(),
+            protocol: self.protocol.name(),
+            target: if self.embedded { "embedded" } else { "server" },
+            address,
+            topic: plan.topic.clone(),
+            record_bytes: plan.record_bytes,
+            batch: plan.batch,
+            producers: plan.producers,
+            consumers: plan.consumers,
+            partitions: plan.partitions,
+            in_flight: plan.in_flight,
+            rate: (self.workload == Workload::E2e).then_some(plan.rate),
+            durability: self
+                .durability
+                .map_or_else(|| "the broker's default".to_owned(), |d| d.to_string()),
+            latency: self.workload.latency(),
+            baseline_kind: self.workload.baseline(),
+        };
+        Ok(Report::new(info, &measured, &baseline))
+    }
+
+    /// Runs the workload through the door; returns what it measured and where it went.
+    async fn measure(&self, target: &Target, plan: &Plan) -> anyhow::Result<(Measured, String)> {
+        let (protocol, address) = protocol::connect(self.protocol, target, self.server.as_deref())
+            .await
+            .context("connecting")?;
+        let spec = TopicSpec {
+            name: plan.topic.clone(),
+            partitions: plan.partitions,
+            durability: self.durability,
+        };
+        let created = protocol.prepare_topic(&spec).await?;
+        if !created && self.durability.is_some() {
+            tracing::warn!(topic = %plan.topic, "the topic exists: its own durability applies, not --durability");
+        }
+        let bar = report::progress(plan.records, self.workload.name(), self.json);
+        let measured = match self.workload {
+            Workload::Produce => workload::produce(protocol.as_ref(), plan, &bar).await,
+            Workload::Consume => {
+                let fill = report::progress(plan.records, "filling", self.json);
+                workload::consume(protocol.as_ref(), plan, &fill, &bar).await
+            }
+            Workload::E2e => workload::e2e(protocol.as_ref(), plan, &bar).await,
+        };
+        bar.finish_and_clear();
+        if created {
+            if let Err(e) = protocol.delete_topic(&plan.topic).await {
+                tracing::warn!(topic = %plan.topic, error = %e, "cannot delete the bench topic");
+            }
+        }
+        Ok((measured?, address))
+    }
+}
+
+/// Where the bench sends its load.
+pub enum Target {
+    /// A running brook.
+    Remote,
+    /// A broker and its doors started by the bench, on a directory removed afterwards.
+    Embedded {
+        server: Server,
+        _dir: tempfile::TempDir,
+    },
+}
+
+impl Target {
+    async fn start(embedded: bool, durability: Option<Durability>) -> anyhow::Result<Target> {
+        if !embedded {
+            return Ok(Target::Remote);
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("brook-bench-")
+            .tempdir()
+            .context("cannot create a temporary data directory")?;
+        let mut broker = BrokerConfig::new(dir.path());
+        if let Some(durability) = durability {
+            broker.log.durability = durability;
+        }
+        let any_port = |addr: &str| addr.parse().map(Listen::On);
+        let config = ServeConfig {
+            broker,
+            grpc_addr: any_port("127.0.0.1:0")?,
+            kafka_addr: any_port("127.0.0.1:0")?,
+            http_addr: Listen::Off,
+            ..ServeConfig::default()
+        };
+        let server = Server::start(&config).await?;
+        Ok(Target::Embedded { server, _dir: dir })
+    }
+
+    /// The address of `door` of the embedded server.
+    pub fn door_addr(&self, door: Door) -> Option<std::net::SocketAddr> {
+        match self {
+            Target::Remote => None,
+            Target::Embedded { server, .. } => server.addr(door),
+        }
+    }
+
+    /// The embedded broker, when the bench started one.
+    pub fn broker(&self) -> Option<&Broker> {
+        match self {
+            Target::Remote => None,
+            Target::Embedded { server, .. } => Some(server.broker()),
+        }
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        match self {
+            Target::Remote => Ok(()),
+            Target::Embedded { server, _dir } => server.stop().await,
+        }
+    }
+}

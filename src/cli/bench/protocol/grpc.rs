@@ -1,0 +1,202 @@
+//! The gRPC door through brook-client: what an application using the Rust client gets.
+//!
+//! Producing goes through [`brook_client::Producer`] (records batched per partition, several
+//! requests in flight on one `ProduceStream`); the bench decides batch boundaries by flushing
+//! after each batch, with a linger long enough never to cut one. Consuming goes through
+//! [`brook_client::Consumer::assign`] (one `Subscribe` stream per partition).
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use brook_broker::Durability;
+use brook_client::proto::{Durability as WireDurability, TopicConfig as WireTopicConfig};
+use brook_client::{
+    Client, ConsumerConfig, NewTopic, Producer, ProducerConfig, ProducerRecord, RecordStream,
+    StartAt, TopicPartition,
+};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+
+use super::{receive_ready, Ack, BenchConsumer, BenchProducer, ProducerShape, Protocol, TopicSpec};
+
+/// Allowance per record on top of its value, at least what brook-client counts (16).
+const RECORD_OVERHEAD_BYTES: usize = 64;
+/// brook-client's ceiling on one request's batch.
+const BATCH_BYTES_MAX: usize = 8 << 20;
+/// Longest linger brook-client accepts: batches leave on our flush, never on the timer.
+const LINGER_MS: u64 = 60_000;
+
+pub async fn connect(url: &str) -> anyhow::Result<Box<dyn Protocol>> {
+    let client = Client::connect(url).await?;
+    Ok(Box::new(Grpc {
+        url: url.to_owned(),
+        client,
+    }))
+}
+
+struct Grpc {
+    url: String,
+    /// For admin calls; producers and consumers open their own connections.
+    client: Client,
+}
+
+impl Protocol for Grpc {
+    fn prepare_topic<'a>(&'a self, spec: &'a TopicSpec) -> BoxFuture<'a, anyhow::Result<bool>> {
+        async move {
+            let admin = self.client.admin();
+            match admin.describe_topic(&spec.name).await {
+                Ok(existing) => {
+                    let partitions = existing.partitions.len();
+                    if partitions != spec.partitions as usize {
+                        bail!(
+                            "topic {} exists with {partitions} partitions, not {}: choose \
+                             another --topic",
+                            spec.name,
+                            spec.partitions
+                        );
+                    }
+                    Ok(false)
+                }
+                Err(e) if e.code() == brook_client::Code::NotFound => {
+                    let mut topic = NewTopic::new(spec.name.clone(), spec.partitions);
+                    topic.config = wire_config(spec.durability);
+                    admin.create_topic(topic).await?;
+                    Ok(true)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        .boxed()
+    }
+
+    fn end_offsets<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, anyhow::Result<Vec<u64>>> {
+        async move {
+            let description = self.client.admin().describe_topic(topic).await?;
+            let mut partitions = description.partitions;
+            partitions.sort_by_key(|p| p.partition);
+            Ok(partitions.iter().map(|p| p.high_watermark).collect())
+        }
+        .boxed()
+    }
+
+    fn delete_topic<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        async move { Ok(self.client.admin().delete_topic(topic).await?) }.boxed()
+    }
+
+    fn producer<'a>(
+        &'a self,
+        topic: &'a str,
+        shape: ProducerShape,
+    ) -> BoxFuture<'a, anyhow::Result<Box<dyn BenchProducer>>> {
+        async move {
+            let client = Client::connect(self.url.as_str()).await?;
+            // Room for two batches, so a batch is cut by our flush, not by its size.
+            let batch_bytes = 2 * shape.batch * (shape.record_bytes + RECORD_OVERHEAD_BYTES);
+            let batch_bytes_max = batch_bytes.clamp(1, BATCH_BYTES_MAX);
+            let config = ProducerConfig {
+                linger_ms: LINGER_MS,
+                batch_bytes_max,
+                requests_in_flight_max: shape.in_flight.clamp(1, 256),
+                buffer_bytes_max: (batch_bytes_max * shape.in_flight.max(2)).max(64 << 20),
+            };
+            let producer = client.producer(config)?;
+            Ok(Box::new(GrpcProducer {
+                producer,
+                topic: topic.to_owned(),
+            }) as Box<dyn BenchProducer>)
+        }
+        .boxed()
+    }
+
+    fn consumer<'a>(
+        &'a self,
+        topic: &'a str,
+        starts: Vec<(u32, u64)>,
+    ) -> BoxFuture<'a, anyhow::Result<Box<dyn BenchConsumer>>> {
+        async move {
+            let client = Client::connect(self.url.as_str()).await?;
+            let config = ConsumerConfig {
+                auto_commit_interval_ms: None,
+                ..ConsumerConfig::default()
+            };
+            let partitions = starts
+                .into_iter()
+                .map(|(p, offset)| (TopicPartition::new(topic, p), StartAt::Offset(offset)))
+                .collect();
+            let records = client.consumer(config)?.assign(partitions).await?;
+            Ok(Box::new(GrpcConsumer { records }) as Box<dyn BenchConsumer>)
+        }
+        .boxed()
+    }
+}
+
+/// A topic config that only sets durability (the rest follows the server's defaults).
+fn wire_config(durability: Option<Durability>) -> WireTopicConfig {
+    let mut config = WireTopicConfig::default();
+    match durability {
+        None => {}
+        Some(Durability::Sync) => config.set_durability(WireDurability::Sync),
+        Some(Durability::None) => config.set_durability(WireDurability::None),
+        Some(Durability::Interval(interval)) => {
+            config.set_durability(WireDurability::Interval);
+            config.durability_interval_ms = Some(millis(interval));
+        }
+    }
+    config
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+struct GrpcProducer {
+    producer: Producer,
+    topic: String,
+}
+
+impl BenchProducer for GrpcProducer {
+    fn send_batch(&self, partition: u32, values: Vec<Bytes>) -> BoxFuture<'_, anyhow::Result<Ack>> {
+        async move {
+            let mut deliveries = Vec::with_capacity(values.len());
+            for value in values {
+                let record = ProducerRecord::value(value).with_partition(partition);
+                deliveries.push(self.producer.send(&self.topic, record).await?);
+            }
+            // Makes the batch sendable now. Polled once here so the flush is queued behind
+            // the batch's records before the next batch's; the Ack keeps polling it in case
+            // the queue was full.
+            let producer = self.producer.clone();
+            let mut flush = async move { producer.flush().await }.boxed();
+            let flushed = futures::poll!(&mut flush).is_ready();
+            let ack = async move {
+                if !flushed {
+                    flush.await?;
+                }
+                for delivery in deliveries {
+                    delivery.await.context("produce")?;
+                }
+                Ok(())
+            };
+            Ok(ack.boxed())
+        }
+        .boxed()
+    }
+}
+
+struct GrpcConsumer {
+    records: RecordStream,
+}
+
+impl BenchConsumer for GrpcConsumer {
+    fn receive<'a>(
+        &'a mut self,
+        sink: &'a mut (dyn FnMut(&[u8]) + Send),
+    ) -> BoxFuture<'a, anyhow::Result<usize>> {
+        receive_ready(&mut self.records, record_value, sink).boxed()
+    }
+}
+
+fn record_value(record: &brook_client::ConsumerRecord) -> &[u8] {
+    record.value.as_deref().unwrap_or_default()
+}

@@ -1,0 +1,176 @@
+//! The doors `brook bench` drives, behind one small interface.
+//!
+//! A protocol is a way to reach the broker: the gRPC door through brook-client ([`grpc`]), or
+//! the embedded broker's API in the same process with no socket at all ([`embedded`]). The
+//! workloads ([`super::workload`]) only see these traits, so a door plugs in by adding one
+//! module that implements them, a [`ProtocolKind`] variant and its arm in [`connect`].
+//!
+//! Records are values of `--record-bytes` bytes with no key; each protocol sends a batch of them
+//! to one partition as one request (or as its client batches them) and resolves an [`Ack`]
+//! once the broker has acknowledged every record of it.
+
+mod embedded;
+mod grpc;
+
+use anyhow::{bail, Context};
+use brook_broker::Durability;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::{FutureExt, Stream, StreamExt};
+
+use super::Target;
+use crate::cli::serve::doors::Door;
+
+/// Resolves once every record of a sent batch is acknowledged.
+pub type Ack = BoxFuture<'static, anyhow::Result<()>>;
+
+/// What `--protocol` chooses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProtocolKind {
+    /// The gRPC door, through brook-client (batching Producer on a ProduceStream; Consumer on
+    /// Subscribe streams).
+    Grpc,
+    /// The embedded broker's API in the bench's own process: no socket, no encoding (needs
+    /// --embedded). Shows what the doors add.
+    Embedded,
+}
+
+impl ProtocolKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProtocolKind::Grpc => "grpc",
+            ProtocolKind::Embedded => "embedded",
+        }
+    }
+}
+
+/// The topic a run uses.
+#[derive(Debug, Clone)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: u32,
+    /// `None`: the broker's default.
+    pub durability: Option<Durability>,
+}
+
+/// How a producer should batch: the workload decides what one request holds.
+#[derive(Debug, Clone, Copy)]
+pub struct ProducerShape {
+    /// Records per batch (`--batch`).
+    pub batch: usize,
+    pub record_bytes: usize,
+    /// Batches sent and not yet acknowledged, at most (`--in-flight`).
+    pub in_flight: usize,
+}
+
+/// A connection to the broker through one door.
+pub trait Protocol: Send + Sync {
+    /// Creates the topic when it does not exist. `Ok(true)`: this run created it. An existing
+    /// topic is used as it is, and must have the partitions asked for.
+    fn prepare_topic<'a>(&'a self, topic: &'a TopicSpec) -> BoxFuture<'a, anyhow::Result<bool>>;
+
+    /// The high watermark of every partition, in partition order.
+    fn end_offsets<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, anyhow::Result<Vec<u64>>>;
+
+    fn delete_topic<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
+
+    /// A producer with its own connection (where the door has connections).
+    fn producer<'a>(
+        &'a self,
+        topic: &'a str,
+        shape: ProducerShape,
+    ) -> BoxFuture<'a, anyhow::Result<Box<dyn BenchProducer>>>;
+
+    /// A consumer reading each `(partition, offset)` onwards, with its own connection.
+    fn consumer<'a>(
+        &'a self,
+        topic: &'a str,
+        starts: Vec<(u32, u64)>,
+    ) -> BoxFuture<'a, anyhow::Result<Box<dyn BenchConsumer>>>;
+}
+
+pub trait BenchProducer: Send + Sync {
+    /// Sends `values` to `partition` as one batch. Returns once they are handed to the door
+    /// (waiting while its buffers are full); the [`Ack`] resolves when all are acknowledged.
+    fn send_batch(&self, partition: u32, values: Vec<Bytes>) -> BoxFuture<'_, anyhow::Result<Ack>>;
+}
+
+pub trait BenchConsumer: Send {
+    /// Waits for the next records, hands each value to `sink`, and returns how many: at least
+    /// one, plus every record that had already arrived (one poll, or one stream read).
+    fn receive<'a>(
+        &'a mut self,
+        sink: &'a mut (dyn FnMut(&[u8]) + Send),
+    ) -> BoxFuture<'a, anyhow::Result<usize>>;
+}
+
+/// Records a consumer takes in one [`BenchConsumer::receive`] at most, so one call never holds
+/// an unbounded backlog.
+pub const RECEIVE_RECORDS_MAX: usize = 65_536;
+
+/// A [`BenchConsumer::receive`] over a stream of records: waits for the next one, then takes
+/// what is already there (up to [`RECEIVE_RECORDS_MAX`]), handing `value(record)` to `sink`.
+async fn receive_ready<S, R, E>(
+    records: &mut S,
+    value: fn(&R) -> &[u8],
+    sink: &mut (dyn FnMut(&[u8]) + Send),
+) -> anyhow::Result<usize>
+where
+    S: Stream<Item = Result<R, E>> + Unpin,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let mut taken = 0;
+    let mut next = records.next().await;
+    loop {
+        match next {
+            Some(record) => {
+                sink(value(&record.context("subscription")?));
+                taken += 1;
+            }
+            None if taken == 0 => bail!("the subscription ended"),
+            None => break,
+        }
+        if taken == RECEIVE_RECORDS_MAX {
+            break;
+        }
+        match records.next().now_or_never() {
+            Some(item) => next = item,
+            None => break,
+        }
+    }
+    Ok(taken)
+}
+
+/// Where the gRPC protocol connects without `--server`: `brook serve`'s default.
+const GRPC_DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
+
+/// Connects `kind` to the embedded server's door, else to `server` (or the protocol's
+/// default address). Returns the protocol and the address it reached.
+pub async fn connect(
+    kind: ProtocolKind,
+    target: &Target,
+    server: Option<&str>,
+) -> anyhow::Result<(Box<dyn Protocol>, String)> {
+    match kind {
+        ProtocolKind::Grpc => {
+            let url = match target.door_addr(Door::Grpc) {
+                Some(addr) => format!("http://{addr}"),
+                None => with_scheme(server.unwrap_or(GRPC_DEFAULT_SERVER)),
+            };
+            Ok((grpc::connect(&url).await?, url))
+        }
+        ProtocolKind::Embedded => match target.broker() {
+            Some(broker) => Ok((embedded::connect(broker.clone()), "in-process".to_owned())),
+            None => bail!("--protocol embedded runs the broker in this process: add --embedded"),
+        },
+    }
+}
+
+/// `HOST:PORT` as `http://HOST:PORT`; a URL with a scheme as it is.
+fn with_scheme(server: &str) -> String {
+    if server.contains("://") {
+        server.to_owned()
+    } else {
+        format!("http://{server}")
+    }
+}

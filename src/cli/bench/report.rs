@@ -1,0 +1,246 @@
+//! What a bench run measured, and how it is shown: a table with the baseline and the ratio
+//! beside each figure, or one JSON object (`--json`).
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+/// Latencies are recorded in nanoseconds, from 1 ns to this, at 3 significant digits.
+const LATENCY_NS_MAX: u64 = 60_000_000_000;
+
+/// An empty latency histogram.
+pub fn histogram() -> Histogram<u64> {
+    // 3 significant digits over 1 ns..60 s is a valid, fixed configuration.
+    Histogram::new_with_bounds(1, LATENCY_NS_MAX, 3).expect("valid histogram bounds")
+}
+
+/// Records `count` samples of `latency` (clamped into the histogram's range).
+pub fn record(histogram: &mut Histogram<u64>, latency: Duration, count: u64) {
+    let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+    histogram.saturating_record_n(ns.clamp(1, LATENCY_NS_MAX), count);
+}
+
+/// One side of a run (brook, or its baseline): records moved, their bytes, the time it took,
+/// and the latency of each unit the workload defines.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    pub records: u64,
+    /// Record value bytes moved.
+    pub bytes: u64,
+    pub elapsed: Duration,
+    pub latency: Histogram<u64>,
+}
+
+impl Measured {
+    pub fn figures(&self) -> Figures {
+        let secs = self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
+        let us = |q: f64| self.latency.value_at_quantile(q) as f64 / 1000.0;
+        Figures {
+            records: self.records,
+            elapsed_secs: self.elapsed.as_secs_f64(),
+            records_per_sec: self.records as f64 / secs,
+            mb_per_sec: self.bytes as f64 / 1e6 / secs,
+            p50_us: us(0.5),
+            p99_us: us(0.99),
+            p999_us: us(0.999),
+            max_us: self.latency.max() as f64 / 1000.0,
+        }
+    }
+}
+
+/// The figures of one side of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figures {
+    pub records: u64,
+    pub elapsed_secs: f64,
+    pub records_per_sec: f64,
+    /// Record value bytes per second, in millions.
+    pub mb_per_sec: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+}
+
+/// brook's figure divided by the baseline's, for each figure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ratios {
+    pub records_per_sec: f64,
+    pub mb_per_sec: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub p999: f64,
+}
+
+impl Ratios {
+    fn of(brook: &Figures, baseline: &Figures) -> Ratios {
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+        Ratios {
+            records_per_sec: ratio(brook.records_per_sec, baseline.records_per_sec),
+            mb_per_sec: ratio(brook.mb_per_sec, baseline.mb_per_sec),
+            p50: ratio(brook.p50_us, baseline.p50_us),
+            p99: ratio(brook.p99_us, baseline.p99_us),
+            p999: ratio(brook.p999_us, baseline.p999_us),
+        }
+    }
+}
+
+/// The settings of a run, as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    pub workload: &'static str,
+    pub protocol: &'static str,
+    /// `embedded` (a broker and its doors in this process) or `server`.
+    pub target: &'static str,
+    /// Where the door was reached (`in-process` for the embedded API).
+    pub address: String,
+    pub topic: String,
+    pub record_bytes: usize,
+    pub batch: usize,
+    pub producers: usize,
+    pub consumers: usize,
+    pub partitions: u32,
+    pub in_flight: usize,
+    /// Records per second the e2e producers were paced at.
+    pub rate: Option<u64>,
+    /// `sync`, `interval:MS` or `none`; `default` when the broker's default applied.
+    pub durability: String,
+    /// What the latency figures time.
+    pub latency: &'static str,
+    /// What the baseline is.
+    pub baseline_kind: &'static str,
+}
+
+/// Everything `--json` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    #[serde(flatten)]
+    pub info: RunInfo,
+    #[serde(flatten)]
+    pub brook: Figures,
+    pub baseline: Figures,
+    pub ratio: Ratios,
+}
+
+impl Report {
+    pub fn new(info: RunInfo, brook: &Measured, baseline: &Measured) -> Report {
+        let (brook, baseline) = (brook.figures(), baseline.figures());
+        let ratio = Ratios::of(&brook, &baseline);
+        Report {
+            info,
+            brook,
+            baseline,
+            ratio,
+        }
+    }
+
+    pub fn json(&self) -> anyhow::Result<String> {
+        Ok(serde_json::to_string(self)?)
+    }
+
+    /// The human-readable table.
+    pub fn table(&self) -> String {
+        let i = &self.info;
+        let mut out = format!(
+            "brook bench {}: {} door, {} ({}), durability {}\n",
+            i.workload, i.protocol, i.target, i.address, i.durability
+        );
+        out.push_str(&format!(
+            "  {} records of {} B, batches of {}, {} producer(s), {} consumer(s), {} \
+             partition(s), {} batch(es) in flight{}\n",
+            self.brook.records,
+            i.record_bytes,
+            i.batch,
+            i.producers,
+            i.consumers,
+            i.partitions,
+            i.in_flight,
+            i.rate
+                .map_or(String::new(), |r| format!(", paced at {r} records/s")),
+        ));
+        out.push_str(&format!("  latency: {}\n", i.latency));
+        out.push_str(&format!("  baseline: {}\n\n", i.baseline_kind));
+        out.push_str(&format!(
+            "  {:<18} {:>14} {:>14} {:>8}\n",
+            "", "brook", "baseline", "ratio"
+        ));
+        let (b, base, r) = (&self.brook, &self.baseline, &self.ratio);
+        let rows = [
+            (
+                "records/s",
+                b.records_per_sec,
+                base.records_per_sec,
+                r.records_per_sec,
+                0,
+            ),
+            ("MB/s", b.mb_per_sec, base.mb_per_sec, r.mb_per_sec, 1),
+            ("latency p50 (us)", b.p50_us, base.p50_us, r.p50, 1),
+            ("latency p99 (us)", b.p99_us, base.p99_us, r.p99, 1),
+            ("latency p99.9 (us)", b.p999_us, base.p999_us, r.p999, 1),
+        ];
+        for (name, brook, baseline, ratio, decimals) in rows {
+            out.push_str(&format!(
+                "  {name:<18} {brook:>14.decimals$} {baseline:>14.decimals$} {ratio:>8.3}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "  {:<18} {:>14.3} {:>14.3}\n",
+            "elapsed (s)", b.elapsed_secs, base.elapsed_secs
+        ));
+        out
+    }
+}
+
+/// A progress bar on stderr, hidden with `--json` or when stderr is not a terminal.
+pub fn progress(total: u64, label: &str, hidden: bool) -> ProgressBar {
+    if hidden || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    let style = ProgressStyle::with_template(
+        "{msg:>10} [{bar:40}] {human_pos}/{human_len} records  {per_sec}  eta {eta}",
+    )
+    .map(|s| s.progress_chars("=> "))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(label.to_owned());
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_and_ratios_come_from_the_measurements() {
+        let mut latency = histogram();
+        record(&mut latency, Duration::from_micros(100), 99);
+        record(&mut latency, Duration::from_millis(10), 1);
+        let brook = Measured {
+            records: 1_000,
+            bytes: 100_000,
+            elapsed: Duration::from_millis(500),
+            latency,
+        };
+        let f = brook.figures();
+        assert!((f.records_per_sec - 2_000.0).abs() < 1e-6);
+        assert!((f.mb_per_sec - 0.2).abs() < 1e-9);
+        assert!((f.p50_us - 100.0).abs() < 0.1, "{}", f.p50_us);
+        assert!((f.p999_us - 10_000.0).abs() < 10.0, "{}", f.p999_us);
+
+        let mut base_latency = histogram();
+        record(&mut base_latency, Duration::from_micros(50), 100);
+        let baseline = Measured {
+            records: 1_000,
+            bytes: 100_000,
+            elapsed: Duration::from_millis(100),
+            latency: base_latency,
+        };
+        let r = Ratios::of(&f, &baseline.figures());
+        assert!((r.records_per_sec - 0.2).abs() < 1e-9);
+        assert!((r.p50 - 2.0).abs() < 0.01, "{}", r.p50);
+    }
+}

@@ -1,0 +1,483 @@
+//! The three workloads, over any [`Protocol`]:
+//!
+//! - **produce**: each producer sends `--batch` records at a time to the partitions in turn,
+//!   with up to `--in-flight` batches awaiting their ack; latency is send-to-ack of each batch,
+//!   counted once per record in it.
+//! - **consume**: the topic is first filled through the same door (not timed), then consumers
+//!   read it back from where the fill started; latency is the time of each receive (one
+//!   stream read or poll, however many records it brings).
+//! - **e2e**: consumers subscribe first; producers then send at `--rate` records/s in total,
+//!   each record stamped with its send time; latency is send-to-receipt of each record.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::{Bytes, BytesMut};
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use indicatif::ProgressBar;
+use tokio::sync::{mpsc, watch};
+
+use super::protocol::{Ack, BenchConsumer, BenchProducer, ProducerShape, Protocol};
+use super::report::{histogram, record, Measured};
+
+/// A consumer that receives nothing for this long has stalled: the run fails rather than hang.
+const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bytes of the send-time stamp at the front of every e2e record.
+pub const STAMP_BYTES: usize = 8;
+
+/// What a run does: the bench's flags, checked.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub topic: String,
+    pub records: u64,
+    pub record_bytes: usize,
+    pub batch: usize,
+    pub producers: usize,
+    pub consumers: usize,
+    pub partitions: u32,
+    pub in_flight: usize,
+    /// e2e: records per second, over all producers.
+    pub rate: u64,
+}
+
+impl Plan {
+    pub fn shape(&self) -> ProducerShape {
+        ProducerShape {
+            batch: self.batch,
+            record_bytes: self.record_bytes,
+            in_flight: self.in_flight,
+        }
+    }
+
+    /// All of the plan's records moved in `elapsed`.
+    pub fn measured(&self, elapsed: Duration, latency: Histogram<u64>) -> Measured {
+        Measured {
+            records: self.records,
+            bytes: self.records * self.record_bytes as u64,
+            elapsed,
+            latency,
+        }
+    }
+
+    /// Records of producer (or consumer) `index` of `of`: an even split, the remainder to the
+    /// first ones.
+    pub fn share(&self, index: usize, of: usize) -> u64 {
+        let of = of as u64;
+        self.records / of + u64::from((index as u64) < self.records % of)
+    }
+
+    /// Partitions consumer `index` reads: every `consumers`-th, starting at `index`.
+    pub fn partitions_of(&self, index: usize) -> Vec<u32> {
+        (0..self.partitions)
+            .filter(|p| *p as usize % self.consumers == index)
+            .collect()
+    }
+}
+
+/// A value of `len` bytes that does not compress: the bench measures moving bytes, not
+/// squeezing them.
+pub fn payload(len: usize) -> Bytes {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        // xorshift64
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    Bytes::from(out)
+}
+
+pub async fn produce(
+    protocol: &dyn Protocol,
+    plan: &Plan,
+    bar: &ProgressBar,
+) -> anyhow::Result<Measured> {
+    let mut producers = Vec::with_capacity(plan.producers);
+    for _ in 0..plan.producers {
+        producers.push(protocol.producer(&plan.topic, plan.shape()).await?);
+    }
+    let value = payload(plan.record_bytes);
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(plan.producers);
+    for (index, producer) in producers.into_iter().enumerate() {
+        let plan = plan.clone();
+        let run = ProducerRun {
+            first_partition: (index as u32) % plan.partitions,
+            records: plan.share(index, plan.producers),
+            value: value.clone(),
+            bar: bar.clone(),
+        };
+        tasks.push(tokio::spawn(run.run(producer, plan)));
+    }
+    let mut latency = histogram();
+    for task in tasks {
+        latency.add(task.await.context("producer task")??)?;
+    }
+    let elapsed = started.elapsed();
+    Ok(plan.measured(elapsed, latency))
+}
+
+/// One producer's part of a produce run.
+struct ProducerRun {
+    first_partition: u32,
+    records: u64,
+    value: Bytes,
+    bar: ProgressBar,
+}
+
+impl ProducerRun {
+    async fn run(
+        self,
+        producer: Box<dyn BenchProducer>,
+        plan: Plan,
+    ) -> anyhow::Result<Histogram<u64>> {
+        let mut latency = histogram();
+        // Each ack is awaited by its own task, so its time is taken when it lands, not when
+        // this loop next looks.
+        let mut window = FuturesUnordered::new();
+        let (mut sent, mut partition) = (0, self.first_partition);
+        while sent < self.records {
+            let count = (plan.batch as u64).min(self.records - sent);
+            let values = vec![self.value.clone(); count as usize];
+            let started = Instant::now();
+            let ack = producer.send_batch(partition, values).await?;
+            window.push(tokio::spawn(async move {
+                ack.await.map(|()| (started.elapsed(), count))
+            }));
+            sent += count;
+            partition = (partition + 1) % plan.partitions;
+            while window.len() >= plan.in_flight {
+                self.settle(window.next().await, &mut latency)?;
+            }
+        }
+        while let Some(done) = window.next().await {
+            self.settle(Some(done), &mut latency)?;
+        }
+        Ok(latency)
+    }
+
+    fn settle(
+        &self,
+        done: Option<Result<anyhow::Result<(Duration, u64)>, tokio::task::JoinError>>,
+        latency: &mut Histogram<u64>,
+    ) -> anyhow::Result<()> {
+        let Some(done) = done else {
+            return Ok(());
+        };
+        let (took, count) = done.context("ack task")??;
+        record(latency, took, count);
+        self.bar.inc(count);
+        Ok(())
+    }
+}
+
+pub async fn consume(
+    protocol: &dyn Protocol,
+    plan: &Plan,
+    fill_bar: &ProgressBar,
+    bar: &ProgressBar,
+) -> anyhow::Result<Measured> {
+    let before = protocol.end_offsets(&plan.topic).await?;
+    produce(protocol, plan, fill_bar)
+        .await
+        .context("filling the topic")?;
+    fill_bar.finish_and_clear();
+    let after = protocol.end_offsets(&plan.topic).await?;
+
+    let mut consumers = Vec::with_capacity(plan.consumers);
+    for index in 0..plan.consumers {
+        let partitions = plan.partitions_of(index);
+        let expected: u64 = partitions
+            .iter()
+            .map(|&p| after[p as usize] - before[p as usize])
+            .sum();
+        let starts = partitions
+            .iter()
+            .map(|&p| (p, before[p as usize]))
+            .collect();
+        consumers.push((protocol.consumer(&plan.topic, starts).await?, expected));
+    }
+    let started = Instant::now();
+    let tasks: Vec<_> = consumers
+        .into_iter()
+        .map(|(consumer, expected)| tokio::spawn(read_all(consumer, expected, bar.clone())))
+        .collect();
+    let (mut latency, mut records, mut bytes) = (histogram(), 0, 0);
+    for task in tasks {
+        let (read_latency, read_records, read_bytes) = task.await.context("consumer task")??;
+        latency.add(read_latency)?;
+        records += read_records;
+        bytes += read_bytes;
+    }
+    Ok(Measured {
+        records,
+        bytes,
+        elapsed: started.elapsed(),
+        latency,
+    })
+}
+
+/// Reads until `expected` records came; each receive's time is one latency sample.
+async fn read_all(
+    mut consumer: Box<dyn BenchConsumer>,
+    expected: u64,
+    bar: ProgressBar,
+) -> anyhow::Result<(Histogram<u64>, u64, u64)> {
+    let (mut latency, mut records, mut bytes) = (histogram(), 0u64, 0u64);
+    while records < expected {
+        let started = Instant::now();
+        let mut sink = |value: &[u8]| bytes += value.len() as u64;
+        let got = tokio::time::timeout(STALL_TIMEOUT, consumer.receive(&mut sink))
+            .await
+            .map_err(|_| stalled(records, expected))??;
+        record(&mut latency, started.elapsed(), 1);
+        records += got as u64;
+        bar.inc(got as u64);
+    }
+    Ok((latency, records, bytes))
+}
+
+fn stalled(got: u64, expected: u64) -> anyhow::Error {
+    anyhow::anyhow!(
+        "no record for {}s: received {got} of {expected}",
+        STALL_TIMEOUT.as_secs()
+    )
+}
+
+pub async fn e2e(
+    protocol: &dyn Protocol,
+    plan: &Plan,
+    bar: &ProgressBar,
+) -> anyhow::Result<Measured> {
+    let before = protocol.end_offsets(&plan.topic).await?;
+    let mut consumers = Vec::with_capacity(plan.consumers);
+    for index in 0..plan.consumers {
+        let starts = plan
+            .partitions_of(index)
+            .into_iter()
+            .map(|p| (p, before[p as usize]))
+            .collect();
+        consumers.push(protocol.consumer(&plan.topic, starts).await?);
+    }
+    let mut producers = Vec::with_capacity(plan.producers);
+    for _ in 0..plan.producers {
+        producers.push(protocol.producer(&plan.topic, plan.shape()).await?);
+    }
+
+    let epoch = Instant::now();
+    let received = Arc::new(AtomicU64::new(0));
+    let (done_tx, done_rx) = watch::channel(false);
+    let readers: Vec<_> = consumers
+        .into_iter()
+        .map(|consumer| {
+            let receipt = Receipt {
+                epoch,
+                received: Arc::clone(&received),
+                expected: plan.records,
+                done_tx: done_tx.clone(),
+                done_rx: done_rx.clone(),
+                bar: bar.clone(),
+            };
+            tokio::spawn(receipt.run(consumer))
+        })
+        .collect();
+    drop(done_tx);
+
+    let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+    let acks = tokio::spawn(await_acks(ack_rx));
+    let handle = tokio::runtime::Handle::current();
+    let mut senders = Vec::with_capacity(plan.producers);
+    for (index, producer) in producers.into_iter().enumerate() {
+        let paced = Paced {
+            handle: handle.clone(),
+            first_partition: (index as u32) % plan.partitions,
+            records: plan.share(index, plan.producers),
+            // Each producer sends its share of the rate.
+            rate: plan.rate as f64 / plan.producers as f64,
+            epoch,
+            acks: ack_tx.clone(),
+        };
+        let plan = plan.clone();
+        senders.push(std::thread::spawn(move || {
+            paced.run(producer.as_ref(), &plan)
+        }));
+    }
+    drop(ack_tx);
+    for sender in senders {
+        match sender.join() {
+            Ok(result) => result?,
+            Err(_) => bail!("an e2e producer thread panicked"),
+        }
+    }
+    acks.await.context("ack task")??;
+    let mut latency = histogram();
+    for reader in readers {
+        latency.add(reader.await.context("consumer task")??)?;
+    }
+    Ok(plan.measured(epoch.elapsed(), latency))
+}
+
+/// The time since `epoch`, as stamped into records.
+fn stamp(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A record value of `len` bytes starting with `stamp`.
+pub fn stamped(template: &Bytes, stamp: u64) -> Bytes {
+    let mut value = BytesMut::from(template.as_ref());
+    value[..STAMP_BYTES].copy_from_slice(&stamp.to_le_bytes());
+    value.freeze()
+}
+
+/// The send-to-receipt latency of a stamped value.
+pub fn since_stamp(epoch: Instant, value: &[u8]) -> Option<Duration> {
+    let sent = u64::from_le_bytes(value.get(..STAMP_BYTES)?.try_into().ok()?);
+    Some(Duration::from_nanos(stamp(epoch).saturating_sub(sent)))
+}
+
+/// One e2e producer: a thread of its own, so sends leave on time (a tokio timer only
+/// resolves to the millisecond, which alone would add up to 1 ms of latency to each record).
+struct Paced {
+    handle: tokio::runtime::Handle,
+    first_partition: u32,
+    records: u64,
+    rate: f64,
+    epoch: Instant,
+    acks: mpsc::UnboundedSender<Ack>,
+}
+
+impl Paced {
+    fn run(self, producer: &dyn BenchProducer, plan: &Plan) -> anyhow::Result<()> {
+        let template = payload(plan.record_bytes);
+        let batch_interval = Duration::from_secs_f64(plan.batch as f64 / self.rate);
+        let start = Instant::now();
+        let (mut sent, mut partition, mut index) = (0, self.first_partition, 0u32);
+        while sent < self.records {
+            if let Some(wait) =
+                (start + batch_interval * index).checked_duration_since(Instant::now())
+            {
+                std::thread::sleep(wait);
+            }
+            let count = (plan.batch as u64).min(self.records - sent);
+            let now = stamp(self.epoch);
+            let values = (0..count).map(|_| stamped(&template, now)).collect();
+            let ack = self
+                .handle
+                .block_on(producer.send_batch(partition, values))?;
+            if self.acks.send(ack).is_err() {
+                bail!("the ack task ended early");
+            }
+            sent += count;
+            partition = (partition + 1) % plan.partitions;
+            index += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Awaits every ack the e2e producers hand over; the first failure fails the run.
+async fn await_acks(mut acks: mpsc::UnboundedReceiver<Ack>) -> anyhow::Result<()> {
+    let mut pending = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            ack = acks.recv() => match ack {
+                Some(ack) => pending.push(ack),
+                None => break,
+            },
+            Some(result) = pending.next(), if !pending.is_empty() => result?,
+        }
+    }
+    while let Some(result) = pending.next().await {
+        result?;
+    }
+    Ok(())
+}
+
+/// One e2e consumer: reads until every consumer together has `expected` records.
+struct Receipt {
+    epoch: Instant,
+    received: Arc<AtomicU64>,
+    expected: u64,
+    done_tx: watch::Sender<bool>,
+    done_rx: watch::Receiver<bool>,
+    bar: ProgressBar,
+}
+
+impl Receipt {
+    async fn run(mut self, mut consumer: Box<dyn BenchConsumer>) -> anyhow::Result<Histogram<u64>> {
+        let mut latency = histogram();
+        let epoch = self.epoch;
+        loop {
+            let mut sink = |value: &[u8]| {
+                if let Some(took) = since_stamp(epoch, value) {
+                    record(&mut latency, took, 1);
+                }
+            };
+            let got = tokio::select! {
+                got = tokio::time::timeout(STALL_TIMEOUT, consumer.receive(&mut sink)) => Some(got),
+                // Another consumer took the last record.
+                _ = self.done_rx.wait_for(|done| *done) => None,
+            };
+            let Some(got) = got else {
+                return Ok(latency);
+            };
+            let got =
+                got.map_err(|_| stalled(self.received.load(Ordering::Relaxed), self.expected))??;
+            self.bar.inc(got as u64);
+            let total = self.received.fetch_add(got as u64, Ordering::Relaxed) + got as u64;
+            if total >= self.expected {
+                self.done_tx.send_replace(true);
+                return Ok(latency);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_and_partitions_split_evenly() {
+        let plan = Plan {
+            topic: "t".into(),
+            records: 10,
+            record_bytes: 100,
+            batch: 3,
+            producers: 3,
+            consumers: 2,
+            partitions: 5,
+            in_flight: 1,
+            rate: 1,
+        };
+        let shares: Vec<u64> = (0..3).map(|i| plan.share(i, 3)).collect();
+        assert_eq!(shares, [4, 3, 3]);
+        assert_eq!(plan.partitions_of(0), [0, 2, 4]);
+        assert_eq!(plan.partitions_of(1), [1, 3]);
+    }
+
+    #[test]
+    fn a_stamp_reads_back_as_the_time_since_it_was_written() {
+        let epoch = Instant::now();
+        let value = stamped(&payload(16), stamp(epoch));
+        assert_eq!(value.len(), 16);
+        std::thread::sleep(Duration::from_millis(2));
+        let took = since_stamp(epoch, &value).expect("stamped value");
+        assert!(took >= Duration::from_millis(2) && took < Duration::from_secs(5));
+        assert!(since_stamp(epoch, b"short").is_none());
+    }
+
+    #[test]
+    fn payloads_have_the_length_asked_and_do_not_repeat_a_byte() {
+        let value = payload(1000);
+        assert_eq!(value.len(), 1000);
+        assert!(value.iter().any(|b| *b != value[0]));
+    }
+}
