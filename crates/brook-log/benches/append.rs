@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use brook_log::{Durability, LogConfig, PartitionLog};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use parking_lot::Mutex;
 use support::{batch, bench_dir, print_ratio, Rates};
 
 fn config(durability: Durability) -> LogConfig {
@@ -88,7 +89,7 @@ fn append_none(c: &mut Criterion) {
 
 /// `threads` appenders share `iters` one-record appends to one `sync` log; returns the time
 /// for all of them.
-fn sync_appends(batch: &[u8], threads: u64, iters: u64, rates: &Rates) -> Duration {
+fn sync_appends(batch: &[u8], threads: u64, iters: u64, side: &SyncSide) -> Duration {
     let dir = bench_dir();
     let log = PartitionLog::open(dir.path(), config(Durability::Sync)).expect("open");
     let per_thread = iters.div_ceil(threads);
@@ -109,39 +110,62 @@ fn sync_appends(batch: &[u8], threads: u64, iters: u64, rates: &Rates) -> Durati
         start
     })
     .elapsed();
-    rates.record(per_thread * threads, elapsed);
+    side.rates.record(per_thread * threads, elapsed);
+    let mut shared = side.appends_and_fsyncs.lock();
+    shared.0 += per_thread * threads;
+    shared.1 += log.fsync_count();
     // Criterion asked for `iters`; scale the time of the `per_thread * threads` done.
     elapsed.mul_f64(iters as f64 / (per_thread * threads) as f64)
+}
+
+/// What the runs with one number of appenders measured.
+#[derive(Default)]
+struct SyncSide {
+    rates: Rates,
+    /// Appends and the fdatasyncs they took, over all runs: how well group commit shares.
+    appends_and_fsyncs: Mutex<(u64, u64)>,
 }
 
 fn append_sync(c: &mut Criterion) {
     let batch = batch(1, 1024);
     let raw = Rates::default();
-    let brook: Vec<(u64, Rates)> = [1, 4, 16].map(|t| (t, Rates::default())).into();
+    let brook: Vec<(u64, SyncSide)> = [1, 4, 16].map(|t| (t, SyncSide::default())).into();
     let mut group = c.benchmark_group("append_sync_1_record");
     group
         .throughput(Throughput::Elements(1))
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
+    // The baseline runs before and after the appenders: fsync latency on a shared disk
+    // drifts, and the median of both brackets it.
     group.bench_function("raw_write_fdatasync", |b| {
         b.iter_custom(|iters| raw_writes(&batch, iters, true, &raw))
     });
-    for (threads, rates) in &brook {
+    for (threads, side) in &brook {
         group.bench_function(format!("brook_{threads}_appenders"), |b| {
-            b.iter_custom(|iters| sync_appends(&batch, *threads, iters, rates))
+            b.iter_custom(|iters| sync_appends(&batch, *threads, iters, side))
         });
     }
+    group.bench_function("raw_write_fdatasync_again", |b| {
+        b.iter_custom(|iters| raw_writes(&batch, iters, true, &raw))
+    });
     group.finish();
-    for (threads, rates) in &brook {
+    for (threads, side) in &brook {
         print_ratio(
             &format!("append sync 1KiB x1, {threads} appenders"),
-            rates,
+            &side.rates,
             "raw write+fdatasync",
             &raw,
             1.0,
             "appends/s",
         );
+        let (appends, fsyncs) = *side.appends_and_fsyncs.lock();
+        if fsyncs > 0 {
+            println!(
+                "  {threads} appenders: {:.1} appends per fdatasync",
+                appends as f64 / fsyncs as f64
+            );
+        }
     }
 }
 
