@@ -28,6 +28,7 @@ const OFFSET_OUT_OF_RANGE: i16 = 1;
 const INVALID_TOPIC_EXCEPTION: i16 = 17;
 const UNSUPPORTED_VERSION: i16 = 35;
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+const UNKNOWN_TOPIC_ID: i16 = 100;
 
 /// A Kafka connection driven by hand.
 struct Raw {
@@ -102,6 +103,15 @@ impl Raw {
     async fn is_closed(&mut self) -> bool {
         self.read_frame().await.is_none()
     }
+}
+
+/// Metadata v12 for one topic (with its topic id).
+async fn metadata_for(raw: &mut Raw, name: &str) -> MetadataResponse {
+    let mut topic = MetadataRequestTopic::default();
+    topic.name = Some(TopicName(StrBytes::from_string(name.to_owned())));
+    let mut request = MetadataRequest::default();
+    request.topics = Some(vec![topic]);
+    raw.call(ApiKey::Metadata, 12, &request).await
 }
 
 /// A witness: a Metadata round trip on its own connection.
@@ -196,7 +206,7 @@ async fn unknown_api_versions_version_gets_unsupported_version_with_the_ranges()
         .iter()
         .find(|k| k.api_key == 1)
         .expect("Fetch listed");
-    assert_eq!((fetch.min_version, fetch.max_version), (4, 12));
+    assert_eq!((fetch.min_version, fetch.max_version), (4, 16));
 
     // The client retries with a version both know, on the same connection.
     let response: ApiVersionsResponse = raw
@@ -528,6 +538,22 @@ async fn fetch_long_polls_until_data_arrives_and_refuses_offsets_out_of_range() 
         OFFSET_OUT_OF_RANGE
     );
     // With nothing new, a short max wait answers empty when it runs out.
+    // From v13 topics are named by id: the same bytes come back, and an unknown id is an error.
+    let id = metadata_for(&mut raw, "poll").await.topics[0].topic_id;
+    let mut by_id = fetch_request("", 0, 0);
+    by_id.topics[0].topic_id = id;
+    let response: FetchResponse = raw.call(ApiKey::Fetch, 16, &by_id).await;
+    assert_eq!(response.responses[0].topic_id, id);
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(partition.error_code, 0);
+    assert_eq!(partition.records.as_ref(), Some(&stored.batches));
+    by_id.topics[0].topic_id = Default::default(); // the nil id: never a topic's
+    let response: FetchResponse = raw.call(ApiKey::Fetch, 16, &by_id).await;
+    assert_eq!(
+        response.responses[0].partitions[0].error_code,
+        UNKNOWN_TOPIC_ID
+    );
+
     let response: FetchResponse = raw
         .call(ApiKey::Fetch, 12, &fetch_request("poll", 1, 50))
         .await;
@@ -570,13 +596,17 @@ async fn every_advertised_version_of_every_api_is_answered() {
     let mut raw = Raw::connect(&tb).await;
     let topic = || TopicName(StrBytes::from_static_str("versions"));
     let group = || GroupId(StrBytes::from_static_str("versions-group"));
+    let versions_id = metadata_for(&mut raw, "versions").await.topics[0].topic_id;
 
     answers_every_version::<ProduceRequest>(&mut raw, ApiKey::Produce, 3..=9, |r, _| {
         *r = produce_request("versions", batch(&["v"], None), -1);
     })
     .await;
-    answers_every_version::<FetchRequest>(&mut raw, ApiKey::Fetch, 4..=12, |r, _| {
+    answers_every_version::<FetchRequest>(&mut raw, ApiKey::Fetch, 4..=16, |r, v| {
         *r = fetch_request("versions", 0, 0);
+        if v >= 13 {
+            r.topics[0].topic_id = versions_id;
+        }
     })
     .await;
     answers_every_version::<ListOffsetsRequest>(&mut raw, ApiKey::ListOffsets, 1..=7, |r, _| {

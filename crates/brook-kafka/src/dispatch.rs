@@ -67,7 +67,9 @@ pub(crate) async fn handle(
                 None => return Ok(None),
             }
         }
-        ApiKey::Fetch => answer!(request, body => api::fetch::handle(door, body, stop).await),
+        ApiKey::Fetch => {
+            answer!(request, body => api::fetch::handle(door, body, version, stop).await)
+        }
         ApiKey::ListOffsets => {
             answer!(request, body => api::offsets::list_offsets(door, body).await)
         }

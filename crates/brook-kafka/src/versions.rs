@@ -29,7 +29,7 @@ const fn api(key: ApiKey, name: &'static str, min: i16, max: i16) -> Api {
 /// Every API this door answers, with the versions advertised in ApiVersions.
 pub(crate) const APIS: &[Api] = &[
     api(ApiKey::Produce, "Produce", 0, 9),
-    api(ApiKey::Fetch, "Fetch", 4, 12),
+    api(ApiKey::Fetch, "Fetch", 4, 16),
     api(ApiKey::ListOffsets, "ListOffsets", 1, 7),
     api(ApiKey::Metadata, "Metadata", 0, 12),
     api(ApiKey::OffsetCommit, "OffsetCommit", 2, 8),

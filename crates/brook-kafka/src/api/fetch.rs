@@ -3,9 +3,12 @@
 //! a long poll: when fewer than `min_bytes` are ready, the request waits on the partitions'
 //! high-watermark channels (woken by appends) until enough arrive or `max_wait_ms` passes.
 //!
+//! Up to version 12 topics are named; from 13 they are identified by their topic id.
+//!
 //! Fetch sessions (KIP-227) are not kept: every response carries session id 0, which tells a
 //! client to keep sending full requests.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use brook_broker::BrokerError;
@@ -13,18 +16,24 @@ use bytes::Bytes;
 use futures::future::select_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use crate::codes;
 use crate::door::Door;
 
 pub(crate) async fn handle(
     door: &Door,
-    request: FetchRequest,
+    mut request: FetchRequest,
+    version: i16,
     stop: &watch::Receiver<()>,
 ) -> FetchResponse {
+    if version >= 13 {
+        name_topics_by_id(door, &mut request);
+    }
     let limits = &door.broker.config().limits;
     let max_wait =
         Duration::from_millis(request.max_wait_ms.max(0) as u64).min(limits.fetch_wait_max());
@@ -52,6 +61,22 @@ pub(crate) async fn handle(
             // Data may have landed right at the deadline: one last look.
             return fetch_once(door, &request, max_bytes).await.0;
         }
+    }
+}
+
+/// From version 13 a fetch names topics by id: fills in each topic's name, or leaves it empty
+/// (never a valid name) when no topic has that id, which is answered UNKNOWN_TOPIC_ID.
+fn name_topics_by_id(door: &Door, request: &mut FetchRequest) {
+    let ids: HashMap<Uuid, String> = door
+        .broker
+        .list_topics()
+        .into_iter()
+        .filter_map(|t| door.broker.describe_topic(&t.name).ok())
+        .map(|d| (Uuid::from_bytes(d.id), d.name))
+        .collect();
+    for topic in &mut request.topics {
+        let name = ids.get(&topic.topic_id).cloned().unwrap_or_default();
+        topic.topic = TopicName(StrBytes::from_string(name));
     }
 }
 
@@ -121,6 +146,10 @@ async fn fetch_partition(
     let mut data = PartitionData::default();
     data.partition_index = index;
     data.records = Some(Bytes::new());
+    if topic.is_empty() {
+        data.error_code = ResponseError::UnknownTopicId.code();
+        return data;
+    }
     let (Ok(partition), Ok(offset)) = (u32::try_from(index), u64::try_from(offset)) else {
         data.error_code = if index < 0 {
             ResponseError::UnknownTopicOrPartition.code()
