@@ -9,6 +9,8 @@
 //!   partitions or as a consumer-group member, with automatic or explicit commits;
 //! - [`Admin`] ([`Client::admin`]): topics, groups, committed offsets;
 //! - [`Client::produce`] and [`Client::fetch`]: the plain request-reply calls.
+//! - [`Client::call`] and [`Client::respond`]: request-reply over the log (a request record,
+//!   a reply record, correlated by id).
 //!
 //! ```no_run
 //! use brook_client::{Client, ConsumerConfig, NewTopic, OffsetReset, ProducerConfig, ProducerRecord};
@@ -45,6 +47,7 @@ pub mod error;
 pub mod partitioner;
 pub mod producer;
 pub mod record;
+pub mod reqreply;
 
 pub use admin::{Admin, NewTopic};
 pub use client::{Client, FetchRequest, Fetched};
@@ -54,6 +57,7 @@ pub use consumer::{
 pub use error::{ClientError, Result};
 pub use producer::{Delivery, Producer, ProducerConfig};
 pub use record::{ConsumerRecord, ProducerRecord, RecordPosition, TopicPartition};
+pub use reqreply::{Answer, CallReply, CallRequest, IncomingRequest};
 
 /// The generated protobuf messages (`brook.v1`), for admin answers and raw calls.
 pub use brook_proto::v1 as proto;

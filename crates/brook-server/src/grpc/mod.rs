@@ -15,6 +15,7 @@
 mod convert;
 mod limit;
 mod produce_stream;
+mod reqreply;
 mod service;
 mod status;
 mod subscribe;

@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{self, ProducePayload};
 use super::status::to_status;
-use super::{produce_stream, subscribe};
+use super::{produce_stream, reqreply, subscribe};
 use crate::config::GrpcConfig;
 use crate::shutdown::Shutdown;
 
@@ -277,5 +277,21 @@ impl Brook for BrookService {
             })
             .collect();
         Ok(Response::new(pb::FetchOffsetsResponse { offsets }))
+    }
+
+    async fn call(
+        &self,
+        request: Request<pb::CallRequest>,
+    ) -> Result<Response<pb::CallResponse>, Status> {
+        reqreply::call(self, request).await
+    }
+
+    type RespondStream = ReceiverStream<Result<pb::RespondResponse, Status>>;
+
+    async fn respond(
+        &self,
+        request: Request<Streaming<pb::RespondRequest>>,
+    ) -> Result<Response<Self::RespondStream>, Status> {
+        reqreply::respond(self, request).await
     }
 }
