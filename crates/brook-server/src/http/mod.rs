@@ -15,6 +15,8 @@
 //! | `GET /v1/groups`, `GET /v1/groups/{group}` | list, describe groups (offsets, lag) |
 //! | `GET /v1/groups/{group}/stream` | SSE as a member of a consumer group |
 //! | `POST /v1/groups/{group}/offsets` | commit a group's offsets |
+//! | `POST /v1/topics/{topic}/call` | request-reply: the body is the request, the answer the reply ([`reqreply`]) |
+//! | `GET /v1/topics/{topic}/call/{correlation_id}` | a call's reply, later |
 //!
 //! What it promises:
 //! - every failure is JSON `{ "error_code", "message" }` with the status of the broker's error
@@ -41,6 +43,7 @@ mod ops;
 mod produce;
 mod produce_stream;
 mod records;
+mod reqreply;
 mod stream;
 
 use std::future::Future;
@@ -132,6 +135,16 @@ fn table() -> Vec<(Method, &'static str, MethodRouter<App>)> {
             Method::POST,
             "/v1/groups/{group}/offsets",
             post(admin::commit_offsets),
+        ),
+        (
+            Method::POST,
+            "/v1/topics/{topic}/call",
+            post(reqreply::call),
+        ),
+        (
+            Method::GET,
+            "/v1/topics/{topic}/call/{correlation_id}",
+            get(reqreply::reply),
         ),
     ]
 }
