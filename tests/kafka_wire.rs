@@ -563,6 +563,59 @@ async fn fetch_long_polls_until_data_arrives_and_refuses_offsets_out_of_range() 
     tb.stop().await;
 }
 
+/// ListOffsets v7 for partition 0 of `topic` at `timestamp`: (error code, offset, timestamp).
+async fn list_offset(raw: &mut Raw, topic: &str, timestamp: i64) -> (i16, i64, i64) {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+    let mut partition = ListOffsetsPartition::default();
+    partition.timestamp = timestamp;
+    let mut asked = ListOffsetsTopic::default();
+    asked.name = TopicName(StrBytes::from_string(topic.to_owned()));
+    asked.partitions = vec![partition];
+    let mut request = ListOffsetsRequest::default();
+    request.replica_id = kafka_protocol::messages::BrokerId(-1);
+    request.topics = vec![asked];
+    let response: ListOffsetsResponse = raw.call(ApiKey::ListOffsets, 7, &request).await;
+    let p = &response.topics[0].partitions[0];
+    (p.error_code, p.offset, p.timestamp)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_offsets_v7_finds_the_record_with_the_greatest_timestamp() {
+    const MAX_TIMESTAMP: i64 = -3;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tb = TestBroker::start(dir.path()).await;
+    tb.create_topic("times", 1).await;
+    let mut raw = Raw::connect(&tb).await;
+    assert_eq!(
+        list_offset(&mut raw, "times", MAX_TIMESTAMP).await,
+        (0, -1, -1),
+        "an empty partition has no such record"
+    );
+    // Offsets 0..=2 then 3..=4; the latest timestamp (900) first at offset 1, again at 4.
+    for timestamps in [&[100, 900, 500][..], &[300, 900]] {
+        let mut builder = BatchBuilder::new(Compression::None);
+        for &timestamp in timestamps {
+            builder.push(RecordRef {
+                key: None,
+                value: Some(b"t"),
+                headers: &[],
+                timestamp,
+            });
+        }
+        let request = produce_request("times", builder.build().expect("batch").freeze(), -1);
+        let response: ProduceResponse = raw.call(ApiKey::Produce, 9, &request).await;
+        assert_eq!(produce_result(&response).0, 0);
+    }
+    assert_eq!(
+        list_offset(&mut raw, "times", MAX_TIMESTAMP).await,
+        (0, 1, 900)
+    );
+    assert_eq!(list_offset(&mut raw, "times", 600).await, (0, 1, 900));
+    assert_eq!(list_offset(&mut raw, "times", -1).await.1, 5);
+    tb.stop().await;
+}
+
 /// Sends `T::default()` (with `prepare` applied) at every version in `versions` and checks an
 /// answer with the right correlation id comes back for each: every advertised version decodes
 /// and encodes, not just the ones librdkafka happens to pick.

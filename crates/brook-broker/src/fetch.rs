@@ -5,9 +5,11 @@
 //! append moves it (or `max_wait` passes, or the broker closes): it never sleeps in a loop. The
 //! bytes come from the log as they are, so the Kafka door can send them on unchanged.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use brook_log::batch::{Batches, Record};
+use brook_log::PartitionLog;
 use bytes::Bytes;
 use tokio::sync::watch;
 
@@ -90,17 +92,16 @@ impl Broker {
             OffsetSpec::Earliest => Ok(found(target.log.log_start_offset())),
             OffsetSpec::Latest => Ok(found(target.log.high_watermark())),
             OffsetSpec::Timestamp(ts) => {
-                let log = std::sync::Arc::clone(&target.log);
-                let topic = topic.to_owned();
-                let hit = blocking(move || {
+                search_log(topic, &target.log, partition, move |log| {
                     log.offset_for_timestamp(ts)
-                        .map_err(|e| BrokerError::from_log(e, &topic, partition))
                 })
-                .await?;
-                Ok(ListedOffset {
-                    offset: hit.map(|(offset, _)| offset),
-                    timestamp: hit.map(|(_, ts)| ts),
+                .await
+            }
+            OffsetSpec::MaxTimestamp => {
+                search_log(topic, &target.log, partition, |log| {
+                    log.max_timestamp_offset()
                 })
+                .await
             }
         }
     }
@@ -217,4 +218,22 @@ pub(crate) fn next_offset(batches: &[u8]) -> Option<u64> {
         .map_while(|b| b.ok())
         .last()
         .and_then(|b| u64::try_from(b.header.next_offset()).ok())
+}
+
+/// Runs a record search of the log (it reads segment files) on the blocking pool.
+async fn search_log(
+    topic: &str,
+    log: &Arc<PartitionLog>,
+    partition: u32,
+    search: impl FnOnce(&PartitionLog) -> brook_log::Result<Option<(u64, i64)>> + Send + 'static,
+) -> Result<ListedOffset> {
+    let log = Arc::clone(log);
+    let topic = topic.to_owned();
+    let hit =
+        blocking(move || search(&log).map_err(|e| BrokerError::from_log(e, &topic, partition)))
+            .await?;
+    Ok(ListedOffset {
+        offset: hit.map(|(offset, _)| offset),
+        timestamp: hit.map(|(_, ts)| ts),
+    })
 }

@@ -135,6 +135,9 @@ pub enum OffsetSpec {
     Latest,
     /// The first offset whose record timestamp is at or after this (ms since the epoch).
     Timestamp(i64),
+    /// The first record holding the greatest timestamp in the partition (Kafka's
+    /// `MAX_TIMESTAMP`, -3); no offset when the partition shows no record.
+    MaxTimestamp,
 }
 
 /// The answer to an [`OffsetSpec`] query.
@@ -142,7 +145,7 @@ pub enum OffsetSpec {
 pub struct ListedOffset {
     /// `None` when no record has a timestamp at or after the one asked for.
     pub offset: Option<u64>,
-    /// The timestamp of the record found (timestamp queries only).
+    /// The timestamp of the record found (timestamp and max-timestamp queries only).
     pub timestamp: Option<i64>,
 }
 

@@ -237,7 +237,7 @@ async fn subscribe_from_earliest_replays_then_follows_and_ends_on_close() {
 }
 
 #[tokio::test]
-async fn list_offsets_answers_earliest_latest_and_by_timestamp() {
+async fn list_offsets_answers_earliest_latest_by_timestamp_and_max_timestamp() {
     let broker = broker_with("times", 1).await;
     let records = [100, 200, 300]
         .into_iter()
@@ -263,6 +263,8 @@ async fn list_offsets_answers_earliest_latest_and_by_timestamp() {
         .await
         .expect("by timestamp");
     assert_eq!(none.offset, None);
+    let max = at(OffsetSpec::MaxTimestamp).await.expect("max timestamp");
+    assert_eq!((max.offset, max.timestamp), (Some(2), Some(300)));
 }
 
 #[tokio::test]

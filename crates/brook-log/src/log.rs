@@ -414,6 +414,32 @@ impl PartitionLog {
         Ok(None)
     }
 
+    /// The first record holding the greatest timestamp at or after the log start and below the
+    /// high watermark: `(offset, timestamp)`; `None` when there is no such record. Kafka's
+    /// ListOffsets `MAX_TIMESTAMP` (-3), which also answers the first of equals.
+    pub fn max_timestamp_offset(&self) -> Result<Option<(u64, i64)>> {
+        let s = &*self.shared;
+        let hw = *s.high_watermark.read();
+        let start = s.log_start.load(Ordering::Acquire);
+        let config = s.config();
+        let mut best: Option<(u64, i64)> = None;
+        let mut segment = s.segment_holding(start);
+        while let Some(seg) = segment {
+            // A segment's greatest timestamp bounds what it can hold: skip those that cannot
+            // beat the best so far (a later one must be strictly greater to win).
+            if best.is_none_or(|(_, ts)| seg.max_timestamp() > ts) {
+                let limit = limit_in(&seg, &hw);
+                if let Some(found) = seg.max_timestamp_record(start, limit, &config)? {
+                    if best.is_none_or(|(_, ts)| found.1 > ts) {
+                        best = Some(found);
+                    }
+                }
+            }
+            segment = s.segment_after(seg.base_offset(), &hw);
+        }
+        Ok(best)
+    }
+
     /// The first offset still in the log.
     pub fn log_start_offset(&self) -> u64 {
         self.shared.log_start.load(Ordering::Acquire)
@@ -1326,6 +1352,39 @@ mod tests {
         assert_eq!(
             log.offset_for_timestamp(0).expect("ts"),
             Some((40, TS + 1301))
+        );
+    }
+
+    #[test]
+    fn max_timestamp_offset_finds_the_first_record_with_the_greatest_timestamp() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = PartitionLog::open(dir.path(), small(Durability::None)).expect("open");
+        assert_eq!(log.max_timestamp_offset().expect("max"), None);
+        // Batch i holds offsets 3i..3i+3; batches 7 and 20 carry the latest timestamps, in
+        // different segments.
+        for i in 0..30 {
+            let ts = if i == 7 || i == 20 {
+                TS + 10_000
+            } else {
+                TS + i * 100
+            };
+            log.append(&mut test_batch(3, 50, ts)).expect("append");
+        }
+        assert!(log.segment_count() > 2, "the batches span segments");
+        assert_eq!(
+            log.max_timestamp_offset().expect("max"),
+            Some((23, TS + 10_002)),
+            "the first of equals"
+        );
+        log.advance_log_start(24).expect("advance");
+        assert_eq!(
+            log.max_timestamp_offset().expect("max"),
+            Some((62, TS + 10_002))
+        );
+        log.advance_log_start(63).expect("advance");
+        assert_eq!(
+            log.max_timestamp_offset().expect("max"),
+            Some((89, TS + 2_902))
         );
     }
 

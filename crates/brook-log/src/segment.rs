@@ -554,6 +554,59 @@ impl Segment {
         }
     }
 
+    /// The first record holding the greatest timestamp among the records at or after
+    /// `from_offset` in the batches below `limit`: `(offset, timestamp)`; `None` if there is no
+    /// such record.
+    pub fn max_timestamp_record(
+        &self,
+        from_offset: u64,
+        limit: u64,
+        config: &LogConfig,
+    ) -> Result<Option<(u64, i64)>> {
+        let max = self.max_timestamp();
+        if max == i64::MIN {
+            return Ok(None);
+        }
+        // Usually the segment's greatest timestamp belongs to a record readers may see, and the
+        // time index finds its batch.
+        if let Some(found) = self.find_timestamp(max, from_offset, limit, config)? {
+            return Ok(Some(found));
+        }
+        // It lies past `limit` (not durable yet) or before `from_offset`: walk the visible
+        // batches for the greatest of theirs.
+        let mut scanner = Scanner::new(&self.log, &self.log_path, limit, scan_window(config));
+        let mut position = 0;
+        let mut best: Option<(i64, u64, usize)> = None; // timestamp, position, length
+        loop {
+            let header = match scanner.step(position)? {
+                Step::End => break,
+                Step::Bad(reason) => return Err(self.corrupt(position, from_offset, reason)),
+                Step::Batch(header) => header,
+            };
+            let len = header.total_len();
+            if header.last_offset() as u64 >= from_offset {
+                let greatest = if header.base_offset as u64 >= from_offset {
+                    Some(header.max_timestamp)
+                } else {
+                    // `from_offset` falls inside this batch: only its records from there count.
+                    let batch = Bytes::from(self.read_bytes(position, len)?);
+                    greatest_timestamp_from(batch, from_offset)
+                        .map_err(|e| self.corrupt(position, from_offset, e.to_string()))?
+                };
+                if let Some(ts) = greatest.filter(|&ts| best.is_none_or(|(b, _, _)| ts > b)) {
+                    best = Some((ts, position, len));
+                }
+            }
+            position += len as u64;
+        }
+        let Some((timestamp, position, len)) = best else {
+            return Ok(None);
+        };
+        let batch = Bytes::from(self.read_bytes(position, len)?);
+        first_record_at_or_after(batch, timestamp, from_offset)
+            .map_err(|e| self.corrupt(position, from_offset, e.to_string()))
+    }
+
     /// Cuts the segment to its first `position` bytes (a batch boundary; `next_offset` is the
     /// offset after the batch that now ends it), dropping index entries past the cut.
     /// The caller fsyncs the file afterwards.
@@ -736,6 +789,21 @@ fn first_record_at_or_after(
         }
     }
     Ok(None)
+}
+
+/// The greatest timestamp among the records of `batch` at or after `from_offset`.
+fn greatest_timestamp_from(
+    batch: Bytes,
+    from_offset: u64,
+) -> std::result::Result<Option<i64>, crate::error::BatchError> {
+    let mut greatest = None;
+    for record in records(batch)? {
+        let record = record?;
+        if record.offset >= from_offset {
+            greatest = greatest.max(Some(record.timestamp));
+        }
+    }
+    Ok(greatest)
 }
 
 /// Opens both index files and checks them against the log the scanner reads; `Ok(Err(reason))`
@@ -981,6 +1049,32 @@ pub(crate) mod tests {
             .read(batches[1].0, 100, first_len, &config)
             .expect("read")
             .is_none());
+    }
+
+    #[test]
+    fn max_timestamp_record_counts_only_the_visible_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config();
+        let segment = Segment::create(dir.path(), 0, &config).expect("create");
+        assert_eq!(
+            segment.max_timestamp_record(0, 0, &config).expect("max"),
+            None
+        );
+        append(&segment, 1, 1000, &config); // offset 0
+        append(&segment, 3, 5000, &config); // offsets 1..=3, timestamps 5000..=5002
+        append(&segment, 1, 5002, &config); // offset 4: a tie, later
+        let visible = segment.size();
+        append(&segment, 1, 9000, &config); // offset 5: past the limit below
+        let max = |from, limit| {
+            segment
+                .max_timestamp_record(from, limit, &config)
+                .expect("max")
+        };
+        assert_eq!(max(0, segment.size()), Some((5, 9000)));
+        assert_eq!(max(0, visible), Some((3, 5002)), "the first of equals");
+        assert_eq!(max(2, visible), Some((3, 5002)), "from inside a batch");
+        assert_eq!(max(4, visible), Some((4, 5002)));
+        assert_eq!(max(5, visible), None);
     }
 
     #[test]

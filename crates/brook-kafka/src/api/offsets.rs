@@ -1,5 +1,5 @@
-//! ListOffsets (key 2): earliest (-2), latest (-1) and first-offset-at-or-after-a-timestamp
-//! queries; and OffsetForLeaderEpoch (key 23), answered for the single, never-changing leader.
+//! ListOffsets (key 2): earliest (-2), latest (-1), greatest-timestamp (-3, v7) and
+//! first-offset-at-or-after-a-timestamp queries; and OffsetForLeaderEpoch (key 23), answered for the single, never-changing leader.
 
 use brook_broker::{BrokerError, OffsetSpec};
 use kafka_protocol::error::ResponseError;
@@ -49,7 +49,8 @@ pub(crate) async fn list_offsets(door: &Door, request: ListOffsetsRequest) -> Li
     response
 }
 
-/// The (offset, timestamp) answering one query; -1s when no record is at or after the time.
+/// The (offset, timestamp) answering one query; -1s when no record is at or after the time (or,
+/// for the greatest timestamp, when the partition shows no record).
 async fn lookup(
     door: &Door,
     topic: &str,
@@ -60,8 +61,7 @@ async fn lookup(
     let spec = match timestamp {
         LATEST => OffsetSpec::Latest,
         EARLIEST => OffsetSpec::Earliest,
-        // The record with the greatest timestamp (v7): brook's log does not index it yet.
-        MAX_TIMESTAMP => return Err(ResponseError::UnsupportedVersion),
+        MAX_TIMESTAMP => OffsetSpec::MaxTimestamp,
         t if t >= 0 => OffsetSpec::Timestamp(t),
         _ => return Err(ResponseError::InvalidRequest),
     };
