@@ -9,11 +9,13 @@
 //! as one line, `error: <what>: <cause>: ...`, never as a panic trace.
 
 mod bench;
+mod call;
 mod consume;
 mod group;
 mod log;
 mod produce;
 mod remote;
+mod respond;
 mod serve;
 mod table;
 mod topic;
@@ -49,6 +51,10 @@ enum Command {
     /// List and describe consumer groups on a running server.
     #[command(subcommand)]
     Group(group::GroupCommand),
+    /// Call a topic: send a request (VALUE or standard input) and print the reply.
+    Call(call::CallArgs),
+    /// Answer calls on a topic by running a command per request (its stdout is the reply).
+    Respond(respond::RespondArgs),
 }
 
 impl Command {
@@ -61,6 +67,8 @@ impl Command {
             Command::Produce(args) => args.run(),
             Command::Consume(args) => args.run(),
             Command::Group(command) => command.run(),
+            Command::Call(args) => args.run(),
+            Command::Respond(args) => args.run(),
         }
     }
 }
