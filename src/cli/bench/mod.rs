@@ -11,6 +11,7 @@
 //! docs/benchmarks.md.
 
 mod baseline;
+mod compare;
 mod protocol;
 mod report;
 mod workload;
@@ -79,9 +80,10 @@ impl Workload {
 pub struct BenchArgs {
     #[arg(value_enum)]
     workload: Workload,
-    /// The door to bench.
-    #[arg(long, value_enum, default_value = "grpc")]
-    protocol: ProtocolKind,
+    /// The doors to bench, one after the other in this run (comma-separated, e.g. grpc,kafka):
+    /// each is reported beside the same baseline, then all side by side.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "grpc")]
+    protocol: Vec<ProtocolKind>,
     /// A running brook's address for the protocol (gRPC: http://HOST:PORT).
     /// [default: http://127.0.0.1:50051]
     #[arg(long, value_name = "URL", conflicts_with = "embedded")]
@@ -121,25 +123,31 @@ pub struct BenchArgs {
     /// e2e: records per second, over all producers.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     rate: u64,
-    /// Print one JSON object instead of the table (and no progress bar).
+    /// Print one JSON object instead of the table (and no progress bar); with several
+    /// --protocol, a JSON array of them.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    kafka: protocol::KafkaOptions,
 }
 
 impl BenchArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let plan = self.plan()?;
         let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
-        let report = runtime.block_on(self.bench(&plan))?;
-        if self.json {
-            println!("{}", report.json()?);
-        } else {
-            print!("{}", report.table());
+        let reports = runtime.block_on(self.bench(&plan))?;
+        match (self.json, reports.as_slice()) {
+            (true, [report]) => println!("{}", report.json()?),
+            (true, _) => println!("{}", serde_json::to_string(&reports)?),
+            (false, _) => print!("{}", compare::tables(&reports)),
         }
         Ok(ExitCode::SUCCESS)
     }
 
     fn plan(&self) -> anyhow::Result<Plan> {
+        if self.protocol.contains(&ProtocolKind::Kafka) {
+            protocol::require_kafka_built()?;
+        }
         if self.consumers > u64::from(self.partitions) {
             bail!(
                 "--consumers {} is more than --partitions {}: each consumer reads whole partitions",
@@ -167,20 +175,45 @@ impl BenchArgs {
         })
     }
 
-    async fn bench(&self, plan: &Plan) -> anyhow::Result<Report> {
+    async fn bench(&self, plan: &Plan) -> anyhow::Result<Vec<Report>> {
         let target = Target::start(self.embedded, self.durability).await?;
-        let measured = self.measure(&target, plan).await;
+        let mut runs = Vec::with_capacity(self.protocol.len());
+        let mut failed = None;
+        for &kind in &self.protocol {
+            match self.measure(kind, &target, plan).await {
+                Ok(run) => runs.push((kind, run)),
+                Err(e) => {
+                    failed = Some(e.context(format!("--protocol {}", kind.name())));
+                    break;
+                }
+            }
+        }
         target.stop().await?;
-        let (measured, address) = measured?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
         let baseline = match self.workload {
             Workload::Produce => baseline::produce(plan).await,
             Workload::Consume => baseline::consume(plan).await,
             Workload::E2e => baseline::e2e(plan).await,
         }
         .context("baseline")?;
-        let info = RunInfo {
+        let reports = runs
+            .into_iter()
+            .map(|(kind, (measured, address))| {
+                Report::new(self.info(kind, plan, address), &measured, &baseline)
+            })
+            .collect();
+        Ok(reports)
+    }
+
+    fn info(&self, kind: ProtocolKind, plan: &Plan, address: String) -> RunInfo {
+        RunInfo {
             workload: self.workload.name(),
-            protocol: self.protocol.name(),
+            protocol: match kind {
+                ProtocolKind::Kafka => self.kafka.label(),
+                _ => kind.name(),
+            },
             target: if self.embedded { "embedded" } else { "server" },
             address,
             topic: plan.topic.clone(),
@@ -196,15 +229,20 @@ impl BenchArgs {
                 .map_or_else(|| "the broker's default".to_owned(), |d| d.to_string()),
             latency: self.workload.latency(),
             baseline_kind: self.workload.baseline(),
-        };
-        Ok(Report::new(info, &measured, &baseline))
+        }
     }
 
     /// Runs the workload through the door; returns what it measured and where it went.
-    async fn measure(&self, target: &Target, plan: &Plan) -> anyhow::Result<(Measured, String)> {
-        let (protocol, address) = protocol::connect(self.protocol, target, self.server.as_deref())
-            .await
-            .context("connecting")?;
+    async fn measure(
+        &self,
+        kind: ProtocolKind,
+        target: &Target,
+        plan: &Plan,
+    ) -> anyhow::Result<(Measured, String)> {
+        let (protocol, address) =
+            protocol::connect(kind, target, self.server.as_deref(), &self.kafka)
+                .await
+                .context("connecting")?;
         let spec = TopicSpec {
             name: plan.topic.clone(),
             partitions: plan.partitions,

@@ -1,7 +1,8 @@
 //! The doors `brook bench` drives, behind one small interface.
 //!
-//! A protocol is a way to reach the broker: the gRPC door through brook-client ([`grpc`]), or
-//! the embedded broker's API in the same process with no socket at all ([`embedded`]). The
+//! A protocol is a way to reach the broker: the gRPC door through brook-client ([`grpc`]), the
+//! Kafka door through librdkafka ([`kafka`], in builds with the `bench-kafka` feature), or the
+//! embedded broker's API in the same process with no socket at all ([`embedded`]). The
 //! workloads ([`super::workload`]) only see these traits, so a door plugs in by adding one
 //! module that implements them, a [`ProtocolKind`] variant and its arm in [`connect`].
 //!
@@ -11,6 +12,9 @@
 
 mod embedded;
 mod grpc;
+mod kafka;
+
+pub use kafka::{require_built as require_kafka_built, KafkaOptions};
 
 use anyhow::{bail, Context};
 use brook_broker::Durability;
@@ -30,6 +34,9 @@ pub enum ProtocolKind {
     /// The gRPC door, through brook-client (batching Producer on a ProduceStream; Consumer on
     /// Subscribe streams).
     Grpc,
+    /// The Kafka door through librdkafka (its batching producer, --acks; an assigned consumer).
+    /// Needs a build with `--features bench-kafka`.
+    Kafka,
     /// The embedded broker's API in the bench's own process: no socket, no encoding (needs
     /// --embedded). Shows what the doors add.
     Embedded,
@@ -39,6 +46,7 @@ impl ProtocolKind {
     pub fn name(self) -> &'static str {
         match self {
             ProtocolKind::Grpc => "grpc",
+            ProtocolKind::Kafka => "kafka",
             ProtocolKind::Embedded => "embedded",
         }
     }
@@ -150,6 +158,7 @@ pub async fn connect(
     kind: ProtocolKind,
     target: &Target,
     server: Option<&str>,
+    kafka_options: &KafkaOptions,
 ) -> anyhow::Result<(Box<dyn Protocol>, String)> {
     match kind {
         ProtocolKind::Grpc => {
@@ -159,6 +168,7 @@ pub async fn connect(
             };
             Ok((grpc::connect(&url).await?, url))
         }
+        ProtocolKind::Kafka => kafka::connect(target, kafka_options),
         ProtocolKind::Embedded => match target.broker() {
             Some(broker) => Ok((embedded::connect(broker.clone()), "in-process".to_owned())),
             None => bail!("--protocol embedded runs the broker in this process: add --embedded"),
