@@ -1,19 +1,23 @@
 //! One log, one set of offsets: a record produced over gRPC reaches a Kafka client (librdkafka)
 //! with the same key, value, headers and timestamp, and the other way round; a group's
-//! committed offsets are the same whichever door committed them.
+//! committed offsets are the same whichever door committed them; and one group id is used by
+//! one kind of member at a time (Kafka consumers or the broker's own group subscribers).
 
 mod kafka_support;
 
 use std::time::Duration;
 
+use brook_broker::{BrokerError, GroupProtocol, GroupSubscribe, Subscription};
 use brook_client::proto::OffsetCommit as GrpcCommit;
 use brook_client::{Client, FetchRequest, ProducerRecord};
 use brook_server::{GrpcConfig, GrpcServer};
 use bytes::Bytes;
+use futures::StreamExt;
 use kafka_support::{receive, TestBroker, PATIENCE};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 const TS: i64 = 1_700_000_123_456;
@@ -181,5 +185,80 @@ async fn committed_offsets_are_one_fact_for_both_doors() {
     let got = receive(&consumer, 2).await;
     assert_eq!(got.iter().map(|g| g.offset).collect::<Vec<_>>(), vec![8, 9]);
     drop(consumer);
+    tb.stop().await;
+}
+
+/// Retries `subscribe_group` until the group id is free of Kafka members.
+async fn subscribe_when_free(tb: &TestBroker, group: &str, topic: &str) -> Subscription {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let request = GroupSubscribe::new(group, vec![topic.to_owned()]);
+            match tb.broker.subscribe_group(request).await {
+                Ok(subscription) => return subscription,
+                Err(BrokerError::GroupInUse { .. }) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("subscribe: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("the Kafka consumer left in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_group_id_serves_one_kind_of_member_at_a_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tb = TestBroker::start(dir.path()).await;
+    tb.create_topic("mixed", 2).await;
+    tb.broker
+        .produce("mixed", vec![brook_broker::ProduceRecord::value("x")])
+        .await
+        .expect("produce");
+
+    // A live Kafka member keeps broker group subscribers off the id.
+    let kafka = tb.consumer("mixed-group", &[]);
+    kafka.subscribe(&["mixed"]).expect("subscribe");
+    receive(&kafka, 1).await;
+    let refused = tb
+        .broker
+        .subscribe_group(GroupSubscribe::new("mixed-group", vec!["mixed".into()]))
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("refused while a Kafka member is live"));
+    assert!(
+        matches!(
+            refused,
+            BrokerError::GroupInUse {
+                holder: GroupProtocol::Kafka,
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    // Closing the consumer sends LeaveGroup; the id is free once the group is empty.
+    drop(kafka);
+    let mut member = subscribe_when_free(&tb, "mixed-group", "mixed").await;
+    tokio::time::timeout(PATIENCE, member.next())
+        .await
+        .expect("an assignment in time")
+        .expect("stream open")
+        .expect("assigned");
+
+    // And a live broker member keeps Kafka consumers off it: JoinGroup gets
+    // INCONSISTENT_GROUP_PROTOCOL, which librdkafka reports as a consumer error.
+    let kafka = tb.consumer("mixed-group", &[]);
+    kafka.subscribe(&["mixed"]).expect("subscribe");
+    let error = tokio::time::timeout(PATIENCE, kafka.recv())
+        .await
+        .expect("an answer in time")
+        .expect_err("a join error, not a record");
+    assert_eq!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::InconsistentGroupProtocol),
+        "{error}"
+    );
+    drop(kafka);
+    drop(member);
     tb.stop().await;
 }

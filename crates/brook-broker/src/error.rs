@@ -25,6 +25,11 @@ pub enum BrokerError {
     },
     #[error("group {group:?} has no members and no committed offsets")]
     UnknownGroup { group: String },
+    #[error("group {group:?} has live {holder} members; use another group id or stop them")]
+    GroupInUse {
+        group: String,
+        holder: crate::group_claim::GroupProtocol,
+    },
     #[error("invalid topic name {name:?}: {reason}")]
     InvalidTopicName { name: String, reason: &'static str },
     #[error("invalid group id {group:?}: {reason}")]
@@ -143,7 +148,8 @@ impl BrokerError {
             | E::InvalidPartitions { .. }
             | E::InvalidConfig { .. }
             | E::InvalidBatch { .. }
-            | E::InvalidRequest { .. } => ErrorKind::InvalidArgument,
+            | E::InvalidRequest { .. }
+            | E::GroupInUse { .. } => ErrorKind::InvalidArgument,
             E::TopicExists { .. } => ErrorKind::AlreadyExists,
             E::OffsetOutOfRange { .. } => ErrorKind::OutOfRange,
             E::TooLarge { .. } => ErrorKind::TooLarge,

@@ -14,9 +14,9 @@
 //! Every change is announced on a per-group `watch` channel carrying an epoch counter; members
 //! wait on it (and on their partitions' high watermarks), never poll.
 //!
-//! This module owns group *state*; committed offsets are in [`crate::offsets`]. A Kafka-protocol
-//! coordinator (JoinGroup/SyncGroup with client-side assignment) belongs beside this one in
-//! brook-broker, sharing the group id namespace and the offsets; this module is where it plugs in.
+//! This module owns group *state*; committed offsets are in [`crate::offsets`]. The Kafka
+//! door's coordinator (JoinGroup/SyncGroup with client-side assignment) runs its own groups over
+//! the same offsets; [`crate::group_claim`] keeps a group id to one of the two at a time.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use crate::group_claim::GroupClaims;
 use crate::types::{MemberDescription, TopicPartition};
 
 /// Partition count of a topic; 0 when it does not exist.
@@ -131,6 +132,8 @@ pub(crate) struct Membership {
 pub(crate) struct Groups {
     groups: Mutex<HashMap<String, Group>>,
     next_member: AtomicU64,
+    /// Claims on group ids, shared with the Kafka door's coordinator.
+    pub(crate) claims: GroupClaims,
 }
 
 /// What the coordinator knows of one group, for `describe_group`.

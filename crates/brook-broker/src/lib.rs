@@ -28,6 +28,7 @@
 //! - [`produce`], [`fetch`], [`subscribe`]: the data path; `append`: the per-partition append
 //!   queue under produce (call order, blocking pool, shared fsyncs).
 //! - [`group_admin`]: committed offsets, listing and describing groups.
+//! - [`group_claim`]: one group id, one kind of membership (broker groups or Kafka's).
 //! - [`group`], [`offsets`]: the group coordinator and the offset store behind them.
 //! - [`reqreply`]: request-reply on the log (calls, responders, correlation ids).
 //! - `retention`: the background task applying size and age retention.
@@ -41,6 +42,7 @@ pub mod error;
 pub mod fetch;
 pub mod group;
 pub mod group_admin;
+pub mod group_claim;
 pub mod offsets;
 pub mod partitioner;
 pub mod produce;
@@ -53,6 +55,7 @@ pub use broker::{Broker, TopicSummary};
 pub use config::{BrokerConfig, Limits};
 pub use error::{BrokerError, ErrorKind, Result};
 pub use group_admin::OffsetCommit;
+pub use group_claim::{GroupClaim, GroupClaims, GroupProtocol};
 pub use produce::Produced;
 pub use reqreply::{
     Answer, Call, CorrelationId, Replier, Reply, ReplyTo, ReqReplyConfig, ReqReplyStats, Request,

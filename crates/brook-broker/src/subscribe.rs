@@ -30,6 +30,7 @@ use crate::broker::{blocking, Broker, TopicHandle};
 use crate::error::{BrokerError, Result};
 use crate::fetch::{decode_records, next_offset};
 use crate::group::Membership;
+use crate::group_claim::{GroupClaim, GroupProtocol};
 use crate::offsets::validate_group_id;
 use crate::types::{ConsumerRecord, OffsetReset, StartAt, TopicPartition};
 
@@ -296,6 +297,7 @@ impl Broker {
     /// Joins `request.group` as a new member subscribed to `request.topics` (created when
     /// missing and `auto_create_topics` is on) and streams the partitions the group assigns it.
     /// The group rebalances now, and again when this subscription is dropped.
+    /// `GroupInUse` while the group id has live Kafka members.
     pub async fn subscribe_group(&self, request: GroupSubscribe) -> Result<Subscription> {
         validate_group_id(&request.group)?;
         let max_bytes = self.subscribe_max_bytes(request.max_bytes)?;
@@ -310,6 +312,8 @@ impl Broker {
         for topic in &topics {
             brook_log::validate_topic_name(topic).map_err(BrokerError::from_admin_log)?;
         }
+        // Before any topic is created: a refused subscription changes nothing.
+        let claim = self.claim_group(&request.group, GroupProtocol::Brook)?;
         for topic in &topics {
             self.topic_or_create(topic).await?;
         }
@@ -324,6 +328,7 @@ impl Broker {
             member: MemberGuard {
                 broker: self.clone(),
                 membership,
+                _claim: claim,
             },
             reset: request.reset,
             max_bytes,
@@ -415,6 +420,8 @@ impl PartitionStream {
 struct MemberGuard {
     broker: Broker,
     membership: Membership,
+    /// Dropped after `drop` has left the group.
+    _claim: GroupClaim,
 }
 
 impl Drop for MemberGuard {

@@ -4,9 +4,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use brook_broker::{
-    Assignment, Broker, BrokerConfig, BrokerError, GroupSubscribe, NewTopic, OffsetCommit,
-    OffsetReset, PartitionSubscribe, ProduceRecord, StartAt, Subscription, SubscriptionEvent,
-    TopicPartition,
+    Assignment, Broker, BrokerConfig, BrokerError, GroupProtocol, GroupSubscribe, NewTopic,
+    OffsetCommit, OffsetReset, PartitionSubscribe, ProduceRecord, StartAt, Subscription,
+    SubscriptionEvent, TopicPartition,
 };
 use futures::StreamExt;
 
@@ -294,4 +294,39 @@ async fn deleting_a_subscribed_topic_ends_partition_streams_and_rebalances_group
     assert!(single.next().await.is_none(), "then the stream ends");
     let after = next_assignment(&mut member).await;
     assert_eq!(after.partitions, [TopicPartition::new("kept", 0)]);
+}
+
+#[tokio::test]
+async fn a_group_id_with_live_kafka_members_refuses_subscribers_and_the_reverse() {
+    let broker = Broker::ephemeral().await.expect("broker");
+    let kafka = broker
+        .claim_group("g", GroupProtocol::Kafka)
+        .expect("kafka claim");
+    let refused = broker
+        .subscribe_group(group("new-topic"))
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("refused while Kafka members are live"));
+    assert!(
+        matches!(refused, BrokerError::GroupInUse { ref group, holder: GroupProtocol::Kafka } if group == "g"),
+        "{refused}"
+    );
+    assert!(
+        broker.describe_topic("new-topic").is_err(),
+        "a refused subscription creates no topic"
+    );
+    drop(kafka);
+
+    let mut member = broker.subscribe_group(group("t")).await.expect("join");
+    next_assignment(&mut member).await;
+    let refused = broker.claim_group("g", GroupProtocol::Kafka).unwrap_err();
+    assert!(refused.to_string().contains("has live brook"), "{refused}");
+    assert!(matches!(
+        broker.claim_group("", GroupProtocol::Kafka),
+        Err(BrokerError::InvalidGroupId { .. })
+    ));
+    drop(member);
+    let _kafka = broker
+        .claim_group("g", GroupProtocol::Kafka)
+        .expect("free once the last member left");
 }

@@ -14,15 +14,22 @@
 //! (the leader's SyncGroup brings the assignment) -> `Stable`. A member that stops
 //! heartbeating for its session timeout is removed and the group rebalances.
 //!
+//! One group id, one kind of membership: a group here holds the broker's Kafka claim on its id
+//! (`brook_broker::group_claim`) for as long as it exists, so the broker's own group subscribers
+//! cannot use the id meanwhile, and a JoinGroup for an id they hold is refused with
+//! INCONSISTENT_GROUP_PROTOCOL (the reason is logged: JoinGroup carries no error message).
+//!
 //! Requests that must wait (a JoinGroup until the round completes, a SyncGroup until the leader
 //! sends the assignment) get a oneshot receiver; the state lock is never held across an await.
 //! Timers are tokio tasks that sleep until a deadline and then re-check under the lock whether
 //! the round or session they were armed for is still current.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use brook_broker::{GroupClaim, GroupClaims, GroupProtocol};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use parking_lot::Mutex;
@@ -180,10 +187,12 @@ struct Group {
     /// A first round (from `Empty`) does not complete before this, to gather its members.
     not_before: Option<Instant>,
     next_seq: u64,
+    /// Keeps gRPC/embedded group subscribers off this group id while it exists here.
+    _claim: GroupClaim,
 }
 
 impl Group {
-    fn new() -> Self {
+    fn new(claim: GroupClaim) -> Self {
         Self {
             state: GroupState::Empty,
             generation: 0,
@@ -195,6 +204,7 @@ impl Group {
             round: 0,
             not_before: None,
             next_seq: 0,
+            _claim: claim,
         }
     }
 
@@ -294,15 +304,18 @@ enum Timer {
 pub(crate) struct Coordinator {
     groups: Mutex<HashMap<String, Group>>,
     initial_delay: Duration,
+    /// The broker's claims on group ids: a group here holds a Kafka claim while it exists.
+    claims: GroupClaims,
     /// For timer tasks, which must not keep the coordinator alive after the listener stops.
     me: Weak<Coordinator>,
 }
 
 impl Coordinator {
-    pub fn new(initial_delay: Duration) -> Arc<Self> {
+    pub fn new(initial_delay: Duration, claims: GroupClaims) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             groups: Mutex::new(HashMap::new()),
             initial_delay,
+            claims,
             me: me.clone(),
         })
     }
@@ -311,7 +324,10 @@ impl Coordinator {
     pub async fn join(&self, join: Join) -> JoinResult {
         let waiter = {
             let mut groups = self.groups.lock();
-            match self.join_locked(&mut groups, join.clone()) {
+            let outcome = self.join_locked(&mut groups, join.clone());
+            // A refused first join must not leave an empty group (and its claim) behind.
+            self.forget_if_unused(&mut groups, &join.group);
+            match outcome {
                 Ok(answer) => return answer,
                 Err(waiter) => waiter,
             }
@@ -344,7 +360,17 @@ impl Coordinator {
         if join.protocols.is_empty() || join.protocol_type.is_empty() {
             return fail(ResponseError::InconsistentGroupProtocol, &join.member_id);
         }
-        let group = groups.entry(join.group.clone()).or_insert_with(Group::new);
+        let group = match groups.entry(join.group.clone()) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => match self.claims.claim(&join.group, GroupProtocol::Kafka) {
+                Ok(claim) => entry.insert(Group::new(claim)),
+                Err(error) => {
+                    // JoinGroup has no error message: say why where the operator looks.
+                    tracing::warn!(%error, client = %join.client_id, "JoinGroup refused");
+                    return fail(ResponseError::InconsistentGroupProtocol, &join.member_id);
+                }
+            },
+        };
         if !group.members.is_empty()
             && (group.protocol_type != join.protocol_type
                 || !join
@@ -916,7 +942,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn lone_member_leads_and_gets_its_own_assignment() {
-        let c = Coordinator::new(Duration::ZERO);
+        let c = Coordinator::new(Duration::ZERO, GroupClaims::default());
         let joined = join_new(&c, &["range"]).await;
         assert_eq!(joined.generation, 1);
         assert_eq!(joined.leader, joined.member_id);
@@ -947,7 +973,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn unknown_member_id_and_bad_session_timeout_are_refused() {
-        let c = Coordinator::new(Duration::ZERO);
+        let c = Coordinator::new(Duration::ZERO, GroupClaims::default());
         let err = c.join(join("made-up", &["range"])).await.unwrap_err();
         assert_eq!(err.error, ResponseError::UnknownMemberId);
         let mut short = join("", &["range"]);
@@ -962,7 +988,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn second_member_triggers_a_rebalance_both_rejoin_and_each_gets_its_share() {
-        let c = Coordinator::new(Duration::ZERO);
+        let c = Coordinator::new(Duration::ZERO, GroupClaims::default());
         let first = join_new(&c, &["range", "roundrobin"]).await;
         c.sync(
             "g",
@@ -1026,7 +1052,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn member_that_stops_heartbeating_is_removed_and_the_group_rebalances() {
-        let c = Coordinator::new(Duration::ZERO);
+        let c = Coordinator::new(Duration::ZERO, GroupClaims::default());
         let a = join_new(&c, &["range"]).await;
         c.sync("g", &a.member_id, 1, vec![]).await.unwrap();
         let c2 = Arc::clone(&c);
@@ -1065,8 +1091,35 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_group_id_held_by_the_other_kind_of_members_is_refused_both_ways() {
+        let claims = GroupClaims::default();
+        let c = Coordinator::new(Duration::ZERO, claims.clone());
+        let brook = claims
+            .claim("g", GroupProtocol::Brook)
+            .expect("brook claim");
+        let refused = c.join(join("", &["range"])).await.unwrap_err();
+        assert_eq!(refused.error, ResponseError::InconsistentGroupProtocol);
+        assert!(
+            c.describe("g").is_none(),
+            "a refused join leaves nothing behind"
+        );
+        drop(brook);
+        let a = join_new(&c, &["range"]).await;
+        assert!(claims.claim("g", GroupProtocol::Brook).is_err());
+        c.leave("g", &[a.member_id]);
+        assert_eq!(
+            claims.holder("g"),
+            None,
+            "the last member's leave frees the id"
+        );
+        let _brook = claims
+            .claim("g", GroupProtocol::Brook)
+            .expect("free for brook again");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn leaving_member_ends_the_group_and_commits_are_checked() {
-        let c = Coordinator::new(Duration::ZERO);
+        let c = Coordinator::new(Duration::ZERO, GroupClaims::default());
         let a = join_new(&c, &["range"]).await;
         assert_eq!(
             c.check_commit("g", &a.member_id, 1),
@@ -1101,7 +1154,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn first_round_waits_the_initial_delay_to_gather_members() {
-        let c = Coordinator::new(Duration::from_secs(3));
+        let c = Coordinator::new(Duration::from_secs(3), GroupClaims::default());
         let c2 = Arc::clone(&c);
         let a = tokio::spawn(async move { join_new(&c2, &["range"]).await });
         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -28,7 +28,7 @@ pub(crate) struct Door {
 impl Door {
     pub fn new(broker: Broker, config: KafkaConfig, local: SocketAddr) -> Self {
         let (advertised_host, advertised_port) = config::advertised(&config, local);
-        let groups = Coordinator::new(config.group_initial_rebalance_delay);
+        let groups = Coordinator::new(config.group_initial_rebalance_delay, broker.group_claims());
         Self {
             broker,
             config,
