@@ -11,6 +11,7 @@
 //! docs/benchmarks.md.
 
 mod baseline;
+mod call;
 mod compare;
 mod protocol;
 mod report;
@@ -36,6 +37,9 @@ pub enum Workload {
     Consume,
     /// Producers at --rate, consumers subscribed; latency is send to receipt.
     E2e,
+    /// Request-reply over gRPC: --producers callers at --rate calls/s in all, --consumers
+    /// echo responders; latency is call to reply, beside plain unary gRPC calls.
+    Call,
 }
 
 impl Workload {
@@ -44,6 +48,7 @@ impl Workload {
             Workload::Produce => "produce",
             Workload::Consume => "consume",
             Workload::E2e => "e2e",
+            Workload::Call => "call",
         }
     }
 
@@ -54,6 +59,7 @@ impl Workload {
                 "time of each receive (one stream read or poll, any number of records)"
             }
             Workload::E2e => "send to receipt by a subscriber, per record",
+            Workload::Call => call::LATENCY,
         }
     }
 
@@ -71,6 +77,7 @@ impl Workload {
                 "plain TCP over loopback: the same paced batches echoed back by a server (two \
                  hops, as producer to broker to subscriber)"
             }
+            Workload::Call => call::BASELINE,
         }
     }
 }
@@ -135,7 +142,11 @@ impl BenchArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let plan = self.plan()?;
         let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
-        let reports = runtime.block_on(self.bench(&plan))?;
+        let reports = if self.workload == Workload::Call {
+            vec![runtime.block_on(call::bench(&self, &plan))?]
+        } else {
+            runtime.block_on(self.bench(&plan))?
+        };
         match (self.json, reports.as_slice()) {
             (true, [report]) => println!("{}", report.json()?),
             (true, _) => println!("{}", serde_json::to_string(&reports)?),
@@ -196,6 +207,8 @@ impl BenchArgs {
             Workload::Produce => baseline::produce(plan).await,
             Workload::Consume => baseline::consume(plan).await,
             Workload::E2e => baseline::e2e(plan).await,
+            // Its baseline needs the server: `call::bench` measures both.
+            Workload::Call => Err(anyhow::anyhow!("brook bench call runs in call::bench")),
         }
         .context("baseline")?;
         let reports = runs
@@ -260,6 +273,7 @@ impl BenchArgs {
                 workload::consume(protocol.as_ref(), plan, &fill, &bar).await
             }
             Workload::E2e => workload::e2e(protocol.as_ref(), plan, &bar).await,
+            Workload::Call => Err(anyhow::anyhow!("brook bench call runs in call::bench")),
         };
         bar.finish_and_clear();
         if created {
