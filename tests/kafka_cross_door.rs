@@ -262,3 +262,52 @@ async fn one_group_id_serves_one_kind_of_member_at_a_time() {
     drop(member);
     tb.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_lists_and_describes_live_kafka_members() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tb = TestBroker::start(dir.path()).await;
+    tb.create_topic("watched", 2).await;
+    tb.broker
+        .produce("watched", vec![brook_broker::ProduceRecord::value("x")])
+        .await
+        .expect("produce");
+    let kafka = tb.consumer("watchers", &[("client.id", "watcher")]);
+    kafka.subscribe(&["watched"]).expect("subscribe");
+    receive(&kafka, 1).await;
+
+    let listing = tb.broker.list_groups();
+    assert!(
+        listing
+            .iter()
+            .any(|g| g.group == "watchers" && g.members == 1),
+        "{listing:?}"
+    );
+    let described = tb.broker.describe_group("watchers").expect("described");
+    assert_eq!(described.state, "Stable");
+    assert!(described.generation >= 1);
+    let [member] = &described.members[..] else {
+        panic!("one member: {described:?}");
+    };
+    assert_eq!(member.client_id, "watcher");
+    assert_eq!(member.topics, ["watched"]);
+    let owned: Vec<u32> = member.assignment.iter().map(|tp| tp.partition).collect();
+    assert_eq!(owned, [0, 1]);
+    let owners: Vec<Option<&str>> = described
+        .offsets
+        .iter()
+        .map(|lag| lag.member_id.as_deref())
+        .collect();
+    assert_eq!(owners, [Some(member.member_id.as_str()); 2]);
+
+    // Once the consumer leaves, only what it committed would remain: here, nothing.
+    drop(kafka);
+    tokio::time::timeout(PATIENCE, async {
+        while tb.broker.describe_group("watchers").is_ok() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the group is gone once its member left");
+    tb.stop().await;
+}

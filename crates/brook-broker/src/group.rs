@@ -26,6 +26,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::group_claim::GroupClaims;
+use crate::group_observer::{LiveGroup, Observers};
 use crate::types::{MemberDescription, TopicPartition};
 
 /// Partition count of a topic; 0 when it does not exist.
@@ -134,13 +135,8 @@ pub(crate) struct Groups {
     next_member: AtomicU64,
     /// Claims on group ids, shared with the Kafka door's coordinator.
     pub(crate) claims: GroupClaims,
-}
-
-/// What the coordinator knows of one group, for `describe_group`.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct GroupSnapshot {
-    pub(crate) generation: u64,
-    pub(crate) members: Vec<MemberDescription>,
+    /// Coordinators outside the broker whose groups admin calls show too.
+    pub(crate) observers: Observers,
 }
 
 impl Groups {
@@ -265,7 +261,7 @@ impl Groups {
     }
 
     /// The members and assignment of `group`; `None` when it has no members.
-    pub(crate) fn snapshot(&self, group: &str) -> Option<GroupSnapshot> {
+    pub(crate) fn snapshot(&self, group: &str) -> Option<LiveGroup> {
         let groups = self.groups.lock();
         let state = groups.get(group)?;
         let members = state
@@ -278,7 +274,9 @@ impl Groups {
                 assignment: state.assignment.get(id).cloned().unwrap_or_default(),
             })
             .collect();
-        Some(GroupSnapshot {
+        Some(LiveGroup {
+            // A group here has members, and its assignment is settled at once.
+            state: "Stable",
             generation: state.generation,
             members,
         })

@@ -1,13 +1,15 @@
 //! The group operations every door exposes: committing and reading offsets, listing groups and
 //! describing one with its lag.
 //!
-//! They combine the coordinator's live state ([`crate::group`]) with the persisted offsets
+//! They combine the live state of the broker's coordinator ([`crate::group`]) and of observed
+//! ones ([`crate::group_observer`]: the Kafka door's) with the persisted offsets
 //! ([`crate::offsets`]), so a group reads the same through every door.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::broker::{blocking, Broker};
 use crate::error::{BrokerError, Result};
+use crate::group_observer::LiveGroup;
 use crate::offsets::validate_group_id;
 use crate::produce::now_ms;
 use crate::types::{CommittedOffset, GroupDescription, GroupListing, PartitionLag, TopicPartition};
@@ -104,6 +106,16 @@ impl Broker {
             .map(|g| (g, 0))
             .collect();
         groups.extend(self.inner.groups.list());
+        // A group id has one kind of live members at a time (`group_claim`), so an observed
+        // group only ever meets its own commits here.
+        groups.extend(
+            self.inner
+                .groups
+                .observers
+                .list_groups()
+                .into_iter()
+                .map(|g| (g.group, g.members)),
+        );
         groups
             .into_iter()
             .map(|(group, members)| GroupListing { group, members })
@@ -114,20 +126,28 @@ impl Broker {
     /// `UnknownGroup` when it has neither members nor commits.
     pub fn describe_group(&self, group: &str) -> Result<GroupDescription> {
         validate_group_id(group)?;
-        let snapshot = self.inner.groups.snapshot(group);
+        let live = self
+            .inner
+            .groups
+            .snapshot(group)
+            .or_else(|| self.inner.groups.observers.describe_group(group));
         let committed = self.inner.offsets.group(group);
-        if snapshot.is_none() && committed.is_empty() {
+        if live.is_none() && committed.is_empty() {
             return Err(BrokerError::UnknownGroup {
                 group: group.to_owned(),
             });
         }
-        let snapshot = snapshot.unwrap_or_default();
+        let live = live.unwrap_or(LiveGroup {
+            state: "Empty",
+            generation: 0,
+            members: Vec::new(),
+        });
         let mut rows: BTreeMap<TopicPartition, (Option<CommittedOffset>, Option<String>)> =
             committed
                 .into_iter()
                 .map(|(tp, c)| (tp, (Some(c), None)))
                 .collect();
-        for member in &snapshot.members {
+        for member in &live.members {
             for tp in &member.assignment {
                 rows.entry(tp.clone()).or_default().1 = Some(member.member_id.clone());
             }
@@ -157,13 +177,9 @@ impl Broker {
             .collect();
         Ok(GroupDescription {
             group: group.to_owned(),
-            state: if snapshot.members.is_empty() {
-                "Empty"
-            } else {
-                "Stable"
-            },
-            generation: snapshot.generation,
-            members: snapshot.members,
+            state: live.state,
+            generation: live.generation,
+            members: live.members,
             offsets,
         })
     }

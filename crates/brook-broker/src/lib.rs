@@ -29,6 +29,7 @@
 //!   queue under produce (call order, blocking pool, shared fsyncs).
 //! - [`group_admin`]: committed offsets, listing and describing groups.
 //! - [`group_claim`]: one group id, one kind of membership (broker groups or Kafka's).
+//! - [`group_observer`]: groups coordinated outside the broker (Kafka's), shown by its admin.
 //! - [`group`], [`offsets`]: the group coordinator and the offset store behind them.
 //! - [`reqreply`]: request-reply on the log (calls, responders, correlation ids).
 //! - `retention`: the background task applying size and age retention.
@@ -43,6 +44,7 @@ pub mod fetch;
 pub mod group;
 pub mod group_admin;
 pub mod group_claim;
+pub mod group_observer;
 pub mod offsets;
 pub mod partitioner;
 pub mod produce;
@@ -56,6 +58,7 @@ pub use config::{BrokerConfig, Limits};
 pub use error::{BrokerError, ErrorKind, Result};
 pub use group_admin::OffsetCommit;
 pub use group_claim::{GroupClaim, GroupClaims, GroupProtocol};
+pub use group_observer::{GroupObserver, LiveGroup};
 pub use produce::Produced;
 pub use reqreply::{
     Answer, Call, CorrelationId, Replier, Reply, ReplyTo, ReqReplyConfig, ReqReplyStats, Request,

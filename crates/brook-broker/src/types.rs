@@ -243,7 +243,8 @@ pub struct GroupListing {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupDescription {
     pub group: String,
-    /// `"Stable"` with members, `"Empty"` without.
+    /// `"Stable"` with members, `"Empty"` without; a Kafka group's own state name while it has
+    /// members (`"PreparingRebalance"`, `"CompletingRebalance"`, `"Stable"`).
     pub state: &'static str,
     /// Bumped at every rebalance.
     pub generation: u64,

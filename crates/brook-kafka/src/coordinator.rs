@@ -134,6 +134,7 @@ pub(crate) struct MemberSummary {
 pub(crate) struct GroupSummary {
     pub group: String,
     pub state: GroupState,
+    pub generation: i32,
     pub protocol_type: String,
     pub protocol: String,
     pub members: Vec<MemberSummary>,
@@ -891,6 +892,7 @@ fn summary(group_id: &str, group: &Group) -> GroupSummary {
     GroupSummary {
         group: group_id.to_owned(),
         state: group.state,
+        generation: group.generation,
         protocol_type: group.protocol_type.clone(),
         protocol: group.protocol.clone(),
         members: group

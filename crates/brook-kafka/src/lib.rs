@@ -19,6 +19,7 @@ mod dispatch;
 mod door;
 mod error;
 mod frame;
+mod observed;
 mod producers;
 mod request;
 mod server;

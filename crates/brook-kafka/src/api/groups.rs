@@ -338,6 +338,7 @@ fn broker_group(door: &Door, group: &str) -> Option<GroupSummary> {
     Some(GroupSummary {
         group: description.group,
         state,
+        generation: i32::try_from(description.generation).unwrap_or(i32::MAX),
         protocol_type: CONSUMER.to_owned(),
         protocol: if state == GroupState::Empty {
             String::new()
