@@ -62,6 +62,24 @@ impl Model {
         })
     }
 
+    /// The first record at or after the log start holding the greatest timestamp (Kafka's
+    /// ListOffsets `MAX_TIMESTAMP`).
+    fn max_timestamp_offset(&self) -> Option<(u64, i64)> {
+        self.batches
+            .iter()
+            .flat_map(|b| {
+                b.timestamps
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (b.base + i as u64, *t))
+            })
+            .filter(|(o, _)| *o >= self.start && *o < self.end)
+            .fold(None, |best: Option<(u64, i64)>, (o, t)| match best {
+                Some((_, bt)) if bt >= t => best,
+                _ => Some((o, t)),
+            })
+    }
+
     /// Forgets the batches of deleted segments: every batch before `first_kept`, the base
     /// offset of the oldest segment left.
     fn drop_segments_before(&mut self, first_kept: u64) {
@@ -418,6 +436,11 @@ impl Harness {
                 .collect();
             prop_assert_eq!(offsets, (want.base..want.next).collect::<Vec<_>>());
         }
+        prop_assert_eq!(
+            log.max_timestamp_offset().expect("max timestamp lookup"),
+            m.max_timestamp_offset(),
+            "max_timestamp_offset"
+        );
         // The earliest record, and nothing after the latest timestamp.
         for ts in [i64::MIN, self.last_ts + 1] {
             let got = log.offset_for_timestamp(ts).expect("time lookup");
