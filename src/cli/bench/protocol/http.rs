@@ -1,0 +1,329 @@
+//! The HTTP door, as a plain HTTP client (reqwest) uses it: what a script, a webhook or a
+//! service without a brook client gets.
+//!
+//! Producing: one `POST /v1/topics/{topic}/records` JSON request per batch, values in base64
+//! (bench values are binary), up to `--in-flight` requests at once, each on a connection of
+//! the producer's pool (HTTP/1.1 has one request at a time per connection). Consuming: one
+//! server-sent event stream per partition (`GET .../partitions/{p}/stream?offset=`), each
+//! event one record as JSON.
+
+use std::io;
+
+use anyhow::{bail, Context};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use futures::future::BoxFuture;
+use futures::stream::{BoxStream, SelectAll};
+use futures::{FutureExt, StreamExt};
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{receive_ready, Ack, BenchConsumer, BenchProducer, ProducerShape, Protocol, TopicSpec};
+
+/// Connects to the HTTP door at `url` (`http://HOST:PORT`).
+pub async fn connect(url: &str) -> anyhow::Result<Box<dyn Protocol>> {
+    let http = Http {
+        base: url.trim_end_matches('/').to_owned(),
+        client: reqwest::Client::new(),
+    };
+    let health = http.client.get(http.url("/healthz")).send().await;
+    match health {
+        Ok(response) if response.status().is_success() => Ok(Box::new(http)),
+        Ok(response) => bail!("{url}/healthz answered {}", response.status()),
+        Err(e) => Err(e).with_context(|| format!("cannot reach the HTTP door at {url}")),
+    }
+}
+
+struct Http {
+    base: String,
+    /// For admin calls; producers and consumers have clients (connection pools) of their own.
+    client: reqwest::Client,
+}
+
+impl Http {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+/// The parts of a topic description the bench reads.
+#[derive(Deserialize)]
+struct TopicOut {
+    partitions: Vec<PartitionOut>,
+}
+
+#[derive(Deserialize)]
+struct PartitionOut {
+    partition: u32,
+    high_watermark: u64,
+}
+
+/// A failed answer as an error with its body (the door's `{error_code, message}`).
+async fn refused(what: &str, response: reqwest::Response) -> anyhow::Error {
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    anyhow::anyhow!("{what}: {status}: {body}")
+}
+
+impl Protocol for Http {
+    fn prepare_topic<'a>(&'a self, spec: &'a TopicSpec) -> BoxFuture<'a, anyhow::Result<bool>> {
+        async move {
+            let described = self
+                .client
+                .get(self.url(&format!("/v1/topics/{}", spec.name)))
+                .send()
+                .await?;
+            match described.status() {
+                StatusCode::OK => {
+                    let topic: TopicOut = described.json().await?;
+                    if topic.partitions.len() != spec.partitions as usize {
+                        bail!(
+                            "topic {} exists with {} partitions, not {}: choose another --topic",
+                            spec.name,
+                            topic.partitions.len(),
+                            spec.partitions
+                        );
+                    }
+                    Ok(false)
+                }
+                StatusCode::NOT_FOUND => {
+                    let config = match spec.durability {
+                        Some(durability) => json!({ "durability": durability.to_string() }),
+                        None => json!({}),
+                    };
+                    let body = json!({
+                        "name": spec.name,
+                        "partitions": spec.partitions,
+                        "config": config,
+                    });
+                    let created = self
+                        .client
+                        .post(self.url("/v1/topics"))
+                        .json(&body)
+                        .send()
+                        .await?;
+                    if !created.status().is_success() {
+                        return Err(refused("create topic", created).await);
+                    }
+                    Ok(true)
+                }
+                _ => Err(refused("describe topic", described).await),
+            }
+        }
+        .boxed()
+    }
+
+    fn end_offsets<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, anyhow::Result<Vec<u64>>> {
+        async move {
+            let response = self
+                .client
+                .get(self.url(&format!("/v1/topics/{topic}")))
+                .send()
+                .await?;
+            if !response.status().is_success() {
+                return Err(refused("describe topic", response).await);
+            }
+            let mut topic: TopicOut = response.json().await?;
+            topic.partitions.sort_by_key(|p| p.partition);
+            Ok(topic.partitions.iter().map(|p| p.high_watermark).collect())
+        }
+        .boxed()
+    }
+
+    fn delete_topic<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        async move {
+            let response = self
+                .client
+                .delete(self.url(&format!("/v1/topics/{topic}")))
+                .send()
+                .await?;
+            if !response.status().is_success() {
+                return Err(refused("delete topic", response).await);
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn producer<'a>(
+        &'a self,
+        topic: &'a str,
+        _shape: ProducerShape,
+    ) -> BoxFuture<'a, anyhow::Result<Box<dyn BenchProducer>>> {
+        let producer = HttpProducer {
+            client: reqwest::Client::new(),
+            url: self.url(&format!("/v1/topics/{topic}/records")),
+        };
+        futures::future::ready(Ok(Box::new(producer) as Box<dyn BenchProducer>)).boxed()
+    }
+
+    fn consumer<'a>(
+        &'a self,
+        topic: &'a str,
+        starts: Vec<(u32, u64)>,
+    ) -> BoxFuture<'a, anyhow::Result<Box<dyn BenchConsumer>>> {
+        async move {
+            let client = reqwest::Client::new();
+            let mut values = SelectAll::new();
+            for (partition, offset) in starts {
+                let url = self.url(&format!(
+                    "/v1/topics/{topic}/partitions/{partition}/stream?offset={offset}\
+                     &value_encoding=base64"
+                ));
+                let response = client.get(url).send().await?;
+                if !response.status().is_success() {
+                    return Err(refused("open stream", response).await);
+                }
+                values.push(record_values(response));
+            }
+            Ok(Box::new(HttpConsumer { values }) as Box<dyn BenchConsumer>)
+        }
+        .boxed()
+    }
+}
+
+struct HttpProducer {
+    client: reqwest::Client,
+    url: String,
+}
+
+impl BenchProducer for HttpProducer {
+    fn send_batch(&self, partition: u32, values: Vec<Bytes>) -> BoxFuture<'_, anyhow::Result<Ack>> {
+        let records: Vec<serde_json::Value> = values
+            .iter()
+            .map(|v| json!({ "value": BASE64.encode(v), "partition": partition }))
+            .collect();
+        let body = json!({ "value_encoding": "base64", "records": records });
+        let request = self.client.post(&self.url).json(&body).send();
+        // Sent on a task of its own so the request is on the wire while the workload prepares
+        // the next batch; the Ack waits for its answer.
+        let answer = tokio::spawn(async move {
+            let response = request.await.context("produce")?;
+            if !response.status().is_success() {
+                return Err(refused("produce", response).await);
+            }
+            // Read the answer to its end so the connection goes back to the pool.
+            response.bytes().await.context("produce answer")?;
+            Ok(())
+        });
+        let ack: Ack = async move { answer.await.context("produce task")? }.boxed();
+        futures::future::ready(Ok(ack)).boxed()
+    }
+}
+
+/// The values of the records of an SSE response, decoded.
+fn record_values(response: reqwest::Response) -> BoxStream<'static, io::Result<Bytes>> {
+    let state = (response.bytes_stream().boxed(), BytesMut::new(), Vec::new());
+    futures::stream::unfold(state, |(mut body, mut buffer, mut ready)| async move {
+        loop {
+            if let Some(value) = ready.pop() {
+                return Some((Ok(value), (body, buffer, ready)));
+            }
+            match body.next().await {
+                Some(Ok(chunk)) => {
+                    buffer.extend_from_slice(&chunk);
+                    match complete_events(&mut buffer) {
+                        // Popped from the back: reversed to keep order.
+                        Ok(mut values) => {
+                            values.reverse();
+                            ready = values;
+                        }
+                        Err(e) => return Some((Err(e), (body, buffer, ready))),
+                    }
+                }
+                Some(Err(e)) => return Some((Err(io::Error::other(e)), (body, buffer, ready))),
+                None => return None,
+            }
+        }
+    })
+    .boxed()
+}
+
+/// The record of an event, as far as the bench reads it.
+#[derive(Deserialize)]
+struct RecordOut {
+    value: Option<String>,
+}
+
+/// Takes the complete events off the front of `buffer` and returns their records' values.
+fn complete_events(buffer: &mut BytesMut) -> io::Result<Vec<Bytes>> {
+    let mut values = Vec::new();
+    while let Some(end) = event_end(buffer) {
+        let event = buffer.split_to(end);
+        let mut data = None;
+        let mut named = false;
+        for line in event[..].split(|&b| b == b'\n') {
+            if let Some(rest) = line.strip_prefix(b"data: ") {
+                data = Some(rest);
+            } else if line.starts_with(b"event:") {
+                named = true;
+            }
+        }
+        let Some(data) = data else { continue }; // a keep-alive comment
+        if named {
+            let text = String::from_utf8_lossy(data);
+            return Err(io::Error::other(format!("the stream failed: {text}")));
+        }
+        let record: RecordOut = serde_json::from_slice(data).map_err(io::Error::other)?;
+        let value = match record.value {
+            Some(text) => BASE64.decode(text).map_err(io::Error::other)?,
+            None => Vec::new(),
+        };
+        values.push(Bytes::from(value));
+    }
+    Ok(values)
+}
+
+/// The length of the first complete event in `buffer` (up to and with its blank line).
+fn event_end(buffer: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(at) = buffer[from..].iter().position(|&b| b == b'\n') {
+        let newline = from + at;
+        if buffer.get(newline + 1) == Some(&b'\n') {
+            return Some(newline + 2);
+        }
+        from = newline + 1;
+    }
+    None
+}
+
+struct HttpConsumer {
+    values: SelectAll<BoxStream<'static, io::Result<Bytes>>>,
+}
+
+impl BenchConsumer for HttpConsumer {
+    fn receive<'a>(
+        &'a mut self,
+        sink: &'a mut (dyn FnMut(&[u8]) + Send),
+    ) -> BoxFuture<'a, anyhow::Result<usize>> {
+        receive_ready(&mut self.values, value_bytes, sink).boxed()
+    }
+}
+
+fn value_bytes(value: &Bytes) -> &[u8] {
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_split_across_chunks_decode_in_order() {
+        let mut buffer = BytesMut::from(
+            &b": keep-alive\n\ndata: {\"value\":\"AAE=\",\"offset\":0}\nid: 0\n\ndata: {\"va"[..],
+        );
+        let values = complete_events(&mut buffer).expect("valid");
+        assert_eq!(values, vec![Bytes::from_static(&[0, 1])]);
+        buffer.extend_from_slice(b"lue\":null}\nid: 1\n\n");
+        let values = complete_events(&mut buffer).expect("valid");
+        assert_eq!(values, vec![Bytes::new()]);
+        assert!(buffer.is_empty());
+
+        buffer.extend_from_slice(b"event: error\ndata: {\"error_code\":\"unknown_topic\"}\n\n");
+        let err = complete_events(&mut buffer).expect_err("an error event");
+        assert!(err.to_string().contains("unknown_topic"), "{err}");
+    }
+}
