@@ -11,7 +11,8 @@
 //! the next encoding that can show them, and the record says so: UTF-8 that is not JSON, asked
 //! as `json`, comes as `text` (`"value_encoding": "text"`); bytes that are not UTF-8 come as
 //! `base64`. A reader never gets an error for a record someone else produced, nor a silently
-//! mangled one.
+//! mangled one. A JSON value is shown on one line: its line breaks, which can only be
+//! whitespace between tokens, become spaces.
 
 use axum::http::StatusCode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -269,7 +270,7 @@ fn encode(bytes: &[u8], encoding: Encoding) -> (Box<RawValue>, Option<Encoding>)
     let utf8 = std::str::from_utf8(bytes).ok();
     let as_json = || {
         utf8.and_then(|text| serde_json::from_str::<&RawValue>(text).ok())
-            .map(|raw| raw.to_owned())
+            .map(one_line)
     };
     let as_text = || utf8.and_then(json_string);
     let (shown, fallback) = match encoding {
@@ -289,6 +290,17 @@ fn encode(bytes: &[u8], encoding: Encoding) -> (Box<RawValue>, Option<Encoding>)
             (base64.unwrap_or_else(null), fallback)
         }
     }
+}
+
+/// `raw` on one line, so a record is one line of JSON (one `data:` line of an event stream). A
+/// line break in JSON text can only be whitespace between tokens (inside strings it is
+/// escaped), so a space in its place keeps the value the same.
+fn one_line(raw: &RawValue) -> Box<RawValue> {
+    let text = raw.get();
+    if !text.bytes().any(|b| b == b'\n' || b == b'\r') {
+        return raw.to_owned();
+    }
+    RawValue::from_string(text.replace(['\r', '\n'], " ")).unwrap_or_else(|_| raw.to_owned())
 }
 
 fn json_string(text: &str) -> Option<Box<RawValue>> {
@@ -410,6 +422,15 @@ mod tests {
             show(b"[1]", Encoding::Base64),
             ("\"WzFd\"".to_owned(), None)
         );
+    }
+
+    #[test]
+    fn json_values_are_shown_on_one_line_and_mean_the_same() {
+        let (raw, fallback) = encode(b"{\r\n\"a\": \"x\\ny\"\n}", Encoding::Json);
+        assert_eq!(fallback, None);
+        assert!(!raw.get().contains(['\r', '\n']), "{}", raw.get());
+        let value: serde_json::Value = serde_json::from_str(raw.get()).expect("still JSON");
+        assert_eq!(value["a"], "x\ny");
     }
 
     #[test]

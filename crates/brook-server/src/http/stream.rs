@@ -14,21 +14,26 @@
 //! them. A failure mid-stream (the topic deleted, say) is an `error` event with the error JSON,
 //! and the stream ends. On shutdown the stream just ends; a client reconnects and resumes.
 //!
-//! Nothing buffers per stream: the log is read when the connection can take the next event,
-//! so a reader that stops reading holds at most one read's worth of records until the
-//! connection's write-stall limit drops it (see [`super::connection`]).
+//! Nothing buffers per stream: the log is read when the connection can take more, and each
+//! read (at most `max_bytes` of batches) goes out as one chunk of events, so a reader that
+//! stops reading holds at most one read's worth of records until the connection's write-stall
+//! limit drops it (see [`super::connection`]).
 
 use std::convert::Infallible;
 
+use std::time::Duration;
+
+use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use brook_broker::{
     BrokerError, GroupSubscribe, OffsetReset, PartitionBatches, PartitionSubscribe, StartAt,
     SubscriptionEvent,
 };
-use futures::stream::{self, StreamExt};
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::stream::{Stream, StreamExt};
 use serde::Deserialize;
 
 use super::admin::TopicPartitionOut;
@@ -155,7 +160,8 @@ pub(crate) async fn group_stream(
     Ok(sse(&app, subscription, encodings, false))
 }
 
-/// The SSE response for a subscription: ended on shutdown, counted while open.
+/// The SSE response for a subscription: one body chunk per read of the log (every record of
+/// it an event), keep-alive comments while idle, ended on shutdown, counted while open.
 fn sse(
     app: &App,
     subscription: brook_broker::Subscription,
@@ -163,27 +169,55 @@ fn sse(
     with_ids: bool,
 ) -> Response {
     let open = metrics::stream_opened(metrics::HTTP, "sse");
-    let events = subscription
-        .flat_map(move |event| stream::iter(events(event, encodings, with_ids)))
+    let chunks = subscription
         .map(move |event| {
             let _counted = &open;
-            Ok::<_, Infallible>(event)
+            Ok::<_, Infallible>(chunk(event, encodings, with_ids))
         })
         .take_until(app.draining.wait());
-    Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(app.config.keepalive_interval()))
+    let body = keep_alive(chunks, app.config.keepalive_interval());
+    (
+        [
+            (CONTENT_TYPE, "text/event-stream"),
+            (CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(body),
+    )
         .into_response()
 }
 
-/// The SSE events for one subscription event.
-fn events(
+/// `chunks`, with a comment line whenever `interval` passes without one.
+fn keep_alive(
+    chunks: impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+    interval: Duration,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    let idle = Box::pin(tokio::time::sleep(interval));
+    futures::stream::unfold(
+        (chunks.boxed(), idle),
+        move |(mut chunks, mut idle)| async move {
+            let item = tokio::select! {
+                chunk = chunks.next() => chunk?,
+                () = &mut idle => Ok(Bytes::from_static(b":\n\n")),
+            };
+            idle.as_mut().reset(tokio::time::Instant::now() + interval);
+            Some((item, (chunks, idle)))
+        },
+    )
+}
+
+/// The events of one subscription event, as SSE text.
+fn chunk(
     event: brook_broker::Result<SubscriptionEvent>,
     encodings: Encodings,
     with_ids: bool,
-) -> Vec<Event> {
+) -> Bytes {
+    let mut out = BytesMut::new();
     match event {
         Ok(SubscriptionEvent::Batches(batches)) => {
-            record_events(&batches, encodings, with_ids).unwrap_or_else(|e| vec![error_event(&e)])
+            if let Err(e) = record_events(&batches, encodings, with_ids, &mut out) {
+                out.clear();
+                error_event(&e, &mut out);
+            }
         }
         Ok(SubscriptionEvent::Assignment(assignment)) => {
             let partitions: Vec<TopicPartitionOut> =
@@ -194,17 +228,22 @@ fn events(
                 "generation": assignment.generation,
                 "partitions": partitions,
             });
-            vec![Event::default().event("assignment").data(data.to_string())]
+            named_event("assignment", &data.to_string(), &mut out);
         }
-        Err(e) => vec![error_event(&e)],
+        Err(e) => error_event(&e, &mut out),
     }
+    out.freeze()
 }
 
+/// Appends one event per record of `batches` to `out`. JSON text is one line here: strings
+/// escape their line breaks, and raw JSON values are kept on one line (see
+/// [`super::records`]), so each record is exactly one `data:` line.
 fn record_events(
     batches: &PartitionBatches,
     encodings: Encodings,
     with_ids: bool,
-) -> brook_broker::Result<Vec<Event>> {
+    out: &mut BytesMut,
+) -> brook_broker::Result<()> {
     let records = batches.records()?;
     let (topic, partition) = (&*batches.topic, batches.partition);
     let bytes = records
@@ -214,37 +253,29 @@ fn record_events(
     if !records.is_empty() {
         metrics::records_out(metrics::HTTP, topic, partition, records.len() as u64, bytes);
     }
-    Ok(records
-        .into_iter()
-        .map(|record| {
-            let offset = record.offset;
-            let shown = Stored::from(record).show(topic, partition, encodings);
-            let event =
-                Event::default().data(one_line(serde_json::to_string(&shown).unwrap_or_default()));
-            if with_ids {
-                event.id(offset.to_string())
-            } else {
-                event
+    for record in records {
+        if with_ids {
+            out.extend_from_slice(format!("id: {}\n", record.offset).as_bytes());
+        }
+        out.extend_from_slice(b"data: ");
+        let shown = Stored::from(record).show(topic, partition, encodings);
+        // Writing JSON into memory fails only for a type that refuses to serialize.
+        serde_json::to_writer((&mut *out).writer(), &shown).map_err(|e| {
+            BrokerError::InvalidRequest {
+                reason: format!("a record could not be shown as JSON: {e}"),
             }
-        })
-        .collect())
-}
-
-/// `json` on one line. A raw JSON value kept as a producer sent it may hold line breaks, but
-/// only as whitespace between tokens (inside JSON strings they are escaped), so replacing them
-/// with spaces keeps the JSON the same; SSE cannot carry a carriage return in data at all.
-fn one_line(json: String) -> String {
-    if json.contains(['\r', '\n']) {
-        json.replace(['\r', '\n'], " ")
-    } else {
-        json
+        })?;
+        out.extend_from_slice(b"\n\n");
     }
+    Ok(())
 }
 
-fn error_event(err: &BrokerError) -> Event {
-    Event::default()
-        .event("error")
-        .data(ApiError::from(err).to_json())
+fn named_event(name: &str, data: &str, out: &mut BytesMut) {
+    out.extend_from_slice(format!("event: {name}\ndata: {data}\n\n").as_bytes());
+}
+
+fn error_event(err: &BrokerError, out: &mut BytesMut) {
+    named_event("error", &ApiError::from(err).to_json(), out);
 }
 
 #[cfg(test)]
@@ -273,13 +304,5 @@ mod tests {
         let max = HeaderValue::from_str(&u64::MAX.to_string()).expect("header");
         headers.insert("last-event-id", max);
         assert!(start_at(&headers, None).is_err());
-    }
-
-    #[test]
-    fn line_breaks_between_json_tokens_become_spaces() {
-        let json = one_line("{\r\n\"a\": \"x\\ny\"\n}".to_owned());
-        assert!(!json.contains(['\r', '\n']));
-        let value: serde_json::Value = serde_json::from_str(&json).expect("still JSON");
-        assert_eq!(value["a"], "x\ny");
     }
 }
