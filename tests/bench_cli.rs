@@ -68,7 +68,7 @@ fn produce_reports_every_figure_beside_its_baseline() {
 }
 
 #[test]
-fn consume_and_e2e_and_the_embedded_api_report_too() {
+fn consume_e2e_raw_batches_and_the_embedded_api_report_too() {
     let consume = bench(&[
         "consume",
         "--records",
@@ -86,9 +86,25 @@ fn consume_and_e2e_and_the_embedded_api_report_too() {
     assert_figures(&e2e, 300);
     assert_eq!(e2e["rate"].as_u64(), Some(3000));
 
+    let raw = bench(&["consume", "--protocol", "grpc-raw", "--records", "2000"]);
+    assert_figures(&raw, 2000);
+    assert_eq!(raw["protocol"], "grpc-raw");
+
     let direct = bench(&["produce", "--protocol", "embedded", "--records", "2000"]);
     assert_figures(&direct, 2000);
     assert_eq!(direct["address"], "in-process");
+    let direct_e2e = bench(&[
+        "e2e",
+        "--protocol",
+        "embedded",
+        "--records",
+        "300",
+        "--batch",
+        "1",
+        "--rate",
+        "3000",
+    ]);
+    assert_figures(&direct_e2e, 300);
 }
 
 /// Runs `brook bench` with `args`, expects exit 2, returns stderr.

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
+use super::grpc_raw::{RawConsumer, RawProducer};
 use super::{receive_ready, Ack, BenchConsumer, BenchProducer, ProducerShape, Protocol, TopicSpec};
 
 /// Allowance per record on top of its value, at least what brook-client counts (16).
@@ -27,11 +28,14 @@ const BATCH_BYTES_MAX: usize = 8 << 20;
 /// Longest linger brook-client accepts: batches leave on our flush, never on the timer.
 const LINGER_MS: u64 = 60_000;
 
-pub async fn connect(url: &str) -> anyhow::Result<Box<dyn Protocol>> {
+/// `raw`: produce and consume whole batches over the generated stubs ([`super::grpc_raw`])
+/// instead of records through brook-client's Producer and Consumer.
+pub async fn connect(url: &str, raw: bool) -> anyhow::Result<Box<dyn Protocol>> {
     let client = Client::connect(url).await?;
     Ok(Box::new(Grpc {
         url: url.to_owned(),
         client,
+        raw,
     }))
 }
 
@@ -39,6 +43,7 @@ struct Grpc {
     url: String,
     /// For admin calls; producers and consumers open their own connections.
     client: Client,
+    raw: bool,
 }
 
 impl Protocol for Grpc {
@@ -91,6 +96,10 @@ impl Protocol for Grpc {
     ) -> BoxFuture<'a, anyhow::Result<Box<dyn BenchProducer>>> {
         async move {
             let client = Client::connect(self.url.as_str()).await?;
+            if self.raw {
+                let producer = RawProducer::open(&client, topic, shape.in_flight).await?;
+                return Ok(Box::new(producer) as Box<dyn BenchProducer>);
+            }
             // Room for two batches, so a batch is cut by our flush, not by its size.
             let batch_bytes = 2 * shape.batch * (shape.record_bytes + RECORD_OVERHEAD_BYTES);
             let batch_bytes_max = batch_bytes.clamp(1, BATCH_BYTES_MAX);
@@ -116,6 +125,10 @@ impl Protocol for Grpc {
     ) -> BoxFuture<'a, anyhow::Result<Box<dyn BenchConsumer>>> {
         async move {
             let client = Client::connect(self.url.as_str()).await?;
+            if self.raw {
+                let consumer = RawConsumer::open(&client, topic, starts).await?;
+                return Ok(Box::new(consumer) as Box<dyn BenchConsumer>);
+            }
             let config = ConsumerConfig {
                 auto_commit_interval_ms: None,
                 ..ConsumerConfig::default()

@@ -1,8 +1,9 @@
 //! The doors `brook bench` drives, behind one small interface.
 //!
-//! A protocol is a way to reach the broker: the gRPC door through brook-client ([`grpc`]), the
-//! Kafka door through librdkafka ([`kafka`], in builds with the `bench-kafka` feature), or the
-//! embedded broker's API in the same process with no socket at all ([`embedded`]). The
+//! A protocol is a way to reach the broker: the gRPC door through brook-client ([`grpc`]) or
+//! with whole batches over the generated stubs ([`grpc_raw`]), the Kafka door through
+//! librdkafka ([`kafka`], in builds with the `bench-kafka` feature), or the embedded broker's
+//! API in the same process with no socket at all ([`embedded`]). The
 //! workloads ([`super::workload`]) only see these traits, so a door plugs in by adding one
 //! module that implements them, a [`ProtocolKind`] variant and its arm in [`connect`].
 //!
@@ -12,6 +13,7 @@
 
 mod embedded;
 mod grpc;
+mod grpc_raw;
 mod kafka;
 
 pub use kafka::{require_built as require_kafka_built, KafkaOptions};
@@ -34,6 +36,9 @@ pub enum ProtocolKind {
     /// The gRPC door, through brook-client (batching Producer on a ProduceStream; Consumer on
     /// Subscribe streams).
     Grpc,
+    /// The gRPC door with whole record batches built and decoded by the bench (RawBatch on a
+    /// ProduceStream; Subscribe with raw batches): no per-record protobuf.
+    GrpcRaw,
     /// The Kafka door through librdkafka (its batching producer, --acks; an assigned consumer).
     /// Needs a build with `--features bench-kafka`.
     Kafka,
@@ -46,6 +51,7 @@ impl ProtocolKind {
     pub fn name(self) -> &'static str {
         match self {
             ProtocolKind::Grpc => "grpc",
+            ProtocolKind::GrpcRaw => "grpc-raw",
             ProtocolKind::Kafka => "kafka",
             ProtocolKind::Embedded => "embedded",
         }
@@ -161,12 +167,13 @@ pub async fn connect(
     kafka_options: &KafkaOptions,
 ) -> anyhow::Result<(Box<dyn Protocol>, String)> {
     match kind {
-        ProtocolKind::Grpc => {
+        ProtocolKind::Grpc | ProtocolKind::GrpcRaw => {
             let url = match target.door_addr(Door::Grpc) {
                 Some(addr) => format!("http://{addr}"),
                 None => with_scheme(server.unwrap_or(GRPC_DEFAULT_SERVER)),
             };
-            Ok((grpc::connect(&url).await?, url))
+            let raw = kind == ProtocolKind::GrpcRaw;
+            Ok((grpc::connect(&url, raw).await?, url))
         }
         ProtocolKind::Kafka => kafka::connect(target, kafka_options),
         ProtocolKind::Embedded => match target.broker() {
