@@ -166,6 +166,24 @@ static GROUP_COMMITTED: Family = Family {
     help: "The group's committed offset in the partition.",
     kind: Kind::Gauge,
 };
+static CALLS_WAITING: Family = Family {
+    name: "brook_calls_waiting",
+    help: "Request-reply calls waiting for their reply now.",
+    kind: Kind::Gauge,
+};
+static CALL_IDS: Family = Family {
+    name: "brook_call_ids",
+    help: "Correlation ids the request-reply index remembers (bounded by reqreply.window_ms and \
+           reqreply.index_entries_max).",
+    kind: Kind::Gauge,
+};
+static CALL_RECORDS_DROPPED: Family = Family {
+    name: "brook_call_records_dropped_total",
+    help: "Request-reply records not delivered: reason malformed_reply (no correlation id), \
+           duplicate_reply (a call already answered), malformed_request (no correlation id or \
+           reply topic), skipped_request (already answered, or older than the window).",
+    kind: Kind::Counter,
+};
 
 /// Label pairs of one series, in a fixed order per family.
 type Labels = Vec<(&'static str, String)>;
@@ -463,7 +481,28 @@ fn broker_state(broker: &Broker) -> Series {
             }
         }
     }
+    reqreply_state(broker, &mut state);
     state
+}
+
+/// Request-reply's counters (read without starting request-reply).
+fn reqreply_state(broker: &Broker, state: &mut Series) {
+    let stats = broker.reqreply_stats();
+    state.set(
+        &CALLS_WAITING,
+        Vec::new(),
+        gauge_value(stats.waiting_calls as u64),
+    );
+    state.set(&CALL_IDS, Vec::new(), gauge_value(stats.indexed_ids as u64));
+    for (reason, count) in [
+        ("malformed_reply", stats.malformed_replies),
+        ("duplicate_reply", stats.duplicate_replies),
+        ("malformed_request", stats.malformed_requests),
+        ("skipped_request", stats.skipped_requests),
+    ] {
+        let labels = vec![("reason", reason.to_owned())];
+        state.add(&CALL_RECORDS_DROPPED, labels, count);
+    }
 }
 
 /// The exposition text: every event series recorded so far, then `broker`'s state.

@@ -4,7 +4,7 @@
 //! HTTP client; responders are embedded in the broker behind it.
 
 use brook_broker::reqreply::Answer;
-use brook_broker::{Broker, NewTopic, OffsetSpec, Request};
+use brook_broker::{Broker, NewTopic, OffsetSpec, ProduceRecord, Request};
 use brook_server::{HttpConfig, HttpServer};
 use bytes::Bytes;
 use reqwest::StatusCode;
@@ -67,6 +67,22 @@ impl Door {
                 })
                 .await
         });
+    }
+
+    /// `/metrics` once it contains `line` (the reply topic is read in the background).
+    async fn metrics_until(&self, line: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = self.get("/metrics").await.text().await.expect("metrics");
+            if text.contains(line) {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {line:?} in {text}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     async fn requests_in(&self, topic: &str) -> u64 {
@@ -153,6 +169,15 @@ async fn no_responder_is_a_504_with_the_id_and_the_late_reply_is_fetched_by_it()
         StatusCode::GATEWAY_TIMEOUT,
         "known but not answered: {body}"
     );
+
+    // The counters are in /metrics; a reply without a correlation id is counted, not delivered.
+    door.broker
+        .produce("__brook_replies", vec![ProduceRecord::value("stray")])
+        .await
+        .expect("a stray reply");
+    let metrics = door.metrics_until("reason=\"malformed_reply\"} 1").await;
+    assert!(metrics.contains("brook_calls_waiting 0"), "{metrics}");
+    assert!(metrics.contains("brook_call_ids 1"), "{metrics}");
 
     door.respond("late");
     let response = door
