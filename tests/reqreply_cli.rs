@@ -128,19 +128,30 @@ async fn respond_needs_a_command() {
 }
 
 #[tokio::test]
-async fn bench_call_reports_calls_beside_plain_unary_grpc() {
-    let output = Command::new(env!("CARGO_BIN_EXE_brook"))
-        .args(["bench", "call", "--embedded", "--durability", "none"])
-        .args(["--records", "200", "--producers", "4", "--json"])
-        .env_remove("RUST_LOG")
-        .output()
-        .await
-        .expect("run");
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
-    assert_eq!(report["workload"], "call");
-    assert_eq!(report["records"], 200);
-    assert_eq!(report["baseline"]["records"], 200);
-    assert!(report["records_per_sec"].as_f64().expect("rate") > 0.0);
-    assert!(report["ratio"]["p99"].as_f64().expect("ratio") > 0.0);
+async fn bench_call_reports_calls_beside_their_baseline_over_grpc_and_in_process() {
+    for protocol in ["grpc", "embedded"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_brook"))
+            .args(["bench", "call", "--embedded", "--durability", "none"])
+            .args([
+                "--protocol",
+                protocol,
+                "--records",
+                "200",
+                "--producers",
+                "4",
+                "--json",
+            ])
+            .env_remove("RUST_LOG")
+            .output()
+            .await
+            .expect("run");
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        assert_eq!(report["workload"], "call");
+        assert_eq!(report["protocol"], protocol);
+        assert_eq!(report["records"], 200);
+        assert_eq!(report["baseline"]["records"], 200);
+        assert!(report["records_per_sec"].as_f64().expect("rate") > 0.0);
+        assert!(report["ratio"]["p99"].as_f64().expect("ratio") > 0.0);
+    }
 }
