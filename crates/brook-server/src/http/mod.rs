@@ -195,7 +195,13 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(allowed))
             .allow_methods([Method::GET, Method::POST, Method::DELETE])
-            .allow_headers([CONTENT_TYPE, HeaderName::from_static("last-event-id")]),
+            .allow_headers([
+                CONTENT_TYPE,
+                HeaderName::from_static("last-event-id"),
+                HeaderName::from_static("idempotency-key"),
+            ])
+            // A call's answer names its correlation id; a page needs it to fetch a late reply.
+            .expose_headers([HeaderName::from_static("brook-correlation-id")]),
     )
 }
 
