@@ -91,8 +91,8 @@ pub struct BenchArgs {
     /// each is reported beside the same baseline, then all side by side.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "grpc")]
     protocol: Vec<ProtocolKind>,
-    /// A running brook's address for the protocol (gRPC: http://HOST:PORT).
-    /// [default: http://127.0.0.1:50051]
+    /// A running brook's address for the protocol (http://HOST:PORT).
+    /// [default: gRPC http://127.0.0.1:50051, HTTP http://127.0.0.1:8080]
     #[arg(long, value_name = "URL", conflicts_with = "embedded")]
     server: Option<String>,
     /// Start a broker and its doors in this process (temporary directory, ports chosen by the
@@ -314,7 +314,7 @@ impl Target {
             broker,
             grpc_addr: any_port("127.0.0.1:0")?,
             kafka_addr: any_port("127.0.0.1:0")?,
-            http_addr: Listen::Off,
+            http_addr: any_port("127.0.0.1:0")?,
             ..ServeConfig::default()
         };
         let server = Server::start(&config).await?;

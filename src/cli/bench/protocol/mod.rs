@@ -1,9 +1,10 @@
 //! The doors `brook bench` drives, behind one small interface.
 //!
 //! A protocol is a way to reach the broker: the gRPC door through brook-client ([`grpc`]) or
-//! with whole batches over the generated stubs ([`grpc_raw`]), the Kafka door through
-//! librdkafka ([`kafka`], in builds with the `bench-kafka` feature), or the embedded broker's
-//! API in the same process with no socket at all ([`embedded`]). The
+//! with whole batches over the generated stubs ([`grpc_raw`]), the HTTP door through a plain
+//! HTTP client ([`http`]), the Kafka door through librdkafka ([`kafka`], in builds with the
+//! `bench-kafka` feature), or the embedded broker's API in the same process with no socket at
+//! all ([`embedded`]). The
 //! workloads ([`super::workload`]) only see these traits, so a door plugs in by adding one
 //! module that implements them, a [`ProtocolKind`] variant and its arm in [`connect`].
 //!
@@ -14,6 +15,7 @@
 mod embedded;
 mod grpc;
 mod grpc_raw;
+mod http;
 mod kafka;
 
 pub use kafka::{require_built as require_kafka_built, KafkaOptions};
@@ -39,6 +41,9 @@ pub enum ProtocolKind {
     /// The gRPC door with whole record batches built and decoded by the bench (RawBatch on a
     /// ProduceStream; Subscribe with raw batches): no per-record protobuf.
     GrpcRaw,
+    /// The HTTP door through a plain HTTP client (a JSON request per batch; server-sent event
+    /// streams).
+    Http,
     /// The Kafka door through librdkafka (its batching producer, --acks; an assigned consumer).
     /// Needs a build with `--features bench-kafka`.
     Kafka,
@@ -52,6 +57,7 @@ impl ProtocolKind {
         match self {
             ProtocolKind::Grpc => "grpc",
             ProtocolKind::GrpcRaw => "grpc-raw",
+            ProtocolKind::Http => "http",
             ProtocolKind::Kafka => "kafka",
             ProtocolKind::Embedded => "embedded",
         }
@@ -157,6 +163,8 @@ where
 
 /// Where the gRPC protocol connects without `--server`: `brook serve`'s default.
 const GRPC_DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
+/// Where the HTTP protocol connects without `--server`: `brook serve`'s default.
+const HTTP_DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
 /// Connects `kind` to the embedded server's door, else to `server` (or the protocol's
 /// default address). Returns the protocol and the address it reached.
@@ -174,6 +182,14 @@ pub async fn connect(
             };
             let raw = kind == ProtocolKind::GrpcRaw;
             Ok((grpc::connect(&url, raw).await?, url))
+        }
+        ProtocolKind::Http => {
+            let url = match (target.door_addr(Door::Http), target.broker()) {
+                (Some(addr), _) => format!("http://{addr}"),
+                (None, Some(_)) => bail!("the embedded server is not serving its HTTP door"),
+                (None, None) => with_scheme(server.unwrap_or(HTTP_DEFAULT_SERVER)),
+            };
+            Ok((http::connect(&url).await?, url))
         }
         ProtocolKind::Kafka => kafka::connect(target, kafka_options),
         ProtocolKind::Embedded => match target.broker() {
