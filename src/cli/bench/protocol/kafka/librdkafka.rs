@@ -43,6 +43,8 @@ const BATCH_BYTES_MAX: usize = 1_000_000;
 const LINGER_MS: &str = "5";
 /// Per-partition fetch size: larger than the 1 MiB default, so one fetch carries many batches.
 const PARTITION_FETCH_BYTES: &str = "8388608";
+/// Records librdkafka keeps fetched ahead per partition (default 100 000).
+const QUEUED_RECORDS_MIN: &str = "1000000";
 /// How long librdkafka waits for a retry when its queue is full.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(1);
 
@@ -199,6 +201,11 @@ impl Protocol for Kafka {
                 .set("enable.partition.eof", "false")
                 .set("fetch.wait.max.ms", "100")
                 .set("max.partition.fetch.bytes", PARTITION_FETCH_BYTES)
+                // librdkafka stops fetching once this many records wait in its queue, and then
+                // waits fetch.queue.backoff.ms (default 1 s) before fetching again: a reader
+                // that keeps up needs a deep queue and a short backoff.
+                .set("queued.min.messages", QUEUED_RECORDS_MIN)
+                .set("fetch.queue.backoff.ms", "10")
                 .create()
                 .context("cannot create a librdkafka consumer")?;
             let mut assignment = TopicPartitionList::new();
