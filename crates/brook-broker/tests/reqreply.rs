@@ -569,3 +569,41 @@ async fn an_ephemeral_broker_that_made_calls_is_still_removed_on_drop() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[tokio::test]
+async fn the_index_is_rebuilt_on_open_within_its_bound() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = BrokerConfig::new(dir.path());
+    config.log.durability = Durability::None;
+    config.reqreply.index_entries_max = 3;
+    let broker = Broker::open(config.clone()).await.expect("open");
+    broker
+        .create_topic(NewTopic::new("rates", 1))
+        .await
+        .expect("create");
+    let (responder, _) = spawn_upper(&broker, "rates", "r");
+    for i in 0..5 {
+        let request = call("v").with_correlation_id(id(&format!("rate-{i}")));
+        broker.call("rates", request).await.expect("reply");
+    }
+    responder.abort();
+    let _ = responder.await;
+    broker.close().await.expect("close");
+    drop(broker);
+
+    let broker = Broker::open(config).await.expect("reopen");
+    let newest = broker
+        .reply("rates", &id("rate-4"), Duration::ZERO)
+        .await
+        .expect("a recent reply is found again");
+    assert_eq!(newest.value.as_deref(), Some(&b"V"[..]));
+    let err = broker
+        .reply("rates", &id("rate-0"), Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, BrokerError::UnknownCall { .. }),
+        "forgotten: {err}"
+    );
+    assert!(broker.reqreply_stats().indexed_ids <= 3);
+}

@@ -421,12 +421,15 @@ impl Broker {
     }
 
     /// Where the index's window starts in `topic`-`partition`: the latest of the log start,
-    /// `window_ms` ago, and `index_entries_max` records before the end.
+    /// `window_ms` ago, and the partition's share of `index_entries_max` records before the
+    /// end (the index could not hold more of them, so reading more would be wasted).
     async fn window_start(&self, topic: &str, partition: u32) -> Result<u64> {
         let config = &self.inner.config.reqreply;
-        let log = Arc::clone(&self.topic(topic)?.partition(partition)?.log);
+        let handle = self.topic(topic)?;
+        let log = Arc::clone(&handle.partition(partition)?.log);
         let end = log.high_watermark();
-        let by_count = end.saturating_sub(config.index_entries_max as u64);
+        let share = (config.index_entries_max as u64).div_ceil(handle.partition_count().into());
+        let by_count = end.saturating_sub(share);
         let since = now_ms().saturating_sub(i64::try_from(config.window_ms).unwrap_or(i64::MAX));
         let by_time = self
             .list_offset(topic, partition, OffsetSpec::Timestamp(since))
