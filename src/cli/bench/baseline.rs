@@ -5,7 +5,8 @@
 //!
 //! - **produce**: one connection per producer; each batch is one frame (`u32` length + the
 //!   batch's record bytes) answered by an 8-byte ack, with up to `--in-flight` frames
-//!   unanswered; latency is frame sent to ack, once per record.
+//!   unanswered; latency is frame sent to ack, once per record. Under `sync` durability the
+//!   server writes and fdatasyncs each frame to a file before acking it.
 //! - **consume**: one connection per consumer; the server streams the consumer's share of the
 //!   bytes in batch-sized frames; latency is the time of each frame's read.
 //! - **e2e**: one connection per producer to an echo server, frames of one batch sent on a
@@ -28,8 +29,10 @@ use super::workload::{payload, since_stamp, stamped, Plan};
 
 const ACK: [u8; 8] = *b"ack.ack.";
 
-pub async fn produce(plan: &Plan) -> anyhow::Result<Measured> {
-    let addr = spawn_server(ack_frames).await?;
+/// `sync`: the server also appends each frame to a file and fdatasyncs it before the ack, as
+/// brook does under `sync` durability (one fsync per frame: no group commit).
+pub async fn produce(plan: &Plan, sync: bool) -> anyhow::Result<Measured> {
+    let addr = spawn_server(move |socket| ack_frames(socket, sync)).await?;
     run_clients(addr, plan, plan.producers, |index, socket| {
         send_frames(socket, plan.share(index, plan.producers), plan.clone())
     })
@@ -138,8 +141,14 @@ where
     Ok(plan.measured(started.elapsed(), latency))
 }
 
-/// Server of the produce baseline: reads length-prefixed frames, acks each.
-async fn ack_frames(mut socket: TcpStream) -> std::io::Result<()> {
+/// Server of the produce baseline: reads length-prefixed frames, acks each; with `sync`,
+/// after appending it to a temporary file with fdatasync (off the async workers, as brook's
+/// appends are).
+async fn ack_frames(mut socket: TcpStream, sync: bool) -> std::io::Result<()> {
+    let mut file = match sync {
+        true => Some(tempfile::tempfile()?),
+        false => None,
+    };
     let mut frame = Vec::new();
     loop {
         let len = match socket.read_u32().await {
@@ -149,6 +158,15 @@ async fn ack_frames(mut socket: TcpStream) -> std::io::Result<()> {
         };
         frame.resize(len, 0);
         socket.read_exact(&mut frame).await?;
+        if let Some(mut out) = file.take() {
+            let (back, written) = tokio::task::spawn_blocking(move || {
+                let written = out.write_all(&frame).and_then(|()| out.sync_data());
+                ((out, frame), written)
+            })
+            .await?;
+            written?;
+            (file, frame) = (Some(back.0), back.1);
+        }
         socket.write_all(&ACK).await?;
     }
 }

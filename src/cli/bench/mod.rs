@@ -204,7 +204,7 @@ impl BenchArgs {
             return Err(e);
         }
         let baseline = match self.workload {
-            Workload::Produce => baseline::produce(plan).await,
+            Workload::Produce => baseline::produce(plan, self.durable()).await,
             Workload::Consume => baseline::consume(plan).await,
             Workload::E2e => baseline::e2e(plan).await,
             // Its baseline needs the server: `call::bench` measures both.
@@ -218,6 +218,12 @@ impl BenchArgs {
             })
             .collect();
         Ok(reports)
+    }
+
+    /// Whether acks wait for fdatasync: `sync`, or no `--durability` (brook's default), so
+    /// the produce baseline does too.
+    fn durable(&self) -> bool {
+        matches!(self.durability, None | Some(Durability::Sync))
     }
 
     fn info(&self, kind: ProtocolKind, plan: &Plan, address: String) -> RunInfo {
@@ -241,7 +247,14 @@ impl BenchArgs {
                 .durability
                 .map_or_else(|| "the broker's default".to_owned(), |d| d.to_string()),
             latency: self.workload.latency(),
-            baseline_kind: self.workload.baseline(),
+            baseline_kind: match (self.workload, self.durable()) {
+                (Workload::Produce, true) => {
+                    "plain TCP over loopback: each batch one frame, written to a file and \
+                     fdatasync'ed before its 8-byte ack (no group commit), same connections and \
+                     window"
+                }
+                (workload, _) => workload.baseline(),
+            },
         }
     }
 
