@@ -4,7 +4,7 @@
 //! directory and a taken port with one clear line, and layers flags over `BROOK_*` variables
 //! over the config file.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -37,7 +37,7 @@ fn serve_command(data: &Path, extra: &[&str]) -> Command {
         "--grpc-addr",
         "127.0.0.1:0",
         "--http-addr",
-        "off",
+        "127.0.0.1:0",
     ];
     args.extend_from_slice(extra);
     brook(&args)
@@ -48,6 +48,7 @@ struct Served {
     child: Child,
     grpc: SocketAddr,
     kafka: Option<SocketAddr>,
+    http: Option<SocketAddr>,
     /// Stdout lines after `brook: ready`.
     lines: mpsc::Receiver<String>,
     /// Everything the server writes to stderr, read as it comes so it never blocks on a full
@@ -64,7 +65,7 @@ struct Stopped {
 }
 
 impl Served {
-    /// Starts `brook serve` on `data` with every door on port 0 (HTTP off), plus `extra`.
+    /// Starts `brook serve` on `data` with every door on port 0, plus `extra`.
     fn start(data: &Path, extra: &[&str]) -> Served {
         let mut args = vec!["--kafka-addr", "127.0.0.1:0", "--log-level", "warn"];
         args.extend_from_slice(extra);
@@ -88,7 +89,7 @@ impl Served {
                 }
             }
         });
-        let (mut grpc, mut kafka) = (None, None);
+        let (mut grpc, mut kafka, mut http) = (None, None, None);
         loop {
             let Ok(line) = lines.recv_timeout(START_TIMEOUT) else {
                 let _ = child.kill();
@@ -100,6 +101,8 @@ impl Served {
                 grpc = Some(addr.parse().expect("gRPC address"));
             } else if let Some(addr) = line.strip_prefix("brook: kafka listening on ") {
                 kafka = Some(addr.parse().expect("Kafka address"));
+            } else if let Some(addr) = line.strip_prefix("brook: http listening on ") {
+                http = Some(addr.parse().expect("HTTP address"));
             } else if line.starts_with("brook: ready") {
                 break;
             }
@@ -108,6 +111,7 @@ impl Served {
             child,
             grpc: grpc.expect("a gRPC listening line"),
             kafka,
+            http,
             lines,
             stderr: Some(stderr),
         }
@@ -148,6 +152,18 @@ impl Drop for Served {
 }
 
 /// Every partition of the data directory reopened clean: the last stop wrote its marker.
+/// A plain HTTP/1.1 `GET /healthz` answers 200 with the door's status body.
+fn assert_http_healthy(addr: SocketAddr) {
+    let mut stream = TcpStream::connect(addr).expect("the HTTP door accepts connections");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: brook\r\nconnection: close\r\n\r\n")
+        .expect("send the request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read the answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "answer: {answer}");
+    assert!(answer.contains(r#""status":"ok""#), "answer: {answer}");
+}
+
 async fn assert_reopens_clean(data: &Path) -> Broker {
     let broker = Broker::open(BrokerConfig::new(data))
         .await
@@ -172,6 +188,8 @@ async fn serves_grpc_and_stops_clean_on_sigterm_with_produces_in_flight() {
     let served = Served::start(data.path(), &[]);
     let kafka = served.kafka.expect("the Kafka door is on by default");
     TcpStream::connect(kafka).expect("the Kafka door accepts connections");
+    let http = served.http.expect("the HTTP door is on by default");
+    assert_http_healthy(http);
 
     let client = Client::connect(served.url()).await.expect("connect");
     client

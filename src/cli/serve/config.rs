@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use brook_broker::{BrokerConfig, TopicConfig};
 use brook_kafka::KafkaConfig;
-use brook_server::GrpcConfig;
+use brook_server::{GrpcConfig, HttpConfig};
 use clap::{Arg, ArgMatches};
 
 /// Prefix of every setting's environment variable.
@@ -77,6 +77,7 @@ pub struct ServeConfig {
     pub kafka_addr: Listen,
     pub kafka: KafkaConfig,
     pub http_addr: Listen,
+    pub http: HttpConfig,
 }
 
 impl Default for ServeConfig {
@@ -91,6 +92,7 @@ impl Default for ServeConfig {
             kafka_addr: local(9092),
             kafka: KafkaConfig::default(),
             http_addr: local(8080),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -300,7 +302,7 @@ pub static SETTINGS: &[Setting] = &[
     },
     field!(
         "http_addr",
-        "HTTP door address (IP:PORT, HOST:PORT, or off); the HTTP door is not built yet",
+        "HTTP door address (IP:PORT, HOST:PORT, or off)",
         Listen::parse,
         http_addr
     ),
@@ -435,6 +437,51 @@ pub static SETTINGS: &[Setting] = &[
         "Most Kafka client connections served at once; more wait in the accept backlog",
         kafka.connections_max
     ),
+    field!(
+        "http_request_bytes_max",
+        "Largest HTTP request body (or streaming produce line); a larger one gets 413",
+        http.request_bytes_max
+    ),
+    field!(
+        "http_read_bytes_default",
+        "Bytes an HTTP fetch reads when it gives no max_bytes, and one read of an SSE stream",
+        http.read_bytes_default
+    ),
+    field!(
+        "http_connections_max",
+        "HTTP connections served at once; more wait in the listen backlog",
+        http.connections_max
+    ),
+    field!(
+        "http_write_stall_ms_max",
+        "How long an HTTP client may read nothing before its connection is dropped",
+        http.write_stall_ms_max
+    ),
+    field!(
+        "http_keepalive_interval_ms",
+        "Interval of SSE keep-alive comments on an idle stream",
+        http.keepalive_interval_ms
+    ),
+    field!(
+        "http_produce_stream_in_flight_max",
+        "Records of one streaming HTTP produce appended but not yet answered",
+        http.produce_stream_in_flight_max
+    ),
+    Setting {
+        key: "http_cors_origins",
+        help: "Comma-separated origins whose web pages may call the HTTP door (none: no page)",
+        boolean: false,
+        access: Access::Field {
+            apply: |c, v| {
+                c.http.cors_origins = parse_origins(v)?;
+                Ok(())
+            },
+            show: |c| match c.http.cors_origins.as_slice() {
+                [] => "none".into(),
+                origins => origins.join(","),
+            },
+        },
+    },
     Setting {
         key: "kafka_group_initial_rebalance_delay_ms",
         help: "How long a new Kafka consumer group waits for more members before its first \
@@ -454,6 +501,24 @@ pub static SETTINGS: &[Setting] = &[
         },
     },
 ];
+
+/// Parses `none` or a comma-separated list of origins (`http://localhost:3000`).
+fn parse_origins(v: &str) -> Result<Vec<String>, String> {
+    if v == "none" {
+        return Ok(Vec::new());
+    }
+    v.split(',')
+        .map(str::trim)
+        .map(|origin| match origin.split_once("://") {
+            Some(("http" | "https", host)) if !host.is_empty() && !host.contains('/') => {
+                Ok(origin.to_owned())
+            }
+            _ => Err(format!(
+                "origin {origin:?} is not scheme://host[:port] (http or https, no path)"
+            )),
+        })
+        .collect()
+}
 
 /// The setting named `key`.
 pub fn setting(key: &str) -> Option<&'static Setting> {

@@ -50,13 +50,6 @@ impl Door {
         }
     }
 
-    /// Whether this build contains the door. The HTTP door (issue 5) is not in brook-server
-    /// yet: until it is, `http_addr` is accepted and reported, and nothing listens on it. When
-    /// it lands, it gets an arm in [`spawn`] and this returns true for every door.
-    pub fn is_built(self) -> bool {
-        !matches!(self, Door::Http)
-    }
-
     fn addr(self, config: &ServeConfig) -> Listen {
         match self {
             Door::Grpc => config.grpc_addr,
@@ -81,8 +74,6 @@ pub struct Server {
     broker: Broker,
     shutdown: Shutdown,
     doors: Vec<RunningDoor>,
-    /// Doors that are on in the settings but not part of this build.
-    unbuilt: Vec<Door>,
     drain_timeout: Duration,
 }
 
@@ -108,15 +99,10 @@ impl Server {
             tracing::info!(door = door.name(), %addr, "door listening");
             doors.push(RunningDoor { door, addr, task });
         }
-        let unbuilt = Door::ALL
-            .into_iter()
-            .filter(|door| !door.is_built() && door.addr(config) != Listen::Off)
-            .collect();
         Ok(Server {
             broker,
             shutdown,
             doors,
-            unbuilt,
             drain_timeout: config.drain_timeout(),
         })
     }
@@ -133,11 +119,6 @@ impl Server {
     /// The doors serving, in [`Door::ALL`] order.
     pub fn doors(&self) -> &[RunningDoor] {
         &self.doors
-    }
-
-    /// Doors switched on in the settings that this build does not have.
-    pub fn unbuilt(&self) -> &[Door] {
-        &self.unbuilt
     }
 
     /// Resolves when a door stops by itself, which only a failure makes it do; the door is
@@ -190,22 +171,13 @@ impl Server {
     }
 }
 
-/// Binds every door that is on and built, in [`Door::ALL`] order.
+/// Binds every door that is on, in [`Door::ALL`] order.
 async fn bind_doors(config: &ServeConfig) -> anyhow::Result<Vec<(Door, TcpListener, SocketAddr)>> {
     let mut bound = Vec::new();
     for door in Door::ALL {
         let Listen::On(addr) = door.addr(config) else {
             continue;
         };
-        if !door.is_built() {
-            tracing::warn!(
-                door = door.name(),
-                %addr,
-                "this build has no {} door yet; nothing listens on {addr}",
-                door.label()
-            );
-            continue;
-        }
         let listener = listener::bind(door.label(), addr).await?;
         let addr = listener::local_addr(door.label(), &listener)?;
         bound.push((door, listener, addr));
@@ -239,10 +211,13 @@ fn spawn(
                 Ok(())
             })
         }
-        // Not built (see `Door::is_built`): `bind_doors` never binds it.
-        Door::Http => tokio::spawn(async {
-            anyhow::bail!("this build has no HTTP door");
-        }),
+        Door::Http => {
+            let http = config.http.clone();
+            tokio::spawn(async move {
+                brook_server::serve_http(broker, listener, http, stop).await?;
+                Ok(())
+            })
+        }
     }
 }
 

@@ -96,12 +96,6 @@ fn announce(server: &Server, config: &ServeConfig) {
     for door in server.doors() {
         println!("brook: {} listening on {}", door.door.name(), door.addr);
     }
-    for door in server.unbuilt() {
-        println!(
-            "brook: {} not available in this build (setting ignored)",
-            door.name()
-        );
-    }
     println!(
         "brook: ready (data in {}, durability {})",
         config.broker.data_dir.display(),
