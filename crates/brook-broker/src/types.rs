@@ -112,6 +112,13 @@ impl Fetched {
     pub fn records(&self) -> crate::Result<Vec<brook_log::batch::Record>> {
         crate::fetch::decode_records(&self.topic, self.partition, &self.batches, self.offset)
     }
+
+    /// Where the next fetch starts: the offset after the last whole batch, or the asked
+    /// offset when there is none. Taken from the batch headers, not the last decoded record,
+    /// so a trailing control batch is stepped over instead of fetched again forever.
+    pub fn next_offset(&self) -> u64 {
+        crate::fetch::next_offset(&self.batches).map_or(self.offset, |next| next.max(self.offset))
+    }
 }
 
 /// A record as a consumer receives it: where it came from, and what it holds.

@@ -114,17 +114,6 @@ pub(crate) fn consumer_record(
     }
 }
 
-/// The offset after the last whole batch in `batches`, or `asked` when there is none: where the
-/// next fetch starts. Taken from the batch headers, not the last decoded record, so a trailing
-/// control batch (or a compacted gap) is stepped over instead of fetched again forever.
-pub(crate) fn next_offset(batches: &[u8], asked: u64) -> u64 {
-    brook_log::batch::Batches::new(batches)
-        .map_while(Result::ok)
-        .last()
-        .and_then(|batch| u64::try_from(batch.header.next_offset()).ok())
-        .map_or(asked, |next| next.max(asked))
-}
-
 /// `max_bytes` of a read request, with 0 meaning the server's default.
 pub(crate) fn read_bytes(requested: u32, default: usize) -> usize {
     match requested {

@@ -123,7 +123,7 @@ impl Brook for BrookService {
             () = self.draining.wait() => read(std::time::Duration::ZERO).await,
         }
         .map_err(status)?;
-        let next_offset = convert::next_offset(&fetched.batches, fetched.offset);
+        let next_offset = fetched.next_offset();
         let (records, raw_batches) = if raw {
             (Vec::new(), fetched.batches.clone())
         } else {

@@ -64,7 +64,7 @@ pub(crate) async fn fetch(
         // Shutting down: answer with what is there now instead of waiting out the poll.
         () = app.draining.wait() => read(Duration::ZERO).await,
     }?;
-    let next_offset = next_offset(&fetched.batches, fetched.offset);
+    let next_offset = fetched.next_offset();
     let stored: Vec<Stored> = fetched.records()?.into_iter().map(Stored::from).collect();
     let bytes = stored.iter().map(Stored::payload_bytes).sum();
     if !stored.is_empty() {
@@ -84,13 +84,4 @@ pub(crate) async fn fetch(
     };
     // Serialized here, while the topic name the answer borrows is alive.
     Ok(Json(out).into_response())
-}
-
-/// The offset after the last whole batch in `batches`, or `asked` when there is none.
-fn next_offset(batches: &[u8], asked: u64) -> u64 {
-    brook_log::batch::Batches::new(batches)
-        .map_while(Result::ok)
-        .last()
-        .and_then(|batch| u64::try_from(batch.header.next_offset()).ok())
-        .map_or(asked, |next| next.max(asked))
 }
