@@ -179,6 +179,15 @@ where
     tokio::task::spawn_blocking(work).await?
 }
 
+/// Runs an admin change on its own task, so it finishes even when the caller stops waiting
+/// (a gRPC client that disconnects drops its handler's future): the store and the broker's
+/// topic registry must never disagree about whether a topic exists.
+async fn run_to_end<T: Send + 'static>(
+    change: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    tokio::spawn(change).await?
+}
+
 impl Broker {
     /// Opens (or creates) the broker's data directory `config.data_dir`, running storage
     /// recovery on it. The blocking work runs on tokio's blocking pool, so this is safe to await
@@ -275,6 +284,11 @@ impl Broker {
     /// Creates a topic. Fails with `TopicExists`, `InvalidTopicName`, `InvalidPartitions` or
     /// `InvalidConfig`, changing nothing.
     pub async fn create_topic(&self, new: NewTopic) -> Result<TopicDescription> {
+        let broker = self.clone();
+        run_to_end(async move { broker.create_topic_now(new).await }).await
+    }
+
+    async fn create_topic_now(&self, new: NewTopic) -> Result<TopicDescription> {
         let partitions = new
             .partitions
             .unwrap_or(self.inner.config.default_partitions);
@@ -309,6 +323,12 @@ impl Broker {
     /// Deletes a topic, its data and every group's committed offsets in it. Subscriptions on it
     /// end with `UnknownTopic`; groups subscribed to it rebalance.
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
+        let broker = self.clone();
+        let name = name.to_owned();
+        run_to_end(async move { broker.delete_topic_now(&name).await }).await
+    }
+
+    async fn delete_topic_now(&self, name: &str) -> Result<()> {
         let _admin = self.inner.admin.lock().await;
         let handle =
             self.inner

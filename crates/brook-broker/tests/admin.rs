@@ -82,3 +82,42 @@ async fn bad_topic_config_is_refused() {
     assert!(matches!(err, BrokerError::InvalidConfig { .. }), "{err}");
     assert!(broker.list_topics().is_empty());
 }
+
+/// A caller that stops waiting (a gRPC client that disconnects mid-call drops its handler's
+/// future) must not leave a topic the store has but the broker does not know.
+#[tokio::test]
+async fn a_create_whose_caller_goes_away_still_completes() {
+    let broker = Broker::ephemeral().await.expect("broker");
+    let mut create = Box::pin(broker.create_topic(NewTopic::new("left", 2)));
+    assert!(
+        futures::poll!(create.as_mut()).is_pending(),
+        "the create has started and waits on the disk"
+    );
+    drop(create);
+
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while broker.describe_topic("left").is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the abandoned create never finished"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        broker
+            .describe_topic("left")
+            .expect("described")
+            .partitions
+            .len(),
+        2
+    );
+    let again = broker.create_topic(NewTopic::new("left", 2)).await;
+    assert!(
+        matches!(again, Err(BrokerError::TopicExists { .. })),
+        "{again:?}"
+    );
+    broker
+        .produce("left", vec![ProduceRecord::value("works")])
+        .await
+        .expect("the topic is usable");
+}
