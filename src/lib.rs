@@ -5,8 +5,11 @@
 //! - [`Client`]: the Rust client of a remote `brook serve` over gRPC ([`client`] has the
 //!   batching producer, the consumer and the admin);
 //! - [`api::Brook`]: one trait both implement, so application code runs unchanged embedded
-//!   or remote.
+//!   or remote;
+//! - [`ServeDoors`]: `broker.serve_kafka(addr)`, `serve_grpc`, `serve_http` open the embedded
+//!   broker's log to other processes.
 pub mod api;
+pub mod doors;
 
 pub use api::Brook;
 pub use brook_broker as broker;
@@ -17,3 +20,4 @@ pub use brook_broker::{
 pub use brook_client as client;
 pub use brook_client::Client;
 pub use brook_log as log;
+pub use doors::ServeDoors;
