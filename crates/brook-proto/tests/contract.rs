@@ -146,6 +146,8 @@ fn the_brook_service_offers_every_rpc_of_the_contract() {
             "DescribeGroup",
             "CommitOffsets",
             "FetchOffsets",
+            "Call",
+            "Respond",
         ]
     );
     let streaming: Vec<(&str, bool, bool)> = service
@@ -156,6 +158,10 @@ fn the_brook_service_offers_every_rpc_of_the_contract() {
         .collect();
     assert_eq!(
         streaming,
-        [("ProduceStream", true, true), ("Subscribe", false, true)]
+        [
+            ("ProduceStream", true, true),
+            ("Subscribe", false, true),
+            ("Respond", true, true)
+        ]
     );
 }
