@@ -1,5 +1,5 @@
-//! `brook bench`: load over a door (gRPC now; Kafka and HTTP plug in as [`protocol`] modules),
-//! measured against plain TCP over loopback moving the same bytes in the same run.
+//! `brook bench`: load over a door (gRPC, HTTP, Kafka; one [`protocol`] module each), measured
+//! against plain TCP over loopback moving the same bytes in the same run.
 //!
 //! `brook bench produce|consume|e2e` either reaches a running `brook serve` (`--server`) or
 //! starts a broker and its doors in this process on a temporary directory and OS-chosen
