@@ -87,10 +87,26 @@ pub fn main() -> ExitCode {
         // A reader that went away (`brook log dump ... | head`) is not an error of ours.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// The error and its causes on one line, each cause once: brook's errors often quote their
+/// source in their own message (so a log line alone says why), and `{:#}` would repeat it.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain().map(ToString::to_string) {
+        if line.contains(&cause) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&cause);
+    }
+    line
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -134,4 +150,22 @@ pub(crate) fn set_log_filter(directives: &str) -> anyhow::Result<()> {
         handle.reload(filter)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn a_cause_quoted_by_its_parent_is_printed_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use");
+        let quoted =
+            anyhow::Error::new(io).context("cannot listen on :9092: Address already in use");
+        assert_eq!(
+            one_line(&quoted),
+            "cannot listen on :9092: Address already in use"
+        );
+        let plain = anyhow::anyhow!("disk full").context("cannot append");
+        assert_eq!(one_line(&plain), "cannot append: disk full");
+    }
 }
