@@ -47,7 +47,6 @@ mod reqreply;
 mod stream;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -59,15 +58,15 @@ use axum::response::Response;
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 use brook_broker::Broker;
+use futures::future::BoxFuture;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use config::HttpConfig;
 pub use ops::OPENAPI;
 
+use crate::door::{Door, RunningDoor};
 use crate::error::ServerError;
-use crate::listener;
 use crate::metrics;
 use crate::shutdown::Shutdown;
 use connection::{Listener, Peer};
@@ -278,56 +277,22 @@ pub async fn serve_http(
     Ok(())
 }
 
-/// An HTTP door running on its own task: what tests and embedding applications start.
-///
-/// Dropping it triggers shutdown without waiting; [`HttpServer::stop`] triggers it and waits
-/// until the server has drained.
-#[derive(Debug)]
-pub struct HttpServer {
-    local_addr: SocketAddr,
-    shutdown: Shutdown,
-    task: Option<JoinHandle<Result<(), ServerError>>>,
-}
+/// The HTTP door for [`RunningDoor`]: how tests and embedding applications start it.
+pub struct Http;
 
-impl HttpServer {
-    /// Binds `addr` (port 0 picks a free port; see [`HttpServer::local_addr`]) and starts
-    /// serving `broker` on a new task.
-    pub async fn start(
+impl Door for Http {
+    const NAME: &'static str = DOOR;
+    type Config = HttpConfig;
+
+    fn serve(
         broker: Broker,
-        addr: SocketAddr,
+        listener: TcpListener,
         config: HttpConfig,
-    ) -> Result<Self, ServerError> {
-        let listener = listener::bind(DOOR, addr).await?;
-        let local_addr = listener::local_addr(DOOR, &listener)?;
-        let shutdown = Shutdown::new();
-        let task = tokio::spawn(serve_http(broker, listener, config, shutdown.wait()));
-        tracing::info!(%local_addr, "HTTP door listening");
-        Ok(Self {
-            local_addr,
-            shutdown,
-            task: Some(task),
-        })
-    }
-
-    /// The address the server is bound to.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// Shuts down and waits until requests in flight have finished.
-    pub async fn stop(mut self) -> Result<(), ServerError> {
-        self.shutdown.trigger();
-        match self.task.take() {
-            Some(task) => task
-                .await
-                .map_err(|source| ServerError::Task { door: DOOR, source })?,
-            None => Ok(()),
-        }
+        shutdown: BoxFuture<'static, ()>,
+    ) -> BoxFuture<'static, Result<(), ServerError>> {
+        Box::pin(serve_http(broker, listener, config, shutdown))
     }
 }
 
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        self.shutdown.trigger();
-    }
-}
+/// An HTTP door running on its own task (`HttpServer::start(broker, addr, config)`).
+pub type HttpServer = RunningDoor<Http>;
