@@ -8,7 +8,6 @@
 //! damage); `2` the command could not run (bad arguments, unreadable paths). Errors are printed
 //! as one line, `error: <what>: <cause>: ...`, never as a panic trace.
 
-mod bench;
 mod call;
 mod consume;
 mod group;
@@ -40,7 +39,7 @@ enum Command {
     /// Run the broker and its doors (gRPC, Kafka) until SIGINT/SIGTERM.
     Serve(serve::ServeArgs),
     /// Measure throughput and latency through a door, beside plain TCP over loopback.
-    Bench(bench::BenchArgs),
+    Bench(brook_bench::BenchArgs),
     /// Create, list, describe and delete topics on a running server.
     #[command(subcommand)]
     Topic(topic::TopicCommand),

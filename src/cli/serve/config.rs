@@ -14,108 +14,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context};
-use brook_broker::{BrokerConfig, TopicConfig};
-use brook_kafka::KafkaConfig;
-use brook_server::{GrpcConfig, HttpConfig};
+use anyhow::{anyhow, Context};
+use brook::broker::TopicConfig;
+pub use brook::server::{Listen, ServeConfig};
 use clap::{Arg, ArgMatches};
 
 /// Prefix of every setting's environment variable.
 pub const ENV_PREFIX: &str = "BROOK_";
-
-/// Where a door listens, or that it is switched off (`off`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Listen {
-    Off,
-    On(SocketAddr),
-}
-
-impl Listen {
-    /// Parses `off`, `IP:PORT`, or `HOST:PORT` (resolved now; its first address is used).
-    fn parse(text: &str) -> Result<Self, String> {
-        if text == "off" {
-            return Ok(Listen::Off);
-        }
-        if let Ok(addr) = text.parse() {
-            return Ok(Listen::On(addr));
-        }
-        let mut addrs = text
-            .to_socket_addrs()
-            .map_err(|e| format!("not `off`, IP:PORT or HOST:PORT ({e})"))?;
-        addrs
-            .next()
-            .map(Listen::On)
-            .ok_or_else(|| format!("{text} resolves to no address"))
-    }
-}
-
-impl fmt::Display for Listen {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Listen::Off => f.write_str("off"),
-            Listen::On(addr) => addr.fmt(f),
-        }
-    }
-}
-
-/// Everything `brook serve` runs with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServeConfig {
-    /// The broker: data directory, topic log defaults (durability included), limits.
-    pub broker: BrokerConfig,
-    /// A tracing filter (`info`, `brook=debug,tonic=warn`); `None`: `RUST_LOG`, else `info`.
-    pub log_level: Option<String>,
-    /// How long doors may take to finish requests in flight after SIGINT/SIGTERM before the
-    /// broker is closed under them.
-    pub drain_timeout_ms: u64,
-    pub grpc_addr: Listen,
-    pub grpc: GrpcConfig,
-    pub kafka_addr: Listen,
-    pub kafka: KafkaConfig,
-    pub http_addr: Listen,
-    pub http: HttpConfig,
-}
-
-impl Default for ServeConfig {
-    fn default() -> Self {
-        let local = |port| Listen::On(SocketAddr::from(([127, 0, 0, 1], port)));
-        ServeConfig {
-            broker: BrokerConfig::new("./brook-data"),
-            log_level: None,
-            drain_timeout_ms: 30_000,
-            grpc_addr: local(50051),
-            grpc: GrpcConfig::default(),
-            kafka_addr: local(9092),
-            kafka: KafkaConfig::default(),
-            http_addr: local(8080),
-            http: HttpConfig::default(),
-        }
-    }
-}
-
-impl ServeConfig {
-    /// Checks settings that only make sense together, before anything is opened.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        self.broker.validate().context("invalid broker settings")?;
-        let doors = [self.grpc_addr, self.kafka_addr, self.http_addr];
-        if doors.iter().all(|door| *door == Listen::Off) {
-            bail!("every door is off (grpc_addr, kafka_addr, http_addr): nothing would be served");
-        }
-        if self.drain_timeout_ms == 0 {
-            bail!("drain_timeout_ms must be at least 1");
-        }
-        Ok(())
-    }
-
-    /// The drain timeout as a duration.
-    pub fn drain_timeout(&self) -> Duration {
-        Duration::from_millis(self.drain_timeout_ms)
-    }
-}
 
 /// How a setting reads and writes its value in a [`ServeConfig`].
 #[derive(Debug, Clone, Copy)]

@@ -10,7 +10,6 @@
 //! clean close: the next start recovers the log.
 
 pub mod config;
-pub mod doors;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,8 +17,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
+use brook::server::Server;
 use config::{ConfigFile, ServeConfig, SettingFlags};
-use doors::Server;
 
 /// Run the broker and its doors until SIGINT/SIGTERM.
 #[derive(Debug, clap::Args)]
@@ -70,9 +69,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
             None
         }
         (door, result) = server.door_stopped() => {
-            let error = result.err().unwrap_or_else(|| {
-                anyhow::anyhow!("the {} door stopped by itself", door.name())
-            });
+            let error = anyhow::Error::new(result.err().unwrap_or(
+                brook::server::ServeError::DoorEnded { door: door.label() },
+            ));
             tracing::error!(door = door.name(), error = %format!("{error:#}"), "shutting down");
             Some(error)
         }

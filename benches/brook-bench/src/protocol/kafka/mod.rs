@@ -2,22 +2,22 @@
 //! what an unchanged Kafka application gets from brook.
 //!
 //! librdkafka is a C library built from source, so it stays out of the default build: the
-//! bench protocol is compiled only with the root package's `bench-kafka` feature
+//! bench protocol is compiled only with this crate's `kafka` feature (the `brook` binary's `bench-kafka`)
 //! ([`librdkafka`]). This module is always built so `--kafka-addr` and `--acks` parse the same
 //! in every build, and so a build without the feature says how to get one
 //! ([`require_built`]) instead of failing somewhere less clear.
 
-#[cfg(feature = "bench-kafka")]
+#[cfg(feature = "kafka")]
 mod librdkafka;
 
 use super::Protocol;
-#[cfg(feature = "bench-kafka")]
-use crate::cli::bench::Target;
-#[cfg(feature = "bench-kafka")]
-use crate::cli::serve::doors::Door;
+#[cfg(feature = "kafka")]
+use crate::Target;
+#[cfg(feature = "kafka")]
+use brook::server::DoorKind as Door;
 
 /// Where the Kafka protocol connects without `--kafka-addr`: `brook serve`'s default.
-#[cfg(feature = "bench-kafka")]
+#[cfg(feature = "kafka")]
 const KAFKA_DEFAULT_ADDR: &str = "127.0.0.1:9092";
 
 /// The line a build without the Kafka bench prints.
@@ -28,7 +28,7 @@ const REBUILD_HINT: &str = "--protocol kafka is not in this build: rebuild with 
 #[derive(Debug, Clone, clap::Args)]
 // Only the bench-kafka build reads them; the flags exist in every build so a command line
 // means the same everywhere.
-#[cfg_attr(not(feature = "bench-kafka"), allow(dead_code))]
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
 pub struct KafkaOptions {
     /// --protocol kafka: a running brook's Kafka address. [default: 127.0.0.1:9092]
     #[arg(long, value_name = "HOST:PORT", conflicts_with = "embedded")]
@@ -60,7 +60,7 @@ impl KafkaOptions {
 
 /// Fails with the rebuild hint when this build has no Kafka bench.
 pub fn require_built() -> anyhow::Result<()> {
-    if cfg!(feature = "bench-kafka") {
+    if cfg!(feature = "kafka") {
         Ok(())
     } else {
         anyhow::bail!(REBUILD_HINT)
@@ -68,7 +68,7 @@ pub fn require_built() -> anyhow::Result<()> {
 }
 
 /// Connects librdkafka clients to the embedded server's Kafka door, else to `--kafka-addr`.
-#[cfg(feature = "bench-kafka")]
+#[cfg(feature = "kafka")]
 pub fn connect(
     target: &Target,
     options: &KafkaOptions,
@@ -89,9 +89,9 @@ pub fn connect(
 }
 
 /// Without the feature: the rebuild hint (the bench checks [`require_built`] before this).
-#[cfg(not(feature = "bench-kafka"))]
+#[cfg(not(feature = "kafka"))]
 pub fn connect(
-    _target: &crate::cli::bench::Target,
+    _target: &crate::Target,
     _options: &KafkaOptions,
 ) -> anyhow::Result<(Box<dyn Protocol>, String)> {
     anyhow::bail!(REBUILD_HINT)

@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use brook_client::proto as v1;
-use brook_client::Client;
-use brook_log::batch::{records, BatchBuilder, Batches, Compression, RecordRef};
+use brook::client::proto as v1;
+use brook::client::Client;
+use brook::log::batch::{records, BatchBuilder, Batches, Compression, RecordRef};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, SelectAll};

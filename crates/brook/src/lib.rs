@@ -7,9 +7,15 @@
 //! - [`api::Brook`]: one trait both implement, so application code runs unchanged embedded
 //!   or remote;
 //! - [`ServeDoors`]: `broker.serve_kafka(addr)`, `serve_grpc`, `serve_http` open the embedded
-//!   broker's log to other processes.
+//!   broker's log to other processes;
+//! - [`server::Server`]: the broker and every door from one [`server::ServeConfig`], started
+//!   and stopped together (what `brook serve` runs).
+//!
+//! This crate compiles no command line: the `brook` binary and the `brook bench` harness are
+//! packages of their own that depend on it.
 pub mod api;
 pub mod doors;
+pub mod server;
 
 pub use api::Brook;
 pub use brook_broker as broker;

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use brook_broker::Durability;
+use brook::broker::Durability;
 use bytes::Bytes;
 use futures::channel::oneshot;
 use futures::future::BoxFuture;

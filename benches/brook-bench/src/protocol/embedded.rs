@@ -2,7 +2,7 @@
 //! client. Beside a door's figures it shows what the door itself costs.
 
 use anyhow::{bail, Context};
-use brook_broker::{
+use brook::broker::{
     Broker, BrokerError, ConsumerRecord, NewTopic, PartitionSubscribe, ProduceRecord, StartAt,
     TopicConfig,
 };
@@ -121,7 +121,7 @@ impl BenchProducer for EmbeddedProducer {
 }
 
 struct EmbeddedConsumer {
-    records: SelectAll<BoxStream<'static, brook_broker::Result<ConsumerRecord>>>,
+    records: SelectAll<BoxStream<'static, brook::broker::Result<ConsumerRecord>>>,
 }
 
 impl BenchConsumer for EmbeddedConsumer {

@@ -1,16 +1,16 @@
 //! The gRPC door through brook-client: what an application using the Rust client gets.
 //!
-//! Producing goes through [`brook_client::Producer`] (records batched per partition, several
+//! Producing goes through [`brook::client::Producer`] (records batched per partition, several
 //! requests in flight on one `ProduceStream`); the bench decides batch boundaries by flushing
 //! after each batch, with a linger long enough never to cut one. Consuming goes through
-//! [`brook_client::Consumer::assign`] (one `Subscribe` stream per partition).
+//! [`brook::client::Consumer::assign`] (one `Subscribe` stream per partition).
 
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use brook_broker::Durability;
-use brook_client::proto::{Durability as WireDurability, TopicConfig as WireTopicConfig};
-use brook_client::{
+use brook::broker::Durability;
+use brook::client::proto::{Durability as WireDurability, TopicConfig as WireTopicConfig};
+use brook::client::{
     Client, ConsumerConfig, NewTopic, Producer, ProducerConfig, ProducerRecord, RecordStream,
     StartAt, TopicPartition,
 };
@@ -63,7 +63,7 @@ impl Protocol for Grpc {
                     }
                     Ok(false)
                 }
-                Err(e) if e.code() == brook_client::Code::NotFound => {
+                Err(e) if e.code() == brook::client::Code::NotFound => {
                     let mut topic = NewTopic::new(spec.name.clone(), spec.partitions);
                     topic.config = wire_config(spec.durability);
                     admin.create_topic(topic).await?;
@@ -210,6 +210,6 @@ impl BenchConsumer for GrpcConsumer {
     }
 }
 
-fn record_value(record: &brook_client::ConsumerRecord) -> &[u8] {
+fn record_value(record: &brook::client::ConsumerRecord) -> &[u8] {
     record.value.as_deref().unwrap_or_default()
 }

@@ -21,13 +21,13 @@ mod kafka;
 pub use kafka::{require_built as require_kafka_built, KafkaOptions};
 
 use anyhow::{bail, Context};
-use brook_broker::Durability;
+use brook::broker::Durability;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
 
 use super::Target;
-use crate::cli::serve::doors::Door;
+use brook::server::DoorKind as Door;
 
 /// Resolves once every record of a sent batch is acknowledged.
 pub type Ack = BoxFuture<'static, anyhow::Result<()>>;

@@ -1,4 +1,4 @@
-//! `brook bench`: load over a door (gRPC, HTTP, Kafka; one [`protocol`] module each), measured
+//! The benchmark harness behind `brook bench`: load over a door (gRPC, HTTP, Kafka; one [`protocol`] module each), measured
 //! against plain TCP over loopback moving the same bytes in the same run.
 //!
 //! `brook bench produce|consume|e2e` either reaches a running `brook serve` (`--server`) or
@@ -20,10 +20,9 @@ mod workload;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use brook_broker::{Broker, BrokerConfig, Durability};
+use brook::broker::{Broker, BrokerConfig, Durability};
 
-use super::serve::config::{Listen, ServeConfig};
-use super::serve::doors::{Door, Server};
+use brook::server::{DoorKind as Door, Listen, ServeConfig, Server};
 use protocol::{ProtocolKind, TopicSpec};
 use report::{Measured, Report, RunInfo};
 use workload::Plan;
@@ -323,13 +322,11 @@ impl Target {
             broker.log.durability = durability;
         }
         let any_port = |addr: &str| addr.parse().map(Listen::On);
-        let config = ServeConfig {
-            broker,
-            grpc_addr: any_port("127.0.0.1:0")?,
-            kafka_addr: any_port("127.0.0.1:0")?,
-            http_addr: any_port("127.0.0.1:0")?,
-            ..ServeConfig::default()
-        };
+        let mut config = ServeConfig::default();
+        config.broker = broker;
+        config.grpc_addr = any_port("127.0.0.1:0")?;
+        config.kafka_addr = any_port("127.0.0.1:0")?;
+        config.http_addr = any_port("127.0.0.1:0")?;
         let server = Server::start(&config).await?;
         Ok(Target::Embedded { server, _dir: dir })
     }
@@ -353,7 +350,7 @@ impl Target {
     async fn stop(self) -> anyhow::Result<()> {
         match self {
             Target::Remote => Ok(()),
-            Target::Embedded { server, _dir } => server.stop().await,
+            Target::Embedded { server, _dir } => Ok(server.stop().await?),
         }
     }
 }

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use brook_broker::{Broker, Request};
-use brook_client::{Answer, CallRequest, Client, IncomingRequest};
+use brook::broker::{Broker, Request};
+use brook::client::{Answer, CallRequest, Client, IncomingRequest};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -177,7 +177,7 @@ async fn in_process(
         responders.spawn(async move {
             broker
                 .respond(&topic, GROUP, |request: Request| async move {
-                    Ok::<_, String>(brook_broker::Answer {
+                    Ok::<_, String>(brook::broker::Answer {
                         value: request.value,
                         headers: Vec::new(),
                     })
@@ -186,7 +186,7 @@ async fn in_process(
         });
     }
     let outcome = async {
-        let warm = brook_broker::Call::new("warm-up").with_timeout(CALL_TIMEOUT);
+        let warm = brook::broker::Call::new("warm-up").with_timeout(CALL_TIMEOUT);
         broker
             .call(&plan.topic, warm)
             .await
@@ -198,7 +198,7 @@ async fn in_process(
         let calls = run_callers(plan, &callers, &bar, bytes, move |broker: Broker| {
             let (topic, value) = (topic.clone(), value.clone());
             async move {
-                let call = brook_broker::Call::new(value).with_timeout(CALL_TIMEOUT);
+                let call = brook::broker::Call::new(value).with_timeout(CALL_TIMEOUT);
                 broker.call(&topic, call).await?;
                 Ok(())
             }

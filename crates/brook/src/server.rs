@@ -1,0 +1,412 @@
+//! A running brook: the broker and its doors, started together and stopped together.
+//!
+//! [`Server::start`] opens the broker first (so a second server on the same data directory
+//! fails on the lock, naming its holder, before touching any port), then binds every door that
+//! is on before serving any of them (so a taken port fails the start with one line naming the
+//! door and the address, and nothing half-started is left behind). [`Server::stop`] tells every
+//! door to stop accepting, lets requests in flight finish (within the drain timeout), then
+//! closes the broker, which writes the clean-shutdown marker.
+//!
+//! `brook serve` runs one; `brook bench --embedded` runs another on a temporary directory and
+//! port 0, so the bench goes through exactly the doors `brook serve` starts. An application
+//! that wants every door with its settings in one value can run one too. The command line's
+//! layering of flags, `BROOK_*` variables and a TOML file into a [`ServeConfig`] stays in the
+//! binary; this module takes the finished value.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use brook_broker::{Broker, BrokerConfig, BrokerError};
+use brook_kafka::KafkaConfig;
+use brook_server::{listener, GrpcConfig, HttpConfig, ServerError, Shutdown};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// Where a door listens, or that it is switched off (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listen {
+    Off,
+    On(SocketAddr),
+}
+
+impl Listen {
+    /// Parses `off`, `IP:PORT`, or `HOST:PORT` (resolved now; its first address is used).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text == "off" {
+            return Ok(Listen::Off);
+        }
+        if let Ok(addr) = text.parse() {
+            return Ok(Listen::On(addr));
+        }
+        let mut addrs = text
+            .to_socket_addrs()
+            .map_err(|e| format!("not `off`, IP:PORT or HOST:PORT ({e})"))?;
+        addrs
+            .next()
+            .map(Listen::On)
+            .ok_or_else(|| format!("{text} resolves to no address"))
+    }
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Listen::Off => f.write_str("off"),
+            Listen::On(addr) => addr.fmt(f),
+        }
+    }
+}
+
+/// Everything a [`Server`] runs with: the broker's settings and each door's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServeConfig {
+    /// The broker: data directory, topic log defaults (durability included), limits.
+    pub broker: BrokerConfig,
+    /// A tracing filter (`info`, `brook=debug,tonic=warn`); `None`: `RUST_LOG`, else `info`.
+    /// Read by the binary, which owns the process's logging.
+    pub log_level: Option<String>,
+    /// How long doors may take to finish requests in flight after a stop before the broker is
+    /// closed under them.
+    pub drain_timeout_ms: u64,
+    pub grpc_addr: Listen,
+    pub grpc: GrpcConfig,
+    pub kafka_addr: Listen,
+    pub kafka: KafkaConfig,
+    pub http_addr: Listen,
+    pub http: HttpConfig,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        let local = |port| Listen::On(SocketAddr::from(([127, 0, 0, 1], port)));
+        ServeConfig {
+            broker: BrokerConfig::new("./brook-data"),
+            log_level: None,
+            drain_timeout_ms: 30_000,
+            grpc_addr: local(50051),
+            grpc: GrpcConfig::default(),
+            kafka_addr: local(9092),
+            kafka: KafkaConfig::default(),
+            http_addr: local(8080),
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Checks settings that only make sense together, before anything is opened.
+    pub fn validate(&self) -> Result<(), ServeError> {
+        self.broker
+            .validate()
+            .map_err(|source| ServeError::InvalidBroker { source })?;
+        let doors = [self.grpc_addr, self.kafka_addr, self.http_addr];
+        if doors.iter().all(|door| *door == Listen::Off) {
+            return Err(ServeError::Invalid {
+                reason: "every door is off (grpc_addr, kafka_addr, http_addr): nothing would be \
+                         served"
+                    .into(),
+            });
+        }
+        if self.drain_timeout_ms == 0 {
+            return Err(ServeError::Invalid {
+                reason: "drain_timeout_ms must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The drain timeout as a duration.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
+    }
+
+    /// Where `door` listens.
+    pub fn addr(&self, door: DoorKind) -> Listen {
+        match door {
+            DoorKind::Grpc => self.grpc_addr,
+            DoorKind::Kafka => self.kafka_addr,
+            DoorKind::Http => self.http_addr,
+        }
+    }
+}
+
+/// Which of brook's network doors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DoorKind {
+    Grpc,
+    Kafka,
+    Http,
+}
+
+impl DoorKind {
+    pub const ALL: [DoorKind; 3] = [DoorKind::Grpc, DoorKind::Kafka, DoorKind::Http];
+
+    /// The name used in output and settings (`grpc` for `grpc_addr`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DoorKind::Grpc => "grpc",
+            DoorKind::Kafka => "kafka",
+            DoorKind::Http => "http",
+        }
+    }
+
+    /// The name used in log lines and errors (`gRPC`).
+    pub fn label(self) -> &'static str {
+        match self {
+            DoorKind::Grpc => "gRPC",
+            DoorKind::Kafka => "Kafka",
+            DoorKind::Http => "HTTP",
+        }
+    }
+}
+
+/// Why a [`Server`] could not start, or what stopped it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    #[error("invalid broker settings: {source}")]
+    InvalidBroker {
+        #[source]
+        source: BrokerError,
+    },
+    #[error("{reason}")]
+    Invalid { reason: String },
+    #[error("cannot open the broker on {data_dir}: {source}")]
+    Open {
+        data_dir: String,
+        #[source]
+        source: BrokerError,
+    },
+    #[error(transparent)]
+    Listen(#[from] ServerError),
+    #[error("the {door} door stopped: {source}")]
+    Door {
+        door: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("the {door} door stopped by itself")]
+    DoorEnded { door: &'static str },
+    #[error("the {door} door's task failed: {source}")]
+    Task {
+        door: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    #[error("cannot close the broker clean: {source}")]
+    Close {
+        #[source]
+        source: BrokerError,
+    },
+}
+
+type DoorResult = Result<(), ServeError>;
+
+/// A door that is serving.
+#[derive(Debug)]
+pub struct ServingDoor {
+    pub door: DoorKind,
+    /// The bound address (the real port when the setting said port 0).
+    pub addr: SocketAddr,
+    task: JoinHandle<DoorResult>,
+}
+
+/// The broker and its doors.
+#[derive(Debug)]
+pub struct Server {
+    broker: Broker,
+    shutdown: Shutdown,
+    doors: Vec<ServingDoor>,
+    drain_timeout: Duration,
+}
+
+impl Server {
+    /// Opens the broker and starts every door that is on.
+    pub async fn start(config: &ServeConfig) -> Result<Server, ServeError> {
+        let data_dir = config.broker.data_dir.display().to_string();
+        let broker = Broker::open(config.broker.clone())
+            .await
+            .map_err(|source| ServeError::Open { data_dir, source })?;
+        log_recovery(&broker);
+        let listeners = match bind_doors(config).await {
+            Ok(listeners) => listeners,
+            Err(e) => {
+                close_broker(&broker).await;
+                return Err(e);
+            }
+        };
+        let shutdown = Shutdown::new();
+        let mut doors = Vec::with_capacity(listeners.len());
+        for (door, listener, addr) in listeners {
+            let task = spawn(door, broker.clone(), listener, config, &shutdown);
+            tracing::info!(door = door.name(), %addr, "door listening");
+            doors.push(ServingDoor { door, addr, task });
+        }
+        Ok(Server {
+            broker,
+            shutdown,
+            doors,
+            drain_timeout: config.drain_timeout(),
+        })
+    }
+
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    /// Where `door` listens, if it is serving.
+    pub fn addr(&self, door: DoorKind) -> Option<SocketAddr> {
+        self.doors.iter().find(|d| d.door == door).map(|d| d.addr)
+    }
+
+    /// The doors serving, in [`DoorKind::ALL`] order.
+    pub fn doors(&self) -> &[ServingDoor] {
+        &self.doors
+    }
+
+    /// Resolves when a door stops by itself, which only a failure makes it do; the door is
+    /// then no longer in [`Server::doors`]. Never resolves when no door is serving.
+    pub async fn door_stopped(&mut self) -> (DoorKind, DoorResult) {
+        if self.doors.is_empty() {
+            return std::future::pending().await;
+        }
+        let tasks = self.doors.iter_mut().map(|d| &mut d.task);
+        let (result, index, _) = futures::future::select_all(tasks).await;
+        let door = self.doors.remove(index).door;
+        (door, flatten(door, result))
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to the drain timeout), and closes
+    /// the broker clean. Returns the first door failure, after the broker is closed.
+    pub async fn stop(self) -> DoorResult {
+        let Server {
+            broker,
+            shutdown,
+            doors,
+            drain_timeout,
+        } = self;
+        shutdown.trigger();
+        let mut failure = None;
+        let deadline = tokio::time::Instant::now() + drain_timeout;
+        for ServingDoor { door, mut task, .. } in doors {
+            match tokio::time::timeout_at(deadline, &mut task).await {
+                Ok(result) => {
+                    if let Err(e) = flatten(door, result) {
+                        failure.get_or_insert(e);
+                    }
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        door = door.name(),
+                        timeout_ms = drain_timeout.as_millis(),
+                        "door did not drain in time; closing the log under it"
+                    );
+                    task.abort();
+                }
+            }
+        }
+        broker
+            .close()
+            .await
+            .map_err(|source| ServeError::Close { source })?;
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+/// Binds every door that is on, in [`DoorKind::ALL`] order.
+async fn bind_doors(
+    config: &ServeConfig,
+) -> Result<Vec<(DoorKind, TcpListener, SocketAddr)>, ServeError> {
+    let mut bound = Vec::new();
+    for door in DoorKind::ALL {
+        let Listen::On(addr) = config.addr(door) else {
+            continue;
+        };
+        let listener = listener::bind(door.label(), addr).await?;
+        let addr = listener::local_addr(door.label(), &listener)?;
+        bound.push((door, listener, addr));
+    }
+    Ok(bound)
+}
+
+/// Serves `door` on `listener` on a new task until `shutdown` fires and its requests in flight
+/// are done.
+fn spawn(
+    door: DoorKind,
+    broker: Broker,
+    listener: TcpListener,
+    config: &ServeConfig,
+    shutdown: &Shutdown,
+) -> JoinHandle<DoorResult> {
+    let stop = shutdown.wait();
+    let failed = move |source: Box<dyn std::error::Error + Send + Sync>| ServeError::Door {
+        door: door.label(),
+        source,
+    };
+    match door {
+        DoorKind::Grpc => {
+            let grpc = config.grpc.clone();
+            tokio::spawn(async move {
+                brook_server::serve_grpc(broker, listener, grpc, stop)
+                    .await
+                    .map_err(|e| failed(e.into()))
+            })
+        }
+        DoorKind::Kafka => {
+            // `KafkaConfig::addr` is only read by `brook_kafka::start`; we bound the listener.
+            let kafka = config.kafka.clone();
+            tokio::spawn(async move {
+                brook_kafka::serve(broker, listener, kafka, stop)
+                    .await
+                    .map_err(|e| failed(e.into()))
+            })
+        }
+        DoorKind::Http => {
+            let http = config.http.clone();
+            tokio::spawn(async move {
+                brook_server::serve_http(broker, listener, http, stop)
+                    .await
+                    .map_err(|e| failed(e.into()))
+            })
+        }
+    }
+}
+
+fn flatten(door: DoorKind, result: Result<DoorResult, tokio::task::JoinError>) -> DoorResult {
+    result.map_err(|source| ServeError::Task {
+        door: door.label(),
+        source,
+    })?
+}
+
+/// Says what opening the data directory found: a clean stop, or what recovery repaired.
+fn log_recovery(broker: &Broker) {
+    let reports = broker.recovery_reports();
+    let recovered: Vec<_> = reports.iter().filter(|(_, r)| !r.clean).collect();
+    for (partition, report) in &recovered {
+        tracing::warn!(
+            %partition,
+            scanned_bytes = report.scanned_bytes,
+            truncated_bytes = report.truncated_bytes,
+            rebuilt_indexes = report.rebuilt_indexes,
+            deleted_segments = report.deleted_segments,
+            corruption = ?report.corruption,
+            "partition recovered after an unclean stop"
+        );
+    }
+    tracing::info!(
+        partitions = reports.len(),
+        recovered = recovered.len(),
+        dir = %broker.data_dir().display(),
+        "data directory opened"
+    );
+}
+
+/// Closes the broker after a failed start; the start's error is the one reported.
+async fn close_broker(broker: &Broker) {
+    if let Err(e) = broker.close().await {
+        tracing::warn!(error = %e, "closing the broker after a failed start");
+    }
+}
