@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Default listen address: loopback only unless told otherwise (DESIGN.md).
+/// Default listen address: loopback only unless told otherwise (docs/operations.md).
 pub const DEFAULT_KAFKA_ADDR: &str = "127.0.0.1:9092";
 /// Default cap on one request frame (Kafka's `socket.request.max.bytes`, 100 MiB).
 pub const DEFAULT_REQUEST_BYTES_MAX: usize = 100 * 1024 * 1024;

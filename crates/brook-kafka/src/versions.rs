@@ -3,7 +3,7 @@
 //!
 //! Two ranges per API: what is *advertised* and what is *served*. They differ only for Produce:
 //! librdkafka turns compression off unless the broker advertises Produce from version 0
-//! (KAFKA-COMPAT.md), while versions 0-2 carry the old message-set format brook does not store,
+//! (docs/kafka.md, "What each client needs"), while versions 0-2 carry the old message-set format brook does not store,
 //! so they are advertised and refused.
 
 use kafka_protocol::messages::ApiKey;

@@ -11,7 +11,7 @@
 //! buffer, and a length is believed only up to the bytes actually left in the file.
 //!
 //! When a batch does not check out, the scanner looks for any valid batch further on, which
-//! decides between the two kinds of damage DESIGN.md separates:
+//! decides between the two kinds of damage recovery separates (docs/storage.md, "Recovery"):
 //!
 //! - [`ScanEnd::TornTail`]: nothing valid follows. An interrupted append leaves exactly this
 //!   (an incomplete last batch, or a zero-filled tail); recovery may truncate it.

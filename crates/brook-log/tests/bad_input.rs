@@ -203,7 +203,7 @@ fn truncate_beyond_the_end_is_refused() {
     }
 }
 
-/// The names DESIGN.md refuses, each with why it is dangerous or wrong.
+/// The names the topic-name rule refuses (docs/storage.md, "The data directory"), each with why it is dangerous or wrong.
 fn bad_topic_names() -> Vec<String> {
     vec![
         "..".into(),        // the parent directory
@@ -254,7 +254,7 @@ fn bad_topic_names_are_refused_and_nothing_is_created() {
     let names: Vec<String> = store.topics().iter().map(|t| t.name().to_owned()).collect();
     assert_eq!(names, ["orders"]);
 
-    // The longest legal name works, so the limit is where DESIGN.md puts it.
+    // The longest legal name works, so the limit is where docs/storage.md puts it.
     let longest = "y".repeat(249);
     store
         .create_topic(&longest, 1, TopicConfig::default())
