@@ -7,9 +7,9 @@ use kafka_protocol::messages::ApiKey;
 use tokio::sync::watch;
 
 use crate::api;
-use crate::door::Door;
 use crate::error::KafkaError;
 use crate::request::{self, Incoming};
+use crate::state::ListenerState;
 
 /// What the door remembers about one connection.
 #[derive(Debug)]
@@ -40,7 +40,7 @@ macro_rules! answer {
 /// Answers one request frame. `None` means the request wants no response (Produce with acks=0).
 /// An error means the frame cannot be answered and the connection must close.
 pub(crate) async fn handle(
-    door: &Door,
+    door: &ListenerState,
     session: &mut Session,
     frame: Bytes,
     stop: &watch::Receiver<()>,

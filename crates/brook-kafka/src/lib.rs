@@ -16,13 +16,13 @@ mod codes;
 mod config;
 mod coordinator;
 mod dispatch;
-mod door;
 mod error;
 mod frame;
 mod observed;
 mod producers;
 mod request;
 mod server;
+mod state;
 mod topic_config;
 mod versions;
 

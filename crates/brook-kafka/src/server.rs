@@ -18,9 +18,9 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::KafkaConfig;
 use crate::dispatch::{self, Session};
-use crate::door::Door;
 use crate::error::KafkaError;
 use crate::frame::Connection;
+use crate::state::ListenerState;
 use crate::Broker;
 
 /// Longest pause between retries when `accept` keeps failing (out of file descriptors, say).
@@ -39,7 +39,7 @@ pub async fn serve(
 ) -> Result<(), KafkaError> {
     crate::config::validate(&config).map_err(|reason| KafkaError::Config { reason })?;
     let local = listener.local_addr()?;
-    let door = Arc::new(Door::new(broker, config, local));
+    let door = Arc::new(ListenerState::new(broker, config, local));
     // Dropping the sender tells every connection to stop; each connection holds a clone of
     // `done_tx`, so `done_rx` yields `None` once the last one has ended.
     let (stop_tx, stop_rx) = watch::channel(());
@@ -71,7 +71,7 @@ pub async fn serve(
 struct Listener {
     listener: TcpListener,
     limit: Arc<Semaphore>,
-    door: Arc<Door>,
+    door: Arc<ListenerState>,
     stop_rx: watch::Receiver<()>,
     done_tx: mpsc::Sender<()>,
 }
@@ -127,7 +127,7 @@ fn is_fatal_accept_error(err: &std::io::Error) -> bool {
 struct Handler {
     connection: Connection,
     session: Session,
-    door: Arc<Door>,
+    door: Arc<ListenerState>,
     stop_rx: watch::Receiver<()>,
     /// Held until the task ends, so shutdown can wait for it.
     _done: mpsc::Sender<()>,

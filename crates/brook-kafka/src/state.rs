@@ -15,7 +15,7 @@ use crate::Broker;
 pub(crate) const NODE_ID: i32 = 1;
 
 /// Shared state of one Kafka listener.
-pub(crate) struct Door {
+pub(crate) struct ListenerState {
     pub broker: Broker,
     pub config: KafkaConfig,
     /// Host and port Metadata and FindCoordinator hand out.
@@ -25,7 +25,7 @@ pub(crate) struct Door {
     pub producers: Producers,
 }
 
-impl Door {
+impl ListenerState {
     pub fn new(broker: Broker, config: KafkaConfig, local: SocketAddr) -> Self {
         let (advertised_host, advertised_port) = config::advertised(&config, local);
         let groups = Coordinator::new(config.group_initial_rebalance_delay, broker.group_claims());

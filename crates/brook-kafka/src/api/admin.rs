@@ -19,7 +19,7 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use crate::codes;
-use crate::door::{Door, NODE_ID};
+use crate::state::{ListenerState, NODE_ID};
 use crate::topic_config::{self, Setting, SETTINGS};
 
 /// DescribeConfigs resource types.
@@ -34,7 +34,7 @@ fn text(s: impl Into<String>) -> StrBytes {
 }
 
 pub(crate) async fn create_topics(
-    door: &Door,
+    door: &ListenerState,
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let mut response = CreateTopicsResponse::default();
@@ -67,7 +67,7 @@ pub(crate) async fn create_topics(
 
 /// Creates one topic; with `validate_only`, checks that it could be (and answers `None`).
 async fn create_one(
-    door: &Door,
+    door: &ListenerState,
     topic: CreatableTopic,
     validate_only: bool,
 ) -> Result<Option<TopicDescription>, (ResponseError, String)> {
@@ -162,7 +162,7 @@ fn source(setting: &Setting, overridden: &[&str]) -> i8 {
 }
 
 pub(crate) async fn delete_topics(
-    door: &Door,
+    door: &ListenerState,
     request: DeleteTopicsRequest,
     version: i16,
 ) -> DeleteTopicsResponse {
@@ -196,7 +196,7 @@ pub(crate) async fn delete_topics(
 }
 
 pub(crate) fn describe_configs(
-    door: &Door,
+    door: &ListenerState,
     request: DescribeConfigsRequest,
     version: i16,
 ) -> DescribeConfigsResponse {
@@ -255,7 +255,7 @@ pub(crate) fn describe_configs(
 }
 
 fn topic_configs(
-    door: &Door,
+    door: &ListenerState,
     name: &str,
 ) -> Result<Vec<DescribeConfigsResourceResult>, (ResponseError, String)> {
     let description = door
@@ -279,7 +279,7 @@ fn topic_configs(
 }
 
 /// The broker-wide defaults, under the names Kafka's broker uses for them.
-fn broker_configs(door: &Door) -> Vec<DescribeConfigsResourceResult> {
+fn broker_configs(door: &ListenerState) -> Vec<DescribeConfigsResourceResult> {
     let config = door.broker.config();
     let log = &config.log;
     let topic_value = |name: &str| {

@@ -20,10 +20,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::codes;
-use crate::door::Door;
+use crate::state::ListenerState;
 
 pub(crate) async fn offset_commit(
-    door: &Door,
+    door: &ListenerState,
     request: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
     let group = request.group_id.0.as_str();
@@ -98,7 +98,10 @@ pub(crate) async fn offset_commit(
     response
 }
 
-pub(crate) fn offset_fetch(door: &Door, request: OffsetFetchRequest) -> OffsetFetchResponse {
+pub(crate) fn offset_fetch(
+    door: &ListenerState,
+    request: OffsetFetchRequest,
+) -> OffsetFetchResponse {
     let group = request.group_id.0.as_str();
     let mut response = OffsetFetchResponse::default();
     let committed = match door.broker.committed_offsets(group, &[]) {

@@ -23,10 +23,10 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::codes;
-use crate::door::Door;
+use crate::state::ListenerState;
 
 pub(crate) async fn handle(
-    door: &Door,
+    door: &ListenerState,
     mut request: FetchRequest,
     version: i16,
     stop: &watch::Receiver<()>,
@@ -66,7 +66,7 @@ pub(crate) async fn handle(
 
 /// From version 13 a fetch names topics by id: fills in each topic's name, or leaves it empty
 /// (never a valid name) when no topic has that id, which is answered UNKNOWN_TOPIC_ID.
-fn name_topics_by_id(door: &Door, request: &mut FetchRequest) {
+fn name_topics_by_id(door: &ListenerState, request: &mut FetchRequest) {
     let ids: HashMap<Uuid, String> = door
         .broker
         .list_topics()
@@ -81,7 +81,7 @@ fn name_topics_by_id(door: &Door, request: &mut FetchRequest) {
 }
 
 /// A high-watermark receiver for every asked-for partition that exists.
-fn watch_partitions(door: &Door, request: &FetchRequest) -> Vec<watch::Receiver<u64>> {
+fn watch_partitions(door: &ListenerState, request: &FetchRequest) -> Vec<watch::Receiver<u64>> {
     request
         .topics
         .iter()
@@ -102,7 +102,7 @@ fn watch_partitions(door: &Door, request: &FetchRequest) -> Vec<watch::Receiver<
 /// Reads every asked-for partition without waiting. Returns the response, the record bytes in
 /// it, and whether any partition failed (an error answers at once, as Kafka does).
 async fn fetch_once(
-    door: &Door,
+    door: &ListenerState,
     request: &FetchRequest,
     max_bytes: usize,
 ) -> (FetchResponse, usize, bool) {
@@ -137,7 +137,7 @@ async fn fetch_once(
 }
 
 async fn fetch_partition(
-    door: &Door,
+    door: &ListenerState,
     topic: &str,
     index: i32,
     offset: i64,

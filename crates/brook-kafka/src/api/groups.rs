@@ -29,7 +29,7 @@ use tokio::sync::watch;
 
 use crate::coordinator::{GroupState, GroupSummary, Join, JoinError, MemberSummary};
 use crate::dispatch::Session;
-use crate::door::{Door, NODE_ID};
+use crate::state::{ListenerState, NODE_ID};
 
 /// Resolves when the listener starts shutting down.
 async fn stopped(stop: &watch::Receiver<()>) {
@@ -46,7 +46,7 @@ fn text(s: impl Into<String>) -> StrBytes {
 }
 
 pub(crate) fn find_coordinator(
-    door: &Door,
+    door: &ListenerState,
     request: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
@@ -85,7 +85,7 @@ pub(crate) fn find_coordinator(
 }
 
 pub(crate) async fn join_group(
-    door: &Door,
+    door: &ListenerState,
     session: &Session,
     request: JoinGroupRequest,
     version: i16,
@@ -154,7 +154,7 @@ pub(crate) async fn join_group(
 }
 
 pub(crate) async fn sync_group(
-    door: &Door,
+    door: &ListenerState,
     request: SyncGroupRequest,
     stop: &watch::Receiver<()>,
 ) -> SyncGroupResponse {
@@ -186,7 +186,7 @@ pub(crate) async fn sync_group(
     response
 }
 
-pub(crate) fn heartbeat(door: &Door, request: HeartbeatRequest) -> HeartbeatResponse {
+pub(crate) fn heartbeat(door: &ListenerState, request: HeartbeatRequest) -> HeartbeatResponse {
     let mut response = HeartbeatResponse::default();
     if let Err(error) = door.groups.heartbeat(
         &request.group_id.0,
@@ -199,7 +199,7 @@ pub(crate) fn heartbeat(door: &Door, request: HeartbeatRequest) -> HeartbeatResp
 }
 
 pub(crate) fn leave_group(
-    door: &Door,
+    door: &ListenerState,
     request: LeaveGroupRequest,
     version: i16,
 ) -> LeaveGroupResponse {
@@ -236,7 +236,7 @@ pub(crate) fn leave_group(
     response
 }
 
-pub(crate) fn list_groups(door: &Door, request: ListGroupsRequest) -> ListGroupsResponse {
+pub(crate) fn list_groups(door: &ListenerState, request: ListGroupsRequest) -> ListGroupsResponse {
     let mut response = ListGroupsResponse::default();
     response.groups = all_groups(door)
         .into_iter()
@@ -259,7 +259,7 @@ pub(crate) fn list_groups(door: &Door, request: ListGroupsRequest) -> ListGroups
 }
 
 pub(crate) fn describe_groups(
-    door: &Door,
+    door: &ListenerState,
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     let mut response = DescribeGroupsResponse::default();
@@ -293,7 +293,7 @@ fn described_member(m: MemberSummary) -> DescribedGroupMember {
 }
 
 /// The coordinator's groups, then the broker's that the coordinator does not have.
-fn all_groups(door: &Door) -> Vec<GroupSummary> {
+fn all_groups(door: &ListenerState) -> Vec<GroupSummary> {
     let mut groups = door.groups.groups();
     for listing in door.broker.list_groups() {
         if groups.iter().any(|g| g.group == listing.group) {
@@ -307,7 +307,7 @@ fn all_groups(door: &Door) -> Vec<GroupSummary> {
     groups
 }
 
-fn describe_one(door: &Door, group: &str) -> Option<GroupSummary> {
+fn describe_one(door: &ListenerState, group: &str) -> Option<GroupSummary> {
     door.groups
         .describe(group)
         .or_else(|| broker_group(door, group))
@@ -316,7 +316,7 @@ fn describe_one(door: &Door, group: &str) -> Option<GroupSummary> {
 /// A group the broker knows (gRPC subscribers, committed offsets), in Kafka's terms: its
 /// members' subscriptions and assignments encoded as the consumer protocol does, so Kafka
 /// tools can show them.
-fn broker_group(door: &Door, group: &str) -> Option<GroupSummary> {
+fn broker_group(door: &ListenerState, group: &str) -> Option<GroupSummary> {
     let description: GroupDescription = door.broker.describe_group(group).ok()?;
     let state = if description.members.is_empty() {
         GroupState::Empty

@@ -5,9 +5,12 @@
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use crate::door::Door;
+use crate::state::ListenerState;
 
-pub(crate) fn handle(door: &Door, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub(crate) fn handle(
+    door: &ListenerState,
+    request: InitProducerIdRequest,
+) -> InitProducerIdResponse {
     let mut response = InitProducerIdResponse::default();
     if request
         .transactional_id

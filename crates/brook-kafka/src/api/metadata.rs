@@ -15,13 +15,13 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use crate::codes;
-use crate::door::{Door, NODE_ID};
+use crate::state::{ListenerState, NODE_ID};
 
 /// The cluster id brook reports (a single-node "cluster").
 pub(crate) const CLUSTER_ID: &str = "brook";
 
 pub(crate) async fn handle(
-    door: &Door,
+    door: &ListenerState,
     request: MetadataRequest,
     version: i16,
 ) -> MetadataResponse {
@@ -58,7 +58,7 @@ pub(crate) async fn handle(
 }
 
 /// brook itself, as the one broker of the cluster.
-pub(crate) fn broker_entry(door: &Door) -> MetadataResponseBroker {
+pub(crate) fn broker_entry(door: &ListenerState) -> MetadataResponseBroker {
     let mut broker = MetadataResponseBroker::default();
     broker.node_id = BrokerId(NODE_ID);
     broker.host = StrBytes::from_string(door.advertised_host.clone());
@@ -67,7 +67,7 @@ pub(crate) fn broker_entry(door: &Door) -> MetadataResponseBroker {
 }
 
 /// The entry for a topic asked for by name, creating it when allowed.
-async fn named_topic(door: &Door, name: &str, may_create: bool) -> MetadataResponseTopic {
+async fn named_topic(door: &ListenerState, name: &str, may_create: bool) -> MetadataResponseTopic {
     match describe_or_create(door, name, may_create).await {
         Ok(description) => topic_entry(&description),
         Err(err) => error_entry(Some(name), Uuid::nil(), codes::error_code(&err)),
@@ -75,7 +75,7 @@ async fn named_topic(door: &Door, name: &str, may_create: bool) -> MetadataRespo
 }
 
 async fn describe_or_create(
-    door: &Door,
+    door: &ListenerState,
     name: &str,
     may_create: bool,
 ) -> Result<TopicDescription, BrokerError> {
@@ -101,7 +101,7 @@ async fn describe_or_create(
 }
 
 /// The entry for a topic asked for by id (Metadata v10+ allows it).
-fn by_id(door: &Door, id: Uuid) -> MetadataResponseTopic {
+fn by_id(door: &ListenerState, id: Uuid) -> MetadataResponseTopic {
     door.broker
         .list_topics()
         .into_iter()

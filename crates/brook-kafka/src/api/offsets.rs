@@ -15,14 +15,17 @@ use kafka_protocol::messages::{
 };
 
 use crate::codes;
-use crate::door::Door;
+use crate::state::ListenerState;
 
 /// ListOffsets' timestamp sentinels.
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
-pub(crate) async fn list_offsets(door: &Door, request: ListOffsetsRequest) -> ListOffsetsResponse {
+pub(crate) async fn list_offsets(
+    door: &ListenerState,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
     let mut response = ListOffsetsResponse::default();
     for topic in request.topics {
         let mut entry = ListOffsetsTopicResponse::default();
@@ -52,7 +55,7 @@ pub(crate) async fn list_offsets(door: &Door, request: ListOffsetsRequest) -> Li
 /// The (offset, timestamp) answering one query; -1s when no record is at or after the time (or,
 /// for the greatest timestamp, when the partition shows no record).
 async fn lookup(
-    door: &Door,
+    door: &ListenerState,
     topic: &str,
     partition: i32,
     timestamp: i64,
@@ -79,7 +82,7 @@ async fn lookup(
 /// There has only ever been one leader, so any epoch a client knows ends at the log end: no
 /// client ever has to truncate. An unknown (negative) epoch has no end offset.
 pub(crate) fn offset_for_leader_epoch(
-    door: &Door,
+    door: &ListenerState,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let mut response = OffsetForLeaderEpochResponse::default();

@@ -18,8 +18,8 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::codes;
-use crate::door::Door;
 use crate::producers::{last_seq, KeptBatch, PartitionProducers, Verdict};
+use crate::state::ListenerState;
 
 /// Bytes read at a time while rebuilding idempotence state from a partition's log.
 const REBUILD_READ_BYTES: usize = 4 << 20;
@@ -51,7 +51,10 @@ impl Outcome {
 }
 
 /// Answers a Produce request; `None` for acks=0, which wants no response.
-pub(crate) async fn handle(door: &Door, request: ProduceRequest) -> Option<ProduceResponse> {
+pub(crate) async fn handle(
+    door: &ListenerState,
+    request: ProduceRequest,
+) -> Option<ProduceResponse> {
     let acks = request.acks;
     let bad_acks = !matches!(acks, -1..=1);
     let transactional = request.transactional_id.is_some();
@@ -113,7 +116,7 @@ pub(crate) async fn handle(door: &Door, request: ProduceRequest) -> Option<Produ
 
 /// Stores one partition's batch, deduplicating an idempotent producer's retries.
 async fn produce_partition(
-    door: &Door,
+    door: &ListenerState,
     topic: &str,
     index: i32,
     records: Option<Bytes>,
@@ -185,7 +188,7 @@ async fn produce_partition(
 /// Rebuilds a partition's idempotence state from its log, once after the door starts, so
 /// batches written before a restart are still known.
 async fn rebuild(
-    door: &Door,
+    door: &ListenerState,
     topic: &str,
     partition: u32,
     state: &mut PartitionProducers,
@@ -226,12 +229,12 @@ async fn rebuild(
     Ok(())
 }
 
-async fn store(door: &Door, topic: &str, partition: u32, records: &Bytes) -> Outcome {
+async fn store(door: &ListenerState, topic: &str, partition: u32, records: &Bytes) -> Outcome {
     to_outcome(append(door, topic, partition, records).await)
 }
 
 async fn append(
-    door: &Door,
+    door: &ListenerState,
     topic: &str,
     partition: u32,
     records: &Bytes,
