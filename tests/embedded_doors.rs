@@ -62,5 +62,8 @@ async fn an_embedded_broker_serves_kafka_grpc_and_http_on_its_own_log() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains(r#""log_end_offset":1"#), "{answer}");
 
-    kafka.shutdown().await.expect("kafka stops");
+    // Every door is the same running handle and stops the same way.
+    kafka.stop().await.expect("kafka stops");
+    grpc.stop().await.expect("gRPC stops");
+    http.stop().await.expect("HTTP stops");
 }

@@ -802,10 +802,10 @@ async fn every_advertised_version_of_every_api_is_answered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_the_cap_wait_until_one_closes() {
     let broker = brook_broker::Broker::ephemeral().await.expect("broker");
-    let kafka = brook_kafka::start(
+    let kafka = brook_kafka::KafkaServer::start(
         broker.clone(),
+        "127.0.0.1:0".parse().expect("address"),
         brook_kafka::KafkaConfig {
-            addr: "127.0.0.1:0".into(),
             connections_max: 1,
             ..brook_kafka::KafkaConfig::default()
         },
@@ -845,6 +845,43 @@ async fn connections_past_the_cap_wait_until_one_closes() {
         (1, 0),
         "served once a slot frees"
     );
-    kafka.shutdown().await.expect("stop");
+    kafka.stop().await.expect("stop");
+    broker.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_answers_the_request_in_flight_then_closes_the_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tb = TestBroker::start(dir.path()).await;
+    tb.create_topic("drain", 1).await;
+    let mut raw = Raw::connect(&tb).await;
+    // A long poll at the end of an empty partition: in flight until data or 30 s.
+    let correlation_id = raw
+        .send(ApiKey::Fetch, 12, &fetch_request("drain", 0, 30_000))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let TestBroker {
+        broker,
+        kafka,
+        bootstrap,
+    } = tb;
+    let stopping = tokio::spawn(kafka.stop());
+    // Answered at once (read_frame waits 10 s at most), empty, then the connection closes.
+    let (answered, response): (i32, FetchResponse) = raw.receive(ApiKey::Fetch, 12).await;
+    assert_eq!(answered, correlation_id);
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(partition.error_code, 0);
+    assert!(partition.records.as_ref().is_none_or(|r| r.is_empty()));
+    assert!(raw.read_frame().await.is_none(), "closed after the answer");
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .expect("stops in time")
+        .expect("stop task")
+        .expect("stops clean");
+    assert!(
+        TcpStream::connect(&bootstrap).await.is_err(),
+        "still accepting after stop"
+    );
     broker.close().await.expect("close");
 }

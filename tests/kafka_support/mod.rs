@@ -41,10 +41,10 @@ impl TestBroker {
         // Tests exercise the protocol, not the disk: skip fsync.
         config.log.durability = Durability::None;
         let broker = Broker::open(config).await.expect("broker opens");
-        let kafka = brook_kafka::start(
+        let kafka = KafkaServer::start(
             broker.clone(),
+            "127.0.0.1:0".parse().expect("address"),
             KafkaConfig {
-                addr: "127.0.0.1:0".into(),
                 group_initial_rebalance_delay: Duration::ZERO,
                 ..KafkaConfig::default()
             },
@@ -61,7 +61,7 @@ impl TestBroker {
 
     /// Stops the listener and closes the broker clean.
     pub async fn stop(self) {
-        self.kafka.shutdown().await.expect("listener stops");
+        self.kafka.stop().await.expect("listener stops");
         self.broker.close().await.expect("broker closes");
     }
 

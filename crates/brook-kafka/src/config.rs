@@ -3,22 +3,20 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Default listen address: loopback only unless told otherwise (docs/operations.md).
-pub const DEFAULT_KAFKA_ADDR: &str = "127.0.0.1:9092";
 /// Default cap on one request frame (Kafka's `socket.request.max.bytes`, 100 MiB).
 pub const DEFAULT_REQUEST_BYTES_MAX: usize = 100 * 1024 * 1024;
-/// Default cap on open client connections.
+/// Default cap on open client connections (at most
+/// [`brook_door::accept::CONNECTIONS_MAX_BOUND`]).
 pub const DEFAULT_CONNECTIONS_MAX: usize = 1024;
 /// Default wait before a new group's first rebalance completes (Kafka's
 /// `group.initial.rebalance.delay.ms`), letting several members that start together join one
 /// generation instead of rebalancing once per member.
 pub const DEFAULT_GROUP_INITIAL_REBALANCE_DELAY: Duration = Duration::from_millis(3000);
 
-/// Settings of one Kafka listener.
+/// Settings of the Kafka door. The address it listens on is not among them: it is the one
+/// [`crate::KafkaServer::start`] is given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaConfig {
-    /// The address to listen on (`--kafka-addr`), used by [`crate::start`].
-    pub addr: String,
     /// The address Metadata and FindCoordinator tell clients to connect to. `None` means the
     /// listener's own address; a wildcard address (`0.0.0.0`, `::`) is never advertised as is:
     /// it is replaced by the loopback address, which at least works on the same machine.
@@ -26,7 +24,8 @@ pub struct KafkaConfig {
     /// Largest request frame accepted, in bytes; a larger size prefix closes the connection
     /// before anything is allocated for the frame.
     pub request_bytes_max: usize,
-    /// Most client connections served at once; further connections wait to be accepted.
+    /// Most client connections served at once; further connections wait in the listen backlog
+    /// until one closes.
     pub connections_max: usize,
     /// How long a group with no generation yet waits for more members before its first
     /// rebalance completes. 0 in tests.
@@ -36,7 +35,6 @@ pub struct KafkaConfig {
 impl Default for KafkaConfig {
     fn default() -> Self {
         Self {
-            addr: DEFAULT_KAFKA_ADDR.to_owned(),
             advertised_addr: None,
             request_bytes_max: DEFAULT_REQUEST_BYTES_MAX,
             connections_max: DEFAULT_CONNECTIONS_MAX,
@@ -68,11 +66,9 @@ fn split_host_port(addr: &str) -> Option<(String, i32)> {
     (!host.is_empty()).then(|| (host.to_owned(), i32::from(port)))
 }
 
-/// Checks the settings before a listener starts.
+/// Checks the settings before the door starts, beyond the connection cap (which brook-door
+/// checks for every door).
 pub(crate) fn validate(config: &KafkaConfig) -> Result<(), String> {
-    if config.connections_max == 0 {
-        return Err("connections_max must be at least 1".into());
-    }
     // A request header alone takes 8 bytes; anything under a few KiB cannot carry a produce.
     if config.request_bytes_max < 1024 || config.request_bytes_max > i32::MAX as usize {
         return Err(format!(
@@ -134,8 +130,9 @@ mod tests {
             },
         ];
         for config in bad {
-            assert!(validate(&config).is_err(), "{config:?}");
+            let checked = brook_door::validate::<crate::server::Kafka>(&config);
+            assert!(checked.is_err(), "{config:?}");
         }
-        assert!(validate(&KafkaConfig::default()).is_ok());
+        assert!(brook_door::validate::<crate::server::Kafka>(&KafkaConfig::default()).is_ok());
     }
 }

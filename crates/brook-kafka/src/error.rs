@@ -1,4 +1,4 @@
-//! The door's error type: why a listener could not start or why a connection was closed.
+//! The door's error type: why the door could not start or why a connection was closed.
 //!
 //! Errors inside a well-formed request never appear here: they become Kafka error codes in the
 //! response (see `codes`). A `KafkaError` on a connection means the peer sent something that
@@ -7,20 +7,18 @@
 
 use std::io;
 
+use brook_door::DoorError;
+
 /// A decode or encode failure from the `kafka-protocol` codec, kept as the source.
 pub type CodecError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Why the Kafka listener or one of its connections stopped.
+/// Why the Kafka door or one of its connections stopped.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KafkaError {
-    #[error("invalid Kafka listener settings: {reason}")]
-    Config { reason: String },
-    #[error("cannot listen for Kafka clients on {addr}: {source}")]
-    Bind {
-        addr: String,
-        #[source]
-        source: io::Error,
-    },
+    /// What every door can get wrong: its settings, its port, its task.
+    #[error(transparent)]
+    Door(#[from] DoorError),
     #[error("request frame of {size} bytes exceeds request_bytes_max ({max} bytes)")]
     FrameTooLarge { size: i64, max: usize },
     #[error("request frame of {size} bytes is shorter than the smallest request header ({min})")]
@@ -52,11 +50,6 @@ pub enum KafkaError {
     },
     #[error("response of {size} bytes does not fit a Kafka frame")]
     ResponseTooLarge { size: usize },
-    #[error("the Kafka listener task failed: {source}")]
-    Task {
-        #[source]
-        source: tokio::task::JoinError,
-    },
     #[error("connection I/O failed: {0}")]
     Io(#[from] io::Error),
 }

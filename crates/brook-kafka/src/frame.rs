@@ -2,11 +2,12 @@
 //!
 //! The size prefix is checked against `request_bytes_max` (and against the smallest possible
 //! request header) before a single byte is reserved for the frame, so a peer announcing a 2 GiB
-//! frame costs nothing. [`split_frame`] is the codec with no IO; [`Connection`] adds the socket.
+//! frame costs nothing. [`split_frame`] is the codec with no IO; [`Connection`] adds the socket
+//! (brook-door's, which holds the connection's place under the door's cap).
 
+use brook_door::Connection as Socket;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::TcpStream;
 
 use crate::error::KafkaError;
 
@@ -76,13 +77,13 @@ impl ResponseFrame {
 
 /// One client connection: reads request frames, writes response frames.
 pub(crate) struct Connection {
-    stream: BufWriter<TcpStream>,
+    stream: BufWriter<Socket>,
     buffer: BytesMut,
     request_bytes_max: usize,
 }
 
 impl Connection {
-    pub fn new(stream: TcpStream, request_bytes_max: usize) -> Self {
+    pub fn new(stream: Socket, request_bytes_max: usize) -> Self {
         Self {
             stream: BufWriter::new(stream),
             buffer: BytesMut::with_capacity(INITIAL_READ_BUFFER),

@@ -6,8 +6,9 @@
 //! crate holds no hand-written message structs. Record batches go to the log as the client
 //! built them and come back out as they were stored: the Kafka path never re-encodes records.
 //!
-//! Start it on a listener you bound with [`serve`], or let [`start`] bind
-//! [`KafkaConfig::addr`] and hand back a [`KafkaServer`] to stop it with.
+//! Start it with [`KafkaServer::start`]`(broker, addr, config)` (port 0 picks a free port;
+//! `local_addr()` is the real one) and stop it with `stop()`: [`KafkaServer`] is brook-door's
+//! running handle, the same as every other door's.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -29,7 +30,7 @@ mod versions;
 pub use brook_broker::Broker;
 pub use config::{
     KafkaConfig, DEFAULT_CONNECTIONS_MAX, DEFAULT_GROUP_INITIAL_REBALANCE_DELAY,
-    DEFAULT_KAFKA_ADDR, DEFAULT_REQUEST_BYTES_MAX,
+    DEFAULT_REQUEST_BYTES_MAX,
 };
 pub use error::KafkaError;
-pub use server::{serve, start, KafkaServer};
+pub use server::{Kafka, KafkaServer};

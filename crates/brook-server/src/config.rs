@@ -26,6 +26,10 @@ pub struct GrpcConfig {
     /// How long a keepalive ping may go unanswered before the connection is dropped. Default
     /// 20 s.
     pub keepalive_timeout_ms: u64,
+    /// Connections served at once; further clients wait in the listen backlog until one
+    /// closes. One connection carries any number of calls and streams (HTTP/2). Default 1024;
+    /// at most [`brook_door::accept::CONNECTIONS_MAX_BOUND`].
+    pub connections_max: usize,
 }
 
 impl Default for GrpcConfig {
@@ -37,6 +41,7 @@ impl Default for GrpcConfig {
             produce_stream_in_flight_max: 256,
             keepalive_interval_ms: 20_000,
             keepalive_timeout_ms: 20_000,
+            connections_max: 1024,
         }
     }
 }

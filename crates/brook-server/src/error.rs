@@ -1,29 +1,18 @@
-//! Why a door could not start or stopped with an error.
+//! Why the gRPC or HTTP door could not start or stopped with an error.
 //!
-//! Request-level failures are not here: they become the door's own status (a gRPC `Status`, an
-//! HTTP error body) and the door keeps serving.
+//! What every door can get wrong (its settings, its port, its task) is a
+//! [`brook_door::DoorError`], carried as it is; the rest is tonic's. Request-level failures are
+//! not here: they become the door's own status (a gRPC `Status`, an HTTP error body) and the
+//! door keeps serving.
 
-use std::net::SocketAddr;
+use brook_door::DoorError;
 
 /// A door failed to start or to run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServerError {
-    #[error(
-        "cannot listen for {door} on {addr}: {source} (is another process using it? choose \
-         another address)"
-    )]
-    Bind {
-        door: &'static str,
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot read the address of the {door} listener: {source}")]
-    LocalAddr {
-        door: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Door(#[from] DoorError),
     #[error("cannot build the gRPC reflection service from brook's descriptor set: {source}")]
     Reflection {
         #[source]
@@ -33,11 +22,5 @@ pub enum ServerError {
     Grpc {
         #[source]
         source: tonic::transport::Error,
-    },
-    #[error("the {door} server task failed: {source}")]
-    Task {
-        door: &'static str,
-        #[source]
-        source: tokio::task::JoinError,
     },
 }

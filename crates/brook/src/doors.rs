@@ -2,8 +2,9 @@
 //!
 //! An application that embeds a [`Broker`] can open the same log to other processes: its test
 //! suite gets a real Kafka port for an unchanged Kafka client, its sidecars a gRPC endpoint, a
-//! browser the HTTP door. Port 0 picks a free port; each handle tells the bound address
-//! (`local_addr()`) and stops its door (`shutdown()` / `stop()`).
+//! browser the HTTP door. Port 0 picks a free port; each handle (a `brook_door::RunningDoor`,
+//! the same type for every door) tells the bound address (`local_addr()`) and stops its door
+//! (`stop()`, or dropping it).
 //!
 //! ```no_run
 //! use brook::{Broker, ServeDoors};
@@ -12,6 +13,7 @@
 //! let broker = Broker::ephemeral().await?;
 //! let kafka = broker.serve_kafka("127.0.0.1:0".parse()?).await?;
 //! println!("bootstrap.servers={}", kafka.local_addr());
+//! kafka.stop().await?;
 //! # Ok(()) }
 //! ```
 
@@ -23,7 +25,8 @@ use brook_kafka::{KafkaConfig, KafkaError, KafkaServer};
 use brook_server::{GrpcConfig, GrpcServer, HttpConfig, HttpServer, ServerError};
 
 /// The doors an embedded [`Broker`] can open, with their default settings. For other
-/// settings, call `brook_kafka::start` or `GrpcServer::start` / `HttpServer::start` directly.
+/// settings, call `KafkaServer::start`, `GrpcServer::start` or `HttpServer::start`
+/// (`(broker, addr, config)`) directly.
 pub trait ServeDoors {
     /// Serves the Kafka wire protocol on `addr` (advertised as the bound address).
     fn serve_kafka(
@@ -49,11 +52,7 @@ impl ServeDoors for Broker {
         &self,
         addr: SocketAddr,
     ) -> impl Future<Output = Result<KafkaServer, KafkaError>> + Send {
-        let config = KafkaConfig {
-            addr: addr.to_string(),
-            ..KafkaConfig::default()
-        };
-        brook_kafka::start(self.clone(), config)
+        KafkaServer::start(self.clone(), addr, KafkaConfig::default())
     }
 
     fn serve_grpc(

@@ -1,11 +1,13 @@
 //! A running brook: the broker and its doors, started together and stopped together.
 //!
-//! [`Server::start`] opens the broker first (so a second server on the same data directory
-//! fails on the lock, naming its holder, before touching any port), then binds every door that
-//! is on before serving any of them (so a taken port fails the start with one line naming the
-//! door and the address, and nothing half-started is left behind). [`Server::stop`] tells every
-//! door to stop accepting, lets requests in flight finish (within the drain timeout), then
-//! closes the broker, which writes the clean-shutdown marker.
+//! [`Server::start`] checks every setting, opens the broker (so a second server on the same
+//! data directory fails on the lock, naming its holder, before touching any port), then binds
+//! every door that is on before serving any of them (so a taken port fails the start with one
+//! line naming the door and the address, and nothing half-started is left behind). Each door
+//! then runs as a `brook_door::RunningDoor`, the handle every door lives through.
+//! [`Server::stop`] tells every door to stop accepting, lets requests in flight finish (within
+//! the drain timeout, after which a door is aborted), then closes the broker, which writes the
+//! clean-shutdown marker.
 //!
 //! `brook serve` runs one; `brook bench --embedded` runs another on a temporary directory and
 //! port 0, so the bench goes through exactly the doors `brook serve` starts. An application
@@ -18,10 +20,9 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use brook_broker::{Broker, BrokerConfig, BrokerError};
-use brook_kafka::KafkaConfig;
-use brook_server::{listener, GrpcConfig, HttpConfig, ServerError, Shutdown};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use brook_door::{BoxError, Door, DoorError, Listener, RunningDoor, Serving};
+use brook_kafka::{Kafka, KafkaConfig};
+use brook_server::{Grpc, GrpcConfig, Http, HttpConfig};
 
 /// Where a door listens, or that it is switched off (`off`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +115,11 @@ impl ServeConfig {
                 reason: "drain_timeout_ms must be at least 1".into(),
             });
         }
+        // Every door's settings, those of a door that is off too: a bad value is a mistake
+        // wherever it is.
+        for door in DoorKind::ALL {
+            door.validate(self)?;
+        }
         Ok(())
     }
 
@@ -152,14 +158,51 @@ impl DoorKind {
         }
     }
 
-    /// The name used in log lines and errors (`gRPC`).
+    /// The name used in log lines and errors (`gRPC`): the door's [`Door::NAME`].
     pub fn label(self) -> &'static str {
         match self {
-            DoorKind::Grpc => "gRPC",
-            DoorKind::Kafka => "Kafka",
-            DoorKind::Http => "HTTP",
+            DoorKind::Grpc => Grpc::NAME,
+            DoorKind::Kafka => Kafka::NAME,
+            DoorKind::Http => Http::NAME,
         }
     }
+
+    /// Checks this door's settings in `config` (`brook_door::validate`).
+    fn validate(self, config: &ServeConfig) -> Result<(), DoorError> {
+        match self {
+            DoorKind::Grpc => brook_door::validate::<Grpc>(&config.grpc),
+            DoorKind::Kafka => brook_door::validate::<Kafka>(&config.kafka),
+            DoorKind::Http => brook_door::validate::<Http>(&config.http),
+        }
+    }
+
+    /// Starts this door of `config` serving `broker` on `listener`.
+    fn start(
+        self,
+        broker: Broker,
+        listener: Listener,
+        config: &ServeConfig,
+    ) -> Result<Box<dyn Serving>, ServeError> {
+        match self {
+            DoorKind::Grpc => start::<Grpc>(broker, listener, config.grpc.clone()),
+            DoorKind::Kafka => start::<Kafka>(broker, listener, config.kafka.clone()),
+            DoorKind::Http => start::<Http>(broker, listener, config.http.clone()),
+        }
+    }
+}
+
+/// Starts door `D` on `listener`, its protocol forgotten from here on.
+fn start<D: Door>(
+    broker: Broker,
+    listener: Listener,
+    config: D::Config,
+) -> Result<Box<dyn Serving>, ServeError> {
+    let running =
+        RunningDoor::<D>::start_on(broker, listener, config).map_err(|e| ServeError::Door {
+            door: D::NAME,
+            source: e.into(),
+        })?;
+    Ok(Box::new(running))
 }
 
 /// Why a [`Server`] could not start, or what stopped it.
@@ -179,22 +222,18 @@ pub enum ServeError {
         #[source]
         source: BrokerError,
     },
+    /// A door's settings are out of bounds, or its address cannot be bound; the error names
+    /// the door (and the address).
     #[error(transparent)]
-    Listen(#[from] ServerError),
+    Listen(#[from] DoorError),
     #[error("the {door} door stopped: {source}")]
     Door {
         door: &'static str,
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        source: BoxError,
     },
     #[error("the {door} door stopped by itself")]
     DoorEnded { door: &'static str },
-    #[error("the {door} door's task failed: {source}")]
-    Task {
-        door: &'static str,
-        #[source]
-        source: tokio::task::JoinError,
-    },
     #[error("cannot close the broker clean: {source}")]
     Close {
         #[source]
@@ -210,21 +249,21 @@ pub struct ServingDoor {
     pub door: DoorKind,
     /// The bound address (the real port when the setting said port 0).
     pub addr: SocketAddr,
-    task: JoinHandle<DoorResult>,
+    running: Box<dyn Serving>,
 }
 
 /// The broker and its doors.
 #[derive(Debug)]
 pub struct Server {
     broker: Broker,
-    shutdown: Shutdown,
     doors: Vec<ServingDoor>,
     drain_timeout: Duration,
 }
 
 impl Server {
-    /// Opens the broker and starts every door that is on.
+    /// Checks `config`, opens the broker and starts every door that is on.
     pub async fn start(config: &ServeConfig) -> Result<Server, ServeError> {
+        config.validate()?;
         let data_dir = config.broker.data_dir.display().to_string();
         let broker = Broker::open(config.broker.clone())
             .await
@@ -237,16 +276,26 @@ impl Server {
                 return Err(e);
             }
         };
-        let shutdown = Shutdown::new();
-        let mut doors = Vec::with_capacity(listeners.len());
-        for (door, listener, addr) in listeners {
-            let task = spawn(door, broker.clone(), listener, config, &shutdown);
-            tracing::info!(door = door.name(), %addr, "door listening");
-            doors.push(ServingDoor { door, addr, task });
+        let mut doors: Vec<ServingDoor> = Vec::with_capacity(listeners.len());
+        for (door, listener) in listeners {
+            let addr = listener.local_addr();
+            match door.start(broker.clone(), listener, config) {
+                Ok(running) => doors.push(ServingDoor {
+                    door,
+                    addr,
+                    running,
+                }),
+                Err(e) => {
+                    // Only settings fail a start, and they were checked above. Should one fail
+                    // anyway, dropping the doors started so far shuts them.
+                    drop(doors);
+                    close_broker(&broker).await;
+                    return Err(e);
+                }
+            }
         }
         Ok(Server {
             broker,
-            shutdown,
             doors,
             drain_timeout: config.drain_timeout(),
         })
@@ -272,10 +321,10 @@ impl Server {
         if self.doors.is_empty() {
             return std::future::pending().await;
         }
-        let tasks = self.doors.iter_mut().map(|d| &mut d.task);
-        let (result, index, _) = futures::future::select_all(tasks).await;
+        let ends = self.doors.iter_mut().map(|d| d.running.finished());
+        let (result, index, _) = futures::future::select_all(ends).await;
         let door = self.doors.remove(index).door;
-        (door, flatten(door, result))
+        (door, failed(door, result))
     }
 
     /// Stops accepting, lets requests in flight finish (up to the drain timeout), and closes
@@ -283,28 +332,18 @@ impl Server {
     pub async fn stop(self) -> DoorResult {
         let Server {
             broker,
-            shutdown,
             doors,
             drain_timeout,
         } = self;
-        shutdown.trigger();
-        let mut failure = None;
+        for door in &doors {
+            door.running.begin_stop();
+        }
         let deadline = tokio::time::Instant::now() + drain_timeout;
-        for ServingDoor { door, mut task, .. } in doors {
-            match tokio::time::timeout_at(deadline, &mut task).await {
-                Ok(result) => {
-                    if let Err(e) = flatten(door, result) {
-                        failure.get_or_insert(e);
-                    }
-                }
-                Err(_) => {
-                    tracing::warn!(
-                        door = door.name(),
-                        timeout_ms = drain_timeout.as_millis(),
-                        "door did not drain in time; closing the log under it"
-                    );
-                    task.abort();
-                }
+        let mut failure = None;
+        for door in doors {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let Err(e) = stop_door(door, left).await {
+                failure.get_or_insert(e);
             }
         }
         broker
@@ -315,70 +354,42 @@ impl Server {
     }
 }
 
+/// Stops `door` and waits up to `drain` for it to finish; a door that has not drained by then
+/// is aborted.
+async fn stop_door(mut door: ServingDoor, drain: Duration) -> DoorResult {
+    door.running.begin_stop();
+    match tokio::time::timeout(drain, door.running.finished()).await {
+        Ok(result) => failed(door.door, result),
+        Err(_) => {
+            tracing::warn!(
+                door = door.door.name(),
+                timeout_ms = drain.as_millis(),
+                "door did not drain in time; closing the log under it"
+            );
+            door.running.abort();
+            Ok(())
+        }
+    }
+}
+
 /// Binds every door that is on, in [`DoorKind::ALL`] order.
-async fn bind_doors(
-    config: &ServeConfig,
-) -> Result<Vec<(DoorKind, TcpListener, SocketAddr)>, ServeError> {
+async fn bind_doors(config: &ServeConfig) -> Result<Vec<(DoorKind, Listener)>, ServeError> {
     let mut bound = Vec::new();
     for door in DoorKind::ALL {
         let Listen::On(addr) = config.addr(door) else {
             continue;
         };
-        let listener = listener::bind(door.label(), addr).await?;
-        let addr = listener::local_addr(door.label(), &listener)?;
-        bound.push((door, listener, addr));
+        bound.push((door, Listener::bind(door.label(), addr).await?));
     }
     Ok(bound)
 }
 
-/// Serves `door` on `listener` on a new task until `shutdown` fires and its requests in flight
-/// are done.
-fn spawn(
-    door: DoorKind,
-    broker: Broker,
-    listener: TcpListener,
-    config: &ServeConfig,
-    shutdown: &Shutdown,
-) -> JoinHandle<DoorResult> {
-    let stop = shutdown.wait();
-    let failed = move |source: Box<dyn std::error::Error + Send + Sync>| ServeError::Door {
+/// A door's end as the server reports it.
+fn failed(door: DoorKind, result: Result<(), BoxError>) -> DoorResult {
+    result.map_err(|source| ServeError::Door {
         door: door.label(),
         source,
-    };
-    match door {
-        DoorKind::Grpc => {
-            let grpc = config.grpc.clone();
-            tokio::spawn(async move {
-                brook_server::serve_grpc(broker, listener, grpc, stop)
-                    .await
-                    .map_err(|e| failed(e.into()))
-            })
-        }
-        DoorKind::Kafka => {
-            // `KafkaConfig::addr` is only read by `brook_kafka::start`; we bound the listener.
-            let kafka = config.kafka.clone();
-            tokio::spawn(async move {
-                brook_kafka::serve(broker, listener, kafka, stop)
-                    .await
-                    .map_err(|e| failed(e.into()))
-            })
-        }
-        DoorKind::Http => {
-            let http = config.http.clone();
-            tokio::spawn(async move {
-                brook_server::serve_http(broker, listener, http, stop)
-                    .await
-                    .map_err(|e| failed(e.into()))
-            })
-        }
-    }
-}
-
-fn flatten(door: DoorKind, result: Result<DoorResult, tokio::task::JoinError>) -> DoorResult {
-    result.map_err(|source| ServeError::Task {
-        door: door.label(),
-        source,
-    })?
+    })
 }
 
 /// Says what opening the data directory found: a clean stop, or what recovery repaired.

@@ -336,13 +336,18 @@ pub static SETTINGS: &[Setting] = &[
         grpc.keepalive_timeout_ms
     ),
     field!(
+        "grpc_connections_max",
+        "gRPC connections served at once (1..=1048576); more wait in the listen backlog",
+        grpc.connections_max
+    ),
+    field!(
         "kafka_request_bytes_max",
         "Largest Kafka request frame; a larger size prefix closes the connection",
         kafka.request_bytes_max
     ),
     field!(
         "kafka_connections_max",
-        "Most Kafka client connections served at once; more wait in the accept backlog",
+        "Kafka connections served at once (1..=1048576); more wait in the listen backlog",
         kafka.connections_max
     ),
     field!(
@@ -357,7 +362,7 @@ pub static SETTINGS: &[Setting] = &[
     ),
     field!(
         "http_connections_max",
-        "HTTP connections served at once; more wait in the listen backlog",
+        "HTTP connections served at once (1..=1048576); more wait in the listen backlog",
         http.connections_max
     ),
     field!(
@@ -753,11 +758,32 @@ mod tests {
             ("segment_bytes_max", "10"),
             ("default_partitions", "0"),
             ("drain_timeout_ms", "0"),
+            ("grpc_connections_max", "0"),
+            ("kafka_connections_max", "1048577"),
+            ("http_connections_max", "0"),
+            ("http_write_stall_ms_max", "0"),
         ] {
             let flags = SettingFlags::from_pairs(&[(key, value)]);
             let err = resolve(&flags, &no_env, None).expect_err(value);
             let text = format!("{err:#}");
             assert!(!text.is_empty(), "{key}={value}");
+        }
+    }
+
+    #[test]
+    fn a_connection_cap_out_of_bounds_names_the_door_and_the_setting() {
+        for (key, door) in [
+            ("grpc_connections_max", "gRPC"),
+            ("kafka_connections_max", "Kafka"),
+            ("http_connections_max", "HTTP"),
+        ] {
+            let flags = SettingFlags::from_pairs(&[(key, "0")]);
+            let err = resolve(&flags, &no_env, None).expect_err("a cap of 0");
+            let text = format!("{err:#}");
+            assert!(
+                text.contains(door) && text.contains("connections_max"),
+                "{key}: {text}"
+            );
         }
     }
 

@@ -1,5 +1,5 @@
-//! `brook serve`: runs the broker on a data directory with its doors (gRPC, Kafka; HTTP once
-//! it is built) until SIGINT or SIGTERM, then stops clean.
+//! `brook serve`: runs the broker on a data directory with its doors (gRPC, Kafka, HTTP) until
+//! SIGINT or SIGTERM, then stops clean.
 //!
 //! Settings come from flags, `BROOK_*` variables and an optional TOML file ([`config`]). On
 //! start it prints one line per door, `brook: <door> listening on <addr>` (the real port when

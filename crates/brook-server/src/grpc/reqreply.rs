@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use brook_broker::reqreply::{Answer, Call, CorrelationId, RespondOptions, Responder};
 use brook_broker::{BrokerError, Reply, Request as BrokerRequest};
+use brook_door::Shutdown;
 use brook_proto::v1 as pb;
 use brook_proto::v1::respond_reply::Outcome;
 use brook_proto::v1::respond_request::Message;
@@ -24,7 +25,6 @@ use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::service::BrookService;
 use super::status::{invalid, to_status};
-use crate::shutdown::Shutdown;
 
 /// The trailer carrying a call's correlation id on an error.
 const CORRELATION_ID_TRAILER: &str = "brook-correlation-id-bin";

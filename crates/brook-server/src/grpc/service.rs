@@ -3,6 +3,7 @@
 //! [`super::subscribe`]).
 
 use brook_broker::{Broker, BrokerError};
+use brook_door::Shutdown;
 use brook_proto::v1 as pb;
 use brook_proto::v1::brook_server::Brook;
 use std::future::Future;
@@ -17,7 +18,6 @@ use super::convert::{self, ProducePayload};
 use super::status::to_status;
 use super::{produce_stream, reqreply, subscribe};
 use crate::config::GrpcConfig;
-use crate::shutdown::Shutdown;
 
 /// The service state: a broker handle, the door's settings, and the door's drain signal.
 #[derive(Debug, Clone)]

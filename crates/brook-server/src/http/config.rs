@@ -14,11 +14,11 @@ pub struct HttpConfig {
     /// read of a stream covers. Default 1 MiB.
     pub read_bytes_default: usize,
     /// Connections served at once; further clients wait in the listen backlog until one
-    /// closes. Default 1024.
+    /// closes. Default 1024; at most [`brook_door::accept::CONNECTIONS_MAX_BOUND`].
     pub connections_max: usize,
     /// How long the server may be unable to write anything to a connection before it drops
     /// it: a client that stops reading a stream holds no more than its socket buffers and one
-    /// read's worth of records for this long. Default 30 s.
+    /// read's worth of records for this long. Default 30 s; at least 1 ms.
     pub write_stall_ms_max: u64,
     /// Interval of SSE keep-alive comments, so proxies and clients see an idle stream is
     /// alive (and a vanished client is noticed). Default 15 s.

@@ -24,12 +24,14 @@
 //!   large, 416 offset out of range, 503 partition poisoned or shutting down);
 //! - a body over [`HttpConfig::request_bytes_max`] is refused with 413 before more is read;
 //! - nothing a client does holds unbounded memory: streams are pulled as the connection takes
-//!   bytes, streaming produce has a bounded number of records in flight, and a connection
-//!   that takes nothing for [`HttpConfig::write_stall_ms_max`] is dropped;
+//!   bytes, streaming produce has a bounded number of records in flight, a connection that
+//!   takes nothing for [`HttpConfig::write_stall_ms_max`] is dropped, and at most
+//!   [`HttpConfig::connections_max`] connections are served at once (further clients wait in
+//!   the listen backlog; brook-door's capped accept loop);
 //! - a browser page may call the door only from an origin in [`HttpConfig::cors_origins`];
 //! - on shutdown `/readyz` turns 503, no new connection is accepted, streams end, long polls
 //!   answer at once, and requests in flight (produces in particular) finish before
-//!   [`serve_http`] returns; the caller then closes the broker.
+//!   [`HttpServer::stop`] returns; the caller then closes the broker.
 //!
 //! Every request is counted in [`crate::metrics`] by route (`api="GET /v1/topics/{topic}"`).
 
@@ -46,7 +48,6 @@ mod records;
 mod reqreply;
 mod stream;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -58,21 +59,16 @@ use axum::response::Response;
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 use brook_broker::Broker;
-use futures::future::BoxFuture;
-use tokio::net::TcpListener;
+use brook_door::{Acceptor, ConnectionLimits, Door, RunningDoor, Shutdown};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use config::HttpConfig;
 pub use ops::OPENAPI;
 
-use crate::door::{Door, RunningDoor};
 use crate::error::ServerError;
 use crate::metrics;
-use crate::shutdown::Shutdown;
 use connection::{Listener, Peer};
 use error::ApiError;
-
-const DOOR: &str = "HTTP";
 
 /// What every handler shares: the broker, the door's settings, and its drain signal.
 #[derive(Debug, Clone)]
@@ -244,55 +240,50 @@ async fn method_not_allowed(request: Request) -> ApiError {
     )
 }
 
-/// Serves the HTTP door on `listener` until `shutdown` resolves and every request in flight
-/// has finished.
-pub async fn serve_http(
-    broker: Broker,
-    listener: TcpListener,
-    config: HttpConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServerError> {
-    let draining = Shutdown::new();
-    let listener = Listener::new(listener, &config);
-    let app = App {
-        broker,
-        config: Arc::new(config),
-        draining: draining.clone(),
-    };
-    let signal = async move {
-        shutdown.await;
-        tracing::info!("HTTP door shutting down: draining requests in flight");
-        draining.trigger();
-    };
-    let service = router(app).into_make_service_with_connect_info::<Peer>();
-    // axum documents that this future never fails (accept errors are retried in
-    // `Listener::accept`); the `Result` is its signature only.
-    if let Err(e) = axum::serve(listener, service)
-        .with_graceful_shutdown(signal)
-        .await
-    {
-        tracing::error!(error = %e, "HTTP door stopped with an error");
-    }
-    tracing::info!("HTTP door stopped");
-    Ok(())
-}
-
-/// The HTTP door for [`RunningDoor`]: how tests and embedding applications start it.
+/// The HTTP door: how brook-door runs it (see [`HttpServer`]).
+#[derive(Debug)]
 pub struct Http;
 
 impl Door for Http {
-    const NAME: &'static str = DOOR;
+    const NAME: &'static str = "HTTP";
     type Config = HttpConfig;
+    type Error = ServerError;
 
-    fn serve(
+    fn limits(config: &HttpConfig) -> ConnectionLimits {
+        ConnectionLimits::new(config.connections_max).with_write_stall_max(config.write_stall_max())
+    }
+
+    /// Serves until `shutdown` fires and every request in flight has finished.
+    async fn serve(
         broker: Broker,
-        listener: TcpListener,
+        connections: Acceptor,
         config: HttpConfig,
-        shutdown: BoxFuture<'static, ()>,
-    ) -> BoxFuture<'static, Result<(), ServerError>> {
-        Box::pin(serve_http(broker, listener, config, shutdown))
+        shutdown: Shutdown,
+    ) -> Result<(), ServerError> {
+        let draining = Shutdown::new();
+        let app = App {
+            broker,
+            config: Arc::new(config),
+            draining: draining.clone(),
+        };
+        let signal = async move {
+            shutdown.wait().await;
+            tracing::info!("HTTP door shutting down: draining requests in flight");
+            draining.trigger();
+        };
+        let service = router(app).into_make_service_with_connect_info::<Peer>();
+        // axum documents that this future never fails (and brook-door's accept loop retries
+        // accept errors itself); the `Result` is its signature only.
+        if let Err(e) = axum::serve(Listener(connections), service)
+            .with_graceful_shutdown(signal)
+            .await
+        {
+            tracing::error!(error = %e, "HTTP door stopped with an error");
+        }
+        Ok(())
     }
 }
 
-/// An HTTP door running on its own task (`HttpServer::start(broker, addr, config)`).
+/// An HTTP door running on its own task: `HttpServer::start(broker, addr, config)`, then
+/// `local_addr()` and `stop()`.
 pub type HttpServer = RunningDoor<Http>;

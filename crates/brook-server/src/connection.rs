@@ -1,0 +1,91 @@
+//! A door's connection as the gRPC and HTTP doors serve it: brook-door's [`Connection`] (which
+//! holds its place under the door's cap and applies its time limits), counted in
+//! `brook_open_connections{door}` while it is open.
+//!
+//! tonic and hyper own the connection once they have it and drop it when the client is gone,
+//! which gives the place back and lowers the gauge. For tonic it also says who the client is
+//! (`Request::remote_addr`), as tonic's own TCP listener would.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use brook_door::Connection;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tonic::transport::server::{Connected, TcpConnectInfo};
+
+use crate::metrics::{self, OpenGuard};
+
+/// A connection counted as open until it is dropped.
+#[derive(Debug)]
+pub struct CountedConnection {
+    inner: Connection,
+    _open: OpenGuard,
+}
+
+impl CountedConnection {
+    /// Counts `inner` as an open connection of `door` (a [`metrics`] door label).
+    pub fn new(inner: Connection, door: &'static str) -> Self {
+        Self {
+            inner,
+            _open: metrics::connection_opened(door),
+        }
+    }
+
+    /// The client's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.inner.peer_addr()
+    }
+}
+
+impl Connected for CountedConnection {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        TcpConnectInfo {
+            local_addr: self.inner.local_addr().ok(),
+            remote_addr: Some(self.inner.peer_addr()),
+        }
+    }
+}
+
+impl AsyncRead for CountedConnection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CountedConnection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
