@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use brook::broker::{Broker, BrokerConfig, Durability};
 
-use brook::server::{DoorKind as Door, Listen, ServeConfig, Server};
+use brook::server::{DoorKind, Listen, ServeConfig, Server};
 use protocol::{ProtocolKind, TopicSpec};
 use report::{Measured, Report, RunInfo};
 use workload::Plan;
@@ -332,7 +332,7 @@ impl Target {
     }
 
     /// The address of `door` of the embedded server.
-    pub fn door_addr(&self, door: Door) -> Option<std::net::SocketAddr> {
+    pub fn door_addr(&self, door: DoorKind) -> Option<std::net::SocketAddr> {
         match self {
             Target::Remote => None,
             Target::Embedded { server, .. } => server.addr(door),

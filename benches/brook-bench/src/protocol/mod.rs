@@ -27,7 +27,7 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
 
 use super::Target;
-use brook::server::DoorKind as Door;
+use brook::server::DoorKind;
 
 /// Resolves once every record of a sent batch is acknowledged.
 pub type Ack = BoxFuture<'static, anyhow::Result<()>>;
@@ -176,7 +176,7 @@ pub async fn connect(
 ) -> anyhow::Result<(Box<dyn Protocol>, String)> {
     match kind {
         ProtocolKind::Grpc | ProtocolKind::GrpcRaw => {
-            let url = match target.door_addr(Door::Grpc) {
+            let url = match target.door_addr(DoorKind::Grpc) {
                 Some(addr) => format!("http://{addr}"),
                 None => with_scheme(server.unwrap_or(GRPC_DEFAULT_SERVER)),
             };
@@ -184,7 +184,7 @@ pub async fn connect(
             Ok((grpc::connect(&url, raw).await?, url))
         }
         ProtocolKind::Http => {
-            let url = match (target.door_addr(Door::Http), target.broker()) {
+            let url = match (target.door_addr(DoorKind::Http), target.broker()) {
                 (Some(addr), _) => format!("http://{addr}"),
                 (None, Some(_)) => bail!("the embedded server is not serving its HTTP door"),
                 (None, None) => with_scheme(server.unwrap_or(HTTP_DEFAULT_SERVER)),

@@ -14,7 +14,7 @@ use super::Protocol;
 #[cfg(feature = "kafka")]
 use crate::Target;
 #[cfg(feature = "kafka")]
-use brook::server::DoorKind as Door;
+use brook::server::DoorKind;
 
 /// Where the Kafka protocol connects without `--kafka-addr`: `brook serve`'s default.
 #[cfg(feature = "kafka")]
@@ -73,7 +73,7 @@ pub fn connect(
     target: &Target,
     options: &KafkaOptions,
 ) -> anyhow::Result<(Box<dyn Protocol>, String)> {
-    let bootstrap = match (target.door_addr(Door::Kafka), target.broker()) {
+    let bootstrap = match (target.door_addr(DoorKind::Kafka), target.broker()) {
         (Some(addr), _) => addr.to_string(),
         (None, Some(_)) => anyhow::bail!("the embedded server is not serving its Kafka door"),
         (None, None) => options
