@@ -296,7 +296,7 @@ impl Broker {
         if partitions == 0 || partitions > max {
             return Err(BrokerError::InvalidPartitions { partitions, max });
         }
-        brook_log::validate_topic_name(&new.name).map_err(BrokerError::from_admin_log)?;
+        crate::names::validate_topic_name(&new.name)?;
         let _admin = self.inner.admin.lock().await;
         if self.inner.topics.read().contains_key(&new.name) {
             return Err(BrokerError::TopicExists { topic: new.name });

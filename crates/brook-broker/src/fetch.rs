@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::broker::{blocking, Broker, PartitionHandle, TopicHandle};
 use crate::error::{BrokerError, Result};
-use crate::types::{Fetched, ListedOffset, OffsetSpec};
+use crate::types::{ConsumerRecord, Fetched, ListedOffset, OffsetSpec};
 
 impl Broker {
     /// Reads whole batches of `topic`-`partition` starting with the one holding `offset`, at
@@ -181,15 +181,15 @@ fn check_offset(target: &PartitionHandle, topic: &str, partition: u32, offset: u
     Ok(high_watermark)
 }
 
-/// Decodes whole batches into records at or after `from`.
+/// Decodes whole batches into the records at or after `from`, as consumers receive them.
 pub(crate) fn decode_records(
-    topic: &str,
+    topic: &Arc<str>,
     partition: u32,
     batches: &Bytes,
     from: u64,
-) -> Result<Vec<Record>> {
+) -> Result<Vec<ConsumerRecord>> {
     let corrupt = |source| BrokerError::InvalidBatch {
-        topic: topic.to_owned(),
+        topic: topic.to_string(),
         partition,
         source,
     };
@@ -205,11 +205,25 @@ pub(crate) fn decode_records(
         for record in brook_log::batch::records(bytes).map_err(corrupt)? {
             let record = record.map_err(corrupt)?;
             if record.offset >= from {
-                out.push(record);
+                out.push(consumer_record(topic, partition, record));
             }
         }
     }
     Ok(out)
+}
+
+/// A stored record as a consumer receives it: the one place the log's record becomes the
+/// broker's.
+fn consumer_record(topic: &Arc<str>, partition: u32, record: Record) -> ConsumerRecord {
+    ConsumerRecord {
+        topic: Arc::clone(topic),
+        partition,
+        offset: record.offset,
+        timestamp: record.timestamp,
+        key: record.key,
+        value: record.value,
+        headers: record.headers,
+    }
 }
 
 /// The offset after the last whole batch in `batches`; `None` when there is none.

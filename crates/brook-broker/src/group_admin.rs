@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::broker::{blocking, Broker};
 use crate::error::{BrokerError, Result};
 use crate::group_observer::LiveGroup;
-use crate::offsets::validate_group_id;
+use crate::names::check_group_id;
 use crate::produce::now_ms;
 use crate::types::{CommittedOffset, GroupDescription, GroupListing, PartitionLag, TopicPartition};
 
@@ -41,7 +41,7 @@ impl Broker {
     /// itself is not checked against the log, as in Kafka: a consumer resuming from an offset
     /// no longer in the log starts per its reset policy.
     pub async fn commit_offsets(&self, group: &str, commits: Vec<OffsetCommit>) -> Result<()> {
-        validate_group_id(group)?;
+        check_group_id(group)?;
         if commits.is_empty() {
             return Err(BrokerError::invalid("a commit needs at least one offset"));
         }
@@ -84,7 +84,7 @@ impl Broker {
         group: &str,
         partitions: &[TopicPartition],
     ) -> Result<Vec<(TopicPartition, CommittedOffset)>> {
-        validate_group_id(group)?;
+        check_group_id(group)?;
         let all = self.inner.offsets.group(group);
         if partitions.is_empty() {
             return Ok(all);
@@ -125,7 +125,7 @@ impl Broker {
     /// `group`'s members, their assignments, and per partition its committed offset and lag.
     /// `UnknownGroup` when it has neither members nor commits.
     pub fn describe_group(&self, group: &str) -> Result<GroupDescription> {
-        validate_group_id(group)?;
+        check_group_id(group)?;
         let live = self
             .inner
             .groups

@@ -33,6 +33,7 @@
 //! - [`group`], [`offsets`]: the group coordinator and the offset store behind them.
 //! - [`reqreply`]: request-reply on the log (calls, responders, correlation ids).
 //! - `retention`: the background task applying size and age retention.
+//! - `names`: the topic-name and group-id rules every door checks names by.
 //! - [`partitioner`]: Kafka's murmur2 key partitioning.
 //! - [`config`], [`error`], [`types`]: settings, the error enum, the API's plain data.
 
@@ -45,6 +46,7 @@ pub mod group;
 pub mod group_admin;
 pub mod group_claim;
 pub mod group_observer;
+mod names;
 pub mod offsets;
 pub mod partitioner;
 pub mod produce;
@@ -59,6 +61,7 @@ pub use error::{BrokerError, ErrorKind, Result};
 pub use group_admin::OffsetCommit;
 pub use group_claim::{GroupClaim, GroupClaims, GroupProtocol};
 pub use group_observer::{GroupObserver, LiveGroup};
+pub use names::{check_group_id, validate_group_id, validate_topic_name, GROUP_ID_BYTES_MAX};
 pub use produce::Produced;
 pub use reqreply::{
     Answer, Call, CorrelationId, Replier, Reply, ReplyTo, ReqReplyConfig, ReqReplyStats, Request,

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use brook_log::{meta, LogError};
 use parking_lot::Mutex;
 
-use crate::error::{BrokerError, Result};
+use crate::error::Result;
 use crate::types::{CommittedOffset, TopicPartition};
 
 const OFFSETS_MAGIC: [u8; 4] = *b"BROF";
@@ -31,9 +31,6 @@ const OFFSETS_VERSION: u16 = 1;
 /// Directory (under the data dir) of the broker's group files.
 const GROUPS_DIR: &str = "groups";
 const OFFSETS_FILE: &str = "offsets.meta";
-
-/// The longest group id, in bytes (Kafka has no limit; 255 keeps the file and the wire sane).
-pub const GROUP_ID_BYTES_MAX: usize = 255;
 
 type GroupOffsets = BTreeMap<TopicPartition, CommittedOffset>;
 
@@ -51,26 +48,6 @@ pub(crate) struct OffsetStore {
     state: Mutex<State>,
     /// The version of the newest durable snapshot; held while writing one, so writers queue.
     persisted: Mutex<u64>,
-}
-
-/// Checks a group id: 1..=255 bytes, no control characters.
-pub fn validate_group_id(group: &str) -> Result<()> {
-    let reason = if group.is_empty() {
-        Some("it is empty")
-    } else if group.len() > GROUP_ID_BYTES_MAX {
-        Some("it is longer than 255 bytes")
-    } else if group.chars().any(char::is_control) {
-        Some("it contains control characters")
-    } else {
-        None
-    };
-    match reason {
-        None => Ok(()),
-        Some(reason) => Err(BrokerError::InvalidGroupId {
-            group: group.to_owned(),
-            reason,
-        }),
-    }
 }
 
 impl OffsetStore {
@@ -342,16 +319,5 @@ mod tests {
         assert!(decode(&trailing).is_err());
         // A huge count with no bytes behind it fails fast instead of allocating.
         assert!(decode(&u32::MAX.to_be_bytes()).is_err());
-    }
-
-    #[test]
-    fn group_ids_are_checked() {
-        validate_group_id("my-group.v1 with spaces").expect("valid");
-        for bad in ["", "a\nb", &"g".repeat(256)] {
-            assert!(matches!(
-                validate_group_id(bad),
-                Err(BrokerError::InvalidGroupId { .. })
-            ));
-        }
     }
 }

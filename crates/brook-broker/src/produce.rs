@@ -206,9 +206,8 @@ impl Broker {
         partition: u32,
         batch: BytesMut,
     ) -> impl Future<Output = Result<BatchAppended>> + Send + 'static {
-        let early = brook_log::validate_topic_name(topic)
-            .map_err(BrokerError::from_admin_log)
-            .and_then(|()| match self.topic(topic) {
+        let early =
+            crate::names::validate_topic_name(topic).and_then(|()| match self.topic(topic) {
                 Ok(handle) => self
                     .queue_batch(&handle, partition, batch)
                     .map(Early::Queued),
@@ -242,7 +241,7 @@ impl Broker {
                 records.len()
             )));
         }
-        brook_log::validate_topic_name(topic).map_err(BrokerError::from_admin_log)
+        crate::names::validate_topic_name(topic)
     }
 
     /// Routes, checks and encodes `records`, then queues their batches. Nothing is queued

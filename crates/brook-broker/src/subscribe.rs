@@ -31,7 +31,7 @@ use crate::error::{BrokerError, Result};
 use crate::fetch::{decode_records, next_offset};
 use crate::group::Membership;
 use crate::group_claim::{GroupClaim, GroupProtocol};
-use crate::offsets::validate_group_id;
+use crate::names::check_group_id;
 use crate::types::{ConsumerRecord, OffsetReset, StartAt, TopicPartition};
 
 /// One event of a [`Subscription`].
@@ -63,19 +63,7 @@ pub struct PartitionBatches {
 impl PartitionBatches {
     /// The records of the batches from [`PartitionBatches::offset`] on.
     pub fn records(&self) -> Result<Vec<ConsumerRecord>> {
-        let records = decode_records(&self.topic, self.partition, &self.batches, self.offset)?;
-        Ok(records
-            .into_iter()
-            .map(|r| ConsumerRecord {
-                topic: Arc::clone(&self.topic),
-                partition: self.partition,
-                offset: r.offset,
-                timestamp: r.timestamp,
-                key: r.key,
-                value: r.value,
-                headers: r.headers,
-            })
-            .collect())
+        decode_records(&self.topic, self.partition, &self.batches, self.offset)
     }
 }
 
@@ -272,7 +260,7 @@ impl Broker {
                 })
             }
             StartAt::Committed { group, reset } => {
-                validate_group_id(&group)?;
+                check_group_id(&group)?;
                 let tp = TopicPartition::new(request.topic.clone(), request.partition);
                 self.start_position(&group, &tp, &topic, reset)
             }
@@ -299,7 +287,7 @@ impl Broker {
     /// The group rebalances now, and again when this subscription is dropped.
     /// `GroupInUse` while the group id has live Kafka members.
     pub async fn subscribe_group(&self, request: GroupSubscribe) -> Result<Subscription> {
-        validate_group_id(&request.group)?;
+        check_group_id(&request.group)?;
         let max_bytes = self.subscribe_max_bytes(request.max_bytes)?;
         let mut topics = request.topics;
         topics.sort();
@@ -310,7 +298,7 @@ impl Broker {
             ));
         }
         for topic in &topics {
-            brook_log::validate_topic_name(topic).map_err(BrokerError::from_admin_log)?;
+            crate::names::validate_topic_name(topic)?;
         }
         // Before any topic is created: a refused subscription changes nothing.
         let claim = self.claim_group(&request.group, GroupProtocol::Brook)?;

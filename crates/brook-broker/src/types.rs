@@ -109,8 +109,9 @@ impl Fetched {
 
     /// Decodes the batches into records at or after [`Fetched::offset`], for doors that send
     /// records rather than bytes (gRPC, HTTP).
-    pub fn records(&self) -> crate::Result<Vec<brook_log::batch::Record>> {
-        crate::fetch::decode_records(&self.topic, self.partition, &self.batches, self.offset)
+    pub fn records(&self) -> crate::Result<Vec<ConsumerRecord>> {
+        let topic: Arc<str> = Arc::from(self.topic.as_str());
+        crate::fetch::decode_records(&topic, self.partition, &self.batches, self.offset)
     }
 
     /// Where the next fetch starts: the offset after the last whole batch, or the asked

@@ -16,6 +16,14 @@ pub struct DoorWords {
     pub describe_topic: &'static str,
 }
 
+/// The message a door answers `err` with: the broker's, then the advice when there is some.
+pub fn message(err: &BrokerError, words: DoorWords) -> String {
+    match hint(err, words) {
+        Some(hint) => format!("{err}; {hint}"),
+        None => err.to_string(),
+    }
+}
+
 /// The advice for `err`, or `None` when its message already says everything.
 pub fn hint(err: &BrokerError, words: DoorWords) -> Option<String> {
     Some(match err {

@@ -39,7 +39,6 @@
 //! cannot.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use brook_broker::{
@@ -223,22 +222,8 @@ impl Brook for Broker {
         max_wait: Duration,
     ) -> Result<Fetched> {
         let fetched = Broker::fetch(self, topic, partition, offset, FETCH_BYTES, max_wait).await?;
-        let name: Arc<str> = topic.into();
-        let records = fetched
-            .records()?
-            .into_iter()
-            .map(|r| ConsumerRecord {
-                topic: Arc::clone(&name),
-                partition,
-                offset: r.offset,
-                timestamp: r.timestamp,
-                key: r.key,
-                value: r.value,
-                headers: r.headers,
-            })
-            .collect();
         Ok(Fetched {
-            records,
+            records: fetched.records()?,
             high_watermark: fetched.high_watermark,
         })
     }

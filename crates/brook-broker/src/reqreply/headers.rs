@@ -100,7 +100,7 @@ pub(crate) fn correlation_id(headers: &[(String, Bytes)]) -> Option<CorrelationI
 /// The reply topic a request names, if it names a valid one.
 pub(crate) fn reply_topic(headers: &[(String, Bytes)]) -> Option<&str> {
     let name = std::str::from_utf8(last(headers, REPLY_TOPIC_HEADER)?).ok()?;
-    brook_log::validate_topic_name(name).ok()?;
+    crate::names::validate_topic_name(name).ok()?;
     Some(name)
 }
 

@@ -298,7 +298,7 @@ impl Broker {
 
     /// Checks that `topic` can take requests: a valid name, not the reply topic.
     pub(crate) fn check_call_topic(&self, topic: &str) -> Result<()> {
-        brook_log::validate_topic_name(topic).map_err(BrokerError::from_admin_log)?;
+        crate::names::validate_topic_name(topic)?;
         if topic == self.inner.config.reqreply.reply_topic {
             return Err(BrokerError::invalid(format!(
                 "{topic:?} is the reply topic: requests go to another topic"
@@ -459,7 +459,7 @@ impl Broker {
         (topic, partition): (&str, u32),
         position: u64,
         max_bytes: usize,
-        mut seen: impl FnMut(ConsumerRecord),
+        seen: impl FnMut(ConsumerRecord),
     ) -> Result<u64> {
         let fetched = match self
             .fetch(topic, partition, position, max_bytes, Duration::ZERO)
@@ -472,18 +472,7 @@ impl Broker {
             Err(e) => return Err(e),
         };
         let next = crate::fetch::next_offset(&fetched.batches).unwrap_or(position);
-        let name: Arc<str> = Arc::from(topic);
-        for record in fetched.records()? {
-            seen(ConsumerRecord {
-                topic: Arc::clone(&name),
-                partition,
-                offset: record.offset,
-                timestamp: record.timestamp,
-                key: record.key,
-                value: record.value,
-                headers: record.headers,
-            });
-        }
+        fetched.records()?.into_iter().for_each(seen);
         Ok(next)
     }
 

@@ -100,7 +100,7 @@ impl Default for ReqReplyConfig {
 impl ReqReplyConfig {
     /// Rejects settings that cannot work.
     pub fn validate(&self) -> Result<()> {
-        brook_log::validate_topic_name(&self.reply_topic).map_err(|e| {
+        crate::names::validate_topic_name(&self.reply_topic).map_err(|e| {
             BrokerError::InvalidConfig {
                 reason: format!("reqreply.reply_topic: {e}"),
             }

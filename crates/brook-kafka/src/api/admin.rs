@@ -117,8 +117,7 @@ async fn create_one(
     }
     let broker_error = |e: BrokerError| (codes::error_code(&e), e.to_string());
     if validate_only {
-        brook_log::validate_topic_name(&name)
-            .map_err(|e| (ResponseError::InvalidTopicException, e.to_string()))?;
+        brook_broker::validate_topic_name(&name).map_err(broker_error)?;
         return match door.broker.describe_topic(&name) {
             Ok(_) => Err(broker_error(BrokerError::TopicExists { topic: name })),
             Err(_) => Ok(None),

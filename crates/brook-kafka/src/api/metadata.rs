@@ -79,10 +79,7 @@ async fn describe_or_create(
     name: &str,
     may_create: bool,
 ) -> Result<TopicDescription, BrokerError> {
-    brook_log::validate_topic_name(name).map_err(|_| BrokerError::InvalidTopicName {
-        name: name.to_owned(),
-        reason: "topic names are 1-249 characters of [a-zA-Z0-9._-], not \".\" or \"..\"",
-    })?;
+    brook_broker::validate_topic_name(name)?;
     match door.broker.describe_topic(name) {
         Err(BrokerError::UnknownTopic { .. }) if may_create => {
             let new = NewTopic {

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use brook_broker::{
-    Durability, GroupDescription, GroupListing, LogConfig, NewTopic, OffsetReset, ProduceRecord,
-    Produced, TopicConfig, TopicDescription, TopicPartition,
+    ConsumerRecord, Durability, GroupDescription, GroupListing, LogConfig, NewTopic, OffsetReset,
+    ProduceRecord, Produced, TopicConfig, TopicDescription, TopicPartition,
 };
 use brook_proto::v1 as pb;
 use bytes::Bytes;
@@ -93,21 +93,15 @@ pub(crate) fn batch_appended(partition: u32, b: &brook_broker::BatchAppended) ->
     }
 }
 
-/// A record read from the log, from its parts (the broker has two owned record types with the
-/// same fields: the fetch path's and the subscription's).
-pub(crate) fn consumer_record(
-    offset: u64,
-    timestamp: i64,
-    key: Option<Bytes>,
-    value: Option<Bytes>,
-    headers: Vec<(String, Bytes)>,
-) -> pb::ConsumerRecord {
+/// A record read from the log, as the contract sends it.
+pub(crate) fn consumer_record(record: ConsumerRecord) -> pb::ConsumerRecord {
     pb::ConsumerRecord {
-        offset,
-        timestamp_ms: timestamp,
-        key,
-        value,
-        headers: headers
+        offset: record.offset,
+        timestamp_ms: record.timestamp,
+        key: record.key,
+        value: record.value,
+        headers: record
+            .headers
             .into_iter()
             .map(|(key, value)| pb::Header { key, value })
             .collect(),

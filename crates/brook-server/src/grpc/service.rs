@@ -131,7 +131,7 @@ impl Brook for BrookService {
                 .records()
                 .map_err(status)?
                 .into_iter()
-                .map(|r| convert::consumer_record(r.offset, r.timestamp, r.key, r.value, r.headers))
+                .map(convert::consumer_record)
                 .collect();
             (records, bytes::Bytes::new())
         };

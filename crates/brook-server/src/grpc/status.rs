@@ -7,7 +7,7 @@
 use brook_broker::{BrokerError, ErrorKind};
 use tonic::{Code, Status};
 
-use crate::hints::{hint, DoorWords};
+use crate::hints::{self, DoorWords};
 
 /// The gRPC calls hints point to.
 const GRPC_WORDS: DoorWords = DoorWords {
@@ -24,13 +24,10 @@ pub(crate) fn to_status(err: &BrokerError) -> Status {
         ErrorKind::OutOfRange => Code::OutOfRange,
         ErrorKind::TooLarge => Code::ResourceExhausted,
         ErrorKind::Unavailable => Code::Unavailable,
-        ErrorKind::Internal => Code::Internal,
+        // Internal, and a kind added later.
+        _ => Code::Internal,
     };
-    let message = match hint(err, GRPC_WORDS) {
-        Some(hint) => format!("{err}; {hint}"),
-        None => err.to_string(),
-    };
-    Status::new(code, message)
+    Status::new(code, hints::message(err, GRPC_WORDS))
 }
 
 /// `INVALID_ARGUMENT` for a request the door itself refuses before calling the broker.

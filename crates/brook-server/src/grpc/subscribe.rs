@@ -104,12 +104,7 @@ fn message(
                 if records.is_empty() {
                     return None;
                 }
-                let records = records
-                    .into_iter()
-                    .map(|r| {
-                        convert::consumer_record(r.offset, r.timestamp, r.key, r.value, r.headers)
-                    })
-                    .collect();
+                let records = records.into_iter().map(convert::consumer_record).collect();
                 (records, bytes::Bytes::new())
             };
             pb::subscribe_response::Event::Records(pb::RecordsEvent {

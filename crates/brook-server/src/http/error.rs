@@ -14,6 +14,14 @@ use axum::Json;
 use brook_broker::{BrokerError, ErrorKind};
 use serde::Serialize;
 
+use crate::hints::{self, DoorWords};
+
+/// The HTTP requests hints point to.
+const HTTP_WORDS: DoorWords = DoorWords {
+    create_topic: "POST /v1/topics",
+    describe_topic: "GET /v1/topics/{topic}",
+};
+
 /// An error answer of the HTTP door.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ApiError {
@@ -76,14 +84,10 @@ impl From<BrokerError> for ApiError {
 
 impl From<&BrokerError> for ApiError {
     fn from(err: &BrokerError) -> Self {
-        let message = match hint(err) {
-            Some(hint) => format!("{err}; {hint}"),
-            None => err.to_string(),
-        };
         Self {
             status: status(err.kind()),
             code: code(err),
-            message,
+            message: hints::message(err, HTTP_WORDS),
         }
     }
 }
@@ -130,32 +134,6 @@ fn code(err: &BrokerError) -> &'static str {
             ErrorKind::Internal => "internal",
         },
     }
-}
-
-/// What the caller can do next, where the broker's message does not already say it.
-fn hint(err: &BrokerError) -> Option<String> {
-    Some(match err {
-        BrokerError::UnknownTopic { .. } => {
-            "create it first (POST /v1/topics), or enable automatic topic creation".to_owned()
-        }
-        BrokerError::UnknownPartition { .. } => {
-            "use a partition number below the partition count".to_owned()
-        }
-        BrokerError::OffsetOutOfRange { .. } => {
-            "read from an offset in that range (GET /v1/topics/{topic} shows the current one)"
-                .to_owned()
-        }
-        BrokerError::TooLarge { limit, .. } => {
-            format!("send less at once, or raise the server's {limit}")
-        }
-        BrokerError::Poisoned { .. } => "the partition refuses writes after a storage failure \
-             (reads still work); fix the disk and restart the broker"
-            .to_owned(),
-        BrokerError::Closed => {
-            "the broker is shutting down; retry against a running server".to_owned()
-        }
-        _ => return None,
-    })
 }
 
 impl From<PathRejection> for ApiError {

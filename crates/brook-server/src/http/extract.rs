@@ -4,8 +4,6 @@
 
 use axum::extract::{FromRequest, FromRequestParts, Path};
 use axum::http::request::Parts;
-use brook_broker::BrokerError;
-use brook_log::LogError;
 use serde::Deserialize;
 
 use super::error::ApiError;
@@ -19,17 +17,6 @@ pub(crate) struct JsonBody<T>(pub(crate) T);
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub(crate) struct Query<T>(pub(crate) T);
-
-/// 400 unless `topic` is a valid topic name.
-fn check_topic(topic: &str) -> Result<(), ApiError> {
-    match brook_log::validate_topic_name(topic) {
-        Ok(()) => Ok(()),
-        Err(LogError::InvalidTopicName { name, reason }) => {
-            Err(BrokerError::InvalidTopicName { name, reason }.into())
-        }
-        Err(other) => Err(BrokerError::Storage(other).into()),
-    }
-}
 
 /// `{topic}` of a route.
 #[derive(Debug)]
@@ -47,7 +34,7 @@ impl<S: Send + Sync> FromRequestParts<S> for TopicPath {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let Path(TopicParams { topic }) = Path::from_request_parts(parts, state).await?;
-        check_topic(&topic)?;
+        brook_broker::validate_topic_name(&topic)?;
         Ok(Self { topic })
     }
 }
@@ -71,7 +58,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PartitionPath {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let Path(PartitionParams { topic, partition }) =
             Path::from_request_parts(parts, state).await?;
-        check_topic(&topic)?;
+        brook_broker::validate_topic_name(&topic)?;
         Ok(Self { topic, partition })
     }
 }
@@ -92,7 +79,7 @@ impl<S: Send + Sync> FromRequestParts<S> for GroupPath {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let Path(GroupParams { group }) = Path::from_request_parts(parts, state).await?;
-        brook_broker::offsets::validate_group_id(&group)?;
+        brook_broker::check_group_id(&group)?;
         Ok(Self { group })
     }
 }

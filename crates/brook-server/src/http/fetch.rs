@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::extract::{PartitionPath, Query};
-use super::records::{Encodings, RecordOut, Stored};
+use super::records::{record_payload_bytes, show_record, Encodings, RecordOut};
 use super::App;
 use crate::metrics;
 
@@ -65,15 +65,12 @@ pub(crate) async fn fetch(
         () = app.draining.wait() => read(Duration::ZERO).await,
     }?;
     let next_offset = fetched.next_offset();
-    let stored: Vec<Stored> = fetched.records()?.into_iter().map(Stored::from).collect();
-    let bytes = stored.iter().map(Stored::payload_bytes).sum();
+    let stored = fetched.records()?;
+    let bytes = stored.iter().map(record_payload_bytes).sum();
     if !stored.is_empty() {
         metrics::records_out(metrics::HTTP, &topic, partition, stored.len() as u64, bytes);
     }
-    let records = stored
-        .into_iter()
-        .map(|r| r.show(&topic, partition, encodings))
-        .collect();
+    let records = stored.iter().map(|r| show_record(r, encodings)).collect();
     let out = FetchedOut {
         topic: &topic,
         partition,

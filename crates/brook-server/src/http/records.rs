@@ -17,7 +17,7 @@
 use axum::http::StatusCode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::{DecodePaddingMode, Engine as _};
-use brook_broker::ProduceRecord;
+use brook_broker::{ConsumerRecord, ProduceRecord};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -168,91 +168,59 @@ pub(crate) struct RecordOut<'a> {
     value: Option<Box<RawValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     value_encoding: Option<Encoding>,
-    headers: Vec<HeaderOut>,
+    headers: Vec<HeaderOut<'a>>,
 }
 
 #[derive(Debug, Serialize)]
-struct HeaderOut {
-    key: String,
+struct HeaderOut<'a> {
+    key: &'a str,
     value: Box<RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     value_encoding: Option<Encoding>,
 }
 
-/// The parts of a stored record (the broker has two owned record types with the same fields:
-/// the fetch path's and the subscription's).
-pub(crate) struct Stored {
-    pub(crate) offset: u64,
-    pub(crate) timestamp: i64,
-    pub(crate) key: Option<Bytes>,
-    pub(crate) value: Option<Bytes>,
-    pub(crate) headers: Vec<(String, Bytes)>,
-}
-
-impl From<brook_log::batch::Record> for Stored {
-    fn from(r: brook_log::batch::Record) -> Self {
-        Self {
-            offset: r.offset,
-            timestamp: r.timestamp,
-            key: r.key,
-            value: r.value,
-            headers: r.headers,
-        }
+/// `record` shown in `encodings`.
+pub(crate) fn show_record(record: &ConsumerRecord, encodings: Encodings) -> RecordOut<'_> {
+    let (key, key_encoding) = split(
+        record
+            .key
+            .as_ref()
+            .map(|k| encode(k, encodings.key_encoding)),
+    );
+    let (value, value_encoding) = split(
+        record
+            .value
+            .as_ref()
+            .map(|v| encode(v, encodings.value_encoding)),
+    );
+    let headers = record
+        .headers
+        .iter()
+        .map(|(key, value)| {
+            let (value, value_encoding) = encode(value, encodings.header_encoding);
+            HeaderOut {
+                key,
+                value,
+                value_encoding,
+            }
+        })
+        .collect();
+    RecordOut {
+        topic: &record.topic,
+        partition: record.partition,
+        offset: record.offset,
+        timestamp: record.timestamp,
+        key,
+        key_encoding,
+        value,
+        value_encoding,
+        headers,
     }
 }
 
-impl From<brook_broker::ConsumerRecord> for Stored {
-    fn from(r: brook_broker::ConsumerRecord) -> Self {
-        Self {
-            offset: r.offset,
-            timestamp: r.timestamp,
-            key: r.key,
-            value: r.value,
-            headers: r.headers,
-        }
-    }
-}
-
-impl Stored {
-    /// Payload bytes (keys, values, headers): what the metrics count.
-    pub(crate) fn payload_bytes(&self) -> u64 {
-        payload_bytes(self.key.as_ref(), self.value.as_ref(), &self.headers)
-    }
-
-    /// The record shown in `encodings`.
-    pub(crate) fn show<'a>(
-        self,
-        topic: &'a str,
-        partition: u32,
-        encodings: Encodings,
-    ) -> RecordOut<'a> {
-        let (key, key_encoding) = split(self.key.map(|k| encode(&k, encodings.key_encoding)));
-        let (value, value_encoding) =
-            split(self.value.map(|v| encode(&v, encodings.value_encoding)));
-        let headers = self
-            .headers
-            .into_iter()
-            .map(|(key, value)| {
-                let (value, value_encoding) = encode(&value, encodings.header_encoding);
-                HeaderOut {
-                    key,
-                    value,
-                    value_encoding,
-                }
-            })
-            .collect();
-        RecordOut {
-            topic,
-            partition,
-            offset: self.offset,
-            timestamp: self.timestamp,
-            key,
-            key_encoding,
-            value,
-            value_encoding,
-            headers,
-        }
-    }
+/// Payload bytes of a record read (keys, values, headers): what the metrics count.
+pub(crate) fn record_payload_bytes(record: &ConsumerRecord) -> u64 {
+    payload_bytes(record.key.as_ref(), record.value.as_ref(), &record.headers)
 }
 
 fn split(
@@ -385,14 +353,16 @@ mod tests {
         assert_eq!(b64.key.as_deref(), Some(&[255u8, 0][..]));
         assert_eq!(b64.value.as_deref(), Some(&[0u8, 1][..]));
 
-        let stored = Stored {
+        let stored = ConsumerRecord {
+            topic: "t".into(),
+            partition: 1,
             offset: 3,
             timestamp: 9,
             key: b64.key,
             value: json.value,
             headers: vec![("h".to_owned(), Bytes::from_static(&[0xff]))],
         };
-        let shown = serde_json::to_value(stored.show("t", 1, Encodings::default())).expect("json");
+        let shown = serde_json::to_value(show_record(&stored, Encodings::default())).expect("json");
         // The key is not UTF-8: shown in base64, and marked.
         assert_eq!(shown["key"], "/wA=");
         assert_eq!(shown["key_encoding"], "base64");

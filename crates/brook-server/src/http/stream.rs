@@ -40,7 +40,7 @@ use super::admin::TopicPartitionOut;
 use super::connection::Peer;
 use super::error::ApiError;
 use super::extract::{GroupPath, PartitionPath, Query};
-use super::records::{Encodings, Stored};
+use super::records::{record_payload_bytes, show_record, Encodings};
 use super::App;
 use crate::metrics;
 
@@ -246,10 +246,7 @@ fn record_events(
 ) -> brook_broker::Result<()> {
     let records = batches.records()?;
     let (topic, partition) = (&*batches.topic, batches.partition);
-    let bytes = records
-        .iter()
-        .map(|r| super::records::payload_bytes(r.key.as_ref(), r.value.as_ref(), &r.headers))
-        .sum();
+    let bytes = records.iter().map(record_payload_bytes).sum();
     if !records.is_empty() {
         metrics::records_out(metrics::HTTP, topic, partition, records.len() as u64, bytes);
     }
@@ -258,7 +255,7 @@ fn record_events(
             out.extend_from_slice(format!("id: {}\n", record.offset).as_bytes());
         }
         out.extend_from_slice(b"data: ");
-        let shown = Stored::from(record).show(topic, partition, encodings);
+        let shown = show_record(&record, encodings);
         // Writing JSON into memory fails only for a type that refuses to serialize.
         serde_json::to_writer((&mut *out).writer(), &shown).map_err(|e| {
             BrokerError::InvalidRequest {
