@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use brook_log::batch::{BatchBuilder, Compression, RecordRef};
-use brook_log::scan::LogScanner;
-use brook_log::segment::{parse_segment_name, segment_file, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
+use brook_log::inspect::{self, LogScanner, SegmentFiles};
 use brook_log::{Durability, LogConfig, Store, TopicConfig};
 
 /// Batches appended to partition 0 of `orders`: 3 records each.
@@ -36,13 +35,11 @@ fn stdout(output: &Output) -> String {
 /// several small segments, indexed at every batch) and topic `empty`.
 fn data_dir() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let config = LogConfig {
-        segment_bytes_max: 1024,
-        index_interval_bytes: 1,
-        index_bytes_max: 1024,
-        durability: Durability::None,
-        ..LogConfig::default()
-    };
+    let mut config = LogConfig::default();
+    config.segment_bytes_max = 1024;
+    config.index_interval_bytes = 1;
+    config.index_bytes_max = 1024;
+    config.durability = Durability::None;
     let store = Store::open(tmp.path(), config).expect("open store");
     let orders = store
         .create_topic("orders", 2, TopicConfig::default())
@@ -77,16 +74,11 @@ fn data_dir() -> (tempfile::TempDir, PathBuf) {
 
 /// `(base offset, path)` of each segment of a partition, in order.
 fn segments(partition: &Path) -> Vec<(u64, PathBuf)> {
-    let mut found: Vec<(u64, PathBuf)> = fs::read_dir(partition)
+    inspect::segment_files(partition)
         .expect("list")
-        .map(|e| e.expect("entry").path())
-        .filter_map(|p| {
-            let base = parse_segment_name(p.file_name()?.to_str()?, LOG_EXT)?;
-            Some((base, p))
-        })
-        .collect();
-    found.sort();
-    found
+        .into_iter()
+        .map(|segment| (segment.base_offset, segment.log))
+        .collect()
 }
 
 /// `(position, base offset)` of each batch of a segment, read with brook-log's own scanner.
@@ -276,29 +268,30 @@ fn check_warns_but_passes_a_torn_tail_in_the_last_segment() {
 fn check_finds_a_wrong_index_entry() {
     // Entry 0's position (.index bytes 4..8) one byte off points inside a batch; entry 0's
     // timestamp (.timeindex bytes 0..8) moved far beyond any record's.
-    for (ext, byte, reason) in [
-        (INDEX_EXT, 7, "not the start of a batch"),
-        (TIME_INDEX_EXT, 2, "time index timestamp"),
+    for (time_index, byte, reason) in [
+        (false, 7, "not the start of a batch"),
+        (true, 2, "time index timestamp"),
     ] {
         let (tmp, partition) = data_dir();
         let (base, first) = segments(&partition)[0].clone();
-        let index = segment_file(&partition, base, ext);
+        let files = SegmentFiles::new(&partition, base);
+        let index = if time_index {
+            &files.time_index
+        } else {
+            &files.index
+        };
         assert!(
-            fs::metadata(&index).expect("index").len() >= 8,
+            fs::metadata(index).expect("index").len() >= 8,
             "an entry to damage"
         );
-        flip_byte(&index, byte);
+        flip_byte(index, byte);
 
         let output = run(&["log", "check"], tmp.path());
         let text = stdout(&output);
         assert_eq!(output.status.code(), Some(1), "{text}");
         let error = line_starting(&text, "error: ");
         assert!(
-            error.contains(
-                &segment_file(&partition, base, INDEX_EXT)
-                    .display()
-                    .to_string()
-            ),
+            error.contains(&files.index.display().to_string()),
             "{error}"
         );
         assert!(
@@ -374,7 +367,7 @@ fn check_reports_topic_files_and_partition_directories_that_disagree() {
     assert!(error.contains("orders-1: missing"), "{error}");
 
     // A damaged topic file.
-    let topic_file = brook_log::store::topic_file(data, "empty");
+    let topic_file = inspect::topic_file(data, "empty");
     flip_byte(&topic_file, 12);
     let output = run(&["log", "check"], data);
     let text = stdout(&output);

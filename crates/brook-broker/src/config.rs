@@ -7,13 +7,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use brook_log::LogConfig;
+use brook_log::{LogConfig, PARTITIONS_MAX};
 
 use crate::error::{BrokerError, Result};
-use brook_log::topic::PARTITIONS_MAX;
 
 /// How the broker is opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BrokerConfig {
     /// The data directory: partition logs, topic files, committed offsets. Default `./brook-data`.
     pub data_dir: PathBuf,
@@ -91,6 +91,7 @@ impl Default for BrokerConfig {
 /// Per-request limits. A request past one gets an error naming the limit; nothing is
 /// allocated for it first.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// The most bytes one fetch may ask for. Default 64 MiB (Kafka's `fetch.max.bytes` is
     /// 50 MiB, so every Kafka client's default fits).

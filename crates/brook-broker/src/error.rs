@@ -12,6 +12,7 @@ pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
 
 /// Why a broker call failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BrokerError {
     #[error("topic {topic:?} does not exist")]
     UnknownTopic { topic: String },
@@ -124,6 +125,7 @@ pub enum BrokerError {
 /// | `Unavailable`     | `UNAVAILABLE`        | 503  | `KAFKA_STORAGE_ERROR`           |
 /// | `Internal`        | `INTERNAL`           | 500  | `UNKNOWN_SERVER_ERROR`          |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ErrorKind {
     NotFound,
     InvalidArgument,

@@ -24,36 +24,49 @@
 //! # Ok(()) }
 //! ```
 //!
-//! - [`broker`]: open/close, the topic registry and topic administration.
-//! - [`produce`], [`fetch`], [`subscribe`]: the data path; `append`: the per-partition append
-//!   queue under produce (call order, blocking pool, shared fsyncs).
-//! - [`group_admin`]: committed offsets, listing and describing groups.
-//! - [`group_claim`]: one group id, one kind of membership (broker groups or Kafka's).
-//! - [`group_observer`]: groups coordinated outside the broker (Kafka's), shown by its admin.
-//! - [`group`], [`offsets`]: the group coordinator and the offset store behind them.
+//! # What is public
+//!
+//! The API every door calls is at the crate root: [`Broker`] and its calls, their plain data
+//! ([`ProduceRecord`], [`Fetched`], [`ConsumerRecord`], [`Subscription`], ...), the settings
+//! ([`BrokerConfig`]), the one error type ([`BrokerError`], sorted by [`ErrorKind`]), the name
+//! rules ([`validate_topic_name`], [`validate_group_id`], [`check_group_id`]) and the storage
+//! settings re-exported from brook-log ([`LogConfig`], [`TopicConfig`], [`Durability`]). Two
+//! areas keep a module of their own: [`reqreply`] (request-reply on the log, with its header
+//! names) and [`partitioner`] (Kafka's murmur2, the rule clients must agree with). The modules
+//! below are internal.
+//!
+//! # Modules
+//!
+//! - `broker`: open/close, the topic registry and topic administration.
+//! - `produce`, `fetch`, `subscribe`: the data path; `append`: the per-partition append queue
+//!   under produce (call order, blocking pool, shared fsyncs).
+//! - `group_admin`: committed offsets, listing and describing groups.
+//! - `group_claim`: one group id, one kind of membership (broker groups or Kafka's).
+//! - `group_observer`: groups coordinated outside the broker (Kafka's), shown by its admin.
+//! - `group`, `offsets`: the group coordinator and the offset store behind them.
 //! - [`reqreply`]: request-reply on the log (calls, responders, correlation ids).
 //! - `retention`: the background task applying size and age retention.
 //! - `names`: the topic-name and group-id rules every door checks names by.
 //! - [`partitioner`]: Kafka's murmur2 key partitioning.
-//! - [`config`], [`error`], [`types`]: settings, the error enum, the API's plain data.
+//! - `config`, `error`, `types`: settings, the error enum, the API's plain data.
 
 mod append;
-pub mod broker;
-pub mod config;
-pub mod error;
-pub mod fetch;
-pub mod group;
-pub mod group_admin;
-pub mod group_claim;
-pub mod group_observer;
+mod broker;
+mod config;
+mod error;
+mod fetch;
+mod group;
+mod group_admin;
+mod group_claim;
+mod group_observer;
 mod names;
-pub mod offsets;
+mod offsets;
 pub mod partitioner;
-pub mod produce;
+mod produce;
 pub mod reqreply;
 mod retention;
-pub mod subscribe;
-pub mod types;
+mod subscribe;
+mod types;
 
 pub use broker::{Broker, TopicSummary};
 pub use config::{BrokerConfig, Limits};

@@ -80,6 +80,7 @@ pub struct Assignment {
 
 /// Subscribe to one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PartitionSubscribe {
     pub topic: String,
     pub partition: u32,
@@ -102,6 +103,7 @@ impl PartitionSubscribe {
 
 /// Subscribe as a member of a consumer group.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GroupSubscribe {
     pub group: String,
     pub topics: Vec<String>,

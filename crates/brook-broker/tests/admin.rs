@@ -67,10 +67,8 @@ async fn topics_are_created_listed_described_and_deleted() {
 #[tokio::test]
 async fn bad_topic_config_is_refused() {
     let broker = Broker::ephemeral().await.expect("broker");
-    let config = TopicConfig {
-        segment_bytes_max: Some(1),
-        ..TopicConfig::default()
-    };
+    let mut config = TopicConfig::default();
+    config.segment_bytes_max = Some(1);
     let err = broker
         .create_topic(NewTopic {
             name: "t".into(),

@@ -34,10 +34,8 @@ async fn still_serves(broker: &Broker) {
 #[tokio::test]
 async fn unknown_topics_are_not_found_when_auto_create_is_off() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = BrokerConfig {
-        auto_create_topics: false,
-        ..BrokerConfig::new(dir.path())
-    };
+    let mut config = BrokerConfig::new(dir.path());
+    config.auto_create_topics = false;
     let broker = Broker::open(config).await.expect("open");
     let err = broker
         .produce("missing", vec![ProduceRecord::value("v")])

@@ -35,10 +35,9 @@ fn partitions(a: &Assignment) -> Vec<u32> {
 }
 
 fn group(topic: &str) -> GroupSubscribe {
-    GroupSubscribe {
-        reset: OffsetReset::Earliest,
-        ..GroupSubscribe::new("g", vec![topic.to_owned()])
-    }
+    let mut request = GroupSubscribe::new("g", vec![topic.to_owned()]);
+    request.reset = OffsetReset::Earliest;
+    request
 }
 
 #[tokio::test]
@@ -235,10 +234,8 @@ async fn subscribing_by_committed_offset_without_joining() {
 #[tokio::test]
 async fn a_member_that_is_not_polled_loses_its_partitions_after_the_release_timeout() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = BrokerConfig {
-        group_release_timeout_ms: 200,
-        ..BrokerConfig::new(dir.path())
-    };
+    let mut config = BrokerConfig::new(dir.path());
+    config.group_release_timeout_ms = 200;
     let broker = Broker::open(config).await.expect("open");
     broker
         .create_topic(NewTopic::new("t", 2))

@@ -41,7 +41,8 @@ fn by_kind(kind: ErrorKind) -> ResponseError {
         ErrorKind::OutOfRange => ResponseError::OffsetOutOfRange,
         ErrorKind::TooLarge => ResponseError::MessageTooLarge,
         ErrorKind::Unavailable => ResponseError::LeaderNotAvailable,
-        ErrorKind::Internal => ResponseError::UnknownServerError,
+        // Internal, and a kind added later: a failure the client cannot act on.
+        _ => ResponseError::UnknownServerError,
     }
 }
 

@@ -176,11 +176,9 @@ mod tests {
             .unwrap();
         assert_eq!(overrides.retention_ms_max, Some(None));
         assert_eq!(overrides.retention_bytes_max, Some(Some(1 << 20)));
-        let config = LogConfig {
-            retention_ms_max: None,
-            segment_bytes_max: 4096,
-            ..LogConfig::default()
-        };
+        let mut config = LogConfig::default();
+        config.retention_ms_max = None;
+        config.segment_bytes_max = 4096;
         assert_eq!(lookup("retention.ms").unwrap().value(&config), "-1");
         assert_eq!(lookup("segment.bytes").unwrap().value(&config), "4096");
         assert!(lookup("segment.bytes")

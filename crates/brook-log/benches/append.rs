@@ -21,10 +21,9 @@ use parking_lot::Mutex;
 use support::{batch, bench_dir, print_ratio, Rates};
 
 fn config(durability: Durability) -> LogConfig {
-    LogConfig {
-        durability,
-        ..LogConfig::default()
-    }
+    let mut config = LogConfig::default();
+    config.durability = durability;
+    config
 }
 
 /// The baseline: `iters` plain `write()`s of `bytes` to a new file in a bench directory, each

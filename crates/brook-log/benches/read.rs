@@ -30,10 +30,9 @@ const MIB: u64 = 1 << 20;
 const FETCH_BYTES: usize = 1 << 20;
 
 fn config() -> LogConfig {
-    LogConfig {
-        durability: Durability::None,
-        ..LogConfig::default()
-    }
+    let mut config = LogConfig::default();
+    config.durability = Durability::None;
+    config
 }
 
 /// A closed log of about `bytes` made of `batch`es, and its first and end offsets.

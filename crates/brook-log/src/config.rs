@@ -62,6 +62,7 @@ impl std::fmt::Display for Durability {
 /// The settings of one partition log. A topic's config is a `LogConfig`; the broker's defaults
 /// are one too.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LogConfig {
     /// Roll to a new segment once the active one would exceed this size. Default 1 GiB.
     pub segment_bytes_max: u64,

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// A batch that cannot be accepted or read. Every variant says where and why.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BatchError {
     #[error("batch truncated at byte {offset}: need {need} bytes, have {have}")]
     Truncated {
@@ -42,6 +43,7 @@ pub enum BatchError {
 
 /// Errors of the partition log and the store.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LogError {
     #[error("I/O error on {path}: {source}")]
     Io {

@@ -239,10 +239,6 @@ impl<E: Entry> Index<E> {
         self.entries
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries == 0
-    }
-
     /// No room for another entry: the segment must roll.
     pub fn is_full(&self) -> bool {
         self.entries >= self.capacity()

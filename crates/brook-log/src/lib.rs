@@ -5,37 +5,61 @@
 //! rather than hidden, and that every length read from the disk or from a caller is checked
 //! before anything is allocated for it. The broker owns the async boundary above it.
 //!
+//! # What is public, and for whom
+//!
+//! - **The storage API, for the broker**: [`Store`] (a data directory of [`Topic`]s), the
+//!   [`PartitionLog`] with its [`PendingAppend`] and group commit, [`LogConfig`] with its
+//!   [`Durability`] modes, a topic's [`TopicConfig`] overrides, what recovery found
+//!   ([`RecoveryReport`], [`Corruption`]), the errors ([`LogError`], [`BatchError`]), and
+//!   [`meta`], the checked envelope the broker keeps its own small files in.
+//! - **The format, for every door**: [`batch`] is Kafka's RecordBatch v2 byte for byte, shared
+//!   vocabulary rather than storage: [`batch::Batches`] walks fetched bytes,
+//!   [`batch::Record`] is a decoded record, [`batch::BatchHeader`] reads a client's batch
+//!   (producer id, sequence), [`batch::BatchBuilder`] writes one and [`batch::validate`] checks
+//!   one. [`config_entries`] and [`TopicConfig::entries`] show settings in their text form;
+//!   [`validate_topic_name`] is the character rule of topic names (doors ask the broker's
+//!   `validate_topic_name`, which answers in the broker's error).
+//! - **Inspection, for the offline tools**: [`inspect`] walks a data directory's partitions,
+//!   segments, batches, indexes and small files read-only, without the lock.
+//!
+//! Everything else (segments, indexes, recovery, checkpoints, the directory lock, file names)
+//! is internal: its shape may change with the next storage feature.
+//!
+//! # Modules
+//!
 //! - [`batch`]: the Kafka RecordBatch v2 format, byte for byte.
-//! - [`config`]: segment, retention, limit and durability settings.
+//! - `config`: segment, retention, limit and durability settings.
 //! - [`meta`]: the checked envelope of brook's own small files.
-//! - [`names`]: topic name rules and partition directory names.
-//! - [`lock`]: one process per data directory.
-//! - [`scan`]: a read-only walk over a segment file's batches, for tools and recovery.
-//! - [`index`], [`segment`]: a segment's `.log` file and its sparse offset and time indexes.
-//! - [`log`]: [`PartitionLog`], the segmented log with durability modes and group commit.
-//! - [`recovery`], [`checkpoint`]: opening after a crash, and the files that make it cheap.
-//! - [`store`], [`topic`]: a data directory of topics and their partitions.
+//! - `names`: topic name rules and partition directory names.
+//! - `lock`: one process per data directory.
+//! - `scan`: a read-only walk over a segment file's batches, for tools and recovery.
+//! - `index`, `segment`: a segment's `.log` file and its sparse offset and time indexes.
+//! - `log`: [`PartitionLog`], the segmented log with durability modes and group commit.
+//! - `recovery`, `checkpoint`: opening after a crash, and the files that make it cheap.
+//! - `store`, `topic`: a data directory of topics and their partitions.
+//! - [`inspect`]: the offline tools' read-only view of all of the above.
 #![deny(clippy::unwrap_used)]
 
 pub mod batch;
-pub mod checkpoint;
-pub mod config;
-pub mod error;
-pub mod index;
-pub mod lock;
-pub mod log;
+mod checkpoint;
+mod config;
+mod error;
+mod index;
+pub mod inspect;
+mod lock;
+mod log;
 pub mod meta;
-pub mod names;
-pub mod recovery;
-pub mod scan;
-pub mod segment;
-pub mod store;
-pub mod topic;
+mod names;
+mod recovery;
+mod scan;
+mod segment;
+mod store;
+mod topic;
 
 pub use config::{Durability, LogConfig};
 pub use error::{BatchError, LogError, Result};
-pub use log::{AppendInfo, HighWatermarkListener, PartitionLog, PendingAppend};
-pub use names::validate_topic_name;
+pub use log::{AppendInfo, HighWatermarkListener, PartitionLog, PendingAppend, READ_BYTES_MAX};
+pub use names::{validate_topic_name, TOPIC_NAME_LEN_MAX};
 pub use recovery::{Corruption, RecoveryReport};
 pub use store::Store;
-pub use topic::{Topic, TopicConfig};
+pub use topic::{config_entries, Topic, TopicConfig, PARTITIONS_MAX};

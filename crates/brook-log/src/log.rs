@@ -205,7 +205,7 @@ struct FlusherState {
 
 impl PartitionLog {
     /// Opens the log in `dir`, creating it if missing and recovering it after an unclean stop
-    /// (see [`crate::recovery`]; the outcome is in [`PartitionLog::recovery`]).
+    /// (see docs/storage.md, "Recovery"; the outcome is in [`PartitionLog::recovery`]).
     pub fn open(dir: impl Into<PathBuf>, config: LogConfig) -> Result<PartitionLog> {
         config.validate()?;
         let dir = dir.into();

@@ -73,6 +73,15 @@ pub enum ScanEnd {
     },
 }
 
+/// What a walk over a segment meets, in file order ([`LogScanner::walk`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentEvent<'a> {
+    /// A batch that checked out.
+    Batch(&'a ScannedBatch),
+    /// A torn tail or a corrupt batch (never [`ScanEnd::Clean`]).
+    Damage(&'a ScanEnd),
+}
+
 /// Walks one `.log` file batch by batch; see the module docs.
 #[derive(Debug)]
 pub struct LogScanner {
@@ -167,6 +176,27 @@ impl LogScanner {
         self.next_offset = None;
         self.end = None;
         Ok(true)
+    }
+
+    /// Walks every valid batch from here to the end of the file, going on after each corrupt
+    /// place ([`LogScanner::resume`]), and hands each batch and each damaged place to
+    /// `on_event` in file order. Stops at the first error `on_event` returns.
+    pub fn walk<E: From<LogError>>(
+        &mut self,
+        mut on_event: impl FnMut(SegmentEvent<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        loop {
+            while let Some(batch) = self.next_batch()? {
+                on_event(SegmentEvent::Batch(&batch))?;
+            }
+            match self.end() {
+                Some(ScanEnd::Clean) | None => {}
+                Some(damage) => on_event(SegmentEvent::Damage(damage))?,
+            }
+            if !self.resume()? {
+                return Ok(());
+            }
+        }
     }
 
     /// Reads and checks the batch at the current position, leaving the reader just past it.

@@ -346,10 +346,6 @@ impl Segment {
         &self.log_path
     }
 
-    pub fn log_file(&self) -> &File {
-        &self.log
-    }
-
     /// Whether the batch described by `header` must go to a new segment instead of this one:
     /// this one is full (by size or by an index), too old, or the batch's offsets would not fit
     /// the 32-bit relative offsets of the indexes. An empty segment takes any batch.

@@ -85,6 +85,7 @@ macro_rules! topic_config {
     ($($(#[$doc:meta])* $field:ident: $ty:ty,)*) => {
         /// A topic's overrides of the store's default [`LogConfig`]: `None` follows the default.
         #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        #[non_exhaustive]
         pub struct TopicConfig {
             $($(#[$doc])* pub $field: Option<$ty>,)*
         }

@@ -49,11 +49,10 @@ fn assert_refused(what: &str, mut batch: Vec<u8>, matches: impl Fn(&LogError) ->
 /// (and snapshots small). Nothing runs in the background in that mode, so nothing changes on
 /// disk behind a test's back.
 fn quick_defaults() -> LogConfig {
-    LogConfig {
-        durability: Durability::None,
-        index_bytes_max: 4096,
-        ..LogConfig::default()
-    }
+    let mut config = LogConfig::default();
+    config.durability = Durability::None;
+    config.index_bytes_max = 4096;
+    config
 }
 
 fn good_batch() -> Vec<u8> {
@@ -266,6 +265,8 @@ fn bad_topic_names_are_refused_and_nothing_is_created() {
 fn bad_topic_requests_change_nothing() {
     let (dir, store) = store_with_orders();
     let before = snapshot(dir.path());
+    let mut tiny_segments = TopicConfig::default();
+    tiny_segments.segment_bytes_max = Some(10);
     let refused = [
         (
             "an existing topic",
@@ -287,16 +288,7 @@ fn bad_topic_requests_change_nothing() {
         ),
         (
             "a segment size below 1 KiB",
-            store
-                .create_topic(
-                    "fresh",
-                    1,
-                    TopicConfig {
-                        segment_bytes_max: Some(10),
-                        ..TopicConfig::default()
-                    },
-                )
-                .map(|_| ()),
+            store.create_topic("fresh", 1, tiny_segments).map(|_| ()),
         ),
         ("an unknown topic", store.delete_topic("missing")),
     ];

@@ -226,10 +226,8 @@ const FLIPS: &[(&str, usize, u8)] = &[
 #[test]
 fn flipped_bit_mid_log_is_reported_and_nothing_after_it_is_deleted() {
     // One big segment, so the damaged batch has valid batches after it in the same file.
-    let config = LogConfig {
-        segment_bytes_max: 1 << 20,
-        ..small_config(Durability::None)
-    };
+    let mut config = small_config(Durability::None);
+    config.segment_bytes_max = 1 << 20;
     let crashed = Crashed::new(config, 12);
     let bad = crashed.batches[6].clone();
     assert!(bad.bytes.len() > 81, "the value byte is inside the batch");

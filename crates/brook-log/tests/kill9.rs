@@ -26,14 +26,13 @@ const ROUNDS: u64 = 24;
 const THREADS: u64 = 3;
 
 fn config() -> LogConfig {
-    LogConfig {
-        // Small segments and a dense index, so kills also land in rolls and index writes.
-        segment_bytes_max: 64 << 10,
-        index_interval_bytes: 1024,
-        index_bytes_max: 4096,
-        durability: Durability::Sync,
-        ..LogConfig::default()
-    }
+    // Small segments and a dense index, so kills also land in rolls and index writes.
+    let mut config = LogConfig::default();
+    config.segment_bytes_max = 64 << 10;
+    config.index_interval_bytes = 1024;
+    config.index_bytes_max = 4096;
+    config.durability = Durability::Sync;
+    config
 }
 
 /// What a child's batch `seq` of thread `thread` in round `round` holds: its records are fully

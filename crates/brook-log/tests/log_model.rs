@@ -210,10 +210,8 @@ impl Harness {
             }
             Op::Retain { keep } => {
                 let first_kept = self.first_segment_kept_by_retention(*keep);
-                let config = LogConfig {
-                    retention_bytes_max: Some(*keep),
-                    ..self.config.clone()
-                };
+                let mut config = self.config.clone();
+                config.retention_bytes_max = Some(*keep);
                 self.log().set_config(config).expect("set retention");
                 self.log().apply_retention(0).expect("apply retention");
                 self.log().set_config(self.config.clone()).expect("reset");

@@ -240,10 +240,8 @@ impl Brook for Broker {
                 topics,
                 reset,
             } => {
-                let request = GroupSubscribe {
-                    reset,
-                    ..GroupSubscribe::new(group, topics)
-                };
+                let mut request = GroupSubscribe::new(group, topics);
+                request.reset = reset;
                 self.subscribe_group(request).await?
             }
         };

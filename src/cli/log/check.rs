@@ -20,16 +20,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
-use brook_log::checkpoint;
-use brook_log::lock::DirLock;
-use brook_log::names::{parse_partition_dir, partition_dir_name};
-use brook_log::scan::{LogScanner, ScanEnd};
-use brook_log::store::{topic_of_file, TOPICS_DIR};
-use brook_log::topic::TopicMeta;
+use brook_log::inspect::{
+    self, IndexCheck, LogScanner, ScanEnd, SegmentEvent, SegmentFiles, Severity,
+};
 
-use super::index_check::{IndexCheck, Severity};
-use super::{describe_damage, segment_files, walk_segment, Event};
+use super::describe_damage;
 use crate::cli::EXIT_PROBLEM_FOUND;
 
 #[derive(Debug, clap::Args)]
@@ -44,14 +39,14 @@ impl CheckArgs {
         anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         let mut report = Report::default();
-        if let Some(holder) = DirLock::holder(dir)? {
+        if let Some(holder) = inspect::lock_holder(dir)? {
             writeln!(
                 out,
                 "note: {} is in use by {holder}; checking anyway (read-only), the active segments may be mid-write",
                 dir.display()
             )?;
         }
-        let partitions = partition_dirs(dir)?;
+        let partitions = inspect::partition_dirs(dir)?;
         check_topics(&mut out, &mut report, dir, &partitions)?;
         for partition in partitions.values() {
             check_partition(&mut out, &mut report, partition)?;
@@ -101,22 +96,6 @@ impl Report {
     }
 }
 
-/// The partition directories of a data directory by `(topic, partition)`.
-fn partition_dirs(dir: &Path) -> anyhow::Result<BTreeMap<(String, u32), PathBuf>> {
-    let mut found = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
-        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
-        let name = entry.file_name();
-        let Some((topic, partition)) = name.to_str().and_then(parse_partition_dir) else {
-            continue;
-        };
-        if entry.path().is_dir() {
-            found.insert((topic.to_owned(), partition), entry.path());
-        }
-    }
-    Ok(found)
-}
-
 /// Checks the topic files, and that they and the partition directories agree: every
 /// partition a topic file names has a directory, and every directory is named by one.
 fn check_topics(
@@ -125,7 +104,7 @@ fn check_topics(
     dir: &Path,
     partitions: &BTreeMap<(String, u32), PathBuf>,
 ) -> anyhow::Result<()> {
-    let topics_dir = dir.join(TOPICS_DIR);
+    let topics_dir = inspect::topics_dir(dir);
     if !topics_dir.is_dir() {
         report.warning(
             out,
@@ -138,17 +117,9 @@ fn check_topics(
     }
     // Topics whose file could not be read claim every directory of their name.
     let mut counts: BTreeMap<String, Option<u32>> = BTreeMap::new();
-    let entries = std::fs::read_dir(&topics_dir)
-        .with_context(|| format!("cannot list {}", topics_dir.display()))?;
-    for entry in entries {
-        let path = entry
-            .with_context(|| format!("cannot list {}", topics_dir.display()))?
-            .path();
-        let Some(name) = topic_of_file(&path) else {
-            continue;
-        };
-        let count = match TopicMeta::read(&path) {
-            Ok(meta) => meta.map(|m| m.partitions),
+    for file in inspect::topic_files(dir)? {
+        let count = match file.partitions {
+            Ok(count) => count,
             Err(e) => {
                 report.problem(
                     out,
@@ -157,7 +128,7 @@ fn check_topics(
                 None
             }
         };
-        counts.insert(name.to_owned(), count);
+        counts.insert(file.topic, count);
     }
     for (name, count) in &counts {
         for p in 0..count.unwrap_or(0) {
@@ -166,7 +137,7 @@ fn check_topics(
                     out,
                     format!(
                         "{}: missing, though topic {name:?} has {} partition(s) (the next open recreates it empty)",
-                        dir.join(partition_dir_name(name, p)).display(),
+                        inspect::partition_dir(dir, name, p).display(),
                         count.unwrap_or(0)
                     ),
                 )?;
@@ -193,16 +164,14 @@ fn check_topics(
 fn check_partition(out: &mut impl Write, report: &mut Report, dir: &Path) -> anyhow::Result<()> {
     report.partitions += 1;
     // The small files recovery relies on: a damaged one is reported by the next open.
-    if let Err(e) = checkpoint::read_checkpoint(dir) {
+    for e in inspect::check_recovery_files(dir) {
         report.problem(out, e.to_string())?;
     }
-    if let Err(e) = checkpoint::read_clean_marker(dir) {
-        report.problem(out, e.to_string())?;
-    }
-    let segments = segment_files(dir)?;
+    let segments = inspect::segment_files(dir)?;
     // The offset the next segment must start at: where the previous one ended.
     let mut expected_base: Option<u64> = None;
-    for (i, (base, path)) in segments.iter().enumerate() {
+    for (i, segment) in segments.iter().enumerate() {
+        let (base, path) = (&segment.base_offset, &segment.log);
         let is_last = i + 1 == segments.len();
         if let Some(expected) = expected_base {
             if *base < expected {
@@ -223,7 +192,7 @@ fn check_partition(out: &mut impl Write, report: &mut Report, dir: &Path) -> any
                 )?;
             }
         }
-        expected_base = check_segment(out, report, path, *base, is_last)?;
+        expected_base = check_segment(out, report, segment, is_last)?;
     }
     Ok(())
 }
@@ -233,25 +202,24 @@ fn check_partition(out: &mut impl Write, report: &mut Report, dir: &Path) -> any
 fn check_segment(
     out: &mut impl Write,
     report: &mut Report,
-    path: &Path,
-    base: u64,
+    segment: &SegmentFiles,
     is_last: bool,
 ) -> anyhow::Result<Option<u64>> {
     report.segments += 1;
-    let mut scanner = LogScanner::open(path, Some(base))?;
+    let path = &segment.log;
+    let mut scanner = LogScanner::open(path, Some(segment.base_offset))?;
     report.bytes += scanner.file_len();
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut indexes = IndexCheck::open(dir, base, is_last)?;
-    let mut next_offset = base;
+    let mut indexes = IndexCheck::open(segment, is_last)?;
+    let mut next_offset = segment.base_offset;
     let mut damaged = false;
-    walk_segment(&mut scanner, |event| {
+    scanner.walk(|event| -> anyhow::Result<()> {
         match event {
-            Event::Batch(batch) => {
+            SegmentEvent::Batch(batch) => {
                 report.batches += 1;
                 next_offset = batch.header.next_offset() as u64;
                 indexes.on_batch(batch)?;
             }
-            Event::Damage(end) => {
+            SegmentEvent::Damage(end) => {
                 damaged = true;
                 let text = format!("{}: {}", path.display(), describe_damage(end));
                 match end {
@@ -282,8 +250,8 @@ fn check_segment(
     })?;
     for finding in indexes.finish()? {
         match finding.severity {
-            Severity::Problem => report.problem(out, finding.text)?,
-            Severity::Warning => report.warning(out, finding.text)?,
+            Severity::Problem => report.problem(out, finding.to_string())?,
+            Severity::Warning => report.warning(out, finding.to_string())?,
         }
     }
     // After damage the offsets that follow are unknown: no claim about the next segment.

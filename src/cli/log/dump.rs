@@ -1,17 +1,14 @@
 //! `brook log dump`: one line per batch, and a line for each damaged place.
 
-use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use brook_log::batch::{records, BatchHeader, Record};
-use brook_log::scan::{LogScanner, ScannedBatch};
-use bytes::Bytes;
+use brook_log::inspect::{self, BatchReader, LogScanner, ScannedBatch, SegmentEvent};
 
-use super::{describe_damage, segment_base_offset, segment_files, walk_segment, Event};
+use super::describe_damage;
 use crate::cli::EXIT_PROBLEM_FOUND;
 
 #[derive(Debug, clap::Args)]
@@ -29,12 +26,12 @@ impl DumpArgs {
         let meta = std::fs::metadata(&self.path)
             .with_context(|| format!("cannot read {}", self.path.display()))?;
         let segments = if meta.is_dir() {
-            segment_files(&self.path)?
+            inspect::segment_files(&self.path)?
                 .into_iter()
-                .map(|(base, path)| (Some(base), path))
+                .map(|segment| (Some(segment.base_offset), segment.log))
                 .collect()
         } else {
-            vec![(segment_base_offset(&self.path), self.path.clone())]
+            vec![(inspect::segment_base_offset(&self.path), self.path.clone())]
         };
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         if segments.is_empty() {
@@ -61,7 +58,7 @@ fn dump_segment(
     with_records: bool,
 ) -> anyhow::Result<bool> {
     let mut scanner = LogScanner::open(path, base)?;
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let reader = BatchReader::open(path)?;
     writeln!(
         out,
         "segment {} ({} bytes)",
@@ -69,15 +66,15 @@ fn dump_segment(
         scanner.file_len()
     )?;
     let mut damaged = false;
-    walk_segment(&mut scanner, |event| {
+    scanner.walk(|event| -> anyhow::Result<()> {
         match event {
-            Event::Batch(batch) => {
+            SegmentEvent::Batch(batch) => {
                 writeln!(out, "{}", batch_line(batch.position, &batch.header))?;
                 if with_records {
-                    dump_records(out, &file, path, batch)?;
+                    dump_records(out, &reader, batch)?;
                 }
             }
-            Event::Damage(end) => {
+            SegmentEvent::Damage(end) => {
                 damaged = true;
                 writeln!(out, "DAMAGE: {}", describe_damage(end))?;
             }
@@ -91,14 +88,10 @@ fn dump_segment(
 /// are whole); a batch whose records do not decode gets a line saying why.
 fn dump_records(
     out: &mut impl Write,
-    file: &File,
-    path: &Path,
+    reader: &BatchReader,
     batch: &ScannedBatch,
 ) -> anyhow::Result<()> {
-    let mut bytes = vec![0u8; batch.header.total_len()];
-    file.read_exact_at(&mut bytes, batch.position)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let decoded = records(Bytes::from(bytes)).and_then(|records| {
+    let decoded = records(reader.read(batch)?).and_then(|records| {
         records
             .map(|record| record.map(|r| record_line(&r)))
             .collect::<Result<Vec<_>, _>>()

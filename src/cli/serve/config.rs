@@ -62,7 +62,7 @@ impl Setting {
     pub fn show(&self, config: &ServeConfig) -> String {
         match self.access {
             Access::Field { show, .. } => show(config),
-            Access::Log => brook_log::topic::config_entries(&config.broker.log)
+            Access::Log => brook_log::config_entries(&config.broker.log)
                 .into_iter()
                 .find(|(key, _)| *key == self.key)
                 .map(|(_, value)| value)

@@ -33,10 +33,8 @@ impl Protocol for Embedded {
                     spec.partitions
                 ),
                 Err(BrokerError::UnknownTopic { .. }) => {
-                    let config = TopicConfig {
-                        durability: spec.durability,
-                        ..TopicConfig::default()
-                    };
+                    let mut config = TopicConfig::default();
+                    config.durability = spec.durability;
                     let topic = NewTopic {
                         config,
                         ..NewTopic::new(spec.name.clone(), spec.partitions)

@@ -1,9 +1,9 @@
 //! Request-reply on the log: calls whose requests and replies are records, so they are
 //! replayable, auditable, and survive restarts of callers, responders and the broker.
 //!
-//! A **call** ([`Broker::call`]) appends a request to a topic with three headers (Spring
+//! A **call** ([`Broker::call`](crate::Broker::call)) appends a request to a topic with three headers (Spring
 //! Kafka's, see [`headers`](self#headers)): the reply topic, the reply partition and a
-//! correlation id. A **responder** ([`Broker::respond`], or [`Broker::responder`] to pull
+//! correlation id. A **responder** ([`Broker::respond`](crate::Broker::respond), or [`Broker::responder`](crate::Broker::responder) to pull
 //! requests one by one) consumes the topic as a member of a consumer group, so responders share
 //! the load and take over from each other, and appends each answer to the request's reply topic
 //! with the same correlation id. The call resolves when that reply is appended.
@@ -24,7 +24,7 @@
 //!   anyone (an in-process responder, a Kafka client) reaches the waiting call.
 //! - A caller may choose the correlation id: calling again with the same id (after a timeout,
 //!   a caller restart or a broker restart) appends no second request and gets the one reply.
-//!   [`Broker::reply`] fetches or awaits a reply by id without calling. For this the broker keeps
+//!   [`Broker::reply`](crate::Broker::reply) fetches or awaits a reply by id without calling. For this the broker keeps
 //!   an index id -> (request position, reply position), rebuilt on first use after opening by
 //!   reading the reply topic and, on the first call to each request topic, that topic, both
 //!   from the start of the window only. The index is bounded by `window_ms` and
@@ -60,7 +60,7 @@ pub use headers::{
 };
 pub use id::{CorrelationId, CORRELATION_ID_BYTES_MAX};
 pub(crate) use live::Hub;
-pub use responder::{Replier, RespondOptions, Responder};
+pub use responder::{Replier, RespondOptions, Responder, RESPOND_IN_FLIGHT};
 
 /// The reply topic of brook's calls unless configured otherwise. Kafka's own internal topics
 /// start with `__` too.
@@ -68,6 +68,7 @@ pub const DEFAULT_REPLY_TOPIC: &str = "__brook_replies";
 
 /// Settings of request-reply (part of [`crate::BrokerConfig`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReqReplyConfig {
     /// Where replies to brook's calls go. Created with one partition on first use if missing.
     /// Default `__brook_replies`.

@@ -35,6 +35,7 @@ pub const RESPOND_IN_FLIGHT: usize = 64;
 
 /// Which requests a responder takes, and as whom.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RespondOptions {
     pub topic: String,
     /// The consumer group responders of one service share.

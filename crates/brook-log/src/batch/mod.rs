@@ -36,20 +36,23 @@
 //! | `headersCount`   | varint  |                                                        |
 //! | headers          |         | each: keyLength varint, key, valueLength varint, value |
 //!
-//! The pieces: [`header`] reads and checks the fixed header, [`builder`] writes batches,
-//! [`mod@records`] validates and decodes the records, [`batches`] walks a buffer of batches,
-//! [`compression`] holds the four codecs and [`varint`] the record integer encoding.
+//! The pieces: [`header`] reads and checks the fixed header (and names each field's position),
+//! `builder` writes batches ([`BatchBuilder`]), `records` validates and decodes the records
+//! ([`validate`], [`fn@records`]), `batches` walks a buffer of batches ([`Batches`]),
+//! `compression` holds the four codecs and `varint` the record integer encoding.
+//!
+//! This module is public: it is the format every door shares (see the crate docs).
 
-pub mod batches;
-pub mod builder;
-pub mod compression;
+mod batches;
+mod builder;
+mod compression;
 pub mod header;
-pub mod records;
-pub mod varint;
+mod records;
+mod varint;
 
 pub use batches::{BatchRef, Batches};
 pub use builder::{BatchBuilder, RecordRef};
-pub use header::{BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2};
+pub use header::{patch_base_offset, BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2};
 pub use records::{records, validate, Record, Records};
 
 use crate::error::BatchError;

@@ -12,15 +12,14 @@ use brook_log::{Durability, LogConfig};
 
 /// A log config small enough that a test's few kilobytes roll segments and fill indexes.
 pub fn small_config(durability: Durability) -> LogConfig {
-    LogConfig {
-        segment_bytes_max: 2048,
-        index_interval_bytes: 128,
-        index_bytes_max: 1024,
-        retention_ms_max: None,
-        retention_bytes_max: None,
-        durability,
-        ..LogConfig::default()
-    }
+    let mut config = LogConfig::default();
+    config.segment_bytes_max = 2048;
+    config.index_interval_bytes = 128;
+    config.index_bytes_max = 1024;
+    config.retention_ms_max = None;
+    config.retention_bytes_max = None;
+    config.durability = durability;
+    config
 }
 
 /// One record to put in a batch.

@@ -214,16 +214,16 @@ fn topic_config(config: pb::TopicConfig) -> Result<TopicConfig, Status> {
                 .map_err(|_| invalid(format!("message_bytes_max {v} does not fit this machine")))
         })
         .transpose()?;
-    Ok(TopicConfig {
-        segment_bytes_max: config.segment_bytes_max,
-        segment_ms_max: config.segment_ms_max,
-        retention_bytes_max: retention("retention_bytes_max", config.retention_bytes_max)?,
-        retention_ms_max: retention("retention_ms_max", config.retention_ms_max)?,
-        index_interval_bytes: config.index_interval_bytes,
-        index_bytes_max: config.index_bytes_max,
-        message_bytes_max,
-        durability,
-    })
+    let mut overrides = TopicConfig::default();
+    overrides.segment_bytes_max = config.segment_bytes_max;
+    overrides.segment_ms_max = config.segment_ms_max;
+    overrides.retention_bytes_max = retention("retention_bytes_max", config.retention_bytes_max)?;
+    overrides.retention_ms_max = retention("retention_ms_max", config.retention_ms_max)?;
+    overrides.index_interval_bytes = config.index_interval_bytes;
+    overrides.index_bytes_max = config.index_bytes_max;
+    overrides.message_bytes_max = message_bytes_max;
+    overrides.durability = durability;
+    Ok(overrides)
 }
 
 /// Effective settings in their protobuf form (every field present).
@@ -411,11 +411,10 @@ mod tests {
             Some(Durability::Interval(Duration::from_millis(50)))
         );
 
-        let effective = effective_config(&LogConfig {
-            retention_ms_max: None,
-            durability: Durability::Interval(Duration::from_millis(50)),
-            ..LogConfig::default()
-        });
+        let mut config = LogConfig::default();
+        config.retention_ms_max = None;
+        config.durability = Durability::Interval(Duration::from_millis(50));
+        let effective = effective_config(&config);
         assert_eq!(effective.retention_ms_max, Some(-1));
         assert_eq!(effective.durability_interval_ms, Some(50));
 

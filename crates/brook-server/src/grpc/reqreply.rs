@@ -174,13 +174,11 @@ pub(crate) async fn respond(
             )))
         }
     } as usize;
+    let mut options = RespondOptions::new(open.topic, open.group_id);
+    options.client_id = client_id;
     let responder = service
         .broker
-        .responder(RespondOptions {
-            topic: open.topic,
-            group: open.group_id,
-            client_id,
-        })
+        .responder(options)
         .await
         .map_err(|e| to_status(&e))?;
     // One slot more than requests in flight, for the status that ends the stream.

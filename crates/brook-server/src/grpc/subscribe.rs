@@ -36,25 +36,17 @@ pub(crate) async fn open(
     let subscription =
         match request.target {
             Some(Target::Partition(target)) => {
-                broker
-                    .subscribe(PartitionSubscribe {
-                        start: start_at(target.start)?,
-                        topic: target.topic,
-                        partition: target.partition,
-                        max_bytes,
-                    })
-                    .await
+                let start = start_at(target.start)?;
+                let mut to = PartitionSubscribe::new(target.topic, target.partition, start);
+                to.max_bytes = max_bytes;
+                broker.subscribe(to).await
             }
             Some(Target::Group(target)) => {
-                broker
-                    .subscribe_group(GroupSubscribe {
-                        reset: convert::offset_reset(target.reset)?,
-                        group: target.group_id,
-                        topics: target.topics,
-                        client_id,
-                        max_bytes,
-                    })
-                    .await
+                let mut to = GroupSubscribe::new(target.group_id, target.topics);
+                to.reset = convert::offset_reset(target.reset)?;
+                to.client_id = client_id;
+                to.max_bytes = max_bytes;
+                broker.subscribe_group(to).await
             }
             None => return Err(invalid(
                 "a SubscribeRequest needs a target: partition (one partition from an offset) or \

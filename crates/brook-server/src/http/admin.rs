@@ -143,7 +143,7 @@ impl From<TopicDescription> for TopicOut {
                     segments: p.segments,
                 })
                 .collect(),
-            config: brook_log::topic::config_entries(&topic.config)
+            config: brook_log::config_entries(&topic.config)
                 .into_iter()
                 .collect(),
             overrides: topic.overrides.into_iter().collect(),

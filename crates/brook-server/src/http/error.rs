@@ -101,7 +101,8 @@ fn status(kind: ErrorKind) -> StatusCode {
         ErrorKind::OutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
         ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        // Internal, and a kind added later.
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -131,7 +132,7 @@ fn code(err: &BrokerError) -> &'static str {
             ErrorKind::OutOfRange => "offset_out_of_range",
             ErrorKind::TooLarge => "too_large",
             ErrorKind::Unavailable => "unavailable",
-            ErrorKind::Internal => "internal",
+            _ => "internal",
         },
     }
 }

@@ -92,15 +92,9 @@ pub(crate) async fn partition_stream(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let start = start_at(&headers, query.offset.as_deref())?;
-    let subscription = app
-        .broker
-        .subscribe(PartitionSubscribe {
-            topic,
-            partition,
-            start,
-            max_bytes: Some(query.max_bytes.unwrap_or(app.config.read_bytes_default)),
-        })
-        .await?;
+    let mut to = PartitionSubscribe::new(topic, partition, start);
+    to.max_bytes = Some(query.max_bytes.unwrap_or(app.config.read_bytes_default));
+    let subscription = app.broker.subscribe(to).await?;
     Ok(sse(&app, subscription, encodings, true))
 }
 
@@ -144,19 +138,14 @@ pub(crate) async fn group_stream(
             "topics is empty: give the topics to consume, comma-separated (?topics=a,b)",
         ));
     }
-    let subscription = app
-        .broker
-        .subscribe_group(GroupSubscribe {
-            group,
-            topics,
-            reset: match query.reset {
-                Reset::Earliest => OffsetReset::Earliest,
-                Reset::Latest => OffsetReset::Latest,
-            },
-            client_id: format!("http {}", peer.0),
-            max_bytes: Some(query.max_bytes.unwrap_or(app.config.read_bytes_default)),
-        })
-        .await?;
+    let mut to = GroupSubscribe::new(group, topics);
+    to.reset = match query.reset {
+        Reset::Earliest => OffsetReset::Earliest,
+        Reset::Latest => OffsetReset::Latest,
+    };
+    to.client_id = format!("http {}", peer.0);
+    to.max_bytes = Some(query.max_bytes.unwrap_or(app.config.read_bytes_default));
+    let subscription = app.broker.subscribe_group(to).await?;
     Ok(sse(&app, subscription, encodings, false))
 }
 

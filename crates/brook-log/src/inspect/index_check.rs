@@ -2,7 +2,7 @@
 //!
 //! An index is sparse, and the interval it was written with may have changed since, so the
 //! check does not demand an entry at any particular batch. It demands what every correct entry
-//! satisfies (see `brook_log::index`): entry `i` of both files names the same batch; that batch
+//! satisfies (see [`crate::index`]): entry `i` of both files names the same batch; that batch
 //! starts exactly at the entry's position and has the entry's relative offset; positions and
 //! offsets strictly increase and never name the segment's first batch; a time entry's
 //! timestamp is at least its batch's greatest timestamp and at most the greatest so far in the
@@ -18,29 +18,43 @@ use std::io::{BufReader, Read};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-use brook_log::index::{Entry, OffsetEntry, TimeEntry};
-use brook_log::scan::ScannedBatch;
-use brook_log::segment::{segment_file, INDEX_EXT, TIME_INDEX_EXT};
+use super::SegmentFiles;
+use crate::error::{LogError, Result};
+use crate::index::{Entry, OffsetEntry, TimeEntry};
+use crate::scan::ScannedBatch;
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
+    /// Damage: the index is wrong.
     Problem,
+    /// Worth a note, and what a crash leaves: the last segment's index file is missing.
     Warning,
 }
 
-/// Something wrong (or worth a note) about a segment's indexes, as one line.
+/// Something wrong (or worth a note) about a segment's indexes. Shown as one line naming the
+/// file, the entry (slot, relative offset, position) where there is one, and what follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
+pub struct IndexFinding {
     pub severity: Severity,
-    pub text: String,
+    /// The index file it is about.
+    pub path: PathBuf,
+    pub reason: String,
 }
 
-/// Appended to every problem: what happens about it.
-const REBUILT: &str = "(indexes are derived data: the next open rebuilds them)";
+impl std::fmt::Display for IndexFinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} (indexes are derived data: the next open rebuilds them)",
+            self.path.display(),
+            self.reason
+        )
+    }
+}
 
 /// The check of one segment's two indexes, fed the segment's batches in order.
+#[derive(Debug)]
 pub struct IndexCheck {
     /// `None` once the check has stopped (a file missing or a finding made).
     files: Option<(EntryStream<OffsetEntry>, EntryStream<TimeEntry>)>,
@@ -57,20 +71,19 @@ pub struct IndexCheck {
     damaged: Option<(u64, Option<u64>)>,
     /// The end of the last batch seen.
     batches_end: u64,
-    findings: Vec<Finding>,
+    findings: Vec<IndexFinding>,
 }
 
 impl IndexCheck {
-    /// Opens the indexes of the segment at `dir` with `base_offset`. A missing file is a
-    /// finding: a warning in the last segment (a crash while it was being created), a problem
-    /// in a rolled one.
-    pub fn open(dir: &Path, base_offset: u64, is_last: bool) -> anyhow::Result<Self> {
-        let index_path = segment_file(dir, base_offset, INDEX_EXT);
-        let time_path = segment_file(dir, base_offset, TIME_INDEX_EXT);
+    /// Opens the indexes of `segment`. A missing file is a finding: a warning in the last
+    /// segment of a partition (a crash while it was being created), a problem in a rolled one.
+    pub fn open(segment: &SegmentFiles, is_last: bool) -> Result<Self> {
+        let index_path = segment.index.clone();
+        let time_path = segment.time_index.clone();
         let mut check = Self {
             files: None,
             index_path: index_path.clone(),
-            base_offset,
+            base_offset: segment.base_offset,
             pending: None,
             previous: None,
             slot: 0,
@@ -91,20 +104,23 @@ impl IndexCheck {
                 } else {
                     time_path
                 };
-                let text = format!("{}: missing {REBUILT}", missing.display());
                 let severity = if is_last {
                     Severity::Warning
                 } else {
                     Severity::Problem
                 };
-                check.findings.push(Finding { severity, text });
+                check.findings.push(IndexFinding {
+                    severity,
+                    path: missing,
+                    reason: "missing".to_owned(),
+                });
             }
         }
         Ok(check)
     }
 
     /// Matches the next batch of the segment against the entries that point at or before it.
-    pub fn on_batch(&mut self, batch: &ScannedBatch) -> anyhow::Result<()> {
+    pub fn on_batch(&mut self, batch: &ScannedBatch) -> Result<()> {
         self.max_timestamp = self.max_timestamp.max(batch.header.max_timestamp);
         self.batches_end = batch.end();
         while let Some((slot, offset_entry, time_entry)) = self.peek()? {
@@ -147,7 +163,7 @@ impl IndexCheck {
 
     /// Ends the check after the scan: an entry left over points inside the last batch or past
     /// it, which only damage at the end of the log explains.
-    pub fn finish(mut self) -> anyhow::Result<Vec<Finding>> {
+    pub fn finish(mut self) -> Result<Vec<IndexFinding>> {
         if let Some((slot, entry, _)) = self.peek()? {
             let position = u64::from(entry.position);
             if position < self.batches_end {
@@ -166,7 +182,7 @@ impl IndexCheck {
 
     /// The next entry pair, checked for order and for pairing; `None` at the end of the
     /// entries or once the check has stopped.
-    fn peek(&mut self) -> anyhow::Result<Option<(usize, OffsetEntry, TimeEntry)>> {
+    fn peek(&mut self) -> Result<Option<(usize, OffsetEntry, TimeEntry)>> {
         if self.pending.is_some() {
             return Ok(self.pending);
         }
@@ -232,14 +248,16 @@ impl IndexCheck {
     fn problem(&mut self, path: &Path, reason: String) {
         self.files = None;
         self.pending = None;
-        self.findings.push(Finding {
+        self.findings.push(IndexFinding {
             severity: Severity::Problem,
-            text: format!("{}: {reason} {REBUILT}", path.display()),
+            path: path.to_path_buf(),
+            reason,
         });
     }
 }
 
 /// The entries of an index file, read in order up to its first empty (all-zero) slot.
+#[derive(Debug)]
 struct EntryStream<E> {
     path: PathBuf,
     reader: BufReader<File>,
@@ -252,16 +270,13 @@ struct EntryStream<E> {
 impl<E: Entry> EntryStream<E> {
     /// `Ok(Ok(None))` when the file does not exist; `Ok(Err(reason))` when its size is not a
     /// whole number of entries.
-    fn open(path: &Path) -> anyhow::Result<Result<Option<Self>, String>> {
+    fn open(path: &Path) -> Result<std::result::Result<Option<Self>, String>> {
         let file = match File::open(path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Ok(None)),
-            Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
+            Err(e) => return Err(LogError::io(path, e)),
         };
-        let len = file
-            .metadata()
-            .with_context(|| format!("cannot read {}", path.display()))?
-            .len();
+        let len = file.metadata().map_err(|e| LogError::io(path, e))?.len();
         if len % E::LEN as u64 != 0 {
             return Ok(Err(format!(
                 "{len} bytes is not a whole number of {}-byte entries",
@@ -279,7 +294,7 @@ impl<E: Entry> EntryStream<E> {
 
     /// The next entry; `Ok(Ok(None))` after the last one; `Ok(Err(reason))` when an entry
     /// follows an empty slot (the file is garbled).
-    fn next(&mut self) -> anyhow::Result<Result<Option<E>, String>> {
+    fn next(&mut self) -> Result<std::result::Result<Option<E>, String>> {
         if self.slot == self.slots {
             return Ok(Ok(None));
         }
@@ -304,10 +319,10 @@ impl<E: Entry> EntryStream<E> {
     }
 
     /// Reads the next slot.
-    fn read(&mut self, buf: &mut [u8]) -> anyhow::Result<()> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<()> {
         self.reader
             .read_exact(buf)
-            .with_context(|| format!("cannot read {}", self.path.display()))?;
+            .map_err(|e| LogError::io(&self.path, e))?;
         self.slot += 1;
         Ok(())
     }
