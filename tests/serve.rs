@@ -122,6 +122,7 @@ impl Served {
     }
 
     /// Sends `signal` and waits for the exit.
+    #[allow(unsafe_code)] // kill(2); see the SAFETY comment.
     fn stop(mut self, signal: libc::c_int) -> Stopped {
         let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
         // SAFETY: kill(2) with a pid we spawned and have not waited for, so it is still ours.

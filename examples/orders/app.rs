@@ -14,10 +14,10 @@ use brook::api::{Brook, Subscribe};
 use brook::{OffsetReset, ProduceRecord, StartAt, TopicPartition};
 use futures::StreamExt;
 
-pub type AppResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+pub(crate) type AppResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-pub const TOPIC: &str = "orders";
-pub const GROUP: &str = "billing";
+pub(crate) const TOPIC: &str = "orders";
+pub(crate) const GROUP: &str = "billing";
 
 /// (customer, item, quantity, unit price in cents)
 const ORDERS: [(&str, &str, u64, u64); 8] = [
@@ -32,7 +32,7 @@ const ORDERS: [(&str, &str, u64, u64); 8] = [
 ];
 
 /// Runs the application on `brook`; returns the lines it reports.
-pub async fn run(brook: &impl Brook) -> AppResult<Vec<String>> {
+pub(crate) async fn run(brook: &impl Brook) -> AppResult<Vec<String>> {
     let mut out = Vec::new();
     brook.create_topic(TOPIC, 3).await?;
 

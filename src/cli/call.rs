@@ -20,7 +20,7 @@ use super::remote::{self, ServerArgs};
 use super::EXIT_PROBLEM_FOUND;
 
 #[derive(Debug, Args)]
-pub struct CallArgs {
+pub(super) struct CallArgs {
     /// Topic the responders listen on.
     topic: String,
     /// The request's value; without it, all of standard input.
@@ -40,7 +40,7 @@ pub struct CallArgs {
 }
 
 impl CallArgs {
-    pub fn run(self) -> anyhow::Result<ExitCode> {
+    pub(super) fn run(self) -> anyhow::Result<ExitCode> {
         let mut code = ExitCode::SUCCESS;
         remote::run(async {
             code = self.call().await?;

@@ -40,7 +40,7 @@ enum Format {
 }
 
 #[derive(Debug, Args)]
-pub struct ConsumeArgs {
+pub(super) struct ConsumeArgs {
     /// Topic to read.
     topic: String,
     /// Start at the first retained offset (with --group: where the group has no commit).
@@ -75,7 +75,7 @@ pub struct ConsumeArgs {
 type Ends = BTreeMap<TopicPartition, u64>;
 
 impl ConsumeArgs {
-    pub fn run(self) -> anyhow::Result<std::process::ExitCode> {
+    pub(super) fn run(self) -> anyhow::Result<std::process::ExitCode> {
         remote::run(self.consume())
     }
 

@@ -9,7 +9,7 @@ use super::remote::{self, ServerArgs};
 use super::table;
 
 #[derive(Debug, Subcommand)]
-pub enum GroupCommand {
+pub(super) enum GroupCommand {
     /// List consumer groups (with members or committed offsets).
     List(ServerArgs),
     /// Show a group's members, assignments, committed offsets and lag.
@@ -17,7 +17,7 @@ pub enum GroupCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct DescribeArgs {
+pub(super) struct DescribeArgs {
     /// Group id.
     group: String,
     #[command(flatten)]
@@ -25,7 +25,7 @@ pub struct DescribeArgs {
 }
 
 impl GroupCommand {
-    pub fn run(self) -> anyhow::Result<std::process::ExitCode> {
+    pub(super) fn run(self) -> anyhow::Result<std::process::ExitCode> {
         remote::run(async move {
             let mut out = std::io::stdout().lock();
             match self {

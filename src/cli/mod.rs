@@ -73,12 +73,12 @@ impl Command {
 }
 
 /// Exit code of a command that ran and found a problem.
-pub const EXIT_PROBLEM_FOUND: u8 = 1;
+pub(crate) const EXIT_PROBLEM_FOUND: u8 = 1;
 /// Exit code of a command that could not run.
-pub const EXIT_ERROR: u8 = 2;
+pub(crate) const EXIT_ERROR: u8 = 2;
 
 /// Parses the arguments, runs the command and maps its outcome to an exit code.
-pub fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
     match cli.command.run() {

@@ -20,7 +20,7 @@ use super::remote::{self, ServerArgs};
 const OUTSTANDING_MAX: usize = 65_536;
 
 #[derive(Debug, Args)]
-pub struct ProduceArgs {
+pub(super) struct ProduceArgs {
     /// Topic to produce to (created with the server's defaults if it allows that).
     topic: String,
     /// Split each line at the first SEP into key and value (else the key is null).
@@ -34,7 +34,7 @@ pub struct ProduceArgs {
 }
 
 impl ProduceArgs {
-    pub fn run(self) -> anyhow::Result<std::process::ExitCode> {
+    pub(super) fn run(self) -> anyhow::Result<std::process::ExitCode> {
         remote::run(self.produce())
     }
 

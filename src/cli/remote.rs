@@ -10,7 +10,7 @@ use clap::Args;
 
 /// Where the server is.
 #[derive(Debug, Clone, Args)]
-pub struct ServerArgs {
+pub(super) struct ServerArgs {
     /// URL of the brook server's gRPC door.
     #[arg(long, env = "BROOK_SERVER", default_value = "http://127.0.0.1:50051")]
     pub server: String,
@@ -18,7 +18,7 @@ pub struct ServerArgs {
 
 impl ServerArgs {
     /// Connects, or says which address failed, why, and what to check.
-    pub async fn connect(&self) -> anyhow::Result<Client> {
+    pub(super) async fn connect(&self) -> anyhow::Result<Client> {
         match Client::connect(self.server.clone()).await {
             Ok(client) => Ok(client),
             // One line: the cause in plain words replaces the transport's chain of wrappers.
@@ -31,7 +31,7 @@ impl ServerArgs {
 }
 
 /// Runs a client command's future to completion on a small runtime of its own.
-pub fn run<F>(command: F) -> anyhow::Result<ExitCode>
+pub(super) fn run<F>(command: F) -> anyhow::Result<ExitCode>
 where
     F: Future<Output = anyhow::Result<()>>,
 {

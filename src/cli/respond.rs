@@ -26,12 +26,12 @@ use tokio::sync::Semaphore;
 use super::remote::{self, ServerArgs};
 
 /// The largest reply a command may print.
-pub const OUTPUT_BYTES_MAX: u64 = 16 << 20;
+pub(super) const OUTPUT_BYTES_MAX: u64 = 16 << 20;
 /// How much of a failing command's standard error its error reply carries (the end of it).
 const STDERR_BYTES_MAX: usize = 4096;
 
 #[derive(Debug, Args)]
-pub struct RespondArgs {
+pub(super) struct RespondArgs {
     /// Topic to answer calls on.
     topic: String,
     /// The responder group (responders of one service share one). Default: `respond-TOPIC`.
@@ -60,7 +60,7 @@ struct Runner {
 }
 
 impl RespondArgs {
-    pub fn run(self) -> anyhow::Result<ExitCode> {
+    pub(super) fn run(self) -> anyhow::Result<ExitCode> {
         remote::run(self.respond())
     }
 

@@ -11,7 +11,7 @@ use super::remote::{self, ServerArgs};
 use super::table;
 
 #[derive(Debug, Subcommand)]
-pub enum TopicCommand {
+pub(super) enum TopicCommand {
     /// Create a topic.
     Create(CreateArgs),
     /// List topics with their partition counts.
@@ -23,7 +23,7 @@ pub enum TopicCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct CreateArgs {
+pub(super) struct CreateArgs {
     /// Topic name: [a-zA-Z0-9._-], at most 249 characters.
     name: String,
     /// Number of partitions (default: the server's default).
@@ -43,7 +43,7 @@ pub struct CreateArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct NameArgs {
+pub(super) struct NameArgs {
     /// Topic name.
     name: String,
     #[command(flatten)]
@@ -51,7 +51,7 @@ pub struct NameArgs {
 }
 
 impl TopicCommand {
-    pub fn run(self) -> anyhow::Result<std::process::ExitCode> {
+    pub(super) fn run(self) -> anyhow::Result<std::process::ExitCode> {
         remote::run(async move {
             let mut out = std::io::stdout().lock();
             match self {

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
-pub mod python;
+pub(crate) mod python;
 
 use std::path::Path;
 use std::time::Duration;
@@ -19,10 +19,10 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
 
 /// How long a test waits for something that should happen in well under a second.
-pub const PATIENCE: Duration = Duration::from_secs(20);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
 
 /// A broker on a data directory with its Kafka door listening on a loopback port.
-pub struct TestBroker {
+pub(crate) struct TestBroker {
     pub broker: Broker,
     pub kafka: KafkaServer,
     /// `host:port` for `bootstrap.servers`.
@@ -31,7 +31,7 @@ pub struct TestBroker {
 
 impl TestBroker {
     /// Opens (or reopens) the broker on `dir` and starts its Kafka listener.
-    pub async fn start(dir: &Path) -> TestBroker {
+    pub(crate) async fn start(dir: &Path) -> TestBroker {
         // RUST_LOG=brook_kafka=debug shows the door's side of a failing test.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -60,12 +60,12 @@ impl TestBroker {
     }
 
     /// Stops the listener and closes the broker clean.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.kafka.stop().await.expect("listener stops");
         self.broker.close().await.expect("broker closes");
     }
 
-    pub async fn create_topic(&self, name: &str, partitions: u32) {
+    pub(crate) async fn create_topic(&self, name: &str, partitions: u32) {
         self.broker
             .create_topic(NewTopic::new(name, partitions))
             .await
@@ -88,7 +88,7 @@ impl TestBroker {
     }
 
     /// A producer with acks=all and any extra settings.
-    pub fn producer(&self, extra: &[(&str, &str)]) -> FutureProducer {
+    pub(crate) fn producer(&self, extra: &[(&str, &str)]) -> FutureProducer {
         let mut config = self.client_config();
         config
             .set("acks", "all")
@@ -102,7 +102,7 @@ impl TestBroker {
 
     /// A consumer in `group` that starts from the earliest offset when the group has no
     /// commit, commits only when told to, and notices a dead group member within seconds.
-    pub fn consumer(&self, group: &str, extra: &[(&str, &str)]) -> StreamConsumer {
+    pub(crate) fn consumer(&self, group: &str, extra: &[(&str, &str)]) -> StreamConsumer {
         let mut config = self.client_config();
         config
             .set("group.id", group)
@@ -118,13 +118,17 @@ impl TestBroker {
         config.create().expect("consumer")
     }
 
-    pub fn admin(&self) -> AdminClient<DefaultClientContext> {
+    pub(crate) fn admin(&self) -> AdminClient<DefaultClientContext> {
         self.client_config().create().expect("admin client")
     }
 }
 
 /// Creates a topic through the Kafka admin API.
-pub async fn admin_create(admin: &AdminClient<DefaultClientContext>, name: &str, partitions: i32) {
+pub(crate) async fn admin_create(
+    admin: &AdminClient<DefaultClientContext>,
+    name: &str,
+    partitions: i32,
+) {
     let results = admin
         .create_topics(
             &[AdminNewTopic::new(
@@ -141,7 +145,7 @@ pub async fn admin_create(admin: &AdminClient<DefaultClientContext>, name: &str,
 
 /// One received record, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Got {
+pub(crate) struct Got {
     pub partition: i32,
     pub offset: i64,
     pub key: Option<Vec<u8>>,
@@ -149,7 +153,7 @@ pub struct Got {
 }
 
 impl Got {
-    pub fn of(m: &BorrowedMessage<'_>) -> Got {
+    pub(crate) fn of(m: &BorrowedMessage<'_>) -> Got {
         Got {
             partition: m.partition(),
             offset: m.offset(),
@@ -160,7 +164,7 @@ impl Got {
 }
 
 /// Receives `n` records from `consumer`, failing the test if they take longer than PATIENCE.
-pub async fn receive(consumer: &StreamConsumer, n: usize) -> Vec<Got> {
+pub(crate) async fn receive(consumer: &StreamConsumer, n: usize) -> Vec<Got> {
     let mut got = Vec::with_capacity(n);
     while got.len() < n {
         let message = tokio::time::timeout(PATIENCE, consumer.recv())

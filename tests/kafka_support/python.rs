@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The kafka-python release the tests run against.
-pub const KAFKA_PYTHON: &str = "kafka-python==3.0.12";
+pub(crate) const KAFKA_PYTHON: &str = "kafka-python==3.0.12";
 
 /// `target/pyenv`: beside the test binaries' own temporary directory.
 fn venv_dir() -> PathBuf {
@@ -28,7 +28,7 @@ fn venv_dir() -> PathBuf {
 }
 
 /// The venv's interpreter, with kafka-python installed (installing it on first use).
-pub fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     let dir = venv_dir();
     let python = dir.join("bin").join("python3");
     let marker = dir.join(format!(".installed-{KAFKA_PYTHON}"));
@@ -57,7 +57,7 @@ pub fn python() -> PathBuf {
 
 /// Runs `tests/python/<script>` with `BOOTSTRAP` set and `args`; returns its output, asserting
 /// it exited 0 (stdout and stderr are shown when it did not).
-pub fn run_script(script: &str, bootstrap: &str, args: &[&str]) -> Output {
+pub(crate) fn run_script(script: &str, bootstrap: &str, args: &[&str]) -> Output {
     let output = script_command(script, bootstrap, args)
         .output()
         .expect("start python");
@@ -73,7 +73,7 @@ pub fn run_script(script: &str, bootstrap: &str, args: &[&str]) -> Output {
 
 /// The command that runs `tests/python/<script>`, for tests that need to start it in the
 /// background or expect it to fail.
-pub fn script_command(script: &str, bootstrap: &str, args: &[&str]) -> Command {
+pub(crate) fn script_command(script: &str, bootstrap: &str, args: &[&str]) -> Command {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join("python")
@@ -88,7 +88,7 @@ pub fn script_command(script: &str, bootstrap: &str, args: &[&str]) -> Command {
 }
 
 /// The JSON lines a script printed on stdout.
-pub fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+pub(crate) fn json_lines(output: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter(|line| line.starts_with('{'))

@@ -31,7 +31,7 @@ const ACK: [u8; 8] = *b"ack.ack.";
 
 /// `sync`: the server also appends each frame to a file and fdatasyncs it before the ack, as
 /// brook does under `sync` durability (one fsync per frame: no group commit).
-pub async fn produce(plan: &Plan, sync: bool) -> anyhow::Result<Measured> {
+pub(crate) async fn produce(plan: &Plan, sync: bool) -> anyhow::Result<Measured> {
     let addr = spawn_server(move |socket| ack_frames(socket, sync)).await?;
     run_clients(addr, plan, plan.producers, |index, socket| {
         send_frames(socket, plan.share(index, plan.producers), plan.clone())
@@ -39,7 +39,7 @@ pub async fn produce(plan: &Plan, sync: bool) -> anyhow::Result<Measured> {
     .await
 }
 
-pub async fn consume(plan: &Plan) -> anyhow::Result<Measured> {
+pub(crate) async fn consume(plan: &Plan) -> anyhow::Result<Measured> {
     let addr = spawn_server(stream_frames).await?;
     let frame = (plan.batch * plan.record_bytes) as u64;
     run_clients(addr, plan, plan.consumers, |index, socket| {
@@ -49,7 +49,7 @@ pub async fn consume(plan: &Plan) -> anyhow::Result<Measured> {
     .await
 }
 
-pub async fn e2e(plan: &Plan) -> anyhow::Result<Measured> {
+pub(crate) async fn e2e(plan: &Plan) -> anyhow::Result<Measured> {
     let frame = plan.batch * plan.record_bytes;
     let addr = spawn_server(move |socket| echo_frames(socket, frame)).await?;
     let epoch = Instant::now();

@@ -38,17 +38,19 @@ const GROUP: &str = "brook-bench-call";
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the latency figures time.
-pub const LATENCY: &str = "call to reply, per call (request appended, echoed by a responder, \
+pub(crate) const LATENCY: &str =
+    "call to reply, per call (request appended, echoed by a responder, \
                            reply appended)";
 /// What the gRPC baseline is.
-pub const BASELINE: &str = "plain gRPC unary round trips (ListTopics) on the same connections, \
+pub(crate) const BASELINE: &str =
+    "plain gRPC unary round trips (ListTopics) on the same connections, \
                             callers and pacing";
 /// What the in-process baseline is.
 const EMBEDDED_BASELINE: &str = "in-process round trips: each value sent to an echo task over a \
                                  channel and back, same callers and pacing";
 
 /// Runs the call bench and its baseline against the target `args` describe.
-pub async fn bench(args: &BenchArgs, plan: &Plan) -> anyhow::Result<Report> {
+pub(crate) async fn bench(args: &BenchArgs, plan: &Plan) -> anyhow::Result<Report> {
     let kind = match args.protocol.as_slice() {
         [kind @ (ProtocolKind::Grpc | ProtocolKind::Embedded)] => *kind,
         _ => bail!("brook bench call runs over one --protocol: grpc or embedded"),

@@ -5,7 +5,7 @@
 use super::report::{Figures, Report};
 
 /// Every report's table; with two or more, then the side-by-side comparison.
-pub fn tables(reports: &[Report]) -> String {
+pub(crate) fn tables(reports: &[Report]) -> String {
     let mut out = String::new();
     for (index, report) in reports.iter().enumerate() {
         if index > 0 {

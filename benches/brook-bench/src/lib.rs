@@ -298,6 +298,7 @@ impl BenchArgs {
 }
 
 /// Where the bench sends its load.
+#[derive(Debug)]
 pub enum Target {
     /// A running brook.
     Remote,

@@ -12,13 +12,13 @@ use serde::Serialize;
 const LATENCY_NS_MAX: u64 = 60_000_000_000;
 
 /// An empty latency histogram.
-pub fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     // 3 significant digits over 1 ns..60 s is a valid, fixed configuration.
     Histogram::new_with_bounds(1, LATENCY_NS_MAX, 3).expect("valid histogram bounds")
 }
 
 /// Records `count` samples of `latency` (clamped into the histogram's range).
-pub fn record(histogram: &mut Histogram<u64>, latency: Duration, count: u64) {
+pub(crate) fn record(histogram: &mut Histogram<u64>, latency: Duration, count: u64) {
     let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
     histogram.saturating_record_n(ns.clamp(1, LATENCY_NS_MAX), count);
 }
@@ -26,7 +26,7 @@ pub fn record(histogram: &mut Histogram<u64>, latency: Duration, count: u64) {
 /// One side of a run (brook, or its baseline): records moved, their bytes, the time it took,
 /// and the latency of each unit the workload defines.
 #[derive(Debug, Clone)]
-pub struct Measured {
+pub(crate) struct Measured {
     pub records: u64,
     /// Record value bytes moved.
     pub bytes: u64,
@@ -35,7 +35,7 @@ pub struct Measured {
 }
 
 impl Measured {
-    pub fn figures(&self) -> Figures {
+    pub(crate) fn figures(&self) -> Figures {
         let secs = self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
         let us = |q: f64| self.latency.value_at_quantile(q) as f64 / 1000.0;
         Figures {
@@ -53,7 +53,7 @@ impl Measured {
 
 /// The figures of one side of a run.
 #[derive(Debug, Clone, Serialize)]
-pub struct Figures {
+pub(crate) struct Figures {
     pub records: u64,
     pub elapsed_secs: f64,
     pub records_per_sec: f64,
@@ -67,7 +67,7 @@ pub struct Figures {
 
 /// brook's figure divided by the baseline's, for each figure.
 #[derive(Debug, Clone, Serialize)]
-pub struct Ratios {
+pub(crate) struct Ratios {
     pub records_per_sec: f64,
     pub mb_per_sec: f64,
     pub p50: f64,
@@ -90,7 +90,7 @@ impl Ratios {
 
 /// The settings of a run, as reported.
 #[derive(Debug, Clone, Serialize)]
-pub struct RunInfo {
+pub(crate) struct RunInfo {
     pub workload: &'static str,
     pub protocol: &'static str,
     /// `embedded` (a broker and its doors in this process) or `server`.
@@ -116,7 +116,7 @@ pub struct RunInfo {
 
 /// Everything `--json` prints.
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     #[serde(flatten)]
     pub info: RunInfo,
     #[serde(flatten)]
@@ -126,7 +126,7 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(info: RunInfo, brook: &Measured, baseline: &Measured) -> Report {
+    pub(crate) fn new(info: RunInfo, brook: &Measured, baseline: &Measured) -> Report {
         let (brook, baseline) = (brook.figures(), baseline.figures());
         let ratio = Ratios::of(&brook, &baseline);
         Report {
@@ -137,12 +137,12 @@ impl Report {
         }
     }
 
-    pub fn json(&self) -> anyhow::Result<String> {
+    pub(crate) fn json(&self) -> anyhow::Result<String> {
         Ok(serde_json::to_string(self)?)
     }
 
     /// The human-readable table.
-    pub fn table(&self) -> String {
+    pub(crate) fn table(&self) -> String {
         let i = &self.info;
         let mut out = format!(
             "brook bench {}: {} door, {} ({}), durability {}\n",
@@ -195,7 +195,7 @@ impl Report {
 }
 
 /// A progress bar on stderr, hidden with `--json` or when stderr is not a terminal.
-pub fn progress(total: u64, label: &str, hidden: bool) -> ProgressBar {
+pub(crate) fn progress(total: u64, label: &str, hidden: bool) -> ProgressBar {
     if hidden || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }

@@ -27,11 +27,11 @@ use super::report::{histogram, record, Measured};
 /// A consumer that receives nothing for this long has stalled: the run fails rather than hang.
 const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bytes of the send-time stamp at the front of every e2e record.
-pub const STAMP_BYTES: usize = 8;
+pub(crate) const STAMP_BYTES: usize = 8;
 
 /// What a run does: the bench's flags, checked.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub topic: String,
     pub records: u64,
     pub record_bytes: usize,
@@ -45,7 +45,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn shape(&self) -> ProducerShape {
+    pub(crate) fn shape(&self) -> ProducerShape {
         ProducerShape {
             batch: self.batch,
             record_bytes: self.record_bytes,
@@ -54,7 +54,7 @@ impl Plan {
     }
 
     /// All of the plan's records moved in `elapsed`.
-    pub fn measured(&self, elapsed: Duration, latency: Histogram<u64>) -> Measured {
+    pub(crate) fn measured(&self, elapsed: Duration, latency: Histogram<u64>) -> Measured {
         Measured {
             records: self.records,
             bytes: self.records * self.record_bytes as u64,
@@ -65,13 +65,13 @@ impl Plan {
 
     /// Records of producer (or consumer) `index` of `of`: an even split, the remainder to the
     /// first ones.
-    pub fn share(&self, index: usize, of: usize) -> u64 {
+    pub(crate) fn share(&self, index: usize, of: usize) -> u64 {
         let of = of as u64;
         self.records / of + u64::from((index as u64) < self.records % of)
     }
 
     /// Partitions consumer `index` reads: every `consumers`-th, starting at `index`.
-    pub fn partitions_of(&self, index: usize) -> Vec<u32> {
+    pub(crate) fn partitions_of(&self, index: usize) -> Vec<u32> {
         (0..self.partitions)
             .filter(|p| *p as usize % self.consumers == index)
             .collect()
@@ -80,7 +80,7 @@ impl Plan {
 
 /// A value of `len` bytes that does not compress: the bench measures moving bytes, not
 /// squeezing them.
-pub fn payload(len: usize) -> Bytes {
+pub(crate) fn payload(len: usize) -> Bytes {
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut out = Vec::with_capacity(len);
     while out.len() < len {
@@ -94,7 +94,7 @@ pub fn payload(len: usize) -> Bytes {
     Bytes::from(out)
 }
 
-pub async fn produce(
+pub(crate) async fn produce(
     protocol: &dyn Protocol,
     plan: &Plan,
     bar: &ProgressBar,
@@ -178,7 +178,7 @@ impl ProducerRun {
     }
 }
 
-pub async fn consume(
+pub(crate) async fn consume(
     protocol: &dyn Protocol,
     plan: &Plan,
     fill_bar: &ProgressBar,
@@ -251,7 +251,7 @@ fn stalled(got: u64, expected: u64) -> anyhow::Error {
     )
 }
 
-pub async fn e2e(
+pub(crate) async fn e2e(
     protocol: &dyn Protocol,
     plan: &Plan,
     bar: &ProgressBar,
@@ -330,14 +330,14 @@ fn stamp(epoch: Instant) -> u64 {
 }
 
 /// A record value of `len` bytes starting with `stamp`.
-pub fn stamped(template: &Bytes, stamp: u64) -> Bytes {
+pub(crate) fn stamped(template: &Bytes, stamp: u64) -> Bytes {
     let mut value = BytesMut::from(template.as_ref());
     value[..STAMP_BYTES].copy_from_slice(&stamp.to_le_bytes());
     value.freeze()
 }
 
 /// The send-to-receipt latency of a stamped value.
-pub fn since_stamp(epoch: Instant, value: &[u8]) -> Option<Duration> {
+pub(crate) fn since_stamp(epoch: Instant, value: &[u8]) -> Option<Duration> {
     let sent = u64::from_le_bytes(value.get(..STAMP_BYTES)?.try_into().ok()?);
     Some(Duration::from_nanos(stamp(epoch).saturating_sub(sent)))
 }

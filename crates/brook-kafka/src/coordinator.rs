@@ -51,7 +51,7 @@ pub(crate) enum GroupState {
 }
 
 impl GroupState {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Empty => "Empty",
             Self::PreparingRebalance => "PreparingRebalance",
@@ -312,7 +312,7 @@ pub(crate) struct Coordinator {
 }
 
 impl Coordinator {
-    pub fn new(initial_delay: Duration, claims: GroupClaims) -> Arc<Self> {
+    pub(crate) fn new(initial_delay: Duration, claims: GroupClaims) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             groups: Mutex::new(HashMap::new()),
             initial_delay,
@@ -322,7 +322,7 @@ impl Coordinator {
     }
 
     /// JoinGroup: waits until the round this member joins completes.
-    pub async fn join(&self, join: Join) -> JoinResult {
+    pub(crate) async fn join(&self, join: Join) -> JoinResult {
         let waiter = {
             let mut groups = self.groups.lock();
             let outcome = self.join_locked(&mut groups, join.clone());
@@ -580,7 +580,7 @@ impl Coordinator {
     }
 
     /// SyncGroup: the leader brings every member's assignment; each member waits for its own.
-    pub async fn sync(
+    pub(crate) async fn sync(
         &self,
         group_id: &str,
         member_id: &str,
@@ -636,7 +636,7 @@ impl Coordinator {
     }
 
     /// Heartbeat: keeps the session alive and tells the member when it must rejoin.
-    pub fn heartbeat(
+    pub(crate) fn heartbeat(
         &self,
         group_id: &str,
         member_id: &str,
@@ -666,7 +666,11 @@ impl Coordinator {
     }
 
     /// LeaveGroup: removes each member (one error per member) and rebalances the rest.
-    pub fn leave(&self, group_id: &str, member_ids: &[String]) -> Vec<Result<(), ResponseError>> {
+    pub(crate) fn leave(
+        &self,
+        group_id: &str,
+        member_ids: &[String],
+    ) -> Vec<Result<(), ResponseError>> {
         let mut groups = self.groups.lock();
         let Some(group) = groups.get_mut(group_id) else {
             return member_ids
@@ -723,7 +727,7 @@ impl Coordinator {
     /// Whether an OffsetCommit by `member_id` at `generation` may be applied. Commits with
     /// generation -1 and no member (simple consumers, admin tools) are for groups without
     /// members.
-    pub fn check_commit(
+    pub(crate) fn check_commit(
         &self,
         group_id: &str,
         member_id: &str,
@@ -756,7 +760,7 @@ impl Coordinator {
     }
 
     /// Every group with members, or a round in progress.
-    pub fn groups(&self) -> Vec<GroupSummary> {
+    pub(crate) fn groups(&self) -> Vec<GroupSummary> {
         let groups = self.groups.lock();
         let mut all: Vec<GroupSummary> = groups.iter().map(|(id, g)| summary(id, g)).collect();
         all.sort_by(|a, b| a.group.cmp(&b.group));
@@ -764,7 +768,7 @@ impl Coordinator {
     }
 
     /// One group, if the coordinator knows it.
-    pub fn describe(&self, group_id: &str) -> Option<GroupSummary> {
+    pub(crate) fn describe(&self, group_id: &str) -> Option<GroupSummary> {
         self.groups
             .lock()
             .get(group_id)

@@ -20,7 +20,7 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub fn new(peer: SocketAddr) -> Self {
+    pub(crate) fn new(peer: SocketAddr) -> Self {
         Self {
             peer,
             client_id: String::new(),

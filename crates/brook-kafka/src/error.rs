@@ -10,7 +10,7 @@ use std::io;
 use brook_door::DoorError;
 
 /// A decode or encode failure from the `kafka-protocol` codec, kept as the source.
-pub type CodecError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type CodecError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why the Kafka door or one of its connections stopped.
 #[derive(Debug, thiserror::Error)]

@@ -55,19 +55,19 @@ pub(crate) struct ResponseFrame {
 
 impl ResponseFrame {
     /// An empty frame with `capacity` bytes reserved for header and body.
-    pub fn with_capacity(capacity: usize) -> Self {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
         let mut buf = BytesMut::with_capacity(SIZE_PREFIX + capacity);
         buf.extend_from_slice(&[0; SIZE_PREFIX]);
         Self { buf }
     }
 
     /// Where the header and body are encoded.
-    pub fn body_mut(&mut self) -> &mut BytesMut {
+    pub(crate) fn body_mut(&mut self) -> &mut BytesMut {
         &mut self.buf
     }
 
     /// The frame with its size prefix filled in.
-    pub fn finish(mut self) -> Result<Bytes, KafkaError> {
+    pub(crate) fn finish(mut self) -> Result<Bytes, KafkaError> {
         let size = self.buf.len() - SIZE_PREFIX;
         let size = i32::try_from(size).map_err(|_| KafkaError::ResponseTooLarge { size })?;
         self.buf[..SIZE_PREFIX].copy_from_slice(&size.to_be_bytes());
@@ -83,7 +83,7 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    pub fn new(stream: Socket, request_bytes_max: usize) -> Self {
+    pub(crate) fn new(stream: Socket, request_bytes_max: usize) -> Self {
         Self {
             stream: BufWriter::new(stream),
             buffer: BytesMut::with_capacity(INITIAL_READ_BUFFER),
@@ -92,7 +92,7 @@ impl Connection {
     }
 
     /// The next request frame; `None` when the peer closed the connection between frames.
-    pub async fn read_frame(&mut self) -> Result<Option<Bytes>, KafkaError> {
+    pub(crate) async fn read_frame(&mut self) -> Result<Option<Bytes>, KafkaError> {
         loop {
             if let Some(frame) = split_frame(&mut self.buffer, self.request_bytes_max)? {
                 return Ok(Some(frame));
@@ -118,7 +118,7 @@ impl Connection {
     }
 
     /// Writes one whole response frame and flushes it.
-    pub async fn write_frame(&mut self, frame: &[u8]) -> Result<(), KafkaError> {
+    pub(crate) async fn write_frame(&mut self, frame: &[u8]) -> Result<(), KafkaError> {
         self.stream.write_all(frame).await?;
         self.stream.flush().await?;
         Ok(())

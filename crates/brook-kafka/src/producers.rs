@@ -80,7 +80,7 @@ fn next_seq(seq: i32) -> i32 {
 
 impl PartitionProducers {
     /// Decides what to do with a batch of `count` records starting at sequence `first_seq`.
-    pub fn check(
+    pub(crate) fn check(
         &self,
         producer_id: i64,
         epoch: i16,
@@ -124,13 +124,17 @@ impl PartitionProducers {
     }
 
     /// Whether the state has been rebuilt from the log since the door started.
-    pub fn is_loaded(&self) -> bool {
+    pub(crate) fn is_loaded(&self) -> bool {
         self.loaded
     }
 
     /// Replays the idempotent batches in `batches` (whole stored batches, in offset order):
     /// called with the partition's log, from its start, before the first check after a start.
-    pub fn replay(&mut self, batches: &[u8], log_start_offset: u64) -> Result<u64, BatchError> {
+    pub(crate) fn replay(
+        &mut self,
+        batches: &[u8],
+        log_start_offset: u64,
+    ) -> Result<u64, BatchError> {
         let mut next = None;
         for batch in Batches::new(batches) {
             let header = batch?.header;
@@ -153,12 +157,12 @@ impl PartitionProducers {
     }
 
     /// Marks the state as rebuilt from the log.
-    pub fn mark_loaded(&mut self) {
+    pub(crate) fn mark_loaded(&mut self) {
         self.loaded = true;
     }
 
     /// Remembers a batch that was appended.
-    pub fn record(&mut self, producer_id: i64, epoch: i16, batch: KeptBatch) {
+    pub(crate) fn record(&mut self, producer_id: i64, epoch: i16, batch: KeptBatch) {
         let entry = self.by_id.entry(producer_id).or_default();
         if epoch != entry.epoch {
             entry.epoch = epoch;
@@ -203,18 +207,18 @@ impl Default for Producers {
 
 impl Producers {
     /// A producer id no producer has had.
-    pub fn allocate_id(&self) -> i64 {
+    pub(crate) fn allocate_id(&self) -> i64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The state of `topic`-`partition`, to lock around a check and its append.
-    pub fn partition(&self, topic: &str, partition: u32) -> PartitionLock {
+    pub(crate) fn partition(&self, topic: &str, partition: u32) -> PartitionLock {
         let mut partitions = self.partitions.lock();
         Arc::clone(partitions.entry((topic.to_owned(), partition)).or_default())
     }
 
     /// Forgets the state of a deleted topic's partitions.
-    pub fn forget_topic(&self, topic: &str) {
+    pub(crate) fn forget_topic(&self, topic: &str) {
         self.partitions.lock().retain(|(t, _), _| t != topic);
     }
 }

@@ -63,13 +63,16 @@ pub(crate) fn parse(mut frame: Bytes) -> Result<Incoming, KafkaError> {
 
 impl Request {
     /// Decodes the body as `T` at this request's version.
-    pub fn decode<T: Decodable>(&mut self) -> Result<T, KafkaError> {
+    pub(crate) fn decode<T: Decodable>(&mut self) -> Result<T, KafkaError> {
         T::decode(&mut self.body, self.version)
             .map_err(|e| KafkaError::malformed(self.api.name, self.version, e))
     }
 
     /// Encodes `body` as this request's response.
-    pub fn respond<T: Encodable + HeaderVersion>(&self, body: &T) -> Result<Bytes, KafkaError> {
+    pub(crate) fn respond<T: Encodable + HeaderVersion>(
+        &self,
+        body: &T,
+    ) -> Result<Bytes, KafkaError> {
         encode_response(
             self.api.name,
             self.header.correlation_id,
@@ -79,7 +82,7 @@ impl Request {
     }
 
     /// The client id from the header, or `""`.
-    pub fn client_id(&self) -> &str {
+    pub(crate) fn client_id(&self) -> &str {
         self.header.client_id.as_deref().unwrap_or("")
     }
 }

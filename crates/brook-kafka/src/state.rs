@@ -26,7 +26,7 @@ pub(crate) struct ListenerState {
 }
 
 impl ListenerState {
-    pub fn new(broker: Broker, config: KafkaConfig, local: SocketAddr) -> Self {
+    pub(crate) fn new(broker: Broker, config: KafkaConfig, local: SocketAddr) -> Self {
         let (advertised_host, advertised_port) = config::advertised(&config, local);
         let groups = Coordinator::new(config.group_initial_rebalance_delay, broker.group_claims());
         // The broker's admin calls show this door's groups while the door lives.

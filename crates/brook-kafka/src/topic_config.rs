@@ -94,13 +94,13 @@ impl Setting {
     }
 
     /// Whether a topic whose overridden brook settings are `overridden` sets this one.
-    pub fn is_overridden(&self, overridden: &[&str]) -> bool {
+    pub(crate) fn is_overridden(&self, overridden: &[&str]) -> bool {
         self.brook_key()
             .is_some_and(|key| overridden.contains(&key))
     }
 
     /// The value in force, as Kafka writes it.
-    pub fn value(&self, config: &LogConfig) -> String {
+    pub(crate) fn value(&self, config: &LogConfig) -> String {
         let limit = |v: Option<u64>| v.map_or_else(|| "-1".to_owned(), |v| v.to_string());
         match self.kind {
             Kind::SegmentBytes => config.segment_bytes_max.to_string(),
@@ -116,7 +116,7 @@ impl Setting {
     }
 
     /// Sets this config to `value` (Kafka's text form) on a new topic's overrides.
-    pub fn apply(&self, overrides: &mut TopicConfig, value: &str) -> Result<(), String> {
+    pub(crate) fn apply(&self, overrides: &mut TopicConfig, value: &str) -> Result<(), String> {
         let bad = || format!("invalid value {value:?} for {}", self.name);
         let number = || value.parse::<u64>().map_err(|_| bad());
         let limit = || match value.parse::<i64>() {

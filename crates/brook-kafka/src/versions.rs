@@ -56,12 +56,12 @@ pub(crate) fn lookup(key: ApiKey) -> Option<&'static Api> {
 
 impl Api {
     /// The versions actually handled: the advertised range cut to what the codec decodes.
-    pub fn served(&self) -> VersionRange {
+    pub(crate) fn served(&self) -> VersionRange {
         self.advertised.intersect(&self.key.valid_versions())
     }
 
     /// Whether requests of `version` are handled.
-    pub fn serves(&self, version: i16) -> bool {
+    pub(crate) fn serves(&self, version: i16) -> bool {
         let served = self.served();
         (served.min..=served.max).contains(&version)
     }

@@ -15,9 +15,9 @@ use crate::error::{LogError, Result};
 use crate::meta;
 
 /// File name of the checkpoint.
-pub const CHECKPOINT_FILE: &str = "checkpoint";
+pub(crate) const CHECKPOINT_FILE: &str = "checkpoint";
 /// File name of the clean-shutdown marker.
-pub const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
+pub(crate) const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
 
 const CHECKPOINT_MAGIC: [u8; 4] = *b"BRCP";
 const CLEAN_MAGIC: [u8; 4] = *b"BRCS";
@@ -26,7 +26,7 @@ const VERSION: u16 = 1;
 /// A place in the log: the batch boundary at `position` in segment `segment` (a base offset),
 /// where offset `offset` begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LogPosition {
+pub(crate) struct LogPosition {
     pub offset: u64,
     pub segment: u64,
     pub position: u64,
@@ -34,7 +34,7 @@ pub struct LogPosition {
 
 /// What the checkpoint file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Checkpoint {
+pub(crate) struct Checkpoint {
     pub log_start: u64,
     /// Everything before this is fsynced and known good.
     pub recovery_point: LogPosition,
@@ -95,7 +95,7 @@ fn check_version(version: u16, what: &'static str, path: &Path) -> Result<()> {
 }
 
 /// Reads the checkpoint of the log in `dir`; `None` if there is none.
-pub fn read_checkpoint(dir: &Path) -> Result<Option<Checkpoint>> {
+pub(crate) fn read_checkpoint(dir: &Path) -> Result<Option<Checkpoint>> {
     let path = dir.join(CHECKPOINT_FILE);
     let Some((version, payload)) = meta::read(&path, CHECKPOINT_MAGIC, "checkpoint")? else {
         return Ok(None);
@@ -105,7 +105,7 @@ pub fn read_checkpoint(dir: &Path) -> Result<Option<Checkpoint>> {
 }
 
 /// Durably replaces the checkpoint of the log in `dir`.
-pub fn write_checkpoint(dir: &Path, checkpoint: &Checkpoint) -> Result<()> {
+pub(crate) fn write_checkpoint(dir: &Path, checkpoint: &Checkpoint) -> Result<()> {
     meta::write(
         &dir.join(CHECKPOINT_FILE),
         CHECKPOINT_MAGIC,
@@ -115,7 +115,7 @@ pub fn write_checkpoint(dir: &Path, checkpoint: &Checkpoint) -> Result<()> {
 }
 
 /// The log end offset a clean close recorded; `None` if the last stop was not clean.
-pub fn read_clean_marker(dir: &Path) -> Result<Option<u64>> {
+pub(crate) fn read_clean_marker(dir: &Path) -> Result<Option<u64>> {
     let path = dir.join(CLEAN_SHUTDOWN_FILE);
     let Some((version, payload)) = meta::read(&path, CLEAN_MAGIC, "clean-shutdown marker")? else {
         return Ok(None);
@@ -126,7 +126,7 @@ pub fn read_clean_marker(dir: &Path) -> Result<Option<u64>> {
 }
 
 /// Durably writes the clean-shutdown marker: the last thing a clean close does.
-pub fn write_clean_marker(dir: &Path, log_end: u64) -> Result<()> {
+pub(crate) fn write_clean_marker(dir: &Path, log_end: u64) -> Result<()> {
     meta::write(
         &dir.join(CLEAN_SHUTDOWN_FILE),
         CLEAN_MAGIC,
@@ -136,7 +136,7 @@ pub fn write_clean_marker(dir: &Path, log_end: u64) -> Result<()> {
 }
 
 /// Durably removes the clean-shutdown marker, so that a crash from now on is seen as one.
-pub fn remove_clean_marker(dir: &Path) -> Result<()> {
+pub(crate) fn remove_clean_marker(dir: &Path) -> Result<()> {
     meta::remove(&dir.join(CLEAN_SHUTDOWN_FILE))
 }
 

@@ -33,14 +33,14 @@ use memmap2::{MmapMut, MmapOptions};
 use crate::error::{LogError, Result};
 
 /// Bytes of one `.index` entry.
-pub const OFFSET_ENTRY_LEN: usize = 8;
+pub(crate) const OFFSET_ENTRY_LEN: usize = 8;
 /// Bytes of one `.timeindex` entry.
-pub const TIME_ENTRY_LEN: usize = 12;
+pub(crate) const TIME_ENTRY_LEN: usize = 12;
 
 /// `.index` entry: the batch with `baseOffset = base_offset + relative_offset` starts at
 /// `position` in the segment's log file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OffsetEntry {
+pub(crate) struct OffsetEntry {
     pub relative_offset: u32,
     pub position: u32,
 }
@@ -48,13 +48,13 @@ pub struct OffsetEntry {
 /// `.timeindex` entry: no record at or before the batch at `relative_offset` has a timestamp
 /// above `timestamp`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimeEntry {
+pub(crate) struct TimeEntry {
     pub timestamp: i64,
     pub relative_offset: u32,
 }
 
 /// A fixed-size entry of an index file.
-pub trait Entry: Copy {
+pub(crate) trait Entry: Copy {
     const LEN: usize;
     fn decode(bytes: &[u8]) -> Self;
     fn encode(&self, out: &mut [u8]);
@@ -108,7 +108,7 @@ impl Entry for TimeEntry {
 /// its indexes): at the first batch that starts `index_interval_bytes` or more after the
 /// previous entry (or after the start of the segment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IndexCursor {
+pub(crate) struct IndexCursor {
     /// Log bytes since the last indexed batch started (or since position 0).
     pub bytes_since_entry: u64,
     /// The greatest batch `maxTimestamp` so far in the segment; `i64::MIN` while empty.
@@ -127,7 +127,7 @@ impl Default for IndexCursor {
 impl IndexCursor {
     /// Accounts for the batch at `position` (of `len` bytes, greatest timestamp `max_timestamp`)
     /// and returns the entries to add for it, if it is due one.
-    pub fn on_batch(
+    pub(crate) fn on_batch(
         &mut self,
         position: u64,
         relative_offset: u32,
@@ -156,7 +156,7 @@ impl IndexCursor {
 }
 
 /// A memory-mapped file of `E` entries: [`OffsetIndex`] or [`TimeIndex`].
-pub struct Index<E: Entry> {
+pub(crate) struct Index<E: Entry> {
     path: PathBuf,
     file: File,
     mmap: MmapMut,
@@ -169,7 +169,7 @@ impl<E: Entry> Index<E> {
     ///
     /// Returns `Ok(Err(reason))` when the file's shape is wrong (not a whole number of
     /// entries, or entries after the first empty slot): the caller rebuilds it.
-    pub fn open(path: &Path) -> Result<std::result::Result<Self, String>> {
+    pub(crate) fn open(path: &Path) -> Result<std::result::Result<Self, String>> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -207,7 +207,7 @@ impl<E: Entry> Index<E> {
     }
 
     /// Creates (or empties) the file at `path`, sized for `capacity_bytes`.
-    pub fn create(path: &Path, capacity_bytes: u32) -> Result<Self> {
+    pub(crate) fn create(path: &Path, capacity_bytes: u32) -> Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -230,25 +230,25 @@ impl<E: Entry> Index<E> {
         self.mmap.len() / E::LEN
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The number of entries.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries
     }
 
     /// No room for another entry: the segment must roll.
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         self.entries >= self.capacity()
     }
 
-    pub fn get(&self, i: usize) -> E {
+    pub(crate) fn get(&self, i: usize) -> E {
         E::decode(&self.mmap[i * E::LEN..(i + 1) * E::LEN])
     }
 
-    pub fn last(&self) -> Option<E> {
+    pub(crate) fn last(&self) -> Option<E> {
         self.entries.checked_sub(1).map(|i| self.get(i))
     }
 
@@ -268,7 +268,7 @@ impl<E: Entry> Index<E> {
     }
 
     /// Adds an entry after the last; the caller has checked there is room.
-    pub fn append(&mut self, entry: E) {
+    pub(crate) fn append(&mut self, entry: E) {
         assert!(self.entries < self.capacity(), "append to a full index");
         debug_assert!(self.last().is_none_or(|last| entry.follows(&last)));
         let at = self.entries * E::LEN;
@@ -278,7 +278,7 @@ impl<E: Entry> Index<E> {
 
     /// Drops every entry from `keep` on, zeroing their slots so the file still reads as
     /// `keep` entries if it is reopened.
-    pub fn truncate_entries(&mut self, keep: usize) {
+    pub(crate) fn truncate_entries(&mut self, keep: usize) {
         if keep < self.entries {
             self.mmap[keep * E::LEN..self.entries * E::LEN].fill(0);
             self.entries = keep;
@@ -287,7 +287,7 @@ impl<E: Entry> Index<E> {
 
     /// Sets the file (and the map) to `bytes`, rounded down to whole entries but never below
     /// the entries present.
-    pub fn resize(&mut self, bytes: u32) -> Result<()> {
+    pub(crate) fn resize(&mut self, bytes: u32) -> Result<()> {
         let slots = (bytes as usize / E::LEN).max(self.entries);
         let len = (slots * E::LEN) as u64;
         if len == self.mmap.len() as u64 {
@@ -315,12 +315,12 @@ impl<E: Entry> Index<E> {
     }
 
     /// Trims the file to its entries: done when the segment stops being written.
-    pub fn trim(&mut self) -> Result<()> {
+    pub(crate) fn trim(&mut self) -> Result<()> {
         self.resize((self.entries * E::LEN) as u32)
     }
 
     /// Writes the mapped pages back to the file (msync).
-    pub fn flush(&self) -> Result<()> {
+    pub(crate) fn flush(&self) -> Result<()> {
         self.mmap.flush().map_err(|e| LogError::io(&self.path, e))
     }
 }
@@ -329,6 +329,7 @@ fn is_empty_slot(bytes: &[u8]) -> bool {
     bytes.iter().all(|b| *b == 0)
 }
 
+#[allow(unsafe_code)] // mapping a file; see the SAFETY comment.
 fn map(file: &File, path: &Path) -> Result<MmapMut> {
     // SAFETY: a mapped file must not change size or content behind the map's back, or a read
     // through it could fault (SIGBUS) or see torn data. brook owns its data directory (the
@@ -342,27 +343,27 @@ fn map(file: &File, path: &Path) -> Result<MmapMut> {
 }
 
 /// `.index`: offset -> file position of the batch to start scanning from.
-pub type OffsetIndex = Index<OffsetEntry>;
+pub(crate) type OffsetIndex = Index<OffsetEntry>;
 
 /// `.timeindex`: timestamp -> the batch from which a search for it may start.
-pub type TimeIndex = Index<TimeEntry>;
+pub(crate) type TimeIndex = Index<TimeEntry>;
 
 impl OffsetIndex {
     /// The entry with the greatest relative offset `<= relative_offset`, and its slot; `None`
     /// when the batch holding it is before the first entry (scan from position 0).
-    pub fn lookup(&self, relative_offset: u32) -> Option<(usize, OffsetEntry)> {
+    pub(crate) fn lookup(&self, relative_offset: u32) -> Option<(usize, OffsetEntry)> {
         let n = self.partition_point(|e| e.relative_offset <= relative_offset);
         n.checked_sub(1).map(|i| (i, self.get(i)))
     }
 
     /// The number of entries that point before `position` (they survive a truncation there).
-    pub fn entries_before(&self, position: u64) -> usize {
+    pub(crate) fn entries_before(&self, position: u64) -> usize {
         self.partition_point(|e| u64::from(e.position) < position)
     }
 
     /// Checks the entries against what any correct `.index` of a log of `log_len` bytes must
     /// satisfy: relative offsets and positions above zero, strictly increasing, inside the log.
-    pub fn check(&self, log_len: u64) -> std::result::Result<(), String> {
+    pub(crate) fn check(&self, log_len: u64) -> std::result::Result<(), String> {
         let mut prev: Option<OffsetEntry> = None;
         for i in 0..self.len() {
             let e = self.get(i);
@@ -387,14 +388,14 @@ impl TimeIndex {
     /// The last entry whose timestamp is below `timestamp`, and its slot. Every record up to
     /// the batch it names is earlier than `timestamp`, so the first record at or after
     /// `timestamp` lies in that batch's successors; `None`: search from the segment start.
-    pub fn lookup(&self, timestamp: i64) -> Option<(usize, TimeEntry)> {
+    pub(crate) fn lookup(&self, timestamp: i64) -> Option<(usize, TimeEntry)> {
         let n = self.partition_point(|e| e.timestamp < timestamp);
         n.checked_sub(1).map(|i| (i, self.get(i)))
     }
 
     /// Checks that this index pairs with `offsets` entry for entry (same relative offsets, as
     /// both are written at the same batches) and that its timestamps never decrease.
-    pub fn check(&self, offsets: &OffsetIndex) -> std::result::Result<(), String> {
+    pub(crate) fn check(&self, offsets: &OffsetIndex) -> std::result::Result<(), String> {
         if self.len() != offsets.len() {
             return Err(format!(
                 "{} entries where the offset index has {}",

@@ -38,7 +38,6 @@
 //! - `recovery`, `checkpoint`: opening after a crash, and the files that make it cheap.
 //! - `store`, `topic`: a data directory of topics and their partitions.
 //! - [`inspect`]: the offline tools' read-only view of all of the above.
-#![deny(clippy::unwrap_used)]
 
 pub mod batch;
 mod checkpoint;

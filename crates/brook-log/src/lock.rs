@@ -19,14 +19,14 @@ use std::path::Path;
 use crate::error::{LogError, Result};
 
 /// The name of the lock file inside a data directory.
-pub const LOCK_FILE: &str = ".lock";
+pub(crate) const LOCK_FILE: &str = ".lock";
 
 /// The holder text is at most this long; a bigger file is not ours and is not read whole.
 const HOLDER_LEN_MAX: u64 = 512;
 
 /// An exclusive lock on a data directory, held until dropped.
 #[derive(Debug)]
-pub struct DirLock {
+pub(crate) struct DirLock {
     // Holding the file keeps the flock; closing it (on drop) releases it.
     _file: File,
 }
@@ -34,7 +34,7 @@ pub struct DirLock {
 impl DirLock {
     /// Takes the lock on `dir`, which must exist. Fails with [`LogError::Locked`] naming the
     /// holder when another open file (in any process) holds it.
-    pub fn acquire(dir: &Path) -> Result<DirLock> {
+    pub(crate) fn acquire(dir: &Path) -> Result<DirLock> {
         let path = dir.join(LOCK_FILE);
         let mut file = OpenOptions::new()
             .read(true)
@@ -64,7 +64,7 @@ impl DirLock {
     /// Names the current holder of `dir`'s lock without taking it: `Some("pid .. on host ..")`
     /// while a process holds it, `None` when it is free (or there is no lock file). For
     /// read-only tools that want to warn that a broker is running.
-    pub fn holder(dir: &Path) -> Result<Option<String>> {
+    pub(crate) fn holder(dir: &Path) -> Result<Option<String>> {
         let path = dir.join(LOCK_FILE);
         let mut file = match File::open(&path) {
             Ok(file) => file,
@@ -84,6 +84,7 @@ impl DirLock {
 }
 
 /// `flock(operation | LOCK_NB)`: never waits; a held lock is `ErrorKind::WouldBlock`.
+#[allow(unsafe_code)] // a libc call; see the SAFETY comment.
 fn try_flock(file: &File, operation: libc::c_int) -> std::io::Result<()> {
     // SAFETY: `flock` takes a file descriptor and flags and touches no memory of ours; the fd
     // is valid for the whole call because `file` owns it and outlives it.
@@ -109,6 +110,7 @@ fn read_holder(file: &mut File) -> String {
 }
 
 /// This machine's host name, for the holder text; `unknown` if the call fails.
+#[allow(unsafe_code)] // a libc call; see the SAFETY comment.
 fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the duration of the call, and

@@ -41,13 +41,13 @@ fn is_topic_name_byte(b: u8) -> bool {
 }
 
 /// The directory name of a partition: `<topic>-<partition>`.
-pub fn partition_dir_name(topic: &str, partition: u32) -> String {
+pub(crate) fn partition_dir_name(topic: &str, partition: u32) -> String {
     format!("{topic}-{partition}")
 }
 
 /// Splits a partition directory name back into `(topic, partition)`; `None` when the name is
 /// not one (no `-`, a non-numeric or non-canonical partition such as `007`, a bad topic name).
-pub fn parse_partition_dir(name: &str) -> Option<(&str, u32)> {
+pub(crate) fn parse_partition_dir(name: &str) -> Option<(&str, u32)> {
     let (topic, partition) = name.rsplit_once('-')?;
     let number: u32 = partition.parse().ok()?;
     // Only the canonical spelling: `t-01` or `t-+1` was not made by us.

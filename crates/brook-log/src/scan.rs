@@ -302,7 +302,7 @@ enum Stop {
 
 /// The first position in `from..len` where a whole valid batch starts (shape and CRC-32C), if
 /// any. Reads through a fixed window; the CRC of a candidate is computed in chunks.
-pub fn find_valid_batch(file: &File, from: u64, len: u64) -> std::io::Result<Option<u64>> {
+pub(crate) fn find_valid_batch(file: &File, from: u64, len: u64) -> std::io::Result<Option<u64>> {
     let mut window = vec![0u8; RESYNC_WINDOW_BYTES + HEADER_LEN];
     let mut start = from;
     while start + HEADER_LEN as u64 <= len {

@@ -44,7 +44,7 @@ use crate::names::{parse_partition_dir, partition_dir_name, validate_topic_name}
 use crate::topic::{Topic, TopicConfig, TopicMeta, PARTITIONS_MAX};
 
 /// The subdirectory of topic files.
-pub const TOPICS_DIR: &str = "topics";
+pub(crate) const TOPICS_DIR: &str = "topics";
 /// The extension of a topic file.
 const TOPIC_FILE_EXT: &str = "topic";
 
@@ -220,13 +220,13 @@ impl Store {
 }
 
 /// The topic file of topic `name` in the data directory `dir`.
-pub fn topic_file(dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn topic_file(dir: &Path, name: &str) -> PathBuf {
     dir.join(TOPICS_DIR)
         .join(format!("{name}.{TOPIC_FILE_EXT}"))
 }
 
 /// The topic whose topic file `path` is (`<name>.topic` with a valid name), if any.
-pub fn topic_of_file(path: &Path) -> Option<&str> {
+pub(crate) fn topic_of_file(path: &Path) -> Option<&str> {
     let name = path
         .file_name()?
         .to_str()?

@@ -160,7 +160,7 @@ fn parse_setting<T: ConfigValue>(key: &str, value: &str) -> Result<T> {
 /// What a topic file holds. Public so that offline tools can read topic files without
 /// opening (and locking) the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicMeta {
+pub(crate) struct TopicMeta {
     pub id: [u8; 16],
     pub partitions: u32,
     pub overrides: TopicConfig,
@@ -182,7 +182,7 @@ impl TopicMeta {
     }
 
     /// Reads and checks a topic file; `Ok(None)` when it does not exist.
-    pub fn read(path: &Path) -> Result<Option<Self>> {
+    pub(crate) fn read(path: &Path) -> Result<Option<Self>> {
         let Some((version, payload)) = meta::read(path, TOPIC_MAGIC, "topic")? else {
             return Ok(None);
         };

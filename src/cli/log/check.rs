@@ -28,13 +28,13 @@ use super::describe_damage;
 use crate::cli::EXIT_PROBLEM_FOUND;
 
 #[derive(Debug, clap::Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// The data directory (the broker's `--data-dir`).
     data_dir: PathBuf,
 }
 
 impl CheckArgs {
-    pub fn run(self) -> anyhow::Result<ExitCode> {
+    pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
         let dir = &self.data_dir;
         anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());

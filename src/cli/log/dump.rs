@@ -12,7 +12,7 @@ use super::describe_damage;
 use crate::cli::EXIT_PROBLEM_FOUND;
 
 #[derive(Debug, clap::Args)]
-pub struct DumpArgs {
+pub(crate) struct DumpArgs {
     /// A partition directory (`<data>/<topic>-<partition>`) or one segment's `.log` file.
     path: PathBuf,
     /// Also print each record: offset, timestamp, key, value and headers (text in quotes,
@@ -22,7 +22,7 @@ pub struct DumpArgs {
 }
 
 impl DumpArgs {
-    pub fn run(self) -> anyhow::Result<ExitCode> {
+    pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
         let meta = std::fs::metadata(&self.path)
             .with_context(|| format!("cannot read {}", self.path.display()))?;
         let segments = if meta.is_dir() {

@@ -14,7 +14,7 @@ use brook_log::inspect::ScanEnd;
 use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
-pub enum LogCommand {
+pub(super) enum LogCommand {
     /// Print every batch of a partition directory or of one segment (.log) file.
     Dump(dump::DumpArgs),
     /// Verify every batch and index of every partition in a data directory; exit 1 on damage.
@@ -22,7 +22,7 @@ pub enum LogCommand {
 }
 
 impl LogCommand {
-    pub fn run(self) -> anyhow::Result<ExitCode> {
+    pub(super) fn run(self) -> anyhow::Result<ExitCode> {
         match self {
             LogCommand::Dump(args) => args.run(),
             LogCommand::Check(args) => args.run(),

@@ -19,11 +19,11 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use brook::broker::TopicConfig;
-pub use brook::server::{Listen, ServeConfig};
+pub(crate) use brook::server::{Listen, ServeConfig};
 use clap::{Arg, ArgMatches};
 
 /// Prefix of every setting's environment variable.
-pub const ENV_PREFIX: &str = "BROOK_";
+pub(crate) const ENV_PREFIX: &str = "BROOK_";
 
 /// How a setting reads and writes its value in a [`ServeConfig`].
 #[derive(Debug, Clone, Copy)]
@@ -39,7 +39,7 @@ enum Access {
 
 /// One setting: its key, what it does, and how it is read.
 #[derive(Debug, Clone, Copy)]
-pub struct Setting {
+pub(crate) struct Setting {
     pub key: &'static str,
     pub help: &'static str,
     /// A flag that may be given without a value (meaning `true`).
@@ -49,17 +49,17 @@ pub struct Setting {
 
 impl Setting {
     /// `--segment-bytes-max`, without the dashes in front.
-    pub fn flag(&self) -> String {
+    pub(crate) fn flag(&self) -> String {
         self.key.replace('_', "-")
     }
 
     /// `BROOK_SEGMENT_BYTES_MAX`.
-    pub fn env_var(&self) -> String {
+    pub(crate) fn env_var(&self) -> String {
         format!("{ENV_PREFIX}{}", self.key.to_ascii_uppercase())
     }
 
     /// The value in `config`, in the text form every layer accepts.
-    pub fn show(&self, config: &ServeConfig) -> String {
+    pub(crate) fn show(&self, config: &ServeConfig) -> String {
         match self.access {
             Access::Field { show, .. } => show(config),
             Access::Log => brook_log::config_entries(&config.broker.log)
@@ -126,7 +126,7 @@ macro_rules! log {
 }
 
 /// Every setting of `brook serve`, in the order `--help` and `--print-config` list them.
-pub static SETTINGS: &[Setting] = &[
+pub(crate) static SETTINGS: &[Setting] = &[
     Setting {
         key: "data_dir",
         help: "Directory of the data: partition logs, topics, committed offsets",
@@ -434,13 +434,13 @@ fn parse_origins(v: &str) -> Result<Vec<String>, String> {
 }
 
 /// The setting named `key`.
-pub fn setting(key: &str) -> Option<&'static Setting> {
+pub(crate) fn setting(key: &str) -> Option<&'static Setting> {
     SETTINGS.iter().find(|s| s.key == key)
 }
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     Default,
     File(PathBuf),
     Env(String),
@@ -460,7 +460,7 @@ impl fmt::Display for Source {
 
 /// A TOML settings file: flat `key = value` lines, keys as in [`SETTINGS`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConfigFile {
+pub(crate) struct ConfigFile {
     path: PathBuf,
     values: BTreeMap<String, String>,
 }
@@ -468,14 +468,14 @@ pub struct ConfigFile {
 impl ConfigFile {
     /// Reads and checks `path`: every key must be a setting, every value a string, an integer
     /// or a boolean.
-    pub fn read(path: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn read(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         Self::parse(path, &text)
     }
 
     /// Parses the text of a settings file read from `path` (named in errors).
-    pub fn parse(path: &Path, text: &str) -> anyhow::Result<Self> {
+    pub(crate) fn parse(path: &Path, text: &str) -> anyhow::Result<Self> {
         let in_file = || format!("config file {}", path.display());
         let table: toml::Table = text.parse().with_context(in_file)?;
         let mut values = BTreeMap::new();
@@ -514,14 +514,14 @@ impl ConfigFile {
 
 /// The settings given as flags, by key; a clap `Args` whose flags come from [`SETTINGS`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SettingFlags {
+pub(crate) struct SettingFlags {
     values: BTreeMap<&'static str, String>,
 }
 
 impl SettingFlags {
     /// Flags as if given on the command line.
     #[cfg(test)]
-    pub fn from_pairs(pairs: &[(&'static str, &str)]) -> Self {
+    pub(crate) fn from_pairs(pairs: &[(&'static str, &str)]) -> Self {
         SettingFlags {
             values: pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
         }
@@ -576,14 +576,14 @@ impl clap::Args for SettingFlags {
 
 /// The effective settings and where each came from.
 #[derive(Debug, Clone)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     pub config: ServeConfig,
     pub sources: Vec<(&'static Setting, Source)>,
 }
 
 impl Resolved {
     /// The settings as a TOML file that reproduces them, each with its source.
-    pub fn to_toml(&self) -> String {
+    pub(crate) fn to_toml(&self) -> String {
         let mut out = String::new();
         for (setting, source) in &self.sources {
             let value = setting.show(&self.config);
@@ -600,7 +600,7 @@ impl Resolved {
 
 /// Lays flags over environment variables over the file over the defaults, setting by setting.
 /// `env` looks a variable up (the process environment, or a map in tests).
-pub fn resolve(
+pub(crate) fn resolve(
     flags: &SettingFlags,
     env: &dyn Fn(&str) -> Option<String>,
     file: Option<&ConfigFile>,

@@ -9,7 +9,7 @@
 //! and the exit code is 0. A second signal while draining exits at once (code 2) without the
 //! clean close: the next start recovers the log.
 
-pub mod config;
+pub(super) mod config;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,7 +27,7 @@ use config::{ConfigFile, ServeConfig, SettingFlags};
                   --config file; a flag beats the variable, the variable beats the file. \
                   See docs/operations.md."
 )]
-pub struct ServeArgs {
+pub(super) struct ServeArgs {
     /// A TOML file of settings: `key = value` lines, keys as the flags with underscores.
     #[arg(long, value_name = "FILE", env = "BROOK_CONFIG")]
     config: Option<PathBuf>,
@@ -39,7 +39,7 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    pub fn run(self) -> anyhow::Result<ExitCode> {
+    pub(super) fn run(self) -> anyhow::Result<ExitCode> {
         let file = self.config.as_deref().map(ConfigFile::read).transpose()?;
         let env = |var: &str| std::env::var(var).ok();
         let resolved = config::resolve(&self.settings, &env, file.as_ref())?;

@@ -13,7 +13,7 @@ use futures::FutureExt;
 
 use super::{receive_ready, Ack, BenchConsumer, BenchProducer, ProducerShape, Protocol, TopicSpec};
 
-pub fn connect(broker: Broker) -> Box<dyn Protocol> {
+pub(super) fn connect(broker: Broker) -> Box<dyn Protocol> {
     Box::new(Embedded { broker })
 }
 

@@ -30,7 +30,7 @@ const LINGER_MS: u64 = 60_000;
 
 /// `raw`: produce and consume whole batches over the generated stubs ([`super::grpc_raw`])
 /// instead of records through brook-client's Producer and Consumer.
-pub async fn connect(url: &str, raw: bool) -> anyhow::Result<Box<dyn Protocol>> {
+pub(super) async fn connect(url: &str, raw: bool) -> anyhow::Result<Box<dyn Protocol>> {
     let client = Client::connect(url).await?;
     Ok(Box::new(Grpc {
         url: url.to_owned(),

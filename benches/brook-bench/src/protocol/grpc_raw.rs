@@ -29,7 +29,7 @@ use super::{receive_ready, Ack, BenchConsumer, BenchProducer};
 type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<(), String>>>>>;
 
 /// A producer on its own connection and `ProduceStream`, one raw batch per request.
-pub struct RawProducer {
+pub(super) struct RawProducer {
     topic: String,
     requests: mpsc::Sender<v1::ProduceStreamRequest>,
     // A std mutex: held for one map insert or remove, never across an await.
@@ -38,7 +38,11 @@ pub struct RawProducer {
 }
 
 impl RawProducer {
-    pub async fn open(client: &Client, topic: &str, in_flight: usize) -> anyhow::Result<Self> {
+    pub(super) async fn open(
+        client: &Client,
+        topic: &str,
+        in_flight: usize,
+    ) -> anyhow::Result<Self> {
         let (requests, outgoing) = mpsc::channel(in_flight.max(1));
         let mut answers = client
             .grpc()
@@ -135,12 +139,12 @@ impl BenchProducer for RawProducer {
 type Values = BoxStream<'static, Result<Bytes, Status>>;
 
 /// A consumer reading each partition as stored batches, decoded here.
-pub struct RawConsumer {
+pub(super) struct RawConsumer {
     values: SelectAll<Values>,
 }
 
 impl RawConsumer {
-    pub async fn open(
+    pub(super) async fn open(
         client: &Client,
         topic: &str,
         starts: Vec<(u32, u64)>,

@@ -23,7 +23,7 @@ use serde_json::json;
 use super::{receive_ready, Ack, BenchConsumer, BenchProducer, ProducerShape, Protocol, TopicSpec};
 
 /// Connects to the HTTP door at `url` (`http://HOST:PORT`).
-pub async fn connect(url: &str) -> anyhow::Result<Box<dyn Protocol>> {
+pub(super) async fn connect(url: &str) -> anyhow::Result<Box<dyn Protocol>> {
     let http = Http {
         base: url.trim_end_matches('/').to_owned(),
         client: reqwest::Client::new(),

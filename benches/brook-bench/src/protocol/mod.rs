@@ -18,7 +18,7 @@ mod grpc_raw;
 mod http;
 mod kafka;
 
-pub use kafka::{require_built as require_kafka_built, KafkaOptions};
+pub(crate) use kafka::{require_built as require_kafka_built, KafkaOptions};
 
 use anyhow::{bail, Context};
 use brook::broker::Durability;
@@ -30,11 +30,11 @@ use super::Target;
 use brook::server::DoorKind;
 
 /// Resolves once every record of a sent batch is acknowledged.
-pub type Ack = BoxFuture<'static, anyhow::Result<()>>;
+pub(crate) type Ack = BoxFuture<'static, anyhow::Result<()>>;
 
 /// What `--protocol` chooses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ProtocolKind {
+pub(crate) enum ProtocolKind {
     /// The gRPC door, through brook-client (batching Producer on a ProduceStream; Consumer on
     /// Subscribe streams).
     Grpc,
@@ -53,7 +53,7 @@ pub enum ProtocolKind {
 }
 
 impl ProtocolKind {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             ProtocolKind::Grpc => "grpc",
             ProtocolKind::GrpcRaw => "grpc-raw",
@@ -66,7 +66,7 @@ impl ProtocolKind {
 
 /// The topic a run uses.
 #[derive(Debug, Clone)]
-pub struct TopicSpec {
+pub(crate) struct TopicSpec {
     pub name: String,
     pub partitions: u32,
     /// `None`: the broker's default.
@@ -75,7 +75,7 @@ pub struct TopicSpec {
 
 /// How a producer should batch: the workload decides what one request holds.
 #[derive(Debug, Clone, Copy)]
-pub struct ProducerShape {
+pub(crate) struct ProducerShape {
     /// Records per batch (`--batch`).
     pub batch: usize,
     pub record_bytes: usize,
@@ -84,7 +84,7 @@ pub struct ProducerShape {
 }
 
 /// A connection to the broker through one door.
-pub trait Protocol: Send + Sync {
+pub(crate) trait Protocol: Send + Sync {
     /// Creates the topic when it does not exist. `Ok(true)`: this run created it. An existing
     /// topic is used as it is, and must have the partitions asked for.
     fn prepare_topic<'a>(&'a self, topic: &'a TopicSpec) -> BoxFuture<'a, anyhow::Result<bool>>;
@@ -109,13 +109,13 @@ pub trait Protocol: Send + Sync {
     ) -> BoxFuture<'a, anyhow::Result<Box<dyn BenchConsumer>>>;
 }
 
-pub trait BenchProducer: Send + Sync {
+pub(crate) trait BenchProducer: Send + Sync {
     /// Sends `values` to `partition` as one batch. Returns once they are handed to the door
     /// (waiting while its buffers are full); the [`Ack`] resolves when all are acknowledged.
     fn send_batch(&self, partition: u32, values: Vec<Bytes>) -> BoxFuture<'_, anyhow::Result<Ack>>;
 }
 
-pub trait BenchConsumer: Send {
+pub(crate) trait BenchConsumer: Send {
     /// Waits for the next records, hands each value to `sink`, and returns how many: at least
     /// one, plus every record that had already arrived (one poll, or one stream read).
     fn receive<'a>(
@@ -126,7 +126,7 @@ pub trait BenchConsumer: Send {
 
 /// Records a consumer takes in one [`BenchConsumer::receive`] at most, so one call never holds
 /// an unbounded backlog.
-pub const RECEIVE_RECORDS_MAX: usize = 65_536;
+pub(crate) const RECEIVE_RECORDS_MAX: usize = 65_536;
 
 /// A [`BenchConsumer::receive`] over a stream of records: waits for the next one, then takes
 /// what is already there (up to [`RECEIVE_RECORDS_MAX`]), handing `value(record)` to `sink`.
@@ -168,7 +168,7 @@ const HTTP_DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
 /// Connects `kind` to the embedded server's door, else to `server` (or the protocol's
 /// default address). Returns the protocol and the address it reached.
-pub async fn connect(
+pub(crate) async fn connect(
     kind: ProtocolKind,
     target: &Target,
     server: Option<&str>,

@@ -107,7 +107,7 @@ pub(crate) struct Accumulator {
 }
 
 impl Accumulator {
-    pub fn new(linger: Duration, batch_bytes_max: usize, sticky_seed: u32) -> Self {
+    pub(super) fn new(linger: Duration, batch_bytes_max: usize, sticky_seed: u32) -> Self {
         Accumulator {
             topics: HashMap::new(),
             queues: HashMap::new(),
@@ -120,12 +120,12 @@ impl Accumulator {
     }
 
     /// The id the next record will get: a flush issued now waits for every id below it.
-    pub fn next_id(&self) -> u64 {
+    pub(super) fn next_id(&self) -> u64 {
         self.next_id
     }
 
     /// Queues a record for `topic`.
-    pub fn append(
+    pub(super) fn append(
         &mut self,
         topic: &str,
         record: v1::ProducerRecord,
@@ -160,7 +160,7 @@ impl Accumulator {
     }
 
     /// The lookup found `topic` with `partitions` partitions: its waiting records are routed.
-    pub fn on_partitions(&mut self, topic: &Arc<str>, partitions: u32, now: Instant) {
+    pub(super) fn on_partitions(&mut self, topic: &Arc<str>, partitions: u32, now: Instant) {
         let partitions = partitions.max(1);
         let state = TopicState::Known {
             partitions,
@@ -176,7 +176,7 @@ impl Accumulator {
 
     /// The lookup found no such topic: the waiting records go out as one probe, and records
     /// that arrive meanwhile wait for the lookup that follows it.
-    pub fn on_missing_topic(&mut self, topic: &Arc<str>, now: Instant) {
+    pub(super) fn on_missing_topic(&mut self, topic: &Arc<str>, now: Instant) {
         if let Some(TopicState::Waiting { entries }) = self.topics.get_mut(topic) {
             let mut probe = Batch::new(Arc::clone(topic), None, now);
             for entry in std::mem::take(entries) {
@@ -189,7 +189,7 @@ impl Accumulator {
     }
 
     /// The lookup failed: forgets the topic and returns its waiting records, to be failed.
-    pub fn on_lookup_failed(&mut self, topic: &str) -> Vec<Entry> {
+    pub(super) fn on_lookup_failed(&mut self, topic: &str) -> Vec<Entry> {
         match self.topics.remove(topic) {
             Some(TopicState::Waiting { entries }) => entries,
             Some(known) => {
@@ -203,7 +203,7 @@ impl Accumulator {
     /// A probe finished (either way). Returns whether the topic needs another lookup: yes when
     /// records arrived meanwhile; otherwise the topic is forgotten and the next record starts
     /// one.
-    pub fn after_probe(&mut self, topic: &str) -> bool {
+    pub(super) fn after_probe(&mut self, topic: &str) -> bool {
         match self.topics.get(topic) {
             Some(TopicState::Waiting { entries }) if entries.is_empty() => {
                 self.topics.remove(topic);
@@ -216,7 +216,7 @@ impl Accumulator {
 
     /// The server no longer knows a partition of `topic` (deleted, or recreated with another
     /// count): the next record looks the topic up again.
-    pub fn forget(&mut self, topic: &str) {
+    pub(super) fn forget(&mut self, topic: &str) {
         if let Some(TopicState::Known { .. }) = self.topics.get(topic) {
             self.topics.remove(topic);
         }
@@ -225,7 +225,12 @@ impl Accumulator {
     /// Takes the oldest sendable batch: probes first, then any partition's first batch that is
     /// full, has lingered long enough, has a record numbered below `flush_below`, or any batch
     /// at all when `closing`.
-    pub fn pop_sendable(&mut self, now: Instant, flush_below: u64, closing: bool) -> Option<Batch> {
+    pub(super) fn pop_sendable(
+        &mut self,
+        now: Instant,
+        flush_below: u64,
+        closing: bool,
+    ) -> Option<Batch> {
         if let Some(probe) = self.probes.pop_front() {
             return Some(probe);
         }
@@ -251,7 +256,7 @@ impl Accumulator {
     }
 
     /// When the oldest batch that is not yet sendable will be, by linger.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
         self.queues
             .values()
             .filter_map(VecDeque::front)
@@ -260,7 +265,7 @@ impl Accumulator {
     }
 
     /// The lowest id of any record still held here (batches and waiting topics).
-    pub fn min_id(&self) -> Option<u64> {
+    pub(super) fn min_id(&self) -> Option<u64> {
         let batched = self
             .queues
             .values()
@@ -275,7 +280,7 @@ impl Accumulator {
     }
 
     /// Whether no record is held here.
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.min_id().is_none()
     }
 

@@ -9,16 +9,16 @@ use brook_client::Client;
 use brook_server::{GrpcConfig, GrpcServer};
 
 /// How long a test waits for something that should happen at once.
-pub const PATIENCE: Duration = Duration::from_secs(10);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(10);
 
-pub struct Harness {
+pub(crate) struct Harness {
     pub broker: Broker,
     pub server: GrpcServer,
     pub client: Client,
 }
 
 impl Harness {
-    pub async fn start() -> Harness {
+    pub(crate) async fn start() -> Harness {
         let broker = Broker::ephemeral().await.expect("ephemeral broker");
         let addr = "127.0.0.1:0".parse().expect("address");
         let server = GrpcServer::start(broker.clone(), addr, GrpcConfig::default())
@@ -34,7 +34,7 @@ impl Harness {
         }
     }
 
-    pub async fn topic(&self, name: &str, partitions: u32) {
+    pub(crate) async fn topic(&self, name: &str, partitions: u32) {
         self.client
             .admin()
             .create_topic(brook_client::NewTopic::new(name, partitions))
@@ -44,7 +44,7 @@ impl Harness {
 }
 
 /// Awaits `future`, failing the test if it takes longer than [`PATIENCE`].
-pub async fn soon<F: std::future::Future>(future: F) -> F::Output {
+pub(crate) async fn soon<F: std::future::Future>(future: F) -> F::Output {
     tokio::time::timeout(PATIENCE, future)
         .await
         .expect("timed out")

@@ -12,7 +12,7 @@ use tempfile::TempDir;
 
 /// A fresh directory on the same file system as the build (not /tmp, which may be memory):
 /// `BROOK_BENCH_DIR` if set, else cargo's per-target scratch directory.
-pub fn bench_dir() -> TempDir {
+pub(crate) fn bench_dir() -> TempDir {
     let parent = std::env::var_os("BROOK_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
@@ -21,12 +21,12 @@ pub fn bench_dir() -> TempDir {
 }
 
 /// Whether the long runs were asked for (`BROOK_BENCH_BIG=1`): GiB-sized logs.
-pub fn big() -> bool {
+pub(crate) fn big() -> bool {
     std::env::var("BROOK_BENCH_BIG").is_ok_and(|v| v == "1")
 }
 
 /// One uncompressed batch of `count` records with `value_len`-byte values, base offset 0.
-pub fn batch(count: usize, value_len: usize) -> Vec<u8> {
+pub(crate) fn batch(count: usize, value_len: usize) -> Vec<u8> {
     let value = vec![0xA5u8; value_len];
     let mut builder = BatchBuilder::new(Compression::None);
     for i in 0..count {
@@ -42,17 +42,17 @@ pub fn batch(count: usize, value_len: usize) -> Vec<u8> {
 
 /// Rates observed by one side of a comparison, one per timed run that criterion asked for.
 #[derive(Default)]
-pub struct Rates(Mutex<Vec<f64>>);
+pub(crate) struct Rates(Mutex<Vec<f64>>);
 
 impl Rates {
     /// Records that `units` (bytes, appends, reads) took `elapsed`.
-    pub fn record(&self, units: u64, elapsed: Duration) {
+    pub(crate) fn record(&self, units: u64, elapsed: Duration) {
         self.0.lock().push(units as f64 / elapsed.as_secs_f64());
     }
 
     /// The median rate, robust to the odd run the machine disturbed; `None` when criterion
     /// ran nothing (a filter on the command line left the benchmark out).
-    pub fn median(&self) -> Option<f64> {
+    pub(crate) fn median(&self) -> Option<f64> {
         let mut rates = self.0.lock().clone();
         rates.sort_by(f64::total_cmp);
         rates.get(rates.len() / 2).copied()
@@ -62,7 +62,7 @@ impl Rates {
 /// Prints `label: X unit vs baseline Y unit (Rx)`, the ratio being X / Y, with both rates
 /// scaled by `scale` (e.g. 1e-6 for MB/s from bytes/s). Prints nothing if either side did not
 /// run.
-pub fn print_ratio(
+pub(crate) fn print_ratio(
     label: &str,
     value: &Rates,
     baseline_label: &str,
@@ -82,7 +82,7 @@ pub fn print_ratio(
 }
 
 /// A number with three significant figures and no exponent.
-pub fn human(x: f64) -> String {
+pub(crate) fn human(x: f64) -> String {
     if x >= 100.0 {
         format!("{x:.0}")
     } else if x >= 10.0 {

@@ -15,9 +15,9 @@ use super::Compression;
 use crate::error::BatchError;
 
 /// The largest batch the format can describe: `batchLength` is an i32.
-pub const BATCH_BYTES_MAX: usize = LOG_OVERHEAD + i32::MAX as usize;
+pub(super) const BATCH_BYTES_MAX: usize = LOG_OVERHEAD + i32::MAX as usize;
 /// Kafka's "no producer id / epoch / sequence" value.
-pub const NO_PRODUCER: i64 = -1;
+pub(super) const NO_PRODUCER: i64 = -1;
 
 /// One record to add, borrowed from the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

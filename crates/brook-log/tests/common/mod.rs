@@ -11,7 +11,7 @@ use brook_log::batch::{BatchBuilder, BatchHeader, Compression, RecordRef};
 use brook_log::{Durability, LogConfig};
 
 /// A log config small enough that a test's few kilobytes roll segments and fill indexes.
-pub fn small_config(durability: Durability) -> LogConfig {
+pub(crate) fn small_config(durability: Durability) -> LogConfig {
     let mut config = LogConfig::default();
     config.segment_bytes_max = 2048;
     config.index_interval_bytes = 128;
@@ -24,14 +24,14 @@ pub fn small_config(durability: Durability) -> LogConfig {
 
 /// One record to put in a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rec {
+pub(crate) struct Rec {
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub timestamp: i64,
 }
 
 /// Builds an uncompressed batch (base offset 0) of `records`.
-pub fn build(records: &[Rec]) -> Vec<u8> {
+pub(crate) fn build(records: &[Rec]) -> Vec<u8> {
     let mut builder = BatchBuilder::new(Compression::None);
     for r in records {
         builder.push(RecordRef {
@@ -46,7 +46,7 @@ pub fn build(records: &[Rec]) -> Vec<u8> {
 
 /// A batch of `count` records whose values are `value_len` bytes derived from `seed + i`, so
 /// that every record of a test is distinct and checkable.
-pub fn numbered_batch(seed: u64, count: usize, value_len: usize, timestamp: i64) -> Vec<u8> {
+pub(crate) fn numbered_batch(seed: u64, count: usize, value_len: usize, timestamp: i64) -> Vec<u8> {
     let records: Vec<Rec> = (0..count as u64)
         .map(|i| Rec {
             key: (i % 2 == 1).then(|| format!("k{}", seed + i).into_bytes()),
@@ -58,7 +58,7 @@ pub fn numbered_batch(seed: u64, count: usize, value_len: usize, timestamp: i64)
 }
 
 /// `len` bytes that name `id`: its decimal digits then a pattern derived from it.
-pub fn payload(id: u64, len: usize) -> Vec<u8> {
+pub(crate) fn payload(id: u64, len: usize) -> Vec<u8> {
     let mut out = format!("{id}:").into_bytes();
     let mut x = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     while out.len() < len {
@@ -72,7 +72,7 @@ pub fn payload(id: u64, len: usize) -> Vec<u8> {
 }
 
 /// Splits bytes returned by `read` into whole batches, checking every header and CRC.
-pub fn split_batches(mut bytes: &[u8]) -> Vec<(BatchHeader, Vec<u8>)> {
+pub(crate) fn split_batches(mut bytes: &[u8]) -> Vec<(BatchHeader, Vec<u8>)> {
     let mut out = Vec::new();
     while !bytes.is_empty() {
         let header = BatchHeader::parse_checked(bytes, usize::MAX)
@@ -85,7 +85,7 @@ pub fn split_batches(mut bytes: &[u8]) -> Vec<(BatchHeader, Vec<u8>)> {
 }
 
 /// Every file under `dir` (recursively) with its bytes, to prove an operation changed nothing.
-pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+pub(crate) fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -106,7 +106,7 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 /// Asserts that two snapshots hold the same files with the same bytes, naming the first difference.
-pub fn assert_same_files(
+pub(crate) fn assert_same_files(
     before: &BTreeMap<PathBuf, Vec<u8>>,
     after: &BTreeMap<PathBuf, Vec<u8>>,
     what: &str,
@@ -133,12 +133,12 @@ pub fn assert_same_files(
 }
 
 /// The segment files (`.log`) in a partition directory, in offset order.
-pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn segment_files(dir: &Path) -> Vec<PathBuf> {
     files_with_extension(dir, "log")
 }
 
 /// Files in `dir` (not recursive) whose extension is `ext`, sorted by name (= base offset).
-pub fn files_with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
+pub(crate) fn files_with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("read_dir")
         .map(|e| e.expect("dir entry").path())
@@ -149,7 +149,7 @@ pub fn files_with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
 }
 
 /// The base offset a segment file is named after (`{base_offset:020}.log`).
-pub fn base_offset_of(path: &Path) -> u64 {
+pub(crate) fn base_offset_of(path: &Path) -> u64 {
     path.file_stem()
         .and_then(|s| s.to_str())
         .and_then(|s| s.parse().ok())
@@ -158,7 +158,7 @@ pub fn base_offset_of(path: &Path) -> u64 {
 
 /// Runs `f` on every item from four threads. Recovery is bound by fsync latency, not CPU, so
 /// tests that reopen many damaged copies finish several times sooner this way.
-pub fn par_each<T: Sync>(items: &[T], f: impl Fn(&T) + Sync) {
+pub(crate) fn par_each<T: Sync>(items: &[T], f: impl Fn(&T) + Sync) {
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..4 {

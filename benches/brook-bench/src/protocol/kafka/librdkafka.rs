@@ -48,7 +48,7 @@ const QUEUED_RECORDS_MIN: &str = "1000000";
 /// How long librdkafka waits for a retry when its queue is full.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(1);
 
-pub fn connect(bootstrap: &str, acks: &'static str) -> anyhow::Result<Box<dyn Protocol>> {
+pub(super) fn connect(bootstrap: &str, acks: &'static str) -> anyhow::Result<Box<dyn Protocol>> {
     let admin = base_config(bootstrap)
         .create()
         .context("cannot create a librdkafka admin client")?;

@@ -29,7 +29,7 @@ const REBUILD_HINT: &str = "--protocol kafka is not in this build: rebuild with 
 // Only the bench-kafka build reads them; the flags exist in every build so a command line
 // means the same everywhere.
 #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
-pub struct KafkaOptions {
+pub(crate) struct KafkaOptions {
     /// --protocol kafka: a running brook's Kafka address. [default: 127.0.0.1:9092]
     #[arg(long, value_name = "HOST:PORT", conflicts_with = "embedded")]
     kafka_addr: Option<String>,
@@ -41,7 +41,7 @@ pub struct KafkaOptions {
 
 /// The producer's `acks` setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Acks {
+pub(super) enum Acks {
     #[value(name = "1")]
     Leader,
     #[value(name = "all")]
@@ -50,7 +50,7 @@ pub enum Acks {
 
 impl KafkaOptions {
     /// How reports name the Kafka protocol: the door and its producer's acks.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self.acks {
             Acks::Leader => "kafka (acks=1)",
             Acks::All => "kafka (acks=all)",
@@ -59,7 +59,7 @@ impl KafkaOptions {
 }
 
 /// Fails with the rebuild hint when this build has no Kafka bench.
-pub fn require_built() -> anyhow::Result<()> {
+pub(crate) fn require_built() -> anyhow::Result<()> {
     if cfg!(feature = "kafka") {
         Ok(())
     } else {
@@ -69,7 +69,7 @@ pub fn require_built() -> anyhow::Result<()> {
 
 /// Connects librdkafka clients to the embedded server's Kafka door, else to `--kafka-addr`.
 #[cfg(feature = "kafka")]
-pub fn connect(
+pub(super) fn connect(
     target: &Target,
     options: &KafkaOptions,
 ) -> anyhow::Result<(Box<dyn Protocol>, String)> {
@@ -90,7 +90,7 @@ pub fn connect(
 
 /// Without the feature: the rebuild hint (the bench checks [`require_built`] before this).
 #[cfg(not(feature = "kafka"))]
-pub fn connect(
+pub(super) fn connect(
     _target: &crate::Target,
     _options: &KafkaOptions,
 ) -> anyhow::Result<(Box<dyn Protocol>, String)> {
