@@ -169,10 +169,8 @@ impl ConsumeArgs {
     }
 
     async fn join(&self, client: &Client, group: &str) -> anyhow::Result<RecordStream> {
-        let config = ConsumerConfig {
-            reset: self.reset(),
-            ..ConsumerConfig::group(group)
-        };
+        let mut config = ConsumerConfig::group(group);
+        config.reset = self.reset();
         Ok(client
             .consumer(config)?
             .subscribe([self.topic.as_str()])

@@ -57,6 +57,7 @@ pub enum StartAt {
 
 /// How a [`Consumer`] reads and commits.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConsumerConfig {
     /// The consumer group: needed by [`Consumer::subscribe`] and by commits.
     pub group: Option<String>,

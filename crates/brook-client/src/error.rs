@@ -12,6 +12,7 @@ pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 
 /// What went wrong talking to a brook server.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The server URL could not be parsed.
     #[error("invalid server URL {url:?}: {reason}")]

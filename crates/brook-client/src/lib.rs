@@ -25,7 +25,8 @@
 //! let position = delivery.await?;
 //! println!("stored at partition {} offset {}", position.partition, position.offset);
 //!
-//! let config = ConsumerConfig { reset: OffsetReset::Earliest, ..ConsumerConfig::group("billing") };
+//! let mut config = ConsumerConfig::group("billing");
+//! config.reset = OffsetReset::Earliest;
 //! let mut records = client.consumer(config)?.subscribe(["orders"]).await?;
 //! while let Some(record) = records.next().await {
 //!     let record = record?;

@@ -49,11 +49,10 @@ async fn owns(stream: &mut RecordStream, count: usize) -> BTreeSet<TopicPartitio
 }
 
 fn no_auto_commit(group: &str) -> ConsumerConfig {
-    ConsumerConfig {
-        reset: OffsetReset::Earliest,
-        auto_commit_interval_ms: None,
-        ..ConsumerConfig::group(group)
-    }
+    let mut config = ConsumerConfig::group(group);
+    config.reset = OffsetReset::Earliest;
+    config.auto_commit_interval_ms = None;
+    config
 }
 
 #[tokio::test]
@@ -199,11 +198,9 @@ async fn positions_are_committed_automatically_on_the_interval() {
     let h = Harness::start().await;
     h.topic("t", 1).await;
     produce_to(&h, "t", 0, &["a", "b", "c"]).await;
-    let config = ConsumerConfig {
-        reset: OffsetReset::Earliest,
-        auto_commit_interval_ms: Some(20),
-        ..ConsumerConfig::group("auto")
-    };
+    let mut config = ConsumerConfig::group("auto");
+    config.reset = OffsetReset::Earliest;
+    config.auto_commit_interval_ms = Some(20);
     let consumer = h.client.consumer(config).expect("consumer");
     let mut stream = consumer.subscribe(["t"]).await.expect("subscribe");
     assert_eq!(take_values(&mut stream, 3).await.len(), 3);
@@ -233,10 +230,8 @@ async fn close_commits_what_was_consumed() {
     let h = Harness::start().await;
     h.topic("t", 1).await;
     produce_to(&h, "t", 0, &["a", "b"]).await;
-    let config = ConsumerConfig {
-        reset: OffsetReset::Earliest,
-        ..ConsumerConfig::group("closing")
-    };
+    let mut config = ConsumerConfig::group("closing");
+    config.reset = OffsetReset::Earliest;
     let mut stream = h
         .client
         .consumer(config)

@@ -28,12 +28,10 @@ async fn every_record_gets_its_position_keyed_by_murmur2_and_in_order_per_partit
     let h = Harness::start().await;
     h.topic("orders", 3).await;
     // Small batches and few slots: many requests, several in flight at once.
-    let config = ProducerConfig {
-        linger_ms: 1,
-        batch_bytes_max: 256,
-        requests_in_flight_max: 4,
-        ..ProducerConfig::default()
-    };
+    let mut config = ProducerConfig::default();
+    config.linger_ms = 1;
+    config.batch_bytes_max = 256;
+    config.requests_in_flight_max = 4;
     let producer = h.client.producer(config).expect("producer");
     let records: Vec<ProducerRecord> = (0..600)
         .map(|i| ProducerRecord::keyed(format!("customer-{}", i % 7), format!("order-{i}")))
@@ -155,10 +153,8 @@ async fn a_refused_record_fails_alone_and_the_producer_keeps_working() {
 async fn flush_sends_at_once_instead_of_lingering() {
     let h = Harness::start().await;
     h.topic("t", 1).await;
-    let config = ProducerConfig {
-        linger_ms: 60_000,
-        ..ProducerConfig::default()
-    };
+    let mut config = ProducerConfig::default();
+    config.linger_ms = 60_000;
     let producer = h.client.producer(config).expect("producer");
     let delivery = producer
         .send("t", ProducerRecord::value("v"))
@@ -200,10 +196,8 @@ async fn a_server_that_goes_away_fails_deliveries_instead_of_hanging() {
 #[tokio::test]
 async fn out_of_range_settings_are_refused() {
     let h = Harness::start().await;
-    let config = ProducerConfig {
-        requests_in_flight_max: 0,
-        ..ProducerConfig::default()
-    };
+    let mut config = ProducerConfig::default();
+    config.requests_in_flight_max = 0;
     let err = h.client.producer(config).expect_err("zero slots");
     assert_eq!(err.code(), Code::InvalidArgument);
 }

@@ -330,11 +330,12 @@ impl Brook for Client {
 
     async fn subscribe(&self, to: Subscribe) -> Result<RecordStream> {
         // Commits are the application's call on both transports.
-        let config = |group: Option<String>, reset| brook_client::ConsumerConfig {
-            group,
-            reset,
-            auto_commit_interval_ms: None,
-            read_bytes_max: 0,
+        let config = |group: Option<String>, reset| {
+            let mut config = brook_client::ConsumerConfig::default();
+            config.group = group;
+            config.reset = reset;
+            config.auto_commit_interval_ms = None;
+            config
         };
         let stream = match to {
             Subscribe::Partition {

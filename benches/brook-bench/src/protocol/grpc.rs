@@ -103,12 +103,11 @@ impl Protocol for Grpc {
             // Room for two batches, so a batch is cut by our flush, not by its size.
             let batch_bytes = 2 * shape.batch * (shape.record_bytes + RECORD_OVERHEAD_BYTES);
             let batch_bytes_max = batch_bytes.clamp(1, BATCH_BYTES_MAX);
-            let config = ProducerConfig {
-                linger_ms: LINGER_MS,
-                batch_bytes_max,
-                requests_in_flight_max: shape.in_flight.clamp(1, 256),
-                buffer_bytes_max: (batch_bytes_max * shape.in_flight.max(2)).max(64 << 20),
-            };
+            let mut config = ProducerConfig::default();
+            config.linger_ms = LINGER_MS;
+            config.batch_bytes_max = batch_bytes_max;
+            config.requests_in_flight_max = shape.in_flight.clamp(1, 256);
+            config.buffer_bytes_max = (batch_bytes_max * shape.in_flight.max(2)).max(64 << 20);
             let producer = client.producer(config)?;
             Ok(Box::new(GrpcProducer {
                 producer,
@@ -129,10 +128,8 @@ impl Protocol for Grpc {
                 let consumer = RawConsumer::open(&client, topic, starts).await?;
                 return Ok(Box::new(consumer) as Box<dyn BenchConsumer>);
             }
-            let config = ConsumerConfig {
-                auto_commit_interval_ms: None,
-                ..ConsumerConfig::default()
-            };
+            let mut config = ConsumerConfig::default();
+            config.auto_commit_interval_ms = None;
             let partitions = starts
                 .into_iter()
                 .map(|(p, offset)| (TopicPartition::new(topic, p), StartAt::Offset(offset)))

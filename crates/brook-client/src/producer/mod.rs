@@ -40,6 +40,7 @@ use pipeline::{Command, Pipeline};
 
 /// How a [`Producer`] batches and pipelines.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProducerConfig {
     /// How long a batch waits for more records before it is sent, in ms (Kafka's `linger.ms`).
     /// 0 sends at once, and records still batch up while every request slot is busy. Default
