@@ -21,7 +21,8 @@ async fn topics_are_created_listed_described_and_deleted() {
     assert_eq!(created.config.retention_ms_max, Some(3_600_000));
     assert_eq!(
         created.overrides,
-        vec![("retention_ms_max", "3600000".to_owned())]
+        vec![("retention.ms", "3600000".to_owned())],
+        "shown by Kafka's name; brook's own was accepted as an alias"
     );
     broker
         .create_topic(NewTopic {

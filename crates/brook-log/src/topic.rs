@@ -18,6 +18,13 @@
 //!
 //! Every line is checked: an unknown key, a repeated key, a bad value or a missing `id` or
 //! `partitions` makes the file bad (an error naming it), never silently defaulted.
+//!
+//! # One table of topic settings
+//!
+//! `topic_config!` below is the one list of topic settings: each field of [`LogConfig`] with
+//! its Kafka name (`retention.ms`), which every door shows and accepts, and brook's own name
+//! (`retention_ms_max`), accepted as an alias and kept in the topic file. Values are written
+//! as Kafka writes them (`-1` for no limit); `none` is accepted for `-1`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -38,7 +45,12 @@ const TOPIC_VERSION: u16 = 1;
 /// One setting's text form, shared by the topic file, the CLI and config listings.
 trait ConfigValue: Sized {
     fn parse_value(text: &str) -> Option<Self>;
+    /// The topic file's form.
     fn render(&self) -> String;
+    /// The form every door shows, as Kafka writes it.
+    fn render_kafka(&self) -> String {
+        self.render()
+    }
 }
 
 macro_rules! plain_number_value {
@@ -56,16 +68,19 @@ macro_rules! plain_number_value {
 }
 plain_number_value!(u32, u64, usize);
 
-/// A limit that may be switched off: a number, or `none` for no limit.
+/// A limit that may be switched off: a number, or `-1` (Kafka's form) or `none` for no limit.
 impl ConfigValue for Option<u64> {
     fn parse_value(text: &str) -> Option<Self> {
         match text {
-            "none" => Some(None),
+            "none" | "-1" => Some(None),
             number => u64::parse_value(number).map(Some),
         }
     }
     fn render(&self) -> String {
         self.map_or_else(|| "none".to_owned(), |v| v.to_string())
+    }
+    fn render_kafka(&self) -> String {
+        self.map_or_else(|| "-1".to_owned(), |v| v.to_string())
     }
 }
 
@@ -82,7 +97,7 @@ impl ConfigValue for Durability {
 /// walks the fields, from one list. `merged_over` builds a `LogConfig` literal, so a field
 /// added to `LogConfig` but not here fails to compile rather than being silently ignored.
 macro_rules! topic_config {
-    ($($(#[$doc:meta])* $field:ident: $ty:ty,)*) => {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty = $kafka:literal,)*) => {
         /// A topic's overrides of the store's default [`LogConfig`]: `None` follows the default.
         #[derive(Debug, Clone, Default, PartialEq, Eq)]
         #[non_exhaustive]
@@ -91,8 +106,20 @@ macro_rules! topic_config {
         }
 
         impl TopicConfig {
-            /// The setting names, as in [`LogConfig`], the topic file and the CLI.
-            pub const KEYS: &'static [&'static str] = &[$(stringify!($field)),*];
+            /// The setting names every door shows: Kafka's (`retention.ms`), in table order.
+            pub const KEYS: &'static [&'static str] = &[$($kafka),*];
+
+            /// brook's own names (`retention_ms_max`, as in [`LogConfig`] and the topic file),
+            /// accepted as aliases: `ALIASES[i]` is `KEYS[i]`.
+            pub const ALIASES: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// The Kafka name of a setting given by its Kafka name or its brook alias.
+            pub fn key(name: &str) -> Option<&'static str> {
+                match name {
+                    $($kafka | stringify!($field) => Some($kafka),)*
+                    _ => None,
+                }
+            }
 
             /// The effective config: each override, else the default.
             pub fn merged_over(&self, defaults: &LogConfig) -> LogConfig {
@@ -101,22 +128,40 @@ macro_rules! topic_config {
                 }
             }
 
-            /// Sets one override from its text form (`retention_ms_max` = `86400000` or
-            /// `none`, `durability` = `sync|none|interval:MS`, ...).
+            /// Sets one override from its text form; `key` is the Kafka name or brook's alias
+            /// (`retention.ms` or `retention_ms_max` = `86400000`, or `-1`/`none` for no limit;
+            /// `brook.durability` = `sync|none|interval:MS`, ...).
             pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
                 match key {
-                    $(stringify!($field) => {
-                        self.$field = Some(parse_setting(key, value)?);
+                    $($kafka | stringify!($field) => {
+                        self.$field = Some(parse_setting($kafka, value)?);
                     })*
-                    _ => return Err(LogError::InvalidConfig(format!(
-                        "unknown setting {key:?}; known: {}", Self::KEYS.join(", ")
-                    ))),
+                    _ => return Err(unknown_key(key)),
                 }
                 Ok(())
             }
 
-            /// The overrides that are set, as `(key, text value)`, in declaration order.
+            /// Drops one override (by Kafka name or alias), so the setting follows the default.
+            pub fn unset(&mut self, key: &str) -> Result<()> {
+                match key {
+                    $($kafka | stringify!($field) => self.$field = None,)*
+                    _ => return Err(unknown_key(key)),
+                }
+                Ok(())
+            }
+
+            /// The overrides that are set, as `(Kafka name, value as Kafka writes it)`, in
+            /// table order.
             pub fn entries(&self) -> Vec<(&'static str, String)> {
+                let mut out = Vec::new();
+                $(if let Some(v) = &self.$field {
+                    out.push(($kafka, v.render_kafka()));
+                })*
+                out
+            }
+
+            /// The overrides as the topic file keeps them: brook's names and forms.
+            fn file_entries(&self) -> Vec<(&'static str, String)> {
                 let mut out = Vec::new();
                 $(if let Some(v) = &self.$field {
                     out.push((stringify!($field), v.render()));
@@ -125,31 +170,39 @@ macro_rules! topic_config {
             }
         }
 
-        /// Every setting of `config` as `(key, text value)`, in the order of
-        /// [`TopicConfig::KEYS`]; for describing a topic's effective config.
+        /// Every setting of `config` as `(Kafka name, value as Kafka writes it)`, in the order
+        /// of [`TopicConfig::KEYS`]; for describing a topic's effective config.
         pub fn config_entries(config: &LogConfig) -> Vec<(&'static str, String)> {
-            vec![$((stringify!($field), config.$field.render())),*]
+            vec![$(($kafka, config.$field.render_kafka())),*]
         }
     };
 }
 
 topic_config! {
     /// Roll to a new segment past this size.
-    segment_bytes_max: u64,
+    segment_bytes_max: u64 = "segment.bytes",
     /// Roll to a new segment past this age.
-    segment_ms_max: u64,
+    segment_ms_max: u64 = "segment.ms",
     /// Retention by size; `Some(None)` switches a default limit off.
-    retention_bytes_max: Option<u64>,
+    retention_bytes_max: Option<u64> = "retention.bytes",
     /// Retention by age; `Some(None)` switches a default limit off.
-    retention_ms_max: Option<u64>,
+    retention_ms_max: Option<u64> = "retention.ms",
     /// Bytes between index entries.
-    index_interval_bytes: u32,
+    index_interval_bytes: u32 = "index.interval.bytes",
     /// Preallocated index size.
-    index_bytes_max: u32,
+    index_bytes_max: u32 = "segment.index.bytes",
     /// Largest batch accepted.
-    message_bytes_max: usize,
-    /// When appends reach stable storage.
-    durability: Durability,
+    message_bytes_max: usize = "max.message.bytes",
+    /// When appends reach stable storage (brook's own; Kafka has no such topic setting).
+    durability: Durability = "brook.durability",
+}
+
+fn unknown_key(key: &str) -> LogError {
+    LogError::InvalidConfig(format!(
+        "unknown setting {key:?}; known: {} (or brook's names: {})",
+        TopicConfig::KEYS.join(", "),
+        TopicConfig::ALIASES.join(", ")
+    ))
 }
 
 fn parse_setting<T: ConfigValue>(key: &str, value: &str) -> Result<T> {
@@ -202,7 +255,7 @@ impl TopicMeta {
 
     fn to_text(&self) -> String {
         let mut text = format!("id={}\npartitions={}\n", hex(&self.id), self.partitions);
-        for (key, value) in self.overrides.entries() {
+        for (key, value) in self.overrides.file_entries() {
             text.push_str(&format!("{key}={value}\n"));
         }
         text
@@ -362,6 +415,36 @@ mod tests {
             assert!(c.set(key, value).is_err(), "{key}={value} accepted");
             assert_eq!(c, before, "a refused set changed the config");
         }
+    }
+
+    #[test]
+    fn kafka_names_and_brook_aliases_set_the_same_setting() {
+        let mut by_kafka = TopicConfig::default();
+        by_kafka.set("retention.ms", "-1").expect("kafka name");
+        by_kafka.set("segment.bytes", "4096").expect("kafka name");
+        let mut by_alias = TopicConfig::default();
+        by_alias.set("retention_ms_max", "none").expect("alias");
+        by_alias.set("segment_bytes_max", "4096").expect("alias");
+        assert_eq!(by_kafka, by_alias);
+        assert_eq!(
+            by_kafka.entries(),
+            [
+                ("segment.bytes", "4096".to_owned()),
+                ("retention.ms", "-1".to_owned())
+            ],
+            "shown with Kafka's names and forms"
+        );
+        assert_eq!(TopicConfig::key("retention_ms_max"), Some("retention.ms"));
+        assert_eq!(TopicConfig::key("retention.ms"), Some("retention.ms"));
+        assert_eq!(TopicConfig::key("retention"), None);
+        assert_eq!(TopicConfig::KEYS.len(), TopicConfig::ALIASES.len());
+        by_kafka.unset("segment_bytes_max").expect("unset by alias");
+        assert_eq!(by_kafka.segment_bytes_max, None);
+        assert!(by_kafka.unset("bogus").is_err());
+        // The topic file keeps brook's names and forms, so files written before still read.
+        let meta = TopicMeta::new(1, by_alias);
+        assert!(meta.to_text().contains("retention_ms_max=none\n"));
+        assert_eq!(TopicMeta::from_text(&meta.to_text()).expect("reads"), meta);
     }
 
     #[test]
