@@ -56,7 +56,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
-use crate::batch::header::patch_base_offset;
+use crate::batch::header::{patch_base_offset, restamp};
 use crate::batch::{validate, BatchHeader};
 use crate::checkpoint::{self, Checkpoint, LogPosition};
 use crate::config::{Durability, LogConfig};
@@ -294,6 +294,8 @@ impl PartitionLog {
         }
         let config = s.config();
         let header = validate(batch, config.message_bytes_max)?;
+        // Kafka overwrites these rather than refusing the batch; so does brook.
+        restamp(batch, &header);
         let (seq, info) = {
             let mut w = s.writer.lock();
             s.check_writable(&w)?;

@@ -41,6 +41,8 @@ pub const RECORDS_COUNT_AT: usize = 57;
 pub const HEADER_LEN: usize = 61;
 /// The only magic brook stores.
 pub const MAGIC_V2: i8 = 2;
+/// Attribute bit 3: log-append time (set) or create time (clear).
+pub const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 
 const _: () = assert!(RECORDS_COUNT_AT + 4 == HEADER_LEN);
 const _: () = assert!(CRC_AT + 4 == CRC_COVERS_FROM);
@@ -197,7 +199,7 @@ impl BatchHeader {
         Compression::from_attributes(self.attributes)
     }
 
-    /// Create time or log-append time (attribute bit 3).
+    /// Create time or log-append time (attribute bit 3, [`TIMESTAMP_TYPE_BIT`]).
     pub fn timestamp_type(&self) -> TimestampType {
         TimestampType::from_attributes(self.attributes)
     }
@@ -221,6 +223,28 @@ pub fn patch_base_offset(batch: &mut [u8], base_offset: i64) {
 /// Rewrites `partitionLeaderEpoch` in place (also outside the CRC).
 pub fn patch_leader_epoch(batch: &mut [u8], epoch: i32) {
     batch[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&epoch.to_be_bytes());
+}
+
+/// Writes into a validated `batch` the fields Kafka's broker sets on append instead of taking
+/// the producer's: `partitionLeaderEpoch` (-1, the epoch brook reports everywhere) and, from
+/// `stored` (the header [`super::validate`] returned), `maxTimestamp` and the timestamp type,
+/// recomputing the CRC when those changed. Returns whether it did; a batch built right (every
+/// brook builder, librdkafka, the Java client) is left as it came but for the epoch.
+pub fn restamp(batch: &mut [u8], stored: &BatchHeader) -> bool {
+    patch_leader_epoch(batch, -1);
+    let sent = match BatchHeader::parse(batch) {
+        Ok(sent) => sent,
+        Err(_) => return false,
+    };
+    if sent.max_timestamp == stored.max_timestamp && sent.attributes == stored.attributes {
+        return false;
+    }
+    batch[ATTRIBUTES_AT..][..2].copy_from_slice(&stored.attributes.to_be_bytes());
+    batch[MAX_TIMESTAMP_AT..][..8].copy_from_slice(&stored.max_timestamp.to_be_bytes());
+    let end = stored.total_len().min(batch.len());
+    let crc = crc32c::crc32c(&batch[CRC_COVERS_FROM..end]);
+    batch[CRC_AT..][..4].copy_from_slice(&crc.to_be_bytes());
+    true
 }
 
 fn read_i64(b: &[u8], at: usize) -> i64 {

@@ -52,7 +52,9 @@ mod varint;
 
 pub use batches::{BatchRef, Batches};
 pub use builder::{BatchBuilder, RecordRef};
-pub use header::{patch_base_offset, BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2};
+pub use header::{
+    patch_base_offset, restamp, BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2, TIMESTAMP_TYPE_BIT,
+};
 pub use records::{records, validate, Record, Records};
 
 use crate::error::BatchError;

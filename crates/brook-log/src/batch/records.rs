@@ -17,7 +17,7 @@ use std::ops::Range;
 use bytes::Bytes;
 
 use super::compression::{decompress, decompressed_bytes_max};
-use super::header::{BatchHeader, HEADER_LEN};
+use super::header::{BatchHeader, HEADER_LEN, TIMESTAMP_TYPE_BIT};
 use super::varint::{read_varint, read_varlong};
 use super::{Compression, TimestampType};
 use crate::error::BatchError;
@@ -42,8 +42,13 @@ pub struct Record {
 /// holds exactly one batch; `recordsCount` is positive and equals `lastOffsetDelta + 1` (Kafka's
 /// rule, which keeps offsets dense); every record parses and fills its length exactly; there
 /// are exactly `recordsCount` records and no bytes after them; offset deltas strictly increase
-/// and the last is `lastOffsetDelta`; in a create-time batch no record is later than
-/// `maxTimestamp`. Compressed records are inflated to check them (bounded, see the module doc).
+/// and the last is `lastOffsetDelta`. Compressed records are inflated to check them (bounded,
+/// see the module doc).
+///
+/// The header returned is the one the log stores, which differs from the producer's where
+/// Kafka's broker overwrites a field rather than refusing the batch: `maxTimestamp` is the
+/// greatest record timestamp and the timestamp type is create time (a producer may leave
+/// `maxTimestamp` at -1; Sarama does). [`super::restamp`] writes those fields into the bytes.
 pub fn validate(batch: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse_checked(batch, max_batch_bytes)?;
     let total = header.total_len();
@@ -60,7 +65,7 @@ pub fn validate(batch: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, Bat
         });
     }
     let (frame, start) = records_frame(&header, batch)?;
-    let check_time = header.timestamp_type() == TimestampType::CreateTime;
+    let mut max_timestamp = i64::MIN;
     let mut pos = start;
     let mut last_delta: i64 = -1;
     for _ in 0..header.records_count {
@@ -71,14 +76,8 @@ pub fn validate(batch: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, Bat
                 reason: "offset deltas do not strictly increase",
             });
         }
-        if check_time
-            && header.base_timestamp.wrapping_add(record.timestamp_delta) > header.max_timestamp
-        {
-            return Err(BatchError::BadRecord {
-                offset: pos,
-                reason: "record timestamp is later than the batch's maxTimestamp",
-            });
-        }
+        max_timestamp =
+            max_timestamp.max(header.base_timestamp.wrapping_add(record.timestamp_delta));
         last_delta = i64::from(record.offset_delta);
         pos = record.end;
     }
@@ -94,7 +93,11 @@ pub fn validate(batch: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, Bat
             last_offset_delta: header.last_offset_delta,
         });
     }
-    Ok(header)
+    Ok(BatchHeader {
+        max_timestamp,
+        attributes: header.attributes & !TIMESTAMP_TYPE_BIT,
+        ..header
+    })
 }
 
 /// Decodes the records of the batch at the start of `batch` (bytes after it are ignored).
@@ -546,17 +549,52 @@ mod tests {
     }
 
     #[test]
-    fn validate_refuses_a_record_later_than_max_timestamp() {
-        let batch = build(Compression::None, &sample(3));
-        let mut header = BatchHeader::parse(&batch).expect("header");
-        header.max_timestamp -= 1;
-        let mut bad = batch.clone();
-        bad[..HEADER_LEN].copy_from_slice(&header.to_bytes());
-        fix_crc(&mut bad);
-        assert!(matches!(
-            validate(&bad, usize::MAX),
-            Err(BatchError::BadRecord { reason, .. }) if reason.contains("maxTimestamp")
-        ));
+    fn validate_reports_the_max_timestamp_kafka_would_store_and_restamp_writes_it() {
+        for codec in Compression::ALL {
+            let batch = build(codec, &sample(3));
+            let built = BatchHeader::parse(&batch).expect("header");
+            for (max_timestamp, log_append_time) in [
+                (-1, false),
+                (built.max_timestamp - 1, false),
+                (built.max_timestamp + 5, true),
+            ] {
+                let mut header = built;
+                header.max_timestamp = max_timestamp;
+                if log_append_time {
+                    header.attributes |= TIMESTAMP_TYPE_BIT;
+                }
+                let mut sent = batch.clone();
+                sent[..HEADER_LEN].copy_from_slice(&header.to_bytes());
+                fix_crc(&mut sent);
+                let stored = validate(&sent, usize::MAX).expect("accepted, as Kafka does");
+                assert_eq!(stored.max_timestamp, built.max_timestamp, "{codec}");
+                assert_eq!(stored.timestamp_type(), TimestampType::CreateTime);
+                assert!(
+                    super::super::restamp(&mut sent, &stored),
+                    "the CRC was recomputed"
+                );
+                let restamped = BatchHeader::parse_checked(&sent, usize::MAX).expect("valid");
+                assert_eq!(
+                    restamped,
+                    BatchHeader {
+                        partition_leader_epoch: -1,
+                        crc: restamped.crc,
+                        ..stored
+                    }
+                );
+                assert_eq!(
+                    &sent[HEADER_LEN..],
+                    &batch[HEADER_LEN..],
+                    "records untouched"
+                );
+            }
+            let mut untouched = batch.clone();
+            let stored = validate(&untouched, usize::MAX).expect("valid");
+            assert!(
+                !super::super::restamp(&mut untouched, &stored),
+                "nothing to rewrite"
+            );
+        }
     }
 
     #[test]
