@@ -12,6 +12,7 @@
 use std::path::Path;
 
 use crate::error::{LogError, Result};
+use crate::fs::Fs;
 use crate::meta;
 
 /// File name of the checkpoint.
@@ -95,9 +96,9 @@ fn check_version(version: u16, what: &'static str, path: &Path) -> Result<()> {
 }
 
 /// Reads the checkpoint of the log in `dir`; `None` if there is none.
-pub(crate) fn read_checkpoint(dir: &Path) -> Result<Option<Checkpoint>> {
+pub(crate) fn read_checkpoint(fs: &dyn Fs, dir: &Path) -> Result<Option<Checkpoint>> {
     let path = dir.join(CHECKPOINT_FILE);
-    let Some((version, payload)) = meta::read(&path, CHECKPOINT_MAGIC, "checkpoint")? else {
+    let Some((version, payload)) = meta::read_in(fs, &path, CHECKPOINT_MAGIC, "checkpoint")? else {
         return Ok(None);
     };
     check_version(version, "checkpoint", &path)?;
@@ -105,8 +106,9 @@ pub(crate) fn read_checkpoint(dir: &Path) -> Result<Option<Checkpoint>> {
 }
 
 /// Durably replaces the checkpoint of the log in `dir`.
-pub(crate) fn write_checkpoint(dir: &Path, checkpoint: &Checkpoint) -> Result<()> {
-    meta::write(
+pub(crate) fn write_checkpoint(fs: &dyn Fs, dir: &Path, checkpoint: &Checkpoint) -> Result<()> {
+    meta::write_in(
+        fs,
         &dir.join(CHECKPOINT_FILE),
         CHECKPOINT_MAGIC,
         VERSION,
@@ -115,9 +117,10 @@ pub(crate) fn write_checkpoint(dir: &Path, checkpoint: &Checkpoint) -> Result<()
 }
 
 /// The log end offset a clean close recorded; `None` if the last stop was not clean.
-pub(crate) fn read_clean_marker(dir: &Path) -> Result<Option<u64>> {
+pub(crate) fn read_clean_marker(fs: &dyn Fs, dir: &Path) -> Result<Option<u64>> {
     let path = dir.join(CLEAN_SHUTDOWN_FILE);
-    let Some((version, payload)) = meta::read(&path, CLEAN_MAGIC, "clean-shutdown marker")? else {
+    let Some((version, payload)) = meta::read_in(fs, &path, CLEAN_MAGIC, "clean-shutdown marker")?
+    else {
         return Ok(None);
     };
     check_version(version, "clean-shutdown marker", &path)?;
@@ -126,8 +129,9 @@ pub(crate) fn read_clean_marker(dir: &Path) -> Result<Option<u64>> {
 }
 
 /// Durably writes the clean-shutdown marker: the last thing a clean close does.
-pub(crate) fn write_clean_marker(dir: &Path, log_end: u64) -> Result<()> {
-    meta::write(
+pub(crate) fn write_clean_marker(fs: &dyn Fs, dir: &Path, log_end: u64) -> Result<()> {
+    meta::write_in(
+        fs,
         &dir.join(CLEAN_SHUTDOWN_FILE),
         CLEAN_MAGIC,
         VERSION,
@@ -136,18 +140,20 @@ pub(crate) fn write_clean_marker(dir: &Path, log_end: u64) -> Result<()> {
 }
 
 /// Durably removes the clean-shutdown marker, so that a crash from now on is seen as one.
-pub(crate) fn remove_clean_marker(dir: &Path) -> Result<()> {
-    meta::remove(&dir.join(CLEAN_SHUTDOWN_FILE))
+pub(crate) fn remove_clean_marker(fs: &dyn Fs, dir: &Path) -> Result<()> {
+    meta::remove_in(fs, &dir.join(CLEAN_SHUTDOWN_FILE))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::RealFs;
 
     #[test]
     fn checkpoint_and_marker_round_trip() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert_eq!(read_checkpoint(dir.path()).expect("read"), None);
+        let fs = &RealFs;
+        assert_eq!(read_checkpoint(fs, dir.path()).expect("read"), None);
         let checkpoint = Checkpoint {
             log_start: 7,
             recovery_point: LogPosition {
@@ -156,16 +162,19 @@ mod tests {
                 position: 1234,
             },
         };
-        write_checkpoint(dir.path(), &checkpoint).expect("write");
-        assert_eq!(read_checkpoint(dir.path()).expect("read"), Some(checkpoint));
+        write_checkpoint(fs, dir.path(), &checkpoint).expect("write");
+        assert_eq!(
+            read_checkpoint(fs, dir.path()).expect("read"),
+            Some(checkpoint)
+        );
 
-        assert_eq!(read_clean_marker(dir.path()).expect("read"), None);
-        write_clean_marker(dir.path(), 90).expect("write");
-        assert_eq!(read_clean_marker(dir.path()).expect("read"), Some(90));
-        remove_clean_marker(dir.path()).expect("remove");
-        assert_eq!(read_clean_marker(dir.path()).expect("read"), None);
+        assert_eq!(read_clean_marker(fs, dir.path()).expect("read"), None);
+        write_clean_marker(fs, dir.path(), 90).expect("write");
+        assert_eq!(read_clean_marker(fs, dir.path()).expect("read"), Some(90));
+        remove_clean_marker(fs, dir.path()).expect("remove");
+        assert_eq!(read_clean_marker(fs, dir.path()).expect("read"), None);
 
         std::fs::write(dir.path().join(CHECKPOINT_FILE), b"garbage").expect("write");
-        assert!(read_checkpoint(dir.path()).is_err());
+        assert!(read_checkpoint(fs, dir.path()).is_err());
     }
 }

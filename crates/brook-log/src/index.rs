@@ -2,9 +2,8 @@
 //! maps timestamps to offsets, so a read or a time lookup starts near its batch instead of at
 //! the start of a 1 GiB file.
 //!
-//! Both are memory-mapped files of fixed-size big-endian entries, preallocated to
-//! `index_bytes_max` while their segment is active (the unused tail is zeros) and trimmed to
-//! their entries when it rolls. Entries are added at the same batches in both files, one every
+//! Both are files of fixed-size big-endian entries, exactly as long as their entries (nothing
+//! is preallocated). Entries are added at the same batches in both files, one every
 //! `index_interval_bytes` of log (see [`IndexCursor`]), so entry `i` of the time index always
 //! names the same batch as entry `i` of the offset index:
 //!
@@ -19,18 +18,24 @@
 //!
 //! The first batch of a segment (position 0, relative offset 0) is never indexed: a lookup that
 //! finds no entry starts at position 0 anyway. So every real entry has a relative offset above
-//! zero, and an entry of zeros marks the end of the entries in a preallocated file.
+//! zero. (Files written by older versions were preallocated and zero-filled past their
+//! entries; an all-zero slot still ends the entries, and the zeros go at the next write-out.)
+//!
+//! **Memory costs what the index holds.** While its segment takes appends an index keeps its
+//! entries in a vector and writes the new ones out when the log moves its recovery point (and
+//! when the segment is sealed); once sealed it is a read-only map of the file, whose pages
+//! cost memory only when a lookup touches them. `index_bytes_max` is the most an index may
+//! hold: a segment rolls when its index is full. Nothing is ever written through a map, so a
+//! full disk is an `ENOSPC` error on a write, never a fault.
 //!
 //! Indexes are derived data. [`OffsetIndex::check`] and [`TimeIndex::check`] judge a file on
 //! open; whoever finds one wrong rebuilds it from the log rather than trusting it.
 
-use std::fs::{File, OpenOptions};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
-use memmap2::{MmapMut, MmapOptions};
-
 use crate::error::{LogError, Result};
+use crate::fs::{FileMap, Fs, Open};
 
 /// Bytes of one `.index` entry.
 pub(crate) const OFFSET_ENTRY_LEN: usize = 8;
@@ -155,79 +160,149 @@ impl IndexCursor {
     }
 }
 
-/// A memory-mapped file of `E` entries: [`OffsetIndex`] or [`TimeIndex`].
+/// Where an index's entries live.
+enum Entries {
+    /// In memory, the segment taking appends; the first `written` are in the file too.
+    Owned { bytes: Vec<u8>, written: usize },
+    /// A read-only view of the file: the segment is sealed.
+    Mapped(FileMap),
+}
+
+/// A file of `E` entries: [`OffsetIndex`] or [`TimeIndex`].
 pub(crate) struct Index<E: Entry> {
     path: PathBuf,
-    file: File,
-    mmap: MmapMut,
-    entries: usize,
+    entries: Entries,
+    /// The number of entries.
+    len: usize,
+    /// The file's length, when known to differ from what the entries need (after a
+    /// truncation, or a zero-filled file of an older version): fixed at the next write-out.
+    file_len: u64,
+    /// The most entries the index may hold (`index_bytes_max`): a segment rolls when full.
+    capacity: usize,
     _entry: PhantomData<E>,
 }
 
+impl<E: Entry> std::fmt::Debug for Index<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("path", &self.path)
+            .field("len", &self.len)
+            .field("sealed", &matches!(self.entries, Entries::Mapped(_)))
+            .finish()
+    }
+}
+
 impl<E: Entry> Index<E> {
-    /// Opens (creating if missing) the file at `path` and maps it.
-    ///
-    /// Returns `Ok(Err(reason))` when the file's shape is wrong (not a whole number of
-    /// entries, or entries after the first empty slot): the caller rebuilds it.
-    pub(crate) fn open(path: &Path) -> Result<std::result::Result<Self, String>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
+    /// Creates (or empties) the file at `path`; the index may hold `capacity_bytes` of entries.
+    pub(crate) fn create(fs: &dyn Fs, path: &Path, capacity_bytes: u32) -> Result<Self> {
+        fs.open(path, Open::Truncate)
             .map_err(|e| LogError::io(path, e))?;
-        let len = file.metadata().map_err(|e| LogError::io(path, e))?.len();
-        if len % E::LEN as u64 != 0 {
+        Ok(Self {
+            path: path.to_path_buf(),
+            entries: Entries::Owned {
+                bytes: Vec::new(),
+                written: 0,
+            },
+            len: 0,
+            file_len: 0,
+            capacity: capacity_bytes as usize / E::LEN,
+            _entry: PhantomData,
+        })
+    }
+
+    /// Opens the file at `path`: `sealed`, as a read-only map; otherwise read into memory to
+    /// take more entries.
+    ///
+    /// Returns `Ok(Err(reason))` when the file is missing or its shape is wrong (not a whole
+    /// number of entries, or entries after an empty slot): the caller rebuilds it.
+    pub(crate) fn open(
+        fs: &dyn Fs,
+        path: &Path,
+        capacity_bytes: u32,
+        sealed: bool,
+    ) -> Result<std::result::Result<Self, String>> {
+        let file = match fs.open(path, Open::Read) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Err("the file is missing".to_owned()))
+            }
+            Err(e) => return Err(LogError::io(path, e)),
+        };
+        let file_len = file.len().map_err(|e| LogError::io(path, e))?;
+        if file_len % E::LEN as u64 != 0 {
             return Ok(Err(format!(
-                "{len} bytes is not a whole number of {}-byte entries",
+                "{file_len} bytes is not a whole number of {}-byte entries",
                 E::LEN
             )));
         }
-        if len > u64::from(u32::MAX) {
-            return Ok(Err(format!("{len} bytes is larger than any index")));
+        if file_len > u64::from(u32::MAX) {
+            return Ok(Err(format!("{file_len} bytes is larger than any index")));
         }
-        let mmap = map(&file, path)?;
-        let slots = mmap.len() / E::LEN;
-        let entries = (0..slots)
-            .position(|i| is_empty_slot(&mmap[i * E::LEN..(i + 1) * E::LEN]))
-            .unwrap_or(slots);
-        if mmap[entries * E::LEN..].iter().any(|b| *b != 0) {
-            return Ok(Err(format!(
-                "an entry follows the empty slot {entries}: the file is garbled"
-            )));
-        }
-        Ok(Ok(Self {
-            path: path.to_path_buf(),
-            file,
-            mmap,
-            entries,
-            _entry: PhantomData,
-        }))
-    }
-
-    /// Creates (or empties) the file at `path`, sized for `capacity_bytes`.
-    pub(crate) fn create(path: &Path, capacity_bytes: u32) -> Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
-            .map_err(|e| LogError::io(path, e))?;
+        let entries = if sealed {
+            Entries::Mapped(file.map().map_err(|e| LogError::io(path, e))?)
+        } else {
+            let bytes = file
+                .read_vec_at(0, file_len as usize)
+                .map_err(|e| LogError::io(path, e))?;
+            Entries::Owned { bytes, written: 0 }
+        };
         let mut index = Self {
             path: path.to_path_buf(),
-            mmap: map(&file, path)?,
-            file,
-            entries: 0,
+            entries,
+            len: 0,
+            file_len,
+            capacity: capacity_bytes as usize / E::LEN,
             _entry: PhantomData,
         };
-        index.resize(capacity_bytes)?;
-        Ok(index)
+        let slots = file_len as usize / E::LEN;
+        let all = index.all_bytes();
+        // Files of older versions were preallocated: their entries end at the first empty slot.
+        let len = if slots > 0 && is_empty_slot(&all[(slots - 1) * E::LEN..]) {
+            let len = (0..slots)
+                .position(|i| is_empty_slot(&all[i * E::LEN..(i + 1) * E::LEN]))
+                .unwrap_or(slots);
+            if all[len * E::LEN..].iter().any(|b| *b != 0) {
+                return Ok(Err(format!(
+                    "an entry follows the empty slot {len}: the file is garbled"
+                )));
+            }
+            len
+        } else {
+            slots
+        };
+        index.len = len;
+        if let Entries::Owned { bytes, written } = &mut index.entries {
+            bytes.truncate(len * E::LEN);
+            *written = len;
+        }
+        Ok(Ok(index))
     }
 
-    fn capacity(&self) -> usize {
-        self.mmap.len() / E::LEN
+    /// Every byte the index holds or maps, entries or not.
+    fn all_bytes(&self) -> &[u8] {
+        match &self.entries {
+            Entries::Owned { bytes, .. } => bytes,
+            Entries::Mapped(map) => map,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.all_bytes()[..self.len * E::LEN]
+    }
+
+    /// The entries in memory, copied out of the map if the index was sealed.
+    fn owned(&mut self) -> (&mut Vec<u8>, &mut usize) {
+        if let Entries::Mapped(map) = &self.entries {
+            let bytes = map[..self.len * E::LEN].to_vec();
+            self.entries = Entries::Owned {
+                bytes,
+                written: self.len,
+            };
+        }
+        match &mut self.entries {
+            Entries::Owned { bytes, written } => (bytes, written),
+            Entries::Mapped(_) => unreachable!("made owned above"),
+        }
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -236,26 +311,26 @@ impl<E: Entry> Index<E> {
 
     /// The number of entries.
     pub(crate) fn len(&self) -> usize {
-        self.entries
+        self.len
     }
 
     /// No room for another entry: the segment must roll.
     pub(crate) fn is_full(&self) -> bool {
-        self.entries >= self.capacity()
+        self.len >= self.capacity
     }
 
     pub(crate) fn get(&self, i: usize) -> E {
-        E::decode(&self.mmap[i * E::LEN..(i + 1) * E::LEN])
+        E::decode(&self.bytes()[i * E::LEN..(i + 1) * E::LEN])
     }
 
     pub(crate) fn last(&self) -> Option<E> {
-        self.entries.checked_sub(1).map(|i| self.get(i))
+        self.len.checked_sub(1).map(|i| self.get(i))
     }
 
     /// The number of leading entries for which `pred` holds (entries are sorted, so `pred`
     /// must hold for a prefix).
     fn partition_point(&self, pred: impl Fn(&E) -> bool) -> usize {
-        let (mut lo, mut hi) = (0, self.entries);
+        let (mut lo, mut hi) = (0, self.len);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             if pred(&self.get(mid)) {
@@ -267,79 +342,86 @@ impl<E: Entry> Index<E> {
         lo
     }
 
-    /// Adds an entry after the last; the caller has checked there is room.
+    /// Adds an entry after the last, in memory (see [`Index::write_out`]).
     pub(crate) fn append(&mut self, entry: E) {
-        assert!(self.entries < self.capacity(), "append to a full index");
         debug_assert!(self.last().is_none_or(|last| entry.follows(&last)));
-        let at = self.entries * E::LEN;
-        entry.encode(&mut self.mmap[at..at + E::LEN]);
-        self.entries += 1;
+        let (bytes, _) = self.owned();
+        let at = bytes.len();
+        bytes.resize(at + E::LEN, 0);
+        entry.encode(&mut bytes[at..]);
+        self.len += 1;
     }
 
-    /// Drops every entry from `keep` on, zeroing their slots so the file still reads as
-    /// `keep` entries if it is reopened.
+    /// Drops every entry from `keep` on (the file follows at the next write-out).
     pub(crate) fn truncate_entries(&mut self, keep: usize) {
-        if keep < self.entries {
-            self.mmap[keep * E::LEN..self.entries * E::LEN].fill(0);
-            self.entries = keep;
+        if keep < self.len {
+            let (bytes, written) = self.owned();
+            bytes.truncate(keep * E::LEN);
+            *written = (*written).min(keep);
+            self.len = keep;
         }
     }
 
-    /// Sets the file (and the map) to `bytes`, rounded down to whole entries but never below
-    /// the entries present.
-    pub(crate) fn resize(&mut self, bytes: u32) -> Result<()> {
-        let slots = (bytes as usize / E::LEN).max(self.entries);
-        let len = (slots * E::LEN) as u64;
-        if len == self.mmap.len() as u64 {
+    /// Writes the entries the file does not have yet, and cuts what it has beyond them. No
+    /// fsync: an index is checked against its log on open (and a sealed one was synced when
+    /// its segment rolled).
+    pub(crate) fn write_out(&mut self, fs: &dyn Fs) -> Result<()> {
+        let want = (self.len * E::LEN) as u64;
+        let path = self.path.clone();
+        let file_len = self.file_len;
+        let Entries::Owned { bytes, written } = &mut self.entries else {
+            return Ok(());
+        };
+        if *written == self.len && file_len == want {
             return Ok(());
         }
-        // The map must not outlive the bytes it covers: shrink the file only once the old map
-        // is replaced by an empty one, and map the new length after the file has it.
-        self.mmap = MmapMut::map_anon(0).map_err(|e| LogError::io(&self.path, e))?;
-        let resized = self.file.set_len(len);
-        // Map whatever length the file has now, failed resize or not, so the map and the
-        // entries always agree; if even that fails, the index forgets its entries (lookups
-        // then scan from the segment start) rather than point past its map.
-        let mapped = match map(&self.file, &self.path) {
-            Ok(mmap) => {
-                self.mmap = mmap;
-                Ok(())
-            }
-            Err(e) => {
-                self.entries = 0;
-                Err(e)
-            }
-        };
-        resized.map_err(|e| LogError::io(&self.path, e))?;
-        mapped
+        let file = fs
+            .open(&path, Open::Create)
+            .map_err(|e| LogError::io(&path, e))?;
+        let from = *written * E::LEN;
+        file.write_all_at(&bytes[from..], from as u64)
+            .map_err(|e| LogError::io(&path, e))?;
+        if file_len > want {
+            file.set_len(want).map_err(|e| LogError::io(&path, e))?;
+        }
+        *written = self.len;
+        self.file_len = want;
+        Ok(())
     }
 
-    /// Trims the file to its entries: done when the segment stops being written.
-    pub(crate) fn trim(&mut self) -> Result<()> {
-        self.resize((self.entries * E::LEN) as u32)
+    /// The segment stops taking appends: writes the entries out, makes them durable and
+    /// swaps the memory for a read-only map of the file.
+    pub(crate) fn seal(&mut self, fs: &dyn Fs) -> Result<()> {
+        if matches!(self.entries, Entries::Mapped(_)) {
+            return Ok(());
+        }
+        self.write_out(fs)?;
+        let file = fs
+            .open(&self.path, Open::Write)
+            .map_err(|e| LogError::io(&self.path, e))?;
+        file.sync_data().map_err(|e| LogError::io(&self.path, e))?;
+        let map = file.map().map_err(|e| LogError::io(&self.path, e))?;
+        if map.len() != self.len * E::LEN {
+            // Someone else changed the file: keep the entries in memory rather than trust it.
+            return Err(LogError::io(
+                &self.path,
+                std::io::Error::other("the index file changed while it was being sealed"),
+            ));
+        }
+        self.entries = Entries::Mapped(map);
+        Ok(())
     }
 
-    /// Writes the mapped pages back to the file (msync).
-    pub(crate) fn flush(&self) -> Result<()> {
-        self.mmap.flush().map_err(|e| LogError::io(&self.path, e))
+    /// The index takes entries again (its segment became the active one after a truncation):
+    /// the map is replaced by the entries in memory.
+    pub(crate) fn unseal(&mut self, capacity_bytes: u32) {
+        self.owned();
+        self.capacity = capacity_bytes as usize / E::LEN;
     }
 }
 
 fn is_empty_slot(bytes: &[u8]) -> bool {
     bytes.iter().all(|b| *b == 0)
-}
-
-#[allow(unsafe_code)] // mapping a file; see the SAFETY comment.
-fn map(file: &File, path: &Path) -> Result<MmapMut> {
-    // SAFETY: a mapped file must not change size or content behind the map's back, or a read
-    // through it could fault (SIGBUS) or see torn data. brook owns its data directory (the
-    // store holds a lock file, one process per directory) and this module is the only code
-    // that writes, resizes or maps index files: `resize` replaces the map with an empty one
-    // before it shrinks the file and maps again after, and every access goes through the
-    // segment's lock around its indexes, so no reference into an old map survives a resize.
-    // Files deleted while mapped stay valid until unmapped (POSIX), so retention may unlink a
-    // segment that a reader still holds.
-    unsafe { MmapOptions::new().map_mut(file) }.map_err(|e| LogError::io(path, e))
 }
 
 /// `.index`: offset -> file position of the batch to start scanning from.
@@ -424,6 +506,7 @@ impl TimeIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::RealFs;
 
     fn offset_entry(relative_offset: u32, position: u32) -> OffsetEntry {
         OffsetEntry {
@@ -443,7 +526,7 @@ mod tests {
     fn offset_lookup_finds_the_greatest_entry_at_or_below() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("0.index");
-        let mut index = OffsetIndex::create(&path, 1024).expect("create");
+        let mut index = OffsetIndex::create(&RealFs, &path, 1024).expect("create");
         assert_eq!(index.lookup(5), None);
         for (rel, pos) in [(10, 100), (20, 250), (35, 400)] {
             index.append(offset_entry(rel, pos));
@@ -462,8 +545,10 @@ mod tests {
     #[test]
     fn time_lookup_finds_the_last_entry_strictly_before() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut offsets = OffsetIndex::create(&dir.path().join("0.index"), 1024).expect("o");
-        let mut times = TimeIndex::create(&dir.path().join("0.timeindex"), 1024).expect("t");
+        let mut offsets =
+            OffsetIndex::create(&RealFs, &dir.path().join("0.index"), 1024).expect("o");
+        let mut times =
+            TimeIndex::create(&RealFs, &dir.path().join("0.timeindex"), 1024).expect("t");
         for (i, ts) in [(1u32, 100i64), (2, 100), (3, 150)] {
             offsets.append(offset_entry(i, i * 10));
             times.append(time_entry(ts, i));
@@ -478,50 +563,82 @@ mod tests {
     }
 
     #[test]
-    fn preallocated_file_reopens_with_its_entries_and_trims() {
+    fn entries_are_written_out_sealed_and_reopened_as_they_were() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("0.index");
-        let mut index = OffsetIndex::create(&path, 1000).expect("create");
-        assert_eq!(std::fs::metadata(&path).expect("meta").len(), 1000);
+        let len = |path: &Path| std::fs::metadata(path).expect("meta").len();
+        let mut index = OffsetIndex::create(&RealFs, &path, 32).expect("create");
+        assert_eq!(len(&path), 0, "nothing is preallocated");
         for i in 1..=3 {
             index.append(offset_entry(i, i * 7));
         }
+        assert_eq!(len(&path), 0, "entries stay in memory until written out");
+        index.write_out(&RealFs).expect("write out");
+        assert_eq!(len(&path), 24);
         index.truncate_entries(2);
+        index.append(offset_entry(5, 50));
+        index.write_out(&RealFs).expect("write out");
+        assert!(!index.is_full());
+        index.append(offset_entry(6, 60));
+        assert!(index.is_full(), "32 bytes hold four entries");
+        index.seal(&RealFs).expect("seal");
+        assert_eq!(len(&path), 32);
         drop(index);
-        let mut index = OffsetIndex::open(&path)
+        for sealed in [true, false] {
+            let index = OffsetIndex::open(&RealFs, &path, 1024, sealed)
+                .expect("open")
+                .expect("well formed");
+            assert_eq!(index.len(), 4);
+            assert_eq!(index.last(), Some(offset_entry(6, 60)));
+            assert_eq!(index.lookup(5), Some((2, offset_entry(5, 50))));
+        }
+        let mut index = OffsetIndex::open(&RealFs, &path, 1024, true)
+            .expect("open")
+            .expect("well formed");
+        index.unseal(1024);
+        index.truncate_entries(0);
+        index.write_out(&RealFs).expect("cut to nothing");
+        assert_eq!(len(&path), 0);
+        assert_eq!(index.lookup(100), None);
+    }
+
+    #[test]
+    fn an_older_zero_filled_file_ends_at_its_first_empty_slot() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("0.index");
+        let mut bytes = vec![0u8; 1000];
+        offset_entry(1, 7).encode(&mut bytes[0..8]);
+        offset_entry(2, 14).encode(&mut bytes[8..16]);
+        std::fs::write(&path, &bytes).expect("write");
+        let mut index = OffsetIndex::open(&RealFs, &path, 1000, false)
             .expect("open")
             .expect("well formed");
         assert_eq!(index.len(), 2);
-        assert_eq!(index.last(), Some(offset_entry(2, 14)));
-        index.trim().expect("trim");
-        assert_eq!(std::fs::metadata(&path).expect("meta").len(), 16);
-        index.resize(64).expect("grow");
-        index.append(offset_entry(9, 90));
-        assert_eq!(index.len(), 3);
-        index.trim().expect("trim");
-        index.truncate_entries(0);
-        index.trim().expect("trim to nothing");
-        assert_eq!(std::fs::metadata(&path).expect("meta").len(), 0);
-        assert_eq!(index.lookup(100), None);
+        index.write_out(&RealFs).expect("write out");
+        assert_eq!(
+            std::fs::metadata(&path).expect("meta").len(),
+            16,
+            "zeros cut"
+        );
     }
 
     #[test]
     fn misshapen_or_garbled_files_are_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("0.index");
+        let open = |path: &Path| OffsetIndex::open(&RealFs, path, 1024, false).expect("io");
+        assert!(open(&path).is_err(), "missing");
         std::fs::write(&path, [0u8; 13]).expect("write");
-        assert!(OffsetIndex::open(&path).expect("io").is_err(), "13 bytes");
+        assert!(open(&path).is_err(), "13 bytes");
         let mut bytes = vec![0u8; 32];
         bytes[20] = 1; // an entry after an empty slot
         std::fs::write(&path, &bytes).expect("write");
-        assert!(OffsetIndex::open(&path).expect("io").is_err(), "hole");
+        assert!(open(&path).is_err(), "hole");
         let mut bytes = vec![0u8; 16];
         offset_entry(5, 50).encode(&mut bytes[0..8]);
         offset_entry(4, 60).encode(&mut bytes[8..16]);
         std::fs::write(&path, &bytes).expect("write");
-        let index = OffsetIndex::open(&path)
-            .expect("io")
-            .expect("shape is fine");
+        let index = open(&path).expect("shape is fine");
         assert!(index.check(1000).is_err(), "offsets go backwards");
     }
 

@@ -43,12 +43,15 @@ pub mod batch;
 mod checkpoint;
 mod config;
 mod error;
+mod fs;
 mod index;
 pub mod inspect;
 mod lock;
 mod log;
 pub mod meta;
 mod names;
+#[cfg(test)]
+mod power_loss;
 mod recovery;
 mod scan;
 mod segment;

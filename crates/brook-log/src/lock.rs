@@ -11,12 +11,10 @@
 //! holder in [`LogError::Locked`]. The file itself is never removed: deleting it while another
 //! process waits on the old inode would let two holders exist at once.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
-use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use crate::error::{LogError, Result};
+use crate::fs::{FileIo, FileRef, Fs, Open};
 
 /// The name of the lock file inside a data directory.
 pub(crate) const LOCK_FILE: &str = ".lock";
@@ -28,35 +26,27 @@ const HOLDER_LEN_MAX: u64 = 512;
 #[derive(Debug)]
 pub(crate) struct DirLock {
     // Holding the file keeps the flock; closing it (on drop) releases it.
-    _file: File,
+    _file: FileRef,
 }
 
 impl DirLock {
     /// Takes the lock on `dir`, which must exist. Fails with [`LogError::Locked`] naming the
     /// holder when another open file (in any process) holds it.
-    pub(crate) fn acquire(dir: &Path) -> Result<DirLock> {
+    pub(crate) fn acquire(fs: &dyn Fs, dir: &Path) -> Result<DirLock> {
         let path = dir.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
+        let file = fs
+            .open(&path, Open::Create)
             .map_err(|e| LogError::io(&path, e))?;
-        if let Err(e) = try_flock(&file, libc::LOCK_EX) {
-            if e.kind() == std::io::ErrorKind::WouldBlock {
-                return Err(LogError::Locked {
-                    holder: read_holder(&mut file),
-                    path: dir.to_path_buf(),
-                });
-            }
-            return Err(LogError::io(&path, e));
+        if !file.try_lock(true).map_err(|e| LogError::io(&path, e))? {
+            return Err(LogError::Locked {
+                holder: read_holder(&*file),
+                path: dir.to_path_buf(),
+            });
         }
         // We hold the lock: record who we are for the next opener's error message.
         let holder = format!("pid {} on host {}\n", std::process::id(), hostname());
         file.set_len(0)
-            .and_then(|()| file.rewind())
-            .and_then(|()| file.write_all(holder.as_bytes()))
+            .and_then(|()| file.write_all_at(holder.as_bytes(), 0))
             .map_err(|e| LogError::io(&path, e))?;
         Ok(DirLock { _file: file })
     }
@@ -64,47 +54,30 @@ impl DirLock {
     /// Names the current holder of `dir`'s lock without taking it: `Some("pid .. on host ..")`
     /// while a process holds it, `None` when it is free (or there is no lock file). For
     /// read-only tools that want to warn that a broker is running.
-    pub(crate) fn holder(dir: &Path) -> Result<Option<String>> {
+    pub(crate) fn holder(fs: &dyn Fs, dir: &Path) -> Result<Option<String>> {
         let path = dir.join(LOCK_FILE);
-        let mut file = match File::open(&path) {
+        let file = match fs.open(&path, Open::Read) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(LogError::io(&path, e)),
         };
         // A shared probe succeeds only when nobody holds the exclusive lock, and is released
         // at once when `file` is dropped.
-        match try_flock(&file, libc::LOCK_SH) {
-            Ok(()) => Ok(None),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                Ok(Some(read_holder(&mut file)))
-            }
-            Err(e) => Err(LogError::io(&path, e)),
+        if file.try_lock(false).map_err(|e| LogError::io(&path, e))? {
+            Ok(None)
+        } else {
+            Ok(Some(read_holder(&*file)))
         }
-    }
-}
-
-/// `flock(operation | LOCK_NB)`: never waits; a held lock is `ErrorKind::WouldBlock`.
-#[allow(unsafe_code)] // a libc call; see the SAFETY comment.
-fn try_flock(file: &File, operation: libc::c_int) -> std::io::Result<()> {
-    // SAFETY: `flock` takes a file descriptor and flags and touches no memory of ours; the fd
-    // is valid for the whole call because `file` owns it and outlives it.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), operation | libc::LOCK_NB) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
     }
 }
 
 /// What the holder wrote, or a placeholder when it has not written yet (the window between its
 /// `flock` and its write) or wrote something unreadable.
-fn read_holder(file: &mut File) -> String {
-    let mut text = String::new();
-    let read = file
-        .rewind()
-        .and_then(|()| file.take(HOLDER_LEN_MAX).read_to_string(&mut text));
-    match read {
-        Ok(_) if !text.trim().is_empty() => text.trim().to_owned(),
+fn read_holder(file: &dyn FileIo) -> String {
+    let mut buf = [0u8; HOLDER_LEN_MAX as usize];
+    let n = file.read_at(&mut buf, 0).unwrap_or(0);
+    match std::str::from_utf8(&buf[..n]) {
+        Ok(text) if !text.trim().is_empty() => text.trim().to_owned(),
         _ => "an unidentified process".to_owned(),
     }
 }
@@ -127,13 +100,14 @@ fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::RealFs;
 
     #[test]
     fn second_opener_in_the_same_process_is_refused_and_told_who_holds_it() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let held = DirLock::acquire(dir.path()).expect("first lock");
+        let held = DirLock::acquire(&RealFs, dir.path()).expect("first lock");
         let holder = format!("pid {} on host {}", std::process::id(), hostname());
-        match DirLock::acquire(dir.path()) {
+        match DirLock::acquire(&RealFs, dir.path()) {
             Err(LogError::Locked { path, holder: got }) => {
                 assert_eq!(path, dir.path());
                 assert_eq!(got, holder);
@@ -141,18 +115,18 @@ mod tests {
             other => panic!("second lock gave {other:?}"),
         }
         assert_eq!(
-            DirLock::holder(dir.path()).expect("probe"),
+            DirLock::holder(&RealFs, dir.path()).expect("probe"),
             Some(holder.clone())
         );
         drop(held);
-        assert_eq!(DirLock::holder(dir.path()).expect("probe"), None);
-        let _again = DirLock::acquire(dir.path()).expect("lock after release");
+        assert_eq!(DirLock::holder(&RealFs, dir.path()).expect("probe"), None);
+        let _again = DirLock::acquire(&RealFs, dir.path()).expect("lock after release");
     }
 
     #[test]
     fn probing_a_directory_without_a_lock_file_finds_no_holder() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert_eq!(DirLock::holder(dir.path()).expect("probe"), None);
+        assert_eq!(DirLock::holder(&RealFs, dir.path()).expect("probe"), None);
         assert!(
             !dir.path().join(LOCK_FILE).exists(),
             "a probe creates nothing"

@@ -61,6 +61,7 @@ use crate::batch::{validate, BatchHeader};
 use crate::checkpoint::{self, Checkpoint, LogPosition};
 use crate::config::{Durability, LogConfig};
 use crate::error::{LogError, Result};
+use crate::fs::{self, FsRef};
 use crate::meta;
 use crate::recovery::{recover, Corruption, RecoveryReport};
 use crate::segment::{delete_segment_files, now_ms, Segment};
@@ -138,6 +139,7 @@ pub struct PartitionLog {
 
 /// Everything the appenders, readers and the flusher thread share.
 struct Shared {
+    fs: FsRef,
     dir: PathBuf,
     config: RwLock<Arc<LogConfig>>,
     /// Held to write: appends, roll, retention, truncation, flush, close.
@@ -207,9 +209,13 @@ impl PartitionLog {
     /// Opens the log in `dir`, creating it if missing and recovering it after an unclean stop
     /// (see docs/storage.md, "Recovery"; the outcome is in [`PartitionLog::recovery`]).
     pub fn open(dir: impl Into<PathBuf>, config: LogConfig) -> Result<PartitionLog> {
+        Self::open_in(fs::real(), dir.into(), config)
+    }
+
+    /// [`PartitionLog::open`] on the file system `fs`.
+    pub(crate) fn open_in(fs: FsRef, dir: PathBuf, config: LogConfig) -> Result<PartitionLog> {
         config.validate()?;
-        let dir = dir.into();
-        let recovered = recover(&dir, &config)?;
+        let recovered = recover(&fs, &dir, &config)?;
         let segments: BTreeMap<u64, Arc<Segment>> = recovered
             .segments
             .into_iter()
@@ -223,6 +229,7 @@ impl PartitionLog {
         let corruption = recovered.report.corruption.clone();
         let end = recovered.end;
         let shared = Arc::new(Shared {
+            fs,
             dir,
             config: RwLock::new(Arc::new(config)),
             writer: Mutex::new(Writer {
@@ -629,7 +636,7 @@ impl PartitionLog {
                     next.recovery_point = cut;
                 }
                 next.log_start = start;
-                checkpoint::write_checkpoint(&s.dir, &next)?;
+                checkpoint::write_checkpoint(&*s.fs, &s.dir, &next)?;
                 *checkpoint = next;
             }
         }
@@ -671,15 +678,14 @@ impl PartitionLog {
         }
         let removed = s.delete_segments(&later).and_then(|()| {
             for base in beyond {
-                delete_segment_files(&s.dir, base)?;
+                delete_segment_files(&*s.fs, &s.dir, base)?;
             }
-            meta::sync_dir(&s.dir)?;
+            meta::sync_dir_in(&*s.fs, &s.dir)?;
             // A sealed index only makes the next append roll, so this may fail harmlessly.
-            if was_active {
-                Ok(())
-            } else {
-                segment.unseal(&config)
+            if !was_active {
+                segment.unseal(&config);
             }
+            Ok(())
         });
         drop(w);
         s.publish_high_watermark();
@@ -713,7 +719,7 @@ impl PartitionLog {
                 // Trimmed, so the next open reads its entries, not megabytes of zeros.
                 w.active.seal()?;
                 if w.corruption.is_none() {
-                    checkpoint::write_clean_marker(&s.dir, w.end.offset)?;
+                    checkpoint::write_clean_marker(&*s.fs, &s.dir, w.end.offset)?;
                 }
                 Ok(())
             })
@@ -972,8 +978,8 @@ impl Shared {
         }
         self.fsync(&w.active)?;
         w.active.seal()?;
-        let segment = Arc::new(Segment::create(&self.dir, w.end.offset, config)?);
-        meta::sync_dir(&self.dir).inspect_err(|e| self.poison(e.to_string()))?;
+        let segment = Arc::new(Segment::create(&self.fs, &self.dir, w.end.offset, config)?);
+        meta::sync_dir_in(&*self.fs, &self.dir).inspect_err(|e| self.poison(e.to_string()))?;
         self.segments
             .write()
             .insert(segment.base_offset(), Arc::clone(&segment));
@@ -989,6 +995,7 @@ impl Shared {
     fn flush_locked(&self, w: &Writer) -> Result<()> {
         let written = self.sync.lock().written_seq;
         self.sync_to(written)?;
+        w.active.write_out_indexes()?;
         self.write_recovery_point(w.end)
     }
 
@@ -1001,7 +1008,7 @@ impl Shared {
             recovery_point: point,
             ..*checkpoint
         };
-        checkpoint::write_checkpoint(&self.dir, &next)?;
+        checkpoint::write_checkpoint(&*self.fs, &self.dir, &next)?;
         *checkpoint = next;
         Ok(())
     }
@@ -1013,7 +1020,7 @@ impl Shared {
             log_start: offset,
             ..*checkpoint
         };
-        checkpoint::write_checkpoint(&self.dir, &next)?;
+        checkpoint::write_checkpoint(&*self.fs, &self.dir, &next)?;
         *checkpoint = next;
         self.log_start.store(offset, Ordering::Release);
         Ok(())
@@ -1033,7 +1040,7 @@ impl Shared {
         for seg in segments {
             seg.delete()?;
         }
-        meta::sync_dir(&self.dir)
+        meta::sync_dir_in(&*self.fs, &self.dir)
     }
 
     fn wake_flusher(&self) {

@@ -14,12 +14,14 @@
 //! (big-endian). A file is replaced by writing a temporary sibling, fsyncing it, renaming it over
 //! the old one and fsyncing the directory, so a crash leaves either the old or the new file,
 //! never a mix. A file whose envelope does not check out is reported, never half-trusted.
+//!
+//! The public functions work on the real file system (the broker keeps its offsets file with
+//! them); inside brook-log the same rules run on the store's file layer (`crate::fs`).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::Path;
 
 use crate::error::LogError;
+use crate::fs::{self, Fs, Open};
 
 const ENVELOPE_HEADER: usize = 10;
 const CRC_LEN: usize = 4;
@@ -95,9 +97,27 @@ pub fn read(
     magic: [u8; 4],
     what: &'static str,
 ) -> Result<Option<(u16, Vec<u8>)>, LogError> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+    read_in(&fs::RealFs, path, magic, what)
+}
+
+/// [`read`] on the file system `fs`.
+pub(crate) fn read_in(
+    fs: &dyn Fs,
+    path: &Path,
+    magic: [u8; 4],
+    what: &'static str,
+) -> Result<Option<(u16, Vec<u8>)>, LogError> {
+    let max = (ENVELOPE_HEADER + META_BYTES_MAX + CRC_LEN) as u64;
+    let bytes = match fs.read_small(path, max) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Err(LogError::BadMetaFile {
+                what,
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })
+        }
         Err(e) => return Err(LogError::io(path, e)),
     };
     let (version, payload) = decode(&bytes, magic, what, path)?;
@@ -106,42 +126,63 @@ pub fn read(
 
 /// Atomically and durably replaces `path` with the enveloped `payload`.
 pub fn write(path: &Path, magic: [u8; 4], version: u16, payload: &[u8]) -> Result<(), LogError> {
+    write_in(&fs::RealFs, path, magic, version, payload)
+}
+
+/// [`write`] on the file system `fs`.
+pub(crate) fn write_in(
+    fs: &dyn Fs,
+    path: &Path,
+    magic: [u8; 4],
+    version: u16,
+    payload: &[u8],
+) -> Result<(), LogError> {
     let bytes = encode(magic, version, payload);
     let tmp = path.with_extension("tmp");
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
+    let file = fs
+        .open(&tmp, Open::Truncate)
         .map_err(|e| LogError::io(&tmp, e))?;
-    file.write_all(&bytes).map_err(|e| LogError::io(&tmp, e))?;
-    file.sync_data().map_err(|e| LogError::io(&tmp, e))?;
+    file.write_all_at(&bytes, 0)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| LogError::io(&tmp, e))?;
     drop(file);
-    fs::rename(&tmp, path).map_err(|e| LogError::io(path, e))?;
+    fs.rename(&tmp, path).map_err(|e| LogError::io(path, e))?;
     if let Some(dir) = path.parent() {
-        sync_dir(dir)?;
+        sync_dir_in(fs, dir)?;
     }
     Ok(())
 }
 
 /// Removes a small file durably; a missing file is fine.
 pub fn remove(path: &Path) -> Result<(), LogError> {
-    match fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(LogError::io(path, e)),
+    remove_in(&fs::RealFs, path)
+}
+
+/// [`remove`] on the file system `fs`.
+pub(crate) fn remove_in(fs: &dyn Fs, path: &Path) -> Result<(), LogError> {
+    if !fs::remove_if_present(fs, path).map_err(|e| LogError::io(path, e))? {
+        return Ok(());
     }
     if let Some(dir) = path.parent() {
-        sync_dir(dir)?;
+        sync_dir_in(fs, dir)?;
     }
     Ok(())
 }
 
 /// fsyncs a directory, so that entries created, renamed or removed in it survive power loss.
 pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| LogError::io(dir, e))
+    sync_dir_in(&fs::RealFs, dir)
+}
+
+/// [`sync_dir`] on the file system `fs`.
+pub(crate) fn sync_dir_in(fs: &dyn Fs, dir: &Path) -> Result<(), LogError> {
+    // `Path::parent` of a relative file name is the empty path: the current directory.
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    fs.sync_dir(dir).map_err(|e| LogError::io(dir, e))
 }
 
 #[cfg(test)]
@@ -159,7 +200,7 @@ mod tests {
         let (version, payload) = read(&path, MAGIC, "test").expect("read").expect("present");
         assert_eq!((version, payload.as_slice()), (3, &b"hello"[..]));
 
-        let good = fs::read(&path).expect("bytes");
+        let good = std::fs::read(&path).expect("bytes");
         for i in 0..good.len() {
             let mut bad = good.clone();
             bad[i] ^= 0x40;

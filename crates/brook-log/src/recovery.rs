@@ -28,12 +28,12 @@
 //! `brook log check`, or by the consumer's own CRC check; not by every open, since walking the
 //! whole log would make each restart read every byte of every partition.
 
-use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use crate::checkpoint::{self, Checkpoint, LogPosition};
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
+use crate::fs::{FsRef, Open};
 use crate::meta;
 use crate::scan::{find_valid_batch, LogScanner, ScanEnd};
 use crate::segment::{
@@ -98,48 +98,48 @@ pub(crate) struct Recovered {
 }
 
 /// Opens (creating if needed) the log directory `dir` as the module doc describes.
-pub(crate) fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered> {
-    ensure_dir(dir)?;
+pub(crate) fn recover(fs: &FsRef, dir: &Path, config: &LogConfig) -> Result<Recovered> {
+    ensure_dir(fs, dir)?;
     let mut report = RecoveryReport::default();
-    let mut bases = list_segments(dir)?;
-    let checkpoint = checkpoint::read_checkpoint(dir).unwrap_or_else(|e| {
+    let mut bases = list_segments(fs, dir)?;
+    let checkpoint = checkpoint::read_checkpoint(&**fs, dir).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "ignoring an unreadable checkpoint; walking the whole log");
         None
     });
-    let marker = checkpoint::read_clean_marker(dir).unwrap_or_else(|e| {
+    let marker = checkpoint::read_clean_marker(&**fs, dir).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "ignoring an unreadable clean-shutdown marker");
         None
     });
     if marker.is_some() {
-        checkpoint::remove_clean_marker(dir)?;
+        checkpoint::remove_clean_marker(&**fs, dir)?;
     }
     let mut log_start = checkpoint.map_or(0, |c| c.log_start);
 
     if bases.is_empty() {
-        Segment::create(dir, log_start, config)?;
-        meta::sync_dir(dir)?;
+        Segment::create(fs, dir, log_start, config)?;
+        meta::sync_dir_in(&**fs, dir)?;
         bases.push(log_start);
     }
     while bases.len() > 1 && bases[1] <= log_start {
-        delete_segment_files(dir, bases.remove(0))?;
+        delete_segment_files(&**fs, dir, bases.remove(0))?;
         report.deleted_segments += 1;
     }
     log_start = log_start.max(bases[0]);
 
     if let Some(log_end) = marker {
-        match open_all(dir, &bases, None, config) {
+        match open_all(fs, dir, &bases, None, config) {
             Ok((segments, rebuilt)) if end_of(&segments).offset == log_end => {
                 report.clean = true;
                 report.rebuilt_indexes = rebuilt;
-                return finish(dir, segments, log_start, Vec::new(), checkpoint, report);
+                return finish(fs, dir, segments, log_start, Vec::new(), checkpoint, report);
             }
             Ok(_) => tracing::warn!("the clean-shutdown marker disagrees with the log; walking it"),
             Err(e) => tracing::warn!(error = %e, "a cleanly closed log does not open; walking it"),
         }
     }
 
-    let start = walk_start(dir, &bases, checkpoint)?;
-    let found = walk(dir, &mut bases, start, &mut report)?;
+    let start = walk_start(fs, dir, &bases, checkpoint)?;
+    let found = walk(fs, dir, &mut bases, start, &mut report)?;
     let (cut, mut beyond) = match found {
         Found::Clean => (None, Vec::new()),
         Found::Corrupt(index, corruption) => {
@@ -154,7 +154,7 @@ pub(crate) fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered> {
             (Some(position), beyond)
         }
     };
-    let (segments, rebuilt) = match open_all(dir, &bases, cut, config) {
+    let (segments, rebuilt) = match open_all(fs, dir, &bases, cut, config) {
         Ok(opened) => opened,
         // Damage in bytes the checkpoint vouched for, found while checking an index.
         Err(LogError::Corrupt {
@@ -183,7 +183,7 @@ pub(crate) fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered> {
             tracing::error!(%corruption, "damaged data before the recovery point");
             report.corruption = Some(corruption);
             beyond = bases.split_off(index + 1);
-            open_all(dir, &bases, Some(position), config)?
+            open_all(fs, dir, &bases, Some(position), config)?
         }
         Err(e) => return Err(e),
     };
@@ -191,12 +191,13 @@ pub(crate) fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered> {
     for segment in segments.iter().skip(start.index) {
         segment.sync_data()?;
     }
-    meta::sync_dir(dir)?;
-    finish(dir, segments, log_start, beyond, None, report)
+    meta::sync_dir_in(&**fs, dir)?;
+    finish(fs, dir, segments, log_start, beyond, None, report)
 }
 
 /// Assembles the result and moves the checkpoint to the end, unless it is there already.
 fn finish(
+    fs: &FsRef,
     dir: &Path,
     segments: Vec<Segment>,
     log_start: u64,
@@ -210,7 +211,7 @@ fn finish(
         recovery_point: end,
     };
     if old != Some(checkpoint) {
-        checkpoint::write_checkpoint(dir, &checkpoint)?;
+        checkpoint::write_checkpoint(&**fs, dir, &checkpoint)?;
     }
     Ok(Recovered {
         segments,
@@ -231,41 +232,35 @@ fn end_of(segments: &[Segment]) -> LogPosition {
     }
 }
 
-fn ensure_dir(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
-    if let Some(parent) = dir.parent() {
-        meta::sync_dir(parent)?;
-    }
-    Ok(())
+fn ensure_dir(fs: &FsRef, dir: &Path) -> Result<()> {
+    crate::fs::create_dir_durably(&**fs, dir).map_err(|e| LogError::io(dir, e))
 }
 
 /// The base offsets of the segments in `dir`, sorted; removes leftovers on the way.
-fn list_segments(dir: &Path) -> Result<Vec<u64>> {
+fn list_segments(fs: &FsRef, dir: &Path) -> Result<Vec<u64>> {
     let mut logs = Vec::new();
     let mut indexes = Vec::new();
-    for entry in fs::read_dir(dir).map_err(|e| LogError::io(dir, e))? {
-        let entry = entry.map_err(|e| LogError::io(dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+    for entry in fs.read_dir(dir).map_err(|e| LogError::io(dir, e))? {
+        let Some(name) = entry.name.to_str() else {
+            continue;
+        };
         if let Some(base) = parse_segment_name(name, LOG_EXT) {
             logs.push(base);
         } else if let Some(base) =
             parse_segment_name(name, INDEX_EXT).or_else(|| parse_segment_name(name, TIME_INDEX_EXT))
         {
-            indexes.push((base, entry.path()));
+            indexes.push((base, entry.path));
         } else if name.ends_with(".tmp") {
             // An interrupted atomic replace (meta::write): the old file is still in place.
-            fs::remove_file(entry.path()).map_err(|e| LogError::io(entry.path(), e))?;
+            fs.remove_file(&entry.path)
+                .map_err(|e| LogError::io(&entry.path, e))?;
         }
     }
     logs.sort_unstable();
     for (base, path) in indexes {
         if logs.binary_search(&base).is_err() {
             // An interrupted segment deletion removed the log first.
-            fs::remove_file(&path).map_err(|e| LogError::io(&path, e))?;
+            fs.remove_file(&path).map_err(|e| LogError::io(&path, e))?;
         }
     }
     Ok(logs)
@@ -274,6 +269,7 @@ fn list_segments(dir: &Path) -> Result<Vec<u64>> {
 /// Opens every segment in `bases`; the last takes appends. `cut`: the last segment's valid
 /// bytes end there (a corruption), instead of at the end of its file.
 fn open_all(
+    fs: &FsRef,
     dir: &Path,
     bases: &[u64],
     cut: Option<u64>,
@@ -286,11 +282,9 @@ fn open_all(
         let path = segment_file(dir, base, LOG_EXT);
         let len = match cut {
             Some(position) if last => position,
-            _ => fs::metadata(&path)
-                .map_err(|e| LogError::io(&path, e))?
-                .len(),
+            _ => fs.metadata(&path).map_err(|e| LogError::io(&path, e))?.len,
         };
-        let (segment, n) = Segment::open(dir, base, len, last, config)?;
+        let (segment, n) = Segment::open(fs, dir, base, len, last, config)?;
         if let Some(prev) = segments.last() {
             if prev.next_offset() != base {
                 return Err(LogError::Corrupt {
@@ -319,7 +313,12 @@ struct WalkStart {
     offset: u64,
 }
 
-fn walk_start(dir: &Path, bases: &[u64], checkpoint: Option<Checkpoint>) -> Result<WalkStart> {
+fn walk_start(
+    fs: &FsRef,
+    dir: &Path,
+    bases: &[u64],
+    checkpoint: Option<Checkpoint>,
+) -> Result<WalkStart> {
     let from_start = WalkStart {
         index: 0,
         position: 0,
@@ -340,9 +339,7 @@ fn walk_start(dir: &Path, bases: &[u64], checkpoint: Option<Checkpoint>) -> Resu
         });
     }
     let path = segment_file(dir, point.segment, LOG_EXT);
-    let len = fs::metadata(&path)
-        .map_err(|e| LogError::io(&path, e))?
-        .len();
+    let len = fs.metadata(&path).map_err(|e| LogError::io(&path, e))?.len;
     if point.position > len {
         tracing::warn!(
             segment = %path.display(),
@@ -370,6 +367,7 @@ enum Found {
 /// CRC-walks from `start` to the end of the last segment (with [`LogScanner`]), truncating a
 /// torn tail (which may remove later segments from `bases`) or reporting corruption.
 fn walk(
+    fs: &FsRef,
     dir: &Path,
     bases: &mut Vec<u64>,
     start: WalkStart,
@@ -395,7 +393,7 @@ fn walk(
             );
             return corrupt(0, offset, reason);
         }
-        let mut scanner = LogScanner::open_at(&path, position, Some(offset))?;
+        let mut scanner = LogScanner::open_in(&**fs, &path, position, Some(offset))?;
         while let Some(batch) = scanner.next_batch()? {
             report.scanned_bytes += batch.header.total_len() as u64;
             offset = batch.header.next_offset() as u64;
@@ -409,7 +407,7 @@ fn walk(
                 position, reason, ..
             }) => {
                 let len = scanner.file_len();
-                if valid_batch_from(dir, bases, index, position)? {
+                if valid_batch_from(fs, dir, bases, index, position)? {
                     return corrupt(position, offset, reason);
                 }
                 tracing::warn!(
@@ -419,7 +417,7 @@ fn walk(
                     "cutting a torn tail left by an unclean stop"
                 );
                 drop(scanner);
-                cut_tail(dir, bases, index, position, len, report)?;
+                cut_tail(fs, dir, bases, index, position, len, report)?;
                 return Ok(Found::Clean);
             }
         }
@@ -430,13 +428,21 @@ fn walk(
 /// Whether a valid batch (whole, CRC good) starts at or after `from` in segment
 /// `bases[index]`, or anywhere in a later segment. At `from` itself too: a whole, valid batch
 /// at the wrong offset is damage, not an interrupted write.
-fn valid_batch_from(dir: &Path, bases: &[u64], index: usize, from: u64) -> Result<bool> {
+fn valid_batch_from(
+    fs: &FsRef,
+    dir: &Path,
+    bases: &[u64],
+    index: usize,
+    from: u64,
+) -> Result<bool> {
     for (i, &base) in bases.iter().enumerate().skip(index) {
         let path = segment_file(dir, base, LOG_EXT);
-        let file = File::open(&path).map_err(|e| LogError::io(&path, e))?;
-        let len = file.metadata().map_err(|e| LogError::io(&path, e))?.len();
+        let file = fs
+            .open(&path, Open::Read)
+            .map_err(|e| LogError::io(&path, e))?;
+        let len = file.len().map_err(|e| LogError::io(&path, e))?;
         let start = if i == index { from } else { 0 };
-        if find_valid_batch(&file, start, len)
+        if find_valid_batch(&*file, start, len)
             .map_err(|e| LogError::io(&path, e))?
             .is_some()
         {
@@ -448,6 +454,7 @@ fn valid_batch_from(dir: &Path, bases: &[u64], index: usize, from: u64) -> Resul
 
 /// Cuts segment `bases[index]` (of `len` bytes) at `position` and removes every later one.
 fn cut_tail(
+    fs: &FsRef,
     dir: &Path,
     bases: &mut Vec<u64>,
     index: usize,
@@ -456,20 +463,20 @@ fn cut_tail(
     report: &mut RecoveryReport,
 ) -> Result<()> {
     let path = segment_file(dir, bases[index], LOG_EXT);
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
+    let file = fs
+        .open(&path, Open::Write)
         .map_err(|e| LogError::io(&path, e))?;
-    file.set_len(position).map_err(|e| LogError::io(&path, e))?;
-    file.sync_data().map_err(|e| LogError::io(&path, e))?;
+    file.set_len(position)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| LogError::io(&path, e))?;
     report.truncated_bytes += len - position;
     for base in bases.split_off(index + 1) {
         let later = segment_file(dir, base, LOG_EXT);
-        report.truncated_bytes += fs::metadata(&later).map_or(0, |m| m.len());
-        delete_segment_files(dir, base)?;
+        report.truncated_bytes += fs.metadata(&later).map_or(0, |m| m.len);
+        delete_segment_files(&**fs, dir, base)?;
         report.deleted_segments += 1;
     }
-    meta::sync_dir(dir)
+    meta::sync_dir_in(&**fs, dir)
 }
 
 #[cfg(test)]
@@ -500,7 +507,7 @@ mod tests {
         }
         drop(log);
         let mut placed = Vec::new();
-        for base in list_segments(dir).expect("ls") {
+        for base in list_segments(&crate::fs::real(), dir).expect("ls") {
             let path = segment_file(dir, base, LOG_EXT);
             let mut scanner = LogScanner::open(&path, Some(base)).expect("scan");
             while let Some(b) = scanner.next_batch().expect("batch") {
@@ -512,9 +519,9 @@ mod tests {
     }
 
     fn flip(path: &Path, at: u64) {
-        let mut bytes = fs::read(path).expect("read");
+        let mut bytes = std::fs::read(path).expect("read");
         bytes[at as usize] ^= 0x10;
-        fs::write(path, bytes).expect("write");
+        std::fs::write(path, bytes).expect("write");
     }
 
     #[test]
@@ -531,7 +538,7 @@ mod tests {
         let (base, position, _) = placed[bad];
         let path = segment_file(dir.path(), base, LOG_EXT);
         flip(&path, position + 70);
-        let files_before = list_segments(dir.path()).expect("ls");
+        let files_before = list_segments(&crate::fs::real(), dir.path()).expect("ls");
 
         let log = PartitionLog::open(dir.path(), config()).expect("open");
         let corruption = log.recovery().corruption.clone().expect("reported");
@@ -553,7 +560,7 @@ mod tests {
         log.close().expect("close");
         drop(log);
         assert_eq!(
-            list_segments(dir.path()).expect("ls"),
+            list_segments(&crate::fs::real(), dir.path()).expect("ls"),
             files_before,
             "nothing deleted"
         );
@@ -580,7 +587,7 @@ mod tests {
         let placed = crashed(dir.path(), 40);
         let (base, position, len) = *placed.last().expect("batches");
         let path = segment_file(dir.path(), base, LOG_EXT);
-        let file = fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .write(true)
             .open(&path)
             .expect("open");
@@ -602,28 +609,31 @@ mod tests {
         for i in 0..40 {
             log.append(&mut test_batch(1, 60, TS + i)).expect("append");
         }
-        let bases = list_segments(dir.path()).expect("ls");
+        let bases = list_segments(&crate::fs::real(), dir.path()).expect("ls");
         let saved: Vec<(PathBuf, Vec<u8>)> = bases[..2]
             .iter()
             .map(|b| segment_file(dir.path(), *b, LOG_EXT))
-            .map(|p| (p.clone(), fs::read(&p).expect("read")))
+            .map(|p| (p.clone(), std::fs::read(&p).expect("read")))
             .collect();
         log.advance_log_start(bases[2]).expect("advance");
         log.close().expect("close");
         drop(log);
         // A crash between persisting the start and deleting the segments below it.
         for (path, bytes) in &saved {
-            fs::write(path, bytes).expect("resurrect");
+            std::fs::write(path, bytes).expect("resurrect");
         }
-        fs::write(segment_file(dir.path(), 999_999, INDEX_EXT), b"orphan").expect("orphan");
-        fs::write(dir.path().join("checkpoint.tmp"), b"half").expect("tmp");
+        std::fs::write(segment_file(dir.path(), 999_999, INDEX_EXT), b"orphan").expect("orphan");
+        std::fs::write(dir.path().join("checkpoint.tmp"), b"half").expect("tmp");
 
         let log = PartitionLog::open(dir.path(), config()).expect("open");
         assert_eq!(log.recovery().deleted_segments, 2);
         assert_eq!(log.log_start_offset(), bases[2]);
         assert!(!segment_file(dir.path(), 999_999, INDEX_EXT).exists());
         assert!(!dir.path().join("checkpoint.tmp").exists());
-        assert_eq!(list_segments(dir.path()).expect("ls"), bases[2..]);
+        assert_eq!(
+            list_segments(&crate::fs::real(), dir.path()).expect("ls"),
+            bases[2..]
+        );
     }
 
     #[test]
@@ -638,7 +648,9 @@ mod tests {
         let (_, position, _) = placed[last_of_first];
         let path = segment_file(dir.path(), 0, LOG_EXT);
         flip(&path, position + 9);
-        let segments = list_segments(dir.path()).expect("ls").len();
+        let segments = list_segments(&crate::fs::real(), dir.path())
+            .expect("ls")
+            .len();
 
         let log = PartitionLog::open(dir.path(), config()).expect("open");
         let corruption = log.recovery().corruption.clone().expect("reported");
@@ -652,11 +664,19 @@ mod tests {
             "later segments are kept on disk, not opened"
         );
         drop(log);
-        assert_eq!(list_segments(dir.path()).expect("ls").len(), segments);
+        assert_eq!(
+            list_segments(&crate::fs::real(), dir.path())
+                .expect("ls")
+                .len(),
+            segments
+        );
 
         let log = PartitionLog::open(dir.path(), config()).expect("open");
         log.truncate_to(bad).expect("repair");
-        assert_eq!(list_segments(dir.path()).expect("ls"), vec![0]);
+        assert_eq!(
+            list_segments(&crate::fs::real(), dir.path()).expect("ls"),
+            vec![0]
+        );
         let info = log.append(&mut test_batch(1, 1, TS)).expect("append");
         assert_eq!(info.base_offset, bad);
     }

@@ -21,14 +21,12 @@
 //! Whether a torn tail is harmless is the caller's call: it is in the active (last) segment of a
 //! partition, and damage in a rolled segment.
 
-use std::fs::File;
-use std::io::{BufReader, Read};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::batch::header::{CRC_COVERS_FROM, MAGIC_AT};
 use crate::batch::{BatchHeader, HEADER_LEN, MAGIC_V2};
 use crate::error::{LogError, Result};
+use crate::fs::{self, FileIo, FileRef, Fs, Open};
 
 /// Read buffer of the sequential walk.
 const READ_BUFFER_BYTES: usize = 1 << 20;
@@ -86,7 +84,7 @@ pub enum SegmentEvent<'a> {
 #[derive(Debug)]
 pub struct LogScanner {
     path: PathBuf,
-    reader: BufReader<File>,
+    reader: SeqReader,
     len: u64,
     position: u64,
     /// The offset the next batch must start at, once known.
@@ -104,11 +102,21 @@ impl LogScanner {
     /// Opens `path` read-only and starts at `position`, which must be a batch boundary (a
     /// recovery checkpoint); `next_offset` is the offset the batch there must start at.
     pub fn open_at(path: &Path, position: u64, next_offset: Option<u64>) -> Result<Self> {
-        let file = File::open(path).map_err(|e| LogError::io(path, e))?;
-        let len = file.metadata().map_err(|e| LogError::io(path, e))?.len();
-        let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, file);
-        std::io::Seek::seek(&mut reader, std::io::SeekFrom::Start(position.min(len)))
+        Self::open_in(&fs::RealFs, path, position, next_offset)
+    }
+
+    /// [`LogScanner::open_at`] on the file system `fs`.
+    pub(crate) fn open_in(
+        fs: &dyn Fs,
+        path: &Path,
+        position: u64,
+        next_offset: Option<u64>,
+    ) -> Result<Self> {
+        let file = fs
+            .open(path, Open::Read)
             .map_err(|e| LogError::io(path, e))?;
+        let len = file.len().map_err(|e| LogError::io(path, e))?;
+        let reader = SeqReader::new(file, position.min(len));
         Ok(Self {
             path: path.to_path_buf(),
             reader,
@@ -170,8 +178,7 @@ impl LogScanner {
         let Some(ScanEnd::Corrupt { next_valid, .. }) = self.end else {
             return Ok(false);
         };
-        std::io::Seek::seek(&mut self.reader, std::io::SeekFrom::Start(next_valid))
-            .map_err(|e| LogError::io(&self.path, e))?;
+        self.reader.at = next_valid;
         self.position = next_valid;
         self.next_offset = None;
         self.end = None;
@@ -259,7 +266,7 @@ impl LogScanner {
 
     /// Decides between a torn tail and corruption by looking for a valid batch after the bad one.
     fn classify(&self, reason: String) -> Result<ScanEnd> {
-        let file = self.reader.get_ref();
+        let file = &*self.reader.file;
         let search = find_valid_batch(file, self.position + 1, self.len)
             .map_err(|e| LogError::io(&self.path, e))?;
         let offset = self.next_offset;
@@ -294,6 +301,57 @@ impl LogScanner {
     }
 }
 
+/// Sequential reads of a file through a buffer of [`READ_BUFFER_BYTES`].
+pub(crate) struct SeqReader {
+    file: FileRef,
+    buf: Vec<u8>,
+    /// File position of `buf[0]`.
+    buf_at: u64,
+    /// Where the next read starts.
+    at: u64,
+}
+
+impl std::fmt::Debug for SeqReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeqReader").field("at", &self.at).finish()
+    }
+}
+
+impl SeqReader {
+    /// Reads `file` from `at` on.
+    pub(crate) fn new(file: FileRef, at: u64) -> Self {
+        Self {
+            file,
+            buf: Vec::new(),
+            buf_at: 0,
+            at,
+        }
+    }
+
+    /// The next `out.len()` bytes; `UnexpectedEof` if the file ends first.
+    pub(crate) fn read_exact(&mut self, mut out: &mut [u8]) -> std::io::Result<()> {
+        while !out.is_empty() {
+            let buf_end = self.buf_at + self.buf.len() as u64;
+            if self.at < self.buf_at || self.at >= buf_end {
+                self.buf.resize(READ_BUFFER_BYTES, 0);
+                let n = self.file.read_at(&mut self.buf, self.at)?;
+                self.buf.truncate(n);
+                self.buf_at = self.at;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                continue;
+            }
+            let from = (self.at - self.buf_at) as usize;
+            let n = out.len().min(self.buf.len() - from);
+            out[..n].copy_from_slice(&self.buf[from..from + n]);
+            out = &mut out[n..];
+            self.at += n as u64;
+        }
+        Ok(())
+    }
+}
+
 /// Why `check_batch` did not return a batch.
 enum Stop {
     AtEnd,
@@ -302,7 +360,11 @@ enum Stop {
 
 /// The first position in `from..len` where a whole valid batch starts (shape and CRC-32C), if
 /// any. Reads through a fixed window; the CRC of a candidate is computed in chunks.
-pub(crate) fn find_valid_batch(file: &File, from: u64, len: u64) -> std::io::Result<Option<u64>> {
+pub(crate) fn find_valid_batch(
+    file: &dyn FileIo,
+    from: u64,
+    len: u64,
+) -> std::io::Result<Option<u64>> {
     let mut window = vec![0u8; RESYNC_WINDOW_BYTES + HEADER_LEN];
     let mut start = from;
     while start + HEADER_LEN as u64 <= len {
@@ -324,7 +386,12 @@ pub(crate) fn find_valid_batch(file: &File, from: u64, len: u64) -> std::io::Res
     Ok(None)
 }
 
-fn is_valid_batch_at(file: &File, head: &[u8], position: u64, len: u64) -> std::io::Result<bool> {
+fn is_valid_batch_at(
+    file: &dyn FileIo,
+    head: &[u8],
+    position: u64,
+    len: u64,
+) -> std::io::Result<bool> {
     let Ok(header) = BatchHeader::parse(head) else {
         return Ok(false);
     };
@@ -340,7 +407,7 @@ fn is_valid_batch_at(file: &File, head: &[u8], position: u64, len: u64) -> std::
     Ok(crc == header.crc)
 }
 
-fn crc_of_range(file: &File, from: u64, to: u64) -> std::io::Result<u32> {
+fn crc_of_range(file: &dyn FileIo, from: u64, to: u64) -> std::io::Result<u32> {
     let mut chunk = vec![0u8; ((to - from) as usize).min(CRC_CHUNK_BYTES)];
     let mut crc = 0;
     let mut at = from;
@@ -353,7 +420,7 @@ fn crc_of_range(file: &File, from: u64, to: u64) -> std::io::Result<u32> {
     Ok(crc)
 }
 
-fn is_zero_filled(file: &File, from: u64, len: u64) -> std::io::Result<bool> {
+fn is_zero_filled(file: &dyn FileIo, from: u64, len: u64) -> std::io::Result<bool> {
     let mut chunk = vec![0u8; ((len - from) as usize).min(CRC_CHUNK_BYTES)];
     let mut at = from;
     while at < len {

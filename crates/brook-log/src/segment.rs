@@ -7,14 +7,13 @@
 //! modes, high watermarks or other segments: the partition log decides where reads must stop
 //! (`limit`) and when to fsync.
 //!
-//! The active segment's indexes are preallocated to `index_bytes_max`; when the segment rolls,
-//! and when the log closes cleanly, they are trimmed to their entries (and preallocated again
-//! when a reopened segment takes appends). On open, indexes are checked against the log (see
+//! The active segment's indexes keep their entries in memory and write them out when the log
+//! moves its recovery point; when the segment rolls they are written out, synced and mapped
+//! read-only (see [`crate::index`]). On open, indexes are checked against the log (see
 //! [`Segment::open`]) and rebuilt from it when anything about them is wrong.
+//!
+//! Every file access goes through the log's file layer ([`crate::fs`]).
 
-use std::fs::{self, File, OpenOptions};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,6 +25,7 @@ use crate::batch::header::BATCH_LENGTH_AT;
 use crate::batch::{records, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
+use crate::fs::{self, FileIo, FileRef, Fs, FsRef, Open};
 use crate::index::{IndexCursor, OffsetIndex, TimeIndex};
 
 /// Extension of a segment's log file.
@@ -50,18 +50,17 @@ pub(crate) fn parse_segment_name(name: &str, ext: &str) -> Option<u64> {
 }
 
 /// Deletes the files of segment `base_offset` in `dir`, those that exist.
-pub(crate) fn delete_segment_files(dir: &Path, base_offset: u64) -> Result<()> {
+pub(crate) fn delete_segment_files(fs: &dyn Fs, dir: &Path, base_offset: u64) -> Result<()> {
     for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
-        remove_if_present(&segment_file(dir, base_offset, ext))?;
+        remove_if_present(fs, &segment_file(dir, base_offset, ext))?;
     }
     Ok(())
 }
 
-fn remove_if_present(path: &Path) -> Result<()> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LogError::io(path, e)),
-        _ => Ok(()),
-    }
+fn remove_if_present(fs: &dyn Fs, path: &Path) -> Result<()> {
+    fs::remove_if_present(fs, path)
+        .map(drop)
+        .map_err(|e| LogError::io(path, e))
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -92,7 +91,7 @@ pub(crate) enum Step {
 /// Reads a segment's log file forward through a reusable window, so walking many small
 /// batches costs one `pread` per window rather than one per header.
 pub(crate) struct Scanner<'a> {
-    file: &'a File,
+    file: &'a dyn FileIo,
     path: &'a Path,
     limit: u64,
     window: usize,
@@ -102,7 +101,7 @@ pub(crate) struct Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     /// Reads below `limit` only, `window` bytes at a time.
-    pub(crate) fn new(file: &'a File, path: &'a Path, limit: u64, window: usize) -> Self {
+    pub(crate) fn new(file: &'a dyn FileIo, path: &'a Path, limit: u64, window: usize) -> Self {
         Self {
             file,
             path,
@@ -162,13 +161,16 @@ impl<'a> Scanner<'a> {
 struct Tail {
     cursor: IndexCursor,
     next_offset: u64,
+    /// Index entries the walk added (entries that were missing).
+    added: usize,
 }
 
 /// A segment: its log file, its indexes and what appends need to know about its end.
 pub(crate) struct Segment {
+    fs: FsRef,
     base_offset: u64,
     log_path: PathBuf,
-    log: File,
+    log: FileRef,
     /// Bytes of batches in the log file; appends write here.
     size: AtomicU64,
     /// The offset after the last batch (the base offset while empty).
@@ -201,19 +203,17 @@ impl Segment {
     /// Creates the files of a new, empty segment. The caller fsyncs the directory. An empty
     /// log file already there (a creation that failed half-way) is taken over; one with data
     /// is an error, never overwritten.
-    pub(crate) fn create(dir: &Path, base_offset: u64, config: &LogConfig) -> Result<Self> {
+    pub(crate) fn create(
+        fs: &FsRef,
+        dir: &Path,
+        base_offset: u64,
+        config: &LogConfig,
+    ) -> Result<Self> {
         let log_path = segment_file(dir, base_offset, LOG_EXT);
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&log_path)
+        let log = fs
+            .open(&log_path, Open::Create)
             .map_err(|e| LogError::io(&log_path, e))?;
-        let len = log
-            .metadata()
-            .map_err(|e| LogError::io(&log_path, e))?
-            .len();
+        let len = log.len().map_err(|e| LogError::io(&log_path, e))?;
         if len != 0 {
             let exists = std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
@@ -223,15 +223,18 @@ impl Segment {
         }
         let indexes = Indexes {
             offsets: OffsetIndex::create(
+                &**fs,
                 &segment_file(dir, base_offset, INDEX_EXT),
                 config.index_bytes_max,
             )?,
             times: TimeIndex::create(
+                &**fs,
                 &segment_file(dir, base_offset, TIME_INDEX_EXT),
                 config.index_bytes_max,
             )?,
         };
         Ok(Self {
+            fs: FsRef::clone(fs),
             base_offset,
             log_path,
             log,
@@ -246,13 +249,14 @@ impl Segment {
 
     /// Opens an existing segment whose first `valid_len` bytes of log are whole, trusted
     /// batches (recovery has established that). `active`: the segment will take appends, so
-    /// its indexes are preallocated; otherwise they are trimmed.
+    /// its indexes are kept in memory; otherwise they are sealed (mapped read-only).
     ///
     /// The indexes are checked: shape, order and bounds ([`OffsetIndex::check`],
     /// [`TimeIndex::check`]), the batch at the last entry must be the one it names, and the
     /// batches after it must not have been due an entry. Anything wrong and both are rebuilt
     /// from the log. Returns the segment and how many index files were rebuilt.
     pub(crate) fn open(
+        fs: &FsRef,
         dir: &Path,
         base_offset: u64,
         valid_len: u64,
@@ -260,52 +264,58 @@ impl Segment {
         config: &LogConfig,
     ) -> Result<(Self, usize)> {
         let log_path = segment_file(dir, base_offset, LOG_EXT);
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&log_path)
+        let log = fs
+            .open(&log_path, Open::Write)
             .map_err(|e| LogError::io(&log_path, e))?;
-        let meta = log.metadata().map_err(|e| LogError::io(&log_path, e))?;
-        if meta.len() < valid_len {
+        let len = log.len().map_err(|e| LogError::io(&log_path, e))?;
+        if len < valid_len {
             return Err(LogError::Corrupt {
                 segment: log_path.clone(),
-                position: meta.len(),
+                position: len,
                 offset: base_offset,
                 reason: format!("the file is shorter than the {valid_len} bytes expected"),
             });
         }
-        let created_ms = meta
-            .created()
-            .or_else(|_| meta.modified())
+        let created_ms = fs
+            .metadata(&log_path)
             .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or_else(now_ms, |d| d.as_millis() as i64);
+            .and_then(|m| m.created_ms)
+            .unwrap_or_else(now_ms);
         let index_path = segment_file(dir, base_offset, INDEX_EXT);
         let time_path = segment_file(dir, base_offset, TIME_INDEX_EXT);
-        let scanner = Scanner::new(&log, &log_path, valid_len, scan_window(config));
+        let paths = IndexPaths {
+            offsets: &index_path,
+            times: &time_path,
+        };
+        let scanner = Scanner::new(&*log, &log_path, valid_len, scan_window(config));
         let (mut indexes, tail, rebuilt) =
-            match load_indexes(&index_path, &time_path, base_offset, scanner, config)? {
-                Ok((indexes, tail)) => (indexes, tail, 0),
+            match load_indexes(&**fs, paths, base_offset, scanner, active, config)? {
+                // Entries added by the walk were missing: both files are rewritten.
+                Ok((indexes, tail)) => {
+                    let rebuilt = if tail.added > 0 { 2 } else { 0 };
+                    (indexes, tail, rebuilt)
+                }
                 Err(reason) => {
                     tracing::warn!(
                         index = %index_path.display(),
                         %reason,
                         "rebuilding the indexes of a segment from its log"
                     );
-                    let scanner = Scanner::new(&log, &log_path, valid_len, 1 << 20);
+                    let scanner = Scanner::new(&*log, &log_path, valid_len, 1 << 20);
                     let (indexes, tail) =
-                        rebuild_indexes(&index_path, &time_path, base_offset, scanner, config)?;
+                        rebuild_indexes(&**fs, paths, base_offset, scanner, config)?;
                     (indexes, tail, 2)
                 }
             };
         if active {
-            indexes.offsets.resize(config.index_bytes_max)?;
-            indexes.times.resize(config.index_bytes_max)?;
+            indexes.offsets.write_out(&**fs)?;
+            indexes.times.write_out(&**fs)?;
         } else {
-            indexes.offsets.trim()?;
-            indexes.times.trim()?;
+            indexes.offsets.seal(&**fs)?;
+            indexes.times.seal(&**fs)?;
         }
         let segment = Self {
+            fs: FsRef::clone(fs),
             base_offset,
             log_path,
             log,
@@ -421,7 +431,7 @@ impl Segment {
         config: &LogConfig,
     ) -> Result<Option<(u64, BatchHeader)>> {
         let (position, expect) = self.index_lookup(offset);
-        let mut scanner = Scanner::new(&self.log, &self.log_path, limit, scan_window(config));
+        let mut scanner = Scanner::new(&*self.log, &self.log_path, limit, scan_window(config));
         let mut position = self.start_at(&mut scanner, position, expect)?;
         loop {
             match scanner.step(position)? {
@@ -533,7 +543,7 @@ impl Segment {
                 None => (0, self.base_offset),
             }
         };
-        let mut scanner = Scanner::new(&self.log, &self.log_path, limit, scan_window(config));
+        let mut scanner = Scanner::new(&*self.log, &self.log_path, limit, scan_window(config));
         let mut position = self.start_at(&mut scanner, position, expect)?;
         loop {
             let header = match scanner.step(position)? {
@@ -575,7 +585,7 @@ impl Segment {
         }
         // It lies past `limit` (not durable yet) or before `from_offset`: walk the visible
         // batches for the greatest of theirs.
-        let mut scanner = Scanner::new(&self.log, &self.log_path, limit, scan_window(config));
+        let mut scanner = Scanner::new(&*self.log, &self.log_path, limit, scan_window(config));
         let mut position = 0;
         let mut best: Option<(i64, u64, usize)> = None; // timestamp, position, length
         loop {
@@ -630,17 +640,16 @@ impl Segment {
             bytes_since_entry: 0,
             max_timestamp: indexes.times.last().map_or(i64::MIN, |t| t.timestamp),
         };
-        drop(indexes);
-        let scanner = Scanner::new(&self.log, &self.log_path, position, scan_window(config));
-        let tail = scan_tail(
-            scanner,
+        let scanner = Scanner::new(&*self.log, &self.log_path, position, scan_window(config));
+        let walk = TailWalk {
             start,
-            self.base_offset + from.map_or(0, |e| u64::from(e.relative_offset)),
+            expect: self.base_offset + from.map_or(0, |e| u64::from(e.relative_offset)),
             cursor,
-            self.base_offset,
-            config,
-        )?
-        .map_err(|reason| self.corrupt(start, self.base_offset, reason))?;
+            base_offset: self.base_offset,
+        };
+        let tail = scan_tail(scanner, walk, &mut indexes, config)?
+            .map_err(|broken| self.corrupt(broken.position, broken.offset, broken.reason))?;
+        drop(indexes);
         debug_assert_eq!(tail.next_offset, next_offset);
         *self.cursor.lock() = tail.cursor;
         self.max_timestamp
@@ -657,20 +666,26 @@ impl Segment {
             .map_err(|e| LogError::io(&self.log_path, e))
     }
 
-    /// The segment stops taking appends: its indexes are written back and trimmed.
-    pub(crate) fn seal(&self) -> Result<()> {
+    /// Writes the index entries added since the last write-out (no fsync: indexes are checked
+    /// against the log on open).
+    pub(crate) fn write_out_indexes(&self) -> Result<()> {
         let mut indexes = self.indexes.write();
-        indexes.offsets.flush()?;
-        indexes.times.flush()?;
-        indexes.offsets.trim()?;
-        indexes.times.trim()
+        indexes.offsets.write_out(&*self.fs)?;
+        indexes.times.write_out(&*self.fs)
     }
 
-    /// The segment takes appends again (after a truncation made it the last): preallocate.
-    pub(crate) fn unseal(&self, config: &LogConfig) -> Result<()> {
+    /// The segment stops taking appends: its indexes are written out, synced and mapped.
+    pub(crate) fn seal(&self) -> Result<()> {
         let mut indexes = self.indexes.write();
-        indexes.offsets.resize(config.index_bytes_max)?;
-        indexes.times.resize(config.index_bytes_max)
+        indexes.offsets.seal(&*self.fs)?;
+        indexes.times.seal(&*self.fs)
+    }
+
+    /// The segment takes appends again (after a truncation made it the last).
+    pub(crate) fn unseal(&self, config: &LogConfig) {
+        let mut indexes = self.indexes.write();
+        indexes.offsets.unseal(config.index_bytes_max);
+        indexes.times.unseal(config.index_bytes_max);
     }
 
     /// Deletes the segment's files. Readers holding it keep reading the unlinked files.
@@ -681,53 +696,16 @@ impl Segment {
             indexes.offsets.path(),
             indexes.times.path(),
         ] {
-            remove_if_present(path)?;
+            remove_if_present(&*self.fs, path)?;
         }
         Ok(())
     }
 
-    /// Exactly `len` bytes of the log file from `position`, read into a fresh buffer that is
-    /// not zeroed first: for a 1 MiB fetch, zeroing costs a fifth of the read.
-    #[allow(unsafe_code)] // pread into spare capacity; see the SAFETY comments.
+    /// Exactly `len` bytes of the log file from `position`.
     fn read_bytes(&self, position: u64, len: usize) -> Result<Vec<u8>> {
-        let mut buf: Vec<u8> = Vec::with_capacity(len);
-        let mut done = 0;
-        while done < len {
-            let spare = &mut buf.spare_capacity_mut()[done..len];
-            let at = libc::off_t::try_from(position + done as u64).map_err(|_| {
-                LogError::io(
-                    &self.log_path,
-                    std::io::Error::other("position beyond off_t"),
-                )
-            })?;
-            // SAFETY: `spare` is `len - done` bytes of the vector's own, unused capacity, which
-            // pread only writes to (never reads), and the file descriptor is open for as long
-            // as `self` is borrowed.
-            let n = unsafe {
-                libc::pread(
-                    self.log.as_raw_fd(),
-                    spare.as_mut_ptr().cast(),
-                    spare.len(),
-                    at,
-                )
-            };
-            match n {
-                0 => {
-                    let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
-                    return Err(LogError::io(&self.log_path, eof));
-                }
-                n if n > 0 => done += n as usize,
-                _ => {
-                    let error = std::io::Error::last_os_error();
-                    if error.kind() != std::io::ErrorKind::Interrupted {
-                        return Err(LogError::io(&self.log_path, error));
-                    }
-                }
-            }
-        }
-        // SAFETY: the loop ends only once pread has written all of the first `len` bytes.
-        unsafe { buf.set_len(len) };
-        Ok(buf)
+        self.log
+            .read_vec_at(position, len)
+            .map_err(|e| LogError::io(&self.log_path, e))
     }
 
     fn corrupt(&self, position: u64, offset: u64, reason: String) -> LogError {
@@ -813,23 +791,34 @@ fn greatest_timestamp_from(
     Ok(greatest)
 }
 
-/// Opens both index files and checks them against the log the scanner reads; `Ok(Err(reason))`
-/// when they must be rebuilt.
+/// Where a segment's two index files are.
+#[derive(Debug, Clone, Copy)]
+struct IndexPaths<'a> {
+    offsets: &'a Path,
+    times: &'a Path,
+}
+
+/// Opens both index files (`active`: in memory, to take entries; else mapped) and checks them
+/// against the log the scanner reads, completing them with the entries due after their last
+/// one (entries not yet written out when the log stopped); `Ok(Err(reason))` when they must be
+/// rebuilt.
 fn load_indexes(
-    index_path: &Path,
-    time_path: &Path,
+    fs: &dyn Fs,
+    paths: IndexPaths<'_>,
     base_offset: u64,
     mut scanner: Scanner<'_>,
+    active: bool,
     config: &LogConfig,
 ) -> Result<std::result::Result<(Indexes, Tail), String>> {
     let valid_len = scanner.limit();
-    let mut offsets = match OffsetIndex::open(index_path)? {
+    let capacity = config.index_bytes_max;
+    let mut offsets = match OffsetIndex::open(fs, paths.offsets, capacity, !active)? {
         Ok(index) => index,
-        Err(reason) => return Ok(Err(reason)),
+        Err(reason) => return Ok(Err(format!("{}: {reason}", paths.offsets.display()))),
     };
-    let mut times = match TimeIndex::open(time_path)? {
+    let mut times = match TimeIndex::open(fs, paths.times, capacity, !active)? {
         Ok(index) => index,
-        Err(reason) => return Ok(Err(reason)),
+        Err(reason) => return Ok(Err(format!("{}: {reason}", paths.times.display()))),
     };
     // Entries past the valid end name batches a crash or a truncation took away.
     let keep = offsets.entries_before(valid_len);
@@ -861,37 +850,81 @@ fn load_indexes(
         }
         _ => (0, base_offset, IndexCursor::default()),
     };
-    let tail = match scan_tail(scanner, start, expect, cursor, base_offset, config)? {
-        Ok(tail) => tail,
-        Err(reason) => return Ok(Err(reason)),
+    let mut indexes = Indexes { offsets, times };
+    let walk = TailWalk {
+        start,
+        expect,
+        cursor,
+        base_offset,
     };
-    Ok(Ok((Indexes { offsets, times }, tail)))
+    let tail = match scan_tail(scanner, walk, &mut indexes, config)? {
+        Ok(tail) => tail,
+        Err(broken) => return Ok(Err(broken.to_string())),
+    };
+    Ok(Ok((indexes, tail)))
 }
 
-/// Walks the batches from `start` (where the batch with base offset `expect` begins) to the
-/// scanner's limit, advancing `cursor`. `Ok(Err(reason))` if a batch there was due an index
-/// entry (the index is incomplete) or does not continue the offsets.
-fn scan_tail(
-    mut scanner: Scanner<'_>,
+/// Where a walk of a segment's tail starts: at `start`, where the batch with base offset
+/// `expect` begins, with the index cursor as it stood there.
+#[derive(Debug, Clone, Copy)]
+struct TailWalk {
     start: u64,
     expect: u64,
-    mut cursor: IndexCursor,
+    cursor: IndexCursor,
     base_offset: u64,
+}
+
+/// Where and why a walk of a segment's tail stopped short of its limit.
+#[derive(Debug)]
+struct TailBroken {
+    position: u64,
+    /// The offset the batch there should have started at.
+    offset: u64,
+    reason: String,
+}
+
+impl std::fmt::Display for TailBroken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "at position {}: {}", self.position, self.reason)
+    }
+}
+
+/// Walks the batches from `walk.start` to the scanner's limit, advancing the cursor and adding
+/// to `indexes` the entries due on the way (the indexes then end as a rebuild would leave
+/// them). `Ok(Err(..))` if a batch there is misshapen or does not continue the offsets.
+fn scan_tail(
+    mut scanner: Scanner<'_>,
+    walk: TailWalk,
+    indexes: &mut Indexes,
     config: &LogConfig,
-) -> Result<std::result::Result<Tail, String>> {
+) -> Result<std::result::Result<Tail, TailBroken>> {
+    let TailWalk {
+        start,
+        expect,
+        mut cursor,
+        base_offset,
+    } = walk;
     let mut position = start;
     let mut next_offset = expect;
+    let mut added = 0;
     loop {
+        let broken = |reason| {
+            Ok(Err(TailBroken {
+                position,
+                offset: next_offset,
+                reason,
+            }))
+        };
         let header = match scanner.step(position)? {
             Step::End => break,
-            Step::Bad(reason) => return Ok(Err(format!("at position {position}: {reason}"))),
+            Step::Bad(reason) => return broken(reason),
             Step::Batch(header) => header,
         };
         if header.base_offset as u64 != next_offset {
-            return Ok(Err(format!(
-                "the batch at position {position} has base offset {}, expected {next_offset}",
+            return broken(format!(
+                "the batch has base offset {}, expected {next_offset}",
                 header.base_offset
-            )));
+            ));
         }
         let relative = (next_offset - base_offset).min(u64::from(u32::MAX)) as u32;
         let due = cursor.on_batch(
@@ -901,10 +934,10 @@ fn scan_tail(
             header.max_timestamp,
             config.index_interval_bytes,
         );
-        if due.is_some() && position != start {
-            return Ok(Err(format!(
-                "the batch at position {position} has no index entry but is due one"
-            )));
+        if let Some((o, t)) = due.filter(|_| position != start) {
+            indexes.offsets.append(o);
+            indexes.times.append(t);
+            added += 1;
         }
         position += header.total_len() as u64;
         next_offset = header.next_offset() as u64;
@@ -912,67 +945,37 @@ fn scan_tail(
     Ok(Ok(Tail {
         cursor,
         next_offset,
+        added,
     }))
 }
 
 /// Recreates both indexes from every batch the scanner reads.
 fn rebuild_indexes(
-    index_path: &Path,
-    time_path: &Path,
+    fs: &dyn Fs,
+    paths: IndexPaths<'_>,
     base_offset: u64,
-    mut scanner: Scanner<'_>,
+    scanner: Scanner<'_>,
     config: &LogConfig,
 ) -> Result<(Indexes, Tail)> {
     let capacity = config.index_bytes_max;
     let mut indexes = Indexes {
-        offsets: OffsetIndex::create(index_path, capacity)?,
-        times: TimeIndex::create(time_path, capacity)?,
+        offsets: OffsetIndex::create(fs, paths.offsets, capacity)?,
+        times: TimeIndex::create(fs, paths.times, capacity)?,
     };
-    let mut cursor = IndexCursor::default();
-    let mut position = 0;
-    let mut next_offset = base_offset;
-    loop {
-        let header = match scanner.step(position)? {
-            Step::End => break,
-            Step::Bad(reason) => {
-                return Err(LogError::Corrupt {
-                    segment: index_path.with_extension(LOG_EXT),
-                    position,
-                    offset: next_offset,
-                    reason,
-                })
-            }
-            Step::Batch(header) => header,
-        };
-        let relative = (header.base_offset as u64).saturating_sub(base_offset);
-        let relative = relative.min(u64::from(u32::MAX)) as u32;
-        if let Some((o, t)) = cursor.on_batch(
-            position,
-            relative,
-            header.total_len() as u64,
-            header.max_timestamp,
-            config.index_interval_bytes,
-        ) {
-            if indexes.offsets.is_full() {
-                // Grow rather than lose entries: the index of a sealed segment is sized to fit.
-                let bytes = (indexes.offsets.len() * 2 + 1) as u64;
-                let bytes = bytes.min(u64::from(u32::MAX) / 12) as u32;
-                indexes.offsets.resize(bytes * 8)?;
-                indexes.times.resize(bytes * 12)?;
-            }
-            indexes.offsets.append(o);
-            indexes.times.append(t);
-        }
-        position += header.total_len() as u64;
-        next_offset = header.next_offset() as u64;
-    }
-    Ok((
-        indexes,
-        Tail {
-            cursor,
-            next_offset,
-        },
-    ))
+    let walk = TailWalk {
+        start: 0,
+        expect: base_offset,
+        cursor: IndexCursor::default(),
+        base_offset,
+    };
+    let tail =
+        scan_tail(scanner, walk, &mut indexes, config)?.map_err(|broken| LogError::Corrupt {
+            segment: paths.offsets.with_extension(LOG_EXT),
+            position: broken.position,
+            offset: broken.offset,
+            reason: broken.reason,
+        })?;
+    Ok((indexes, tail))
 }
 
 #[cfg(test)]
@@ -1018,7 +1021,7 @@ pub(crate) mod tests {
     fn appends_read_back_from_every_offset_and_indexes_fill() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = config();
-        let segment = Segment::create(dir.path(), 100, &config).expect("create");
+        let segment = Segment::create(&fs::real(), dir.path(), 100, &config).expect("create");
         let mut batches = Vec::new();
         for i in 0..20 {
             batches.push(append(&segment, 1 + i % 3, 1000 + i as i64 * 10, &config));
@@ -1062,7 +1065,7 @@ pub(crate) mod tests {
     fn max_timestamp_record_counts_only_the_visible_records() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = config();
-        let segment = Segment::create(dir.path(), 0, &config).expect("create");
+        let segment = Segment::create(&fs::real(), dir.path(), 0, &config).expect("create");
         assert_eq!(
             segment.max_timestamp_record(0, 0, &config).expect("max"),
             None
@@ -1088,7 +1091,7 @@ pub(crate) mod tests {
     fn timestamp_lookup_finds_the_first_batch_reaching_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = config();
-        let segment = Segment::create(dir.path(), 0, &config).expect("create");
+        let segment = Segment::create(&fs::real(), dir.path(), 0, &config).expect("create");
         for i in 0..30 {
             append(&segment, 1, 1000 + i * 10, &config);
         }
@@ -1110,7 +1113,7 @@ pub(crate) mod tests {
     fn reopen_keeps_or_rebuilds_indexes_to_the_same_answers() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = config();
-        let segment = Segment::create(dir.path(), 0, &config).expect("create");
+        let segment = Segment::create(&fs::real(), dir.path(), 0, &config).expect("create");
         for i in 0..25 {
             append(&segment, 2, 1000 + i * 10, &config);
         }
@@ -1119,7 +1122,8 @@ pub(crate) mod tests {
         segment.seal().expect("seal");
         drop(segment);
 
-        let (segment, rebuilt) = Segment::open(dir.path(), 0, size, false, &config).expect("open");
+        let (segment, rebuilt) =
+            Segment::open(&fs::real(), dir.path(), 0, size, false, &config).expect("open");
         assert_eq!(rebuilt, 0, "a good index is kept");
         assert_eq!(segment.indexes.read().offsets.len(), entries);
         assert_eq!(segment.next_offset(), 50);
@@ -1127,11 +1131,12 @@ pub(crate) mod tests {
         drop(segment);
 
         let index = segment_file(dir.path(), 0, INDEX_EXT);
-        let mut bytes = fs::read(&index).expect("read");
+        let mut bytes = std::fs::read(&index).expect("read");
         bytes[7] ^= 1; // the first entry's position, off by one
-        fs::write(&index, &bytes).expect("write");
-        fs::remove_file(segment_file(dir.path(), 0, TIME_INDEX_EXT)).expect("rm");
-        let (segment, rebuilt) = Segment::open(dir.path(), 0, size, true, &config).expect("open");
+        std::fs::write(&index, &bytes).expect("write");
+        std::fs::remove_file(segment_file(dir.path(), 0, TIME_INDEX_EXT)).expect("rm");
+        let (segment, rebuilt) =
+            Segment::open(&fs::real(), dir.path(), 0, size, true, &config).expect("open");
         assert_eq!(rebuilt, 2);
         assert_eq!(segment.indexes.read().offsets.len(), entries);
         assert_eq!(segment.next_offset(), 50);
@@ -1151,7 +1156,7 @@ pub(crate) mod tests {
     fn truncate_cuts_the_log_and_its_index_entries() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = config();
-        let segment = Segment::create(dir.path(), 0, &config).expect("create");
+        let segment = Segment::create(&fs::real(), dir.path(), 0, &config).expect("create");
         let mut positions = Vec::new();
         for i in 0..20 {
             positions.push((segment.size(), segment.next_offset()));
@@ -1192,13 +1197,14 @@ pub(crate) mod tests {
     fn create_takes_over_an_empty_leftover_but_never_a_file_with_data() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = config();
-        fs::write(segment_file(dir.path(), 7, LOG_EXT), b"").expect("leftover");
-        let segment = Segment::create(dir.path(), 7, &config).expect("empty leftover");
+        std::fs::write(segment_file(dir.path(), 7, LOG_EXT), b"").expect("leftover");
+        let segment = Segment::create(&fs::real(), dir.path(), 7, &config).expect("empty leftover");
         append(&segment, 1, 1000, &config);
         let size = segment.size();
         drop(segment);
-        assert!(Segment::create(dir.path(), 7, &config).is_err());
-        let (segment, _) = Segment::open(dir.path(), 7, size, true, &config).expect("open");
+        assert!(Segment::create(&fs::real(), dir.path(), 7, &config).is_err());
+        let (segment, _) =
+            Segment::open(&fs::real(), dir.path(), 7, size, true, &config).expect("open");
         assert_eq!(segment.next_offset(), 8, "the batch is still there");
     }
 }

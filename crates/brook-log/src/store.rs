@@ -29,7 +29,6 @@
 //! without blocking lookups, publishing the result with a short write lock.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -37,6 +36,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
+use crate::fs::{self, FsRef};
 use crate::lock::DirLock;
 use crate::log::PartitionLog;
 use crate::meta;
@@ -51,6 +51,7 @@ const TOPIC_FILE_EXT: &str = "topic";
 /// A data directory of topics; see the module docs. `Send + Sync`: share it in an `Arc`.
 #[derive(Debug)]
 pub struct Store {
+    fs: FsRef,
     dir: PathBuf,
     defaults: LogConfig,
     /// Open topics by name. Emptied by [`Store::close`].
@@ -64,24 +65,29 @@ impl Store {
     /// partition directories, and opens every topic's partitions with the topic's effective
     /// config (`defaults` with its overrides), recovering them as needed.
     pub fn open(dir: impl Into<PathBuf>, defaults: LogConfig) -> Result<Store> {
-        let dir = dir.into();
+        Self::open_in(fs::real(), dir.into(), defaults)
+    }
+
+    /// [`Store::open`] on the file system `fs`.
+    pub(crate) fn open_in(fs: FsRef, dir: PathBuf, defaults: LogConfig) -> Result<Store> {
         defaults.validate()?;
-        create_dir_durably(&dir)?;
-        let lock = DirLock::acquire(&dir)?;
-        create_dir_durably(&dir.join(TOPICS_DIR))?;
-        let metas = read_topic_files(&dir)?;
-        remove_orphans(&dir, &metas)?;
+        create_dir_durably(&fs, &dir)?;
+        let lock = DirLock::acquire(&*fs, &dir)?;
+        create_dir_durably(&fs, &dir.join(TOPICS_DIR))?;
+        let metas = read_topic_files(&fs, &dir)?;
+        remove_orphans(&fs, &dir, &metas)?;
         let mut topics = BTreeMap::new();
         for (name, meta) in metas {
             let config = effective_config(&name, &meta.overrides, &defaults)?;
             let partitions = (0..meta.partitions)
-                .map(|p| open_partition(&dir, &name, p, &config, OnMissing::Warn))
+                .map(|p| open_partition(&fs, &dir, &name, p, &config, OnMissing::Warn))
                 .collect::<Result<Vec<_>>>()?;
             let topic = Topic::new(name.clone(), meta, config, partitions);
             topics.insert(name, Arc::new(topic));
         }
         tracing::info!(dir = %dir.display(), topics = topics.len(), "store opened");
         Ok(Store {
+            fs,
             dir,
             defaults,
             topics: RwLock::new(topics),
@@ -115,6 +121,7 @@ impl Store {
         let created = (|| {
             for p in 0..partitions {
                 logs.push(open_partition(
+                    &self.fs,
                     &self.dir,
                     name,
                     p,
@@ -123,8 +130,8 @@ impl Store {
                 )?);
             }
             // The partition directories must be durable before the topic file names them.
-            meta::sync_dir(&self.dir)?;
-            meta.write(&topic_file(&self.dir, name))
+            meta::sync_dir_in(&*self.fs, &self.dir)?;
+            meta.write(&*self.fs, &topic_file(&self.dir, name))
         })();
         if let Err(e) = created {
             self.discard_partitions(name, &logs, partitions);
@@ -152,9 +159,9 @@ impl Store {
         let topic = self
             .topic(name)
             .ok_or_else(|| LogError::UnknownTopic(name.to_owned()))?;
-        meta::remove(&topic_file(&self.dir, name))?;
+        meta::remove_in(&*self.fs, &topic_file(&self.dir, name))?;
         self.topics.write().remove(name);
-        let result = remove_partitions(&self.dir, &topic);
+        let result = remove_partitions(&self.fs, &self.dir, &topic);
         tracing::info!(topic = name, "topic deleted");
         result
     }
@@ -212,7 +219,7 @@ impl Store {
         }
         for p in 0..partitions {
             let dir = self.dir.join(partition_dir_name(name, p));
-            if let Err(e) = remove_dir_if_present(&dir) {
+            if let Err(e) = remove_dir_if_present(&self.fs, &dir) {
                 tracing::warn!(error = %e, "removing a discarded partition failed; the next open removes it");
             }
         }
@@ -262,6 +269,7 @@ enum OnMissing {
 }
 
 fn open_partition(
+    fs: &FsRef,
     dir: &Path,
     topic: &str,
     partition: u32,
@@ -271,21 +279,25 @@ fn open_partition(
     let path = dir.join(partition_dir_name(topic, partition));
     match on_missing {
         OnMissing::Create => {
-            if remove_dir_if_present(&path)? {
+            if remove_dir_if_present(fs, &path)? {
                 tracing::warn!(dir = %path.display(), "removed a leftover partition directory of a deleted topic");
             }
         }
         OnMissing::Warn => {
-            if !path.is_dir() {
+            if !fs.is_dir(&path) {
                 tracing::warn!(dir = %path.display(), "partition directory is missing; recreating it empty");
             }
         }
     }
-    Ok(Arc::new(PartitionLog::open(path, config.clone())?))
+    Ok(Arc::new(PartitionLog::open_in(
+        FsRef::clone(fs),
+        path,
+        config.clone(),
+    )?))
 }
 
 /// Closes a deleted topic's partitions and removes their directories; the first error wins.
-fn remove_partitions(dir: &Path, topic: &Topic) -> Result<()> {
+fn remove_partitions(fs: &FsRef, dir: &Path, topic: &Topic) -> Result<()> {
     let mut first_error = None;
     for log in topic.partitions() {
         // The data is being deleted: a failed flush on close does not matter, a left
@@ -293,19 +305,19 @@ fn remove_partitions(dir: &Path, topic: &Topic) -> Result<()> {
         if let Err(e) = log.close() {
             tracing::warn!(dir = %log.dir().display(), error = %e, "closing a deleted partition failed");
         }
-        if let Err(e) = remove_dir_if_present(log.dir()) {
+        if let Err(e) = remove_dir_if_present(fs, log.dir()) {
             first_error.get_or_insert(e);
         }
     }
-    if let Err(e) = meta::sync_dir(dir) {
+    if let Err(e) = meta::sync_dir_in(&**fs, dir) {
         first_error.get_or_insert(e);
     }
     first_error.map_or(Ok(()), Err)
 }
 
 /// Removes a directory tree; `Ok(false)` when it was not there.
-fn remove_dir_if_present(path: &Path) -> Result<bool> {
-    match fs::remove_dir_all(path) {
+fn remove_dir_if_present(fs: &FsRef, path: &Path) -> Result<bool> {
+    match fs.remove_dir_all(path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(LogError::io(path, e)),
@@ -313,28 +325,24 @@ fn remove_dir_if_present(path: &Path) -> Result<bool> {
 }
 
 /// Creates `dir` if it is missing, and makes its entry in the parent durable.
-fn create_dir_durably(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
-    match dir.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => meta::sync_dir(parent),
-        _ => Ok(()),
-    }
+fn create_dir_durably(fs: &FsRef, dir: &Path) -> Result<()> {
+    fs::create_dir_durably(&**fs, dir).map_err(|e| LogError::io(dir, e))
 }
 
 /// Reads every topic file. Leftover temporary files of an interrupted write are removed (the
 /// rename that commits a topic file never happened, so they hold nothing); a damaged topic
 /// file is an error, never skipped: skipping it would lose a topic and then delete its data
 /// as orphans.
-fn read_topic_files(dir: &Path) -> Result<BTreeMap<String, TopicMeta>> {
+fn read_topic_files(fs: &FsRef, dir: &Path) -> Result<BTreeMap<String, TopicMeta>> {
     let topics_dir = dir.join(TOPICS_DIR);
     let mut metas = BTreeMap::new();
-    for entry in fs::read_dir(&topics_dir).map_err(|e| LogError::io(&topics_dir, e))? {
-        let path = entry.map_err(|e| LogError::io(&topics_dir, e))?.path();
+    for entry in fs
+        .read_dir(&topics_dir)
+        .map_err(|e| LogError::io(&topics_dir, e))?
+    {
+        let path = entry.path;
         if let Some(name) = topic_of_file(&path) {
-            let meta = TopicMeta::read(&path)?
+            let meta = TopicMeta::read(&**fs, &path)?
                 .ok_or_else(|| LogError::io(&path, std::io::ErrorKind::NotFound.into()))?;
             metas.insert(name.to_owned(), meta);
             continue;
@@ -342,7 +350,7 @@ fn read_topic_files(dir: &Path) -> Result<BTreeMap<String, TopicMeta>> {
         match path.extension().and_then(|e| e.to_str()) {
             Some("tmp") => {
                 tracing::warn!(file = %path.display(), "removing an interrupted topic file write");
-                meta::remove(&path)?;
+                meta::remove_in(&**fs, &path)?;
             }
             _ => tracing::warn!(file = %path.display(), "ignoring a file that is not a topic file"),
         }
@@ -352,26 +360,24 @@ fn read_topic_files(dir: &Path) -> Result<BTreeMap<String, TopicMeta>> {
 
 /// Removes partition directories no topic claims: leftovers of a crash mid-create or
 /// mid-delete (see the module docs).
-fn remove_orphans(dir: &Path, metas: &BTreeMap<String, TopicMeta>) -> Result<()> {
+fn remove_orphans(fs: &FsRef, dir: &Path, metas: &BTreeMap<String, TopicMeta>) -> Result<()> {
     let mut removed = false;
-    for entry in fs::read_dir(dir).map_err(|e| LogError::io(dir, e))? {
-        let entry = entry.map_err(|e| LogError::io(dir, e))?;
-        let name = entry.file_name();
-        let Some((topic, partition)) = name.to_str().and_then(parse_partition_dir) else {
+    for entry in fs.read_dir(dir).map_err(|e| LogError::io(dir, e))? {
+        let Some((topic, partition)) = entry.name.to_str().and_then(parse_partition_dir) else {
             continue;
         };
         let claimed = metas
             .get(topic)
             .is_some_and(|meta| partition < meta.partitions);
-        if claimed || !entry.path().is_dir() {
+        if claimed || !entry.is_dir {
             continue;
         }
-        tracing::warn!(dir = %entry.path().display(), "removing an orphan partition directory (no topic file claims it; a create or delete was interrupted)");
-        remove_dir_if_present(&entry.path())?;
+        tracing::warn!(dir = %entry.path.display(), "removing an orphan partition directory (no topic file claims it; a create or delete was interrupted)");
+        remove_dir_if_present(fs, &entry.path)?;
         removed = true;
     }
     if removed {
-        meta::sync_dir(dir)?;
+        meta::sync_dir_in(&**fs, dir)?;
     }
     Ok(())
 }
@@ -410,7 +416,7 @@ mod tests {
         let mut out = Vec::new();
         let mut stack = vec![dir.to_path_buf()];
         while let Some(d) = stack.pop() {
-            for entry in fs::read_dir(&d).expect("read_dir") {
+            for entry in std::fs::read_dir(&d).expect("read_dir") {
                 let path = entry.expect("entry").path();
                 let rel = path
                     .strip_prefix(dir)
@@ -421,7 +427,7 @@ mod tests {
                     out.push((rel + "/", 0, 0));
                     stack.push(path);
                 } else {
-                    let bytes = fs::read(&path).expect("read");
+                    let bytes = std::fs::read(&path).expect("read");
                     out.push((rel, bytes.len() as u64, crc32fast::hash(&bytes)));
                 }
             }
@@ -659,19 +665,19 @@ mod tests {
         let half = PartitionLog::open(dir.join("half-0"), defaults()).expect("open log");
         half.append(&mut batch(b"x")).expect("append");
         half.close().expect("close");
-        fs::create_dir(dir.join("half-1")).expect("mkdir");
+        std::fs::create_dir(dir.join("half-1")).expect("mkdir");
         // ... and a topic file write interrupted before its rename.
-        fs::write(dir.join(TOPICS_DIR).join("half.tmp"), b"partial").expect("write");
+        std::fs::write(dir.join(TOPICS_DIR).join("half.tmp"), b"partial").expect("write");
         // A delete that crashed after removing the topic file.
-        fs::remove_file(topic_file(dir, "deleting")).expect("rm topic file");
+        std::fs::remove_file(topic_file(dir, "deleting")).expect("rm topic file");
         // A partition beyond a topic's count.
-        fs::create_dir(dir.join("kept-2")).expect("mkdir");
+        std::fs::create_dir(dir.join("kept-2")).expect("mkdir");
         // Things that are not partitions of ours are left alone.
         for other in ["groups", "kept-01", "notes-1.txt"] {
             if other.ends_with(".txt") {
-                fs::write(dir.join(other), b"keep me").expect("write");
+                std::fs::write(dir.join(other), b"keep me").expect("write");
             } else {
-                fs::create_dir(dir.join(other)).expect("mkdir");
+                std::fs::create_dir(dir.join(other)).expect("mkdir");
             }
         }
 
@@ -723,9 +729,9 @@ mod tests {
             .expect("create");
         store.close().expect("close");
         let file = topic_file(tmp.path(), "t");
-        let mut bytes = fs::read(&file).expect("read");
+        let mut bytes = std::fs::read(&file).expect("read");
         bytes[12] ^= 0xff;
-        fs::write(&file, &bytes).expect("write");
+        std::fs::write(&file, &bytes).expect("write");
         let before = listing(tmp.path());
         match Store::open(tmp.path(), defaults()) {
             Err(LogError::BadMetaFile { path, .. }) => assert_eq!(path, file),
@@ -751,7 +757,7 @@ mod tests {
             .expect("append");
         drop(t);
         store.close().expect("close");
-        fs::remove_dir_all(tmp.path().join("t-1")).expect("rm");
+        std::fs::remove_dir_all(tmp.path().join("t-1")).expect("rm");
         let store = Store::open(tmp.path(), defaults()).expect("reopen");
         let t = store.topic("t").expect("t");
         assert_eq!(t.partition(1).expect("p1").log_end_offset(), 0);

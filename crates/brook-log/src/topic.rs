@@ -31,6 +31,7 @@ use std::sync::Arc;
 
 use crate::config::{Durability, LogConfig};
 use crate::error::{LogError, Result};
+use crate::fs::Fs;
 use crate::log::PartitionLog;
 use crate::meta;
 
@@ -230,13 +231,19 @@ impl TopicMeta {
     }
 
     /// Writes the topic file atomically and durably.
-    pub(crate) fn write(&self, path: &Path) -> Result<()> {
-        meta::write(path, TOPIC_MAGIC, TOPIC_VERSION, self.to_text().as_bytes())
+    pub(crate) fn write(&self, fs: &dyn Fs, path: &Path) -> Result<()> {
+        meta::write_in(
+            fs,
+            path,
+            TOPIC_MAGIC,
+            TOPIC_VERSION,
+            self.to_text().as_bytes(),
+        )
     }
 
     /// Reads and checks a topic file; `Ok(None)` when it does not exist.
-    pub(crate) fn read(path: &Path) -> Result<Option<Self>> {
-        let Some((version, payload)) = meta::read(path, TOPIC_MAGIC, "topic")? else {
+    pub(crate) fn read(fs: &dyn Fs, path: &Path) -> Result<Option<Self>> {
+        let Some((version, payload)) = meta::read_in(fs, path, TOPIC_MAGIC, "topic")? else {
             return Ok(None);
         };
         let bad = |reason: String| LogError::BadMetaFile {
@@ -453,10 +460,11 @@ mod tests {
         let path = dir.path().join("t.topic");
         let meta = TopicMeta::new(7, some_overrides());
         assert_eq!(meta.id[6] >> 4, 4, "UUID version 4");
-        meta.write(&path).expect("write");
-        assert_eq!(TopicMeta::read(&path).expect("read"), Some(meta));
+        let fs = &crate::fs::RealFs;
+        meta.write(fs, &path).expect("write");
+        assert_eq!(TopicMeta::read(fs, &path).expect("read"), Some(meta));
         assert_eq!(
-            TopicMeta::read(&dir.path().join("x.topic")).expect("read"),
+            TopicMeta::read(fs, &dir.path().join("x.topic")).expect("read"),
             None
         );
     }

@@ -13,15 +13,14 @@
 //! (one finding per segment is enough: indexes are derived data, rebuilt whole on the next
 //! open).
 
-use std::fs::File;
-use std::io::{BufReader, Read};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 use super::SegmentFiles;
 use crate::error::{LogError, Result};
+use crate::fs::{Fs, Open, RealFs};
 use crate::index::{Entry, OffsetEntry, TimeEntry};
-use crate::scan::ScannedBatch;
+use crate::scan::{ScannedBatch, SeqReader};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,7 +259,7 @@ impl IndexCheck {
 #[derive(Debug)]
 struct EntryStream<E> {
     path: PathBuf,
-    reader: BufReader<File>,
+    reader: SeqReader,
     /// The slot read next, and how many the file has.
     slot: u64,
     slots: u64,
@@ -271,12 +270,12 @@ impl<E: Entry> EntryStream<E> {
     /// `Ok(Ok(None))` when the file does not exist; `Ok(Err(reason))` when its size is not a
     /// whole number of entries.
     fn open(path: &Path) -> Result<std::result::Result<Option<Self>, String>> {
-        let file = match File::open(path) {
+        let file = match RealFs.open(path, Open::Read) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Ok(None)),
             Err(e) => return Err(LogError::io(path, e)),
         };
-        let len = file.metadata().map_err(|e| LogError::io(path, e))?.len();
+        let len = file.len().map_err(|e| LogError::io(path, e))?;
         if len % E::LEN as u64 != 0 {
             return Ok(Err(format!(
                 "{len} bytes is not a whole number of {}-byte entries",
@@ -285,7 +284,7 @@ impl<E: Entry> EntryStream<E> {
         }
         Ok(Ok(Some(Self {
             path: path.to_path_buf(),
-            reader: BufReader::with_capacity(64 << 10, file),
+            reader: SeqReader::new(file, 0),
             slot: 0,
             slots: len / E::LEN as u64,
             _entry: PhantomData,

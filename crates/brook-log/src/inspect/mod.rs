@@ -23,14 +23,13 @@
 mod index_check;
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
 use crate::checkpoint;
 use crate::error::{LogError, Result};
+use crate::fs::{FileRef, Fs, Open, RealFs};
 use crate::lock::DirLock;
 use crate::names::{parse_partition_dir, partition_dir_name};
 use crate::segment::{parse_segment_name, segment_file, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
@@ -43,7 +42,7 @@ pub use index_check::{IndexCheck, IndexFinding, Severity};
 /// Who holds `data_dir`'s lock, without taking it: `Some("pid .. on host ..")` while a broker
 /// has it open, `None` when it is free (or was never opened).
 pub fn lock_holder(data_dir: &Path) -> Result<Option<String>> {
-    DirLock::holder(data_dir)
+    DirLock::holder(&RealFs, data_dir)
 }
 
 /// The directory of a partition: `<data>/<topic>-<partition>`.
@@ -55,14 +54,15 @@ pub fn partition_dir(data_dir: &Path, topic: &str, partition: u32) -> PathBuf {
 /// passed over.
 pub fn partition_dirs(data_dir: &Path) -> Result<BTreeMap<(String, u32), PathBuf>> {
     let mut found = BTreeMap::new();
-    for entry in fs::read_dir(data_dir).map_err(|e| LogError::io(data_dir, e))? {
-        let entry = entry.map_err(|e| LogError::io(data_dir, e))?;
-        let name = entry.file_name();
-        let Some((topic, partition)) = name.to_str().and_then(parse_partition_dir) else {
+    for entry in RealFs
+        .read_dir(data_dir)
+        .map_err(|e| LogError::io(data_dir, e))?
+    {
+        let Some((topic, partition)) = entry.name.to_str().and_then(parse_partition_dir) else {
             continue;
         };
-        if entry.path().is_dir() {
-            found.insert((topic.to_owned(), partition), entry.path());
+        if entry.is_dir {
+            found.insert((topic.to_owned(), partition), entry.path);
         }
     }
     Ok(found)
@@ -94,14 +94,14 @@ pub struct TopicFile {
 pub fn topic_files(data_dir: &Path) -> Result<Vec<TopicFile>> {
     let dir = topics_dir(data_dir);
     let mut files = Vec::new();
-    for entry in fs::read_dir(&dir).map_err(|e| LogError::io(&dir, e))? {
-        let path = entry.map_err(|e| LogError::io(&dir, e))?.path();
+    for entry in RealFs.read_dir(&dir).map_err(|e| LogError::io(&dir, e))? {
+        let path = entry.path;
         let Some(topic) = store::topic_of_file(&path) else {
             continue;
         };
         files.push(TopicFile {
             topic: topic.to_owned(),
-            partitions: TopicMeta::read(&path).map(|meta| meta.map(|m| m.partitions)),
+            partitions: TopicMeta::read(&RealFs, &path).map(|meta| meta.map(|m| m.partitions)),
             path,
         });
     }
@@ -112,8 +112,8 @@ pub fn topic_files(data_dir: &Path) -> Result<Vec<TopicFile>> {
 /// Reads a partition's checkpoint and clean-shutdown marker, the small files recovery relies
 /// on, and returns what is wrong with them (a missing file is not wrong).
 pub fn check_recovery_files(partition_dir: &Path) -> Vec<LogError> {
-    let checkpoint = checkpoint::read_checkpoint(partition_dir).err();
-    let marker = checkpoint::read_clean_marker(partition_dir).err();
+    let checkpoint = checkpoint::read_checkpoint(&RealFs, partition_dir).err();
+    let marker = checkpoint::read_clean_marker(&RealFs, partition_dir).err();
     checkpoint.into_iter().chain(marker).collect()
 }
 
@@ -151,9 +151,11 @@ pub fn segment_base_offset(path: &Path) -> Option<u64> {
 /// The segments of a partition directory (those with a `.log` file), sorted by base offset.
 pub fn segment_files(partition_dir: &Path) -> Result<Vec<SegmentFiles>> {
     let mut bases = Vec::new();
-    for entry in fs::read_dir(partition_dir).map_err(|e| LogError::io(partition_dir, e))? {
-        let path = entry.map_err(|e| LogError::io(partition_dir, e))?.path();
-        if let Some(base) = segment_base_offset(&path) {
+    for entry in RealFs
+        .read_dir(partition_dir)
+        .map_err(|e| LogError::io(partition_dir, e))?
+    {
+        if let Some(base) = segment_base_offset(&entry.path) {
             bases.push(base);
         }
     }
@@ -169,15 +171,17 @@ pub fn segment_files(partition_dir: &Path) -> Result<Vec<SegmentFiles>> {
 #[derive(Debug)]
 pub struct BatchReader {
     path: PathBuf,
-    file: File,
+    file: FileRef,
     len: u64,
 }
 
 impl BatchReader {
     /// Opens the `.log` file at `path` read-only.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| LogError::io(path, e))?;
-        let len = file.metadata().map_err(|e| LogError::io(path, e))?.len();
+        let file = RealFs
+            .open(path, Open::Read)
+            .map_err(|e| LogError::io(path, e))?;
+        let len = file.len().map_err(|e| LogError::io(path, e))?;
         Ok(Self {
             path: path.to_path_buf(),
             file,
@@ -204,9 +208,9 @@ impl BatchReader {
                 ),
             });
         }
-        let mut bytes = vec![0u8; batch.header.total_len()];
-        self.file
-            .read_exact_at(&mut bytes, batch.position)
+        let bytes = self
+            .file
+            .read_vec_at(batch.position, batch.header.total_len())
             .map_err(|e| LogError::io(&self.path, e))?;
         Ok(bytes.into())
     }
@@ -260,8 +264,8 @@ mod tests {
     fn a_damaged_small_file_is_reported_not_fatal() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("t-0");
-        fs::create_dir(&p).expect("mkdir");
-        fs::write(p.join(checkpoint::CHECKPOINT_FILE), b"not a checkpoint").expect("write");
+        std::fs::create_dir(&p).expect("mkdir");
+        std::fs::write(p.join(checkpoint::CHECKPOINT_FILE), b"not a checkpoint").expect("write");
         let problems = check_recovery_files(&p);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(
