@@ -20,6 +20,12 @@
 //! - **delete** removes the topic file (durably) first, then closes the partitions and removes
 //!   their directories. A crash in between leaves orphans, removed the same way.
 //!
+//! - **add partitions** makes and opens the new partitions' directories, fsyncs the data
+//!   directory, then rewrites the topic file with the new count: a crash before leaves the old
+//!   topic and orphans, removed on the next open.
+//! - **alter config** validates the topic's new effective config, rewrites the topic file, then
+//!   hands the config to every partition.
+//!
 //! So a topic is either wholly there or wholly gone after any crash. Bad input (a bad name, a
 //! partition count outside 1..=[`PARTITIONS_MAX`], an invalid config, an existing or unknown
 //! topic) is refused before anything on disk is touched.
@@ -134,7 +140,7 @@ impl Store {
             meta.write(&*self.fs, &topic_file(&self.dir, name))
         })();
         if let Err(e) = created {
-            self.discard_partitions(name, &logs, partitions);
+            self.discard_partitions(name, &logs, 0..partitions);
             return Err(e);
         }
         let topic = Arc::new(Topic::new(name.to_owned(), meta, config, logs));
@@ -164,6 +170,102 @@ impl Store {
         let result = remove_partitions(&self.fs, &self.dir, &topic);
         tracing::info!(topic = name, "topic deleted");
         result
+    }
+
+    /// Grows topic `name` to `partitions` partitions (Kafka's CreatePartitions) and returns it
+    /// with its new partition list; its existing partitions are untouched (a holder of the old
+    /// `Arc<Topic>` keeps seeing the old count). The count must be higher than the current one
+    /// and at most [`PARTITIONS_MAX`]; nothing changes otherwise.
+    pub fn add_partitions(&self, name: &str, partitions: u32) -> Result<Arc<Topic>> {
+        let admin = self.admin.lock();
+        if admin.is_none() {
+            return Err(LogError::Closed);
+        }
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| LogError::UnknownTopic(name.to_owned()))?;
+        let current = topic.partition_count();
+        if partitions <= current || partitions > PARTITIONS_MAX {
+            return Err(LogError::InvalidConfig(format!(
+                "topic {name:?} has {current} partitions: a new count must be above it and at \
+                 most {PARTITIONS_MAX}, not {partitions}"
+            )));
+        }
+        let meta = TopicMeta {
+            id: topic.id(),
+            partitions,
+            overrides: topic.overrides().clone(),
+        };
+        let mut logs = topic.partitions().to_vec();
+        let created = (|| {
+            for p in current..partitions {
+                logs.push(open_partition(
+                    &self.fs,
+                    &self.dir,
+                    name,
+                    p,
+                    topic.config(),
+                    OnMissing::Create,
+                )?);
+            }
+            meta::sync_dir_in(&*self.fs, &self.dir)?;
+            meta.write(&*self.fs, &topic_file(&self.dir, name))
+        })();
+        if let Err(e) = created {
+            self.discard_partitions(name, &logs[current as usize..], current..partitions);
+            return Err(e);
+        }
+        let grown = Arc::new(Topic::new(
+            name.to_owned(),
+            meta,
+            topic.config().clone(),
+            logs,
+        ));
+        self.topics
+            .write()
+            .insert(name.to_owned(), Arc::clone(&grown));
+        tracing::info!(
+            topic = name,
+            from = current,
+            to = partitions,
+            "partitions added"
+        );
+        Ok(grown)
+    }
+
+    /// Replaces topic `name`'s overrides (Kafka's AlterConfigs), live and durably: the new
+    /// effective config is validated, the topic file rewritten, then every partition gets it
+    /// (limits from the next append or retention run, a new durability mode at once). Returns
+    /// the topic with its new config; nothing changes when the config is invalid.
+    pub fn alter_topic_config(&self, name: &str, overrides: TopicConfig) -> Result<Arc<Topic>> {
+        let admin = self.admin.lock();
+        if admin.is_none() {
+            return Err(LogError::Closed);
+        }
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| LogError::UnknownTopic(name.to_owned()))?;
+        let config = effective_config(name, &overrides, &self.defaults)?;
+        let meta = TopicMeta {
+            id: topic.id(),
+            partitions: topic.partition_count(),
+            overrides,
+        };
+        meta.write(&*self.fs, &topic_file(&self.dir, name))?;
+        for log in topic.partitions() {
+            log.set_config(config.clone())?;
+        }
+        let altered = Arc::new(Topic::new(
+            name.to_owned(),
+            meta,
+            config,
+            topic.partitions().to_vec(),
+        ));
+        self.topics
+            .write()
+            .insert(name.to_owned(), Arc::clone(&altered));
+        tracing::info!(topic = name, "topic config altered");
+        Ok(altered)
     }
 
     /// The topic called `name`, if it exists.
@@ -208,16 +310,22 @@ impl Store {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Undoes a create that failed part way: closes what was opened and removes every
-    /// partition directory the create may have made. Errors are logged: the create's own
-    /// error is the one to report, and leftovers are orphans the next open removes.
-    fn discard_partitions(&self, name: &str, logs: &[Arc<PartitionLog>], partitions: u32) {
+    /// Undoes a create (or an add of partitions) that failed part way: closes what was opened
+    /// and removes every partition directory in `partitions` it may have made. Errors are
+    /// logged: the create's own error is the one to report, and leftovers are orphans the next
+    /// open removes.
+    fn discard_partitions(
+        &self,
+        name: &str,
+        logs: &[Arc<PartitionLog>],
+        partitions: std::ops::Range<u32>,
+    ) {
         for log in logs {
             if let Err(e) = log.close() {
                 tracing::warn!(dir = %log.dir().display(), error = %e, "closing a discarded partition failed");
             }
         }
-        for p in 0..partitions {
+        for p in partitions {
             let dir = self.dir.join(partition_dir_name(name, p));
             if let Err(e) = remove_dir_if_present(&self.fs, &dir) {
                 tracing::warn!(error = %e, "removing a discarded partition failed; the next open removes it");
@@ -438,6 +546,62 @@ mod tests {
 
     fn names(store: &Store) -> Vec<String> {
         store.topics().iter().map(|t| t.name().to_owned()).collect()
+    }
+
+    #[test]
+    fn added_partitions_and_altered_configs_survive_a_reopen_and_bad_ones_change_nothing() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data");
+        {
+            let store = Store::open(&dir, defaults()).expect("open");
+            let t = store
+                .create_topic("t", 2, TopicConfig::default())
+                .expect("create");
+            t.partition(1)
+                .expect("p1")
+                .append(&mut batch(b"kept"))
+                .expect("append");
+            let before = listing(&dir);
+            for bad in [2, 1, PARTITIONS_MAX + 1] {
+                assert!(store.add_partitions("t", bad).is_err(), "{bad} accepted");
+            }
+            assert!(matches!(
+                store.add_partitions("nope", 3),
+                Err(LogError::UnknownTopic(_))
+            ));
+            let mut too_small = TopicConfig::default();
+            too_small.set("segment.bytes", "1").expect("parses");
+            assert!(store.alter_topic_config("t", too_small).is_err());
+            assert_eq!(listing(&dir), before, "refused changes touch nothing");
+
+            let grown = store.add_partitions("t", 5).expect("grow");
+            assert_eq!(grown.partition_count(), 5);
+            assert_eq!(grown.id(), t.id(), "same topic");
+            assert!(Arc::ptr_eq(&grown.partitions()[1], &t.partitions()[1]));
+            assert_eq!(store.topic("t").expect("t").partition_count(), 5);
+            grown
+                .partition(4)
+                .expect("p4")
+                .append(&mut batch(b"new"))
+                .expect("append to a new partition");
+
+            let mut overrides = TopicConfig::default();
+            overrides.set("retention.ms", "1000").expect("parses");
+            let altered = store.alter_topic_config("t", overrides).expect("alter");
+            assert_eq!(altered.config().retention_ms_max, Some(1000));
+            assert_eq!(
+                grown.partition(0).expect("p0").config().retention_ms_max,
+                Some(1000),
+                "live in the partitions"
+            );
+            store.close().expect("close");
+        }
+        let store = Store::open(&dir, defaults()).expect("reopen");
+        let t = store.topic("t").expect("t");
+        assert_eq!(t.partition_count(), 5);
+        assert_eq!(t.config().retention_ms_max, Some(1000));
+        assert_eq!(t.partition(1).expect("p1").log_end_offset(), 1);
+        assert_eq!(t.partition(4).expect("p4").log_end_offset(), 1);
     }
 
     #[test]
