@@ -38,11 +38,11 @@ pub struct Broker {
 pub(crate) struct Inner {
     pub(crate) config: BrokerConfig,
     pub(crate) store: Arc<Store>,
-    topics: RwLock<HashMap<String, Arc<TopicHandle>>>,
+    pub(crate) topics: RwLock<HashMap<String, Arc<TopicHandle>>>,
     pub(crate) offsets: Arc<OffsetStore>,
     pub(crate) groups: Groups,
-    /// Serialises topic creation and deletion, so a name is never half-created.
-    admin: tokio::sync::Mutex<()>,
+    /// Serialises topic creation, deletion and changes, so a name is never half-created.
+    pub(crate) admin: tokio::sync::Mutex<()>,
     /// `true` while produces are accepted. Each queued append holds a read guard until it is
     /// done, so `close` (which takes the write guard) waits for the ones in flight.
     pub(crate) gate: Arc<tokio::sync::RwLock<bool>>,
@@ -61,11 +61,13 @@ pub(crate) struct TopicHandle {
     pub(crate) topic: Arc<Topic>,
     pub(crate) partitions: Vec<PartitionHandle>,
     pub(crate) cursor: StickyCursor,
-    deleted: AtomicBool,
+    /// Shared by the handles of one topic across admin changes ([`TopicHandle::changed`]), so
+    /// whoever holds an older one still sees a deletion.
+    deleted: Arc<AtomicBool>,
 }
 
 /// One partition's log, its append queue and its high-watermark channel.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct PartitionHandle {
     pub(crate) log: Arc<PartitionLog>,
     pub(crate) appender: Arc<Appender>,
@@ -107,7 +109,29 @@ impl TopicHandle {
             topic,
             partitions,
             cursor: StickyCursor::default(),
-            deleted: AtomicBool::new(false),
+            deleted: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The same topic after an admin change (more partitions, new settings): the partitions it
+    /// had keep their handles (append queues, high-watermark channels, waiters), new ones get
+    /// theirs, and the deletion flag stays shared.
+    pub(crate) fn changed(&self, topic: Arc<Topic>) -> Self {
+        let partitions = topic
+            .partitions()
+            .iter()
+            .enumerate()
+            .map(|(p, log)| match self.partitions.get(p) {
+                Some(kept) => kept.clone(),
+                None => PartitionHandle::new(&self.name, p as u32, Arc::clone(log)),
+            })
+            .collect();
+        Self {
+            name: Arc::clone(&self.name),
+            topic,
+            partitions,
+            cursor: StickyCursor::default(),
+            deleted: Arc::clone(&self.deleted),
         }
     }
 
@@ -139,7 +163,7 @@ impl TopicHandle {
         }
     }
 
-    fn describe(&self) -> TopicDescription {
+    pub(crate) fn describe(&self) -> TopicDescription {
         TopicDescription {
             name: self.name.to_string(),
             id: self.topic.id(),
@@ -182,7 +206,7 @@ where
 /// Runs an admin change on its own task, so it finishes even when the caller stops waiting
 /// (a gRPC client that disconnects drops its handler's future): the store and the broker's
 /// topic registry must never disagree about whether a topic exists.
-async fn run_to_end<T: Send + 'static>(
+pub(crate) async fn run_to_end<T: Send + 'static>(
     change: impl std::future::Future<Output = Result<T>> + Send + 'static,
 ) -> Result<T> {
     tokio::spawn(change).await?
@@ -439,7 +463,7 @@ impl Broker {
     }
 
     /// Rebalances the groups subscribed to `topic`.
-    fn topic_changed(&self, topic: &str) {
+    pub(crate) fn topic_changed(&self, topic: &str) {
         self.inner
             .groups
             .topic_changed(topic, &|t| self.partition_count(t));

@@ -31,6 +31,16 @@ pub enum BrokerError {
         group: String,
         holder: crate::group_claim::GroupProtocol,
     },
+    /// An admin change of a group's offsets (deleting the group, resetting its offsets) needs
+    /// the group without live members.
+    #[error(
+        "group {group:?} has live members; stop them first (a Kafka consumer that stops \
+         without leaving stays a member until its session times out)"
+    )]
+    GroupNotEmpty { group: String },
+    /// Another admin change of the group's offsets is running: retry.
+    #[error("group {group:?} is being changed by an admin operation; try again")]
+    GroupBusy { group: String },
     #[error("invalid topic name {name:?}: {reason}")]
     InvalidTopicName { name: String, reason: &'static str },
     #[error("invalid group id {group:?}: {reason}")]
@@ -39,6 +49,15 @@ pub enum BrokerError {
     TopicExists { topic: String },
     #[error("invalid partition count {partitions}: must be 1..={max}")]
     InvalidPartitions { partitions: u32, max: u32 },
+    #[error(
+        "topic {topic:?} has {partitions} partitions: a new count must be higher ({requested} \
+         is not); partitions can be added, never removed"
+    )]
+    PartitionsNotIncreased {
+        topic: String,
+        partitions: u32,
+        requested: u32,
+    },
     #[error("invalid config: {reason}")]
     InvalidConfig { reason: String },
     #[error(
@@ -151,14 +170,18 @@ impl BrokerError {
             | E::InvalidConfig { .. }
             | E::InvalidBatch { .. }
             | E::InvalidRequest { .. }
+            | E::PartitionsNotIncreased { .. }
+            | E::GroupNotEmpty { .. }
             | E::GroupInUse { .. } => ErrorKind::InvalidArgument,
             E::TopicExists { .. } => ErrorKind::AlreadyExists,
             E::OffsetOutOfRange { .. } => ErrorKind::OutOfRange,
             E::TooLarge { .. } => ErrorKind::TooLarge,
             // Doors that speak deadlines (gRPC DEADLINE_EXCEEDED, HTTP 504) match CallTimeout.
-            E::Poisoned { .. } | E::Closed | E::CallTimeout { .. } | E::CallAborted { .. } => {
-                ErrorKind::Unavailable
-            }
+            E::Poisoned { .. }
+            | E::Closed
+            | E::CallTimeout { .. }
+            | E::CallAborted { .. }
+            | E::GroupBusy { .. } => ErrorKind::Unavailable,
             // Not brook's failure but the handler's: doors that can say so (HTTP 502) match it.
             E::Task { .. } | E::HandlerFailed { .. } => ErrorKind::Internal,
             E::Storage(e) => storage_kind(e),

@@ -1,9 +1,13 @@
 //! The group operations every door exposes: committing and reading offsets, listing groups and
-//! describing one with its lag.
+//! describing one with its lag, and the admin changes of a group without live members:
+//! deleting it, deleting some of its offsets, moving its offsets (Kafka's
+//! `kafka-consumer-groups --reset-offsets`).
 //!
 //! They combine the live state of the broker's coordinator ([`crate::group`]) and of observed
 //! ones ([`crate::group_observer`]: the Kafka door's) with the persisted offsets
-//! ([`crate::offsets`]), so a group reads the same through every door.
+//! ([`crate::offsets`]), so a group reads the same through every door. An admin change holds
+//! the group's exclusive admin claim ([`crate::group_claim`]) while it runs, so no member joins
+//! half-way through it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,7 +16,9 @@ use crate::error::{BrokerError, Result};
 use crate::group_observer::LiveGroup;
 use crate::names::check_group_id;
 use crate::produce::now_ms;
-use crate::types::{CommittedOffset, GroupDescription, GroupListing, PartitionLag, TopicPartition};
+use crate::types::{
+    CommittedOffset, GroupDescription, GroupListing, OffsetSpec, PartitionLag, TopicPartition,
+};
 
 /// One partition's position to commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +38,32 @@ impl OffsetCommit {
             metadata: String::new(),
         }
     }
+}
+
+/// Where [`Broker::seek_group`] moves a group's offsets: Kafka's `--reset-offsets` options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeekTo {
+    /// The log start offset (`--to-earliest`).
+    Earliest,
+    /// The high watermark (`--to-latest`).
+    Latest,
+    /// This offset, moved into `[log start, high watermark]` when outside (`--to-offset`).
+    Offset(u64),
+    /// The first offset whose record is at or after this time, ms since the epoch; the high
+    /// watermark when there is none (`--to-datetime`).
+    Timestamp(i64),
+    /// The committed offset moved by this many records, kept within the log (`--shift-by`);
+    /// a partition without a committed offset cannot be shifted.
+    Shift(i64),
+}
+
+/// One partition of a [`Broker::seek_group`]: where the group was and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seek {
+    pub topic_partition: TopicPartition,
+    /// The committed offset before, if any.
+    pub from: Option<u64>,
+    pub to: u64,
 }
 
 impl Broker {
@@ -181,6 +213,136 @@ impl Broker {
             generation: live.generation,
             members: live.members,
             offsets,
+        })
+    }
+
+    /// Deletes `group`: its committed offsets in every partition. Only a group without live
+    /// members (`GroupNotEmpty`); `UnknownGroup` when it has no committed offsets either.
+    pub async fn delete_group(&self, group: &str) -> Result<()> {
+        check_group_id(group)?;
+        let _claim = self.group_claims().claim_admin(group)?;
+        let offsets = std::sync::Arc::clone(&self.inner.offsets);
+        let owned = group.to_owned();
+        let removed = blocking(move || offsets.remove(&owned, |_| true)).await?;
+        if removed == 0 {
+            return Err(BrokerError::UnknownGroup {
+                group: group.to_owned(),
+            });
+        }
+        tracing::info!(group, offsets = removed, "group deleted");
+        Ok(())
+    }
+
+    /// Deletes `group`'s committed offsets in `partitions` (Kafka's OffsetDelete); partitions
+    /// it has no offset in are fine. Only while no live member of the group subscribes to one
+    /// of their topics (`GroupNotEmpty`); `UnknownGroup` when the group has neither members
+    /// nor committed offsets.
+    pub async fn delete_committed_offsets(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<()> {
+        check_group_id(group)?;
+        let description = self.describe_group(group)?;
+        let subscribed = description.members.iter().any(|m| {
+            partitions
+                .iter()
+                .any(|tp| m.topics.contains(&tp.topic) || m.assignment.contains(tp))
+        });
+        if subscribed {
+            return Err(BrokerError::GroupNotEmpty {
+                group: group.to_owned(),
+            });
+        }
+        let doomed: BTreeSet<TopicPartition> = partitions.iter().cloned().collect();
+        let offsets = std::sync::Arc::clone(&self.inner.offsets);
+        let owned = group.to_owned();
+        blocking(move || offsets.remove(&owned, |tp| doomed.contains(tp))).await?;
+        Ok(())
+    }
+
+    /// Moves `group`'s committed offsets, as `kafka-consumer-groups --reset-offsets` does: in
+    /// every partition of `topics`, or, when `topics` is empty, in every partition the group
+    /// has committed. Only a group without live members (`GroupNotEmpty`). With `dry_run` it
+    /// only says what it would do. Returns one [`Seek`] per partition, sorted.
+    pub async fn seek_group(
+        &self,
+        group: &str,
+        to: SeekTo,
+        topics: &[String],
+        dry_run: bool,
+    ) -> Result<Vec<Seek>> {
+        check_group_id(group)?;
+        let _claim = self.group_claims().claim_admin(group)?;
+        let committed: BTreeMap<TopicPartition, CommittedOffset> =
+            self.inner.offsets.group(group).into_iter().collect();
+        let partitions: Vec<TopicPartition> = if topics.is_empty() {
+            committed.keys().cloned().collect()
+        } else {
+            let mut all = Vec::new();
+            for topic in topics {
+                let count = self.topic(topic)?.partition_count();
+                all.extend((0..count).map(|p| TopicPartition::new(topic.clone(), p)));
+            }
+            all.sort();
+            all.dedup();
+            all
+        };
+        let mut plan = Vec::with_capacity(partitions.len());
+        for tp in partitions {
+            let from = committed.get(&tp).map(|c| c.offset);
+            let to = self.seek_target(&tp, to, from).await?;
+            plan.push(Seek {
+                topic_partition: tp,
+                from,
+                to,
+            });
+        }
+        if dry_run || plan.is_empty() {
+            return Ok(plan);
+        }
+        let commit_timestamp = now_ms();
+        let entries: Vec<(TopicPartition, CommittedOffset)> = plan
+            .iter()
+            .map(|seek| {
+                let committed = CommittedOffset {
+                    offset: seek.to,
+                    metadata: String::new(),
+                    commit_timestamp,
+                };
+                (seek.topic_partition.clone(), committed)
+            })
+            .collect();
+        let offsets = std::sync::Arc::clone(&self.inner.offsets);
+        let owned = group.to_owned();
+        blocking(move || offsets.commit(&owned, entries)).await?;
+        tracing::info!(group, partitions = plan.len(), ?to, "group offsets moved");
+        Ok(plan)
+    }
+
+    /// Where `to` puts a group in `tp`, from its committed offset `from`.
+    async fn seek_target(&self, tp: &TopicPartition, to: SeekTo, from: Option<u64>) -> Result<u64> {
+        let handle = self.topic(&tp.topic)?;
+        let log = &handle.partition(tp.partition)?.log;
+        let (start, end) = (log.log_start_offset(), log.high_watermark());
+        let within = |offset: u64| offset.clamp(start, end.max(start));
+        Ok(match to {
+            SeekTo::Earliest => start,
+            SeekTo::Latest => end,
+            SeekTo::Offset(offset) => within(offset),
+            SeekTo::Timestamp(timestamp) => self
+                .list_offset(&tp.topic, tp.partition, OffsetSpec::Timestamp(timestamp))
+                .await?
+                .offset
+                .unwrap_or(end),
+            SeekTo::Shift(by) => {
+                let Some(from) = from else {
+                    return Err(BrokerError::invalid(format!(
+                        "cannot shift {tp}: the group has no committed offset there"
+                    )));
+                };
+                within(from.saturating_add_signed(by))
+            }
         })
     }
 }

@@ -7,7 +7,9 @@
 //! partitions the other reads too. A claim prevents that: whatever coordinates a group holds a
 //! [`GroupClaim`] while the group has live members, and a claim of the other kind is refused
 //! until the last claim of the first is dropped. Committed offsets are not claimed: any door
-//! may read or commit them.
+//! may read or commit them. An admin change of a group's offsets (deleting the group or its
+//! offsets, resetting them) takes an exclusive claim instead ([`GroupClaims::claim_admin`]):
+//! only on a group without live members, and no member joins until it is done.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -26,6 +28,8 @@ pub enum GroupProtocol {
     Kafka,
     /// The broker's own groups: gRPC, HTTP and embedded group subscribers.
     Brook,
+    /// An admin change of the group's offsets, while it runs ([`GroupClaims::claim_admin`]).
+    Admin,
 }
 
 impl fmt::Display for GroupProtocol {
@@ -33,6 +37,7 @@ impl fmt::Display for GroupProtocol {
         f.write_str(match self {
             Self::Kafka => "Kafka",
             Self::Brook => "brook (gRPC, HTTP or embedded)",
+            Self::Admin => "admin",
         })
     }
 }
@@ -57,6 +62,11 @@ impl GroupClaims {
     pub fn claim(&self, group: &str, protocol: GroupProtocol) -> Result<GroupClaim> {
         let mut held = self.held.lock();
         match held.get_mut(group) {
+            Some(h) if h.protocol == GroupProtocol::Admin || protocol == GroupProtocol::Admin => {
+                return Err(BrokerError::GroupBusy {
+                    group: group.to_owned(),
+                })
+            }
             Some(h) if h.protocol != protocol => {
                 return Err(BrokerError::GroupInUse {
                     group: group.to_owned(),
@@ -73,6 +83,35 @@ impl GroupClaims {
             group: group.to_owned(),
             protocol,
         })
+    }
+
+    /// Claims `group` for an admin change of its committed offsets: only while nobody else
+    /// holds it (`GroupNotEmpty` while it has live members, `GroupBusy` during another admin
+    /// change), and every member claim is refused with `GroupBusy` until this one is dropped.
+    pub fn claim_admin(&self, group: &str) -> Result<GroupClaim> {
+        let mut held = self.held.lock();
+        match held.get(group) {
+            Some(h) if h.protocol == GroupProtocol::Admin => Err(BrokerError::GroupBusy {
+                group: group.to_owned(),
+            }),
+            Some(_) => Err(BrokerError::GroupNotEmpty {
+                group: group.to_owned(),
+            }),
+            None => {
+                held.insert(
+                    group.to_owned(),
+                    Held {
+                        protocol: GroupProtocol::Admin,
+                        count: 1,
+                    },
+                );
+                Ok(GroupClaim {
+                    claims: self.clone(),
+                    group: group.to_owned(),
+                    protocol: GroupProtocol::Admin,
+                })
+            }
+        }
     }
 
     /// The kind of membership `group` has now, if any.
@@ -166,5 +205,36 @@ mod tests {
             (brook.group(), brook.protocol()),
             ("g", GroupProtocol::Brook)
         );
+    }
+
+    #[test]
+    fn an_admin_claim_needs_the_group_empty_and_keeps_members_out_while_held() {
+        let claims = GroupClaims::default();
+        let member = claims.claim("g", GroupProtocol::Kafka).expect("member");
+        assert!(matches!(
+            claims.claim_admin("g"),
+            Err(BrokerError::GroupNotEmpty { .. })
+        ));
+        drop(member);
+        let admin = claims.claim_admin("g").expect("empty now");
+        for protocol in [
+            GroupProtocol::Kafka,
+            GroupProtocol::Brook,
+            GroupProtocol::Admin,
+        ] {
+            let refused = claims.claim("g", protocol).unwrap_err();
+            assert!(
+                matches!(refused, BrokerError::GroupBusy { .. }),
+                "{refused}"
+            );
+            assert_eq!(refused.kind(), crate::ErrorKind::Unavailable, "retriable");
+        }
+        assert!(matches!(
+            claims.claim_admin("g"),
+            Err(BrokerError::GroupBusy { .. })
+        ));
+        drop(admin);
+        assert_eq!(claims.holder("g"), None);
+        let _member = claims.claim("g", GroupProtocol::Brook).expect("free again");
     }
 }

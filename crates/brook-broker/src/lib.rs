@@ -38,9 +38,11 @@
 //! # Modules
 //!
 //! - `broker`: open/close, the topic registry and topic administration.
+//! - `admin`: changing a topic after its creation (deleting records below an offset).
 //! - `produce`, `fetch`, `subscribe`: the data path; `append`: the per-partition append queue
 //!   under produce (call order, blocking pool, shared fsyncs).
-//! - `group_admin`: committed offsets, listing and describing groups.
+//! - `group_admin`: committed offsets, listing and describing groups, and deleting a group,
+//!   some of its offsets, or moving them (`seek_group`).
 //! - `group_claim`: one group id, one kind of membership (broker groups or Kafka's).
 //! - `group_observer`: groups coordinated outside the broker (Kafka's), shown by its admin.
 //! - `group`, `offsets`: the group coordinator and the offset store behind them.
@@ -50,6 +52,7 @@
 //! - [`partitioner`]: Kafka's murmur2 key partitioning.
 //! - `config`, `error`, `types`: settings, the error enum, the API's plain data.
 
+mod admin;
 mod append;
 mod broker;
 mod config;
@@ -71,7 +74,7 @@ mod types;
 pub use broker::{Broker, TopicSummary};
 pub use config::{BrokerConfig, Limits};
 pub use error::{BrokerError, ErrorKind, Result};
-pub use group_admin::OffsetCommit;
+pub use group_admin::{OffsetCommit, Seek, SeekTo};
 pub use group_claim::{GroupClaim, GroupClaims, GroupProtocol};
 pub use group_observer::{GroupObserver, LiveGroup};
 pub use names::{check_group_id, validate_group_id, validate_topic_name, GROUP_ID_BYTES_MAX};

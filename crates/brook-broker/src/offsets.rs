@@ -116,6 +116,34 @@ impl OffsetStore {
         self.persist(mine)
     }
 
+    /// Forgets `group`'s offsets in the partitions `doomed` picks (a group deleted, or offsets
+    /// deleted by an admin). Returns how many went; durable when it returns. Blocking.
+    pub(crate) fn remove(
+        &self,
+        group: &str,
+        doomed: impl Fn(&TopicPartition) -> bool,
+    ) -> Result<usize> {
+        let (removed, mine) = {
+            let mut state = self.state.lock();
+            let Some(offsets) = state.groups.get_mut(group) else {
+                return Ok(0);
+            };
+            let before = offsets.len();
+            offsets.retain(|tp, _| !doomed(tp));
+            let removed = before - offsets.len();
+            if removed == 0 {
+                return Ok(0);
+            }
+            if offsets.is_empty() {
+                state.groups.remove(group);
+            }
+            state.version += 1;
+            (removed, state.version)
+        };
+        self.persist(mine)?;
+        Ok(removed)
+    }
+
     /// The committed offset of `group` in `tp`.
     pub(crate) fn get(&self, group: &str, tp: &TopicPartition) -> Option<CommittedOffset> {
         self.state.lock().groups.get(group)?.get(tp).cloned()
@@ -296,6 +324,15 @@ mod tests {
         drop(store);
         let store = OffsetStore::open(dir.path()).expect("reopen");
         assert_eq!(store.groups(), ["g1"], "g2 only had offsets in `a`");
+        assert_eq!(store.remove("g1", |tp| tp.partition == 9).expect("none"), 0);
+        assert_eq!(store.remove("nobody", |_| true).expect("none"), 0);
+        assert_eq!(store.remove("g1", |_| true).expect("remove"), 1);
+        drop(store);
+        let store = OffsetStore::open(dir.path()).expect("reopen");
+        assert!(store.groups().is_empty(), "a group without offsets is gone");
+        store
+            .commit("g1", [(TopicPartition::new("b", 2), committed(7, ""))])
+            .expect("commit again");
         assert_eq!(
             store.group("g1"),
             [(TopicPartition::new("b", 2), committed(7, ""))]
