@@ -19,6 +19,7 @@ use kafka_protocol::messages::{
     MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_support::raw::Raw;
 use kafka_support::TestBroker;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -29,81 +30,6 @@ const INVALID_TOPIC_EXCEPTION: i16 = 17;
 const UNSUPPORTED_VERSION: i16 = 35;
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const UNKNOWN_TOPIC_ID: i16 = 100;
-
-/// A Kafka connection driven by hand.
-struct Raw {
-    stream: TcpStream,
-    next_correlation: i32,
-}
-
-impl Raw {
-    async fn connect(tb: &TestBroker) -> Raw {
-        Raw {
-            stream: TcpStream::connect(&tb.bootstrap).await.expect("connect"),
-            next_correlation: 1,
-        }
-    }
-
-    /// Writes one request; returns its correlation id.
-    async fn send<T: Encodable>(&mut self, key: ApiKey, version: i16, body: &T) -> i32 {
-        let correlation_id = self.next_correlation;
-        self.next_correlation += 1;
-        let mut header = RequestHeader::default();
-        header.request_api_key = key as i16;
-        header.request_api_version = version;
-        header.correlation_id = correlation_id;
-        header.client_id = Some(StrBytes::from_static_str("raw-test"));
-        let mut buf = BytesMut::new();
-        header
-            .encode(&mut buf, key.request_header_version(version))
-            .expect("header");
-        body.encode(&mut buf, version)
-            .unwrap_or_else(|e| panic!("{key:?} v{version} body: {e}"));
-        self.write_frame(&buf).await;
-        correlation_id
-    }
-
-    async fn write_frame(&mut self, body: &[u8]) {
-        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-        frame.extend_from_slice(body);
-        self.stream.write_all(&frame).await.expect("write");
-    }
-
-    /// The next response frame, or `None` when the broker closed the connection.
-    async fn read_frame(&mut self) -> Option<Bytes> {
-        let mut size = [0u8; 4];
-        let read = tokio::time::timeout(Duration::from_secs(10), self.stream.read_exact(&mut size))
-            .await
-            .expect("an answer or a close within 10 s");
-        if read.is_err() {
-            return None;
-        }
-        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
-        self.stream.read_exact(&mut body).await.ok()?;
-        Some(Bytes::from(body))
-    }
-
-    /// Reads a response of `key` at `version`: its correlation id and body.
-    async fn receive<R: Decodable>(&mut self, key: ApiKey, version: i16) -> (i32, R) {
-        let mut frame = self.read_frame().await.expect("a response");
-        let header = ResponseHeader::decode(&mut frame, key.response_header_version(version))
-            .expect("header");
-        let body = R::decode(&mut frame, version).expect("body");
-        (header.correlation_id, body)
-    }
-
-    async fn call<T: Encodable, R: Decodable>(&mut self, key: ApiKey, version: i16, body: &T) -> R {
-        let sent = self.send(key, version, body).await;
-        let (correlation_id, response) = self.receive(key, version).await;
-        assert_eq!(correlation_id, sent);
-        response
-    }
-
-    /// Whether the broker closed this connection (rather than answering).
-    async fn is_closed(&mut self) -> bool {
-        self.read_frame().await.is_none()
-    }
-}
 
 /// Metadata v12 for one topic (with its topic id).
 async fn metadata_for(raw: &mut Raw, name: &str) -> MetadataResponse {
@@ -213,7 +139,7 @@ async fn unknown_api_versions_version_gets_unsupported_version_with_the_ranges()
         .call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
         .await;
     assert_eq!(response.error_code, 0);
-    assert_eq!(response.api_keys.len(), 19);
+    assert!(response.api_keys.len() >= 19, "{}", response.api_keys.len());
 
     // A version of another API that is not served closes that connection only.
     let mut witness = Raw::connect(&tb).await;
@@ -813,12 +739,7 @@ async fn connections_past_the_cap_wait_until_one_closes() {
     .await
     .expect("listener");
     let addr = kafka.local_addr();
-    let connect = || async {
-        Raw {
-            stream: TcpStream::connect(addr).await.expect("connect"),
-            next_correlation: 1,
-        }
-    };
+    let connect = || Raw::connect_to(addr);
     let mut first = connect().await;
     let _: ApiVersionsResponse = first
         .call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())

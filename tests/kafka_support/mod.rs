@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub(crate) mod python;
+pub(crate) mod raw;
 
 use std::path::Path;
 use std::time::Duration;

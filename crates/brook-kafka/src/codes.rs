@@ -14,7 +14,12 @@ pub(crate) fn error_code(err: &BrokerError) -> ResponseError {
         E::InvalidTopicName { .. } => ResponseError::InvalidTopicException,
         E::InvalidGroupId { .. } => ResponseError::InvalidGroupId,
         E::TopicExists { .. } => ResponseError::TopicAlreadyExists,
-        E::InvalidPartitions { .. } => ResponseError::InvalidPartitions,
+        E::InvalidPartitions { .. } | E::PartitionsNotIncreased { .. } => {
+            ResponseError::InvalidPartitions
+        }
+        E::GroupNotEmpty { .. } => ResponseError::NonEmptyGroup,
+        // Retriable: an admin change of the group's offsets is running for a moment.
+        E::GroupBusy { .. } => ResponseError::CoordinatorLoadInProgress,
         E::InvalidConfig { .. } => ResponseError::InvalidConfig,
         E::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         E::TooLarge { limit, .. } if *limit == "offset_metadata_bytes_max" => {

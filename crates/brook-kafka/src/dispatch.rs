@@ -62,7 +62,7 @@ pub(crate) async fn handle(
         }
         ApiKey::Produce => {
             let body = request.decode()?;
-            match api::produce::handle(door, body).await {
+            match api::produce::handle(door, body, &session.client_id).await {
                 Some(response) => request.respond(&response)?,
                 None => return Ok(None),
             }
@@ -107,7 +107,32 @@ pub(crate) async fn handle(
             answer!(request, body => api::admin::delete_topics(door, body, version).await)
         }
         ApiKey::DescribeConfigs => {
-            answer!(request, body => api::admin::describe_configs(door, body, version))
+            answer!(request, body => api::configs::describe_configs(door, body, version))
+        }
+        ApiKey::AlterConfigs => {
+            answer!(request, body => api::configs::alter_configs(door, body).await)
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            answer!(request, body => api::configs::incremental_alter_configs(door, body).await)
+        }
+        ApiKey::CreatePartitions => {
+            answer!(request, body => api::admin::create_partitions(door, body).await)
+        }
+        ApiKey::DeleteRecords => {
+            answer!(request, body => api::admin::delete_records(door, body).await)
+        }
+        ApiKey::DescribeCluster => {
+            answer!(request, body => api::cluster::describe_cluster(door, body))
+        }
+        ApiKey::DescribeLogDirs => {
+            answer!(request, body => api::cluster::describe_log_dirs(door, body))
+        }
+        ApiKey::ElectLeaders => answer!(request, body => api::cluster::elect_leaders(door, body)),
+        ApiKey::DeleteGroups => {
+            answer!(request, body => api::group_admin::delete_groups(door, body).await)
+        }
+        ApiKey::OffsetDelete => {
+            answer!(request, body => api::group_admin::offset_delete(door, body).await)
         }
         other => {
             // versions::APIS lists only the keys above; a key added there but not here is a

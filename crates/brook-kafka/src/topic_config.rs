@@ -115,6 +115,14 @@ impl Setting {
             )),
         }
     }
+
+    /// Drops this config from a topic's overrides: it follows the broker's default again.
+    pub(crate) fn unset(&self, overrides: &mut TopicConfig) {
+        if matches!(self.kind, Kind::Log) {
+            // The name comes from brook-log's own table (`every_log_setting_is_described_once`).
+            let _ = overrides.unset(self.name);
+        }
+    }
 }
 
 #[cfg(test)]

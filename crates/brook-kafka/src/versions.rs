@@ -47,6 +47,21 @@ pub(crate) const APIS: &[Api] = &[
     api(ApiKey::InitProducerId, "InitProducerId", 0, 4),
     api(ApiKey::OffsetForLeaderEpoch, "OffsetForLeaderEpoch", 2, 4),
     api(ApiKey::DescribeConfigs, "DescribeConfigs", 1, 4),
+    // Topic, cluster and group administration (docs/kafka.md, "Compatibility").
+    api(ApiKey::DeleteRecords, "DeleteRecords", 0, 2),
+    api(ApiKey::AlterConfigs, "AlterConfigs", 0, 2),
+    api(ApiKey::DescribeLogDirs, "DescribeLogDirs", 1, 4),
+    api(ApiKey::CreatePartitions, "CreatePartitions", 0, 3),
+    api(ApiKey::DeleteGroups, "DeleteGroups", 0, 2),
+    api(ApiKey::ElectLeaders, "ElectLeaders", 0, 2),
+    api(
+        ApiKey::IncrementalAlterConfigs,
+        "IncrementalAlterConfigs",
+        0,
+        1,
+    ),
+    api(ApiKey::OffsetDelete, "OffsetDelete", 0, 0),
+    api(ApiKey::DescribeCluster, "DescribeCluster", 0, 2),
 ];
 
 /// The row for `key`, if the door answers it at all.

@@ -1,33 +1,37 @@
-//! Topic administration: CreateTopics (key 19), DeleteTopics (key 20) and DescribeConfigs
-//! (key 32), with Kafka's config names mapped onto brook's settings (`topic_config`).
+//! Topic administration: CreateTopics (key 19), DeleteTopics (key 20), CreatePartitions
+//! (key 37) and DeleteRecords (key 21). Configs are `configs`.
+//!
+//! A topic grown by CreatePartitions routes keyed records by the new count from then on, as in
+//! Kafka (the murmur2 partitioner takes the count), and groups subscribed to it rebalance.
+//! DeleteRecords moves a partition's log start forward: reads below it fail with
+//! `OFFSET_OUT_OF_RANGE` on every door.
 
 use brook_broker::{BrokerError, NewTopic, TopicConfig, TopicDescription};
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
-use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
-use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
-    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-    DescribeConfigsRequest, DescribeConfigsResponse, TopicName,
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
+use crate::api::configs::{overridden_keys, source};
 use crate::codes;
 use crate::state::{ListenerState, NODE_ID};
-use crate::topic_config::{self, Setting, SETTINGS};
+use crate::topic_config::{self, SETTINGS};
 
-/// DescribeConfigs resource types.
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
-/// DescribeConfigs config sources.
-const SOURCE_TOPIC_CONFIG: i8 = 1;
-const SOURCE_DEFAULT_CONFIG: i8 = 5;
+/// DeleteRecords' offset for "up to the high watermark".
+const HIGH_WATERMARK: i64 = -1;
 
 fn text(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
@@ -148,18 +152,6 @@ fn created_configs(description: &TopicDescription) -> Vec<CreatableTopicConfigs>
         .collect()
 }
 
-fn overridden_keys(description: &TopicDescription) -> Vec<&str> {
-    description.overrides.iter().map(|(key, _)| *key).collect()
-}
-
-fn source(setting: &Setting, overridden: &[&str]) -> i8 {
-    if setting.is_overridden(overridden) {
-        SOURCE_TOPIC_CONFIG
-    } else {
-        SOURCE_DEFAULT_CONFIG
-    }
-}
-
 pub(crate) async fn delete_topics(
     door: &ListenerState,
     request: DeleteTopicsRequest,
@@ -194,159 +186,120 @@ pub(crate) async fn delete_topics(
     response
 }
 
-pub(crate) fn describe_configs(
+pub(crate) async fn create_partitions(
     door: &ListenerState,
-    request: DescribeConfigsRequest,
-    version: i16,
-) -> DescribeConfigsResponse {
-    let mut response = DescribeConfigsResponse::default();
-    for resource in request.resources {
-        let mut result = DescribeConfigsResult::default();
-        result.resource_type = resource.resource_type;
-        result.resource_name = resource.resource_name.clone();
-        let wanted = |name: &str| {
-            resource
-                .configuration_keys
-                .as_ref()
-                .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
-        };
-        let configs = match resource.resource_type {
-            RESOURCE_TOPIC => topic_configs(door, &resource.resource_name),
-            RESOURCE_BROKER
-                if resource.resource_name.is_empty()
-                    || resource.resource_name.as_str() == NODE_ID.to_string() =>
-            {
-                Ok(broker_configs(door))
-            }
-            RESOURCE_BROKER => Err((
+    request: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let mut response = CreatePartitionsResponse::default();
+    let mut seen: Vec<TopicName> = Vec::new();
+    for topic in request.topics {
+        let mut result = CreatePartitionsTopicResult::default();
+        let outcome = if seen.contains(&topic.name) {
+            Err((
                 ResponseError::InvalidRequest,
-                format!(
-                    "no broker {:?}: brook is node {NODE_ID}",
-                    resource.resource_name.as_str()
-                ),
-            )),
-            other => Err((
-                ResponseError::InvalidRequest,
-                format!("resource type {other} is not supported"),
-            )),
+                "the topic is named twice in one request".to_owned(),
+            ))
+        } else {
+            seen.push(topic.name.clone());
+            grow(
+                door,
+                &topic.name,
+                topic.count,
+                topic.assignments.as_deref(),
+                request.validate_only,
+            )
+            .await
         };
-        match configs {
-            Ok(configs) => {
-                result.configs = configs
-                    .into_iter()
-                    .filter(|c| wanted(&c.name))
-                    .map(|mut c| {
-                        if version < 3 {
-                            c.documentation = None;
-                        }
-                        c
-                    })
-                    .collect();
-            }
-            Err((error, message)) => {
-                result.error_code = error.code();
-                result.error_message = Some(text(message));
-            }
+        if let Err((error, message)) = outcome {
+            result.error_code = error.code();
+            result.error_message = Some(text(message));
         }
+        result.name = topic.name;
         response.results.push(result);
     }
     response
 }
 
-fn topic_configs(
+/// Grows one topic to `count` partitions; assignments may only name brook itself.
+async fn grow(
     door: &ListenerState,
-    name: &str,
-) -> Result<Vec<DescribeConfigsResourceResult>, (ResponseError, String)> {
-    let description = door
-        .broker
-        .describe_topic(name)
-        .map_err(|e| (codes::error_code(&e), e.to_string()))?;
-    let overridden = overridden_keys(&description);
-    Ok(SETTINGS
-        .iter()
-        .map(|setting| {
-            let mut config = described(
-                setting.name,
-                setting.value(&description.config),
-                setting.config_type as i8,
-            );
-            config.config_source = source(setting, &overridden);
-            config.documentation = Some(text(setting.doc));
-            config
-        })
-        .collect())
+    topic: &str,
+    count: i32,
+    assignments: Option<
+        &[kafka_protocol::messages::create_partitions_request::CreatePartitionsAssignment],
+    >,
+    validate_only: bool,
+) -> Result<(), (ResponseError, String)> {
+    let count = u32::try_from(count).map_err(|_| {
+        (
+            ResponseError::InvalidPartitions,
+            format!("{count} partitions: the count must be positive"),
+        )
+    })?;
+    let only_brook =
+        |a: &kafka_protocol::messages::create_partitions_request::CreatePartitionsAssignment| {
+            a.broker_ids.len() == 1 && a.broker_ids[0].0 == NODE_ID
+        };
+    if assignments.is_some_and(|all| !all.iter().all(only_brook)) {
+        return Err((
+            ResponseError::InvalidReplicaAssignment,
+            format!("brook is the only replica: each new partition's replicas must be [{NODE_ID}]"),
+        ));
+    }
+    door.broker
+        .add_partitions(topic, count, validate_only)
+        .await
+        .map(drop)
+        .map_err(|e| (codes::error_code(&e), e.to_string()))
 }
 
-/// The broker-wide defaults, under the names Kafka's broker uses for them.
-fn broker_configs(door: &ListenerState) -> Vec<DescribeConfigsResourceResult> {
-    let config = door.broker.config();
-    let log = &config.log;
-    let topic_value = |name: &str| {
-        topic_config::lookup(name)
-            .map(|s| s.value(log))
-            .unwrap_or_default()
+pub(crate) async fn delete_records(
+    door: &ListenerState,
+    request: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
+    let mut response = DeleteRecordsResponse::default();
+    for topic in request.topics {
+        let mut result = DeleteRecordsTopicResult::default();
+        for asked in &topic.partitions {
+            let mut partition = DeleteRecordsPartitionResult::default();
+            partition.partition_index = asked.partition_index;
+            partition.low_watermark = -1;
+            match delete_below(door, &topic.name, asked.partition_index, asked.offset).await {
+                Ok(start) => partition.low_watermark = start as i64,
+                Err(error) => partition.error_code = error.code(),
+            }
+            result.partitions.push(partition);
+        }
+        result.name = topic.name;
+        response.topics.push(result);
+    }
+    response
+}
+
+/// Deletes one partition's records below `offset` (-1: the high watermark); the new log start.
+async fn delete_below(
+    door: &ListenerState,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<u64, ResponseError> {
+    let Ok(partition) = u32::try_from(partition) else {
+        return Err(ResponseError::UnknownTopicOrPartition);
     };
-    use crate::topic_config::ConfigType as T;
-    let entries: Vec<(&str, String, T)> = vec![
-        (
-            "auto.create.topics.enable",
-            config.auto_create_topics.to_string(),
-            T::Boolean,
-        ),
-        (
-            "num.partitions",
-            config.default_partitions.to_string(),
-            T::Int,
-        ),
-        ("default.replication.factor", "1".into(), T::Int),
-        ("log.retention.ms", topic_value("retention.ms"), T::Long),
-        (
-            "log.retention.bytes",
-            topic_value("retention.bytes"),
-            T::Long,
-        ),
-        ("log.segment.bytes", topic_value("segment.bytes"), T::Int),
-        ("log.roll.ms", topic_value("segment.ms"), T::Long),
-        (
-            "message.max.bytes",
-            topic_value("max.message.bytes"),
-            T::Int,
-        ),
-        (
-            "socket.request.max.bytes",
-            door.config.request_bytes_max.to_string(),
-            T::Int,
-        ),
-        (
-            "max.connections",
-            door.config.connections_max.to_string(),
-            T::Int,
-        ),
-        (
-            "group.initial.rebalance.delay.ms",
-            door.config
-                .group_initial_rebalance_delay
-                .as_millis()
-                .to_string(),
-            T::Int,
-        ),
-        ("brook.durability", log.durability.to_string(), T::String),
-    ];
-    entries
-        .into_iter()
-        .map(|(name, value, config_type)| {
-            let mut config = described(name, value, config_type as i8);
-            config.config_source = SOURCE_DEFAULT_CONFIG;
-            config.read_only = true;
-            config
-        })
-        .collect()
-}
-
-fn described(name: &str, value: String, config_type: i8) -> DescribeConfigsResourceResult {
-    let mut config = DescribeConfigsResourceResult::default();
-    config.name = text(name);
-    config.value = Some(text(value));
-    config.config_type = config_type;
-    config
+    let offset = match offset {
+        HIGH_WATERMARK => {
+            door.broker
+                .describe_topic(topic)
+                .map_err(|e| codes::error_code(&e))?
+                .partitions
+                .get(partition as usize)
+                .ok_or(ResponseError::UnknownTopicOrPartition)?
+                .high_watermark
+        }
+        offset => u64::try_from(offset).map_err(|_| ResponseError::OffsetOutOfRange)?,
+    };
+    door.broker
+        .delete_records(topic, partition, offset)
+        .await
+        .map_err(|e| codes::error_code(&e))
 }

@@ -3,8 +3,11 @@
 
 pub(crate) mod admin;
 pub(crate) mod api_versions;
+pub(crate) mod cluster;
 pub(crate) mod commits;
+pub(crate) mod configs;
 pub(crate) mod fetch;
+pub(crate) mod group_admin;
 pub(crate) mod groups;
 pub(crate) mod init_producer_id;
 pub(crate) mod metadata;

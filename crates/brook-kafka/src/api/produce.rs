@@ -50,10 +50,11 @@ impl Outcome {
     }
 }
 
-/// Answers a Produce request; `None` for acks=0, which wants no response.
+/// Answers a Produce request from `client_id`; `None` for acks=0, which wants no response.
 pub(crate) async fn handle(
     door: &ListenerState,
     request: ProduceRequest,
+    client_id: &str,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
     let bad_acks = !matches!(acks, -1..=1);
@@ -83,6 +84,17 @@ pub(crate) async fn handle(
         }
     }
     let outcomes = join_all(jobs).await;
+    for (name, index, outcome) in &outcomes {
+        if let Some((error, reason)) = &outcome.error {
+            if matches!(
+                error,
+                ResponseError::CorruptMessage | ResponseError::InvalidRecord
+            ) {
+                // The client shows only a code (librdkafka: "CRC error"): say why here.
+                tracing::warn!(topic = %name, partition = index, client = client_id, error = error.code(), %reason, "produce refused");
+            }
+        }
+    }
     if acks == 0 {
         return None;
     }

@@ -1,0 +1,97 @@
+//! A Kafka connection driven by hand over a raw `TcpStream`, for tests that check the door
+//! byte by byte: requests encoded with the `kafka-protocol` crate, responses decoded with it.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::TestBroker;
+
+/// A Kafka connection driven by hand.
+pub(crate) struct Raw {
+    pub stream: TcpStream,
+    next_correlation: i32,
+}
+
+impl Raw {
+    pub(crate) async fn connect(tb: &TestBroker) -> Raw {
+        Raw::connect_to(&tb.bootstrap).await
+    }
+
+    /// A connection to a listener that is not a [`TestBroker`]'s.
+    pub(crate) async fn connect_to(addr: impl tokio::net::ToSocketAddrs) -> Raw {
+        Raw {
+            stream: TcpStream::connect(addr).await.expect("connect"),
+            next_correlation: 1,
+        }
+    }
+
+    /// Writes one request; returns its correlation id.
+    pub(crate) async fn send<T: Encodable>(&mut self, key: ApiKey, version: i16, body: &T) -> i32 {
+        let correlation_id = self.next_correlation;
+        self.next_correlation += 1;
+        let mut header = RequestHeader::default();
+        header.request_api_key = key as i16;
+        header.request_api_version = version;
+        header.correlation_id = correlation_id;
+        header.client_id = Some(StrBytes::from_static_str("raw-test"));
+        let mut buf = BytesMut::new();
+        header
+            .encode(&mut buf, key.request_header_version(version))
+            .expect("header");
+        body.encode(&mut buf, version)
+            .unwrap_or_else(|e| panic!("{key:?} v{version} body: {e}"));
+        self.write_frame(&buf).await;
+        correlation_id
+    }
+
+    pub(crate) async fn write_frame(&mut self, body: &[u8]) {
+        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(body);
+        self.stream.write_all(&frame).await.expect("write");
+    }
+
+    /// The next response frame, or `None` when the broker closed the connection.
+    pub(crate) async fn read_frame(&mut self) -> Option<Bytes> {
+        let mut size = [0u8; 4];
+        let read = tokio::time::timeout(Duration::from_secs(10), self.stream.read_exact(&mut size))
+            .await
+            .expect("an answer or a close within 10 s");
+        if read.is_err() {
+            return None;
+        }
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut body).await.ok()?;
+        Some(Bytes::from(body))
+    }
+
+    /// Reads a response of `key` at `version`: its correlation id and body.
+    pub(crate) async fn receive<R: Decodable>(&mut self, key: ApiKey, version: i16) -> (i32, R) {
+        let mut frame = self.read_frame().await.expect("a response");
+        let header = ResponseHeader::decode(&mut frame, key.response_header_version(version))
+            .expect("header");
+        let body = R::decode(&mut frame, version).expect("body");
+        (header.correlation_id, body)
+    }
+
+    pub(crate) async fn call<T: Encodable, R: Decodable>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        body: &T,
+    ) -> R {
+        let sent = self.send(key, version, body).await;
+        let (correlation_id, response) = self.receive(key, version).await;
+        assert_eq!(correlation_id, sent);
+        response
+    }
+
+    /// Whether the broker closed this connection (rather than answering).
+    pub(crate) async fn is_closed(&mut self) -> bool {
+        self.read_frame().await.is_none()
+    }
+}
