@@ -374,6 +374,7 @@ impl Broker {
             offsets.remove_topic(&name)
         })
         .await?;
+        brook_metrics::partitions::forget_topic(&handle.name, handle.partition_count());
         tracing::info!(topic = %handle.name, "topic deleted");
         Ok(())
     }

@@ -47,6 +47,7 @@
 //! - `group_observer`: groups coordinated outside the broker (Kafka's), shown by its admin.
 //! - `group`, `offsets`: the group coordinator and the offset store behind them.
 //! - [`reqreply`]: request-reply on the log (calls, responders, correlation ids).
+//! - [`metrics`]: the broker's state as metric families, read at scrape time.
 //! - `retention`: the background task applying size and age retention.
 //! - `names`: the topic-name and group-id rules every door checks names by.
 //! - [`partitioner`]: Kafka's murmur2 key partitioning.
@@ -62,6 +63,7 @@ mod group;
 mod group_admin;
 mod group_claim;
 mod group_observer;
+pub mod metrics;
 mod names;
 mod offsets;
 pub mod partitioner;

@@ -15,6 +15,8 @@
 //!   back when it closes.
 //! - [`shutdown`]: the trigger-once signal that tells a door (and the work inside it) to drain.
 //! - [`error`]: why a door could not start or stop.
+//! - [`trace`]: the span every door opens per request, and the W3C `traceparent` a produce
+//!   carries into its records.
 //!
 //! Nothing here knows a protocol: no tonic, axum or Kafka type.
 
@@ -26,6 +28,7 @@ pub mod door;
 pub mod error;
 pub mod listener;
 pub mod shutdown;
+pub mod trace;
 
 pub use accept::{Acceptor, ConnectionLimits, Draining};
 pub use connection::Connection;

@@ -5,6 +5,12 @@ use kafka_protocol::error::ResponseError;
 
 /// The Kafka error for a broker error raised while serving a request.
 pub(crate) fn error_code(err: &BrokerError) -> ResponseError {
+    let code = kafka_error(err);
+    crate::observe::note_error(code);
+    code
+}
+
+fn kafka_error(err: &BrokerError) -> ResponseError {
     use BrokerError as E;
     match err {
         E::UnknownTopic { .. } | E::UnknownPartition { .. } => {

@@ -45,7 +45,7 @@ pub(crate) async fn handle(
     frame: Bytes,
     stop: &watch::Receiver<()>,
 ) -> Result<Option<Bytes>, KafkaError> {
-    let mut request = match request::parse(frame)? {
+    let request = match request::parse(frame)? {
         Incoming::Request(request) => request,
         Incoming::UnknownApiVersions { correlation_id } => {
             return api::api_versions::unknown_version(correlation_id).map(Some);
@@ -54,6 +54,18 @@ pub(crate) async fn handle(
     if session.client_id != request.client_id() {
         session.client_id = request.client_id().to_owned();
     }
+    let (key, client_id) = (request.api.key, session.client_id.clone());
+    let answer = answer(door, session, request, stop);
+    crate::observe::request(key, &client_id, answer).await
+}
+
+/// Answers a parsed request with its API's handler.
+async fn answer(
+    door: &ListenerState,
+    session: &mut Session,
+    mut request: request::Request,
+    stop: &watch::Receiver<()>,
+) -> Result<Option<Bytes>, KafkaError> {
     let version = request.version;
     let response = match request.api.key {
         ApiKey::ApiVersions => api::api_versions::handle(&request)?,

@@ -19,6 +19,7 @@ mod coordinator;
 mod dispatch;
 mod error;
 mod frame;
+mod observe;
 mod observed;
 mod producers;
 mod request;

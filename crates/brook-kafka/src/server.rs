@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use brook_door::{Acceptor, ConnectionLimits, Door, RunningDoor, Shutdown};
+use brook_metrics::doors::{connection_opened, OpenGuard};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
@@ -61,6 +62,7 @@ impl Door for Kafka {
                         connection: Connection::new(connection, state.config.request_bytes_max),
                         state: Arc::clone(&state),
                         stop_rx: stop_rx.clone(),
+                        _open: connection_opened(brook_metrics::Door::Kafka),
                     };
                     tokio::spawn(handler.run());
                 }
@@ -91,6 +93,8 @@ struct Handler {
     session: Session,
     state: Arc<ListenerState>,
     stop_rx: watch::Receiver<()>,
+    /// Counts the connection in `brook_open_connections` while it lives.
+    _open: OpenGuard,
 }
 
 impl Handler {

@@ -25,8 +25,8 @@ pub struct CountedConnection {
 }
 
 impl CountedConnection {
-    /// Counts `inner` as an open connection of `door` (a [`metrics`] door label).
-    pub fn new(inner: Connection, door: &'static str) -> Self {
+    /// Counts `inner` as an open connection of `door`.
+    pub fn new(inner: Connection, door: metrics::Door) -> Self {
         Self {
             inner,
             _open: metrics::connection_opened(door),

@@ -9,8 +9,10 @@
 //!
 //! - [`grpc`]: the `brook.v1.Brook` service, with gRPC health and reflection.
 //! - [`http`]: REST, server-sent events, `/metrics` and health checks (axum).
-//! - [`metrics`]: the Prometheus registry every door records into.
+//! - [`metrics`]: what the doors record (brook-metrics' families), the `/metrics` text, and
+//!   [`MetricsServer`], that text on a port of its own.
 //! - [`connection`]: a door's connection counted as open while it lives.
+//! - [`trace`]: the request span and the `traceparent` a produce carries, from HTTP headers.
 //! - [`hints`]: what to do about a broker error, worded for each door.
 //! - [`config`]: the doors' settings and limits.
 
@@ -21,8 +23,10 @@ pub mod grpc;
 pub mod hints;
 pub mod http;
 pub mod metrics;
+pub mod trace;
 
 pub use config::GrpcConfig;
 pub use error::ServerError;
 pub use grpc::{Grpc, GrpcServer};
 pub use http::{Http, HttpConfig, HttpServer};
+pub use metrics::{MetricsConfig, MetricsDoor, MetricsServer};

@@ -159,7 +159,7 @@ impl Harness {
             .expect("ascii")
             .to_owned();
         assert!(
-            content_type.starts_with("text/plain; version=0.0.4"),
+            content_type.starts_with("application/openmetrics-text; version=1.0.0"),
             "{content_type}"
         );
         parse_prometheus(&response.text().await.expect("text"))
@@ -260,7 +260,7 @@ impl Sse {
 }
 
 /// Samples by series (`name{labels}`, labels as the server wrote them), after checking the
-/// whole text against the Prometheus text format: HELP and TYPE once per family and before
+/// whole text against the OpenMetrics text format: HELP and TYPE once per family and before
 /// its samples, valid names, labels and values, histograms with cumulative buckets ending at
 /// `+Inf` equal to `_count`.
 type Metrics = BTreeMap<String, f64>;
@@ -277,6 +277,9 @@ fn parse_prometheus(text: &str) -> Metrics {
     let mut finished: BTreeSet<String> = BTreeSet::new();
     let mut current = String::new();
     let mut samples = Metrics::new();
+    let text = text
+        .strip_suffix("# EOF\n")
+        .expect("OpenMetrics text ends with # EOF");
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# HELP ") {
             let name = rest.split(' ').next().expect("name");
@@ -320,6 +323,10 @@ fn parse_prometheus(text: &str) -> Metrics {
                 name.strip_suffix(s)
                     .filter(|f| types.get(*f).is_some_and(|t| t == "histogram"))
             })
+            .or_else(|| {
+                name.strip_suffix("_total")
+                    .filter(|f| types.get(*f).is_some_and(|t| t == "counter"))
+            })
             .unwrap_or(name);
         assert_eq!(family, current, "sample outside its family: {line}");
         if let Some(labels) = series.strip_prefix(name) {
@@ -332,14 +339,12 @@ fn parse_prometheus(text: &str) -> Metrics {
     }
     // Histograms: cumulative buckets, +Inf == _count.
     for (series, value) in &samples {
-        if let Some(rest) = series.strip_suffix("le=\"+Inf\"}") {
-            let count_series = format!(
-                "{}{}",
-                rest.replacen("_bucket{", "_count{", 1)
-                    .trim_end_matches(','),
-                "}"
-            )
-            .replace("{}", "");
+        if series.contains("le=\"+Inf\"") {
+            let count_series = series
+                .replacen("_bucket{", "_count{", 1)
+                .replace("le=\"+Inf\",", "")
+                .replace(",le=\"+Inf\"", "")
+                .replace("{le=\"+Inf\"}", "");
             assert_eq!(
                 samples.get(&count_series),
                 Some(value),

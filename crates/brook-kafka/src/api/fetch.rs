@@ -179,6 +179,7 @@ async fn fetch_partition(
             data.high_watermark = fetched.high_watermark as i64;
             data.last_stable_offset = fetched.high_watermark as i64;
             data.log_start_offset = fetched.log_start_offset as i64;
+            crate::observe::records_out(topic, partition, &fetched.batches);
             data.records = Some(fetched.batches);
             data
         }

@@ -252,9 +252,12 @@ async fn append(
     records: &Bytes,
 ) -> Result<BatchAppended, BrokerError> {
     // The broker patches the base offset in place, so it needs its own copy of the bytes.
-    door.broker
+    let appended = door
+        .broker
         .produce_batch(topic, partition, BytesMut::from(&records[..]))
-        .await
+        .await?;
+    crate::observe::records_in(topic, partition, appended.record_count, records.len());
+    Ok(appended)
 }
 
 fn to_outcome(result: Result<BatchAppended, BrokerError>) -> Outcome {

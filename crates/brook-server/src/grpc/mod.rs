@@ -16,6 +16,7 @@
 
 mod convert;
 mod limit;
+mod observe;
 mod produce_stream;
 mod reqreply;
 mod service;
@@ -34,6 +35,7 @@ use crate::connection::CountedConnection;
 use crate::error::ServerError;
 use crate::metrics;
 use limit::RequestLimit;
+use observe::Observe;
 use service::BrookService;
 
 /// The gRPC door: how brook-door runs it (see [`GrpcServer`]).
@@ -72,11 +74,11 @@ impl Door for Grpc {
         let reflection_v1alpha = reflection()
             .build_v1alpha()
             .map_err(|source| ServerError::Reflection { source })?;
-        let brook = RequestLimit::new(
+        let brook = Observe::new(RequestLimit::new(
             BrookServer::new(BrookService::new(broker, config.clone(), draining.clone()))
                 .max_decoding_message_size(config.request_bytes_max),
             config.request_bytes_max,
-        );
+        ));
 
         let signal = {
             let draining = draining.clone();

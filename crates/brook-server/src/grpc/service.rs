@@ -18,6 +18,7 @@ use super::convert::{self, ProducePayload};
 use super::status::to_status;
 use super::{produce_stream, reqreply, subscribe};
 use crate::config::GrpcConfig;
+use crate::metrics;
 
 /// The service state: a broker handle, the door's settings, and the door's drain signal.
 #[derive(Debug, Clone)]
@@ -52,20 +53,28 @@ pub(crate) fn produce(
     topic: &str,
     payload: ProducePayload,
 ) -> impl Future<Output = Result<pb::ProduceResponse, Status>> + Send + 'static {
+    brook_door::trace::record_topic(topic);
+    let topic_name = topic.to_owned();
     match payload {
-        ProducePayload::Records(records) => Either::Left(
-            broker
-                .produce(topic, records)
-                .map(|produced| produced.map(convert::produced).map_err(status)),
-        ),
+        ProducePayload::Records(records) => {
+            let sizes = metrics::record_sizes(&records);
+            Either::Left(broker.produce(topic, records).map(move |produced| {
+                let produced = produced.map_err(status)?;
+                metrics::produced(metrics::GRPC, &topic_name, &sizes, &produced);
+                Ok(convert::produced(produced))
+            }))
+        }
         ProducePayload::RawBatch { partition, data } => {
             // The log patches the base offset in place, so the batch needs its own buffer.
             let batch = BytesMut::from(&data[..]);
+            let bytes = data.len() as u64;
             Either::Right(
                 broker
                     .produce_batch(topic, partition, batch)
                     .map(move |appended| {
                         let appended = appended.map_err(status)?;
+                        let records = u64::from(appended.record_count);
+                        metrics::records_in(metrics::GRPC, &topic_name, partition, records, bytes);
                         Ok(pb::ProduceResponse {
                             records: Vec::new(),
                             batches: vec![convert::batch_appended(partition, &appended)],
@@ -82,7 +91,11 @@ impl Brook for BrookService {
         &self,
         request: Request<pb::ProduceRequest>,
     ) -> Result<Response<pb::ProduceResponse>, Status> {
-        let (topic, payload) = convert::produce_payload(request.into_inner())?;
+        let (metadata, _, request) = request.into_parts();
+        let (topic, mut payload) = convert::produce_payload(request)?;
+        if let ProducePayload::Records(records) = &mut payload {
+            crate::trace::carry(records, metadata.as_ref());
+        }
         produce(&self.broker, &topic, payload)
             .await
             .map(Response::new)
@@ -105,6 +118,7 @@ impl Brook for BrookService {
         request: Request<pb::FetchRequest>,
     ) -> Result<Response<pb::FetchResponse>, Status> {
         let request = request.into_inner();
+        brook_door::trace::record_topic(&request.topic);
         let raw = convert::wants_raw(request.format)?;
         let max_bytes = convert::read_bytes(request.max_bytes, self.config.read_bytes_default);
         let read = |max_wait| {
@@ -125,14 +139,15 @@ impl Brook for BrookService {
         .map_err(status)?;
         let next_offset = fetched.next_offset();
         let (records, raw_batches) = if raw {
+            let (topic, partition) = (&request.topic, request.partition);
+            let records = metrics::batch_records(&fetched.batches);
+            let bytes = fetched.batches.len() as u64;
+            metrics::records_out(metrics::GRPC, topic, partition, records, bytes);
             (Vec::new(), fetched.batches.clone())
         } else {
-            let records = fetched
-                .records()
-                .map_err(status)?
-                .into_iter()
-                .map(convert::consumer_record)
-                .collect();
+            let records = fetched.records().map_err(status)?;
+            metrics::consumed(metrics::GRPC, &request.topic, request.partition, &records);
+            let records = records.into_iter().map(convert::consumer_record).collect();
             (records, bytes::Bytes::new())
         };
         Ok(Response::new(pb::FetchResponse {

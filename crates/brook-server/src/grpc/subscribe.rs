@@ -16,6 +16,7 @@ use tonic::{Request, Status};
 use super::convert;
 use super::service::BrookService;
 use super::status::{invalid, to_status};
+use crate::metrics;
 
 /// Opens the subscription the request describes.
 pub(crate) async fn open(
@@ -36,12 +37,14 @@ pub(crate) async fn open(
     let subscription =
         match request.target {
             Some(Target::Partition(target)) => {
+                brook_door::trace::record_topic(&target.topic);
                 let start = start_at(target.start)?;
                 let mut to = PartitionSubscribe::new(target.topic, target.partition, start);
                 to.max_bytes = max_bytes;
                 broker.subscribe(to).await
             }
             Some(Target::Group(target)) => {
+                brook_door::trace::record_topic(&target.topics.join(","));
                 let mut to = GroupSubscribe::new(target.group_id, target.topics);
                 to.reset = convert::offset_reset(target.reset)?;
                 to.client_id = client_id;
@@ -55,7 +58,12 @@ pub(crate) async fn open(
         }
         .map_err(|e| to_status(&e))?;
 
-    let events = subscription.filter_map(move |event| futures::future::ready(message(event, raw)));
+    // Counted as open while tonic holds the stream; the guard goes with it.
+    let open = metrics::stream_opened(metrics::GRPC, "subscribe");
+    let events = subscription.filter_map(move |event| {
+        let _open = &open;
+        futures::future::ready(message(event, raw))
+    });
     Ok(until_drained(events, service.draining.wait()))
 }
 
@@ -86,7 +94,11 @@ fn message(
 ) -> Option<Result<pb::SubscribeResponse, Status>> {
     let event = match event {
         Ok(SubscriptionEvent::Batches(batches)) => {
+            let (topic, partition) = (&*batches.topic, batches.partition);
             let (records, raw_batches) = if raw {
+                let records = metrics::batch_records(&batches.batches);
+                let bytes = batches.batches.len() as u64;
+                metrics::records_out(metrics::GRPC, topic, partition, records, bytes);
                 (Vec::new(), batches.batches.clone())
             } else {
                 let records = match batches.records() {
@@ -96,6 +108,7 @@ fn message(
                 if records.is_empty() {
                     return None;
                 }
+                metrics::consumed(metrics::GRPC, topic, partition, &records);
                 let records = records.into_iter().map(convert::consumer_record).collect();
                 (records, bytes::Bytes::new())
             };

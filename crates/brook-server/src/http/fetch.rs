@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::extract::{PartitionPath, Query};
-use super::records::{record_payload_bytes, show_record, Encodings, RecordOut};
+use super::records::{show_record, Encodings, RecordOut};
 use super::App;
 use crate::metrics;
 
@@ -66,10 +66,7 @@ pub(crate) async fn fetch(
     }?;
     let next_offset = fetched.next_offset();
     let stored = fetched.records()?;
-    let bytes = stored.iter().map(record_payload_bytes).sum();
-    if !stored.is_empty() {
-        metrics::records_out(metrics::HTTP, &topic, partition, stored.len() as u64, bytes);
-    }
+    metrics::consumed(metrics::HTTP, &topic, partition, &stored);
     let records = stored.iter().map(|r| show_record(r, encodings)).collect();
     let out = FetchedOut {
         topic: &topic,

@@ -13,7 +13,6 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use brook_broker::{ProduceRecord, Produced};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
@@ -66,6 +65,7 @@ pub(crate) async fn produce(
             request.into_body(),
         ));
     }
+    let headers = request.headers().clone();
     let JsonBody(body) = JsonBody::<ProduceIn>::from_request(request, &app).await?;
     let encodings = Encodings {
         key_encoding: body.key_encoding.unwrap_or(encodings.key_encoding),
@@ -75,45 +75,17 @@ pub(crate) async fn produce(
     if body.records.is_empty() {
         return Err(records::no_records());
     }
-    let records = body
+    let mut records = body
         .records
         .into_iter()
         .enumerate()
         .map(|(i, r)| r.into_record(encodings, &format!("records[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
-    let sizes = payload_sizes(&records);
+    crate::trace::carry(&mut records, &headers);
+    let sizes = metrics::record_sizes(&records);
     let produced = app.broker.produce(&topic, records).await?;
-    count_in(&topic, &sizes, &produced);
+    metrics::produced(metrics::HTTP, &topic, &sizes, &produced);
     let offsets = produced.records.into_iter().map(Into::into).collect();
     Ok(Json(ProducedOut { offsets }).into_response())
 }
 
-/// Payload bytes of each record, taken before the records go to the broker.
-pub(crate) fn payload_sizes(records: &[ProduceRecord]) -> Vec<u64> {
-    records
-        .iter()
-        .map(|r| records::payload_bytes(r.key.as_ref(), r.value.as_ref(), &r.headers))
-        .collect()
-}
-
-/// Records the appended records in the metrics, one update per partition run.
-pub(crate) fn count_in(topic: &str, sizes: &[u64], produced: &Produced) {
-    let mut run: Option<(u32, u64, u64)> = None;
-    for (position, size) in produced.records.iter().zip(sizes) {
-        match &mut run {
-            Some((partition, records, bytes)) if *partition == position.partition => {
-                *records += 1;
-                *bytes += size;
-            }
-            _ => {
-                if let Some((partition, records, bytes)) = run {
-                    metrics::records_in(metrics::HTTP, topic, partition, records, bytes);
-                }
-                run = Some((position.partition, 1, *size));
-            }
-        }
-    }
-    if let Some((partition, records, bytes)) = run {
-        metrics::records_in(metrics::HTTP, topic, partition, records, bytes);
-    }
-}

@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::error::ApiError;
-use super::produce::{count_in, payload_sizes, NDJSON};
+use super::produce::NDJSON;
 use super::records::{Encodings, PositionOut, RecordIn};
 use super::App;
 use crate::metrics;
@@ -183,7 +183,7 @@ impl Pump {
         if records.is_empty() {
             return answered(render(group, None), permits);
         }
-        let sizes = payload_sizes(&records);
+        let sizes = metrics::record_sizes(&records);
         let mut call = self.app.broker.produce(&self.topic, records).boxed();
         // A refusal up front is ready at the first poll and appended nothing.
         match (&mut call).now_or_never() {
@@ -192,7 +192,7 @@ impl Pump {
             }
             Some(result) => {
                 if let Ok(produced) = &result {
-                    count_in(&self.topic, &sizes, produced);
+                    metrics::produced(metrics::HTTP, &self.topic, &sizes, produced);
                 }
                 return answered(render(group, Some(result)), permits);
             }
@@ -202,7 +202,7 @@ impl Pump {
         async move {
             let result = call.await;
             if let Ok(produced) = &result {
-                count_in(&topic, &sizes, produced);
+                metrics::produced(metrics::HTTP, &topic, &sizes, produced);
             }
             drop(permits);
             render(group, Some(result))
@@ -219,14 +219,14 @@ impl Pump {
                     Ok(record) => record,
                     Err(e) => return futures::future::ready(Err(e)).boxed(),
                 };
-                let sizes = payload_sizes(std::slice::from_ref(&record));
+                let sizes = metrics::record_sizes(std::slice::from_ref(&record));
                 let topic = self.topic.clone();
                 self.app
                     .broker
                     .produce(&self.topic, vec![record])
                     .map(move |result| {
                         let produced = result.map_err(|e| ApiError::from(&e))?;
-                        count_in(&topic, &sizes, &produced);
+                        metrics::produced(metrics::HTTP, &topic, &sizes, &produced);
                         produced
                             .records
                             .into_iter()

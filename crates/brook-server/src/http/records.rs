@@ -218,11 +218,6 @@ pub(crate) fn show_record(record: &ConsumerRecord, encodings: Encodings) -> Reco
     }
 }
 
-/// Payload bytes of a record read (keys, values, headers): what the metrics count.
-pub(crate) fn record_payload_bytes(record: &ConsumerRecord) -> u64 {
-    payload_bytes(record.key.as_ref(), record.value.as_ref(), &record.headers)
-}
-
 fn split(
     shown: Option<(Box<RawValue>, Option<Encoding>)>,
 ) -> (Option<Box<RawValue>>, Option<Encoding>) {
@@ -279,21 +274,6 @@ fn json_string(text: &str) -> Option<Box<RawValue>> {
 
 fn null() -> Box<RawValue> {
     RawValue::NULL.to_owned()
-}
-
-/// Payload bytes of a record's parts.
-pub(crate) fn payload_bytes(
-    key: Option<&Bytes>,
-    value: Option<&Bytes>,
-    headers: &[(String, Bytes)],
-) -> u64 {
-    let parts = key.map_or(0, Bytes::len)
-        + value.map_or(0, Bytes::len)
-        + headers
-            .iter()
-            .map(|(k, v)| k.len() + v.len())
-            .sum::<usize>();
-    parts as u64
 }
 
 /// Where a produced record went, as JSON.

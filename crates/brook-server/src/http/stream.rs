@@ -40,7 +40,7 @@ use super::admin::TopicPartitionOut;
 use super::connection::Peer;
 use super::error::ApiError;
 use super::extract::{GroupPath, PartitionPath, Query};
-use super::records::{record_payload_bytes, show_record, Encodings};
+use super::records::{show_record, Encodings};
 use super::App;
 use crate::metrics;
 
@@ -235,10 +235,7 @@ fn record_events(
 ) -> brook_broker::Result<()> {
     let records = batches.records()?;
     let (topic, partition) = (&*batches.topic, batches.partition);
-    let bytes = records.iter().map(record_payload_bytes).sum();
-    if !records.is_empty() {
-        metrics::records_out(metrics::HTTP, topic, partition, records.len() as u64, bytes);
-    }
+    metrics::consumed(metrics::HTTP, topic, partition, &records);
     for record in records {
         if with_ids {
             out.extend_from_slice(format!("id: {}\n", record.offset).as_bytes());

@@ -1,0 +1,210 @@
+//! The broker's state as metric families, read at scrape time: per partition its log (size,
+//! offsets, segments, fsyncs), per group its members, committed offsets and lag,
+//! and request-reply's counters.
+//!
+//! Why read, not recorded: these are not events but how things stand now, and reading them at
+//! scrape time means a deleted topic or group has no series in the next scrape, with nothing
+//! to forget. The event families (requests, records in and out, fsync latency) are
+//! `brook_metrics`'; [`encode`] writes both as one text. The broker forgets a deleted topic's
+//! event series itself (`Broker::delete_topic` calls [`brook_metrics::partitions::forget_topic`]).
+//!
+//! A feature of the broker with state worth a graph (the cleaner, transactions) adds its
+//! families to [`state`], or records events through a module of `brook_metrics`; either way
+//! each new family gets its row in `docs/operations.md`'s metrics reference.
+
+use brook_metrics::{gauge_value, Snapshot};
+
+use crate::{Broker, PartitionLag};
+
+/// The exposition text: every event family recorded in this process, then `broker`'s state.
+pub fn encode(broker: &Broker) -> String {
+    brook_metrics::encode(|snapshot| state(broker, snapshot))
+}
+
+/// The records a group has yet to consume in a partition: from its committed offset, or from
+/// the log start when it has none, to the high watermark.
+pub fn group_lag(lag: &PartitionLag) -> u64 {
+    lag.lag
+        .unwrap_or_else(|| lag.high_watermark.saturating_sub(lag.log_start_offset))
+}
+
+/// Records in stored batches `batches` (whole batches, as a fetch returns them), from their
+/// headers: what a door that passes batches through counts as records out.
+pub fn batch_records(batches: &[u8]) -> u64 {
+    brook_log::batch::Batches::new(batches)
+        .filter_map(|batch| batch.ok())
+        .map(|batch| u64::try_from(batch.header.records_count).unwrap_or(0))
+        .sum()
+}
+
+type TopicPartitionLabels = [(&'static str, String); 2];
+type GroupPartitionLabels = [(&'static str, String); 3];
+
+/// Fills `snapshot` with `broker`'s state.
+pub fn state(broker: &Broker, snapshot: &mut Snapshot) {
+    partitions(broker, snapshot);
+    groups(broker, snapshot);
+    reqreply(broker, snapshot);
+}
+
+fn partitions(broker: &Broker, snapshot: &mut Snapshot) {
+    let size = snapshot.gauges::<TopicPartitionLabels>(
+        "brook_partition_log_size_bytes",
+        "Bytes of the partition's segment files",
+    );
+    let start = snapshot.gauges::<TopicPartitionLabels>(
+        "brook_partition_log_start_offset",
+        "First offset still in the partition's log",
+    );
+    let end = snapshot.gauges::<TopicPartitionLabels>(
+        "brook_partition_log_end_offset",
+        "Offset the partition's next record gets",
+    );
+    let high_watermark = snapshot.gauges::<TopicPartitionLabels>(
+        "brook_partition_high_watermark",
+        "End of what consumers of the partition may read",
+    );
+    let segments = snapshot.gauges::<TopicPartitionLabels>(
+        "brook_partition_segments",
+        "Segment files of the partition",
+    );
+    let fsyncs = snapshot.counters::<TopicPartitionLabels>(
+        "brook_partition_fsyncs",
+        "fdatasyncs of the partition's segment files since the broker opened",
+    );
+    for topic in broker.list_topics() {
+        // A topic deleted since the listing is simply left out of this scrape.
+        let Ok(description) = broker.describe_topic(&topic.name) else {
+            continue;
+        };
+        for p in &description.partitions {
+            let labels = [
+                ("topic", description.name.clone()),
+                ("partition", p.partition.to_string()),
+            ];
+            size.get_or_create(&labels).set(gauge_value(p.size_bytes));
+            start
+                .get_or_create(&labels)
+                .set(gauge_value(p.log_start_offset));
+            end.get_or_create(&labels)
+                .set(gauge_value(p.log_end_offset));
+            high_watermark
+                .get_or_create(&labels)
+                .set(gauge_value(p.high_watermark));
+            segments
+                .get_or_create(&labels)
+                .set(gauge_value(p.segments as u64));
+            fsyncs.get_or_create(&labels).inc_by(p.fsyncs);
+        }
+    }
+}
+
+fn groups(broker: &Broker, snapshot: &mut Snapshot) {
+    let members = snapshot.gauges::<[(&'static str, String); 1]>(
+        "brook_group_members",
+        "Members of the consumer group now (its own subscribers, or a Kafka group's members)",
+    );
+    let lag = snapshot.gauges::<GroupPartitionLabels>(
+        "brook_group_lag",
+        "Records between the group's committed offset (or the log start, without one) and the \
+         high watermark",
+    );
+    let committed = snapshot.gauges::<GroupPartitionLabels>(
+        "brook_group_committed_offset",
+        "The group's committed offset in the partition",
+    );
+    for listing in broker.list_groups() {
+        members
+            .get_or_create(&[("group", listing.group.clone())])
+            .set(gauge_value(listing.members as u64));
+        let Ok(group) = broker.describe_group(&listing.group) else {
+            continue;
+        };
+        for partition in &group.offsets {
+            let labels = [
+                ("group", group.group.clone()),
+                ("topic", partition.topic_partition.topic.clone()),
+                ("partition", partition.topic_partition.partition.to_string()),
+            ];
+            lag.get_or_create(&labels)
+                .set(gauge_value(group_lag(partition)));
+            if let Some(offset) = &partition.committed {
+                committed
+                    .get_or_create(&labels)
+                    .set(gauge_value(offset.offset));
+            }
+        }
+    }
+}
+
+/// Request-reply's counters (read without starting request-reply).
+fn reqreply(broker: &Broker, snapshot: &mut Snapshot) {
+    let stats = broker.reqreply_stats();
+    snapshot
+        .gauges::<[(&'static str, &'static str); 0]>(
+            "brook_calls_waiting",
+            "Request-reply calls waiting for their reply now",
+        )
+        .get_or_create(&[])
+        .set(gauge_value(stats.waiting_calls as u64));
+    snapshot
+        .gauges::<[(&'static str, &'static str); 0]>(
+            "brook_call_ids",
+            "Correlation ids the request-reply index remembers (bounded by reqreply.window_ms \
+             and reqreply.index_entries_max)",
+        )
+        .get_or_create(&[])
+        .set(gauge_value(stats.indexed_ids as u64));
+    let dropped = snapshot.counters::<[(&'static str, &'static str); 1]>(
+        "brook_call_records_dropped",
+        "Request-reply records not delivered: malformed_reply (no correlation id), \
+         duplicate_reply (a call already answered), malformed_request (no correlation id or \
+         reply topic), skipped_request (already answered, or older than the window)",
+    );
+    for (reason, count) in [
+        ("malformed_reply", stats.malformed_replies),
+        ("duplicate_reply", stats.duplicate_replies),
+        ("malformed_request", stats.malformed_requests),
+        ("skipped_request", stats.skipped_requests),
+    ] {
+        dropped.get_or_create(&[("reason", reason)]).inc_by(count);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Broker, NewTopic, OffsetCommit, ProduceRecord};
+
+    #[tokio::test]
+    async fn a_deleted_topic_and_its_group_leave_the_next_scrape() {
+        let broker = Broker::ephemeral().await.expect("broker");
+        broker
+            .create_topic(NewTopic::new("scraped", 2))
+            .await
+            .expect("create");
+        let records = (0..3)
+            .map(|i| ProduceRecord::value(format!("v{i}")))
+            .collect();
+        broker.produce("scraped", records).await.expect("produce");
+        let commit = OffsetCommit::new("scraped", 0, 0);
+        broker
+            .commit_offsets("scraped-g", vec![commit])
+            .await
+            .expect("commit");
+        let text = super::encode(&broker);
+        assert!(
+            text.contains("brook_partition_high_watermark{topic=\"scraped\",partition=\"0\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "brook_group_committed_offset{group=\"scraped-g\",topic=\"scraped\",partition=\"0\"} 0"
+            ),
+            "{text}"
+        );
+        broker.delete_topic("scraped").await.expect("delete");
+        let text = super::encode(&broker);
+        assert!(!text.contains("scraped"), "{text}");
+        broker.close().await.expect("close");
+    }
+}
