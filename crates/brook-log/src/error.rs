@@ -34,6 +34,11 @@ pub enum BatchError {
         codec: super::batch::Compression,
         reason: String,
     },
+    #[error(
+        "the batch is a control batch (a transaction marker): only the broker writes those, a \
+         producer may not"
+    )]
+    ControlBatch,
     #[error("cannot decompress {codec} records: {reason}")]
     Decompress {
         codec: super::batch::Compression,
@@ -88,6 +93,31 @@ pub enum LogError {
     },
     #[error("the log is closed")]
     Closed,
+    #[error(
+        "producer {producer_id} epoch {epoch} is fenced: the partition has seen epoch {current}"
+    )]
+    ProducerFenced {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
+    #[error(
+        "out of order sequence from producer {producer_id} epoch {epoch}: expected {expected}, \
+         got {got}"
+    )]
+    OutOfOrderSequence {
+        producer_id: i64,
+        epoch: i16,
+        expected: i32,
+        got: i32,
+    },
+    #[error(
+        "producer {producer_id} is unknown to the partition and its first batch starts at \
+         sequence {sequence}, not 0"
+    )]
+    UnknownProducerId { producer_id: i64, sequence: i32 },
+    #[error("invalid transaction state for producer {producer_id}: {reason}")]
+    InvalidTxnState { producer_id: i64, reason: String },
 }
 
 impl LogError {

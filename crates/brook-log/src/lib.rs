@@ -36,6 +36,9 @@
 //! - `index`, `segment`: a segment's `.log` file and its sparse offset and time indexes.
 //! - `log`: [`PartitionLog`], the segmented log with durability modes and group commit.
 //! - `recovery`, `checkpoint`: opening after a crash, and the files that make it cheap.
+//! - `producer_state`, `txn_index`, `txn_state`: each producer's state (idempotence and open
+//!   transactions), the aborted transaction index of each segment, and the last stable offset
+//!   built from them.
 //! - `store`, `topic`: a data directory of topics and their partitions.
 //! - [`inspect`]: the offline tools' read-only view of all of the above.
 
@@ -52,16 +55,21 @@ pub mod meta;
 mod names;
 #[cfg(test)]
 mod power_loss;
+mod producer_state;
 mod recovery;
 mod scan;
 mod segment;
 mod store;
 mod topic;
+mod txn_index;
+mod txn_state;
 
 pub use config::{Durability, LogConfig};
 pub use error::{BatchError, LogError, Result};
 pub use log::{AppendInfo, HighWatermarkListener, PartitionLog, PendingAppend, READ_BYTES_MAX};
 pub use names::{validate_topic_name, TOPIC_NAME_LEN_MAX};
+pub use producer_state::{KeptBatch, ProducerEntry, BATCHES_KEPT};
 pub use recovery::{Corruption, RecoveryReport};
 pub use store::Store;
 pub use topic::{config_entries, Topic, TopicConfig, PARTITIONS_MAX};
+pub use txn_index::AbortedTxn;

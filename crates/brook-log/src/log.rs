@@ -57,19 +57,25 @@ use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
 use crate::batch::header::{patch_base_offset, restamp};
-use crate::batch::{validate, BatchHeader};
+use crate::batch::{control_batch, validate, BatchHeader, Batches, EndTxnMarker};
 use crate::checkpoint::{self, Checkpoint, LogPosition};
 use crate::config::{Durability, LogConfig};
 use crate::error::{LogError, Result};
 use crate::fs::{self, FsRef};
 use crate::meta;
+use crate::producer_state::{Check, KeptBatch, ProducerEntry};
 use crate::recovery::{recover, Corruption, RecoveryReport};
 use crate::segment::{delete_segment_files, now_ms, Segment};
+use crate::txn_index::AbortedTxn;
+use crate::txn_state::PartitionTxns;
 
 /// The most a read returns beyond its first batch, whatever `max_bytes` asks for: a read
 /// allocates what it returns, and a door's limits (Kafka's `fetch.max.bytes` is 50 MiB by
 /// default) are no excuse for the log to trust a caller's number.
 pub const READ_BYTES_MAX: usize = 64 << 20;
+
+/// Bytes read at a time while replaying the log's batches into producer state.
+const TXN_REPLAY_READ_BYTES: usize = 8 << 20;
 
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +87,9 @@ pub struct AppendInfo {
     /// The batch's `maxTimestamp`.
     pub max_timestamp: i64,
     pub record_count: u32,
+    /// The batch was a retry of one this producer already wrote: nothing was written, and
+    /// the offsets are the first write's (`max_timestamp` is then -1).
+    pub duplicate: bool,
 }
 
 // The broker shares one log between threads (and tokio's blocking pool).
@@ -160,6 +169,10 @@ struct Shared {
     fsyncs: AtomicU64,
     /// Told of high watermark moves; its lock also keeps the calls in order.
     hw_listener: Mutex<Option<HighWatermarkListener>>,
+    /// Told of the last stable offset after each high watermark move (it moves only then).
+    stable_listener: Mutex<Option<HighWatermarkListener>>,
+    /// Producer states and aborted transaction indexes; taken after `writer` when both are.
+    txn: Mutex<PartitionTxns>,
     flusher: FlusherControl,
     #[cfg(test)]
     fail_fsync: AtomicBool,
@@ -188,8 +201,6 @@ struct SyncState {
     in_progress: bool,
     /// Segments written since the last sync began.
     dirty: Vec<Arc<Segment>>,
-    /// Appends written since the last sync began: the group commit's fill, a metric.
-    appends: u64,
     /// Why the log is poisoned, once an fsync failed.
     failed: Option<String>,
 }
@@ -230,6 +241,7 @@ impl PartitionLog {
             .expect("recovery leaves at least one segment: it never removes the last");
         let corruption = recovered.report.corruption.clone();
         let end = recovered.end;
+        let txn = Mutex::new(PartitionTxns::new(&fs, &dir));
         let shared = Arc::new(Shared {
             fs,
             dir,
@@ -251,7 +263,6 @@ impl PartitionLog {
                 durable_seq: 0,
                 in_progress: false,
                 dirty: Vec::new(),
-                appends: 0,
                 failed: None,
             }),
             synced: Condvar::new(),
@@ -259,6 +270,8 @@ impl PartitionLog {
             checkpoint: Mutex::new(recovered.checkpoint),
             fsyncs: AtomicU64::new(0),
             hw_listener: Mutex::new(None),
+            stable_listener: Mutex::new(None),
+            txn,
             flusher: FlusherControl::default(),
             #[cfg(test)]
             fail_fsync: AtomicBool::new(false),
@@ -268,8 +281,19 @@ impl PartitionLog {
             recovery: recovered.report,
             flusher: Mutex::new(None),
         };
+        log.load_transactions()?;
         log.start_or_stop_flusher();
         Ok(log)
+    }
+
+    /// Loads producer states and aborted transaction indexes (see [`crate::txn_state`]).
+    fn load_transactions(&self) -> Result<()> {
+        let bases: Vec<u64> = self.shared.segments.read().keys().copied().collect();
+        let (start, end) = (self.log_start_offset(), self.high_watermark());
+        let mut txn = self.shared.txn.lock();
+        txn.load(&bases, start, end, &mut |offset| {
+            self.read(offset, TXN_REPLAY_READ_BYTES)
+        })
     }
 
     /// What opening the log found: clean or not, bytes walked and cut, indexes rebuilt, damage.
@@ -306,11 +330,62 @@ impl PartitionLog {
         let header = validate(batch, config.message_bytes_max)?;
         // Kafka overwrites these rather than refusing the batch; so does brook.
         restamp(batch, &header);
+        if header.is_control() {
+            return Err(crate::error::BatchError::ControlBatch.into());
+        }
+        self.write_checked(batch, header, None, &config)
+    }
+
+    /// Writes a transaction marker (a control batch: see [`crate::batch::control`]) ending
+    /// `producer_id`'s transaction in this partition, the one way a control batch reaches a
+    /// log: clients' control batches are refused by [`PartitionLog::append_pending`]. The
+    /// marker's epoch may not be older than the producer's ([`LogError::ProducerFenced`]); a
+    /// newer one fences the producer's older epoch from here on. An abort marker that ends an
+    /// open transaction adds it to the segment's aborted transaction index. Durable, and in
+    /// order with the appends around it, as [`PartitionLog::append_pending`].
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: EndTxnMarker,
+    ) -> Result<PendingAppend> {
+        let s = &self.shared;
+        if s.refusing_writes.load(Ordering::Acquire) {
+            return Err(s.write_refusal());
+        }
+        let mut batch = control_batch(producer_id, producer_epoch, marker, now_ms());
+        let header = BatchHeader::parse(&batch)?;
+        self.write_checked(&mut batch, header, Some(marker), &s.config())
+    }
+
+    /// Writes a checked batch (`marker`: the control record of a control batch) under the
+    /// write lock: producer state first (a duplicate is answered, not written), then offsets,
+    /// the segment, producer state and the aborted transaction index.
+    fn write_checked(
+        &self,
+        batch: &mut [u8],
+        header: BatchHeader,
+        marker: Option<EndTxnMarker>,
+        config: &LogConfig,
+    ) -> Result<PendingAppend> {
+        let s = &self.shared;
         let (seq, info) = {
             let mut w = s.writer.lock();
             s.check_writable(&w)?;
-            if w.active.should_roll(&header, now_ms(), &config) {
-                s.roll_locked(&mut w, &config)?;
+            if w.active.should_roll(&header, now_ms(), config) {
+                s.roll_locked(&mut w, config)?;
+            }
+            let mut txn = s.txn.lock();
+            match marker {
+                Some(_) => txn
+                    .producers
+                    .check_marker(header.producer_id, header.producer_epoch)?,
+                None => {
+                    if let Check::Duplicate(kept) = txn.producers.check(&header)? {
+                        drop(txn);
+                        return Ok(self.duplicate(kept, config));
+                    }
+                }
             }
             let base = w.end.offset;
             let header = BatchHeader {
@@ -318,7 +393,7 @@ impl PartitionLog {
                 ..header
             };
             patch_base_offset(batch, header.base_offset);
-            if let Err(failed) = w.active.append(batch, &header, &config) {
+            if let Err(failed) = w.active.append(batch, &header, config) {
                 if !failed.restored {
                     s.poison(format!(
                         "a failed write could not be undone: {}",
@@ -334,6 +409,11 @@ impl PartitionLog {
             };
             s.log_end.store(w.end.offset, Ordering::Release);
             let seq = s.note_written(w.end, &w.active, batch.len() as u64);
+            if let Some(done) = txn.producers.apply(&header, marker) {
+                txn.ended(done, w.active.base_offset(), config.durability)
+                    .inspect_err(|e| s.poison(format!("{e}")))?;
+            }
+            drop(txn);
             if config.durability != Durability::Sync {
                 s.raise_high_watermark(w.end);
             }
@@ -342,6 +422,7 @@ impl PartitionLog {
                 last_offset: header.last_offset() as u64,
                 max_timestamp: header.max_timestamp,
                 record_count: header.records_count as u32,
+                duplicate: false,
             };
             (seq, info)
         };
@@ -361,6 +442,24 @@ impl PartitionLog {
             wait_for,
             info,
         })
+    }
+
+    /// The answer to a retried batch: its first write's offsets, acknowledged once everything
+    /// written so far (that write included) is durable.
+    fn duplicate(&self, kept: KeptBatch, config: &LogConfig) -> PendingAppend {
+        let wait_for =
+            (config.durability == Durability::Sync).then(|| self.shared.sync.lock().written_seq);
+        PendingAppend {
+            shared: Arc::clone(&self.shared),
+            wait_for,
+            info: AppendInfo {
+                base_offset: kept.base_offset,
+                last_offset: kept.last_offset,
+                max_timestamp: -1,
+                record_count: (kept.last_offset - kept.base_offset + 1) as u32,
+                duplicate: true,
+            },
+        }
     }
 
     /// Sets the function called each time the high watermark moves (after a sync in `sync`
@@ -403,6 +502,59 @@ impl PartitionLog {
         }
         // A concurrent truncation took the offset away.
         Err(out_of_range())
+    }
+
+    /// [`PartitionLog::read`] for a reader that may not see offsets at or past `upper` (the
+    /// last stable offset, for read_committed): the batches returned end before it, and a read
+    /// at or past it (but within the log) is empty. `upper` must be a batch boundary, as the
+    /// last stable offset and the high watermark are.
+    pub fn read_below(&self, offset: u64, max_bytes: usize, upper: u64) -> Result<Bytes> {
+        if offset >= upper && offset <= self.high_watermark() {
+            return Ok(Bytes::new());
+        }
+        let bytes = self.read(offset, max_bytes)?;
+        let mut end = 0;
+        for batch in Batches::new(&bytes) {
+            let batch = batch?;
+            if batch.header.base_offset as u64 >= upper {
+                break;
+            }
+            end = batch.position + batch.bytes.len();
+        }
+        Ok(bytes.slice(..end))
+    }
+
+    /// The last stable offset: the first offset of the oldest transaction still open in this
+    /// partition (or ended by a marker that is not yet durable), else the high watermark.
+    /// read_committed readers see nothing at or past it.
+    pub fn last_stable_offset(&self) -> u64 {
+        self.shared.last_stable_offset()
+    }
+
+    /// The aborted transactions a read_committed reader of `[from, to)` must know to drop their
+    /// records, from the segments' aborted transaction indexes (no batch is read).
+    pub fn aborted_transactions(&self, from: u64, to: u64) -> Vec<AbortedTxn> {
+        self.shared.txn.lock().aborted(from, to)
+    }
+
+    /// What the partition knows of each producer that wrote to it, sorted by producer id.
+    pub fn producers(&self) -> Vec<ProducerEntry> {
+        self.shared.txn.lock().producers.entries()
+    }
+
+    /// The first offset of `producer_id`'s transaction open in this partition, if any.
+    pub fn open_transaction(&self, producer_id: i64) -> Option<u64> {
+        self.shared
+            .txn
+            .lock()
+            .producers
+            .open_transaction(producer_id)
+    }
+
+    /// Sets the function told the last stable offset after each move of the high watermark
+    /// (the only time it moves), as [`PartitionLog::set_high_watermark_listener`].
+    pub fn set_stable_offset_listener(&self, listener: HighWatermarkListener) {
+        *self.shared.stable_listener.lock() = Some(listener);
     }
 
     /// The offset of the first record at or after the log start whose timestamp is at least
@@ -690,6 +842,12 @@ impl PartitionLog {
             }
             Ok(())
         });
+        let removed = removed.and_then(|()| {
+            let start = s.log_start.load(Ordering::Acquire);
+            s.txn.lock().truncated(cut.offset, start, &mut |offset| {
+                self.read(offset, TXN_REPLAY_READ_BYTES)
+            })
+        });
         drop(w);
         s.publish_high_watermark();
         removed
@@ -721,6 +879,7 @@ impl PartitionLog {
             s.flush_locked(&w).and_then(|()| {
                 // Trimmed, so the next open reads its entries, not megabytes of zeros.
                 w.active.seal()?;
+                s.txn.lock().close(w.end.offset)?;
                 if w.corruption.is_none() {
                     checkpoint::write_clean_marker(&*s.fs, &s.dir, w.end.offset)?;
                 }
@@ -903,10 +1062,9 @@ impl Shared {
             return Err(error);
         }
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
-        let started = std::time::Instant::now();
-        let synced = segment.sync_data();
-        brook_metrics::storage::fsync(started.elapsed());
-        synced.inspect_err(|e| self.poison(e.to_string()))
+        segment
+            .sync_data()
+            .inspect_err(|e| self.poison(e.to_string()))
     }
 
     /// Records that bytes up to `end` (of `len` more bytes, in `segment`) are written; returns
@@ -915,7 +1073,6 @@ impl Shared {
         let mut st = self.sync.lock();
         st.written_seq += len;
         st.written = end;
-        st.appends += 1;
         if !st.dirty.last().is_some_and(|d| Arc::ptr_eq(d, segment)) {
             st.dirty.push(Arc::clone(segment));
         }
@@ -946,7 +1103,6 @@ impl Shared {
             }
             st.in_progress = true;
             let segments = std::mem::take(&mut st.dirty);
-            let appends = std::mem::take(&mut st.appends);
             let (seq, written) = (st.written_seq, st.written);
             let result = MutexGuard::unlocked(&mut st, || {
                 segments.iter().try_for_each(|seg| self.fsync(seg))
@@ -954,9 +1110,6 @@ impl Shared {
             st.in_progress = false;
             let synced = result.is_ok();
             if synced {
-                if appends > 0 {
-                    brook_metrics::storage::group_commit(appends);
-                }
                 st.durable_seq = seq;
                 self.raise_high_watermark(written);
             }
@@ -972,6 +1125,15 @@ impl Shared {
         if let Some(listener) = &*self.hw_listener.lock() {
             listener(self.high_watermark.read().offset);
         }
+        if let Some(listener) = &*self.stable_listener.lock() {
+            listener(self.last_stable_offset());
+        }
+    }
+
+    /// See [`PartitionLog::last_stable_offset`].
+    fn last_stable_offset(&self) -> u64 {
+        let hw = self.high_watermark.read().offset;
+        self.txn.lock().last_stable_offset(hw)
     }
 
     fn has_unsynced(&self) -> bool {
@@ -987,6 +1149,10 @@ impl Shared {
         }
         self.fsync(&w.active)?;
         w.active.seal()?;
+        self.txn
+            .lock()
+            .rolled(w.active.base_offset(), w.end.offset)
+            .inspect_err(|e| self.poison(e.to_string()))?;
         let segment = Arc::new(Segment::create(&self.fs, &self.dir, w.end.offset, config)?);
         meta::sync_dir_in(&*self.fs, &self.dir).inspect_err(|e| self.poison(e.to_string()))?;
         self.segments
@@ -1005,6 +1171,7 @@ impl Shared {
         let written = self.sync.lock().written_seq;
         self.sync_to(written)?;
         w.active.write_out_indexes()?;
+        self.txn.lock().sync()?;
         self.write_recovery_point(w.end)
     }
 
@@ -1049,6 +1216,8 @@ impl Shared {
         for seg in segments {
             seg.delete()?;
         }
+        let bases: Vec<u64> = segments.iter().map(|s| s.base_offset()).collect();
+        self.txn.lock().segments_deleted(&bases)?;
         meta::sync_dir_in(&*self.fs, &self.dir)
     }
 

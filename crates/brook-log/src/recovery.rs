@@ -40,6 +40,7 @@ use crate::segment::{
     delete_segment_files, parse_segment_name, segment_file, Segment, INDEX_EXT, LOG_EXT,
     TIME_INDEX_EXT,
 };
+use crate::txn_index::TXN_INDEX_EXT;
 
 /// What opening a log found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -246,8 +247,9 @@ fn list_segments(fs: &FsRef, dir: &Path) -> Result<Vec<u64>> {
         };
         if let Some(base) = parse_segment_name(name, LOG_EXT) {
             logs.push(base);
-        } else if let Some(base) =
-            parse_segment_name(name, INDEX_EXT).or_else(|| parse_segment_name(name, TIME_INDEX_EXT))
+        } else if let Some(base) = parse_segment_name(name, INDEX_EXT)
+            .or_else(|| parse_segment_name(name, TIME_INDEX_EXT))
+            .or_else(|| parse_segment_name(name, TXN_INDEX_EXT))
         {
             indexes.push((base, entry.path));
         } else if name.ends_with(".tmp") {

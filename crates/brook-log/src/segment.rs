@@ -27,6 +27,7 @@ use crate::config::LogConfig;
 use crate::error::{LogError, Result};
 use crate::fs::{self, FileIo, FileRef, Fs, FsRef, Open};
 use crate::index::{IndexCursor, OffsetIndex, TimeIndex};
+use crate::txn_index::TXN_INDEX_EXT;
 
 /// Extension of a segment's log file.
 pub(crate) const LOG_EXT: &str = "log";
@@ -51,7 +52,7 @@ pub(crate) fn parse_segment_name(name: &str, ext: &str) -> Option<u64> {
 
 /// Deletes the files of segment `base_offset` in `dir`, those that exist.
 pub(crate) fn delete_segment_files(fs: &dyn Fs, dir: &Path, base_offset: u64) -> Result<()> {
-    for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+    for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT, TXN_INDEX_EXT] {
         remove_if_present(fs, &segment_file(dir, base_offset, ext))?;
     }
     Ok(())

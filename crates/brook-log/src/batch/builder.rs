@@ -44,6 +44,8 @@ pub struct BatchBuilder {
     producer_id: i64,
     producer_epoch: i16,
     base_sequence: i32,
+    /// Attribute bits beyond the codec's (transactional, control).
+    flags: i16,
 }
 
 impl BatchBuilder {
@@ -61,6 +63,7 @@ impl BatchBuilder {
             producer_id: NO_PRODUCER,
             producer_epoch: NO_PRODUCER as i16,
             base_sequence: NO_PRODUCER as i32,
+            flags: 0,
         }
     }
 
@@ -74,6 +77,18 @@ impl BatchBuilder {
         self.producer_id = producer_id;
         self.producer_epoch = producer_epoch;
         self.base_sequence = base_sequence;
+        self
+    }
+
+    /// Marks the batch as part of a transaction (attribute bit 4); the producer's fields must be
+    /// set too ([`BatchBuilder::with_producer`]).
+    pub fn transactional(self) -> Self {
+        self.with_attributes(super::control::TRANSACTIONAL_BIT)
+    }
+
+    /// Sets attribute bits beyond the codec's (bits 4 and 5: transactional, control).
+    pub(super) fn with_attributes(mut self, flags: i16) -> Self {
+        self.flags |= flags & !0x07;
         self
     }
 
@@ -172,7 +187,7 @@ impl BatchBuilder {
             partition_leader_epoch: -1,
             magic: MAGIC_V2,
             crc: 0,
-            attributes: self.compression.attribute_bits(),
+            attributes: self.compression.attribute_bits() | self.flags,
             last_offset_delta: records_count - 1,
             base_timestamp: self.base_timestamp,
             max_timestamp: self.max_timestamp,

@@ -39,19 +39,22 @@
 //! The pieces: [`header`] reads and checks the fixed header (and names each field's position),
 //! `builder` writes batches ([`BatchBuilder`]), `records` validates and decodes the records
 //! ([`validate`], [`fn@records`]), `batches` walks a buffer of batches ([`Batches`]),
-//! `compression` holds the four codecs and `varint` the record integer encoding.
+//! `compression` holds the four codecs and `varint` the record integer encoding; [`control`]
+//! is the transaction markers' format.
 //!
 //! This module is public: it is the format every door shares (see the crate docs).
 
 mod batches;
 mod builder;
 mod compression;
+pub mod control;
 pub mod header;
 mod records;
 mod varint;
 
 pub use batches::{BatchRef, Batches};
 pub use builder::{BatchBuilder, RecordRef};
+pub use control::{control_batch, ControlType, EndTxnMarker};
 pub use header::{
     patch_base_offset, restamp, BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2, TIMESTAMP_TYPE_BIT,
 };
