@@ -10,21 +10,18 @@ mod kafka_support;
 use std::time::Duration;
 
 use brook_broker::partitioner::partition_for_key;
-use brook_client::{Client, Code, FetchRequest as GrpcFetch, ProducerRecord};
+use brook_client::{Code, FetchRequest as GrpcFetch, ProducerRecord};
 use brook_log::batch::{BatchBuilder, BatchHeader, Compression, RecordRef, HEADER_LEN};
-use brook_server::{GrpcConfig, GrpcServer, HttpConfig, HttpServer};
+use brook_server::{HttpConfig, HttpServer};
 use bytes::Bytes;
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    AlterConfigsRequest, AlterConfigsResponse, ApiKey, FetchRequest, FetchResponse, ProduceRequest,
-    ProduceResponse, TopicName,
+    AlterConfigsRequest, AlterConfigsResponse, ApiKey, FetchResponse, ProduceResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
-use kafka_support::raw::Raw;
-use kafka_support::{admin_create, receive, TestBroker, PATIENCE};
+use kafka_support::raw::{fetch_request, produce_request, Raw};
+use kafka_support::{admin_create, grpc, receive, TestBroker, PATIENCE};
 use rdkafka::admin::{
     AdminOptions, AlterConfig, ConfigSource, NewPartitions, OwnedResourceSpecifier,
     ResourceSpecifier,
@@ -40,17 +37,6 @@ const CORRUPT_MESSAGE: i16 = 2;
 const INVALID_REQUEST: i16 = 42;
 const INVALID_CONFIG: i16 = 40;
 const TS: i64 = 1_700_000_000_000;
-
-async fn grpc(tb: &TestBroker) -> (GrpcServer, Client) {
-    let addr = "127.0.0.1:0".parse().expect("address");
-    let server = GrpcServer::start(tb.broker.clone(), addr, GrpcConfig::default())
-        .await
-        .expect("gRPC server");
-    let client = Client::connect(format!("http://{}", server.local_addr()))
-        .await
-        .expect("gRPC client");
-    (server, client)
-}
 
 /// The status line's code of a plain HTTP/1.1 GET.
 async fn http_get_status(server: &HttpServer, path: &str) -> u16 {
@@ -68,20 +54,6 @@ async fn http_get_status(server: &HttpServer, path: &str) -> u16 {
         .unwrap_or_else(|| panic!("no status line in {text:?}"))
 }
 
-fn produce_request(topic: &str, partition: i32, records: Bytes) -> ProduceRequest {
-    let mut data = PartitionProduceData::default();
-    data.index = partition;
-    data.records = Some(records);
-    let mut topic_data = TopicProduceData::default();
-    topic_data.name = TopicName(StrBytes::from_string(topic.to_owned()));
-    topic_data.partition_data = vec![data];
-    let mut request = ProduceRequest::default();
-    request.acks = -1;
-    request.timeout_ms = 5000;
-    request.topic_data = vec![topic_data];
-    request
-}
-
 /// AlterConfigs of one config of one resource (2: a topic, 4: a broker).
 fn alter_request(resource_type: i8, name: &str, key: &str, value: &str) -> AlterConfigsRequest {
     let mut config = AlterableConfig::default();
@@ -93,19 +65,6 @@ fn alter_request(resource_type: i8, name: &str, key: &str, value: &str) -> Alter
     resource.configs = vec![config];
     let mut request = AlterConfigsRequest::default();
     request.resources = vec![resource];
-    request
-}
-
-fn fetch_request(topic: &str, offset: i64) -> FetchRequest {
-    let mut partition = FetchPartition::default();
-    partition.fetch_offset = offset;
-    partition.partition_max_bytes = 1 << 20;
-    let mut fetch_topic = FetchTopic::default();
-    fetch_topic.topic = TopicName(StrBytes::from_string(topic.to_owned()));
-    fetch_topic.partitions = vec![partition];
-    let mut request = FetchRequest::default();
-    request.max_bytes = 1 << 20;
-    request.topics = vec![fetch_topic];
     request
 }
 
@@ -143,7 +102,7 @@ async fn a_batch_whose_max_timestamp_is_minus_one_is_stored_as_kafka_stores_it()
             .call(
                 ApiKey::Produce,
                 version,
-                &produce_request("stamped", 0, batch_without_max_timestamp()),
+                &produce_request("stamped", batch_without_max_timestamp(), -1),
             )
             .await;
         let partition = &response.responses[0].partition_responses[0];
@@ -152,7 +111,7 @@ async fn a_batch_whose_max_timestamp_is_minus_one_is_stored_as_kafka_stores_it()
     }
 
     let response: FetchResponse = raw
-        .call(ApiKey::Fetch, 12, &fetch_request("stamped", 0))
+        .call(ApiKey::Fetch, 12, &fetch_request("stamped", 0, 0))
         .await;
     let partition = &response.responses[0].partitions[0];
     assert_eq!(partition.error_code, 0);
@@ -181,7 +140,7 @@ async fn a_batch_whose_max_timestamp_is_minus_one_is_stored_as_kafka_stores_it()
         .call(
             ApiKey::Produce,
             9,
-            &produce_request("stamped", 0, Bytes::from(broken)),
+            &produce_request("stamped", Bytes::from(broken), -1),
         )
         .await;
     let partition = &response.responses[0].partition_responses[0];
@@ -429,7 +388,7 @@ async fn delete_records_moves_the_log_start_and_every_door_refuses_to_read_below
     // Kafka: a fetch below the new start.
     let mut raw = Raw::connect(&tb).await;
     let response: FetchResponse = raw
-        .call(ApiKey::Fetch, 12, &fetch_request("trimmed", 2))
+        .call(ApiKey::Fetch, 12, &fetch_request("trimmed", 2, 0))
         .await;
     assert_eq!(
         response.responses[0].partitions[0].error_code,

@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use brook_broker::{BrokerError, GroupProtocol, GroupSubscribe, Subscription};
 use brook_client::proto::OffsetCommit as GrpcCommit;
-use brook_client::{Client, FetchRequest, ProducerRecord};
-use brook_server::{GrpcConfig, GrpcServer};
+use brook_client::{FetchRequest, ProducerRecord};
 use bytes::Bytes;
 use futures::StreamExt;
-use kafka_support::{receive, TestBroker, PATIENCE};
+use kafka_support::{grpc, receive, TestBroker, PATIENCE};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
@@ -21,17 +20,6 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 const TS: i64 = 1_700_000_123_456;
-
-async fn grpc(tb: &TestBroker) -> (GrpcServer, Client) {
-    let addr = "127.0.0.1:0".parse().expect("address");
-    let server = GrpcServer::start(tb.broker.clone(), addr, GrpcConfig::default())
-        .await
-        .expect("gRPC server");
-    let client = Client::connect(format!("http://{}", server.local_addr()))
-        .await
-        .expect("gRPC client");
-    (server, client)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_cross_between_grpc_and_kafka_unchanged() {

@@ -10,16 +10,14 @@ use std::time::Duration;
 use brook_log::batch::{BatchBuilder, Compression, RecordRef};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    FetchRequest, FetchResponse, InitProducerIdRequest, InitProducerIdResponse, MetadataRequest,
-    MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+    FetchResponse, InitProducerIdRequest, InitProducerIdResponse, MetadataRequest,
+    MetadataResponse, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_support::raw::Raw;
+use kafka_support::raw::{fetch_request, produce_request, Raw};
 use kafka_support::TestBroker;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -64,40 +62,10 @@ fn batch(values: &[&str], producer: Option<(i64, i16, i32)>) -> Bytes {
     builder.build().expect("batch").freeze()
 }
 
-fn produce_request(topic: &str, records: Bytes, acks: i16) -> ProduceRequest {
-    let mut partition = PartitionProduceData::default();
-    partition.index = 0;
-    partition.records = Some(records);
-    let mut topic_data = TopicProduceData::default();
-    topic_data.name = TopicName(StrBytes::from_string(topic.to_owned()));
-    topic_data.partition_data = vec![partition];
-    let mut request = ProduceRequest::default();
-    request.acks = acks;
-    request.timeout_ms = 5000;
-    request.topic_data = vec![topic_data];
-    request
-}
-
 /// (error code, base offset) of the only partition in a Produce response.
 fn produce_result(response: &ProduceResponse) -> (i16, i64) {
     let p = &response.responses[0].partition_responses[0];
     (p.error_code, p.base_offset)
-}
-
-fn fetch_request(topic: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
-    let mut partition = FetchPartition::default();
-    partition.partition = 0;
-    partition.fetch_offset = offset;
-    partition.partition_max_bytes = 1 << 20;
-    let mut fetch_topic = FetchTopic::default();
-    fetch_topic.topic = TopicName(StrBytes::from_string(topic.to_owned()));
-    fetch_topic.partitions = vec![partition];
-    let mut request = FetchRequest::default();
-    request.max_wait_ms = max_wait_ms;
-    request.min_bytes = 1;
-    request.max_bytes = 1 << 20;
-    request.topics = vec![fetch_topic];
-    request
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

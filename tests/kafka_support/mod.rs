@@ -11,7 +11,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use brook_broker::{Broker, BrokerConfig, Durability, NewTopic};
+use brook_client::Client;
 use brook_kafka::{KafkaConfig, KafkaServer};
+use brook_server::{GrpcConfig, GrpcServer};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic as AdminNewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::StreamConsumer;
@@ -122,6 +124,18 @@ impl TestBroker {
     pub(crate) fn admin(&self) -> AdminClient<DefaultClientContext> {
         self.client_config().create().expect("admin client")
     }
+}
+
+/// A gRPC door on the same broker, and a client connected to it.
+pub(crate) async fn grpc(tb: &TestBroker) -> (GrpcServer, Client) {
+    let addr = "127.0.0.1:0".parse().expect("address");
+    let server = GrpcServer::start(tb.broker.clone(), addr, GrpcConfig::default())
+        .await
+        .expect("gRPC server");
+    let client = Client::connect(format!("http://{}", server.local_addr()))
+        .await
+        .expect("gRPC client");
+    (server, client)
 }
 
 /// Creates a topic through the Kafka admin API.

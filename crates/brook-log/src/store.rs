@@ -158,13 +158,7 @@ impl Store {
     /// create of the same name removes it).
     pub fn delete_topic(&self, name: &str) -> Result<()> {
         validate_topic_name(name)?;
-        let admin = self.admin.lock();
-        if admin.is_none() {
-            return Err(LogError::Closed);
-        }
-        let topic = self
-            .topic(name)
-            .ok_or_else(|| LogError::UnknownTopic(name.to_owned()))?;
+        let (_admin, topic) = self.lock_topic(name)?;
         meta::remove_in(&*self.fs, &topic_file(&self.dir, name))?;
         self.topics.write().remove(name);
         let result = remove_partitions(&self.fs, &self.dir, &topic);
@@ -177,13 +171,7 @@ impl Store {
     /// `Arc<Topic>` keeps seeing the old count). The count must be higher than the current one
     /// and at most [`PARTITIONS_MAX`]; nothing changes otherwise.
     pub fn add_partitions(&self, name: &str, partitions: u32) -> Result<Arc<Topic>> {
-        let admin = self.admin.lock();
-        if admin.is_none() {
-            return Err(LogError::Closed);
-        }
-        let topic = self
-            .topic(name)
-            .ok_or_else(|| LogError::UnknownTopic(name.to_owned()))?;
+        let (_admin, topic) = self.lock_topic(name)?;
         let current = topic.partition_count();
         if partitions <= current || partitions > PARTITIONS_MAX {
             return Err(LogError::InvalidConfig(format!(
@@ -238,13 +226,7 @@ impl Store {
     /// (limits from the next append or retention run, a new durability mode at once). Returns
     /// the topic with its new config; nothing changes when the config is invalid.
     pub fn alter_topic_config(&self, name: &str, overrides: TopicConfig) -> Result<Arc<Topic>> {
-        let admin = self.admin.lock();
-        if admin.is_none() {
-            return Err(LogError::Closed);
-        }
-        let topic = self
-            .topic(name)
-            .ok_or_else(|| LogError::UnknownTopic(name.to_owned()))?;
+        let (_admin, topic) = self.lock_topic(name)?;
         let config = effective_config(name, &overrides, &self.defaults)?;
         let meta = TopicMeta {
             id: topic.id(),
@@ -266,6 +248,21 @@ impl Store {
             .insert(name.to_owned(), Arc::clone(&altered));
         tracing::info!(topic = name, "topic config altered");
         Ok(altered)
+    }
+
+    /// The admin lock, held for a change of the existing topic `name`, and that topic.
+    fn lock_topic(
+        &self,
+        name: &str,
+    ) -> Result<(parking_lot::MutexGuard<'_, Option<DirLock>>, Arc<Topic>)> {
+        let admin = self.admin.lock();
+        if admin.is_none() {
+            return Err(LogError::Closed);
+        }
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| LogError::UnknownTopic(name.to_owned()))?;
+        Ok((admin, topic))
     }
 
     /// The topic called `name`, if it exists.

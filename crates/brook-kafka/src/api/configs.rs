@@ -15,6 +15,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
+use kafka_protocol::messages::{alter_configs_response, incremental_alter_configs_response};
 use kafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
@@ -328,58 +329,70 @@ fn broker_is_fixed(name: &str, keys: &[String]) -> Result<(), Failure> {
     ))
 }
 
+/// What one resource of an alter request asks: its type and name, the changes for a topic
+/// (or why they cannot be made), and the config names (for a broker).
+struct Alter {
+    resource_type: i8,
+    name: StrBytes,
+    changes: Result<Vec<Change>, Failure>,
+    keys: Vec<String>,
+}
+
+/// Applies one resource's changes: a topic's (with `replace`: AlterConfigs' whole set), or
+/// refuses a broker's; `(error code, message)` for the response, `(0, None)` when done.
+async fn alter_resource(
+    door: &ListenerState,
+    alter: Alter,
+    replace: bool,
+    validate_only: bool,
+) -> (i16, Option<StrBytes>) {
+    let outcome = match alter.resource_type {
+        RESOURCE_TOPIC => match alter.changes {
+            Ok(changes) => alter_topic(door, &alter.name, changes, replace, validate_only).await,
+            Err(failure) => Err(failure),
+        },
+        RESOURCE_BROKER => broker_is_fixed(&alter.name, &alter.keys),
+        other => Err(unsupported_resource(other)),
+    };
+    match outcome {
+        Ok(()) => (codes::NONE, None),
+        Err((error, message)) => (error.code(), Some(text(message))),
+    }
+}
+
 pub(crate) async fn alter_configs(
     door: &ListenerState,
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
     let mut response = AlterConfigsResponse::default();
     for resource in request.resources {
-        let outcome = match resource.resource_type {
-            RESOURCE_TOPIC => {
-                let changes: Result<Vec<Change>, Failure> = resource
-                    .configs
-                    .iter()
-                    .map(|c| {
-                        let setting = known(&c.name)?;
-                        Ok(match &c.value {
-                            Some(value) => Change::Set(setting, value.to_string()),
-                            None => Change::Delete(setting),
-                        })
+        let alter = Alter {
+            resource_type: resource.resource_type,
+            name: resource.resource_name.clone(),
+            changes: resource
+                .configs
+                .iter()
+                .map(|c| {
+                    let setting = known(&c.name)?;
+                    Ok(match &c.value {
+                        Some(value) => Change::Set(setting, value.to_string()),
+                        None => Change::Delete(setting),
                     })
-                    .collect();
-                match changes {
-                    Ok(changes) => {
-                        alter_topic(
-                            door,
-                            &resource.resource_name,
-                            changes,
-                            true,
-                            request.validate_only,
-                        )
-                        .await
-                    }
-                    Err(failure) => Err(failure),
-                }
-            }
-            RESOURCE_BROKER => broker_is_fixed(
-                &resource.resource_name,
-                &resource
-                    .configs
-                    .iter()
-                    .map(|c| c.name.to_string())
-                    .collect::<Vec<_>>(),
-            ),
-            other => Err(unsupported_resource(other)),
+                })
+                .collect(),
+            keys: resource
+                .configs
+                .iter()
+                .map(|c| c.name.to_string())
+                .collect(),
         };
-        let mut result =
-            kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse::default(
-            );
+        let (error_code, error_message) =
+            alter_resource(door, alter, true, request.validate_only).await;
+        let mut result = alter_configs_response::AlterConfigsResourceResponse::default();
         result.resource_type = resource.resource_type;
         result.resource_name = resource.resource_name;
-        if let Err((error, message)) = outcome {
-            result.error_code = error.code();
-            result.error_message = Some(text(message));
-        }
+        result.error_code = error_code;
+        result.error_message = error_message;
         response.responses.push(result);
     }
     response
@@ -391,44 +404,28 @@ pub(crate) async fn incremental_alter_configs(
 ) -> IncrementalAlterConfigsResponse {
     let mut response = IncrementalAlterConfigsResponse::default();
     for resource in request.resources {
-        let outcome = match resource.resource_type {
-            RESOURCE_TOPIC => {
-                let changes: Result<Vec<Change>, Failure> = resource
-                    .configs
-                    .iter()
-                    .map(|c| incremental_change(&c.name, c.config_operation, c.value.as_deref()))
-                    .collect();
-                match changes {
-                    Ok(changes) => {
-                        alter_topic(
-                            door,
-                            &resource.resource_name,
-                            changes,
-                            false,
-                            request.validate_only,
-                        )
-                        .await
-                    }
-                    Err(failure) => Err(failure),
-                }
-            }
-            RESOURCE_BROKER => broker_is_fixed(
-                &resource.resource_name,
-                &resource
-                    .configs
-                    .iter()
-                    .map(|c| c.name.to_string())
-                    .collect::<Vec<_>>(),
-            ),
-            other => Err(unsupported_resource(other)),
+        let alter = Alter {
+            resource_type: resource.resource_type,
+            name: resource.resource_name.clone(),
+            changes: resource
+                .configs
+                .iter()
+                .map(|c| incremental_change(&c.name, c.config_operation, c.value.as_deref()))
+                .collect(),
+            keys: resource
+                .configs
+                .iter()
+                .map(|c| c.name.to_string())
+                .collect(),
         };
-        let mut result = kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse::default();
+        let (error_code, error_message) =
+            alter_resource(door, alter, false, request.validate_only).await;
+        let mut result =
+            incremental_alter_configs_response::AlterConfigsResourceResponse::default();
         result.resource_type = resource.resource_type;
         result.resource_name = resource.resource_name;
-        if let Err((error, message)) = outcome {
-            result.error_code = error.code();
-            result.error_message = Some(text(message));
-        }
+        result.error_code = error_code;
+        result.error_message = error_message;
         response.responses.push(result);
     }
     response
