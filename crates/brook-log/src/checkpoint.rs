@@ -1,9 +1,13 @@
 //! The partition log's two small files, in brook's checked envelope ([`crate::meta`]):
 //!
-//! - `checkpoint` (magic `BRCP`): the log start offset, and the recovery point: a segment,
-//!   a file position in it and the offset of the batch there, up to which every byte was
-//!   fsynced and verified. After an unclean stop, recovery CRC-walks from that point only.
-//!   Rewritten when a segment rolls, when the log start moves, on truncation, flush and close.
+//! - `checkpoint` (magic `BRCP`, version 2): the log start offset, and the recovery point: a
+//!   segment, a file position in it and the offset of the batch there, up to which every byte
+//!   was fsynced and verified. After an unclean stop, recovery CRC-walks from that point only,
+//!   and damage found before it is corruption, never a torn tail. Kept as
+//!   [`meta::Alternating`] copies (`checkpoint.0`, `checkpoint.1`): a write overwrites the older
+//!   copy in place and costs one fdatasync, so the log can move its recovery point as its
+//!   fsyncs progress, and a torn write loses only that move. Version 1 (one file, `checkpoint`)
+//!   is still read.
 //! - `clean-shutdown` (magic `BRCS`): written last by a clean close, holding the log end
 //!   offset; removed when the log opens. Its presence means nothing needs to be walked.
 //!
@@ -13,16 +17,20 @@ use std::path::Path;
 
 use crate::error::{LogError, Result};
 use crate::fs::Fs;
-use crate::meta;
+use crate::meta::{self, Alternating};
 
-/// File name of the checkpoint.
+/// File name of the checkpoint (its copies add `.0` and `.1`).
 pub(crate) const CHECKPOINT_FILE: &str = "checkpoint";
 /// File name of the clean-shutdown marker.
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
 
 const CHECKPOINT_MAGIC: [u8; 4] = *b"BRCP";
 const CLEAN_MAGIC: [u8; 4] = *b"BRCS";
-const VERSION: u16 = 1;
+/// The checkpoint's version: 2 since it is kept as alternating copies (the payload is the
+/// same four u64s as version 1's).
+const CHECKPOINT_VERSION: u16 = 2;
+const CHECKPOINT_VERSION_SINGLE: u16 = 1;
+const CLEAN_VERSION: u16 = 1;
 
 /// A place in the log: the batch boundary at `position` in segment `segment` (a base offset),
 /// where offset `offset` begins.
@@ -84,46 +92,75 @@ fn u64s<const N: usize>(payload: &[u8], what: &'static str, path: &Path) -> Resu
     Ok(out)
 }
 
-fn check_version(version: u16, what: &'static str, path: &Path) -> Result<()> {
-    if version != VERSION {
-        return Err(LogError::BadMetaFile {
-            what,
-            path: path.to_path_buf(),
-            reason: format!("version {version} is not {VERSION}"),
-        });
+fn bad_version(version: u16, what: &'static str, path: &Path) -> LogError {
+    LogError::BadMetaFile {
+        what,
+        path: path.to_path_buf(),
+        reason: format!("version {version} is not one this brook reads; written by a newer one?"),
     }
-    Ok(())
 }
 
-/// Reads the checkpoint of the log in `dir`; `None` if there is none.
-pub(crate) fn read_checkpoint(fs: &dyn Fs, dir: &Path) -> Result<Option<Checkpoint>> {
-    let path = dir.join(CHECKPOINT_FILE);
-    let Some((version, payload)) = meta::read_in(fs, &path, CHECKPOINT_MAGIC, "checkpoint")? else {
-        return Ok(None);
-    };
-    check_version(version, "checkpoint", &path)?;
-    Checkpoint::decode(&payload, &path).map(Some)
+/// The checkpoint of one log: what it says, and the handle that writes the next one.
+#[derive(Debug)]
+pub(crate) struct CheckpointFile {
+    copies: Alternating,
 }
 
-/// Durably replaces the checkpoint of the log in `dir`.
-pub(crate) fn write_checkpoint(fs: &dyn Fs, dir: &Path, checkpoint: &Checkpoint) -> Result<()> {
-    meta::write_in(
-        fs,
-        &dir.join(CHECKPOINT_FILE),
-        CHECKPOINT_MAGIC,
-        VERSION,
-        &checkpoint.encode(),
-    )
+/// What reading a log's checkpoint found.
+#[derive(Debug)]
+pub(crate) struct CheckpointRead {
+    /// The newest checkpoint that checks out; `None` when there is none (a new log, or every
+    /// copy damaged: then `damaged` is not empty).
+    pub checkpoint: Option<Checkpoint>,
+    /// Copies that do not check out (see [`meta::AlternatingRead::damaged`]).
+    pub damaged: Vec<LogError>,
+}
+
+impl CheckpointFile {
+    /// Reads the checkpoint of the log in `dir`.
+    pub(crate) fn open(fs: &dyn Fs, dir: &Path) -> Result<(Self, CheckpointRead)> {
+        let path = dir.join(CHECKPOINT_FILE);
+        let (copies, read) = Alternating::open_in(fs, &path, CHECKPOINT_MAGIC, "checkpoint")?;
+        let mut damaged = read.damaged;
+        let checkpoint = match read.content {
+            None => None,
+            Some((version, payload))
+                if version == CHECKPOINT_VERSION || version == CHECKPOINT_VERSION_SINGLE =>
+            {
+                match Checkpoint::decode(&payload, &path) {
+                    Ok(checkpoint) => Some(checkpoint),
+                    Err(e) => {
+                        damaged.push(e);
+                        None
+                    }
+                }
+            }
+            Some((version, _)) => {
+                damaged.push(bad_version(version, "checkpoint", &path));
+                None
+            }
+        };
+        Ok((Self { copies }, CheckpointRead { checkpoint, damaged }))
+    }
+
+    /// Durably records `checkpoint` (one in-place write and fdatasync).
+    pub(crate) fn write(&mut self, fs: &dyn Fs, checkpoint: &Checkpoint) -> Result<()> {
+        self.copies
+            .write_in(fs, CHECKPOINT_VERSION, &checkpoint.encode())
+    }
 }
 
 /// The log end offset a clean close recorded; `None` if the last stop was not clean.
 pub(crate) fn read_clean_marker(fs: &dyn Fs, dir: &Path) -> Result<Option<u64>> {
     let path = dir.join(CLEAN_SHUTDOWN_FILE);
-    let Some((version, payload)) = meta::read_in(fs, &path, CLEAN_MAGIC, "clean-shutdown marker")?
+    let Some((version, payload)) =
+        meta::read_in(fs, &path, CLEAN_MAGIC, "clean-shutdown marker")?
     else {
         return Ok(None);
     };
-    check_version(version, "clean-shutdown marker", &path)?;
+    if version != CLEAN_VERSION {
+        return Err(bad_version(version, "clean-shutdown marker", &path));
+    }
     let [log_end] = u64s::<1>(&payload, "clean-shutdown marker", &path)?;
     Ok(Some(log_end))
 }
@@ -134,7 +171,7 @@ pub(crate) fn write_clean_marker(fs: &dyn Fs, dir: &Path, log_end: u64) -> Resul
         fs,
         &dir.join(CLEAN_SHUTDOWN_FILE),
         CLEAN_MAGIC,
-        VERSION,
+        CLEAN_VERSION,
         &log_end.to_be_bytes(),
     )
 }
@@ -153,8 +190,10 @@ mod tests {
     fn checkpoint_and_marker_round_trip() {
         let dir = tempfile::tempdir().expect("tempdir");
         let fs = &RealFs;
-        assert_eq!(read_checkpoint(fs, dir.path()).expect("read"), None);
-        let checkpoint = Checkpoint {
+        let (mut file, read) = CheckpointFile::open(fs, dir.path()).expect("open");
+        assert_eq!(read.checkpoint, None);
+        assert!(read.damaged.is_empty());
+        let mut checkpoint = Checkpoint {
             log_start: 7,
             recovery_point: LogPosition {
                 offset: 90,
@@ -162,11 +201,12 @@ mod tests {
                 position: 1234,
             },
         };
-        write_checkpoint(fs, dir.path(), &checkpoint).expect("write");
-        assert_eq!(
-            read_checkpoint(fs, dir.path()).expect("read"),
-            Some(checkpoint)
-        );
+        for offset in [90, 91, 92] {
+            checkpoint.recovery_point.offset = offset;
+            file.write(fs, &checkpoint).expect("write");
+        }
+        let (_, read) = CheckpointFile::open(fs, dir.path()).expect("open");
+        assert_eq!(read.checkpoint, Some(checkpoint));
 
         assert_eq!(read_clean_marker(fs, dir.path()).expect("read"), None);
         write_clean_marker(fs, dir.path(), 90).expect("write");
@@ -174,7 +214,34 @@ mod tests {
         remove_clean_marker(fs, dir.path()).expect("remove");
         assert_eq!(read_clean_marker(fs, dir.path()).expect("read"), None);
 
-        std::fs::write(dir.path().join(CHECKPOINT_FILE), b"garbage").expect("write");
-        assert!(read_checkpoint(fs, dir.path()).is_err());
+        for copy in 0..2 {
+            let name = format!("{CHECKPOINT_FILE}.{copy}");
+            std::fs::write(dir.path().join(name), b"garbage").expect("write");
+        }
+        let (_, read) = CheckpointFile::open(fs, dir.path()).expect("open");
+        assert_eq!(read.checkpoint, None);
+        assert_eq!(read.damaged.len(), 2);
+    }
+
+    #[test]
+    fn a_version_1_checkpoint_is_read_and_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fs = &RealFs;
+        let old = Checkpoint {
+            log_start: 3,
+            recovery_point: LogPosition {
+                offset: 10,
+                segment: 0,
+                position: 640,
+            },
+        };
+        let path = dir.path().join(CHECKPOINT_FILE);
+        meta::write(&path, CHECKPOINT_MAGIC, 1, &old.encode()).expect("write v1");
+        let (mut file, read) = CheckpointFile::open(fs, dir.path()).expect("open");
+        assert_eq!(read.checkpoint, Some(old));
+        file.write(fs, &old).expect("write v2");
+        assert!(!path.exists(), "the single file is gone once a copy is written");
+        let (_, read) = CheckpointFile::open(fs, dir.path()).expect("open");
+        assert_eq!(read.checkpoint, Some(old));
     }
 }

@@ -58,7 +58,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
 use crate::batch::header::{patch_base_offset, restamp};
 use crate::batch::{control_batch, validate, BatchHeader, Batches, EndTxnMarker};
-use crate::checkpoint::{self, Checkpoint, LogPosition};
+use crate::checkpoint::{self, Checkpoint, CheckpointFile, LogPosition};
 use crate::config::{Durability, LogConfig};
 use crate::error::{LogError, Result};
 use crate::fs::{self, FsRef};
@@ -68,6 +68,11 @@ use crate::recovery::{recover, Corruption, RecoveryReport};
 use crate::segment::{delete_segment_files, now_ms, Segment};
 use crate::txn_index::AbortedTxn;
 use crate::txn_state::PartitionTxns;
+
+/// How much newly fsynced log moves the persisted recovery point: after an unclean stop,
+/// recovery CRC-walks what lies past it, so this bounds that walk (per partition) while
+/// costing one checkpoint write (an in-place write and an fdatasync) per this many bytes.
+const RECOVERY_POINT_EVERY_BYTES: u64 = 16 << 20;
 
 /// The most a read returns beyond its first batch, whatever `max_bytes` asks for: a read
 /// allocates what it returns, and a door's limits (Kafka's `fetch.max.bytes` is 50 MiB by
@@ -164,8 +169,11 @@ struct Shared {
     /// Set once writes are refused (failed fsync or corruption); the reason is in `sync` or
     /// `writer`.
     refusing_writes: AtomicBool,
-    /// The last checkpoint written; its lock serializes writing the file.
+    /// The last checkpoint written; its lock serializes writing the file. Taken before
+    /// `recovery_point`.
     checkpoint: Mutex<Checkpoint>,
+    /// Where checkpoints are written, and how far the persisted recovery point lags.
+    recovery_point: Mutex<RecoveryPointState>,
     fsyncs: AtomicU64,
     /// Told of high watermark moves; its lock also keeps the calls in order.
     hw_listener: Mutex<Option<HighWatermarkListener>>,
@@ -187,6 +195,19 @@ struct Writer {
     corruption: Option<Corruption>,
     /// Segment files after the damage, kept on disk, not opened.
     beyond_corruption: Vec<u64>,
+}
+
+/// What moving the recovery point as fsyncs progress needs: the checkpoint file, and what tells
+/// a persist computed before a truncation from one computed after.
+struct RecoveryPointState {
+    file: CheckpointFile,
+    /// Bumped by every truncation: a recovery point a sync computed before one may name bytes
+    /// the truncation cut, and must not be written.
+    truncations: u64,
+    /// The write sequence (`SyncState::written_seq`) the persisted recovery point covers.
+    persisted_seq: u64,
+    /// How far it may lag: `RECOVERY_POINT_EVERY_BYTES` (tests set less).
+    every: u64,
 }
 
 /// The group-commit state.
@@ -268,6 +289,12 @@ impl PartitionLog {
             synced: Condvar::new(),
             refusing_writes: AtomicBool::new(corruption.is_some()),
             checkpoint: Mutex::new(recovered.checkpoint),
+            recovery_point: Mutex::new(RecoveryPointState {
+                file: recovered.checkpoint_file,
+                truncations: 0,
+                persisted_seq: 0,
+                every: RECOVERY_POINT_EVERY_BYTES,
+            }),
             fsyncs: AtomicU64::new(0),
             hw_listener: Mutex::new(None),
             stable_listener: Mutex::new(None),
@@ -785,14 +812,15 @@ impl PartitionLog {
         let start = start.min(cut.offset);
         {
             let mut checkpoint = s.checkpoint.lock();
+            // A recovery point a sync computed before now may lie past the cut.
+            s.recovery_point.lock().truncations += 1;
             if checkpoint.recovery_point.offset >= cut.offset || checkpoint.log_start > start {
                 let mut next = *checkpoint;
                 if next.recovery_point.offset >= cut.offset {
                     next.recovery_point = cut;
                 }
                 next.log_start = start;
-                checkpoint::write_checkpoint(&*s.fs, &s.dir, &next)?;
-                *checkpoint = next;
+                s.store_checkpoint(&mut checkpoint, next)?;
             }
         }
         {
@@ -888,6 +916,13 @@ impl PartitionLog {
         };
         self.stop_flusher();
         result
+    }
+
+    /// Persists the recovery point after every `bytes` of newly fsynced log instead of
+    /// `RECOVERY_POINT_EVERY_BYTES`, so that tests exercise it with little data.
+    #[cfg(test)]
+    pub(crate) fn set_recovery_point_every(&self, bytes: u64) {
+        self.shared.recovery_point.lock().every = bytes;
     }
 
     /// Whether appends are refused: an fsync failed, or recovery found corruption.
@@ -1104,6 +1139,7 @@ impl Shared {
             st.in_progress = true;
             let segments = std::mem::take(&mut st.dirty);
             let (seq, written) = (st.written_seq, st.written);
+            let truncations = self.recovery_point.lock().truncations;
             let result = MutexGuard::unlocked(&mut st, || {
                 segments.iter().try_for_each(|seg| self.fsync(seg))
             });
@@ -1115,7 +1151,10 @@ impl Shared {
             }
             self.synced.notify_all();
             if synced {
-                MutexGuard::unlocked(&mut st, || self.publish_high_watermark());
+                MutexGuard::unlocked(&mut st, || {
+                    self.publish_high_watermark();
+                    self.advance_recovery_point(seq, written, truncations);
+                });
             }
         }
     }
@@ -1172,21 +1211,74 @@ impl Shared {
         self.sync_to(written)?;
         w.active.write_out_indexes()?;
         self.txn.lock().sync()?;
-        self.write_recovery_point(w.end)
+        self.write_recovery_point(w.end)?;
+        self.recovery_point.lock().persisted_seq = written;
+        Ok(())
     }
 
+    /// Moves the persisted recovery point forward to `point` (never back: only a truncation
+    /// does that, and a corrupt log keeps the point past its damage so that the next open
+    /// reports the damage again rather than take it for a torn tail).
     fn write_recovery_point(&self, point: LogPosition) -> Result<()> {
         let mut checkpoint = self.checkpoint.lock();
-        if checkpoint.recovery_point == point {
+        if checkpoint.recovery_point.offset > point.offset || checkpoint.recovery_point == point {
             return Ok(());
         }
         let next = Checkpoint {
             recovery_point: point,
             ..*checkpoint
         };
-        checkpoint::write_checkpoint(&*self.fs, &self.dir, &next)?;
-        *checkpoint = next;
+        self.store_checkpoint(&mut checkpoint, next)
+    }
+
+    /// Durably writes `next` as the checkpoint; `current` (the guard of `self.checkpoint`)
+    /// follows only once it is written.
+    fn store_checkpoint(&self, current: &mut Checkpoint, next: Checkpoint) -> Result<()> {
+        self.recovery_point
+            .lock()
+            .file
+            .write(&*self.fs, &next)?;
+        *current = next;
         Ok(())
+    }
+
+    /// After a sync that made write sequence `seq` (ending at `point`) durable: persists the
+    /// recovery point there, if the persisted one lags by `RECOVERY_POINT_EVERY_BYTES` and no
+    /// truncation (`truncations` was the count when the sync began) came in between. The
+    /// active segment's new index entries are written out first, so a recovery finds them.
+    /// A failure only leaves the point where it was (the data is durable; recovery walks a
+    /// little more), so it is logged, not returned.
+    fn advance_recovery_point(&self, seq: u64, point: LogPosition, truncations: u64) {
+        {
+            let state = self.recovery_point.lock();
+            if seq < state.persisted_seq + state.every || state.truncations != truncations
+            {
+                return;
+            }
+        }
+        let segment = self.segments.read().get(&point.segment).cloned();
+        let result = segment
+            .map_or(Ok(()), |seg| seg.write_out_indexes())
+            .and_then(|()| {
+                let mut checkpoint = self.checkpoint.lock();
+                let mut state = self.recovery_point.lock();
+                if state.truncations != truncations
+                    || checkpoint.recovery_point.offset >= point.offset
+                {
+                    return Ok(());
+                }
+                let next = Checkpoint {
+                    recovery_point: point,
+                    ..*checkpoint
+                };
+                state.file.write(&*self.fs, &next)?;
+                state.persisted_seq = seq;
+                *checkpoint = next;
+                Ok(())
+            });
+        if let Err(e) = result {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "could not move the recovery point; recovery will walk further");
+        }
     }
 
     /// Persists a new log start, then publishes it.
@@ -1196,8 +1288,7 @@ impl Shared {
             log_start: offset,
             ..*checkpoint
         };
-        checkpoint::write_checkpoint(&*self.fs, &self.dir, &next)?;
-        *checkpoint = next;
+        self.store_checkpoint(&mut checkpoint, next)?;
         self.log_start.store(offset, Ordering::Release);
         Ok(())
     }

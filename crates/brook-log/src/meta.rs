@@ -15,10 +15,15 @@
 //! the old one and fsyncing the directory, so a crash leaves either the old or the new file,
 //! never a mix. A file whose envelope does not check out is reported, never half-trusted.
 //!
+//! A file rewritten often (the recovery checkpoint, the committed offsets) is kept instead as
+//! [`Alternating`] copies: two envelopes whose payloads start with a sequence number, the
+//! older one overwritten in place and fdatasync'ed, so a write costs one fsync and a torn or
+//! flipped write loses at most that write (the other copy holds the one before).
+//!
 //! The public functions work on the real file system (the broker keeps its offsets file with
 //! them); inside brook-log the same rules run on the store's file layer (`crate::fs`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::LogError;
 use crate::fs::{self, Fs, Open};
@@ -153,6 +158,178 @@ pub(crate) fn write_in(
     Ok(())
 }
 
+/// A small file kept as two alternating copies, `<path>.0` and `<path>.1`: see the module
+/// docs. Each copy is an envelope whose payload starts with a big-endian u64 sequence number;
+/// the valid copy with the higher number is the file's content. A file written by
+/// [`write`] at `<path>` itself (an older layout) is read when neither copy exists, and
+/// removed once a copy is written.
+#[derive(Debug)]
+pub struct Alternating {
+    path: PathBuf,
+    magic: [u8; 4],
+    /// The sequence number of the newest valid copy (0: none).
+    seq: u64,
+    /// Copies known to exist (their names durable).
+    exists: [bool; 2],
+    /// A file of the older layout is there, to remove after the first write.
+    legacy: bool,
+}
+
+/// What [`Alternating::open`] found.
+#[derive(Debug)]
+pub struct AlternatingRead {
+    /// The content of the newest valid copy: its version and payload (without the sequence
+    /// number); `None` when there is no copy at all, or none that checks out.
+    pub content: Option<(u16, Vec<u8>)>,
+    /// Copies that exist but do not check out. With a valid other copy this is what a write
+    /// torn by a crash leaves (at most the last write is lost); with none, the file is lost.
+    pub damaged: Vec<LogError>,
+}
+
+const SEQ_LEN: usize = 8;
+
+impl Alternating {
+    /// Reads the copies of `path` on the real file system. `what` names the file in errors.
+    pub fn open(
+        path: &Path,
+        magic: [u8; 4],
+        what: &'static str,
+    ) -> Result<(Self, AlternatingRead), LogError> {
+        Self::open_in(&fs::RealFs, path, magic, what)
+    }
+
+    /// [`Alternating::open`] on the file system `fs`.
+    pub(crate) fn open_in(
+        fs: &dyn Fs,
+        path: &Path,
+        magic: [u8; 4],
+        what: &'static str,
+    ) -> Result<(Self, AlternatingRead), LogError> {
+        let mut file = Self {
+            path: path.to_path_buf(),
+            magic,
+            seq: 0,
+            exists: [false; 2],
+            legacy: false,
+        };
+        let mut newest: Option<(u64, u16, Vec<u8>)> = None;
+        let mut damaged = Vec::new();
+        for copy in 0..2 {
+            let copy_path = file.copy_path(copy);
+            let bytes = match fs.read_small(&copy_path, META_BYTES_MAX as u64 + 64) {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => continue,
+                Err(e) => return Err(LogError::io(&copy_path, e)),
+            };
+            file.exists[copy] = true;
+            if bytes.iter().all(|b| *b == 0) {
+                continue; // never written whole: nothing to lose, nothing to report
+            }
+            match decode(&bytes, magic, what, &copy_path).and_then(|(version, payload)| {
+                split_seq(payload, what, &copy_path).map(|(seq, rest)| (seq, version, rest))
+            }) {
+                Ok((seq, version, rest)) => {
+                    if newest.as_ref().is_none_or(|(s, _, _)| seq > *s) {
+                        newest = Some((seq, version, rest.to_vec()));
+                    }
+                }
+                Err(e) => damaged.push(e),
+            }
+        }
+        if !file.exists.contains(&true) {
+            // The older layout: one file replaced atomically.
+            let content = read_in(fs, path, magic, what);
+            file.legacy = !matches!(content, Ok(None));
+            return match content {
+                Ok(content) => Ok((file, AlternatingRead { content, damaged })),
+                Err(e) => Ok((
+                    file,
+                    AlternatingRead {
+                        content: None,
+                        damaged: vec![e],
+                    },
+                )),
+            };
+        }
+        let content = newest.map(|(seq, version, payload)| {
+            file.seq = seq;
+            (version, payload)
+        });
+        Ok((file, AlternatingRead { content, damaged }))
+    }
+
+    fn copy_path(&self, copy: usize) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(format!(".{copy}"));
+        PathBuf::from(name)
+    }
+
+    /// The paths of the two copies.
+    pub fn paths(&self) -> [PathBuf; 2] {
+        [self.copy_path(0), self.copy_path(1)]
+    }
+
+    /// Durably writes `payload` as the new content, over the older copy.
+    pub fn write(&mut self, version: u16, payload: &[u8]) -> Result<(), LogError> {
+        self.write_in(&fs::RealFs, version, payload)
+    }
+
+    /// [`Alternating::write`] on the file system `fs`.
+    pub(crate) fn write_in(
+        &mut self,
+        fs: &dyn Fs,
+        version: u16,
+        payload: &[u8],
+    ) -> Result<(), LogError> {
+        let seq = self.seq + 1;
+        let copy = (seq % 2) as usize;
+        let path = self.copy_path(copy);
+        let mut body = Vec::with_capacity(SEQ_LEN + payload.len());
+        body.extend_from_slice(&seq.to_be_bytes());
+        body.extend_from_slice(payload);
+        let bytes = encode(self.magic, version, &body);
+        let file = fs
+            .open(&path, Open::Create)
+            .map_err(|e| LogError::io(&path, e))?;
+        file.write_all_at(&bytes, 0)
+            .and_then(|()| file.set_len(bytes.len() as u64))
+            .and_then(|()| file.sync_data())
+            .map_err(|e| LogError::io(&path, e))?;
+        drop(file);
+        if !self.exists[copy] {
+            if let Some(dir) = path.parent() {
+                sync_dir_in(fs, dir)?;
+            }
+            self.exists[copy] = true;
+        }
+        // Only a write that is durable moves on; a failed one is retried on the same copy, so
+        // the other (the last good one) is never the one overwritten next.
+        self.seq = seq;
+        if self.legacy {
+            remove_in(fs, &self.path)?;
+            self.legacy = false;
+        }
+        Ok(())
+    }
+}
+
+fn split_seq<'a>(
+    payload: &'a [u8],
+    what: &'static str,
+    path: &Path,
+) -> Result<(u64, &'a [u8]), LogError> {
+    if payload.len() < SEQ_LEN {
+        return Err(LogError::BadMetaFile {
+            what,
+            path: path.to_path_buf(),
+            reason: format!("{} bytes of payload, no sequence number", payload.len()),
+        });
+    }
+    let mut seq = [0u8; SEQ_LEN];
+    seq.copy_from_slice(&payload[..SEQ_LEN]);
+    Ok((u64::from_be_bytes(seq), &payload[SEQ_LEN..]))
+}
+
 /// Removes a small file durably; a missing file is fine.
 pub fn remove(path: &Path) -> Result<(), LogError> {
     remove_in(&fs::RealFs, path)
@@ -216,5 +393,50 @@ mod tests {
             );
         }
         assert!(decode(&good, *b"XXXX", "test", &path).is_err());
+    }
+
+    #[test]
+    fn alternating_copies_lose_at_most_the_last_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.meta");
+        // The older layout is read, and removed by the first write.
+        write(&path, MAGIC, 1, b"old").expect("write");
+        let (mut file, read) = Alternating::open(&path, MAGIC, "test").expect("open");
+        assert_eq!(read.content, Some((1, b"old".to_vec())));
+        file.write(2, b"one").expect("write");
+        assert!(!path.exists());
+        file.write(2, b"two").expect("write");
+        let [a, b] = file.paths();
+        let (_, read) = Alternating::open(&path, MAGIC, "test").expect("open");
+        assert_eq!(read.content, Some((2, b"two".to_vec())));
+        assert!(read.damaged.is_empty());
+        // Tearing or flipping either copy falls back to the other.
+        for damage in [0usize, 1] {
+            for target in [&a, &b] {
+                let saved = std::fs::read(target).expect("read");
+                let mut bad = saved.clone();
+                if damage == 0 {
+                    bad.truncate(bad.len() / 2);
+                } else {
+                    let at = bad.len() - 6;
+                    bad[at] ^= 1;
+                }
+                std::fs::write(target, &bad).expect("damage");
+                let (_, read) = Alternating::open(&path, MAGIC, "test").expect("open");
+                let (_, payload) = read.content.expect("the other copy");
+                assert!(payload == b"one" || payload == b"two");
+                assert_eq!(read.damaged.len(), 1);
+                std::fs::write(target, &saved).expect("restore");
+            }
+        }
+        // Both damaged: the content is lost, and said to be.
+        std::fs::write(&a, b"garbage").expect("damage");
+        std::fs::write(&b, b"garbage").expect("damage");
+        let (mut file, read) = Alternating::open(&path, MAGIC, "test").expect("open");
+        assert_eq!(read.content, None);
+        assert_eq!(read.damaged.len(), 2);
+        file.write(2, b"three").expect("write over the damage");
+        let (_, read) = Alternating::open(&path, MAGIC, "test").expect("open");
+        assert_eq!(read.content, Some((2, b"three".to_vec())));
     }
 }

@@ -72,10 +72,22 @@ struct Model {
 }
 
 impl Model {
-    /// After a recovery that ends the log at `end`, batches at or past it are gone.
+    /// After a recovery (or a truncation) that ends the log at `end`, batches at or past it
+    /// are gone.
     fn cut(&mut self, end: u64) {
         self.written.retain(|&base, _| base < end);
         self.acked_end = self.acked_end.min(end);
+    }
+
+    /// A truncation to `to` failed (the power went): it may or may not have taken effect, so
+    /// what it would have removed (the batch holding `to` whole, and everything after) is no
+    /// longer owed, but may still be served.
+    fn maybe_cut(&mut self, to: u64) {
+        let holding = self.written.range(..=to).next_back().and_then(|(base, bytes)| {
+            let header = BatchHeader::parse(bytes).expect("a batch the test built");
+            (header.last_offset() as u64 >= to).then_some(*base)
+        });
+        self.acked_end = self.acked_end.min(holding.unwrap_or(to));
     }
 }
 
@@ -136,8 +148,20 @@ fn run_schedule(seed: u64, durability: Durability, writeback: Writeback) {
             assert!(log.is_poisoned());
             log.truncate_to(end).expect("repair");
         }
+        // The recovery point follows the fsyncs: at every one, or every few batches.
+        log.set_recovery_point_every([1, 400, 4000][rng.below(3) as usize]);
         fs.cut_power_after(1 + rng.below(300));
         loop {
+            if rng.below(40) == 0 {
+                // An operator's truncation: everything from `to` on goes, acknowledged or not.
+                let (start, end) = (log.log_start_offset(), log.log_end_offset());
+                let to = start + rng.below(end - start + 1);
+                if log.truncate_to(to).is_err() {
+                    model.maybe_cut(to);
+                    break;
+                }
+                model.cut(log.log_end_offset());
+            }
             let base = log.log_end_offset();
             let mut bytes = batch(next_id, &mut rng);
             next_id += 1;

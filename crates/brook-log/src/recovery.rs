@@ -30,7 +30,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::{self, Checkpoint, LogPosition};
+use crate::checkpoint::{self, Checkpoint, CheckpointFile, LogPosition};
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
 use crate::fs::{FsRef, Open};
@@ -44,6 +44,7 @@ use crate::txn_index::TXN_INDEX_EXT;
 
 /// What opening a log found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecoveryReport {
     /// The last stop was a clean close: nothing was walked.
     pub clean: bool,
@@ -51,12 +52,59 @@ pub struct RecoveryReport {
     pub scanned_bytes: u64,
     /// Bytes of torn tail cut off.
     pub truncated_bytes: u64,
-    /// Index files rebuilt from the log.
+    /// Index files rebuilt from the log (or completed: entries added after the last one).
     pub rebuilt_indexes: usize,
     /// Segments removed: wholly below the log start, or past a torn tail.
     pub deleted_segments: usize,
-    /// A damaged batch with valid data after it: the log ends before it until repaired.
+    /// Damage the log cannot repair by itself: a bad batch with valid data after it, or
+    /// damage in bytes the checkpoint (or a clean close) vouched for. The log ends before it
+    /// and refuses appends until an operator truncates there.
     pub corruption: Option<Corruption>,
+    /// What recovery repaired by design, each with its file and reason: what an unclean stop
+    /// leaves (a torn tail, an index behind its log, leftover files) and is no loss.
+    pub repairs: Vec<Repair>,
+    /// Every copy of the checkpoint was damaged: the whole log was walked, and the log start
+    /// fell back to the first segment (records deleted below an advanced start reappear).
+    pub checkpoint_lost: Option<String>,
+}
+
+/// Something recovery put right, by design: see [`RecoveryReport::repairs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repair {
+    /// The file repaired (or removed).
+    pub path: PathBuf,
+    pub kind: RepairKind,
+    /// Why, in the words of the check that found it.
+    pub reason: String,
+}
+
+/// What kind of repair; see [`Repair`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RepairKind {
+    /// An append cut short by the stop, past the recovery point: `bytes` cut at `position`.
+    TailCut { position: u64, bytes: u64 },
+    /// A segment's index files rebuilt, or completed with the entries not yet written.
+    IndexRebuilt,
+    /// A copy of the checkpoint torn or damaged; the other copy was used.
+    CheckpointCopy,
+    /// A file left by an interrupted operation (a temporary file, an index without its log,
+    /// a segment below the log start, a segment after a torn tail) removed.
+    LeftoverRemoved,
+}
+
+impl std::fmt::Display for Repair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self.kind {
+            RepairKind::TailCut { position, bytes } => {
+                format!("torn tail of {bytes} byte(s) at position {position} cut")
+            }
+            RepairKind::IndexRebuilt => "index rebuilt from the log".to_owned(),
+            RepairKind::CheckpointCopy => "damaged checkpoint copy passed over".to_owned(),
+            RepairKind::LeftoverRemoved => "leftover removed".to_owned(),
+        };
+        write!(f, "{}: {what}: {}", self.path.display(), self.reason)
+    }
 }
 
 /// Where damage was found. The log is readable up to `offset`; the bytes from `position` of
@@ -95,6 +143,8 @@ pub(crate) struct Recovered {
     /// Segment files after a corruption, kept on disk but not opened.
     pub beyond_corruption: Vec<u64>,
     pub checkpoint: Checkpoint,
+    /// Where the next checkpoint is written.
+    pub checkpoint_file: CheckpointFile,
     pub report: RecoveryReport,
 }
 
@@ -103,10 +153,7 @@ pub(crate) fn recover(fs: &FsRef, dir: &Path, config: &LogConfig) -> Result<Reco
     ensure_dir(fs, dir)?;
     let mut report = RecoveryReport::default();
     let mut bases = list_segments(fs, dir)?;
-    let checkpoint = checkpoint::read_checkpoint(&**fs, dir).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "ignoring an unreadable checkpoint; walking the whole log");
-        None
-    });
+    let (checkpoint_file, checkpoint) = read_checkpoint(fs, dir, &mut report)?;
     let marker = checkpoint::read_clean_marker(&**fs, dir).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "ignoring an unreadable clean-shutdown marker");
         None
@@ -132,7 +179,16 @@ pub(crate) fn recover(fs: &FsRef, dir: &Path, config: &LogConfig) -> Result<Reco
             Ok((segments, rebuilt)) if end_of(&segments).offset == log_end => {
                 report.clean = true;
                 report.rebuilt_indexes = rebuilt;
-                return finish(fs, dir, segments, log_start, Vec::new(), checkpoint, report);
+                return finish(
+                    fs,
+                    dir,
+                    segments,
+                    log_start,
+                    Vec::new(),
+                    checkpoint,
+                    checkpoint_file,
+                    report,
+                );
             }
             Ok(_) => tracing::warn!("the clean-shutdown marker disagrees with the log; walking it"),
             Err(e) => tracing::warn!(error = %e, "a cleanly closed log does not open; walking it"),
@@ -140,7 +196,8 @@ pub(crate) fn recover(fs: &FsRef, dir: &Path, config: &LogConfig) -> Result<Reco
     }
 
     let start = walk_start(fs, dir, &bases, checkpoint)?;
-    let found = walk(fs, dir, &mut bases, start, &mut report)?;
+    let trusted = checkpoint.map(|c| c.recovery_point);
+    let found = walk(trusted, fs, dir, &mut bases, start, &mut report)?;
     let (cut, mut beyond) = match found {
         Found::Clean => (None, Vec::new()),
         Found::Corrupt(index, corruption) => {
@@ -155,48 +212,125 @@ pub(crate) fn recover(fs: &FsRef, dir: &Path, config: &LogConfig) -> Result<Reco
             (Some(position), beyond)
         }
     };
-    let (segments, rebuilt) = match open_all(fs, dir, &bases, cut, config) {
-        Ok(opened) => opened,
-        // Damage in bytes the checkpoint vouched for, found while checking an index.
-        Err(LogError::Corrupt {
-            segment,
-            position,
-            offset,
-            reason,
-        }) if report.corruption.is_none() => {
-            let Some(index) = bases
-                .iter()
-                .position(|b| segment_file(dir, *b, LOG_EXT) == segment)
-            else {
-                return Err(LogError::Corrupt {
-                    segment,
-                    position,
-                    offset,
-                    reason,
-                });
-            };
-            let corruption = Corruption {
-                segment,
-                position,
-                offset,
-                reason,
-            };
-            tracing::error!(%corruption, "damaged data before the recovery point");
-            report.corruption = Some(corruption);
-            beyond = bases.split_off(index + 1);
-            open_all(fs, dir, &bases, Some(position), config)?
-        }
-        Err(e) => return Err(e),
-    };
+    let (segments, rebuilt) = open_to_damage(&mut bases, &mut beyond, cut, &mut report, |bases, cut| {
+        open_all(fs, dir, bases, cut, config)
+    })?;
     report.rebuilt_indexes += rebuilt;
     for segment in segments.iter().skip(start.index) {
         segment.sync_data()?;
     }
     meta::sync_dir_in(&**fs, dir)?;
-    finish(fs, dir, segments, log_start, beyond, None, report)
+    check_reaches(trusted, &segments, &mut report);
+    finish(
+        fs,
+        dir,
+        segments,
+        log_start,
+        beyond,
+        checkpoint,
+        checkpoint_file,
+        report,
+    )
 }
 
-/// Assembles the result and moves the checkpoint to the end, unless it is there already.
+/// The checkpoint of the log in `dir`, with what was wrong with it in `report`.
+fn read_checkpoint(
+    fs: &FsRef,
+    dir: &Path,
+    report: &mut RecoveryReport,
+) -> Result<(CheckpointFile, Option<Checkpoint>)> {
+    let (file, read) = CheckpointFile::open(&**fs, dir)?;
+    if read.checkpoint.is_none() && !read.damaged.is_empty() {
+        let reasons: Vec<String> = read.damaged.iter().map(ToString::to_string).collect();
+        let lost = format!(
+            "{}; walking the whole log, and the log start falls back to the first segment",
+            reasons.join("; ")
+        );
+        tracing::error!(dir = %dir.display(), reason = %lost, "every copy of the checkpoint is damaged");
+        report.checkpoint_lost = Some(lost);
+    } else {
+        for damage in read.damaged {
+            let (path, reason) = match damage {
+                LogError::BadMetaFile { path, reason, .. } => (path, reason),
+                other => (dir.join(checkpoint::CHECKPOINT_FILE), other.to_string()),
+            };
+            tracing::warn!(file = %path.display(), %reason, "a damaged checkpoint copy (a torn write?); using the other");
+            report.repairs.push(Repair {
+                path,
+                kind: RepairKind::CheckpointCopy,
+                reason,
+            });
+        }
+    }
+    Ok((file, read.checkpoint))
+}
+
+/// Opens the segments in `bases` with `open` (the last one cut at `cut`), moving the end back
+/// to the first damage the opening meets (an index check tripping over a bad batch, a segment
+/// that does not start where the one before ends): that damage becomes the reported
+/// corruption if it comes before the one already found, the segments after it are kept on
+/// disk but not opened (`beyond`), and the opening is tried again up to it. So a damaged
+/// partition opens, readable up to its first damage, rather than failing.
+fn open_to_damage(
+    bases: &mut Vec<u64>,
+    beyond: &mut Vec<u64>,
+    mut cut: Option<u64>,
+    report: &mut RecoveryReport,
+    mut open: impl FnMut(&[u64], Option<u64>) -> Result<(Vec<Segment>, usize)>,
+) -> Result<(Vec<Segment>, usize)> {
+    loop {
+        let error = match open(bases, cut) {
+            Ok(opened) => return Ok(opened),
+            Err(error) => error,
+        };
+        let LogError::Corrupt {
+            segment,
+            position,
+            offset,
+            reason,
+        } = error
+        else {
+            return Err(error);
+        };
+        let index = bases.iter().position(|b| {
+            crate::inspect::segment_base_offset(&segment) == Some(*b)
+        });
+        let last = bases.len() - 1;
+        let earlier = |index: usize| index < last || cut.is_none_or(|c| position < c);
+        let Some(index) = index.filter(|&i| earlier(i)) else {
+            // Nowhere earlier to stop: the error stands.
+            return Err(LogError::Corrupt {
+                segment,
+                position,
+                offset,
+                reason,
+            });
+        };
+        let corruption = Corruption {
+            segment,
+            position,
+            offset,
+            reason,
+        };
+        tracing::error!(%corruption, "damaged data; the log is readable up to it and refuses appends until truncated there");
+        report.corruption = Some(corruption);
+        let mut later = if position == 0 && index > 0 {
+            // The segment itself does not fit: the log ends with the one before, whole.
+            cut = None;
+            bases.split_off(index)
+        } else {
+            cut = Some(position);
+            bases.split_off(index + 1)
+        };
+        later.append(beyond);
+        *beyond = later;
+    }
+}
+
+/// Assembles the result and moves the checkpoint to the end, unless it is there already or
+/// the log is corrupt (a recovery point moved back to the damage would let the next open
+/// take the damage for a torn tail).
+#[allow(clippy::too_many_arguments)]
 fn finish(
     fs: &FsRef,
     dir: &Path,
@@ -204,24 +338,63 @@ fn finish(
     log_start: u64,
     beyond_corruption: Vec<u64>,
     old: Option<Checkpoint>,
+    mut checkpoint_file: CheckpointFile,
     report: RecoveryReport,
 ) -> Result<Recovered> {
     let end = end_of(&segments);
-    let checkpoint = Checkpoint {
+    let moved = Checkpoint {
         log_start,
         recovery_point: end,
     };
-    if old != Some(checkpoint) {
-        checkpoint::write_checkpoint(&**fs, dir, &checkpoint)?;
-    }
+    let checkpoint = match old {
+        Some(old) if report.corruption.is_some() => old,
+        _ => {
+            if old != Some(moved) {
+                checkpoint_file.write(&**fs, &moved)?;
+            }
+            moved
+        }
+    };
+    let _ = dir;
     Ok(Recovered {
         segments,
         log_start,
         end,
         beyond_corruption,
         checkpoint,
+        checkpoint_file,
         report,
     })
+}
+
+/// Damage the files themselves do not show: the log ends before the point the checkpoint says
+/// it was synced to (a segment cut short at a batch boundary, or missing). Corruption at the
+/// end of what is there.
+fn check_reaches(
+    trusted: Option<LogPosition>,
+    segments: &[Segment],
+    report: &mut RecoveryReport,
+) {
+    let Some(point) = trusted else {
+        return;
+    };
+    let end = end_of(segments);
+    if report.corruption.is_some() || end.offset >= point.offset {
+        return;
+    }
+    let last = segments.last().expect("a log always has a segment");
+    let corruption = Corruption {
+        segment: last.log_path().to_path_buf(),
+        position: end.position,
+        offset: end.offset,
+        reason: format!(
+            "the log ends at offset {} but the checkpoint says it was synced up to offset {} \
+             (position {} of segment {}): a segment file is missing or was cut short",
+            end.offset, point.offset, point.position, point.segment
+        ),
+    };
+    tracing::error!(%corruption, "acknowledged data is missing");
+    report.corruption = Some(corruption);
 }
 
 fn end_of(segments: &[Segment]) -> LogPosition {
@@ -369,6 +542,7 @@ enum Found {
 /// CRC-walks from `start` to the end of the last segment (with [`LogScanner`]), truncating a
 /// torn tail (which may remove later segments from `bases`) or reporting corruption.
 fn walk(
+    trusted: Option<LogPosition>,
     fs: &FsRef,
     dir: &Path,
     bases: &mut Vec<u64>,
@@ -388,6 +562,11 @@ fn walk(
             };
             Ok(Found::Corrupt(index, corruption))
         };
+        if leftover_of_truncation(trusted, index > start.index, bases[index], offset) {
+            tracing::warn!(segment = %path.display(), "removing segments a crash left behind a truncation");
+            drop_segments(fs, dir, bases, index, "left behind by an interrupted truncation", report)?;
+            return Ok(Found::Clean);
+        }
         if position == 0 && bases[index] != offset {
             let reason = format!(
                 "the segment is named for offset {} but the log continues at {offset}",
@@ -409,6 +588,18 @@ fn walk(
                 position, reason, ..
             }) => {
                 let len = scanner.file_len();
+                // Bytes the checkpoint vouches for were synced whole: damage there is not an
+                // append cut short, whatever follows it.
+                if let Some(point) = trusted.filter(|t| {
+                    bases[index] < t.segment || (bases[index] == t.segment && position < t.position)
+                }) {
+                    let reason = format!(
+                        "{reason}; but the checkpoint says the log was synced up to offset {} \
+                         (position {} of segment {})",
+                        point.offset, point.position, point.segment
+                    );
+                    return corrupt(position, offset, reason);
+                }
                 if valid_batch_from(fs, dir, bases, index, position)? {
                     return corrupt(position, offset, reason);
                 }
@@ -419,12 +610,35 @@ fn walk(
                     "cutting a torn tail left by an unclean stop"
                 );
                 drop(scanner);
+                report.repairs.push(Repair {
+                    path: path.clone(),
+                    kind: RepairKind::TailCut {
+                        position,
+                        bytes: len - position,
+                    },
+                    reason,
+                });
                 cut_tail(fs, dir, bases, index, position, len, report)?;
                 return Ok(Found::Clean);
             }
         }
     }
     Ok(Found::Clean)
+}
+
+/// Whether the segment at `base`, met by a walk that has just ended a segment at `offset`
+/// (`after_walked`), is a leftover of a truncation a crash interrupted: it starts past where
+/// the log now ends, and after the recovery point. A roll persists the recovery point at the
+/// new segment's start before anything is appended there, so a later segment with the point
+/// before it exists only because a truncation moved the point back and did not get to remove
+/// it. (A gap with the point beyond it is damage, reported as corruption.)
+fn leftover_of_truncation(
+    trusted: Option<LogPosition>,
+    after_walked: bool,
+    base: u64,
+    offset: u64,
+) -> bool {
+    after_walked && base > offset && trusted.is_some_and(|t| t.segment < base)
 }
 
 /// Whether a valid batch (whole, CRC good) starts at or after `from` in segment
@@ -472,9 +686,28 @@ fn cut_tail(
         .and_then(|()| file.sync_data())
         .map_err(|e| LogError::io(&path, e))?;
     report.truncated_bytes += len - position;
-    for base in bases.split_off(index + 1) {
+    drop_segments(fs, dir, bases, index + 1, "after a torn tail", report)
+}
+
+/// Removes segments `bases[from..]` (counted as cut bytes, each a repair saying `why`), and
+/// makes their removal durable.
+fn drop_segments(
+    fs: &FsRef,
+    dir: &Path,
+    bases: &mut Vec<u64>,
+    from: usize,
+    why: &str,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    for base in bases.split_off(from) {
         let later = segment_file(dir, base, LOG_EXT);
-        report.truncated_bytes += fs.metadata(&later).map_or(0, |m| m.len);
+        let len = fs.metadata(&later).map_or(0, |m| m.len);
+        report.truncated_bytes += len;
+        report.repairs.push(Repair {
+            path: later,
+            kind: RepairKind::LeftoverRemoved,
+            reason: format!("a segment of {len} byte(s) {why}"),
+        });
         delete_segment_files(&**fs, dir, base)?;
         report.deleted_segments += 1;
     }
@@ -681,5 +914,113 @@ mod tests {
         );
         let info = log.append(&mut test_batch(1, 1, TS)).expect("append");
         assert_eq!(info.base_offset, bad);
+    }
+
+    fn cut_end(path: &Path, bytes: u64) {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .expect("open");
+        let len = file.metadata().expect("meta").len();
+        file.set_len(len - bytes).expect("cut");
+    }
+
+    /// The issue's case: acknowledged, checkpointed records are never dropped as a torn tail.
+    #[test]
+    fn a_cut_tail_of_a_cleanly_closed_log_is_corruption_and_stays_on_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = PartitionLog::open(dir.path(), config()).expect("open");
+        for i in 0..10 {
+            log.append(&mut test_batch(1, 60, TS + i)).expect("append");
+        }
+        log.close().expect("close");
+        drop(log);
+        let path = segment_file(dir.path(), 0, LOG_EXT);
+        cut_end(&path, 10);
+        let len = std::fs::metadata(&path).expect("meta").len();
+        for _ in 0..2 {
+            // Reported on every open (the recovery point stays past the damage), cut by none.
+            let log = PartitionLog::open(dir.path(), config()).expect("open");
+            let corruption = log.recovery().corruption.clone().expect("reported");
+            assert_eq!(corruption.offset, 9, "{corruption}");
+            assert!(corruption.reason.contains("synced up to offset 10"), "{corruption}");
+            assert_eq!(log.log_end_offset(), 9);
+            assert!(log.is_poisoned());
+            assert!(!log.read(8, 1).expect("readable up to it").is_empty());
+            log.close().expect("close");
+            assert_eq!(std::fs::metadata(&path).expect("meta").len(), len);
+        }
+        let log = PartitionLog::open(dir.path(), config()).expect("open");
+        log.truncate_to(9).expect("the operator's repair");
+        log.append(&mut test_batch(1, 1, TS)).expect("appends resume");
+    }
+
+    /// After a crash, damage in bytes the recovery point vouches for is corruption too; the
+    /// tail past it is what a crash may tear.
+    #[test]
+    fn damage_below_a_crash_recovery_point_is_corruption() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sync = LogConfig {
+            durability: Durability::Sync,
+            ..config()
+        };
+        let log = PartitionLog::open(dir.path(), sync.clone()).expect("open");
+        log.set_recovery_point_every(1);
+        for i in 0..10 {
+            log.append(&mut test_batch(1, 60, TS + i)).expect("append");
+        }
+        drop(log); // a crash: no clean marker, the recovery point at the last sync
+        let path = segment_file(dir.path(), 0, LOG_EXT);
+        cut_end(&path, 10);
+        let log = PartitionLog::open(dir.path(), sync).expect("open");
+        let report = log.recovery();
+        assert_eq!(report.truncated_bytes, 0, "{report:?}");
+        assert_eq!(report.corruption.as_ref().map(|c| c.offset), Some(9));
+    }
+
+    #[test]
+    fn a_missing_last_segment_is_corruption_and_a_missing_middle_one_too() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let placed = crashed(dir.path(), 60);
+        let bases = list_segments(&crate::fs::real(), dir.path()).expect("ls");
+        assert!(bases.len() >= 4);
+        // Synced into the last segment, and the recovery point moved with the syncs.
+        let sync = LogConfig {
+            durability: Durability::Sync,
+            ..config()
+        };
+        let log = PartitionLog::open(dir.path(), sync.clone()).expect("open");
+        log.set_recovery_point_every(1);
+        log.append(&mut test_batch(1, 60, TS)).expect("append");
+        drop(log);
+        let last = *list_segments(&crate::fs::real(), dir.path())
+            .expect("ls")
+            .last()
+            .expect("segments");
+        delete_segment_files(&crate::fs::RealFs, dir.path(), last).expect("rm");
+        let log = PartitionLog::open(dir.path(), sync).expect("open");
+        let corruption = log.recovery().corruption.clone().expect("reported");
+        assert_eq!(corruption.offset, last, "{corruption}");
+        assert!(corruption.reason.contains("missing"), "{corruption}");
+        assert!(log.is_poisoned());
+        drop(log);
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        crashed(dir.path(), 60);
+        let middle = bases[1];
+        delete_segment_files(&crate::fs::RealFs, dir.path(), middle).expect("rm");
+        let log = PartitionLog::open(dir.path(), config()).expect("open");
+        let corruption = log.recovery().corruption.clone().expect("reported");
+        assert_eq!(corruption.offset, middle, "{corruption}");
+        assert_eq!(log.log_end_offset(), middle, "readable up to the gap");
+        let before = placed.iter().take_while(|p| p.0 < middle).count() as u64;
+        assert_eq!(before, middle);
+        assert!(!log.read(middle - 1, 1).expect("read").is_empty());
+        assert!(log.is_poisoned());
+        assert_eq!(
+            list_segments(&crate::fs::real(), dir.path()).expect("ls").len(),
+            bases.len() - 1,
+            "the segments after the gap stay on disk"
+        );
     }
 }

@@ -112,7 +112,10 @@ pub fn topic_files(data_dir: &Path) -> Result<Vec<TopicFile>> {
 /// Reads a partition's checkpoint and clean-shutdown marker, the small files recovery relies
 /// on, and returns what is wrong with them (a missing file is not wrong).
 pub fn check_recovery_files(partition_dir: &Path) -> Vec<LogError> {
-    let checkpoint = checkpoint::read_checkpoint(&RealFs, partition_dir).err();
+    let checkpoint = match checkpoint::CheckpointFile::open(&RealFs, partition_dir) {
+        Ok((_, read)) => read.damaged,
+        Err(e) => vec![e],
+    };
     let marker = checkpoint::read_clean_marker(&RealFs, partition_dir).err();
     checkpoint.into_iter().chain(marker).collect()
 }
@@ -265,7 +268,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("t-0");
         std::fs::create_dir(&p).expect("mkdir");
-        std::fs::write(p.join(checkpoint::CHECKPOINT_FILE), b"not a checkpoint").expect("write");
+        let copy = format!("{}.0", checkpoint::CHECKPOINT_FILE);
+        std::fs::write(p.join(copy), b"not a checkpoint").expect("write");
         let problems = check_recovery_files(&p);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(
