@@ -64,22 +64,20 @@ impl Broker {
         .await
     }
 
-    /// Changes `topic`'s setting overrides, live and durably: `change` gets the topic's
-    /// overrides (Kafka names, brook's as aliases: [`TopicConfig::set`]) and the broker's
-    /// defaults, and edits the overrides; the result must make a valid config
-    /// (`InvalidConfig` otherwise, and nothing changes). Every partition takes the new settings
-    /// at once (limits from the next append or retention run) and the topic file keeps them.
-    /// `change` runs under the admin lock, so concurrent changes never lose each other's. With
-    /// `validate_only`, only checks; the description returned is then the topic as it is.
-    pub async fn alter_topic_config<F>(
+    /// Changes `topic`'s settings, live and durably, as Kafka's IncrementalAlterConfigs: each
+    /// [`ConfigChange`] in order, keys by Kafka's name or brook's alias
+    /// ([`TopicConfig::set`]). The result must make a valid config; an unknown key, a bad value
+    /// or an invalid result is `InvalidConfig` and changes nothing. Every partition takes the
+    /// new settings at once (limits from the next append or retention run) and the topic file
+    /// keeps them. Changes are made under the admin lock, so concurrent ones never lose each
+    /// other's. With `validate_only`, only checks; the description returned is then the topic
+    /// as it is.
+    pub async fn alter_topic_config(
         &self,
         topic: &str,
+        changes: Vec<ConfigChange>,
         validate_only: bool,
-        change: F,
-    ) -> Result<TopicDescription>
-    where
-        F: FnOnce(&mut TopicConfig, &LogConfig) -> Result<()> + Send + 'static,
-    {
+    ) -> Result<TopicDescription> {
         let broker = self.clone();
         let topic = topic.to_owned();
         run_to_end(async move {
@@ -87,7 +85,11 @@ impl Broker {
             let handle = broker.topic(&topic)?;
             let defaults = broker.inner.store.defaults().clone();
             let mut overrides = handle.topic.overrides().clone();
-            change(&mut overrides, &defaults)?;
+            for change in &changes {
+                change
+                    .apply(&mut overrides, &defaults)
+                    .map_err(BrokerError::from_admin_log)?;
+            }
             overrides
                 .merged_over(&defaults)
                 .validate()
@@ -156,5 +158,126 @@ impl Broker {
             "records deleted"
         );
         Ok(start)
+    }
+}
+
+/// One change to a topic's settings ([`Broker::alter_topic_config`]), as Kafka's
+/// IncrementalAlterConfigs operations. `key` is Kafka's name (`retention.ms`) or brook's alias
+/// (`retention_ms_max`); values are in Kafka's text form (`-1` for no limit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigChange {
+    /// Sets the topic's own value.
+    Set { key: String, value: String },
+    /// Drops the topic's own value: the broker's default applies again.
+    Unset { key: String },
+    /// Adds the comma-separated items of `value` to a list setting's value in force.
+    Append { key: String, value: String },
+    /// Removes the comma-separated items of `value` from a list setting's value in force.
+    Subtract { key: String, value: String },
+}
+
+impl ConfigChange {
+    pub fn set(key: impl Into<String>, value: impl Into<String>) -> Self {
+        Self::Set {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    pub fn unset(key: impl Into<String>) -> Self {
+        Self::Unset { key: key.into() }
+    }
+
+    /// The setting it changes, as given.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Set { key, .. }
+            | Self::Unset { key }
+            | Self::Append { key, .. }
+            | Self::Subtract { key, .. } => key,
+        }
+    }
+
+    fn apply(&self, overrides: &mut TopicConfig, defaults: &LogConfig) -> brook_log::Result<()> {
+        match self {
+            Self::Set { key, value } => overrides.set(key, value),
+            Self::Unset { key } => overrides.unset(key),
+            Self::Append { key, value } => {
+                let mut items = list_in_force(overrides, defaults, key)?;
+                for item in list_items(value) {
+                    if !items.contains(&item) {
+                        items.push(item);
+                    }
+                }
+                overrides.set(key, &items.join(","))
+            }
+            Self::Subtract { key, value } => {
+                let gone = list_items(value);
+                let items: Vec<String> = list_in_force(overrides, defaults, key)?
+                    .into_iter()
+                    .filter(|item| !gone.contains(item))
+                    .collect();
+                overrides.set(key, &items.join(","))
+            }
+        }
+    }
+}
+
+/// The items of `key`'s value in force (the topic's own, else the default).
+fn list_in_force(
+    overrides: &TopicConfig,
+    defaults: &LogConfig,
+    key: &str,
+) -> brook_log::Result<Vec<String>> {
+    let name = TopicConfig::key(key)
+        .ok_or_else(|| brook_log::LogError::InvalidConfig(format!("unknown setting {key:?}")))?;
+    let value = brook_log::config_entries(&overrides.merged_over(defaults))
+        .into_iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    Ok(list_items(&value))
+}
+
+/// The items of a comma-separated list, trimmed, empty ones left out.
+pub(crate) fn list_items(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_apply_in_order_by_either_name() {
+        let defaults = LogConfig::default();
+        let mut overrides = TopicConfig::default();
+        ConfigChange::set("retention.ms", "1000")
+            .apply(&mut overrides, &defaults)
+            .expect("set");
+        ConfigChange::set("segment_bytes_max", "4096")
+            .apply(&mut overrides, &defaults)
+            .expect("alias");
+        assert_eq!(overrides.retention_ms_max, Some(Some(1000)));
+        ConfigChange::unset("retention_ms_max")
+            .apply(&mut overrides, &defaults)
+            .expect("unset");
+        assert_eq!(overrides.retention_ms_max, None);
+        assert_eq!(overrides.segment_bytes_max, Some(4096));
+        assert!(ConfigChange::set("bogus", "1")
+            .apply(&mut overrides, &defaults)
+            .is_err());
+        assert!(ConfigChange::Append {
+            key: "bogus".into(),
+            value: "x".into()
+        }
+        .apply(&mut overrides, &defaults)
+        .is_err());
+        assert_eq!(list_items(" a, b,,c "), ["a", "b", "c"]);
     }
 }

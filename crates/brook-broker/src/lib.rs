@@ -73,6 +73,7 @@ mod retention;
 mod subscribe;
 mod types;
 
+pub use admin::ConfigChange;
 pub use broker::{Broker, TopicSummary};
 pub use config::{BrokerConfig, Limits};
 pub use error::{BrokerError, ErrorKind, Result};

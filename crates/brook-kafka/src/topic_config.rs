@@ -8,7 +8,7 @@
 //! (`compression.type=producer`, `min.insync.replicas=1`, ...) are reported, and accepted when
 //! set to that value; anything else is refused with INVALID_CONFIG rather than silently ignored.
 
-use brook_broker::{LogConfig, TopicConfig};
+use brook_broker::{ConfigChange, LogConfig, TopicConfig};
 
 /// Kafka's DescribeConfigs config types (KIP-569).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +61,16 @@ const fn fixed(
         config_type,
         doc,
     }
+}
+
+/// What an alter request does to one config (Kafka's IncrementalAlterConfigs operations;
+/// AlterConfigs only sets and deletes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    Set,
+    Delete,
+    Append,
+    Subtract,
 }
 
 /// Every topic config brook knows, in the order DescribeConfigs lists them.
@@ -116,11 +126,38 @@ impl Setting {
         }
     }
 
-    /// Drops this config from a topic's overrides: it follows the broker's default again.
-    pub(crate) fn unset(&self, overrides: &mut TopicConfig) {
-        if matches!(self.kind, Kind::Log) {
-            // The name comes from brook-log's own table (`every_log_setting_is_described_once`).
-            let _ = overrides.unset(self.name);
+    /// This config's part in an alter request: the broker's change for a log setting; for
+    /// fixed behaviour nothing, when the operation leaves its only value in place, else why
+    /// not. `value` is the request's (`None` only for [`Op::Delete`]).
+    pub(crate) fn change(&self, op: Op, value: &str) -> Result<Option<ConfigChange>, String> {
+        let (key, value) = (self.name.to_owned(), value.to_owned());
+        let Kind::Fixed(fixed) = self.kind else {
+            return Ok(Some(match op {
+                Op::Set => ConfigChange::Set { key, value },
+                Op::Delete => ConfigChange::Unset { key },
+                Op::Append => ConfigChange::Append { key, value },
+                Op::Subtract => ConfigChange::Subtract { key, value },
+            }));
+        };
+        let items = |list: &str| -> Vec<String> {
+            list.split(',')
+                .map(|item| item.trim().to_owned())
+                .filter(|item| !item.is_empty())
+                .collect()
+        };
+        let keeps_fixed = match op {
+            Op::Set => value == fixed,
+            Op::Delete => true,
+            Op::Append => items(&value).iter().all(|item| items(fixed).contains(item)),
+            Op::Subtract => !items(&value).iter().any(|item| items(fixed).contains(item)),
+        };
+        if keeps_fixed {
+            Ok(None)
+        } else {
+            Err(format!(
+                "{} can only be {fixed:?} on brook ({op:?} {value:?} would change it)",
+                self.name
+            ))
         }
     }
 }

@@ -10,7 +10,7 @@
 //! broker's own configs are set when `brook serve` starts (flags, `BROOK_*`, the TOML file)
 //! and cannot change while it runs: altering one is refused with a message saying so.
 
-use brook_broker::{BrokerError, TopicConfig, TopicDescription};
+use brook_broker::{BrokerError, ConfigChange, TopicConfig, TopicDescription};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
@@ -24,7 +24,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::codes;
 use crate::state::{ListenerState, NODE_ID};
-use crate::topic_config::{self, ConfigType, Setting, SETTINGS};
+use crate::topic_config::{self, ConfigType, Op, Setting, SETTINGS};
 
 /// Config resource types.
 const RESOURCE_TOPIC: i8 = 2;
@@ -221,61 +221,6 @@ fn described(name: &str, value: String, config_type: i8) -> DescribeConfigsResou
     config
 }
 
-/// One change to a topic's configs, checked against the config table.
-#[derive(Debug, Clone)]
-enum Change {
-    Set(&'static Setting, String),
-    Delete(&'static Setting),
-    Append(&'static Setting, String),
-    Subtract(&'static Setting, String),
-}
-
-impl Change {
-    /// Applies the change to a topic's overrides; `current` is the value in force.
-    fn apply(&self, overrides: &mut TopicConfig, current: &str) -> Result<(), String> {
-        match self {
-            Change::Set(setting, value) => setting.apply(overrides, value),
-            Change::Delete(setting) => {
-                setting.unset(overrides);
-                Ok(())
-            }
-            Change::Append(setting, value) => {
-                let mut items: Vec<&str> = list_items(current);
-                for item in list_items(value) {
-                    if !items.contains(&item) {
-                        items.push(item);
-                    }
-                }
-                setting.apply(overrides, &items.join(","))
-            }
-            Change::Subtract(setting, value) => {
-                let gone = list_items(value);
-                let items: Vec<&str> = list_items(current)
-                    .into_iter()
-                    .filter(|item| !gone.contains(item))
-                    .collect();
-                setting.apply(overrides, &items.join(","))
-            }
-        }
-    }
-
-    fn setting(&self) -> &'static Setting {
-        match self {
-            Change::Set(s, _)
-            | Change::Delete(s)
-            | Change::Append(s, _)
-            | Change::Subtract(s, _) => s,
-        }
-    }
-}
-
-fn list_items(list: &str) -> Vec<&str> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .collect()
-}
-
 fn known(name: &str) -> Result<&'static Setting, Failure> {
     topic_config::lookup(name).ok_or_else(|| {
         (
@@ -285,28 +230,39 @@ fn known(name: &str) -> Result<&'static Setting, Failure> {
     })
 }
 
-/// Applies `changes` to topic `name` (all or none), starting from no overrides at all when
-/// `replace` (AlterConfigs), else from the topic's own.
+/// The broker's change for one config of a request, if any (see [`Setting::change`]).
+fn change(name: &str, op: Op, value: Option<&str>) -> Result<Option<ConfigChange>, Failure> {
+    let setting = known(name)?;
+    let value = match (op, value) {
+        (Op::Delete, _) => "",
+        (_, Some(value)) => value,
+        (_, None) => {
+            return Err((
+                ResponseError::InvalidRequest,
+                format!("{name}: a null value is only for DELETE"),
+            ))
+        }
+    };
+    if matches!(op, Op::Append | Op::Subtract) && setting.config_type != ConfigType::List {
+        return Err((
+            ResponseError::InvalidConfig,
+            format!("{op:?} is only for list configs, and {name} is not one"),
+        ));
+    }
+    setting
+        .change(op, value)
+        .map_err(|reason| (ResponseError::InvalidConfig, reason))
+}
+
+/// Applies `changes` to topic `name`, all or none.
 async fn alter_topic(
     door: &ListenerState,
     name: &str,
-    changes: Vec<Change>,
-    replace: bool,
+    changes: Vec<ConfigChange>,
     validate_only: bool,
 ) -> Result<(), Failure> {
     door.broker
-        .alter_topic_config(name, validate_only, move |overrides, defaults| {
-            if replace {
-                *overrides = TopicConfig::default();
-            }
-            for change in &changes {
-                let current = change.setting().value(&overrides.merged_over(defaults));
-                change
-                    .apply(overrides, &current)
-                    .map_err(|reason| BrokerError::InvalidConfig { reason })?;
-            }
-            Ok(())
-        })
+        .alter_topic_config(name, changes, validate_only)
         .await
         .map(drop)
         .map_err(broker_failure)
@@ -334,21 +290,20 @@ fn broker_is_fixed(name: &str, keys: &[String]) -> Result<(), Failure> {
 struct Alter {
     resource_type: i8,
     name: StrBytes,
-    changes: Result<Vec<Change>, Failure>,
+    changes: Result<Vec<ConfigChange>, Failure>,
     keys: Vec<String>,
 }
 
-/// Applies one resource's changes: a topic's (with `replace`: AlterConfigs' whole set), or
-/// refuses a broker's; `(error code, message)` for the response, `(0, None)` when done.
+/// Applies one resource's changes (a topic's), or refuses them (a broker's);
+/// `(error code, message)` for the response, `(0, None)` when done.
 async fn alter_resource(
     door: &ListenerState,
     alter: Alter,
-    replace: bool,
     validate_only: bool,
 ) -> (i16, Option<StrBytes>) {
     let outcome = match alter.resource_type {
         RESOURCE_TOPIC => match alter.changes {
-            Ok(changes) => alter_topic(door, &alter.name, changes, replace, validate_only).await,
+            Ok(changes) => alter_topic(door, &alter.name, changes, validate_only).await,
             Err(failure) => Err(failure),
         },
         RESOURCE_BROKER => broker_is_fixed(&alter.name, &alter.keys),
@@ -369,16 +324,15 @@ pub(crate) async fn alter_configs(
         let alter = Alter {
             resource_type: resource.resource_type,
             name: resource.resource_name.clone(),
-            changes: resource
-                .configs
+            // The whole set is replaced: every override not given goes back to the default.
+            changes: TopicConfig::KEYS
                 .iter()
-                .map(|c| {
-                    let setting = known(&c.name)?;
-                    Ok(match &c.value {
-                        Some(value) => Change::Set(setting, value.to_string()),
-                        None => Change::Delete(setting),
-                    })
-                })
+                .map(|key| Ok(Some(ConfigChange::unset(*key))))
+                .chain(resource.configs.iter().map(|c| match &c.value {
+                    Some(value) => change(&c.name, Op::Set, Some(value)),
+                    None => change(&c.name, Op::Delete, None),
+                }))
+                .filter_map(Result::transpose)
                 .collect(),
             keys: resource
                 .configs
@@ -386,8 +340,7 @@ pub(crate) async fn alter_configs(
                 .map(|c| c.name.to_string())
                 .collect(),
         };
-        let (error_code, error_message) =
-            alter_resource(door, alter, true, request.validate_only).await;
+        let (error_code, error_message) = alter_resource(door, alter, request.validate_only).await;
         let mut result = alter_configs_response::AlterConfigsResourceResponse::default();
         result.resource_type = resource.resource_type;
         result.resource_name = resource.resource_name;
@@ -411,6 +364,7 @@ pub(crate) async fn incremental_alter_configs(
                 .configs
                 .iter()
                 .map(|c| incremental_change(&c.name, c.config_operation, c.value.as_deref()))
+                .filter_map(Result::transpose)
                 .collect(),
             keys: resource
                 .configs
@@ -418,8 +372,7 @@ pub(crate) async fn incremental_alter_configs(
                 .map(|c| c.name.to_string())
                 .collect(),
         };
-        let (error_code, error_message) =
-            alter_resource(door, alter, false, request.validate_only).await;
+        let (error_code, error_message) = alter_resource(door, alter, request.validate_only).await;
         let mut result =
             incremental_alter_configs_response::AlterConfigsResourceResponse::default();
         result.resource_type = resource.resource_type;
@@ -431,66 +384,54 @@ pub(crate) async fn incremental_alter_configs(
     response
 }
 
-/// One IncrementalAlterConfigs entry as a [`Change`]; APPEND and SUBTRACT only for lists.
-fn incremental_change(name: &str, operation: i8, value: Option<&str>) -> Result<Change, Failure> {
-    let setting = known(name)?;
-    let value = || {
-        value.map(str::to_owned).ok_or_else(|| {
-            (
+/// One IncrementalAlterConfigs entry: the broker's change, if any.
+fn incremental_change(
+    name: &str,
+    operation: i8,
+    value: Option<&str>,
+) -> Result<Option<ConfigChange>, Failure> {
+    let op = match operation {
+        OP_SET => Op::Set,
+        OP_DELETE => Op::Delete,
+        OP_APPEND => Op::Append,
+        OP_SUBTRACT => Op::Subtract,
+        other => {
+            return Err((
                 ResponseError::InvalidRequest,
-                format!("{name}: a null value is only for DELETE"),
-            )
-        })
-    };
-    let list_only = |op: &str| {
-        if setting.config_type == ConfigType::List {
-            Ok(())
-        } else {
-            Err((
-                ResponseError::InvalidConfig,
-                format!("{op} is only for list configs, and {name} is not one"),
+                format!(
+                    "{name}: config operation {other} is not 0 (SET), 1 (DELETE), 2 (APPEND) \
+                     or 3 (SUBTRACT)"
+                ),
             ))
         }
     };
-    match operation {
-        OP_SET => Ok(Change::Set(setting, value()?)),
-        OP_DELETE => Ok(Change::Delete(setting)),
-        OP_APPEND => {
-            list_only("APPEND")?;
-            Ok(Change::Append(setting, value()?))
-        }
-        OP_SUBTRACT => {
-            list_only("SUBTRACT")?;
-            Ok(Change::Subtract(setting, value()?))
-        }
-        other => Err((
-            ResponseError::InvalidRequest,
-            format!("{name}: config operation {other} is not 0 (SET), 1 (DELETE), 2 (APPEND) or 3 (SUBTRACT)"),
-        )),
-    }
+    change(name, op, value)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use brook_broker::LogConfig;
 
     #[test]
-    fn incremental_operations_apply_to_overrides() {
-        let defaults = LogConfig::default();
-        let mut overrides = TopicConfig::default();
-        let set = incremental_change("retention.ms", OP_SET, Some("1000")).expect("set");
-        set.apply(&mut overrides, "").expect("applies");
-        assert_eq!(overrides.retention_ms_max, Some(Some(1000)));
-        let delete = incremental_change("retention_ms_max", OP_DELETE, None).expect("alias");
-        delete.apply(&mut overrides, "").expect("applies");
-        assert_eq!(overrides, TopicConfig::default());
-        // cleanup.policy is a list: appending what it already holds changes nothing.
-        let append = incremental_change("cleanup.policy", OP_APPEND, Some("delete")).expect("list");
-        let current = append.setting().value(&overrides.merged_over(&defaults));
-        append
-            .apply(&mut overrides, &current)
-            .expect("delete,delete is delete");
+    fn incremental_operations_become_the_brokers_changes() {
+        assert_eq!(
+            incremental_change("retention.ms", OP_SET, Some("1000")),
+            Ok(Some(ConfigChange::set("retention.ms", "1000")))
+        );
+        assert_eq!(
+            incremental_change("retention_ms_max", OP_DELETE, None),
+            Ok(Some(ConfigChange::unset("retention.ms"))),
+            "by Kafka's name, whichever was given"
+        );
+        // cleanup.policy is a list; appending what it already holds changes nothing.
+        assert_eq!(
+            incremental_change("cleanup.policy", OP_APPEND, Some("delete")),
+            Ok(None)
+        );
+        assert!(matches!(
+            incremental_change("compression.type", OP_SET, Some("gzip")),
+            Err((ResponseError::InvalidConfig, _))
+        ));
         assert!(matches!(
             incremental_change("retention.ms", OP_APPEND, Some("1")),
             Err((ResponseError::InvalidConfig, _))
