@@ -2,16 +2,16 @@
 
 use std::io::Write;
 
-use brook_client::proto::{DescribeGroupResponse, GroupState, TopicPartitions};
+use brook_client::proto::{DescribeGroupResponse, GroupState, GroupSummary, TopicPartitions};
 use clap::{Args, Subcommand};
 
 use super::remote::{self, ServerArgs};
-use super::table;
+use super::{json, table};
 
 #[derive(Debug, Subcommand)]
 pub(super) enum GroupCommand {
     /// List consumer groups (with members or committed offsets).
-    List(ServerArgs),
+    List(json::ListArgs),
     /// Show a group's members, assignments, committed offsets and lag.
     Describe(DescribeArgs),
 }
@@ -20,6 +20,9 @@ pub(super) enum GroupCommand {
 pub(super) struct DescribeArgs {
     /// Group id.
     group: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -29,8 +32,13 @@ impl GroupCommand {
         remote::run(async move {
             let mut out = std::io::stdout().lock();
             match self {
-                GroupCommand::List(server) => {
-                    let groups = server.connect().await?.admin().list_groups().await?;
+                GroupCommand::List(args) => {
+                    let groups = args.server.connect().await?.admin().list_groups().await?;
+                    if args.json {
+                        let state = |g: &GroupSummary| state_name(g.state());
+                        json::print(&mut out, &json::groups(&groups, state))?;
+                        return Ok(());
+                    }
                     let rows: Vec<Vec<String>> = groups
                         .into_iter()
                         .map(|g| {
@@ -42,7 +50,13 @@ impl GroupCommand {
                 }
                 GroupCommand::Describe(args) => {
                     let admin = args.server.connect().await?.admin();
-                    describe(&mut out, &admin.describe_group(&args.group).await?)?;
+                    let group = admin.describe_group(&args.group).await?;
+                    if args.json {
+                        let state = state_name(group.state());
+                        json::print(&mut out, &json::group(&group, state))?;
+                    } else {
+                        describe(&mut out, &group)?;
+                    }
                 }
             }
             Ok(())

@@ -1,11 +1,17 @@
-//! `brook produce TOPIC`: one record per line of standard input, through the batching producer
-//! (so piping a large file is fast), each line's outcome checked before exiting.
+//! `brook produce TOPIC [VALUE]`: one record given inline (as `nats pub` takes it), or one record
+//! per line of standard input, through the batching producer (so piping a large file is fast),
+//! each record's outcome checked before exiting.
 //!
 //! Lines are bytes, not necessarily UTF-8; the line ending (`\n` or `\r\n`) is not part of the
 //! record. With `--key-separator`, the text before the first separator is the key and the rest
-//! the value; a line without the separator is an error that names the line.
+//! the value; a line without the separator is an error that names the line. `-k KEY` gives
+//! every record that key; `-H name=value` (repeatable) adds a header to every record.
+//! `--print-positions` prints where each record went, `PARTITION@OFFSET`, one line per record
+//! in input order (as rpk's `-o` shows it), so a script can read it back with
+//! `brook consume -p P -o OFFSET`.
 
 use std::collections::VecDeque;
+use std::io::Write;
 
 use anyhow::{bail, Context};
 use brook_client::{Delivery, ProducerConfig, ProducerRecord};
@@ -23,11 +29,22 @@ const OUTSTANDING_MAX: usize = 65_536;
 pub(super) struct ProduceArgs {
     /// Topic to produce to (created with the server's defaults if it allows that).
     topic: String,
+    /// The value of one record to produce; without it, one record per line of standard input.
+    value: Option<String>,
+    /// The key of every record (else null, or from --key-separator).
+    #[arg(short, long, conflicts_with = "key_separator")]
+    key: Option<String>,
+    /// A header of every record, NAME=VALUE (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME=VALUE")]
+    headers: Vec<String>,
     /// Split each line at the first SEP into key and value (else the key is null).
-    #[arg(long, value_name = "SEP")]
+    #[arg(long, value_name = "SEP", conflicts_with = "value")]
     key_separator: Option<String>,
-    /// Send every record to this partition (else by key hash, or spread when keyless).
+    /// Print where each record went, PARTITION@OFFSET, one line per record.
     #[arg(long)]
+    print_positions: bool,
+    /// Send every record to this partition (else by key hash, or spread when keyless).
+    #[arg(short, long)]
     partition: Option<u32>,
     #[command(flatten)]
     server: ServerArgs,
@@ -42,8 +59,17 @@ impl ProduceArgs {
         if self.key_separator.as_deref() == Some("") {
             bail!("--key-separator must not be empty");
         }
+        let headers = self.headers()?;
         let client = self.server.connect().await?;
         let producer = client.producer(ProducerConfig::default())?;
+        let mut positions = Positions::new(self.print_positions);
+        if let Some(value) = &self.value {
+            let record = self.record(value.as_bytes(), &headers)?;
+            let delivery = producer.send(&self.topic, record).await?;
+            producer.flush().await?;
+            positions.check(1, delivery).await?;
+            return Ok(());
+        }
         let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
         let mut outstanding: VecDeque<(u64, Delivery)> = VecDeque::new();
         let mut line = Vec::new();
@@ -60,24 +86,37 @@ impl ProduceArgs {
             }
             number += 1;
             let record = self
-                .record(trim_line_end(&line))
+                .record(trim_line_end(&line), &headers)
                 .with_context(|| format!("line {number}"))?;
             let delivery = producer.send(&self.topic, record).await?;
             outstanding.push_back((number, delivery));
             if outstanding.len() >= OUTSTANDING_MAX {
                 if let Some((number, delivery)) = outstanding.pop_front() {
-                    check(number, delivery).await?;
+                    positions.check(number, delivery).await?;
                 }
             }
         }
         producer.flush().await?;
         for (number, delivery) in outstanding {
-            check(number, delivery).await?;
+            positions.check(number, delivery).await?;
         }
         Ok(())
     }
 
-    fn record(&self, line: &[u8]) -> anyhow::Result<ProducerRecord> {
+    /// The `-H` headers, checked.
+    fn headers(&self) -> anyhow::Result<Vec<(String, Bytes)>> {
+        self.headers
+            .iter()
+            .map(|header| match header.split_once('=') {
+                Some((name, value)) if !name.is_empty() => {
+                    Ok((name.to_owned(), Bytes::copy_from_slice(value.as_bytes())))
+                }
+                _ => bail!("header {header:?} is not NAME=VALUE"),
+            })
+            .collect()
+    }
+
+    fn record(&self, line: &[u8], headers: &[(String, Bytes)]) -> anyhow::Result<ProducerRecord> {
         let mut record = match &self.key_separator {
             None => ProducerRecord::value(Bytes::copy_from_slice(line)),
             Some(separator) => {
@@ -90,16 +129,36 @@ impl ProduceArgs {
                 )
             }
         };
+        if let Some(key) = &self.key {
+            record.key = Some(Bytes::copy_from_slice(key.as_bytes()));
+        }
+        record.headers = headers.to_vec();
         record.partition = self.partition;
         Ok(record)
     }
 }
 
-async fn check(number: u64, delivery: Delivery) -> anyhow::Result<()> {
-    delivery
-        .await
-        .with_context(|| format!("record of line {number} was not stored"))?;
-    Ok(())
+/// Checks deliveries in input order, printing each position when asked to.
+struct Positions {
+    print: Option<std::io::StdoutLock<'static>>,
+}
+
+impl Positions {
+    fn new(print: bool) -> Self {
+        Self {
+            print: print.then(|| std::io::stdout().lock()),
+        }
+    }
+
+    async fn check(&mut self, number: u64, delivery: Delivery) -> anyhow::Result<()> {
+        let position = delivery
+            .await
+            .with_context(|| format!("record of line {number} was not stored"))?;
+        if let Some(out) = &mut self.print {
+            writeln!(out, "{}@{}", position.partition, position.offset)?;
+        }
+        Ok(())
+    }
 }
 
 fn trim_line_end(line: &[u8]) -> &[u8] {

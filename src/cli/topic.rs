@@ -8,16 +8,16 @@ use brook_client::NewTopic;
 use clap::{Args, Subcommand};
 
 use super::remote::{self, ServerArgs};
-use super::table;
+use super::{json, table};
 
 #[derive(Debug, Subcommand)]
 pub(super) enum TopicCommand {
     /// Create a topic.
     Create(CreateArgs),
     /// List topics with their partition counts.
-    List(ServerArgs),
+    List(json::ListArgs),
     /// Show a topic's partitions (offsets, sizes) and settings.
-    Describe(NameArgs),
+    Describe(DescribeArgs),
     /// Delete a topic and all its data.
     Delete(NameArgs),
 }
@@ -38,6 +38,17 @@ pub(super) struct CreateArgs {
     /// Succeed without change when the topic already exists.
     #[arg(long)]
     if_not_exists: bool,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct DescribeArgs {
+    /// Topic name.
+    name: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -76,8 +87,12 @@ impl TopicCommand {
                         created.name
                     )?;
                 }
-                TopicCommand::List(server) => {
-                    let topics = server.connect().await?.admin().list_topics().await?;
+                TopicCommand::List(args) => {
+                    let topics = args.server.connect().await?.admin().list_topics().await?;
+                    if args.json {
+                        json::print(&mut out, &json::topics(&topics))?;
+                        return Ok(());
+                    }
                     let rows: Vec<Vec<String>> = topics
                         .into_iter()
                         .map(|t| vec![t.name, t.partition_count.to_string()])
@@ -86,7 +101,13 @@ impl TopicCommand {
                 }
                 TopicCommand::Describe(args) => {
                     let admin = args.server.connect().await?.admin();
-                    describe(&mut out, &admin.describe_topic(&args.name).await?)?;
+                    let topic = admin.describe_topic(&args.name).await?;
+                    if args.json {
+                        let settings = topic.config.as_ref().map(settings).unwrap_or_default();
+                        json::print(&mut out, &json::topic(&topic, &settings))?;
+                    } else {
+                        describe(&mut out, &topic)?;
+                    }
                 }
                 TopicCommand::Delete(args) => {
                     let admin = args.server.connect().await?.admin();

@@ -22,7 +22,7 @@ use std::time::Duration;
 use brook_broker::{Broker, BrokerConfig, BrokerError};
 use brook_door::{BoxError, Door, DoorError, Listener, RunningDoor, Serving};
 use brook_kafka::{Kafka, KafkaConfig};
-use brook_server::{Grpc, GrpcConfig, Http, HttpConfig};
+use brook_server::{Grpc, GrpcConfig, Http, HttpConfig, MetricsConfig, MetricsDoor};
 
 /// Where a door listens, or that it is switched off (`off`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,37 @@ impl fmt::Display for Listen {
     }
 }
 
+/// How the process writes its log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per event, with the fields of the spans it happened in.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err("not `text` or `json`".into()),
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
 /// Everything a [`Server`] runs with: the broker's settings and each door's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -68,6 +99,9 @@ pub struct ServeConfig {
     /// A tracing filter (`info`, `brook=debug,tonic=warn`); `None`: `RUST_LOG`, else `info`.
     /// Read by the binary, which owns the process's logging.
     pub log_level: Option<String>,
+    /// How log lines are written: `text` for people, `json` (one object per line, with the
+    /// request span's fields) for a log pipeline. Read by the binary, as `log_level` is.
+    pub log_format: LogFormat,
     /// How long doors may take to finish requests in flight after a stop before the broker is
     /// closed under them.
     pub drain_timeout_ms: u64,
@@ -77,6 +111,10 @@ pub struct ServeConfig {
     pub kafka: KafkaConfig,
     pub http_addr: Listen,
     pub http: HttpConfig,
+    /// Where `/metrics` is also served on a port of its own (default off: the HTTP door
+    /// serves it), so a scraper reaches it with the HTTP door off.
+    pub metrics_addr: Listen,
+    pub metrics: MetricsConfig,
 }
 
 impl Default for ServeConfig {
@@ -85,6 +123,7 @@ impl Default for ServeConfig {
         ServeConfig {
             broker: BrokerConfig::new("./brook-data"),
             log_level: None,
+            log_format: LogFormat::Text,
             drain_timeout_ms: 30_000,
             grpc_addr: local(50051),
             grpc: GrpcConfig::default(),
@@ -92,6 +131,8 @@ impl Default for ServeConfig {
             kafka: KafkaConfig::default(),
             http_addr: local(8080),
             http: HttpConfig::default(),
+            metrics_addr: Listen::Off,
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -134,20 +175,28 @@ impl ServeConfig {
             DoorKind::Grpc => self.grpc_addr,
             DoorKind::Kafka => self.kafka_addr,
             DoorKind::Http => self.http_addr,
+            DoorKind::Metrics => self.metrics_addr,
         }
     }
 }
 
-/// Which of brook's network doors.
+/// Which of brook's network doors (the metrics port counts as one: it listens, is capped and
+/// stops like them, though it serves no client of the broker).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DoorKind {
     Grpc,
     Kafka,
     Http,
+    Metrics,
 }
 
 impl DoorKind {
-    pub const ALL: [DoorKind; 3] = [DoorKind::Grpc, DoorKind::Kafka, DoorKind::Http];
+    pub const ALL: [DoorKind; 4] = [
+        DoorKind::Grpc,
+        DoorKind::Kafka,
+        DoorKind::Http,
+        DoorKind::Metrics,
+    ];
 
     /// The name used in output and settings (`grpc` for `grpc_addr`).
     pub fn name(self) -> &'static str {
@@ -155,6 +204,7 @@ impl DoorKind {
             DoorKind::Grpc => "grpc",
             DoorKind::Kafka => "kafka",
             DoorKind::Http => "http",
+            DoorKind::Metrics => "metrics",
         }
     }
 
@@ -164,6 +214,7 @@ impl DoorKind {
             DoorKind::Grpc => Grpc::NAME,
             DoorKind::Kafka => Kafka::NAME,
             DoorKind::Http => Http::NAME,
+            DoorKind::Metrics => MetricsDoor::NAME,
         }
     }
 
@@ -173,6 +224,7 @@ impl DoorKind {
             DoorKind::Grpc => brook_door::validate::<Grpc>(&config.grpc),
             DoorKind::Kafka => brook_door::validate::<Kafka>(&config.kafka),
             DoorKind::Http => brook_door::validate::<Http>(&config.http),
+            DoorKind::Metrics => brook_door::validate::<MetricsDoor>(&config.metrics),
         }
     }
 
@@ -187,6 +239,7 @@ impl DoorKind {
             DoorKind::Grpc => start::<Grpc>(broker, listener, config.grpc.clone()),
             DoorKind::Kafka => start::<Kafka>(broker, listener, config.kafka.clone()),
             DoorKind::Http => start::<Http>(broker, listener, config.http.clone()),
+            DoorKind::Metrics => start::<MetricsDoor>(broker, listener, config.metrics.clone()),
         }
     }
 }

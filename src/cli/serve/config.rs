@@ -22,6 +22,9 @@ use brook::broker::TopicConfig;
 pub(crate) use brook::server::{Listen, ServeConfig};
 use clap::{Arg, ArgMatches};
 
+/// The settings about the process rather than the broker or a door.
+const PROCESS: [&str; 4] = ["data_dir", "log_level", "log_format", "drain_timeout_ms"];
+
 /// Prefix of every setting's environment variable.
 pub(crate) const ENV_PREFIX: &str = "BROOK_";
 
@@ -56,6 +59,25 @@ impl Setting {
     /// `BROOK_SEGMENT_BYTES_MAX`.
     pub(crate) fn env_var(&self) -> String {
         format!("{ENV_PREFIX}{}", self.key.to_ascii_uppercase())
+    }
+
+    /// The heading `brook serve --help` lists the setting under: its door, the topic defaults,
+    /// the broker, or the process.
+    pub(crate) fn section(&self) -> &'static str {
+        const DOORS: [(&str, &str); 4] = [
+            ("grpc_", "gRPC door"),
+            ("kafka_", "Kafka door"),
+            ("http_", "HTTP door"),
+            ("metrics_", "Metrics"),
+        ];
+        if let Some((_, heading)) = DOORS.iter().find(|(p, _)| self.key.starts_with(p)) {
+            return heading;
+        }
+        match self.access {
+            Access::Log => "Topic defaults",
+            Access::Field { .. } if PROCESS.contains(&self.key) => "Process",
+            Access::Field { .. } => "Broker",
+        }
     }
 
     /// The value in `config`, in the text form every layer accepts.
@@ -164,6 +186,12 @@ pub(crate) static SETTINGS: &[Setting] = &[
         },
     },
     field!(
+        "log_format",
+        "Log lines as text (for people) or json (one object per line, with the request span's \
+         door, api, topic and client_id)",
+        log_format
+    ),
+    field!(
         "drain_timeout_ms",
         "On SIGINT/SIGTERM, how long doors may finish requests in flight before the log is \
          closed anyway",
@@ -213,6 +241,12 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "HTTP door address (IP:PORT, HOST:PORT, or off)",
         Listen::parse,
         http_addr
+    ),
+    field!(
+        "metrics_addr",
+        "Also serve /metrics on this address, a port of its own (IP:PORT, HOST:PORT, or off)",
+        Listen::parse,
+        metrics_addr
     ),
     Setting {
         key: "auto_create_topics",
@@ -558,7 +592,8 @@ impl clap::Args for SettingFlags {
             let mut arg = Arg::new(s.key)
                 .long(s.flag())
                 .value_name("VALUE")
-                .help(help);
+                .help(help)
+                .help_heading(s.section());
             if s.boolean {
                 arg = arg
                     .value_name("BOOL")

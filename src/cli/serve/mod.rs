@@ -1,5 +1,6 @@
-//! `brook serve`: runs the broker on a data directory with its doors (gRPC, Kafka, HTTP) until
-//! SIGINT or SIGTERM, then stops clean.
+//! `brook serve`: runs the broker on a data directory with its doors (gRPC, Kafka, HTTP with the
+//! web console, and the metrics port when `metrics_addr` is set) until SIGINT or SIGTERM, then
+//! stops clean.
 //!
 //! Settings come from flags, `BROOK_*` variables and an optional TOML file ([`config`]). On
 //! start it prints one line per door, `brook: <door> listening on <addr>` (the real port when
@@ -51,7 +52,7 @@ impl ServeArgs {
         let log_filter = (resolved.config.log_level.clone())
             .or_else(|| std::env::var("RUST_LOG").ok())
             .unwrap_or_else(|| "info".to_owned());
-        super::set_log_filter(&log_filter)?;
+        super::logging::init(&log_filter, resolved.config.log_format)?;
         let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
         runtime.block_on(serve(resolved.config))
     }

@@ -61,6 +61,7 @@ use axum::Router;
 use brook_broker::Broker;
 use brook_door::{Acceptor, ConnectionLimits, Door, RunningDoor, Shutdown};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::Instrument;
 
 pub use config::HttpConfig;
 pub use ops::OPENAPI;
@@ -200,11 +201,18 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
-/// Counts each routed request, its failure and its latency, by route.
+/// Counts each routed request, its failure and its latency, by route, and serves it inside
+/// its request span.
 async fn observe(path: MatchedPath, request: Request, next: Next) -> Response {
     let api = format!("{} {}", request.method(), path.as_str());
+    let span = crate::trace::request_span(metrics::HTTP, &api, request.headers());
+    if path.as_str().starts_with("/v1/topics/{topic}") {
+        if let Some(topic) = request.uri().path().split('/').nth(3) {
+            span.record("topic", topic);
+        }
+    }
     let started = Instant::now();
-    let response = next.run(request).await;
+    let response = next.run(request).instrument(span).await;
     let status = response.status();
     let failed = status.is_client_error() || status.is_server_error();
     metrics::request(
