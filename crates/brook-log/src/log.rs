@@ -222,6 +222,8 @@ struct SyncState {
     in_progress: bool,
     /// Segments written since the last sync began.
     dirty: Vec<Arc<Segment>>,
+    /// Appends written since the last sync began: the group commit's fill, a metric.
+    appends: u64,
     /// Why the log is poisoned, once an fsync failed.
     failed: Option<String>,
 }
@@ -284,6 +286,7 @@ impl PartitionLog {
                 durable_seq: 0,
                 in_progress: false,
                 dirty: Vec::new(),
+                appends: 0,
                 failed: None,
             }),
             synced: Condvar::new(),
@@ -1097,9 +1100,10 @@ impl Shared {
             return Err(error);
         }
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
-        segment
-            .sync_data()
-            .inspect_err(|e| self.poison(e.to_string()))
+        let started = std::time::Instant::now();
+        let synced = segment.sync_data();
+        brook_metrics::storage::fsync(started.elapsed());
+        synced.inspect_err(|e| self.poison(e.to_string()))
     }
 
     /// Records that bytes up to `end` (of `len` more bytes, in `segment`) are written; returns
@@ -1108,6 +1112,7 @@ impl Shared {
         let mut st = self.sync.lock();
         st.written_seq += len;
         st.written = end;
+        st.appends += 1;
         if !st.dirty.last().is_some_and(|d| Arc::ptr_eq(d, segment)) {
             st.dirty.push(Arc::clone(segment));
         }
@@ -1138,6 +1143,7 @@ impl Shared {
             }
             st.in_progress = true;
             let segments = std::mem::take(&mut st.dirty);
+            let appends = std::mem::take(&mut st.appends);
             let (seq, written) = (st.written_seq, st.written);
             let truncations = self.recovery_point.lock().truncations;
             let result = MutexGuard::unlocked(&mut st, || {
@@ -1146,6 +1152,9 @@ impl Shared {
             st.in_progress = false;
             let synced = result.is_ok();
             if synced {
+                if appends > 0 {
+                    brook_metrics::storage::group_commit(appends);
+                }
                 st.durable_seq = seq;
                 self.raise_high_watermark(written);
             }
