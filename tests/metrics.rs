@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use brook::server::{Listen, ServeConfig, Server};
-use brook_client::{Client, ConsumerConfig, ConsumerEvent, ProducerRecord, StartAt, TopicPartition};
+use brook_client::{
+    Client, ConsumerConfig, ConsumerEvent, ProducerRecord, StartAt, TopicPartition,
+};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -35,12 +37,15 @@ fn url(server: &Server, door: brook::server::DoorKind, path: &str) -> String {
     format!("http://{}{path}", server.addr(door).expect("door is on"))
 }
 
+/// A sample's labels, in the order the text has them.
+type Labels = Vec<(String, String)>;
+
 /// One sample: the family it belongs to, its name, its labels in order, its value.
 #[derive(Debug, Clone)]
 struct Sample {
     family: String,
     name: String,
-    labels: Vec<(String, String)>,
+    labels: Labels,
     value: f64,
 }
 
@@ -60,12 +65,15 @@ fn name_ok(name: &str) -> bool {
         })
 }
 
-fn parse_labels(text: &str, line: &str) -> Vec<(String, String)> {
+fn parse_labels(text: &str, line: &str) -> Labels {
     let mut labels = Vec::new();
     let mut chars = text.chars().peekable();
     while chars.peek().is_some() {
         let key: String = chars.by_ref().take_while(|&c| c != '=').collect();
-        assert!(name_ok(&key) && !key.contains(':'), "bad label name in {line}");
+        assert!(
+            name_ok(&key) && !key.contains(':'),
+            "bad label name in {line}"
+        );
         assert_eq!(chars.next(), Some('"'), "{line}");
         let mut value = String::new();
         loop {
@@ -115,7 +123,15 @@ fn parse(text: &str) -> Scrape {
             let (name, kind) = rest.split_once(' ').expect("name and type");
             assert!(name_ok(name), "{line}");
             assert!(
-                ["counter", "gauge", "histogram", "info", "stateset", "unknown"].contains(&kind),
+                [
+                    "counter",
+                    "gauge",
+                    "histogram",
+                    "info",
+                    "stateset",
+                    "unknown"
+                ]
+                .contains(&kind),
                 "{line}"
             );
             assert!(
@@ -129,7 +145,10 @@ fn parse(text: &str) -> Scrape {
             current = name.to_owned();
             continue;
         }
-        assert!(!line.starts_with('#') && !line.is_empty(), "stray line {line:?}");
+        assert!(
+            !line.starts_with('#') && !line.is_empty(),
+            "stray line {line:?}"
+        );
         let (series, value) = line.rsplit_once(' ').expect("series and value");
         let value: f64 = match value {
             "+Inf" => f64::INFINITY,
@@ -177,10 +196,15 @@ fn parse(text: &str) -> Scrape {
 impl Scrape {
     /// Buckets rise with `le` and end at `+Inf` equal to `_count`.
     fn check_histograms(&self) {
-        let mut series: BTreeMap<(String, Vec<(String, String)>), Vec<(f64, f64)>> = BTreeMap::new();
+        let mut series: BTreeMap<(String, Labels), Vec<(f64, f64)>> = BTreeMap::new();
         let mut counts = BTreeMap::new();
         for s in &self.samples {
-            let rest: Vec<_> = s.labels.iter().filter(|(k, _)| k != "le").cloned().collect();
+            let rest: Vec<_> = s
+                .labels
+                .iter()
+                .filter(|(k, _)| k != "le")
+                .cloned()
+                .collect();
             if s.name.ends_with("_bucket") {
                 let le = s.labels.iter().find(|(k, _)| k == "le").expect("le");
                 let bound = if le.1 == "+Inf" {
@@ -197,7 +221,12 @@ impl Scrape {
             }
         }
         for (key, buckets) in series {
-            assert!(buckets.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1), "{key:?}");
+            assert!(
+                buckets
+                    .windows(2)
+                    .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+                "{key:?}"
+            );
             let last = buckets.last().expect("a bucket");
             assert!(last.0.is_infinite(), "no +Inf bucket: {key:?}");
             assert_eq!(Some(&last.1), counts.get(&key), "+Inf != _count: {key:?}");
@@ -226,8 +255,14 @@ impl Scrape {
 async fn scrape(url: &str) -> Scrape {
     let response = reqwest::get(url).await.expect("scrape");
     assert_eq!(response.status(), 200);
-    let content_type = response.headers()["content-type"].to_str().expect("ascii").to_owned();
-    assert!(content_type.starts_with("application/openmetrics-text; version=1.0.0"), "{content_type}");
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/openmetrics-text; version=1.0.0"),
+        "{content_type}"
+    );
     parse(&response.text().await.expect("body"))
 }
 
@@ -240,7 +275,10 @@ async fn kafka_produce(bootstrap: &str, topic: &str) {
         .expect("producer");
     for (i, traced) in [false, true].into_iter().enumerate() {
         let value = format!("kafka-{i}");
-        let mut record = FutureRecord::to(topic).payload(&value).key("k").partition(0);
+        let mut record = FutureRecord::to(topic)
+            .payload(&value)
+            .key("k")
+            .partition(0);
         if traced {
             record = record.headers(OwnedHeaders::new().insert(Header {
                 key: "traceparent",
@@ -256,7 +294,11 @@ async fn kafka_produce(bootstrap: &str, topic: &str) {
 
 /// Reads partition 0 of `topic` from the start with librdkafka: every record's value and
 /// headers.
-async fn kafka_read(bootstrap: &str, topic: &str, count: usize) -> Vec<(String, Vec<(String, String)>)> {
+async fn kafka_read(
+    bootstrap: &str,
+    topic: &str,
+    count: usize,
+) -> Vec<(String, Vec<(String, String)>)> {
     let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
     tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer = ClientConfig::new()
@@ -322,18 +364,31 @@ async fn every_door_records_into_every_family_and_a_deleted_topic_leaves() {
         .expect("produce");
     assert_eq!(produced.status(), 200);
     let fetched = http
-        .get(url(&server, Http, &format!("/v1/topics/{topic}/partitions/0/records?offset=0")))
+        .get(url(
+            &server,
+            Http,
+            &format!("/v1/topics/{topic}/partitions/0/records?offset=0"),
+        ))
         .send()
         .await
         .expect("fetch");
     assert_eq!(fetched.status(), 200);
-    let missing = http.get(url(&server, Http, "/v1/topics/nope")).send().await.expect("404");
+    let missing = http
+        .get(url(&server, Http, "/v1/topics/nope"))
+        .send()
+        .await
+        .expect("404");
     assert_eq!(missing.status(), 404);
 
     // gRPC: produce, read back as a group member, commit; and a NOT_FOUND.
-    let client = Client::connect(url(&server, Grpc, "")).await.expect("gRPC client");
+    let client = Client::connect(url(&server, Grpc, ""))
+        .await
+        .expect("gRPC client");
     client
-        .produce(topic, vec![ProducerRecord::value("via-grpc").with_partition(1)])
+        .produce(
+            topic,
+            vec![ProducerRecord::value("via-grpc").with_partition(1)],
+        )
         .await
         .expect("gRPC produce");
     let mut stream = client
@@ -369,25 +424,60 @@ async fn every_door_records_into_every_family_and_a_deleted_topic_leaves() {
     let values: Vec<&str> = read.iter().map(|(v, _)| v.as_str()).collect();
     assert_eq!(values, ["via-http", "kafka-0", "kafka-1"]);
     // The HTTP produce's traceparent travelled in the record to the Kafka consumer.
-    assert_eq!(read[0].1, [("traceparent".to_owned(), TRACEPARENT.to_owned())]);
+    assert_eq!(
+        read[0].1,
+        [("traceparent".to_owned(), TRACEPARENT.to_owned())]
+    );
 
-    for source in [url(&server, Http, "/metrics"), url(&server, Metrics, "/metrics")] {
+    for source in [
+        url(&server, Http, "/metrics"),
+        url(&server, Metrics, "/metrics"),
+    ] {
         let m = scrape(&source).await;
         for door in ["grpc", "http", "kafka"] {
-            assert!(m.sum("brook_requests_total", &[("door", door)]) >= 1.0, "{door} requests");
+            assert!(
+                m.sum("brook_requests_total", &[("door", door)]) >= 1.0,
+                "{door} requests"
+            );
             assert!(
                 m.sum("brook_request_duration_seconds_count", &[("door", door)]) >= 1.0,
                 "{door} latency"
             );
             let flow = [("door", door), ("topic", topic)];
-            assert!(m.sum("brook_partition_records_in_total", &flow) >= 1.0, "{door} in");
-            assert!(m.sum("brook_partition_bytes_in_total", &flow) >= 1.0, "{door} bytes in");
-            assert!(m.sum("brook_partition_records_out_total", &flow) >= 1.0, "{door} out");
-            assert!(m.sum("brook_partition_bytes_out_total", &flow) >= 1.0, "{door} bytes out");
-            assert_eq!(m.find("brook_open_connections", &[("door", door)]).len(), 1, "{door}");
+            assert!(
+                m.sum("brook_partition_records_in_total", &flow) >= 1.0,
+                "{door} in"
+            );
+            assert!(
+                m.sum("brook_partition_bytes_in_total", &flow) >= 1.0,
+                "{door} bytes in"
+            );
+            assert!(
+                m.sum("brook_partition_records_out_total", &flow) >= 1.0,
+                "{door} out"
+            );
+            assert!(
+                m.sum("brook_partition_bytes_out_total", &flow) >= 1.0,
+                "{door} bytes out"
+            );
+            assert_eq!(
+                m.find("brook_open_connections", &[("door", door)]).len(),
+                1,
+                "{door}"
+            );
         }
-        assert!(m.sum("brook_request_errors_total", &[("door", "http"), ("code", "404")]) >= 1.0);
-        assert!(m.sum("brook_request_errors_total", &[("door", "grpc"), ("code", "NOT_FOUND")]) >= 1.0);
+        assert!(
+            m.sum(
+                "brook_request_errors_total",
+                &[("door", "http"), ("code", "404")]
+            ) >= 1.0
+        );
+        assert!(
+            m.sum(
+                "brook_request_errors_total",
+                &[("door", "grpc"), ("code", "NOT_FOUND")]
+            ) >= 1.0
+        );
         let kafka_in = [("door", "kafka"), ("topic", topic), ("partition", "0")];
         assert_eq!(m.sum("brook_partition_records_in_total", &kafka_in), 2.0);
         let p0 = [("topic", topic), ("partition", "0")];
@@ -395,7 +485,11 @@ async fn every_door_records_into_every_family_and_a_deleted_topic_leaves() {
         assert_eq!(m.sum("brook_partition_log_end_offset", &p0), 3.0);
         assert!(m.sum("brook_partition_log_size_bytes", &p0) > 0.0);
         assert!(m.sum("brook_partition_fsyncs_total", &p0) >= 1.0);
-        let lag = [("group", "scraped-group"), ("topic", topic), ("partition", "0")];
+        let lag = [
+            ("group", "scraped-group"),
+            ("topic", topic),
+            ("partition", "0"),
+        ];
         assert_eq!(m.sum("brook_group_lag", &lag), 3.0);
         assert_eq!(m.sum("brook_group_committed_offset", &lag), 0.0);
         // Durability is sync: every produce waited for an fsync, and the log timed them.
@@ -431,9 +525,13 @@ async fn the_metrics_port_serves_with_the_http_door_off() {
     let m = scrape(&metrics).await;
     assert_eq!(m.find("brook_build_info", &[]).len(), 1);
     // Only /metrics and /healthz: no topic, record or group is reachable through it.
-    let other = reqwest::get(metrics.replace("/metrics", "/v1/topics")).await.expect("get");
+    let other = reqwest::get(metrics.replace("/metrics", "/v1/topics"))
+        .await
+        .expect("get");
     assert_eq!(other.status(), 404);
-    let health = reqwest::get(metrics.replace("/metrics", "/healthz")).await.expect("get");
+    let health = reqwest::get(metrics.replace("/metrics", "/healthz"))
+        .await
+        .expect("get");
     assert_eq!(health.status(), 200);
     server.stop().await.expect("stop");
 }
