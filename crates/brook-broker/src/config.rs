@@ -2,12 +2,14 @@
 //! and the limits that keep one request from taking the broker down.
 //!
 //! Limits carry their unit last in the name, as every brook setting does. Every default is
-//! documented on its field.
+//! documented on its field, and every numeric setting has a range in [`BrokerConfig::BOUNDS`]
+//! (the one table `validate` checks, the CLI's help prints and `docs/operations.md` lists).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use brook_log::{LogConfig, PARTITIONS_MAX};
+use brook_log::bounds::{check_bounds, wide, Bounded, Bounds, DAY_MS};
+use brook_log::{LogConfig, PARTITIONS_MAX, READ_BYTES_MAX};
 
 use crate::error::{BrokerError, Result};
 
@@ -63,21 +65,56 @@ impl BrokerConfig {
         Duration::from_millis(self.group_release_timeout_ms)
     }
 
-    /// Rejects settings that cannot work, before anything is opened with them.
+    /// Every numeric setting of the broker with its range, by the key `brook serve` gives it
+    /// (the log defaults are brook-log's `TopicConfig::BOUNDS`, request-reply's
+    /// [`crate::ReqReplyConfig::BOUNDS`]).
+    pub const BOUNDS: &'static [Bounded<BrokerConfig>] = &[
+        Bounded::new(
+            "default_partitions",
+            Bounds::new(1, PARTITIONS_MAX as u64),
+            |c| Some(c.default_partitions.into()),
+        ),
+        Bounded::new("retention_check_ms", Bounds::new(1, DAY_MS), |c| {
+            Some(c.retention_check_ms)
+        }),
+        Bounded::new("group_release_timeout_ms", Bounds::new(1, DAY_MS), |c| {
+            Some(c.group_release_timeout_ms)
+        }),
+        Bounded::new("fetch_bytes_max", Bounds::new(1, 1 << 30), |c| {
+            Some(wide(c.limits.fetch_bytes_max))
+        }),
+        Bounded::new("fetch_wait_ms_max", Bounds::new(0, DAY_MS), |c| {
+            Some(c.limits.fetch_wait_ms_max)
+        }),
+        Bounded::new("produce_records_max", Bounds::new(1, 10_000_000), |c| {
+            Some(wide(c.limits.produce_records_max))
+        }),
+        Bounded::new(
+            "partitions_max",
+            Bounds::new(1, PARTITIONS_MAX as u64),
+            |c| Some(c.limits.partitions_max.into()),
+        ),
+        Bounded::new("offset_metadata_bytes_max", Bounds::new(0, 1 << 20), |c| {
+            Some(wide(c.limits.offset_metadata_bytes_max))
+        }),
+        Bounded::new(
+            "subscribe_read_bytes",
+            Bounds::new(1, READ_BYTES_MAX as u64),
+            |c| Some(wide(c.limits.subscribe_read_bytes)),
+        ),
+    ];
+
+    /// Rejects settings outside their ranges or at odds with each other, before anything is
+    /// opened with them; the error names the setting.
     pub fn validate(&self) -> Result<()> {
-        if self.retention_check_ms == 0 {
-            return Err(BrokerError::InvalidConfig {
-                reason: "retention_check_ms must be at least 1".into(),
-            });
-        }
-        self.log.validate().map_err(BrokerError::from_admin_log)?;
-        if self.default_partitions == 0 || self.default_partitions > self.limits.partitions_max {
+        check_bounds(self, Self::BOUNDS).map_err(|reason| BrokerError::InvalidConfig { reason })?;
+        if self.default_partitions > self.limits.partitions_max {
             return Err(BrokerError::InvalidPartitions {
                 partitions: self.default_partitions,
                 max: self.limits.partitions_max,
             });
         }
-        self.limits.validate()?;
+        self.log.validate().map_err(BrokerError::from_admin_log)?;
         self.reqreply.validate()
     }
 }
@@ -127,27 +164,6 @@ impl Limits {
     pub fn fetch_wait_max(&self) -> Duration {
         Duration::from_millis(self.fetch_wait_ms_max)
     }
-
-    fn validate(&self) -> Result<()> {
-        let bad = |reason: &str| {
-            Err(BrokerError::InvalidConfig {
-                reason: reason.to_owned(),
-            })
-        };
-        if self.fetch_bytes_max == 0 {
-            return bad("fetch_bytes_max must be at least 1");
-        }
-        if self.produce_records_max == 0 {
-            return bad("produce_records_max must be at least 1");
-        }
-        if self.partitions_max == 0 || self.partitions_max > PARTITIONS_MAX {
-            return bad("partitions_max must be 1..=10000");
-        }
-        if self.subscribe_read_bytes == 0 {
-            return bad("subscribe_read_bytes must be at least 1");
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -163,6 +179,15 @@ mod tests {
         };
         assert!(matches!(
             zero_partitions.validate(),
+            Err(BrokerError::InvalidConfig { .. })
+        ));
+        let mut over_the_cap = BrokerConfig {
+            default_partitions: 20,
+            ..BrokerConfig::default()
+        };
+        over_the_cap.limits.partitions_max = 10;
+        assert!(matches!(
+            over_the_cap.validate(),
             Err(BrokerError::InvalidPartitions { .. })
         ));
         let mut no_fetch = BrokerConfig::default();
@@ -171,5 +196,41 @@ mod tests {
             no_fetch.validate(),
             Err(BrokerError::InvalidConfig { .. })
         ));
+    }
+
+    #[test]
+    fn every_bounded_setting_is_refused_past_either_end_naming_itself() {
+        for row in BrokerConfig::BOUNDS {
+            let defaults = BrokerConfig::default();
+            assert!(
+                row.bounds
+                    .contains((row.value)(&defaults).expect("numeric")),
+                "{}'s default is within its range",
+                row.key
+            );
+        }
+        type Spoil = fn(&mut BrokerConfig);
+        let cases: [(&str, Spoil); 6] = [
+            ("retention_check_ms", |c| c.retention_check_ms = u64::MAX),
+            ("group_release_timeout_ms", |c| {
+                c.group_release_timeout_ms = u64::MAX
+            }),
+            ("fetch_bytes_max", |c| c.limits.fetch_bytes_max = usize::MAX),
+            ("fetch_wait_ms_max", |c| {
+                c.limits.fetch_wait_ms_max = u64::MAX
+            }),
+            ("offset_metadata_bytes_max", |c| {
+                c.limits.offset_metadata_bytes_max = usize::MAX
+            }),
+            ("subscribe_read_bytes", |c| {
+                c.limits.subscribe_read_bytes = usize::MAX
+            }),
+        ];
+        for (key, spoil) in cases {
+            let mut config = BrokerConfig::default();
+            spoil(&mut config);
+            let err = config.validate().expect_err(key).to_string();
+            assert!(err.contains(key) && err.contains(" to "), "{key}: {err}");
+        }
     }
 }

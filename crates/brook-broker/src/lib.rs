@@ -92,4 +92,7 @@ pub use subscribe::{
 };
 pub use types::*;
 
+/// The range of every numeric setting and the one refusal outside it (brook-log's), for the
+/// doors' settings tables.
+pub use brook_log::bounds;
 pub use brook_log::{Corruption, Durability, LogConfig, RecoveryReport, TopicConfig};

@@ -99,43 +99,12 @@ impl Default for LogConfig {
 }
 
 impl LogConfig {
-    /// Rejects settings that cannot work together, before anything is opened with them.
+    /// Rejects settings outside their ranges (the topic settings table,
+    /// `TopicConfig::BOUNDS`), before anything is opened with them. The error names the
+    /// setting, the value and the range.
     pub fn validate(&self) -> Result<(), LogError> {
-        let bad = |msg: String| Err(LogError::InvalidConfig(msg));
-        if self.segment_bytes_max < 1024 {
-            return bad(format!(
-                "segment_bytes_max {} is below 1024",
-                self.segment_bytes_max
-            ));
-        }
-        // Index entries store positions as u32, so a segment must stay addressable by one.
-        if self.segment_bytes_max > u32::MAX as u64 {
-            return bad(format!(
-                "segment_bytes_max {} exceeds {} (index positions are 32-bit)",
-                self.segment_bytes_max,
-                u32::MAX
-            ));
-        }
-        if self.message_bytes_max < crate::batch::HEADER_LEN {
-            return bad(format!(
-                "message_bytes_max {} is below the {}-byte batch header",
-                self.message_bytes_max,
-                crate::batch::HEADER_LEN
-            ));
-        }
-        if self.index_interval_bytes == 0 {
-            return bad("index_interval_bytes must be at least 1".into());
-        }
-        if self.index_bytes_max < 1024 {
-            return bad(format!(
-                "index_bytes_max {} is below 1024",
-                self.index_bytes_max
-            ));
-        }
-        if self.segment_ms_max == 0 {
-            return bad("segment_ms_max must be at least 1".into());
-        }
-        Ok(())
+        crate::bounds::check_bounds(self, crate::topic::TopicConfig::BOUNDS)
+            .map_err(LogError::InvalidConfig)
     }
 }
 
@@ -167,5 +136,39 @@ mod tests {
             ..LogConfig::default()
         };
         assert!(huge.validate().is_err());
+        // The settings an adversary reached for first: each refused, naming itself.
+        for (config, key) in [
+            (
+                LogConfig {
+                    index_bytes_max: u32::MAX,
+                    ..LogConfig::default()
+                },
+                "segment.index.bytes",
+            ),
+            (
+                LogConfig {
+                    message_bytes_max: usize::MAX,
+                    ..LogConfig::default()
+                },
+                "max.message.bytes",
+            ),
+            (
+                LogConfig {
+                    segment_ms_max: u64::MAX,
+                    ..LogConfig::default()
+                },
+                "segment.ms",
+            ),
+            (
+                LogConfig {
+                    durability: Durability::Interval(Duration::from_secs(10 * 86_400)),
+                    ..LogConfig::default()
+                },
+                "brook.durability",
+            ),
+        ] {
+            let err = config.validate().expect_err(key).to_string();
+            assert!(err.contains(key) && err.contains(" to "), "{err}");
+        }
     }
 }

@@ -29,6 +29,8 @@
 //!
 //! - [`batch`]: the Kafka RecordBatch v2 format, byte for byte.
 //! - `config`: segment, retention, limit and durability settings.
+//! - [`bounds`]: the range of every numeric setting and the one refusal outside it, for every
+//!   crate's settings table.
 //! - [`meta`]: the checked envelope of brook's own small files.
 //! - `names`: topic name rules and partition directory names.
 //! - `lock`: one process per data directory.
@@ -43,6 +45,7 @@
 //! - [`inspect`]: the offline tools' read-only view of all of the above.
 
 pub mod batch;
+pub mod bounds;
 mod checkpoint;
 mod config;
 mod error;

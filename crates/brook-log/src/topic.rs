@@ -29,6 +29,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::batch::HEADER_LEN;
+use crate::bounds::{Bounded, Bounds, DAY_MS, LONG_MAX};
 use crate::config::{Durability, LogConfig};
 use crate::error::{LogError, Result};
 use crate::fs::Fs;
@@ -52,6 +54,9 @@ trait ConfigValue: Sized {
     fn render_kafka(&self) -> String {
         self.render()
     }
+    /// The number the setting's [`Bounds`] apply to; `None` when it has none in this form
+    /// (`-1` for no limit, `durability=sync`).
+    fn number(&self) -> Option<u64>;
 }
 
 macro_rules! plain_number_value {
@@ -63,6 +68,9 @@ macro_rules! plain_number_value {
             }
             fn render(&self) -> String {
                 self.to_string()
+            }
+            fn number(&self) -> Option<u64> {
+                u64::try_from(*self).ok()
             }
         }
     )*};
@@ -83,6 +91,9 @@ impl ConfigValue for Option<u64> {
     fn render_kafka(&self) -> String {
         self.map_or_else(|| "-1".to_owned(), |v| v.to_string())
     }
+    fn number(&self) -> Option<u64> {
+        *self
+    }
 }
 
 impl ConfigValue for Durability {
@@ -92,13 +103,24 @@ impl ConfigValue for Durability {
     fn render(&self) -> String {
         self.to_string()
     }
+    /// The interval of `interval:MS`, in milliseconds.
+    fn number(&self) -> Option<u64> {
+        match self {
+            Durability::Interval(every) => {
+                Some(u64::try_from(every.as_millis()).unwrap_or(u64::MAX))
+            }
+            Durability::Sync | Durability::None => None,
+        }
+    }
 }
 
 /// Declares [`TopicConfig`] with one `Option` per [`LogConfig`] field, and everything that
-/// walks the fields, from one list. `merged_over` builds a `LogConfig` literal, so a field
-/// added to `LogConfig` but not here fails to compile rather than being silently ignored.
+/// walks the fields, from one list: each row is a field, its type, its Kafka name and its range
+/// ([`Bounds`]; for `durability`, that of `interval:MS`'s milliseconds). `merged_over` builds a
+/// `LogConfig` literal, so a field added to `LogConfig` but not here fails to compile rather
+/// than being silently ignored.
 macro_rules! topic_config {
-    ($($(#[$doc:meta])* $field:ident: $ty:ty = $kafka:literal,)*) => {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty = $kafka:literal, $bounds:expr,)*) => {
         /// A topic's overrides of the store's default [`LogConfig`]: `None` follows the default.
         #[derive(Debug, Clone, Default, PartialEq, Eq)]
         #[non_exhaustive]
@@ -113,6 +135,26 @@ macro_rules! topic_config {
             /// brook's own names (`retention_ms_max`, as in [`LogConfig`] and the topic file),
             /// accepted as aliases: `ALIASES[i]` is `KEYS[i]`.
             pub const ALIASES: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// Every setting's range, named `kafka.name (brook_alias)`: what
+            /// [`LogConfig::validate`] checks (so every door that creates or alters a topic, and
+            /// the server's defaults), what the CLI's help and `docs/operations.md` show. Look a
+            /// range up by either name with [`TopicConfig::bounds`].
+            pub const BOUNDS: &'static [Bounded<LogConfig>] = &[
+                $(Bounded::new(
+                    concat!($kafka, " (", stringify!($field), ")"),
+                    $bounds,
+                    |c| c.$field.number(),
+                ),)*
+            ];
+
+            /// The range of a setting given by its Kafka name or its brook alias.
+            pub fn bounds(name: &str) -> Option<Bounds> {
+                match name {
+                    $($kafka | stringify!($field) => Some($bounds),)*
+                    _ => None,
+                }
+            }
 
             /// The Kafka name of a setting given by its Kafka name or its brook alias.
             pub fn key(name: &str) -> Option<&'static str> {
@@ -180,23 +222,36 @@ macro_rules! topic_config {
 }
 
 topic_config! {
-    /// Roll to a new segment past this size.
-    segment_bytes_max: u64 = "segment.bytes",
+    /// Roll to a new segment past this size. Index entries hold 32-bit positions, so a segment
+    /// stays addressable by one.
+    segment_bytes_max: u64 = "segment.bytes", Bounds::new(1024, u32::MAX as u64),
     /// Roll to a new segment past this age.
-    segment_ms_max: u64 = "segment.ms",
+    segment_ms_max: u64 = "segment.ms", Bounds::new(1, LONG_MAX),
     /// Retention by size; `Some(None)` switches a default limit off.
-    retention_bytes_max: Option<u64> = "retention.bytes",
+    retention_bytes_max: Option<u64> = "retention.bytes", Bounds::new(0, LONG_MAX),
     /// Retention by age; `Some(None)` switches a default limit off.
-    retention_ms_max: Option<u64> = "retention.ms",
+    retention_ms_max: Option<u64> = "retention.ms", Bounds::new(0, LONG_MAX),
     /// Bytes between index entries.
-    index_interval_bytes: u32 = "index.interval.bytes",
+    index_interval_bytes: u32 = "index.interval.bytes", Bounds::new(1, i32::MAX as u64),
     /// Preallocated index size.
-    index_bytes_max: u32 = "segment.index.bytes",
+    index_bytes_max: u32 = "segment.index.bytes", Bounds::new(1024, INDEX_BYTES_MAX_BOUND),
     /// Largest batch accepted.
     message_bytes_max: usize = "max.message.bytes",
-    /// When appends reach stable storage (brook's own; Kafka has no such topic setting).
-    durability: Durability = "brook.durability",
+        Bounds::new(HEADER_LEN as u64, MESSAGE_BYTES_MAX_BOUND),
+    /// When appends reach stable storage (brook's own; Kafka has no such topic setting). The
+    /// range is that of `interval:MS`.
+    durability: Durability = "brook.durability", Bounds::new(1, DAY_MS),
 }
+
+/// The ceiling of `index_bytes_max`: 64 MiB, 6.4 times Kafka's default, enough for a 4 GiB
+/// segment indexed every 512 bytes. An index may cost this much per segment, so one topic
+/// setting must not be able to ask for gigabytes.
+pub(crate) const INDEX_BYTES_MAX_BOUND: u64 = 64 << 20;
+
+/// The ceiling of `message_bytes_max`: 128 MiB. A batch is held whole in memory while it is
+/// checked, and a compressed one may inflate to 64 times its size, so this bounds what one
+/// produce can cost.
+pub(crate) const MESSAGE_BYTES_MAX_BOUND: u64 = 128 << 20;
 
 fn unknown_key(key: &str) -> LogError {
     LogError::InvalidConfig(format!(

@@ -51,6 +51,7 @@ mod responder;
 
 use std::time::Duration;
 
+use brook_log::bounds::{check_bounds, Bounded, Bounds, DAY_MS};
 use bytes::Bytes;
 
 use crate::error::{BrokerError, Result};
@@ -99,25 +100,36 @@ impl Default for ReqReplyConfig {
 }
 
 impl ReqReplyConfig {
-    /// Rejects settings that cannot work.
+    /// Every numeric setting with its range.
+    pub const BOUNDS: &'static [Bounded<ReqReplyConfig>] = &[
+        Bounded::new("reqreply.window_ms", Bounds::new(1, 7 * DAY_MS), |c| {
+            Some(c.window_ms)
+        }),
+        Bounded::new(
+            "reqreply.index_entries_max",
+            Bounds::new(1, 10_000_000),
+            |c| Some(c.index_entries_max as u64),
+        ),
+        Bounded::new(
+            "reqreply.call_timeout_ms_max",
+            Bounds::new(1, DAY_MS),
+            |c| Some(c.call_timeout_ms_max),
+        ),
+        Bounded::new(
+            "reqreply.responder_commit_ms",
+            Bounds::new(1, DAY_MS),
+            |c| Some(c.responder_commit_ms),
+        ),
+    ];
+
+    /// Rejects settings that cannot work: a bad reply topic name, a number out of its range.
     pub fn validate(&self) -> Result<()> {
         crate::names::validate_topic_name(&self.reply_topic).map_err(|e| {
             BrokerError::InvalidConfig {
                 reason: format!("reqreply.reply_topic: {e}"),
             }
         })?;
-        let positive = [
-            ("reqreply.window_ms", self.window_ms),
-            ("reqreply.index_entries_max", self.index_entries_max as u64),
-            ("reqreply.call_timeout_ms_max", self.call_timeout_ms_max),
-            ("reqreply.responder_commit_ms", self.responder_commit_ms),
-        ];
-        match positive.iter().find(|(_, v)| *v == 0) {
-            Some((name, _)) => Err(BrokerError::InvalidConfig {
-                reason: format!("{name} must be at least 1"),
-            }),
-            None => Ok(()),
-        }
+        check_bounds(self, Self::BOUNDS).map_err(|reason| BrokerError::InvalidConfig { reason })
     }
 }
 
