@@ -23,6 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const CORRUPT_MESSAGE: i16 = 2;
+const INVALID_RECORD: i16 = 87;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 const INVALID_TOPIC_EXCEPTION: i16 = 17;
 const UNSUPPORTED_VERSION: i16 = 35;
@@ -736,6 +737,51 @@ async fn connections_past_the_cap_wait_until_one_closes() {
     );
     kafka.stop().await.expect("stop");
     broker.close().await.expect("close");
+}
+
+/// A batch as a client would write it, with its attributes set to `attributes` (and its CRC
+/// fixed to match).
+fn with_attributes(batch: &Bytes, attributes: i16) -> Bytes {
+    let mut edited = BytesMut::from(&batch[..]);
+    edited[21..23].copy_from_slice(&attributes.to_be_bytes());
+    let crc = crc32c::crc32c(&edited[21..]);
+    edited[17..21].copy_from_slice(&crc.to_be_bytes());
+    edited.freeze()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_batch_from_a_client_is_refused_with_invalid_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tb = TestBroker::start(dir.path()).await;
+    tb.create_topic("markers", 1).await;
+    let mut raw = Raw::connect(&tb).await;
+    // A commit marker's shape (control record key: version 0, type 1), non-transactional.
+    let marker = batch(&["\0\0\0\0\0\0"], None);
+    let response: ProduceResponse = raw
+        .call(
+            ApiKey::Produce,
+            9,
+            &produce_request("markers", with_attributes(&marker, 0x20), -1),
+        )
+        .await;
+    assert_eq!(produce_result(&response).0, INVALID_RECORD);
+    let message = response.responses[0].partition_responses[0]
+        .error_message
+        .as_ref()
+        .expect("the error says why");
+    assert!(message.contains("control batch"), "{message:?}");
+    // Transactional too: refused, whatever error tells it.
+    let response: ProduceResponse = raw
+        .call(
+            ApiKey::Produce,
+            9,
+            &produce_request("markers", with_attributes(&marker, 0x30), -1),
+        )
+        .await;
+    assert_ne!(produce_result(&response).0, 0, "a transactional control batch");
+    let stored = tb.broker.describe_topic("markers").expect("topic").partitions[0];
+    assert_eq!(stored.log_end_offset, 0, "nothing stored");
+    tb.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! Broker errors as Kafka error codes: the one place the door decides what a client is told.
 
 use brook_broker::{BrokerError, ErrorKind};
+use brook_log::BatchError;
 use kafka_protocol::error::ResponseError;
 
 /// The Kafka error for a broker error raised while serving a request.
@@ -32,6 +33,11 @@ fn kafka_error(err: &BrokerError) -> ResponseError {
             ResponseError::OffsetMetadataTooLarge
         }
         E::TooLarge { .. } => ResponseError::MessageTooLarge,
+        // A well-formed batch Kafka's rules refuse: a control batch only the broker may write.
+        E::InvalidBatch {
+            source: BatchError::ControlBatch,
+            ..
+        } => ResponseError::InvalidRecord,
         // CRC, lengths, magic, record framing: the batch is not what it claims to be.
         E::InvalidBatch { .. } => ResponseError::CorruptMessage,
         E::InvalidRequest { .. } => ResponseError::InvalidRequest,
