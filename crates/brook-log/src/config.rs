@@ -1,4 +1,5 @@
-//! Settings of a partition log: segment roll, retention, indexing, limits and durability.
+//! Settings of a partition log: segment roll, retention, compaction, indexing, limits and
+//! durability.
 //!
 //! Limits carry their unit last in the name (`segment_bytes_max`, `retention_ms_max`), as every
 //! brook setting does. Defaults follow Kafka's where Kafka has one.
@@ -59,6 +60,115 @@ impl std::fmt::Display for Durability {
     }
 }
 
+/// What happens to a log's old data (Kafka's `cleanup.policy`).
+///
+/// | policy           | retention (`retention_*`) | compaction (the cleaner) |
+/// |------------------|---------------------------|--------------------------|
+/// | `delete`         | deletes old segments      | no                       |
+/// | `compact`        | no                        | keeps the latest record of every key |
+/// | `compact,delete` | deletes old segments      | keeps the latest record of every key |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CleanupPolicy {
+    /// Retention deletes whole old segments (the default, and Kafka's).
+    #[default]
+    Delete,
+    /// The cleaner keeps the latest record of every key; nothing is deleted by age or size.
+    Compact,
+    /// Both: compacted, and old segments deleted by retention.
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    /// Whether the cleaner compacts the log (and so every record needs a key).
+    pub fn compacts(self) -> bool {
+        matches!(self, Self::Compact | Self::CompactDelete)
+    }
+
+    /// Whether retention deletes old segments by age and size.
+    pub fn deletes(self) -> bool {
+        matches!(self, Self::Delete | Self::CompactDelete)
+    }
+}
+
+impl std::str::FromStr for CleanupPolicy {
+    type Err = LogError;
+
+    /// Parses Kafka's list form: `delete`, `compact`, or both in either order (`compact,delete`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut compact = false;
+        let mut delete = false;
+        for part in s.split(',') {
+            match part.trim() {
+                "compact" if !compact => compact = true,
+                "delete" if !delete => delete = true,
+                _ => {
+                    return Err(LogError::InvalidConfig(format!(
+                        "cleanup policy {s:?} is not one of delete, compact, compact,delete"
+                    )))
+                }
+            }
+        }
+        Ok(match (compact, delete) {
+            (true, true) => Self::CompactDelete,
+            (true, false) => Self::Compact,
+            _ => Self::Delete,
+        })
+    }
+}
+
+impl std::fmt::Display for CleanupPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Delete => "delete",
+            Self::Compact => "compact",
+            Self::CompactDelete => "compact,delete",
+        })
+    }
+}
+
+/// A share of a log, from 0 to 1: the cleaner's `min.cleanable.dirty.ratio`. Always finite and
+/// within `0.0..=1.0`, so it compares and hashes like the number it holds.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct DirtyRatio(f64);
+
+impl Eq for DirtyRatio {}
+
+impl DirtyRatio {
+    /// Kafka's default, 0.5: a log is cleaned once half of it is dirty.
+    pub const DEFAULT: DirtyRatio = DirtyRatio(0.5);
+
+    /// `ratio`, if it is a number from 0 to 1.
+    pub fn new(ratio: f64) -> Option<Self> {
+        (0.0..=1.0).contains(&ratio).then_some(Self(ratio))
+    }
+
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl Default for DirtyRatio {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl std::str::FromStr for DirtyRatio {
+    type Err = LogError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse::<f64>().ok().and_then(Self::new).ok_or_else(|| {
+            LogError::InvalidConfig(format!("dirty ratio {s:?} is not a number from 0 to 1"))
+        })
+    }
+}
+
+impl std::fmt::Display for DirtyRatio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// The settings of one partition log. A topic's config is a `LogConfig`; the broker's defaults
 /// are one too.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +191,19 @@ pub struct LogConfig {
     pub message_bytes_max: usize,
     /// When appends reach stable storage.
     pub durability: Durability,
+    /// Retention, compaction or both. Default `delete`.
+    pub cleanup_policy: CleanupPolicy,
+    /// The cleaner picks a compacted log only once this share of it is dirty (written since its
+    /// last clean). Default 0.5.
+    pub min_cleanable_dirty_ratio: DirtyRatio,
+    /// A record stays uncompacted for at least this long after it was written. Default 0.
+    pub min_compaction_lag_ms: u64,
+    /// A dirty record is compacted within about this long, whatever the dirty ratio. Default
+    /// `i64::MAX` (Kafka's: never forced).
+    pub max_compaction_lag_ms: u64,
+    /// How long a tombstone (a record with a null value) stays readable after the clean that
+    /// first kept it. Default 1 day.
+    pub delete_retention_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -94,6 +217,11 @@ impl Default for LogConfig {
             index_bytes_max: 10 << 20,
             message_bytes_max: 1 << 20,
             durability: Durability::Sync,
+            cleanup_policy: CleanupPolicy::Delete,
+            min_cleanable_dirty_ratio: DirtyRatio::DEFAULT,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX as u64,
+            delete_retention_ms: 24 * 3600 * 1000,
         }
     }
 }
@@ -104,7 +232,14 @@ impl LogConfig {
     /// setting, the value and the range.
     pub fn validate(&self) -> Result<(), LogError> {
         crate::bounds::check_bounds(self, crate::topic::TopicConfig::BOUNDS)
-            .map_err(LogError::InvalidConfig)
+            .map_err(LogError::InvalidConfig)?;
+        if self.min_compaction_lag_ms > self.max_compaction_lag_ms {
+            return Err(LogError::InvalidConfig(format!(
+                "min.compaction.lag.ms {} exceeds max.compaction.lag.ms {}",
+                self.min_compaction_lag_ms, self.max_compaction_lag_ms
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -121,6 +256,39 @@ mod tests {
         assert!("interval:0".parse::<Durability>().is_err());
         assert!("interval:x".parse::<Durability>().is_err());
         assert!("fast".parse::<Durability>().is_err());
+    }
+
+    #[test]
+    fn cleanup_policies_and_ratios_parse_and_print_round_trip() {
+        for text in ["delete", "compact", "compact,delete"] {
+            let parsed: CleanupPolicy = text.parse().expect("valid policy");
+            assert_eq!(parsed.to_string(), text);
+        }
+        assert_eq!(
+            "delete,compact".parse::<CleanupPolicy>().expect("either order"),
+            CleanupPolicy::CompactDelete
+        );
+        for bad in ["", "compacted", "compact,compact", "delete,"] {
+            assert!(bad.parse::<CleanupPolicy>().is_err(), "{bad:?}");
+        }
+        assert!(CleanupPolicy::Compact.compacts() && !CleanupPolicy::Compact.deletes());
+        assert_eq!("0.25".parse::<DirtyRatio>().expect("ratio").to_string(), "0.25");
+        for bad in ["-0.1", "1.5", "NaN", "inf", "half"] {
+            assert!(bad.parse::<DirtyRatio>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn compaction_lags_are_bounded_and_ordered() {
+        let lags = |min, max| LogConfig {
+            min_compaction_lag_ms: min,
+            max_compaction_lag_ms: max,
+            ..LogConfig::default()
+        };
+        assert!(lags(10, 10).validate().is_ok());
+        assert!(lags(11, 10).validate().is_err());
+        assert!(lags(0, 0).validate().is_err());
+        assert!(lags(0, u64::MAX).validate().is_err());
     }
 
     #[test]

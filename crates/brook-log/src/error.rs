@@ -39,6 +39,8 @@ pub enum BatchError {
          producer may not"
     )]
     ControlBatch,
+    #[error("the record at offset delta {offset_delta} has a null key: every record of a compacted topic needs a key")]
+    MissingKey { offset_delta: i32 },
     #[error("cannot decompress {codec} records: {reason}")]
     Decompress {
         codec: super::batch::Compression,

@@ -47,6 +47,7 @@
 pub mod batch;
 pub mod bounds;
 mod checkpoint;
+mod cleaner;
 mod config;
 mod error;
 mod fs;
@@ -67,7 +68,8 @@ mod topic;
 mod txn_index;
 mod txn_state;
 
-pub use config::{Durability, LogConfig};
+pub use cleaner::{clean_now, CleanReport, Cleaner, CleanerConfig, CleanerStats, LogSource};
+pub use config::{CleanupPolicy, DirtyRatio, Durability, LogConfig};
 pub use error::{BatchError, LogError, Result};
 pub use log::{AppendInfo, HighWatermarkListener, PartitionLog, PendingAppend, READ_BYTES_MAX};
 pub use names::{validate_topic_name, TOPIC_NAME_LEN_MAX};

@@ -57,15 +57,16 @@ use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
 use crate::batch::header::{patch_base_offset, restamp};
-use crate::batch::{control_batch, validate, BatchHeader, Batches, EndTxnMarker};
+use crate::batch::{control_batch, validate, validate_keyed, BatchHeader, Batches, EndTxnMarker};
 use crate::checkpoint::{self, Checkpoint, CheckpointFile, LogPosition};
+use crate::cleaner::{CleanerStats, LogCleaning, Swap};
 use crate::config::{Durability, LogConfig};
 use crate::error::{LogError, Result};
 use crate::fs::{self, FsRef};
 use crate::meta;
 use crate::producer_state::{Check, KeptBatch, ProducerEntry};
 use crate::recovery::{recover, Corruption, RecoveryReport};
-use crate::segment::{delete_segment_files, now_ms, Segment};
+use crate::segment::{delete_segment_files, now_ms, segment_file, Segment, LOG_EXT};
 use crate::txn_index::AbortedTxn;
 use crate::txn_state::PartitionTxns;
 
@@ -181,6 +182,8 @@ struct Shared {
     stable_listener: Mutex<Option<HighWatermarkListener>>,
     /// Producer states and aborted transaction indexes; taken after `writer` when both are.
     txn: Mutex<PartitionTxns>,
+    /// The cleaner's checkpoint, figures and the lock of a running clean (`crate::cleaner`).
+    cleaning: LogCleaning,
     flusher: FlusherControl,
     #[cfg(test)]
     fail_fsync: AtomicBool,
@@ -302,6 +305,7 @@ impl PartitionLog {
             hw_listener: Mutex::new(None),
             stable_listener: Mutex::new(None),
             txn,
+            cleaning: LogCleaning::new(recovered.cleaner),
             flusher: FlusherControl::default(),
             #[cfg(test)]
             fail_fsync: AtomicBool::new(false),
@@ -357,7 +361,11 @@ impl PartitionLog {
             return Err(s.write_refusal());
         }
         let config = s.config();
-        let header = validate(batch, config.message_bytes_max)?;
+        let header = if config.cleanup_policy.compacts() {
+            validate_keyed(batch, config.message_bytes_max)?
+        } else {
+            validate(batch, config.message_bytes_max)?
+        };
         // Kafka overwrites these rather than refusing the batch; so does brook.
         restamp(batch, &header);
         if header.is_control() {
@@ -688,14 +696,16 @@ impl PartitionLog {
         let segments: Vec<Arc<Segment>> = s.segments.read().values().cloned().collect();
         let inactive = &segments[..segments.len() - 1];
         let mut doomed = 0;
-        if let Some(limit) = config.retention_bytes_max {
+        // A compacted-only log keeps its old segments: the cleaner, not age or size, decides.
+        let deletes = config.cleanup_policy.deletes();
+        if let Some(limit) = config.retention_bytes_max.filter(|_| deletes) {
             let mut size: u64 = segments.iter().map(|s| s.size()).sum();
             while doomed < inactive.len() && size > limit {
                 size -= inactive[doomed].size();
                 doomed += 1;
             }
         }
-        if let Some(ms) = config.retention_ms_max {
+        if let Some(ms) = config.retention_ms_max.filter(|_| deletes) {
             let cutoff = now_ms.saturating_sub(i64::try_from(ms).unwrap_or(i64::MAX));
             let expired = inactive
                 .iter()
@@ -901,6 +911,8 @@ impl PartitionLog {
     /// error returned); a log with corruption too, so the next open reports it again.
     pub fn close(&self) -> Result<()> {
         let s = &*self.shared;
+        // A running clean gives up (its files aside are removed) before the log closes.
+        s.cleaning.stop();
         let result = {
             let mut w = s.writer.lock();
             if w.closed {
@@ -983,6 +995,119 @@ impl PartitionLog {
         if handle.join().is_err() {
             tracing::error!("the interval flusher thread panicked");
         }
+    }
+}
+
+/// What the cleaner (`crate::cleaner`) needs of a log: its state, its segments, and the swap of
+/// a cleaned segment under the writer lock.
+impl PartitionLog {
+    /// What the cleaner has done to this log and how dirty it is.
+    pub fn cleaner_stats(&self) -> CleanerStats {
+        self.shared.cleaning.stats()
+    }
+
+    pub(crate) fn cleaning(&self) -> &LogCleaning {
+        &self.shared.cleaning
+    }
+
+    pub(crate) fn fs(&self) -> &FsRef {
+        &self.shared.fs
+    }
+
+    pub(crate) fn shared_config(&self) -> Arc<LogConfig> {
+        self.shared.config()
+    }
+
+    /// Every segment in offset order; the last is the active one.
+    pub(crate) fn segments(&self) -> Vec<Arc<Segment>> {
+        self.shared.segments.read().values().cloned().collect()
+    }
+
+    /// Replaces the consecutive closed segments `old` by the cleaned segment `swap.new_base`,
+    /// whose files are written aside and fsynced: under the writer lock, the swap is committed
+    /// on disk (`cleaner::files::commit_swap`), the new segment opened and put in the list in
+    /// their place, and the aborted transaction indexes merged. Readers holding an old segment
+    /// go on reading its (unlinked) files. Returns `false`, changing nothing, when `old` are no
+    /// longer all in the log (retention or truncation got there first) or one became active.
+    pub(crate) fn replace_segments(&self, old: &[Arc<Segment>], swap: &Swap) -> Result<bool> {
+        let s = &*self.shared;
+        let config = s.config();
+        let w = s.writer.lock();
+        if w.closed {
+            return Err(LogError::Closed);
+        }
+        let still_there = {
+            let segments = s.segments.read();
+            old.iter().all(|seg| {
+                segments
+                    .get(&seg.base_offset())
+                    .is_some_and(|now| Arc::ptr_eq(now, seg))
+                    && !Arc::ptr_eq(seg, &w.active)
+            })
+        };
+        if !still_there {
+            return Ok(false);
+        }
+        let bases: Vec<u64> = old.iter().map(|seg| seg.base_offset()).collect();
+        let next_base = s
+            .segments
+            .read()
+            .range((Bound::Excluded(bases[bases.len() - 1]), Bound::Unbounded))
+            .next()
+            .map(|(base, _)| *base)
+            .unwrap_or(w.end.offset);
+        // Positions inside the replaced segments mean nothing in the new one: a recovery point
+        // there moves to the start of the segment after them (everything before is fsynced).
+        {
+            let mut checkpoint = s.checkpoint.lock();
+            if bases.contains(&checkpoint.recovery_point.segment) {
+                let next = Checkpoint {
+                    recovery_point: LogPosition {
+                        offset: next_base,
+                        segment: next_base,
+                        position: 0,
+                    },
+                    ..*checkpoint
+                };
+                s.store_checkpoint(&mut checkpoint, next)?;
+            }
+        }
+        crate::cleaner::commit_swap(&*s.fs, &s.dir, swap)?;
+        let path = segment_file(&s.dir, swap.new_base, LOG_EXT);
+        let opened = s
+            .fs
+            .metadata(&path)
+            .map_err(|e| LogError::io(&path, e))
+            .and_then(|m| Segment::open(&s.fs, &s.dir, swap.new_base, m.len, false, true, &config));
+        let segment = match opened {
+            Ok((segment, _)) => Arc::new(segment),
+            Err(e) => {
+                // The files on disk are the new segment's; the list still names the old ones,
+                // which must not be written or deleted by name any more.
+                s.poison(format!("a cleaned segment could not be opened after its swap: {e}"));
+                return Err(e);
+            }
+        };
+        {
+            let mut segments = s.segments.write();
+            for base in &bases {
+                segments.remove(base);
+            }
+            segments.insert(swap.new_base, Arc::clone(&segment));
+        }
+        // The high watermark and the write position may name the last replaced segment's end.
+        for position in [&mut *s.high_watermark.write(), &mut s.sync.lock().written] {
+            if bases.contains(&position.segment) {
+                *position = LogPosition {
+                    offset: position.offset,
+                    segment: next_base,
+                    position: 0,
+                };
+            }
+        }
+        s.txn.lock().segments_merged(swap.new_base, &bases)?;
+        drop(w);
+        Ok(true)
     }
 }
 

@@ -31,6 +31,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::checkpoint::{self, Checkpoint, CheckpointFile, LogPosition};
+use crate::cleaner::{self, CleanerCheckpoint};
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
 use crate::fs::{FsRef, Open};
@@ -146,12 +147,17 @@ pub(crate) struct Recovered {
     /// Where the next checkpoint is written.
     pub checkpoint_file: CheckpointFile,
     pub report: RecoveryReport,
+    /// What the cleaner has done to the log: which segments may have offset gaps.
+    pub cleaner: CleanerCheckpoint,
 }
 
 /// Opens (creating if needed) the log directory `dir` as the module doc describes.
 pub(crate) fn recover(fs: &FsRef, dir: &Path, config: &LogConfig) -> Result<Recovered> {
     ensure_dir(fs, dir)?;
     let mut report = RecoveryReport::default();
+    // A clean's swap is finished or rolled back before the segments are listed.
+    cleaner::recover_swap(&**fs, dir)?;
+    let cleaned = cleaner::load_checkpoint(&**fs, dir);
     let mut bases = list_segments(fs, dir)?;
     let (checkpoint_file, checkpoint) = read_checkpoint(fs, dir, &mut report)?;
     let marker = checkpoint::read_clean_marker(&**fs, dir).unwrap_or_else(|e| {
@@ -175,7 +181,7 @@ pub(crate) fn recover(fs: &FsRef, dir: &Path, config: &LogConfig) -> Result<Reco
     log_start = log_start.max(bases[0]);
 
     if let Some(log_end) = marker {
-        match open_all(fs, dir, &bases, None, config) {
+        match open_all(fs, dir, &bases, None, &cleaned, config) {
             Ok((segments, rebuilt)) if end_of(&segments).offset == log_end => {
                 report.clean = true;
                 report.rebuilt_indexes = rebuilt;
@@ -188,7 +194,11 @@ pub(crate) fn recover(fs: &FsRef, dir: &Path, config: &LogConfig) -> Result<Reco
                     checkpoint,
                     checkpoint_file,
                     report,
-                );
+                )
+                .map(|r| Recovered {
+                    cleaner: cleaned,
+                    ..r
+                });
             }
             Ok(_) => tracing::warn!("the clean-shutdown marker disagrees with the log; walking it"),
             Err(e) => tracing::warn!(error = %e, "a cleanly closed log does not open; walking it"),
@@ -197,7 +207,7 @@ pub(crate) fn recover(fs: &FsRef, dir: &Path, config: &LogConfig) -> Result<Reco
 
     let start = walk_start(fs, dir, &bases, checkpoint)?;
     let trusted = checkpoint.map(|c| c.recovery_point);
-    let found = walk(trusted, fs, dir, &mut bases, start, &mut report)?;
+    let found = walk(trusted, fs, dir, &mut bases, start, &cleaned, &mut report)?;
     let (cut, mut beyond) = match found {
         Found::Clean => (None, Vec::new()),
         Found::Corrupt(index, corruption) => {
@@ -213,7 +223,7 @@ pub(crate) fn recover(fs: &FsRef, dir: &Path, config: &LogConfig) -> Result<Reco
         }
     };
     let (segments, rebuilt) = open_to_damage(&mut bases, &mut beyond, cut, &mut report, |bases, cut| {
-        open_all(fs, dir, bases, cut, config)
+        open_all(fs, dir, bases, cut, &cleaned, config)
     })?;
     report.rebuilt_indexes += rebuilt;
     for segment in segments.iter().skip(start.index) {
@@ -231,6 +241,10 @@ pub(crate) fn recover(fs: &FsRef, dir: &Path, config: &LogConfig) -> Result<Reco
         checkpoint_file,
         report,
     )
+    .map(|r| Recovered {
+        cleaner: cleaned,
+        ..r
+    })
 }
 
 /// The checkpoint of the log in `dir`, with what was wrong with it in `report`.
@@ -364,6 +378,7 @@ fn finish(
         checkpoint,
         checkpoint_file,
         report,
+        cleaner: CleanerCheckpoint::default(),
     })
 }
 
@@ -448,6 +463,7 @@ fn open_all(
     dir: &Path,
     bases: &[u64],
     cut: Option<u64>,
+    cleaned: &CleanerCheckpoint,
     config: &LogConfig,
 ) -> Result<(Vec<Segment>, usize)> {
     let mut segments: Vec<Segment> = Vec::with_capacity(bases.len());
@@ -459,9 +475,12 @@ fn open_all(
             Some(position) if last => position,
             _ => fs.metadata(&path).map_err(|e| LogError::io(&path, e))?.len,
         };
-        let (segment, n) = Segment::open(fs, dir, base, len, last, config)?;
+        let gaps = cleaned.may_have_gaps(base);
+        let (segment, n) = Segment::open(fs, dir, base, len, last, gaps, config)?;
         if let Some(prev) = segments.last() {
-            if prev.next_offset() != base {
+            // A cleaned segment may end before the next one begins (its last batches went).
+            let prev_gaps = cleaned.may_have_gaps(prev.base_offset());
+            if prev.next_offset() > base || (!prev_gaps && prev.next_offset() != base) {
                 return Err(LogError::Corrupt {
                     segment: path,
                     position: 0,
@@ -547,6 +566,7 @@ fn walk(
     dir: &Path,
     bases: &mut Vec<u64>,
     start: WalkStart,
+    cleaned: &CleanerCheckpoint,
     report: &mut RecoveryReport,
 ) -> Result<Found> {
     let mut position = start.position;
@@ -562,19 +582,26 @@ fn walk(
             };
             Ok(Found::Corrupt(index, corruption))
         };
-        if leftover_of_truncation(trusted, index > start.index, bases[index], offset) {
+        // A cleaned segment may end before the next begins, and begin after its name.
+        let prev_gaps = index > 0 && cleaned.may_have_gaps(bases[index - 1]);
+        if !prev_gaps && leftover_of_truncation(trusted, index > start.index, bases[index], offset)
+        {
             tracing::warn!(segment = %path.display(), "removing segments a crash left behind a truncation");
             drop_segments(fs, dir, bases, index, "left behind by an interrupted truncation", report)?;
             return Ok(Found::Clean);
         }
-        if position == 0 && bases[index] != offset {
+        if position == 0 && (bases[index] < offset || (bases[index] > offset && !prev_gaps)) {
             let reason = format!(
                 "the segment is named for offset {} but the log continues at {offset}",
                 bases[index]
             );
             return corrupt(0, offset, reason);
         }
-        let mut scanner = LogScanner::open_in(&**fs, &path, position, Some(offset))?;
+        if position == 0 {
+            offset = bases[index];
+        }
+        let mut scanner = LogScanner::open_in(&**fs, &path, position, Some(offset))?
+            .with_gaps(cleaned.may_have_gaps(bases[index]));
         while let Some(batch) = scanner.next_batch()? {
             report.scanned_bytes += batch.header.total_len() as u64;
             offset = batch.header.next_offset() as u64;

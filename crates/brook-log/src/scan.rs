@@ -89,6 +89,9 @@ pub struct LogScanner {
     position: u64,
     /// The offset the next batch must start at, once known.
     next_offset: Option<u64>,
+    /// Offsets may skip between batches (a segment a clean rewrote): the next batch must start
+    /// at or after `next_offset` rather than exactly there.
+    gaps: bool,
     end: Option<ScanEnd>,
 }
 
@@ -123,8 +126,16 @@ impl LogScanner {
             len,
             position: position.min(len),
             next_offset,
+            gaps: false,
             end: None,
         })
+    }
+
+    /// Accepts offsets that skip between batches, as in a segment a clean rewrote (strictly
+    /// increasing, not contiguous); see docs/storage.md, "Compaction".
+    pub fn with_gaps(mut self, gaps: bool) -> Self {
+        self.gaps = gaps;
+        self
     }
 
     /// The file's size when it was opened; the scan never reads past it.
@@ -254,13 +265,20 @@ impl LogScanner {
             ))));
         }
         if let Some(expected) = self.next_offset {
-            if header.base_offset as u64 != expected {
+            let base = header.base_offset as u64;
+            if self.gaps && base < expected {
                 return Ok(Err(Stop::Bad(format!(
-                    "base offset {} out of sequence: expected {expected}",
-                    header.base_offset
+                    "base offset {base} out of sequence: expected at least {expected} (a \
+                     cleaned segment's offsets may skip but never go back)"
+                ))));
+            }
+            if !self.gaps && base != expected {
+                return Ok(Err(Stop::Bad(format!(
+                    "base offset {base} out of sequence: expected {expected}"
                 ))));
             }
         }
+
         Ok(Ok(header))
     }
 

@@ -183,6 +183,8 @@ pub(crate) struct Segment {
     indexes: RwLock<Indexes>,
     /// Where the next index entry is due. Only appends and truncation touch it.
     cursor: Mutex<IndexCursor>,
+    /// Offsets may skip between batches: a clean rewrote the segment.
+    gaps: bool,
 }
 
 /// An append that failed; `restored` says whether the log file is back at its old length (if
@@ -210,7 +212,31 @@ impl Segment {
         base_offset: u64,
         config: &LogConfig,
     ) -> Result<Self> {
-        let log_path = segment_file(dir, base_offset, LOG_EXT);
+        let path = |ext| segment_file(dir, base_offset, ext);
+        Self::create_at(fs, [path(LOG_EXT), path(INDEX_EXT), path(TIME_INDEX_EXT)], base_offset, config, false)
+    }
+
+    /// Creates a segment whose files are `{base}.log.cleaned` and its indexes likewise: a
+    /// clean writes the segment it makes aside, in offset order with gaps, and then swaps it
+    /// in (`cleaner::files`), after which it is opened under its own name.
+    pub(crate) fn create_cleaned(
+        fs: &FsRef,
+        dir: &Path,
+        base_offset: u64,
+        config: &LogConfig,
+    ) -> Result<Self> {
+        let path = |ext| crate::cleaner::cleaned_file(dir, base_offset, ext);
+        Self::create_at(fs, [path(LOG_EXT), path(INDEX_EXT), path(TIME_INDEX_EXT)], base_offset, config, true)
+    }
+
+    /// Creates a new, empty segment at the paths of its log, offset index and time index.
+    fn create_at(
+        fs: &FsRef,
+        [log_path, index_path, time_path]: [PathBuf; 3],
+        base_offset: u64,
+        config: &LogConfig,
+        gaps: bool,
+    ) -> Result<Self> {
         let log = fs
             .open(&log_path, Open::Create)
             .map_err(|e| LogError::io(&log_path, e))?;
@@ -223,16 +249,8 @@ impl Segment {
             return Err(LogError::io(&log_path, exists));
         }
         let indexes = Indexes {
-            offsets: OffsetIndex::create(
-                &**fs,
-                &segment_file(dir, base_offset, INDEX_EXT),
-                config.index_bytes_max,
-            )?,
-            times: TimeIndex::create(
-                &**fs,
-                &segment_file(dir, base_offset, TIME_INDEX_EXT),
-                config.index_bytes_max,
-            )?,
+            offsets: OffsetIndex::create(&**fs, &index_path, config.index_bytes_max)?,
+            times: TimeIndex::create(&**fs, &time_path, config.index_bytes_max)?,
         };
         Ok(Self {
             fs: FsRef::clone(fs),
@@ -245,12 +263,15 @@ impl Segment {
             created_ms: now_ms(),
             indexes: RwLock::new(indexes),
             cursor: Mutex::new(IndexCursor::default()),
+            gaps,
         })
     }
 
     /// Opens an existing segment whose first `valid_len` bytes of log are whole, trusted
     /// batches (recovery has established that). `active`: the segment will take appends, so
-    /// its indexes are kept in memory; otherwise they are sealed (mapped read-only).
+    /// its indexes are kept in memory; otherwise they are sealed (mapped read-only). `gaps`:
+    /// a clean may have rewritten it, so its offsets only have to rise, not follow each other
+    /// (the cleaner checkpoint says which segments; docs/storage.md, "Compaction").
     ///
     /// The indexes are checked: shape, order and bounds ([`OffsetIndex::check`],
     /// [`TimeIndex::check`]), the batch at the last entry must be the one it names, and the
@@ -262,6 +283,7 @@ impl Segment {
         base_offset: u64,
         valid_len: u64,
         active: bool,
+        gaps: bool,
         config: &LogConfig,
     ) -> Result<(Self, usize)> {
         let log_path = segment_file(dir, base_offset, LOG_EXT);
@@ -290,7 +312,7 @@ impl Segment {
         };
         let scanner = Scanner::new(&*log, &log_path, valid_len, scan_window(config));
         let (mut indexes, tail, rebuilt) =
-            match load_indexes(&**fs, paths, base_offset, scanner, active, config)? {
+            match load_indexes(&**fs, paths, base_offset, scanner, active, gaps, config)? {
                 // Entries added by the walk were missing: both files are rewritten.
                 Ok((indexes, tail)) => {
                     let rebuilt = if tail.added > 0 { 2 } else { 0 };
@@ -304,7 +326,7 @@ impl Segment {
                     );
                     let scanner = Scanner::new(&*log, &log_path, valid_len, 1 << 20);
                     let (indexes, tail) =
-                        rebuild_indexes(&**fs, paths, base_offset, scanner, config)?;
+                        rebuild_indexes(&**fs, paths, base_offset, scanner, gaps, config)?;
                     (indexes, tail, 2)
                 }
             };
@@ -326,6 +348,7 @@ impl Segment {
             created_ms,
             indexes: RwLock::new(indexes),
             cursor: Mutex::new(tail.cursor),
+            gaps,
         };
         Ok((segment, rebuilt))
     }
@@ -387,8 +410,10 @@ impl Segment {
         config: &LogConfig,
     ) -> std::result::Result<(), AppendFailed> {
         let position = self.size();
-        let base = self.next_offset();
-        debug_assert_eq!(header.base_offset as u64, base);
+        // A partition log appends at its next offset; a clean writing a cleaned segment skips
+        // the offsets it removed.
+        let base = header.base_offset as u64;
+        debug_assert!(base >= self.next_offset());
         if let Err(e) = self.log.write_all_at(batch, position) {
             // A short write leaves part of a batch at the end; cut it off so the next append
             // does not land after garbage.
@@ -647,6 +672,7 @@ impl Segment {
             expect: self.base_offset + from.map_or(0, |e| u64::from(e.relative_offset)),
             cursor,
             base_offset: self.base_offset,
+            gaps: self.gaps,
         };
         let tail = scan_tail(scanner, walk, &mut indexes, config)?
             .map_err(|broken| self.corrupt(broken.position, broken.offset, broken.reason))?;
@@ -658,6 +684,25 @@ impl Segment {
         self.next_offset.store(next_offset, Ordering::Release);
         self.size.store(position, Ordering::Release);
         Ok(())
+    }
+
+    /// The segment's log file, for a reader that walks all of it (the cleaner).
+    pub(crate) fn log_file(&self) -> &dyn FileIo {
+        &*self.log
+    }
+
+    /// Entries in the offset index (and so in the time index).
+    pub(crate) fn index_entries(&self) -> usize {
+        self.indexes.read().offsets.len()
+    }
+
+    /// The header of the segment's first batch; `None` when it is empty.
+    pub(crate) fn first_batch(&self) -> Result<Option<BatchHeader>> {
+        if self.size() < HEADER_LEN as u64 {
+            return Ok(None);
+        }
+        let bytes = self.read_bytes(0, HEADER_LEN)?;
+        Ok(Some(BatchHeader::parse(&bytes)?))
     }
 
     /// fdatasync of the log file.
@@ -728,7 +773,14 @@ fn find_batch_in(buf: &[u8], expect: u64, offset: u64) -> Option<(usize, usize)>
     loop {
         let header = BatchHeader::parse(buf.get(at..)?).ok()?;
         let len = header.total_len();
-        if header.base_offset as u64 != next || len < HEADER_LEN || at + len > buf.len() {
+        // The first batch is the one the index entry names; after it offsets only rise (a
+        // cleaned segment skips the offsets a clean removed).
+        let in_order = if at == 0 {
+            header.base_offset as u64 == next
+        } else {
+            header.base_offset as u64 >= next
+        };
+        if !in_order || len < HEADER_LEN || at + len > buf.len() {
             return None;
         }
         if header.last_offset() as u64 >= offset {
@@ -809,6 +861,7 @@ fn load_indexes(
     base_offset: u64,
     mut scanner: Scanner<'_>,
     active: bool,
+    gaps: bool,
     config: &LogConfig,
 ) -> Result<std::result::Result<(Indexes, Tail), String>> {
     let valid_len = scanner.limit();
@@ -857,6 +910,7 @@ fn load_indexes(
         expect,
         cursor,
         base_offset,
+        gaps,
     };
     let tail = match scan_tail(scanner, walk, &mut indexes, config)? {
         Ok(tail) => tail,
@@ -873,6 +927,8 @@ struct TailWalk {
     expect: u64,
     cursor: IndexCursor,
     base_offset: u64,
+    /// Offsets may skip between batches (a cleaned segment); otherwise they are contiguous.
+    gaps: bool,
 }
 
 /// Where and why a walk of a segment's tail stopped short of its limit.
@@ -904,6 +960,7 @@ fn scan_tail(
         expect,
         mut cursor,
         base_offset,
+        gaps,
     } = walk;
     let mut position = start;
     let mut next_offset = expect;
@@ -921,13 +978,23 @@ fn scan_tail(
             Step::Bad(reason) => return broken(reason),
             Step::Batch(header) => header,
         };
-        if header.base_offset as u64 != next_offset {
+        let base = header.base_offset as u64;
+        // Where offsets may skip, a batch starts at or after the expected offset, except the
+        // one an index entry names (`start` > 0), which must be exactly that.
+        let may_skip = gaps && (position != start || start == 0);
+        if base < next_offset || (base != next_offset && !may_skip) {
+            let expected = if may_skip {
+                format!("at least {next_offset} (the segment was cleaned)")
+            } else {
+                next_offset.to_string()
+            };
             return broken(format!(
-                "the batch has base offset {}, expected {next_offset}",
+                "the batch has base offset {}, expected {expected}",
                 header.base_offset
             ));
         }
-        let relative = (next_offset - base_offset).min(u64::from(u32::MAX)) as u32;
+        let relative = (base - base_offset).min(u64::from(u32::MAX)) as u32;
+
         let due = cursor.on_batch(
             position,
             relative,
@@ -956,6 +1023,7 @@ fn rebuild_indexes(
     paths: IndexPaths<'_>,
     base_offset: u64,
     scanner: Scanner<'_>,
+    gaps: bool,
     config: &LogConfig,
 ) -> Result<(Indexes, Tail)> {
     let capacity = config.index_bytes_max;
@@ -968,6 +1036,7 @@ fn rebuild_indexes(
         expect: base_offset,
         cursor: IndexCursor::default(),
         base_offset,
+        gaps,
     };
     let tail =
         scan_tail(scanner, walk, &mut indexes, config)?.map_err(|broken| LogError::Corrupt {
@@ -1124,7 +1193,7 @@ pub(crate) mod tests {
         drop(segment);
 
         let (segment, rebuilt) =
-            Segment::open(&fs::real(), dir.path(), 0, size, false, &config).expect("open");
+            Segment::open(&fs::real(), dir.path(), 0, size, false, false, &config).expect("open");
         assert_eq!(rebuilt, 0, "a good index is kept");
         assert_eq!(segment.indexes.read().offsets.len(), entries);
         assert_eq!(segment.next_offset(), 50);
@@ -1137,7 +1206,7 @@ pub(crate) mod tests {
         std::fs::write(&index, &bytes).expect("write");
         std::fs::remove_file(segment_file(dir.path(), 0, TIME_INDEX_EXT)).expect("rm");
         let (segment, rebuilt) =
-            Segment::open(&fs::real(), dir.path(), 0, size, true, &config).expect("open");
+            Segment::open(&fs::real(), dir.path(), 0, size, true, false, &config).expect("open");
         assert_eq!(rebuilt, 2);
         assert_eq!(segment.indexes.read().offsets.len(), entries);
         assert_eq!(segment.next_offset(), 50);
@@ -1205,7 +1274,7 @@ pub(crate) mod tests {
         drop(segment);
         assert!(Segment::create(&fs::real(), dir.path(), 7, &config).is_err());
         let (segment, _) =
-            Segment::open(&fs::real(), dir.path(), 7, size, true, &config).expect("open");
+            Segment::open(&fs::real(), dir.path(), 7, size, true, false, &config).expect("open");
         assert_eq!(segment.next_offset(), 8, "the batch is still there");
     }
 }

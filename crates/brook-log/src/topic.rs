@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use crate::batch::HEADER_LEN;
 use crate::bounds::{Bounded, Bounds, DAY_MS, LONG_MAX};
-use crate::config::{Durability, LogConfig};
+use crate::config::{CleanupPolicy, DirtyRatio, Durability, LogConfig};
 use crate::error::{LogError, Result};
 use crate::fs::Fs;
 use crate::log::PartitionLog;
@@ -93,6 +93,32 @@ impl ConfigValue for Option<u64> {
     }
     fn number(&self) -> Option<u64> {
         *self
+    }
+}
+
+/// The cleanup policy has no number; its text is checked by its parse.
+impl ConfigValue for CleanupPolicy {
+    fn parse_value(text: &str) -> Option<Self> {
+        text.parse().ok()
+    }
+    fn render(&self) -> String {
+        self.to_string()
+    }
+    fn number(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// A ratio is not a whole number; its range (0 to 1) is checked by its parse.
+impl ConfigValue for DirtyRatio {
+    fn parse_value(text: &str) -> Option<Self> {
+        text.parse().ok()
+    }
+    fn render(&self) -> String {
+        self.to_string()
+    }
+    fn number(&self) -> Option<u64> {
+        None
     }
 }
 
@@ -241,6 +267,18 @@ topic_config! {
     /// When appends reach stable storage (brook's own; Kafka has no such topic setting). The
     /// range is that of `interval:MS`.
     durability: Durability = "brook.durability", Bounds::new(1, DAY_MS),
+    /// Retention (`delete`), compaction (`compact`) or both (`compact,delete`). Text, so its
+    /// range is unused.
+    cleanup_policy: CleanupPolicy = "cleanup.policy", Bounds::new(0, 0),
+    /// Share of a compacted log that must be dirty before the cleaner picks it: 0 to 1,
+    /// checked by its parse (not a whole number).
+    min_cleanable_dirty_ratio: DirtyRatio = "min.cleanable.dirty.ratio", Bounds::new(0, 1),
+    /// A record stays uncompacted at least this long.
+    min_compaction_lag_ms: u64 = "min.compaction.lag.ms", Bounds::new(0, LONG_MAX),
+    /// A dirty record is compacted within about this long.
+    max_compaction_lag_ms: u64 = "max.compaction.lag.ms", Bounds::new(1, LONG_MAX),
+    /// How long a tombstone stays readable after the clean that first kept it.
+    delete_retention_ms: u64 = "delete.retention.ms", Bounds::new(0, LONG_MAX),
 }
 
 /// The ceiling of `index_bytes_max`: 64 MiB, 6.4 times Kafka's default, enough for a 4 GiB
@@ -471,6 +509,9 @@ mod tests {
             ("index_bytes_max", "4294967296"),
             ("retention_ms_max", "forever"),
             ("durability", "interval:0"),
+            ("cleanup_policy", "compacted"),
+            ("min_cleanable_dirty_ratio", "2"),
+            ("delete_retention_ms", "soon"),
             ("no_such_key", "1"),
         ] {
             let before = c.clone();

@@ -251,6 +251,25 @@ impl PartitionTxns {
         Ok(())
     }
 
+    /// A clean merged the segments `bases` into one at `into` (the first of them). Their
+    /// entries all stay (a clean keeps every marker) and now belong to the merged segment's
+    /// index; the others' index files go.
+    pub(crate) fn segments_merged(&mut self, into: u64, bases: &[u64]) -> Result<()> {
+        let mut entries = Vec::new();
+        for base in bases {
+            if let Some(index) = self.indexes.remove(base) {
+                entries.extend_from_slice(index.entries());
+                if *base != into {
+                    index.delete()?;
+                }
+            }
+        }
+        let mut merged = TxnIndex::empty(&self.fs, &self.dir, into);
+        merged.replace_from(0, entries)?;
+        self.indexes.insert(into, merged);
+        Ok(())
+    }
+
     /// The log was cut at `cut` (segments after its segment already deleted): index entries
     /// and snapshots past it go, and the producer states are rebuilt from the newest snapshot
     /// at or below it.

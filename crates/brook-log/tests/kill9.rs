@@ -9,16 +9,15 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use brook_log::batch::{records, validate};
 use brook_log::{Durability, LogConfig, PartitionLog};
 use bytes::Bytes;
-use common::{build, payload, split_batches, Rec};
+use common::{build, kill9_seed, payload, run_killed, split_batches, Rec, Rng};
 
 const DIR_ENV: &str = "BROOK_KILL9_DIR";
 const ROUND_ENV: &str = "BROOK_KILL9_ROUND";
@@ -63,9 +62,7 @@ struct Ack {
 
 fn parse_acks(round: u64, stdout: &str) -> Vec<Ack> {
     stdout
-        .split_inclusive('\n')
-        // A line without its newline was cut by the kill: it was never fully printed.
-        .filter(|line| line.ends_with('\n'))
+        .lines()
         .filter_map(|line| line.strip_prefix("ack "))
         .map(|rest| {
             let n: Vec<u64> = rest
@@ -123,58 +120,13 @@ fn child_appender() {
     }
 }
 
-/// xorshift64*, seeded per run: enough to spread kill moments, and replayable.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
-
 /// Runs one child for `delay`, SIGKILLs it and returns what it acknowledged.
 fn run_child(dir: &Path, round: u64, delay: Duration) -> Vec<Ack> {
-    let mut child = Command::new(std::env::current_exe().expect("current exe"))
-        .args([
-            "child_appender",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(DIR_ENV, dir)
-        .env(ROUND_ENV, round.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn child");
-    // Drain stdout while the child runs, so a full pipe never slows it down.
-    let mut stdout = child.stdout.take().expect("stdout");
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        stdout.read_to_string(&mut text).expect("child stdout");
-        text
-    });
-    std::thread::sleep(delay);
-    let exited_early = child.try_wait().expect("try_wait");
-    child.kill().expect("SIGKILL");
-    let status = child.wait().expect("wait");
-    let stdout = reader.join().expect("reader");
-    if exited_early.is_some() {
-        let mut stderr = String::new();
-        child
-            .stderr
-            .take()
-            .expect("stderr")
-            .read_to_string(&mut stderr)
-            .expect("child stderr");
-        panic!("round {round}: the child exited by itself ({status}) before the kill:\n{stdout}\n{stderr}");
-    }
-    parse_acks(round, &stdout)
+    let env = [
+        (DIR_ENV, dir.display().to_string()),
+        (ROUND_ENV, round.to_string()),
+    ];
+    parse_acks(round, &run_killed("child_appender", &env, delay))
 }
 
 /// A record's key and value.
@@ -239,18 +191,7 @@ fn verify(dir: &Path, acks: &[Ack]) {
 #[test]
 fn acknowledged_appends_survive_kill_9() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let seed = std::env::var("BROOK_KILL9_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("clock")
-                .as_nanos() as u64
-                | 1
-        });
-    eprintln!("kill -9 test seed: BROOK_KILL9_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng(kill9_seed("kill -9 test"));
     let mut acks = Vec::new();
     let mut killed_with_acks = 0;
     for round in 0..ROUNDS {

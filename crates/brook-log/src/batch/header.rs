@@ -213,6 +213,12 @@ impl BatchHeader {
     pub fn is_control(&self) -> bool {
         self.attributes & 0x20 != 0
     }
+
+    /// The delete horizon a cleaner wrote into the batch (attribute bit 6, KIP-534): the time
+    /// after which its tombstones may be removed, held in `baseTimestamp`.
+    pub fn delete_horizon(&self) -> Option<i64> {
+        (self.attributes & 0x40 != 0).then_some(self.base_timestamp)
+    }
 }
 
 /// Rewrites `baseOffset` in place. The CRC does not cover it, so the batch stays valid.

@@ -50,6 +50,7 @@ mod compression;
 pub mod control;
 pub mod header;
 mod records;
+pub(crate) mod retain;
 mod varint;
 
 pub use batches::{BatchRef, Batches};
@@ -58,7 +59,7 @@ pub use control::{control_batch, ControlType, EndTxnMarker};
 pub use header::{
     patch_base_offset, restamp, BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2, TIMESTAMP_TYPE_BIT,
 };
-pub use records::{records, validate, Record, Records};
+pub use records::{records, validate, validate_keyed, Record, Records};
 
 use crate::error::BatchError;
 

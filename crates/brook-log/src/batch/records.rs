@@ -38,10 +38,8 @@ pub struct Record {
 
 /// Checks a batch a producer sent, completely, before the log appends it.
 ///
-/// Beyond [`BatchHeader::parse_checked`] (length, size limit, magic, counts, CRC-32C): the
-/// batch is not a control batch ([`BatchError::ControlBatch`]: only the broker writes
-/// transaction markers, through `PartitionLog::append_marker`); `batch` holds exactly one
-/// batch; `recordsCount` is positive and equals `lastOffsetDelta + 1` (Kafka's
+/// Beyond [`BatchHeader::parse_checked`] (length, size limit, magic, counts, CRC-32C): `batch`
+/// holds exactly one batch; `recordsCount` is positive and equals `lastOffsetDelta + 1` (Kafka's
 /// rule, which keeps offsets dense); every record parses and fills its length exactly; there
 /// are exactly `recordsCount` records and no bytes after them; offset deltas strictly increase
 /// and the last is `lastOffsetDelta`. Compressed records are inflated to check them (bounded,
@@ -52,12 +50,22 @@ pub struct Record {
 /// greatest record timestamp and the timestamp type is create time (a producer may leave
 /// `maxTimestamp` at -1; Sarama does). [`super::restamp`] writes those fields into the bytes.
 pub fn validate(batch: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, BatchError> {
+    validate_records(batch, max_batch_bytes, false)
+}
+
+/// [`validate`], and every record must have a key ([`BatchError::MissingKey`] otherwise): the
+/// rule of a compacted topic, whose cleaner keeps the latest record per key. (Control batches,
+/// whose records carry keys of their own, are refused by both: only the broker writes them.)
+pub fn validate_keyed(batch: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, BatchError> {
+    validate_records(batch, max_batch_bytes, true)
+}
+
+fn validate_records(
+    batch: &[u8],
+    max_batch_bytes: usize,
+    require_keys: bool,
+) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse_checked(batch, max_batch_bytes)?;
-    if header.is_control() {
-        // Transaction markers are the broker's own (`PartitionLog::append_marker`); one a client
-        // wrote would stop Kafka consumers at its offset.
-        return Err(BatchError::ControlBatch);
-    }
     let total = header.total_len();
     if batch.len() != total {
         return Err(BatchError::BadRecord {
@@ -85,6 +93,11 @@ pub fn validate(batch: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, Bat
         }
         max_timestamp =
             max_timestamp.max(header.base_timestamp.wrapping_add(record.timestamp_delta));
+        if require_keys && record.key.is_none() {
+            return Err(BatchError::MissingKey {
+                offset_delta: record.offset_delta,
+            });
+        }
         last_delta = i64::from(record.offset_delta);
         pos = record.end;
     }
@@ -219,7 +232,7 @@ impl Iterator for Records {
 
 /// The bytes the records are parsed from and where they start: the batch itself past its
 /// header, or the inflated records section of a compressed batch.
-fn records_frame<'a>(
+pub(super) fn records_frame<'a>(
     header: &BatchHeader,
     batch: &'a [u8],
 ) -> Result<(Cow<'a, [u8]>, usize), BatchError> {
@@ -238,18 +251,18 @@ fn records_frame<'a>(
 
 /// One record's fields, as positions in the frame it was parsed from.
 #[derive(Debug)]
-struct RawRecord {
-    timestamp_delta: i64,
-    offset_delta: i32,
-    key: Option<Range<usize>>,
-    value: Option<Range<usize>>,
+pub(super) struct RawRecord {
+    pub(super) timestamp_delta: i64,
+    pub(super) offset_delta: i32,
+    pub(super) key: Option<Range<usize>>,
+    pub(super) value: Option<Range<usize>>,
     /// Position just past the record.
-    end: usize,
+    pub(super) end: usize,
 }
 
 /// Parses the record at `at` in `frame`, handing each header's key and value ranges to
 /// `on_header`. Every field must lie within the record's declared length, and fill it exactly.
-fn parse_record(
+pub(super) fn parse_record(
     frame: &[u8],
     at: usize,
     mut on_header: impl FnMut(Range<usize>, Option<Range<usize>>),
@@ -487,20 +500,6 @@ mod tests {
             })
         );
         assert!(validate(&batch, batch.len()).is_ok());
-    }
-
-    #[test]
-    fn validate_refuses_control_batches_transactional_or_not() {
-        for control in [0x20, 0x30] {
-            let mut batch = build(Compression::None, &sample(1));
-            batch[ATTRIBUTES_AT + 1] |= control;
-            fix_crc(&mut batch);
-            assert_eq!(
-                validate(&batch, usize::MAX),
-                Err(BatchError::ControlBatch),
-                "attributes {control:#x}"
-            );
-        }
     }
 
     #[test]

@@ -170,3 +170,86 @@ pub(crate) fn par_each<T: Sync>(items: &[T], f: impl Fn(&T) + Sync) {
         }
     });
 }
+
+/// For the kill -9 tests: runs this test binary again, selecting only the `#[ignore]`d test
+/// `child` (which does nothing unless one of `env` is set), for `delay`; then SIGKILLs it and
+/// returns the whole lines it printed (a line the kill cut short was never printed). Panics,
+/// with its output, if the child ended by itself before the kill.
+pub(crate) fn run_killed(
+    child: &str,
+    env: &[(&str, String)],
+    delay: std::time::Duration,
+) -> String {
+    use std::io::Read;
+    let mut command = std::process::Command::new(std::env::current_exe().expect("current exe"));
+    command
+        .args([
+            child,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut process = command.spawn().expect("spawn child");
+    // Drain stdout while the child runs, so a full pipe never slows it down.
+    let mut stdout = process.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).expect("child stdout");
+        text
+    });
+    std::thread::sleep(delay);
+    let exited_early = process.try_wait().expect("try_wait");
+    process.kill().expect("SIGKILL");
+    let status = process.wait().expect("wait");
+    let stdout = reader.join().expect("reader");
+    if exited_early.is_some() {
+        let mut stderr = String::new();
+        process
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut stderr)
+            .expect("child stderr");
+        panic!("the child exited by itself ({status}) before the kill:\n{stdout}\n{stderr}");
+    }
+    stdout
+        .split_inclusive('\n')
+        .filter(|line| line.ends_with('\n'))
+        .collect()
+}
+
+/// The seed of a kill -9 test's kill moments: `BROOK_KILL9_SEED`, else the clock (printed, so
+/// a failed run can be replayed).
+pub(crate) fn kill9_seed(test: &str) -> u64 {
+    let seed = std::env::var("BROOK_KILL9_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_nanos() as u64
+                | 1
+        });
+    eprintln!("{test} seed: BROOK_KILL9_SEED={seed}");
+    seed
+}
+
+/// xorshift64*, seeded per run: enough to spread kill moments, and replayable.
+pub(crate) struct Rng(pub u64);
+
+impl Rng {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}

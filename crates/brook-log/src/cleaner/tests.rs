@@ -1,0 +1,457 @@
+//! The cleaner on real partition logs: what stays, what goes, offsets, merging, tombstones,
+//! producers' last batches, reopening after a clean, and a clean cut short.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::batch::{records, BatchBuilder, BatchHeader, Batches, Compression, RecordRef};
+use crate::config::{CleanupPolicy, Durability, LogConfig};
+
+const TS: i64 = 1_700_000_000_000;
+const DAY: i64 = 86_400_000;
+
+fn compacted() -> LogConfig {
+    LogConfig {
+        segment_bytes_max: 1024,
+        index_interval_bytes: 128,
+        index_bytes_max: 4096,
+        durability: Durability::None,
+        cleanup_policy: CleanupPolicy::Compact,
+        ..LogConfig::default()
+    }
+}
+
+fn cleaner() -> CleanerConfig {
+    CleanerConfig {
+        dedupe_buffer_bytes: 1 << 20,
+        ..CleanerConfig::default()
+    }
+}
+
+/// One batch of `(key, value)` records (`None`: a tombstone) with `codec`.
+fn batch(
+    codec: Compression,
+    records: &[(&str, Option<&str>)],
+    producer: Option<(i64, i32)>,
+) -> Vec<u8> {
+    let mut builder = BatchBuilder::new(codec);
+    if let Some((id, sequence)) = producer {
+        builder = builder.with_producer(id, 0, sequence);
+    }
+    for (key, value) in records {
+        builder.push(RecordRef {
+            key: Some(key.as_bytes()),
+            value: value.map(str::as_bytes),
+            headers: &[],
+            timestamp: TS,
+        });
+    }
+    builder.build().expect("build").to_vec()
+}
+
+/// Every record from the log start: `(offset, key, value)`.
+fn read_all(log: &PartitionLog) -> Vec<(u64, String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.high_watermark() {
+        let bytes = log.read(offset, 1 << 20).expect("read");
+        let mut next = offset;
+        for b in Batches::new(&bytes) {
+            let b = b.expect("batch");
+            next = b.header.next_offset() as u64;
+            if b.header.is_control() {
+                continue;
+            }
+            for r in records(Bytes::copy_from_slice(b.bytes)).expect("records") {
+                let r = r.expect("record");
+                if r.offset >= offset {
+                    let text = |b: Bytes| String::from_utf8(b.to_vec()).expect("utf8");
+                    out.push((r.offset, text(r.key.expect("key")), r.value.map(text)));
+                }
+            }
+        }
+        assert!(next > offset, "the read moved on");
+        offset = next;
+    }
+    out
+}
+
+/// The latest value per key among `read_all`'s records.
+fn latest(records: &[(u64, String, Option<String>)]) -> BTreeMap<String, Option<String>> {
+    records
+        .iter()
+        .map(|(_, k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Writes `rounds` updates of keys `k0..k{keys}` (one batch per round), rolling now and then.
+fn fill(log: &PartitionLog, keys: usize, rounds: usize) -> BTreeMap<String, Option<String>> {
+    let mut want = BTreeMap::new();
+    for round in 0..rounds {
+        let pairs: Vec<(String, String)> = (0..keys)
+            .map(|k| (format!("k{k}"), format!("v{k}-{round}")))
+            .collect();
+        let records: Vec<(&str, Option<&str>)> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), Some(v.as_str())))
+            .collect();
+        log.append(&mut batch(Compression::None, &records, None))
+            .expect("append");
+        for (k, v) in pairs {
+            want.insert(k, Some(v));
+        }
+    }
+    log.roll().expect("roll");
+    want
+}
+
+#[test]
+fn a_clean_keeps_the_latest_value_of_each_key_at_its_offset_and_merges_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = PartitionLog::open(dir.path(), compacted()).expect("open");
+    let want = fill(&log, 10, 30);
+    let before = read_all(&log);
+    let segments_before = log.segment_count();
+    let size_before = log.size_bytes();
+    assert!(segments_before > 5, "{segments_before} segments");
+
+    let report = clean_now(&log, &cleaner(), TS)
+        .expect("clean")
+        .expect("cleaned");
+    assert_eq!(report.first_dirty, 0);
+    assert_eq!(report.end, 300);
+    let after = read_all(&log);
+    assert_eq!(latest(&after), want);
+    assert_eq!(after.len(), 10, "one record per key: {after:?}");
+    for record in &after {
+        assert!(
+            before.contains(record),
+            "{record:?} kept its offset and value"
+        );
+    }
+    // Full segments are grouped by their size before the clean (as Kafka does): each is
+    // rewritten alone the first time, and the small results merge at the next clean.
+    assert_eq!(log.segment_count(), segments_before);
+    assert!(log.size_bytes() < size_before / 5);
+    let stats = log.cleaner_stats();
+    assert_eq!(stats.cleans, 1);
+    assert_eq!(stats.bytes_reclaimed, size_before - log.size_bytes());
+    assert_eq!(stats.first_dirty_offset, 300);
+    // Nothing dirty is left: a second clean has nothing to do.
+    assert_eq!(clean_now(&log, &cleaner(), TS).expect("clean"), None);
+
+    // Appends go on after the clean, and the next clean takes the new updates.
+    let want = fill(&log, 10, 3);
+    clean_now(&log, &cleaner(), TS)
+        .expect("clean")
+        .expect("cleaned");
+    assert!(
+        log.segment_count() <= 3,
+        "{} segments: small ones merged",
+        log.segment_count()
+    );
+    assert_eq!(latest(&read_all(&log)), want);
+    assert_eq!(read_all(&log).len(), 10);
+    assert_eq!(log.log_end_offset(), 330);
+}
+
+#[test]
+fn cleaned_segments_reopen_after_a_clean_close_and_after_a_crash() {
+    for clean_close in [true, false] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = PartitionLog::open(dir.path(), compacted()).expect("open");
+        let want = fill(&log, 7, 20);
+        clean_now(&log, &cleaner(), TS)
+            .expect("clean")
+            .expect("cleaned");
+        let records = read_all(&log);
+        if clean_close {
+            log.close().expect("close");
+        }
+        drop(log);
+        // Without the checkpoint, recovery walks every segment, cleaned ones included.
+        for entry in std::fs::read_dir(dir.path()).expect("ls") {
+            let path = entry.expect("entry").path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if name.starts_with("checkpoint") || name == "clean-shutdown" {
+                std::fs::remove_file(&path).expect("rm");
+            }
+        }
+        let log = PartitionLog::open(dir.path(), compacted()).expect("reopen");
+        assert_eq!(log.recovery().corruption, None, "{:?}", log.recovery());
+        assert_eq!(read_all(&log), records);
+        assert_eq!(latest(&records), want);
+        assert_eq!(log.log_end_offset(), 140);
+        log.append(&mut batch(Compression::None, &[("k0", Some("new"))], None))
+            .expect("append");
+        assert_eq!(log.log_end_offset(), 141);
+    }
+}
+
+#[test]
+fn tombstones_stay_until_their_delete_horizon_passes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = PartitionLog::open(dir.path(), compacted()).expect("open");
+    fill(&log, 5, 4);
+    log.append(&mut batch(
+        Compression::Zstd,
+        &[("k1", None), ("k3", None)],
+        None,
+    ))
+    .expect("tombstones");
+    log.roll().expect("roll");
+    clean_now(&log, &cleaner(), TS)
+        .expect("clean")
+        .expect("cleaned");
+    let records = read_all(&log);
+    let tombstones: Vec<_> = records.iter().filter(|r| r.2.is_none()).collect();
+    assert_eq!(
+        tombstones.len(),
+        2,
+        "kept within delete.retention.ms: {records:?}"
+    );
+    assert_eq!(records.len(), 5);
+
+    // A day later (the default delete.retention.ms) the next clean drops them; it needs
+    // something dirty to run, so one more record.
+    log.append(&mut batch(Compression::None, &[("k0", Some("x"))], None))
+        .expect("append");
+    log.roll().expect("roll");
+    clean_now(&log, &cleaner(), TS + DAY - 1)
+        .expect("clean")
+        .expect("cleaned");
+    assert_eq!(
+        read_all(&log).iter().filter(|r| r.2.is_none()).count(),
+        2,
+        "not yet"
+    );
+    log.append(&mut batch(Compression::None, &[("k0", Some("y"))], None))
+        .expect("append");
+    log.roll().expect("roll");
+    clean_now(&log, &cleaner(), TS + DAY + 1)
+        .expect("clean")
+        .expect("cleaned");
+    let records = read_all(&log);
+    assert!(records.iter().all(|r| r.2.is_some()), "{records:?}");
+    let keys: Vec<&str> = records.iter().map(|r| r.1.as_str()).collect();
+    assert_eq!(keys, ["k2", "k4", "k0"]);
+}
+
+#[test]
+fn a_producers_last_batch_stays_even_when_every_record_in_it_is_superseded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = PartitionLog::open(dir.path(), compacted()).expect("open");
+    // Producer 9's last batch (sequence 2) holds k0 and k1; both are overwritten later by a
+    // plain producer.
+    for sequence in 0..3 {
+        let mut b = batch(
+            Compression::Lz4,
+            &[("k0", Some("p")), ("k1", Some("p"))],
+            Some((9, sequence * 2)),
+        );
+        log.append(&mut b).expect("append");
+    }
+    log.append(&mut batch(
+        Compression::None,
+        &[("k0", Some("a")), ("k1", Some("b"))],
+        None,
+    ))
+    .expect("append");
+    log.roll().expect("roll");
+    clean_now(&log, &cleaner(), TS)
+        .expect("clean")
+        .expect("cleaned");
+    let bytes = log.read(0, 1 << 20).expect("read");
+    let headers: Vec<BatchHeader> = Batches::new(&bytes)
+        .map(|b| b.expect("batch").header)
+        .collect();
+    let producer: Vec<&BatchHeader> = headers.iter().filter(|h| h.producer_id == 9).collect();
+    assert_eq!(
+        producer.len(),
+        1,
+        "only the producer's last batch: {headers:?}"
+    );
+    let last = producer[0];
+    assert_eq!(
+        (
+            last.base_offset,
+            last.last_offset_delta,
+            last.records_count,
+            last.base_sequence
+        ),
+        (4, 1, 0, 4),
+        "kept empty, with its offsets and sequence"
+    );
+    assert_eq!(latest(&read_all(&log)).len(), 2);
+}
+
+#[test]
+fn a_small_offset_map_cleans_in_several_rounds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = PartitionLog::open(dir.path(), compacted()).expect("open");
+    let want = fill(&log, 200, 4);
+    // Room for about 100 keys per clean.
+    let small = CleanerConfig {
+        dedupe_buffer_bytes: 24 * 140,
+        ..CleanerConfig::default()
+    };
+    let mut rounds = 0;
+    while let Some(report) = clean_now(&log, &small, TS).expect("clean") {
+        rounds += 1;
+        assert!(report.keys_mapped <= report.map_capacity);
+        assert!(rounds < 20, "the cleans make progress");
+    }
+    assert!(rounds >= 3, "{rounds} rounds");
+    let records = read_all(&log);
+    assert_eq!(latest(&records), want);
+    assert_eq!(records.len(), 200);
+}
+
+#[test]
+fn a_clean_stopped_by_close_leaves_the_log_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = std::sync::Arc::new(PartitionLog::open(dir.path(), compacted()).expect("open"));
+    let want = fill(&log, 10, 30);
+    let before = read_all(&log);
+    // Slow enough (1 KiB/s) that the close lands inside the clean.
+    let slow = CleanerConfig {
+        io_bytes_per_sec: Some(1024),
+        ..cleaner()
+    };
+    let cleaning = std::sync::Arc::clone(&log);
+    let handle = std::thread::spawn(move || clean_now(&cleaning, &slow, TS));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    log.close().expect("close");
+    let outcome = handle.join().expect("thread");
+    assert!(matches!(outcome, Err(LogError::Closed)), "{outcome:?}");
+    drop(log);
+    let leftovers: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".cleaned") || n == "cleaner-swap")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let log = PartitionLog::open(dir.path(), compacted()).expect("reopen");
+    assert!(log.recovery().clean);
+    let after = read_all(&log);
+    assert_eq!(latest(&after), want);
+    assert!(after.iter().all(|r| before.contains(r)));
+}
+
+#[test]
+fn a_log_that_is_not_compacted_is_not_cleaned_and_null_keys_are_refused_on_one_that_is() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plain = LogConfig {
+        cleanup_policy: CleanupPolicy::Delete,
+        ..compacted()
+    };
+    let log = PartitionLog::open(dir.path(), plain).expect("open");
+    fill(&log, 3, 3);
+    assert_eq!(clean_now(&log, &cleaner(), TS).expect("clean"), None);
+    drop(log);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = PartitionLog::open(dir.path(), compacted()).expect("open");
+    let mut keyless = BatchBuilder::new(Compression::Gzip);
+    keyless.push(RecordRef {
+        key: None,
+        value: Some(b"v"),
+        headers: &[],
+        timestamp: TS,
+    });
+    let mut keyless = keyless.build().expect("build").to_vec();
+    assert!(matches!(
+        log.append(&mut keyless),
+        Err(LogError::Batch(crate::BatchError::MissingKey {
+            offset_delta: 0
+        }))
+    ));
+    assert_eq!(log.log_end_offset(), 0, "nothing written");
+}
+
+#[test]
+fn retention_leaves_a_compacted_only_log_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        retention_ms_max: Some(1),
+        retention_bytes_max: Some(1),
+        ..compacted()
+    };
+    let log = PartitionLog::open(dir.path(), config.clone()).expect("open");
+    fill(&log, 5, 20);
+    let segments = log.segment_count();
+    assert_eq!(log.apply_retention(TS + DAY).expect("retention"), 0);
+    assert_eq!(log.segment_count(), segments);
+    log.set_config(LogConfig {
+        cleanup_policy: CleanupPolicy::CompactDelete,
+        ..config
+    })
+    .expect("config");
+    assert!(log.apply_retention(TS + DAY).expect("retention") > 0);
+}
+
+/// The power is cut at every mutating file operation of a clean in turn (writing the cleaned
+/// segment, its fsync, the checkpoint, the swap file, each rename and removal), the disk keeps
+/// what a crash leaves, and the log reopens with every key's latest value, nothing damaged and
+/// no file of the clean left behind.
+#[test]
+fn a_power_cut_at_any_step_of_a_clean_loses_no_latest_value() {
+    use crate::fs::sim::{SimFs, SimRng, Writeback};
+    use crate::fs::FsRef;
+
+    let dir = std::path::PathBuf::from("/data/t-0");
+    let config = LogConfig {
+        durability: Durability::Sync,
+        ..compacted()
+    };
+    let mut cut = 1;
+    loop {
+        let fs = SimFs::new();
+        let fs_ref: FsRef = fs.clone();
+        let log = PartitionLog::open_in(fs_ref.clone(), dir.clone(), config.clone()).expect("open");
+        let want = fill(&log, 6, 12);
+        fs.cut_power_after(cut);
+        let outcome = clean_now(&log, &cleaner(), TS);
+        let finished = !fs.is_off();
+        if finished {
+            outcome.expect("a clean the power did not stop");
+        }
+        drop(log);
+        let writeback = if cut % 2 == 0 {
+            Writeback::InOrder
+        } else {
+            Writeback::AnyOrder
+        };
+        fs.crash(&mut SimRng::new(cut), writeback);
+        let log = PartitionLog::open_in(fs_ref.clone(), dir.clone(), config.clone())
+            .unwrap_or_else(|e| panic!("cut at {cut}: recovery failed: {e}"));
+        assert_eq!(log.recovery().corruption, None, "cut at {cut}");
+        let records = read_all(&log);
+        assert_eq!(latest(&records), want, "cut at {cut}");
+        assert_eq!(log.log_end_offset(), 72, "cut at {cut}");
+        let leftovers: Vec<String> = fs_ref
+            .read_dir(&dir)
+            .expect("ls")
+            .into_iter()
+            .map(|e| e.name.to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".cleaned") || n == "cleaner-swap")
+            .collect();
+        assert!(leftovers.is_empty(), "cut at {cut}: {leftovers:?}");
+        // The log cleans on after the crash, to the same values.
+        clean_now(&log, &cleaner(), TS).expect("clean after the crash");
+        assert_eq!(latest(&read_all(&log)), want, "cut at {cut}, cleaned again");
+        if finished {
+            assert!(
+                cut > 20,
+                "the clean took {cut} operations: too few to be real"
+            );
+            break;
+        }
+        cut += 1;
+        assert!(cut < 5000, "the clean never finished");
+    }
+}
