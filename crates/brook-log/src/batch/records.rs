@@ -38,8 +38,10 @@ pub struct Record {
 
 /// Checks a batch a producer sent, completely, before the log appends it.
 ///
-/// Beyond [`BatchHeader::parse_checked`] (length, size limit, magic, counts, CRC-32C): `batch`
-/// holds exactly one batch; `recordsCount` is positive and equals `lastOffsetDelta + 1` (Kafka's
+/// Beyond [`BatchHeader::parse_checked`] (length, size limit, magic, counts, CRC-32C): the
+/// batch is not a control batch ([`BatchError::ControlBatch`]: only the broker writes
+/// transaction markers, through `PartitionLog::append_marker`); `batch` holds exactly one
+/// batch; `recordsCount` is positive and equals `lastOffsetDelta + 1` (Kafka's
 /// rule, which keeps offsets dense); every record parses and fills its length exactly; there
 /// are exactly `recordsCount` records and no bytes after them; offset deltas strictly increase
 /// and the last is `lastOffsetDelta`. Compressed records are inflated to check them (bounded,
@@ -66,6 +68,11 @@ fn validate_records(
     require_keys: bool,
 ) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse_checked(batch, max_batch_bytes)?;
+    if header.is_control() {
+        // Transaction markers are the broker's own (`PartitionLog::append_marker`); one a client
+        // wrote would stop Kafka consumers at its offset.
+        return Err(BatchError::ControlBatch);
+    }
     let total = header.total_len();
     if batch.len() != total {
         return Err(BatchError::BadRecord {
@@ -500,6 +507,20 @@ mod tests {
             })
         );
         assert!(validate(&batch, batch.len()).is_ok());
+    }
+
+    #[test]
+    fn validate_refuses_control_batches_transactional_or_not() {
+        for control in [0x20, 0x30] {
+            let mut batch = build(Compression::None, &sample(1));
+            batch[ATTRIBUTES_AT + 1] |= control;
+            fix_crc(&mut batch);
+            assert_eq!(
+                validate(&batch, usize::MAX),
+                Err(BatchError::ControlBatch),
+                "attributes {control:#x}"
+            );
+        }
     }
 
     #[test]
