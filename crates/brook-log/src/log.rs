@@ -368,9 +368,6 @@ impl PartitionLog {
         };
         // Kafka overwrites these rather than refusing the batch; so does brook.
         restamp(batch, &header);
-        if header.is_control() {
-            return Err(crate::error::BatchError::ControlBatch.into());
-        }
         self.write_checked(batch, header, None, &config)
     }
 
