@@ -4,6 +4,7 @@
 //!
 //! | route | what |
 //! |-------|------|
+//! | `GET /` | the web console ([`console`]: topics, records, groups, request-reply, settings) |
 //! | `GET /healthz`, `GET /readyz` | liveness; readiness (503 while shutting down) |
 //! | `GET /metrics` | Prometheus text format ([`crate::metrics`]) |
 //! | `GET /v1/openapi.json` | this door's OpenAPI document |
@@ -38,6 +39,7 @@
 mod admin;
 mod config;
 mod connection;
+mod console;
 mod error;
 mod extract;
 mod fetch;
@@ -162,6 +164,7 @@ fn router(app: App) -> Router {
         .fold(Router::new(), |router, (_, path, handler)| {
             router.route(path, handler)
         })
+        .merge(console::router())
         .route_layer(middleware::from_fn(observe))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
