@@ -1,14 +1,23 @@
 //! Committed offsets per consumer group: one fact whichever door committed them, persisted in
 //! the data directory so they survive restarts.
 //!
-//! All groups' offsets live in one snapshot file, `<data>/groups/offsets.meta`, in brook-log's
-//! [`meta`] envelope (magic `BROF`, CRC-32, atomic replace with fsync of the file and the
-//! directory), so a crash leaves the previous or the new snapshot, never a mix. A commit returns
+//! All groups' offsets live in one snapshot, `<data>/groups/offsets.meta`, kept as brook-log's
+//! [`meta::Alternating`] copies (`offsets.meta.0`, `offsets.meta.1`; magic `BROF`, CRC-32):
+//! each snapshot overwrites the older copy in place and is fdatasync'ed, so a torn or flipped
+//! write loses at most the last snapshot (the other copy holds the one before). A commit returns
 //! only after a snapshot holding it is durable. Concurrent commits share snapshots: a commit
 //! whose change was already written by another's snapshot does not write again, so a burst of
 //! commits costs about one file write per write duration, as group commit does for the log.
+//! (A snapshot of the older layout, one file `offsets.meta` replaced atomically, is read and
+//! replaced by the first commit.)
 //!
-//! The payload (version 1, big-endian):
+//! When every copy is damaged the committed offsets are **fenced**, and only they: the broker
+//! opens and every partition serves, but reading or committing a group's offsets fails with
+//! [`BrokerError::OffsetsUnavailable`] (a consumer resuming from a guessed position, or a
+//! commit overwriting what an operator might restore, would be worse) until an operator
+//! restores or removes the files.
+//!
+//! The payload (version 1, big-endian, after the copies' sequence number):
 //!
 //! | field      | type                                   |
 //! |------------|----------------------------------------|
@@ -18,12 +27,13 @@
 //! Every length is checked against the bytes present before anything is allocated.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use brook_log::{meta, LogError};
+use brook_log::meta::{self, Alternating};
+use brook_log::LogError;
 use parking_lot::Mutex;
 
-use crate::error::Result;
+use crate::error::{BrokerError, Result};
 use crate::types::{CommittedOffset, TopicPartition};
 
 const OFFSETS_MAGIC: [u8; 4] = *b"BROF";
@@ -41,43 +51,88 @@ struct State {
     version: u64,
 }
 
+/// The durable side: the copies, and the version of the newest durable snapshot.
+#[derive(Debug)]
+struct Persisted {
+    file: Alternating,
+    version: u64,
+}
+
 /// The committed offsets of every group, in memory and on disk.
 #[derive(Debug)]
 pub(crate) struct OffsetStore {
-    path: PathBuf,
     state: Mutex<State>,
-    /// The version of the newest durable snapshot; held while writing one, so writers queue.
-    persisted: Mutex<u64>,
+    /// Held while writing a snapshot, so writers queue.
+    persisted: Mutex<Persisted>,
+    /// Why the offsets are fenced: every copy of the file is damaged (see the module docs).
+    fenced: Option<String>,
 }
 
 impl OffsetStore {
-    /// Loads the snapshot under `data_dir`, creating the groups directory. Blocking.
+    /// Loads the snapshot under `data_dir`, creating the groups directory. Blocking. Damage
+    /// to the file fences the offsets rather than failing (see the module docs); only an I/O
+    /// error that leaves nothing to judge fails the open.
     pub(crate) fn open(data_dir: &Path) -> Result<Self> {
         let dir = data_dir.join(GROUPS_DIR);
-        std::fs::create_dir_all(&dir).map_err(|e| LogError::io(&dir, e))?;
+        if !dir.is_dir() {
+            std::fs::create_dir_all(&dir).map_err(|e| LogError::io(&dir, e))?;
+            meta::sync_dir(data_dir)?;
+        }
         let path = dir.join(OFFSETS_FILE);
-        let groups = match meta::read(&path, OFFSETS_MAGIC, "committed offsets")? {
-            None => BTreeMap::new(),
-            Some((version, payload)) => {
-                let bad = |reason: String| LogError::BadMetaFile {
-                    what: "committed offsets",
-                    path: path.clone(),
-                    reason,
-                };
-                if version != OFFSETS_VERSION {
-                    return Err(bad(format!(
-                        "version {version} is not {OFFSETS_VERSION}; written by a newer brook?"
-                    ))
-                    .into());
+        let (file, read) = Alternating::open(&path, OFFSETS_MAGIC, "committed offsets")?;
+        let bad = |reason: String| LogError::BadMetaFile {
+            what: "committed offsets",
+            path: path.clone(),
+            reason,
+        };
+        let loaded = match read.content {
+            None if !read.damaged.is_empty() => Err(read
+                .damaged
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")),
+            None => Ok(BTreeMap::new()),
+            Some((version, _)) if version != OFFSETS_VERSION => Err(bad(format!(
+                "version {version} is not {OFFSETS_VERSION}; written by a newer brook?"
+            ))
+            .to_string()),
+            Some((_, payload)) => decode(&payload).map_err(|reason| bad(reason).to_string()),
+        };
+        let (groups, fenced) = match loaded {
+            Ok(groups) => {
+                for damage in &read.damaged {
+                    tracing::warn!(error = %damage, "a copy of the committed offsets is damaged (a torn write?); using the other, which may lack the last commit");
                 }
-                decode(&payload).map_err(bad)?
+                (groups, None)
+            }
+            Err(reason) => {
+                tracing::error!(%reason, "every copy of the committed offsets is damaged: group offsets are fenced (reads and commits fail) until an operator restores or removes the files; every partition serves");
+                (
+                    BTreeMap::new(),
+                    Some(
+                        "every copy of the committed offsets file is damaged; an operator must \
+                         restore or remove it (see the server log)"
+                            .to_owned(),
+                    ),
+                )
             }
         };
         Ok(Self {
-            path,
             state: Mutex::new(State { groups, version: 0 }),
-            persisted: Mutex::new(0),
+            persisted: Mutex::new(Persisted { file, version: 0 }),
+            fenced,
         })
+    }
+
+    /// `Err(OffsetsUnavailable)` while the offsets are fenced.
+    pub(crate) fn check(&self) -> Result<()> {
+        match &self.fenced {
+            Some(reason) => Err(BrokerError::OffsetsUnavailable {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Records `offsets` for `group` and returns once they are durable. Blocking.
@@ -86,6 +141,7 @@ impl OffsetStore {
         group: &str,
         offsets: impl IntoIterator<Item = (TopicPartition, CommittedOffset)>,
     ) -> Result<()> {
+        self.check()?;
         let mine = {
             let mut state = self.state.lock();
             let entry = state.groups.entry(group.to_owned()).or_default();
@@ -96,8 +152,12 @@ impl OffsetStore {
         self.persist(mine)
     }
 
-    /// Forgets every group's offsets in `topic` (the topic was deleted). Blocking.
+    /// Forgets every group's offsets in `topic` (the topic was deleted). Blocking. Nothing to
+    /// do while fenced: the damaged files are left for the operator.
     pub(crate) fn remove_topic(&self, topic: &str) -> Result<()> {
+        if self.fenced.is_some() {
+            return Ok(());
+        }
         let mine = {
             let mut state = self.state.lock();
             let mut changed = false;
@@ -123,6 +183,7 @@ impl OffsetStore {
         group: &str,
         doomed: impl Fn(&TopicPartition) -> bool,
     ) -> Result<usize> {
+        self.check()?;
         let (removed, mine) = {
             let mut state = self.state.lock();
             let Some(offsets) = state.groups.get_mut(group) else {
@@ -145,13 +206,21 @@ impl OffsetStore {
     }
 
     /// The committed offset of `group` in `tp`.
-    pub(crate) fn get(&self, group: &str, tp: &TopicPartition) -> Option<CommittedOffset> {
-        self.state.lock().groups.get(group)?.get(tp).cloned()
+    pub(crate) fn get(&self, group: &str, tp: &TopicPartition) -> Result<Option<CommittedOffset>> {
+        self.check()?;
+        Ok(self
+            .state
+            .lock()
+            .groups
+            .get(group)
+            .and_then(|g| g.get(tp).cloned()))
     }
 
     /// All committed offsets of `group`, sorted by topic and partition.
-    pub(crate) fn group(&self, group: &str) -> Vec<(TopicPartition, CommittedOffset)> {
-        self.state
+    pub(crate) fn group(&self, group: &str) -> Result<Vec<(TopicPartition, CommittedOffset)>> {
+        self.check()?;
+        Ok(self
+            .state
             .lock()
             .groups
             .get(group)
@@ -161,10 +230,10 @@ impl OffsetStore {
                     .map(|(tp, c)| (tp.clone(), c.clone()))
                     .collect()
             })
-            .unwrap_or_default()
+            .unwrap_or_default())
     }
 
-    /// Every group with at least one committed offset, sorted.
+    /// Every group with at least one committed offset, sorted (none while fenced).
     pub(crate) fn groups(&self) -> Vec<String> {
         self.state.lock().groups.keys().cloned().collect()
     }
@@ -172,15 +241,15 @@ impl OffsetStore {
     /// Writes a snapshot unless one at `version` or newer is already durable.
     fn persist(&self, version: u64) -> Result<()> {
         let mut persisted = self.persisted.lock();
-        if *persisted >= version {
+        if persisted.version >= version {
             return Ok(());
         }
         let (snapshot_version, payload) = {
             let state = self.state.lock();
             (state.version, encode(&state.groups))
         };
-        meta::write(&self.path, OFFSETS_MAGIC, OFFSETS_VERSION, &payload)?;
-        *persisted = snapshot_version;
+        persisted.file.write(OFFSETS_VERSION, &payload)?;
+        persisted.version = snapshot_version;
         Ok(())
     }
 }
@@ -316,10 +385,10 @@ mod tests {
         let store = OffsetStore::open(dir.path()).expect("reopen");
         assert_eq!(store.groups(), ["g1", "g2"]);
         assert_eq!(
-            store.get("g1", &TopicPartition::new("a", 0)),
+            store.get("g1", &TopicPartition::new("a", 0)).expect("get"),
             Some(committed(6, "n"))
         );
-        assert_eq!(store.group("g1").len(), 2);
+        assert_eq!(store.group("g1").expect("group").len(), 2);
         store.remove_topic("a").expect("remove");
         drop(store);
         let store = OffsetStore::open(dir.path()).expect("reopen");
@@ -334,7 +403,7 @@ mod tests {
             .commit("g1", [(TopicPartition::new("b", 2), committed(7, ""))])
             .expect("commit again");
         assert_eq!(
-            store.group("g1"),
+            store.group("g1").expect("group"),
             [(TopicPartition::new("b", 2), committed(7, ""))]
         );
     }
@@ -356,5 +425,54 @@ mod tests {
         assert!(decode(&trailing).is_err());
         // A huge count with no bytes behind it fails fast instead of allocating.
         assert!(decode(&u32::MAX.to_be_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_damaged_copy_loses_at_most_the_last_commit_and_both_fence_the_offsets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tp = TopicPartition::new("t", 0);
+        let store = OffsetStore::open(dir.path()).expect("open");
+        for offset in 1..=3 {
+            store
+                .commit("g", [(tp.clone(), committed(offset, ""))])
+                .expect("commit");
+        }
+        drop(store);
+        let groups = dir.path().join(GROUPS_DIR);
+        let copies = [0, 1].map(|i| groups.join(format!("{OFFSETS_FILE}.{i}")));
+        for copy in &copies {
+            let saved = std::fs::read(copy).expect("read");
+            let mut bad = saved.clone();
+            let at = bad.len() / 2;
+            bad[at] ^= 1;
+            std::fs::write(copy, &bad).expect("flip");
+            let store = OffsetStore::open(dir.path()).expect("opens");
+            let got = store.get("g", &tp).expect("not fenced").expect("an offset");
+            assert!(
+                got.offset >= 2,
+                "{}: lost more than the last commit",
+                copy.display()
+            );
+            drop(store);
+            std::fs::write(copy, &saved).expect("restore");
+        }
+        for copy in &copies {
+            std::fs::write(copy, b"garbage").expect("damage");
+        }
+        let store = OffsetStore::open(dir.path()).expect("opens anyway");
+        assert!(matches!(
+            store.get("g", &tp),
+            Err(BrokerError::OffsetsUnavailable { .. })
+        ));
+        assert!(matches!(
+            store.commit("g", [(tp.clone(), committed(9, ""))]),
+            Err(BrokerError::OffsetsUnavailable { .. })
+        ));
+        assert!(store.remove_topic("t").is_ok());
+        assert_eq!(
+            std::fs::read(&copies[0]).expect("read"),
+            b"garbage",
+            "nothing is overwritten while fenced"
+        );
     }
 }

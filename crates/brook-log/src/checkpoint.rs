@@ -140,7 +140,20 @@ impl CheckpointFile {
                 None
             }
         };
-        Ok((Self { copies }, CheckpointRead { checkpoint, damaged }))
+        Ok((
+            Self { copies },
+            CheckpointRead {
+                checkpoint,
+                damaged,
+            },
+        ))
+    }
+
+    /// The checkpoint of an offline partition: never read, never written.
+    pub(crate) fn detached(dir: &Path) -> Self {
+        Self {
+            copies: Alternating::detached(&dir.join(CHECKPOINT_FILE), CHECKPOINT_MAGIC),
+        }
     }
 
     /// Durably records `checkpoint` (one in-place write and fdatasync).
@@ -153,8 +166,7 @@ impl CheckpointFile {
 /// The log end offset a clean close recorded; `None` if the last stop was not clean.
 pub(crate) fn read_clean_marker(fs: &dyn Fs, dir: &Path) -> Result<Option<u64>> {
     let path = dir.join(CLEAN_SHUTDOWN_FILE);
-    let Some((version, payload)) =
-        meta::read_in(fs, &path, CLEAN_MAGIC, "clean-shutdown marker")?
+    let Some((version, payload)) = meta::read_in(fs, &path, CLEAN_MAGIC, "clean-shutdown marker")?
     else {
         return Ok(None);
     };
@@ -240,7 +252,10 @@ mod tests {
         let (mut file, read) = CheckpointFile::open(fs, dir.path()).expect("open");
         assert_eq!(read.checkpoint, Some(old));
         file.write(fs, &old).expect("write v2");
-        assert!(!path.exists(), "the single file is gone once a copy is written");
+        assert!(
+            !path.exists(),
+            "the single file is gone once a copy is written"
+        );
         let (_, read) = CheckpointFile::open(fs, dir.path()).expect("open");
         assert_eq!(read.checkpoint, Some(old));
     }

@@ -95,6 +95,16 @@ pub enum LogError {
     },
     #[error("the log is closed")]
     Closed,
+    #[error("the partition at {dir} is offline: {reason}")]
+    Offline { dir: PathBuf, reason: String },
+    /// Appends refused because recovery found damage at `offset` (the log is readable up to
+    /// it); `reason` names the damage and the command that repairs it.
+    #[error("the partition at {dir} is read-only: {reason}")]
+    ReadOnly {
+        dir: PathBuf,
+        offset: u64,
+        reason: String,
+    },
     #[error(
         "producer {producer_id} epoch {epoch} is fenced: the partition has seen epoch {current}"
     )]

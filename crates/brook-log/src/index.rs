@@ -210,6 +210,21 @@ impl<E: Entry> Index<E> {
         })
     }
 
+    /// An index with no entries and no file behind it (an offline partition's placeholder).
+    pub(crate) fn detached(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            entries: Entries::Owned {
+                bytes: Vec::new(),
+                written: 0,
+            },
+            len: 0,
+            file_len: 0,
+            capacity: 0,
+            _entry: PhantomData,
+        }
+    }
+
     /// Opens the file at `path`: `sealed`, as a read-only map; otherwise read into memory to
     /// take more entries.
     ///

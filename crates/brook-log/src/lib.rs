@@ -71,7 +71,9 @@ mod txn_state;
 pub use cleaner::{clean_now, CleanReport, Cleaner, CleanerConfig, CleanerStats, LogSource};
 pub use config::{CleanupPolicy, DirtyRatio, Durability, LogConfig};
 pub use error::{BatchError, LogError, Result};
-pub use log::{AppendInfo, HighWatermarkListener, PartitionLog, PendingAppend, READ_BYTES_MAX};
+pub use log::{
+    AppendInfo, HighWatermarkListener, LogStatus, PartitionLog, PendingAppend, READ_BYTES_MAX,
+};
 pub use names::{validate_topic_name, TOPIC_NAME_LEN_MAX};
 pub use producer_state::{KeptBatch, ProducerEntry, BATCHES_KEPT};
 pub use recovery::{Corruption, RecoveryReport};

@@ -65,7 +65,7 @@ use crate::error::{LogError, Result};
 use crate::fs::{self, FsRef};
 use crate::meta;
 use crate::producer_state::{Check, KeptBatch, ProducerEntry};
-use crate::recovery::{recover, Corruption, RecoveryReport};
+use crate::recovery::{recover, Corruption, Recovered, RecoveryReport};
 use crate::segment::{delete_segment_files, now_ms, segment_file, Segment, LOG_EXT};
 use crate::txn_index::AbortedTxn;
 use crate::txn_state::PartitionTxns;
@@ -82,6 +82,20 @@ pub const READ_BYTES_MAX: usize = 64 << 20;
 
 /// Bytes read at a time while replaying the log's batches into producer state.
 const TXN_REPLAY_READ_BYTES: usize = 8 << 20;
+
+/// Whether a partition serves, as [`PartitionLog::status`] says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogStatus {
+    /// Reads and appends are served.
+    Online,
+    /// Reads are served up to the damage or the failure the reason names; appends are
+    /// refused (recovery found corruption, or an fsync failed) until an operator repairs it
+    /// (`brook log repair`) or, after a failed fsync, the broker restarts.
+    ReadOnly { reason: String },
+    /// Nothing is served: the partition could not be opened, for the reason given.
+    Offline { reason: String },
+}
 
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +170,8 @@ pub struct PartitionLog {
 struct Shared {
     fs: FsRef,
     dir: PathBuf,
+    /// Why the partition could not be opened; `Some` makes it an offline placeholder.
+    offline: Option<String>,
     config: RwLock<Arc<LogConfig>>,
     /// Held to write: appends, roll, retention, truncation, flush, close.
     writer: Mutex<Writer>,
@@ -255,6 +271,30 @@ impl PartitionLog {
     pub(crate) fn open_in(fs: FsRef, dir: PathBuf, config: LogConfig) -> Result<PartitionLog> {
         config.validate()?;
         let recovered = recover(&fs, &dir, &config)?;
+        let log = Self::from_recovered(fs, dir, config, recovered, None);
+        log.load_transactions()?;
+        Ok(log)
+    }
+
+    /// A partition that could not be opened (its directory unreadable, its topic file
+    /// damaged, ...): it holds nothing and touches no file, every read and write fails with
+    /// [`LogError::Offline`] saying `reason`, and [`PartitionLog::status`] says it is
+    /// offline. The store puts one in place of a partition whose open failed, so that the
+    /// other partitions serve; nothing on disk is changed.
+    pub(crate) fn offline(fs: FsRef, dir: PathBuf, config: LogConfig, reason: String) -> Self {
+        let recovered = Recovered::unavailable(&fs, &dir, &reason);
+        Self::from_recovered(fs, dir, config, recovered, Some(reason))
+    }
+
+    /// The log over what recovery opened (`offline`: a placeholder, see
+    /// [`PartitionLog::offline`]).
+    fn from_recovered(
+        fs: FsRef,
+        dir: PathBuf,
+        config: LogConfig,
+        recovered: Recovered,
+        offline: Option<String>,
+    ) -> PartitionLog {
         let segments: BTreeMap<u64, Arc<Segment>> = recovered
             .segments
             .into_iter()
@@ -268,9 +308,11 @@ impl PartitionLog {
         let corruption = recovered.report.corruption.clone();
         let end = recovered.end;
         let txn = Mutex::new(PartitionTxns::new(&fs, &dir));
+        let refusing = corruption.is_some() || offline.is_some();
         let shared = Arc::new(Shared {
             fs,
             dir,
+            offline,
             config: RwLock::new(Arc::new(config)),
             writer: Mutex::new(Writer {
                 active,
@@ -293,7 +335,7 @@ impl PartitionLog {
                 failed: None,
             }),
             synced: Condvar::new(),
-            refusing_writes: AtomicBool::new(corruption.is_some()),
+            refusing_writes: AtomicBool::new(refusing),
             checkpoint: Mutex::new(recovered.checkpoint),
             recovery_point: Mutex::new(RecoveryPointState {
                 file: recovered.checkpoint_file,
@@ -315,9 +357,8 @@ impl PartitionLog {
             recovery: recovered.report,
             flusher: Mutex::new(None),
         };
-        log.load_transactions()?;
         log.start_or_stop_flusher();
-        Ok(log)
+        log
     }
 
     /// Loads producer states and aborted transaction indexes (see [`crate::txn_state`]).
@@ -513,6 +554,7 @@ impl PartitionLog {
     pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Bytes> {
         let max_bytes = max_bytes.min(READ_BYTES_MAX);
         let s = &*self.shared;
+        s.check_online()?;
         let hw = *s.high_watermark.read();
         let start = s.log_start.load(Ordering::Acquire);
         let out_of_range = || LogError::OffsetOutOfRange {
@@ -597,6 +639,7 @@ impl PartitionLog {
     /// late.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(u64, i64)>> {
         let s = &*self.shared;
+        s.check_online()?;
         let hw = *s.high_watermark.read();
         let start = s.log_start.load(Ordering::Acquire);
         let config = s.config();
@@ -618,6 +661,7 @@ impl PartitionLog {
     /// ListOffsets `MAX_TIMESTAMP` (-3), which also answers the first of equals.
     pub fn max_timestamp_offset(&self) -> Result<Option<(u64, i64)>> {
         let s = &*self.shared;
+        s.check_online()?;
         let hw = *s.high_watermark.read();
         let start = s.log_start.load(Ordering::Acquire);
         let config = s.config();
@@ -689,6 +733,9 @@ impl PartitionLog {
         let w = s.writer.lock();
         if w.closed {
             return Err(LogError::Closed);
+        }
+        if s.offline.is_some() {
+            return Ok(0);
         }
         let segments: Vec<Arc<Segment>> = s.segments.read().values().cloned().collect();
         let inactive = &segments[..segments.len() - 1];
@@ -899,6 +946,7 @@ impl PartitionLog {
         if w.closed {
             return Err(LogError::Closed);
         }
+        s.check_online()?;
         s.flush_locked(&w)
     }
 
@@ -916,6 +964,10 @@ impl PartitionLog {
                 return Ok(());
             }
             w.closed = true;
+            if s.offline.is_some() {
+                // Nothing was opened, nothing is written: the files stay as they were.
+                return Ok(());
+            }
             s.flush_locked(&w).and_then(|()| {
                 // Trimmed, so the next open reads its entries, not megabytes of zeros.
                 w.active.seal()?;
@@ -935,6 +987,30 @@ impl PartitionLog {
     #[cfg(test)]
     pub(crate) fn set_recovery_point_every(&self, bytes: u64) {
         self.shared.recovery_point.lock().every = bytes;
+    }
+
+    /// Whether the partition serves reads and appends, and if not, why: see [`LogStatus`].
+    pub fn status(&self) -> LogStatus {
+        let s = &*self.shared;
+        if let Some(reason) = &s.offline {
+            return LogStatus::Offline {
+                reason: reason.clone(),
+            };
+        }
+        if !s.refusing_writes.load(Ordering::Acquire) {
+            return LogStatus::Online;
+        }
+        if let Some(reason) = s.sync.lock().failed.clone() {
+            return LogStatus::ReadOnly {
+                reason: s.poisoned(reason).to_string(),
+            };
+        }
+        match &s.writer.lock().corruption {
+            Some(c) => LogStatus::ReadOnly {
+                reason: corruption_error(&s.dir, c).to_string(),
+            },
+            None => LogStatus::Online,
+        }
     }
 
     /// Whether appends are refused: an fsync failed, or recovery found corruption.
@@ -1081,7 +1157,9 @@ impl PartitionLog {
             Err(e) => {
                 // The files on disk are the new segment's; the list still names the old ones,
                 // which must not be written or deleted by name any more.
-                s.poison(format!("a cleaned segment could not be opened after its swap: {e}"));
+                s.poison(format!(
+                    "a cleaned segment could not be opened after its swap: {e}"
+                ));
                 return Err(e);
             }
         };
@@ -1164,13 +1242,25 @@ impl Shared {
             .map(|(_, s)| Arc::clone(s))
     }
 
+    /// `Err(LogError::Offline)` for an offline placeholder (see [`PartitionLog::offline`]).
+    fn check_online(&self) -> Result<()> {
+        match &self.offline {
+            Some(reason) => Err(LogError::Offline {
+                dir: self.dir.clone(),
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     fn check_writable(&self, w: &Writer) -> Result<()> {
         if w.closed {
             return Err(LogError::Closed);
         }
         if self.refusing_writes.load(Ordering::Acquire) {
+            self.check_online()?;
             if let Some(c) = &w.corruption {
-                return Err(corruption_error(c));
+                return Err(corruption_error(&self.dir, c));
             }
             if let Some(reason) = self.sync.lock().failed.clone() {
                 return Err(self.poisoned(reason));
@@ -1181,11 +1271,14 @@ impl Shared {
 
     /// The error for an append to a log that refuses writes.
     fn write_refusal(&self) -> LogError {
+        if let Err(offline) = self.check_online() {
+            return offline;
+        }
         if let Some(reason) = self.sync.lock().failed.clone() {
             return self.poisoned(reason);
         }
         match &self.writer.lock().corruption {
-            Some(c) => corruption_error(c),
+            Some(c) => corruption_error(&self.dir, c),
             None => LogError::Closed,
         }
     }
@@ -1365,10 +1458,7 @@ impl Shared {
     /// Durably writes `next` as the checkpoint; `current` (the guard of `self.checkpoint`)
     /// follows only once it is written.
     fn store_checkpoint(&self, current: &mut Checkpoint, next: Checkpoint) -> Result<()> {
-        self.recovery_point
-            .lock()
-            .file
-            .write(&*self.fs, &next)?;
+        self.recovery_point.lock().file.write(&*self.fs, &next)?;
         *current = next;
         Ok(())
     }
@@ -1382,8 +1472,7 @@ impl Shared {
     fn advance_recovery_point(&self, seq: u64, point: LogPosition, truncations: u64) {
         {
             let state = self.recovery_point.lock();
-            if seq < state.persisted_seq + state.every || state.truncations != truncations
-            {
+            if seq < state.persisted_seq + state.every || state.truncations != truncations {
                 return;
             }
         }
@@ -1493,15 +1582,34 @@ impl Shared {
     }
 }
 
-fn corruption_error(c: &Corruption) -> LogError {
-    LogError::Corrupt {
-        segment: c.segment.clone(),
-        position: c.position,
+/// The refusal of an append to the log in `dir`, whose recovery found `c`.
+fn corruption_error(dir: &Path, c: &Corruption) -> LogError {
+    LogError::ReadOnly {
+        dir: dir.to_path_buf(),
         offset: c.offset,
         reason: format!(
-            "{}; appends are refused until truncate_to({}) drops it and everything after it",
-            c.reason, c.offset
+            "{c}; appends are refused until an operator drops the damaged batch and everything \
+             after it: {}",
+            repair_hint(dir, c.offset)
         ),
+    }
+}
+
+/// What an operator runs to cut the log in `dir` back to `offset`: `brook log repair` when
+/// `dir` is a partition directory of a data directory (`<data>/<topic>-<partition>`), else
+/// the API call.
+pub(crate) fn repair_hint(dir: &Path, offset: u64) -> String {
+    let name = dir.file_name().and_then(|n| n.to_str());
+    match (
+        name.and_then(crate::names::parse_partition_dir),
+        dir.parent(),
+    ) {
+        (Some((topic, partition)), Some(data)) => format!(
+            "stop the broker and run `brook log repair --data-dir {} --topic {topic} \
+             --partition {partition} --truncate-to {offset}`",
+            data.display()
+        ),
+        _ => format!("PartitionLog::truncate_to({offset})"),
     }
 }
 

@@ -258,6 +258,18 @@ impl Alternating {
         Ok((file, AlternatingRead { content, damaged }))
     }
 
+    /// A file at `path` not read from disk, for a writer that never writes (an offline
+    /// partition's checkpoint).
+    pub(crate) fn detached(path: &Path, magic: [u8; 4]) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            magic,
+            seq: 0,
+            exists: [false; 2],
+            legacy: false,
+        }
+    }
+
     fn copy_path(&self, copy: usize) -> PathBuf {
         let mut name = self.path.as_os_str().to_owned();
         name.push(format!(".{copy}"));

@@ -151,6 +151,31 @@ pub(crate) struct Recovered {
     pub cleaner: CleanerCheckpoint,
 }
 
+impl Recovered {
+    /// What an offline partition holds: one placeholder segment, nothing read from disk
+    /// (see `PartitionLog::offline`).
+    pub(crate) fn unavailable(fs: &FsRef, dir: &Path, reason: &str) -> Self {
+        let end = LogPosition {
+            offset: 0,
+            segment: 0,
+            position: 0,
+        };
+        Self {
+            segments: vec![Segment::unavailable(fs, dir, reason)],
+            log_start: 0,
+            end,
+            beyond_corruption: Vec::new(),
+            checkpoint: Checkpoint {
+                log_start: 0,
+                recovery_point: end,
+            },
+            checkpoint_file: CheckpointFile::detached(dir),
+            report: RecoveryReport::default(),
+            cleaner: CleanerCheckpoint::default(),
+        }
+    }
+}
+
 /// Opens (creating if needed) the log directory `dir` as the module doc describes.
 pub(crate) fn recover(fs: &FsRef, dir: &Path, config: &LogConfig) -> Result<Recovered> {
     ensure_dir(fs, dir)?;
@@ -222,9 +247,10 @@ pub(crate) fn recover(fs: &FsRef, dir: &Path, config: &LogConfig) -> Result<Reco
             (Some(position), beyond)
         }
     };
-    let (segments, rebuilt) = open_to_damage(&mut bases, &mut beyond, cut, &mut report, |bases, cut| {
-        open_all(fs, dir, bases, cut, &cleaned, config)
-    })?;
+    let (segments, rebuilt) =
+        open_to_damage(&mut bases, &mut beyond, cut, &mut report, |bases, cut| {
+            open_all(fs, dir, bases, cut, &cleaned, config)
+        })?;
     report.rebuilt_indexes += rebuilt;
     for segment in segments.iter().skip(start.index) {
         segment.sync_data()?;
@@ -306,9 +332,9 @@ fn open_to_damage(
         else {
             return Err(error);
         };
-        let index = bases.iter().position(|b| {
-            crate::inspect::segment_base_offset(&segment) == Some(*b)
-        });
+        let index = bases
+            .iter()
+            .position(|b| crate::inspect::segment_base_offset(&segment) == Some(*b));
         let last = bases.len() - 1;
         let earlier = |index: usize| index < last || cut.is_none_or(|c| position < c);
         let Some(index) = index.filter(|&i| earlier(i)) else {
@@ -385,11 +411,7 @@ fn finish(
 /// Damage the files themselves do not show: the log ends before the point the checkpoint says
 /// it was synced to (a segment cut short at a batch boundary, or missing). Corruption at the
 /// end of what is there.
-fn check_reaches(
-    trusted: Option<LogPosition>,
-    segments: &[Segment],
-    report: &mut RecoveryReport,
-) {
+fn check_reaches(trusted: Option<LogPosition>, segments: &[Segment], report: &mut RecoveryReport) {
     let Some(point) = trusted else {
         return;
     };
@@ -587,7 +609,14 @@ fn walk(
         if !prev_gaps && leftover_of_truncation(trusted, index > start.index, bases[index], offset)
         {
             tracing::warn!(segment = %path.display(), "removing segments a crash left behind a truncation");
-            drop_segments(fs, dir, bases, index, "left behind by an interrupted truncation", report)?;
+            drop_segments(
+                fs,
+                dir,
+                bases,
+                index,
+                "left behind by an interrupted truncation",
+                report,
+            )?;
             return Ok(Found::Clean);
         }
         if position == 0 && (bases[index] < offset || (bases[index] > offset && !prev_gaps)) {
@@ -814,7 +843,7 @@ mod tests {
         assert!(log.is_poisoned());
         assert!(matches!(
             log.append(&mut test_batch(1, 1, TS)),
-            Err(LogError::Corrupt { offset, .. }) if offset == bad
+            Err(LogError::ReadOnly { offset, .. }) if offset == bad
         ));
         let before = placed[bad as usize - 1].2 as usize;
         assert_eq!(log.read(bad - 1, 1).expect("readable").len(), before);
@@ -970,7 +999,10 @@ mod tests {
             let log = PartitionLog::open(dir.path(), config()).expect("open");
             let corruption = log.recovery().corruption.clone().expect("reported");
             assert_eq!(corruption.offset, 9, "{corruption}");
-            assert!(corruption.reason.contains("synced up to offset 10"), "{corruption}");
+            assert!(
+                corruption.reason.contains("synced up to offset 10"),
+                "{corruption}"
+            );
             assert_eq!(log.log_end_offset(), 9);
             assert!(log.is_poisoned());
             assert!(!log.read(8, 1).expect("readable up to it").is_empty());
@@ -979,7 +1011,8 @@ mod tests {
         }
         let log = PartitionLog::open(dir.path(), config()).expect("open");
         log.truncate_to(9).expect("the operator's repair");
-        log.append(&mut test_batch(1, 1, TS)).expect("appends resume");
+        log.append(&mut test_batch(1, 1, TS))
+            .expect("appends resume");
     }
 
     /// After a crash, damage in bytes the recovery point vouches for is corruption too; the
@@ -1045,7 +1078,9 @@ mod tests {
         assert!(!log.read(middle - 1, 1).expect("read").is_empty());
         assert!(log.is_poisoned());
         assert_eq!(
-            list_segments(&crate::fs::real(), dir.path()).expect("ls").len(),
+            list_segments(&crate::fs::real(), dir.path())
+                .expect("ls")
+                .len(),
             bases.len() - 1,
             "the segments after the gap stay on disk"
         );

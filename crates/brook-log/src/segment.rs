@@ -15,7 +15,7 @@
 //! Every file access goes through the log's file layer ([`crate::fs`]).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -181,6 +181,8 @@ pub(crate) struct Segment {
     /// When the segment was created (ms since the epoch): the clock of roll by age.
     created_ms: i64,
     indexes: RwLock<Indexes>,
+    /// The indexes were checked whole (see [`Segment::check_indexes`]).
+    indexes_checked: AtomicBool,
     /// Where the next index entry is due. Only appends and truncation touch it.
     cursor: Mutex<IndexCursor>,
     /// Offsets may skip between batches: a clean rewrote the segment.
@@ -213,7 +215,13 @@ impl Segment {
         config: &LogConfig,
     ) -> Result<Self> {
         let path = |ext| segment_file(dir, base_offset, ext);
-        Self::create_at(fs, [path(LOG_EXT), path(INDEX_EXT), path(TIME_INDEX_EXT)], base_offset, config, false)
+        Self::create_at(
+            fs,
+            [path(LOG_EXT), path(INDEX_EXT), path(TIME_INDEX_EXT)],
+            base_offset,
+            config,
+            false,
+        )
     }
 
     /// Creates a segment whose files are `{base}.log.cleaned` and its indexes likewise: a
@@ -226,7 +234,13 @@ impl Segment {
         config: &LogConfig,
     ) -> Result<Self> {
         let path = |ext| crate::cleaner::cleaned_file(dir, base_offset, ext);
-        Self::create_at(fs, [path(LOG_EXT), path(INDEX_EXT), path(TIME_INDEX_EXT)], base_offset, config, true)
+        Self::create_at(
+            fs,
+            [path(LOG_EXT), path(INDEX_EXT), path(TIME_INDEX_EXT)],
+            base_offset,
+            config,
+            true,
+        )
     }
 
     /// Creates a new, empty segment at the paths of its log, offset index and time index.
@@ -262,6 +276,7 @@ impl Segment {
             max_timestamp: AtomicI64::new(i64::MIN),
             created_ms: now_ms(),
             indexes: RwLock::new(indexes),
+            indexes_checked: AtomicBool::new(true),
             cursor: Mutex::new(IndexCursor::default()),
             gaps,
         })
@@ -347,10 +362,34 @@ impl Segment {
             max_timestamp: AtomicI64::new(tail.cursor.max_timestamp),
             created_ms,
             indexes: RwLock::new(indexes),
+            indexes_checked: AtomicBool::new(active || rebuilt > 0),
             cursor: Mutex::new(tail.cursor),
             gaps,
         };
         Ok((segment, rebuilt))
+    }
+
+    /// A segment with no file behind it: the one placeholder segment of an offline partition
+    /// (nothing reads or writes through it; every file call would fail with `reason`).
+    pub(crate) fn unavailable(fs: &FsRef, dir: &Path, reason: &str) -> Self {
+        let path = |ext| segment_file(dir, 0, ext);
+        Self {
+            fs: FsRef::clone(fs),
+            base_offset: 0,
+            log_path: path(LOG_EXT),
+            log: Box::new(fs::Unavailable(reason.to_owned())),
+            size: AtomicU64::new(0),
+            next_offset: AtomicU64::new(0),
+            max_timestamp: AtomicI64::new(i64::MIN),
+            created_ms: now_ms(),
+            indexes: RwLock::new(Indexes {
+                offsets: OffsetIndex::detached(&path(INDEX_EXT)),
+                times: TimeIndex::detached(&path(TIME_INDEX_EXT)),
+            }),
+            indexes_checked: AtomicBool::new(true),
+            cursor: Mutex::new(IndexCursor::default()),
+            gaps: false,
+        }
     }
 
     pub(crate) fn base_offset(&self) -> u64 {
@@ -448,6 +487,55 @@ impl Segment {
         Ok(())
     }
 
+    /// Checks a sealed segment's indexes whole, once, before their first use: opening a
+    /// partition reads only their last entry and what follows it (a sealed segment's entries
+    /// were fsynced when it rolled), so that a restart does not read every index of every
+    /// partition. Wrong indexes are rebuilt from the log here, as on open.
+    fn check_indexes(&self, config: &LogConfig) -> Result<()> {
+        if self.indexes_checked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut indexes = self.indexes.write();
+        if self.indexes_checked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let size = self.size();
+        let wrong = indexes
+            .offsets
+            .check(size)
+            .and_then(|()| indexes.times.check(&indexes.offsets))
+            .err();
+        if let Some(reason) = wrong {
+            tracing::warn!(
+                index = %indexes.offsets.path().display(),
+                %reason,
+                "rebuilding the indexes of a segment from its log"
+            );
+            let (offsets, times) = (
+                indexes.offsets.path().to_path_buf(),
+                indexes.times.path().to_path_buf(),
+            );
+            let paths = IndexPaths {
+                offsets: &offsets,
+                times: &times,
+            };
+            let scanner = Scanner::new(&*self.log, &self.log_path, size, 1 << 20);
+            let (mut rebuilt, _) = rebuild_indexes(
+                &*self.fs,
+                paths,
+                self.base_offset,
+                scanner,
+                self.gaps,
+                config,
+            )?;
+            rebuilt.offsets.seal(&*self.fs)?;
+            rebuilt.times.seal(&*self.fs)?;
+            *indexes = rebuilt;
+        }
+        self.indexes_checked.store(true, Ordering::Release);
+        Ok(())
+    }
+
     /// Position and header of the first batch below `limit` whose last offset is at least
     /// `offset`; `None` if every batch below `limit` ends before it.
     pub(crate) fn locate(
@@ -456,6 +544,7 @@ impl Segment {
         limit: u64,
         config: &LogConfig,
     ) -> Result<Option<(u64, BatchHeader)>> {
+        self.check_indexes(config)?;
         let (position, expect) = self.index_lookup(offset);
         let mut scanner = Scanner::new(&*self.log, &self.log_path, limit, scan_window(config));
         let mut position = self.start_at(&mut scanner, position, expect)?;
@@ -524,6 +613,7 @@ impl Segment {
         limit: u64,
         config: &LogConfig,
     ) -> Result<Option<Bytes>> {
+        self.check_indexes(config)?;
         let (position, expect) = self.index_lookup(offset);
         if position < limit {
             let slack = scan_window(config) as u64;
@@ -556,6 +646,7 @@ impl Segment {
         limit: u64,
         config: &LogConfig,
     ) -> Result<Option<(u64, i64)>> {
+        self.check_indexes(config)?;
         let (position, expect) = {
             let indexes = self.indexes.read();
             match indexes.times.lookup(timestamp) {
@@ -653,6 +744,7 @@ impl Segment {
         next_offset: u64,
         config: &LogConfig,
     ) -> Result<()> {
+        self.check_indexes(config)?;
         self.log
             .set_len(position)
             .map_err(|e| LogError::io(&self.log_path, e))?;
@@ -878,10 +970,22 @@ fn load_indexes(
     let keep = offsets.entries_before(valid_len);
     offsets.truncate_entries(keep);
     times.truncate_entries(keep);
-    if let Err(reason) = offsets
-        .check(valid_len)
-        .and_then(|()| times.check(&offsets))
-    {
+    // The entries of a sealed segment are checked whole on first use
+    // (`Segment::check_indexes`); here only that the two files pair up.
+    let checked = if active {
+        offsets
+            .check(valid_len)
+            .and_then(|()| times.check(&offsets))
+    } else if times.len() != offsets.len() {
+        Err(format!(
+            "{} time entries where the offset index has {}",
+            times.len(),
+            offsets.len()
+        ))
+    } else {
+        Ok(())
+    };
+    if let Err(reason) = checked {
         return Ok(Err(reason));
     }
     let (start, expect, cursor) = match (offsets.last(), times.last()) {
@@ -994,7 +1098,6 @@ fn scan_tail(
             ));
         }
         let relative = (base - base_offset).min(u64::from(u32::MAX)) as u32;
-
         let due = cursor.on_batch(
             position,
             relative,

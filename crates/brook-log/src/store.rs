@@ -80,15 +80,38 @@ impl Store {
         create_dir_durably(&fs, &dir)?;
         let lock = DirLock::acquire(&*fs, &dir)?;
         create_dir_durably(&fs, &dir.join(TOPICS_DIR))?;
-        let metas = read_topic_files(&fs, &dir)?;
-        remove_orphans(&fs, &dir, &metas)?;
+        let (metas, damaged) = read_topic_files(&fs, &dir)?;
+        remove_orphans(&fs, &dir, &metas, &damaged)?;
+        // Every partition of every topic, opened in parallel below.
+        let mut jobs = Vec::new();
+        let mut configs = BTreeMap::new();
+        for (name, meta) in &metas {
+            let config = effective_config(name, &meta.overrides, &defaults)?;
+            jobs.extend((0..meta.partitions).map(|p| (name.clone(), p, config.clone())));
+            configs.insert(name.clone(), config);
+        }
+        let mut opened = open_partitions(&fs, &dir, jobs).into_iter();
         let mut topics = BTreeMap::new();
         for (name, meta) in metas {
-            let config = effective_config(&name, &meta.overrides, &defaults)?;
-            let partitions = (0..meta.partitions)
-                .map(|p| open_partition(&fs, &dir, &name, p, &config, OnMissing::Warn))
-                .collect::<Result<Vec<_>>>()?;
+            let partitions: Vec<_> = opened.by_ref().take(meta.partitions as usize).collect();
+            let config = configs.remove(&name).unwrap_or_else(|| defaults.clone());
             let topic = Topic::new(name.clone(), meta, config, partitions);
+            topics.insert(name, Arc::new(topic));
+        }
+        for (name, (count, reason)) in damaged {
+            let partitions = (0..count)
+                .map(|p| {
+                    let path = dir.join(partition_dir_name(&name, p));
+                    let why = format!("{reason} (the partition directory is kept as it is)");
+                    Arc::new(PartitionLog::offline(
+                        FsRef::clone(&fs),
+                        path,
+                        defaults.clone(),
+                        why,
+                    ))
+                })
+                .collect();
+            let topic = Topic::damaged(name.clone(), defaults.clone(), partitions, reason);
             topics.insert(name, Arc::new(topic));
         }
         tracing::info!(dir = %dir.display(), topics = topics.len(), "store opened");
@@ -172,6 +195,7 @@ impl Store {
     /// and at most [`PARTITIONS_MAX`]; nothing changes otherwise.
     pub fn add_partitions(&self, name: &str, partitions: u32) -> Result<Arc<Topic>> {
         let (_admin, topic) = self.lock_topic(name)?;
+        self.refuse_damaged(&topic)?;
         let current = topic.partition_count();
         if partitions <= current || partitions > PARTITIONS_MAX {
             return Err(LogError::InvalidConfig(format!(
@@ -227,6 +251,7 @@ impl Store {
     /// the topic with its new config; nothing changes when the config is invalid.
     pub fn alter_topic_config(&self, name: &str, overrides: TopicConfig) -> Result<Arc<Topic>> {
         let (_admin, topic) = self.lock_topic(name)?;
+        self.refuse_damaged(&topic)?;
         let config = effective_config(name, &overrides, &self.defaults)?;
         let meta = TopicMeta {
             id: topic.id(),
@@ -248,6 +273,18 @@ impl Store {
             .insert(name.to_owned(), Arc::clone(&altered));
         tracing::info!(topic = name, "topic config altered");
         Ok(altered)
+    }
+
+    /// A topic whose file is damaged is only ever deleted: rewriting its file from what is
+    /// known (no id, default settings) would pass off a guess as the topic.
+    fn refuse_damaged(&self, topic: &Topic) -> Result<()> {
+        match topic.damaged_reason() {
+            Some(reason) => Err(LogError::Offline {
+                dir: topic_file(&self.dir, topic.name()),
+                reason: reason.to_owned(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The admin lock, held for a change of the existing topic `name`, and that topic.
@@ -434,22 +471,45 @@ fn create_dir_durably(fs: &FsRef, dir: &Path) -> Result<()> {
     fs::create_dir_durably(&**fs, dir).map_err(|e| LogError::io(dir, e))
 }
 
+/// Topics whose topic file could not be read: by name, the number of partition directories
+/// found for it and why.
+type DamagedTopics = BTreeMap<String, (u32, String)>;
+
 /// Reads every topic file. Leftover temporary files of an interrupted write are removed (the
-/// rename that commits a topic file never happened, so they hold nothing); a damaged topic
-/// file is an error, never skipped: skipping it would lose a topic and then delete its data
-/// as orphans.
-fn read_topic_files(fs: &FsRef, dir: &Path) -> Result<BTreeMap<String, TopicMeta>> {
+/// rename that commits a topic file never happened, so they hold nothing). A damaged topic
+/// file is never skipped (skipping it would lose a topic and then delete its data as
+/// orphans), nor does it stop the store: it is logged, and its topic is kept, offline, with
+/// every partition directory of its name (see [`Topic::damaged`]).
+fn read_topic_files(
+    fs: &FsRef,
+    dir: &Path,
+) -> Result<(BTreeMap<String, TopicMeta>, DamagedTopics)> {
     let topics_dir = dir.join(TOPICS_DIR);
     let mut metas = BTreeMap::new();
+    let mut damaged = BTreeMap::new();
     for entry in fs
         .read_dir(&topics_dir)
         .map_err(|e| LogError::io(&topics_dir, e))?
     {
         let path = entry.path;
         if let Some(name) = topic_of_file(&path) {
-            let meta = TopicMeta::read(&**fs, &path)?
-                .ok_or_else(|| LogError::io(&path, std::io::ErrorKind::NotFound.into()))?;
-            metas.insert(name.to_owned(), meta);
+            match TopicMeta::read(&**fs, &path) {
+                Ok(Some(meta)) => {
+                    metas.insert(name.to_owned(), meta);
+                }
+                // Gone since the listing: a topic being deleted by no one (we hold the lock)
+                // cannot be; treat it as damaged rather than guess.
+                Ok(None) => {
+                    damaged.insert(
+                        name.to_owned(),
+                        format!("topic file {} vanished", path.display()),
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(topic = name, error = %e, "the topic file is damaged: the topic is offline until it is repaired or restored");
+                    damaged.insert(name.to_owned(), e.to_string());
+                }
+            }
             continue;
         }
         match path.extension().and_then(|e| e.to_str()) {
@@ -460,20 +520,90 @@ fn read_topic_files(fs: &FsRef, dir: &Path) -> Result<BTreeMap<String, TopicMeta
             _ => tracing::warn!(file = %path.display(), "ignoring a file that is not a topic file"),
         }
     }
-    Ok(metas)
+    // A damaged topic keeps every partition directory of its name.
+    let mut counts: BTreeMap<String, u32> = BTreeMap::new();
+    for entry in fs.read_dir(dir).map_err(|e| LogError::io(dir, e))? {
+        let Some((topic, partition)) = entry.name.to_str().and_then(parse_partition_dir) else {
+            continue;
+        };
+        if entry.is_dir && damaged.contains_key(topic) {
+            let count = counts.entry(topic.to_owned()).or_default();
+            *count = (*count).max(partition.saturating_add(1).min(PARTITIONS_MAX));
+        }
+    }
+    let damaged = damaged
+        .into_iter()
+        .map(|(name, reason)| {
+            let count = counts.get(&name).copied().unwrap_or(0);
+            (name, (count, reason))
+        })
+        .collect();
+    Ok((metas, damaged))
+}
+
+/// How many partitions the store opens at once: opening is mostly waiting on the disk (and a
+/// recovery's CRC walk), so more than the cores, but bounded.
+const PARALLEL_OPENS: usize = 16;
+
+/// Opens the partitions `jobs` (topic, partition, config) in parallel, in their order. A
+/// partition that fails to open is logged and replaced by an offline placeholder
+/// ([`PartitionLog::offline`]) rather than stopping the store: one damaged directory never
+/// keeps the others from serving.
+fn open_partitions(
+    fs: &FsRef,
+    dir: &Path,
+    jobs: Vec<(String, u32, LogConfig)>,
+) -> Vec<Arc<PartitionLog>> {
+    let results: Vec<parking_lot::Mutex<Option<Arc<PartitionLog>>>> =
+        jobs.iter().map(|_| parking_lot::Mutex::new(None)).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let open_one = |(name, p, config): &(String, u32, LogConfig)| {
+        open_partition(fs, dir, name, *p, config, OnMissing::Warn).unwrap_or_else(|e| {
+            let path = dir.join(partition_dir_name(name, *p));
+            tracing::error!(topic = %name, partition = p, error = %e, "the partition could not be opened: it is offline");
+            Arc::new(PartitionLog::offline(
+                FsRef::clone(fs),
+                path,
+                config.clone(),
+                e.to_string(),
+            ))
+        })
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..PARALLEL_OPENS.min(jobs.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(job) = jobs.get(i) else {
+                    break;
+                };
+                *results[i].lock() = Some(open_one(job));
+            });
+        }
+    });
+    results
+        .into_iter()
+        .zip(&jobs)
+        .map(|(slot, job)| slot.into_inner().unwrap_or_else(|| open_one(job)))
+        .collect()
 }
 
 /// Removes partition directories no topic claims: leftovers of a crash mid-create or
 /// mid-delete (see the module docs).
-fn remove_orphans(fs: &FsRef, dir: &Path, metas: &BTreeMap<String, TopicMeta>) -> Result<()> {
+fn remove_orphans(
+    fs: &FsRef,
+    dir: &Path,
+    metas: &BTreeMap<String, TopicMeta>,
+    damaged: &DamagedTopics,
+) -> Result<()> {
     let mut removed = false;
     for entry in fs.read_dir(dir).map_err(|e| LogError::io(dir, e))? {
         let Some((topic, partition)) = entry.name.to_str().and_then(parse_partition_dir) else {
             continue;
         };
-        let claimed = metas
-            .get(topic)
-            .is_some_and(|meta| partition < meta.partitions);
+        let claimed = damaged.contains_key(topic)
+            || metas
+                .get(topic)
+                .is_some_and(|meta| partition < meta.partitions);
         if claimed || !entry.is_dir {
             continue;
         }
@@ -882,27 +1012,54 @@ mod tests {
     }
 
     #[test]
-    fn a_damaged_topic_file_stops_the_open_and_deletes_nothing() {
+    fn a_damaged_topic_file_takes_its_topic_offline_and_deletes_nothing() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let store = Store::open(tmp.path(), defaults()).expect("open");
         store
-            .create_topic("t", 1, TopicConfig::default())
+            .create_topic("t", 2, TopicConfig::default())
             .expect("create");
+        let other = store
+            .create_topic("u", 1, TopicConfig::default())
+            .expect("create");
+        other.partitions()[0]
+            .append(&mut batch(b"kept"))
+            .expect("append");
         store.close().expect("close");
         let file = topic_file(tmp.path(), "t");
         let mut bytes = std::fs::read(&file).expect("read");
         bytes[12] ^= 0xff;
         std::fs::write(&file, &bytes).expect("write");
         let before = listing(tmp.path());
-        match Store::open(tmp.path(), defaults()) {
-            Err(LogError::BadMetaFile { path, .. }) => assert_eq!(path, file),
-            other => panic!("open gave {other:?}"),
+        let store = Store::open(tmp.path(), defaults()).expect("the other topics open");
+        let t = store.topic("t").expect("the damaged topic is known");
+        let reason = t.damaged_reason().expect("damaged").to_owned();
+        assert!(reason.contains("CRC-32"), "{reason}");
+        assert_eq!(t.partition_count(), 2, "one per partition directory");
+        for log in t.partitions() {
+            assert!(matches!(log.status(), crate::LogStatus::Offline { .. }));
+            assert!(matches!(log.read(0, 100), Err(LogError::Offline { .. })));
+            assert!(matches!(
+                log.append(&mut batch(b"x")),
+                Err(LogError::Offline { .. })
+            ));
         }
+        assert!(matches!(
+            store.alter_topic_config("t", TopicConfig::default()),
+            Err(LogError::Offline { .. })
+        ));
+        let u = store.topic("u").expect("u");
+        assert_eq!(u.partitions()[0].status(), crate::LogStatus::Online);
+        assert!(!u.partitions()[0].read(0, 100).expect("read").is_empty());
+        store.close().expect("close");
         assert_eq!(
             listing(tmp.path()),
             before,
-            "the topic's data must not be treated as orphans"
+            "the topic's data must not be treated as orphans, nor its file rewritten"
         );
+        // Deleting it is how an operator gets rid of it.
+        let store = Store::open(tmp.path(), defaults()).expect("open");
+        store.delete_topic("t").expect("delete");
+        assert!(!file.exists() && !tmp.path().join("t-0").exists());
     }
 
     #[test]

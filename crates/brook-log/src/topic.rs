@@ -417,6 +417,8 @@ pub struct Topic {
     config: LogConfig,
     overrides: TopicConfig,
     partitions: Vec<Arc<PartitionLog>>,
+    /// Why the topic file could not be read: its partitions are then offline placeholders.
+    damaged: Option<String>,
 }
 
 impl Topic {
@@ -432,7 +434,32 @@ impl Topic {
             config,
             overrides: meta.overrides,
             partitions,
+            damaged: None,
         }
+    }
+
+    /// A topic whose topic file is damaged (`reason`): known by its file's name, with one
+    /// offline partition per partition directory found; its id is unknown (zeros) and its
+    /// settings are the defaults. Only deleting it changes anything.
+    pub(crate) fn damaged(
+        name: String,
+        config: LogConfig,
+        partitions: Vec<Arc<PartitionLog>>,
+        reason: String,
+    ) -> Self {
+        Self {
+            name,
+            id: [0; 16],
+            config,
+            overrides: TopicConfig::default(),
+            partitions,
+            damaged: Some(reason),
+        }
+    }
+
+    /// Why the topic's file could not be read, if it could not: its partitions are offline.
+    pub fn damaged_reason(&self) -> Option<&str> {
+        self.damaged.as_deref()
     }
 
     pub fn name(&self) -> &str {

@@ -258,7 +258,7 @@ fn flipped_bit_mid_log_is_reported_and_nothing_after_it_is_deleted() {
         // Appending would bury the damage under new offsets: refused, and nothing written.
         let mut batch = numbered_batch(9_999, 1, 10, 0);
         assert!(
-            matches!(log.append(&mut batch), Err(LogError::Corrupt { .. })),
+            matches!(log.append(&mut batch), Err(LogError::ReadOnly { .. })),
             "{what}: append after corruption"
         );
         assert!(log.is_poisoned(), "{what}: a damaged log takes appends");
@@ -315,7 +315,8 @@ fn answers(log: &PartitionLog, crashed: &Crashed) -> Answers {
     Answers { reads, times }
 }
 
-/// Damages one index file in a fresh copy and checks that reopening gives the same answers.
+/// Damages one index file in a fresh copy and checks that the reopened log gives the same
+/// answers, having rebuilt the index.
 fn check_index_damage(
     crashed: &Crashed,
     expected: &Answers,
@@ -328,18 +329,23 @@ fn check_index_damage(
         .collect();
     par_each(&targets, |(segment, ext)| {
         let copy = crashed.copy();
-        let index = copy
-            .path()
-            .join(segment.with_extension(ext).file_name().expect("name"));
+        let name = segment.with_extension(ext);
+        let name = name.file_name().expect("name");
+        let original = fs::read(crashed.dir.path().join(name)).expect("the undamaged index");
+        let index = copy.path().join(name);
         damage(&index);
         let log = open(copy.path(), &crashed.config);
+        let got = answers(&log, crashed);
+        // Rebuilt on open (the active segment's, or files that do not pair up) or before
+        // first use (a sealed segment's are checked whole then): either way back to the
+        // index the log was written with.
+        let now = fs::read(&index).unwrap_or_default();
         assert!(
-            log.recovery().rebuilt_indexes >= 1,
+            log.recovery().rebuilt_indexes >= 1 || now == original,
             "{what} .{ext} of {}: not rebuilt: {:?}",
             segment.display(),
             log.recovery()
         );
-        let got = answers(&log, crashed);
         assert!(
             got.reads == expected.reads,
             "{what} .{ext} of {}: reads differ",

@@ -180,6 +180,41 @@ impl fmt::Debug for FileMap {
     }
 }
 
+/// A file that cannot be used: every call fails with the reason. What an offline partition's
+/// placeholder segment holds, so that nothing reaches the disk through it.
+#[derive(Debug)]
+pub(crate) struct Unavailable(pub String);
+
+impl Unavailable {
+    fn error(&self) -> io::Error {
+        io::Error::other(self.0.clone())
+    }
+}
+
+impl FileIo for Unavailable {
+    fn read_at(&self, _: &mut [u8], _: u64) -> io::Result<usize> {
+        Err(self.error())
+    }
+    fn write_all_at(&self, _: &[u8], _: u64) -> io::Result<()> {
+        Err(self.error())
+    }
+    fn len(&self) -> io::Result<u64> {
+        Err(self.error())
+    }
+    fn set_len(&self, _: u64) -> io::Result<()> {
+        Err(self.error())
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        Err(self.error())
+    }
+    fn map(&self) -> io::Result<FileMap> {
+        Err(self.error())
+    }
+    fn try_lock(&self, _: bool) -> io::Result<bool> {
+        Err(self.error())
+    }
+}
+
 /// Creates directory `path` and any missing parents, each made durable in its own parent
 /// (a parent created in the same call is no use if its own entry is lost). A directory that
 /// already exists is left alone.
