@@ -15,6 +15,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use brook_log::batch::EndTxnMarker;
 use brook_log::{Durability, PartitionLog, PendingAppend};
 use bytes::BytesMut;
 use parking_lot::Mutex;
@@ -26,9 +27,21 @@ use crate::types::BatchAppended;
 /// Keeps the broker from closing while a job is queued or being written.
 pub(crate) type ProduceGuard = Arc<OwnedRwLockReadGuard<bool>>;
 
+/// What a job appends.
+enum Work {
+    /// A producer's batch.
+    Batch(BytesMut),
+    /// A transaction marker the coordinator writes.
+    Marker {
+        producer_id: i64,
+        epoch: i16,
+        marker: EndTxnMarker,
+    },
+}
+
 /// One queued batch and where its outcome goes.
 struct Job {
-    batch: BytesMut,
+    work: Work,
     reply: oneshot::Sender<Result<BatchAppended>>,
     _open: ProduceGuard,
 }
@@ -74,6 +87,31 @@ impl Appender {
         batch: BytesMut,
         open: ProduceGuard,
     ) -> Result<oneshot::Receiver<Result<BatchAppended>>> {
+        self.push(Work::Batch(batch), open)
+    }
+
+    /// Queues a transaction marker behind everything queued before it (so after every batch
+    /// of the transaction it ends).
+    pub(crate) fn submit_marker(
+        self: &Arc<Self>,
+        producer_id: i64,
+        epoch: i16,
+        marker: EndTxnMarker,
+        open: ProduceGuard,
+    ) -> Result<oneshot::Receiver<Result<BatchAppended>>> {
+        let work = Work::Marker {
+            producer_id,
+            epoch,
+            marker,
+        };
+        self.push(work, open)
+    }
+
+    fn push(
+        self: &Arc<Self>,
+        work: Work,
+        open: ProduceGuard,
+    ) -> Result<oneshot::Receiver<Result<BatchAppended>>> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
             BrokerError::invalid(format!(
                 "produce must be called within a tokio runtime: {e}"
@@ -83,7 +121,7 @@ impl Appender {
         let start = {
             let mut queue = self.queue.lock();
             queue.jobs.push_back(Job {
-                batch,
+                work,
                 reply,
                 _open: open,
             });
@@ -111,7 +149,15 @@ impl Appender {
             };
             let mut written = Vec::with_capacity(jobs.len());
             for mut job in jobs {
-                match self.log.append_pending(&mut job.batch) {
+                let pending = match &mut job.work {
+                    Work::Batch(batch) => self.log.append_pending(batch),
+                    Work::Marker {
+                        producer_id,
+                        epoch,
+                        marker,
+                    } => self.log.append_marker(*producer_id, *epoch, *marker),
+                };
+                match pending {
                     Ok(pending) => written.push((pending, job)),
                     Err(e) => {
                         // The producer may have stopped waiting; nothing else to tell.

@@ -21,9 +21,7 @@ use crate::error::{BrokerError, Result};
 use crate::group::Groups;
 use crate::offsets::OffsetStore;
 use crate::partitioner::StickyCursor;
-use crate::types::{
-    NewTopic, PartitionDescription, PartitionStatus, TopicDescription, TopicPartition,
-};
+use crate::types::{NewTopic, PartitionDescription, TopicDescription, TopicPartition};
 use brook_log::RecoveryReport;
 use brook_log::{PartitionLog, Store, Topic};
 
@@ -52,6 +50,8 @@ pub(crate) struct Inner {
     pub(crate) shutdown: watch::Sender<bool>,
     /// Request-reply, started on first use.
     pub(crate) reqreply: crate::reqreply::Hub,
+    /// The transaction coordinator.
+    pub(crate) txns: Arc<crate::txn::Coordinator>,
     /// Field order matters: the store closes its files before an ephemeral directory is removed.
     _tempdir: Option<tempfile::TempDir>,
 }
@@ -76,6 +76,9 @@ pub(crate) struct PartitionHandle {
     /// Carries the log's high watermark; the log's listener sends every move, so waiters wake
     /// when appended data becomes readable (after its fsync in `sync` mode).
     pub(crate) hw: Arc<watch::Sender<u64>>,
+    /// Carries the log's last stable offset, sent after each high watermark move: what
+    /// read_committed waiters wait on.
+    pub(crate) lso: Arc<watch::Sender<u64>>,
 }
 
 impl PartitionHandle {
@@ -85,6 +88,11 @@ impl PartitionHandle {
         log.set_high_watermark_listener(Box::new(move |offset| {
             listener.send_replace(offset);
         }));
+        let lso = Arc::new(watch::Sender::new(log.last_stable_offset()));
+        let stable = Arc::clone(&lso);
+        log.set_stable_offset_listener(Box::new(move |offset| {
+            stable.send_replace(offset);
+        }));
         Self {
             appender: Arc::new(Appender::new(
                 Arc::clone(&log),
@@ -93,6 +101,7 @@ impl PartitionHandle {
             )),
             log,
             hw,
+            lso,
         }
     }
 }
@@ -183,7 +192,6 @@ impl TopicHandle {
                     size_bytes: handle.log.size_bytes(),
                     segments: handle.log.segment_count(),
                     fsyncs: handle.log.fsync_count(),
-                    status: PartitionStatus::of(&handle.log).0,
                 })
                 .collect(),
         }
@@ -244,11 +252,14 @@ impl Broker {
         config.validate()?;
         let dir = config.data_dir.clone();
         let log_defaults = config.log.clone();
-        let (store, offsets) = blocking(move || {
+        let txn_config = config.transactions.clone();
+        let (store, offsets, txns) = blocking(move || {
             std::fs::create_dir_all(&dir).map_err(|e| brook_log::LogError::io(&dir, e))?;
+            let durability = log_defaults.durability;
             let store = Store::open(&dir, log_defaults).map_err(BrokerError::from_admin_log)?;
             let offsets = OffsetStore::open(&dir)?;
-            Ok((store, offsets))
+            let txns = crate::txn::Coordinator::open(&dir, durability, txn_config)?;
+            Ok((store, offsets, txns))
         })
         .await?;
         let topics = store
@@ -272,10 +283,12 @@ impl Broker {
                 gate: Arc::new(tokio::sync::RwLock::new(true)),
                 shutdown: watch::Sender::new(false),
                 reqreply: Default::default(),
+                txns: Arc::new(txns),
                 _tempdir: tempdir,
             }),
         };
         crate::retention::spawn(&broker, retention_check);
+        crate::txn::start(&broker).await;
         Ok(broker)
     }
 
@@ -303,7 +316,12 @@ impl Broker {
         *open = false;
         self.inner.shutdown.send_replace(true);
         let store = Arc::clone(&self.inner.store);
-        blocking(move || store.close().map_err(BrokerError::from_admin_log)).await?;
+        let txn_log = Arc::clone(&self.inner.txns.log);
+        blocking(move || {
+            store.close().map_err(BrokerError::from_admin_log)?;
+            txn_log.close()
+        })
+        .await?;
         tracing::info!(dir = %self.inner.config.data_dir.display(), "broker closed clean");
         Ok(())
     }
@@ -401,27 +419,6 @@ impl Broker {
     /// A topic's id, settings, and per partition its offsets and size.
     pub fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
         Ok(self.topic(name)?.describe())
-    }
-
-    /// Every partition that does not fully serve (read-only after damage or a failed fsync,
-    /// or offline), with why, sorted: what the startup log reports and operators act on.
-    /// Every other partition serves.
-    pub fn fenced_partitions(&self) -> Vec<(TopicPartition, PartitionStatus, String)> {
-        let mut fenced: Vec<_> = self
-            .inner
-            .topics
-            .read()
-            .values()
-            .flat_map(|t| {
-                t.partitions.iter().enumerate().filter_map(move |(p, h)| {
-                    let (status, reason) = PartitionStatus::of(&h.log);
-                    let tp = TopicPartition::new(t.name.to_string(), p as u32);
-                    reason.map(|reason| (tp, status, reason))
-                })
-            })
-            .collect();
-        fenced.sort_by(|a, b| a.0.cmp(&b.0));
-        fenced
     }
 
     /// What opening found in each partition (clean close or not, bytes walked and cut,

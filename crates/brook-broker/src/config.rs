@@ -38,6 +38,9 @@ pub struct BrokerConfig {
     pub limits: Limits,
     /// Request-reply: the reply topic, how long correlation ids are remembered.
     pub reqreply: crate::reqreply::ReqReplyConfig,
+    /// Transactions: the longest timeout a producer may ask for, how often timeouts are
+    /// checked, how long idle transactional ids are kept.
+    pub transactions: crate::txn::TxnConfig,
 }
 
 impl BrokerConfig {
@@ -52,6 +55,7 @@ impl BrokerConfig {
             group_release_timeout_ms: 30_000,
             limits: Limits::default(),
             reqreply: Default::default(),
+            transactions: Default::default(),
         }
     }
 
@@ -115,6 +119,7 @@ impl BrokerConfig {
             });
         }
         self.log.validate().map_err(BrokerError::from_admin_log)?;
+        self.transactions.validate()?;
         self.reqreply.validate()
     }
 }

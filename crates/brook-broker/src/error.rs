@@ -41,10 +41,6 @@ pub enum BrokerError {
     /// Another admin change of the group's offsets is running: retry.
     #[error("group {group:?} is being changed by an admin operation; try again")]
     GroupBusy { group: String },
-    /// Every copy of the committed offsets file is damaged: group offsets are fenced (reads
-    /// and commits refused) until an operator restores or removes it; partitions serve.
-    #[error("committed offsets are unavailable: {reason}")]
-    OffsetsUnavailable { reason: String },
     #[error("invalid topic name {name:?}: {reason}")]
     InvalidTopicName { name: String, reason: &'static str },
     #[error("invalid group id {group:?}: {reason}")]
@@ -132,6 +128,9 @@ pub enum BrokerError {
     },
     #[error("a storage task failed: {reason}")]
     Task { reason: String },
+    /// A transaction or idempotent producer refusal (fenced, out of order, invalid state, ...).
+    #[error(transparent)]
+    Transaction(#[from] crate::txn::TxnError),
     #[error(transparent)]
     Storage(#[from] LogError),
 }
@@ -185,10 +184,10 @@ impl BrokerError {
             | E::Closed
             | E::CallTimeout { .. }
             | E::CallAborted { .. }
-            | E::GroupBusy { .. }
-            | E::OffsetsUnavailable { .. } => ErrorKind::Unavailable,
+            | E::GroupBusy { .. } => ErrorKind::Unavailable,
             // Not brook's failure but the handler's: doors that can say so (HTTP 502) match it.
             E::Task { .. } | E::HandlerFailed { .. } => ErrorKind::Internal,
+            E::Transaction(e) => e.kind(),
             E::Storage(e) => storage_kind(e),
         }
     }
@@ -232,6 +231,12 @@ impl BrokerError {
                 reason,
             },
             LogError::Closed => Self::Closed,
+            err @ (LogError::ProducerFenced { .. }
+            | LogError::OutOfOrderSequence { .. }
+            | LogError::UnknownProducerId { .. }
+            | LogError::InvalidTxnState { .. }) => {
+                Self::Transaction(crate::txn::TxnError::from_log(err, topic, partition))
+            }
             other => Self::from_admin_log(other),
         }
     }
@@ -264,11 +269,9 @@ fn storage_kind(err: &LogError) -> ErrorKind {
         LogError::OffsetOutOfRange { .. } => ErrorKind::OutOfRange,
         LogError::TopicExists(_) => ErrorKind::AlreadyExists,
         LogError::UnknownTopic(_) | LogError::UnknownPartition { .. } => ErrorKind::NotFound,
-        LogError::Poisoned { .. }
-        | LogError::Locked { .. }
-        | LogError::Closed
-        | LogError::Offline { .. }
-        | LogError::ReadOnly { .. } => ErrorKind::Unavailable,
+        LogError::Poisoned { .. } | LogError::Locked { .. } | LogError::Closed => {
+            ErrorKind::Unavailable
+        }
         _ => ErrorKind::Internal,
     }
 }

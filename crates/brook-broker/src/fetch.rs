@@ -8,13 +8,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use brook_log::batch::{Batches, Record};
-use brook_log::PartitionLog;
+use brook_log::batch::{BatchHeader, Batches, Record};
+use brook_log::{AbortedTxn, PartitionLog};
 use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::broker::{blocking, Broker, PartitionHandle, TopicHandle};
 use crate::error::{BrokerError, Result};
+use crate::txn::Isolation;
 use crate::types::{ConsumerRecord, Fetched, ListedOffset, OffsetSpec};
 
 impl Broker {
@@ -25,6 +26,8 @@ impl Broker {
     /// When `offset` is the high watermark, waits up to `max_wait` for data and returns as soon
     /// as an append arrives; after `max_wait` (or when the broker closes) it returns an empty
     /// answer. Never creates the topic.
+    ///
+    /// Reads committed data ([`Isolation::ReadCommitted`]: see [`Broker::fetch_isolated`]).
     ///
     /// Errors: `UnknownTopic`, `UnknownPartition`; `OffsetOutOfRange` (with the valid range)
     /// when `offset` is below the log start or above the high watermark; `InvalidRequest` when
@@ -37,16 +40,43 @@ impl Broker {
         max_bytes: usize,
         max_wait: Duration,
     ) -> Result<Fetched> {
+        self.fetch_isolated(
+            topic,
+            partition,
+            offset,
+            max_bytes,
+            max_wait,
+            Isolation::ReadCommitted,
+        )
+        .await
+    }
+
+    /// [`Broker::fetch`] with a choice of what transactions show: read_uncommitted reads up to
+    /// the high watermark; read_committed up to the last stable offset (an offset between it
+    /// and the high watermark reads nothing yet, and waits like one at the end), and the answer
+    /// lists the aborted transactions in the range read ([`Fetched::aborted`]), whose records
+    /// [`Fetched::records`] drops. Control batches are in the bytes either way (a Kafka client
+    /// skips them) and never among the records.
+    pub async fn fetch_isolated(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_bytes: usize,
+        max_wait: Duration,
+        isolation: Isolation,
+    ) -> Result<Fetched> {
         self.check_fetch_bounds(max_bytes, max_wait)?;
         let handle = self.topic(topic)?;
         let target = handle.partition(partition)?;
         // Subscribe before looking, so an append between the look and the wait still wakes us.
-        let mut hw = target.hw.subscribe();
-        hw.borrow_and_update();
-        let mut high_watermark = check_offset(target, topic, partition, offset)?;
-        if offset == high_watermark && !max_wait.is_zero() {
-            high_watermark = self
-                .wait_past(&mut hw, &handle, target, offset, max_wait)
+        let mut end_rx = target.end_channel(isolation).subscribe();
+        end_rx.borrow_and_update();
+        check_offset(target, topic, partition, offset)?;
+        let mut end = target.readable_end(isolation);
+        if offset >= end && !max_wait.is_zero() {
+            end = self
+                .wait_past(&mut end_rx, &handle, target, offset, max_wait, isolation)
                 .await;
             if handle.is_deleted() {
                 return Err(BrokerError::UnknownTopic {
@@ -54,16 +84,23 @@ impl Broker {
                 });
             }
         }
-        let batches = if offset < high_watermark {
+        let batches = if offset < end {
             let log = std::sync::Arc::clone(&target.log);
             let topic_name = topic.to_owned();
             blocking(move || {
-                log.read(offset, max_bytes)
+                log.read_below(offset, max_bytes, end)
                     .map_err(|e| BrokerError::from_log(e, &topic_name, partition))
             })
             .await?
         } else {
             Bytes::new()
+        };
+        let aborted = match isolation {
+            Isolation::ReadCommitted if !batches.is_empty() => {
+                let to = next_offset(&batches).unwrap_or(offset);
+                target.log.aborted_transactions(offset, to)
+            }
+            _ => Vec::new(),
         };
         Ok(Fetched {
             topic: topic.to_owned(),
@@ -71,7 +108,9 @@ impl Broker {
             offset,
             batches,
             high_watermark: target.log.high_watermark(),
+            last_stable_offset: target.log.last_stable_offset(),
             log_start_offset: target.log.log_start_offset(),
+            aborted,
         })
     }
 
@@ -91,6 +130,7 @@ impl Broker {
         match spec {
             OffsetSpec::Earliest => Ok(found(target.log.log_start_offset())),
             OffsetSpec::Latest => Ok(found(target.log.high_watermark())),
+            OffsetSpec::LastStable => Ok(found(target.log.last_stable_offset())),
             OffsetSpec::Timestamp(ts) => {
                 search_log(topic, &target.log, partition, move |log| {
                     log.offset_for_timestamp(ts)
@@ -117,6 +157,22 @@ impl Broker {
         Ok(self.topic(topic)?.partition(partition)?.hw.subscribe())
     }
 
+    /// A receiver of the end of what a reader with `isolation` may read in `topic`-`partition`
+    /// (the high watermark, or the last stable offset for read_committed), updated after every
+    /// move: [`Broker::watch_high_watermark`] for either isolation.
+    pub fn watch_readable_end(
+        &self,
+        topic: &str,
+        partition: u32,
+        isolation: Isolation,
+    ) -> Result<watch::Receiver<u64>> {
+        Ok(self
+            .topic(topic)?
+            .partition(partition)?
+            .end_channel(isolation)
+            .subscribe())
+    }
+
     fn check_fetch_bounds(&self, max_bytes: usize, max_wait: Duration) -> Result<()> {
         let limits = &self.inner.config.limits;
         if max_bytes == 0 || max_bytes > limits.fetch_bytes_max {
@@ -135,23 +191,24 @@ impl Broker {
         Ok(())
     }
 
-    /// Waits until the high watermark passes `offset`, `max_wait` passes, the topic is deleted
-    /// or the broker closes; returns the high watermark then.
+    /// Waits until the readable end (high watermark, or last stable offset) passes `offset`,
+    /// `max_wait` passes, the topic is deleted or the broker closes; returns the end then.
     async fn wait_past(
         &self,
-        hw: &mut watch::Receiver<u64>,
+        end: &mut watch::Receiver<u64>,
         topic: &TopicHandle,
         target: &PartitionHandle,
         offset: u64,
         max_wait: Duration,
+        isolation: Isolation,
     ) -> u64 {
         let mut shutdown = self.shutdown_signal();
         let arrived = async {
             loop {
-                if target.log.high_watermark() > offset || topic.is_deleted() {
+                if target.readable_end(isolation) > offset || topic.is_deleted() {
                     return;
                 }
-                if hw.changed().await.is_err() {
+                if end.changed().await.is_err() {
                     return;
                 }
             }
@@ -161,7 +218,25 @@ impl Broker {
             _ = tokio::time::sleep(max_wait) => {}
             _ = shutdown.wait_for(|closed| *closed) => {}
         }
-        target.log.high_watermark()
+        target.readable_end(isolation)
+    }
+}
+
+impl PartitionHandle {
+    /// The end of what a reader with `isolation` may see.
+    pub(crate) fn readable_end(&self, isolation: Isolation) -> u64 {
+        match isolation {
+            Isolation::ReadCommitted => self.log.last_stable_offset(),
+            Isolation::ReadUncommitted => self.log.high_watermark(),
+        }
+    }
+
+    /// The channel that carries that end.
+    pub(crate) fn end_channel(&self, isolation: Isolation) -> &watch::Sender<u64> {
+        match isolation {
+            Isolation::ReadCommitted => &self.lso,
+            Isolation::ReadUncommitted => &self.hw,
+        }
     }
 }
 
@@ -181,13 +256,17 @@ fn check_offset(target: &PartitionHandle, topic: &str, partition: u32, offset: u
     Ok(high_watermark)
 }
 
-/// Decodes whole batches into the records at or after `from`, as consumers receive them.
+/// Decodes whole batches into the records at or after `from`, as consumers receive them:
+/// control batches are skipped, and so are the batches of the `aborted` transactions (a
+/// read_committed reader's list, [`Committed`]).
 pub(crate) fn decode_records(
     topic: &Arc<str>,
     partition: u32,
     batches: &Bytes,
     from: u64,
+    aborted: &[AbortedTxn],
 ) -> Result<Vec<ConsumerRecord>> {
+    let mut committed = Committed::new(aborted);
     let corrupt = |source| BrokerError::InvalidBatch {
         topic: topic.to_string(),
         partition,
@@ -197,8 +276,11 @@ pub(crate) fn decode_records(
     for batch in Batches::new(batches) {
         let batch = batch.map_err(corrupt)?;
         // Control batches (transaction markers) carry no user records; Kafka consumers skip
-        // them too.
-        if batch.header.next_offset() <= from as i64 || batch.header.is_control() {
+        // them too. Aborted transactions' batches are dropped as Kafka's consumer drops them.
+        if !committed.keeps(&batch.header)
+            || batch.header.next_offset() <= from as i64
+            || batch.header.is_control()
+        {
             continue;
         }
         let bytes = batches.slice(batch.position..batch.position + batch.bytes.len());
@@ -210,6 +292,69 @@ pub(crate) fn decode_records(
         }
     }
     Ok(out)
+}
+
+/// What a read_committed reader drops: walking batches in offset order, a batch of a producer
+/// whose aborted transaction began at or before it, up to that producer's next control batch
+/// (its abort marker), as Kafka's consumer does with a fetch's `aborted_transactions`.
+pub(crate) struct Committed<'a> {
+    /// Aborted transactions not yet begun, by first offset.
+    upcoming: Vec<&'a AbortedTxn>,
+    /// Producers whose aborted transaction is being walked.
+    active: std::collections::HashSet<i64>,
+}
+
+impl<'a> Committed<'a> {
+    pub(crate) fn new(aborted: &'a [AbortedTxn]) -> Self {
+        let mut upcoming: Vec<&AbortedTxn> = aborted.iter().collect();
+        // Popped from the end: latest first offset first.
+        upcoming.sort_by_key(|a| std::cmp::Reverse(a.first_offset));
+        Self {
+            upcoming,
+            active: std::collections::HashSet::new(),
+        }
+    }
+
+    /// Whether the batch with `header` (the next one, in offset order) is delivered. A control
+    /// batch never is; it ends its producer's aborted transaction.
+    pub(crate) fn keeps(&mut self, header: &BatchHeader) -> bool {
+        while let Some(next) = self.upcoming.last() {
+            if next.first_offset as i64 > header.last_offset() {
+                break;
+            }
+            self.active.insert(next.producer_id);
+            self.upcoming.pop();
+        }
+        if header.is_control() {
+            self.active.remove(&header.producer_id);
+            return false;
+        }
+        !(header.is_transactional() && self.active.contains(&header.producer_id))
+    }
+}
+
+/// The batches of `bytes` an application reader receives: without control batches, and
+/// without the batches of the `aborted` transactions (see [`Committed`]; empty for
+/// read_uncommitted). The same bytes when all are kept, else the kept ones copied together.
+pub(crate) fn data_batches(bytes: &Bytes, aborted: &[AbortedTxn]) -> Bytes {
+    let mut committed = Committed::new(aborted);
+    let mut kept: Vec<(usize, usize)> = Vec::new();
+    let mut all = true;
+    for batch in Batches::new(bytes).map_while(|b| b.ok()) {
+        if committed.keeps(&batch.header) {
+            kept.push((batch.position, batch.position + batch.bytes.len()));
+        } else {
+            all = false;
+        }
+    }
+    if all {
+        return bytes.clone();
+    }
+    let mut out = bytes::BytesMut::with_capacity(kept.iter().map(|(a, b)| b - a).sum());
+    for (start, end) in kept {
+        out.extend_from_slice(&bytes[start..end]);
+    }
+    out.freeze()
 }
 
 /// A stored record as a consumer receives it: the one place the log's record becomes the

@@ -74,22 +74,7 @@ impl Broker {
     /// no longer in the log starts per its reset policy.
     pub async fn commit_offsets(&self, group: &str, commits: Vec<OffsetCommit>) -> Result<()> {
         check_group_id(group)?;
-        if commits.is_empty() {
-            return Err(BrokerError::invalid("a commit needs at least one offset"));
-        }
-        let metadata_max = self.inner.config.limits.offset_metadata_bytes_max;
-        for commit in &commits {
-            let tp = &commit.topic_partition;
-            self.topic(&tp.topic)?.partition(tp.partition)?;
-            if commit.metadata.len() > metadata_max {
-                return Err(BrokerError::TooLarge {
-                    what: "commit metadata",
-                    size: commit.metadata.len(),
-                    max: metadata_max,
-                    limit: "offset_metadata_bytes_max",
-                });
-            }
-        }
+        self.check_commits(&commits)?;
         let commit_timestamp = now_ms();
         let entries: Vec<(TopicPartition, CommittedOffset)> = commits
             .into_iter()
@@ -109,6 +94,28 @@ impl Broker {
         blocking(move || offsets.commit(&group, entries)).await
     }
 
+    /// Checks offsets to commit (directly or in a transaction): at least one, metadata within
+    /// `offset_metadata_bytes_max`, every partition existing.
+    pub(crate) fn check_commits(&self, commits: &[OffsetCommit]) -> Result<()> {
+        if commits.is_empty() {
+            return Err(BrokerError::invalid("a commit needs at least one offset"));
+        }
+        let metadata_max = self.inner.config.limits.offset_metadata_bytes_max;
+        for commit in commits {
+            let tp = &commit.topic_partition;
+            self.topic(&tp.topic)?.partition(tp.partition)?;
+            if commit.metadata.len() > metadata_max {
+                return Err(BrokerError::TooLarge {
+                    what: "commit metadata",
+                    size: commit.metadata.len(),
+                    max: metadata_max,
+                    limit: "offset_metadata_bytes_max",
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// `group`'s committed offsets in `partitions` (every partition it has committed when
     /// empty), sorted; partitions without a commit are left out.
     pub fn committed_offsets(
@@ -117,7 +124,7 @@ impl Broker {
         partitions: &[TopicPartition],
     ) -> Result<Vec<(TopicPartition, CommittedOffset)>> {
         check_group_id(group)?;
-        let all = self.inner.offsets.group(group)?;
+        let all = self.inner.offsets.group(group);
         if partitions.is_empty() {
             return Ok(all);
         }
@@ -163,7 +170,7 @@ impl Broker {
             .groups
             .snapshot(group)
             .or_else(|| self.inner.groups.observers.describe_group(group));
-        let committed = self.inner.offsets.group(group)?;
+        let committed = self.inner.offsets.group(group);
         if live.is_none() && committed.is_empty() {
             return Err(BrokerError::UnknownGroup {
                 group: group.to_owned(),
@@ -275,7 +282,7 @@ impl Broker {
         check_group_id(group)?;
         let _claim = self.group_claims().claim_admin(group)?;
         let committed: BTreeMap<TopicPartition, CommittedOffset> =
-            self.inner.offsets.group(group)?.into_iter().collect();
+            self.inner.offsets.group(group).into_iter().collect();
         let partitions: Vec<TopicPartition> = if topics.is_empty() {
             committed.keys().cloned().collect()
         } else {

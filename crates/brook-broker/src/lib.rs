@@ -47,6 +47,9 @@
 //! - `group_observer`: groups coordinated outside the broker (Kafka's), shown by its admin.
 //! - `group`, `offsets`: the group coordinator and the offset store behind them.
 //! - [`reqreply`]: request-reply on the log (calls, responders, correlation ids).
+//! - `txn`: transactions: the coordinator (Kafka's transaction APIs), its durable log, the
+//!   check admitting transactional batches, and brook's own atomic writes
+//!   ([`Broker::transaction`]).
 //! - [`metrics`]: the broker's state as metric families, read at scrape time.
 //! - `retention`: the background task applying size and age retention.
 //! - `names`: the topic-name and group-id rules every door checks names by.
@@ -71,6 +74,7 @@ mod produce;
 pub mod reqreply;
 mod retention;
 mod subscribe;
+mod txn;
 mod types;
 
 pub use admin::ConfigChange;
@@ -89,6 +93,10 @@ pub use reqreply::{
 pub use subscribe::{
     Assignment, GroupSubscribe, PartitionBatches, PartitionSubscribe, Subscription,
     SubscriptionEvent,
+};
+pub use txn::{
+    Isolation, ProducerDescription, ProducerIdAndEpoch, Transaction, TransactionDescription,
+    TransactionListing, TxnConfig, TxnError, TxnResult, TxnState, TRANSACTIONAL_ID_BYTES_MAX,
 };
 pub use types::*;
 

@@ -18,6 +18,7 @@ use crate::append::outcome;
 use crate::broker::{Broker, TopicHandle};
 use crate::error::{BrokerError, Result};
 use crate::partitioner::partition_for_key;
+use crate::txn::ProducerIdAndEpoch;
 use crate::types::{BatchAppended, ProduceRecord, RecordPosition};
 
 /// Bytes a record adds to a batch beyond its key, value and header bytes, at most: length,
@@ -89,13 +90,14 @@ fn plan_batches(
     Ok(batches)
 }
 
-/// Encodes `records[indexes]` as one uncompressed batch.
+/// Encodes `records[indexes]` as one uncompressed batch, started by `builder` (which may carry
+/// a producer id).
 fn build_batch(
+    mut builder: BatchBuilder,
     records: &[ProduceRecord],
     indexes: &[usize],
     timestamps: &[i64],
 ) -> Result<BytesMut> {
-    let mut builder = BatchBuilder::new(Compression::None);
     let mut headers: Vec<(&str, &[u8])> = Vec::new();
     for &i in indexes {
         let record = &records[i];
@@ -113,15 +115,61 @@ fn build_batch(
         .map_err(|e| BrokerError::invalid(e.to_string()))
 }
 
+/// Per batch to write, its partition and the request indexes of its records.
+pub(crate) type Planned = Vec<(u32, Vec<usize>)>;
+
+/// Routes `records` to partitions and cuts each partition's share into batches that fit
+/// `message_bytes_max`.
+pub(crate) fn plan_records(handle: &TopicHandle, records: &[ProduceRecord]) -> Result<Planned> {
+    let message_bytes_max = handle.topic.config().message_bytes_max;
+    let mut planned = Vec::new();
+    for (partition, indexes) in route(handle, records)? {
+        for batch in plan_batches(records, &indexes, message_bytes_max)? {
+            planned.push((partition, batch));
+        }
+    }
+    Ok(planned)
+}
+
+/// Encodes planned batches. With a transactional producer each batch is marked transactional
+/// and given the next sequence of its partition in `sequences` (which starts at 0).
+pub(crate) fn encode_planned(
+    records: &[ProduceRecord],
+    planned: Planned,
+    timestamps: &[i64],
+    mut producer: Option<(ProducerIdAndEpoch, &mut BTreeMap<u32, i32>)>,
+) -> Result<Vec<(u32, Vec<usize>, BytesMut)>> {
+    planned
+        .into_iter()
+        .map(|(partition, indexes)| {
+            let mut builder = BatchBuilder::new(Compression::None);
+            if let Some((p, sequences)) = &mut producer {
+                let seq = sequences.entry(partition).or_default();
+                builder = builder
+                    .with_producer(p.producer_id, p.epoch, *seq)
+                    .transactional();
+                *seq = seq.saturating_add(indexes.len() as i32);
+            }
+            let batch = build_batch(builder, records, &indexes, timestamps)?;
+            Ok((partition, indexes, batch))
+        })
+        .collect()
+}
+
+/// The timestamp of each record: its own, else `now`.
+pub(crate) fn timestamps(records: &[ProduceRecord], now: i64) -> Vec<i64> {
+    records.iter().map(|r| r.timestamp.unwrap_or(now)).collect()
+}
+
 /// A records produce whose batches are queued: what is left is waiting for the outcomes.
-struct QueuedRecords {
+pub(crate) struct QueuedRecords {
     /// Per queued batch: its partition, the request indexes of its records, its outcome.
-    batches: Vec<(u32, Vec<usize>, oneshot::Receiver<Result<BatchAppended>>)>,
-    timestamps: Vec<i64>,
+    pub(crate) batches: Vec<(u32, Vec<usize>, oneshot::Receiver<Result<BatchAppended>>)>,
+    pub(crate) timestamps: Vec<i64>,
 }
 
 impl QueuedRecords {
-    async fn finish(self) -> Result<Produced> {
+    pub(crate) async fn finish(self) -> Result<Produced> {
         let mut positions = vec![None; self.timestamps.len()];
         let mut batches = Vec::with_capacity(self.batches.len());
         for (partition, indexes, receiver) in self.batches {
@@ -206,8 +254,9 @@ impl Broker {
         partition: u32,
         batch: BytesMut,
     ) -> impl Future<Output = Result<BatchAppended>> + Send + 'static {
-        let early =
-            crate::names::validate_topic_name(topic).and_then(|()| match self.topic(topic) {
+        let early = crate::names::validate_topic_name(topic)
+            .and_then(|()| crate::txn::refuse_untracked(&batch))
+            .and_then(|()| match self.topic(topic) {
                 Ok(handle) => self
                     .queue_batch(&handle, partition, batch)
                     .map(Early::Queued),
@@ -230,7 +279,7 @@ impl Broker {
     }
 
     /// Checks what can be checked of a records produce without its topic.
-    fn check_records(&self, topic: &str, records: &[ProduceRecord]) -> Result<()> {
+    pub(crate) fn check_records(&self, topic: &str, records: &[ProduceRecord]) -> Result<()> {
         let limit = self.inner.config.limits.produce_records_max;
         if records.is_empty() {
             return Err(BrokerError::invalid("a produce needs at least one record"));
@@ -252,22 +301,9 @@ impl Broker {
         records: Vec<ProduceRecord>,
         now: i64,
     ) -> Result<QueuedRecords> {
-        let by_partition = route(handle, &records)?;
-        let message_bytes_max = handle.topic.config().message_bytes_max;
-        let mut planned = Vec::new();
-        for (partition, indexes) in by_partition {
-            for batch in plan_batches(&records, &indexes, message_bytes_max)? {
-                planned.push((partition, batch));
-            }
-        }
-        let timestamps: Vec<i64> = records.iter().map(|r| r.timestamp.unwrap_or(now)).collect();
-        let built = planned
-            .into_iter()
-            .map(|(partition, indexes)| {
-                let batch = build_batch(&records, &indexes, &timestamps)?;
-                Ok((partition, indexes, batch))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let planned = plan_records(handle, &records)?;
+        let timestamps = timestamps(&records, now);
+        let built = encode_planned(&records, planned, &timestamps, None)?;
         let open = self.enter_produce()?;
         let batches = built
             .into_iter()
@@ -351,7 +387,8 @@ mod tests {
                 ..ProduceRecord::value("w")
             },
         ];
-        let batch = build_batch(&records, &[0, 1], &[5, 6]).expect("build");
+        let builder = BatchBuilder::new(Compression::None);
+        let batch = build_batch(builder, &records, &[0, 1], &[5, 6]).expect("build");
         let header = brook_log::batch::validate(&batch, 1 << 20).expect("valid");
         assert_eq!(header.records_count, 2);
         let decoded: Vec<_> = brook_log::batch::records(batch.freeze())

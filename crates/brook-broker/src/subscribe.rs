@@ -32,6 +32,7 @@ use crate::fetch::{decode_records, next_offset};
 use crate::group::Membership;
 use crate::group_claim::{GroupClaim, GroupProtocol};
 use crate::names::check_group_id;
+use crate::txn::Isolation;
 use crate::types::{ConsumerRecord, OffsetReset, StartAt, TopicPartition};
 
 /// One event of a [`Subscription`].
@@ -58,12 +59,29 @@ pub struct PartitionBatches {
     pub next_offset: u64,
     /// The partition's high watermark when these were read (lag = this - `next_offset`).
     pub high_watermark: u64,
+    /// A read_committed subscription: the aborted transactions with records in `batches`,
+    /// which [`PartitionBatches::records`] and [`PartitionBatches::data_batches`] drop.
+    pub aborted: Vec<brook_log::AbortedTxn>,
 }
 
 impl PartitionBatches {
-    /// The records of the batches from [`PartitionBatches::offset`] on.
+    /// The records of the batches from [`PartitionBatches::offset`] on (never a control
+    /// record, never one of an aborted transaction).
     pub fn records(&self) -> Result<Vec<ConsumerRecord>> {
-        decode_records(&self.topic, self.partition, &self.batches, self.offset)
+        decode_records(
+            &self.topic,
+            self.partition,
+            &self.batches,
+            self.offset,
+            &self.aborted,
+        )
+    }
+
+    /// What a door handing raw batches to applications sends: the batches without control
+    /// batches and, read_committed, aborted transactions' batches (the same bytes when nothing
+    /// is dropped).
+    pub fn data_batches(&self) -> Bytes {
+        crate::fetch::data_batches(&self.batches, &self.aborted)
     }
 }
 
@@ -88,6 +106,9 @@ pub struct PartitionSubscribe {
     /// Bytes of batches behind one event at most (a batch larger than this still comes whole).
     /// `None`: the broker's `subscribe_read_bytes`.
     pub max_bytes: Option<usize>,
+    /// What transactions show: read_committed (the default) delivers only settled records,
+    /// none of aborted transactions, and starts `Latest` at the last stable offset.
+    pub isolation: Isolation,
 }
 
 impl PartitionSubscribe {
@@ -97,6 +118,7 @@ impl PartitionSubscribe {
             partition,
             start,
             max_bytes: None,
+            isolation: Isolation::default(),
         }
     }
 }
@@ -114,6 +136,8 @@ pub struct GroupSubscribe {
     pub client_id: String,
     /// As [`PartitionSubscribe::max_bytes`].
     pub max_bytes: Option<usize>,
+    /// As [`PartitionSubscribe::isolation`].
+    pub isolation: Isolation,
 }
 
 impl GroupSubscribe {
@@ -124,6 +148,7 @@ impl GroupSubscribe {
             reset: OffsetReset::default(),
             client_id: "embedded".to_owned(),
             max_bytes: None,
+            isolation: Isolation::default(),
         }
     }
 }
@@ -178,16 +203,28 @@ struct Cursor {
     topic: Arc<TopicHandle>,
     partition: u32,
     position: u64,
+    /// What the cursor may read.
+    isolation: Isolation,
+    /// The end of that (high watermark or last stable offset): what the cursor waits on.
     hw: watch::Receiver<u64>,
 }
 
 impl Cursor {
-    fn new(topic: Arc<TopicHandle>, partition: u32, position: u64) -> Result<Self> {
-        let hw = topic.partition(partition)?.hw.subscribe();
+    fn new(
+        topic: Arc<TopicHandle>,
+        partition: u32,
+        position: u64,
+        isolation: Isolation,
+    ) -> Result<Self> {
+        let hw = topic
+            .partition(partition)?
+            .end_channel(isolation)
+            .subscribe();
         Ok(Self {
             topic,
             partition,
             position,
+            isolation,
             hw,
         })
     }
@@ -196,7 +233,8 @@ impl Cursor {
         TopicPartition::new(self.topic.name.to_string(), self.partition)
     }
 
-    /// Reads the batches after the position, if any; `Ok(None)` at the high watermark.
+    /// Reads the batches after the position, if any; `Ok(None)` at the end of what the cursor
+    /// may read.
     async fn read(&mut self, max_bytes: usize) -> Result<Option<PartitionBatches>> {
         if self.topic.is_deleted() {
             return Err(BrokerError::UnknownTopic {
@@ -205,15 +243,19 @@ impl Cursor {
         }
         // Marked seen before looking, so an append after the look wakes the next wait.
         self.hw.borrow_and_update();
-        let log = Arc::clone(&self.topic.partition(self.partition)?.log);
+        let handle = self.topic.partition(self.partition)?;
+        let log = Arc::clone(&handle.log);
         let high_watermark = log.high_watermark();
-        if self.position >= high_watermark {
+        let end = handle.readable_end(self.isolation);
+        if self.position >= end {
             return Ok(None);
         }
         let (offset, partition) = (self.position, self.partition);
         let name = Arc::clone(&self.topic.name);
+        let reader = Arc::clone(&log);
         let batches = blocking(move || {
-            log.read(offset, max_bytes)
+            reader
+                .read_below(offset, max_bytes, end)
                 .map_err(|e| BrokerError::from_log(e, &name, partition))
         })
         .await?;
@@ -221,6 +263,10 @@ impl Cursor {
             return Ok(None);
         };
         self.position = next;
+        let aborted = match self.isolation {
+            Isolation::ReadCommitted => log.aborted_transactions(offset, next),
+            Isolation::ReadUncommitted => Vec::new(),
+        };
         Ok(Some(PartitionBatches {
             topic: Arc::clone(&self.topic.name),
             partition,
@@ -228,6 +274,7 @@ impl Cursor {
             batches,
             next_offset: next,
             high_watermark,
+            aborted,
         }))
     }
 }
@@ -250,7 +297,7 @@ impl Broker {
         let (start, end) = (target.log.log_start_offset(), target.log.high_watermark());
         let position = match request.start {
             StartAt::Earliest => start,
-            StartAt::Latest => end,
+            StartAt::Latest => target.readable_end(request.isolation),
             StartAt::Offset(offset) if (start..=end).contains(&offset) => offset,
             StartAt::Offset(offset) => {
                 return Err(BrokerError::OffsetOutOfRange {
@@ -264,11 +311,11 @@ impl Broker {
             StartAt::Committed { group, reset } => {
                 check_group_id(&group)?;
                 let tp = TopicPartition::new(request.topic.clone(), request.partition);
-                self.start_position(&group, &tp, &topic, reset)?
+                self.start_position(&group, &tp, &topic, reset, request.isolation)
             }
         };
         let state = PartitionStream {
-            cursor: Cursor::new(topic, request.partition, position)?,
+            cursor: Cursor::new(topic, request.partition, position, request.isolation)?,
             max_bytes,
             shutdown: self.shutdown_signal(),
             done: false,
@@ -290,7 +337,6 @@ impl Broker {
     /// `GroupInUse` while the group id has live Kafka members.
     pub async fn subscribe_group(&self, request: GroupSubscribe) -> Result<Subscription> {
         check_group_id(&request.group)?;
-        self.inner.offsets.check()?;
         let max_bytes = self.subscribe_max_bytes(request.max_bytes)?;
         let mut topics = request.topics;
         topics.sort();
@@ -322,6 +368,7 @@ impl Broker {
                 _claim: claim,
             },
             reset: request.reset,
+            isolation: request.isolation,
             max_bytes,
             shutdown: self.shutdown_signal(),
             cursors: Vec::new(),
@@ -353,25 +400,26 @@ impl Broker {
     }
 
     /// Where `group` resumes in `tp`: its committed offset while that is still in the log,
-    /// else the log start or the high watermark per `reset`.
+    /// else the log start or the end a reader with `isolation` sees per `reset`.
     fn start_position(
         &self,
         group: &str,
         tp: &TopicPartition,
         topic: &TopicHandle,
         reset: OffsetReset,
-    ) -> Result<u64> {
+        isolation: Isolation,
+    ) -> u64 {
         let Ok(target) = topic.partition(tp.partition) else {
-            return Ok(0);
+            return 0;
         };
         let (start, end) = (target.log.log_start_offset(), target.log.high_watermark());
-        Ok(match self.inner.offsets.get(group, tp)? {
+        match self.inner.offsets.get(group, tp) {
             Some(committed) if (start..=end).contains(&committed.offset) => committed.offset,
             _ => match reset {
                 OffsetReset::Earliest => start,
-                OffsetReset::Latest => end,
+                OffsetReset::Latest => target.readable_end(isolation),
             },
-        })
+        }
     }
 }
 
@@ -431,6 +479,7 @@ impl Drop for MemberGuard {
 struct GroupStream {
     member: MemberGuard,
     reset: OffsetReset,
+    isolation: Isolation,
     max_bytes: usize,
     shutdown: watch::Receiver<bool>,
     /// One per owned partition, sorted.
@@ -513,12 +562,9 @@ impl GroupStream {
             let Ok(topic) = broker.topic(&tp.topic) else {
                 continue;
             };
-            // Committed offsets fenced since the subscription began: the partition waits.
-            let Ok(position) = broker.start_position(&membership.group, tp, &topic, self.reset)
-            else {
-                continue;
-            };
-            if let Ok(cursor) = Cursor::new(topic, tp.partition, position) {
+            let position =
+                broker.start_position(&membership.group, tp, &topic, self.reset, self.isolation);
+            if let Ok(cursor) = Cursor::new(topic, tp.partition, position, self.isolation) {
                 kept.push(cursor);
             }
         }

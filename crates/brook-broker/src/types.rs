@@ -98,8 +98,15 @@ pub struct Fetched {
     pub batches: Bytes,
     /// End of what readers may see, when the fetch was answered.
     pub high_watermark: u64,
+    /// End of what read_committed readers may see (the first offset of the oldest open
+    /// transaction, else the high watermark), when the fetch was answered.
+    pub last_stable_offset: u64,
     /// First offset still in the log.
     pub log_start_offset: u64,
+    /// A read_committed fetch: the aborted transactions with records in the batches read,
+    /// which [`Fetched::records`] and [`Fetched::data_batches`] drop (and a Kafka client
+    /// drops itself). Empty for read_uncommitted.
+    pub aborted: Vec<brook_log::AbortedTxn>,
 }
 
 impl Fetched {
@@ -111,7 +118,20 @@ impl Fetched {
     /// records rather than bytes (gRPC, HTTP).
     pub fn records(&self) -> crate::Result<Vec<ConsumerRecord>> {
         let topic: Arc<str> = Arc::from(self.topic.as_str());
-        crate::fetch::decode_records(&topic, self.partition, &self.batches, self.offset)
+        crate::fetch::decode_records(
+            &topic,
+            self.partition,
+            &self.batches,
+            self.offset,
+            &self.aborted,
+        )
+    }
+
+    /// What a door that hands raw batches to applications sends: the batches without control
+    /// batches (transaction markers) and, read_committed, without aborted transactions'
+    /// batches (the same bytes when nothing is dropped).
+    pub fn data_batches(&self) -> Bytes {
+        crate::fetch::data_batches(&self.batches, &self.aborted)
     }
 
     /// Where the next fetch starts: the offset after the last whole batch, or the asked
@@ -141,6 +161,9 @@ pub enum OffsetSpec {
     Earliest,
     /// The high watermark: the offset the next record will get.
     Latest,
+    /// The last stable offset: where a read_committed reader's latest is (Kafka's ListOffsets
+    /// latest with `isolation_level` read_committed).
+    LastStable,
     /// The first offset whose record timestamp is at or after this (ms since the epoch).
     Timestamp(i64),
     /// The first record holding the greatest timestamp in the partition (Kafka's
@@ -223,41 +246,6 @@ pub struct TopicDescription {
     pub partitions: Vec<PartitionDescription>,
 }
 
-/// Whether a partition serves (docs/reliability.md, "Storage"): a damaged partition is fenced,
-/// and every other one serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PartitionStatus {
-    /// Reads and appends are served.
-    Online,
-    /// Readable up to the damage recovery found (or the failure of an fsync); appends are
-    /// refused until an operator repairs it (`brook log repair`), or after a failed fsync
-    /// until a restart. [`Broker::fenced_partitions`](crate::Broker::fenced_partitions) says why.
-    ReadOnly,
-    /// The partition could not be opened (or its topic file is damaged): nothing is served.
-    Offline,
-}
-
-impl PartitionStatus {
-    /// The status of `log`, with the reason when it is not online.
-    pub(crate) fn of(log: &brook_log::PartitionLog) -> (Self, Option<String>) {
-        match log.status() {
-            brook_log::LogStatus::ReadOnly { reason } => (Self::ReadOnly, Some(reason)),
-            brook_log::LogStatus::Offline { reason } => (Self::Offline, Some(reason)),
-            _ => (Self::Online, None),
-        }
-    }
-
-    /// The status as doors show it: `online`, `read_only` or `offline`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Online => "online",
-            Self::ReadOnly => "read_only",
-            Self::Offline => "offline",
-        }
-    }
-}
-
 /// One partition of a [`TopicDescription`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionDescription {
@@ -272,8 +260,6 @@ pub struct PartitionDescription {
     /// fdatasyncs of the partition's segment files since the broker opened (group commits,
     /// rolls, flushes): with `appends`, shows how many appends each fsync covered.
     pub fsyncs: u64,
-    /// Whether it serves: a damaged partition is fenced, read-only or offline.
-    pub status: PartitionStatus,
 }
 
 /// A group as `list_groups` sees it.

@@ -331,6 +331,7 @@ impl Broker {
                 reset: OffsetReset::Earliest,
                 client_id: options.client_id,
                 max_bytes: None,
+                isolation: crate::Isolation::ReadCommitted,
             })
             .await?;
         let period = Duration::from_millis(self.inner.config.reqreply.responder_commit_ms);
