@@ -21,7 +21,9 @@ use crate::error::{BrokerError, Result};
 use crate::group::Groups;
 use crate::offsets::OffsetStore;
 use crate::partitioner::StickyCursor;
-use crate::types::{NewTopic, PartitionDescription, TopicDescription, TopicPartition};
+use crate::types::{
+    NewTopic, PartitionDescription, PartitionStatus, TopicDescription, TopicPartition,
+};
 use brook_log::RecoveryReport;
 use brook_log::{PartitionLog, Store, Topic};
 
@@ -192,6 +194,7 @@ impl TopicHandle {
                     size_bytes: handle.log.size_bytes(),
                     segments: handle.log.segment_count(),
                     fsyncs: handle.log.fsync_count(),
+                    status: PartitionStatus::of(&handle.log).0,
                 })
                 .collect(),
         }
@@ -419,6 +422,27 @@ impl Broker {
     /// A topic's id, settings, and per partition its offsets and size.
     pub fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
         Ok(self.topic(name)?.describe())
+    }
+
+    /// Every partition that does not fully serve (read-only after damage or a failed fsync,
+    /// or offline), with why, sorted: what the startup log reports and operators act on.
+    /// Every other partition serves.
+    pub fn fenced_partitions(&self) -> Vec<(TopicPartition, PartitionStatus, String)> {
+        let mut fenced: Vec<_> = self
+            .inner
+            .topics
+            .read()
+            .values()
+            .flat_map(|t| {
+                t.partitions.iter().enumerate().filter_map(move |(p, h)| {
+                    let (status, reason) = PartitionStatus::of(&h.log);
+                    let tp = TopicPartition::new(t.name.to_string(), p as u32);
+                    reason.map(|reason| (tp, status, reason))
+                })
+            })
+            .collect();
+        fenced.sort_by(|a, b| a.0.cmp(&b.0));
+        fenced
     }
 
     /// What opening found in each partition (clean close or not, bytes walked and cut,

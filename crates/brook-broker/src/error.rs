@@ -41,6 +41,10 @@ pub enum BrokerError {
     /// Another admin change of the group's offsets is running: retry.
     #[error("group {group:?} is being changed by an admin operation; try again")]
     GroupBusy { group: String },
+    /// Every copy of the committed offsets file is damaged: group offsets are fenced (reads
+    /// and commits refused) until an operator restores or removes it; partitions serve.
+    #[error("committed offsets are unavailable: {reason}")]
+    OffsetsUnavailable { reason: String },
     #[error("invalid topic name {name:?}: {reason}")]
     InvalidTopicName { name: String, reason: &'static str },
     #[error("invalid group id {group:?}: {reason}")]
@@ -184,7 +188,8 @@ impl BrokerError {
             | E::Closed
             | E::CallTimeout { .. }
             | E::CallAborted { .. }
-            | E::GroupBusy { .. } => ErrorKind::Unavailable,
+            | E::GroupBusy { .. }
+            | E::OffsetsUnavailable { .. } => ErrorKind::Unavailable,
             // Not brook's failure but the handler's: doors that can say so (HTTP 502) match it.
             E::Task { .. } | E::HandlerFailed { .. } => ErrorKind::Internal,
             E::Transaction(e) => e.kind(),
@@ -269,9 +274,11 @@ fn storage_kind(err: &LogError) -> ErrorKind {
         LogError::OffsetOutOfRange { .. } => ErrorKind::OutOfRange,
         LogError::TopicExists(_) => ErrorKind::AlreadyExists,
         LogError::UnknownTopic(_) | LogError::UnknownPartition { .. } => ErrorKind::NotFound,
-        LogError::Poisoned { .. } | LogError::Locked { .. } | LogError::Closed => {
-            ErrorKind::Unavailable
-        }
+        LogError::Poisoned { .. }
+        | LogError::Locked { .. }
+        | LogError::Closed
+        | LogError::Offline { .. }
+        | LogError::ReadOnly { .. } => ErrorKind::Unavailable,
         _ => ErrorKind::Internal,
     }
 }

@@ -124,7 +124,7 @@ impl Broker {
         partitions: &[TopicPartition],
     ) -> Result<Vec<(TopicPartition, CommittedOffset)>> {
         check_group_id(group)?;
-        let all = self.inner.offsets.group(group);
+        let all = self.inner.offsets.group(group)?;
         if partitions.is_empty() {
             return Ok(all);
         }
@@ -170,7 +170,7 @@ impl Broker {
             .groups
             .snapshot(group)
             .or_else(|| self.inner.groups.observers.describe_group(group));
-        let committed = self.inner.offsets.group(group);
+        let committed = self.inner.offsets.group(group)?;
         if live.is_none() && committed.is_empty() {
             return Err(BrokerError::UnknownGroup {
                 group: group.to_owned(),
@@ -282,7 +282,7 @@ impl Broker {
         check_group_id(group)?;
         let _claim = self.group_claims().claim_admin(group)?;
         let committed: BTreeMap<TopicPartition, CommittedOffset> =
-            self.inner.offsets.group(group).into_iter().collect();
+            self.inner.offsets.group(group)?.into_iter().collect();
         let partitions: Vec<TopicPartition> = if topics.is_empty() {
             committed.keys().cloned().collect()
         } else {

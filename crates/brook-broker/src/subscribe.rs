@@ -311,7 +311,7 @@ impl Broker {
             StartAt::Committed { group, reset } => {
                 check_group_id(&group)?;
                 let tp = TopicPartition::new(request.topic.clone(), request.partition);
-                self.start_position(&group, &tp, &topic, reset, request.isolation)
+                self.start_position(&group, &tp, &topic, reset, request.isolation)?
             }
         };
         let state = PartitionStream {
@@ -337,6 +337,7 @@ impl Broker {
     /// `GroupInUse` while the group id has live Kafka members.
     pub async fn subscribe_group(&self, request: GroupSubscribe) -> Result<Subscription> {
         check_group_id(&request.group)?;
+        self.inner.offsets.check()?;
         let max_bytes = self.subscribe_max_bytes(request.max_bytes)?;
         let mut topics = request.topics;
         topics.sort();
@@ -408,18 +409,18 @@ impl Broker {
         topic: &TopicHandle,
         reset: OffsetReset,
         isolation: Isolation,
-    ) -> u64 {
+    ) -> Result<u64> {
         let Ok(target) = topic.partition(tp.partition) else {
-            return 0;
+            return Ok(0);
         };
         let (start, end) = (target.log.log_start_offset(), target.log.high_watermark());
-        match self.inner.offsets.get(group, tp) {
+        Ok(match self.inner.offsets.get(group, tp)? {
             Some(committed) if (start..=end).contains(&committed.offset) => committed.offset,
             _ => match reset {
                 OffsetReset::Earliest => start,
                 OffsetReset::Latest => target.readable_end(isolation),
             },
-        }
+        })
     }
 }
 
@@ -562,8 +563,12 @@ impl GroupStream {
             let Ok(topic) = broker.topic(&tp.topic) else {
                 continue;
             };
-            let position =
-                broker.start_position(&membership.group, tp, &topic, self.reset, self.isolation);
+            // Committed offsets fenced since the subscription began: the partition waits.
+            let Ok(position) =
+                broker.start_position(&membership.group, tp, &topic, self.reset, self.isolation)
+            else {
+                continue;
+            };
             if let Ok(cursor) = Cursor::new(topic, tp.partition, position, self.isolation) {
                 kept.push(cursor);
             }

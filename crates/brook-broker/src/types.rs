@@ -246,6 +246,41 @@ pub struct TopicDescription {
     pub partitions: Vec<PartitionDescription>,
 }
 
+/// Whether a partition serves (docs/reliability.md, "Storage"): a damaged partition is fenced,
+/// and every other one serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PartitionStatus {
+    /// Reads and appends are served.
+    Online,
+    /// Readable up to the damage recovery found (or the failure of an fsync); appends are
+    /// refused until an operator repairs it (`brook log repair`), or after a failed fsync
+    /// until a restart. [`Broker::fenced_partitions`](crate::Broker::fenced_partitions) says why.
+    ReadOnly,
+    /// The partition could not be opened (or its topic file is damaged): nothing is served.
+    Offline,
+}
+
+impl PartitionStatus {
+    /// The status of `log`, with the reason when it is not online.
+    pub(crate) fn of(log: &brook_log::PartitionLog) -> (Self, Option<String>) {
+        match log.status() {
+            brook_log::LogStatus::ReadOnly { reason } => (Self::ReadOnly, Some(reason)),
+            brook_log::LogStatus::Offline { reason } => (Self::Offline, Some(reason)),
+            _ => (Self::Online, None),
+        }
+    }
+
+    /// The status as doors show it: `online`, `read_only` or `offline`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Online => "online",
+            Self::ReadOnly => "read_only",
+            Self::Offline => "offline",
+        }
+    }
+}
+
 /// One partition of a [`TopicDescription`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionDescription {
@@ -260,6 +295,8 @@ pub struct PartitionDescription {
     /// fdatasyncs of the partition's segment files since the broker opened (group commits,
     /// rolls, flushes): with `appends`, shows how many appends each fsync covered.
     pub fsyncs: u64,
+    /// Whether it serves: a damaged partition is fenced, read-only or offline.
+    pub status: PartitionStatus,
 }
 
 /// A group as `list_groups` sees it.
