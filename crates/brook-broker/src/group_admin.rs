@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::broker::{blocking, Broker};
 use crate::error::{BrokerError, Result};
 use crate::group_observer::LiveGroup;
-use crate::names::check_group_id;
+use crate::names::validate_group_id;
 use crate::produce::now_ms;
 use crate::types::{
     CommittedOffset, GroupDescription, GroupListing, OffsetSpec, PartitionLag, TopicPartition,
@@ -73,7 +73,7 @@ impl Broker {
     /// itself is not checked against the log, as in Kafka: a consumer resuming from an offset
     /// no longer in the log starts per its reset policy.
     pub async fn commit_offsets(&self, group: &str, commits: Vec<OffsetCommit>) -> Result<()> {
-        check_group_id(group)?;
+        validate_group_id(group)?;
         self.check_commits(&commits)?;
         let commit_timestamp = now_ms();
         let entries: Vec<(TopicPartition, CommittedOffset)> = commits
@@ -123,7 +123,7 @@ impl Broker {
         group: &str,
         partitions: &[TopicPartition],
     ) -> Result<Vec<(TopicPartition, CommittedOffset)>> {
-        check_group_id(group)?;
+        validate_group_id(group)?;
         let all = self.inner.offsets.group(group)?;
         if partitions.is_empty() {
             return Ok(all);
@@ -164,7 +164,7 @@ impl Broker {
     /// `group`'s members, their assignments, and per partition its committed offset and lag.
     /// `UnknownGroup` when it has neither members nor commits.
     pub fn describe_group(&self, group: &str) -> Result<GroupDescription> {
-        check_group_id(group)?;
+        validate_group_id(group)?;
         let live = self
             .inner
             .groups
@@ -226,7 +226,7 @@ impl Broker {
     /// Deletes `group`: its committed offsets in every partition. Only a group without live
     /// members (`GroupNotEmpty`); `UnknownGroup` when it has no committed offsets either.
     pub async fn delete_group(&self, group: &str) -> Result<()> {
-        check_group_id(group)?;
+        validate_group_id(group)?;
         let _claim = self.group_claims().claim_admin(group)?;
         let offsets = std::sync::Arc::clone(&self.inner.offsets);
         let owned = group.to_owned();
@@ -249,7 +249,7 @@ impl Broker {
         group: &str,
         partitions: &[TopicPartition],
     ) -> Result<()> {
-        check_group_id(group)?;
+        validate_group_id(group)?;
         let description = self.describe_group(group)?;
         let subscribed = description.members.iter().any(|m| {
             partitions
@@ -279,7 +279,7 @@ impl Broker {
         topics: &[String],
         dry_run: bool,
     ) -> Result<Vec<Seek>> {
-        check_group_id(group)?;
+        validate_group_id(group)?;
         let _claim = self.group_claims().claim_admin(group)?;
         let committed: BTreeMap<TopicPartition, CommittedOffset> =
             self.inner.offsets.group(group)?.into_iter().collect();

@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 
 use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
-use crate::names::check_group_id;
+use crate::names::validate_group_id;
 
 /// Which coordinator runs a group's membership.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -160,7 +160,7 @@ impl Broker {
     /// `InvalidGroupId` for a bad id; `GroupInUse` while members of the other kind are live.
     /// The broker's own group subscriptions claim for [`GroupProtocol::Brook`] themselves.
     pub fn claim_group(&self, group: &str, protocol: GroupProtocol) -> Result<GroupClaim> {
-        check_group_id(group)?;
+        validate_group_id(group)?;
         self.group_claims().claim(group, protocol)
     }
 

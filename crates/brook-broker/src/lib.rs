@@ -29,7 +29,7 @@
 //! The API every door calls is at the crate root: [`Broker`] and its calls, their plain data
 //! ([`ProduceRecord`], [`Fetched`], [`ConsumerRecord`], [`Subscription`], ...), the settings
 //! ([`BrokerConfig`]), the one error type ([`BrokerError`], sorted by [`ErrorKind`]), the name
-//! rules ([`validate_topic_name`], [`validate_group_id`], [`check_group_id`]) and the storage
+//! rules ([`validate_topic_name`], [`validate_group_id`]) and the storage
 //! settings re-exported from brook-log ([`LogConfig`], [`TopicConfig`], [`Durability`]). Two
 //! areas keep a module of their own: [`reqreply`] (request-reply on the log, with its header
 //! names) and [`partitioner`] (Kafka's murmur2, the rule clients must agree with). The modules
@@ -84,7 +84,7 @@ pub use error::{BrokerError, ErrorKind, Result};
 pub use group_admin::{OffsetCommit, Seek, SeekTo};
 pub use group_claim::{GroupClaim, GroupClaims, GroupProtocol};
 pub use group_observer::{GroupObserver, LiveGroup};
-pub use names::{check_group_id, validate_group_id, validate_topic_name, GROUP_ID_BYTES_MAX};
+pub use names::{validate_group_id, validate_topic_name};
 pub use produce::Produced;
 pub use reqreply::{
     Answer, Call, CorrelationId, Replier, Reply, ReplyTo, ReqReplyConfig, ReqReplyStats, Request,

@@ -31,7 +31,7 @@ use crate::error::{BrokerError, Result};
 use crate::fetch::{decode_records, next_offset};
 use crate::group::Membership;
 use crate::group_claim::{GroupClaim, GroupProtocol};
-use crate::names::check_group_id;
+use crate::names::validate_group_id;
 use crate::txn::Isolation;
 use crate::types::{ConsumerRecord, OffsetReset, StartAt, TopicPartition};
 
@@ -309,7 +309,7 @@ impl Broker {
                 })
             }
             StartAt::Committed { group, reset } => {
-                check_group_id(&group)?;
+                validate_group_id(&group)?;
                 let tp = TopicPartition::new(request.topic.clone(), request.partition);
                 self.start_position(&group, &tp, &topic, reset, request.isolation)?
             }
@@ -336,7 +336,7 @@ impl Broker {
     /// The group rebalances now, and again when this subscription is dropped.
     /// `GroupInUse` while the group id has live Kafka members.
     pub async fn subscribe_group(&self, request: GroupSubscribe) -> Result<Subscription> {
-        check_group_id(&request.group)?;
+        validate_group_id(&request.group)?;
         self.inner.offsets.check()?;
         let max_bytes = self.subscribe_max_bytes(request.max_bytes)?;
         let mut topics = request.topics;

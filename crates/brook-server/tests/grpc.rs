@@ -752,6 +752,25 @@ async fn bad_requests_get_the_right_status_and_the_server_keeps_serving() {
         .await
         .expect_err("empty group id");
     assert_eq!(bad_group.code(), Code::InvalidArgument);
+    // Group ids follow the topic-name rule on every call.
+    for group_id in ["../g", "a b", "g:1"] {
+        let err = client
+            .commit_offsets(pb::CommitOffsetsRequest {
+                group_id: group_id.into(),
+                offsets: vec![],
+            })
+            .await
+            .expect_err("bad group id");
+        assert_eq!(err.code(), Code::InvalidArgument, "{group_id:?}: {err}");
+        assert!(err.message().contains("invalid group id"), "{err}");
+        let err = client
+            .describe_group(pb::DescribeGroupRequest {
+                group_id: group_id.into(),
+            })
+            .await
+            .expect_err("bad group id");
+        assert_eq!(err.code(), Code::InvalidArgument, "{group_id:?}: {err}");
+    }
     // An empty request.
     let empty = client.produce(produce("ok", vec![])).await;
     expect(Code::InvalidArgument, "no records")(empty);

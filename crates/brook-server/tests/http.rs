@@ -1162,6 +1162,8 @@ async fn bad_requests_get_the_right_status_and_change_nothing() {
         ("/v1/topics/no%20spaces", None, BAD, "invalid_topic_name"),
         (&long_name, None, BAD, "invalid_topic_name"),
         ("/v1/groups/%07bell", None, BAD, "invalid_group_id"),
+        ("/v1/groups/..%2f..%2fx", None, BAD, "invalid_group_id"),
+        ("/v1/groups/a%20b", None, BAD, "invalid_group_id"),
         (
             "/v1/topics/bad/partitions/x/records?offset=0",
             None,

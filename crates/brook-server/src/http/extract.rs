@@ -79,7 +79,7 @@ impl<S: Send + Sync> FromRequestParts<S> for GroupPath {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let Path(GroupParams { group }) = Path::from_request_parts(parts, state).await?;
-        brook_broker::check_group_id(&group)?;
+        brook_broker::validate_group_id(&group)?;
         Ok(Self { group })
     }
 }
