@@ -500,6 +500,8 @@ async fn every_door_records_into_every_family_and_a_deleted_topic_leaves() {
         assert_eq!(m.types["brook_request_duration_seconds"], "histogram");
     }
 
+    check_reference(&scrape(&url(&server, Metrics, "/metrics")).await);
+
     let deleted = http
         .delete(url(&server, Http, &format!("/v1/topics/{topic}")))
         .send()
@@ -515,6 +517,66 @@ async fn every_door_records_into_every_family_and_a_deleted_topic_leaves() {
         .collect();
     assert!(left.is_empty(), "series of the deleted topic: {left:?}");
     server.stop().await.expect("stop");
+}
+
+/// The families of docs/operations.md's metrics reference, by the name its samples have
+/// (`brook_requests_total`).
+fn documented() -> BTreeSet<String> {
+    let doc = include_str!("../docs/operations.md");
+    let table = doc
+        .split("## Metrics")
+        .nth(1)
+        .expect("a Metrics section")
+        .split("\n## ")
+        .next()
+        .expect("its text");
+    table
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| rest.split('`').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every family the scrape shows is in the reference, and the Grafana dashboard reads only
+/// families that are.
+fn check_reference(m: &Scrape) {
+    let documented = documented();
+    for (family, kind) in &m.types {
+        let sample = if kind == "counter" {
+            format!("{family}_total")
+        } else {
+            family.clone()
+        };
+        assert!(
+            documented.contains(&sample),
+            "{sample} is not in docs/operations.md's metrics reference"
+        );
+    }
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../docs/grafana-dashboard.json")).expect("JSON");
+    let mut read = 0;
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().expect("expr");
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if !word.starts_with("brook_") {
+                    continue;
+                }
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| word.strip_suffix(suffix))
+                    .filter(|f| documented.contains(*f))
+                    .unwrap_or(word);
+                assert!(
+                    documented.contains(family),
+                    "the dashboard reads {word}, not in the reference"
+                );
+                read += 1;
+            }
+        }
+    }
+    assert!(read >= 15, "the dashboard reads {read} families");
 }
 
 #[tokio::test]

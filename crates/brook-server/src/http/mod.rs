@@ -6,7 +6,7 @@
 //! |-------|------|
 //! | `GET /` | the web console ([`console`]: topics, records, groups, request-reply, settings) |
 //! | `GET /healthz`, `GET /readyz` | liveness; readiness (503 while shutting down) |
-//! | `GET /metrics` | Prometheus text format ([`crate::metrics`]) |
+//! | `GET /metrics` | OpenMetrics text of every door ([`crate::metrics`]) |
 //! | `GET /v1/openapi.json` | this door's OpenAPI document |
 //! | `GET`, `POST /v1/topics` | list, create topics |
 //! | `GET`, `DELETE /v1/topics/{topic}` | describe, delete a topic |
