@@ -14,7 +14,7 @@
 
 use brook_metrics::{gauge_value, Snapshot};
 
-use crate::{Broker, PartitionLag};
+use crate::{Broker, PartitionLag, PartitionStatus, TxnState};
 
 /// The exposition text: every event family recorded in this process, then `broker`'s state.
 pub fn encode(broker: &Broker) -> String {
@@ -45,6 +45,7 @@ pub fn state(broker: &Broker, snapshot: &mut Snapshot) {
     partitions(broker, snapshot);
     groups(broker, snapshot);
     reqreply(broker, snapshot);
+    transactions(broker, snapshot);
 }
 
 fn partitions(broker: &Broker, snapshot: &mut Snapshot) {
@@ -72,6 +73,11 @@ fn partitions(broker: &Broker, snapshot: &mut Snapshot) {
         "brook_partition_fsyncs",
         "fdatasyncs of the partition's segment files since the broker opened",
     );
+    let online = snapshot.gauges::<TopicPartitionLabels>(
+        "brook_partition_online",
+        "1 while the partition serves reads and appends; 0 when it is fenced (read-only after \
+         damage or a failed fsync, or offline)",
+    );
     for topic in broker.list_topics() {
         // A topic deleted since the listing is simply left out of this scrape.
         let Ok(description) = broker.describe_topic(&topic.name) else {
@@ -95,6 +101,8 @@ fn partitions(broker: &Broker, snapshot: &mut Snapshot) {
                 .get_or_create(&labels)
                 .set(gauge_value(p.segments as u64));
             fsyncs.get_or_create(&labels).inc_by(p.fsyncs);
+            let serving = matches!(p.status, PartitionStatus::Online);
+            online.get_or_create(&labels).set(i64::from(serving));
         }
     }
 }
@@ -169,6 +177,49 @@ fn reqreply(broker: &Broker, snapshot: &mut Snapshot) {
     ] {
         dropped.get_or_create(&[("reason", reason)]).inc_by(count);
     }
+}
+
+/// The transaction coordinator: transactional ids per state, and how long the oldest open
+/// transaction has been open (what holds read_committed readers back).
+fn transactions(broker: &Broker, snapshot: &mut Snapshot) {
+    let by_state = snapshot.gauges::<[(&'static str, &'static str); 1]>(
+        "brook_transactions",
+        "Transactional ids the coordinator knows, by the state of their last transaction",
+    );
+    let listed = broker.list_transactions(&[], &[], None);
+    for state in TxnState::ALL {
+        let count = listed.iter().filter(|t| t.state == state).count();
+        by_state
+            .get_or_create(&[("state", state.name())])
+            .set(gauge_value(count as u64));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let oldest = listed
+        .iter()
+        .filter(|t| {
+            !matches!(
+                t.state,
+                TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+            )
+        })
+        .filter_map(|t| {
+            broker
+                .describe_transaction(&t.transactional_id)
+                .ok()?
+                .start_ms
+        })
+        .map(|start| now.saturating_sub(start).max(0))
+        .max()
+        .unwrap_or(0);
+    snapshot
+        .gauges::<[(&'static str, &'static str); 0]>(
+            "brook_transaction_open_seconds_max",
+            "How long the oldest open transaction has been open, in seconds (0: none open)",
+        )
+        .get_or_create(&[])
+        .set(oldest / 1000);
 }
 
 #[cfg(test)]

@@ -8,8 +8,10 @@
 //! one). Log lines written while serving the request carry them (`--log-format json` prints
 //! them as fields), and an OpenTelemetry layer exports the span.
 //!
-//! A produce on gRPC or HTTP whose request carries a valid `traceparent` header stores it as a
-//! `traceparent` header on each of its records that has none ([`carry`]); a Kafka client puts
+//! A produce on gRPC (`Produce`) or HTTP (a JSON produce) whose request carries a valid
+//! `traceparent` header stores it as a `traceparent` header on each of its records that has
+//! none ([`carry`]); streamed produces (gRPC `ProduceStream`, NDJSON) carry what their records
+//! hold; a Kafka client puts
 //! it there itself, as OpenTelemetry's Kafka instrumentations do. Every door hands a record's
 //! headers to consumers as stored, so the consumer on any door continues the producer's trace.
 
