@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -78,6 +78,8 @@ pub(crate) struct PartitionHandle {
     /// Carries the log's high watermark; the log's listener sends every move, so waiters wake
     /// when appended data becomes readable (after its fsync in `sync` mode).
     pub(crate) hw: Arc<watch::Sender<u64>>,
+    /// Reads refused or cut short because stored data failed its checks (`fetch::checked`).
+    pub(crate) corrupt_reads: Arc<AtomicU64>,
     /// Carries the log's last stable offset, sent after each high watermark move: what
     /// read_committed waiters wait on.
     pub(crate) lso: Arc<watch::Sender<u64>>,
@@ -104,6 +106,7 @@ impl PartitionHandle {
             log,
             hw,
             lso,
+            corrupt_reads: Arc::default(),
         }
     }
 }
@@ -194,6 +197,7 @@ impl TopicHandle {
                     size_bytes: handle.log.size_bytes(),
                     segments: handle.log.segment_count(),
                     fsyncs: handle.log.fsync_count(),
+                    corrupt_reads: handle.corrupt_reads.load(Ordering::Relaxed),
                     status: PartitionStatus::of(&handle.log).0,
                 })
                 .collect(),

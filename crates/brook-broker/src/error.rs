@@ -4,6 +4,12 @@
 //! valid range, the limit that was hit). Doors never match on messages: they call
 //! [`BrokerError::kind`] for the gRPC status / HTTP status, and match variants where their
 //! protocol is finer (Kafka tells `CORRUPT_MESSAGE` from `INVALID_REQUEST`, for instance).
+//!
+//! What a door sends a remote client is this type's `Display`, so it never shows a path on the
+//! server: a storage failure names the topic and partition ([`BrokerError::PartitionStorage`],
+//! [`BrokerError::Corrupt`]) and describes the failure without the file; the storage error
+//! with its path stays the error's `source()` and is logged at error level where it is
+//! converted ([`BrokerError::from_log`]).
 
 use brook_log::{BatchError, LogError};
 
@@ -92,11 +98,31 @@ pub enum BrokerError {
     },
     #[error("invalid request: {reason}")]
     InvalidRequest { reason: String },
-    #[error("{topic}-{partition} is poisoned for writes: {reason}")]
+    /// A failed fsync (or a write that could not be undone) stopped the partition's writes.
+    /// `reason` is the storage's own account, which names files: it is logged, and kept here
+    /// for embedded callers, but not shown to remote clients.
+    #[error("{topic}-{partition} is poisoned for writes after a storage failure")]
     Poisoned {
         topic: String,
         partition: u32,
         reason: String,
+    },
+    /// Stored data failed its checks (CRC-32C, lengths, offsets) when read: it is not served.
+    #[error("corrupt data in {topic}-{partition} at offset {offset}: {reason}")]
+    Corrupt {
+        topic: String,
+        partition: u32,
+        /// The first offset of the batch that failed (or the offset being read).
+        offset: u64,
+        reason: String,
+    },
+    /// A storage failure while serving a partition, with no finer variant (an I/O error, say).
+    #[error("storage failure in {topic}-{partition}: {}", public_message(.source))]
+    PartitionStorage {
+        topic: String,
+        partition: u32,
+        #[source]
+        source: LogError,
     },
     #[error("the broker is shutting down")]
     Closed,
@@ -135,8 +161,41 @@ pub enum BrokerError {
     /// A transaction or idempotent producer refusal (fenced, out of order, invalid state, ...).
     #[error(transparent)]
     Transaction(#[from] crate::txn::TxnError),
-    #[error(transparent)]
+    /// A storage failure of a topic-level operation (open, create, delete) with no finer
+    /// variant.
+    #[error("storage failure: {}", public_message(.0))]
     Storage(#[from] LogError),
+}
+
+/// A storage error as a remote client may read it: what failed, without the server's paths.
+fn public_message(err: &LogError) -> String {
+    match err {
+        LogError::Io { source, .. } => format!("I/O error: {source}"),
+        LogError::Poisoned { .. } => "the log is poisoned for writes after a failed fsync".into(),
+        LogError::Corrupt { offset, .. } => format!("corrupt batch at offset {offset}"),
+        LogError::Locked { holder, .. } => {
+            format!("the data directory is locked by another process ({holder})")
+        }
+        LogError::BadMetaFile { what, reason, .. } => format!("bad {what} file: {reason}"),
+        // Their reasons name files: say what the partition does, and where to look.
+        LogError::Offline { .. } => {
+            "the partition is offline: its files could not be opened (see the server log)".into()
+        }
+        LogError::ReadOnly { offset, .. } => format!(
+            "the partition is read-only: its stored data is damaged at offset {offset} and an \
+             operator must repair it (see the server log)"
+        ),
+        LogError::Batch(_)
+        | LogError::OffsetOutOfRange { .. }
+        | LogError::InvalidTopicName { .. }
+        | LogError::TopicExists(_)
+        | LogError::UnknownTopic(_)
+        | LogError::UnknownPartition { .. }
+        | LogError::InvalidConfig(_)
+        | LogError::Closed => err.to_string(),
+        // A variant added later may name a file: say only that storage failed.
+        _ => "see the server log".into(),
+    }
 }
 
 /// The coarse class of a [`BrokerError`]: what a door's status code says.
@@ -149,6 +208,7 @@ pub enum BrokerError {
 /// | `OutOfRange`      | `OUT_OF_RANGE`       | 416  | `OFFSET_OUT_OF_RANGE`           |
 /// | `TooLarge`        | `RESOURCE_EXHAUSTED` | 413  | `MESSAGE_TOO_LARGE`             |
 /// | `Unavailable`     | `UNAVAILABLE`        | 503  | `KAFKA_STORAGE_ERROR`           |
+/// | `DataLoss`        | `DATA_LOSS`          | 500  | `CORRUPT_MESSAGE`               |
 /// | `Internal`        | `INTERNAL`           | 500  | `UNKNOWN_SERVER_ERROR`          |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -159,6 +219,8 @@ pub enum ErrorKind {
     OutOfRange,
     TooLarge,
     Unavailable,
+    /// Stored data is damaged: it is reported, never served.
+    DataLoss,
     Internal,
 }
 
@@ -193,7 +255,8 @@ impl BrokerError {
             // Not brook's failure but the handler's: doors that can say so (HTTP 502) match it.
             E::Task { .. } | E::HandlerFailed { .. } => ErrorKind::Internal,
             E::Transaction(e) => e.kind(),
-            E::Storage(e) => storage_kind(e),
+            E::Corrupt { .. } => ErrorKind::DataLoss,
+            E::Storage(e) | E::PartitionStorage { source: e, .. } => storage_kind(e),
         }
     }
 
@@ -235,7 +298,37 @@ impl BrokerError {
                 partition,
                 reason,
             },
+            LogError::Corrupt {
+                segment,
+                position,
+                offset,
+                reason,
+            } => {
+                tracing::error!(
+                    topic,
+                    partition,
+                    offset,
+                    segment = %segment.display(),
+                    position,
+                    %reason,
+                    "corrupt data in the log: not served"
+                );
+                Self::Corrupt {
+                    topic: topic.to_owned(),
+                    partition,
+                    offset,
+                    reason,
+                }
+            }
             LogError::Closed => Self::Closed,
+            err @ (LogError::Io { .. } | LogError::BadMetaFile { .. }) => {
+                tracing::error!(topic, partition, error = %err, "storage failure");
+                Self::PartitionStorage {
+                    topic: topic.to_owned(),
+                    partition,
+                    source: err,
+                }
+            }
             err @ (LogError::ProducerFenced { .. }
             | LogError::OutOfOrderSequence { .. }
             | LogError::UnknownProducerId { .. }
@@ -259,7 +352,10 @@ impl BrokerError {
             },
             LogError::InvalidConfig(reason) => Self::InvalidConfig { reason },
             LogError::Closed => Self::Closed,
-            other => Self::Storage(other),
+            other => {
+                tracing::error!(error = %other, "storage failure");
+                Self::Storage(other)
+            }
         }
     }
 }
@@ -279,6 +375,7 @@ fn storage_kind(err: &LogError) -> ErrorKind {
         | LogError::Closed
         | LogError::Offline { .. }
         | LogError::ReadOnly { .. } => ErrorKind::Unavailable,
+        LogError::Corrupt { .. } => ErrorKind::DataLoss,
         _ => ErrorKind::Internal,
     }
 }
@@ -331,5 +428,72 @@ mod tests {
         let io = std::io::Error::other("disk gone");
         let err = BrokerError::from_log(LogError::io("/x", io), "t", 0);
         assert_eq!(err.kind(), ErrorKind::Internal);
+    }
+
+    #[test]
+    fn what_a_client_reads_names_the_partition_never_a_server_path() {
+        let path = "/srv/brook-data/secret-tenant-0/00000000000000000000.log";
+        let errors = [
+            BrokerError::from_log(
+                LogError::io(path, std::io::Error::other("Input/output error")),
+                "orders",
+                3,
+            ),
+            BrokerError::from_log(
+                LogError::Poisoned {
+                    path: path.into(),
+                    reason: format!("I/O error on {path}: injected"),
+                },
+                "orders",
+                3,
+            ),
+            BrokerError::from_log(
+                LogError::Corrupt {
+                    segment: path.into(),
+                    position: 4096,
+                    offset: 17,
+                    reason: "batch CRC-32C mismatch".into(),
+                },
+                "orders",
+                3,
+            ),
+            BrokerError::from_log(
+                LogError::BadMetaFile {
+                    what: "checkpoint",
+                    path: path.into(),
+                    reason: "bad magic".into(),
+                },
+                "orders",
+                3,
+            ),
+            BrokerError::from_admin_log(LogError::io(path, std::io::Error::other("gone"))),
+            BrokerError::from_admin_log(LogError::Locked {
+                path: path.into(),
+                holder: "pid 1".into(),
+            }),
+        ];
+        for err in errors {
+            let text = err.to_string();
+            assert!(!text.contains("/srv"), "{text}");
+            if !matches!(err, BrokerError::Storage(_)) {
+                assert!(text.contains("orders-3"), "{text}");
+            }
+            // The path stays in the source chain, for the server's log.
+            if let Some(source) = std::error::Error::source(&err) {
+                assert!(source.to_string().contains("/srv"), "{source}");
+            }
+        }
+        let corrupt = BrokerError::from_log(
+            LogError::Corrupt {
+                segment: path.into(),
+                position: 0,
+                offset: 17,
+                reason: "bad".into(),
+            },
+            "orders",
+            3,
+        );
+        assert_eq!(corrupt.kind(), ErrorKind::DataLoss);
+        assert!(corrupt.to_string().contains("offset 17"), "{corrupt}");
     }
 }

@@ -4,7 +4,18 @@
 //! A fetch at the high watermark waits on the partition's high-watermark channel until an
 //! append moves it (or `max_wait` passes, or the broker closes): it never sleeps in a loop. The
 //! bytes come from the log as they are, so the Kafka door can send them on unchanged.
+//!
+//! **Nothing damaged is served.** Every read the broker hands out (a fetch, a subscription's
+//! run of batches) is checked first, on the blocking pool with the read ([`checked`]): each
+//! batch's header, its CRC-32C, and its offsets (increasing from batch to batch, below the
+//! high watermark, the first reaching the offset asked for; the base offset is outside the
+//! CRC, so this is what catches a flipped bit there). A read whose first batch fails is
+//! answered with [`BrokerError::Corrupt`], naming topic, partition and offset; one that fails
+//! later is cut before the damage, so the records before it are served and the next read,
+//! starting at the damaged batch, gets the error. Either is logged at error level. Decoding
+//! ([`decode_records`]) then also holds each record's offset to its batch's range.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,11 +96,18 @@ impl Broker {
             }
         }
         let batches = if offset < end {
-            let log = std::sync::Arc::clone(&target.log);
+            let (log, corrupt_reads) = (Arc::clone(&target.log), Arc::clone(&target.corrupt_reads));
             let topic_name = topic.to_owned();
             blocking(move || {
-                log.read_below(offset, max_bytes, end)
-                    .map_err(|e| BrokerError::from_log(e, &topic_name, partition))
+                checked_read(
+                    &log,
+                    &corrupt_reads,
+                    &topic_name,
+                    partition,
+                    offset,
+                    max_bytes,
+                    end,
+                )
             })
             .await?
         } else {
@@ -256,9 +274,138 @@ fn check_offset(target: &PartitionHandle, topic: &str, partition: u32, offset: u
     Ok(high_watermark)
 }
 
-/// Decodes whole batches into the records at or after `from`, as consumers receive them:
-/// control batches are skipped, and so are the batches of the `aborted` transactions (a
-/// read_committed reader's list, [`Committed`]).
+/// Reads `max_bytes` of `topic`-`partition` from `offset`, below `upper` (the high watermark
+/// or the last stable offset), and checks them ([`checked`]), counting in `corrupt_reads` a
+/// read that damage refused or cut short. Blocking: run it on the blocking pool.
+pub(crate) fn checked_read(
+    log: &PartitionLog,
+    corrupt_reads: &AtomicU64,
+    topic: &str,
+    partition: u32,
+    offset: u64,
+    max_bytes: usize,
+    upper: u64,
+) -> Result<Bytes> {
+    let read = log
+        .read_below(offset, max_bytes, upper)
+        .map_err(|e| BrokerError::from_log(e, topic, partition))
+        .and_then(|bytes| {
+            let len = bytes.len();
+            // After the read: the high watermark only grows, so every batch read is below it.
+            checked(topic, partition, offset, log.high_watermark(), bytes)
+                .map(|checked| (checked.len() < len, checked))
+        });
+    match read {
+        Ok((cut, bytes)) => {
+            if cut {
+                corrupt_reads.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(bytes)
+        }
+        Err(err) => {
+            if matches!(err, BrokerError::Corrupt { .. }) {
+                corrupt_reads.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(err)
+        }
+    }
+}
+
+/// The whole batches at the start of `bytes` (a read of `topic`-`partition` from `from`) that
+/// pass every check, cut before the first that does not; [`BrokerError::Corrupt`] when the
+/// first one fails. Checked per batch: header shape, CRC-32C, a base offset above the previous
+/// batch's last, a last offset below `high_watermark`, and for the first batch a last offset
+/// at or past `from`; and no bytes after the last whole batch (the log reads whole batches).
+pub(crate) fn checked(
+    topic: &str,
+    partition: u32,
+    from: u64,
+    high_watermark: u64,
+    bytes: Bytes,
+) -> Result<Bytes> {
+    let mut walk = Batches::new(&bytes);
+    let mut previous_last: Option<i64> = None;
+    let mut damage = None;
+    while let Some(next) = walk.next() {
+        let batch = match next {
+            Ok(batch) => batch,
+            Err(e) => {
+                damage = Some((walk.position(), previous_last, e.to_string()));
+                break;
+            }
+        };
+        if let Err(reason) = check_batch(&batch, previous_last, from, high_watermark) {
+            damage = Some((batch.position, previous_last, reason));
+            break;
+        }
+        previous_last = Some(batch.header.last_offset());
+    }
+    if damage.is_none() && !walk.remainder().is_empty() {
+        // The log reads whole batches only: bytes left over mean a length field lies.
+        let reason = format!(
+            "a batch's length runs {} bytes past the end of what the log read",
+            walk.remainder().len()
+        );
+        damage = Some((walk.position(), previous_last, reason));
+    }
+    let Some((at, previous_last, reason)) = damage else {
+        return Ok(bytes);
+    };
+    // The offset the damaged batch should hold: after the last good one, or the one asked for.
+    let offset = previous_last.map_or(from, |last| last as u64 + 1);
+    tracing::error!(
+        topic,
+        partition,
+        offset,
+        %reason,
+        served_before = at,
+        "corrupt data in a read: not served"
+    );
+    if at == 0 {
+        return Err(BrokerError::Corrupt {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+            reason,
+        });
+    }
+    Ok(bytes.slice(..at))
+}
+
+/// One batch's checks (see [`checked`]); the reason it fails.
+fn check_batch(
+    batch: &brook_log::batch::BatchRef<'_>,
+    previous_last: Option<i64>,
+    from: u64,
+    high_watermark: u64,
+) -> std::result::Result<(), String> {
+    BatchHeader::parse_checked(batch.bytes, usize::MAX).map_err(|e| e.to_string())?;
+    let header = &batch.header;
+    let (base, last) = (header.base_offset, header.last_offset());
+    if base < 0 || previous_last.is_some_and(|previous| base <= previous) {
+        return Err(format!(
+            "batch base offset {base} does not follow the previous batch's last offset {}",
+            previous_last.map_or_else(|| "(none)".to_owned(), |p| p.to_string())
+        ));
+    }
+    if last >= high_watermark as i64 {
+        return Err(format!(
+            "batch offsets {base}..={last} reach past the high watermark {high_watermark}"
+        ));
+    }
+    if previous_last.is_none() && last < from as i64 {
+        return Err(format!(
+            "the first batch read ({base}..={last}) ends before offset {from}, which was asked for"
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes whole batches (checked by [`checked`] when they were read) into the records at or
+/// after `from`, as consumers receive them. Control batches are skipped, and so are the
+/// batches of the `aborted` transactions (a read_committed reader's list, [`Committed`]); every
+/// record's offset must lie in its batch's range, increasing; anything else is
+/// [`BrokerError::Corrupt`].
 pub(crate) fn decode_records(
     topic: &Arc<str>,
     partition: u32,
@@ -267,25 +414,45 @@ pub(crate) fn decode_records(
     aborted: &[AbortedTxn],
 ) -> Result<Vec<ConsumerRecord>> {
     let mut committed = Committed::new(aborted);
-    let corrupt = |source| BrokerError::InvalidBatch {
-        topic: topic.to_string(),
-        partition,
-        source,
+    let corrupt = |offset: i64, reason: String| {
+        let offset = u64::try_from(offset).unwrap_or(from);
+        tracing::error!(topic = %topic, partition, offset, %reason, "corrupt records: not served");
+        BrokerError::Corrupt {
+            topic: topic.to_string(),
+            partition,
+            offset,
+            reason,
+        }
     };
     let mut out = Vec::new();
     for batch in Batches::new(batches) {
-        let batch = batch.map_err(corrupt)?;
+        let batch = batch.map_err(|e| corrupt(from as i64, e.to_string()))?;
+        let header = batch.header;
         // Control batches (transaction markers) carry no user records; Kafka consumers skip
         // them too. Aborted transactions' batches are dropped as Kafka's consumer drops them.
-        if !committed.keeps(&batch.header)
-            || batch.header.next_offset() <= from as i64
-            || batch.header.is_control()
-        {
+        if !committed.keeps(&header) || header.next_offset() <= from as i64 || header.is_control() {
             continue;
         }
         let bytes = batches.slice(batch.position..batch.position + batch.bytes.len());
-        for record in brook_log::batch::records(bytes).map_err(corrupt)? {
-            let record = record.map_err(corrupt)?;
+        let records = brook_log::batch::records(bytes)
+            .map_err(|e| corrupt(header.base_offset, e.to_string()))?;
+        let mut previous: Option<u64> = None;
+        for record in records {
+            let record = record.map_err(|e| corrupt(header.base_offset, e.to_string()))?;
+            let inside =
+                (header.base_offset..=header.last_offset()).contains(&(record.offset as i64));
+            if !inside || previous.is_some_and(|p| record.offset <= p) {
+                return Err(corrupt(
+                    header.base_offset,
+                    format!(
+                        "record offset {} is outside its batch's {}..={} or out of order",
+                        record.offset,
+                        header.base_offset,
+                        header.last_offset()
+                    ),
+                ));
+            }
+            previous = Some(record.offset);
             if record.offset >= from {
                 out.push(consumer_record(topic, partition, record));
             }
@@ -395,4 +562,112 @@ async fn search_log(
         offset: hit.map(|(offset, _)| offset),
         timestamp: hit.map(|(_, ts)| ts),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use brook_log::batch::header::{BASE_OFFSET_AT, BATCH_LENGTH_AT};
+    use brook_log::batch::{patch_base_offset, BatchBuilder, Compression, RecordRef};
+
+    use super::*;
+
+    /// Five one-record batches at offsets 0..5, back to back, and where each starts.
+    fn log() -> (Bytes, Vec<usize>) {
+        let mut buf = Vec::new();
+        let mut starts = Vec::new();
+        for offset in 0..5 {
+            let mut builder = BatchBuilder::new(Compression::None);
+            builder.push(RecordRef {
+                key: None,
+                value: Some(format!("value {offset}").as_bytes()),
+                headers: &[],
+                timestamp: offset,
+            });
+            let mut batch = builder.build().expect("build");
+            patch_base_offset(&mut batch, offset);
+            starts.push(buf.len());
+            buf.extend_from_slice(&batch);
+        }
+        (Bytes::from(buf), starts)
+    }
+
+    fn offsets(bytes: &Bytes, from: u64) -> Vec<u64> {
+        let topic: Arc<str> = Arc::from("t");
+        decode_records(&topic, 0, bytes, from, &[])
+            .expect("decode")
+            .iter()
+            .map(|r| r.offset)
+            .collect()
+    }
+
+    #[test]
+    fn a_clean_read_passes_whole() {
+        let (bytes, starts) = log();
+        let read = checked("t", 0, 0, 5, bytes.clone()).expect("clean");
+        assert_eq!(read, bytes);
+        let from_two = bytes.slice(starts[2]..);
+        let read = checked("t", 0, 2, 5, from_two.clone()).expect("clean");
+        assert_eq!(read, from_two);
+        assert_eq!(offsets(&read, 2), [2, 3, 4]);
+    }
+
+    #[test]
+    fn a_flipped_bit_in_the_first_batch_is_refused_naming_the_offset() {
+        let (bytes, starts) = log();
+        let mut bad = bytes.to_vec();
+        bad[starts[1] + 70] ^= 0x04; // inside batch 1's record: the CRC catches it
+        let read = Bytes::from(bad).slice(starts[1]..);
+        match checked("t", 3, 1, 5, read) {
+            Err(BrokerError::Corrupt {
+                topic,
+                partition,
+                offset,
+                reason,
+            }) => {
+                assert_eq!((topic.as_str(), partition, offset), ("t", 3, 1));
+                assert!(reason.contains("CRC"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn damage_after_the_first_batch_is_cut_off_and_refused_when_read_next() {
+        let (bytes, starts) = log();
+        // A flipped bit in batch 3's base offset (outside the CRC): 3 becomes 7, so the
+        // offsets would read 0, 1, 2, 7, 4.
+        let mut bad = bytes.to_vec();
+        bad[starts[3] + BASE_OFFSET_AT + 7] ^= 0x04;
+        let bad = Bytes::from(bad);
+        // With the real high watermark (5), batch 3 claims an offset past it: cut before it.
+        let read = checked("t", 0, 0, 5, bad.clone()).expect("the good part");
+        assert_eq!(read.len(), starts[3]);
+        assert_eq!(offsets(&read, 0), [0, 1, 2]);
+        // Below a higher one, batch 4 (base 4) does not follow batch 3's 7: cut before it.
+        let read = checked("t", 0, 0, 8, bad.clone()).expect("the good part");
+        assert_eq!(read.len(), starts[4]);
+        let next = bad.slice(starts[3]..);
+        assert!(matches!(
+            checked("t", 0, 3, 5, next),
+            Err(BrokerError::Corrupt { offset: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn a_length_that_runs_past_the_read_or_a_batch_before_the_offset_is_corrupt() {
+        let (bytes, starts) = log();
+        let mut bad = bytes.to_vec();
+        bad[starts[4] + BATCH_LENGTH_AT + 2] ^= 0x01; // batch 4 now claims 256 more bytes
+        let read = checked("t", 0, 0, 5, Bytes::from(bad.clone())).expect("the good part");
+        assert_eq!(read.len(), starts[4]);
+        assert!(matches!(
+            checked("t", 0, 4, 5, Bytes::from(bad).slice(starts[4]..)),
+            Err(BrokerError::Corrupt { offset: 4, .. })
+        ));
+        // The log answered offset 3 with the batch of offset 1: wrong batch, refused.
+        assert!(matches!(
+            checked("t", 0, 3, 5, bytes.slice(starts[1]..starts[2])),
+            Err(BrokerError::Corrupt { offset: 3, .. })
+        ));
+    }
 }

@@ -73,6 +73,11 @@ fn partitions(broker: &Broker, snapshot: &mut Snapshot) {
         "brook_partition_fsyncs",
         "fdatasyncs of the partition's segment files since the broker opened",
     );
+    let corrupt_reads = snapshot.counters::<TopicPartitionLabels>(
+        "brook_partition_corrupt_reads",
+        "Reads of the partition refused or cut short since the broker opened because stored \
+         data failed its checks (CRC-32C, lengths, offsets); not zero means damage on disk",
+    );
     let online = snapshot.gauges::<TopicPartitionLabels>(
         "brook_partition_online",
         "1 while the partition serves reads and appends; 0 when it is fenced (read-only after \
@@ -101,6 +106,9 @@ fn partitions(broker: &Broker, snapshot: &mut Snapshot) {
                 .get_or_create(&labels)
                 .set(gauge_value(p.segments as u64));
             fsyncs.get_or_create(&labels).inc_by(p.fsyncs);
+            corrupt_reads
+                .get_or_create(&labels)
+                .inc_by(p.corrupt_reads);
             let serving = matches!(p.status, PartitionStatus::Online);
             online.get_or_create(&labels).set(i64::from(serving));
         }

@@ -28,7 +28,7 @@ use tokio::sync::watch;
 
 use crate::broker::{blocking, Broker, TopicHandle};
 use crate::error::{BrokerError, Result};
-use crate::fetch::{decode_records, next_offset};
+use crate::fetch::{checked_read, decode_records, next_offset};
 use crate::group::Membership;
 use crate::group_claim::{GroupClaim, GroupProtocol};
 use crate::names::validate_group_id;
@@ -244,7 +244,7 @@ impl Cursor {
         // Marked seen before looking, so an append after the look wakes the next wait.
         self.hw.borrow_and_update();
         let handle = self.topic.partition(self.partition)?;
-        let log = Arc::clone(&handle.log);
+        let (log, corrupt_reads) = (Arc::clone(&handle.log), Arc::clone(&handle.corrupt_reads));
         let high_watermark = log.high_watermark();
         let end = handle.readable_end(self.isolation);
         if self.position >= end {
@@ -254,9 +254,15 @@ impl Cursor {
         let name = Arc::clone(&self.topic.name);
         let reader = Arc::clone(&log);
         let batches = blocking(move || {
-            reader
-                .read_below(offset, max_bytes, end)
-                .map_err(|e| BrokerError::from_log(e, &name, partition))
+            checked_read(
+                &reader,
+                &corrupt_reads,
+                &name,
+                partition,
+                offset,
+                max_bytes,
+                end,
+            )
         })
         .await?;
         let Some(next) = next_offset(&batches) else {

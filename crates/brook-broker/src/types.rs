@@ -295,6 +295,9 @@ pub struct PartitionDescription {
     /// fdatasyncs of the partition's segment files since the broker opened (group commits,
     /// rolls, flushes): with `appends`, shows how many appends each fsync covered.
     pub fsyncs: u64,
+    /// Reads of the partition refused or cut short since the broker opened because stored
+    /// data failed its checks (CRC-32C, lengths, offsets): not zero means damage on disk.
+    pub corrupt_reads: u64,
     /// Whether it serves: a damaged partition is fenced, read-only or offline.
     pub status: PartitionStatus,
 }

@@ -41,7 +41,12 @@ fn kafka_error(err: &BrokerError) -> ResponseError {
         // CRC, lengths, magic, record framing: the batch is not what it claims to be.
         E::InvalidBatch { .. } => ResponseError::CorruptMessage,
         E::InvalidRequest { .. } => ResponseError::InvalidRequest,
-        E::Poisoned { .. } | E::Storage(_) => ResponseError::KafkaStorageError,
+        E::Poisoned { .. } | E::Storage(_) | E::PartitionStorage { .. } => {
+            ResponseError::KafkaStorageError
+        }
+        // Stored data that fails its checks is never handed out; Kafka answers a fetch of a
+        // corrupt record the same way.
+        E::Corrupt { .. } => ResponseError::CorruptMessage,
         // Shutting down: retriable, the client comes back once the broker is up again.
         E::Closed => ResponseError::LeaderNotAvailable,
         // Errors of broker features the Kafka door does not call (request-reply, ...): by
@@ -58,6 +63,7 @@ fn by_kind(kind: ErrorKind) -> ResponseError {
         ErrorKind::OutOfRange => ResponseError::OffsetOutOfRange,
         ErrorKind::TooLarge => ResponseError::MessageTooLarge,
         ErrorKind::Unavailable => ResponseError::LeaderNotAvailable,
+        ErrorKind::DataLoss => ResponseError::CorruptMessage,
         // Internal, and a kind added later: a failure the client cannot act on.
         _ => ResponseError::UnknownServerError,
     }

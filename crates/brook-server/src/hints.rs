@@ -41,6 +41,10 @@ pub fn hint(err: &BrokerError, words: DoorWords) -> Option<String> {
         BrokerError::TooLarge { limit, .. } => {
             format!("send less at once, or raise the server's {limit}")
         }
+        BrokerError::Corrupt { .. } => "the stored batch failed its checks and is not served; \
+             the server's log names the file, and its operator can inspect it with `brook log \
+             check`"
+            .to_owned(),
         BrokerError::Poisoned { .. } => "the partition refuses writes after a storage failure \
              (reads still work); fix the disk and restart the broker"
             .to_owned(),

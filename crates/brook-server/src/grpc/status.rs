@@ -24,6 +24,7 @@ pub(crate) fn to_status(err: &BrokerError) -> Status {
         ErrorKind::OutOfRange => Code::OutOfRange,
         ErrorKind::TooLarge => Code::ResourceExhausted,
         ErrorKind::Unavailable => Code::Unavailable,
+        ErrorKind::DataLoss => Code::DataLoss,
         // Internal, and a kind added later.
         _ => Code::Internal,
     };

@@ -101,6 +101,7 @@ fn status(kind: ErrorKind) -> StatusCode {
         ErrorKind::OutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
         ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        // Damaged data (`corrupt_data`) is the server's failure: 500, with its own code.
         // Internal, and a kind added later.
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -122,6 +123,8 @@ fn code(err: &BrokerError) -> &'static str {
         BrokerError::InvalidBatch { .. } => "invalid_batch",
         BrokerError::InvalidRequest { .. } => "bad_request",
         BrokerError::Poisoned { .. } => "partition_poisoned",
+        BrokerError::Corrupt { .. } => "corrupt_data",
+        BrokerError::PartitionStorage { .. } => "storage_error",
         BrokerError::Closed => "shutting_down",
         BrokerError::Task { .. } => "internal",
         // Storage failures without a broker-level variant, and variants added later: by kind.
@@ -132,6 +135,7 @@ fn code(err: &BrokerError) -> &'static str {
             ErrorKind::OutOfRange => "offset_out_of_range",
             ErrorKind::TooLarge => "too_large",
             ErrorKind::Unavailable => "unavailable",
+            ErrorKind::DataLoss => "corrupt_data",
             _ => "internal",
         },
     }
