@@ -244,6 +244,12 @@ macro_rules! topic_config {
         pub fn config_entries(config: &LogConfig) -> Vec<(&'static str, String)> {
             vec![$(($kafka, config.$field.render_kafka())),*]
         }
+
+        /// Every setting of `config` as `(brook's name, value in brook's form)`, in the order of
+        /// [`TopicConfig::ALIASES`]: how `brook serve` shows its defaults (`--print-config`).
+        pub fn config_entries_by_alias(config: &LogConfig) -> Vec<(&'static str, String)> {
+            vec![$((stringify!($field), config.$field.render())),*]
+        }
     };
 }
 

@@ -84,7 +84,7 @@ impl Setting {
     pub(crate) fn show(&self, config: &ServeConfig) -> String {
         match self.access {
             Access::Field { show, .. } => show(config),
-            Access::Log => brook_log::config_entries(&config.broker.log)
+            Access::Log => brook_log::config_entries_by_alias(&config.broker.log)
                 .into_iter()
                 .find(|(key, _)| *key == self.key)
                 .map(|(_, value)| value)
@@ -858,7 +858,7 @@ mod tests {
 
     #[test]
     fn every_topic_log_setting_of_brook_log_is_a_setting() {
-        for key in TopicConfig::KEYS {
+        for key in TopicConfig::ALIASES {
             let s = setting(key).unwrap_or_else(|| panic!("{key} is not a serve setting"));
             assert!(matches!(s.access, Access::Log), "{key}");
         }
