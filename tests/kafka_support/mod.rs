@@ -35,6 +35,14 @@ pub(crate) struct TestBroker {
 impl TestBroker {
     /// Opens (or reopens) the broker on `dir` and starts its Kafka listener.
     pub(crate) async fn start(dir: &Path) -> TestBroker {
+        Self::start_with(dir, |_| {}).await
+    }
+
+    /// [`TestBroker::start`] with the broker's settings changed by `configure` first.
+    pub(crate) async fn start_with(
+        dir: &Path,
+        configure: impl FnOnce(&mut BrokerConfig),
+    ) -> TestBroker {
         // RUST_LOG=brook_kafka=debug shows the door's side of a failing test.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -43,6 +51,7 @@ impl TestBroker {
         let mut config = BrokerConfig::new(dir);
         // Tests exercise the protocol, not the disk: skip fsync.
         config.log.durability = Durability::None;
+        configure(&mut config);
         let broker = Broker::open(config).await.expect("broker opens");
         let kafka = KafkaServer::start(
             broker.clone(),

@@ -49,6 +49,7 @@ fn kafka_error(err: &BrokerError) -> ResponseError {
         E::Corrupt { .. } => ResponseError::CorruptMessage,
         // Shutting down: retriable, the client comes back once the broker is up again.
         E::Closed => ResponseError::LeaderNotAvailable,
+        E::Transaction(e) => crate::producers::error_code(e),
         // Errors of broker features the Kafka door does not call (request-reply, ...): by
         // their kind, so a new variant still maps to something a client understands.
         other => by_kind(other.kind()),

@@ -110,7 +110,24 @@ async fn answer(
         }
         ApiKey::OffsetFetch => answer!(request, body => api::commits::offset_fetch(door, body)),
         ApiKey::InitProducerId => {
-            answer!(request, body => api::init_producer_id::handle(door, body))
+            answer!(request, body => api::init_producer_id::handle(door, body, version).await)
+        }
+        ApiKey::AddPartitionsToTxn => {
+            answer!(request, body => api::txn::add_partitions(door, body, version).await)
+        }
+        ApiKey::AddOffsetsToTxn => {
+            answer!(request, body => api::txn::add_offsets(door, body, version).await)
+        }
+        ApiKey::EndTxn => answer!(request, body => api::txn::end(door, body, version).await),
+        ApiKey::TxnOffsetCommit => {
+            answer!(request, body => api::txn::offset_commit(door, body, version).await)
+        }
+        ApiKey::ListTransactions => answer!(request, body => api::txn_admin::list(door, body)),
+        ApiKey::DescribeTransactions => {
+            answer!(request, body => api::txn_admin::describe(door, body))
+        }
+        ApiKey::DescribeProducers => {
+            answer!(request, body => api::txn_admin::describe_producers(door, body))
         }
         ApiKey::CreateTopics => {
             answer!(request, body => api::admin::create_topics(door, body).await)

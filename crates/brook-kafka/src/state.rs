@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use crate::config::{self, KafkaConfig};
 use crate::coordinator::Coordinator;
-use crate::producers::Producers;
 use crate::Broker;
 
 /// The node id brook reports for itself: the only broker, leader of every partition, and
@@ -22,7 +21,6 @@ pub(crate) struct ListenerState {
     pub advertised_host: String,
     pub advertised_port: i32,
     pub groups: Arc<Coordinator>,
-    pub producers: Producers,
 }
 
 impl ListenerState {
@@ -37,7 +35,6 @@ impl ListenerState {
             advertised_host,
             advertised_port,
             groups,
-            producers: Producers::default(),
         }
     }
 }

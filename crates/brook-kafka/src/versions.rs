@@ -62,6 +62,15 @@ pub(crate) const APIS: &[Api] = &[
     ),
     api(ApiKey::OffsetDelete, "OffsetDelete", 0, 0),
     api(ApiKey::DescribeCluster, "DescribeCluster", 0, 2),
+    // Transactions (docs/kafka.md, "Transactions"): the versions whose semantics brook keeps;
+    // the later ones are KIP-890's (epoch bumps per transaction, TRANSACTION_ABORTABLE).
+    api(ApiKey::AddPartitionsToTxn, "AddPartitionsToTxn", 0, 3),
+    api(ApiKey::AddOffsetsToTxn, "AddOffsetsToTxn", 0, 3),
+    api(ApiKey::EndTxn, "EndTxn", 0, 3),
+    api(ApiKey::TxnOffsetCommit, "TxnOffsetCommit", 0, 3),
+    api(ApiKey::DescribeProducers, "DescribeProducers", 0, 0),
+    api(ApiKey::DescribeTransactions, "DescribeTransactions", 0, 0),
+    api(ApiKey::ListTransactions, "ListTransactions", 0, 1),
 ];
 
 /// The row for `key`, if the door answers it at all.

@@ -174,8 +174,6 @@ pub(crate) async fn delete_topics(
                 if let Err(err) = door.broker.delete_topic(&topic.0).await {
                     result.error_code = codes::code(&err);
                     result.error_message = Some(text(err.to_string()));
-                } else {
-                    door.producers.forget_topic(&topic.0);
                 }
             }
             None => result.error_code = ResponseError::UnknownTopicId.code(),

@@ -7,16 +7,22 @@
 //!
 //! Fetch sessions (KIP-227) are not kept: every response carries session id 0, which tells a
 //! client to keep sending full requests.
+//!
+//! `isolation_level` read_committed (1, librdkafka's default) reads below each partition's last
+//! stable offset and carries the aborted transactions of the range read, whose batches the
+//! client drops (with the control batches); read_uncommitted (0) reads to the high watermark.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use brook_broker::BrokerError;
+use brook_broker::{BrokerError, Isolation};
 use bytes::Bytes;
 use futures::future::select_all;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -43,11 +49,12 @@ pub(crate) async fn handle(
         n if n > 0 => (n as usize).min(limits.fetch_bytes_max),
         _ => limits.fetch_bytes_max,
     };
+    let isolation = isolation_of(request.isolation_level);
     let mut stop = stop.clone();
     loop {
         // Subscribe before reading, so an append landing in between still wakes the wait.
-        let mut watches = watch_partitions(door, &request);
-        let (response, bytes, failed) = fetch_once(door, &request, max_bytes).await;
+        let mut watches = watch_partitions(door, &request, isolation);
+        let (response, bytes, failed) = fetch_once(door, &request, max_bytes, isolation).await;
         if bytes >= min_bytes || failed || watches.is_empty() || Instant::now() >= deadline {
             return response;
         }
@@ -59,7 +66,7 @@ pub(crate) async fn handle(
         }
         if Instant::now() >= deadline {
             // Data may have landed right at the deadline: one last look.
-            return fetch_once(door, &request, max_bytes).await.0;
+            return fetch_once(door, &request, max_bytes, isolation).await.0;
         }
     }
 }
@@ -80,8 +87,23 @@ fn name_topics_by_id(door: &ListenerState, request: &mut FetchRequest) {
     }
 }
 
-/// A high-watermark receiver for every asked-for partition that exists.
-fn watch_partitions(door: &ListenerState, request: &FetchRequest) -> Vec<watch::Receiver<u64>> {
+/// The isolation a Fetch or ListOffsets asks for: 1 is read_committed, anything else
+/// read_uncommitted (as Kafka reads it).
+pub(crate) fn isolation_of(level: i8) -> Isolation {
+    if level == 1 {
+        Isolation::ReadCommitted
+    } else {
+        Isolation::ReadUncommitted
+    }
+}
+
+/// A receiver of what the request may read (high watermark or last stable offset) for every
+/// asked-for partition that exists.
+fn watch_partitions(
+    door: &ListenerState,
+    request: &FetchRequest,
+    isolation: Isolation,
+) -> Vec<watch::Receiver<u64>> {
     request
         .topics
         .iter()
@@ -92,7 +114,7 @@ fn watch_partitions(door: &ListenerState, request: &FetchRequest) -> Vec<watch::
         })
         .filter_map(|(topic, p)| {
             let p = u32::try_from(p).ok()?;
-            let mut rx = door.broker.watch_high_watermark(topic, p).ok()?;
+            let mut rx = door.broker.watch_readable_end(topic, p, isolation).ok()?;
             rx.borrow_and_update();
             Some(rx)
         })
@@ -105,6 +127,7 @@ async fn fetch_once(
     door: &ListenerState,
     request: &FetchRequest,
     max_bytes: usize,
+    isolation: Isolation,
 ) -> (FetchResponse, usize, bool) {
     let mut response = FetchResponse::default();
     let mut used = 0usize;
@@ -123,6 +146,7 @@ async fn fetch_once(
                 asked.partition,
                 asked.fetch_offset,
                 budget,
+                isolation,
             )
             .await;
             if data.error_code != codes::NONE {
@@ -142,6 +166,7 @@ async fn fetch_partition(
     index: i32,
     offset: i64,
     budget: usize,
+    isolation: Isolation,
 ) -> PartitionData {
     let mut data = PartitionData::default();
     data.partition_index = index;
@@ -160,11 +185,17 @@ async fn fetch_partition(
     };
     if budget == 0 {
         // Over the response's byte limit: report where the partition stands, no records.
-        return match door.broker.watch_high_watermark(topic, partition) {
-            Ok(hw) => {
-                let hw = *hw.borrow() as i64;
-                data.high_watermark = hw;
-                data.last_stable_offset = hw;
+        let ends = door
+            .broker
+            .watch_high_watermark(topic, partition)
+            .and_then(|hw| {
+                let lso = door.broker.last_stable_offset(topic, partition)?;
+                Ok((*hw.borrow(), lso))
+            });
+        return match ends {
+            Ok((hw, lso)) => {
+                data.high_watermark = hw as i64;
+                data.last_stable_offset = lso as i64;
                 data
             }
             Err(err) => failed(data, &err),
@@ -172,13 +203,22 @@ async fn fetch_partition(
     }
     match door
         .broker
-        .fetch(topic, partition, offset, budget, Duration::ZERO)
+        .fetch_isolated(topic, partition, offset, budget, Duration::ZERO, isolation)
         .await
     {
         Ok(fetched) => {
             data.high_watermark = fetched.high_watermark as i64;
-            data.last_stable_offset = fetched.high_watermark as i64;
+            data.last_stable_offset = fetched.last_stable_offset as i64;
             data.log_start_offset = fetched.log_start_offset as i64;
+            if isolation == Isolation::ReadCommitted {
+                let aborted = fetched.aborted.iter().map(|a| {
+                    let mut txn = AbortedTransaction::default();
+                    txn.producer_id = ProducerId(a.producer_id);
+                    txn.first_offset = a.first_offset as i64;
+                    txn
+                });
+                data.aborted_transactions = Some(aborted.collect());
+            }
             crate::observe::records_out(topic, partition, &fetched.batches);
             data.records = Some(fetched.batches);
             data

@@ -38,6 +38,8 @@ async fn stopped(stop: &watch::Receiver<()>) {
 
 /// FindCoordinator key types.
 const KEY_GROUP: i8 = 0;
+/// FindCoordinator key type of a transactional id.
+const KEY_TRANSACTION: i8 = 1;
 /// The protocol type of consumer groups.
 const CONSUMER: &str = "consumer";
 
@@ -54,7 +56,8 @@ pub(crate) fn find_coordinator(
     let answer = |key: StrBytes| {
         let mut entry = CoordinatorEntry::default();
         entry.key = key;
-        if request.key_type == KEY_GROUP {
+        // Groups and transactional ids (key types 0 and 1) both live on the one broker.
+        if request.key_type == KEY_GROUP || request.key_type == KEY_TRANSACTION {
             entry.node_id = BrokerId(NODE_ID);
             entry.host = text(door.advertised_host.clone());
             entry.port = door.advertised_port;
@@ -62,7 +65,10 @@ pub(crate) fn find_coordinator(
             entry.node_id = BrokerId(-1);
             entry.port = -1;
             entry.error_code = ResponseError::InvalidRequest.code();
-            entry.error_message = Some(text("transactions are not supported by brook"));
+            entry.error_message = Some(text(format!(
+                "coordinator key type {} is neither a group (0) nor a transactional id (1)",
+                request.key_type
+            )));
         }
         entry
     };

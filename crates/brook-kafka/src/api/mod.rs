@@ -13,3 +13,5 @@ pub(crate) mod init_producer_id;
 pub(crate) mod metadata;
 pub(crate) mod offsets;
 pub(crate) mod produce;
+pub(crate) mod txn;
+pub(crate) mod txn_admin;

@@ -1,7 +1,8 @@
-//! ListOffsets (key 2): earliest (-2), latest (-1), greatest-timestamp (-3, v7) and
-//! first-offset-at-or-after-a-timestamp queries; and OffsetForLeaderEpoch (key 23), answered for the single, never-changing leader.
+//! ListOffsets (key 2): earliest (-2), latest (-1: the last stable offset under
+//! read_committed), greatest-timestamp (-3, v7) and first-offset-at-or-after-a-timestamp
+//! queries; and OffsetForLeaderEpoch (key 23), answered for the single, never-changing leader.
 
-use brook_broker::{BrokerError, OffsetSpec};
+use brook_broker::{BrokerError, Isolation, OffsetSpec};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -14,6 +15,7 @@ use kafka_protocol::messages::{
     OffsetForLeaderEpochResponse,
 };
 
+use crate::api::fetch::isolation_of;
 use crate::codes;
 use crate::state::ListenerState;
 
@@ -26,6 +28,7 @@ pub(crate) async fn list_offsets(
     door: &ListenerState,
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
+    let isolation = isolation_of(request.isolation_level);
     let mut response = ListOffsetsResponse::default();
     for topic in request.topics {
         let mut entry = ListOffsetsTopicResponse::default();
@@ -33,7 +36,14 @@ pub(crate) async fn list_offsets(
             let mut answer = ListOffsetsPartitionResponse::default();
             answer.partition_index = asked.partition_index;
             answer.leader_epoch = -1;
-            match lookup(door, &topic.name.0, asked.partition_index, asked.timestamp).await {
+            let found = lookup(
+                door,
+                &topic.name.0,
+                asked.partition_index,
+                asked.timestamp,
+                isolation,
+            );
+            match found.await {
                 Ok((offset, timestamp)) => {
                     answer.offset = offset;
                     answer.timestamp = timestamp;
@@ -53,26 +63,41 @@ pub(crate) async fn list_offsets(
 }
 
 /// The (offset, timestamp) answering one query; -1s when no record is at or after the time (or,
-/// for the greatest timestamp, when the partition shows no record).
+/// for the greatest timestamp, when the partition shows no record). Under read_committed,
+/// latest is the last stable offset and a record found at or past it is not answered, as in
+/// Kafka.
 async fn lookup(
     door: &ListenerState,
     topic: &str,
     partition: i32,
     timestamp: i64,
+    isolation: Isolation,
 ) -> Result<(i64, i64), ResponseError> {
     let partition = u32::try_from(partition).map_err(|_| ResponseError::UnknownTopicOrPartition)?;
+    let committed = isolation == Isolation::ReadCommitted;
     let spec = match timestamp {
+        LATEST if committed => OffsetSpec::LastStable,
         LATEST => OffsetSpec::Latest,
         EARLIEST => OffsetSpec::Earliest,
         MAX_TIMESTAMP => OffsetSpec::MaxTimestamp,
         t if t >= 0 => OffsetSpec::Timestamp(t),
         _ => return Err(ResponseError::InvalidRequest),
     };
-    let listed = door
+    let mut listed = door
         .broker
         .list_offset(topic, partition, spec)
         .await
         .map_err(|e: BrokerError| codes::error_code(&e))?;
+    if committed && matches!(spec, OffsetSpec::Timestamp(_) | OffsetSpec::MaxTimestamp) {
+        let stable = door
+            .broker
+            .last_stable_offset(topic, partition)
+            .map_err(|e| codes::error_code(&e))?;
+        if listed.offset.is_some_and(|o| o >= stable) {
+            listed.offset = None;
+            listed.timestamp = None;
+        }
+    }
     Ok((
         listed.offset.map_or(-1, |o| o as i64),
         listed.timestamp.unwrap_or(-1),
