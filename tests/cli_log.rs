@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use brook_log::batch::{BatchBuilder, Compression, RecordRef};
 use brook_log::inspect::{self, LogScanner, SegmentFiles};
-use brook_log::{Durability, LogConfig, Store, TopicConfig};
+use brook_log::{Durability, LogConfig, PartitionLog, Store, TopicConfig};
 
 /// Batches appended to partition 0 of `orders`: 3 records each.
 const BATCHES: u64 = 6;
@@ -239,9 +239,31 @@ fn check_names_the_segment_and_position_of_a_flipped_byte() {
     );
 }
 
+/// Appends one more batch to partition 0 of `orders` and stops as a crash does (no clean
+/// close): with durability `none` the recovery point stays where the clean close left it, so
+/// the new batch lies past it, where an interrupted append may tear.
+fn append_and_crash(partition: &Path) {
+    let mut config = LogConfig::default();
+    config.segment_bytes_max = 1024;
+    config.index_interval_bytes = 1;
+    config.durability = Durability::None;
+    let log = PartitionLog::open(partition, config).expect("open");
+    let mut builder = BatchBuilder::new(Compression::None);
+    builder.push(RecordRef {
+        key: None,
+        value: Some(&[b'x'; 100]),
+        headers: &[],
+        timestamp: 1_700_000_001_000,
+    });
+    log.append(&mut builder.build().expect("build"))
+        .expect("append");
+    std::mem::forget(log);
+}
+
 #[test]
 fn check_warns_but_passes_a_torn_tail_in_the_last_segment() {
     let (tmp, partition) = data_dir();
+    append_and_crash(&partition);
     let (_, last) = segments(&partition).last().cloned().expect("a segment");
     let (position, _) = *batches(&last).last().expect("a batch");
     let len = fs::metadata(&last).expect("meta").len();
@@ -259,13 +281,80 @@ fn check_warns_but_passes_a_torn_tail_in_the_last_segment() {
     let warning = line_starting(&text, "warning: ");
     assert!(warning.contains("torn tail"), "{warning}");
     assert!(
-        warning.contains(&format!("position {position}")),
+        warning.contains(&format!("position {position}"))
+            && warning.contains("the next open cuts it"),
         "{warning}"
+    );
+    // The check changed nothing: the next real open is the one that cuts.
+    assert_eq!(
+        fs::metadata(&last).expect("meta").len(),
+        position + (len - position) / 2
     );
 }
 
+/// The case: a cleanly stopped log cut short loses acknowledged records, so it is
+/// corruption (exit 1, naming the repair command), never a torn tail; repair then cuts it.
 #[test]
-fn check_finds_a_wrong_index_entry() {
+fn a_cut_tail_of_a_cleanly_stopped_log_is_an_error_and_repair_cuts_it() {
+    let (tmp, partition) = data_dir();
+    let (_, last) = segments(&partition).last().cloned().expect("a segment");
+    let (position, offset) = *batches(&last).last().expect("a batch");
+    let len = fs::metadata(&last).expect("meta").len();
+    OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .expect("open")
+        .set_len(len - 10)
+        .expect("cut");
+    let output = run(&["log", "check"], tmp.path());
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    let error = line_starting(&text, "error: ");
+    assert!(
+        error.contains(&format!("position {position}")) && error.contains("read-only"),
+        "{error}"
+    );
+    let command = format!(
+        "brook log repair --data-dir {} --topic orders --partition 0 --truncate-to {offset}",
+        tmp.path().display()
+    );
+    assert!(error.contains(&command), "{error}");
+
+    let data = tmp.path().display().to_string();
+    let repair = [
+        "log",
+        "repair",
+        "--data-dir",
+        &data,
+        "--topic",
+        "orders",
+        "--partition",
+        "0",
+        "--truncate-to",
+        &offset.to_string(),
+        "--yes",
+    ];
+    let output = brook(&repair.map(std::ffi::OsStr::new));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout(&output).contains(&format!("truncated from offset {offset} to {offset}")));
+    let output = run(&["log", "check"], tmp.path());
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    assert_eq!(fs::metadata(&last).expect("meta").len(), position);
+
+    // A running broker's directory is refused.
+    let store = Store::open(tmp.path(), LogConfig::default()).expect("open");
+    let output = brook(&repair.map(std::ffi::OsStr::new));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("locked"));
+    store.close().expect("close");
+}
+
+#[test]
+fn check_finds_a_wrong_index_entry_and_says_it_will_be_rebuilt() {
     // Entry 0's position (.index bytes 4..8) one byte off points inside a batch; entry 0's
     // timestamp (.timeindex bytes 0..8) moved far beyond any record's.
     for (time_index, byte, reason) in [
@@ -286,17 +375,18 @@ fn check_finds_a_wrong_index_entry() {
         );
         flip_byte(index, byte);
 
+        // Derived data the next open (or first lookup) rebuilds: a warning, exit 0.
         let output = run(&["log", "check"], tmp.path());
         let text = stdout(&output);
-        assert_eq!(output.status.code(), Some(1), "{text}");
-        let error = line_starting(&text, "error: ");
+        assert_eq!(output.status.code(), Some(0), "{text}");
+        let warning = line_starting(&text, "warning: ");
         assert!(
-            error.contains(&files.index.display().to_string()),
-            "{error}"
+            warning.contains(&files.index.display().to_string()),
+            "{warning}"
         );
         assert!(
-            error.contains("entry 0") && error.contains(reason),
-            "{error}"
+            warning.contains("entry 0") && warning.contains(reason) && warning.contains("rebuilt"),
+            "{warning}"
         );
         assert!(
             !text.contains(&format!("{}:", first.display())),

@@ -85,6 +85,7 @@ pub use group_admin::{OffsetCommit, Seek, SeekTo};
 pub use group_claim::{GroupClaim, GroupClaims, GroupProtocol};
 pub use group_observer::{GroupObserver, LiveGroup};
 pub use names::{validate_group_id, validate_topic_name};
+pub use offsets::{check_offsets_file, OffsetsFileCheck};
 pub use produce::Produced;
 pub use reqreply::{
     Answer, Call, CorrelationId, Replier, Reply, ReplyTo, ReqReplyConfig, ReqReplyStats, Request,

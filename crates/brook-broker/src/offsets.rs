@@ -254,6 +254,48 @@ impl OffsetStore {
     }
 }
 
+/// What [`check_offsets_file`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OffsetsFileCheck {
+    /// Each copy that does not check out, or content that does not decode, as one line
+    /// naming the file.
+    pub damaged_copies: Vec<String>,
+    /// No copy is usable: the next open fences every group's committed offsets.
+    pub fenced: bool,
+}
+
+/// Reads the committed offsets file of the data directory `data_dir` as the next open would,
+/// without changing it: for `brook log check`.
+pub fn check_offsets_file(data_dir: &Path) -> Result<OffsetsFileCheck> {
+    let path = data_dir.join(GROUPS_DIR).join(OFFSETS_FILE);
+    let (_, read) = Alternating::open(&path, OFFSETS_MAGIC, "committed offsets")?;
+    let mut check = OffsetsFileCheck {
+        damaged_copies: read.damaged.iter().map(ToString::to_string).collect(),
+        fenced: false,
+    };
+    match read.content {
+        None => check.fenced = !read.damaged.is_empty(),
+        Some((version, _)) if version != OFFSETS_VERSION => {
+            check.damaged_copies.push(format!(
+                "{}: version {version} is not {OFFSETS_VERSION}; written by a newer brook?",
+                path.display()
+            ));
+            check.fenced = true;
+        }
+        Some((_, payload)) => {
+            if let Err(reason) = decode(&payload) {
+                check.damaged_copies.push(format!(
+                    "bad committed offsets file {}: {reason}",
+                    path.display()
+                ));
+                check.fenced = true;
+            }
+        }
+    }
+    Ok(check)
+}
+
 fn encode(groups: &BTreeMap<String, GroupOffsets>) -> Vec<u8> {
     let count: usize = groups.values().map(BTreeMap::len).sum();
     let mut out = Vec::with_capacity(4 + count * 48);

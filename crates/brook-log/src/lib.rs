@@ -76,7 +76,7 @@ pub use log::{
 };
 pub use names::{validate_topic_name, TOPIC_NAME_LEN_MAX};
 pub use producer_state::{KeptBatch, ProducerEntry, BATCHES_KEPT};
-pub use recovery::{Corruption, RecoveryReport};
+pub use recovery::{Corruption, RecoveryReport, Repair, RepairKind};
 pub use store::Store;
 pub use topic::{config_entries, config_entries_by_alias, Topic, TopicConfig, PARTITIONS_MAX};
 pub use txn_index::AbortedTxn;

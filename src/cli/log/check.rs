@@ -1,19 +1,26 @@
-//! `brook log check`: verifies every batch and index of every partition of a data directory.
+//! `brook log check`: verifies every batch and index of every partition of a data directory,
+//! and says what the next `brook serve` will do about what it finds.
 //!
 //! Read-only by design: files are opened for reading, nothing is repaired, and the data
 //! directory's lock is not taken, so it may run beside a live broker. When a broker holds the
 //! lock, a note says so: the active segments are then being written while they are read, and
 //! their last batch may look torn for a moment.
 //!
-//! Besides the segments it checks the topic files (each readable, each partition they name
-//! present, each partition directory named by one) and each partition's checkpoint and
-//! clean-shutdown marker.
+//! Two looks at each partition. Recovery's own code runs on a read-only overlay of the disk
+//! ([`inspect::preview_open`]): what it would repair by design (a torn tail past the recovery
+//! point, an index behind its log, a leftover file) is a `warning:` line saying what the next
+//! open will do, and what it would fence (corruption, a lost checkpoint, a partition that
+//! would not open) is an `error:`. Then every batch is CRC-checked and every index entry
+//! checked, as recovery never does for bytes it trusts: damage found there that recovery
+//! would not repair is an `error:` too (serve refuses to hand it out when a read meets it).
+//! Wrong indexes are always warnings: they are derived data, rebuilt on the next open or
+//! before their first use.
 //!
-//! Each problem is one line naming the file, the position, the offset when known and the
-//! reason; the exit code is 1 if there was any. A torn tail in a partition's last segment is a
-//! warning, not a problem: it is what an interrupted append leaves (never an acknowledged batch
-//! in `sync` durability) and the next open truncates it. The same in an earlier segment, or a
-//! bad batch followed by valid ones, is damage.
+//! Besides the segments it checks the topic files (each readable, each partition they name
+//! present, each partition directory named by one) and the committed offsets file.
+//!
+//! The exit code is 1 exactly when something is reported that serve will not repair by itself:
+//! corruption, a damaged topic file, offsets file or checkpoint, a missing partition.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -21,8 +28,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use brook_log::inspect::{
-    self, IndexCheck, LogScanner, ScanEnd, SegmentEvent, SegmentFiles, Severity,
+    self, IndexCheck, LogScanner, OpenPreview, ScanEnd, SegmentEvent, SegmentFiles,
 };
+use brook_log::{LogConfig, LogStatus, RepairKind};
 
 use super::describe_damage;
 use crate::cli::EXIT_PROBLEM_FOUND;
@@ -48,8 +56,9 @@ impl CheckArgs {
         }
         let partitions = inspect::partition_dirs(dir)?;
         check_topics(&mut out, &mut report, dir, &partitions)?;
-        for partition in partitions.values() {
-            check_partition(&mut out, &mut report, partition)?;
+        check_offsets(&mut out, &mut report, dir)?;
+        for ((topic, _), partition) in &partitions {
+            check_partition(&mut out, &mut report, dir, topic, partition)?;
         }
         writeln!(out, "{}", report.summary())?;
         out.flush()?;
@@ -123,7 +132,7 @@ fn check_topics(
             Err(e) => {
                 report.problem(
                     out,
-                    format!("{e} (the store will not open until it is fixed)"),
+                    format!("{e} (the next open keeps the topic offline until it is restored)"),
                 )?;
                 None
             }
@@ -161,13 +170,35 @@ fn check_topics(
     Ok(())
 }
 
-fn check_partition(out: &mut impl Write, report: &mut Report, dir: &Path) -> anyhow::Result<()> {
-    report.partitions += 1;
-    // The small files recovery relies on: a damaged one is reported by the next open.
-    for e in inspect::check_recovery_files(dir) {
-        report.problem(out, e.to_string())?;
+/// Checks the broker's committed offsets file: a damaged copy is what a torn write leaves
+/// (at most the last commit lost); both damaged fence the group offsets.
+fn check_offsets(out: &mut impl Write, report: &mut Report, dir: &Path) -> anyhow::Result<()> {
+    let check = brook_broker::check_offsets_file(dir)?;
+    for damage in &check.damaged_copies {
+        if check.fenced {
+            report.problem(out, format!("{damage} (the next open fences every group's committed offsets until the file is restored or removed)"))?;
+        } else {
+            report.warning(
+                out,
+                format!("{damage} (the other copy is used: at most the last commit is lost)"),
+            )?;
+        }
     }
+    Ok(())
+}
+
+fn check_partition(
+    out: &mut impl Write,
+    report: &mut Report,
+    data_dir: &Path,
+    topic: &str,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    report.partitions += 1;
+    let config = inspect::topic_config(data_dir, topic, &LogConfig::default());
+    let preview = inspect::preview_open(dir, config);
     let segments = inspect::segment_files(dir)?;
+    let mut explained = Explained::default();
     // The offset the next segment must start at: where the previous one ended.
     let mut expected_base: Option<u64> = None;
     for (i, segment) in segments.iter().enumerate() {
@@ -192,18 +223,91 @@ fn check_partition(out: &mut impl Write, report: &mut Report, dir: &Path) -> any
                 )?;
             }
         }
-        expected_base = check_segment(out, report, segment, is_last)?;
+        expected_base = check_segment(out, report, segment, is_last, &preview, &mut explained)?;
+    }
+    report_preview(out, report, dir, &preview, &explained)
+}
+
+/// What a segment scan has already said of the preview's findings.
+#[derive(Debug, Default)]
+struct Explained {
+    corruption: bool,
+    cuts: Vec<(PathBuf, u64)>,
+    indexes: Vec<PathBuf>,
+}
+
+/// What the next open does that the segment scans did not already say.
+fn report_preview(
+    out: &mut impl Write,
+    report: &mut Report,
+    dir: &Path,
+    preview: &OpenPreview,
+    explained: &Explained,
+) -> anyhow::Result<()> {
+    let will = |what: &str| format!("(the next open {what})");
+    for repair in &preview.report.repairs {
+        let line = match repair.kind {
+            RepairKind::TailCut { position, .. } => {
+                if explained.cuts.contains(&(repair.path.clone(), position)) {
+                    continue;
+                }
+                format!("{repair} {}", will("cuts it"))
+            }
+            RepairKind::IndexRebuilt => {
+                if explained
+                    .indexes
+                    .iter()
+                    .any(|p| p.with_extension("log") == repair.path.with_extension("log"))
+                {
+                    continue;
+                }
+                format!("{repair} {}", will("rebuilds it"))
+            }
+            RepairKind::LeftoverRemoved => format!("{repair} {}", will("removes it")),
+            RepairKind::CheckpointCopy => format!("{repair} {}", will("uses the other copy")),
+            _ => repair.to_string(),
+        };
+        report.warning(out, line)?;
+    }
+    if let Some(lost) = &preview.report.checkpoint_lost {
+        report.problem(
+            out,
+            format!(
+                "{}: every checkpoint copy is damaged: {lost}",
+                dir.display()
+            ),
+        )?;
+    }
+    match &preview.status {
+        LogStatus::Offline { reason } => report.problem(
+            out,
+            format!(
+                "{}: the next open keeps the partition offline: {reason}",
+                dir.display()
+            ),
+        )?,
+        LogStatus::ReadOnly { reason } if !explained.corruption => report.problem(
+            out,
+            format!(
+                "{}: the next open keeps the partition read-only: {reason}",
+                dir.display()
+            ),
+        )?,
+        _ => {}
     }
     Ok(())
 }
 
 /// Checks one segment's batches and indexes; returns the offset after its last batch, or
-/// `None` when the segment is damaged (its true end is then unknown).
+/// `None` when the segment is damaged (its true end is then unknown). Damage the next open
+/// repairs by design (per `preview`) is a warning; damage it fences, or does not see, an error.
 fn check_segment(
     out: &mut impl Write,
     report: &mut Report,
     segment: &SegmentFiles,
     is_last: bool,
+    preview: &OpenPreview,
+    explained: &mut Explained,
 ) -> anyhow::Result<Option<u64>> {
     report.segments += 1;
     let path = &segment.log;
@@ -212,6 +316,15 @@ fn check_segment(
     let mut indexes = IndexCheck::open(segment, is_last)?;
     let mut next_offset = segment.base_offset;
     let mut damaged = false;
+    let corruption = preview.report.corruption.as_ref();
+    let fenced_here =
+        |position: u64| corruption.is_some_and(|c| &c.segment == path && c.position == position);
+    let cut_here = |position: u64| {
+        preview.report.repairs.iter().any(|r| {
+            &r.path == path
+                && matches!(r.kind, RepairKind::TailCut { position: p, .. } if p == position)
+        })
+    };
     scanner.walk(|event| -> anyhow::Result<()> {
         match event {
             SegmentEvent::Batch(batch) => {
@@ -222,37 +335,44 @@ fn check_segment(
             SegmentEvent::Damage(end) => {
                 damaged = true;
                 let text = format!("{}: {}", path.display(), describe_damage(end));
-                match end {
-                    ScanEnd::TornTail { position, .. } => {
-                        indexes.on_damage(*position, None);
-                        if is_last {
-                            report.warning(out, format!("{text} (the next open truncates it)"))?
-                        } else {
-                            report.problem(
-                                out,
-                                format!("{text} (a rolled segment must end with a whole batch)"),
-                            )?
-                        }
-                    }
+                let (position, next_valid) = match end {
+                    ScanEnd::TornTail { position, .. } => (*position, None),
                     ScanEnd::Corrupt {
                         position,
                         next_valid,
                         ..
-                    } => {
-                        indexes.on_damage(*position, Some(*next_valid));
-                        report.problem(out, text)?
-                    }
-                    ScanEnd::Clean => {}
+                    } => (*position, Some(*next_valid)),
+                    ScanEnd::Clean => return Ok(()),
+                };
+                indexes.on_damage(position, next_valid);
+                if cut_here(position) {
+                    explained.cuts.push((path.clone(), position));
+                    report.warning(out, format!("{text} (the next open cuts it)"))?;
+                } else if fenced_here(position) {
+                    explained.corruption = true;
+                    let status = match &preview.status {
+                        LogStatus::ReadOnly { reason } => reason.clone(),
+                        other => format!("{other:?}"),
+                    };
+                    report.problem(
+                        out,
+                        format!("{text}; the next open keeps the partition read-only: {status}"),
+                    )?;
+                } else {
+                    report.problem(
+                        out,
+                        format!(
+                            "{text} (in bytes recovery trusts: a read that meets it is refused)"
+                        ),
+                    )?;
                 }
             }
         }
         Ok(())
     })?;
     for finding in indexes.finish()? {
-        match finding.severity {
-            Severity::Problem => report.problem(out, finding.to_string())?,
-            Severity::Warning => report.warning(out, finding.to_string())?,
-        }
+        explained.indexes.push(finding.path.clone());
+        report.warning(out, finding.to_string())?;
     }
     // After damage the offsets that follow are unknown: no claim about the next segment.
     Ok((!damaged).then_some(next_offset))

@@ -1,12 +1,15 @@
 //! `brook log`: offline tools that read a data directory's files directly.
 //!
-//! They are what an operator runs after a crash, so they never open a partition as a log (no
-//! lock, no recovery, no write): they look through [`brook_log::inspect`], whose
-//! [`LogScanner`](brook_log::inspect::LogScanner) checks every batch and says where and why it stops. What is here is the
-//! presentation: the commands, their lines and their exit codes.
+//! They are what an operator runs after a crash, so dump and check never open a partition as a
+//! log (no lock, no write; check runs recovery only on a read-only overlay of the disk), and
+//! repair makes its one change on a stopped broker's directory, under its lock. They look
+//! through [`brook_log::inspect`], whose [`LogScanner`](brook_log::inspect::LogScanner) checks
+//! every batch and says where and why it stops. What is here is the presentation: the
+//! commands, their lines and their exit codes.
 
 mod check;
 mod dump;
+mod repair;
 
 use std::process::ExitCode;
 
@@ -17,8 +20,12 @@ use clap::Subcommand;
 pub(super) enum LogCommand {
     /// Print every batch of a partition directory or of one segment (.log) file.
     Dump(dump::DumpArgs),
-    /// Verify every batch and index of every partition in a data directory; exit 1 on damage.
+    /// Verify every batch and index of every partition in a data directory, and say what the
+    /// next start will repair or fence; exit 1 on damage it will not repair by itself.
     Check(check::CheckArgs),
+    /// Cut a partition back to an offset on a stopped broker's data directory: how a
+    /// partition read-only after corruption takes appends again.
+    Repair(repair::RepairArgs),
 }
 
 impl LogCommand {
@@ -26,6 +33,7 @@ impl LogCommand {
         match self {
             LogCommand::Dump(args) => args.run(),
             LogCommand::Check(args) => args.run(),
+            LogCommand::Repair(args) => args.run(),
         }
     }
 }

@@ -5,7 +5,8 @@
 //! interface, so that a test can swap the disk for one that remembers what was fsynced and can
 //! lose the rest (`sim::SimFs`, compiled for tests and the `fuzzing` feature only). The
 //! production implementation is [`RealFs`]: `std::fs`, `pread`/`pwrite`, real `fdatasync` and
-//! `fsync`, `flock`, read-only `mmap`.
+//! `fsync`, `flock`, read-only `mmap`. `overlay::OverlayFs` reads the real disk and keeps every
+//! change in memory: the offline check runs recovery through it as a dry run.
 //!
 //! The choice is made once per store or log (an [`FsRef`], an `Arc<dyn Fs>`), and every open
 //! file is a [`FileRef`]: one virtual call beside each system call, which costs nothing next
@@ -21,6 +22,7 @@
 //!   caller must not shrink a mapped file while the view lives (brook-log maps only sealed
 //!   index files, which it never rewrites in place).
 
+pub(crate) mod overlay;
 mod real;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod sim;

@@ -45,7 +45,7 @@ impl std::fmt::Display for IndexFinding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}: {} (indexes are derived data: the next open rebuilds them)",
+            "{}: {} (indexes are derived data: rebuilt from the log on the next open, or before their first use)",
             self.path.display(),
             self.reason
         )

@@ -15,7 +15,13 @@
 //!   with [`crate::batch::records`];
 //! - the indexes of one segment: [`IndexCheck`], fed the batches as a scan meets them;
 //! - the small files: [`check_recovery_files`] (checkpoint, clean-shutdown marker), topic
-//!   files through [`topic_files`], and [`lock_holder`] (is a broker running on it?).
+//!   files through [`topic_files`], and [`lock_holder`] (is a broker running on it?);
+//! - what the next open would do: [`preview_open`] runs a partition's real recovery on a
+//!   read-only overlay of the disk (every change it would make stays in memory), so a tool
+//!   says exactly what `brook serve` will repair, report or fence; [`topic_config`] is the
+//!   config a partition is opened with;
+//! - the one change a tool makes, on a stopped broker's directory: [`truncate_partition`]
+//!   (`brook log repair`).
 //!
 //! Positions are byte positions in a file; offsets are record offsets. Every finding names
 //! the file it is about.
@@ -28,10 +34,14 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use crate::checkpoint;
+use crate::config::LogConfig;
 use crate::error::{LogError, Result};
+use crate::fs::overlay::OverlayFs;
 use crate::fs::{FileRef, Fs, Open, RealFs};
 use crate::lock::DirLock;
+use crate::log::{LogStatus, PartitionLog};
 use crate::names::{parse_partition_dir, partition_dir_name};
+use crate::recovery::RecoveryReport;
 use crate::segment::{parse_segment_name, segment_file, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
 use crate::store::{self, TOPICS_DIR};
 use crate::topic::TopicMeta;
@@ -118,6 +128,100 @@ pub fn check_recovery_files(partition_dir: &Path) -> Vec<LogError> {
     };
     let marker = checkpoint::read_clean_marker(&RealFs, partition_dir).err();
     checkpoint.into_iter().chain(marker).collect()
+}
+
+/// The config a partition of `topic` is opened with: `defaults` with the overrides in the
+/// topic's file (the defaults alone when the file cannot be read: an offline tool still
+/// wants to look).
+pub fn topic_config(data_dir: &Path, topic: &str, defaults: &LogConfig) -> LogConfig {
+    match TopicMeta::read(&RealFs, &store::topic_file(data_dir, topic)) {
+        Ok(Some(meta)) => meta.overrides.merged_over(defaults),
+        _ => defaults.clone(),
+    }
+}
+
+/// What the next open of a partition would find and do: see [`preview_open`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct OpenPreview {
+    /// What recovery would find and repair.
+    pub report: RecoveryReport,
+    /// Whether the partition would serve.
+    pub status: LogStatus,
+    pub log_start_offset: u64,
+    pub log_end_offset: u64,
+}
+
+/// Runs the recovery of the partition in `partition_dir` (opened with `config`) exactly as
+/// the next real open would, on a read-only overlay of the disk: every change it would make
+/// (a torn tail cut, an index rebuilt, a leftover removed) stays in memory, and nothing on
+/// disk changes. A partition that would not open is reported offline, as the store would.
+/// Safe beside a running broker (the overlay takes no lock), though its active segment may
+/// then be caught mid-write.
+pub fn preview_open(partition_dir: &Path, config: LogConfig) -> OpenPreview {
+    let fs = OverlayFs::new();
+    match PartitionLog::open_in(fs, partition_dir.to_path_buf(), config) {
+        Ok(log) => OpenPreview {
+            report: log.recovery().clone(),
+            status: log.status(),
+            log_start_offset: log.log_start_offset(),
+            log_end_offset: log.log_end_offset(),
+        },
+        Err(e) => OpenPreview {
+            report: RecoveryReport::default(),
+            status: LogStatus::Offline {
+                reason: e.to_string(),
+            },
+            log_start_offset: 0,
+            log_end_offset: 0,
+        },
+    }
+}
+
+/// What [`truncate_partition`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Truncated {
+    /// The log end before (at the damage, for a corrupt partition).
+    pub log_end_before: u64,
+    /// The log end after: `offset`, or the start of the batch holding it.
+    pub log_end_after: u64,
+    /// Whether appends had been refused for corruption (they are accepted again).
+    pub was_read_only: bool,
+}
+
+/// Cuts partition `partition` of `topic` in the data directory `data_dir` back to `offset`
+/// (every batch whose last offset is at or past it goes; see `PartitionLog::truncate_to`),
+/// durably: what `brook log repair --truncate-to` does after corruption, dropping the damaged
+/// batch and everything after it so that appends resume. Takes the directory's lock, so it
+/// refuses while a broker runs on it; opens the partition with the config its topic has over
+/// `defaults` (running the recovery any open runs) and closes it cleanly.
+pub fn truncate_partition(
+    data_dir: &Path,
+    topic: &str,
+    partition: u32,
+    offset: u64,
+    defaults: &LogConfig,
+) -> Result<Truncated> {
+    let _lock = DirLock::acquire(&RealFs, data_dir)?;
+    let dir = partition_dir(data_dir, topic, partition);
+    if !dir.is_dir() {
+        return Err(LogError::UnknownPartition {
+            topic: topic.to_owned(),
+            partition,
+        });
+    }
+    let log = PartitionLog::open(&dir, topic_config(data_dir, topic, defaults))?;
+    let log_end_before = log.log_end_offset();
+    let was_read_only = matches!(log.status(), LogStatus::ReadOnly { .. });
+    log.truncate_to(offset)?;
+    let log_end_after = log.log_end_offset();
+    log.close()?;
+    Ok(Truncated {
+        log_end_before,
+        log_end_after,
+        was_read_only,
+    })
 }
 
 /// The three files of one segment.
