@@ -76,6 +76,7 @@ impl TopicCommand {
                         partitions: args.partitions.unwrap_or(0),
                         config,
                         if_not_exists: args.if_not_exists,
+                        ..NewTopic::default()
                     };
                     let admin = args.server.connect().await?.admin();
                     let created = admin.create_topic(topic).await?;

@@ -112,6 +112,49 @@ impl Broker {
         .await
     }
 
+    /// Deletes records below `before` (absent: everything up to the high watermark) in one
+    /// partition of `topic`, or in every partition when `partition` is absent, as
+    /// [`Broker::delete_records`] does for one. Every partition is checked before any is
+    /// trimmed, so an offset past a high watermark (`OffsetOutOfRange`) deletes nothing.
+    /// Returns each partition's log start afterwards.
+    pub async fn trim_topic(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
+        before: Option<u64>,
+    ) -> Result<Vec<(u32, u64)>> {
+        let handle = self.topic(topic)?;
+        let partitions = match partition {
+            Some(p) => vec![(p, handle.partition(p)?)],
+            None => handle
+                .partitions
+                .iter()
+                .enumerate()
+                .map(|(p, h)| (p as u32, h))
+                .collect(),
+        };
+        let mut targets = Vec::with_capacity(partitions.len());
+        for (p, h) in partitions {
+            let (start, hw) = (h.log.log_start_offset(), h.log.high_watermark());
+            let offset = before.unwrap_or(hw);
+            if offset > hw {
+                return Err(BrokerError::OffsetOutOfRange {
+                    topic: topic.to_owned(),
+                    partition: p,
+                    offset,
+                    log_start_offset: start,
+                    high_watermark: hw,
+                });
+            }
+            targets.push((p, offset));
+        }
+        let mut starts = Vec::with_capacity(targets.len());
+        for (p, offset) in targets {
+            starts.push((p, self.delete_records(topic, p, offset).await?));
+        }
+        Ok(starts)
+    }
+
     /// Puts the store's changed topic in the registry in place of `old`, keeping its
     /// partitions' handles; the caller holds the admin lock.
     fn publish(&self, old: &TopicHandle, topic: Arc<brook_log::Topic>) -> TopicDescription {

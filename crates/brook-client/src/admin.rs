@@ -20,6 +20,9 @@ pub struct NewTopic {
     pub partitions: u32,
     /// Settings that differ from the server's defaults (absent fields inherit them).
     pub config: v1::TopicConfig,
+    /// Settings by Kafka's name (`retention.ms`; brook's own names are aliases), values as
+    /// Kafka writes them (`-1` for no limit); applied after `config`.
+    pub configs: BTreeMap<String, String>,
     /// Succeed without change when the topic exists (else `AlreadyExists`).
     pub if_not_exists: bool,
 }
@@ -53,6 +56,11 @@ impl Admin {
             partitions: topic.partitions,
             config: Some(topic.config),
             if_not_exists: topic.if_not_exists,
+            configs: topic
+                .configs
+                .into_iter()
+                .map(|(key, value)| v1::ConfigSetting { key, value })
+                .collect(),
         };
         let response = call(OPERATION, self.client.grpc().create_topic(request)).await?;
         response
@@ -127,6 +135,113 @@ impl Admin {
         };
         let response = call("fetch offsets", self.client.grpc().fetch_offsets(request)).await?;
         Ok(response.offsets)
+    }
+}
+
+impl Admin {
+    /// Grows `topic` to `partitions` partitions (Kafka's CreatePartitions); with
+    /// `validate_only`, only checks. Returns the topic as it is now.
+    pub async fn add_partitions(
+        &self,
+        topic: &str,
+        partitions: u32,
+        validate_only: bool,
+    ) -> Result<v1::TopicDescription> {
+        const OPERATION: &str = "add partitions";
+        let request = v1::AddPartitionsRequest {
+            topic: topic.to_owned(),
+            partitions,
+            validate_only,
+        };
+        let response = call(OPERATION, self.client.grpc().add_partitions(request)).await?;
+        response
+            .topic
+            .ok_or_else(|| ClientError::protocol(OPERATION, "no topic in the answer"))
+    }
+
+    /// Changes `topic`'s settings, live and durably (Kafka's IncrementalAlterConfigs): keys by
+    /// Kafka's name (brook's are aliases), all or nothing. Returns the topic as it is now.
+    pub async fn alter_topic_config(
+        &self,
+        topic: &str,
+        changes: Vec<v1::ConfigChange>,
+        validate_only: bool,
+    ) -> Result<v1::TopicDescription> {
+        const OPERATION: &str = "alter topic config";
+        let request = v1::AlterTopicConfigRequest {
+            topic: topic.to_owned(),
+            changes,
+            validate_only,
+        };
+        let response = call(OPERATION, self.client.grpc().alter_topic_config(request)).await?;
+        response
+            .topic
+            .ok_or_else(|| ClientError::protocol(OPERATION, "no topic in the answer"))
+    }
+
+    /// Deletes `topic`'s records below `before` (`None`: up to the high watermark) in one
+    /// partition or, with `None`, every partition (Kafka's DeleteRecords). Returns each
+    /// partition's log start offset afterwards.
+    pub async fn delete_records(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
+        before: Option<u64>,
+    ) -> Result<Vec<v1::PartitionLogStart>> {
+        let request = v1::DeleteRecordsRequest {
+            topic: topic.to_owned(),
+            partition,
+            before_offset: before,
+        };
+        let response = call("delete records", self.client.grpc().delete_records(request)).await?;
+        Ok(response.partitions)
+    }
+
+    /// Deletes a group without live members: its committed offsets (Kafka's DeleteGroups).
+    pub async fn delete_group(&self, group: &str) -> Result<()> {
+        let request = v1::DeleteGroupRequest {
+            group_id: group.to_owned(),
+        };
+        call("delete group", self.client.grpc().delete_group(request)).await?;
+        Ok(())
+    }
+
+    /// Deletes `group`'s committed offsets in `partitions` (Kafka's OffsetDelete).
+    pub async fn delete_group_offsets(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<()> {
+        let request = v1::DeleteGroupOffsetsRequest {
+            group_id: group.to_owned(),
+            partitions: group_by_topic(partitions),
+        };
+        call(
+            "delete group offsets",
+            self.client.grpc().delete_group_offsets(request),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Moves a group's committed offsets (kafka-consumer-groups --reset-offsets): in every
+    /// partition of `topics`, or of every partition it committed when `topics` is empty. With
+    /// `dry_run`, only says where they would go.
+    pub async fn seek_group(
+        &self,
+        group: &str,
+        to: v1::seek_group_request::To,
+        topics: &[String],
+        dry_run: bool,
+    ) -> Result<Vec<v1::GroupSeek>> {
+        let request = v1::SeekGroupRequest {
+            group_id: group.to_owned(),
+            topics: topics.to_vec(),
+            to: Some(to),
+            dry_run,
+        };
+        let response = call("seek group", self.client.grpc().seek_group(request)).await?;
+        Ok(response.partitions)
     }
 }
 

@@ -148,6 +148,12 @@ fn the_brook_service_offers_every_rpc_of_the_contract() {
             "FetchOffsets",
             "Call",
             "Respond",
+            "AddPartitions",
+            "AlterTopicConfig",
+            "DeleteRecords",
+            "DeleteGroup",
+            "DeleteGroupOffsets",
+            "SeekGroup",
         ]
     );
     let streaming: Vec<(&str, bool, bool)> = service

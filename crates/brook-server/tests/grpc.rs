@@ -212,6 +212,7 @@ async fn admin_calls_round_trip() {
                 ..Default::default()
             }),
             if_not_exists: false,
+            configs: Default::default(),
         })
         .await
         .expect("create")
@@ -1082,4 +1083,236 @@ async fn shutdown_ends_streams_and_long_polls_and_answers_every_produce_it_took(
         .close()
         .await
         .expect("the broker closes clean after the door");
+}
+
+#[tokio::test]
+async fn topics_and_groups_change_through_the_admin_calls() {
+    let mut h = Harness::start().await;
+    h.create("chg", 1).await;
+    // Settings by Kafka's name (or brook's alias) at creation too.
+    let named = h
+        .client
+        .create_topic(pb::CreateTopicRequest {
+            topic: "named".into(),
+            configs: vec![pb::ConfigSetting {
+                key: "retention.ms".into(),
+                value: "1000".into(),
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("create")
+        .into_inner()
+        .topic
+        .expect("topic");
+    assert_eq!(named.config.expect("config").retention_ms_max, Some(1000));
+    let unknown = h
+        .client
+        .create_topic(pb::CreateTopicRequest {
+            topic: "unnamed".into(),
+            configs: vec![pb::ConfigSetting {
+                key: "retention.forever".into(),
+                value: "1".into(),
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect_err("unknown setting");
+    assert_eq!(unknown.code(), Code::InvalidArgument, "{unknown}");
+    let grown = h
+        .client
+        .add_partitions(pb::AddPartitionsRequest {
+            topic: "chg".into(),
+            partitions: 3,
+            validate_only: false,
+        })
+        .await
+        .expect("grow")
+        .into_inner()
+        .topic
+        .expect("topic");
+    assert_eq!(grown.partitions.len(), 3);
+    let shrink = h
+        .client
+        .add_partitions(pb::AddPartitionsRequest {
+            topic: "chg".into(),
+            partitions: 2,
+            validate_only: false,
+        })
+        .await
+        .expect_err("cannot shrink");
+    assert_eq!(shrink.code(), Code::InvalidArgument, "{shrink}");
+
+    let change = |key: &str, operation: pb::ConfigOperation, value: &str| pb::ConfigChange {
+        key: key.into(),
+        operation: operation.into(),
+        value: value.into(),
+    };
+    let altered = h
+        .client
+        .alter_topic_config(pb::AlterTopicConfigRequest {
+            topic: "chg".into(),
+            changes: vec![
+                change("retention.ms", pb::ConfigOperation::Set, "-1"),
+                change("segment_bytes_max", pb::ConfigOperation::Set, "65536"),
+            ],
+            validate_only: false,
+        })
+        .await
+        .expect("alter")
+        .into_inner()
+        .topic
+        .expect("topic");
+    let entry = |key: &str| {
+        altered
+            .configs
+            .iter()
+            .find(|c| c.key == key)
+            .cloned()
+            .unwrap_or_else(|| panic!("{key} in {:?}", altered.configs))
+    };
+    assert_eq!(
+        (
+            entry("retention.ms").value.as_str(),
+            entry("retention.ms").overridden
+        ),
+        ("-1", true)
+    );
+    assert_eq!(entry("segment.bytes").value, "65536");
+    assert!(!entry("max.message.bytes").overridden);
+    assert_eq!(
+        altered.config.expect("config").segment_bytes_max,
+        Some(65536)
+    );
+    let bad = h
+        .client
+        .alter_topic_config(pb::AlterTopicConfigRequest {
+            topic: "chg".into(),
+            changes: vec![change("retention.ms", pb::ConfigOperation::Unspecified, "")],
+            validate_only: false,
+        })
+        .await
+        .expect_err("no operation");
+    assert_eq!(bad.code(), Code::InvalidArgument, "{bad}");
+
+    // Records below an offset, then a group moved there and deleted.
+    let batch = |values: &[&str]| {
+        let mut builder = BatchBuilder::new(Compression::None);
+        for value in values {
+            builder.push(RecordRef {
+                key: None,
+                value: Some(value.as_bytes()),
+                headers: &[],
+                timestamp: 1_700_000_000_000,
+            });
+        }
+        builder.build().expect("batch")
+    };
+    for value in ["a", "b", "c", "d"] {
+        h.broker
+            .produce_batch("chg", 0, batch(&[value]))
+            .await
+            .expect("produce");
+    }
+    let trimmed = h
+        .client
+        .delete_records(pb::DeleteRecordsRequest {
+            topic: "chg".into(),
+            partition: Some(0),
+            before_offset: Some(2),
+        })
+        .await
+        .expect("trim")
+        .into_inner();
+    assert_eq!(
+        trimmed.partitions,
+        [pb::PartitionLogStart {
+            partition: 0,
+            log_start_offset: 2
+        }]
+    );
+    let below = h
+        .client
+        .fetch(pb::FetchRequest {
+            topic: "chg".into(),
+            partition: 0,
+            offset: 1,
+            ..Default::default()
+        })
+        .await
+        .expect_err("below the log start");
+    assert_eq!(below.code(), Code::OutOfRange, "{below}");
+
+    let seek = |to: pb::seek_group_request::To, dry_run: bool| pb::SeekGroupRequest {
+        group_id: "readers".into(),
+        topics: vec!["chg".into()],
+        to: Some(to),
+        dry_run,
+    };
+    let moved = h
+        .client
+        .seek_group(seek(
+            pb::seek_group_request::To::Position(pb::SeekPosition::Earliest.into()),
+            false,
+        ))
+        .await
+        .expect("seek")
+        .into_inner();
+    assert_eq!(moved.partitions.len(), 3);
+    assert_eq!(
+        (
+            moved.partitions[0].from_offset,
+            moved.partitions[0].to_offset
+        ),
+        (None, 2)
+    );
+    let shifted = h
+        .client
+        .seek_group(seek(pb::seek_group_request::To::ShiftBy(1), false))
+        .await
+        .expect("shift")
+        .into_inner();
+    assert_eq!(
+        (
+            shifted.partitions[0].from_offset,
+            shifted.partitions[0].to_offset
+        ),
+        (Some(2), 3)
+    );
+    h.client
+        .delete_group_offsets(pb::DeleteGroupOffsetsRequest {
+            group_id: "readers".into(),
+            partitions: vec![pb::TopicPartitions {
+                topic: "chg".into(),
+                partitions: vec![1, 2],
+            }],
+        })
+        .await
+        .expect("delete offsets");
+    let left = h
+        .client
+        .fetch_offsets(pb::FetchOffsetsRequest {
+            group_id: "readers".into(),
+            partitions: vec![],
+        })
+        .await
+        .expect("fetch offsets")
+        .into_inner()
+        .offsets;
+    assert_eq!(left.len(), 1);
+    h.client
+        .delete_group(pb::DeleteGroupRequest {
+            group_id: "readers".into(),
+        })
+        .await
+        .expect("delete group");
+    let gone = h
+        .client
+        .delete_group(pb::DeleteGroupRequest {
+            group_id: "readers".into(),
+        })
+        .await
+        .expect_err("gone");
+    assert_eq!(gone.code(), Code::NotFound, "{gone}");
+    h.server.stop().await.expect("stop");
 }

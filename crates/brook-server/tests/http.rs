@@ -1593,3 +1593,153 @@ async fn only_configured_origins_get_cors_headers() {
         .to_owned();
     assert!(methods.contains("POST"), "{methods}");
 }
+
+#[tokio::test]
+async fn topics_and_groups_change_through_the_admin_routes() {
+    let h = Harness::start().await;
+    h.create("chg", 2).await;
+    let records: Vec<Value> = (0..10)
+        .map(|i| json!({"partition": 0, "value": format!("r{i}")}))
+        .collect();
+    h.produce("chg", json!(records)).await;
+    let patch = |path: &str, body: Value| {
+        let request = h.http.patch(h.url(path)).json(&body);
+        async move { answer(request.send().await.expect("PATCH")).await }
+    };
+
+    // Grow: 200 with the topic; a count that is not higher is 400 and changes nothing.
+    let (status, topic) = h
+        .post("/v1/topics/chg/partitions", &json!({"partitions": 4}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{topic}");
+    assert_eq!(topic["partitions"].as_array().expect("partitions").len(), 4);
+    assert_error(
+        h.post("/v1/topics/chg/partitions", &json!({"partitions": 3}))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_partitions",
+    );
+
+    // Settings by Kafka's name, brook's as aliases; a bad value changes nothing.
+    let (status, topic) = patch(
+        "/v1/topics/chg/config",
+        json!({"set": {"retention.ms": 60000, "segment_bytes_max": "1048576"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{topic}");
+    assert_eq!(topic["overrides"]["retention.ms"], "60000");
+    assert_eq!(topic["config"]["segment.bytes"], "1048576");
+    assert_error(
+        patch(
+            "/v1/topics/chg/config",
+            json!({"set": {"segment.bytes": "1"}}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_config",
+    );
+    assert_error(
+        patch("/v1/topics/chg/config", json!({"set": {"color": "blue"}})).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_config",
+    );
+    let (status, topic) = patch(
+        "/v1/topics/chg/config",
+        json!({"delete": ["segment.bytes"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{topic}");
+    assert_eq!(topic["overrides"], json!({"retention.ms": "60000"}));
+
+    // Records below an offset: the log start moves, reads below it are 416.
+    let (status, trimmed) = h
+        .delete("/v1/topics/chg/records?partition=0&before_offset=6")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{trimmed}");
+    assert_eq!(
+        trimmed,
+        json!({"partitions": [{"partition": 0, "log_start_offset": 6}]})
+    );
+    assert_error(
+        h.get("/v1/topics/chg/partitions/0/records?offset=2").await,
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "offset_out_of_range",
+    );
+    assert_error(
+        h.delete("/v1/topics/chg/records?before_offset=99").await,
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "offset_out_of_range",
+    );
+
+    // A group: moved (dry run first), some offsets deleted, then the whole group.
+    let (status, body) = h
+        .post(
+            "/v1/groups/readers/offsets",
+            &json!({"offsets": [
+                {"topic": "chg", "partition": 0, "offset": 8},
+                {"topic": "chg", "partition": 1, "offset": 0}
+            ]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, seek) = h
+        .post(
+            "/v1/groups/readers/seek",
+            &json!({"to": "earliest", "dry_run": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{seek}");
+    assert_eq!(
+        seek["partitions"],
+        json!([
+            {"topic": "chg", "partition": 0, "from_offset": 8, "to_offset": 6},
+            {"topic": "chg", "partition": 1, "from_offset": 0, "to_offset": 0}
+        ])
+    );
+    let (_, group) = h.get("/v1/groups/readers").await;
+    assert_eq!(group["partitions"][0]["committed_offset"], 8, "dry run");
+    let (status, seek) = h
+        .post("/v1/groups/readers/seek", &json!({"to": {"shift_by": -1}}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{seek}");
+    assert_eq!(
+        seek["partitions"][0],
+        json!({"topic": "chg", "partition": 0, "from_offset": 8, "to_offset": 7})
+    );
+    assert_eq!(seek["partitions"][1]["to_offset"], 0, "kept within the log");
+    // A shift needs a committed offset in every partition it moves.
+    assert_error(
+        h.post(
+            "/v1/groups/readers/seek",
+            &json!({"to": {"shift_by": 1}, "topics": ["chg"]}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    );
+    assert_error(
+        h.post("/v1/groups/readers/seek", &json!({"to": "sideways"}))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    );
+    let (status, body) = h
+        .delete("/v1/groups/readers/offsets?topic=chg&partition=0")
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, group) = h.get("/v1/groups/readers").await;
+    assert_eq!(group["partitions"].as_array().expect("partitions").len(), 1);
+    let (status, body) = h.delete("/v1/groups/readers").await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_error(
+        h.get("/v1/groups/readers").await,
+        StatusCode::NOT_FOUND,
+        "unknown_group",
+    );
+    assert_error(
+        h.delete("/v1/groups/readers").await,
+        StatusCode::NOT_FOUND,
+        "unknown_group",
+    );
+    h.server.stop().await.expect("stop");
+}

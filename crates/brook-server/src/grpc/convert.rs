@@ -152,16 +152,22 @@ pub(crate) fn offset_reset(value: i32) -> Result<OffsetReset, Status> {
     })
 }
 
-/// The topic to create.
+/// The topic to create: `config`'s typed fields, then `configs` by Kafka's names.
 pub(crate) fn new_topic(request: pb::CreateTopicRequest) -> Result<NewTopic, Status> {
+    let mut config = request
+        .config
+        .map(topic_config)
+        .transpose()?
+        .unwrap_or_default();
+    for setting in &request.configs {
+        config
+            .set(&setting.key, &setting.value)
+            .map_err(|e| invalid(format!("configs: {e}")))?;
+    }
     Ok(NewTopic {
         name: request.topic,
         partitions: (request.partitions != 0).then_some(request.partitions),
-        config: request
-            .config
-            .map(topic_config)
-            .transpose()?
-            .unwrap_or_default(),
+        config,
     })
 }
 
@@ -256,6 +262,14 @@ pub(crate) fn topic_description(topic: TopicDescription) -> pb::TopicDescription
     pb::TopicDescription {
         topic_id: topic.id.iter().map(|b| format!("{b:02x}")).collect(),
         config: Some(effective_config(&topic.config)),
+        configs: brook_log::config_entries(&topic.config)
+            .into_iter()
+            .map(|(key, value)| pb::ConfigEntry {
+                overridden: topic.overrides.iter().any(|(k, _)| *k == key),
+                key: key.to_owned(),
+                value,
+            })
+            .collect(),
         partitions: topic
             .partitions
             .iter()

@@ -14,6 +14,7 @@
 //!   long polls end at once, and requests in flight (produces in particular) finish before
 //!   [`GrpcServer::stop`] returns; the caller then closes the broker.
 
+mod changes;
 mod convert;
 mod limit;
 mod observe;

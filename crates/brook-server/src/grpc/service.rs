@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{self, ProducePayload};
 use super::status::to_status;
-use super::{produce_stream, reqreply, subscribe};
+use super::{changes, produce_stream, reqreply, subscribe};
 use crate::config::GrpcConfig;
 use crate::metrics;
 
@@ -308,5 +308,47 @@ impl Brook for BrookService {
         request: Request<Streaming<pb::RespondRequest>>,
     ) -> Result<Response<Self::RespondStream>, Status> {
         reqreply::respond(self, request).await
+    }
+
+    async fn add_partitions(
+        &self,
+        request: Request<pb::AddPartitionsRequest>,
+    ) -> Result<Response<pb::AddPartitionsResponse>, Status> {
+        changes::add_partitions(&self.broker, request).await
+    }
+
+    async fn alter_topic_config(
+        &self,
+        request: Request<pb::AlterTopicConfigRequest>,
+    ) -> Result<Response<pb::AlterTopicConfigResponse>, Status> {
+        changes::alter_topic_config(&self.broker, request).await
+    }
+
+    async fn delete_records(
+        &self,
+        request: Request<pb::DeleteRecordsRequest>,
+    ) -> Result<Response<pb::DeleteRecordsResponse>, Status> {
+        changes::delete_records(&self.broker, request).await
+    }
+
+    async fn delete_group(
+        &self,
+        request: Request<pb::DeleteGroupRequest>,
+    ) -> Result<Response<pb::DeleteGroupResponse>, Status> {
+        changes::delete_group(&self.broker, request).await
+    }
+
+    async fn delete_group_offsets(
+        &self,
+        request: Request<pb::DeleteGroupOffsetsRequest>,
+    ) -> Result<Response<pb::DeleteGroupOffsetsResponse>, Status> {
+        changes::delete_group_offsets(&self.broker, request).await
+    }
+
+    async fn seek_group(
+        &self,
+        request: Request<pb::SeekGroupRequest>,
+    ) -> Result<Response<pb::SeekGroupResponse>, Status> {
+        changes::seek_group(&self.broker, request).await
     }
 }

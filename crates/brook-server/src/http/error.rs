@@ -116,7 +116,11 @@ fn code(err: &BrokerError) -> &'static str {
         BrokerError::InvalidTopicName { .. } => "invalid_topic_name",
         BrokerError::InvalidGroupId { .. } => "invalid_group_id",
         BrokerError::TopicExists { .. } => "topic_exists",
-        BrokerError::InvalidPartitions { .. } => "invalid_partitions",
+        BrokerError::InvalidPartitions { .. } | BrokerError::PartitionsNotIncreased { .. } => {
+            "invalid_partitions"
+        }
+        BrokerError::GroupNotEmpty { .. } => "group_not_empty",
+        BrokerError::GroupBusy { .. } => "group_busy",
         BrokerError::InvalidConfig { .. } => "invalid_config",
         BrokerError::OffsetOutOfRange { .. } => "offset_out_of_range",
         BrokerError::TooLarge { .. } => "too_large",

@@ -18,6 +18,8 @@
 //! | `POST /v1/groups/{group}/offsets` | commit a group's offsets |
 //! | `POST /v1/topics/{topic}/call` | request-reply: the body is the request, the answer the reply ([`reqreply`]) |
 //! | `GET /v1/topics/{topic}/call/{correlation_id}` | a call's reply, later |
+//! | `POST /v1/topics/{topic}/partitions`, `PATCH /v1/topics/{topic}/config`, `DELETE /v1/topics/{topic}/records` | grow a topic, change its settings, delete records below an offset ([`changes`]) |
+//! | `DELETE /v1/groups/{group}`, `DELETE /v1/groups/{group}/offsets`, `POST /v1/groups/{group}/seek` | delete a group or some of its offsets, move its offsets ([`changes`]) |
 //!
 //! What it promises:
 //! - every failure is JSON `{ "error_code", "message" }` with the status of the broker's error
@@ -37,6 +39,7 @@
 //! Every request is counted in [`crate::metrics`] by route (`api="GET /v1/topics/{topic}"`).
 
 mod admin;
+mod changes;
 mod config;
 mod connection;
 mod console;
@@ -58,7 +61,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post, MethodRouter};
+use axum::routing::{delete, get, patch, post, MethodRouter};
 use axum::Router;
 use brook_broker::Broker;
 use brook_door::{Acceptor, ConnectionLimits, Door, RunningDoor, Shutdown};
@@ -143,6 +146,36 @@ fn table() -> Vec<(Method, &'static str, MethodRouter<App>)> {
             Method::GET,
             "/v1/topics/{topic}/call/{correlation_id}",
             get(reqreply::reply),
+        ),
+        (
+            Method::POST,
+            "/v1/topics/{topic}/partitions",
+            post(changes::add_partitions),
+        ),
+        (
+            Method::PATCH,
+            "/v1/topics/{topic}/config",
+            patch(changes::alter_config),
+        ),
+        (
+            Method::DELETE,
+            "/v1/topics/{topic}/records",
+            delete(changes::delete_records),
+        ),
+        (
+            Method::DELETE,
+            "/v1/groups/{group}",
+            delete(changes::delete_group),
+        ),
+        (
+            Method::DELETE,
+            "/v1/groups/{group}/offsets",
+            delete(changes::delete_offsets),
+        ),
+        (
+            Method::POST,
+            "/v1/groups/{group}/seek",
+            post(changes::seek_group),
         ),
     ]
 }
