@@ -695,8 +695,15 @@ async fn every_advertised_version_of_every_api_is_answered() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_past_the_cap_wait_until_one_closes() {
-    let broker = brook_broker::Broker::ephemeral().await.expect("broker");
+async fn connections_past_the_cap_wait_while_busy_and_an_idle_one_makes_room() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = brook_broker::BrokerConfig::new(dir.path());
+    config.log.durability = brook_broker::Durability::None;
+    let broker = brook_broker::Broker::open(config).await.expect("broker");
+    broker
+        .create_topic(brook_broker::NewTopic::new("quiet", 1))
+        .await
+        .expect("topic");
     let kafka = brook_kafka::KafkaServer::start(
         broker.clone(),
         "127.0.0.1:0".parse().expect("address"),
@@ -709,10 +716,15 @@ async fn connections_past_the_cap_wait_until_one_closes() {
     .expect("listener");
     let addr = kafka.local_addr();
     let connect = || Raw::connect_to(addr);
+    // The only place is busy with a long poll (2 s on an empty partition).
     let mut first = connect().await;
     let _: ApiVersionsResponse = first
         .call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
         .await;
+    first
+        .send(ApiKey::Fetch, 12, &fetch_request("quiet", 0, 2000))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let mut second = connect().await;
     second
         .send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
@@ -725,16 +737,18 @@ async fn connections_past_the_cap_wait_until_one_closes() {
     .await;
     assert!(
         waited.is_err(),
-        "the second connection is not served while the first is open"
+        "the second connection is not served while the first is busy"
     );
-    drop(first);
+    // The long poll ends; the first connection, idle now, is closed to let the second in.
+    let _: (i32, FetchResponse) = first.receive(ApiKey::Fetch, 12).await;
     let (correlation_id, response): (i32, ApiVersionsResponse) =
         second.receive(ApiKey::ApiVersions, 3).await;
     assert_eq!(
         (correlation_id, response.error_code),
         (1, 0),
-        "served once a slot frees"
+        "served once the first went idle"
     );
+    assert!(first.is_closed().await, "the idle connection made room");
     kafka.stop().await.expect("stop");
     broker.close().await.expect("close");
 }
@@ -778,9 +792,179 @@ async fn a_control_batch_from_a_client_is_refused_with_invalid_record() {
             &produce_request("markers", with_attributes(&marker, 0x30), -1),
         )
         .await;
-    assert_ne!(produce_result(&response).0, 0, "a transactional control batch");
-    let stored = tb.broker.describe_topic("markers").expect("topic").partitions[0];
+    assert_ne!(
+        produce_result(&response).0,
+        0,
+        "a transactional control batch"
+    );
+    let stored = tb
+        .broker
+        .describe_topic("markers")
+        .expect("topic")
+        .partitions[0];
     assert_eq!(stored.log_end_offset, 0, "nothing stored");
+    tb.stop().await;
+}
+
+/// Flips one bit inside the record of the batch at `offset` of `topic`-0 on disk.
+fn damage_batch(dir: &std::path::Path, topic: &str, offset: i64) {
+    let partition = dir.join(format!("{topic}-0"));
+    for entry in std::fs::read_dir(&partition).expect("partition dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "log") {
+            continue;
+        }
+        let mut bytes = std::fs::read(&path).expect("segment");
+        let found = brook_log::batch::Batches::new(&bytes)
+            .map(|b| b.expect("clean"))
+            .find(|b| b.header.base_offset == offset)
+            .map(|b| b.position + b.bytes.len() - 2);
+        if let Some(at) = found {
+            bytes[at] ^= 0x01;
+            std::fs::write(&path, bytes).expect("write");
+            return;
+        }
+    }
+    panic!("no batch at offset {offset}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_of_a_damaged_batch_gets_corrupt_message_and_no_bytes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tb = TestBroker::start(dir.path()).await;
+    let mut config = brook_broker::TopicConfig::default();
+    config.set("segment.bytes", "1024").expect("setting");
+    let mut topic = brook_broker::NewTopic::new("scarred", 1);
+    topic.config = config;
+    tb.broker.create_topic(topic).await.expect("topic");
+    let mut raw = Raw::connect(&tb).await;
+    let padding = "x".repeat(250);
+    for i in 0..9 {
+        let value = format!("{i} {padding}");
+        let response: ProduceResponse = raw
+            .call(
+                ApiKey::Produce,
+                9,
+                &produce_request("scarred", batch(&[value.as_str()], None), -1),
+            )
+            .await;
+        assert_eq!(produce_result(&response), (0, i));
+    }
+    drop(raw);
+    tb.stop().await;
+    // Offset 4 sits in the middle of a closed segment: nothing at open looks at it.
+    damage_batch(dir.path(), "scarred", 4);
+
+    let tb = TestBroker::start(dir.path()).await;
+    let mut raw = Raw::connect(&tb).await;
+    let response: FetchResponse = raw
+        .call(ApiKey::Fetch, 12, &fetch_request("scarred", 4, 0))
+        .await;
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(partition.error_code, CORRUPT_MESSAGE);
+    assert!(partition.records.as_ref().is_none_or(|r| r.is_empty()));
+    // From the segment's start the good batch before it is served, and nothing past it.
+    let response: FetchResponse = raw
+        .call(ApiKey::Fetch, 12, &fetch_request("scarred", 3, 0))
+        .await;
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(partition.error_code, 0);
+    let served: Vec<i64> =
+        brook_log::batch::Batches::new(partition.records.as_deref().expect("records"))
+            .map(|b| b.expect("whole").header.base_offset)
+            .collect();
+    assert_eq!(served, [3]);
+    let counted = tb
+        .broker
+        .describe_topic("scarred")
+        .expect("topic")
+        .partitions[0]
+        .corrupt_reads;
+    assert_eq!(counted, 2, "both reads met the damage");
+    still_serves(&mut raw).await;
+    tb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_retry_of_an_unknown_outcome_is_stored_once_after_a_crash() {
+    // A produce that failed with an unknown outcome (an fsync error answered UNAVAILABLE, a
+    // lost answer) may still be in the log after a restart: its retry must not store it again.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tb = TestBroker::start(dir.path()).await;
+    tb.create_topic("unknown", 1).await;
+    let mut raw = Raw::connect(&tb).await;
+    let ids: InitProducerIdResponse = raw
+        .call(ApiKey::InitProducerId, 4, &InitProducerIdRequest::default())
+        .await;
+    let (pid, epoch) = (ids.producer_id.0, ids.producer_epoch);
+    let sent = batch(&["a", "b", "c"], Some((pid, epoch, 0)));
+    raw.send(
+        ApiKey::Produce,
+        9,
+        &produce_request("unknown", sent.clone(), -1),
+    )
+    .await;
+    // Stored (the log end moves), but the producer never reads the answer: then the broker
+    // dies without closing its log.
+    let stored = async {
+        while tb
+            .broker
+            .describe_topic("unknown")
+            .expect("topic")
+            .partitions[0]
+            .log_end_offset
+            < 3
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), stored)
+        .await
+        .expect("stored");
+    drop(raw);
+    let TestBroker { broker, kafka, .. } = tb;
+    kafka.stop().await.expect("door stops");
+    drop(broker);
+
+    // The dropped broker lets go of its directory lock once its last task is done; the next
+    // open recovers the log as after a crash.
+    let broker = loop {
+        let mut config = brook_broker::BrokerConfig::new(dir.path());
+        config.log.durability = brook_broker::Durability::None;
+        match brook_broker::Broker::open(config).await {
+            Ok(broker) => break broker,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let kafka = brook_kafka::KafkaServer::start(
+        broker.clone(),
+        "127.0.0.1:0".parse().expect("address"),
+        brook_kafka::KafkaConfig::default(),
+    )
+    .await
+    .expect("listener");
+    let bootstrap = kafka.local_addr().to_string();
+    let tb = TestBroker {
+        broker,
+        kafka,
+        bootstrap,
+    };
+    let mut raw = Raw::connect(&tb).await;
+    let response: ProduceResponse = raw
+        .call(ApiKey::Produce, 9, &produce_request("unknown", sent, -1))
+        .await;
+    assert_eq!(produce_result(&response), (0, 0), "the original offset");
+    let next = batch(&["d"], Some((pid, epoch, 3)));
+    let response: ProduceResponse = raw
+        .call(ApiKey::Produce, 9, &produce_request("unknown", next, -1))
+        .await;
+    assert_eq!(produce_result(&response), (0, 3));
+    let stored = tb
+        .broker
+        .describe_topic("unknown")
+        .expect("topic")
+        .partitions[0];
+    assert_eq!(stored.log_end_offset, 4, "a, b, c once, then d");
     tb.stop().await;
 }
 

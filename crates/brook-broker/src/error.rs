@@ -121,8 +121,9 @@ pub enum BrokerError {
     PartitionStorage {
         topic: String,
         partition: u32,
+        /// Boxed: a storage error is large, and this one is rare.
         #[source]
-        source: LogError,
+        source: Box<LogError>,
     },
     #[error("the broker is shutting down")]
     Closed,
@@ -256,7 +257,8 @@ impl BrokerError {
             E::Task { .. } | E::HandlerFailed { .. } => ErrorKind::Internal,
             E::Transaction(e) => e.kind(),
             E::Corrupt { .. } => ErrorKind::DataLoss,
-            E::Storage(e) | E::PartitionStorage { source: e, .. } => storage_kind(e),
+            E::Storage(e) => storage_kind(e),
+            E::PartitionStorage { source, .. } => storage_kind(source),
         }
     }
 
@@ -326,7 +328,7 @@ impl BrokerError {
                 Self::PartitionStorage {
                     topic: topic.to_owned(),
                     partition,
-                    source: err,
+                    source: Box::new(err),
                 }
             }
             err @ (LogError::ProducerFenced { .. }

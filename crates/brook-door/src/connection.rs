@@ -8,9 +8,12 @@
 //! The write limit ([`crate::ConnectionLimits::write_stall_max`]) bounds a client that stops
 //! reading: if the connection takes no bytes at all for that long while the door writes, the
 //! write fails with `TimedOut` and the door drops the connection (and whatever stream it was
-//! feeding). Reading is not limited here: an idle keep-alive connection or a long poll waits as
-//! long as it likes. This type is where every per-connection time limit goes, so each one
-//! applies to every door alike.
+//! feeding). The idle and request-read limits, and closing a connection to make room, are
+//! [`crate::tracker`]'s: it marks the connection, wakes its reader, and the next read or write
+//! here fails (`TimedOut` for a limit, `ConnectionAborted` to make room), so the door drops it.
+//! Bytes read are reported to the tracker (they may begin a request); the door reports the
+//! requests themselves ([`Connection::requests`]). This type is where every per-connection
+//! limit is applied, so each one applies to every door alike.
 
 use std::future::Future;
 use std::io;
@@ -19,10 +22,14 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Sleep;
+
+use crate::tracker::{Activity, Closing, Registry, Requests};
 
 /// One client connection of a door.
 #[derive(Debug)]
@@ -33,6 +40,9 @@ pub struct Connection {
     write_stall_max: Option<Duration>,
     /// Armed while a write is pending; fires after `write_stall_max` without progress.
     stalled: Option<Pin<Box<Sleep>>>,
+    /// What the door's tracker knows of this connection; forgotten on drop.
+    activity: Arc<Activity>,
+    registry: Arc<Registry>,
     /// The place under the cap, given back on drop.
     _place: OwnedSemaphorePermit,
 }
@@ -44,6 +54,7 @@ impl Connection {
         peer: SocketAddr,
         place: OwnedSemaphorePermit,
         write_stall_max: Option<Duration>,
+        registry: &Arc<Registry>,
     ) -> Self {
         Self {
             door,
@@ -51,6 +62,8 @@ impl Connection {
             peer,
             write_stall_max,
             stalled: None,
+            activity: registry.register(peer),
+            registry: Arc::clone(registry),
             _place: place,
         }
     }
@@ -58,6 +71,29 @@ impl Connection {
     /// The client's address.
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// Where the door marks this connection's requests: one in flight keeps the connection
+    /// busy (never idle, never closed to make room) and stops its request-read clock.
+    pub fn requests(&self) -> Requests {
+        Requests::new(Arc::clone(&self.activity))
+    }
+
+    /// The error of a read or write on a connection the tracker closed.
+    fn closed(&self, why: Closing) -> io::Error {
+        let kind = match why {
+            Closing::Idle | Closing::RequestRead => io::ErrorKind::TimedOut,
+            _ => io::ErrorKind::ConnectionAborted,
+        };
+        io::Error::new(
+            kind,
+            format!(
+                "closing the {} connection of {}: {}",
+                self.door,
+                self.peer,
+                why.reason()
+            ),
+        )
     }
 
     /// The door's end of the connection.
@@ -97,13 +133,29 @@ impl Connection {
     }
 }
 
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.registry.deregister(&self.activity);
+    }
+}
+
 impl AsyncRead for Connection {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        // Registered before the check, so a close between the two still wakes this task.
+        self.activity.register_reader(cx.waker());
+        if let Some(why) = self.activity.closing() {
+            return Poll::Ready(Err(self.closed(why)));
+        }
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if matches!(poll, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.bytes_read();
+        }
+        poll
     }
 }
 
@@ -113,6 +165,9 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if let Some(why) = self.activity.closing() {
+            return Poll::Ready(Err(self.closed(why)));
+        }
         let poll = Pin::new(&mut self.stream).poll_write(cx, buf);
         self.track(cx, poll)
     }
@@ -122,6 +177,9 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if let Some(why) = self.activity.closing() {
+            return Poll::Ready(Err(self.closed(why)));
+        }
         let poll = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
         self.track(cx, poll)
     }

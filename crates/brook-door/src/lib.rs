@@ -13,6 +13,8 @@
 //!   one backoff policy for accept errors, and the place every later connection policy goes.
 //! - [`connection`]: the socket every door reads and writes, which gives its place under the cap
 //!   back when it closes.
+//! - [`tracker`]: which connections are open and how busy each is: the idle and request-read
+//!   limits, and which connection is closed to make room.
 //! - [`shutdown`]: the trigger-once signal that tells a door (and the work inside it) to drain.
 //! - [`error`]: why a door could not start or stop.
 //! - [`trace`]: the span every door opens per request, and the W3C `traceparent` a produce
@@ -29,6 +31,7 @@ pub mod error;
 pub mod listener;
 pub mod shutdown;
 pub mod trace;
+pub mod tracker;
 
 pub use accept::{Acceptor, ConnectionLimits, Draining};
 pub use connection::Connection;
@@ -36,3 +39,4 @@ pub use door::{validate, Door, RunningDoor, Serving};
 pub use error::{BoxError, DoorError};
 pub use listener::Listener;
 pub use shutdown::Shutdown;
+pub use tracker::{Framing, InFlight, Peers, Requests};

@@ -1,7 +1,9 @@
 //! The lifecycle every door shares, on a line-echo door over real sockets: port 0 reports the
 //! real port, a taken port names door and address, bad settings are refused before binding,
-//! the connection cap holds (connection N+1 waits in the backlog and is served once one
-//! closes), stop drains requests in flight, and dropping the handle shuts the door.
+//! the connection cap holds (connection N+1 waits while the others are busy and is served once
+//! one is idle; an idle one is closed to make room; one address's cap likewise), idle and
+//! slowly read connections are closed, stop drains requests in flight, and dropping the handle
+//! shuts the door.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brook_broker::Broker;
-use brook_door::{Acceptor, ConnectionLimits, Door, DoorError, RunningDoor, Serving, Shutdown};
+use brook_door::{
+    Acceptor, ConnectionLimits, Door, DoorError, Framing, RunningDoor, Serving, Shutdown,
+};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -24,14 +28,18 @@ struct Echo;
 
 #[derive(Clone)]
 struct EchoConfig {
-    connections_max: usize,
+    limits: ConnectionLimits,
     answered: Arc<AtomicUsize>,
 }
 
 impl EchoConfig {
     fn new(connections_max: usize) -> Self {
+        Self::with(ConnectionLimits::new(connections_max))
+    }
+
+    fn with(limits: ConnectionLimits) -> Self {
         Self {
-            connections_max,
+            limits,
             answered: Arc::default(),
         }
     }
@@ -43,7 +51,7 @@ impl Door for Echo {
     type Error = DoorError;
 
     fn limits(config: &EchoConfig) -> ConnectionLimits {
-        ConnectionLimits::new(config.connections_max)
+        config.limits
     }
 
     async fn serve(
@@ -68,8 +76,9 @@ impl Door for Echo {
 }
 
 /// One connection: answers lines until the client leaves or the door stops (after the line
-/// it is answering).
+/// it is answering). Each line is a request in flight from when it is read until answered.
 async fn echo(connection: brook_door::Connection, answered: Arc<AtomicUsize>, shutdown: Shutdown) {
+    let requests = connection.requests();
     let (read, mut write) = tokio::io::split(connection);
     let mut lines = BufReader::new(read).lines();
     loop {
@@ -78,6 +87,7 @@ async fn echo(connection: brook_door::Connection, answered: Arc<AtomicUsize>, sh
             () = shutdown.wait() => return,
         };
         let Ok(Some(line)) = line else { return };
+        let _in_flight = requests.start();
         if let Some(ms) = line.strip_prefix("slow ") {
             let ms = ms.parse().expect("milliseconds");
             tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -183,25 +193,105 @@ async fn a_cap_out_of_bounds_is_refused_before_anything_is_bound() {
 }
 
 #[tokio::test]
-async fn the_connection_past_the_cap_waits_and_is_served_once_one_closes() {
+async fn the_connection_past_the_cap_waits_while_the_others_are_busy() {
     let door = start(EchoConfig::new(2)).await;
     let addr = door.local_addr();
     let mut first = Client::connect(addr).await;
     let mut second = Client::connect(addr).await;
     assert_eq!(first.call("one").await, "one");
     assert_eq!(second.call("two").await, "two");
+    // Both busy: a request in flight on each.
+    first.send("slow 1500").await;
+    second.send("slow 3000").await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
 
-    // The third connect succeeds (the kernel's backlog), but nothing of it is read.
+    // The third connect succeeds, but nothing of it is read while both are busy.
     let mut third = Client::connect(addr).await;
     third.send("three").await;
     let waited = tokio::time::timeout(NOT_SERVED, third.lines.next_line()).await;
     assert!(waited.is_err(), "served past the cap: {waited:?}");
 
-    // The open connections go on being served meanwhile.
-    assert_eq!(second.call("still").await, "still");
-
-    drop(first);
+    // Once the first has answered, it is idle: it is closed and the third takes its place.
+    assert_eq!(first.answer().await.as_deref(), Some("slow 1500"));
     assert_eq!(third.answer().await.as_deref(), Some("three"));
+    assert_eq!(first.answer().await, None, "the idle connection made room");
+    door.stop().await.expect("stops");
+}
+
+#[tokio::test]
+async fn a_full_door_closes_the_connection_idle_longest_to_let_a_client_in() {
+    let door = start(EchoConfig::new(2)).await;
+    let addr = door.local_addr();
+    let mut oldest = Client::connect(addr).await;
+    assert_eq!(oldest.call("one").await, "one");
+    let mut busy = Client::connect(addr).await;
+    assert_eq!(busy.call("two").await, "two");
+    busy.send("slow 3000").await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let mut newcomer = Client::connect(addr).await;
+    assert_eq!(newcomer.call("three").await, "three", "served at once");
+    assert_eq!(oldest.answer().await, None, "the idle one was closed");
+    drop(busy);
+    door.stop().await.expect("stops");
+}
+
+#[tokio::test]
+async fn an_address_past_its_cap_closes_its_own_idle_connection_or_is_refused() {
+    let door = start(EchoConfig::with(
+        ConnectionLimits::new(8).with_per_addr_max(2),
+    ))
+    .await;
+    let addr = door.local_addr();
+    let mut first = Client::connect(addr).await;
+    assert_eq!(first.call("one").await, "one");
+    let mut second = Client::connect(addr).await;
+    second.send("slow 3000").await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // At its cap of 2: the idle first is closed for the third.
+    let mut third = Client::connect(addr).await;
+    assert_eq!(third.call("three").await, "three");
+    assert_eq!(first.answer().await, None, "the idle one made room");
+    third.send("slow 3000").await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // Both busy now: a fourth from the same address is refused (closed unanswered).
+    let mut fourth = Client::connect(addr).await;
+    fourth.send("four").await;
+    let refused = tokio::time::timeout(PATIENCE, fourth.lines.next_line())
+        .await
+        .expect("closed in time");
+    assert!(matches!(refused, Ok(None) | Err(_)), "{refused:?}");
+    drop((second, third));
+    door.stop().await.expect("stops");
+}
+
+#[tokio::test]
+async fn idle_and_slowly_read_connections_are_closed_busy_ones_are_not() {
+    let limits = ConnectionLimits::new(8)
+        .with_idle_max(Duration::from_millis(400))
+        .with_request_read_max(Duration::from_millis(200), Framing::Sequential);
+    let door = start(EchoConfig::with(limits)).await;
+    let addr = door.local_addr();
+    let mut idle = Client::connect(addr).await;
+    assert_eq!(idle.call("hi").await, "hi");
+    let mut slowloris = Client::connect(addr).await;
+    slowloris.write.write_all(b"never end").await.expect("send");
+    let mut busy = Client::connect(addr).await;
+    busy.send("slow 1200").await;
+
+    assert_eq!(
+        slowloris.answer().await,
+        None,
+        "a line never finished is cut off"
+    );
+    assert_eq!(idle.answer().await, None, "an idle connection is closed");
+    assert_eq!(
+        busy.answer().await.as_deref(),
+        Some("slow 1200"),
+        "a request in flight outlives the idle limit"
+    );
     door.stop().await.expect("stops");
 }
 

@@ -1,7 +1,12 @@
-//! Settings of the Kafka door, with their documented defaults.
+//! Settings of the Kafka door, with their documented defaults and ranges
+//! ([`KafkaConfig::BOUNDS`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
+
+use brook_door::accept::{CONNECTIONS, TIME_LIMIT_MS};
+use brook_door::{ConnectionLimits, Framing};
+use brook_log::bounds::{check_bounds, Bounded, Bounds};
 
 /// Default cap on one request frame (Kafka's `socket.request.max.bytes`, 100 MiB).
 pub const DEFAULT_REQUEST_BYTES_MAX: usize = 100 * 1024 * 1024;
@@ -24,9 +29,19 @@ pub struct KafkaConfig {
     /// Largest request frame accepted, in bytes; a larger size prefix closes the connection
     /// before anything is allocated for the frame.
     pub request_bytes_max: usize,
-    /// Most client connections served at once; further connections wait in the listen backlog
-    /// until one closes.
+    /// Most client connections served at once. When full, the connection idle longest (no
+    /// request being answered) is closed to let a new client in; with none idle, further
+    /// connections wait in the listen backlog until one closes.
     pub connections_max: usize,
+    /// Connections one client address may hold; past it, its connection idle longest is
+    /// closed, or with none idle the new one is refused. At or above `connections_max` (the
+    /// default, 1024) there is no cap per address: lower it where many clients share a door.
+    pub connections_per_addr_max: usize,
+    /// How long a connection may go without a request before it is closed (Kafka's
+    /// `connections.max.idle.ms`). Default 10 minutes.
+    pub idle_ms_max: u64,
+    /// How long a request frame may take to arrive whole from its first byte. Default 30 s.
+    pub request_read_ms_max: u64,
     /// How long a group with no generation yet waits for more members before its first
     /// rebalance completes. 0 in tests.
     pub group_initial_rebalance_delay: Duration,
@@ -38,8 +53,52 @@ impl Default for KafkaConfig {
             advertised_addr: None,
             request_bytes_max: DEFAULT_REQUEST_BYTES_MAX,
             connections_max: DEFAULT_CONNECTIONS_MAX,
+            connections_per_addr_max: DEFAULT_CONNECTIONS_MAX,
+            idle_ms_max: 600_000,
+            request_read_ms_max: 30_000,
             group_initial_rebalance_delay: DEFAULT_GROUP_INITIAL_REBALANCE_DELAY,
         }
+    }
+}
+
+impl KafkaConfig {
+    /// Every numeric setting with its range, by field name (`brook serve` prefixes `kafka_`).
+    pub const BOUNDS: &'static [Bounded<KafkaConfig>] = &[
+        // A request header alone takes 8 bytes; anything under a KiB cannot carry a produce,
+        // and Kafka's frame size is an i32.
+        Bounded::new(
+            "request_bytes_max",
+            Bounds::new(1024, i32::MAX as u64),
+            |c| Some(c.request_bytes_max as u64),
+        ),
+        Bounded::new("connections_max", CONNECTIONS, |c| {
+            Some(c.connections_max as u64)
+        }),
+        Bounded::new("connections_per_addr_max", CONNECTIONS, |c| {
+            Some(c.connections_per_addr_max as u64)
+        }),
+        Bounded::new("idle_ms_max", TIME_LIMIT_MS, |c| Some(c.idle_ms_max)),
+        Bounded::new("request_read_ms_max", TIME_LIMIT_MS, |c| {
+            Some(c.request_read_ms_max)
+        }),
+        Bounded::new(
+            "group_initial_rebalance_delay_ms",
+            Bounds::new(0, 300_000),
+            |c| {
+                Some(u64::try_from(c.group_initial_rebalance_delay.as_millis()).unwrap_or(u64::MAX))
+            },
+        ),
+    ];
+
+    /// What brook-door applies to the door's connections (requests framed one after another).
+    pub(crate) fn limits(&self) -> ConnectionLimits {
+        ConnectionLimits::new(self.connections_max)
+            .with_per_addr_max(self.connections_per_addr_max)
+            .with_idle_max(Duration::from_millis(self.idle_ms_max))
+            .with_request_read_max(
+                Duration::from_millis(self.request_read_ms_max),
+                Framing::Sequential,
+            )
     }
 }
 
@@ -69,14 +128,7 @@ fn split_host_port(addr: &str) -> Option<(String, i32)> {
 /// Checks the settings before the door starts, beyond the connection cap (which brook-door
 /// checks for every door).
 pub(crate) fn validate(config: &KafkaConfig) -> Result<(), String> {
-    // A request header alone takes 8 bytes; anything under a few KiB cannot carry a produce.
-    if config.request_bytes_max < 1024 || config.request_bytes_max > i32::MAX as usize {
-        return Err(format!(
-            "request_bytes_max must be between 1024 and {} bytes, not {}",
-            i32::MAX,
-            config.request_bytes_max
-        ));
-    }
+    check_bounds(config, KafkaConfig::BOUNDS)?;
     if let Some(addr) = &config.advertised_addr {
         if split_host_port(addr).is_none() {
             return Err(format!("advertised address {addr:?} is not host:port"));

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use brook_door::{Acceptor, ConnectionLimits, Door, RunningDoor, Shutdown};
+use brook_door::{Acceptor, ConnectionLimits, Door, Requests, RunningDoor, Shutdown};
 use brook_metrics::doors::{connection_opened, OpenGuard};
 use tokio::sync::watch;
 use tracing::{debug, warn};
@@ -34,7 +34,7 @@ impl Door for Kafka {
     type Error = KafkaError;
 
     fn limits(config: &KafkaConfig) -> ConnectionLimits {
-        ConnectionLimits::new(config.connections_max)
+        config.limits()
     }
 
     fn check(config: &KafkaConfig) -> Result<(), String> {
@@ -59,6 +59,7 @@ impl Door for Kafka {
                 connection = connections.accept() => {
                     let handler = Handler {
                         session: Session::new(connection.peer_addr()),
+                        requests: connection.requests(),
                         connection: Connection::new(connection, state.config.request_bytes_max),
                         state: Arc::clone(&state),
                         stop_rx: stop_rx.clone(),
@@ -93,6 +94,9 @@ struct Handler {
     session: Session,
     state: Arc<ListenerState>,
     stop_rx: watch::Receiver<()>,
+    /// Marks each request in flight while it is answered, so brook-door knows the connection
+    /// is busy (never idle, never closed to make room).
+    requests: Requests,
     /// Counts the connection in `brook_open_connections` while it lives.
     _open: OpenGuard,
 }
@@ -120,6 +124,7 @@ impl Handler {
             let Some(frame) = frame else {
                 return Ok(());
             };
+            let _in_flight = self.requests.start();
             let response =
                 dispatch::handle(&self.state, &mut self.session, frame, &self.stop_rx).await?;
             if let Some(response) = response {

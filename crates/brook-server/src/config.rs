@@ -1,7 +1,20 @@
-//! Settings of the doors. Limits carry their unit last in the name, and every default is
-//! documented on its field; the CLI maps each to a flag, a `BROOK_*` variable and a TOML key.
+//! Settings of the gRPC door. Limits carry their unit last in the name, every default is
+//! documented on its field, and every numeric setting has its range in [`GrpcConfig::BOUNDS`]
+//! (checked before the door starts; the CLI prints it); the CLI maps each to a flag, a
+//! `BROOK_*` variable and a TOML key.
 
 use std::time::Duration;
+
+use brook_door::accept::{CONNECTIONS, TIME_LIMIT_MS};
+use brook_door::{ConnectionLimits, Framing};
+use brook_log::bounds::{wide, Bounded, Bounds, DAY_MS};
+
+/// The range of a message count or an in-flight bound of a stream.
+pub(crate) const STREAM_ITEMS: Bounds = Bounds::new(1, 1 << 16);
+/// The range of a read size (`read_bytes_default`): one read is at most the log's.
+pub(crate) const READ_BYTES: Bounds = Bounds::new(1, brook_log::READ_BYTES_MAX as u64);
+/// The range of a keep-alive interval or timeout, in milliseconds.
+pub(crate) const KEEPALIVE_MS: Bounds = Bounds::new(100, DAY_MS);
 
 /// Settings of the gRPC door.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,10 +39,20 @@ pub struct GrpcConfig {
     /// How long a keepalive ping may go unanswered before the connection is dropped. Default
     /// 20 s.
     pub keepalive_timeout_ms: u64,
-    /// Connections served at once; further clients wait in the listen backlog until one
-    /// closes. One connection carries any number of calls and streams (HTTP/2). Default 1024;
-    /// at most [`brook_door::accept::CONNECTIONS_MAX_BOUND`].
+    /// Connections served at once. One connection carries any number of calls and streams
+    /// (HTTP/2). When full, the connection idle longest (no call in flight) is closed to let a
+    /// new client in; with none idle, further clients wait in the listen backlog. Default
+    /// 1024; at most [`brook_door::accept::CONNECTIONS_MAX_BOUND`].
     pub connections_max: usize,
+    /// Connections one client address may hold; past it, its connection idle longest is
+    /// closed, or with none idle the new one is refused. At or above `connections_max` (the
+    /// default, 1024) there is no cap per address: lower it where many clients share a door.
+    pub connections_per_addr_max: usize,
+    /// How long a connection may go without a call in flight before it is closed (HTTP/2 pings
+    /// do not count). Default 10 minutes.
+    pub idle_ms_max: u64,
+    /// How long after connecting a client may take to send its first call. Default 10 s.
+    pub request_read_ms_max: u64,
 }
 
 impl Default for GrpcConfig {
@@ -42,11 +65,58 @@ impl Default for GrpcConfig {
             keepalive_interval_ms: 20_000,
             keepalive_timeout_ms: 20_000,
             connections_max: 1024,
+            connections_per_addr_max: 1024,
+            idle_ms_max: 600_000,
+            request_read_ms_max: 10_000,
         }
     }
 }
 
 impl GrpcConfig {
+    /// Every numeric setting with its range, by field name (`brook serve` prefixes `grpc_`).
+    pub const BOUNDS: &'static [Bounded<GrpcConfig>] = &[
+        Bounded::new("request_bytes_max", Bounds::new(1024, 1 << 30), |c| {
+            Some(wide(c.request_bytes_max))
+        }),
+        Bounded::new("read_bytes_default", READ_BYTES, |c| {
+            Some(wide(c.read_bytes_default))
+        }),
+        Bounded::new("stream_buffer_messages", STREAM_ITEMS, |c| {
+            Some(wide(c.stream_buffer_messages))
+        }),
+        Bounded::new("produce_stream_in_flight_max", STREAM_ITEMS, |c| {
+            Some(wide(c.produce_stream_in_flight_max))
+        }),
+        Bounded::new("keepalive_interval_ms", KEEPALIVE_MS, |c| {
+            Some(c.keepalive_interval_ms)
+        }),
+        Bounded::new("keepalive_timeout_ms", KEEPALIVE_MS, |c| {
+            Some(c.keepalive_timeout_ms)
+        }),
+        Bounded::new("connections_max", CONNECTIONS, |c| {
+            Some(wide(c.connections_max))
+        }),
+        Bounded::new("connections_per_addr_max", CONNECTIONS, |c| {
+            Some(wide(c.connections_per_addr_max))
+        }),
+        Bounded::new("idle_ms_max", TIME_LIMIT_MS, |c| Some(c.idle_ms_max)),
+        Bounded::new("request_read_ms_max", TIME_LIMIT_MS, |c| {
+            Some(c.request_read_ms_max)
+        }),
+    ];
+
+    /// What brook-door applies to the door's connections. HTTP/2 sends pings and window
+    /// updates between calls, so only the first call is timed from the connect.
+    pub(crate) fn limits(&self) -> ConnectionLimits {
+        ConnectionLimits::new(self.connections_max)
+            .with_per_addr_max(self.connections_per_addr_max)
+            .with_idle_max(Duration::from_millis(self.idle_ms_max))
+            .with_request_read_max(
+                Duration::from_millis(self.request_read_ms_max),
+                Framing::Multiplexed,
+            )
+    }
+
     pub(crate) fn keepalive_interval(&self) -> Duration {
         Duration::from_millis(self.keepalive_interval_ms)
     }

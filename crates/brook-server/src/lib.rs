@@ -12,6 +12,8 @@
 //! - [`metrics`]: what the doors record (brook-metrics' families), the `/metrics` text, and
 //!   [`MetricsServer`], that text on a port of its own.
 //! - [`connection`]: a door's connection counted as open while it lives.
+//! - `in_flight`: each gRPC and HTTP request marked in flight on its connection, so brook-door
+//!   knows which connections are busy (idle and request-read limits, making room).
 //! - [`trace`]: the request span and the `traceparent` a produce carries, from HTTP headers.
 //! - [`hints`]: what to do about a broker error, worded for each door.
 //! - [`config`]: the doors' settings and limits.
@@ -22,6 +24,7 @@ pub mod error;
 pub mod grpc;
 pub mod hints;
 pub mod http;
+mod in_flight;
 pub mod metrics;
 pub mod trace;
 

@@ -1,7 +1,8 @@
 //! The connection cap of the gRPC and HTTP doors, over real sockets: with `connections_max`
-//! connections open, the next client's connect succeeds (the kernel's backlog) but nothing of it
-//! is served until one of the open connections closes; then it is. (The Kafka door's twin is in
-//! the workspace's `tests/kafka_wire.rs`; the cap itself is brook-door's accept loop.)
+//! connections open and busy, the next client's connect succeeds but nothing of it is served
+//! until one of them is no longer busy; that one, idle now, is closed to make room, and the
+//! client is served. (The Kafka door's twin is in the workspace's `tests/kafka_wire.rs`; the cap
+//! itself is brook-door's accept loop; floods of idle and slow clients are `tests/flood.rs`.)
 
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ fn any_port() -> std::net::SocketAddr {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpc_connections_past_the_cap_wait_until_one_closes() {
+async fn grpc_connections_past_the_cap_wait_until_one_is_idle() {
     let broker = Broker::ephemeral().await.expect("broker");
     let config = GrpcConfig {
         connections_max: 1,
@@ -45,6 +46,27 @@ async fn grpc_connections_past_the_cap_wait_until_one_closes() {
         .list_topics(pb::ListTopicsRequest {})
         .await
         .expect("the first connection is served");
+    // Busy: a subscription is in flight on it for as long as it is open.
+    broker
+        .create_topic(brook_broker::NewTopic::new("busy", 1))
+        .await
+        .expect("topic");
+    let subscription = first
+        .subscribe(pb::SubscribeRequest {
+            target: Some(pb::subscribe_request::Target::Partition(
+                pb::PartitionTarget {
+                    topic: "busy".into(),
+                    partition: 0,
+                    start: Some(pb::partition_target::Start::Position(
+                        pb::StartPosition::Latest as i32,
+                    )),
+                },
+            )),
+            ..Default::default()
+        })
+        .await
+        .expect("subscribe")
+        .into_inner();
 
     // A second channel is a second connection; its call waits behind the cap.
     let mut second = BrookClient::new(
@@ -62,10 +84,11 @@ async fn grpc_connections_past_the_cap_wait_until_one_closes() {
         .await
         .expect("still served");
 
-    drop(first);
+    // The stream ends: the first connection is idle, and closed to let the second in.
+    drop(subscription);
     tokio::time::timeout(PATIENCE, call)
         .await
-        .expect("served once the first connection closed")
+        .expect("served once the first connection went idle")
         .expect("call task")
         .expect("the second connection is served");
     server.stop().await.expect("stops");
@@ -88,7 +111,7 @@ async fn read_answer(stream: &mut TcpStream) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_connections_past_the_cap_wait_until_one_closes() {
+async fn http_connections_past_the_cap_wait_until_one_is_idle() {
     let broker = Broker::ephemeral().await.expect("broker");
     let config = HttpConfig {
         connections_max: 1,
@@ -106,16 +129,35 @@ async fn http_connections_past_the_cap_wait_until_one_closes() {
         .expect("answered");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
+    // Busy: a long poll at the end of an empty partition, for 1.5 s.
+    broker
+        .create_topic(brook_broker::NewTopic::new("quiet", 1))
+        .await
+        .expect("topic");
+    first
+        .write_all(
+            b"GET /v1/topics/quiet/partitions/0/records?offset=0&max_wait_ms=1500 HTTP/1.1\r\n\
+              host: brook\r\n\r\n",
+        )
+        .await
+        .expect("send");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
     let mut second = TcpStream::connect(addr).await.expect("connect succeeds");
     ask_health(&mut second).await;
     let waited = tokio::time::timeout(NOT_SERVED, read_answer(&mut second)).await;
     assert!(waited.is_err(), "served past the cap: {waited:?}");
 
-    drop(first);
+    // The long poll is answered; the first connection, idle now, makes room for the second.
+    let answer = tokio::time::timeout(PATIENCE, read_answer(&mut first))
+        .await
+        .expect("the long poll ends");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let answer = tokio::time::timeout(PATIENCE, read_answer(&mut second))
         .await
-        .expect("served once the first connection closed");
+        .expect("served once the first connection went idle");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(first);
     drop(second);
     server.stop().await.expect("stops");
     broker.close().await.expect("close");

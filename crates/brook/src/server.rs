@@ -19,7 +19,8 @@ use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use brook_broker::{Broker, BrokerConfig, BrokerError};
+use brook_broker::bounds::{bounds_of, Bounds, DAY_MS};
+use brook_broker::{Broker, BrokerConfig, BrokerError, TopicConfig};
 use brook_door::{BoxError, Door, DoorError, Listener, RunningDoor, Serving};
 use brook_kafka::{Kafka, KafkaConfig};
 use brook_server::{Grpc, GrpcConfig, Http, HttpConfig, MetricsConfig, MetricsDoor};
@@ -137,7 +138,28 @@ impl Default for ServeConfig {
     }
 }
 
+/// The range of `drain_timeout_ms`.
+const DRAIN_TIMEOUT_MS: Bounds = Bounds::new(1, DAY_MS);
+
 impl ServeConfig {
+    /// The range of the setting `brook serve` calls `key` (`segment_bytes_max`,
+    /// `grpc_idle_ms_max`, ...), read from the table of the crate that owns it: brook-log's
+    /// topic settings (for `durability`, the milliseconds of `interval:MS`), the broker's,
+    /// each door's. `None` for a setting with no number to bound (an address, a list).
+    pub fn bounds(key: &str) -> Option<Bounds> {
+        if key == "drain_timeout_ms" {
+            return Some(DRAIN_TIMEOUT_MS);
+        }
+        let door = |prefix: &str, table: fn(&str) -> Option<Bounds>| {
+            key.strip_prefix(prefix).and_then(table)
+        };
+        TopicConfig::bounds(key)
+            .or_else(|| bounds_of(BrokerConfig::BOUNDS, key))
+            .or_else(|| door("grpc_", |k| bounds_of(GrpcConfig::BOUNDS, k)))
+            .or_else(|| door("kafka_", |k| bounds_of(KafkaConfig::BOUNDS, k)))
+            .or_else(|| door("http_", |k| bounds_of(HttpConfig::BOUNDS, k)))
+    }
+
     /// Checks settings that only make sense together, before anything is opened.
     pub fn validate(&self) -> Result<(), ServeError> {
         self.broker
@@ -151,11 +173,9 @@ impl ServeConfig {
                     .into(),
             });
         }
-        if self.drain_timeout_ms == 0 {
-            return Err(ServeError::Invalid {
-                reason: "drain_timeout_ms must be at least 1".into(),
-            });
-        }
+        DRAIN_TIMEOUT_MS
+            .check("drain_timeout_ms", self.drain_timeout_ms)
+            .map_err(|reason| ServeError::Invalid { reason })?;
         // Every door's settings, those of a door that is off too: a bad value is a mistake
         // wherever it is.
         for door in DoorKind::ALL {

@@ -371,8 +371,24 @@ pub(crate) static SETTINGS: &[Setting] = &[
     ),
     field!(
         "grpc_connections_max",
-        "gRPC connections served at once (1..=1048576); more wait in the listen backlog",
+        "gRPC connections served at once; when full the one idle longest makes room, else more \
+         wait in the listen backlog",
         grpc.connections_max
+    ),
+    field!(
+        "grpc_connections_per_addr_max",
+        "gRPC connections one client address may hold",
+        grpc.connections_per_addr_max
+    ),
+    field!(
+        "grpc_idle_ms_max",
+        "How long a gRPC connection may go without a call before it is closed",
+        grpc.idle_ms_max
+    ),
+    field!(
+        "grpc_request_read_ms_max",
+        "How long a new gRPC connection may take to send its first call",
+        grpc.request_read_ms_max
     ),
     field!(
         "kafka_request_bytes_max",
@@ -381,8 +397,24 @@ pub(crate) static SETTINGS: &[Setting] = &[
     ),
     field!(
         "kafka_connections_max",
-        "Kafka connections served at once (1..=1048576); more wait in the listen backlog",
+        "Kafka connections served at once; when full the one idle longest makes room, else more \
+         wait in the listen backlog",
         kafka.connections_max
+    ),
+    field!(
+        "kafka_connections_per_addr_max",
+        "Kafka connections one client address may hold",
+        kafka.connections_per_addr_max
+    ),
+    field!(
+        "kafka_idle_ms_max",
+        "How long a Kafka connection may go without a request before it is closed",
+        kafka.idle_ms_max
+    ),
+    field!(
+        "kafka_request_read_ms_max",
+        "How long a Kafka request frame may take to arrive whole from its first byte",
+        kafka.request_read_ms_max
     ),
     field!(
         "http_request_bytes_max",
@@ -396,8 +428,24 @@ pub(crate) static SETTINGS: &[Setting] = &[
     ),
     field!(
         "http_connections_max",
-        "HTTP connections served at once (1..=1048576); more wait in the listen backlog",
+        "HTTP connections served at once; when full the one idle longest makes room, else more \
+         wait in the listen backlog",
         http.connections_max
+    ),
+    field!(
+        "http_connections_per_addr_max",
+        "HTTP connections one client address may hold",
+        http.connections_per_addr_max
+    ),
+    field!(
+        "http_idle_ms_max",
+        "How long a keep-alive HTTP connection may wait for its next request",
+        http.idle_ms_max
+    ),
+    field!(
+        "http_request_read_ms_max",
+        "How long an HTTP request's head may take to arrive from its first byte (slowloris)",
+        http.request_read_ms_max
     ),
     field!(
         "http_write_stall_ms_max",
@@ -583,8 +631,11 @@ impl clap::Args for SettingFlags {
     fn augment_args(cmd: clap::Command) -> clap::Command {
         let defaults = ServeConfig::default();
         SETTINGS.iter().fold(cmd, |cmd, s| {
+            let range = ServeConfig::bounds(s.key)
+                .map(|bounds| format!(" [range: {bounds}]"))
+                .unwrap_or_default();
             let help = format!(
-                "{} [default: {}] [env: {}]",
+                "{} [default: {}]{range} [env: {}]",
                 s.help,
                 s.show(&defaults),
                 s.env_var()
@@ -871,6 +922,44 @@ mod tests {
         for s in SETTINGS {
             let row = format!("| `{}` | `{}`", s.key, s.show(&defaults));
             assert!(doc.contains(&row), "docs/operations.md lacks the row {row}");
+        }
+    }
+
+    #[test]
+    fn the_operations_doc_gives_every_numeric_setting_its_range() {
+        let doc = include_str!("../../../docs/operations.md");
+        for s in SETTINGS {
+            let Some(bounds) = ServeConfig::bounds(s.key) else {
+                continue;
+            };
+            let row = doc
+                .lines()
+                .find(|line| line.starts_with(&format!("| `{}` |", s.key)))
+                .unwrap_or_else(|| panic!("docs/operations.md has no row for {}", s.key));
+            assert!(
+                row.contains(&bounds.to_string()),
+                "docs/operations.md's row for {} lacks its range {bounds}: {row}",
+                s.key
+            );
+        }
+    }
+
+    #[test]
+    fn every_setting_refuses_a_value_past_its_range_naming_it() {
+        for s in SETTINGS {
+            let Some(bounds) = ServeConfig::bounds(s.key) else {
+                continue;
+            };
+            let past = bounds.max.saturating_add(1);
+            let value = match s.key {
+                "durability" => format!("interval:{past}"),
+                _ if bounds.max == u64::MAX => continue,
+                _ => past.to_string(),
+            };
+            let flags = SettingFlags::from_pairs(&[(s.key, value.as_str())]);
+            let err = resolve(&flags, &no_env, None).expect_err(s.key);
+            let text = format!("{err:#}");
+            assert!(text.contains(&bounds.to_string()), "{}: {text}", s.key);
         }
     }
 

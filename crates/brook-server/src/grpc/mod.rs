@@ -8,8 +8,12 @@
 //!   wrong; neither disturbs any other client;
 //! - a client that vanishes mid-stream costs nothing: each stream's buffer is bounded, and the
 //!   task feeding it ends (leaving its consumer group) as soon as the client is gone;
-//! - at most [`GrpcConfig::connections_max`] connections are served at once; further clients
-//!   wait in the listen backlog until one closes (brook-door's capped accept loop);
+//! - at most [`GrpcConfig::connections_max`] connections are served at once (and
+//!   [`GrpcConfig::connections_per_addr_max`] from one address); when full, the connection idle
+//!   longest (no call in flight) is closed to let a new client in, and with none idle further
+//!   clients wait in the listen backlog (brook-door's capped accept loop); a connection without
+//!   a call for [`GrpcConfig::idle_ms_max`], or without its first call within
+//!   [`GrpcConfig::request_read_ms_max`] of connecting, is closed;
 //! - on shutdown, health turns NOT_SERVING, no new connection is accepted, subscriptions and
 //!   long polls end at once, and requests in flight (produces in particular) finish before
 //!   [`GrpcServer::stop`] returns; the caller then closes the broker.
@@ -28,12 +32,15 @@ use std::convert::Infallible;
 
 use brook_broker::Broker;
 use brook_door::{Acceptor, ConnectionLimits, Door, RunningDoor, Shutdown};
+use brook_log::bounds::check_bounds;
 use brook_proto::v1::brook_server::BrookServer;
+use tonic::transport::server::TcpConnectInfo;
 use tonic_health::ServingStatus;
 
 use crate::config::GrpcConfig;
 use crate::connection::CountedConnection;
 use crate::error::ServerError;
+use crate::in_flight::InFlightLayer;
 use crate::metrics;
 use limit::RequestLimit;
 use observe::Observe;
@@ -49,7 +56,11 @@ impl Door for Grpc {
     type Error = ServerError;
 
     fn limits(config: &GrpcConfig) -> ConnectionLimits {
-        ConnectionLimits::new(config.connections_max)
+        config.limits()
+    }
+
+    fn check(config: &GrpcConfig) -> Result<(), String> {
+        check_bounds(config, GrpcConfig::BOUNDS)
     }
 
     /// Serves until `shutdown` fires and every request in flight has finished.
@@ -94,6 +105,13 @@ impl Door for Grpc {
                 draining.trigger();
             }
         };
+        // Each call is in flight on its connection until its response ends.
+        let in_flight = InFlightLayer::new(connections.peers(), |request| {
+            request
+                .extensions()
+                .get::<TcpConnectInfo>()
+                .and_then(TcpConnectInfo::remote_addr)
+        });
         // tonic takes its connections from the capped accept loop; once `signal` fires it drops
         // this stream (closing the listening socket) and waits for the connections to finish.
         let incoming = futures::stream::unfold(connections, |mut connections| async move {
@@ -103,6 +121,7 @@ impl Door for Grpc {
         tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(config.keepalive_interval()))
             .http2_keepalive_timeout(Some(config.keepalive_timeout()))
+            .layer(in_flight)
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

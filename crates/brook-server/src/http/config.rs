@@ -1,21 +1,39 @@
 //! Settings of the HTTP door. Limits carry their unit last in the name; every default is on
-//! its field.
+//! its field, and every numeric setting has its range in [`HttpConfig::BOUNDS`].
 
 use std::time::Duration;
+
+use brook_door::accept::{CONNECTIONS, TIME_LIMIT_MS};
+use brook_door::{ConnectionLimits, Framing};
+use brook_log::bounds::{wide, Bounded, Bounds};
+
+use crate::config::{KEEPALIVE_MS, READ_BYTES, STREAM_ITEMS};
 
 /// Settings of the HTTP door.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
     /// The largest request body read whole (a JSON produce, a topic creation, a commit), and
     /// the longest line of a streaming (`application/x-ndjson`) produce, in bytes. Larger ones
-    /// are refused with 413 before more is read. Default 16 MiB.
+    /// are refused with 413 before more is read; a `Content-Length` above it (on any body but a
+    /// streaming produce's) before any is. Default 16 MiB.
     pub request_bytes_max: usize,
     /// Bytes of batches a fetch reads when the request gives no `max_bytes`, and that one
     /// read of a stream covers. Default 1 MiB.
     pub read_bytes_default: usize,
-    /// Connections served at once; further clients wait in the listen backlog until one
-    /// closes. Default 1024; at most [`brook_door::accept::CONNECTIONS_MAX_BOUND`].
+    /// Connections served at once. When full, the connection idle longest (no request in
+    /// flight) is closed to let a new client in; with none idle, further clients wait in the
+    /// listen backlog. Default 1024; at most [`brook_door::accept::CONNECTIONS_MAX_BOUND`].
     pub connections_max: usize,
+    /// Connections one client address may hold; past it, its connection idle longest is
+    /// closed, or with none idle the new one is refused. At or above `connections_max` (the
+    /// default, 1024) there is no cap per address: lower it where many clients share a door.
+    pub connections_per_addr_max: usize,
+    /// How long a keep-alive connection may wait for its next request before it is closed.
+    /// Default 60 s.
+    pub idle_ms_max: u64,
+    /// How long a request's head (request line and headers) may take to arrive from its first
+    /// byte, so a client trickling a header (slowloris) is cut off. Default 10 s.
+    pub request_read_ms_max: u64,
     /// How long the server may be unable to write anything to a connection before it drops
     /// it: a client that stops reading a stream holds no more than its socket buffers and one
     /// read's worth of records for this long. Default 30 s; at least 1 ms.
@@ -38,6 +56,9 @@ impl Default for HttpConfig {
             request_bytes_max: 16 << 20,
             read_bytes_default: 1 << 20,
             connections_max: 1024,
+            connections_per_addr_max: 1024,
+            idle_ms_max: 60_000,
+            request_read_ms_max: 10_000,
             write_stall_ms_max: 30_000,
             keepalive_interval_ms: 15_000,
             produce_stream_in_flight_max: 4096,
@@ -47,6 +68,48 @@ impl Default for HttpConfig {
 }
 
 impl HttpConfig {
+    /// Every numeric setting with its range, by field name (`brook serve` prefixes `http_`).
+    pub const BOUNDS: &'static [Bounded<HttpConfig>] = &[
+        Bounded::new("request_bytes_max", Bounds::new(64, 1 << 30), |c| {
+            Some(wide(c.request_bytes_max))
+        }),
+        Bounded::new("read_bytes_default", READ_BYTES, |c| {
+            Some(wide(c.read_bytes_default))
+        }),
+        Bounded::new("connections_max", CONNECTIONS, |c| {
+            Some(wide(c.connections_max))
+        }),
+        Bounded::new("connections_per_addr_max", CONNECTIONS, |c| {
+            Some(wide(c.connections_per_addr_max))
+        }),
+        Bounded::new("idle_ms_max", TIME_LIMIT_MS, |c| Some(c.idle_ms_max)),
+        Bounded::new("request_read_ms_max", TIME_LIMIT_MS, |c| {
+            Some(c.request_read_ms_max)
+        }),
+        Bounded::new("write_stall_ms_max", TIME_LIMIT_MS, |c| {
+            Some(c.write_stall_ms_max)
+        }),
+        Bounded::new("keepalive_interval_ms", KEEPALIVE_MS, |c| {
+            Some(c.keepalive_interval_ms)
+        }),
+        Bounded::new("produce_stream_in_flight_max", STREAM_ITEMS, |c| {
+            Some(wide(c.produce_stream_in_flight_max))
+        }),
+    ];
+
+    /// What brook-door applies to the door's connections (HTTP/1.1: one request after
+    /// another).
+    pub(crate) fn limits(&self) -> ConnectionLimits {
+        ConnectionLimits::new(self.connections_max)
+            .with_per_addr_max(self.connections_per_addr_max)
+            .with_write_stall_max(self.write_stall_max())
+            .with_idle_max(Duration::from_millis(self.idle_ms_max))
+            .with_request_read_max(
+                Duration::from_millis(self.request_read_ms_max),
+                Framing::Sequential,
+            )
+    }
+
     pub(crate) fn write_stall_max(&self) -> Duration {
         Duration::from_millis(self.write_stall_ms_max)
     }

@@ -25,12 +25,19 @@
 //! - every failure is JSON `{ "error_code", "message" }` with the status of the broker's error
 //!   kind (400 bad request or name, 404 unknown topic, partition or group, 409 exists, 413 too
 //!   large, 416 offset out of range, 503 partition poisoned or shutting down);
-//! - a body over [`HttpConfig::request_bytes_max`] is refused with 413 before more is read;
+//! - a body over [`HttpConfig::request_bytes_max`] is refused with 413 before more is read, and
+//!   a `Content-Length` over it (on any request but a streaming produce, whose limit is per
+//!   line) before any is;
 //! - nothing a client does holds unbounded memory: streams are pulled as the connection takes
 //!   bytes, streaming produce has a bounded number of records in flight, a connection that
 //!   takes nothing for [`HttpConfig::write_stall_ms_max`] is dropped, and at most
-//!   [`HttpConfig::connections_max`] connections are served at once (further clients wait in
-//!   the listen backlog; brook-door's capped accept loop);
+//!   [`HttpConfig::connections_max`] connections are served at once (and
+//!   [`HttpConfig::connections_per_addr_max`] from one address); when full, the connection idle
+//!   longest is closed to let a new client in, and with none idle further clients wait in the
+//!   listen backlog (brook-door's capped accept loop);
+//! - a keep-alive connection waiting longer than [`HttpConfig::idle_ms_max`] for its next
+//!   request is closed, and so is one whose request head takes longer than
+//!   [`HttpConfig::request_read_ms_max`] to arrive (a client trickling headers: slowloris);
 //! - a browser page may call the door only from an origin in [`HttpConfig::cors_origins`];
 //! - on shutdown `/readyz` turns 503, no new connection is accepted, streams end, long polls
 //!   answer at once, and requests in flight (produces in particular) finish before
@@ -56,15 +63,16 @@ mod stream;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::header::CONTENT_TYPE;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, MethodRouter};
 use axum::Router;
 use brook_broker::Broker;
-use brook_door::{Acceptor, ConnectionLimits, Door, RunningDoor, Shutdown};
+use brook_door::{Acceptor, ConnectionLimits, Door, Peers, RunningDoor, Shutdown};
+use brook_log::bounds::check_bounds;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
@@ -72,6 +80,7 @@ pub use config::HttpConfig;
 pub use ops::OPENAPI;
 
 use crate::error::ServerError;
+use crate::in_flight::InFlightLayer;
 use crate::metrics;
 use connection::{Listener, Peer};
 use error::ApiError;
@@ -188,8 +197,8 @@ pub fn routes() -> Vec<(Method, &'static str)> {
         .collect()
 }
 
-/// The door's router over `app`.
-fn router(app: App) -> Router {
+/// The door's router over `app`; `peers` marks each request in flight on its connection.
+fn router(app: App, peers: Peers) -> Router {
     let body_limit = app.config.request_bytes_max;
     let cors = cors(&app.config.cors_origins);
     let router = table()
@@ -201,11 +210,49 @@ fn router(app: App) -> Router {
         .route_layer(middleware::from_fn(observe))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            body_limit,
+            refuse_long_bodies,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(app);
-    match cors {
+    let router = match cors {
         Some(cors) => router.layer(cors),
         None => router,
+    };
+    router.layer(InFlightLayer::new(peers, |request: &Request| {
+        request
+            .extensions()
+            .get::<ConnectInfo<Peer>>()
+            .map(|info| info.0 .0)
+    }))
+}
+
+/// 413 for a body whose `Content-Length` is over `request_bytes_max`, before a byte of it is
+/// read (a streaming produce is exempt: its limit is per line, not per body).
+async fn refuse_long_bodies(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let streaming = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(produce::NDJSON));
+    match declared {
+        Some(length) if length > limit as u64 && !streaming => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "a request body of {length} bytes exceeds the limit of {limit} bytes \
+                 (request_bytes_max); send less at once"
+            ),
+        )
+        .into_response(),
+        _ => next.run(request).await,
     }
 }
 
@@ -294,7 +341,11 @@ impl Door for Http {
     type Error = ServerError;
 
     fn limits(config: &HttpConfig) -> ConnectionLimits {
-        ConnectionLimits::new(config.connections_max).with_write_stall_max(config.write_stall_max())
+        config.limits()
+    }
+
+    fn check(config: &HttpConfig) -> Result<(), String> {
+        check_bounds(config, HttpConfig::BOUNDS)
     }
 
     /// Serves until `shutdown` fires and every request in flight has finished.
@@ -315,7 +366,8 @@ impl Door for Http {
             tracing::info!("HTTP door shutting down: draining requests in flight");
             draining.trigger();
         };
-        let service = router(app).into_make_service_with_connect_info::<Peer>();
+        let service =
+            router(app, connections.peers()).into_make_service_with_connect_info::<Peer>();
         // axum documents that this future never fails (and brook-door's accept loop retries
         // accept errors itself); the `Result` is its signature only.
         if let Err(e) = axum::serve(Listener(connections), service)
