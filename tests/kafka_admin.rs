@@ -304,7 +304,7 @@ async fn alter_configs_apply_live_persist_and_show_on_every_door() {
     for (key, value) in [
         ("segment.bytes", "1"),
         ("no.such.config", "1"),
-        ("cleanup.policy", "compact"),
+        ("cleanup.policy", "shred"),
     ] {
         let change = AlterConfig::new(ResourceSpecifier::Topic("tuned")).set(key, value);
         admin

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::{bail, Context};
-use brook_client::proto::{Durability, TopicConfig, TopicDescription};
+use brook_client::proto::{Durability, PartitionCompaction, TopicConfig, TopicDescription};
 use brook_client::NewTopic;
 use clap::{Args, Subcommand};
 
@@ -32,7 +32,9 @@ pub(super) struct CreateArgs {
     /// A setting that differs from the server's defaults, KEY=VALUE (repeatable):
     /// segment_bytes_max, segment_ms_max, retention_bytes_max (-1: no limit), retention_ms_max
     /// (-1: forever), message_bytes_max, durability (sync, interval:MS or none),
-    /// index_interval_bytes, index_bytes_max.
+    /// index_interval_bytes, index_bytes_max; compaction: cleanup.policy (delete, compact or
+    /// compact,delete), min.cleanable.dirty.ratio (0 to 1), min.compaction.lag.ms,
+    /// max.compaction.lag.ms, delete.retention.ms.
     #[arg(long = "config", short = 'c', value_name = "KEY=VALUE")]
     config: Vec<String>,
     /// Succeed without change when the topic already exists.
@@ -133,21 +135,27 @@ fn describe(out: &mut impl Write, topic: &TopicDescription) -> anyhow::Result<()
         writeln!(out, "settings:   {}", settings.join(" "))?;
     }
     writeln!(out)?;
+    // A compacted topic also shows what the cleaner did to each partition.
+    let compacted = topic.partitions.iter().any(|p| p.compaction.is_some());
     let rows: Vec<Vec<String>> = topic
         .partitions
         .iter()
         .map(|p| {
-            vec![
+            let mut row = vec![
                 p.partition.to_string(),
                 p.log_start_offset.to_string(),
                 p.high_watermark.to_string(),
                 p.log_end_offset.to_string(),
                 p.size_bytes.to_string(),
                 p.segment_count.to_string(),
-            ]
+            ];
+            if compacted {
+                row.extend(compaction_columns(p.compaction.as_ref()));
+            }
+            row
         })
         .collect();
-    let header = [
+    let mut header = vec![
         "PARTITION",
         "LOG-START",
         "HIGH-WATERMARK",
@@ -155,8 +163,41 @@ fn describe(out: &mut impl Write, topic: &TopicDescription) -> anyhow::Result<()
         "SIZE-BYTES",
         "SEGMENTS",
     ];
+    if compacted {
+        header.extend([
+            "DIRTY-RATIO",
+            "CLEANS",
+            "RECLAIMED-BYTES",
+            "KEYS",
+            "CLEANING",
+        ]);
+    }
     table::write(out, &header, &rows)?;
     Ok(())
+}
+
+/// The cleaner's figures for one partition: dirty ratio, cleans, bytes reclaimed, keys in its
+/// key index, and the progress of a clean running now (`-` when idle).
+fn compaction_columns(compaction: Option<&PartitionCompaction>) -> Vec<String> {
+    let Some(c) = compaction else {
+        return vec!["-".into(); 5];
+    };
+    let ratio = if c.cleanable_bytes == 0 {
+        0.0
+    } else {
+        c.dirty_bytes as f64 / c.cleanable_bytes as f64
+    };
+    let cleaning = match (c.progress_bytes * 100).checked_div(c.progress_total_bytes) {
+        Some(percent) => format!("{percent}%"),
+        None => "-".to_owned(),
+    };
+    vec![
+        format!("{ratio:.2}"),
+        c.cleans.to_string(),
+        c.bytes_reclaimed.to_string(),
+        c.keys.to_string(),
+        cleaning,
+    ]
 }
 
 /// The settings a description holds, as `(key, value)` text, in the order of `--config`'s help.
@@ -203,6 +244,23 @@ fn settings(config: &TopicConfig) -> Vec<(&'static str, String)> {
             "index_bytes_max",
             text(config.index_bytes_max.map(|v| v.to_string())),
         ),
+        ("cleanup.policy", text(config.cleanup_policy.clone())),
+        (
+            "min.cleanable.dirty.ratio",
+            text(config.min_cleanable_dirty_ratio.map(|v| v.to_string())),
+        ),
+        (
+            "min.compaction.lag.ms",
+            text(config.min_compaction_lag_ms.map(|v| v.to_string())),
+        ),
+        (
+            "max.compaction.lag.ms",
+            text(config.max_compaction_lag_ms.map(|v| v.to_string())),
+        ),
+        (
+            "delete.retention.ms",
+            text(config.delete_retention_ms.map(|v| v.to_string())),
+        ),
     ]
 }
 
@@ -228,6 +286,19 @@ fn apply_setting(config: &mut TopicConfig, setting: &str) -> anyhow::Result<()> 
             config.index_interval_bytes = Some(value.parse().with_context(context)?)
         }
         "index_bytes_max" => config.index_bytes_max = Some(value.parse().with_context(context)?),
+        "cleanup.policy" | "cleanup_policy" => config.cleanup_policy = Some(value.to_owned()),
+        "min.cleanable.dirty.ratio" | "min_cleanable_dirty_ratio" => {
+            config.min_cleanable_dirty_ratio = Some(value.parse().with_context(context)?)
+        }
+        "min.compaction.lag.ms" | "min_compaction_lag_ms" => {
+            config.min_compaction_lag_ms = Some(value.parse().with_context(context)?)
+        }
+        "max.compaction.lag.ms" | "max_compaction_lag_ms" => {
+            config.max_compaction_lag_ms = Some(value.parse().with_context(context)?)
+        }
+        "delete.retention.ms" | "delete_retention_ms" => {
+            config.delete_retention_ms = Some(value.parse().with_context(context)?)
+        }
         "durability" => match value.split_once(':') {
             None if value == "sync" => config.set_durability(Durability::Sync),
             None if value == "none" => config.set_durability(Durability::None),
@@ -240,7 +311,8 @@ fn apply_setting(config: &mut TopicConfig, setting: &str) -> anyhow::Result<()> 
         _ => bail!(
             "--config: unknown setting {key:?} (known: segment_bytes_max, segment_ms_max, \
              retention_bytes_max, retention_ms_max, message_bytes_max, durability, \
-             index_interval_bytes, index_bytes_max)"
+             index_interval_bytes, index_bytes_max, cleanup.policy, min.cleanable.dirty.ratio, \
+             min.compaction.lag.ms, max.compaction.lag.ms, delete.retention.ms)"
         ),
     }
     Ok(())
@@ -255,6 +327,10 @@ mod tests {
         let mut config = TopicConfig::default();
         apply_setting(&mut config, "retention_ms_max=-1").expect("retention");
         apply_setting(&mut config, "durability=interval:50").expect("durability");
+        apply_setting(&mut config, "cleanup.policy=compact").expect("policy");
+        apply_setting(&mut config, "min_cleanable_dirty_ratio=0.2").expect("an alias");
+        assert_eq!(config.cleanup_policy.as_deref(), Some("compact"));
+        assert_eq!(config.min_cleanable_dirty_ratio, Some(0.2));
         assert_eq!(config.retention_ms_max, Some(-1));
         assert_eq!(config.durability(), Durability::Interval);
         assert_eq!(config.durability_interval_ms, Some(50));

@@ -7,7 +7,6 @@
 //! keeps a `watch` channel carrying the partition's high watermark, bumped after every append,
 //! on which long polls and subscriptions wait.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -40,7 +39,9 @@ pub struct Broker {
 pub(crate) struct Inner {
     pub(crate) config: BrokerConfig,
     pub(crate) store: Arc<Store>,
-    pub(crate) topics: RwLock<HashMap<String, Arc<TopicHandle>>>,
+    pub(crate) topics: crate::compaction::Topics,
+    /// The log cleaner of compacted topics (`compaction`).
+    cleaner: brook_log::Cleaner,
     pub(crate) offsets: Arc<OffsetStore>,
     pub(crate) groups: Groups,
     /// Serialises topic creation, deletion and changes, so a name is never half-created.
@@ -78,11 +79,13 @@ pub(crate) struct PartitionHandle {
     /// Carries the log's high watermark; the log's listener sends every move, so waiters wake
     /// when appended data becomes readable (after its fsync in `sync` mode).
     pub(crate) hw: Arc<watch::Sender<u64>>,
-    /// Reads refused or cut short because stored data failed its checks (`fetch::checked`).
-    pub(crate) corrupt_reads: Arc<AtomicU64>,
     /// Carries the log's last stable offset, sent after each high watermark move: what
     /// read_committed waiters wait on.
     pub(crate) lso: Arc<watch::Sender<u64>>,
+    /// Reads refused or cut short because stored data failed its checks (`fetch::checked`).
+    pub(crate) corrupt_reads: Arc<AtomicU64>,
+    /// Key -> latest offset, for a compacted topic's table view (`table`).
+    pub(crate) keys: Option<Arc<crate::table::KeyIndex>>,
 }
 
 impl PartitionHandle {
@@ -92,6 +95,11 @@ impl PartitionHandle {
         log.set_high_watermark_listener(Box::new(move |offset| {
             listener.send_replace(offset);
         }));
+        let keys = log
+            .config()
+            .cleanup_policy
+            .compacts()
+            .then(|| Arc::new(crate::table::KeyIndex::new()));
         let lso = Arc::new(watch::Sender::new(log.last_stable_offset()));
         let stable = Arc::clone(&lso);
         log.set_stable_offset_listener(Box::new(move |offset| {
@@ -105,6 +113,7 @@ impl PartitionHandle {
             )),
             log,
             hw,
+            keys,
             lso,
             corrupt_reads: Arc::default(),
         }
@@ -198,6 +207,9 @@ impl TopicHandle {
                     segments: handle.log.segment_count(),
                     fsyncs: handle.log.fsync_count(),
                     corrupt_reads: handle.corrupt_reads.load(Ordering::Relaxed),
+                    compaction: handle.keys.as_ref().map(|keys| {
+                        crate::types::Compaction::new(handle.log.cleaner_stats(), keys.len())
+                    }),
                     status: PartitionStatus::of(&handle.log).0,
                 })
                 .collect(),
@@ -269,21 +281,25 @@ impl Broker {
             Ok((store, offsets, txns))
         })
         .await?;
-        let topics = store
-            .topics()
-            .into_iter()
-            .map(|topic| {
-                let handle = TopicHandle::new(topic);
-                (handle.name.to_string(), Arc::new(handle))
-            })
-            .collect();
+        let topics: crate::compaction::Topics = Arc::new(RwLock::new(
+            store
+                .topics()
+                .into_iter()
+                .map(|topic| {
+                    let handle = TopicHandle::new(topic);
+                    (handle.name.to_string(), Arc::new(handle))
+                })
+                .collect(),
+        ));
+        let cleaner = crate::compaction::start(&config.cleaner, &topics)?;
         tracing::info!(dir = %config.data_dir.display(), "broker open");
         let retention_check = config.retention_check();
         let broker = Broker {
             inner: Arc::new(Inner {
                 config,
                 store: Arc::new(store),
-                topics: RwLock::new(topics),
+                topics,
+                cleaner,
                 offsets: Arc::new(offsets),
                 groups: Groups::default(),
                 admin: tokio::sync::Mutex::new(()),
@@ -295,6 +311,9 @@ impl Broker {
             }),
         };
         crate::retention::spawn(&broker, retention_check);
+        for topic in broker.inner.topics.read().values() {
+            broker.follow_keys(topic);
+        }
         crate::txn::start(&broker).await;
         Ok(broker)
     }
@@ -324,7 +343,10 @@ impl Broker {
         self.inner.shutdown.send_replace(true);
         let store = Arc::clone(&self.inner.store);
         let txn_log = Arc::clone(&self.inner.txns.log);
+        let inner = Arc::clone(&self.inner);
         blocking(move || {
+            // Cleans in progress give up before the logs close.
+            inner.cleaner.stop();
             store.close().map_err(BrokerError::from_admin_log)?;
             txn_log.close()
         })
@@ -368,6 +390,9 @@ impl Broker {
             .write()
             .insert(handle.name.to_string(), Arc::clone(&handle));
         self.topic_changed(&handle.name);
+        if self.follow_keys(&handle) {
+            self.inner.cleaner.wake();
+        }
         tracing::info!(topic = %handle.name, partitions, "topic created");
         Ok(description)
     }
@@ -517,6 +542,16 @@ impl Broker {
         self.inner
             .groups
             .topic_changed(topic, &|t| self.partition_count(t));
+    }
+
+    /// Starts keeping the key index of each partition of `topic` when it is compacted
+    /// (`table`); whether it is.
+    fn follow_keys(&self, topic: &Arc<TopicHandle>) -> bool {
+        let compacted = topic.partitions.iter().any(|p| p.keys.is_some());
+        for partition in 0..topic.partition_count() {
+            crate::table::follow(self, topic, partition);
+        }
+        compacted
     }
 
     /// Refuses new produces once the broker is closing; the guard keeps `close` waiting.

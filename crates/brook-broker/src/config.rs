@@ -41,6 +41,9 @@ pub struct BrokerConfig {
     /// Transactions: the longest timeout a producer may ask for, how often timeouts are
     /// checked, how long idle transactional ids are kept.
     pub transactions: crate::txn::TxnConfig,
+    /// The log cleaner of compacted topics: threads, memory, I/O rate (Kafka's
+    /// `log.cleaner.*`).
+    pub cleaner: brook_log::CleanerConfig,
 }
 
 impl BrokerConfig {
@@ -56,6 +59,7 @@ impl BrokerConfig {
             limits: Limits::default(),
             reqreply: Default::default(),
             transactions: Default::default(),
+            cleaner: Default::default(),
         }
     }
 
@@ -119,6 +123,9 @@ impl BrokerConfig {
             });
         }
         self.log.validate().map_err(BrokerError::from_admin_log)?;
+        self.cleaner
+            .validate()
+            .map_err(BrokerError::from_admin_log)?;
         self.transactions.validate()?;
         self.reqreply.validate()
     }
@@ -168,6 +175,72 @@ impl Limits {
     /// The longest fetch wait, as a duration.
     pub fn fetch_wait_max(&self) -> Duration {
         Duration::from_millis(self.fetch_wait_ms_max)
+    }
+
+    /// Checks a fetch's `max_bytes` (1 to `fetch_bytes_max`) and `max_wait` (at most
+    /// `fetch_wait_ms_max`): the one rule every backend's fetch applies.
+    pub fn check_fetch(&self, max_bytes: usize, max_wait: Duration) -> Result<()> {
+        if max_bytes == 0 || max_bytes > self.fetch_bytes_max {
+            return Err(BrokerError::invalid(format!(
+                "max_bytes {max_bytes} is not within 1..={} (fetch_bytes_max)",
+                self.fetch_bytes_max
+            )));
+        }
+        if max_wait > self.fetch_wait_max() {
+            return Err(BrokerError::invalid(format!(
+                "max_wait {} ms exceeds fetch_wait_ms_max ({} ms)",
+                max_wait.as_millis(),
+                self.fetch_wait_ms_max
+            )));
+        }
+        Ok(())
+    }
+
+    /// The bytes a subscription reads at a time: `max_bytes` when given (1 to
+    /// `fetch_bytes_max`), else `subscribe_read_bytes`.
+    pub fn subscribe_bytes(&self, max_bytes: Option<usize>) -> Result<usize> {
+        match max_bytes {
+            None => Ok(self.subscribe_read_bytes),
+            Some(n) if n > 0 && n <= self.fetch_bytes_max => Ok(n),
+            Some(n) => Err(BrokerError::invalid(format!(
+                "max_bytes {n} is not within 1..={} (fetch_bytes_max)",
+                self.fetch_bytes_max
+            ))),
+        }
+    }
+
+    /// Checks what can be checked of a records produce without its topic: one record at
+    /// least, `produce_records_max` at most, a valid topic name.
+    pub fn check_produce(&self, topic: &str, records: &[crate::ProduceRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Err(BrokerError::invalid("a produce needs at least one record"));
+        }
+        if records.len() > self.produce_records_max {
+            return Err(BrokerError::invalid(format!(
+                "{} records in one produce exceed produce_records_max ({})",
+                records.len(),
+                self.produce_records_max
+            )));
+        }
+        crate::names::validate_topic_name(topic)
+    }
+
+    /// Checks a commit before any partition is looked at: one offset at least, each one's
+    /// metadata within `offset_metadata_bytes_max`.
+    pub fn check_commits(&self, commits: &[crate::OffsetCommit]) -> Result<()> {
+        if commits.is_empty() {
+            return Err(BrokerError::invalid("a commit needs at least one offset"));
+        }
+        let max = self.offset_metadata_bytes_max;
+        match commits.iter().find(|c| c.metadata.len() > max) {
+            Some(commit) => Err(BrokerError::TooLarge {
+                what: "commit metadata",
+                size: commit.metadata.len(),
+                max,
+                limit: "offset_metadata_bytes_max",
+            }),
+            None => Ok(()),
+        }
     }
 }
 

@@ -43,6 +43,7 @@ type GroupPartitionLabels = [(&'static str, String); 3];
 /// Fills `snapshot` with `broker`'s state.
 pub fn state(broker: &Broker, snapshot: &mut Snapshot) {
     partitions(broker, snapshot);
+    compaction(broker, snapshot);
     groups(broker, snapshot);
     reqreply(broker, snapshot);
     transactions(broker, snapshot);
@@ -106,11 +107,61 @@ fn partitions(broker: &Broker, snapshot: &mut Snapshot) {
                 .get_or_create(&labels)
                 .set(gauge_value(p.segments as u64));
             fsyncs.get_or_create(&labels).inc_by(p.fsyncs);
-            corrupt_reads
-                .get_or_create(&labels)
-                .inc_by(p.corrupt_reads);
+            corrupt_reads.get_or_create(&labels).inc_by(p.corrupt_reads);
             let serving = matches!(p.status, PartitionStatus::Online);
             online.get_or_create(&labels).set(i64::from(serving));
+        }
+    }
+}
+
+/// The log cleaner's figures per partition of each compacted topic.
+fn compaction(broker: &Broker, snapshot: &mut Snapshot) {
+    let ratio = snapshot.ratios::<TopicPartitionLabels>(
+        "brook_partition_cleaner_dirty_ratio",
+        "Share of the partition's cleanable bytes written since its last clean (compared with \
+         min.cleanable.dirty.ratio)",
+    );
+    let cleanable = snapshot.gauges::<TopicPartitionLabels>(
+        "brook_partition_cleaner_cleanable_bytes",
+        "Bytes of closed segments a clean of the partition could rewrite now",
+    );
+    let progress = snapshot.ratios::<TopicPartitionLabels>(
+        "brook_partition_cleaner_progress",
+        "Share of its bytes the clean running on the partition has read (0 when none runs)",
+    );
+    let cleans = snapshot.counters::<TopicPartitionLabels>(
+        "brook_partition_cleaner_cleans",
+        "Cleans of the partition finished since the broker opened",
+    );
+    let reclaimed = snapshot.counters::<TopicPartitionLabels>(
+        "brook_partition_cleaner_reclaimed_bytes",
+        "Bytes the cleaner removed from the partition since the broker opened",
+    );
+    let keys = snapshot.gauges::<TopicPartitionLabels>(
+        "brook_partition_keys",
+        "Keys in the partition's key index (the table view of a compacted topic)",
+    );
+    for topic in broker.list_topics() {
+        let Ok(description) = broker.describe_topic(&topic.name) else {
+            continue;
+        };
+        for p in &description.partitions {
+            let Some(c) = &p.compaction else { continue };
+            let labels = [
+                ("topic", description.name.clone()),
+                ("partition", p.partition.to_string()),
+            ];
+            ratio.get_or_create(&labels).set(c.dirty_ratio());
+            cleanable
+                .get_or_create(&labels)
+                .set(gauge_value(c.cleanable_bytes));
+            let done = c
+                .progress
+                .map_or(0.0, |(done, total)| done as f64 / total.max(1) as f64);
+            progress.get_or_create(&labels).set(done);
+            cleans.get_or_create(&labels).inc_by(c.cleans);
+            reclaimed.get_or_create(&labels).inc_by(c.bytes_reclaimed);
+            keys.get_or_create(&labels).set(gauge_value(c.keys as u64));
         }
     }
 }

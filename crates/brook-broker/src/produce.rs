@@ -17,7 +17,6 @@ use tokio::sync::oneshot;
 use crate::append::outcome;
 use crate::broker::{Broker, TopicHandle};
 use crate::error::{BrokerError, Result};
-use crate::partitioner::partition_for_key;
 use crate::txn::ProducerIdAndEpoch;
 use crate::types::{BatchAppended, ProduceRecord, RecordPosition};
 
@@ -280,17 +279,7 @@ impl Broker {
 
     /// Checks what can be checked of a records produce without its topic.
     pub(crate) fn check_records(&self, topic: &str, records: &[ProduceRecord]) -> Result<()> {
-        let limit = self.inner.config.limits.produce_records_max;
-        if records.is_empty() {
-            return Err(BrokerError::invalid("a produce needs at least one record"));
-        }
-        if records.len() > limit {
-            return Err(BrokerError::invalid(format!(
-                "{} records in one produce exceed produce_records_max ({limit})",
-                records.len()
-            )));
-        }
-        crate::names::validate_topic_name(topic)
+        self.inner.config.limits.check_produce(topic, records)
     }
 
     /// Routes, checks and encodes `records`, then queues their batches. Nothing is queued
@@ -304,6 +293,7 @@ impl Broker {
         let planned = plan_records(handle, &records)?;
         let timestamps = timestamps(&records, now);
         let built = encode_planned(&records, planned, &timestamps, None)?;
+        refuse_keyless(handle, &built)?;
         let open = self.enter_produce()?;
         let batches = built
             .into_iter()
@@ -335,25 +325,36 @@ impl Broker {
     }
 }
 
+/// On a compacted topic, refuses the whole request when any record lacks a key, before
+/// anything is queued: the log's own check (`validate_keyed`, which the append runs again)
+/// would otherwise refuse only that partition's batch while others were written.
+fn refuse_keyless(handle: &TopicHandle, built: &[(u32, Vec<usize>, BytesMut)]) -> Result<()> {
+    for (partition, _, batch) in built {
+        let log = &handle.partition(*partition)?.log;
+        if log.config().cleanup_policy.compacts() {
+            brook_log::batch::validate_keyed(batch, usize::MAX).map_err(|source| {
+                BrokerError::InvalidBatch {
+                    topic: handle.name.to_string(),
+                    partition: *partition,
+                    source,
+                }
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Assigns each record its partition: indexes per partition, in request order.
 fn route(handle: &TopicHandle, records: &[ProduceRecord]) -> Result<BTreeMap<u32, Vec<usize>>> {
     let partitions = handle.partition_count();
-    let mut keyless = None;
-    let mut by_partition: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-    for (i, record) in records.iter().enumerate() {
-        let partition = match (record.partition, &record.key) {
-            (Some(p), _) => {
-                handle.partition(p)?;
-                p
-            }
-            (None, Some(key)) => partition_for_key(key, partitions),
-            (None, None) => {
-                *keyless.get_or_insert_with(|| handle.cursor.next_partition(partitions))
-            }
-        };
-        by_partition.entry(partition).or_default().push(i);
-    }
-    Ok(by_partition)
+    crate::partitioner::route(records, partitions, || {
+        handle.cursor.next_partition(partitions)
+    })
+    .map_err(|partition| BrokerError::UnknownPartition {
+        topic: handle.name.to_string(),
+        partition,
+        partitions,
+    })
 }
 
 #[cfg(test)]

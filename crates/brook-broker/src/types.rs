@@ -298,8 +298,55 @@ pub struct PartitionDescription {
     /// Reads of the partition refused or cut short since the broker opened because stored
     /// data failed its checks (CRC-32C, lengths, offsets): not zero means damage on disk.
     pub corrupt_reads: u64,
+    /// What the cleaner did to the partition, for a compacted topic.
+    pub compaction: Option<Compaction>,
     /// Whether it serves: a damaged partition is fenced, read-only or offline.
     pub status: PartitionStatus,
+}
+
+/// The cleaner's figures for one partition of a compacted topic ([`PartitionDescription`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Compaction {
+    /// Bytes of closed segments a clean could rewrite now, and the part of them written since
+    /// the last clean: their ratio is the dirty ratio the cleaner compares with
+    /// `min.cleanable.dirty.ratio`.
+    pub cleanable_bytes: u64,
+    pub dirty_bytes: u64,
+    /// Where the next clean starts mapping keys.
+    pub first_dirty_offset: u64,
+    /// Cleans finished, bytes and records removed since the broker opened.
+    pub cleans: u64,
+    pub bytes_reclaimed: u64,
+    pub records_removed: u64,
+    /// The clean in progress: bytes read so far, of the bytes it reads in all.
+    pub progress: Option<(u64, u64)>,
+    /// Keys in the partition's key index (the table view).
+    pub keys: usize,
+}
+
+impl Compaction {
+    pub(crate) fn new(stats: brook_log::CleanerStats, keys: usize) -> Self {
+        Self {
+            cleanable_bytes: stats.cleanable_bytes,
+            dirty_bytes: stats.dirty_bytes,
+            first_dirty_offset: stats.first_dirty_offset,
+            cleans: stats.cleans,
+            bytes_reclaimed: stats.bytes_reclaimed,
+            records_removed: stats.records_removed,
+            progress: stats.progress,
+            keys,
+        }
+    }
+
+    /// `dirty_bytes / cleanable_bytes`, 0 when nothing is cleanable.
+    pub fn dirty_ratio(&self) -> f64 {
+        if self.cleanable_bytes == 0 {
+            0.0
+        } else {
+            self.dirty_bytes as f64 / self.cleanable_bytes as f64
+        }
+    }
 }
 
 /// A group as `list_groups` sees it.

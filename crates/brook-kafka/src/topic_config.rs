@@ -18,6 +18,7 @@ pub(crate) enum ConfigType {
     String = 2,
     Int = 3,
     Long = 5,
+    Double = 6,
     /// A comma-separated list: IncrementalAlterConfigs may APPEND to it and SUBTRACT from it.
     List = 7,
 }
@@ -76,7 +77,7 @@ pub(crate) enum Op {
 /// Every topic config brook knows, in the order DescribeConfigs lists them.
 #[rustfmt::skip]
 pub(crate) const SETTINGS: &[Setting] = &[
-    fixed("cleanup.policy", "delete", ConfigType::List, "Old segments are deleted by retention; compaction is not supported."),
+    log("cleanup.policy", ConfigType::List, "delete (retention deletes old segments), compact (the cleaner keeps the latest record of every key; every record needs a key), or compact,delete (both)."),
     fixed("compression.type", "producer", ConfigType::String, "Batches are stored compressed as the producer sent them."),
     log("max.message.bytes", ConfigType::Int, "Largest record batch accepted (brook: message_bytes_max)."),
     fixed("message.timestamp.type", "CreateTime", ConfigType::String, "Records keep the producer's timestamps."),
@@ -88,6 +89,10 @@ pub(crate) const SETTINGS: &[Setting] = &[
     log("segment.ms", ConfigType::Long, "Roll to a new segment past this age (brook: segment_ms_max)."),
     log("index.interval.bytes", ConfigType::Int, "Bytes between offset index entries (brook: index_interval_bytes)."),
     log("brook.durability", ConfigType::String, "When a write is acknowledged: sync (after fdatasync), interval:MS, or none."),
+    log("min.cleanable.dirty.ratio", ConfigType::Double, "A compacted partition is cleaned once this share of it was written since its last clean (0 to 1)."),
+    log("min.compaction.lag.ms", ConfigType::Long, "A record stays uncompacted at least this long after it was written."),
+    log("max.compaction.lag.ms", ConfigType::Long, "A dirty record is compacted within about this long, whatever the dirty ratio."),
+    log("delete.retention.ms", ConfigType::Long, "How long a tombstone (a record with a null value) stays readable after the clean that first kept it."),
 ];
 
 /// The Kafka setting named `name` (or by brook's alias of a log setting).
@@ -210,7 +215,7 @@ mod tests {
         let mut overrides = TopicConfig::default();
         assert!(lookup("cleanup.policy")
             .unwrap()
-            .apply(&mut overrides, "compact")
+            .apply(&mut overrides, "compacted")
             .is_err());
         assert!(lookup("retention.ms")
             .unwrap()

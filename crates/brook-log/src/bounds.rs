@@ -19,6 +19,15 @@ pub struct Bounds {
 }
 
 impl Bounds {
+    /// The range of a setting that is text, not a number (`cleanup.policy`): a table row
+    /// needs one, but nothing is checked against it and [`Bounds::numeric`] hides it.
+    pub const TEXT: Bounds = Bounds::new(0, 0);
+
+    /// `Some(self)` unless this is [`Bounds::TEXT`].
+    pub fn numeric(self) -> Option<Bounds> {
+        (self != Self::TEXT).then_some(self)
+    }
+
     /// `min..=max`.
     pub const fn new(min: u64, max: u64) -> Self {
         assert!(min <= max, "a range's minimum is above its maximum");

@@ -265,14 +265,19 @@ mod tests {
             assert_eq!(parsed.to_string(), text);
         }
         assert_eq!(
-            "delete,compact".parse::<CleanupPolicy>().expect("either order"),
+            "delete,compact"
+                .parse::<CleanupPolicy>()
+                .expect("either order"),
             CleanupPolicy::CompactDelete
         );
         for bad in ["", "compacted", "compact,compact", "delete,"] {
             assert!(bad.parse::<CleanupPolicy>().is_err(), "{bad:?}");
         }
         assert!(CleanupPolicy::Compact.compacts() && !CleanupPolicy::Compact.deletes());
-        assert_eq!("0.25".parse::<DirtyRatio>().expect("ratio").to_string(), "0.25");
+        assert_eq!(
+            "0.25".parse::<DirtyRatio>().expect("ratio").to_string(),
+            "0.25"
+        );
         for bad in ["-0.1", "1.5", "NaN", "inf", "half"] {
             assert!(bad.parse::<DirtyRatio>().is_err(), "{bad:?}");
         }

@@ -177,7 +177,7 @@ macro_rules! topic_config {
             /// The range of a setting given by its Kafka name or its brook alias.
             pub fn bounds(name: &str) -> Option<Bounds> {
                 match name {
-                    $($kafka | stringify!($field) => Some($bounds),)*
+                    $($kafka | stringify!($field) => $bounds.numeric(),)*
                     _ => None,
                 }
             }
@@ -273,9 +273,9 @@ topic_config! {
     /// When appends reach stable storage (brook's own; Kafka has no such topic setting). The
     /// range is that of `interval:MS`.
     durability: Durability = "brook.durability", Bounds::new(1, DAY_MS),
-    /// Retention (`delete`), compaction (`compact`) or both (`compact,delete`). Text, so its
-    /// range is unused.
-    cleanup_policy: CleanupPolicy = "cleanup.policy", Bounds::new(0, 0),
+    /// Retention (`delete`), compaction (`compact`) or both (`compact,delete`). Text, so it
+    /// has no range.
+    cleanup_policy: CleanupPolicy = "cleanup.policy", Bounds::TEXT,
     /// Share of a compacted log that must be dirty before the cleaner picks it: 0 to 1,
     /// checked by its parse (not a whole number).
     min_cleanable_dirty_ratio: DirtyRatio = "min.cleanable.dirty.ratio", Bounds::new(0, 1),

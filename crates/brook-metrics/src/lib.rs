@@ -145,6 +145,20 @@ impl Snapshot {
         family
     }
 
+    /// A gauge family of this scrape whose values are fractions (a ratio, a share).
+    pub fn ratios<L>(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+    ) -> Family<L, Gauge<f64, std::sync::atomic::AtomicU64>>
+    where
+        L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,
+    {
+        let family = Family::<L, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        self.registry.register(name, help, family.clone());
+        family
+    }
+
     /// A counter family of this scrape, for totals the state keeps itself (fsyncs since open).
     pub fn counters<L>(&mut self, name: &'static str, help: &'static str) -> Family<L, Counter>
     where

@@ -198,9 +198,12 @@ fn check_partition(
     let config = inspect::topic_config(data_dir, topic, &LogConfig::default());
     let preview = inspect::preview_open(dir, config);
     let segments = inspect::segment_files(dir)?;
+    // Segments a clean rewrote may skip offsets, inside and at their end.
+    let cleaned_below = inspect::cleaned_below(dir);
     let mut explained = Explained::default();
     // The offset the next segment must start at: where the previous one ended.
     let mut expected_base: Option<u64> = None;
+    let mut previous_cleaned = false;
     for (i, segment) in segments.iter().enumerate() {
         let (base, path) = (&segment.base_offset, &segment.log);
         let is_last = i + 1 == segments.len();
@@ -213,7 +216,7 @@ fn check_partition(
                         path.display()
                     ),
                 )?;
-            } else if *base > expected {
+            } else if *base > expected && !previous_cleaned {
                 report.warning(
                     out,
                     format!(
@@ -223,7 +226,16 @@ fn check_partition(
                 )?;
             }
         }
-        expected_base = check_segment(out, report, segment, is_last, &preview, &mut explained)?;
+        previous_cleaned = *base < cleaned_below;
+        expected_base = check_segment(
+            out,
+            report,
+            segment,
+            is_last,
+            previous_cleaned,
+            &preview,
+            &mut explained,
+        )?;
     }
     report_preview(out, report, dir, &preview, &explained)
 }
@@ -301,17 +313,19 @@ fn report_preview(
 /// Checks one segment's batches and indexes; returns the offset after its last batch, or
 /// `None` when the segment is damaged (its true end is then unknown). Damage the next open
 /// repairs by design (per `preview`) is a warning; damage it fences, or does not see, an error.
+#[allow(clippy::too_many_arguments)]
 fn check_segment(
     out: &mut impl Write,
     report: &mut Report,
     segment: &SegmentFiles,
     is_last: bool,
+    cleaned: bool,
     preview: &OpenPreview,
     explained: &mut Explained,
 ) -> anyhow::Result<Option<u64>> {
     report.segments += 1;
     let path = &segment.log;
-    let mut scanner = LogScanner::open(path, Some(segment.base_offset))?;
+    let mut scanner = LogScanner::open(path, Some(segment.base_offset))?.with_gaps(cleaned);
     report.bytes += scanner.file_len();
     let mut indexes = IndexCheck::open(segment, is_last)?;
     let mut next_offset = segment.base_offset;

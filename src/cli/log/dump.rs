@@ -57,13 +57,23 @@ fn dump_segment(
     base: Option<u64>,
     with_records: bool,
 ) -> anyhow::Result<bool> {
-    let mut scanner = LogScanner::open(path, base)?;
+    // A segment a clean rewrote may skip offsets (the partition's cleaner checkpoint says).
+    let cleaned = match (base, path.parent()) {
+        (Some(base), Some(dir)) => base < inspect::cleaned_below(dir),
+        _ => false,
+    };
+    let mut scanner = LogScanner::open(path, base)?.with_gaps(cleaned);
     let reader = BatchReader::open(path)?;
     writeln!(
         out,
-        "segment {} ({} bytes)",
+        "segment {} ({} bytes){}",
         path.display(),
-        scanner.file_len()
+        scanner.file_len(),
+        if cleaned {
+            " cleaned: offsets may skip"
+        } else {
+            ""
+        }
     )?;
     let mut damaged = false;
     scanner.walk(|event| -> anyhow::Result<()> {
@@ -159,6 +169,9 @@ fn batch_line(position: u64, h: &BatchHeader) -> String {
     }
     if h.is_control() {
         line.push_str(" control");
+    }
+    if let Some(horizon) = h.delete_horizon() {
+        line.push_str(&format!(" delete_horizon {horizon}"));
     }
     line
 }

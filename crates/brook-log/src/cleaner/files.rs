@@ -2,7 +2,7 @@
 //!
 //! | file | what | recovery |
 //! |------|------|----------|
-//! | `cleaner-checkpoint` | `meta` envelope, magic `BRCL`, version 1: two u64s, the first dirty offset (where the next clean starts mapping keys) and the cleaned-below offset (segments whose base offset is below it may have been rewritten by a clean, so their offsets may skip) | read at open; a missing or bad one means nothing was cleaned (a bad one is logged), so every segment must be contiguous |
+//! | `cleaner-checkpoint` | `meta` envelope, magic `BRCL`, version 1: two u64s, the first dirty offset (where the next clean starts mapping keys) and the cleaned-below offset (segments whose base offset is below it may have been rewritten by a clean, so their offsets may skip) | read at open; a missing one means nothing was cleaned (every segment's offsets must follow on); a damaged one is logged and means any segment may have been cleaned (offsets may skip anywhere) and the next clean starts over |
 //! | `{base}.log.cleaned`, `.index.cleaned`, `.timeindex.cleaned` | a cleaned segment being written aside | removed (a clean that had not reached its swap is rolled back) unless a swap file names them |
 //! | `cleaner-swap` | `meta` envelope, magic `BRSW`, version 1: u64 the new segment's base offset, then the u64 base offsets of the segments it replaces | the commit point of a swap: the swap is finished (each `.cleaned` file renamed over its final name, the replaced segments' files removed) and the file removed |
 //!
@@ -89,14 +89,25 @@ pub(crate) fn read_checkpoint(fs: &dyn Fs, dir: &Path) -> Result<Option<CleanerC
     }
 }
 
-/// The cleaner checkpoint at open: a bad file is logged and read as "nothing cleaned".
+/// The cleaner checkpoint at open. None: nothing was ever cleaned, every segment's offsets
+/// follow on. A damaged one is logged and read as "anything may have been cleaned": every
+/// segment may skip offsets (the contiguity check is lost, never a cleaned segment taken for
+/// damage) and the next clean starts over from the log start.
 pub(crate) fn load_checkpoint(fs: &dyn Fs, dir: &Path) -> CleanerCheckpoint {
-    read_checkpoint(fs, dir)
-        .unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "ignoring an unreadable cleaner checkpoint; the next clean starts over");
-            None
-        })
-        .unwrap_or_default()
+    match read_checkpoint(fs, dir) {
+        Ok(checkpoint) => checkpoint.unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "an unreadable cleaner checkpoint: any segment may have been cleaned, and the \
+                 next clean starts over"
+            );
+            CleanerCheckpoint {
+                first_dirty: 0,
+                cleaned_below: u64::MAX,
+            }
+        }
+    }
 }
 
 /// Durably replaces the cleaner checkpoint of the log in `dir`.
@@ -252,7 +263,7 @@ mod tests {
     }
 
     #[test]
-    fn checkpoint_round_trips_and_a_bad_one_reads_as_nothing_cleaned() {
+    fn checkpoint_round_trips_and_a_bad_one_reads_as_anything_cleaned() {
         let dir = tempfile::tempdir().expect("tempdir");
         let fs = crate::fs::real();
         assert_eq!(read_checkpoint(&*fs, dir.path()).expect("read"), None);
@@ -265,9 +276,11 @@ mod tests {
         assert!(checkpoint.may_have_gaps(49) && !checkpoint.may_have_gaps(50));
         std::fs::write(dir.path().join(CHECKPOINT_FILE), b"garbage").expect("damage");
         assert!(read_checkpoint(&*fs, dir.path()).is_err());
-        assert_eq!(
-            load_checkpoint(&*fs, dir.path()),
-            CleanerCheckpoint::default()
+        let damaged = load_checkpoint(&*fs, dir.path());
+        assert_eq!(damaged.first_dirty, 0, "the next clean starts over");
+        assert!(
+            damaged.may_have_gaps(u64::MAX - 1),
+            "no segment is taken for damage"
         );
     }
 

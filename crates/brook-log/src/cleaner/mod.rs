@@ -76,23 +76,23 @@ impl Default for CleanerConfig {
 }
 
 impl CleanerConfig {
-    /// The range of each setting.
+    /// The range of each setting, by the name `brook serve` gives it (`cleaner_threads`, ...).
     pub const BOUNDS: &'static [Bounded<CleanerConfig>] = &[
-        Bounded::new("log.cleaner.threads", Bounds::new(1, 16), |c| {
+        Bounded::new("cleaner_threads", Bounds::new(1, 16), |c| {
             Some(c.threads as u64)
         }),
         // At least one key per thread; at most what a 64-bit machine sensibly lends one map.
         Bounded::new(
-            "log.cleaner.dedupe.buffer.size",
+            "cleaner_dedupe_buffer_bytes",
             Bounds::new(1024, 64 << 30),
             |c| Some(c.dedupe_buffer_bytes),
         ),
         Bounded::new(
-            "log.cleaner.io.max.bytes.per.second",
+            "cleaner_io_bytes_per_sec",
             Bounds::new(1024, u64::MAX),
             |c| c.io_bytes_per_sec,
         ),
-        Bounded::new("log.cleaner.backoff.ms", Bounds::new(1, DAY_MS), |c| {
+        Bounded::new("cleaner_backoff_ms", Bounds::new(1, DAY_MS), |c| {
             Some(c.backoff_ms)
         }),
     ];

@@ -16,6 +16,8 @@
 //! - the indexes of one segment: [`IndexCheck`], fed the batches as a scan meets them;
 //! - the small files: [`check_recovery_files`] (checkpoint, clean-shutdown marker), topic
 //!   files through [`topic_files`], and [`lock_holder`] (is a broker running on it?);
+//! - compaction: [`cleaned_below`] says which segments a clean may have rewritten, whose
+//!   offsets may skip.
 //! - what the next open would do: [`preview_open`] runs a partition's real recovery on a
 //!   read-only overlay of the disk (every change it would make stays in memory), so a tool
 //!   says exactly what `brook serve` will repair, report or fence; [`topic_config`] is the
@@ -128,6 +130,13 @@ pub fn check_recovery_files(partition_dir: &Path) -> Vec<LogError> {
     };
     let marker = checkpoint::read_clean_marker(&RealFs, partition_dir).err();
     checkpoint.into_iter().chain(marker).collect()
+}
+
+/// The offset below which a partition's segments may have been rewritten by a clean, so
+/// that their offsets may skip (check them with [`LogScanner::with_gaps`]): 0 when nothing was
+/// ever cleaned; every offset when the cleaner checkpoint is damaged (as recovery reads it).
+pub fn cleaned_below(partition_dir: &Path) -> u64 {
+    crate::cleaner::load_checkpoint(&RealFs, partition_dir).cleaned_below
 }
 
 /// The config a partition of `topic` is opened with: `defaults` with the overrides in the

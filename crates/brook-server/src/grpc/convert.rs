@@ -7,8 +7,9 @@
 use std::time::Duration;
 
 use brook_broker::{
-    ConsumerRecord, Durability, GroupDescription, GroupListing, LogConfig, NewTopic, OffsetReset,
-    ProduceRecord, Produced, TopicConfig, TopicDescription, TopicPartition,
+    ConsumerRecord, Durability, GroupDescription, GroupListing, Isolation, LogConfig, NewTopic,
+    OffsetCommit, OffsetReset, ProduceRecord, Produced, TopicConfig, TopicDescription,
+    TopicPartition,
 };
 use brook_proto::v1 as pb;
 use bytes::Bytes;
@@ -61,6 +62,31 @@ pub(crate) fn produce_payload(
         }
     };
     Ok((request.topic, payload))
+}
+
+/// Offsets to commit as the broker takes them.
+pub(crate) fn offset_commits(offsets: Vec<pb::OffsetCommit>) -> Vec<OffsetCommit> {
+    offsets
+        .into_iter()
+        .map(|c| OffsetCommit {
+            metadata: c.metadata,
+            ..OffsetCommit::new(c.topic, c.partition, c.offset)
+        })
+        .collect()
+}
+
+/// What a read sees of transactions; unspecified is read committed.
+pub(crate) fn isolation(value: i32) -> Result<Isolation, Status> {
+    match pb::Isolation::try_from(value) {
+        Ok(pb::Isolation::Unspecified | pb::Isolation::ReadCommitted) => {
+            Ok(Isolation::ReadCommitted)
+        }
+        Ok(pb::Isolation::ReadUncommitted) => Ok(Isolation::ReadUncommitted),
+        Err(_) => Err(invalid(format!(
+            "isolation {value} is not an Isolation: use ISOLATION_READ_COMMITTED or \
+             ISOLATION_READ_UNCOMMITTED"
+        ))),
+    }
 }
 
 /// The answer to a records produce.
@@ -229,6 +255,24 @@ fn topic_config(config: pb::TopicConfig) -> Result<TopicConfig, Status> {
     overrides.index_bytes_max = config.index_bytes_max;
     overrides.message_bytes_max = message_bytes_max;
     overrides.durability = durability;
+    // Compaction settings in their text form, through the one parse of brook-log's table.
+    let text = |v: Option<u64>| v.map(|v| v.to_string());
+    for (key, value) in [
+        ("cleanup.policy", config.cleanup_policy),
+        (
+            "min.cleanable.dirty.ratio",
+            config.min_cleanable_dirty_ratio.map(|r| r.to_string()),
+        ),
+        ("min.compaction.lag.ms", text(config.min_compaction_lag_ms)),
+        ("max.compaction.lag.ms", text(config.max_compaction_lag_ms)),
+        ("delete.retention.ms", text(config.delete_retention_ms)),
+    ] {
+        if let Some(value) = value {
+            overrides
+                .set(key, &value)
+                .map_err(|e| invalid(e.to_string()))?;
+        }
+    }
     Ok(overrides)
 }
 
@@ -254,6 +298,11 @@ fn effective_config(config: &LogConfig) -> pb::TopicConfig {
         durability_interval_ms: interval,
         index_interval_bytes: Some(config.index_interval_bytes),
         index_bytes_max: Some(config.index_bytes_max),
+        cleanup_policy: Some(config.cleanup_policy.to_string()),
+        min_cleanable_dirty_ratio: Some(config.min_cleanable_dirty_ratio.get()),
+        min_compaction_lag_ms: Some(config.min_compaction_lag_ms),
+        max_compaction_lag_ms: Some(config.max_compaction_lag_ms),
+        delete_retention_ms: Some(config.delete_retention_ms),
     }
 }
 
@@ -280,6 +329,17 @@ pub(crate) fn topic_description(topic: TopicDescription) -> pb::TopicDescription
                 log_end_offset: p.log_end_offset,
                 size_bytes: p.size_bytes,
                 segment_count: u32::try_from(p.segments).unwrap_or(u32::MAX),
+                compaction: p.compaction.map(|c| pb::PartitionCompaction {
+                    cleanable_bytes: c.cleanable_bytes,
+                    dirty_bytes: c.dirty_bytes,
+                    first_dirty_offset: c.first_dirty_offset,
+                    cleans: c.cleans,
+                    bytes_reclaimed: c.bytes_reclaimed,
+                    records_removed: c.records_removed,
+                    progress_bytes: c.progress.map_or(0, |(done, _)| done),
+                    progress_total_bytes: c.progress.map_or(0, |(_, total)| total),
+                    keys: c.keys as u64,
+                }),
             })
             .collect(),
         name: topic.name,
@@ -425,6 +485,21 @@ mod tests {
             Some(Durability::Interval(Duration::from_millis(50)))
         );
 
+        let compacted = topic_config(pb::TopicConfig {
+            cleanup_policy: Some("compact,delete".into()),
+            min_cleanable_dirty_ratio: Some(0.25),
+            delete_retention_ms: Some(1000),
+            ..Default::default()
+        })
+        .expect("valid")
+        .merged_over(&LogConfig::default());
+        assert!(compacted.cleanup_policy.compacts() && compacted.cleanup_policy.deletes());
+        assert_eq!(compacted.min_cleanable_dirty_ratio.get(), 0.25);
+        assert_eq!(compacted.delete_retention_ms, 1000);
+        let shown = effective_config(&compacted);
+        assert_eq!(shown.cleanup_policy.as_deref(), Some("compact,delete"));
+        assert_eq!(shown.min_cleanable_dirty_ratio, Some(0.25));
+
         let mut config = LogConfig::default();
         config.retention_ms_max = None;
         config.durability = Durability::Interval(Duration::from_millis(50));
@@ -448,6 +523,14 @@ mod tests {
             },
             pb::TopicConfig {
                 durability: 99,
+                ..Default::default()
+            },
+            pb::TopicConfig {
+                cleanup_policy: Some("compacted".into()),
+                ..Default::default()
+            },
+            pb::TopicConfig {
+                min_cleanable_dirty_ratio: Some(1.5),
                 ..Default::default()
             },
         ] {

@@ -30,17 +30,18 @@ pub(crate) struct TopicsOut {
 }
 
 /// `GET /v1/topics`
-pub(crate) async fn list_topics(State(app): State<App>) -> Json<TopicsOut> {
+pub(crate) async fn list_topics(State(app): State<App>) -> Result<Json<TopicsOut>, ApiError> {
     let topics = app
         .broker
         .list_topics()
+        .await?
         .into_iter()
         .map(|t| TopicSummaryOut {
             name: t.name,
             partitions: t.partitions,
         })
         .collect();
-    Json(TopicsOut { topics })
+    Ok(Json(TopicsOut { topics }))
 }
 
 /// `POST /v1/topics` body.
@@ -74,7 +75,7 @@ pub(crate) async fn create_topic(
     match app.broker.create_topic(new).await {
         Ok(topic) => Ok((StatusCode::CREATED, Json(TopicOut::from(topic))).into_response()),
         Err(BrokerError::TopicExists { .. }) if body.if_not_exists => {
-            let topic = app.broker.describe_topic(&body.name)?;
+            let topic = app.broker.describe_topic(&body.name).await?;
             Ok(Json(TopicOut::from(topic)).into_response())
         }
         Err(e) => Err(e.into()),
@@ -112,6 +113,27 @@ struct PartitionOut {
     high_watermark: u64,
     size_bytes: u64,
     segments: usize,
+    /// The log cleaner's figures, for a compacted topic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compaction: Option<CompactionOut>,
+}
+
+/// What the log cleaner did to a partition of a compacted topic.
+#[derive(Debug, Serialize)]
+struct CompactionOut {
+    /// Share of the cleanable bytes written since the last clean.
+    dirty_ratio: f64,
+    cleanable_bytes: u64,
+    dirty_bytes: u64,
+    first_dirty_offset: u64,
+    cleans: u64,
+    bytes_reclaimed: u64,
+    records_removed: u64,
+    /// The clean in progress: `[bytes read, bytes it reads in all]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    progress: Option<(u64, u64)>,
+    /// Keys in the partition's key index (`GET .../keys/{key}`).
+    keys: usize,
 }
 
 /// A topic in detail.
@@ -141,6 +163,17 @@ impl From<TopicDescription> for TopicOut {
                     high_watermark: p.high_watermark,
                     size_bytes: p.size_bytes,
                     segments: p.segments,
+                    compaction: p.compaction.map(|c| CompactionOut {
+                        dirty_ratio: c.dirty_ratio(),
+                        cleanable_bytes: c.cleanable_bytes,
+                        dirty_bytes: c.dirty_bytes,
+                        first_dirty_offset: c.first_dirty_offset,
+                        cleans: c.cleans,
+                        bytes_reclaimed: c.bytes_reclaimed,
+                        records_removed: c.records_removed,
+                        progress: c.progress,
+                        keys: c.keys,
+                    }),
                 })
                 .collect(),
             config: brook_log::config_entries(&topic.config)
@@ -157,7 +190,7 @@ pub(crate) async fn describe_topic(
     State(app): State<App>,
     TopicPath { topic }: TopicPath,
 ) -> Result<Json<TopicOut>, ApiError> {
-    Ok(Json(app.broker.describe_topic(&topic)?.into()))
+    Ok(Json(app.broker.describe_topic(&topic).await?.into()))
 }
 
 /// `DELETE /v1/topics/{topic}`: 204.
@@ -191,10 +224,11 @@ fn group_state(members: usize) -> &'static str {
 }
 
 /// `GET /v1/groups`
-pub(crate) async fn list_groups(State(app): State<App>) -> Json<GroupsOut> {
+pub(crate) async fn list_groups(State(app): State<App>) -> Result<Json<GroupsOut>, ApiError> {
     let groups = app
         .broker
         .list_groups()
+        .await?
         .into_iter()
         .map(|g| GroupSummaryOut {
             state: group_state(g.members),
@@ -202,7 +236,7 @@ pub(crate) async fn list_groups(State(app): State<App>) -> Json<GroupsOut> {
             group: g.group,
         })
         .collect();
-    Json(GroupsOut { groups })
+    Ok(Json(GroupsOut { groups }))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -292,12 +326,12 @@ pub(crate) async fn describe_group(
     State(app): State<App>,
     GroupPath { group }: GroupPath,
 ) -> Result<Json<GroupOut>, ApiError> {
-    Ok(Json(app.broker.describe_group(&group)?.into()))
+    Ok(Json(app.broker.describe_group(&group).await?.into()))
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CommitIn {
+pub(crate) struct CommitIn {
     topic: String,
     partition: u32,
     /// The next offset to consume (the last processed one plus one), as in Kafka.
@@ -313,6 +347,17 @@ pub(crate) struct CommitsIn {
     offsets: Vec<CommitIn>,
 }
 
+/// Offsets to commit as the broker takes them (here and in an atomic write).
+pub(crate) fn into_commits(offsets: Vec<CommitIn>) -> Vec<OffsetCommit> {
+    offsets
+        .into_iter()
+        .map(|c| OffsetCommit {
+            metadata: c.metadata,
+            ..OffsetCommit::new(c.topic, c.partition, c.offset)
+        })
+        .collect()
+}
+
 /// `POST /v1/groups/{group}/offsets`: 204 once durable; all or nothing.
 pub(crate) async fn commit_offsets(
     State(app): State<App>,
@@ -324,14 +369,8 @@ pub(crate) async fn commit_offsets(
             "no offsets to commit: send {\"offsets\": [{\"topic\", \"partition\", \"offset\"}]}",
         ));
     }
-    let commits = body
-        .offsets
-        .into_iter()
-        .map(|c| OffsetCommit {
-            metadata: c.metadata,
-            ..OffsetCommit::new(c.topic, c.partition, c.offset)
-        })
-        .collect();
-    app.broker.commit_offsets(&group, commits).await?;
+    app.broker
+        .commit_offsets(&group, into_commits(body.offsets))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -126,6 +126,18 @@ impl RecordIn {
     }
 }
 
+/// The bytes a URL path segment (already percent-decoded) stands for in `encoding`: the text
+/// itself for `text` and `json`, its decoding for `base64`.
+pub(crate) fn decode_path(segment: String, encoding: Encoding) -> Result<Bytes, String> {
+    match encoding {
+        Encoding::Json | Encoding::Text => Ok(Bytes::from(segment)),
+        Encoding::Base64 => BASE64
+            .decode(segment)
+            .map(Bytes::from)
+            .map_err(|e| format!("not valid base64: {e}")),
+    }
+}
+
 /// The bytes `raw` stands for in `encoding`.
 fn decode(raw: &RawValue, encoding: Encoding) -> Result<Bytes, String> {
     let string = || {
