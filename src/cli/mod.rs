@@ -19,6 +19,7 @@ mod group;
 mod json;
 mod log;
 mod logging;
+mod migrate;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod produce;
@@ -28,6 +29,7 @@ mod respond;
 mod serve;
 mod table;
 mod topic;
+mod txn;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -73,6 +75,9 @@ enum Command {
     /// List and describe consumer groups on a running server.
     #[command(subcommand)]
     Group(group::GroupCommand),
+    /// List and describe transactions, and the producers holding a partition back.
+    #[command(subcommand)]
+    Txn(txn::TxnCommand),
     /// Call a topic: send a request (VALUE or standard input) and print the reply.
     Call(call::CallArgs),
     /// Answer calls on a topic by running a command per request (its stdout is the reply).
@@ -83,6 +88,9 @@ enum Command {
     /// Inspect and verify data on disk, offline (safe on damaged data).
     #[command(subcommand)]
     Log(log::LogCommand),
+    /// Copy topics, records and group offsets from a data directory (or a running brook) into
+    /// a Kafka cluster, or back; resumable.
+    Migrate(migrate::MigrateArgs),
     /// Measure throughput and latency through a door, beside plain TCP over loopback.
     Bench(brook_bench::BenchArgs),
     /// Print a shell completion script: `source <(brook completions bash)`.
@@ -113,6 +121,7 @@ impl Command {
                 | Command::Produce(_)
                 | Command::Consume(_)
                 | Command::Group(_)
+                | Command::Txn(_)
                 | Command::Call(_)
                 | Command::Respond(_)
                 | Command::Context(context::ContextCommand::Show)
@@ -123,12 +132,14 @@ impl Command {
     fn run(self, server: Option<&str>) -> anyhow::Result<ExitCode> {
         match self {
             Command::Log(command) => command.run(),
+            Command::Migrate(args) => args.run(),
             Command::Serve(args) => args.run(),
             Command::Bench(args) => args.run(),
             Command::Topic(command) => command.run(),
             Command::Produce(args) => args.run(),
             Command::Consume(args) => args.run(),
             Command::Group(command) => command.run(),
+            Command::Txn(command) => command.run(),
             Command::Call(args) => args.run(),
             Command::Respond(args) => args.run(),
             Command::Context(command) => command.run(server),

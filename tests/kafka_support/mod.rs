@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub(crate) mod child;
 pub(crate) mod python;
 pub(crate) mod raw;
 
@@ -84,55 +85,68 @@ impl TestBroker {
             .expect("topic created");
     }
 
-    fn client_config(&self) -> ClientConfig {
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", &self.bootstrap)
-            .set("socket.timeout.ms", "10000")
-            .set("topic.metadata.refresh.interval.ms", "1000")
-            .set("reconnect.backoff.ms", "50")
-            .set("reconnect.backoff.max.ms", "500");
-        // BROOK_TEST_RDKAFKA_DEBUG=protocol,broker,cgrp shows librdkafka's side.
-        if let Ok(debug) = std::env::var("BROOK_TEST_RDKAFKA_DEBUG") {
-            config.set("debug", debug);
-        }
-        config
-    }
-
     /// A producer with acks=all and any extra settings.
     pub(crate) fn producer(&self, extra: &[(&str, &str)]) -> FutureProducer {
-        let mut config = self.client_config();
-        config
-            .set("acks", "all")
-            .set("message.timeout.ms", "15000")
-            .set("linger.ms", "5");
-        for (k, v) in extra {
-            config.set(*k, *v);
-        }
-        config.create().expect("producer")
+        producer(&self.bootstrap, extra)
     }
 
-    /// A consumer in `group` that starts from the earliest offset when the group has no
-    /// commit, commits only when told to, and notices a dead group member within seconds.
+    /// A consumer in `group`: see [`consumer`].
     pub(crate) fn consumer(&self, group: &str, extra: &[(&str, &str)]) -> StreamConsumer {
-        let mut config = self.client_config();
-        config
-            .set("group.id", group)
-            .set("auto.offset.reset", "earliest")
-            .set("enable.auto.commit", "false")
-            .set("session.timeout.ms", "6000")
-            .set("heartbeat.interval.ms", "300")
-            .set("fetch.wait.max.ms", "100")
-            .set("enable.partition.eof", "false");
-        for (k, v) in extra {
-            config.set(*k, *v);
-        }
-        config.create().expect("consumer")
+        consumer(&self.bootstrap, group, extra)
     }
 
     pub(crate) fn admin(&self) -> AdminClient<DefaultClientContext> {
-        self.client_config().create().expect("admin client")
+        client_config(&self.bootstrap)
+            .create()
+            .expect("admin client")
     }
+}
+
+/// librdkafka settings for `bootstrap` that notice a broker going and coming back quickly.
+pub(crate) fn client_config(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("socket.timeout.ms", "10000")
+        .set("topic.metadata.refresh.interval.ms", "1000")
+        .set("reconnect.backoff.ms", "50")
+        .set("reconnect.backoff.max.ms", "500");
+    // BROOK_TEST_RDKAFKA_DEBUG=protocol,broker,cgrp shows librdkafka's side.
+    if let Ok(debug) = std::env::var("BROOK_TEST_RDKAFKA_DEBUG") {
+        config.set("debug", debug);
+    }
+    config
+}
+
+/// A producer of `bootstrap` with acks=all and any extra settings.
+pub(crate) fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> FutureProducer {
+    let mut config = client_config(bootstrap);
+    config
+        .set("acks", "all")
+        .set("message.timeout.ms", "15000")
+        .set("linger.ms", "5");
+    for (k, v) in extra {
+        config.set(*k, *v);
+    }
+    config.create().expect("producer")
+}
+
+/// A consumer of `bootstrap` in `group` that starts from the earliest offset when the group has
+/// no commit, commits only when told to, and notices a dead group member within seconds.
+pub(crate) fn consumer(bootstrap: &str, group: &str, extra: &[(&str, &str)]) -> StreamConsumer {
+    let mut config = client_config(bootstrap);
+    config
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "300")
+        .set("fetch.wait.max.ms", "100")
+        .set("enable.partition.eof", "false");
+    for (k, v) in extra {
+        config.set(*k, *v);
+    }
+    config.create().expect("consumer")
 }
 
 /// A gRPC door on the same broker, and a client connected to it.

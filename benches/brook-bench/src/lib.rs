@@ -189,9 +189,9 @@ impl BenchArgs {
         let target = Target::start(self.embedded, self.durability).await?;
         let mut runs = Vec::with_capacity(self.protocol.len());
         let mut failed = None;
-        for &kind in &self.protocol {
-            match self.measure(kind, &target, plan).await {
-                Ok(run) => runs.push((kind, run)),
+        for (kind, kafka) in self.runs() {
+            match self.measure(kind, &kafka, &target, plan).await {
+                Ok(run) => runs.push((kind, kafka, run)),
                 Err(e) => {
                     failed = Some(e.context(format!("--protocol {}", kind.name())));
                     break;
@@ -212,8 +212,8 @@ impl BenchArgs {
         .context("baseline")?;
         let reports = runs
             .into_iter()
-            .map(|(kind, (measured, address))| {
-                Report::new(self.info(kind, plan, address), &measured, &baseline)
+            .map(|(kind, kafka, (measured, address))| {
+                Report::new(self.info(kind, &kafka, plan, address), &measured, &baseline)
             })
             .collect();
         Ok(reports)
@@ -225,11 +225,34 @@ impl BenchArgs {
         matches!(self.durability, None | Some(Durability::Sync))
     }
 
-    fn info(&self, kind: ProtocolKind, plan: &Plan, address: String) -> RunInfo {
+    /// Each run of this bench: every `--protocol`, the Kafka door once per variant its options
+    /// ask for (`--transactional false,true`, `--isolation ...`), each with its options.
+    fn runs(&self) -> Vec<(ProtocolKind, protocol::KafkaOptions)> {
+        self.protocol
+            .iter()
+            .flat_map(|&kind| match kind {
+                ProtocolKind::Kafka => self
+                    .kafka
+                    .variants()
+                    .into_iter()
+                    .map(|variant| (kind, variant))
+                    .collect(),
+                _ => vec![(kind, self.kafka.clone())],
+            })
+            .collect()
+    }
+
+    fn info(
+        &self,
+        kind: ProtocolKind,
+        kafka: &protocol::KafkaOptions,
+        plan: &Plan,
+        address: String,
+    ) -> RunInfo {
         RunInfo {
             workload: self.workload.name(),
             protocol: match kind {
-                ProtocolKind::Kafka => self.kafka.label(),
+                ProtocolKind::Kafka => kafka.label(),
                 _ => kind.name(),
             },
             target: if self.embedded { "embedded" } else { "server" },
@@ -261,13 +284,13 @@ impl BenchArgs {
     async fn measure(
         &self,
         kind: ProtocolKind,
+        kafka: &protocol::KafkaOptions,
         target: &Target,
         plan: &Plan,
     ) -> anyhow::Result<(Measured, String)> {
-        let (protocol, address) =
-            protocol::connect(kind, target, self.server.as_deref(), &self.kafka)
-                .await
-                .context("connecting")?;
+        let (protocol, address) = protocol::connect(kind, target, self.server.as_deref(), kafka)
+            .await
+            .context("connecting")?;
         let spec = TopicSpec {
             name: plan.topic.clone(),
             partitions: plan.partitions,
@@ -344,7 +367,7 @@ impl Target {
     pub fn broker(&self) -> Option<&Broker> {
         match self {
             Target::Remote => None,
-            Target::Embedded { server, .. } => Some(server.broker()),
+            Target::Embedded { server, .. } => server.broker(),
         }
     }
 

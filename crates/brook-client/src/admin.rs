@@ -136,6 +136,56 @@ impl Admin {
         let response = call("fetch offsets", self.client.grpc().fetch_offsets(request)).await?;
         Ok(response.offsets)
     }
+
+    /// The transactional ids the server's transaction coordinator knows, sorted, filtered by
+    /// state (Kafka's names: `Ongoing`, `CompleteCommit`, ...) when `states` is not empty.
+    pub async fn list_transactions(
+        &self,
+        states: Vec<String>,
+    ) -> Result<Vec<v1::TransactionListing>> {
+        let request = v1::ListTransactionsRequest {
+            states,
+            ..Default::default()
+        };
+        let response = call(
+            "list transactions",
+            self.client.grpc().list_transactions(request),
+        )
+        .await?;
+        Ok(response.transactions)
+    }
+
+    /// One transactional id's producer, state, timeout and open partitions.
+    pub async fn describe_transaction(
+        &self,
+        transactional_id: &str,
+    ) -> Result<v1::DescribeTransactionResponse> {
+        let request = v1::DescribeTransactionRequest {
+            transactional_id: transactional_id.to_owned(),
+        };
+        call(
+            "describe transaction",
+            self.client.grpc().describe_transaction(request),
+        )
+        .await
+    }
+
+    /// One partition's producers, open transactions and last stable offset.
+    pub async fn describe_producers(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<v1::DescribeProducersResponse> {
+        let request = v1::DescribeProducersRequest {
+            topic: topic.to_owned(),
+            partition,
+        };
+        call(
+            "describe producers",
+            self.client.grpc().describe_producers(request),
+        )
+        .await
+    }
 }
 
 impl Admin {

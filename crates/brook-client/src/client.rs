@@ -164,6 +164,8 @@ impl Client {
             max_bytes: request.max_bytes,
             max_wait_ms,
             format: v1::RecordFormat::Records.into(),
+            // Committed records only: an open transaction's and an aborted one's never show.
+            isolation: v1::Isolation::ReadCommitted.into(),
         };
         let response = call("fetch", self.grpc.clone().fetch(wire)).await?;
         Ok(Fetched {

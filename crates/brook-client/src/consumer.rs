@@ -188,6 +188,8 @@ impl Consumer {
             target: Some(target),
             format: v1::RecordFormat::Records.into(),
             max_bytes: self.config.read_bytes_max,
+            // Committed records only: an open transaction's and an aborted one's never show.
+            isolation: v1::Isolation::ReadCommitted.into(),
         };
         let response = self
             .client

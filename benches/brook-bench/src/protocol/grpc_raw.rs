@@ -161,6 +161,7 @@ impl RawConsumer {
                 )),
                 format: v1::RecordFormat::RawBatches.into(),
                 max_bytes: 0,
+                isolation: v1::Isolation::Unspecified.into(),
             };
             let events = client
                 .grpc()

@@ -34,22 +34,22 @@ impl TxnConfig {
     /// Every numeric setting with its range, by the key `brook serve` gives it.
     pub const BOUNDS: &'static [Bounded<TxnConfig>] = &[
         Bounded::new(
-            "transaction.max.timeout.ms",
+            "transaction_max_timeout_ms",
             Bounds::new(1, Self::TIMEOUT_MS_CEILING),
             |c| Some(c.max_timeout_ms),
         ),
         Bounded::new(
-            "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+            "transaction_abort_check_ms",
             Bounds::new(1, 3_600_000),
             |c| Some(c.abort_check_ms),
         ),
         Bounded::new(
-            "transactional.id.expiration.ms",
+            "transactional_id_expiration_ms",
             Bounds::new(1000, 365 * DAY_MS),
             |c| Some(c.id_expiration_ms),
         ),
         Bounded::new(
-            "transaction.atomic.timeout.ms",
+            "transaction_atomic_timeout_ms",
             Bounds::new(1, Self::TIMEOUT_MS_CEILING),
             |c| Some(c.atomic_timeout_ms),
         ),
@@ -67,7 +67,7 @@ impl TxnConfig {
         if self.atomic_timeout_ms > self.max_timeout_ms {
             return Err(BrokerError::InvalidConfig {
                 reason: format!(
-                    "transaction.atomic.timeout.ms {} is above transaction.max.timeout.ms {}",
+                    "transaction_atomic_timeout_ms {} is above transaction_max_timeout_ms {}",
                     self.atomic_timeout_ms, self.max_timeout_ms
                 ),
             });

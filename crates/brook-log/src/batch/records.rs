@@ -40,8 +40,7 @@ pub struct Record {
 ///
 /// Beyond [`BatchHeader::parse_checked`] (length, size limit, magic, counts, CRC-32C): the
 /// batch is not a control batch ([`BatchError::ControlBatch`]: only the broker writes
-/// transaction markers, through `PartitionLog::append_marker`); `batch` holds exactly one
-/// batch; `recordsCount` is positive and equals `lastOffsetDelta + 1` (Kafka's
+/// transaction markers, through `PartitionLog::append_marker`); `batch` holds exactly one batch; `recordsCount` is positive and equals `lastOffsetDelta + 1` (Kafka's
 /// rule, which keeps offsets dense); every record parses and fills its length exactly; there
 /// are exactly `recordsCount` records and no bytes after them; offset deltas strictly increase
 /// and the last is `lastOffsetDelta`. Compressed records are inflated to check them (bounded,

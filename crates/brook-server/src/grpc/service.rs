@@ -2,7 +2,7 @@
 //! answer. The streaming RPCs live in their own modules ([`super::produce_stream`],
 //! [`super::subscribe`]).
 
-use brook_broker::{Broker, BrokerError};
+use brook_broker::{Backend, BrokerError};
 use brook_door::Shutdown;
 use brook_proto::v1 as pb;
 use brook_proto::v1::brook_server::Brook;
@@ -16,21 +16,21 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{self, ProducePayload};
 use super::status::to_status;
-use super::{changes, produce_stream, reqreply, subscribe};
+use super::{changes, produce_stream, reqreply, subscribe, table, txn};
 use crate::config::GrpcConfig;
 use crate::metrics;
 
 /// The service state: a broker handle, the door's settings, and the door's drain signal.
 #[derive(Debug, Clone)]
 pub(crate) struct BrookService {
-    pub(crate) broker: Broker,
+    pub(crate) broker: Backend,
     pub(crate) config: GrpcConfig,
     /// Fires when the door starts shutting down: long-lived calls end early.
     pub(crate) draining: Shutdown,
 }
 
 impl BrookService {
-    pub(crate) fn new(broker: Broker, config: GrpcConfig, draining: Shutdown) -> Self {
+    pub(crate) fn new(broker: Backend, config: GrpcConfig, draining: Shutdown) -> Self {
         Self {
             broker,
             config,
@@ -49,7 +49,7 @@ fn status(err: BrokerError) -> Status {
 /// this for request after request keeps their order per partition even while the returned
 /// futures are awaited together (pipelining).
 pub(crate) fn produce(
-    broker: &Broker,
+    broker: &Backend,
     topic: &str,
     payload: ProducePayload,
 ) -> impl Future<Output = Result<pb::ProduceResponse, Status>> + Send + 'static {
@@ -121,13 +121,15 @@ impl Brook for BrookService {
         brook_door::trace::record_topic(&request.topic);
         let raw = convert::wants_raw(request.format)?;
         let max_bytes = convert::read_bytes(request.max_bytes, self.config.read_bytes_default);
+        let isolation = convert::isolation(request.isolation)?;
         let read = |max_wait| {
-            self.broker.fetch(
+            self.broker.fetch_isolated(
                 &request.topic,
                 request.partition,
                 request.offset,
                 max_bytes,
                 max_wait,
+                isolation,
             )
         };
         let fetched = tokio::select! {
@@ -140,10 +142,11 @@ impl Brook for BrookService {
         let next_offset = fetched.next_offset();
         let (records, raw_batches) = if raw {
             let (topic, partition) = (&request.topic, request.partition);
-            let records = metrics::batch_records(&fetched.batches);
-            let bytes = fetched.batches.len() as u64;
+            let batches = fetched.data_batches();
+            let records = metrics::batch_records(&batches);
+            let bytes = batches.len() as u64;
             metrics::records_out(metrics::GRPC, topic, partition, records, bytes);
-            (Vec::new(), fetched.batches.clone())
+            (Vec::new(), batches)
         } else {
             let records = fetched.records().map_err(status)?;
             metrics::consumed(metrics::GRPC, &request.topic, request.partition, &records);
@@ -156,6 +159,7 @@ impl Brook for BrookService {
             next_offset,
             high_watermark: fetched.high_watermark,
             log_start_offset: fetched.log_start_offset,
+            last_stable_offset: fetched.last_stable_offset,
         }))
     }
 
@@ -178,7 +182,7 @@ impl Brook for BrookService {
         let name = new.name.clone();
         let topic = match self.broker.create_topic(new).await {
             Err(BrokerError::TopicExists { .. }) if if_not_exists => {
-                self.broker.describe_topic(&name)
+                self.broker.describe_topic(&name).await
             }
             other => other,
         }
@@ -206,6 +210,8 @@ impl Brook for BrookService {
         let topics = self
             .broker
             .list_topics()
+            .await
+            .map_err(status)?
             .into_iter()
             .map(|t| pb::TopicSummary {
                 name: t.name,
@@ -222,6 +228,7 @@ impl Brook for BrookService {
         let topic = self
             .broker
             .describe_topic(&request.into_inner().topic)
+            .await
             .map_err(status)?;
         Ok(Response::new(pb::DescribeTopicResponse {
             topic: Some(convert::topic_description(topic)),
@@ -235,6 +242,8 @@ impl Brook for BrookService {
         let groups = self
             .broker
             .list_groups()
+            .await
+            .map_err(status)?
             .into_iter()
             .map(convert::group_summary)
             .collect();
@@ -248,6 +257,7 @@ impl Brook for BrookService {
         let group = self
             .broker
             .describe_group(&request.into_inner().group_id)
+            .await
             .map_err(status)?;
         Ok(Response::new(convert::group_description(group)))
     }
@@ -257,14 +267,7 @@ impl Brook for BrookService {
         request: Request<pb::CommitOffsetsRequest>,
     ) -> Result<Response<pb::CommitOffsetsResponse>, Status> {
         let request = request.into_inner();
-        let commits = request
-            .offsets
-            .into_iter()
-            .map(|c| brook_broker::OffsetCommit {
-                metadata: c.metadata,
-                ..brook_broker::OffsetCommit::new(c.topic, c.partition, c.offset)
-            })
-            .collect();
+        let commits = convert::offset_commits(request.offsets);
         self.broker
             .commit_offsets(&request.group_id, commits)
             .await
@@ -281,6 +284,7 @@ impl Brook for BrookService {
         let offsets = self
             .broker
             .committed_offsets(&request.group_id, &partitions)
+            .await
             .map_err(status)?
             .into_iter()
             .map(|(tp, committed)| pb::CommittedOffset {
@@ -308,6 +312,41 @@ impl Brook for BrookService {
         request: Request<Streaming<pb::RespondRequest>>,
     ) -> Result<Response<Self::RespondStream>, Status> {
         reqreply::respond(self, request).await
+    }
+
+    async fn get_key(
+        &self,
+        request: Request<pb::GetKeyRequest>,
+    ) -> Result<Response<pb::GetKeyResponse>, Status> {
+        table::get_key(self, request).await
+    }
+
+    async fn produce_atomic(
+        &self,
+        request: Request<pb::ProduceAtomicRequest>,
+    ) -> Result<Response<pb::ProduceAtomicResponse>, Status> {
+        txn::produce_atomic(self, request).await
+    }
+
+    async fn list_transactions(
+        &self,
+        request: Request<pb::ListTransactionsRequest>,
+    ) -> Result<Response<pb::ListTransactionsResponse>, Status> {
+        txn::list_transactions(self, request).await
+    }
+
+    async fn describe_transaction(
+        &self,
+        request: Request<pb::DescribeTransactionRequest>,
+    ) -> Result<Response<pb::DescribeTransactionResponse>, Status> {
+        txn::describe_transaction(self, request).await
+    }
+
+    async fn describe_producers(
+        &self,
+        request: Request<pb::DescribeProducersRequest>,
+    ) -> Result<Response<pb::DescribeProducersResponse>, Status> {
+        txn::describe_producers(self, request).await
     }
 
     async fn add_partitions(

@@ -25,6 +25,7 @@ pub(crate) fn to_status(err: &BrokerError) -> Status {
         ErrorKind::TooLarge => Code::ResourceExhausted,
         ErrorKind::Unavailable => Code::Unavailable,
         ErrorKind::DataLoss => Code::DataLoss,
+        ErrorKind::PermissionDenied => Code::PermissionDenied,
         // Internal, and a kind added later.
         _ => Code::Internal,
     };

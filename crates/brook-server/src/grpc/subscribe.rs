@@ -29,6 +29,7 @@ pub(crate) async fn open(
     };
     let request = request.into_inner();
     let raw = convert::wants_raw(request.format)?;
+    let isolation = convert::isolation(request.isolation)?;
     let max_bytes = Some(convert::read_bytes(
         request.max_bytes,
         service.config.read_bytes_default,
@@ -41,6 +42,7 @@ pub(crate) async fn open(
                 let start = start_at(target.start)?;
                 let mut to = PartitionSubscribe::new(target.topic, target.partition, start);
                 to.max_bytes = max_bytes;
+                to.isolation = isolation;
                 broker.subscribe(to).await
             }
             Some(Target::Group(target)) => {
@@ -49,6 +51,7 @@ pub(crate) async fn open(
                 to.reset = convert::offset_reset(target.reset)?;
                 to.client_id = client_id;
                 to.max_bytes = max_bytes;
+                to.isolation = isolation;
                 broker.subscribe_group(to).await
             }
             None => return Err(invalid(
@@ -96,10 +99,12 @@ fn message(
         Ok(SubscriptionEvent::Batches(batches)) => {
             let (topic, partition) = (&*batches.topic, batches.partition);
             let (records, raw_batches) = if raw {
-                let records = metrics::batch_records(&batches.batches);
-                let bytes = batches.batches.len() as u64;
+                // Never a transaction marker, nor (read committed) an aborted batch.
+                let data = batches.data_batches();
+                let records = metrics::batch_records(&data);
+                let bytes = data.len() as u64;
                 metrics::records_out(metrics::GRPC, topic, partition, records, bytes);
-                (Vec::new(), batches.batches.clone())
+                (Vec::new(), data)
             } else {
                 let records = match batches.records() {
                     Ok(records) => records,

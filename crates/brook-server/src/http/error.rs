@@ -11,7 +11,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use brook_broker::{BrokerError, ErrorKind};
+use brook_broker::{BrokerError, ErrorKind, TxnError};
 use serde::Serialize;
 
 use crate::hints::{self, DoorWords};
@@ -101,8 +101,8 @@ fn status(kind: ErrorKind) -> StatusCode {
         ErrorKind::OutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
         ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        // Damaged data (`corrupt_data`) is the server's failure: 500, with its own code.
-        // Internal, and a kind added later.
+        ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+        // Damaged data (`corrupt_data`), internal failures, and a kind added later.
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -131,6 +131,7 @@ fn code(err: &BrokerError) -> &'static str {
         BrokerError::PartitionStorage { .. } => "storage_error",
         BrokerError::Closed => "shutting_down",
         BrokerError::Task { .. } => "internal",
+        BrokerError::Transaction(e) => txn_code(e),
         // Storage failures without a broker-level variant, and variants added later: by kind.
         _ => match err.kind() {
             ErrorKind::NotFound => "not_found",
@@ -140,8 +141,25 @@ fn code(err: &BrokerError) -> &'static str {
             ErrorKind::TooLarge => "too_large",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::DataLoss => "corrupt_data",
+            ErrorKind::PermissionDenied => "forbidden",
             _ => "internal",
         },
+    }
+}
+
+/// The precise transaction refusal, for programs.
+fn txn_code(err: &TxnError) -> &'static str {
+    match err {
+        TxnError::ProducerFenced { .. } => "producer_fenced",
+        TxnError::InvalidProducerIdMapping { .. } => "invalid_producer_id_mapping",
+        TxnError::InvalidTxnState { .. } => "invalid_txn_state",
+        TxnError::ConcurrentTransactions { .. } => "concurrent_transactions",
+        TxnError::InvalidTimeout { .. } => "invalid_transaction_timeout",
+        TxnError::TransactionalIdNotFound { .. } => "transactional_id_not_found",
+        TxnError::OutOfOrderSequence { .. } => "out_of_order_sequence",
+        TxnError::UnknownProducerId { .. } => "unknown_producer_id",
+        TxnError::UnknownPartitions(_) => "unknown_partition",
+        _ => "bad_request",
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use brook_broker::Isolation;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
@@ -31,6 +32,28 @@ pub(crate) struct FetchQuery {
     /// How long to wait at the end of the log. Default 0: answer at once.
     #[serde(default)]
     max_wait_ms: Option<u64>,
+    /// What transactions show.
+    #[serde(default)]
+    isolation: IsolationParam,
+}
+
+/// `isolation=read_committed` (the default: only settled records, none of an aborted
+/// transaction) or `read_uncommitted` (everything written, transaction markers excepted).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum IsolationParam {
+    #[default]
+    ReadCommitted,
+    ReadUncommitted,
+}
+
+impl From<IsolationParam> for Isolation {
+    fn from(param: IsolationParam) -> Self {
+        match param {
+            IsolationParam::ReadCommitted => Isolation::ReadCommitted,
+            IsolationParam::ReadUncommitted => Isolation::ReadUncommitted,
+        }
+    }
 }
 
 /// A fetch's answer.
@@ -42,6 +65,8 @@ pub(crate) struct FetchedOut<'a> {
     /// Where the next fetch starts.
     next_offset: u64,
     high_watermark: u64,
+    /// Where read committed reads stop.
+    last_stable_offset: u64,
     log_start_offset: u64,
 }
 
@@ -53,9 +78,10 @@ pub(crate) async fn fetch(
     Query(encodings): Query<Encodings>,
 ) -> Result<Response, ApiError> {
     let max_bytes = query.max_bytes.unwrap_or(app.config.read_bytes_default);
+    let isolation = query.isolation.into();
     let read = |wait| {
         app.broker
-            .fetch(&topic, partition, query.offset, max_bytes, wait)
+            .fetch_isolated(&topic, partition, query.offset, max_bytes, wait, isolation)
     };
     let wait = Duration::from_millis(query.max_wait_ms.unwrap_or(0));
     let fetched = tokio::select! {
@@ -74,6 +100,7 @@ pub(crate) async fn fetch(
         records,
         next_offset,
         high_watermark: fetched.high_watermark,
+        last_stable_offset: fetched.last_stable_offset,
         log_start_offset: fetched.log_start_offset,
     };
     // Serialized here, while the topic name the answer borrows is alive.

@@ -40,6 +40,7 @@ use super::admin::TopicPartitionOut;
 use super::connection::Peer;
 use super::error::ApiError;
 use super::extract::{GroupPath, PartitionPath, Query};
+use super::fetch::IsolationParam;
 use super::records::{show_record, Encodings};
 use super::App;
 use crate::metrics;
@@ -53,6 +54,9 @@ pub(crate) struct PartitionStreamQuery {
     /// Bytes of batches one read of the log covers. Default: the door's `read_bytes_default`.
     #[serde(default)]
     max_bytes: Option<usize>,
+    /// What transactions show (read committed by default).
+    #[serde(default)]
+    isolation: IsolationParam,
 }
 
 /// Where a partition stream starts: after `Last-Event-ID`, else at `offset`.
@@ -94,6 +98,7 @@ pub(crate) async fn partition_stream(
     let start = start_at(&headers, query.offset.as_deref())?;
     let mut to = PartitionSubscribe::new(topic, partition, start);
     to.max_bytes = Some(query.max_bytes.unwrap_or(app.config.read_bytes_default));
+    to.isolation = query.isolation.into();
     let subscription = app.broker.subscribe(to).await?;
     Ok(sse(&app, subscription, encodings, true))
 }
@@ -116,6 +121,8 @@ pub(crate) struct GroupStreamQuery {
     reset: Reset,
     #[serde(default)]
     max_bytes: Option<usize>,
+    #[serde(default)]
+    isolation: IsolationParam,
 }
 
 /// `GET /v1/groups/{group}/stream`
@@ -145,6 +152,7 @@ pub(crate) async fn group_stream(
     };
     to.client_id = format!("http {}", peer.0);
     to.max_bytes = Some(query.max_bytes.unwrap_or(app.config.read_bytes_default));
+    to.isolation = query.isolation.into();
     let subscription = app.broker.subscribe_group(to).await?;
     Ok(sse(&app, subscription, encodings, false))
 }

@@ -1,14 +1,19 @@
 //! The [`Protocol`] over librdkafka (the `rdkafka` crate), set up as a user tuning for
 //! throughput would: producers with `linger.ms`, `batch.size` and `batch.num.messages` sized
 //! to `--batch`, no compression, `acks` from `--acks`; consumers assigned their partitions
-//! (no group protocol, no commits) with large fetches.
+//! (no group protocol, no commits) with large fetches and `--isolation`.
+//!
+//! With `--transactional` each producer has its own `transactional.id` and each bench batch is
+//! one transaction: begun, its records sent, committed; its [`Ack`] resolves once the commit
+//! returns (librdkafka flushes the records first). A producer runs one transaction at a time,
+//! as a transactional producer must, so its next batch waits for the previous commit.
 //!
 //! librdkafka batches on its own: a bench batch is `--batch` records handed to it for one
 //! partition, and its [`Ack`] resolves when librdkafka has reported every one of them
 //! delivered. Admin calls that block (metadata, watermarks) run under `block_in_place`, off
 //! the runtime's workers, which also serve the embedded broker.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -24,7 +29,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::super::{
@@ -48,22 +53,38 @@ const QUEUED_RECORDS_MIN: &str = "1000000";
 /// How long librdkafka waits for a retry when its queue is full.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(1);
 
-pub(super) fn connect(bootstrap: &str, acks: &'static str) -> anyhow::Result<Box<dyn Protocol>> {
+/// How long a transaction call (init, commit) may take.
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most batches an idempotent (here: transactional) producer may have in flight.
+const IDEMPOTENT_IN_FLIGHT_MAX: usize = 5;
+
+/// What `--acks`, `--transactional` and `--isolation` ask of the clients.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Settings {
+    pub acks: &'static str,
+    pub transactional: bool,
+    pub isolation: &'static str,
+}
+
+pub(super) fn connect(bootstrap: &str, settings: Settings) -> anyhow::Result<Box<dyn Protocol>> {
     let admin = base_config(bootstrap)
         .create()
         .context("cannot create a librdkafka admin client")?;
     Ok(Box::new(Kafka {
         bootstrap: bootstrap.to_owned(),
-        acks,
+        settings,
         admin,
+        producers: AtomicU64::new(0),
     }))
 }
 
 struct Kafka {
     bootstrap: String,
-    acks: &'static str,
+    settings: Settings,
     /// For admin calls; producers and consumers have their own clients and connections.
     admin: AdminClient<DefaultClientContext>,
+    /// Producers made so far: numbers each transactional producer's `transactional.id`.
+    producers: AtomicU64,
 }
 
 fn base_config(bootstrap: &str) -> ClientConfig {
@@ -162,8 +183,15 @@ impl Protocol for Kafka {
             let batch_bytes = shape.batch * (shape.record_bytes + RECORD_OVERHEAD_BYTES);
             // Room for every record the bench may have in flight, so sends rarely wait.
             let queued = (2 * shape.batch * shape.in_flight).max(100_000);
-            let producer = base_config(&self.bootstrap)
-                .set("acks", self.acks)
+            let transactional = self.settings.transactional;
+            let (acks, in_flight) = if transactional {
+                ("all", shape.in_flight.min(IDEMPOTENT_IN_FLIGHT_MAX))
+            } else {
+                (self.settings.acks, shape.in_flight)
+            };
+            let mut config = base_config(&self.bootstrap);
+            config
+                .set("acks", acks)
                 .set("compression.type", "none")
                 .set("linger.ms", LINGER_MS)
                 .set("batch.num.messages", shape.batch.to_string())
@@ -174,13 +202,26 @@ impl Protocol for Kafka {
                 .set("queue.buffering.max.messages", queued.to_string())
                 .set(
                     "max.in.flight.requests.per.connection",
-                    shape.in_flight.to_string(),
-                )
+                    in_flight.to_string(),
+                );
+            if transactional {
+                let n = self.producers.fetch_add(1, Ordering::Relaxed);
+                config.set("transactional.id", format!("brook-bench-{topic}-{n}"));
+            }
+            let producer: ThreadedProducer<Deliveries> = config
                 .create_with_context(Deliveries)
                 .context("cannot create a librdkafka producer")?;
+            let producer = Arc::new(producer);
+            if transactional {
+                let init = Arc::clone(&producer);
+                tokio::task::spawn_blocking(move || init.init_transactions(TXN_TIMEOUT))
+                    .await?
+                    .context("init_transactions")?;
+            }
             Ok(Box::new(KafkaProducer {
                 producer,
                 topic: topic.to_owned(),
+                one_transaction: transactional.then(|| Arc::new(tokio::sync::Mutex::new(()))),
             }) as Box<dyn BenchProducer>)
         }
         .boxed()
@@ -206,6 +247,7 @@ impl Protocol for Kafka {
                 // that keeps up needs a deep queue and a short backoff.
                 .set("queued.min.messages", QUEUED_RECORDS_MIN)
                 .set("fetch.queue.backoff.ms", "10")
+                .set("isolation.level", self.settings.isolation)
                 .create()
                 .context("cannot create a librdkafka consumer")?;
             let mut assignment = TopicPartitionList::new();
@@ -263,14 +305,26 @@ impl ProducerContext for Deliveries {
 
 struct KafkaProducer {
     /// Serves delivery reports on its own thread.
-    producer: ThreadedProducer<Deliveries>,
+    producer: Arc<ThreadedProducer<Deliveries>>,
     topic: String,
+    /// Transactional: held from a batch's begin to its commit, so transactions take turns.
+    one_transaction: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl BenchProducer for KafkaProducer {
     fn send_batch(&self, partition: u32, values: Vec<Bytes>) -> BoxFuture<'_, anyhow::Result<Ack>> {
         async move {
             let partition = i32::try_from(partition).context("partition too large")?;
+            let turn = match &self.one_transaction {
+                Some(lock) => {
+                    let turn = Arc::clone(lock).lock_owned().await;
+                    self.producer
+                        .begin_transaction()
+                        .context("begin_transaction")?;
+                    Some(turn)
+                }
+                None => None,
+            };
             let (done, delivered) = oneshot::channel();
             let batch = Arc::new(BatchAck {
                 remaining: AtomicUsize::new(values.len()),
@@ -293,11 +347,19 @@ impl BenchProducer for KafkaProducer {
                     }
                 }
             }
+            let producer = Arc::clone(&self.producer);
             let ack = async move {
                 delivered
                     .await
                     .context("the producer closed before every delivery report")?
-                    .context("produce")
+                    .context("produce")?;
+                if let Some(turn) = turn {
+                    tokio::task::spawn_blocking(move || producer.commit_transaction(TXN_TIMEOUT))
+                        .await?
+                        .context("commit_transaction")?;
+                    drop(turn);
+                }
+                Ok(())
             };
             Ok(ack.boxed())
         }

@@ -37,6 +37,44 @@ pub(crate) struct KafkaOptions {
     /// durable under the topic's durability, as acks=all means on a one-replica broker).
     #[arg(long, value_enum, default_value = "1")]
     acks: Acks,
+    /// --protocol kafka: produce in transactions, each --batch one transaction (one
+    /// `transactional.id` per producer; acks=all, as transactions require), acknowledged once
+    /// committed. `--transactional false,true` benches both in one run.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        num_args = 0..=1,
+        default_value = "false",
+        default_missing_value = "true"
+    )]
+    transactional: Vec<bool>,
+    /// --protocol kafka: the consumers' `isolation.level`. `--isolation
+    /// read_committed,read_uncommitted` benches both in one run.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "read_committed"
+    )]
+    isolation: Vec<Isolation>,
+}
+
+/// The consumers' `isolation.level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub(crate) enum Isolation {
+    ReadCommitted,
+    ReadUncommitted,
+}
+
+impl Isolation {
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    fn name(self) -> &'static str {
+        match self {
+            Isolation::ReadCommitted => "read_committed",
+            Isolation::ReadUncommitted => "read_uncommitted",
+        }
+    }
 }
 
 /// The producer's `acks` setting.
@@ -49,11 +87,45 @@ pub(super) enum Acks {
 }
 
 impl KafkaOptions {
-    /// How reports name the Kafka protocol: the door and its producer's acks.
+    /// One set of options per run the lists ask for (every `--transactional` value with every
+    /// `--isolation`), each with one value of each.
+    pub(crate) fn variants(&self) -> Vec<KafkaOptions> {
+        let mut variants = Vec::new();
+        for &transactional in &self.transactional {
+            for &isolation in &self.isolation {
+                variants.push(KafkaOptions {
+                    transactional: vec![transactional],
+                    isolation: vec![isolation],
+                    ..self.clone()
+                });
+            }
+        }
+        variants
+    }
+
+    fn is_transactional(&self) -> bool {
+        self.transactional.first().copied().unwrap_or(false)
+    }
+
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    fn isolation(&self) -> Isolation {
+        self.isolation
+            .first()
+            .copied()
+            .unwrap_or(Isolation::ReadCommitted)
+    }
+
+    /// How reports name the Kafka protocol: the door, its producer's acks, transactions, and
+    /// the consumers' isolation when it is not librdkafka's default.
     pub(crate) fn label(&self) -> &'static str {
-        match self.acks {
-            Acks::Leader => "kafka (acks=1)",
-            Acks::All => "kafka (acks=all)",
+        let committed = self.isolation() == Isolation::ReadCommitted;
+        match (self.is_transactional(), self.acks, committed) {
+            (true, _, true) => "kafka (transactional)",
+            (true, _, false) => "kafka (transactional, read_uncommitted)",
+            (false, Acks::Leader, true) => "kafka (acks=1)",
+            (false, Acks::Leader, false) => "kafka (acks=1, read_uncommitted)",
+            (false, Acks::All, true) => "kafka (acks=all)",
+            (false, Acks::All, false) => "kafka (acks=all, read_uncommitted)",
         }
     }
 }
@@ -85,7 +157,12 @@ pub(super) fn connect(
         Acks::Leader => "1",
         Acks::All => "all",
     };
-    Ok((librdkafka::connect(&bootstrap, acks)?, bootstrap))
+    let settings = librdkafka::Settings {
+        acks,
+        transactional: options.is_transactional(),
+        isolation: options.isolation().name(),
+    };
+    Ok((librdkafka::connect(&bootstrap, settings)?, bootstrap))
 }
 
 /// Without the feature: the rebuild hint (the bench checks [`require_built`] before this).
