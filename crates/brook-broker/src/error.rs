@@ -159,13 +159,53 @@ pub enum BrokerError {
     },
     #[error("a storage task failed: {reason}")]
     Task { reason: String },
+    /// The Kafka cluster a gateway or an `api::Brook` on Kafka works on failed a call and no
+    /// finer variant says why (unreachable, timed out, refused): `reason` is the Kafka client's
+    /// account. `unavailable` when retrying later may succeed.
+    #[error("the Kafka cluster failed to {operation}: {reason}")]
+    Cluster {
+        operation: &'static str,
+        reason: String,
+        unavailable: bool,
+    },
     /// A transaction or idempotent producer refusal (fenced, out of order, invalid state, ...).
     #[error(transparent)]
     Transaction(#[from] crate::txn::TxnError),
+    /// The authorizer refused (docs/security.md): the principal may not do `operation` on the
+    /// resource, or (`internal`) the resource is an internal topic clients may not touch.
+    #[error("{}", denied_message(principal, *operation, *resource_type, resource, *internal))]
+    Denied {
+        principal: String,
+        operation: crate::auth::Operation,
+        resource_type: crate::auth::ResourceType,
+        resource: String,
+        internal: bool,
+    },
+    #[error("user {user:?} does not exist")]
+    UnknownUser { user: String },
+    #[error("user {user:?} already exists")]
+    UserExists { user: String },
+    #[error("token {id:?} does not exist (revoked, expired and dropped, or never made)")]
+    UnknownToken { id: String },
     /// A storage failure of a topic-level operation (open, create, delete) with no finer
     /// variant.
     #[error("storage failure: {}", public_message(.0))]
     Storage(#[from] LogError),
+}
+
+/// The message of [`BrokerError::Denied`].
+fn denied_message(
+    principal: &str,
+    operation: crate::auth::Operation,
+    resource_type: crate::auth::ResourceType,
+    resource: &str,
+    internal: bool,
+) -> String {
+    if internal {
+        format!("topic {resource:?} is internal to brook: {principal} may not {operation} it")
+    } else {
+        format!("{principal} is not authorized to {operation} {resource_type} {resource:?}")
+    }
 }
 
 /// A storage error as a remote client may read it: what failed, without the server's paths.
@@ -210,6 +250,7 @@ fn public_message(err: &LogError) -> String {
 /// | `TooLarge`        | `RESOURCE_EXHAUSTED` | 413  | `MESSAGE_TOO_LARGE`             |
 /// | `Unavailable`     | `UNAVAILABLE`        | 503  | `KAFKA_STORAGE_ERROR`           |
 /// | `DataLoss`        | `DATA_LOSS`          | 500  | `CORRUPT_MESSAGE`               |
+/// | `PermissionDenied`| `PERMISSION_DENIED`  | 403  | `TOPIC_AUTHORIZATION_FAILED` (by resource) |
 /// | `Internal`        | `INTERNAL`           | 500  | `UNKNOWN_SERVER_ERROR`          |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -222,6 +263,8 @@ pub enum ErrorKind {
     Unavailable,
     /// Stored data is damaged: it is reported, never served.
     DataLoss,
+    /// The authorizer refused the request.
+    PermissionDenied,
     Internal,
 }
 
@@ -233,7 +276,9 @@ impl BrokerError {
             E::UnknownTopic { .. }
             | E::UnknownPartition { .. }
             | E::UnknownGroup { .. }
-            | E::UnknownCall { .. } => ErrorKind::NotFound,
+            | E::UnknownCall { .. }
+            | E::UnknownUser { .. }
+            | E::UnknownToken { .. } => ErrorKind::NotFound,
             E::InvalidTopicName { .. }
             | E::InvalidGroupId { .. }
             | E::InvalidPartitions { .. }
@@ -243,7 +288,8 @@ impl BrokerError {
             | E::PartitionsNotIncreased { .. }
             | E::GroupNotEmpty { .. }
             | E::GroupInUse { .. } => ErrorKind::InvalidArgument,
-            E::TopicExists { .. } => ErrorKind::AlreadyExists,
+            E::TopicExists { .. } | E::UserExists { .. } => ErrorKind::AlreadyExists,
+            E::Denied { .. } => ErrorKind::PermissionDenied,
             E::OffsetOutOfRange { .. } => ErrorKind::OutOfRange,
             E::TooLarge { .. } => ErrorKind::TooLarge,
             // Doors that speak deadlines (gRPC DEADLINE_EXCEEDED, HTTP 504) match CallTimeout.
@@ -255,8 +301,15 @@ impl BrokerError {
             | E::OffsetsUnavailable { .. } => ErrorKind::Unavailable,
             // Not brook's failure but the handler's: doors that can say so (HTTP 502) match it.
             E::Task { .. } | E::HandlerFailed { .. } => ErrorKind::Internal,
-            E::Transaction(e) => e.kind(),
+            E::Cluster { unavailable, .. } => {
+                if *unavailable {
+                    ErrorKind::Unavailable
+                } else {
+                    ErrorKind::Internal
+                }
+            }
             E::Corrupt { .. } => ErrorKind::DataLoss,
+            E::Transaction(e) => e.kind(),
             E::Storage(e) => storage_kind(e),
             E::PartitionStorage { source, .. } => storage_kind(source),
         }
@@ -323,19 +376,22 @@ impl BrokerError {
                 }
             }
             LogError::Closed => Self::Closed,
-            err @ (LogError::Io { .. } | LogError::BadMetaFile { .. }) => {
+            err @ (LogError::ProducerFenced { .. }
+            | LogError::OutOfOrderSequence { .. }
+            | LogError::UnknownProducerId { .. }
+            | LogError::InvalidTxnState { .. }) => {
+                Self::Transaction(crate::txn::TxnError::from_log(err, topic, partition))
+            }
+            err @ (LogError::Io { .. }
+            | LogError::BadMetaFile { .. }
+            | LogError::Offline { .. }
+            | LogError::ReadOnly { .. }) => {
                 tracing::error!(topic, partition, error = %err, "storage failure");
                 Self::PartitionStorage {
                     topic: topic.to_owned(),
                     partition,
                     source: Box::new(err),
                 }
-            }
-            err @ (LogError::ProducerFenced { .. }
-            | LogError::OutOfOrderSequence { .. }
-            | LogError::UnknownProducerId { .. }
-            | LogError::InvalidTxnState { .. }) => {
-                Self::Transaction(crate::txn::TxnError::from_log(err, topic, partition))
             }
             other => Self::from_admin_log(other),
         }

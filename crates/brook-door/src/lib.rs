@@ -1,6 +1,7 @@
 //! What every brook door shares, so the gRPC, HTTP and Kafka doors live the same life.
 //!
-//! A door is a protocol serving one [`brook_broker::Broker`] on a TCP port. The protocols differ;
+//! A door is a protocol serving one broker (a [`brook_broker::Backend`]: the local log, or a
+//! cluster in gateway mode) on a TCP port. The protocols differ;
 //! their lifecycle does not, and it is written here once:
 //!
 //! - [`door`]: the [`Door`] trait a protocol implements, and [`RunningDoor`], the handle every
@@ -19,21 +20,27 @@
 //! - [`error`]: why a door could not start or stop.
 //! - [`trace`]: the span every door opens per request, and the W3C `traceparent` a produce
 //!   carries into its records.
+//! - [`tls`]: TLS on a door's connections (rustls), reloaded without dropping a connection.
+//! - [`auth`]: the authentication hook: who a request is, one answer for every failure, and
+//!   failures from one address slowed ([`Security`] is a door's TLS and hook together).
 //!
 //! Nothing here knows a protocol: no tonic, axum or Kafka type.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod accept;
+pub mod auth;
 pub mod connection;
 pub mod door;
 pub mod error;
 pub mod listener;
 pub mod shutdown;
+pub mod tls;
 pub mod trace;
 pub mod tracker;
 
 pub use accept::{Acceptor, ConnectionLimits, Draining};
+pub use auth::{Authenticator, Security};
 pub use connection::Connection;
 pub use door::{validate, Door, RunningDoor, Serving};
 pub use error::{BoxError, DoorError};

@@ -33,9 +33,10 @@ fn kafka_error(err: &BrokerError) -> ResponseError {
             ResponseError::OffsetMetadataTooLarge
         }
         E::TooLarge { .. } => ResponseError::MessageTooLarge,
-        // A well-formed batch Kafka's rules refuse: a control batch only the broker may write.
+        // A well-formed batch Kafka's rules refuse: a control batch only the broker may write,
+        // a record without a key on a compacted topic.
         E::InvalidBatch {
-            source: BatchError::ControlBatch,
+            source: BatchError::ControlBatch | BatchError::MissingKey { .. },
             ..
         } => ResponseError::InvalidRecord,
         // CRC, lengths, magic, record framing: the batch is not what it claims to be.
@@ -50,9 +51,24 @@ fn kafka_error(err: &BrokerError) -> ResponseError {
         // Shutting down: retriable, the client comes back once the broker is up again.
         E::Closed => ResponseError::LeaderNotAvailable,
         E::Transaction(e) => crate::producers::error_code(e),
+        // The authorizer's refusal, in the code of the resource it refused.
+        E::Denied { resource_type, .. } => authorization_failed(*resource_type),
         // Errors of broker features the Kafka door does not call (request-reply, ...): by
         // their kind, so a new variant still maps to something a client understands.
         other => by_kind(other.kind()),
+    }
+}
+
+/// Kafka's authorization error for a resource type.
+pub(crate) fn authorization_failed(
+    resource_type: brook_broker::auth::ResourceType,
+) -> ResponseError {
+    use brook_broker::auth::ResourceType as R;
+    match resource_type {
+        R::Topic => ResponseError::TopicAuthorizationFailed,
+        R::Group => ResponseError::GroupAuthorizationFailed,
+        R::Cluster => ResponseError::ClusterAuthorizationFailed,
+        R::TransactionalId => ResponseError::TransactionalIdAuthorizationFailed,
     }
 }
 

@@ -1,0 +1,573 @@
+//! Kafka's ACL model: who (principal, host) may or may not do what (operation) to which
+//! resource (a topic, group, transactional id or the cluster, by literal name or prefix), and
+//! the one decision made from a set of such rules.
+//!
+//! The numbers are Kafka's wire codes (`AclOperation`, `ResourceType`, `PatternType`,
+//! `AclPermissionType`), so the Kafka door passes them through and `kafka-acls` output reads
+//! the same. The decision is Kafka's `AclAuthorizer`'s:
+//!
+//! 1. a rule applies when its resource matches (literal name equal, or `*`; prefixed: the name
+//!    starts with it), its principal matches (equal, or `User:*`) and its host matches (equal,
+//!    or `*`);
+//! 2. a `Deny` rule for the operation (or for `All`) denies;
+//! 3. else an `Allow` rule for the operation, for `All`, or for an operation that implies it
+//!    (`Read`, `Write`, `Delete`, `Alter` imply `Describe`; `AlterConfigs` implies
+//!    `DescribeConfigs`) allows;
+//! 4. else it is denied (deny by default).
+//!
+//! Internal topics (names starting `__`) are matched only by rules that name them: `*` and a
+//! prefix that does not start with `__` never grant them, so a broad grant never opens the
+//! reply topic of request-reply to an ordinary principal.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{BrokerError, Result};
+
+/// The literal resource name that matches every name (of its type).
+pub const WILDCARD: &str = "*";
+/// The principal that matches every principal.
+pub const WILDCARD_PRINCIPAL: &str = "User:*";
+/// The resource name of the cluster, Kafka's.
+pub const CLUSTER_NAME: &str = "kafka-cluster";
+/// How a topic name marks itself internal.
+pub const INTERNAL_PREFIX: &str = "__";
+
+/// Defines a Kafka enum with its wire codes, its names (as `kafka-acls` prints them) and a
+/// parser that takes either, case-insensitively.
+macro_rules! kafka_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $code:literal, $text:literal;)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// Every value, in code order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// Kafka's wire code.
+            pub fn code(self) -> i8 {
+                match self {
+                    $($name::$variant => $code,)+
+                }
+            }
+
+            /// The value of a wire code.
+            pub fn from_code(code: i8) -> Option<Self> {
+                match code {
+                    $($code => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+
+            /// The name `kafka-acls` prints (`Read`, `Topic`, `Prefixed`).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = BrokerError;
+
+            fn from_str(text: &str) -> Result<Self> {
+                let wanted = text.replace(['-', '_'], "");
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.name().replace(['-', '_'], "").eq_ignore_ascii_case(&wanted))
+                    .ok_or_else(|| BrokerError::InvalidRequest {
+                        reason: format!(
+                            "{text:?} is not a {}: one of {}",
+                            stringify!($name),
+                            Self::ALL.iter().map(|v| v.name()).collect::<Vec<_>>().join(", ")
+                        ),
+                    })
+            }
+        }
+    };
+}
+
+kafka_enum!(
+    /// What an ACL is about.
+    ResourceType {
+        Topic = 2, "Topic";
+        Group = 3, "Group";
+        Cluster = 4, "Cluster";
+        TransactionalId = 5, "TransactionalId";
+    }
+);
+
+kafka_enum!(
+    /// How an ACL's resource name matches.
+    PatternType {
+        /// The name itself (or `*`, every name).
+        Literal = 3, "Literal";
+        /// Every name starting with it.
+        Prefixed = 4, "Prefixed";
+    }
+);
+
+kafka_enum!(
+    /// What may be done.
+    Operation {
+        All = 2, "All";
+        Read = 3, "Read";
+        Write = 4, "Write";
+        Create = 5, "Create";
+        Delete = 6, "Delete";
+        Alter = 7, "Alter";
+        Describe = 8, "Describe";
+        ClusterAction = 9, "ClusterAction";
+        DescribeConfigs = 10, "DescribeConfigs";
+        AlterConfigs = 11, "AlterConfigs";
+        IdempotentWrite = 12, "IdempotentWrite";
+    }
+);
+
+kafka_enum!(
+    /// Whether a rule allows or denies.
+    Permission {
+        Deny = 2, "Deny";
+        Allow = 3, "Allow";
+    }
+);
+
+impl Operation {
+    /// Whether an `Allow` rule for `self` allows `wanted` (Kafka's implied operations).
+    fn allows(self, wanted: Operation) -> bool {
+        use Operation as O;
+        self == wanted
+            || self == O::All
+            || (wanted == O::Describe && matches!(self, O::Read | O::Write | O::Delete | O::Alter))
+            || (wanted == O::DescribeConfigs && self == O::AlterConfigs)
+    }
+}
+
+/// A resource an operation is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resource<'a> {
+    pub kind: ResourceType,
+    pub name: &'a str,
+}
+
+impl<'a> Resource<'a> {
+    pub fn topic(name: &'a str) -> Self {
+        Self {
+            kind: ResourceType::Topic,
+            name,
+        }
+    }
+
+    pub fn group(name: &'a str) -> Self {
+        Self {
+            kind: ResourceType::Group,
+            name,
+        }
+    }
+
+    pub fn transactional_id(name: &'a str) -> Self {
+        Self {
+            kind: ResourceType::TransactionalId,
+            name,
+        }
+    }
+
+    pub fn cluster() -> Resource<'static> {
+        Resource {
+            kind: ResourceType::Cluster,
+            name: CLUSTER_NAME,
+        }
+    }
+
+    /// Whether this is an internal topic (`__` names): refused to clients with auth off, and
+    /// granted only by rules that name it with auth on.
+    pub fn is_internal_topic(&self) -> bool {
+        self.kind == ResourceType::Topic && self.name.starts_with(INTERNAL_PREFIX)
+    }
+}
+
+impl fmt::Display for Resource<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {:?}", self.kind, self.name)
+    }
+}
+
+/// One rule.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AclBinding {
+    pub resource_type: ResourceType,
+    pub resource_name: String,
+    pub pattern_type: PatternType,
+    /// `User:NAME` or `User:*`.
+    pub principal: String,
+    /// An IP address, or `*`.
+    pub host: String,
+    pub operation: Operation,
+    pub permission: Permission,
+}
+
+impl AclBinding {
+    /// Checks the rule can be stored: a name, a `User:` principal, `*` or an IP as host, the
+    /// cluster named `kafka-cluster` literally.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |reason: String| Err(BrokerError::InvalidRequest { reason });
+        if self.resource_name.is_empty() || self.resource_name.len() > 1024 {
+            return bad("an ACL's resource name must be 1 to 1024 bytes".into());
+        }
+        if self.resource_type == ResourceType::Cluster
+            && (self.resource_name != CLUSTER_NAME || self.pattern_type != PatternType::Literal)
+        {
+            return bad(format!(
+                "a cluster ACL names the cluster literally: {CLUSTER_NAME:?}"
+            ));
+        }
+        if self.pattern_type == PatternType::Prefixed && self.resource_name == WILDCARD {
+            return bad("a prefixed ACL cannot be `*`: use a literal `*` for every name".into());
+        }
+        if self.principal != WILDCARD_PRINCIPAL {
+            super::Principal::parse(&self.principal)?;
+        }
+        if self.host != WILDCARD && self.host.parse::<IpAddr>().is_err() {
+            return bad(format!(
+                "an ACL's host is `*` or an IP address, not {:?}",
+                self.host
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether this rule is about `resource`.
+    fn matches_resource(&self, resource: &Resource<'_>) -> bool {
+        if self.resource_type != resource.kind {
+            return false;
+        }
+        let internal = resource.is_internal_topic();
+        match self.pattern_type {
+            PatternType::Literal => {
+                self.resource_name == resource.name || (self.resource_name == WILDCARD && !internal)
+            }
+            PatternType::Prefixed => {
+                resource.name.starts_with(&self.resource_name)
+                    && (!internal || self.resource_name.starts_with(INTERNAL_PREFIX))
+            }
+        }
+    }
+
+    /// Whether this rule is about `principal` at `host`.
+    fn matches_identity(&self, principal: &str, host: &str) -> bool {
+        (self.principal == principal || self.principal == WILDCARD_PRINCIPAL)
+            && (self.host == host || self.host == WILDCARD)
+    }
+}
+
+impl fmt::Display for AclBinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} {} on {} {} {:?} from {}",
+            self.principal,
+            self.permission,
+            self.operation,
+            self.pattern_type,
+            self.resource_type,
+            self.resource_name,
+            self.host
+        )
+    }
+}
+
+/// How a filter matches resource names (Kafka's `PatternType` in a filter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PatternFilter {
+    /// Any rule whatever its pattern, by its stored name.
+    #[default]
+    Any,
+    /// The rules that would apply to the named resource: literal equal or `*`, and prefixes of
+    /// it.
+    Match,
+    /// Only this pattern type.
+    Only(PatternType),
+}
+
+impl PatternFilter {
+    /// Kafka's wire code: 1 any, 2 match, 3 literal, 4 prefixed.
+    pub fn from_code(code: i8) -> Option<Self> {
+        match code {
+            1 => Some(Self::Any),
+            2 => Some(Self::Match),
+            other => PatternType::from_code(other).map(Self::Only),
+        }
+    }
+}
+
+/// Which rules a listing or a removal is about; `None` matches anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AclFilter {
+    pub resource_type: Option<ResourceType>,
+    pub resource_name: Option<String>,
+    pub pattern: PatternFilter,
+    pub principal: Option<String>,
+    pub host: Option<String>,
+    pub operation: Option<Operation>,
+    pub permission: Option<Permission>,
+}
+
+impl AclFilter {
+    /// Whether `acl` is one of the rules this filter selects.
+    pub fn matches(&self, acl: &AclBinding) -> bool {
+        let name_matches = match (&self.resource_name, self.pattern) {
+            (None, PatternFilter::Only(p)) => acl.pattern_type == p,
+            (None, _) => true,
+            (Some(name), PatternFilter::Any) => acl.resource_name == *name,
+            (Some(name), PatternFilter::Only(p)) => {
+                acl.pattern_type == p && acl.resource_name == *name
+            }
+            (Some(name), PatternFilter::Match) => match acl.pattern_type {
+                PatternType::Literal => acl.resource_name == *name || acl.resource_name == WILDCARD,
+                PatternType::Prefixed => name.starts_with(&acl.resource_name),
+            },
+        };
+        name_matches
+            && self.resource_type.is_none_or(|t| t == acl.resource_type)
+            && self.principal.as_ref().is_none_or(|p| *p == acl.principal)
+            && self.host.as_ref().is_none_or(|h| *h == acl.host)
+            && self.operation.is_none_or(|o| o == acl.operation)
+            && self.permission.is_none_or(|p| p == acl.permission)
+    }
+}
+
+/// Kafka's decision over `acls` for `principal` at `host` doing `operation` on `resource`
+/// (see the module docs): `true` when allowed.
+pub(crate) fn decide<'a>(
+    acls: impl IntoIterator<Item = &'a AclBinding>,
+    principal: &str,
+    host: &IpAddr,
+    operation: Operation,
+    resource: &Resource<'_>,
+) -> bool {
+    let host = host.to_string();
+    let mut allowed = false;
+    for acl in acls
+        .into_iter()
+        .filter(|acl| acl.matches_resource(resource) && acl.matches_identity(principal, &host))
+    {
+        match acl.permission {
+            Permission::Deny if acl.operation == operation || acl.operation == Operation::All => {
+                return false;
+            }
+            Permission::Allow if acl.operation.allows(operation) => allowed = true,
+            _ => {}
+        }
+    }
+    allowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acl(
+        kind: ResourceType,
+        name: &str,
+        pattern: PatternType,
+        principal: &str,
+        operation: Operation,
+        permission: Permission,
+    ) -> AclBinding {
+        AclBinding {
+            resource_type: kind,
+            resource_name: name.into(),
+            pattern_type: pattern,
+            principal: principal.into(),
+            host: WILDCARD.into(),
+            operation,
+            permission,
+        }
+    }
+
+    const HOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn deny_wins_allow_implies_describe_and_nothing_is_allowed_by_default() {
+        use Operation as O;
+        let topic = Resource::topic("orders");
+        let rules = vec![
+            acl(
+                ResourceType::Topic,
+                "ord",
+                PatternType::Prefixed,
+                "User:alice",
+                O::Read,
+                Permission::Allow,
+            ),
+            acl(
+                ResourceType::Topic,
+                "orders",
+                PatternType::Literal,
+                "User:alice",
+                O::Write,
+                Permission::Deny,
+            ),
+            acl(
+                ResourceType::Topic,
+                "*",
+                PatternType::Literal,
+                "User:*",
+                O::Describe,
+                Permission::Allow,
+            ),
+        ];
+        assert!(decide(&rules, "User:alice", &HOST, O::Read, &topic));
+        assert!(
+            !decide(&rules, "User:alice", &HOST, O::Write, &topic),
+            "deny wins"
+        );
+        assert!(
+            decide(&rules, "User:bob", &HOST, O::Describe, &topic),
+            "wildcards"
+        );
+        assert!(
+            !decide(&rules, "User:bob", &HOST, O::Read, &topic),
+            "deny by default"
+        );
+        assert!(!decide(&[], "User:alice", &HOST, O::Describe, &topic));
+        let read_only = [acl(
+            ResourceType::Topic,
+            "orders",
+            PatternType::Literal,
+            "User:c",
+            O::Read,
+            Permission::Allow,
+        )];
+        assert!(
+            decide(&read_only, "User:c", &HOST, O::Describe, &topic),
+            "read implies describe"
+        );
+        assert!(!decide(&read_only, "User:c", &HOST, O::Delete, &topic));
+    }
+
+    #[test]
+    fn internal_topics_are_granted_only_by_rules_that_name_them() {
+        use Operation as O;
+        let everything = [
+            acl(
+                ResourceType::Topic,
+                "*",
+                PatternType::Literal,
+                "User:*",
+                O::All,
+                Permission::Allow,
+            ),
+            acl(
+                ResourceType::Topic,
+                "_",
+                PatternType::Prefixed,
+                "User:*",
+                O::All,
+                Permission::Allow,
+            ),
+        ];
+        let replies = Resource::topic("__brook_replies");
+        assert!(!decide(&everything, "User:a", &HOST, O::Read, &replies));
+        let named = [acl(
+            ResourceType::Topic,
+            "__brook",
+            PatternType::Prefixed,
+            "User:a",
+            O::Write,
+            Permission::Allow,
+        )];
+        assert!(decide(&named, "User:a", &HOST, O::Write, &replies));
+    }
+
+    #[test]
+    fn hosts_restrict_a_rule() {
+        let mut rule = acl(
+            ResourceType::Group,
+            "g",
+            PatternType::Literal,
+            "User:a",
+            Operation::Read,
+            Permission::Allow,
+        );
+        rule.host = "10.0.0.1".into();
+        let group = Resource::group("g");
+        assert!(!decide(
+            std::slice::from_ref(&rule),
+            "User:a",
+            &HOST,
+            Operation::Read,
+            &group
+        ));
+        let there: IpAddr = "10.0.0.1".parse().expect("ip");
+        assert!(decide(&[rule], "User:a", &there, Operation::Read, &group));
+    }
+
+    #[test]
+    fn filters_select_rules_by_any_field_or_by_what_would_match() {
+        let rule = acl(
+            ResourceType::Topic,
+            "ord",
+            PatternType::Prefixed,
+            "User:a",
+            Operation::Read,
+            Permission::Allow,
+        );
+        assert!(AclFilter::default().matches(&rule));
+        let matching = AclFilter {
+            resource_name: Some("orders".into()),
+            pattern: PatternFilter::Match,
+            ..AclFilter::default()
+        };
+        assert!(matching.matches(&rule));
+        let exact = AclFilter {
+            resource_name: Some("orders".into()),
+            ..AclFilter::default()
+        };
+        assert!(!exact.matches(&rule));
+        let other_principal = AclFilter {
+            principal: Some("User:b".into()),
+            ..AclFilter::default()
+        };
+        assert!(!other_principal.matches(&rule));
+    }
+
+    #[test]
+    fn names_and_codes_read_back() {
+        for op in Operation::ALL {
+            assert_eq!(Operation::from_code(op.code()), Some(*op));
+            assert_eq!(op.name().parse::<Operation>().expect("name"), *op);
+        }
+        assert_eq!(
+            "transactional-id".parse::<ResourceType>().expect("dash"),
+            ResourceType::TransactionalId
+        );
+        assert!("Bogus".parse::<Operation>().is_err());
+        let mut bad = acl(
+            ResourceType::Cluster,
+            "x",
+            PatternType::Literal,
+            "User:a",
+            Operation::Alter,
+            Permission::Allow,
+        );
+        assert!(bad.validate().is_err());
+        bad.resource_name = CLUSTER_NAME.into();
+        bad.validate().expect("the cluster, literally");
+        bad.host = "not-an-ip".into();
+        assert!(bad.validate().is_err());
+    }
+}
