@@ -77,7 +77,7 @@ impl Broker {
         max_wait: Duration,
         isolation: Isolation,
     ) -> Result<Fetched> {
-        self.check_fetch_bounds(max_bytes, max_wait)?;
+        self.inner.config.limits.check_fetch(max_bytes, max_wait)?;
         let handle = self.topic(topic)?;
         let target = handle.partition(partition)?;
         // Subscribe before looking, so an append between the look and the wait still wakes us.
@@ -189,24 +189,6 @@ impl Broker {
             .partition(partition)?
             .end_channel(isolation)
             .subscribe())
-    }
-
-    fn check_fetch_bounds(&self, max_bytes: usize, max_wait: Duration) -> Result<()> {
-        let limits = &self.inner.config.limits;
-        if max_bytes == 0 || max_bytes > limits.fetch_bytes_max {
-            return Err(BrokerError::invalid(format!(
-                "max_bytes {max_bytes} is not within 1..={} (fetch_bytes_max)",
-                limits.fetch_bytes_max
-            )));
-        }
-        if max_wait > limits.fetch_wait_max() {
-            return Err(BrokerError::invalid(format!(
-                "max_wait {} ms exceeds fetch_wait_ms_max ({} ms)",
-                max_wait.as_millis(),
-                limits.fetch_wait_ms_max
-            )));
-        }
-        Ok(())
     }
 
     /// Waits until the readable end (high watermark, or last stable offset) passes `offset`,

@@ -97,21 +97,10 @@ impl Broker {
     /// Checks offsets to commit (directly or in a transaction): at least one, metadata within
     /// `offset_metadata_bytes_max`, every partition existing.
     pub(crate) fn check_commits(&self, commits: &[OffsetCommit]) -> Result<()> {
-        if commits.is_empty() {
-            return Err(BrokerError::invalid("a commit needs at least one offset"));
-        }
-        let metadata_max = self.inner.config.limits.offset_metadata_bytes_max;
+        self.inner.config.limits.check_commits(commits)?;
         for commit in commits {
             let tp = &commit.topic_partition;
             self.topic(&tp.topic)?.partition(tp.partition)?;
-            if commit.metadata.len() > metadata_max {
-                return Err(BrokerError::TooLarge {
-                    what: "commit metadata",
-                    size: commit.metadata.len(),
-                    max: metadata_max,
-                    limit: "offset_metadata_bytes_max",
-                });
-            }
         }
         Ok(())
     }

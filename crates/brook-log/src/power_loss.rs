@@ -83,10 +83,14 @@ impl Model {
     /// what it would have removed (the batch holding `to` whole, and everything after) is no
     /// longer owed, but may still be served.
     fn maybe_cut(&mut self, to: u64) {
-        let holding = self.written.range(..=to).next_back().and_then(|(base, bytes)| {
-            let header = BatchHeader::parse(bytes).expect("a batch the test built");
-            (header.last_offset() as u64 >= to).then_some(*base)
-        });
+        let holding = self
+            .written
+            .range(..=to)
+            .next_back()
+            .and_then(|(base, bytes)| {
+                let header = BatchHeader::parse(bytes).expect("a batch the test built");
+                (header.last_offset() as u64 >= to).then_some(*base)
+            });
         self.acked_end = self.acked_end.min(holding.unwrap_or(to));
     }
 }
@@ -99,7 +103,10 @@ fn check_served(log: &PartitionLog, model: &Model, what: &str) {
         let bytes = log
             .read(offset, 4096)
             .unwrap_or_else(|e| panic!("{what}: read at {offset} failed: {e}"));
-        assert!(!bytes.is_empty(), "{what}: nothing served at {offset} < hw {hw}");
+        assert!(
+            !bytes.is_empty(),
+            "{what}: nothing served at {offset} < hw {hw}"
+        );
         let mut rest = &bytes[..];
         while !rest.is_empty() {
             let header = BatchHeader::parse_checked(rest, usize::MAX)
@@ -144,7 +151,12 @@ fn run_schedule(seed: u64, durability: Durability, writeback: Writeback) {
             // Damage in unacknowledged bytes that a valid batch follows (only a disk that
             // writes back out of order leaves that): reported, readable up to it, appends
             // refused until an operator truncates.
-            assert_eq!(writeback, Writeback::AnyOrder, "{what}: {:?}", log.recovery());
+            assert_eq!(
+                writeback,
+                Writeback::AnyOrder,
+                "{what}: {:?}",
+                log.recovery()
+            );
             assert!(log.is_poisoned());
             log.truncate_to(end).expect("repair");
         }

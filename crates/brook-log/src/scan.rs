@@ -278,7 +278,6 @@ impl LogScanner {
                 ))));
             }
         }
-
         Ok(Ok(header))
     }
 
