@@ -117,7 +117,7 @@ async fn start() -> (Server, tempfile::TempDir) {
 
 /// What the driver expects to find: see the header of tests/console/driver.mjs.
 async fn seed(server: &Server) {
-    let broker = server.broker().clone();
+    let broker = server.broker().expect("a local broker").clone();
     broker
         .create_topic(NewTopic::new("orders", 3))
         .await
@@ -219,7 +219,11 @@ async fn every_page_of_the_console_works_in_a_real_browser() {
         );
     }
     // The reset the driver clicked moved the group's offsets in the broker itself.
-    let group = server.broker().describe_group("billing").expect("billing");
+    let group = server
+        .broker()
+        .expect("a local broker")
+        .describe_group("billing")
+        .expect("billing");
     assert!(
         group
             .offsets

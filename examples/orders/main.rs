@@ -1,13 +1,15 @@
-//! One API, two transports: the same application code (`app.rs`) run on an embedded broker or
-//! against a running server.
+//! One API, three places: the same application code (`app.rs`) run on an embedded broker,
+//! against a running server, or on a Kafka cluster.
 //!
 //! ```text
 //! cargo run --example orders                                   # embedded: no server, no socket
 //! brook serve --data-dir "$(mktemp -d)" &                      # a fresh server
 //! cargo run --example orders -- --server http://127.0.0.1:50051
+//! cargo run --example orders -- --kafka kafka://127.0.0.1:9092 # a Kafka cluster
 //! ```
 //!
-//! Both print the same lines (on a fresh server: the app creates the topic `orders`).
+//! All print the same lines (on a fresh server or cluster: the app creates the topic
+//! `orders`). `--kafka` needs the `kafka-backend` feature, on by default for this package.
 
 mod app;
 
@@ -19,8 +21,9 @@ async fn main() -> ExitCode {
     let lines = match args.as_slice() {
         [] => embedded().await,
         [flag, url] if flag == "--server" => remote(url).await,
+        [flag, url] if flag == "--kafka" => kafka(url).await,
         _ => {
-            eprintln!("usage: orders [--server URL]");
+            eprintln!("usage: orders [--server URL | --kafka kafka://HOST:PORT]");
             return ExitCode::from(2);
         }
     };
@@ -48,4 +51,17 @@ async fn embedded() -> app::AppResult<Vec<String>> {
 async fn remote(url: &str) -> app::AppResult<Vec<String>> {
     let client = brook::Client::connect(url).await?;
     app::run(&client).await
+}
+
+#[cfg(feature = "kafka-backend")]
+async fn kafka(url: &str) -> app::AppResult<Vec<String>> {
+    let cluster = brook::kafka::connect(url).await?;
+    let lines = app::run(&cluster).await;
+    cluster.close().await?;
+    lines
+}
+
+#[cfg(not(feature = "kafka-backend"))]
+async fn kafka(_url: &str) -> app::AppResult<Vec<String>> {
+    Err("built without the kafka-backend feature: rebuild with --features kafka-backend".into())
 }

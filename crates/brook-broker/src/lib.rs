@@ -38,7 +38,10 @@
 //! # Modules
 //!
 //! - `broker`: open/close, the topic registry and topic administration.
+//! - [`auth`]: users, bearer tokens, ACLs and the authorizer every door asks before acting.
 //! - `admin`: changing a topic after its creation (deleting records below an offset).
+//! - `backend`: the seam the doors call through ([`Backend`]): this broker, or a [`Cluster`]
+//!   (a Kafka cluster in gateway mode) answering the same calls.
 //! - `produce`, `fetch`, `subscribe`: the data path; `append`: the per-partition append queue
 //!   under produce (call order, blocking pool, shared fsyncs).
 //! - `group_admin`: committed offsets, listing and describing groups, and deleting a group,
@@ -58,7 +61,10 @@
 
 mod admin;
 mod append;
+pub mod auth;
+mod backend;
 mod broker;
+mod compaction;
 mod config;
 mod error;
 mod fetch;
@@ -74,10 +80,12 @@ mod produce;
 pub mod reqreply;
 mod retention;
 mod subscribe;
+mod table;
 mod txn;
 mod types;
 
 pub use admin::ConfigChange;
+pub use backend::{Backend, Cluster};
 pub use broker::{Broker, TopicSummary};
 pub use config::{BrokerConfig, Limits};
 pub use error::{BrokerError, ErrorKind, Result};
@@ -104,4 +112,7 @@ pub use types::*;
 /// The range of every numeric setting and the one refusal outside it (brook-log's), for the
 /// doors' settings tables.
 pub use brook_log::bounds;
-pub use brook_log::{Corruption, Durability, LogConfig, RecoveryReport, TopicConfig};
+pub use brook_log::{
+    CleanerConfig, CleanupPolicy, Corruption, DirtyRatio, Durability, LogConfig, RecoveryReport,
+    TopicConfig,
+};

@@ -7,6 +7,7 @@
 //! call goes to one partition, and successive calls rotate round-robin, which keeps batches
 //! large without piling every keyless record on one partition.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Kafka's 32-bit murmur2 (the variant in `org.apache.kafka.common.utils.Utils.murmur2`, seed
@@ -49,15 +50,43 @@ pub fn partition_for_key(key: &[u8], partitions: u32) -> u32 {
 
 /// Round-robin state for keyless records of one topic: one step per produce call.
 #[derive(Debug, Default)]
-pub(crate) struct StickyCursor {
+pub struct StickyCursor {
     next: AtomicU32,
 }
 
 impl StickyCursor {
     /// The partition for the keyless records of the next produce call.
-    pub(crate) fn next_partition(&self, partitions: u32) -> u32 {
+    pub fn next_partition(&self, partitions: u32) -> u32 {
         self.next.fetch_add(1, Ordering::Relaxed) % partitions.max(1)
     }
+}
+
+/// The partition of each of `records` (one produce call to a topic of `partitions`
+/// partitions), as indexes per partition in request order: a record's own partition, else
+/// murmur2 of its key, else one partition for every keyless record of the call, taken from
+/// `keyless` once. The one routing rule of every backend. `Err` names a record's partition
+/// that the topic does not have.
+pub fn route(
+    records: &[crate::ProduceRecord],
+    partitions: u32,
+    keyless: impl FnOnce() -> u32,
+) -> Result<BTreeMap<u32, Vec<usize>>, u32> {
+    let mut keyless = Some(keyless);
+    let mut chosen = None;
+    let mut by_partition: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (i, record) in records.iter().enumerate() {
+        let partition = match (record.partition, &record.key) {
+            (Some(p), _) if p < partitions => p,
+            (Some(p), _) => return Err(p),
+            (None, Some(key)) => partition_for_key(key, partitions),
+            (None, None) => *chosen.get_or_insert_with(|| match keyless.take() {
+                Some(next) => next(),
+                None => 0,
+            }),
+        };
+        by_partition.entry(partition).or_default().push(i);
+    }
+    Ok(by_partition)
 }
 
 #[cfg(test)]

@@ -151,6 +151,22 @@ impl GroupSubscribe {
             isolation: Isolation::default(),
         }
     }
+
+    /// The topics, sorted and without repeats, once each name is checked: at least one.
+    pub fn checked_topics(&self) -> Result<Vec<String>> {
+        let mut topics = self.topics.clone();
+        topics.sort();
+        topics.dedup();
+        if topics.is_empty() {
+            return Err(BrokerError::invalid(
+                "a group subscription needs at least one topic",
+            ));
+        }
+        for topic in &topics {
+            crate::names::validate_topic_name(topic)?;
+        }
+        Ok(topics)
+    }
 }
 
 /// An open subscription: a `Stream` of events. Drop it to stop (and to leave its group).
@@ -168,6 +184,15 @@ impl std::fmt::Debug for Subscription {
 }
 
 impl Subscription {
+    /// A subscription whose events come from elsewhere than this broker's log (a backend
+    /// serving a Kafka cluster): the doors read the same type either way.
+    pub fn from_events(
+        member_id: Option<String>,
+        events: BoxStream<'static, Result<SubscriptionEvent>>,
+    ) -> Self {
+        Self { member_id, events }
+    }
+
     /// The member id in group mode.
     pub fn member_id(&self) -> Option<&str> {
         self.member_id.as_deref()
@@ -297,7 +322,11 @@ impl Broker {
     /// without joining the group. The stream ends after an error (its last item) or when the
     /// broker closes; it ends with `UnknownTopic` when the topic is deleted.
     pub async fn subscribe(&self, request: PartitionSubscribe) -> Result<Subscription> {
-        let max_bytes = self.subscribe_max_bytes(request.max_bytes)?;
+        let max_bytes = self
+            .inner
+            .config
+            .limits
+            .subscribe_bytes(request.max_bytes)?;
         let topic = self.topic(&request.topic)?;
         let target = topic.partition(request.partition)?;
         let (start, end) = (target.log.log_start_offset(), target.log.high_watermark());
@@ -344,18 +373,12 @@ impl Broker {
     pub async fn subscribe_group(&self, request: GroupSubscribe) -> Result<Subscription> {
         validate_group_id(&request.group)?;
         self.inner.offsets.check()?;
-        let max_bytes = self.subscribe_max_bytes(request.max_bytes)?;
-        let mut topics = request.topics;
-        topics.sort();
-        topics.dedup();
-        if topics.is_empty() {
-            return Err(BrokerError::invalid(
-                "a group subscription needs at least one topic",
-            ));
-        }
-        for topic in &topics {
-            crate::names::validate_topic_name(topic)?;
-        }
+        let max_bytes = self
+            .inner
+            .config
+            .limits
+            .subscribe_bytes(request.max_bytes)?;
+        let topics = request.checked_topics()?;
         // Before any topic is created: a refused subscription changes nothing.
         let claim = self.claim_group(&request.group, GroupProtocol::Brook)?;
         for topic in &topics {
@@ -392,18 +415,6 @@ impl Broker {
             member_id: Some(member_id),
             events: events.boxed(),
         })
-    }
-
-    fn subscribe_max_bytes(&self, max_bytes: Option<usize>) -> Result<usize> {
-        let limits = &self.inner.config.limits;
-        match max_bytes {
-            None => Ok(limits.subscribe_read_bytes),
-            Some(n) if n > 0 && n <= limits.fetch_bytes_max => Ok(n),
-            Some(n) => Err(BrokerError::invalid(format!(
-                "max_bytes {n} is not within 1..={} (fetch_bytes_max)",
-                limits.fetch_bytes_max
-            ))),
-        }
     }
 
     /// Where `group` resumes in `tp`: its committed offset while that is still in the log,

@@ -20,7 +20,6 @@ use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 
-use brook_broker::Broker;
 use futures::future::BoxFuture;
 use tokio::task::JoinHandle;
 
@@ -33,6 +32,11 @@ use crate::shutdown::Shutdown;
 pub trait Door: 'static {
     /// The door's name in logs and errors (`"gRPC"`, `"HTTP"`, `"Kafka"`).
     const NAME: &'static str;
+    /// What the door serves: any `brook_broker::Backend` (the local log, or a cluster in
+    /// gateway mode) for a door that takes records and batches through the broker API, or the
+    /// local `brook_broker::Broker` itself for one that needs the log (the Kafka door). A
+    /// `Broker` converts into either.
+    type Backend: Send + 'static;
     /// The door's settings.
     type Config: Send + 'static;
     /// How the door fails; it can say every shared failure ([`DoorError`]).
@@ -51,7 +55,7 @@ pub trait Door: 'static {
     /// Serves `broker` on the connections `connections` hands out until `shutdown` fires, then
     /// returns once the requests in flight are done. (An `async fn` in the impl.)
     fn serve(
-        broker: Broker,
+        broker: Self::Backend,
         connections: Acceptor,
         config: Self::Config,
         shutdown: Shutdown,
@@ -84,7 +88,7 @@ impl<D: Door> RunningDoor<D> {
     /// Checks `config`, binds `addr` (port 0 picks a free port; see
     /// [`RunningDoor::local_addr`]) and starts serving `broker` on a new task.
     pub async fn start(
-        broker: Broker,
+        broker: impl Into<D::Backend>,
         addr: SocketAddr,
         config: D::Config,
     ) -> Result<Self, D::Error> {
@@ -96,7 +100,7 @@ impl<D: Door> RunningDoor<D> {
     /// Checks `config` and starts serving `broker` on a listener already bound (so a process
     /// can bind all its doors before it serves any).
     pub fn start_on(
-        broker: Broker,
+        broker: impl Into<D::Backend>,
         listener: Listener,
         config: D::Config,
     ) -> Result<Self, D::Error> {
@@ -104,7 +108,7 @@ impl<D: Door> RunningDoor<D> {
         let local_addr = listener.local_addr();
         let connections = Acceptor::new(listener, D::limits(&config));
         let shutdown = Shutdown::new();
-        let serving = D::serve(broker, connections, config, shutdown.clone());
+        let serving = D::serve(broker.into(), connections, config, shutdown.clone());
         let task = tokio::spawn(async move {
             let result = serving.await;
             match &result {

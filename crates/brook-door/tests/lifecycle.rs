@@ -47,6 +47,7 @@ impl EchoConfig {
 
 impl Door for Echo {
     const NAME: &'static str = "Echo";
+    type Backend = Broker;
     type Config = EchoConfig;
     type Error = DoorError;
 

@@ -34,4 +34,6 @@ pub use config::{
     DEFAULT_REQUEST_BYTES_MAX,
 };
 pub use error::KafkaError;
+/// The consumer protocol's member bytes, decoded (for tools that describe Kafka groups).
+pub use observed::{assigned_partitions, subscribed_topics};
 pub use server::{Kafka, KafkaServer};

@@ -77,13 +77,17 @@ fn decode_versioned<T: Decodable>(mut bytes: Bytes, newest: i16) -> Option<T> {
     T::decode(&mut bytes, version.min(newest)).ok()
 }
 
-fn subscribed_topics(metadata: Bytes) -> Vec<String> {
+/// The topics a consumer-protocol subscription (a member's metadata) names; none when the
+/// bytes do not decode.
+pub fn subscribed_topics(metadata: Bytes) -> Vec<String> {
     decode_versioned::<ConsumerProtocolSubscription>(metadata, 3)
         .map(|s| s.topics.into_iter().map(|t| t.to_string()).collect())
         .unwrap_or_default()
 }
 
-fn assigned_partitions(assignment: Bytes) -> Vec<TopicPartition> {
+/// The partitions a consumer-protocol assignment gives a member; none when the bytes do not
+/// decode.
+pub fn assigned_partitions(assignment: Bytes) -> Vec<TopicPartition> {
     let Some(assignment) = decode_versioned::<ConsumerProtocolAssignment>(assignment, 3) else {
         return Vec::new();
     };

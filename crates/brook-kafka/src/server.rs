@@ -30,6 +30,10 @@ pub struct Kafka;
 
 impl Door for Kafka {
     const NAME: &'static str = "Kafka";
+    /// The log itself: the door hands out stored batches as they are and keeps producer and
+    /// group state beside them, so it is off in gateway mode (Kafka clients then talk to the
+    /// cluster directly).
+    type Backend = Broker;
     type Config = KafkaConfig;
     type Error = KafkaError;
 

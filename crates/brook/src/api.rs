@@ -1,6 +1,7 @@
-//! One API, two transports: application code written against [`Brook`] runs unchanged on an
-//! embedded [`Broker`] (in-process: no server, no socket) and on a remote `brook serve` through
-//! a [`Client`] (gRPC).
+//! One API, three places: application code written against [`Brook`] runs unchanged on an
+//! embedded [`Broker`] (in-process: no server, no socket), on a remote `brook serve` through
+//! a [`Client`] (gRPC), and on a Kafka cluster through `brook::kafka::connect` (the
+//! `kafka-backend` feature; see `docs/scale-out.md`).
 //!
 //! ```no_run
 //! use brook::api::{Brook, Subscribe};
@@ -34,7 +35,8 @@
 //! - errors carry the same classes ([`Error::kind`]), whichever transport raised them.
 //!
 //! The remote side calls the server's unary RPCs one to one, so each result is what the
-//! embedded broker would have answered. For throughput, use the client's batching
+//! embedded broker would have answered. The embedded broker and a Kafka cluster are both a
+//! [`Backend`] of the broker API, mapped onto this trait once. For throughput, use the client's batching
 //! [`brook_client::Producer`] directly: it pipelines many requests, which a single call
 //! cannot.
 
@@ -42,8 +44,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use brook_broker::{
-    Broker, BrokerError, ConsumerRecord, ErrorKind, GroupSubscribe, OffsetCommit, OffsetReset,
-    PartitionSubscribe, ProduceRecord, RecordPosition, StartAt, TopicPartition,
+    Backend, Broker, BrokerError, ConsumerRecord, ErrorKind, GroupSubscribe, OffsetCommit,
+    OffsetReset, PartitionSubscribe, ProduceRecord, RecordPosition, StartAt, TopicPartition,
 };
 use brook_client::{Client, ClientError, Code};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
@@ -187,14 +189,66 @@ pub trait Brook: Send + Sync {
 /// Fetches answer at once at most this much (the servers' default too).
 const FETCH_BYTES: usize = 1 << 20;
 
+/// The embedded broker: the [`Backend`] of this process's log, called directly.
 impl Brook for Broker {
     async fn create_topic(&self, topic: &str, partitions: u32) -> Result<()> {
-        Broker::create_topic(self, brook_broker::NewTopic::new(topic, partitions)).await?;
+        Brook::create_topic(&local(self), topic, partitions).await
+    }
+
+    async fn partitions(&self, topic: &str) -> Result<Vec<PartitionOffsets>> {
+        Brook::partitions(&local(self), topic).await
+    }
+
+    async fn produce(
+        &self,
+        topic: &str,
+        records: Vec<ProduceRecord>,
+    ) -> Result<Vec<RecordPosition>> {
+        Brook::produce(&local(self), topic, records).await
+    }
+
+    async fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_wait: Duration,
+    ) -> Result<Fetched> {
+        Brook::fetch(&local(self), topic, partition, offset, max_wait).await
+    }
+
+    async fn subscribe(&self, to: Subscribe) -> Result<RecordStream> {
+        Brook::subscribe(&local(self), to).await
+    }
+
+    async fn commit(&self, group: &str, offsets: Vec<(TopicPartition, u64)>) -> Result<()> {
+        Brook::commit(&local(self), group, offsets).await
+    }
+
+    async fn committed(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, u64)>> {
+        Brook::committed(&local(self), group, partitions).await
+    }
+}
+
+/// `broker` as a backend (a handle clone: one reference count per call).
+fn local(broker: &Broker) -> Backend {
+    Backend::Local(broker.clone())
+}
+
+/// Any backend of the broker API: the embedded broker, or a Kafka cluster (`brook::kafka`,
+/// with the `kafka-backend` feature). The one mapping of the broker's calls onto this trait.
+impl Brook for Backend {
+    async fn create_topic(&self, topic: &str, partitions: u32) -> Result<()> {
+        Backend::create_topic(self, brook_broker::NewTopic::new(topic, partitions)).await?;
         Ok(())
     }
 
     async fn partitions(&self, topic: &str) -> Result<Vec<PartitionOffsets>> {
-        let described = Broker::describe_topic(self, topic)?;
+        let described = Backend::describe_topic(self, topic).await?;
         Ok(described
             .partitions
             .into_iter()
@@ -211,7 +265,7 @@ impl Brook for Broker {
         topic: &str,
         records: Vec<ProduceRecord>,
     ) -> Result<Vec<RecordPosition>> {
-        Ok(Broker::produce(self, topic, records).await?.records)
+        Ok(Backend::produce(self, topic, records).await?.records)
     }
 
     async fn fetch(
@@ -221,7 +275,7 @@ impl Brook for Broker {
         offset: u64,
         max_wait: Duration,
     ) -> Result<Fetched> {
-        let fetched = Broker::fetch(self, topic, partition, offset, FETCH_BYTES, max_wait).await?;
+        let fetched = Backend::fetch(self, topic, partition, offset, FETCH_BYTES, max_wait).await?;
         Ok(Fetched {
             records: fetched.records()?,
             high_watermark: fetched.high_watermark,
@@ -234,7 +288,7 @@ impl Brook for Broker {
                 topic,
                 partition,
                 start,
-            } => Broker::subscribe(self, PartitionSubscribe::new(topic, partition, start)).await?,
+            } => Backend::subscribe(self, PartitionSubscribe::new(topic, partition, start)).await?,
             Subscribe::Group {
                 group,
                 topics,
@@ -261,7 +315,7 @@ impl Brook for Broker {
         group: &str,
         partitions: &[TopicPartition],
     ) -> Result<Vec<(TopicPartition, u64)>> {
-        let committed = self.committed_offsets(group, partitions)?;
+        let committed = self.committed_offsets(group, partitions).await?;
         Ok(committed
             .into_iter()
             .map(|(tp, c)| (tp, c.offset))

@@ -14,13 +14,19 @@
 //! that wants every door with its settings in one value can run one too. The command line's
 //! layering of flags, `BROOK_*` variables and a TOML file into a [`ServeConfig`] stays in the
 //! binary; this module takes the finished value.
+//!
+//! In gateway mode ([`BackendConfig::Kafka`], `brook serve --backend kafka://HOST:PORT`) there
+//! is no local log: the server reaches the cluster instead of opening a data directory (a
+//! cluster that does not answer fails the start), and the gRPC door, the HTTP door with its
+//! console, and the metrics port serve the cluster's topics and groups through the same
+//! [`Backend`] seam. The Kafka door is off: Kafka clients talk to the cluster directly.
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use brook_broker::bounds::{bounds_of, Bounds, DAY_MS};
-use brook_broker::{Broker, BrokerConfig, BrokerError, TopicConfig};
+use brook_broker::{Backend, Broker, BrokerConfig, BrokerError, TopicConfig};
 use brook_door::{BoxError, Door, DoorError, Listener, RunningDoor, Serving};
 use brook_kafka::{Kafka, KafkaConfig};
 use brook_server::{Grpc, GrpcConfig, Http, HttpConfig, MetricsConfig, MetricsDoor};
@@ -91,11 +97,59 @@ impl fmt::Display for LogFormat {
     }
 }
 
+/// Where the records a [`Server`]'s doors serve live.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum BackendConfig {
+    /// brook's own log in the broker's data directory.
+    #[default]
+    Local,
+    /// Gateway mode: the Kafka cluster at `url` (`kafka://HOST:PORT[,HOST:PORT...]`), its
+    /// clients given `properties` (librdkafka's: `security.protocol`, `sasl.*`, ...). Needs the
+    /// `kafka-backend` feature.
+    Kafka {
+        url: String,
+        properties: Vec<(String, String)>,
+    },
+}
+
+impl BackendConfig {
+    /// Parses `local` or `kafka://HOST:PORT[,HOST:PORT...]` (with no properties).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "local" => Ok(BackendConfig::Local),
+            url if url.starts_with("kafka://") => Ok(BackendConfig::Kafka {
+                url: url.to_owned(),
+                properties: Vec::new(),
+            }),
+            _ => Err("not `local` or kafka://HOST:PORT[,HOST:PORT...]".into()),
+        }
+    }
+
+    /// Whether the doors serve a cluster rather than a local log.
+    pub fn is_gateway(&self) -> bool {
+        !matches!(self, BackendConfig::Local)
+    }
+}
+
+impl fmt::Display for BackendConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendConfig::Local => f.write_str("local"),
+            BackendConfig::Kafka { url, .. } => f.write_str(url),
+        }
+    }
+}
+
 /// Everything a [`Server`] runs with: the broker's settings and each door's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServeConfig {
-    /// The broker: data directory, topic log defaults (durability included), limits.
+    /// Where the records live: the local log (default) or a Kafka cluster (gateway mode).
+    pub backend: BackendConfig,
+    /// The broker: data directory, topic log defaults (durability included), limits. In
+    /// gateway mode its limits, request-reply settings, `auto_create_topics` and
+    /// `default_partitions` apply to the cluster's calls; the rest is unused.
     pub broker: BrokerConfig,
     /// A tracing filter (`info`, `brook=debug,tonic=warn`); `None`: `RUST_LOG`, else `info`.
     /// Read by the binary, which owns the process's logging.
@@ -122,6 +176,7 @@ impl Default for ServeConfig {
     fn default() -> Self {
         let local = |port| Listen::On(SocketAddr::from(([127, 0, 0, 1], port)));
         ServeConfig {
+            backend: BackendConfig::Local,
             broker: BrokerConfig::new("./brook-data"),
             log_level: None,
             log_format: LogFormat::Text,
@@ -155,6 +210,8 @@ impl ServeConfig {
         };
         TopicConfig::bounds(key)
             .or_else(|| bounds_of(BrokerConfig::BOUNDS, key))
+            .or_else(|| bounds_of(brook_broker::CleanerConfig::BOUNDS, key))
+            .or_else(|| bounds_of(brook_broker::TxnConfig::BOUNDS, key))
             .or_else(|| door("grpc_", |k| bounds_of(GrpcConfig::BOUNDS, k)))
             .or_else(|| door("kafka_", |k| bounds_of(KafkaConfig::BOUNDS, k)))
             .or_else(|| door("http_", |k| bounds_of(HttpConfig::BOUNDS, k)))
@@ -170,6 +227,13 @@ impl ServeConfig {
             return Err(ServeError::Invalid {
                 reason: "every door is off (grpc_addr, kafka_addr, http_addr): nothing would be \
                          served"
+                    .into(),
+            });
+        }
+        if self.backend.is_gateway() && [self.grpc_addr, self.http_addr] == [Listen::Off; 2] {
+            return Err(ServeError::Invalid {
+                reason: "in gateway mode the Kafka door is off and so are grpc_addr and \
+                         http_addr: nothing would be served"
                     .into(),
             });
         }
@@ -248,25 +312,41 @@ impl DoorKind {
         }
     }
 
-    /// Starts this door of `config` serving `broker` on `listener`.
+    /// Whether this door serves `backend`: every door serves the local log; in front of a
+    /// cluster, all but the Kafka door (Kafka clients talk to the cluster directly).
+    fn serves(self, backend: &BackendConfig) -> bool {
+        !(self == DoorKind::Kafka && backend.is_gateway())
+    }
+
+    /// Starts this door of `config` serving `backend` on `listener`.
     fn start(
         self,
-        broker: Broker,
+        backend: &Backend,
         listener: Listener,
         config: &ServeConfig,
     ) -> Result<Box<dyn Serving>, ServeError> {
         match self {
-            DoorKind::Grpc => start::<Grpc>(broker, listener, config.grpc.clone()),
-            DoorKind::Kafka => start::<Kafka>(broker, listener, config.kafka.clone()),
-            DoorKind::Http => start::<Http>(broker, listener, config.http.clone()),
-            DoorKind::Metrics => start::<MetricsDoor>(broker, listener, config.metrics.clone()),
+            DoorKind::Grpc => start::<Grpc>(backend.clone(), listener, config.grpc.clone()),
+            DoorKind::Kafka => {
+                let broker = backend
+                    .local()
+                    .cloned()
+                    .ok_or_else(|| ServeError::Invalid {
+                        reason: "the Kafka door serves the local log only".into(),
+                    })?;
+                start::<Kafka>(broker, listener, config.kafka.clone())
+            }
+            DoorKind::Http => start::<Http>(backend.clone(), listener, config.http.clone()),
+            DoorKind::Metrics => {
+                start::<MetricsDoor>(backend.clone(), listener, config.metrics.clone())
+            }
         }
     }
 }
 
 /// Starts door `D` on `listener`, its protocol forgotten from here on.
 fn start<D: Door>(
-    broker: Broker,
+    broker: D::Backend,
     listener: Listener,
     config: D::Config,
 ) -> Result<Box<dyn Serving>, ServeError> {
@@ -295,6 +375,9 @@ pub enum ServeError {
         #[source]
         source: BrokerError,
     },
+    /// Gateway mode could not reach its cluster (or this build cannot: no `kafka-backend`).
+    #[error("cannot serve the Kafka cluster {url}: {reason}")]
+    Cluster { url: String, reason: String },
     /// A door's settings are out of bounds, or its address cannot be bound; the error names
     /// the door (and the address).
     #[error(transparent)]
@@ -325,34 +408,32 @@ pub struct ServingDoor {
     running: Box<dyn Serving>,
 }
 
-/// The broker and its doors.
+/// The broker (or the cluster it is a gateway to) and its doors.
 #[derive(Debug)]
 pub struct Server {
-    broker: Broker,
+    backend: Backend,
     doors: Vec<ServingDoor>,
     drain_timeout: Duration,
 }
 
 impl Server {
-    /// Checks `config`, opens the broker and starts every door that is on.
+    /// Checks `config`, opens the broker (or reaches the cluster) and starts every door that
+    /// is on.
     pub async fn start(config: &ServeConfig) -> Result<Server, ServeError> {
         config.validate()?;
-        let data_dir = config.broker.data_dir.display().to_string();
-        let broker = Broker::open(config.broker.clone())
-            .await
-            .map_err(|source| ServeError::Open { data_dir, source })?;
-        log_recovery(&broker);
+        let backend = open_backend(config).await?;
+        let broker = &backend;
         let listeners = match bind_doors(config).await {
             Ok(listeners) => listeners,
             Err(e) => {
-                close_broker(&broker).await;
+                close_broker(broker).await;
                 return Err(e);
             }
         };
         let mut doors: Vec<ServingDoor> = Vec::with_capacity(listeners.len());
         for (door, listener) in listeners {
             let addr = listener.local_addr();
-            match door.start(broker.clone(), listener, config) {
+            match door.start(broker, listener, config) {
                 Ok(running) => doors.push(ServingDoor {
                     door,
                     addr,
@@ -362,20 +443,26 @@ impl Server {
                     // Only settings fail a start, and they were checked above. Should one fail
                     // anyway, dropping the doors started so far shuts them.
                     drop(doors);
-                    close_broker(&broker).await;
+                    close_broker(broker).await;
                     return Err(e);
                 }
             }
         }
         Ok(Server {
-            broker,
+            backend,
             doors,
             drain_timeout: config.drain_timeout(),
         })
     }
 
-    pub fn broker(&self) -> &Broker {
-        &self.broker
+    /// The local broker; `None` in gateway mode.
+    pub fn broker(&self) -> Option<&Broker> {
+        self.backend.local()
+    }
+
+    /// What the doors serve: the local broker, or the cluster in gateway mode.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
     }
 
     /// Where `door` listens, if it is serving.
@@ -404,7 +491,7 @@ impl Server {
     /// the broker clean. Returns the first door failure, after the broker is closed.
     pub async fn stop(self) -> DoorResult {
         let Server {
-            broker,
+            backend: broker,
             doors,
             drain_timeout,
         } = self;
@@ -452,6 +539,14 @@ async fn bind_doors(config: &ServeConfig) -> Result<Vec<(DoorKind, Listener)>, S
         let Listen::On(addr) = config.addr(door) else {
             continue;
         };
+        if !door.serves(&config.backend) {
+            tracing::info!(
+                door = door.name(),
+                backend = %config.backend,
+                "door off in gateway mode: Kafka clients talk to the cluster directly"
+            );
+            continue;
+        }
         bound.push((door, Listener::bind(door.label(), addr).await?));
     }
     Ok(bound)
@@ -488,8 +583,61 @@ fn log_recovery(broker: &Broker) {
     );
 }
 
+/// Opens the broker on its data directory, or reaches the cluster in gateway mode.
+async fn open_backend(config: &ServeConfig) -> Result<Backend, ServeError> {
+    match &config.backend {
+        BackendConfig::Local => {
+            let data_dir = config.broker.data_dir.display().to_string();
+            let broker = Broker::open(config.broker.clone())
+                .await
+                .map_err(|source| ServeError::Open { data_dir, source })?;
+            log_recovery(&broker);
+            Ok(Backend::Local(broker))
+        }
+        BackendConfig::Kafka { url, properties } => connect(config, url, properties).await,
+    }
+}
+
+/// Reaches the cluster at `url` for gateway mode, with the broker's limits and request-reply
+/// settings.
+#[cfg(feature = "kafka-backend")]
+async fn connect(
+    config: &ServeConfig,
+    url: &str,
+    properties: &[(String, String)],
+) -> Result<Backend, ServeError> {
+    let failed = |reason: String| ServeError::Cluster {
+        url: url.to_owned(),
+        reason,
+    };
+    let mut cluster =
+        crate::kafka::ClusterConfig::from_url(url).map_err(|e| failed(e.to_string()))?;
+    cluster.properties = properties.to_vec();
+    cluster.broker = config.broker.clone();
+    let backend = crate::kafka::connect_with(cluster)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    tracing::info!(%url, "gateway mode: serving the Kafka cluster, no local log");
+    Ok(backend)
+}
+
+/// Without the `kafka-backend` feature there is no Kafka client to reach a cluster with.
+#[cfg(not(feature = "kafka-backend"))]
+async fn connect(
+    _config: &ServeConfig,
+    url: &str,
+    _properties: &[(String, String)],
+) -> Result<Backend, ServeError> {
+    Err(ServeError::Cluster {
+        url: url.to_owned(),
+        reason: "this brook was built without the kafka-backend feature (librdkafka); rebuild \
+                 with `cargo build --features kafka-backend`"
+            .into(),
+    })
+}
+
 /// Closes the broker after a failed start; the start's error is the one reported.
-async fn close_broker(broker: &Broker) {
+async fn close_broker(broker: &Backend) {
     if let Err(e) = broker.close().await {
         tracing::warn!(error = %e, "closing the broker after a failed start");
     }

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use brook::broker::TopicConfig;
+use brook::server::BackendConfig;
 pub(crate) use brook::server::{Listen, ServeConfig};
 use clap::{Arg, ArgMatches};
 
@@ -197,6 +198,49 @@ pub(crate) static SETTINGS: &[Setting] = &[
          closed anyway",
         drain_timeout_ms
     ),
+    Setting {
+        key: "backend",
+        help: "Where the records live: local (the data directory), or kafka://HOST:PORT[,...] \
+               (gateway mode: the gRPC and HTTP doors serve that Kafka cluster; no local log, \
+               the Kafka door off)",
+        boolean: false,
+        access: Access::Field {
+            apply: |c, v| {
+                let properties = backend_properties(&c.backend);
+                c.backend = match BackendConfig::parse(v)? {
+                    BackendConfig::Kafka { url, .. } => BackendConfig::Kafka { url, properties },
+                    other => other,
+                };
+                Ok(())
+            },
+            show: |c| c.backend.to_string(),
+        },
+    },
+    Setting {
+        key: "backend_properties",
+        help: "librdkafka properties of the gateway's clients, KEY=VALUE,KEY=VALUE \
+               (security.protocol=SASL_SSL,sasl.mechanism=PLAIN,...); none: no property",
+        boolean: false,
+        access: Access::Field {
+            apply: |c, v| {
+                let properties = parse_properties(v)?;
+                match &mut c.backend {
+                    BackendConfig::Kafka { properties: p, .. } => *p = properties,
+                    BackendConfig::Local if properties.is_empty() => {}
+                    _ => return Err("needs backend = kafka://HOST:PORT".into()),
+                }
+                Ok(())
+            },
+            show: |c| match backend_properties(&c.backend).as_slice() {
+                [] => "none".into(),
+                properties => properties
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            },
+        },
+    },
     field!(
         "grpc_addr",
         "gRPC door address (IP:PORT, HOST:PORT, or off)",
@@ -298,10 +342,80 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "message_bytes_max",
         "Largest record batch a produce may append"
     ),
+    log!(
+        "cleanup_policy",
+        "delete (retention deletes old segments), compact (keep the latest record of every key) \
+         or compact,delete"
+    ),
+    log!(
+        "min_cleanable_dirty_ratio",
+        "A compacted partition is cleaned once this share of it (0 to 1) is new since its last \
+         clean"
+    ),
+    log!(
+        "min_compaction_lag_ms",
+        "A record stays uncompacted at least this long"
+    ),
+    log!(
+        "max_compaction_lag_ms",
+        "A dirty record is compacted within about this long, whatever the dirty ratio"
+    ),
+    log!(
+        "delete_retention_ms",
+        "How long a tombstone stays readable after the clean that first kept it"
+    ),
     field!(
         "retention_check_ms",
         "How often retention runs over every partition",
         broker.retention_check_ms
+    ),
+    Setting {
+        key: "cleaner_enabled",
+        help: "Run the log cleaner of compacted topics",
+        boolean: true,
+        access: Access::Field {
+            apply: |c, v| {
+                c.broker.cleaner.enabled = parse(v)?;
+                Ok(())
+            },
+            show: |c| c.broker.cleaner.enabled.to_string(),
+        },
+    },
+    field!(
+        "cleaner_threads",
+        "Log cleaner threads; each cleans one partition at a time",
+        broker.cleaner.threads
+    ),
+    field!(
+        "cleaner_dedupe_buffer_bytes",
+        "Memory of the cleaner's key maps, all threads together (about 32 bytes a key)",
+        broker.cleaner.dedupe_buffer_bytes
+    ),
+    Setting {
+        key: "cleaner_io_bytes_per_sec",
+        help: "Most bytes per second the cleaner reads and writes, all threads together (none: \
+               no limit)",
+        boolean: false,
+        access: Access::Field {
+            apply: |c, v| {
+                c.broker.cleaner.io_bytes_per_sec = match v {
+                    "none" => None,
+                    rate => Some(parse(rate)?),
+                };
+                Ok(())
+            },
+            show: |c| {
+                c.broker
+                    .cleaner
+                    .io_bytes_per_sec
+                    .map_or_else(|| "none".into(), |rate| rate.to_string())
+            },
+        },
+    },
+    field!(
+        "cleaner_backoff_ms",
+        "How long the cleaner sleeps when no partition needs cleaning",
+        broker.cleaner.backoff_ms
     ),
     field!(
         "group_release_timeout_ms",
@@ -338,6 +452,26 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "subscribe_read_bytes",
         "Bytes a subscription reads from a partition at a time (bounds its memory)",
         broker.limits.subscribe_read_bytes
+    ),
+    field!(
+        "transaction_max_timeout_ms",
+        "Longest transaction timeout a producer may ask for (Kafka's transaction.max.timeout.ms)",
+        broker.transactions.max_timeout_ms
+    ),
+    field!(
+        "transaction_abort_check_ms",
+        "How often open transactions are checked against their timeouts (aborted past them)",
+        broker.transactions.abort_check_ms
+    ),
+    field!(
+        "transactional_id_expiration_ms",
+        "How long a transactional id with nothing open is kept after its last use",
+        broker.transactions.id_expiration_ms
+    ),
+    field!(
+        "transaction_atomic_timeout_ms",
+        "Timeout of an atomic write (gRPC ProduceAtomic, HTTP POST /v1/transactions)",
+        broker.transactions.atomic_timeout_ms
     ),
     field!(
         "grpc_request_bytes_max",
@@ -496,6 +630,27 @@ pub(crate) static SETTINGS: &[Setting] = &[
         },
     },
 ];
+
+/// The librdkafka properties of a gateway backend (none for the local log).
+fn backend_properties(backend: &BackendConfig) -> Vec<(String, String)> {
+    match backend {
+        BackendConfig::Kafka { properties, .. } => properties.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// Parses `none` or `KEY=VALUE,KEY=VALUE`.
+fn parse_properties(v: &str) -> Result<Vec<(String, String)>, String> {
+    if v == "none" {
+        return Ok(Vec::new());
+    }
+    v.split(',')
+        .map(|pair| match pair.trim().split_once('=') {
+            Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+            _ => Err(format!("{pair:?} is not KEY=VALUE")),
+        })
+        .collect()
+}
 
 /// Parses `none` or a comma-separated list of origins (`http://localhost:3000`).
 fn parse_origins(v: &str) -> Result<Vec<String>, String> {

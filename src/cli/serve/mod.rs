@@ -96,11 +96,15 @@ fn announce(server: &Server, config: &ServeConfig) {
     for door in server.doors() {
         println!("brook: {} listening on {}", door.door.name(), door.addr);
     }
-    println!(
-        "brook: ready (data in {}, durability {})",
-        config.broker.data_dir.display(),
-        config.broker.log.durability
-    );
+    if config.backend.is_gateway() {
+        println!("brook: ready (gateway to {}, no local log)", config.backend);
+    } else {
+        println!(
+            "brook: ready (data in {}, durability {})",
+            config.broker.data_dir.display(),
+            config.broker.log.durability
+        );
+    }
 }
 
 /// SIGINT and SIGTERM as one stream of signal names.

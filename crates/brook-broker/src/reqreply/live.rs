@@ -1,11 +1,16 @@
-//! The running side of request-reply in a broker: the index of calls, the reader that follows
+//! The running side of request-reply on a backend: the index of calls, the reader that follows
 //! the reply topic, and the `call` / `reply` operations on top of them.
 //!
-//! Everything starts on first use after the broker opens (a call, a responder, a fetch by id):
-//! the reply topic is created if missing and read from the start of the window, then a task
-//! per reply partition follows it, woken by the partition's high-watermark channel. The task
-//! holds only a weak reference to the broker between reads, so dropping the last handle still
-//! closes it (and removes an ephemeral directory).
+//! Written once over [`Backend`]'s calls (produce, fetch, offsets, topics), so request-reply
+//! works the same on the local log and, in gateway mode, on a Kafka cluster: the same headers,
+//! the same reply topic, the same index. Each backend keeps its own [`Hub`].
+//!
+//! Everything starts on first use after the backend opens (a call, a responder, a fetch by
+//! id): the reply topic is created if missing and read from the start of the window, then a
+//! task per reply partition follows it. On the local log the task is woken by the partition's
+//! high-watermark channel; on a cluster it long-polls with fetches. Either way it holds only a
+//! weak reference to the backend between reads, so dropping the last handle still closes it
+//! (and removes an ephemeral directory).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,7 +23,8 @@ use tokio::time::Instant;
 use super::headers;
 use super::id::CorrelationId;
 use super::index::{Begin, Delivery, Found, Index, ReplyAt, Ticket};
-use super::{Call, Reply, ReqReplyStats};
+use super::{Call, Reply, ReqReplyConfig, ReqReplyStats};
+use crate::backend::{Backend, Cluster};
 use crate::broker::{Broker, Inner};
 use crate::error::{BrokerError, Result};
 use crate::produce::now_ms;
@@ -26,10 +32,13 @@ use crate::types::{ConsumerRecord, NewTopic, OffsetSpec};
 
 /// Bytes read from a log at a time while scanning or following.
 const READ_BYTES: usize = 1 << 20;
+/// How long one long poll of a cluster's reply partition waits for the next reply.
+const FOLLOW_WAIT: Duration = Duration::from_secs(1);
 
-/// The broker's request-reply state: started on first use.
+/// A backend's request-reply state: started on first use. A backend other than the local log
+/// keeps one of its own ([`Cluster::reqreply_hub`]).
 #[derive(Debug, Default)]
-pub(crate) struct Hub {
+pub struct Hub {
     live: Mutex<Option<Arc<Live>>>,
     /// Serialises starting, so the reply topic is read once.
     starting: tokio::sync::Mutex<()>,
@@ -145,12 +154,12 @@ impl Waiting {
     /// The reply, or `CallTimeout` at `deadline`, or `Closed` when the broker closes.
     async fn reply(
         mut self,
-        broker: &Broker,
+        backend: &Backend,
         topic: &str,
         deadline: Instant,
         timeout: Duration,
     ) -> Result<Reply> {
-        let mut shutdown = broker.shutdown_signal();
+        let mut shutdown = backend.shutdown_signal();
         tokio::select! {
             delivery = &mut self.ticket.1 => match delivery {
                 Ok(Delivery::Reply(record)) => headers::parse_reply(&record, topic, &self.id),
@@ -176,6 +185,43 @@ fn aborted(topic: &str, id: &CorrelationId, reason: &'static str) -> BrokerError
 }
 
 impl Broker {
+    /// Calls `topic`: appends `call` as a request and returns the reply once a responder has
+    /// appended it (see the [module docs](crate::reqreply)). As [`Backend::call`] on this
+    /// broker.
+    pub async fn call(&self, topic: &str, call: Call) -> Result<Reply> {
+        Backend::Local(self.clone()).call(topic, call).await
+    }
+
+    /// The reply of the call on `topic` with correlation id `id`, as [`Backend::reply`] on this
+    /// broker.
+    pub async fn reply(&self, topic: &str, id: &CorrelationId, wait: Duration) -> Result<Reply> {
+        Backend::Local(self.clone()).reply(topic, id, wait).await
+    }
+
+    /// Request-reply counters. Cheap; does not start request-reply.
+    pub fn reqreply_stats(&self) -> ReqReplyStats {
+        stats(&self.inner.reqreply)
+    }
+}
+
+/// `hub`'s counters.
+fn stats(hub: &Hub) -> ReqReplyStats {
+    let counters = &hub.counters;
+    let (waiting_calls, indexed_ids) = hub.current().map_or((0, 0), |live| {
+        let index = live.index.lock();
+        (index.waiting(), index.len())
+    });
+    ReqReplyStats {
+        waiting_calls,
+        indexed_ids,
+        malformed_replies: counters.malformed_replies.load(Ordering::Relaxed),
+        duplicate_replies: counters.duplicate_replies.load(Ordering::Relaxed),
+        malformed_requests: counters.malformed_requests.load(Ordering::Relaxed),
+        skipped_requests: counters.skipped_requests.load(Ordering::Relaxed),
+    }
+}
+
+impl Backend {
     /// Calls `topic`: appends `call` as a request and returns the reply once a responder has
     /// appended it (see the [module docs](crate::reqreply)).
     ///
@@ -280,26 +326,37 @@ impl Broker {
 
     /// Request-reply counters. Cheap; does not start request-reply.
     pub fn reqreply_stats(&self) -> ReqReplyStats {
-        let hub = &self.inner.reqreply;
-        let counters = &hub.counters;
-        let (waiting_calls, indexed_ids) = hub.current().map_or((0, 0), |live| {
-            let index = live.index.lock();
-            (index.waiting(), index.len())
-        });
-        ReqReplyStats {
-            waiting_calls,
-            indexed_ids,
-            malformed_replies: counters.malformed_replies.load(Ordering::Relaxed),
-            duplicate_replies: counters.duplicate_replies.load(Ordering::Relaxed),
-            malformed_requests: counters.malformed_requests.load(Ordering::Relaxed),
-            skipped_requests: counters.skipped_requests.load(Ordering::Relaxed),
+        stats(self.reqreply_hub())
+    }
+
+    /// The request-reply settings of this backend.
+    pub(crate) fn reqreply_config(&self) -> &ReqReplyConfig {
+        match self {
+            Backend::Local(broker) => &broker.inner.config.reqreply,
+            Backend::Cluster(cluster) => &cluster.config().reqreply,
+        }
+    }
+
+    /// The request-reply state of this backend.
+    fn reqreply_hub(&self) -> &Hub {
+        match self {
+            Backend::Local(broker) => &broker.inner.reqreply,
+            Backend::Cluster(cluster) => cluster.reqreply_hub(),
+        }
+    }
+
+    /// Turns `true` when the backend closes: waiting calls then end.
+    pub(crate) fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        match self {
+            Backend::Local(broker) => broker.shutdown_signal(),
+            Backend::Cluster(cluster) => cluster.shutdown_signal(),
         }
     }
 
     /// Checks that `topic` can take requests: a valid name, not the reply topic.
     pub(crate) fn check_call_topic(&self, topic: &str) -> Result<()> {
         crate::names::validate_topic_name(topic)?;
-        if topic == self.inner.config.reqreply.reply_topic {
+        if topic == self.reqreply_config().reply_topic {
             return Err(BrokerError::invalid(format!(
                 "{topic:?} is the reply topic: requests go to another topic"
             )));
@@ -309,7 +366,7 @@ impl Broker {
 
     /// Checks how long a call may wait against `reqreply.call_timeout_ms_max`.
     fn check_call_wait(&self, wait: Duration, zero_ok: bool) -> Result<()> {
-        let max_ms = self.inner.config.reqreply.call_timeout_ms_max;
+        let max_ms = self.reqreply_config().call_timeout_ms_max;
         if (wait.is_zero() && !zero_ok) || wait > Duration::from_millis(max_ms) {
             let min = u8::from(!zero_ok);
             return Err(BrokerError::invalid(format!(
@@ -330,31 +387,31 @@ impl Broker {
 
     /// Live request-reply: started (reply topic created, read and followed) if it is not.
     pub(crate) async fn reqreply_live(&self) -> Result<Arc<Live>> {
-        if let Some(live) = self.inner.reqreply.current() {
+        if let Some(live) = self.reqreply_hub().current() {
             return Ok(live);
         }
         // Started on a task of its own: a caller that gives up must not cut topic creation
         // short halfway.
-        let broker = self.clone();
-        tokio::spawn(async move { broker.start_reqreply().await }).await?
+        let backend = self.clone();
+        tokio::spawn(async move { backend.start_reqreply().await }).await?
     }
 
     async fn start_reqreply(&self) -> Result<Arc<Live>> {
-        let hub = &self.inner.reqreply;
+        let hub = self.reqreply_hub();
         let _starting = hub.starting.lock().await;
         if let Some(live) = hub.current() {
             return Ok(live);
         }
-        let config = &self.inner.config.reqreply;
+        let config = self.reqreply_config();
         let name = config.reply_topic.as_str();
-        let partitions = match self.topic(name) {
-            Ok(handle) => handle.partition_count(),
+        let partitions = match self.partition_count(name).await {
+            Ok(partitions) => partitions,
             Err(BrokerError::UnknownTopic { .. }) => {
                 match self.create_topic(NewTopic::new(name, 1)).await {
                     Ok(_) | Err(BrokerError::TopicExists { .. }) => {}
                     Err(e) => return Err(e),
                 }
-                self.topic(name)?.partition_count()
+                self.partition_count(name).await?
             }
             Err(e) => return Err(e),
         };
@@ -370,9 +427,12 @@ impl Broker {
         });
         for partition in 0..partitions {
             let mut position = self.window_start(name, partition).await?;
-            let end = self.topic(name)?.partition(partition)?.log.high_watermark();
+            let (_, end) = self.log_range(name, partition).await?;
             while position < end {
-                match self.read_replies(&live, partition, position).await? {
+                match self
+                    .read_replies(&live, partition, position, Duration::ZERO)
+                    .await?
+                {
                     next if next > position => position = next,
                     _ => break,
                 }
@@ -398,16 +458,20 @@ impl Broker {
         if live.scanned.lock().contains(topic) {
             return Ok(());
         }
-        if let Ok(handle) = self.topic(topic) {
-            let name = Arc::clone(&handle.name);
-            for partition in 0..handle.partition_count() {
+        if let Ok(partitions) = self.partition_count(topic).await {
+            let name: Arc<str> = Arc::from(topic);
+            for partition in 0..partitions {
                 let mut position = self.window_start(topic, partition).await?;
-                let end = handle.partition(partition)?.log.high_watermark();
+                let (_, end) = self.log_range(topic, partition).await?;
                 while position < end {
                     let next = self
-                        .read_log((topic, partition), position, READ_BYTES, |record| {
-                            request_seen(live, &name, record)
-                        })
+                        .read_log(
+                            (topic, partition),
+                            position,
+                            READ_BYTES,
+                            Duration::ZERO,
+                            |record| request_seen(live, &name, record),
+                        )
                         .await?;
                     if next <= position {
                         break;
@@ -424,11 +488,10 @@ impl Broker {
     /// `window_ms` ago, and the partition's share of `index_entries_max` records before the
     /// end (the index could not hold more of them, so reading more would be wasted).
     async fn window_start(&self, topic: &str, partition: u32) -> Result<u64> {
-        let config = &self.inner.config.reqreply;
-        let handle = self.topic(topic)?;
-        let log = Arc::clone(&handle.partition(partition)?.log);
-        let end = log.high_watermark();
-        let share = (config.index_entries_max as u64).div_ceil(handle.partition_count().into());
+        let config = self.reqreply_config();
+        let partitions = self.partition_count(topic).await?;
+        let (log_start, end) = self.log_range(topic, partition).await?;
+        let share = (config.index_entries_max as u64).div_ceil(partitions.into());
         let by_count = end.saturating_sub(share);
         let since = now_ms().saturating_sub(i64::try_from(config.window_ms).unwrap_or(i64::MAX));
         let by_time = self
@@ -436,33 +499,43 @@ impl Broker {
             .await?
             .offset
             .unwrap_or(end);
-        Ok(log.log_start_offset().max(by_count).max(by_time))
+        Ok(log_start.max(by_count).max(by_time))
     }
 
     /// Reads the reply topic's `partition` from `position` into the index; returns where the
     /// next read starts.
-    async fn read_replies(&self, live: &Live, partition: u32, position: u64) -> Result<u64> {
+    /// Waits up to `wait` for a reply when there is none at `position` yet.
+    async fn read_replies(
+        &self,
+        live: &Live,
+        partition: u32,
+        position: u64,
+        wait: Duration,
+    ) -> Result<u64> {
         self.read_log(
             (&live.reply_topic, partition),
             position,
             READ_BYTES,
+            wait,
             |record| live.reply_seen(record),
         )
         .await
     }
 
     /// Reads whatever is at `position` in `topic`-`partition` (up to `max_bytes`, but at least
-    /// one batch) without waiting, hands each record to `seen`, and returns the next position.
-    /// A position that retention removed moves to the log start.
+    /// one batch), waiting up to `wait` when there is nothing yet, hands each record to `seen`,
+    /// and returns the next position. A position that retention removed moves to the log
+    /// start.
     async fn read_log(
         &self,
         (topic, partition): (&str, u32),
         position: u64,
         max_bytes: usize,
+        wait: Duration,
         seen: impl FnMut(ConsumerRecord),
     ) -> Result<u64> {
         let fetched = match self
-            .fetch(topic, partition, position, max_bytes, Duration::ZERO)
+            .fetch(topic, partition, position, max_bytes, wait)
             .await
         {
             Ok(fetched) => fetched,
@@ -477,42 +550,14 @@ impl Broker {
     }
 
     /// Starts the task following the reply topic's `partition` from `position`.
-    fn follow_replies(&self, live: &Arc<Live>, partition: u32, mut position: u64) -> Result<()> {
-        let mut high_watermark = self.watch_high_watermark(&live.reply_topic, partition)?;
-        let mut shutdown = self.shutdown_signal();
-        let broker: Weak<Inner> = Arc::downgrade(&self.inner);
-        let live = Arc::clone(live);
-        tokio::spawn(async move {
-            loop {
-                high_watermark.borrow_and_update();
-                {
-                    let Some(inner) = broker.upgrade() else {
-                        return;
-                    };
-                    let broker = Broker { inner };
-                    loop {
-                        match broker.read_replies(&live, partition, position).await {
-                            Ok(next) if next > position => position = next,
-                            Ok(_) => break,
-                            Err(BrokerError::Closed) => return,
-                            Err(e) => {
-                                tracing::warn!(
-                                    topic = %live.reply_topic, partition, error = %e,
-                                    "stopped following the reply topic; waiting calls fail"
-                                );
-                                live.kill("the reply topic could not be read (deleted?)");
-                                return;
-                            }
-                        }
-                    }
-                }
-                tokio::select! {
-                    changed = high_watermark.changed() => if changed.is_err() { return },
-                    _ = shutdown.wait_for(|closed| *closed) => return,
-                }
+    fn follow_replies(&self, live: &Arc<Live>, partition: u32, position: u64) -> Result<()> {
+        match self {
+            Backend::Local(broker) => follow_local(broker, live, partition, position),
+            Backend::Cluster(cluster) => {
+                follow_cluster(cluster, live, partition, position);
+                Ok(())
             }
-        });
-        Ok(())
+        }
     }
 
     /// Reads the reply at `at` back from the log.
@@ -530,17 +575,105 @@ impl Broker {
         let mut found = None;
         let read = self
             // One byte: the batch holding the reply, and no more.
-            .read_log((&live.reply_topic, at.partition), at.offset, 1, |record| {
-                if record.offset == at.offset {
-                    found = Some(record);
-                }
-            })
+            .read_log(
+                (&live.reply_topic, at.partition),
+                at.offset,
+                1,
+                Duration::ZERO,
+                |record| {
+                    if record.offset == at.offset {
+                        found = Some(record);
+                    }
+                },
+            )
             .await;
         match (read, found) {
             (Ok(_), Some(record)) => headers::parse_reply(&record, topic, id),
             // Removed by retention, or the reply topic was deleted.
             (Ok(_), None) | (Err(BrokerError::UnknownTopic { .. }), _) => Err(gone()),
             (Err(e), _) => Err(e),
+        }
+    }
+}
+
+/// Follows the local log's reply `partition` from `position`, woken by its high-watermark
+/// channel, holding the broker only while reading.
+fn follow_local(
+    broker: &Broker,
+    live: &Arc<Live>,
+    partition: u32,
+    mut position: u64,
+) -> Result<()> {
+    let mut high_watermark = broker.watch_high_watermark(&live.reply_topic, partition)?;
+    let mut shutdown = broker.shutdown_signal();
+    let weak: Weak<Inner> = Arc::downgrade(&broker.inner);
+    let live = Arc::clone(live);
+    tokio::spawn(async move {
+        loop {
+            high_watermark.borrow_and_update();
+            {
+                let Some(inner) = weak.upgrade() else {
+                    return;
+                };
+                let backend = Backend::Local(Broker { inner });
+                if !read_on(&backend, &live, partition, &mut position, Duration::ZERO).await {
+                    return;
+                }
+            }
+            tokio::select! {
+                changed = high_watermark.changed() => if changed.is_err() { return },
+                _ = shutdown.wait_for(|closed| *closed) => return,
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Follows a cluster's reply `partition` from `position` with long polls, holding the cluster
+/// only while polling; ends when the cluster is dropped or closed.
+fn follow_cluster(cluster: &Arc<dyn Cluster>, live: &Arc<Live>, partition: u32, mut position: u64) {
+    let weak = Arc::downgrade(cluster);
+    let mut shutdown = cluster.shutdown_signal();
+    let live = Arc::clone(live);
+    tokio::spawn(async move {
+        loop {
+            if *shutdown.borrow_and_update() || live.dead.load(Ordering::Acquire) {
+                return;
+            }
+            let Some(cluster) = weak.upgrade() else {
+                return;
+            };
+            let backend = Backend::Cluster(cluster);
+            if !read_on(&backend, &live, partition, &mut position, FOLLOW_WAIT).await {
+                return;
+            }
+        }
+    });
+}
+
+/// Reads the reply partition on from `position` until it has nothing more (waiting up to
+/// `wait` for it). `false` when following must stop: the backend closed, or the reply topic
+/// could not be read (waiting calls are then told).
+async fn read_on(
+    backend: &Backend,
+    live: &Live,
+    partition: u32,
+    position: &mut u64,
+    wait: Duration,
+) -> bool {
+    loop {
+        match backend.read_replies(live, partition, *position, wait).await {
+            Ok(next) if next > *position => *position = next,
+            Ok(_) => return true,
+            Err(BrokerError::Closed) => return false,
+            Err(e) => {
+                tracing::warn!(
+                    topic = %live.reply_topic, partition, error = %e,
+                    "stopped following the reply topic; waiting calls fail"
+                );
+                live.kill("the reply topic could not be read (deleted?)");
+                return false;
+            }
         }
     }
 }

@@ -60,7 +60,7 @@ pub use headers::{
     CORRELATION_ID_HEADER, ERROR_HEADER, REPLY_PARTITION_HEADER, REPLY_TOPIC_HEADER,
 };
 pub use id::{CorrelationId, CORRELATION_ID_BYTES_MAX};
-pub(crate) use live::Hub;
+pub use live::Hub;
 pub use responder::{Replier, RespondOptions, Responder, RESPOND_IN_FLIGHT};
 
 /// The reply topic of brook's calls unless configured otherwise. Kafka's own internal topics

@@ -23,6 +23,7 @@ use tokio::task::JoinSet;
 use super::headers;
 use super::live::Live;
 use super::{Answer, Request};
+use crate::backend::Backend;
 use crate::broker::Broker;
 use crate::error::{BrokerError, ErrorKind, Result};
 use crate::group_admin::OffsetCommit;
@@ -73,7 +74,7 @@ impl Progress {
 /// What a responder and its repliers share.
 #[derive(Debug)]
 struct Shared {
-    broker: Broker,
+    backend: Backend,
     live: Arc<Live>,
     topic: String,
     group: String,
@@ -218,7 +219,7 @@ impl Responder {
                 return Ok(());
             }
             shared
-                .broker
+                .backend
                 .commit_offsets(&shared.group, commits.clone())
                 .await?;
             shared.committed(&commits);
@@ -284,7 +285,7 @@ impl Replier {
         let reply_topic = &request.reply_to.topic;
         let produced = self
             .shared
-            .broker
+            .backend
             .produce(reply_topic, vec![record.clone()])
             .await?;
         // A reply to one of this broker's calls reaches its caller now rather than when the
@@ -318,6 +319,27 @@ fn appended(
 }
 
 impl Broker {
+    /// Joins `options.group` as a responder to `options.topic`, as [`Backend::responder`] on
+    /// this broker.
+    pub async fn responder(&self, options: RespondOptions) -> Result<Responder> {
+        Backend::Local(self.clone()).responder(options).await
+    }
+
+    /// Answers requests on `topic` as a member of `group` with `handler`, as
+    /// [`Backend::respond`] on this broker.
+    pub async fn respond<H, F, E>(&self, topic: &str, group: &str, handler: H) -> Result<()>
+    where
+        H: Fn(Request) -> F + Send + Sync + 'static,
+        F: Future<Output = std::result::Result<Answer, E>> + Send + 'static,
+        E: Display + 'static,
+    {
+        Backend::Local(self.clone())
+            .respond(topic, group, handler)
+            .await
+    }
+}
+
+impl Backend {
     /// Joins `options.group` as a responder to `options.topic` (created when missing and
     /// `auto_create_topics` is on). A new group starts at the topic's beginning, so calls made
     /// before any responder ran are answered (requests older than the window are skipped).
@@ -334,13 +356,13 @@ impl Broker {
                 isolation: crate::Isolation::ReadCommitted,
             })
             .await?;
-        let period = Duration::from_millis(self.inner.config.reqreply.responder_commit_ms);
+        let period = Duration::from_millis(self.reqreply_config().responder_commit_ms);
         let mut commit_tick =
             tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Ok(Responder {
             shared: Arc::new(Shared {
-                broker: self.clone(),
+                backend: self.clone(),
                 live,
                 topic: options.topic,
                 group: options.group,

@@ -5,7 +5,7 @@
 //! Each is one broker call (`brook_broker::admin`, `group_admin`), so the change shows on every
 //! door at once.
 
-use brook_broker::{Broker, BrokerError, ConfigChange, SeekTo};
+use brook_broker::{Backend, BrokerError, ConfigChange, SeekTo};
 use brook_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -17,7 +17,7 @@ fn status(err: BrokerError) -> Status {
 }
 
 pub(crate) async fn add_partitions(
-    broker: &Broker,
+    broker: &Backend,
     request: Request<pb::AddPartitionsRequest>,
 ) -> Result<Response<pb::AddPartitionsResponse>, Status> {
     let request = request.into_inner();
@@ -51,7 +51,7 @@ fn config_change(change: pb::ConfigChange) -> Result<ConfigChange, Status> {
 }
 
 pub(crate) async fn alter_topic_config(
-    broker: &Broker,
+    broker: &Backend,
     request: Request<pb::AlterTopicConfigRequest>,
 ) -> Result<Response<pb::AlterTopicConfigResponse>, Status> {
     let request = request.into_inner();
@@ -73,7 +73,7 @@ pub(crate) async fn alter_topic_config(
 }
 
 pub(crate) async fn delete_records(
-    broker: &Broker,
+    broker: &Backend,
     request: Request<pb::DeleteRecordsRequest>,
 ) -> Result<Response<pb::DeleteRecordsResponse>, Status> {
     let request = request.into_inner();
@@ -93,7 +93,7 @@ pub(crate) async fn delete_records(
 }
 
 pub(crate) async fn delete_group(
-    broker: &Broker,
+    broker: &Backend,
     request: Request<pb::DeleteGroupRequest>,
 ) -> Result<Response<pb::DeleteGroupResponse>, Status> {
     broker
@@ -104,7 +104,7 @@ pub(crate) async fn delete_group(
 }
 
 pub(crate) async fn delete_group_offsets(
-    broker: &Broker,
+    broker: &Backend,
     request: Request<pb::DeleteGroupOffsetsRequest>,
 ) -> Result<Response<pb::DeleteGroupOffsetsResponse>, Status> {
     let request = request.into_inner();
@@ -122,7 +122,7 @@ pub(crate) async fn delete_group_offsets(
 }
 
 pub(crate) async fn seek_group(
-    broker: &Broker,
+    broker: &Backend,
     request: Request<pb::SeekGroupRequest>,
 ) -> Result<Response<pb::SeekGroupResponse>, Status> {
     let request = request.into_inner();

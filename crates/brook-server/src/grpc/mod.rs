@@ -27,10 +27,12 @@ mod reqreply;
 mod service;
 mod status;
 mod subscribe;
+mod table;
+mod txn;
 
 use std::convert::Infallible;
 
-use brook_broker::Broker;
+use brook_broker::Backend;
 use brook_door::{Acceptor, ConnectionLimits, Door, RunningDoor, Shutdown};
 use brook_log::bounds::check_bounds;
 use brook_proto::v1::brook_server::BrookServer;
@@ -52,6 +54,7 @@ pub struct Grpc;
 
 impl Door for Grpc {
     const NAME: &'static str = "gRPC";
+    type Backend = Backend;
     type Config = GrpcConfig;
     type Error = ServerError;
 
@@ -65,7 +68,7 @@ impl Door for Grpc {
 
     /// Serves until `shutdown` fires and every request in flight has finished.
     async fn serve(
-        broker: Broker,
+        broker: Backend,
         connections: Acceptor,
         config: GrpcConfig,
         shutdown: Shutdown,

@@ -179,7 +179,12 @@ pub(crate) async fn delete_offsets(
     let partitions: Vec<TopicPartition> = match query.partition {
         Some(p) => vec![TopicPartition::new(query.topic, p)],
         None => {
-            let count = app.broker.describe_topic(&query.topic)?.partitions.len() as u32;
+            let count = app
+                .broker
+                .describe_topic(&query.topic)
+                .await?
+                .partitions
+                .len() as u32;
             (0..count)
                 .map(|p| TopicPartition::new(query.topic.clone(), p))
                 .collect()

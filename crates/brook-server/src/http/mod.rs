@@ -59,6 +59,8 @@ mod produce_stream;
 mod records;
 mod reqreply;
 mod stream;
+mod table;
+mod txn;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -70,7 +72,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, MethodRouter};
 use axum::Router;
-use brook_broker::Broker;
+use brook_broker::Backend;
 use brook_door::{Acceptor, ConnectionLimits, Door, Peers, RunningDoor, Shutdown};
 use brook_log::bounds::check_bounds;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -88,7 +90,7 @@ use error::ApiError;
 /// What every handler shares: the broker, the door's settings, and its drain signal.
 #[derive(Debug, Clone)]
 pub(crate) struct App {
-    pub(crate) broker: Broker,
+    pub(crate) broker: Backend,
     pub(crate) config: Arc<HttpConfig>,
     /// Fires when the door starts shutting down: streams end, long polls answer early.
     pub(crate) draining: Shutdown,
@@ -155,6 +157,23 @@ fn table() -> Vec<(Method, &'static str, MethodRouter<App>)> {
             Method::GET,
             "/v1/topics/{topic}/call/{correlation_id}",
             get(reqreply::reply),
+        ),
+        (
+            Method::GET,
+            "/v1/topics/{topic}/keys/{key}",
+            get(table::get_key),
+        ),
+        (Method::POST, "/v1/transactions", post(txn::produce_atomic)),
+        (Method::GET, "/v1/transactions", get(txn::list_transactions)),
+        (
+            Method::GET,
+            "/v1/transactions/{transactional_id}",
+            get(txn::describe_transaction),
+        ),
+        (
+            Method::GET,
+            "/v1/topics/{topic}/partitions/{partition}/producers",
+            get(txn::describe_producers),
         ),
         (
             Method::POST,
@@ -337,6 +356,7 @@ pub struct Http;
 
 impl Door for Http {
     const NAME: &'static str = "HTTP";
+    type Backend = Backend;
     type Config = HttpConfig;
     type Error = ServerError;
 
@@ -350,7 +370,7 @@ impl Door for Http {
 
     /// Serves until `shutdown` fires and every request in flight has finished.
     async fn serve(
-        broker: Broker,
+        broker: Backend,
         connections: Acceptor,
         config: HttpConfig,
         shutdown: Shutdown,

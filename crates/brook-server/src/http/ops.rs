@@ -35,7 +35,7 @@ pub(crate) async fn readyz(State(app): State<App>) -> Response {
 
 /// `GET /metrics`: the OpenMetrics text of every door.
 pub(crate) async fn metrics(State(app): State<App>) -> Response {
-    let text = metrics::render(&app.broker);
+    let text = app.broker.metrics();
     ([(CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
 }
 

@@ -88,4 +88,3 @@ pub(crate) async fn produce(
     let offsets = produced.records.into_iter().map(Into::into).collect();
     Ok(Json(ProducedOut { offsets }).into_response())
 }
-

@@ -50,7 +50,8 @@ pub(crate) fn start(app: App, topic: String, encodings: Encodings, body: Body) -
         in_flight_max,
         lines: Lines::new(app.config.request_bytes_max),
         line_number: 0,
-        topic_exists: app.broker.describe_topic(&topic).is_ok(),
+        // Known once the pump starts (a cluster is asked over the network).
+        topic_exists: false,
         app,
         topic,
         encodings,
@@ -87,6 +88,7 @@ type Item = Result<ProduceRecord, ApiError>;
 impl Pump {
     async fn run(mut self, body: Body) {
         let _open = metrics::stream_opened(metrics::HTTP, "produce");
+        self.topic_exists = self.app.broker.partition_count(&self.topic).await.is_ok();
         let mut body = body.into_data_stream();
         let draining = self.app.draining.clone();
         let mut drained = std::pin::pin!(draining.wait());
@@ -163,7 +165,7 @@ impl Pump {
             } else {
                 // Wait for the topic to be created before queuing anything after it.
                 let lines = answer.await;
-                self.topic_exists = self.app.broker.describe_topic(&self.topic).is_ok();
+                self.topic_exists = self.app.broker.partition_count(&self.topic).await.is_ok();
                 futures::future::ready(lines).boxed()
             };
             if self.answers.send(answer).await.is_err() {

@@ -15,7 +15,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use brook_broker::Broker;
+use brook_broker::Backend;
 use brook_door::{Acceptor, Connection, ConnectionLimits, Door, RunningDoor, Shutdown};
 
 use crate::error::ServerError;
@@ -44,6 +44,7 @@ pub struct MetricsDoor;
 
 impl Door for MetricsDoor {
     const NAME: &'static str = "metrics";
+    type Backend = Backend;
     type Config = MetricsConfig;
     type Error = ServerError;
 
@@ -52,7 +53,7 @@ impl Door for MetricsDoor {
     }
 
     async fn serve(
-        broker: Broker,
+        broker: Backend,
         connections: Acceptor,
         _config: MetricsConfig,
         shutdown: Shutdown,
@@ -61,7 +62,7 @@ impl Door for MetricsDoor {
             .route(
                 "/metrics",
                 get(|| async move {
-                    let text = super::render(&broker);
+                    let text = broker.metrics();
                     ([(CONTENT_TYPE, super::CONTENT_TYPE)], text).into_response()
                 }),
             )

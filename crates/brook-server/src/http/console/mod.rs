@@ -7,7 +7,7 @@
 //! | `GET /` | the page ([`assets/index.html`](assets/index.html)) |
 //! | `GET /console/app.js`, `GET /console/style.css` | its script and style |
 //! | `GET /console/api/settings` | the broker's settings and this door's, as JSON |
-//! | `POST /console/api/groups/{group}/reset` | move a group's committed offsets ([`Broker::seek_group`]) |
+//! | `POST /console/api/groups/{group}/reset` | move a group's committed offsets ([`brook_broker::Backend::seek_group`]) |
 //!
 //! Everything else the page shows comes from the door's own API (`/v1/...`, `/metrics`,
 //! `/healthz`, `/readyz`), called from the browser like any other client: the console has no
@@ -21,7 +21,7 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use brook_broker::{Broker, SeekTo};
+use brook_broker::{Backend, SeekTo};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
@@ -169,7 +169,7 @@ async fn reset(
 }
 
 async fn seek(
-    broker: &Broker,
+    broker: &Backend,
     group: &str,
     to: SeekTo,
     topics: &[String],
