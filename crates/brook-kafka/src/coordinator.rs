@@ -8,6 +8,13 @@
 //! own groups (which assign on the server, for gRPC subscribers); the committed offsets are the
 //! broker's, so a group's position is one fact whichever door committed it.
 //!
+//! Static membership (KIP-345): a member that joins with a `group.instance.id` keeps its place
+//! across restarts. It does not leave when it closes; when it comes back (without a member id)
+//! within its session timeout, it takes the old incarnation's place and assignment under a new
+//! member id, and a stable group answers it at once, without a rebalance. The old incarnation's
+//! requests get `FENCED_INSTANCE_ID`, as does any request naming the instance with another
+//! member id.
+//!
 //! States: `Empty` -> `PreparingRebalance` (members (re)join; completes when every known
 //! member has joined, or when the rebalance timeout drops the ones that did not; a group's first
 //! round also waits `group_initial_rebalance_delay` for more members) -> `CompletingRebalance`
@@ -188,6 +195,8 @@ struct Group {
     /// A first round (from `Empty`) does not complete before this, to gather its members.
     not_before: Option<Instant>,
     next_seq: u64,
+    /// Static members: `group.instance.id` -> the member id its current incarnation has.
+    static_members: HashMap<String, String>,
     /// Keeps gRPC/embedded group subscribers off this group id while it exists here.
     _claim: GroupClaim,
 }
@@ -205,7 +214,27 @@ impl Group {
             round: 0,
             not_before: None,
             next_seq: 0,
+            static_members: HashMap::new(),
             _claim: claim,
+        }
+    }
+
+    /// Removes a member (and its instance id, for a static one).
+    fn remove_member(&mut self, member_id: &str) -> Option<Member> {
+        let member = self.members.remove(member_id)?;
+        if let Some(instance) = &member.group_instance_id {
+            if self.static_members.get(instance).map(String::as_str) == Some(member_id) {
+                self.static_members.remove(instance);
+            }
+        }
+        Some(member)
+    }
+
+    /// `FENCED_INSTANCE_ID` when `instance` names a static member other than `member_id`.
+    fn check_instance(&self, member_id: &str, instance: Option<&str>) -> Result<(), ResponseError> {
+        match instance.and_then(|i| self.static_members.get(i)) {
+            Some(current) if current != member_id => Err(ResponseError::FencedInstanceId),
+            _ => Ok(()),
         }
     }
 
@@ -382,6 +411,24 @@ impl Coordinator {
             return fail(ResponseError::InconsistentGroupProtocol, &join.member_id);
         }
         let now = Instant::now();
+        if let Some(instance) = join.group_instance_id.clone() {
+            match group.static_members.get(&instance).cloned() {
+                Some(known) if join.member_id.is_empty() => {
+                    return self.replace_static_member(group, &known, join, now);
+                }
+                Some(known) if known != join.member_id => {
+                    return fail(ResponseError::FencedInstanceId, &join.member_id);
+                }
+                None if join.member_id.is_empty() => {
+                    // A new static member is given its id at once (no MEMBER_ID_REQUIRED).
+                    let member_id = format!("{instance}-{}", uuid::Uuid::new_v4());
+                    group.static_members.insert(instance, member_id.clone());
+                    return Err(self.add_member(group, member_id, join, now));
+                }
+                // The current incarnation, or a known member naming an instance: as any other.
+                _ => {}
+            }
+        }
         if join.member_id.is_empty() {
             let member_id = format!("{}-{}", join.client_id, uuid::Uuid::new_v4());
             if join.require_known_member_id {
@@ -437,6 +484,73 @@ impl Coordinator {
                 Err(rx)
             }
         }
+    }
+
+    /// A static member back without its member id: it takes the old incarnation's place (and
+    /// assignment) under a new id. A stable group whose protocol does not change answers at
+    /// once with the current generation, naming the leader as it was, so the member does not
+    /// think itself the leader and recompute a stable group's assignment; otherwise the group
+    /// rebalances as for any join.
+    fn replace_static_member(
+        &self,
+        group: &mut Group,
+        old_id: &str,
+        join: Join,
+        now: Instant,
+    ) -> Result<JoinResult, oneshot::Receiver<JoinResult>> {
+        let instance = join.group_instance_id.clone().unwrap_or_default();
+        let Some(mut member) = group.members.remove(old_id) else {
+            group.static_members.remove(&instance);
+            let member_id = format!("{instance}-{}", uuid::Uuid::new_v4());
+            group.static_members.insert(instance, member_id.clone());
+            return Err(self.add_member(group, member_id, join, now));
+        };
+        let new_id = format!("{instance}-{}", uuid::Uuid::new_v4());
+        if let Some(waiter) = member.join_waiter.take() {
+            let _ = waiter.send(Err(JoinError {
+                error: ResponseError::FencedInstanceId,
+                member_id: old_id.to_owned(),
+            }));
+        }
+        if let Some(waiter) = member.sync_waiter.take() {
+            let _ = waiter.send(Err(ResponseError::FencedInstanceId));
+        }
+        member.protocols = join.protocols;
+        member.client_id = join.client_id;
+        member.client_host = join.client_host;
+        member.session_timeout = join.session_timeout;
+        member.rebalance_timeout = join.rebalance_timeout;
+        member.deadline = now + join.session_timeout;
+        let leader_before = group.leader.clone();
+        if group.leader.as_deref() == Some(old_id) {
+            group.leader = Some(new_id.clone());
+        }
+        group.members.insert(new_id.clone(), member);
+        group
+            .static_members
+            .insert(instance.clone(), new_id.clone());
+        self.arm(
+            now + join.session_timeout,
+            Timer::Session {
+                group: join.group.clone(),
+                member_id: new_id.clone(),
+            },
+        );
+        if group.state == GroupState::Stable && group.select_protocol() == group.protocol {
+            tracing::info!(group = %join.group, %instance, member = %new_id, "static member rejoined without a rebalance");
+            let mut answer = group.joined_answer(&new_id);
+            answer.leader = leader_before.unwrap_or_default();
+            answer.members = Vec::new();
+            return Ok(Ok(answer));
+        }
+        let (tx, rx) = oneshot::channel();
+        if let Some(member) = group.members.get_mut(&new_id) {
+            member.join_waiter = Some(tx);
+            member.joined = true;
+        }
+        self.prepare_rebalance(&join.group, group, now);
+        self.try_complete_join(&join.group, group, now);
+        Err(rx)
     }
 
     fn add_member(
@@ -536,6 +650,10 @@ impl Coordinator {
     /// and every waiting JoinGroup is answered (the leader with every member's metadata).
     fn complete_join(&self, group_id: &str, group: &mut Group, now: Instant) {
         group.members.retain(|_, m| m.joined);
+        let members = &group.members;
+        group
+            .static_members
+            .retain(|_, id| members.contains_key(id));
         group.not_before = None;
         group.generation = group.generation.wrapping_add(1).max(1);
         if group.members.is_empty() {
@@ -584,6 +702,7 @@ impl Coordinator {
         &self,
         group_id: &str,
         member_id: &str,
+        instance: Option<&str>,
         generation: i32,
         assignments: Vec<(String, Bytes)>,
     ) -> SyncResult {
@@ -592,6 +711,7 @@ impl Coordinator {
             let Some(group) = groups.get_mut(group_id) else {
                 return Err(ResponseError::UnknownMemberId);
             };
+            group.check_instance(member_id, instance)?;
             let is_leader = group.leader.as_deref() == Some(member_id);
             let Some(member) = group.members.get_mut(member_id) else {
                 return Err(ResponseError::UnknownMemberId);
@@ -640,12 +760,14 @@ impl Coordinator {
         &self,
         group_id: &str,
         member_id: &str,
+        instance: Option<&str>,
         generation: i32,
     ) -> Result<(), ResponseError> {
         let mut groups = self.groups.lock();
         let group = groups
             .get_mut(group_id)
             .ok_or(ResponseError::UnknownMemberId)?;
+        group.check_instance(member_id, instance)?;
         if group.state == GroupState::Empty {
             return Err(ResponseError::UnknownMemberId);
         }
@@ -665,28 +787,38 @@ impl Coordinator {
         }
     }
 
-    /// LeaveGroup: removes each member (one error per member) and rebalances the rest.
+    /// LeaveGroup: removes each member (one error per member) and rebalances the rest. A member
+    /// is named by its member id, or (a static member, v3+) by its instance id, with or without
+    /// the member id.
     pub(crate) fn leave(
         &self,
         group_id: &str,
-        member_ids: &[String],
+        members: &[(String, Option<String>)],
     ) -> Vec<Result<(), ResponseError>> {
         let mut groups = self.groups.lock();
         let Some(group) = groups.get_mut(group_id) else {
-            return member_ids
+            return members
                 .iter()
                 .map(|_| Err(ResponseError::UnknownMemberId))
                 .collect();
         };
         let now = Instant::now();
         let mut left_any = false;
-        let results = member_ids
+        let results = members
             .iter()
-            .map(|id| {
-                if group.pending.remove(id).is_some() {
+            .map(|(id, instance)| {
+                let id = match instance.as_deref() {
+                    Some(instance) => match group.static_members.get(instance) {
+                        Some(current) if id.is_empty() || current == id => current.clone(),
+                        Some(_) => return Err(ResponseError::FencedInstanceId),
+                        None => return Err(ResponseError::UnknownMemberId),
+                    },
+                    None => id.clone(),
+                };
+                if group.pending.remove(&id).is_some() {
                     return Ok(());
                 }
-                match group.members.remove(id) {
+                match group.remove_member(&id) {
                     Some(member) => {
                         fail_waiters(member, ResponseError::UnknownMemberId);
                         left_any = true;
@@ -731,9 +863,13 @@ impl Coordinator {
         &self,
         group_id: &str,
         member_id: &str,
+        instance: Option<&str>,
         generation: i32,
     ) -> Result<(), ResponseError> {
         let groups = self.groups.lock();
+        if let Some(group) = groups.get(group_id) {
+            group.check_instance(member_id, instance)?;
+        }
         let Some(group) = groups.get(group_id).filter(|g| !g.members.is_empty()) else {
             return if generation < 0 && member_id.is_empty() {
                 Ok(())
@@ -831,7 +967,7 @@ impl Coordinator {
                     .map(|(id, _)| id.clone())
                     .collect();
                 for id in gone {
-                    if let Some(member) = group.members.remove(&id) {
+                    if let Some(member) = group.remove_member(&id) {
                         fail_waiters(member, ResponseError::UnknownMemberId);
                     }
                 }
@@ -847,7 +983,7 @@ impl Coordinator {
                 if member.deadline > now {
                     return Some(member.deadline);
                 }
-                if let Some(member) = group.members.remove(member_id) {
+                if let Some(member) = group.remove_member(member_id) {
                     tracing::info!(group = %group_id, member = %member_id, "member session expired");
                     fail_waiters(member, ResponseError::UnknownMemberId);
                 }
@@ -873,7 +1009,7 @@ impl Coordinator {
             .map(|(id, _)| id.clone())
             .collect();
         for id in gone {
-            if let Some(member) = group.members.remove(&id) {
+            if let Some(member) = group.remove_member(&id) {
                 fail_waiters(member, ResponseError::UnknownMemberId);
             }
         }
@@ -959,19 +1095,20 @@ mod tests {
             .sync(
                 "g",
                 &joined.member_id,
+                None,
                 1,
                 vec![(joined.member_id.clone(), Bytes::from("a"))],
             )
             .await
             .unwrap();
         assert_eq!(synced.assignment, Bytes::from("a"));
-        assert_eq!(c.heartbeat("g", &joined.member_id, 1), Ok(()));
+        assert_eq!(c.heartbeat("g", &joined.member_id, None, 1), Ok(()));
         assert_eq!(
-            c.heartbeat("g", &joined.member_id, 0),
+            c.heartbeat("g", &joined.member_id, None, 0),
             Err(ResponseError::IllegalGeneration)
         );
         assert_eq!(
-            c.heartbeat("g", "nobody", 1),
+            c.heartbeat("g", "nobody", None, 1),
             Err(ResponseError::UnknownMemberId)
         );
         assert_eq!(c.describe("g").unwrap().state, GroupState::Stable);
@@ -999,6 +1136,7 @@ mod tests {
         c.sync(
             "g",
             &first.member_id,
+            None,
             1,
             vec![(first.member_id.clone(), Bytes::from("all"))],
         )
@@ -1011,7 +1149,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(10)).await;
         // The first member learns of the rebalance from its heartbeat and rejoins.
         assert_eq!(
-            c.heartbeat("g", &first.member_id, 1),
+            c.heartbeat("g", &first.member_id, None, 1),
             Err(ResponseError::RebalanceInProgress)
         );
         let first2 = c
@@ -1035,12 +1173,14 @@ mod tests {
 
         let c2 = Arc::clone(&c);
         let follower = second.member_id.clone();
-        let follower_sync = tokio::spawn(async move { c2.sync("g", &follower, 2, vec![]).await });
+        let follower_sync =
+            tokio::spawn(async move { c2.sync("g", &follower, None, 2, vec![]).await });
         tokio::task::yield_now().await;
         let leader_sync = c
             .sync(
                 "g",
                 &first.member_id,
+                None,
                 2,
                 vec![
                     (first.member_id.clone(), Bytes::from("p0")),
@@ -1060,7 +1200,7 @@ mod tests {
     async fn member_that_stops_heartbeating_is_removed_and_the_group_rebalances() {
         let c = Coordinator::new(Duration::ZERO, GroupClaims::default());
         let a = join_new(&c, &["range"]).await;
-        c.sync("g", &a.member_id, 1, vec![]).await.unwrap();
+        c.sync("g", &a.member_id, None, 1, vec![]).await.unwrap();
         let c2 = Arc::clone(&c);
         let b = tokio::spawn(async move { join_new(&c2, &["range"]).await });
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -1069,9 +1209,9 @@ mod tests {
         assert_eq!(a2.leader, a.member_id);
         let c2 = Arc::clone(&c);
         let b_id = b.member_id.clone();
-        let b_sync = tokio::spawn(async move { c2.sync("g", &b_id, 2, vec![]).await });
+        let b_sync = tokio::spawn(async move { c2.sync("g", &b_id, None, 2, vec![]).await });
         tokio::task::yield_now().await;
-        c.sync("g", &a.member_id, 2, vec![]).await.unwrap();
+        c.sync("g", &a.member_id, None, 2, vec![]).await.unwrap();
         assert_eq!(
             b_sync.await.unwrap().unwrap().assignment,
             Bytes::new(),
@@ -1081,14 +1221,14 @@ mod tests {
         // Only `a` keeps heartbeating; `b`'s session runs out.
         for _ in 0..4 {
             tokio::time::sleep(SESSION / 3).await;
-            let _ = c.heartbeat("g", &a.member_id, 2);
+            let _ = c.heartbeat("g", &a.member_id, None, 2);
         }
         assert_eq!(
-            c.heartbeat("g", &a.member_id, 2),
+            c.heartbeat("g", &a.member_id, None, 2),
             Err(ResponseError::RebalanceInProgress)
         );
         assert_eq!(
-            c.heartbeat("g", &b.member_id, 2),
+            c.heartbeat("g", &b.member_id, None, 2),
             Err(ResponseError::UnknownMemberId)
         );
         let a3 = c.join(join(&a.member_id, &["range"])).await.unwrap();
@@ -1112,7 +1252,7 @@ mod tests {
         drop(brook);
         let a = join_new(&c, &["range"]).await;
         assert!(claims.claim("g", GroupProtocol::Brook).is_err());
-        c.leave("g", &[a.member_id]);
+        c.leave("g", &[(a.member_id, None)]);
         assert_eq!(
             claims.holder("g"),
             None,
@@ -1128,33 +1268,117 @@ mod tests {
         let c = Coordinator::new(Duration::ZERO, GroupClaims::default());
         let a = join_new(&c, &["range"]).await;
         assert_eq!(
-            c.check_commit("g", &a.member_id, 1),
+            c.check_commit("g", &a.member_id, None, 1),
             Err(ResponseError::RebalanceInProgress),
             "not before the assignment is known"
         );
-        c.sync("g", &a.member_id, 1, vec![]).await.unwrap();
-        assert_eq!(c.check_commit("g", &a.member_id, 1), Ok(()));
+        c.sync("g", &a.member_id, None, 1, vec![]).await.unwrap();
+        assert_eq!(c.check_commit("g", &a.member_id, None, 1), Ok(()));
         assert_eq!(
-            c.check_commit("g", &a.member_id, 7),
+            c.check_commit("g", &a.member_id, None, 7),
             Err(ResponseError::IllegalGeneration)
         );
         assert_eq!(
-            c.check_commit("g", "x", 1),
+            c.check_commit("g", "x", None, 1),
             Err(ResponseError::UnknownMemberId)
         );
         assert_eq!(
-            c.check_commit("g", "", -1),
+            c.check_commit("g", "", None, -1),
             Err(ResponseError::UnknownMemberId)
         );
         assert_eq!(
-            c.leave("g", &[a.member_id.clone(), "x".into()]),
+            c.leave("g", &[(a.member_id.clone(), None), ("x".into(), None)]),
             vec![Ok(()), Err(ResponseError::UnknownMemberId)]
         );
         assert!(c.describe("g").is_none(), "an empty group is forgotten");
         assert_eq!(
-            c.check_commit("g", "", -1),
+            c.check_commit("g", "", None, -1),
             Ok(()),
             "simple commits to an empty group"
+        );
+    }
+
+    fn static_join(instance: &str, member_id: &str) -> Join {
+        Join {
+            group_instance_id: Some(instance.into()),
+            ..join(member_id, &["range"])
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_static_member_that_comes_back_takes_its_place_without_a_rebalance() {
+        let c = Coordinator::new(Duration::ZERO, GroupClaims::default());
+        // A static member needs no MEMBER_ID_REQUIRED round trip.
+        let a = c.join(static_join("ia", "")).await.expect("joined");
+        assert!(a.member_id.starts_with("ia-"), "{}", a.member_id);
+        c.sync("g", &a.member_id, Some("ia"), 1, vec![])
+            .await
+            .expect("synced");
+        let c2 = Arc::clone(&c);
+        let b = tokio::spawn(async move { c2.join(static_join("ib", "")).await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let a2 = c
+            .join(static_join("ia", &a.member_id))
+            .await
+            .expect("rejoined");
+        let b = b.await.expect("task").expect("joined");
+        assert_eq!((a2.generation, b.generation), (2, 2));
+        let c2 = Arc::clone(&c);
+        let b_id = b.member_id.clone();
+        let b_sync = tokio::spawn(async move { c2.sync("g", &b_id, Some("ib"), 2, vec![]).await });
+        tokio::task::yield_now().await;
+        let assignments = vec![
+            (a.member_id.clone(), Bytes::from("pa")),
+            (b.member_id.clone(), Bytes::from("pb")),
+        ];
+        c.sync("g", &a.member_id, Some("ia"), 2, assignments)
+            .await
+            .expect("leader synced");
+        b_sync.await.expect("task").expect("synced");
+
+        // `ia` restarts: no member id, same instance. Answered at once, same generation,
+        // the leader named as it was (so the new incarnation does not reassign).
+        let back = c.join(static_join("ia", "")).await.expect("back");
+        assert_ne!(back.member_id, a.member_id);
+        assert_eq!(back.generation, 2, "no rebalance");
+        assert_eq!(back.leader, a.member_id);
+        assert!(back.members.is_empty());
+        let synced = c
+            .sync("g", &back.member_id, Some("ia"), 2, vec![])
+            .await
+            .expect("synced");
+        assert_eq!(synced.assignment, Bytes::from("pa"), "the old assignment");
+        assert_eq!(
+            c.heartbeat("g", &b.member_id, Some("ib"), 2),
+            Ok(()),
+            "b goes on"
+        );
+        // The old incarnation is fenced.
+        assert_eq!(
+            c.heartbeat("g", &a.member_id, Some("ia"), 2),
+            Err(ResponseError::FencedInstanceId)
+        );
+        assert_eq!(
+            c.heartbeat("g", &a.member_id, None, 2),
+            Err(ResponseError::UnknownMemberId)
+        );
+        assert_eq!(
+            c.join(static_join("ia", &a.member_id))
+                .await
+                .unwrap_err()
+                .error,
+            ResponseError::FencedInstanceId
+        );
+        assert_eq!(c.describe("g").expect("group").members.len(), 2);
+
+        // Leaving by instance id alone (v3+), as an admin tool does.
+        assert_eq!(
+            c.leave("g", &[(String::new(), Some("ib".into()))]),
+            vec![Ok(())]
+        );
+        assert_eq!(
+            c.heartbeat("g", &back.member_id, Some("ia"), 2),
+            Err(ResponseError::RebalanceInProgress)
         );
     }
 

@@ -30,6 +30,7 @@ pub(crate) async fn offset_commit(
     let member_check = door.groups.check_commit(
         group,
         &request.member_id,
+        request.group_instance_id.as_deref(),
         request.generation_id_or_member_epoch,
     );
     let metadata_max = door.broker.config().limits.offset_metadata_bytes_max;

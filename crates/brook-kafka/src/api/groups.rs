@@ -173,6 +173,7 @@ pub(crate) async fn sync_group(
     let synced = door.groups.sync(
         &request.group_id.0,
         &request.member_id,
+        request.group_instance_id.as_deref(),
         request.generation_id,
         assignments,
     );
@@ -197,6 +198,7 @@ pub(crate) fn heartbeat(door: &ListenerState, request: HeartbeatRequest) -> Hear
     if let Err(error) = door.groups.heartbeat(
         &request.group_id.0,
         &request.member_id,
+        request.group_instance_id.as_deref(),
         request.generation_id,
     ) {
         response.error_code = error.code();
@@ -211,20 +213,26 @@ pub(crate) fn leave_group(
 ) -> LeaveGroupResponse {
     let mut response = LeaveGroupResponse::default();
     if version < 3 {
-        let results = door
-            .groups
-            .leave(&request.group_id.0, &[request.member_id.to_string()]);
+        let results = door.groups.leave(
+            &request.group_id.0,
+            &[(request.member_id.to_string(), None)],
+        );
         if let Some(Err(error)) = results.first() {
             response.error_code = error.code();
         }
         return response;
     }
-    let ids: Vec<String> = request
+    let identities: Vec<(String, Option<String>)> = request
         .members
         .iter()
-        .map(|m| m.member_id.to_string())
+        .map(|m| {
+            (
+                m.member_id.to_string(),
+                m.group_instance_id.as_deref().map(str::to_owned),
+            )
+        })
         .collect();
-    let results = door.groups.leave(&request.group_id.0, &ids);
+    let results = door.groups.leave(&request.group_id.0, &identities);
     response.members = request
         .members
         .into_iter()
