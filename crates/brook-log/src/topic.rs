@@ -306,8 +306,12 @@ fn unknown_key(key: &str) -> LogError {
 }
 
 fn parse_setting<T: ConfigValue>(key: &str, value: &str) -> Result<T> {
-    T::parse_value(value)
-        .ok_or_else(|| LogError::InvalidConfig(format!("bad value {value:?} for {key}")))
+    T::parse_value(value).ok_or_else(|| {
+        let range = TopicConfig::bounds(key)
+            .map(|bounds| format!(" (range: {bounds})"))
+            .unwrap_or_default();
+        LogError::InvalidConfig(format!("bad value {value:?} for {key}{range}"))
+    })
 }
 
 /// What a topic file holds. Public so that offline tools can read topic files without
