@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 
 const CORRUPT_MESSAGE: i16 = 2;
 const INVALID_RECORD: i16 = 87;
+const INVALID_REQUEST: i16 = 42;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 const INVALID_TOPIC_EXCEPTION: i16 = 17;
 const UNSUPPORTED_VERSION: i16 = 35;
@@ -61,6 +62,15 @@ fn batch(values: &[&str], producer: Option<(i64, i16, i32)>) -> Bytes {
         });
     }
     builder.build().expect("batch").freeze()
+}
+
+/// InitProducerId for an idempotent producer: no transactional id (null on the wire, as
+/// librdkafka and the Java client send it; kafka_protocol's default is an empty id, which Kafka
+/// refuses with INVALID_REQUEST).
+fn idempotent_init() -> InitProducerIdRequest {
+    let mut request = InitProducerIdRequest::default();
+    request.transactional_id = None;
+    request
 }
 
 /// (error code, base offset) of the only partition in a Produce response.
@@ -273,10 +283,15 @@ async fn idempotent_retry_gets_the_original_offset_and_is_stored_once() {
     tb.create_topic("once", 1).await;
     let mut raw = Raw::connect(&tb).await;
     let ids: InitProducerIdResponse = raw
-        .call(ApiKey::InitProducerId, 4, &InitProducerIdRequest::default())
+        .call(ApiKey::InitProducerId, 4, &idempotent_init())
         .await;
     assert_eq!(ids.error_code, 0);
     let (pid, epoch) = (ids.producer_id.0, ids.producer_epoch);
+    // An empty transactional id is neither idempotent nor transactional: refused, as Kafka does.
+    let empty: InitProducerIdResponse = raw
+        .call(ApiKey::InitProducerId, 4, &InitProducerIdRequest::default())
+        .await;
+    assert_eq!(empty.error_code, INVALID_REQUEST);
 
     let first = batch(&["a", "b", "c"], Some((pid, epoch, 0)));
     let response: ProduceResponse = raw
@@ -894,8 +909,9 @@ async fn an_idempotent_retry_of_an_unknown_outcome_is_stored_once_after_a_crash(
     tb.create_topic("unknown", 1).await;
     let mut raw = Raw::connect(&tb).await;
     let ids: InitProducerIdResponse = raw
-        .call(ApiKey::InitProducerId, 4, &InitProducerIdRequest::default())
+        .call(ApiKey::InitProducerId, 4, &idempotent_init())
         .await;
+    assert_eq!(ids.error_code, 0);
     let (pid, epoch) = (ids.producer_id.0, ids.producer_epoch);
     let sent = batch(&["a", "b", "c"], Some((pid, epoch, 0)));
     raw.send(
