@@ -21,6 +21,9 @@ use crate::error::ConfigError;
 /// The scheme of a cluster URL.
 pub const SCHEME: &str = "kafka://";
 
+/// The `group.id` of the consumers outside any group: named, never joined, never committed to.
+pub const READER_GROUP: &str = "brook.reader";
+
 /// Properties brook sets on its clients and a caller may not: what each is for.
 const RESERVED: &[(&str, &str)] = &[
     ("bootstrap.servers", "it is the URL's host list"),
@@ -194,9 +197,16 @@ impl ClusterConfig {
 
     /// A consumer outside any group (fetches, partition subscriptions, metadata); it fails on
     /// an offset out of range instead of jumping.
+    ///
+    /// librdkafka refuses `assign` from a consumer without a `group.id` ("Local: Unknown
+    /// group"), so it carries [`READER_GROUP`]: it never joins that group (it assigns its
+    /// partitions itself) and never commits (auto commit is off and nothing calls commit), so
+    /// the cluster keeps no state for it. On a cluster with ACLs, the principal needs
+    /// `Describe` on that group (librdkafka looks its coordinator up).
     pub(crate) fn reader(&self) -> ClientConfig {
         let mut config = self.base();
         config
+            .set("group.id", READER_GROUP)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "error")

@@ -43,5 +43,5 @@ mod produce;
 mod subscribe;
 
 pub use cluster::{ConnectError, KafkaCluster};
-pub use config::{ClusterConfig, SCHEME};
+pub use config::{ClusterConfig, READER_GROUP, SCHEME};
 pub use error::ConfigError;
