@@ -200,9 +200,12 @@ mod tests {
         assert!(lookup("segment.bytes")
             .unwrap()
             .is_overridden(&["segment.bytes"]));
-        assert!(!lookup("cleanup.policy")
+        assert!(lookup("cleanup.policy")
             .unwrap()
             .is_overridden(&["cleanup.policy"]));
+        assert!(!lookup("cleanup.policy")
+            .unwrap()
+            .is_overridden(&["segment.bytes"]));
         assert_eq!(
             lookup("segment_bytes_max").map(|s| s.name),
             Some("segment.bytes"),

@@ -423,10 +423,13 @@ mod tests {
             Ok(Some(ConfigChange::unset("retention.ms"))),
             "by Kafka's name, whichever was given"
         );
-        // cleanup.policy is a list; appending what it already holds changes nothing.
+        // cleanup.policy is a list: the broker appends to what the topic holds.
         assert_eq!(
-            incremental_change("cleanup.policy", OP_APPEND, Some("delete")),
-            Ok(None)
+            incremental_change("cleanup.policy", OP_APPEND, Some("compact")),
+            Ok(Some(ConfigChange::Append {
+                key: "cleanup.policy".into(),
+                value: "compact".into()
+            }))
         );
         assert!(matches!(
             incremental_change("compression.type", OP_SET, Some("gzip")),
