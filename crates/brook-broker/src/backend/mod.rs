@@ -252,7 +252,8 @@ impl Backend {
         match self {
             Backend::Local(broker) => broker.get(topic, key).await,
             Backend::Cluster(_) => Err(BrokerError::InvalidRequest {
-                reason: "looking a key up needs brook's own compacted log: a Kafka cluster has                          no key lookup (read the topic into a table instead)"
+                reason: "looking a key up needs brook's own compacted log: a Kafka cluster has no \
+                         key lookup (read the topic into a table instead)"
                     .into(),
             }),
         }
