@@ -601,8 +601,10 @@ async fn http_atomic_write_spans_topics_and_commits_offsets_with_them() {
         .post(
             "/v1/transactions",
             json!({
+                // Values are JSON text by default; "text" stores the strings themselves.
+                "value_encoding": "text",
                 "topics": [
-                    {"topic": "orders", "records": [{"key": "k", "value": {"n": 1}}]},
+                    {"topic": "orders", "records": [{"key": "k", "value": "{\"n\": 1}"}]},
                     {"topic": "audit", "records": [{"value": "one"}, {"value": "two"}]},
                 ],
                 "offsets": [{"group": "billing", "offsets": [
