@@ -10,11 +10,26 @@ Prints one JSON line per step; the Rust test (tests/compaction_python.rs) assert
 """
 import json
 import os
+import signal
 import sys
+import traceback
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError
+
+# Every wait below is bounded: a step that hangs (a flush, a group join, a commit) fails the
+# script after DEADLINE_S with the stack of where it hung, instead of hanging the Rust test.
+DEADLINE_S = 120
+
+
+def on_deadline(signum, frame):
+    traceback.print_stack(frame)
+    sys.exit(f"compaction.py: still running after {DEADLINE_S} s")
+
+
+signal.signal(signal.SIGALRM, on_deadline)
+signal.alarm(DEADLINE_S)
 
 bootstrap = os.environ["BOOTSTRAP"]
 topic = sys.argv[1]
