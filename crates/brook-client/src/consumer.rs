@@ -18,6 +18,11 @@
 //!
 //! Dropping the stream ends the subscription (and the group membership) at once, without a
 //! final commit; [`RecordStream::close`] commits first.
+//!
+//! Records arrive as the stored batches (`RECORD_FORMAT_RAW_BATCHES`) and are decoded one at
+//! a time as the stream is polled (module `crate::batch`): a record's key and value are slices
+//! of the bytes the server sent. A compressed batch (written so by a Kafka producer) is
+//! fetched decoded from the server instead, so decompression lives in the broker alone.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::pin::Pin;
@@ -26,12 +31,14 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use brook_proto::v1;
+use futures::future::BoxFuture;
 use futures::stream::{BoxStream, SelectAll};
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use tokio::task::JoinHandle;
 use tokio::time::{Interval, MissedTickBehavior};
 
-use crate::client::Client;
+use crate::batch::{self, Item};
+use crate::client::{Client, FetchRequest};
 use crate::error::{ClientError, Result};
 use crate::record::{expand, ConsumerRecord, TopicPartition};
 
@@ -186,7 +193,7 @@ impl Consumer {
     async fn open(&self, target: v1::subscribe_request::Target) -> Result<Events> {
         let request = v1::SubscribeRequest {
             target: Some(target),
-            format: v1::RecordFormat::Records.into(),
+            format: v1::RecordFormat::RawBatches.into(),
             max_bytes: self.config.read_bytes_max,
             // Committed records only: an open transaction's and an aborted one's never show.
             isolation: v1::Isolation::ReadCommitted.into(),
@@ -216,6 +223,8 @@ impl Consumer {
             group: self.config.group.clone(),
             events: futures::stream::select_all(events),
             buffered: VecDeque::new(),
+            fetched: VecDeque::new(),
+            fetching: None,
             positions: BTreeMap::new(),
             committed: Arc::default(),
             commit_task: None,
@@ -229,14 +238,37 @@ impl Consumer {
 type Events = BoxStream<'static, Result<v1::SubscribeResponse, tonic::Status>>;
 type Positions = BTreeMap<TopicPartition, u64>;
 
+/// The batches of one event, read a record at a time.
+#[derive(Debug)]
+struct Run {
+    tp: TopicPartition,
+    records: batch::Records,
+    /// Where the partition's position moves once every record of the run is handed out (past
+    /// any records the server did not send: transaction markers, aborted transactions).
+    next_offset: u64,
+}
+
+/// What the front of the buffer gave.
+enum Step {
+    Record(ConsumerRecord),
+    /// A compressed batch: its records are being fetched decoded.
+    Fetching,
+    Failed(ClientError),
+    Empty,
+}
+
 /// Records from a [`Consumer`]; a [`Stream`] of `Result<ConsumerRecord>` that ends after an
 /// error or when the server ends the subscription.
 pub struct RecordStream {
     client: Client,
     group: Option<String>,
     events: SelectAll<Events>,
-    /// Records received but not yet handed out, each with the position it moves to.
-    buffered: VecDeque<(ConsumerRecord, u64)>,
+    /// Batches received whose records are not all handed out yet.
+    buffered: VecDeque<Run>,
+    /// Records of a compressed batch fetched decoded, each with the position it moves to;
+    /// handed out before the rest of the run they came from.
+    fetched: VecDeque<(ConsumerRecord, u64)>,
+    fetching: Option<BoxFuture<'static, Result<Vec<ConsumerRecord>>>>,
     positions: Positions,
     /// What was last committed successfully; written by commit tasks, so behind a lock (held
     /// for a map update, never across an await).
@@ -299,10 +331,40 @@ impl RecordStream {
     fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<ConsumerEvent>>> {
         self.poll_auto_commit(cx);
         loop {
-            if let Some((record, position)) = self.buffered.pop_front() {
+            if let Some((record, position)) = self.fetched.pop_front() {
                 let tp = TopicPartition::new(Arc::clone(&record.topic), record.partition);
                 self.positions.insert(tp, position);
                 return Poll::Ready(Some(Ok(ConsumerEvent::Record(record))));
+            }
+            if let Some(fetching) = self.fetching.as_mut() {
+                let fetched = ready!(fetching.poll_unpin(cx));
+                self.fetching = None;
+                match fetched {
+                    Ok(records) => {
+                        let positions = records.into_iter().map(|r| {
+                            let position = r.offset + 1;
+                            (r, position)
+                        });
+                        self.fetched.extend(positions);
+                        continue;
+                    }
+                    Err(error) => {
+                        self.ended = true;
+                        return Poll::Ready(Some(Err(error)));
+                    }
+                }
+            }
+            match self.take_buffered() {
+                Step::Record(record) => {
+                    return Poll::Ready(Some(Ok(ConsumerEvent::Record(record))))
+                }
+                Step::Fetching => continue,
+                Step::Failed(error) => {
+                    self.ended = true;
+                    self.buffered.clear();
+                    return Poll::Ready(Some(Err(error)));
+                }
+                Step::Empty => {}
             }
             if self.ended {
                 return Poll::Ready(None);
@@ -340,24 +402,76 @@ impl RecordStream {
     }
 
     fn buffer(&mut self, event: v1::RecordsEvent) {
-        let topic: Arc<str> = event.topic.into();
-        let partition = event.partition;
+        let tp = TopicPartition::new(event.topic, event.partition);
+        // A server that decodes anyway (or an older one) may send records: the same rules.
         let count = event.records.len();
         for (i, record) in event.records.into_iter().enumerate() {
-            // After the last record, the position is the server's next offset, which also
-            // skips control records the server did not send.
             let position = if i + 1 == count {
                 event.next_offset.max(record.offset + 1)
             } else {
                 record.offset + 1
             };
-            let record = ConsumerRecord::from_wire(&topic, partition, record);
-            self.buffered.push_back((record, position));
+            let record = ConsumerRecord::from_wire(&tp.topic, tp.partition, record);
+            self.fetched.push_back((record, position));
         }
-        if count == 0 {
-            self.positions
-                .insert(TopicPartition::new(topic, partition), event.next_offset);
+        let records = batch::Records::new(
+            Arc::clone(&tp.topic),
+            tp.partition,
+            event.raw_batches,
+            event.first_offset,
+        );
+        self.buffered.push_back(Run {
+            tp,
+            records,
+            next_offset: event.next_offset,
+        });
+    }
+
+    /// Decodes the next record of the oldest run (moving its partition's position), or starts
+    /// fetching the compressed batch it reached.
+    fn take_buffered(&mut self) -> Step {
+        while let Some(run) = self.buffered.front_mut() {
+            match run.records.next_item() {
+                Ok(Some(Item::Record(record))) => {
+                    // After a run's last record, the position is the server's next offset.
+                    let position = if run.records.is_exhausted() {
+                        run.next_offset.max(record.offset + 1)
+                    } else {
+                        record.offset + 1
+                    };
+                    self.positions.insert(run.tp.clone(), position);
+                    return Step::Record(record);
+                }
+                Ok(Some(Item::Compressed {
+                    base_offset,
+                    last_offset,
+                })) => {
+                    let from = base_offset.max(run.records.skip_below());
+                    self.fetching = Some(fetch_decoded(
+                        self.client.clone(),
+                        run.tp.clone(),
+                        from,
+                        last_offset,
+                    ));
+                    return Step::Fetching;
+                }
+                Ok(None) => {
+                    let tp = run.tp.clone();
+                    let next_offset = run.next_offset;
+                    self.buffered.pop_front();
+                    let position = self.positions.entry(tp).or_insert(next_offset);
+                    *position = (*position).max(next_offset);
+                }
+                Err(reason) => {
+                    let error = ClientError::protocol(
+                        "subscribe",
+                        format!("damaged data from {}: {reason}", run.tp),
+                    );
+                    return Step::Failed(error);
+                }
+            }
         }
+        Step::Empty
     }
 
     /// Commits what this member consumed of the partitions it just lost, so their next owner
@@ -439,6 +553,45 @@ impl Stream for RecordStream {
             };
         }
     }
+}
+
+/// The records `from..=last` of a compressed batch, fetched decoded (the server decompresses).
+fn fetch_decoded(
+    client: Client,
+    tp: TopicPartition,
+    from: u64,
+    last: u64,
+) -> BoxFuture<'static, Result<Vec<ConsumerRecord>>> {
+    async move {
+        let mut records = Vec::new();
+        let mut offset = from;
+        // A fetch returns at least the whole batch holding `offset`, so one call usually
+        // covers it; the loop only guards against a server that returns less.
+        while offset <= last {
+            let fetched = client
+                .fetch(FetchRequest::new(
+                    tp.topic.to_string(),
+                    tp.partition,
+                    offset,
+                ))
+                .await?;
+            let before = records.len();
+            records.extend(fetched.records.into_iter().filter(|r| r.offset <= last));
+            match records.last() {
+                Some(record) if records.len() > before => offset = record.offset + 1,
+                // Nothing left of the batch below the next offset (all of it skipped).
+                _ if fetched.next_offset > offset => offset = fetched.next_offset,
+                _ => {
+                    return Err(ClientError::protocol(
+                        "fetch",
+                        format!("{tp}: no records at offset {offset} of a compressed batch"),
+                    ))
+                }
+            }
+        }
+        Ok(records)
+    }
+    .boxed()
 }
 
 /// Commits `offsets` for `group` and records them as committed.

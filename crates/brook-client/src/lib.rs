@@ -42,6 +42,7 @@
 //! application that talks to a remote brook does not compile a storage engine.
 
 pub mod admin;
+mod batch;
 pub mod client;
 pub mod consumer;
 pub mod error;

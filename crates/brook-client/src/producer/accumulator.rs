@@ -17,6 +17,10 @@
 //! - A batch is sendable when it is full, when its first record has waited `linger`, when a
 //!   flush covers it, or when the producer is closing. The oldest sendable batch goes first;
 //!   a partition's batches always leave in order.
+//! - A partition's batch is a Kafka RecordBatch v2 from its first record on (module
+//!   `crate::batch`): each record is encoded into the batch's buffer as it is routed, so
+//!   sending it is one `RawBatch` with no per-record message. A probe keeps its records as
+//!   protobuf messages, since their partitions are the server's to choose.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -25,21 +29,40 @@ use std::time::{Duration, Instant};
 use brook_proto::v1;
 use tokio::sync::oneshot;
 
+use crate::batch::BatchBuilder;
 use crate::error::Result;
 use crate::partitioner::partition_for_key;
-use crate::record::RecordPosition;
+use crate::record::{ProducerRecord, RecordPosition};
 
 /// Where a record's outcome is sent.
 pub(crate) type Reply = oneshot::Sender<Result<RecordPosition>>;
 
-/// One record waiting to be produced.
+/// One record waiting to be produced. Its timestamp is set (the producer stamps records
+/// that have none when they are sent, as Kafka clients do).
 #[derive(Debug)]
 pub(crate) struct Entry {
     /// Arrival number: a flush waits for every record numbered below its mark.
     pub id: u64,
-    pub record: v1::ProducerRecord,
+    pub record: ProducerRecord,
     pub bytes: usize,
     pub reply: Reply,
+}
+
+/// What a batch's sender needs of each record once the record itself is encoded.
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    pub id: u64,
+    pub bytes: usize,
+    /// The timestamp stored with the record.
+    pub timestamp_ms: i64,
+    pub reply: Reply,
+}
+
+/// A batch's records: encoded, or (a probe) as protobuf messages.
+#[derive(Debug)]
+pub(crate) enum Content {
+    Batch(BatchBuilder),
+    Records(Vec<v1::ProducerRecord>),
 }
 
 /// Records of one topic bound for one partition (or, for a probe, left to the server).
@@ -48,18 +71,25 @@ pub(crate) struct Batch {
     pub topic: Arc<str>,
     /// `None` for a probe: the server picks each record's partition.
     pub partition: Option<u32>,
-    pub entries: Vec<Entry>,
+    pub content: Content,
+    /// One per record, in record order.
+    pub waiters: Vec<Waiter>,
     pub bytes: usize,
     created: Instant,
     full: bool,
 }
 
 impl Batch {
-    fn new(topic: Arc<str>, partition: Option<u32>, now: Instant) -> Self {
+    fn new(topic: Arc<str>, partition: Option<u32>, capacity: usize, now: Instant) -> Self {
+        let content = match partition {
+            Some(_) => Content::Batch(BatchBuilder::new(capacity)),
+            None => Content::Records(Vec::new()),
+        };
         Batch {
             topic,
             partition,
-            entries: Vec::new(),
+            content,
+            waiters: Vec::new(),
             bytes: 0,
             created: now,
             full: false,
@@ -67,12 +97,28 @@ impl Batch {
     }
 
     fn push(&mut self, entry: Entry) {
-        self.bytes += entry.bytes;
-        self.entries.push(entry);
+        let Entry {
+            id,
+            record,
+            bytes,
+            reply,
+        } = entry;
+        let timestamp_ms = record.timestamp_ms.unwrap_or_default();
+        match &mut self.content {
+            Content::Batch(builder) => builder.push(&record, timestamp_ms),
+            Content::Records(records) => records.push(record.into()),
+        }
+        self.bytes += bytes;
+        self.waiters.push(Waiter {
+            id,
+            bytes,
+            timestamp_ms,
+            reply,
+        });
     }
 
     fn first_id(&self) -> Option<u64> {
-        self.entries.first().map(|e| e.id)
+        self.waiters.first().map(|w| w.id)
     }
 }
 
@@ -104,7 +150,13 @@ pub(crate) struct Accumulator {
     next_id: u64,
     /// Seed of each new topic's first sticky partition, so producers do not all start on 0.
     sticky_seed: u32,
+    /// Bytes a new batch's buffer starts with: the size of the last batch that filled up (so
+    /// a busy producer's buffers do not regrow record by record), small until one does.
+    batch_capacity: usize,
 }
+
+/// A new batch buffer's first capacity before any batch has filled up.
+const BATCH_CAPACITY_FIRST: usize = 16 << 10;
 
 impl Accumulator {
     pub(super) fn new(linger: Duration, batch_bytes_max: usize, sticky_seed: u32) -> Self {
@@ -116,6 +168,7 @@ impl Accumulator {
             batch_bytes_max,
             next_id: 0,
             sticky_seed,
+            batch_capacity: BATCH_CAPACITY_FIRST.min(batch_bytes_max),
         }
     }
 
@@ -128,7 +181,7 @@ impl Accumulator {
     pub(super) fn append(
         &mut self,
         topic: &str,
-        record: v1::ProducerRecord,
+        record: ProducerRecord,
         bytes: usize,
         reply: Reply,
         now: Instant,
@@ -178,11 +231,11 @@ impl Accumulator {
     /// that arrive meanwhile wait for the lookup that follows it.
     pub(super) fn on_missing_topic(&mut self, topic: &Arc<str>, now: Instant) {
         if let Some(TopicState::Waiting { entries }) = self.topics.get_mut(topic) {
-            let mut probe = Batch::new(Arc::clone(topic), None, now);
+            let mut probe = Batch::new(Arc::clone(topic), None, 0, now);
             for entry in std::mem::take(entries) {
                 probe.push(entry);
             }
-            if !probe.entries.is_empty() {
+            if !probe.waiters.is_empty() {
                 self.probes.push_back(probe);
             }
         }
@@ -301,12 +354,18 @@ impl Accumulator {
             .or_default();
         let (max, size) = (self.batch_bytes_max, entry.bytes);
         let fits =
-            |batch: &Batch| !batch.full && (batch.entries.is_empty() || batch.bytes + size <= max);
+            |batch: &Batch| !batch.full && (batch.waiters.is_empty() || batch.bytes + size <= max);
         if !queue.back().is_some_and(fits) {
             if let Some(back) = queue.back_mut() {
                 back.full = true;
             }
-            queue.push_back(Batch::new(Arc::clone(topic), Some(partition), now));
+            let capacity = self.batch_capacity.max(size);
+            queue.push_back(Batch::new(
+                Arc::clone(topic),
+                Some(partition),
+                capacity,
+                now,
+            ));
         }
         let Some(batch) = queue.back_mut() else {
             return;
@@ -314,6 +373,9 @@ impl Accumulator {
         batch.push(entry);
         if batch.bytes >= max {
             batch.full = true;
+            if let Content::Batch(builder) = &batch.content {
+                self.batch_capacity = builder.len().min(max + max / 4);
+            }
             self.advance_sticky(topic, partition);
         }
     }
@@ -332,26 +394,22 @@ mod tests {
     use super::*;
     use bytes::Bytes;
 
-    fn record(key: Option<&'static str>, value: &'static str) -> v1::ProducerRecord {
-        v1::ProducerRecord {
+    fn record(key: Option<&'static str>, value: &'static str) -> ProducerRecord {
+        ProducerRecord {
             key: key.map(|k| Bytes::from_static(k.as_bytes())),
             value: Some(Bytes::from_static(value.as_bytes())),
+            timestamp_ms: Some(1),
             ..Default::default()
         }
     }
 
-    fn append(
-        acc: &mut Accumulator,
-        topic: &str,
-        rec: v1::ProducerRecord,
-        now: Instant,
-    ) -> Appended {
+    fn append(acc: &mut Accumulator, topic: &str, rec: ProducerRecord, now: Instant) -> Appended {
         let (reply, _rx) = oneshot::channel();
         acc.append(topic, rec, 10, reply, now)
     }
 
     fn ids(batch: &Batch) -> Vec<u64> {
-        batch.entries.iter().map(|e| e.id).collect()
+        batch.waiters.iter().map(|w| w.id).collect()
     }
 
     #[test]
@@ -377,10 +435,10 @@ mod tests {
         let expected = partition_for_key(b"a", 4);
         assert_eq!(batch.partition, Some(expected));
         assert_eq!(ids(&batch), [0, 1]);
-        assert!(batch
-            .entries
-            .iter()
-            .all(|e| e.record.partition == Some(expected)));
+        let Content::Batch(encoded) = &batch.content else {
+            panic!("a routed batch is encoded");
+        };
+        assert_eq!(encoded.count(), 2);
         assert!(acc.is_empty());
     }
 
@@ -428,7 +486,7 @@ mod tests {
         append(&mut acc, "t", record(None, "a"), now);
         append(&mut acc, "t", record(None, "b"), now);
         let first = acc.pop_sendable(now, 0, false).expect("batch");
-        assert_eq!((first.partition, first.entries.len()), (Some(0), 2));
+        assert_eq!((first.partition, first.waiters.len()), (Some(0), 2));
         append(&mut acc, "t", record(None, "c"), now);
         let second = acc.pop_sendable(now, 0, false).expect("batch");
         assert_eq!(second.partition, Some(1));
@@ -459,10 +517,10 @@ mod tests {
         acc.on_missing_topic(&t, now);
         let probe = acc.pop_sendable(now, 0, false).expect("probe");
         assert_eq!((probe.partition, ids(&probe)), (None, vec![0]));
-        assert_eq!(
-            probe.entries[0].record.partition, None,
-            "left to the server"
-        );
+        let Content::Records(records) = &probe.content else {
+            panic!("a probe sends protobuf records");
+        };
+        assert_eq!(records[0].partition, None, "left to the server");
 
         append(&mut acc, "new", record(Some("k"), "2"), now);
         assert!(acc.after_probe("new"), "a record arrived during the probe");

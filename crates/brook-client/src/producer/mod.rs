@@ -6,6 +6,9 @@
 //! 1. groups records per partition (module `accumulator`): a batch is sent when it holds
 //!    [`ProducerConfig::batch_bytes_max`] bytes or its first record has waited
 //!    [`ProducerConfig::linger_ms`];
+//!    Each partition's batch is built as a Kafka RecordBatch v2 as records arrive (module
+//!    `crate::batch`), so a request is one `RawBatch`: no protobuf message per record, and
+//!    the server appends the bytes after checking them;
 //! 2. sends each batch as one request on a `ProduceStream` (bidirectional gRPC stream), with up
 //!    to [`ProducerConfig::requests_in_flight_max`] requests awaiting their answers. The server
 //!    applies requests for one partition in the order they were sent, so records of a partition
@@ -29,6 +32,7 @@ mod pipeline;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot};
@@ -136,13 +140,17 @@ impl Producer {
 
     /// Queues `record` for `topic`. Returns once the record is accepted (waiting while the
     /// producer holds `buffer_bytes_max` bytes); await the [`Delivery`] for its position.
-    pub async fn send(&self, topic: &str, record: ProducerRecord) -> Result<Delivery> {
+    ///
+    /// A record without a timestamp is stamped with this machine's clock now (as Kafka clients
+    /// do): that is the timestamp stored with it.
+    pub async fn send(&self, topic: &str, mut record: ProducerRecord) -> Result<Delivery> {
         let (reply, answer) = oneshot::channel();
         let bytes = record.encoded_len_estimate();
+        record.timestamp_ms.get_or_insert_with(now_ms);
         self.commands
             .send(Command::Send {
                 topic: topic.to_owned(),
-                record: record.into(),
+                record,
                 bytes,
                 reply,
             })
@@ -166,6 +174,13 @@ impl Producer {
     pub async fn close(self) -> Result<()> {
         self.flush().await
     }
+}
+
+/// The wall clock in ms since the Unix epoch.
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The outcome of one [`Producer::send`]: where the record was stored, or why it was not.

@@ -18,17 +18,18 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Status, Streaming};
 
-use super::accumulator::{Accumulator, Appended, Batch, Entry, Reply};
+use super::accumulator::{Accumulator, Appended, Batch, Content, Reply, Waiter};
 use super::ProducerConfig;
 use crate::client::{positions, Client};
 use crate::error::{ClientError, Result};
+use crate::record::{ProducerRecord, RecordPosition};
 
 /// What a [`super::Producer`] handle asks of the task.
 #[derive(Debug)]
 pub(crate) enum Command {
     Send {
         topic: String,
-        record: v1::ProducerRecord,
+        record: ProducerRecord,
         bytes: usize,
         reply: Reply,
     },
@@ -64,14 +65,6 @@ impl From<Status> for Failure {
             message: status.message().to_owned(),
         }
     }
-}
-
-/// A record whose request is out.
-#[derive(Debug)]
-struct Waiter {
-    id: u64,
-    bytes: usize,
-    reply: Reply,
 }
 
 #[derive(Debug)]
@@ -276,21 +269,21 @@ impl Pipeline {
         let Batch {
             topic,
             partition,
-            entries,
+            content,
+            waiters,
             ..
         } = batch;
-        let mut records = Vec::with_capacity(entries.len());
-        let mut waiters = Vec::with_capacity(entries.len());
-        for Entry {
-            id,
-            record,
-            bytes,
-            reply,
-        } in entries
-        {
-            records.push(record);
-            waiters.push(Waiter { id, bytes, reply });
-        }
+        let (records, raw_batch) = match (content, partition) {
+            (Content::Batch(builder), Some(partition)) => (
+                Vec::new(),
+                Some(v1::RawBatch {
+                    partition,
+                    data: builder.finish(),
+                }),
+            ),
+            (Content::Batch(_), None) => unreachable!("a probe is never encoded"),
+            (Content::Records(records), _) => (records, None),
+        };
         let in_flight = InFlight {
             topic,
             partition,
@@ -307,7 +300,7 @@ impl Pipeline {
             produce: Some(v1::ProduceRequest {
                 topic: in_flight.topic.to_string(),
                 records,
-                raw_batch: None,
+                raw_batch,
             }),
         };
         // The channel holds as many requests as may be in flight, so it is never full; an
@@ -398,17 +391,19 @@ impl Pipeline {
         if partition.is_none() && self.accumulator.after_probe(&topic) {
             self.look_up(Arc::clone(&topic));
         }
-        let results: Vec<Result<_>> =
-            match outcome.map(|ok| positions(OPERATION, ok, waiters.len())) {
-                Ok(Ok(positions)) => positions.into_iter().map(Ok).collect(),
-                Ok(Err(error)) => {
-                    let reason = error.to_string();
-                    (0..waiters.len())
-                        .map(|_| Err(ClientError::protocol(OPERATION, reason.clone())))
-                        .collect()
-                }
-                Err(failure) => (0..waiters.len()).map(|_| Err(failure.error())).collect(),
-            };
+        let results: Vec<Result<_>> = match outcome.map(|ok| match partition {
+            Some(partition) => batch_positions(ok, partition, &waiters),
+            None => positions(OPERATION, ok, waiters.len()),
+        }) {
+            Ok(Ok(positions)) => positions.into_iter().map(Ok).collect(),
+            Ok(Err(error)) => {
+                let reason = error.to_string();
+                (0..waiters.len())
+                    .map(|_| Err(ClientError::protocol(OPERATION, reason.clone())))
+                    .collect()
+            }
+            Err(failure) => (0..waiters.len()).map(|_| Err(failure.error())).collect(),
+        };
         for (waiter, result) in waiters.into_iter().zip(results) {
             self.buffered_bytes -= waiter.bytes;
             // The caller may have dropped its Delivery; nobody is left to tell.
@@ -435,6 +430,36 @@ impl Pipeline {
             let _: Result<(), ()> = done.send(());
         }
     }
+}
+
+/// The positions of a raw batch's records: consecutive offsets from the batch's base, each
+/// with the timestamp the producer stamped it with.
+fn batch_positions(
+    response: v1::ProduceResponse,
+    partition: u32,
+    waiters: &[Waiter],
+) -> Result<Vec<RecordPosition>> {
+    let appended = match response.batches.as_slice() {
+        [one] if one.partition == partition && one.record_count as usize == waiters.len() => one,
+        other => {
+            return Err(ClientError::protocol(
+                OPERATION,
+                format!(
+                    "a batch of {} records to partition {partition} was answered with {other:?}",
+                    waiters.len()
+                ),
+            ))
+        }
+    };
+    Ok(waiters
+        .iter()
+        .zip(appended.base_offset..)
+        .map(|(waiter, offset)| RecordPosition {
+            partition,
+            offset,
+            timestamp_ms: waiter.timestamp_ms,
+        })
+        .collect())
 }
 
 fn partition_count(response: v1::DescribeTopicResponse) -> Result<u32, Failure> {

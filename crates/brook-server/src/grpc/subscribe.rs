@@ -124,6 +124,7 @@ fn message(
                 raw_batches,
                 next_offset: batches.next_offset,
                 high_watermark: batches.high_watermark,
+                first_offset: batches.offset,
             })
         }
         Ok(SubscriptionEvent::Assignment(assignment)) => {
