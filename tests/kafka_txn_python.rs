@@ -1,16 +1,19 @@
 //! Transactions through the Kafka door with kafka-python, a client that implements the protocol
 //! itself (no librdkafka): commit and abort on two partitions, read_committed and
-//! read_uncommitted consumers, fencing, and a consume-transform-produce application killed
-//! between produce and commit (the scripts are in `tests/python/`; the client is installed by
-//! `tests/kafka_support/python.rs`).
+//! read_uncommitted consumers, fencing, a transaction the broker aborts past its timeout, and a
+//! consume-transform-produce application killed between produce and commit (the scripts are in
+//! `tests/python/`; the client is installed by `tests/kafka_support/python.rs`).
 
 mod kafka_support;
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
-use brook_broker::{Isolation, ProduceRecord};
+use brook_broker::{Isolation, ProduceRecord, TxnState};
 use kafka_support::python;
-use kafka_support::TestBroker;
+use kafka_support::{TestBroker, PATIENCE};
 use serde_json::Value;
 
 fn step(lines: &[Value], name: &str) -> Value {
@@ -135,6 +138,76 @@ async fn kafka_python_transform_reprocesses_exactly_what_a_killed_app_left_uncom
     assert!(
         seen.values().all(|n| *n == 1),
         "each input exactly once: {seen:?}"
+    );
+    tb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_python_transaction_left_open_past_its_timeout_is_aborted_by_the_broker() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tb = TestBroker::start_with(dir.path(), |config| {
+        config.transactions.abort_check_ms = 50;
+    })
+    .await;
+    tb.create_topic("py-timeout", 1).await;
+    let mut app = python::script_command("txn_timeout.py", &tb.bootstrap, &["py-timeout"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the app");
+
+    // The app sends one record in a transaction with a 1 s timeout and then waits: the broker
+    // aborts the transaction on its own.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let state = tb
+            .broker
+            .describe_transaction("py-timeout-app")
+            .ok()
+            .map(|d| d.state);
+        if state == Some(TxnState::CompleteAbort) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {state:?} after {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stable = tb.broker.last_stable_offset("py-timeout", 0).expect("lso");
+    assert_eq!(
+        stable, 2,
+        "the forgotten record and its abort marker are settled"
+    );
+
+    // Then the app tries to commit, and reads what is committed.
+    app.stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"commit\n")
+        .expect("tell the app to commit");
+    let output = tokio::task::spawn_blocking(move || app.wait_with_output())
+        .await
+        .expect("task")
+        .expect("the app ends");
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines = python::json_lines(&output);
+    assert_eq!(step(&lines, "sent")["offset"], 0);
+    let commit = step(&lines, "commit");
+    assert!(
+        commit["error"].is_string(),
+        "a transaction the broker aborted cannot commit: {commit}"
+    );
+    assert_eq!(
+        step(&lines, "read_committed")["values"],
+        serde_json::json!(["end"]),
+        "the aborted record is invisible to read_committed"
     );
     tb.stop().await;
 }
