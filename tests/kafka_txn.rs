@@ -1,7 +1,8 @@
 //! Transactions through the Kafka door with librdkafka (the `rdkafka` crate): commit and abort
 //! seen by read_committed and read_uncommitted consumers, fencing by a second producer with
 //! the same `transactional.id`, a transaction aborted by the broker past its timeout, and a
-//! consume-transform-produce application that crashes between produce and commit.
+//! consume-transform-produce application that crashes between produce and commit; and the
+//! admin APIs (ListTransactions, DescribeTransactions, DescribeProducers) that find a stuck one.
 
 mod kafka_support;
 
@@ -377,5 +378,112 @@ async fn list_offsets_latest_under_read_committed_is_the_last_stable_offset() {
     consumer.subscribe(&["txn-lso"]).expect("subscribe");
     let read = receive(&consumer, 2).await;
     assert_eq!(read[1].value.as_deref(), Some(&b"open"[..]));
+    tb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_tools_see_an_open_transaction_over_the_kafka_wire() {
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    use kafka_protocol::messages::{
+        ApiKey, DescribeProducersRequest, DescribeProducersResponse, DescribeTransactionsRequest,
+        DescribeTransactionsResponse, ListTransactionsRequest, ListTransactionsResponse, TopicName,
+        TransactionalId,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_support::raw::Raw;
+
+    const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
+    let text = |s: &str| StrBytes::from_string(s.to_owned());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tb = TestBroker::start(dir.path()).await;
+    tb.create_topic("txn-tools", 1).await;
+    tb.broker
+        .produce("txn-tools", vec![ProduceRecord::value("plain")])
+        .await
+        .expect("plain");
+    let p = txn_producer(&tb, "t-tools", &[]);
+    init(&p).await;
+    p.begin_transaction().expect("begin");
+    send(&p, "txn-tools", 0, "stuck").await.expect("send");
+    let producer_id = tb
+        .broker
+        .describe_transaction("t-tools")
+        .expect("known")
+        .producer_id;
+    let mut raw = Raw::connect(&tb).await;
+
+    // ListTransactions (kafka-transactions.sh list): the open one, by state; unknown states
+    // are named back.
+    let mut request = ListTransactionsRequest::default();
+    request.state_filters = vec![text("Ongoing"), text("Bogus")];
+    let listed: ListTransactionsResponse = raw.call(ApiKey::ListTransactions, 1, &request).await;
+    assert_eq!(listed.error_code, 0);
+    assert_eq!(listed.unknown_state_filters, [text("Bogus")]);
+    assert_eq!(listed.transaction_states.len(), 1, "{listed:?}");
+    let entry = &listed.transaction_states[0];
+    assert_eq!(entry.transactional_id.0.as_str(), "t-tools");
+    assert_eq!(entry.producer_id.0, producer_id);
+    assert_eq!(entry.transaction_state.as_str(), "Ongoing");
+
+    // DescribeTransactions: its state, timeout, start and partitions; an unknown id is named.
+    let mut request = DescribeTransactionsRequest::default();
+    request.transactional_ids = vec![
+        TransactionalId(text("t-tools")),
+        TransactionalId(text("nobody")),
+    ];
+    let described: DescribeTransactionsResponse =
+        raw.call(ApiKey::DescribeTransactions, 0, &request).await;
+    let [open, unknown] = &described.transaction_states[..] else {
+        panic!("two answers: {described:?}");
+    };
+    assert_eq!(open.error_code, 0);
+    assert_eq!(open.transaction_state.as_str(), "Ongoing");
+    assert_eq!(open.producer_id.0, producer_id);
+    assert!(open.transaction_start_time_ms > 0, "{open:?}");
+    assert!(open.transaction_timeout_ms > 0, "{open:?}");
+    assert_eq!(open.topics.len(), 1);
+    assert_eq!(open.topics[0].topic.0.as_str(), "txn-tools");
+    assert_eq!(open.topics[0].partitions, [0]);
+    assert_eq!(unknown.transactional_id.0.as_str(), "nobody");
+    assert_eq!(unknown.error_code, TRANSACTIONAL_ID_NOT_FOUND);
+
+    // DescribeProducers: the producer holding the partition's LSO back, and where its
+    // transaction began; a partition that does not exist is refused on its own.
+    async fn producers(raw: &mut Raw) -> DescribeProducersResponse {
+        let mut topic = TopicRequest::default();
+        topic.name = TopicName(StrBytes::from_static_str("txn-tools"));
+        topic.partition_indexes = vec![0, 9];
+        let mut request = DescribeProducersRequest::default();
+        request.topics = vec![topic];
+        raw.call(ApiKey::DescribeProducers, 0, &request).await
+    }
+    let answer = producers(&mut raw).await;
+    let partitions = &answer.topics[0].partitions;
+    assert_eq!(partitions[0].error_code, 0);
+    let holder = partitions[0]
+        .active_producers
+        .iter()
+        .find(|s| s.producer_id.0 == producer_id)
+        .expect("the transactional producer");
+    assert_eq!(
+        holder.current_txn_start_offset, 1,
+        "its transaction began at 1"
+    );
+    assert_eq!(partitions[1].error_code, UNKNOWN_TOPIC_OR_PARTITION);
+
+    // Committed: nothing is ongoing, the producer no longer holds the partition back.
+    commit(&p).await.expect("commit");
+    let mut request = ListTransactionsRequest::default();
+    request.state_filters = vec![text("Ongoing")];
+    let listed: ListTransactionsResponse = raw.call(ApiKey::ListTransactions, 1, &request).await;
+    assert!(listed.transaction_states.is_empty(), "{listed:?}");
+    let answer = producers(&mut raw).await;
+    let holder = answer.topics[0].partitions[0]
+        .active_producers
+        .iter()
+        .find(|s| s.producer_id.0 == producer_id)
+        .expect("the transactional producer");
+    assert_eq!(holder.current_txn_start_offset, -1);
     tb.stop().await;
 }
