@@ -150,8 +150,8 @@ pub(crate) struct Accumulator {
     next_id: u64,
     /// Seed of each new topic's first sticky partition, so producers do not all start on 0.
     sticky_seed: u32,
-    /// Bytes a new batch's buffer starts with: the size of the last batch that filled up (so
-    /// a busy producer's buffers do not regrow record by record), small until one does.
+    /// Bytes a new batch's buffer starts with: the size of the last batch sent (so a busy
+    /// producer's buffers do not regrow as records arrive), small until one is.
     batch_capacity: usize,
 }
 
@@ -304,6 +304,12 @@ impl Accumulator {
         if queue.is_empty() {
             self.queues.remove(&key);
         }
+        if let Content::Batch(builder) = &batch.content {
+            // Estimated sizes undercount the encoding a little: a quarter more keeps a batch
+            // of the same records from growing its buffer at the end.
+            let max = self.batch_bytes_max + self.batch_bytes_max / 4;
+            self.batch_capacity = builder.len().clamp(BATCH_CAPACITY_FIRST.min(max), max);
+        }
         self.advance_sticky(&key.0, key.1);
         Some(batch)
     }
@@ -373,9 +379,6 @@ impl Accumulator {
         batch.push(entry);
         if batch.bytes >= max {
             batch.full = true;
-            if let Content::Batch(builder) = &batch.content {
-                self.batch_capacity = builder.len().min(max + max / 4);
-            }
             self.advance_sticky(topic, partition);
         }
     }
