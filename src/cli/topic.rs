@@ -1,9 +1,17 @@
-//! `brook topic create|list|describe|delete`: topic administration on a running server.
+//! `brook topic create|list|describe|alter|add-partitions|trim|delete`: topic administration on
+//! a running server, the verbs `kafka-topics`, `kafka-configs`, `kafka-delete-records` and
+//! `rpk topic` users reach for.
+//!
+//! Settings are named as Kafka names them (`retention.ms`), brook's own names (`retention_ms_max`)
+//! being aliases; the server checks names and values (one table, brook-log's), so every door
+//! refuses the same things with the same words.
 
 use std::io::Write;
 
 use anyhow::{bail, Context};
-use brook_client::proto::{Durability, PartitionCompaction, TopicConfig, TopicDescription};
+use brook_client::proto::{
+    ConfigChange, ConfigOperation, Durability, PartitionCompaction, TopicConfig, TopicDescription,
+};
 use brook_client::NewTopic;
 use clap::{Args, Subcommand};
 
@@ -18,6 +26,13 @@ pub(super) enum TopicCommand {
     List(json::ListArgs),
     /// Show a topic's partitions (offsets, sizes) and settings.
     Describe(DescribeArgs),
+    /// Change a topic's settings, live and durably (kafka-configs --alter).
+    Alter(AlterArgs),
+    /// Grow a topic to more partitions; keyed records then follow the new count, as in Kafka.
+    AddPartitions(AddPartitionsArgs),
+    /// Delete a topic's records below an offset: the log start moves forward
+    /// (kafka-delete-records).
+    Trim(TrimArgs),
     /// Delete a topic and all its data.
     Delete(NameArgs),
 }
@@ -29,11 +44,11 @@ pub(super) struct CreateArgs {
     /// Number of partitions (default: the server's default).
     #[arg(long, short)]
     partitions: Option<u32>,
-    /// A setting that differs from the server's defaults, KEY=VALUE (repeatable):
-    /// segment_bytes_max, segment_ms_max, retention_bytes_max (-1: no limit), retention_ms_max
-    /// (-1: forever), message_bytes_max, durability (sync, interval:MS or none),
-    /// index_interval_bytes, index_bytes_max; compaction: cleanup.policy (delete, compact or
-    /// compact,delete), min.cleanable.dirty.ratio (0 to 1), min.compaction.lag.ms,
+    /// A setting that differs from the server's defaults, KEY=VALUE (repeatable), by Kafka's
+    /// name or brook's: retention.ms (-1: forever), retention.bytes (-1: no limit),
+    /// segment.bytes, segment.ms, max.message.bytes, brook.durability (sync, interval:MS or
+    /// none), index.interval.bytes, segment.index.bytes; compaction: cleanup.policy (delete,
+    /// compact or compact,delete), min.cleanable.dirty.ratio (0 to 1), min.compaction.lag.ms,
     /// max.compaction.lag.ms, delete.retention.ms.
     #[arg(long = "config", short = 'c', value_name = "KEY=VALUE")]
     config: Vec<String>,
@@ -56,6 +71,63 @@ pub(super) struct DescribeArgs {
 }
 
 #[derive(Debug, Args)]
+pub(super) struct AlterArgs {
+    /// Topic name.
+    name: String,
+    /// Set a setting, KEY=VALUE (repeatable), by Kafka's name or brook's (see `brook topic
+    /// create --help`).
+    #[arg(long = "config", short = 'c', value_name = "KEY=VALUE")]
+    config: Vec<String>,
+    /// Drop the topic's own value of a setting, so the server's default applies (repeatable).
+    #[arg(long = "delete", short = 'd', value_name = "KEY")]
+    delete: Vec<String>,
+    /// Only check that the change would be accepted.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub(super) struct PartitionCount {
+    /// The new number of partitions in all (kafka-topics --alter --partitions N).
+    #[arg(long, value_name = "N")]
+    to: Option<u32>,
+    /// How many partitions to add (rpk topic add-partitions --num N).
+    #[arg(long, short, value_name = "N")]
+    num: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct AddPartitionsArgs {
+    /// Topic name.
+    name: String,
+    #[command(flatten)]
+    count: PartitionCount,
+    /// Only check that the topic could grow so.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct TrimArgs {
+    /// Topic name.
+    name: String,
+    /// Delete the records below this offset (the new log start), or below the high watermark
+    /// with `end`.
+    #[arg(long, value_name = "OFFSET|end")]
+    before: String,
+    /// Only this partition (default: every partition of the topic).
+    #[arg(long, short)]
+    partition: Option<u32>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
 pub(super) struct NameArgs {
     /// Topic name.
     name: String,
@@ -69,14 +141,15 @@ impl TopicCommand {
             let mut out = std::io::stdout().lock();
             match self {
                 TopicCommand::Create(args) => {
-                    let mut config = TopicConfig::default();
+                    let mut configs = std::collections::BTreeMap::new();
                     for setting in &args.config {
-                        apply_setting(&mut config, setting)?;
+                        let (key, value) = key_value(setting)?;
+                        configs.insert(key.to_owned(), value.to_owned());
                     }
                     let topic = NewTopic {
                         name: args.name,
                         partitions: args.partitions.unwrap_or(0),
-                        config,
+                        configs,
                         if_not_exists: args.if_not_exists,
                         ..NewTopic::default()
                     };
@@ -112,6 +185,41 @@ impl TopicCommand {
                         describe(&mut out, &topic)?;
                     }
                 }
+                TopicCommand::Alter(args) => alter(&mut out, args).await?,
+                TopicCommand::AddPartitions(args) => {
+                    let admin = args.server.connect().await?.admin();
+                    let to = match (args.count.to, args.count.num) {
+                        (Some(to), _) => to,
+                        (None, Some(num)) => {
+                            let now = admin.describe_topic(&args.name).await?.partitions.len();
+                            u32::try_from(now)
+                                .ok()
+                                .and_then(|now| now.checked_add(num))
+                                .context("--num: too many partitions")?
+                        }
+                        (None, None) => bail!("say --to N or --num N"),
+                    };
+                    let topic = admin.add_partitions(&args.name, to, args.dry_run).await?;
+                    let verb = if args.dry_run { "would grow" } else { "grew" };
+                    writeln!(out, "{verb} topic {} to {to} partitions", topic.name)?;
+                }
+                TopicCommand::Trim(args) => {
+                    let before = match args.before.as_str() {
+                        "end" => None,
+                        offset => Some(offset.parse::<u64>().with_context(|| {
+                            format!("--before {offset:?}: not an offset or `end`")
+                        })?),
+                    };
+                    let admin = args.server.connect().await?.admin();
+                    let starts = admin
+                        .delete_records(&args.name, args.partition, before)
+                        .await?;
+                    let rows: Vec<Vec<String>> = starts
+                        .iter()
+                        .map(|p| vec![p.partition.to_string(), p.log_start_offset.to_string()])
+                        .collect();
+                    table::write(&mut out, &["PARTITION", "LOG-START"], &rows)?;
+                }
                 TopicCommand::Delete(args) => {
                     let admin = args.server.connect().await?.admin();
                     admin.delete_topic(&args.name).await?;
@@ -120,6 +228,57 @@ impl TopicCommand {
             }
             Ok(())
         })
+    }
+}
+
+/// `brook topic alter`: every `-c` a SET, every `-d` a DELETE, sent as one all-or-nothing
+/// change; prints the topic's own settings afterwards.
+async fn alter(out: &mut impl Write, args: AlterArgs) -> anyhow::Result<()> {
+    if args.config.is_empty() && args.delete.is_empty() {
+        bail!("nothing to change: say -c KEY=VALUE or -d KEY");
+    }
+    let mut changes = Vec::with_capacity(args.config.len() + args.delete.len());
+    for setting in &args.config {
+        let (key, value) = key_value(setting)?;
+        changes.push(ConfigChange {
+            key: key.to_owned(),
+            operation: ConfigOperation::Set.into(),
+            value: value.to_owned(),
+        });
+    }
+    for key in args.delete {
+        changes.push(ConfigChange {
+            key,
+            operation: ConfigOperation::Delete.into(),
+            value: String::new(),
+        });
+    }
+    let admin = args.server.connect().await?.admin();
+    let topic = admin
+        .alter_topic_config(&args.name, changes, args.dry_run)
+        .await?;
+    let verb = if args.dry_run {
+        "would alter"
+    } else {
+        "altered"
+    };
+    writeln!(out, "{verb} topic {}", topic.name)?;
+    writeln!(out, "overrides:  {}", overrides(&topic))?;
+    Ok(())
+}
+
+/// The settings a topic sets itself, by Kafka's name: `retention.ms=-1 cleanup.policy=compact`.
+fn overrides(topic: &TopicDescription) -> String {
+    let own: Vec<String> = topic
+        .configs
+        .iter()
+        .filter(|c| c.overridden)
+        .map(|c| format!("{}={}", c.key, c.value))
+        .collect();
+    if own.is_empty() {
+        "-".into()
+    } else {
+        own.join(" ")
     }
 }
 
@@ -134,6 +293,7 @@ fn describe(out: &mut impl Write, topic: &TopicDescription) -> anyhow::Result<()
             .collect();
         writeln!(out, "settings:   {}", settings.join(" "))?;
     }
+    writeln!(out, "overrides:  {}", overrides(topic))?;
     writeln!(out)?;
     // A compacted topic also shows what the cleaner did to each partition.
     let compacted = topic.partitions.iter().any(|p| p.compaction.is_some());
@@ -264,58 +424,12 @@ fn settings(config: &TopicConfig) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Applies one `KEY=VALUE` to `config`.
-fn apply_setting(config: &mut TopicConfig, setting: &str) -> anyhow::Result<()> {
-    let Some((key, value)) = setting.split_once('=') else {
-        bail!("--config {setting:?}: expected KEY=VALUE");
-    };
-    let context = || format!("--config {key}: bad value {value:?}");
-    match key {
-        "segment_bytes_max" => {
-            config.segment_bytes_max = Some(value.parse().with_context(context)?)
-        }
-        "segment_ms_max" => config.segment_ms_max = Some(value.parse().with_context(context)?),
-        "retention_bytes_max" => {
-            config.retention_bytes_max = Some(value.parse().with_context(context)?)
-        }
-        "retention_ms_max" => config.retention_ms_max = Some(value.parse().with_context(context)?),
-        "message_bytes_max" => {
-            config.message_bytes_max = Some(value.parse().with_context(context)?)
-        }
-        "index_interval_bytes" => {
-            config.index_interval_bytes = Some(value.parse().with_context(context)?)
-        }
-        "index_bytes_max" => config.index_bytes_max = Some(value.parse().with_context(context)?),
-        "cleanup.policy" | "cleanup_policy" => config.cleanup_policy = Some(value.to_owned()),
-        "min.cleanable.dirty.ratio" | "min_cleanable_dirty_ratio" => {
-            config.min_cleanable_dirty_ratio = Some(value.parse().with_context(context)?)
-        }
-        "min.compaction.lag.ms" | "min_compaction_lag_ms" => {
-            config.min_compaction_lag_ms = Some(value.parse().with_context(context)?)
-        }
-        "max.compaction.lag.ms" | "max_compaction_lag_ms" => {
-            config.max_compaction_lag_ms = Some(value.parse().with_context(context)?)
-        }
-        "delete.retention.ms" | "delete_retention_ms" => {
-            config.delete_retention_ms = Some(value.parse().with_context(context)?)
-        }
-        "durability" => match value.split_once(':') {
-            None if value == "sync" => config.set_durability(Durability::Sync),
-            None if value == "none" => config.set_durability(Durability::None),
-            Some(("interval", ms)) => {
-                config.set_durability(Durability::Interval);
-                config.durability_interval_ms = Some(ms.parse().with_context(context)?);
-            }
-            _ => bail!("--config durability: {value:?} is not sync, interval:MS or none"),
-        },
-        _ => bail!(
-            "--config: unknown setting {key:?} (known: segment_bytes_max, segment_ms_max, \
-             retention_bytes_max, retention_ms_max, message_bytes_max, durability, \
-             index_interval_bytes, index_bytes_max, cleanup.policy, min.cleanable.dirty.ratio, \
-             min.compaction.lag.ms, max.compaction.lag.ms, delete.retention.ms)"
-        ),
+/// Splits one `KEY=VALUE`; the server checks the key and the value.
+fn key_value(setting: &str) -> anyhow::Result<(&str, &str)> {
+    match setting.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key, value)),
+        _ => bail!("--config {setting:?}: expected KEY=VALUE"),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -323,36 +437,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn settings_parse_into_the_topic_config() {
-        let mut config = TopicConfig::default();
-        apply_setting(&mut config, "retention_ms_max=-1").expect("retention");
-        apply_setting(&mut config, "durability=interval:50").expect("durability");
-        apply_setting(&mut config, "cleanup.policy=compact").expect("policy");
-        apply_setting(&mut config, "min_cleanable_dirty_ratio=0.2").expect("an alias");
-        assert_eq!(config.cleanup_policy.as_deref(), Some("compact"));
-        assert_eq!(config.min_cleanable_dirty_ratio, Some(0.2));
-        assert_eq!(config.retention_ms_max, Some(-1));
-        assert_eq!(config.durability(), Durability::Interval);
-        assert_eq!(config.durability_interval_ms, Some(50));
-        let shown = settings(&config);
-        assert!(shown.contains(&("durability", "interval:50".to_owned())));
+    fn settings_split_at_the_first_equals_sign() {
+        assert_eq!(
+            key_value("retention.ms=-1").expect("split"),
+            ("retention.ms", "-1")
+        );
+        assert_eq!(
+            key_value("brook.durability=interval:50").expect("split"),
+            ("brook.durability", "interval:50")
+        );
+        assert_eq!(key_value("x=a=b").expect("split"), ("x", "a=b"));
+        for bad in ["nonsense", "=1"] {
+            let err = key_value(bad).expect_err(bad);
+            assert!(err.to_string().contains("expected KEY=VALUE"), "{err}");
+        }
     }
 
     #[test]
-    fn bad_settings_name_the_setting() {
-        let mut config = TopicConfig::default();
-        for (setting, expected) in [
-            ("nonsense", "expected KEY=VALUE"),
-            ("color=blue", "unknown setting \"color\""),
-            (
-                "segment_bytes_max=lots",
-                "--config segment_bytes_max: bad value \"lots\"",
-            ),
-            ("durability=sometimes", "is not sync, interval:MS or none"),
-        ] {
-            let err = apply_setting(&mut config, setting).expect_err(setting);
-            assert!(err.to_string().contains(expected), "{setting}: {err}");
-        }
-        assert_eq!(config, TopicConfig::default(), "nothing applied");
+    fn effective_settings_show_durability_with_its_interval() {
+        let mut config = TopicConfig {
+            durability_interval_ms: Some(50),
+            cleanup_policy: Some("compact".into()),
+            ..TopicConfig::default()
+        };
+        config.set_durability(Durability::Interval);
+        let shown = settings(&config);
+        assert!(shown.contains(&("durability", "interval:50".to_owned())));
+        assert!(shown.contains(&("cleanup.policy", "compact".to_owned())));
     }
 }
