@@ -109,7 +109,10 @@ impl fmt::Display for Refusal {
 
 /// The authentication hook of the doors (see the module docs). Clone it freely: clones share
 /// their failure counts, so one address is slowed on every door at once.
-#[derive(Clone, Default)]
+///
+/// The default (authentication off) is one handle for the process, so two default settings
+/// compare equal.
+#[derive(Clone)]
 pub struct Authenticator {
     auth: Auth,
     failures: Arc<Failures>,
@@ -120,6 +123,14 @@ impl fmt::Debug for Authenticator {
         f.debug_struct("Authenticator")
             .field("auth", &self.auth)
             .finish_non_exhaustive()
+    }
+}
+
+impl Default for Authenticator {
+    fn default() -> Self {
+        static OFF: std::sync::OnceLock<Authenticator> = std::sync::OnceLock::new();
+        OFF.get_or_init(|| Authenticator::new(Auth::disabled()))
+            .clone()
     }
 }
 

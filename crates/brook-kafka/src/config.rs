@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use brook_door::accept::{CONNECTIONS, TIME_LIMIT_MS};
-use brook_door::{ConnectionLimits, Framing};
+use brook_door::{ConnectionLimits, Framing, Security};
 use brook_log::bounds::{check_bounds, Bounded, Bounds};
 
 /// Default cap on one request frame (Kafka's `socket.request.max.bytes`, 100 MiB).
@@ -45,6 +45,9 @@ pub struct KafkaConfig {
     /// How long a group with no generation yet waits for more members before its first
     /// rebalance completes. 0 in tests.
     pub group_initial_rebalance_delay: Duration,
+    /// TLS on the listener (Kafka's SSL listener: no ALPN) and the authentication hook
+    /// (docs/security.md). Default: plaintext, authentication off.
+    pub security: Security,
 }
 
 impl Default for KafkaConfig {
@@ -57,6 +60,7 @@ impl Default for KafkaConfig {
             idle_ms_max: 600_000,
             request_read_ms_max: 30_000,
             group_initial_rebalance_delay: DEFAULT_GROUP_INITIAL_REBALANCE_DELAY,
+            security: Security::default(),
         }
     }
 }

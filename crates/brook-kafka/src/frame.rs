@@ -3,9 +3,10 @@
 //! The size prefix is checked against `request_bytes_max` (and against the smallest possible
 //! request header) before a single byte is reserved for the frame, so a peer announcing a 2 GiB
 //! frame costs nothing. [`split_frame`] is the codec with no IO; [`Connection`] adds the socket
-//! (brook-door's, which holds the connection's place under the door's cap).
+//! (brook-door's, which holds the connection's place under the door's cap), in the clear or
+//! over TLS.
 
-use brook_door::Connection as Socket;
+use brook_door::tls::Stream as Socket;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 

@@ -8,10 +8,13 @@
 //! connections are served at once, each on its own task.
 //!
 //! Starting, the connection cap, the bound address and stopping are brook-door's, as for every
-//! door: [`KafkaServer`] is a [`RunningDoor`].
+//! door: [`KafkaServer`] is a [`RunningDoor`]. With TLS set ([`KafkaConfig::security`]), each
+//! connection's handshake runs first on its own task (as Kafka's SSL listener); a client that
+//! fails it (a plaintext client on a TLS port) is closed and touches nothing.
 
 use std::sync::Arc;
 
+use brook_door::tls::Stream;
 use brook_door::{Acceptor, ConnectionLimits, Door, Requests, RunningDoor, Shutdown};
 use brook_metrics::doors::{connection_opened, OpenGuard};
 use tokio::sync::watch;
@@ -61,15 +64,31 @@ impl Door for Kafka {
         loop {
             tokio::select! {
                 connection = connections.accept() => {
-                    let handler = Handler {
-                        session: Session::new(connection.peer_addr()),
-                        requests: connection.requests(),
-                        connection: Connection::new(connection, state.config.request_bytes_max),
-                        state: Arc::clone(&state),
-                        stop_rx: stop_rx.clone(),
-                        _open: connection_opened(brook_metrics::Door::Kafka),
-                    };
-                    tokio::spawn(handler.run());
+                    let (state, stop_rx) = (Arc::clone(&state), stop_rx.clone());
+                    let open = connection_opened(brook_metrics::Door::Kafka);
+                    tokio::spawn(async move {
+                        let peer = connection.peer_addr();
+                        let requests = connection.requests();
+                        let stream = match &state.config.security.tls {
+                            None => Stream::Plain(connection),
+                            Some(tls) => match tls.accept(connection).await {
+                                Ok(stream) => stream,
+                                Err(error) => {
+                                    debug!(%peer, %error, "Kafka TLS handshake failed");
+                                    return;
+                                }
+                            },
+                        };
+                        let handler = Handler {
+                            session: Session::new(peer),
+                            requests,
+                            connection: Connection::new(stream, state.config.request_bytes_max),
+                            state,
+                            stop_rx,
+                            _open: open,
+                        };
+                        handler.run().await;
+                    });
                 }
                 () = &mut stopped => break,
             }

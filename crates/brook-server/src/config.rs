@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use brook_door::accept::{CONNECTIONS, TIME_LIMIT_MS};
-use brook_door::{ConnectionLimits, Framing};
+use brook_door::{ConnectionLimits, Framing, Security};
 use brook_log::bounds::{wide, Bounded, Bounds, DAY_MS};
 
 /// The range of a message count or an in-flight bound of a stream.
@@ -53,6 +53,9 @@ pub struct GrpcConfig {
     pub idle_ms_max: u64,
     /// How long after connecting a client may take to send its first call. Default 10 s.
     pub request_read_ms_max: u64,
+    /// TLS on the listener (offering `h2` by ALPN) and the authentication hook
+    /// (docs/security.md). Default: plaintext, authentication off.
+    pub security: Security,
 }
 
 impl Default for GrpcConfig {
@@ -68,6 +71,7 @@ impl Default for GrpcConfig {
             connections_per_addr_max: 1024,
             idle_ms_max: 600_000,
             request_read_ms_max: 10_000,
+            security: Security::default(),
         }
     }
 }

@@ -5,13 +5,18 @@
 //! tonic and hyper own the connection once they have it and drop it when the client is gone,
 //! which gives the place back and lowers the gauge. For tonic it also says who the client is
 //! (`Request::remote_addr`), as tonic's own TCP listener would.
+//!
+//! [`Connections`] is where both doors take their connections from: brook-door's accept loop
+//! directly, or, with TLS set, brook-door's [`Incoming`], which runs each handshake on its own
+//! task (a plaintext client on a TLS port fails its handshake there and is never served).
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use brook_door::Connection;
+use brook_door::tls::{Incoming, Stream as Connection, Tls};
+use brook_door::Acceptor;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
@@ -36,6 +41,46 @@ impl CountedConnection {
     /// The client's address.
     pub fn peer_addr(&self) -> SocketAddr {
         self.inner.peer_addr()
+    }
+}
+
+/// A door's connections, handshaken when the door serves TLS.
+#[derive(Debug)]
+pub(crate) enum Connections {
+    Plain(Box<Acceptor>),
+    Tls {
+        incoming: Incoming,
+        local_addr: SocketAddr,
+    },
+}
+
+impl Connections {
+    /// Connections from `acceptor`, over `tls` when it is set.
+    pub(crate) fn new(acceptor: Acceptor, tls: Option<Tls>) -> Self {
+        match tls {
+            None => Connections::Plain(Box::new(acceptor)),
+            Some(tls) => Connections::Tls {
+                local_addr: acceptor.local_addr(),
+                incoming: Incoming::new(acceptor, Some(tls)),
+            },
+        }
+    }
+
+    /// The next connection ready to serve, counted as open for `door`.
+    pub(crate) async fn next(&mut self, door: metrics::Door) -> CountedConnection {
+        let stream = match self {
+            Connections::Plain(acceptor) => Connection::Plain(acceptor.accept().await),
+            Connections::Tls { incoming, .. } => incoming.next().await,
+        };
+        CountedConnection::new(stream, door)
+    }
+
+    /// The address the door listens on.
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        match self {
+            Connections::Plain(acceptor) => acceptor.local_addr(),
+            Connections::Tls { local_addr, .. } => *local_addr,
+        }
     }
 }
 

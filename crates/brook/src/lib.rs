@@ -17,6 +17,7 @@ pub mod api;
 pub mod doors;
 #[cfg(feature = "kafka-backend")]
 pub mod kafka;
+pub mod security;
 pub mod server;
 
 pub use api::Brook;

@@ -31,6 +31,8 @@ use brook_door::{BoxError, Door, DoorError, Listener, RunningDoor, Serving};
 use brook_kafka::{Kafka, KafkaConfig};
 use brook_server::{Grpc, GrpcConfig, Http, HttpConfig, MetricsConfig, MetricsDoor};
 
+use crate::security::TlsSettings;
+
 /// Where a door listens, or that it is switched off (`off`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Listen {
@@ -170,6 +172,8 @@ pub struct ServeConfig {
     /// serves it), so a scraper reaches it with the HTTP door off.
     pub metrics_addr: Listen,
     pub metrics: MetricsConfig,
+    /// TLS on the doors (docs/security.md); default off.
+    pub tls: TlsSettings,
 }
 
 impl Default for ServeConfig {
@@ -189,6 +193,7 @@ impl Default for ServeConfig {
             http: HttpConfig::default(),
             metrics_addr: Listen::Off,
             metrics: MetricsConfig::default(),
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -239,6 +244,9 @@ impl ServeConfig {
         }
         DRAIN_TIMEOUT_MS
             .check("drain_timeout_ms", self.drain_timeout_ms)
+            .map_err(|reason| ServeError::Invalid { reason })?;
+        self.tls
+            .files()
             .map_err(|reason| ServeError::Invalid { reason })?;
         // Every door's settings, those of a door that is off too: a bad value is a mistake
         // wherever it is.
@@ -414,6 +422,8 @@ pub struct Server {
     backend: Backend,
     doors: Vec<ServingDoor>,
     drain_timeout: Duration,
+    /// The doors' TLS material, to reload; `None` without TLS.
+    tls: Option<brook_door::tls::Tls>,
 }
 
 impl Server {
@@ -421,6 +431,9 @@ impl Server {
     /// is on.
     pub async fn start(config: &ServeConfig) -> Result<Server, ServeError> {
         config.validate()?;
+        let mut config = config.clone();
+        let tls = TlsSettings::load(&mut config).await?;
+        let config = &config;
         let backend = open_backend(config).await?;
         let broker = &backend;
         let listeners = match bind_doors(config).await {
@@ -452,7 +465,25 @@ impl Server {
             backend,
             doors,
             drain_timeout: config.drain_timeout(),
+            tls,
         })
+    }
+
+    /// Reads the TLS files again (SIGHUP): handshakes from now on use what they hold,
+    /// connections already open keep theirs; on failure the old material stays. `Ok(false)`
+    /// without TLS.
+    pub async fn reload_tls(&self) -> Result<bool, brook_door::tls::TlsError> {
+        let Some(tls) = self.tls.clone() else {
+            return Ok(false);
+        };
+        match tokio::task::spawn_blocking(move || tls.reload()).await {
+            Ok(result) => result.map(|()| true),
+            Err(join) => Err(brook_door::tls::TlsError::Invalid {
+                what: "TLS reload",
+                path: std::path::PathBuf::new(),
+                reason: join.to_string(),
+            }),
+        }
     }
 
     /// The local broker; `None` in gateway mode.
@@ -494,6 +525,7 @@ impl Server {
             backend: broker,
             doors,
             drain_timeout,
+            tls: _,
         } = self;
         for door in &doors {
             door.running.begin_stop();

@@ -65,11 +65,12 @@ impl Setting {
     /// The heading `brook serve --help` lists the setting under: its door, the topic defaults,
     /// the broker, or the process.
     pub(crate) fn section(&self) -> &'static str {
-        const DOORS: [(&str, &str); 4] = [
+        const DOORS: [(&str, &str); 5] = [
             ("grpc_", "gRPC door"),
             ("kafka_", "Kafka door"),
             ("http_", "HTTP door"),
             ("metrics_", "Metrics"),
+            ("tls_", "Security"),
         ];
         if let Some((_, heading)) = DOORS.iter().find(|(p, _)| self.key.starts_with(p)) {
             return heading;
@@ -144,6 +145,42 @@ macro_rules! log {
             help: $help,
             boolean: false,
             access: Access::Log,
+        }
+    };
+}
+
+/// A TLS file (`none` or a path), a field of [`brook::security::TlsSettings`].
+macro_rules! tls_file {
+    ($key:literal, $help:literal, $field:ident) => {
+        Setting {
+            key: $key,
+            help: $help,
+            boolean: false,
+            access: Access::Field {
+                apply: |c, v| {
+                    c.tls.$field = parse_optional_path(v);
+                    Ok(())
+                },
+                show: |c| show_optional_path(c.tls.$field.as_deref()),
+            },
+        }
+    };
+}
+
+/// A door's TLS switch (`on`/`off`), a field of [`brook::security::TlsSettings`].
+macro_rules! tls_switch {
+    ($key:literal, $help:literal, $door:ident) => {
+        Setting {
+            key: $key,
+            help: $help,
+            boolean: false,
+            access: Access::Field {
+                apply: |c, v| {
+                    c.tls.$door = brook::security::parse_switch(v)?;
+                    Ok(())
+                },
+                show: |c| if c.tls.$door { "on" } else { "off" }.into(),
+            },
         }
     };
 }
@@ -629,7 +666,47 @@ pub(crate) static SETTINGS: &[Setting] = &[
             },
         },
     },
+    // Security (docs/security.md).
+    tls_file!(
+        "tls_cert",
+        "PEM certificate chain (leaf first): with tls_key, TLS on every door (none: plaintext)",
+        cert
+    ),
+    tls_file!(
+        "tls_key",
+        "PEM private key of tls_cert (PKCS#8, PKCS#1 or SEC1)",
+        key
+    ),
+    tls_file!(
+        "tls_client_ca",
+        "PEM CA that must sign every client's certificate (mutual TLS; none: not asked)",
+        client_ca
+    ),
+    tls_switch!(
+        "grpc_tls",
+        "Serve TLS on the gRPC door when tls_cert is set",
+        grpc
+    ),
+    tls_switch!(
+        "kafka_tls",
+        "Serve TLS on the Kafka door when tls_cert is set",
+        kafka
+    ),
+    tls_switch!(
+        "http_tls",
+        "Serve TLS on the HTTP door when tls_cert is set",
+        http
+    ),
 ];
+
+/// `none` or a path.
+fn parse_optional_path(v: &str) -> Option<PathBuf> {
+    (v != "none" && !v.is_empty()).then(|| PathBuf::from(v))
+}
+
+fn show_optional_path(path: Option<&Path>) -> String {
+    path.map_or_else(|| "none".into(), |p| p.display().to_string())
+}
 
 /// The librdkafka properties of a gateway backend (none for the local log).
 fn backend_properties(backend: &BackendConfig) -> Vec<(String, String)> {

@@ -8,7 +8,8 @@
 //! SIGINT/SIGTERM every door stops accepting, requests in flight (produces in particular)
 //! finish, the log closes with its clean-shutdown marker, `brook: stopped cleanly` is printed
 //! and the exit code is 0. A second signal while draining exits at once (code 2) without the
-//! clean close: the next start recovers the log.
+//! clean close: the next start recovers the log. SIGHUP reads the TLS certificate, key and
+//! client CA again (docs/security.md): new handshakes use them, open connections keep theirs.
 
 pub(super) mod config;
 
@@ -64,17 +65,29 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
     let mut server = Server::start(&config).await?;
     announce(&server, &config);
 
-    let failed = tokio::select! {
-        name = signals.next() => {
-            tracing::info!(signal = name, "shutting down: draining requests in flight");
-            None
-        }
-        (door, result) = server.door_stopped() => {
-            let error = anyhow::Error::new(result.err().unwrap_or(
-                brook::server::ServeError::DoorEnded { door: door.label() },
-            ));
-            tracing::error!(door = door.name(), error = %format!("{error:#}"), "shutting down");
-            Some(error)
+    let failed = loop {
+        tokio::select! {
+            signal = signals.next_or_hangup() => match signal {
+                Some(name) => {
+                    tracing::info!(signal = name, "shutting down: draining requests in flight");
+                    break None;
+                }
+                None => match server.reload_tls().await {
+                    Ok(true) => tracing::info!("SIGHUP: TLS certificate, key and client CA reloaded"),
+                    Ok(false) => tracing::info!("SIGHUP: no TLS to reload"),
+                    Err(error) => tracing::error!(
+                        %error,
+                        "SIGHUP: TLS reload failed; the old certificate stays"
+                    ),
+                },
+            },
+            (door, result) = server.door_stopped() => {
+                let error = anyhow::Error::new(result.err().unwrap_or(
+                    brook::server::ServeError::DoorEnded { door: door.label() },
+                ));
+                tracing::error!(door = door.name(), error = %format!("{error:#}"), "shutting down");
+                break Some(error);
+            }
         }
     };
     tokio::select! {
@@ -107,10 +120,11 @@ fn announce(server: &Server, config: &ServeConfig) {
     }
 }
 
-/// SIGINT and SIGTERM as one stream of signal names.
+/// SIGINT and SIGTERM as one stream of signal names; SIGHUP (reload TLS) apart.
 struct Signals {
     interrupt: Signal,
     terminate: Signal,
+    hangup: Signal,
 }
 
 impl Signals {
@@ -119,7 +133,17 @@ impl Signals {
         Ok(Signals {
             interrupt: install(SignalKind::interrupt())?,
             terminate: install(SignalKind::terminate())?,
+            hangup: install(SignalKind::hangup())?,
         })
+    }
+
+    /// The next SIGINT or SIGTERM, or `None` for a SIGHUP.
+    async fn next_or_hangup(&mut self) -> Option<&'static str> {
+        tokio::select! {
+            _ = self.interrupt.recv() => Some("SIGINT"),
+            _ = self.terminate.recv() => Some("SIGTERM"),
+            _ = self.hangup.recv() => None,
+        }
     }
 
     async fn next(&mut self) -> &'static str {

@@ -40,7 +40,7 @@ use tonic::transport::server::TcpConnectInfo;
 use tonic_health::ServingStatus;
 
 use crate::config::GrpcConfig;
-use crate::connection::CountedConnection;
+use crate::connection::Connections;
 use crate::error::ServerError;
 use crate::in_flight::InFlightLayer;
 use crate::metrics;
@@ -117,8 +117,10 @@ impl Door for Grpc {
         });
         // tonic takes its connections from the capped accept loop; once `signal` fires it drops
         // this stream (closing the listening socket) and waits for the connections to finish.
+        // With TLS set, each handshake runs on its own task first (`Connections`).
+        let connections = Connections::new(connections, config.security.tls.clone());
         let incoming = futures::stream::unfold(connections, |mut connections| async move {
-            let connection = CountedConnection::new(connections.accept().await, metrics::GRPC);
+            let connection = connections.next(metrics::GRPC).await;
             Some((Ok::<_, Infallible>(connection), connections))
         });
         tonic::transport::Server::builder()

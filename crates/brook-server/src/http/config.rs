@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use brook_door::accept::{CONNECTIONS, TIME_LIMIT_MS};
-use brook_door::{ConnectionLimits, Framing};
+use brook_door::{ConnectionLimits, Framing, Security};
 use brook_log::bounds::{wide, Bounded, Bounds};
 
 use crate::config::{KEEPALIVE_MS, READ_BYTES, STREAM_ITEMS};
@@ -48,6 +48,9 @@ pub struct HttpConfig {
     /// (CORS). Default none: a page on another origin cannot read the door's answers, so a
     /// site a developer happens to visit cannot reach the broker on their loopback.
     pub cors_origins: Vec<String>,
+    /// TLS on the listener (offering `h2` and `http/1.1` by ALPN) and the authentication hook
+    /// (docs/security.md). Default: plaintext, authentication off.
+    pub security: Security,
 }
 
 impl Default for HttpConfig {
@@ -63,6 +66,7 @@ impl Default for HttpConfig {
             keepalive_interval_ms: 15_000,
             produce_stream_in_flight_max: 4096,
             cors_origins: Vec::new(),
+            security: Security::default(),
         }
     }
 }

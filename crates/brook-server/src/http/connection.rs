@@ -11,21 +11,19 @@
 use std::io;
 use std::net::SocketAddr;
 
-use brook_door::Acceptor;
-
-use crate::connection::CountedConnection;
+use crate::connection::{Connections, CountedConnection};
 use crate::metrics;
 
-/// brook-door's accept loop, as axum's listener.
+/// brook-door's accept loop (handshaken when the door serves TLS), as axum's listener.
 #[derive(Debug)]
-pub(crate) struct Listener(pub(crate) Acceptor);
+pub(crate) struct Listener(pub(crate) Connections);
 
 impl axum::serve::Listener for Listener {
     type Io = CountedConnection;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let connection = CountedConnection::new(self.0.accept().await, metrics::HTTP);
+        let connection = self.0.next(metrics::HTTP).await;
         let peer = connection.peer_addr();
         (connection, peer)
     }

@@ -81,6 +81,7 @@ use tracing::Instrument;
 pub use config::HttpConfig;
 pub use ops::OPENAPI;
 
+use crate::connection::Connections;
 use crate::error::ServerError;
 use crate::in_flight::InFlightLayer;
 use crate::metrics;
@@ -376,6 +377,7 @@ impl Door for Http {
         shutdown: Shutdown,
     ) -> Result<(), ServerError> {
         let draining = Shutdown::new();
+        let tls = config.security.tls.clone();
         let app = App {
             broker,
             config: Arc::new(config),
@@ -388,6 +390,7 @@ impl Door for Http {
         };
         let service =
             router(app, connections.peers()).into_make_service_with_connect_info::<Peer>();
+        let connections = Connections::new(connections, tls);
         // axum documents that this future never fails (and brook-door's accept loop retries
         // accept errors itself); the `Result` is its signature only.
         if let Err(e) = axum::serve(Listener(connections), service)
