@@ -846,3 +846,133 @@ fn mapping(id: &str, producer_id: i64) -> BrokerError {
     }
     .into()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use brook_log::batch::{BatchBuilder, Compression, RecordRef};
+
+    use super::*;
+    use crate::{BrokerConfig, Isolation, NewTopic, OffsetCommit};
+
+    async fn open(dir: &std::path::Path) -> Broker {
+        let mut config = BrokerConfig::new(dir);
+        config.log.durability = brook_log::Durability::None;
+        // A dropped broker lets go of its directory once its last task ends.
+        loop {
+            match Broker::open(config.clone()).await {
+                Ok(broker) => return broker,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+
+    async fn values(broker: &Broker, partition: u32, isolation: Isolation) -> Vec<String> {
+        let fetched = broker
+            .fetch_isolated("t", partition, 0, 1 << 20, Duration::ZERO, isolation)
+            .await
+            .expect("fetch");
+        fetched
+            .records()
+            .expect("records")
+            .into_iter()
+            .map(|r| String::from_utf8(r.value.expect("value").to_vec()).expect("utf8"))
+            .collect()
+    }
+
+    /// The crash window of EndTxn: the decision is in the coordinator's log, no marker is in
+    /// any partition yet, the offsets are not the group's. The next open finishes the end.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_end_decided_before_a_crash_is_completed_at_the_next_open() {
+        for (decided, done, visible) in [
+            (TxnState::PrepareCommit, TxnState::CompleteCommit, true),
+            (TxnState::PrepareAbort, TxnState::CompleteAbort, false),
+        ] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let producer = {
+                let broker = open(dir.path()).await;
+                broker
+                    .create_topic(NewTopic::new("t", 2))
+                    .await
+                    .expect("topic");
+                let p = broker
+                    .init_producer_id(Some("app"), 60_000, None)
+                    .await
+                    .expect("init");
+                let partitions = vec![TopicPartition::new("t", 0), TopicPartition::new("t", 1)];
+                broker
+                    .add_partitions_to_txn("app", p, partitions)
+                    .await
+                    .expect("add partitions");
+                for partition in 0..2 {
+                    let mut batch = BatchBuilder::new(Compression::None)
+                        .with_producer(p.producer_id, p.epoch, 0)
+                        .transactional();
+                    batch.push(RecordRef {
+                        key: None,
+                        value: Some(b"x"),
+                        headers: &[],
+                        timestamp: 1_700_000_000_000,
+                    });
+                    broker
+                        .produce_transactional_batch(
+                            "app",
+                            "t",
+                            partition,
+                            batch.build().expect("batch"),
+                        )
+                        .await
+                        .expect("produce");
+                }
+                broker
+                    .add_offsets_to_txn("app", p, "g")
+                    .await
+                    .expect("add offsets");
+                broker
+                    .txn_offset_commit("app", p, "g", vec![OffsetCommit::new("t", 0, 1)])
+                    .await
+                    .expect("txn offsets");
+                // EndTxn's first step only, then the broker dies without closing anything.
+                let coordinator = broker.coordinator();
+                let mut meta = coordinator
+                    .slot("app")
+                    .and_then(|s| s.meta())
+                    .expect("state");
+                meta.state = decided;
+                let log = Arc::clone(&coordinator.log);
+                blocking(move || log.append("app", Some(&meta)))
+                    .await
+                    .expect("decision written");
+                assert_eq!(broker.last_stable_offset("t", 0).expect("lso"), 0);
+                p
+            };
+
+            let broker = open(dir.path()).await;
+            let described = broker.describe_transaction("app").expect("known");
+            assert_eq!(described.state, done, "{decided} is finished at open");
+            assert_eq!(described.producer_id, producer.producer_id);
+            let expected: &[&str] = if visible { &["x"] } else { &[] };
+            for partition in 0..2 {
+                assert_eq!(
+                    broker.last_stable_offset("t", partition).expect("lso"),
+                    2,
+                    "the record and its marker, settled"
+                );
+                assert_eq!(
+                    values(&broker, partition, Isolation::ReadCommitted).await,
+                    expected
+                );
+                assert_eq!(
+                    values(&broker, partition, Isolation::ReadUncommitted).await,
+                    ["x"]
+                );
+            }
+            let committed = broker.committed_offsets("g", &[]).expect("offsets");
+            let offsets: Vec<u64> = committed.iter().map(|(_, c)| c.offset).collect();
+            let expected: &[u64] = if visible { &[1] } else { &[] };
+            assert_eq!(offsets, expected, "the offsets go with the decision");
+            broker.close().await.expect("close");
+        }
+    }
+}
