@@ -64,6 +64,20 @@ impl BatchBuilder {
         usize::try_from(self.count).unwrap_or(0)
     }
 
+    /// The most bytes `record` can add to a batch (its deltas at their widest).
+    pub(crate) fn record_len_max(record: &ProducerRecord) -> usize {
+        const LENGTH_ATTRIBUTES_DELTAS: usize = 5 + 1 + 10 + 5;
+        LENGTH_ATTRIBUTES_DELTAS
+            + bytes_len(record.key.as_deref())
+            + bytes_len(record.value.as_deref())
+            + varint_len(record.headers.len() as i64)
+            + record
+                .headers
+                .iter()
+                .map(|(k, v)| bytes_len(Some(k.as_bytes())) + bytes_len(Some(v)))
+                .sum::<usize>()
+    }
+
     /// Bytes of the batch so far, header included.
     pub(crate) fn len(&self) -> usize {
         self.buf.len()

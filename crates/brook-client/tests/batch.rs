@@ -121,6 +121,27 @@ async fn what_the_producer_builds_the_broker_stores_record_for_record() {
 }
 
 #[tokio::test]
+async fn batches_stay_within_the_topics_message_bytes_max_whatever_batch_bytes_max_says() {
+    let h = Harness::start().await;
+    h.topic("t", 1).await;
+    let mut config = ProducerConfig::default();
+    config.batch_bytes_max = 8 << 20;
+    config.buffer_bytes_max = 64 << 20;
+    config.linger_ms = 60_000;
+    let producer = h.client.producer(config).expect("producer");
+    // 3 MiB of records, sent together: more than the topic's 1 MiB message_bytes_max.
+    let mut deliveries = Vec::new();
+    for _ in 0..3000 {
+        let record = ProducerRecord::value(vec![7u8; 1024]);
+        deliveries.push(producer.send("t", record).await.expect("send"));
+    }
+    soon(producer.flush()).await.expect("flush");
+    for (i, delivery) in deliveries.into_iter().enumerate() {
+        assert_eq!(soon(delivery).await.expect("delivered").offset, i as u64);
+    }
+}
+
+#[tokio::test]
 async fn the_consumer_reads_log_built_batches_compressed_or_not_from_any_offset() {
     let h = Harness::start().await;
     h.topic("t", 1).await;

@@ -12,8 +12,11 @@
 //!   the topic's records wait in arrival order. When the topic does not exist, they go out as
 //!   one *probe* request that leaves partitioning to the server (which creates the topic when
 //!   it allows automatic creation), and the count is looked up again afterwards.
-//! - A partition's batch takes records until it holds `batch_bytes_max` bytes; then it is full
-//!   and the next record starts a new batch. One record larger than that travels alone.
+//! - A partition's batch takes records until it holds `batch_bytes_max` bytes, or until the
+//!   next record could take its encoding past the topic's `message_bytes_max` (Kafka's
+//!   `max.message.bytes`, the largest batch the server appends, learnt with the partition
+//!   count); then it is full and the next record starts a new batch. One record larger than
+//!   that travels alone (and the server refuses it if it is over the topic's limit).
 //! - A batch is sendable when it is full, when its first record has waited `linger`, when a
 //!   flush covers it, or when the producer is closing. The oldest sendable batch goes first;
 //!   a partition's batches always leave in order.
@@ -125,7 +128,12 @@ impl Batch {
 #[derive(Debug)]
 enum TopicState {
     /// Records are routed to partitions as they arrive.
-    Known { partitions: u32, sticky: u32 },
+    Known {
+        partitions: u32,
+        sticky: u32,
+        /// The largest encoded batch the topic takes.
+        message_bytes_max: usize,
+    },
     /// The partition count is being looked up (or a probe is out); records wait in order.
     Waiting { entries: Vec<Entry> },
 }
@@ -213,11 +221,20 @@ impl Accumulator {
     }
 
     /// The lookup found `topic` with `partitions` partitions: its waiting records are routed.
-    pub(super) fn on_partitions(&mut self, topic: &Arc<str>, partitions: u32, now: Instant) {
+    /// The lookup found `topic` with `partitions` partitions, taking batches of up to
+    /// `message_bytes_max` bytes (`None`: no limit known): its waiting records are routed.
+    pub(super) fn on_partitions(
+        &mut self,
+        topic: &Arc<str>,
+        partitions: u32,
+        message_bytes_max: Option<usize>,
+        now: Instant,
+    ) {
         let partitions = partitions.max(1);
         let state = TopicState::Known {
             partitions,
             sticky: self.sticky_seed % partitions,
+            message_bytes_max: message_bytes_max.unwrap_or(usize::MAX),
         };
         if let Some(TopicState::Waiting { entries }) = self.topics.insert(Arc::clone(topic), state)
         {
@@ -344,13 +361,18 @@ impl Accumulator {
     }
 
     fn route(&mut self, topic: &Arc<str>, mut entry: Entry, now: Instant) {
-        let Some(TopicState::Known { partitions, sticky }) = self.topics.get(topic) else {
+        let Some(&TopicState::Known {
+            partitions,
+            sticky,
+            message_bytes_max,
+        }) = self.topics.get(topic)
+        else {
             return;
         };
         let partition = match (entry.record.partition, &entry.record.key) {
             (Some(partition), _) => partition,
-            (None, Some(key)) => partition_for_key(key, *partitions),
-            (None, None) => *sticky,
+            (None, Some(key)) => partition_for_key(key, partitions),
+            (None, None) => sticky,
         };
         // The server then puts the record exactly where the client batched it.
         entry.record.partition = Some(partition);
@@ -359,13 +381,19 @@ impl Accumulator {
             .entry((Arc::clone(topic), partition))
             .or_default();
         let (max, size) = (self.batch_bytes_max, entry.bytes);
-        let fits =
-            |batch: &Batch| !batch.full && (batch.waiters.is_empty() || batch.bytes + size <= max);
+        let encoded = BatchBuilder::record_len_max(&entry.record);
+        let fits = |batch: &Batch| {
+            let encoded_fits = match &batch.content {
+                Content::Batch(builder) => builder.len() + encoded <= message_bytes_max,
+                Content::Records(_) => true,
+            };
+            !batch.full && (batch.waiters.is_empty() || (batch.bytes + size <= max && encoded_fits))
+        };
         if !queue.back().is_some_and(fits) {
             if let Some(back) = queue.back_mut() {
                 back.full = true;
             }
-            let capacity = self.batch_capacity.max(size);
+            let capacity = self.batch_capacity.max(encoded).min(message_bytes_max);
             queue.push_back(Batch::new(
                 Arc::clone(topic),
                 Some(partition),
@@ -384,7 +412,10 @@ impl Accumulator {
     }
 
     fn advance_sticky(&mut self, topic: &str, partition: u32) {
-        if let Some(TopicState::Known { partitions, sticky }) = self.topics.get_mut(topic) {
+        if let Some(TopicState::Known {
+            partitions, sticky, ..
+        }) = self.topics.get_mut(topic)
+        {
             if *sticky == partition {
                 *sticky = (partition + 1) % *partitions;
             }
@@ -433,7 +464,7 @@ mod tests {
         );
         assert_eq!(acc.min_id(), Some(0));
 
-        acc.on_partitions(&t, 4, now);
+        acc.on_partitions(&t, 4, None, now);
         let batch = acc.pop_sendable(now, 0, false).expect("a batch");
         let expected = partition_for_key(b"a", 4);
         assert_eq!(batch.partition, Some(expected));
@@ -451,7 +482,7 @@ mod tests {
         let linger = Duration::from_millis(5);
         let mut acc = Accumulator::new(linger, 25, 0);
         let t: Arc<str> = "t".into();
-        acc.on_partitions(&t, 1, start);
+        acc.on_partitions(&t, 1, None, start);
         for _ in 0..3 {
             append(&mut acc, "t", record(None, "v"), start);
         }
@@ -470,11 +501,31 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_closes_before_its_encoding_passes_the_topics_message_bytes_max() {
+        let now = Instant::now();
+        let mut acc = Accumulator::new(Duration::from_secs(60), 1 << 20, 0);
+        let t: Arc<str> = "t".into();
+        acc.on_partitions(&t, 1, Some(1000), now);
+        let value: &'static str = Box::leak("v".repeat(300).into_boxed_str());
+        for _ in 0..4 {
+            append(&mut acc, "t", record(None, value), now);
+        }
+        let first = acc
+            .pop_sendable(now, 0, false)
+            .expect("full by the topic's limit");
+        let Content::Batch(builder) = &first.content else {
+            panic!("encoded");
+        };
+        assert_eq!(ids(&first), [0, 1], "a third record could pass 1000 bytes");
+        assert!(builder.len() <= 1000, "{} bytes", builder.len());
+    }
+
+    #[test]
     fn a_flush_makes_older_records_sendable_at_once() {
         let now = Instant::now();
         let mut acc = Accumulator::new(Duration::from_secs(60), 1000, 0);
         let t: Arc<str> = "t".into();
-        acc.on_partitions(&t, 1, now);
+        acc.on_partitions(&t, 1, None, now);
         append(&mut acc, "t", record(None, "v"), now);
         assert!(acc.pop_sendable(now, 0, false).is_none());
         assert!(acc.pop_sendable(now, acc.next_id(), false).is_some());
@@ -485,7 +536,7 @@ mod tests {
         let now = Instant::now();
         let mut acc = Accumulator::new(Duration::ZERO, 1000, 0);
         let t: Arc<str> = "t".into();
-        acc.on_partitions(&t, 3, now);
+        acc.on_partitions(&t, 3, None, now);
         append(&mut acc, "t", record(None, "a"), now);
         append(&mut acc, "t", record(None, "b"), now);
         let first = acc.pop_sendable(now, 0, false).expect("batch");
@@ -500,7 +551,7 @@ mod tests {
         let now = Instant::now();
         let mut acc = Accumulator::new(Duration::ZERO, 1000, 0);
         let t: Arc<str> = "t".into();
-        acc.on_partitions(&t, 8, now);
+        acc.on_partitions(&t, 8, None, now);
         let mut rec = record(Some("a"), "v");
         rec.partition = Some(7);
         append(&mut acc, "t", rec, now);
@@ -527,7 +578,7 @@ mod tests {
 
         append(&mut acc, "new", record(Some("k"), "2"), now);
         assert!(acc.after_probe("new"), "a record arrived during the probe");
-        acc.on_partitions(&t, 2, now);
+        acc.on_partitions(&t, 2, None, now);
         assert_eq!(ids(&acc.pop_sendable(now, 0, false).expect("batch")), [1]);
     }
 

@@ -81,8 +81,10 @@ struct Stream {
     responses: Streaming<v1::ProduceStreamResponse>,
 }
 
-/// The answer to a partition-count lookup: `Ok(None)` when the topic does not exist.
-type Lookup = (Arc<str>, Result<Option<u32>, Failure>);
+/// What a lookup learns of a topic: its partition count and largest batch (`None`: not said).
+type Layout = (u32, Option<usize>);
+/// The answer to a topic lookup: `Ok(None)` when the topic does not exist.
+type Lookup = (Arc<str>, Result<Option<Layout>, Failure>);
 
 enum Event {
     Command(Option<Command>),
@@ -222,7 +224,7 @@ impl Pipeline {
                 topic: topic.to_string(),
             };
             let result = match grpc.describe_topic(request).await {
-                Ok(response) => partition_count(response.into_inner()).map(Some),
+                Ok(response) => layout(response.into_inner()).map(Some),
                 Err(status) if status.code() == Code::NotFound => Ok(None),
                 Err(status) => Err(status.into()),
             };
@@ -230,10 +232,13 @@ impl Pipeline {
         }));
     }
 
-    fn on_lookup(&mut self, topic: Arc<str>, result: Result<Option<u32>, Failure>) {
+    fn on_lookup(&mut self, topic: Arc<str>, result: Result<Option<Layout>, Failure>) {
         let now = Instant::now();
         match result {
-            Ok(Some(partitions)) => self.accumulator.on_partitions(&topic, partitions, now),
+            Ok(Some((partitions, message_bytes_max))) => {
+                self.accumulator
+                    .on_partitions(&topic, partitions, message_bytes_max, now)
+            }
             Ok(None) => self.accumulator.on_missing_topic(&topic, now),
             Err(failure) => {
                 for entry in self.accumulator.on_lookup_failed(&topic) {
@@ -462,10 +467,15 @@ fn batch_positions(
         .collect())
 }
 
-fn partition_count(response: v1::DescribeTopicResponse) -> Result<u32, Failure> {
-    let count = response.topic.map_or(0, |topic| topic.partitions.len());
+fn layout(response: v1::DescribeTopicResponse) -> Result<Layout, Failure> {
+    let topic = response.topic.unwrap_or_default();
+    let message_bytes_max = topic
+        .config
+        .and_then(|config| config.message_bytes_max)
+        .and_then(|max| usize::try_from(max).ok());
+    let count = topic.partitions.len();
     match u32::try_from(count) {
-        Ok(count) if count > 0 => Ok(count),
+        Ok(count) if count > 0 => Ok((count, message_bytes_max)),
         _ => Err(Failure {
             code: Code::Internal,
             message: format!("the server described the topic with {count} partitions"),
