@@ -282,5 +282,9 @@ async fn group_seek_moves_a_kafka_group_and_delete_forgets_it() {
         "the group is gone"
     );
     fails_with(brook(&server, &["group", "delete", "cli-g"]).await, "cli-g");
+    fails_with(
+        brook(&server, &["group", "seek", "cli-g", "--to", "earliest"]).await,
+        "nothing to move: group cli-g has no committed offsets",
+    );
     tb.stop().await;
 }

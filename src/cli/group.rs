@@ -104,6 +104,18 @@ impl GroupCommand {
                     let moved = admin
                         .seek_group(&args.group, to, &args.topic, args.dry_run)
                         .await?;
+                    if moved.is_empty() {
+                        bail!(
+                            "nothing to move: group {} has no committed offsets{}; name the \
+                             topics to move with --topic",
+                            args.group,
+                            if args.topic.is_empty() {
+                                ""
+                            } else {
+                                " in those topics"
+                            }
+                        );
+                    }
                     let rows: Vec<Vec<String>> = moved
                         .into_iter()
                         .map(|p| {
