@@ -74,7 +74,8 @@ async fn contents(
 }
 
 /// The source: `orders` (3 partitions, keyed), `events` (2 partitions, headers and null
-/// values), `audit` (1 partition, a batch per codec) and groups `billing` and `auditors`.
+/// values), `audit` (1 partition, a batch per codec), the internal `__brook_replies`, and
+/// groups `billing` and `auditors`.
 async fn source(dir: &Path) {
     let broker = open(dir).await;
     broker
@@ -89,6 +90,18 @@ async fn source(dir: &Path) {
         .create_topic(NewTopic::new("audit", 1))
         .await
         .expect("audit");
+    // An internal topic (brook's request-reply replies): left behind unless named.
+    broker
+        .create_topic(NewTopic::new("__brook_replies", 1))
+        .await
+        .expect("replies");
+    broker
+        .produce(
+            "__brook_replies",
+            vec![ProduceRecord::value("an old reply")],
+        )
+        .await
+        .expect("produce a reply");
     let orders = (0..60)
         .map(|i| ProduceRecord::keyed(format!("customer-{}", i % 9), format!("order {i}")))
         .collect();
@@ -242,6 +255,10 @@ async fn a_data_directory_moves_to_a_kafka_cluster_and_back() {
         plan.contains("group billing: events-1 at 4, orders-0 at 3, orders-1 at 1"),
         "{plan}"
     );
+    assert!(
+        plan.contains("topic __brook_replies: internal, not copied"),
+        "{plan}"
+    );
     assert!(plan.contains("dry run: nothing was changed"), "{plan}");
     let kafka = brook::kafka::connect(&cluster.url).await.expect("connect");
     assert!(
@@ -260,6 +277,14 @@ async fn a_data_directory_moves_to_a_kafka_cluster_and_back() {
         state,
     ]));
     assert!(done.contains("migrated 3 topics and 2 groups"), "{done}");
+    let moved: Vec<String> = kafka
+        .list_topics()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(moved, topics, "the internal topic stays behind");
     let after = contents(&kafka, &topics).await;
     assert_eq!(
         after.keys().collect::<Vec<_>>(),

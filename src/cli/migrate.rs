@@ -5,7 +5,7 @@
 //!
 //! Both sides are a `brook::Backend` (the local log, or a Kafka cluster through librdkafka), so
 //! the copy is written once. What it does, per topic (`--topics` picks, default all but
-//! Kafka's internal ones):
+//! internal ones, named `__...`):
 //!
 //! 1. creates the topic on the target with the same partition count and the settings the
 //!    target understands (`brook.durability` does not go to Kafka: a cluster's durability is
@@ -45,6 +45,10 @@ const READ_BYTES: usize = 1 << 20;
 const DURABILITY: &str = "brook.durability";
 /// How a Kafka side is named.
 const SCHEME: &str = "kafka://";
+/// How internal topics are named (Kafka's `__consumer_offsets`, brook's `__brook_replies`):
+/// their records are a system's own state, not an application's, so they are left out unless
+/// named.
+const INTERNAL_PREFIX: &str = "__";
 
 /// Copy topics, records and committed offsets between a brook data directory and a Kafka
 /// cluster (either way), resumably.
@@ -63,7 +67,8 @@ pub(super) struct MigrateArgs {
     /// Where they go: kafka://HOST:PORT[,HOST:PORT...], or a brook data directory.
     #[arg(long, value_name = "URL|DATA_DIR")]
     to: String,
-    /// Only these topics (comma-separated). Default: every topic but Kafka's internal ones.
+    /// Only these topics (comma-separated). Default: every topic but internal ones (named
+    /// `__...`: Kafka's own, brook's request-reply replies).
     #[arg(long, value_delimiter = ',', value_name = "TOPIC,...")]
     topics: Vec<String>,
     /// Print what would be created, copied and committed; change nothing.
@@ -274,6 +279,8 @@ impl Side {
 /// What will be done.
 struct Plan {
     topics: Vec<TopicPlan>,
+    /// Internal topics (`__` names: Kafka's, brook's reply topic) left out by default.
+    skipped: Vec<String>,
     /// Each group's committed offsets in the migrated topics.
     groups: BTreeMap<String, Vec<(TopicPartition, u64)>>,
 }
@@ -303,8 +310,13 @@ impl Plan {
             .map(|t| (t.name, t.partitions))
             .collect();
         let mut topics = Vec::new();
+        let mut skipped = Vec::new();
         for topic in listed {
             if !only.is_empty() && !only.contains(&topic.name) {
+                continue;
+            }
+            if only.is_empty() && topic.name.starts_with(INTERNAL_PREFIX) {
+                skipped.push(topic.name);
                 continue;
             }
             let source = from.backend.describe_topic(&topic.name).await?;
@@ -348,7 +360,11 @@ impl Plan {
                 groups.insert(listing.group, committed);
             }
         }
-        Ok(Plan { topics, groups })
+        Ok(Plan {
+            topics,
+            skipped,
+            groups,
+        })
     }
 
     /// Offsets to walk in all: the progress bar's length.
@@ -371,7 +387,9 @@ impl Plan {
         for topic in &self.topics {
             let partitions = topic.source.partitions.len();
             let action = match topic.existing {
-                Some(_) => "exists on the target: copy what it lacks".to_owned(),
+                Some(_) => "exists on the target: append after what it holds (resuming: what \
+                             an earlier run did not copy)"
+                    .to_owned(),
                 None => "create".to_owned(),
             };
             let offsets: u64 = topic
@@ -394,6 +412,9 @@ impl Plan {
                     settings_text(&topic.dropped)
                 );
             }
+        }
+        for topic in &self.skipped {
+            println!("topic {topic}: internal, not copied (name it in --topics to copy it)");
         }
         for (group, committed) in &self.groups {
             let positions: Vec<String> = committed
