@@ -1383,6 +1383,46 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_static_member_back_during_a_rebalance_joins_that_round_in_its_old_place() {
+        let c = Coordinator::new(Duration::ZERO, GroupClaims::default());
+        let a = c.join(static_join("ia", "")).await.expect("joined");
+        c.sync("g", &a.member_id, Some("ia"), 1, vec![])
+            .await
+            .expect("synced");
+        // A dynamic member arrives: the group waits for `a` to rejoin...
+        let c2 = Arc::clone(&c);
+        let b = tokio::spawn(async move { join_new(&c2, &["range"]).await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // ...and `a` comes back as a new process instead: it takes its place in the round.
+        let back = c.join(static_join("ia", "")).await.expect("back");
+        let b = b.await.expect("task");
+        assert_eq!((back.generation, b.generation), (2, 2));
+        assert_ne!(back.member_id, a.member_id);
+        assert_eq!(
+            back.leader, back.member_id,
+            "the leader's place, under its new id"
+        );
+        assert_eq!(back.members.len(), 2, "the leader sees every member");
+        assert!(back
+            .members
+            .iter()
+            .any(|m| m.group_instance_id.as_deref() == Some("ia")));
+        assert_eq!(
+            c.sync("g", &a.member_id, Some("ia"), 2, vec![])
+                .await
+                .unwrap_err(),
+            ResponseError::FencedInstanceId,
+            "the old incarnation is fenced"
+        );
+        // A member id that names another instance's member is fenced too.
+        assert_eq!(
+            c.leave("g", &[(b.member_id.clone(), Some("ia".into()))]),
+            vec![Err(ResponseError::FencedInstanceId)]
+        );
+        assert_eq!(c.describe("g").expect("group").members.len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn first_round_waits_the_initial_delay_to_gather_members() {
         let c = Coordinator::new(Duration::from_secs(3), GroupClaims::default());
         let c2 = Arc::clone(&c);
