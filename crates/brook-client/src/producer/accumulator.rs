@@ -40,8 +40,8 @@ use crate::record::{ProducerRecord, RecordPosition};
 /// Where a record's outcome is sent.
 pub(crate) type Reply = oneshot::Sender<Result<RecordPosition>>;
 
-/// One record waiting to be produced. Its timestamp is set (the producer stamps records
-/// that have none when they are sent, as Kafka clients do).
+/// One record waiting to be produced. Its timestamp is set (the producer's task stamps a
+/// record that has none when it takes it, as Kafka clients stamp at send).
 #[derive(Debug)]
 pub(crate) struct Entry {
     /// Arrival number: a flush waits for every record numbered below its mark.

@@ -32,7 +32,6 @@ mod pipeline;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot};
@@ -141,12 +140,12 @@ impl Producer {
     /// Queues `record` for `topic`. Returns once the record is accepted (waiting while the
     /// producer holds `buffer_bytes_max` bytes); await the [`Delivery`] for its position.
     ///
-    /// A record without a timestamp is stamped with this machine's clock now (as Kafka clients
-    /// do): that is the timestamp stored with it.
-    pub async fn send(&self, topic: &str, mut record: ProducerRecord) -> Result<Delivery> {
+    /// A record without a timestamp is stamped with this machine's clock when the producer
+    /// takes it into a batch (as Kafka clients stamp at send): that is the timestamp stored
+    /// with it and the one its [`RecordPosition`] reports.
+    pub async fn send(&self, topic: &str, record: ProducerRecord) -> Result<Delivery> {
         let (reply, answer) = oneshot::channel();
         let bytes = record.encoded_len_estimate();
-        record.timestamp_ms.get_or_insert_with(now_ms);
         self.commands
             .send(Command::Send {
                 topic: topic.to_owned(),
@@ -174,13 +173,6 @@ impl Producer {
     pub async fn close(self) -> Result<()> {
         self.flush().await
     }
-}
-
-/// The wall clock in ms since the Unix epoch.
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The outcome of one [`Producer::send`]: where the record was stored, or why it was not.

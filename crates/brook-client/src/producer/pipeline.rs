@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use brook_proto::v1;
 use futures::future::BoxFuture;
@@ -34,6 +34,26 @@ pub(crate) enum Command {
         reply: Reply,
     },
     Flush(oneshot::Sender<()>),
+}
+
+/// The time a burst of commands is taken at: for linger, and the timestamp of records that
+/// have none.
+struct Clock {
+    instant: Instant,
+    /// ms since the Unix epoch.
+    wall_ms: i64,
+}
+
+impl Clock {
+    fn now() -> Clock {
+        let wall_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Clock {
+            instant: Instant::now(),
+            wall_ms,
+        }
+    }
 }
 
 /// Commands taken per wake-up before looking at answers and timers again.
@@ -167,8 +187,10 @@ impl Pipeline {
             };
             match event {
                 Event::Command(Some(command)) => {
-                    self.on_command(command);
-                    self.drain_commands();
+                    // One clock reading for the whole burst, not one per record.
+                    let now = Clock::now();
+                    self.on_command(command, &now);
+                    self.drain_commands(&now);
                 }
                 Event::Command(None) => self.closing = true,
                 Event::Answer(answer) => self.on_answer(answer),
@@ -181,13 +203,13 @@ impl Pipeline {
     }
 
     /// Takes the commands already queued, so a burst costs one trip round the loop.
-    fn drain_commands(&mut self) {
+    fn drain_commands(&mut self, now: &Clock) {
         for _ in 0..COMMANDS_PER_WAKE {
             if self.buffered_bytes >= self.buffer_bytes_max {
                 return;
             }
             match self.commands.try_recv() {
-                Ok(command) => self.on_command(command),
+                Ok(command) => self.on_command(command, now),
                 Err(mpsc::error::TryRecvError::Empty) => return,
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     self.closing = true;
@@ -197,18 +219,19 @@ impl Pipeline {
         }
     }
 
-    fn on_command(&mut self, command: Command) {
+    fn on_command(&mut self, command: Command, now: &Clock) {
         match command {
             Command::Send {
                 topic,
-                record,
+                mut record,
                 bytes,
                 reply,
             } => {
                 self.buffered_bytes += bytes;
-                let appended =
-                    self.accumulator
-                        .append(&topic, record, bytes, reply, Instant::now());
+                record.timestamp_ms.get_or_insert(now.wall_ms);
+                let appended = self
+                    .accumulator
+                    .append(&topic, record, bytes, reply, now.instant);
                 if let Appended::LookUp(topic) = appended {
                     self.look_up(topic);
                 }
