@@ -103,6 +103,22 @@ impl Served {
         self.doors.iter().any(|(name, _)| name == door)
     }
 
+    /// Stops the server as an operator does (SIGTERM: a clean close), asserts it exited 0,
+    /// and returns its stderr.
+    #[allow(unsafe_code)] // kill(2); see the SAFETY comment.
+    pub(crate) fn stop(mut self) -> String {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
+        // SAFETY: kill(2) with a pid we spawned and have not waited for, so it is still ours.
+        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(rc, 0, "kill failed");
+        let status = self.child.wait().expect("wait for brook serve");
+        assert!(status.success(), "brook serve stopped with {status}");
+        self.stderr
+            .take()
+            .and_then(|s| s.join().ok())
+            .unwrap_or_default()
+    }
+
     /// Kills the server at once (the target's data is throwaway) and returns its stderr.
     pub(crate) fn kill(mut self) -> String {
         let _ = self.child.kill();

@@ -242,6 +242,11 @@ impl PartitionHandle {
 
 /// The high watermark, when `offset` is within `[log start, high watermark]`.
 fn check_offset(target: &PartitionHandle, topic: &str, partition: u32, offset: u64) -> Result<u64> {
+    // An offline partition's offsets read as an empty log's: say it is offline instead.
+    target
+        .log
+        .check_readable()
+        .map_err(|e| BrokerError::from_log(e, topic, partition))?;
     let high_watermark = target.log.high_watermark();
     let log_start_offset = target.log.log_start_offset();
     if offset < log_start_offset || offset > high_watermark {

@@ -585,20 +585,46 @@ impl PartitionLog {
     /// last stable offset, for read_committed): the batches returned end before it, and a read
     /// at or past it (but within the log) is empty. `upper` must be a batch boundary, as the
     /// last stable offset and the high watermark are.
+    ///
+    /// The cut trusts only sound batch headers: from a batch whose header does not parse, or
+    /// whose base offset is not one this log holds (at or past the high watermark, below the
+    /// previous batch's end), the bytes are handed on uncut, for the reader's checks to refuse
+    /// as damage. Cutting there instead would answer an empty read below the end, again and
+    /// again: a consumer stuck without an error.
     pub fn read_below(&self, offset: u64, max_bytes: usize, upper: u64) -> Result<Bytes> {
+        self.shared.check_online()?;
         if offset >= upper && offset <= self.high_watermark() {
             return Ok(Bytes::new());
         }
         let bytes = self.read(offset, max_bytes)?;
+        // After the read: the high watermark only grows, so every sound batch read is below.
+        let hw = self.high_watermark();
         let mut end = 0;
+        let mut next_base = 0u64;
         for batch in Batches::new(&bytes) {
-            let batch = batch?;
-            if batch.header.base_offset as u64 >= upper {
+            let Ok(batch) = batch else {
+                return Ok(bytes);
+            };
+            let Ok(base) = u64::try_from(batch.header.base_offset) else {
+                return Ok(bytes);
+            };
+            if base >= hw || base < next_base {
+                return Ok(bytes);
+            }
+            if base >= upper {
                 break;
             }
+            next_base = u64::try_from(batch.header.last_offset()).map_or(u64::MAX, |l| l + 1);
             end = batch.position + batch.bytes.len();
         }
         Ok(bytes.slice(..end))
+    }
+
+    /// `Ok` when the log can be read: [`LogError::Offline`] for an offline placeholder (see
+    /// [`PartitionLog::status`]), whose offsets (all zero) must not be mistaken for an empty
+    /// log's.
+    pub fn check_readable(&self) -> Result<()> {
+        self.shared.check_online()
     }
 
     /// The last stable offset: the first offset of the oldest transaction still open in this
