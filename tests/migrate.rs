@@ -333,6 +333,21 @@ async fn a_data_directory_moves_to_a_kafka_cluster_and_back() {
         state,
     ]));
     assert!(again.contains("0 records copied now"), "{again}");
+    // Without that state file, a run would copy everything a second time: it is refused.
+    let other_state = source_dir.path().with_extension("other.json");
+    let refused = migrate(&[
+        "--from",
+        from,
+        "--to",
+        &cluster.url,
+        "--state",
+        other_state.to_str().expect("utf-8"),
+    ]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("records this migration did not copy"),
+        "{stderr}"
+    );
     assert_eq!(
         contents(&kafka, &topics)
             .await

@@ -19,10 +19,12 @@
 //!    target start where its partition was, and leave out gaps the source had).
 //!
 //! **Resumable.** Before the first record goes to a target partition, its end offset then is
-//! written to the state file (`--state`, fsynced). After an interruption the next run counts
-//! what the partition gained since, skips that many records of the source and copies the rest:
-//! nothing twice, as long as nothing else writes to the target's partitions meanwhile (the
-//! count would be off, which the run reports). `--dry-run` prints the plan and changes nothing;
+//! written to the state file (`--state`, fsynced); a target partition that already holds
+//! records the state file does not know of is refused, so a run without the right state file
+//! copies nothing twice either. After an interruption the next run counts what the partition
+//! gained since, skips that many records of the source and copies the rest: nothing twice, as
+//! long as nothing else writes to the target's partitions meanwhile (the count would be off,
+//! which the run reports when it cannot add up). `--dry-run` prints the plan and changes nothing;
 //! `--rate` caps records per second.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -171,7 +173,7 @@ impl Kafka {
         let mut config = brook::kafka::ClusterConfig::from_url(url)?;
         config.properties = self.properties.clone();
         config
-            .properties
+            .producer_properties
             .push(("compression.type".into(), codec.name().into()));
         config.replication_factor = self.replication_factor;
         // A migration creates every topic itself, with the source's partition count.
@@ -387,8 +389,8 @@ impl Plan {
         for topic in &self.topics {
             let partitions = topic.source.partitions.len();
             let action = match topic.existing {
-                Some(_) => "exists on the target: append after what it holds (resuming: what \
-                             an earlier run did not copy)"
+                Some(_) => "exists on the target: copy what an earlier run with this --state \
+                             did not (a partition holding other records is refused)"
                     .to_owned(),
                 None => "create".to_owned(),
             };
@@ -601,9 +603,17 @@ impl Copy<'_> {
         let key = tp.to_string();
         let (topic, partition) = (tp.topic.as_str(), tp.partition);
         let (source_start, _) = self.from.backend.log_range(topic, partition).await?;
-        let (_, target_end) = self.to.backend.log_range(topic, partition).await?;
+        let (target_start, target_end) = self.to.backend.log_range(topic, partition).await?;
         let started = match state.partitions.get(&key) {
             Some(started) => *started,
+            None if target_end > target_start => bail!(
+                "{tp} on {} holds {} records this migration did not copy (its --state {} does \
+                 not know the partition): run with the --state of the migration that copied \
+                 them, or move into an empty topic, so nothing is copied twice",
+                self.to.name,
+                target_end - target_start,
+                state.path.display()
+            ),
             None => {
                 let started = Started {
                     source_start,

@@ -63,6 +63,9 @@ pub struct ClusterConfig {
     pub bootstrap: Vec<String>,
     /// librdkafka properties for every client (`security.protocol`, `sasl.mechanism`, ...).
     pub properties: Vec<(String, String)>,
+    /// librdkafka properties of the producer alone (`compression.type`, `linger.ms`, ...):
+    /// given to every client, librdkafka warns that a consumer ignores them.
+    pub producer_properties: Vec<(String, String)>,
     /// How long one admin, metadata or offsets request may take before it fails as
     /// unavailable. Default 30 s.
     pub request_timeout_ms: u64,
@@ -83,6 +86,7 @@ impl ClusterConfig {
         Self {
             bootstrap,
             properties: Vec::new(),
+            producer_properties: Vec::new(),
             request_timeout_ms: 30_000,
             replication_factor: None,
             fetch_consumers_max: 8,
@@ -144,7 +148,7 @@ impl ClusterConfig {
                 reason: format!("bootstrap server {host:?}: {reason}"),
             })?;
         }
-        for (key, _) in &self.properties {
+        for (key, _) in self.properties.iter().chain(&self.producer_properties) {
             if let Some((_, why)) = RESERVED.iter().find(|(reserved, _)| reserved == key) {
                 return Err(ConfigError::Reserved {
                     key: key.clone(),
@@ -192,6 +196,9 @@ impl ClusterConfig {
                 "message.timeout.ms",
                 self.request_timeout_ms.clamp(1000, 900_000).to_string(),
             );
+        for (key, value) in &self.producer_properties {
+            config.set(key, value);
+        }
         config
     }
 
