@@ -70,5 +70,5 @@ for round in $(seq "$ROUNDS"); do
         --out "$OUT/redis.jsonl" >/dev/null 2>>"$OUT/harness.log"
 done
 
-python3 "$HERE/table.py" "$OUT/brook.jsonl" "$OUT/redis.jsonl"
-echo "raw figures: $OUT" >&2
+python3 "$HERE/table.py" "$OUT/brook.jsonl" "$OUT/redis.jsonl" "$OUT/chart.svg"
+echo "raw figures and chart.svg: $OUT" >&2

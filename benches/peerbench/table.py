@@ -2,7 +2,9 @@
 """Prints compare.sh's table: per row, the median over rounds of brook through each door, the
 plain-TCP baseline of the same runs, and Redis Streams, with brook-client's ratio to Redis.
 
-Usage: table.py brook.jsonl redis.jsonl
+Usage: table.py brook.jsonl redis.jsonl [chart.svg]
+       (with chart.svg, also draws the table as bars: one group per row, each system's figure
+       relative to the row's best, the value written beside each bar)
        brook bench ... --json | table.py --tag ROW ROUND >> brook.jsonl
 (the second form writes each report of one `brook bench --json`, an object or an array of
 them, as one line tagged with the table row and the round)"""
@@ -39,6 +41,34 @@ def tag(row, round_):
         print(json.dumps({"row": row, "round": int(round_), **report}))
 
 
+def svg(path, title, names, groups):
+    """Bars per row: `groups` is [(row label, [value or None per name], higher is better)]."""
+    colours = ["#1f77b4", "#aec7e8", "#7f7f7f", "#d62728", "#2ca02c"]
+    bar, gap, left, width = 14, 10, 260, 420
+    height = 40 + len(groups) * (len(names) * bar + gap) + 20 * len(names)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 120}" height="{height}" '
+           'font-family="sans-serif" font-size="11">',
+           f'<text x="10" y="20" font-size="13">{title}</text>']
+    y = 40
+    for label, values, higher in groups:
+        known = [v for v in values if v]
+        scale = max(known) if known else 1
+        out.append(f'<text x="10" y="{y + bar * len(names) / 2 + 4}">{label}</text>')
+        for i, value in enumerate(values):
+            if value:
+                w = max(1, width * value / scale)
+                out.append(f'<rect x="{left}" y="{y}" width="{w:.0f}" height="{bar - 2}" fill="{colours[i % 5]}"/>')
+                out.append(f'<text x="{left + w + 4:.0f}" y="{y + bar - 4}">{fmt(value, higher)}</text>')
+            y += bar
+        y += gap
+    for i, name in enumerate(names):
+        out.append(f'<rect x="10" y="{y + 20 * i}" width="10" height="10" fill="{colours[i % 5]}"/>')
+        out.append(f'<text x="26" y="{y + 20 * i + 9}">{name}</text>')
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
 def main():
     if sys.argv[1] == "--tag":
         return tag(sys.argv[2], sys.argv[3])
@@ -49,6 +79,7 @@ def main():
     print(f"records of {size} B, durability none, one producer, one consumer, one partition; "
           f"median of {len({r['round'] for r in brook})} round(s)\n")
     head = ["row"] + [f"brook {d}" for d in doors] + ["baseline (TCP)", "Redis", "brook grpc / Redis"]
+    groups = []
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for row, what, key, test, rkey, higher in ROWS:
@@ -60,6 +91,8 @@ def main():
         cells.append(fmt(base, rate))
         peer = median([r[rkey] for r in redis if r["test"] == test])
         cells.append(fmt(peer, rate))
+        values = [median([r[key] for r in brook if r["row"] == row and r["protocol"] == d]) for d in doors]
+        groups.append((what, values + [base, peer], higher))
         ours = median([r[key] for r in brook if r["row"] == row and r["protocol"] == doors[0]]) if doors else None
         if ours and peer:
             ratio = ours / peer if higher else peer / ours
@@ -67,6 +100,12 @@ def main():
         else:
             cells.append("-")
         print("| " + " | ".join(cells) + " |")
+
+
+    if len(sys.argv) > 3:
+        names = [f"brook {d}" for d in doors] + ["baseline (plain TCP)", "Redis Streams"]
+        svg(sys.argv[3], f"brook, its baseline and Redis, {size} B records (median of rounds)",
+            names, groups)
 
 
 main()
