@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use brook_broker::auth::Principal;
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use tokio::sync::watch;
@@ -17,13 +18,49 @@ pub(crate) struct Session {
     pub peer: SocketAddr,
     /// The client id of the last request, for logs.
     pub client_id: String,
+    /// Who the connection is: `User:ANONYMOUS` with authentication off, `None` until it has
+    /// authenticated with it on (api::sasl).
+    pub principal: Option<Principal>,
+    /// Where its SASL exchange is.
+    pub sasl: api::sasl::Sasl,
+    /// Close the connection once the answer is written (a failed authentication).
+    pub close_after_response: bool,
+    /// Whether `principal` is a client certificate's subject (which SASL may replace).
+    from_certificate: bool,
 }
 
 impl Session {
-    pub(crate) fn new(peer: SocketAddr) -> Self {
+    /// A new connection from `peer`: anonymous when `authentication` is off; with it on,
+    /// authenticated as the subject of its verified client certificate (`tls_subject`, mutual
+    /// TLS) if any, else not yet.
+    pub(crate) fn new(peer: SocketAddr, authentication: bool, tls_subject: Option<String>) -> Self {
+        let principal = if authentication {
+            tls_subject.and_then(|subject| Principal::user(subject).ok())
+        } else {
+            Some(Principal::anonymous())
+        };
         Self {
             peer,
             client_id: String::new(),
+            from_certificate: authentication && principal.is_some(),
+            principal,
+            sasl: api::sasl::Sasl::default(),
+            close_after_response: false,
+        }
+    }
+
+    /// The connection authenticated as `principal`; a re-authentication (KIP-368) must be as
+    /// the same principal.
+    pub(crate) fn authenticated(&mut self, principal: Principal) -> Result<(), String> {
+        match &self.principal {
+            Some(current) if !self.from_certificate && *current != principal => Err(format!(
+                "re-authentication as {principal} on a connection of {current}"
+            )),
+            _ => {
+                self.principal = Some(principal);
+                self.from_certificate = false;
+                Ok(())
+            }
         }
     }
 }
@@ -67,8 +104,24 @@ async fn answer(
     stop: &watch::Receiver<()>,
 ) -> Result<Option<Bytes>, KafkaError> {
     let version = request.version;
+    if session.principal.is_none()
+        && !matches!(
+            request.api.key,
+            ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+        )
+    {
+        return Err(KafkaError::Unauthenticated {
+            api: request.api.name,
+        });
+    }
     let response = match request.api.key {
         ApiKey::ApiVersions => api::api_versions::handle(&request)?,
+        ApiKey::SaslHandshake => {
+            answer!(request, body => api::sasl::handshake(door, session, body))
+        }
+        ApiKey::SaslAuthenticate => {
+            answer!(request, body => api::sasl::authenticate(door, session, body).await)
+        }
         ApiKey::Metadata => {
             answer!(request, body => api::metadata::handle(door, body, version).await)
         }

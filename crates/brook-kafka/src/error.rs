@@ -27,6 +27,10 @@ pub enum KafkaError {
     Truncated { need: usize, have: usize },
     #[error("unknown API key {key}")]
     UnknownApi { key: i16 },
+    #[error("{api} before SASL authentication: Kafka clients must authenticate first (docs/security.md)")]
+    Unauthenticated { api: &'static str },
+    #[error("SASL authentication failed")]
+    AuthenticationFailed,
     #[error("{api} version {version} is not served (this broker serves {min}-{max})")]
     UnsupportedVersion {
         api: &'static str,

@@ -79,8 +79,10 @@ impl Door for Kafka {
                                 }
                             },
                         };
+                        let authentication = state.config.security.auth.enabled();
+                        let session = Session::new(peer, authentication, stream.client_subject());
                         let handler = Handler {
-                            session: Session::new(peer),
+                            session,
                             requests,
                             connection: Connection::new(stream, state.config.request_bytes_max),
                             state,
@@ -152,6 +154,9 @@ impl Handler {
                 dispatch::handle(&self.state, &mut self.session, frame, &self.stop_rx).await?;
             if let Some(response) = response {
                 self.connection.write_frame(&response).await?;
+            }
+            if self.session.close_after_response {
+                return Err(KafkaError::AuthenticationFailed);
             }
         }
     }

@@ -71,6 +71,10 @@ pub(crate) const APIS: &[Api] = &[
     api(ApiKey::DescribeProducers, "DescribeProducers", 0, 0),
     api(ApiKey::DescribeTransactions, "DescribeTransactions", 0, 0),
     api(ApiKey::ListTransactions, "ListTransactions", 0, 1),
+    // SASL (docs/security.md): the handshake from version 1 only (version 0 sends the tokens
+    // unframed), then SaslAuthenticate (KIP-152).
+    api(ApiKey::SaslHandshake, "SaslHandshake", 1, 1),
+    api(ApiKey::SaslAuthenticate, "SaslAuthenticate", 0, 2),
 ];
 
 /// The row for `key`, if the door answers it at all.

@@ -18,6 +18,7 @@
 //! - [`hints`]: what to do about a broker error, worded for each door.
 //! - [`config`]: the doors' settings and limits.
 
+mod auth;
 pub mod config;
 pub mod connection;
 pub mod error;

@@ -1,5 +1,7 @@
-//! A server's TLS settings (docs/security.md): one certificate and key (PEM files) for every
-//! door, an optional client CA (mutual TLS), and a switch per door to opt out.
+//! A server's security (docs/security.md): TLS and authentication on its doors.
+//!
+//! TLS: one certificate and key (PEM files) for every door, an optional client CA (mutual
+//! TLS), and a switch per door to opt out.
 //!
 //! [`TlsSettings::load`] reads the files once for the process; each door that is on gets its
 //! own view of the same material ([`brook_door::tls::Tls::for_door`]: `h2` by ALPN for gRPC,
@@ -9,7 +11,9 @@
 
 use std::path::PathBuf;
 
+use brook_broker::auth::Auth;
 use brook_door::tls::{Tls, TlsFiles};
+use brook_door::Authenticator;
 
 use crate::server::{ServeConfig, ServeError};
 
@@ -95,6 +99,27 @@ impl TlsSettings {
         }
         Ok(Some(tls))
     }
+}
+
+/// Authentication: with `config.auth` enabled, opens the users, tokens and ACLs of the data
+/// directory (`<data>/security/`, locked while the server runs) and gives every door the one
+/// [`Authenticator`] over them, so a user, a token or a failure count is the same on each.
+/// `None` with authentication off (every client is `User:ANONYMOUS`).
+pub async fn open_auth(config: &mut ServeConfig) -> Result<Option<Auth>, ServeError> {
+    if !config.auth.enabled {
+        return Ok(None);
+    }
+    let auth = Auth::open(&config.broker.data_dir, config.auth.clone())
+        .await
+        .map_err(|source| ServeError::Open {
+            data_dir: config.broker.data_dir.display().to_string(),
+            source,
+        })?;
+    let authenticator = Authenticator::new(auth.clone());
+    config.grpc.security.auth = authenticator.clone();
+    config.kafka.security.auth = authenticator.clone();
+    config.http.security.auth = authenticator;
+    Ok(Some(auth))
 }
 
 /// Parses `on`/`off` (and `true`/`false`), as a door's TLS switch is written.

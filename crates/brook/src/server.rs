@@ -174,6 +174,8 @@ pub struct ServeConfig {
     pub metrics: MetricsConfig,
     /// TLS on the doors (docs/security.md); default off.
     pub tls: TlsSettings,
+    /// Authentication and ACLs on the doors (docs/security.md); default off.
+    pub auth: brook_broker::auth::AuthConfig,
 }
 
 impl Default for ServeConfig {
@@ -194,6 +196,7 @@ impl Default for ServeConfig {
             metrics_addr: Listen::Off,
             metrics: MetricsConfig::default(),
             tls: TlsSettings::default(),
+            auth: brook_broker::auth::AuthConfig::default(),
         }
     }
 }
@@ -248,6 +251,16 @@ impl ServeConfig {
         self.tls
             .files()
             .map_err(|reason| ServeError::Invalid { reason })?;
+        self.auth
+            .validate()
+            .map_err(|source| ServeError::InvalidBroker { source })?;
+        if self.auth.enabled && self.backend.is_gateway() {
+            return Err(ServeError::Invalid {
+                reason: "auth is not served in gateway mode yet: the cluster's own SASL and ACLs \
+                         apply to its Kafka clients"
+                    .into(),
+            });
+        }
         // Every door's settings, those of a door that is off too: a bad value is a mistake
         // wherever it is.
         for door in DoorKind::ALL {
@@ -424,6 +437,8 @@ pub struct Server {
     drain_timeout: Duration,
     /// The doors' TLS material, to reload; `None` without TLS.
     tls: Option<brook_door::tls::Tls>,
+    /// The doors' users, tokens and ACLs; `None` with authentication off.
+    auth: Option<brook_broker::auth::Auth>,
 }
 
 impl Server {
@@ -433,9 +448,17 @@ impl Server {
         config.validate()?;
         let mut config = config.clone();
         let tls = TlsSettings::load(&mut config).await?;
-        let config = &config;
-        let backend = open_backend(config).await?;
+        let backend = open_backend(&config).await?;
         let broker = &backend;
+        // The users, tokens and ACLs of the data directory, once the broker holds it.
+        let auth = match crate::security::open_auth(&mut config).await {
+            Ok(auth) => auth,
+            Err(e) => {
+                close_broker(broker).await;
+                return Err(e);
+            }
+        };
+        let config = &config;
         let listeners = match bind_doors(config).await {
             Ok(listeners) => listeners,
             Err(e) => {
@@ -466,7 +489,14 @@ impl Server {
             doors,
             drain_timeout: config.drain_timeout(),
             tls,
+            auth,
         })
+    }
+
+    /// The users, tokens and ACLs the doors check (`None` with authentication off): where an
+    /// operator's tool changes them while the server runs.
+    pub fn auth(&self) -> Option<&brook_broker::auth::Auth> {
+        self.auth.as_ref()
     }
 
     /// Reads the TLS files again (SIGHUP): handshakes from now on use what they hold,
@@ -526,6 +556,7 @@ impl Server {
             doors,
             drain_timeout,
             tls: _,
+            auth: _,
         } = self;
         for door in &doors {
             door.running.begin_stop();

@@ -65,12 +65,14 @@ impl Setting {
     /// The heading `brook serve --help` lists the setting under: its door, the topic defaults,
     /// the broker, or the process.
     pub(crate) fn section(&self) -> &'static str {
-        const DOORS: [(&str, &str); 5] = [
+        const DOORS: [(&str, &str); 7] = [
             ("grpc_", "gRPC door"),
             ("kafka_", "Kafka door"),
             ("http_", "HTTP door"),
             ("metrics_", "Metrics"),
             ("tls_", "Security"),
+            ("auth", "Security"),
+            ("superusers", "Security"),
         ];
         if let Some((_, heading)) = DOORS.iter().find(|(p, _)| self.key.starts_with(p)) {
             return heading;
@@ -682,6 +684,38 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "PEM CA that must sign every client's certificate (mutual TLS; none: not asked)",
         client_ca
     ),
+    Setting {
+        key: "auth",
+        help: "Clients must authenticate (Kafka SASL PLAIN/SCRAM, gRPC and HTTP Basic or Bearer): \
+               on or off",
+        boolean: false,
+        access: Access::Field {
+            apply: |c, v| {
+                c.auth.enabled = brook::security::parse_switch(v)?;
+                Ok(())
+            },
+            show: |c| if c.auth.enabled { "on" } else { "off" }.into(),
+        },
+    },
+    Setting {
+        key: "superusers",
+        help: "Comma-separated principals that bypass ACLs (User:admin,...; none: nobody)",
+        boolean: false,
+        access: Access::Field {
+            apply: |c, v| {
+                c.auth.superusers = parse_principals(v)?;
+                Ok(())
+            },
+            show: |c| match c.auth.superusers.as_slice() {
+                [] => "none".into(),
+                users => users
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            },
+        },
+    },
     tls_switch!(
         "grpc_tls",
         "Serve TLS on the gRPC door when tls_cert is set",
@@ -698,6 +732,16 @@ pub(crate) static SETTINGS: &[Setting] = &[
         http
     ),
 ];
+
+/// Parses `none` or comma-separated principals (`User:admin`).
+fn parse_principals(v: &str) -> Result<Vec<brook_broker::auth::Principal>, String> {
+    if v == "none" || v.is_empty() {
+        return Ok(Vec::new());
+    }
+    v.split(',')
+        .map(|p| brook_broker::auth::Principal::parse(p.trim()).map_err(|e| e.to_string()))
+        .collect()
+}
 
 /// `none` or a path.
 fn parse_optional_path(v: &str) -> Option<PathBuf> {

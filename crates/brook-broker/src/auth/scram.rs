@@ -336,6 +336,11 @@ impl ScramPending {
     pub fn user(&self) -> &str {
         &self.user
     }
+
+    /// The mechanism of the exchange.
+    pub fn mechanism(&self) -> ScramMechanism {
+        self.credential.mechanism
+    }
 }
 
 /// The user named in a client-first message, so the caller can look its credential up before

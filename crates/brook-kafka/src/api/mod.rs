@@ -13,5 +13,6 @@ pub(crate) mod init_producer_id;
 pub(crate) mod metadata;
 pub(crate) mod offsets;
 pub(crate) mod produce;
+pub(crate) mod sasl;
 pub(crate) mod txn;
 pub(crate) mod txn_admin;

@@ -39,6 +39,7 @@ use brook_proto::v1::brook_server::BrookServer;
 use tonic::transport::server::TcpConnectInfo;
 use tonic_health::ServingStatus;
 
+use crate::auth::{AuthLayer, Policy};
 use crate::config::GrpcConfig;
 use crate::connection::Connections;
 use crate::error::ServerError;
@@ -127,6 +128,7 @@ impl Door for Grpc {
             .http2_keepalive_interval(Some(config.keepalive_interval()))
             .http2_keepalive_timeout(Some(config.keepalive_timeout()))
             .layer(in_flight)
+            .layer(AuthLayer::new(config.security.auth.clone(), AUTH_POLICY))
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -136,6 +138,20 @@ impl Door for Grpc {
             .map_err(|source| ServerError::Grpc { source })
     }
 }
+
+/// Who may call the gRPC door (crate::auth): the health service is open; a refusal is
+/// `UNAUTHENTICATED`.
+const AUTH_POLICY: Policy<tonic::body::Body, tonic::body::Body> = Policy {
+    door: "gRPC",
+    peer_of: |request| {
+        request
+            .extensions()
+            .get::<TcpConnectInfo>()
+            .and_then(TcpConnectInfo::remote_addr)
+    },
+    open: |path| path.starts_with("/grpc.health.v1.Health/"),
+    refuse: |refusal| tonic::Status::unauthenticated(refusal.message).into_http(),
+};
 
 /// A gRPC door running on its own task: `GrpcServer::start(broker, addr, config)`, then
 /// `local_addr()` and `stop()`.

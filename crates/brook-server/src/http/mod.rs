@@ -81,6 +81,7 @@ use tracing::Instrument;
 pub use config::HttpConfig;
 pub use ops::OPENAPI;
 
+use crate::auth::{AuthLayer, Policy};
 use crate::connection::Connections;
 use crate::error::ServerError;
 use crate::in_flight::InFlightLayer;
@@ -221,6 +222,7 @@ pub fn routes() -> Vec<(Method, &'static str)> {
 fn router(app: App, peers: Peers) -> Router {
     let body_limit = app.config.request_bytes_max;
     let cors = cors(&app.config.cors_origins);
+    let auth = AuthLayer::new(app.config.security.auth.clone(), AUTH_POLICY);
     let router = table()
         .into_iter()
         .fold(Router::new(), |router, (_, path, handler)| {
@@ -235,7 +237,9 @@ fn router(app: App, peers: Peers) -> Router {
             refuse_long_bodies,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(app);
+        .with_state(app)
+        // Inside CORS, so a browser's preflight is answered without credentials.
+        .layer(auth);
     let router = match cors {
         Some(cors) => router.layer(cors),
         None => router,
@@ -247,6 +251,29 @@ fn router(app: App, peers: Peers) -> Router {
             .map(|info| info.0 .0)
     }))
 }
+
+/// Who may call the HTTP door (crate::auth): health checks are open; a refusal is 401 with
+/// `WWW-Authenticate` naming both schemes.
+const AUTH_POLICY: Policy<axum::body::Body, axum::body::Body> = Policy {
+    door: "HTTP",
+    peer_of: |request| {
+        request
+            .extensions()
+            .get::<ConnectInfo<Peer>>()
+            .map(|info| info.0 .0)
+    },
+    open: |path| matches!(path, "/healthz" | "/readyz"),
+    refuse: |refusal| {
+        let mut response =
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", refusal.message)
+                .into_response();
+        response.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"brook\", Bearer realm=\"brook\""),
+        );
+        response
+    },
+};
 
 /// 413 for a body whose `Content-Length` is over `request_bytes_max`, before a byte of it is
 /// read (a streaming produce is exempt: its limit is per line, not per body).

@@ -1,0 +1,323 @@
+//! SASL on the Kafka door, end to end (docs/security.md): users created offline in the data
+//! directory, then `brook::server::Server` with `auth` on, and two independent clients:
+//! librdkafka over SASL_SSL with SCRAM-SHA-512 (and PLAIN), kafka-python over SASL_PLAINTEXT
+//! with SCRAM-SHA-256. Each produces, consumes in a group and administers; a wrong password, an
+//! unknown user and a client without SASL are refused, and the broker goes on serving. The gRPC
+//! and HTTP doors take the same users with `authorization: Basic`, and tokens with `Bearer`.
+
+mod kafka_support;
+mod security_support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use brook::server::{DoorKind, Listen, ServeConfig, Server};
+use brook_broker::auth::{Auth, AuthConfig};
+use brook_proto::v1::brook_client::BrookClient;
+use brook_proto::v1::ListTopicsRequest;
+use kafka_support::{python, PATIENCE};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message};
+use security_support::TestCa;
+
+/// Creates the users the tests log in as, offline, as `brook user create --data-dir` does.
+async fn create_users(data_dir: &Path) {
+    let auth = Auth::open(data_dir, AuthConfig::default())
+        .await
+        .expect("security store opens");
+    auth.create_user("alice", b"alice-secret")
+        .await
+        .expect("alice");
+    auth.create_user("bob", b"bob-secret").await.expect("bob");
+    // Dropped here: the store's lock is released for the server.
+}
+
+/// A server with authentication on, every door on a loopback port, and TLS from `ca` when
+/// given (the Kafka door is then SASL_SSL, else SASL_PLAINTEXT).
+async fn start(dir: &Path, ca: Option<&TestCa>) -> Server {
+    let data = dir.join("data");
+    create_users(&data).await;
+    let mut config = ServeConfig::default();
+    config.broker.data_dir = data;
+    config.broker.log.durability = brook_broker::Durability::None;
+    config.kafka.group_initial_rebalance_delay = Duration::ZERO;
+    let any = Listen::On("127.0.0.1:0".parse().expect("address"));
+    config.grpc_addr = any;
+    config.kafka_addr = any;
+    config.http_addr = any;
+    config.auth.enabled = true;
+    if let Some(ca) = ca {
+        let (cert, key) = ca.server();
+        config.tls.cert = Some(security_support::write(dir, "server.pem", &cert));
+        config.tls.key = Some(security_support::write(dir, "server.key", &key));
+    }
+    Server::start(&config)
+        .await
+        .expect("server starts with auth")
+}
+
+/// librdkafka settings for `bootstrap` with SASL `mechanism` as `user`, over TLS trusting
+/// `ca_file` when given.
+fn sasl_config(
+    bootstrap: &str,
+    ca_file: Option<&Path>,
+    mechanism: &str,
+    user: &str,
+    password: &str,
+) -> ClientConfig {
+    let mut config = kafka_support::client_config(bootstrap);
+    config
+        .set("sasl.mechanism", mechanism)
+        .set("sasl.username", user)
+        .set("sasl.password", password);
+    match ca_file {
+        Some(ca) => config
+            .set("security.protocol", "sasl_ssl")
+            .set("ssl.ca.location", ca.to_str().expect("utf-8 path")),
+        None => config.set("security.protocol", "sasl_plaintext"),
+    };
+    config
+}
+
+/// Whether `client` gets no metadata within 3 s (refused).
+async fn refused(client: BaseConsumer) -> bool {
+    tokio::task::spawn_blocking(move || {
+        client.fetch_metadata(None, Duration::from_secs(3)).is_err()
+    })
+    .await
+    .expect("metadata task")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn librdkafka_over_sasl_ssl_with_scram_sha_512_produces_consumes_and_administers() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = TestCa::new("brook test CA");
+    let ca_file = ca.write(dir.path(), "ca.pem");
+    let server = start(dir.path(), Some(&ca)).await;
+    let bootstrap = server.addr(DoorKind::Kafka).expect("on").to_string();
+    let alice = |mechanism| {
+        sasl_config(
+            &bootstrap,
+            Some(&ca_file),
+            mechanism,
+            "alice",
+            "alice-secret",
+        )
+    };
+
+    let admin: AdminClient<DefaultClientContext> = alice("SCRAM-SHA-512").create().expect("admin");
+    let created = admin
+        .create_topics(
+            &[NewTopic::new("sasl-orders", 2, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(PATIENCE)),
+        )
+        .await
+        .expect("create topics");
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+
+    let producer: FutureProducer = alice("SCRAM-SHA-512")
+        .set("acks", "all")
+        .create()
+        .expect("producer");
+    for i in 0..10 {
+        let value = format!("v{i}");
+        producer
+            .send(
+                FutureRecord::to("sasl-orders").key("k").payload(&value),
+                PATIENCE,
+            )
+            .await
+            .expect("produced as alice");
+    }
+    let consumer: StreamConsumer = alice("SCRAM-SHA-512")
+        .set("group.id", "sasl-group")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&["sasl-orders"]).expect("subscribe");
+    let mut seen = 0;
+    while seen < 10 {
+        let message = tokio::time::timeout(PATIENCE, consumer.recv())
+            .await
+            .expect("a record within patience")
+            .expect("a record");
+        assert!(message.payload().is_some());
+        seen += 1;
+    }
+
+    // PLAIN as bob over the same TLS listener.
+    let plain: FutureProducer =
+        sasl_config(&bootstrap, Some(&ca_file), "PLAIN", "bob", "bob-secret")
+            .create()
+            .expect("PLAIN producer");
+    plain
+        .send(
+            FutureRecord::to("sasl-orders").key("k").payload("bob"),
+            PATIENCE,
+        )
+        .await
+        .expect("produced as bob with PLAIN");
+
+    // Refused: a wrong password (SCRAM and PLAIN), an unknown user, no SASL at all.
+    for (mechanism, user, password) in [
+        ("SCRAM-SHA-512", "alice", "wrong"),
+        ("SCRAM-SHA-256", "mallory", "alice-secret"),
+        ("PLAIN", "alice", "wrong"),
+        ("PLAIN", "nobody", "x"),
+    ] {
+        let client: BaseConsumer =
+            sasl_config(&bootstrap, Some(&ca_file), mechanism, user, password)
+                .create()
+                .expect("client");
+        assert!(
+            refused(client).await,
+            "{mechanism} {user}/{password} must be refused"
+        );
+    }
+    let mut no_sasl = kafka_support::client_config(&bootstrap);
+    no_sasl
+        .set("security.protocol", "ssl")
+        .set("ssl.ca.location", ca_file.to_str().expect("utf-8"));
+    assert!(
+        refused(no_sasl.create().expect("client")).await,
+        "a TLS client without SASL gets nothing"
+    );
+
+    // The broker is unaffected: alice goes on producing.
+    producer
+        .send(
+            FutureRecord::to("sasl-orders").key("k").payload("after"),
+            PATIENCE,
+        )
+        .await
+        .expect("still served");
+    drop((producer, consumer, plain, admin));
+    server.stop().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_python_over_sasl_plaintext_with_scram_sha_256() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = start(dir.path(), None).await;
+    let bootstrap = server.addr(DoorKind::Kafka).expect("on").to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        python::run_script("security_sasl.py", &bootstrap, &["py-sasl"])
+    })
+    .await
+    .expect("script task");
+    let lines = python::json_lines(&output);
+    let step = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l["step"] == name)
+            .unwrap_or_else(|| panic!("no {name} step in {lines:?}"))
+            .clone()
+    };
+    assert_eq!(step("created")["ok"], true);
+    assert_eq!(step("produced")["records"], 20);
+    assert_eq!(step("consumed")["records"], 20);
+    // The same answer for both: SASL_AUTHENTICATION_FAILED, "invalid credentials".
+    for refused in ["wrong_password", "unknown_user"] {
+        let step = step(refused);
+        assert_eq!(step["refused"], true, "{step}");
+        assert_eq!(step["sasl_failed"], true, "{step}");
+        assert_eq!(step["message"], true, "{step}");
+    }
+    assert_eq!(step("no_sasl")["refused"], true);
+    assert_eq!(step("after")["ok"], true);
+    server.stop().await.expect("stops");
+}
+
+/// A gRPC call to ListTopics with `authorization` set to `header` (none when `None`).
+async fn list_topics(
+    grpc: &mut BrookClient<tonic::transport::Channel>,
+    header: Option<&str>,
+) -> Result<(), tonic::Code> {
+    let mut request = tonic::Request::new(ListTopicsRequest {});
+    if let Some(header) = header {
+        request
+            .metadata_mut()
+            .insert("authorization", header.parse().expect("ASCII header"));
+    }
+    grpc.list_topics(request)
+        .await
+        .map(drop)
+        .map_err(|status| status.code())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_and_http_take_basic_and_bearer_and_a_revoked_token_stops_at_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = start(dir.path(), None).await;
+    let auth = server.auth().expect("auth is on").clone();
+    let (record, token) = auth.create_token("alice", 3_600_000).await.expect("token");
+    let basic = |user: &str, password: &str| {
+        use base64::Engine as _;
+        let pair = format!("{user}:{password}");
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    };
+    let bearer = format!("Bearer {token}");
+
+    // gRPC.
+    let url = format!("http://{}", server.addr(DoorKind::Grpc).expect("on"));
+    let mut grpc = BrookClient::connect(url).await.expect("gRPC connects");
+    let unauthenticated = Err(tonic::Code::Unauthenticated);
+    assert_eq!(list_topics(&mut grpc, None).await, unauthenticated);
+    let wrong = basic("alice", "wrong");
+    assert_eq!(list_topics(&mut grpc, Some(&wrong)).await, unauthenticated);
+    let unknown = basic("mallory", "alice-secret");
+    assert_eq!(
+        list_topics(&mut grpc, Some(&unknown)).await,
+        unauthenticated
+    );
+    let alice = basic("alice", "alice-secret");
+    assert_eq!(list_topics(&mut grpc, Some(&alice)).await, Ok(()));
+    assert_eq!(list_topics(&mut grpc, Some(&bearer)).await, Ok(()));
+
+    // HTTP.
+    let base = format!("http://{}", server.addr(DoorKind::Http).expect("on"));
+    let http = reqwest::Client::new();
+    let get = |header: Option<String>| {
+        let mut request = http.get(format!("{base}/v1/topics"));
+        if let Some(header) = header {
+            request = request.header("authorization", header);
+        }
+        async move { request.send().await.expect("HTTP answers") }
+    };
+    let refused = get(None).await;
+    assert_eq!(refused.status(), 401);
+    let challenge = refused.headers()["www-authenticate"]
+        .to_str()
+        .expect("ASCII");
+    assert!(
+        challenge.contains("Basic") && challenge.contains("Bearer"),
+        "{challenge}"
+    );
+    let wrong_answer = get(Some(wrong.clone())).await;
+    assert_eq!(wrong_answer.status(), 401);
+    let wrong_body = wrong_answer.text().await.expect("body");
+    let unknown_body = get(Some(unknown.clone())).await.text().await.expect("body");
+    assert_eq!(wrong_body, unknown_body, "one answer for both");
+    assert_eq!(get(Some(alice.clone())).await.status(), 200);
+    assert_eq!(get(Some(bearer.clone())).await.status(), 200);
+    let health = http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(health.status(), 200, "health checks need no credentials");
+
+    // A revoked token stops working at once, on both doors.
+    auth.revoke_token(&record.id).await.expect("revoked");
+    assert_eq!(list_topics(&mut grpc, Some(&bearer)).await, unauthenticated);
+    assert_eq!(get(Some(bearer)).await.status(), 401);
+    assert_eq!(list_topics(&mut grpc, Some(&alice)).await, Ok(()));
+    drop(auth);
+    server.stop().await.expect("stops");
+}
