@@ -278,6 +278,11 @@ impl SimFs {
         self.state.lock().space_limit = bytes;
     }
 
+    /// Bytes the files hold now (what [`SimFs::limit_space`] counts).
+    pub(crate) fn used_bytes(&self) -> u64 {
+        self.state.lock().used_bytes()
+    }
+
     /// Successful syncs (of files and directories) so far.
     pub(crate) fn syncs(&self) -> u64 {
         self.state.lock().syncs
