@@ -1,4 +1,4 @@
-//! `api::Brook` on all three of its implementations, by one shared suite: the embedded
+//! `api::Brook` on all three of its implementations, by its one shared suite: the embedded
 //! `Broker`, the gRPC `Client` of a real server (in-process, port 0), and a Kafka cluster
 //! (`brook::kafka`, through librdkafka, against brook's own Kafka door in a separate process).
 //! The orders example prints the same lines on each; errors have the same kinds; keys land on
@@ -81,7 +81,11 @@ async fn the_orders_example_prints_the_same_lines_on_all_three() {
     let embedded = orders(&three.embedded).await;
     assert_eq!(embedded, orders(&three.remote).await, "remote");
     assert_eq!(embedded, orders(&three.kafka).await, "on the Kafka cluster");
-    for expected in ["total alice: 9.60", "committed billing orders-0 -> 4"] {
+    for expected in [
+        "total alice: 9.60",
+        "total carol: 11.70",
+        "committed billing orders-0 -> 4",
+    ] {
         assert!(
             embedded.iter().any(|l| l == expected),
             "{expected:?} in {embedded:#?}"

@@ -1,6 +1,6 @@
 //! The orders application: written once against [`Brook`], run embedded, remote or on a Kafka
-//! cluster by `main.rs`, and run all three ways by `tests/scale_out_api.rs` (embedded and remote
-//! by `tests/one_api.rs` too), which check they give the same lines.
+//! cluster by `main.rs`, and run all three ways by `tests/scale_out_api.rs`, which checks they
+//! give the same lines.
 //!
 //! It produces orders keyed by customer, totals them with request-reply fetches, consumes them
 //! as the `billing` consumer group and commits, then watches a late order arrive live on a
