@@ -6,7 +6,8 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use brook::api::Brook;
 //! let cluster = brook::kafka::connect("kafka://127.0.0.1:9092").await?;
-//! cluster.create_topic("orders", 3).await?;
+//! // The trait's call (the Backend's own `create_topic` takes a `NewTopic`).
+//! Brook::create_topic(&cluster, "orders", 3).await?;
 //! cluster.close().await?;
 //! # Ok(()) }
 //! ```
