@@ -155,20 +155,20 @@ pub(crate) fn clean(
 ) -> Result<Option<CleanReport>> {
     let state = log.cleaning();
     let config = log.shared_config();
+    let dirty_bytes = cleanable.dirty_bytes;
+    let rewrite_bytes = cleanable.clean_bytes + cleanable.dirty_bytes;
+    state.start_progress(dirty_bytes + rewrite_bytes);
+
+    // 2. The map, sized for the dirty section's offsets.
+    let Some(uncleanable) = cleanable.next_bases.last().copied() else {
+        return Ok(None);
+    };
+    map.clear(uncleanable.saturating_sub(cleanable.first_dirty));
     let mut report = CleanReport {
         first_dirty: cleanable.first_dirty,
         map_capacity: map.capacity(),
         map_bytes: map.memory_bytes(),
         ..CleanReport::default()
-    };
-    let dirty_bytes = cleanable.dirty_bytes;
-    let rewrite_bytes = cleanable.clean_bytes + cleanable.dirty_bytes;
-    state.start_progress(dirty_bytes + rewrite_bytes);
-
-    // 2. The map.
-    map.clear();
-    let Some(uncleanable) = cleanable.next_bases.last().copied() else {
-        return Ok(None);
     };
     let mut txns = TxnTracker::new(log.aborted_transactions(cleanable.first_dirty, uncleanable));
     for (seg, &next) in cleanable.segments.iter().zip(&cleanable.next_bases) {

@@ -7,8 +7,8 @@
 //! compacted one ([`clean::cleanable`]), takes the dirtiest whose dirty ratio is over its
 //! `min.cleanable.dirty.ratio` (or that holds a record older than `max.compaction.lag.ms`),
 //! and cleans it ([`clean::clean`]); with nothing to do it sleeps `backoff_ms`. Threads share
-//! the memory budget (`dedupe_buffer_bytes`, split evenly, each thread's offset map allocated
-//! once) and the I/O rate (`io_bytes_per_sec`, each thread paced to its share).
+//! the memory budget (`dedupe_buffer_bytes`, split evenly; each thread's offset map grows to
+//! what the dirty sections it has cleaned needed, within its share, and is kept) and the I/O rate (`io_bytes_per_sec`, each thread paced to its share).
 //!
 //! - `offset_map`: key hash -> latest offset, in a fixed budget.
 //! - `clean`: one clean of one log.
@@ -52,8 +52,9 @@ pub struct CleanerConfig {
     /// Cleaner threads; each cleans one log at a time. Default 1.
     pub threads: usize,
     /// Memory for the offset maps of all threads together: `B` bytes map about `B / 32` keys
-    /// per clean (a larger dirty section is cleaned over several rounds). Default 128 MiB
-    /// (Kafka's `log.cleaner.dedupe.buffer.size`).
+    /// per clean (a larger dirty section is cleaned over several rounds). A clean uses only
+    /// what its dirty section can need (32 bytes an offset). Default 128 MiB (Kafka's
+    /// `log.cleaner.dedupe.buffer.size`).
     pub dedupe_buffer_bytes: u64,
     /// The most bytes per second all threads together read and write; `None`: no limit
     /// (Kafka's `log.cleaner.io.max.bytes.per.second`).
@@ -145,7 +146,7 @@ impl std::fmt::Debug for Cleaner {
 
 impl Cleaner {
     /// Starts `config.threads` cleaner threads over the logs `source` lists (none when the
-    /// cleaner is disabled). Each thread allocates its offset map when it starts.
+    /// cleaner is disabled). Each thread sizes its offset map at each clean, within its share.
     pub fn start(config: CleanerConfig, source: LogSource) -> Result<Cleaner> {
         config.validate()?;
         let threads = if config.enabled { config.threads } else { 0 };

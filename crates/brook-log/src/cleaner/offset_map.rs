@@ -4,10 +4,15 @@
 //! A key is not stored: its 128-bit hash stands for it (two SipHash-1-3 hashes under random
 //! keys drawn anew for each clean, so no producer can aim for a collision, and two keys share a
 //! hash with odds of about `n² / 2¹²⁹`, one in 10²⁴ for ten million keys). A slot is that hash
-//! and an offset, 24 bytes; the table is one allocation of `budget / 24` slots, made once and
-//! reused, probed linearly, and never filled past [`LOAD_FACTOR`] so that a lookup of a key
-//! that is not there stays a few cache lines long. So a budget of `B` bytes maps
-//! `B / 24 * 0.75` keys, 32 bytes a key.
+//! and an offset, 24 bytes; the table is one allocation of at most `budget / 24` slots, probed
+//! linearly, and never filled past [`LOAD_FACTOR`] so that a lookup of a key that is not there
+//! stays a few cache lines long. So a budget of `B` bytes maps `B / 24 * 0.75` keys, 32 bytes a
+//! key.
+//!
+//! Each clean sizes the table it uses to the most keys its dirty section can hold (one per
+//! offset), within the budget ([`OffsetMap::clear`]): a small dirty section gets a small table,
+//! which is faster to clear and to probe (it fits the caches) and takes only the memory it
+//! needs. The allocation grows to the largest table used so far and is kept for the next clean.
 //!
 //! The map also knows the last offset the cleaner finished mapping ([`OffsetMap::latest`]):
 //! records past it were not looked at, and a clean keeps them whatever their key.
@@ -36,7 +41,10 @@ const EMPTY_SLOT: Slot = Slot {
 
 /// Key hash -> latest offset, in at most the budget it was made with; see the module doc.
 pub(crate) struct OffsetMap {
+    /// The table in use (its length), within `max_slots`.
     slots: Vec<Slot>,
+    /// The most slots the budget allows.
+    max_slots: usize,
     /// Keys in the map.
     entries: usize,
     /// The most keys it takes.
@@ -57,20 +65,20 @@ impl std::fmt::Debug for OffsetMap {
 }
 
 impl OffsetMap {
-    /// A map using at most `budget_bytes` of memory (at least one slot).
+    /// A map using at most `budget_bytes` of memory (at least two slots). It allocates nothing
+    /// and takes no key until [`OffsetMap::clear`] sizes its table.
     pub(crate) fn with_budget(budget_bytes: usize) -> Self {
-        let slots = (budget_bytes / SLOT_BYTES).max(2);
-        let capacity = ((slots as f64 * LOAD_FACTOR) as usize).clamp(1, slots - 1);
         Self {
-            slots: vec![EMPTY_SLOT; slots],
+            slots: Vec::new(),
+            max_slots: (budget_bytes / SLOT_BYTES).max(2),
             entries: 0,
-            capacity,
+            capacity: 0,
             latest: None,
             hashers: [RandomState::new(), RandomState::new()],
         }
     }
 
-    /// Bytes the table takes.
+    /// Bytes the table in use takes.
     pub(crate) fn memory_bytes(&self) -> usize {
         self.slots.len() * SLOT_BYTES
     }
@@ -85,9 +93,16 @@ impl OffsetMap {
         self.entries
     }
 
-    /// Empties the map for the next clean, with fresh hash keys.
-    pub(crate) fn clear(&mut self) {
-        self.slots.fill(EMPTY_SLOT);
+    /// Empties the map for the next clean, with fresh hash keys and a table sized for
+    /// `max_keys` keys (the offsets of the dirty section), within the budget.
+    pub(crate) fn clear(&mut self, max_keys: u64) {
+        let wanted = ((max_keys as f64 / LOAD_FACTOR).ceil() as u64).saturating_add(1);
+        let slots = usize::try_from(wanted)
+            .unwrap_or(usize::MAX)
+            .clamp(2, self.max_slots);
+        self.slots.clear();
+        self.slots.resize(slots, EMPTY_SLOT);
+        self.capacity = ((slots as f64 * LOAD_FACTOR) as usize).clamp(1, slots - 1);
         self.entries = 0;
         self.latest = None;
         self.hashers = [RandomState::new(), RandomState::new()];
@@ -107,6 +122,9 @@ impl OffsetMap {
     /// Records `offset` as the latest for `key`. Returns `false`, changing nothing, when the
     /// key is new and the map is full.
     pub(crate) fn put(&mut self, key: &[u8], offset: u64) -> bool {
+        if self.slots.is_empty() {
+            return false;
+        }
         let hash = self.hash(key);
         let at = self.probe(hash);
         let slot = &mut self.slots[at];
@@ -124,6 +142,9 @@ impl OffsetMap {
 
     /// The latest offset recorded for `key`.
     pub(crate) fn get(&self, key: &[u8]) -> Option<u64> {
+        if self.slots.is_empty() {
+            return None;
+        }
         let slot = self.slots[self.probe(self.hash(key))];
         (slot.offset != EMPTY).then_some(slot.offset)
     }
@@ -158,6 +179,7 @@ mod tests {
     #[test]
     fn keeps_the_latest_offset_of_each_key() {
         let mut map = OffsetMap::with_budget(1 << 16);
+        map.clear(u64::MAX);
         for i in 0..1000u64 {
             assert!(map.put(format!("key-{}", i % 100).as_bytes(), i));
         }
@@ -175,6 +197,8 @@ mod tests {
     fn stays_within_its_budget_and_refuses_new_keys_when_full() {
         let budget = 24 * 100;
         let mut map = OffsetMap::with_budget(budget);
+        assert_eq!(map.memory_bytes(), 0, "nothing until a clean sizes it");
+        map.clear(u64::MAX);
         assert!(map.memory_bytes() <= budget);
         assert_eq!(map.capacity(), 75);
         for i in 0..75u64 {
@@ -188,8 +212,13 @@ mod tests {
         );
         assert_eq!(map.get(&3u64.to_be_bytes()), Some(1000));
         assert_eq!(map.get(b"one too many"), None);
-        map.clear();
+        map.clear(10);
         assert_eq!(map.len(), 0);
+        assert_eq!(
+            map.capacity(),
+            11,
+            "sized for ten keys: 15 slots filled to 3/4"
+        );
         assert_eq!(map.get(&3u64.to_be_bytes()), None);
         assert_eq!(map.latest(), None);
     }
@@ -206,6 +235,7 @@ mod tests {
     #[test]
     fn a_tiny_budget_still_holds_a_key() {
         let mut map = OffsetMap::with_budget(0);
+        map.clear(u64::MAX);
         assert!(map.put(b"k", 1));
         assert!(!map.put(b"j", 2));
         assert_eq!(map.get(b"k"), Some(1));

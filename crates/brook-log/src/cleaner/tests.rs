@@ -455,3 +455,302 @@ fn a_power_cut_at_any_step_of_a_clean_loses_no_latest_value() {
         assert!(cut < 5000, "the clean never finished");
     }
 }
+
+/// kill -9 on the real disk at every mutating file operation of a clean in turn, and check the
+/// log after each: a child process (this test binary, running [`kill_9_child`]) opens the log
+/// through [`KillingFs`], cleans it, and SIGKILLs itself just before operation number `cut`
+/// (creating, writing, fsyncing, renaming or removing a file, fsyncing the directory). So the
+/// kills land before the cleaned segment is written, while and after it is written and
+/// fsynced, at the swap's commit point (the rename of `cleaner-swap.tmp`), between its renames
+/// and the removals of merged segments, and after it. The
+/// parent reopens the log after each: recovery finds no corruption, the segment files scan
+/// clean as `brook log check` scans them (offsets may skip only in cleaned segments, indexes
+/// right), every key holds its latest value, no file of the clean is left, and it cleans on.
+#[test]
+fn kill_9_at_each_file_operation_of_a_clean_loses_no_latest_value() {
+    use crate::inspect::{cleaned_below, segment_files, IndexCheck, LogScanner, ScanEnd, Severity};
+
+    let pristine = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        durability: Durability::Sync,
+        ..compacted()
+    };
+    let log = PartitionLog::open(pristine.path(), config.clone()).expect("open");
+    // Cleaned once already, so the clean under test merges small cleaned segments too.
+    fill(&log, 6, 12);
+    clean_now(&log, &cleaner(), TS).expect("first clean");
+    let want = fill(&log, 6, 12);
+    let end = log.log_end_offset();
+    log.close().expect("close");
+    drop(log);
+
+    let mut killed_at = Vec::new();
+    let mut cut = 1;
+    loop {
+        let work = tempfile::tempdir().expect("tempdir");
+        for entry in std::fs::read_dir(pristine.path()).expect("ls") {
+            let path = entry.expect("entry").path();
+            std::fs::copy(&path, work.path().join(path.file_name().expect("name"))).expect("cp");
+        }
+        let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "cleaner::tests::kill_9_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(KILL9_DIR_ENV, work.path())
+            .env(KILL9_CUT_ENV, cut.to_string())
+            .output()
+            .expect("start the child");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let finished = stdout.contains("clean finished");
+        if !finished {
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(
+                output.status.signal(),
+                Some(9),
+                "cut {cut}: the child was not killed: {}\n{stdout}\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let step = stdout
+                .lines()
+                .find_map(|l| l.split_once("kill -9 before ").map(|(_, step)| step))
+                .unwrap_or_else(|| panic!("cut {cut}: no kill line in {stdout}"));
+            killed_at.push(step.to_string());
+        }
+
+        let dir = work.path();
+        let log = PartitionLog::open(dir, config.clone())
+            .unwrap_or_else(|e| panic!("cut {cut}: recovery failed: {e}"));
+        assert_eq!(log.recovery().corruption, None, "cut {cut}");
+        assert_eq!(latest(&read_all(&log)), want, "cut {cut}");
+        assert_eq!(log.log_end_offset(), end, "cut {cut}");
+        log.close().expect("close");
+        drop(log);
+        // As `brook log check` scans: each batch's shape, CRC and offsets, and the indexes.
+        let cleaned = cleaned_below(dir);
+        let segments = segment_files(dir).expect("segments");
+        for (i, segment) in segments.iter().enumerate() {
+            let mut scanner = LogScanner::open(&segment.log, Some(segment.base_offset))
+                .expect("scanner")
+                .with_gaps(segment.base_offset < cleaned);
+            let mut indexes =
+                IndexCheck::open(segment, i + 1 == segments.len()).expect("index check");
+            while let Some(batch) = scanner.next_batch().expect("scan") {
+                indexes.on_batch(&batch).expect("index check");
+            }
+            assert_eq!(
+                scanner.end(),
+                Some(&ScanEnd::Clean),
+                "cut {cut}: {segment:?}"
+            );
+            let problems: Vec<_> = indexes
+                .finish()
+                .expect("index check")
+                .into_iter()
+                .filter(|f| f.severity == Severity::Problem)
+                .collect();
+            assert!(problems.is_empty(), "cut {cut}: {problems:?}");
+        }
+        let leftovers: Vec<String> = std::fs::read_dir(dir)
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".cleaned") || n == "cleaner-swap")
+            .collect();
+        assert!(leftovers.is_empty(), "cut {cut}: {leftovers:?}");
+        let log = PartitionLog::open(dir, config.clone()).expect("reopen");
+        clean_now(&log, &cleaner(), TS).expect("clean after the kill");
+        assert_eq!(latest(&read_all(&log)), want, "cut {cut}, cleaned again");
+        if finished {
+            break;
+        }
+        cut += 1;
+        assert!(cut < 2000, "the clean never finished");
+    }
+    // The kills covered each phase of a clean: before the cleaned segment is written, while
+    // and after it is written, at the swap's commit point, during and after the swap.
+    for (verb, file) in [
+        ("create", ".log.cleaned"),
+        ("write", ".log.cleaned"),
+        ("fsync", ".log.cleaned"),
+        ("create", "cleaner-swap.tmp"),
+        ("rename", "cleaner-swap.tmp"),
+        ("rename", ".log.cleaned"),
+        ("remove", ".log"),
+        ("fsync the directory", ""),
+        ("remove", "cleaner-swap"),
+    ] {
+        assert!(
+            killed_at
+                .iter()
+                .any(|s| s.starts_with(verb) && s.ends_with(file)),
+            "no kill at {verb} {file}: {killed_at:#?}"
+        );
+    }
+    assert!(killed_at.len() > 20, "{killed_at:#?}");
+}
+
+const KILL9_DIR_ENV: &str = "BROOK_CLEANER_KILL9_DIR";
+const KILL9_CUT_ENV: &str = "BROOK_CLEANER_KILL9_CUT";
+
+/// The child of [`kill_9_at_each_file_operation_of_a_clean_loses_no_latest_value`]: does nothing
+/// unless the parent set its environment.
+#[test]
+#[ignore = "the child process of kill_9_at_each_file_operation_of_a_clean_loses_no_latest_value"]
+fn kill_9_child() {
+    let (Some(dir), Some(cut)) = (
+        std::env::var_os(KILL9_DIR_ENV),
+        std::env::var(KILL9_CUT_ENV).ok(),
+    ) else {
+        return;
+    };
+    let state = std::sync::Arc::new(KillState {
+        armed: std::sync::atomic::AtomicBool::new(false),
+        count: std::sync::atomic::AtomicU64::new(0),
+        cut: cut.parse().expect("cut"),
+    });
+    let fs: crate::fs::FsRef = std::sync::Arc::new(KillingFs {
+        inner: crate::fs::real(),
+        state: std::sync::Arc::clone(&state),
+    });
+    let config = LogConfig {
+        durability: Durability::Sync,
+        ..compacted()
+    };
+    let log = PartitionLog::open_in(fs, dir.into(), config).expect("child: open");
+    state.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    clean_now(&log, &cleaner(), TS)
+        .expect("child: clean")
+        .expect("child: something to clean");
+    println!("clean finished");
+}
+
+/// Counts a clean's mutating file operations and SIGKILLs the process before number `cut`.
+struct KillState {
+    armed: std::sync::atomic::AtomicBool,
+    count: std::sync::atomic::AtomicU64,
+    cut: u64,
+}
+
+impl KillState {
+    fn before(&self, what: &str, path: &std::path::Path) {
+        use std::io::Write;
+        use std::sync::atomic::Ordering;
+        if !self.armed.load(Ordering::SeqCst) {
+            return;
+        }
+        if self.count.fetch_add(1, Ordering::SeqCst) + 1 != self.cut {
+            return;
+        }
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "kill -9 before {what} {name}");
+        let _ = out.flush();
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &std::process::id().to_string()])
+            .status();
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    }
+}
+
+/// The real file system, with [`KillState::before`] ahead of each operation that changes it.
+#[derive(Debug)]
+struct KillingFs {
+    inner: crate::fs::FsRef,
+    state: std::sync::Arc<KillState>,
+}
+
+impl std::fmt::Debug for KillState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KillState").field("cut", &self.cut).finish()
+    }
+}
+
+impl crate::fs::Fs for KillingFs {
+    fn open(
+        &self,
+        path: &std::path::Path,
+        how: crate::fs::Open,
+    ) -> std::io::Result<crate::fs::FileRef> {
+        if matches!(how, crate::fs::Open::Create | crate::fs::Open::Truncate) && !path.exists() {
+            self.state.before("create", path);
+        }
+        let inner = self.inner.open(path, how)?;
+        Ok(Box::new(KillingFile {
+            inner,
+            path: path.to_path_buf(),
+            state: std::sync::Arc::clone(&self.state),
+        }))
+    }
+    fn metadata(&self, path: &std::path::Path) -> std::io::Result<crate::fs::Metadata> {
+        self.inner.metadata(path)
+    }
+    fn read_dir(&self, path: &std::path::Path) -> std::io::Result<Vec<crate::fs::DirEntry>> {
+        self.inner.read_dir(path)
+    }
+    fn create_dir_all(&self, path: &std::path::Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(path)
+    }
+    fn remove_file(&self, path: &std::path::Path) -> std::io::Result<()> {
+        if path.exists() {
+            self.state.before("remove", path);
+        }
+        self.inner.remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &std::path::Path) -> std::io::Result<()> {
+        self.state.before("remove", path);
+        self.inner.remove_dir_all(path)
+    }
+    fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+        if from.exists() {
+            self.state.before("rename", from);
+        }
+        self.inner.rename(from, to)
+    }
+    fn sync_dir(&self, path: &std::path::Path) -> std::io::Result<()> {
+        self.state.before("fsync the directory", path);
+        self.inner.sync_dir(path)
+    }
+}
+
+#[derive(Debug)]
+struct KillingFile {
+    inner: crate::fs::FileRef,
+    path: std::path::PathBuf,
+    state: std::sync::Arc<KillState>,
+}
+
+impl crate::fs::FileIo for KillingFile {
+    fn read_at(&self, buf: &mut [u8], position: u64) -> std::io::Result<usize> {
+        self.inner.read_at(buf, position)
+    }
+    fn write_all_at(&self, buf: &[u8], position: u64) -> std::io::Result<()> {
+        self.state.before("write", &self.path);
+        self.inner.write_all_at(buf, position)
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.state.before("set_len", &self.path);
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.state.before("fsync", &self.path);
+        self.inner.sync_data()
+    }
+    fn map(&self) -> std::io::Result<crate::fs::FileMap> {
+        self.inner.map()
+    }
+    fn try_lock(&self, exclusive: bool) -> std::io::Result<bool> {
+        self.inner.try_lock(exclusive)
+    }
+}
