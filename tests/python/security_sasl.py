@@ -70,11 +70,15 @@ logging.getLogger("kafka").setLevel(logging.INFO)
 
 
 def attempt(step, **config):
+    # kafka-python retries a refused login; brook slows an address after three failures in a
+    # row. A success clears the count, so each attempt starts from none.
+    ok = KafkaProducer(bootstrap_servers=bootstrap, **alice)
+    ok.close()
     collected.messages.clear()
     try:
-        client = KafkaProducer(bootstrap_servers=bootstrap, bootstrap_timeout_ms=5000,
-                               max_block_ms=5000, request_timeout_ms=5000, **config)
-        client.send(topic, value=b"intruder").get(timeout=5)
+        client = KafkaProducer(bootstrap_servers=bootstrap, bootstrap_timeout_ms=10000,
+                               max_block_ms=10000, request_timeout_ms=10000, **config)
+        client.send(topic, value=b"intruder").get(timeout=10)
         client.close()
         emit(step=step, refused=False)
     except KafkaError as error:
