@@ -51,6 +51,9 @@ mod cleaner;
 mod config;
 mod error;
 mod fs;
+/// Entry points for the fuzz targets in `fuzz/`.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod index;
 pub mod inspect;
 mod lock;

@@ -25,6 +25,8 @@
 pub(crate) mod overlay;
 mod real;
 #[cfg(any(test, feature = "fuzzing"))]
+// The fuzz targets use only the disk itself, not its crash and fault controls.
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod sim;
 
 use std::ffi::OsString;

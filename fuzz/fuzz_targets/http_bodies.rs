@@ -1,0 +1,60 @@
+//! The HTTP door's JSON bodies on arbitrary bytes, end to end over a real socket: the first
+//! byte picks the endpoint (produce JSON, produce NDJSON, create a topic, commit offsets,
+//! alter a topic's config, add partitions, an atomic produce), the rest is the body, sent with its true
+//! `Content-Length`. Every bad body must get a 4xx answer and change nothing it should not;
+//! the door must never panic.
+#![no_main]
+
+#[path = "support.rs"]
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+use brook_server::{HttpConfig, HttpServer};
+use libfuzzer_sys::fuzz_target;
+
+/// Request-reply's call is left out: a well-formed one waits for its reply.
+const ENDPOINTS: [(&str, &str, &str); 7] = [
+    ("POST", "/v1/topics/fuzz/records", "application/json"),
+    ("POST", "/v1/topics/fuzz/records", "application/x-ndjson"),
+    ("POST", "/v1/topics", "application/json"),
+    ("POST", "/v1/groups/fuzz-group/offsets", "application/json"),
+    ("PATCH", "/v1/topics/fuzz/config", "application/json"),
+    ("POST", "/v1/topics/fuzz/partitions", "application/json"),
+    ("POST", "/v1/transactions", "application/json"),
+];
+
+fn door() -> SocketAddr {
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| {
+        let served = support::served();
+        let server = served
+            .runtime
+            .block_on(HttpServer::start(
+                served.broker.clone(),
+                "127.0.0.1:0".parse().expect("address"),
+                HttpConfig::default(),
+            ))
+            .expect("HTTP door");
+        let addr = server.local_addr();
+        // Serves until the process ends.
+        std::mem::forget(server);
+        addr
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&pick, body)) = data.split_first() else {
+        return;
+    };
+    let (method, path, content_type) = ENDPOINTS[usize::from(pick) % ENDPOINTS.len()];
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: fuzz\r\nconnection: close\r\n\
+         content-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    support::exchange(door(), &request);
+});

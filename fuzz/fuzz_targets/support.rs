@@ -1,0 +1,58 @@
+//! What the door fuzz targets share: one ephemeral broker with a topic to aim at, served by
+//! the real doors on loopback from a runtime that lives as long as the fuzzing process, and a
+//! client side of plain blocking sockets. A panic in a door's task aborts the process
+//! (cargo-fuzz builds with `panic = "abort"`), so libFuzzer sees it as a crash.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use brook_broker::{Broker, NewTopic};
+
+/// The runtime and broker every iteration shares.
+pub struct Served {
+    pub runtime: tokio::runtime::Runtime,
+    pub broker: Broker,
+}
+
+pub fn served() -> &'static Served {
+    static SERVED: OnceLock<Served> = OnceLock::new();
+    SERVED.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let broker = runtime.block_on(async {
+            let broker = Broker::ephemeral().await.expect("broker");
+            broker
+                .create_topic(NewTopic::new("fuzz", 2))
+                .await
+                .expect("topic");
+            broker
+        });
+        Served { runtime, broker }
+    })
+}
+
+/// Sends `request` on a fresh connection to `addr` and reads until the door answers and closes
+/// (or a short timeout: the door may wait for more bytes, which is fine).
+pub fn exchange(addr: SocketAddr, request: &[u8]) {
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    if stream.write_all(request).is_err() {
+        return;
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut buf = [0u8; 64 * 1024];
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+    }
+}
