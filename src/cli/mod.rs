@@ -26,6 +26,7 @@ mod produce;
 mod records;
 mod remote;
 mod respond;
+mod security;
 mod serve;
 mod table;
 mod topic;
@@ -88,6 +89,12 @@ enum Command {
     /// Inspect and verify data on disk, offline (safe on damaged data).
     #[command(subcommand)]
     Log(log::LogCommand),
+    /// Add, remove and list the users of a stopped broker's data directory (SCRAM credentials).
+    #[command(subcommand)]
+    User(security::UserCommand),
+    /// Create, revoke and list bearer tokens in a stopped broker's data directory.
+    #[command(subcommand)]
+    Token(security::TokenCommand),
     /// Copy topics, records and group offsets from a data directory (or a running brook) into
     /// a Kafka cluster, or back; resumable.
     Migrate(migrate::MigrateArgs),
@@ -132,6 +139,8 @@ impl Command {
     fn run(self, server: Option<&str>) -> anyhow::Result<ExitCode> {
         match self {
             Command::Log(command) => command.run(),
+            Command::User(command) => command.run(),
+            Command::Token(command) => command.run(),
             Command::Migrate(args) => args.run(),
             Command::Serve(args) => args.run(),
             Command::Bench(args) => args.run(),

@@ -1,4 +1,4 @@
-//! Bearer tokens for the gRPC and HTTP doors: `brook token create --user NAME --ttl 24h`.
+//! Bearer tokens for the gRPC and HTTP doors: `brook token create NAME --data-dir DIR --ttl 24h`.
 //!
 //! A token is `brook_<id>_<secret>`: a public id (16 hex digits, what `list` shows and `revoke`
 //! takes) and 32 random bytes of secret (base64url). Only the SHA-256 of the secret is stored,
