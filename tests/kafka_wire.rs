@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use brook_log::batch::{BatchBuilder, Compression, RecordRef};
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
@@ -817,6 +817,65 @@ async fn a_control_batch_from_a_client_is_refused_with_invalid_record() {
         .describe_topic("markers")
         .expect("topic")
         .partitions[0];
+    assert_eq!(stored.log_end_offset, 0, "nothing stored");
+    tb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyless_record_on_a_compacted_topic_is_named_in_record_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tb = TestBroker::start(dir.path()).await;
+    let mut raw = Raw::connect(&tb).await;
+    let mut policy = CreatableTopicConfig::default();
+    policy.name = StrBytes::from_static_str("cleanup.policy");
+    policy.value = Some(StrBytes::from_static_str("compact"));
+    let mut creatable = CreatableTopic::default();
+    creatable.name = TopicName(StrBytes::from_static_str("keyed"));
+    creatable.num_partitions = 1;
+    creatable.replication_factor = 1;
+    creatable.configs = vec![policy];
+    let mut request = CreateTopicsRequest::default();
+    request.topics = vec![creatable];
+    let created: CreateTopicsResponse = raw.call(ApiKey::CreateTopics, 5, &request).await;
+    assert_eq!(created.topics[0].error_code, 0, "compacted topic created");
+
+    // Three records, the second without a key.
+    let mut builder = BatchBuilder::new(Compression::None);
+    for key in [Some(&b"a"[..]), None, Some(&b"c"[..])] {
+        builder.push(RecordRef {
+            key,
+            value: Some(b"v"),
+            headers: &[],
+            timestamp: 1_700_000_000_000,
+        });
+    }
+    let records = builder.build().expect("batch").freeze();
+    for version in 8..=9 {
+        let response: ProduceResponse = raw
+            .call(
+                ApiKey::Produce,
+                version,
+                &produce_request("keyed", records.clone(), -1),
+            )
+            .await;
+        assert_eq!(produce_result(&response).0, INVALID_RECORD, "v{version}");
+        let p = &response.responses[0].partition_responses[0];
+        let message = p.error_message.as_ref().expect("the error says why");
+        assert!(message.contains("null key"), "v{version}: {message:?}");
+        assert_eq!(
+            p.record_errors.len(),
+            1,
+            "v{version}: {:?}",
+            p.record_errors
+        );
+        assert_eq!(p.record_errors[0].batch_index, 1, "v{version}");
+        let reason = p.record_errors[0]
+            .batch_index_error_message
+            .as_ref()
+            .expect("the record error says why");
+        assert!(reason.contains("null key"), "v{version}: {reason:?}");
+    }
+    let stored = tb.broker.describe_topic("keyed").expect("topic").partitions[0];
     assert_eq!(stored.log_end_offset, 0, "nothing stored");
     tb.stop().await;
 }

@@ -39,8 +39,9 @@ pub enum BatchError {
          producer may not"
     )]
     ControlBatch,
-    #[error("the record at offset delta {offset_delta} has a null key: every record of a compacted topic needs a key")]
-    MissingKey { offset_delta: i32 },
+    /// Every record of the batch without a key, by its index in the batch (0 is the first).
+    #[error("the records at batch index {indexes:?} have a null key: every record of a compacted topic needs a key")]
+    MissingKey { indexes: Vec<i32> },
     #[error("cannot decompress {codec} records: {reason}")]
     Decompress {
         codec: super::batch::Compression,

@@ -8,14 +8,21 @@
 //! partitions its open transaction holds (`Broker::produce_transactional_batch`). Fencing is
 //! `INVALID_PRODUCER_EPOCH` here, in every version, as Kafka answers it.
 //!
+//! A refusal says why in `error_message` (v8+); one that is about particular records (a
+//! compacted topic's keyless ones) also lists them by index in the batch in `record_errors`,
+//! as Kafka's broker does.
+//!
 //! acks: 0 gets no response at all; 1 and -1 (all) both answer once the batch is stored under
 //! the broker's durability setting, the only replica being brook itself.
 
 use brook_broker::{BatchAppended, BrokerError};
+use brook_log::BatchError;
 use bytes::{Bytes, BytesMut};
 use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 
@@ -27,6 +34,9 @@ use crate::state::ListenerState;
 struct Outcome {
     /// The error and why, in words (Produce v8+ carries the words); `None` when stored.
     error: Option<(ResponseError, String)>,
+    /// The records that made the batch refused, by index in the batch, and why (Produce v8+
+    /// `record_errors`, as Kafka's broker lists them); empty when the batch as a whole is.
+    record_errors: Vec<(i32, String)>,
     base_offset: i64,
     log_start_offset: i64,
 }
@@ -35,6 +45,7 @@ impl Outcome {
     fn stored(base_offset: u64, log_start_offset: u64) -> Self {
         Self {
             error: None,
+            record_errors: Vec::new(),
             base_offset: base_offset as i64,
             log_start_offset: log_start_offset as i64,
         }
@@ -43,6 +54,7 @@ impl Outcome {
     fn failed(error: ResponseError, message: impl Into<String>) -> Self {
         Self {
             error: Some((error, message.into())),
+            record_errors: Vec::new(),
             base_offset: -1,
             log_start_offset: -1,
         }
@@ -101,6 +113,15 @@ pub(crate) async fn handle(
             partition.error_code = error.code();
             partition.error_message = Some(StrBytes::from_string(message));
         }
+        partition.record_errors = outcome
+            .record_errors
+            .into_iter()
+            .map(|(batch_index, message)| {
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(batch_index)
+                    .with_batch_index_error_message(Some(StrBytes::from_string(message)))
+            })
+            .collect();
         partition.base_offset = outcome.base_offset;
         partition.log_append_time_ms = -1;
         partition.log_start_offset = outcome.log_start_offset;
@@ -159,7 +180,28 @@ fn to_outcome(result: Result<BatchAppended, BrokerError>) -> Outcome {
         Ok(appended) => Outcome::stored(appended.base_offset, appended.log_start_offset),
         Err(err) => {
             let code = for_version(codes::error_code(&err), 0, fenced_since::PRODUCE);
-            Outcome::failed(code, err.to_string())
+            let mut outcome = Outcome::failed(code, err.to_string());
+            outcome.record_errors = record_errors(&err);
+            outcome
         }
+    }
+}
+
+/// The records a refusal names, each with its own reason: a compacted topic's keyless records.
+fn record_errors(err: &BrokerError) -> Vec<(i32, String)> {
+    match err {
+        BrokerError::InvalidBatch {
+            source: BatchError::MissingKey { indexes },
+            ..
+        } => indexes
+            .iter()
+            .map(|&index| {
+                let reason = format!(
+                    "record {index} has a null key: every record of a compacted topic needs a key"
+                );
+                (index, reason)
+            })
+            .collect(),
+        _ => Vec::new(),
     }
 }

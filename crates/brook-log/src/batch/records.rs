@@ -54,7 +54,8 @@ pub fn validate(batch: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, Bat
     validate_records(batch, max_batch_bytes, false)
 }
 
-/// [`validate`], and every record must have a key ([`BatchError::MissingKey`] otherwise): the
+/// [`validate`], and every record must have a key ([`BatchError::MissingKey`], naming the batch
+/// index of every keyless record, otherwise): the
 /// rule of a compacted topic, whose cleaner keeps the latest record per key. (Control batches,
 /// whose records carry keys of their own, are refused by both: only the broker writes them.)
 pub fn validate_keyed(batch: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, BatchError> {
@@ -89,7 +90,9 @@ fn validate_records(
     let mut max_timestamp = i64::MIN;
     let mut pos = start;
     let mut last_delta: i64 = -1;
-    for _ in 0..header.records_count {
+    // Kafka names every keyless record, not just the first: keep looking once one is found.
+    let mut keyless = Vec::new();
+    for index in 0..header.records_count {
         let record = parse_record(&frame, pos, |_, _| {})?;
         if i64::from(record.offset_delta) <= last_delta {
             return Err(BatchError::BadRecord {
@@ -100,9 +103,7 @@ fn validate_records(
         max_timestamp =
             max_timestamp.max(header.base_timestamp.wrapping_add(record.timestamp_delta));
         if require_keys && record.key.is_none() {
-            return Err(BatchError::MissingKey {
-                offset_delta: record.offset_delta,
-            });
+            keyless.push(index);
         }
         last_delta = i64::from(record.offset_delta);
         pos = record.end;
@@ -118,6 +119,11 @@ fn validate_records(
             records_count: header.records_count,
             last_offset_delta: header.last_offset_delta,
         });
+    }
+    // A well-formed batch Kafka's rules refuse: reported after the framing checks, which name
+    // a damaged batch rather than its records.
+    if !keyless.is_empty() {
+        return Err(BatchError::MissingKey { indexes: keyless });
     }
     Ok(BatchHeader {
         max_timestamp,

@@ -356,19 +356,20 @@ fn a_log_that_is_not_compacted_is_not_cleaned_and_null_keys_are_refused_on_one_t
     drop(log);
     let dir = tempfile::tempdir().expect("tempdir");
     let log = PartitionLog::open(dir.path(), compacted()).expect("open");
+    // Every keyless record is named by its index in the batch, not just the first.
     let mut keyless = BatchBuilder::new(Compression::Gzip);
-    keyless.push(RecordRef {
-        key: None,
-        value: Some(b"v"),
-        headers: &[],
-        timestamp: TS,
-    });
+    for key in [None, Some(&b"k"[..]), None] {
+        keyless.push(RecordRef {
+            key,
+            value: Some(b"v"),
+            headers: &[],
+            timestamp: TS,
+        });
+    }
     let mut keyless = keyless.build().expect("build").to_vec();
     assert!(matches!(
         log.append(&mut keyless),
-        Err(LogError::Batch(crate::BatchError::MissingKey {
-            offset_delta: 0
-        }))
+        Err(LogError::Batch(crate::BatchError::MissingKey { indexes })) if indexes == [0, 2]
     ));
     assert_eq!(log.log_end_offset(), 0, "nothing written");
 }
