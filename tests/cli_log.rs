@@ -474,6 +474,53 @@ fn check_reports_topic_files_and_partition_directories_that_disagree() {
 }
 
 #[test]
+fn check_says_an_orphan_holding_records_is_set_aside_and_notes_it_once_it_is() {
+    let (tmp, _) = data_dir();
+    let data = tmp.path();
+    // A lost topic file: orders-0 holds records, orders-1 none.
+    fs::remove_file(inspect::topic_file(data, "orders")).expect("rm topic file");
+    let output = run(&["log", "check"], data);
+    let text = stdout(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "orphans are warnings: {text}"
+    );
+    let aside = data.join("orders-0.orphaned");
+    assert!(
+        text.lines().any(|l| l.starts_with("warning: ")
+            && l.contains("orders-0: no topic file claims it, yet it holds records")
+            && l.contains(&format!("sets it aside as {}", aside.display()))
+            && l.contains("restore the topic file")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("warning: ")
+            && l.contains("orders-1: no topic file claims it and it holds no record")
+            && l.contains("the next open removes it")),
+        "{text}"
+    );
+
+    // The next open does what check said.
+    Store::open(data, LogConfig::default())
+        .expect("open")
+        .close()
+        .expect("close");
+    assert!(aside.is_dir() && !data.join("orders-0").exists() && !data.join("orders-1").exists());
+    let output = run(&["log", "check"], data);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(!text.contains("warning:"), "{text}");
+    let note = line_starting(&text, "note: ");
+    assert!(
+        note.contains(&aside.display().to_string())
+            && note.contains("partition 0 of topic \"orders\"")
+            && note.contains("never served"),
+        "{note}"
+    );
+}
+
+#[test]
 fn check_notes_a_running_broker_and_reads_anyway() {
     let (tmp, _) = data_dir();
     let store = Store::open(tmp.path(), LogConfig::default()).expect("open");

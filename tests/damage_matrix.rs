@@ -20,7 +20,7 @@
 //! | sealed segment `.log` | check fails; served up to the batch, which is refused (corrupt) | check fails; the log ends before it, read-only | same | same |
 //! | `.index`, `.timeindex` | check warns (rebuilt); all served | same | same | same |
 //! | `checkpoint.0` (one of two copies) | check warns; all served | same | check clean; all served | same |
-//! | topic file | check fails; the topic offline, every door says so | same | check warns; the next open removes the partition (a known gap) | as flip |
+//! | topic file | check fails; the topic offline, every door says so | same | check warns; the next open sets the partition directory aside (`victim-0.orphaned`, kept byte for byte, never served) | as flip |
 //! | `groups/offsets.meta.1` (the only copy) | check fails; offsets fenced (503), partitions serve | same | check clean; the commit is gone (a known gap) | same as delete |
 //!
 //! The exact expectations are in [`cases`]; `docs/reliability.md` ("The damage matrix") says
@@ -284,6 +284,9 @@ struct Case {
     /// Whether a produce to `victim-0` is accepted (else refused, naming the partition).
     victim_writable: bool,
     offsets: Offsets,
+    /// Whether serve sets `victim-0` aside (no topic file claims it, yet it holds records):
+    /// check names the new name, serve's log says so, and every segment is kept byte for byte.
+    set_aside: bool,
 }
 
 /// The segment damaged: the middle one, sealed (offsets 4..=7).
@@ -318,6 +321,7 @@ fn cases() -> Vec<Case> {
             victim,
             victim_writable,
             offsets: Offsets::Kept,
+            set_aside: false,
         });
         // Indexes are derived data: rebuilt, everything served.
         for file in [
@@ -331,6 +335,7 @@ fn cases() -> Vec<Case> {
                 victim: Served0::All,
                 victim_writable: true,
                 offsets: Offsets::Kept,
+                set_aside: false,
             });
         }
         // The checkpoint is kept in two copies: damage to one loses nothing. A missing or
@@ -346,11 +351,12 @@ fn cases() -> Vec<Case> {
             victim: Served0::All,
             victim_writable: true,
             offsets: Offsets::Kept,
+            set_aside: false,
         });
         // A damaged topic file takes its topic offline, and only its topic. A deleted one
         // cannot be told from a delete the crash interrupted (the topic file goes first): the
-        // partition directory is an orphan that check warns about and the next open removes.
-        // That is a known gap (docs/reliability.md, "Not covered").
+        // partition directory is an orphan, and as it holds records check warns that the next
+        // open sets it aside, which serve then does: never served, never removed.
         let (check, victim) = match damage {
             Damage::Delete => (
                 Check::Warns,
@@ -375,6 +381,7 @@ fn cases() -> Vec<Case> {
             // With the topic gone, a produce auto-creates a new, empty one.
             victim_writable: damage == Damage::Delete,
             offsets: Offsets::Kept,
+            set_aside: damage == Damage::Delete,
         });
         // The offsets file's only copy damaged: the offsets are fenced, partitions serve. A
         // deleted or zeroed only copy reads as no commit ever made (a crash during the first
@@ -391,6 +398,7 @@ fn cases() -> Vec<Case> {
             victim: Served0::All,
             victim_writable: true,
             offsets,
+            set_aside: false,
         });
     }
     cases
@@ -589,6 +597,32 @@ fn run_case(case: &Case) -> Result<(), String> {
         ));
     }
     let stderr = served.stop();
+    let aside = dir.path().join("victim-0.orphaned");
+    if case.set_aside {
+        if !text.contains("victim-0.orphaned") {
+            problems.push(format!(
+                "log check does not name the set-aside name:\n{text}"
+            ));
+        }
+        if !stderr.contains("set aside") || !stderr.contains("victim-0.orphaned") {
+            problems.push(format!(
+                "serve's log does not say what it set aside:\n{stderr}"
+            ));
+        }
+        for entry in std::fs::read_dir(pristine().join("victim-0")).expect("read_dir") {
+            let entry = entry.expect("entry");
+            let name = entry.file_name();
+            if !name.to_string_lossy().ends_with(".log") {
+                continue;
+            }
+            let kept = std::fs::read(aside.join(&name)).ok();
+            if kept != Some(std::fs::read(entry.path()).expect("read")) {
+                problems.push(format!("{name:?} not kept byte for byte in {aside:?}"));
+            }
+        }
+    } else if aside.exists() {
+        problems.push(format!("{aside:?} set aside, though nothing should be"));
+    }
     if case.check == Check::Fails && !stderr.contains("victim") && !stderr.contains("offsets") {
         problems.push(format!(
             "serve's log does not name what it fenced:\n{stderr}"

@@ -58,6 +58,33 @@ pub(crate) fn parse_partition_dir(name: &str) -> Option<(&str, u32)> {
     Some((topic, number))
 }
 
+/// The suffix of a partition directory set aside on open: no topic file claims it, yet it holds
+/// records (see the store's module docs). `<topic>-<partition>.orphaned`, or
+/// `<topic>-<partition>.orphaned.<unix-ms>` when that name is taken. The part after the last
+/// `-` is then never all digits, so a set-aside directory never parses as a partition
+/// directory ([`parse_partition_dir`]) and is never opened or served.
+pub(crate) const SET_ASIDE_SUFFIX: &str = ".orphaned";
+
+/// The name a set-aside partition directory `dir_name` takes: with `stamp`, the second choice
+/// for when the first is taken.
+pub(crate) fn set_aside_dir_name(dir_name: &str, stamp: Option<u128>) -> String {
+    match stamp {
+        None => format!("{dir_name}{SET_ASIDE_SUFFIX}"),
+        Some(ms) => format!("{dir_name}{SET_ASIDE_SUFFIX}.{ms}"),
+    }
+}
+
+/// Splits a set-aside directory name back into the `(topic, partition)` it held; `None` when
+/// the name is not one.
+pub(crate) fn parse_set_aside_dir(name: &str) -> Option<(&str, u32)> {
+    let base = name.strip_suffix(SET_ASIDE_SUFFIX).or_else(|| {
+        let (head, stamp) = name.rsplit_once('.')?;
+        let digits = !stamp.is_empty() && stamp.bytes().all(|b| b.is_ascii_digit());
+        head.strip_suffix(SET_ASIDE_SUFFIX).filter(|_| digits)
+    })?;
+    parse_partition_dir(base)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +127,31 @@ mod tests {
                 }
                 other => panic!("{name:?} gave {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn set_aside_dirs_are_never_partition_dirs_and_name_what_they_held() {
+        for (topic, partition) in [("a", 0), ("a-1", 12), ("x.orphaned", 7), ("-", 3)] {
+            let dir = partition_dir_name(topic, partition);
+            for stamp in [None, Some(1_700_000_000_000)] {
+                let aside = set_aside_dir_name(&dir, stamp);
+                assert_eq!(parse_partition_dir(&aside), None, "{aside}");
+                assert_eq!(
+                    parse_set_aside_dir(&aside),
+                    Some((topic, partition)),
+                    "{aside}"
+                );
+            }
+        }
+        for name in [
+            "a-0",
+            "a-0.orphaned.",
+            "a-0.orphaned.x",
+            "a.orphaned",
+            "a-0.orphan",
+        ] {
+            assert_eq!(parse_set_aside_dir(name), None, "{name}");
         }
     }
 

@@ -9,16 +9,23 @@
 //! ```
 //!
 //! The store owns every name of the form `<valid topic name>-<digits>` in the data directory:
-//! such a directory that no topic file claims is an orphan and is removed on open. Other
+//! such a directory that no topic file claims is an orphan. On open an orphan that holds no
+//! record (an interrupted create: no segment, or empty ones only) is removed; one that holds
+//! records (its topic file was lost, or a delete was interrupted after its commit point) is
+//! never removed nor served: it is renamed aside to `<topic>-<partition>.orphaned` (see
+//! [`crate::names::SET_ASIDE_SUFFIX`]) with a warning saying how to recover it (restore the
+//! topic file and rename the directory back) or reclaim its space (remove it). Other
 //! components keep their files under names of another shape (`topics/`, `groups/`, ...).
 //!
 //! Crash safety comes from ordering, with the topic file as the commit point:
 //!
 //! - **create** makes and opens every partition directory, fsyncs the data directory, and only
 //!   then writes the topic file (atomically). A crash before the topic file leaves orphan
-//!   partition directories and no topic; the next open removes them with a warning.
+//!   partition directories and no topic; the next open removes them with a warning (or sets
+//!   them aside, should they already hold records).
 //! - **delete** removes the topic file (durably) first, then closes the partitions and removes
-//!   their directories. A crash in between leaves orphans, removed the same way.
+//!   their directories. A crash in between leaves orphans; those still holding records are
+//!   set aside, and the operator removes them (the topic is gone either way).
 //!
 //! - **add partitions** makes and opens the new partitions' directories, fsyncs the data
 //!   directory, then rewrites the topic file with the new count: a crash before leaves the old
@@ -46,7 +53,10 @@ use crate::fs::{self, FsRef};
 use crate::lock::DirLock;
 use crate::log::PartitionLog;
 use crate::meta;
-use crate::names::{parse_partition_dir, partition_dir_name, validate_topic_name};
+use crate::names::{
+    parse_partition_dir, parse_set_aside_dir, partition_dir_name, set_aside_dir_name,
+    validate_topic_name,
+};
 use crate::topic::{Topic, TopicConfig, TopicMeta, PARTITIONS_MAX};
 
 /// The subdirectory of topic files.
@@ -587,8 +597,47 @@ fn open_partitions(
         .collect()
 }
 
-/// Removes partition directories no topic claims: leftovers of a crash mid-create or
-/// mid-delete (see the module docs).
+/// Whether the partition directory `path` holds records: a non-empty file whose name holds
+/// `.log` (a segment, or a cleaner's copy of one) or any subdirectory. An interrupted create
+/// leaves none of these. In doubt (a name that is not UTF-8) it says yes.
+fn holds_records(fs: &dyn fs::Fs, path: &Path) -> std::io::Result<bool> {
+    for entry in fs.read_dir(path)? {
+        let log_like = entry.name.to_str().is_none_or(|name| name.contains(".log"));
+        if entry.is_dir || (log_like && fs.metadata(&entry.path)?.len > 0) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// What the next open does with the orphan partition directory `path` (one no topic file
+/// claims): `None` when it holds no record (it is removed), else the path it is set aside to
+/// (see the module docs). The one rule both the store and `brook log check` apply.
+pub(crate) fn orphan_set_aside_path(fs: &dyn fs::Fs, path: &Path) -> Result<Option<PathBuf>> {
+    if !holds_records(fs, path).map_err(|e| LogError::io(path, e))? {
+        return Ok(None);
+    }
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let free = |to: &PathBuf| matches!(fs.metadata(to), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+    let first = path.with_file_name(set_aside_dir_name(name, None));
+    if free(&first) {
+        return Ok(Some(first));
+    }
+    let mut ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    loop {
+        let to = path.with_file_name(set_aside_dir_name(name, Some(ms)));
+        if free(&to) {
+            return Ok(Some(to));
+        }
+        ms += 1;
+    }
+}
+
+/// Removes the partition directories no topic claims that hold no record, and sets aside the
+/// ones that do: leftovers of a crash mid-create or mid-delete, or of a lost topic file (see
+/// the module docs). Directories set aside before are named in a warning, never opened.
 fn remove_orphans(
     fs: &FsRef,
     dir: &Path,
@@ -597,7 +646,14 @@ fn remove_orphans(
 ) -> Result<()> {
     let mut removed = false;
     for entry in fs.read_dir(dir).map_err(|e| LogError::io(dir, e))? {
-        let Some((topic, partition)) = entry.name.to_str().and_then(parse_partition_dir) else {
+        let Some(name) = entry.name.to_str() else {
+            continue;
+        };
+        if let Some((topic, partition)) = parse_set_aside_dir(name).filter(|_| entry.is_dir) {
+            tracing::warn!(topic, partition, dir = %entry.path.display(), "a set-aside partition directory is still here (never served): restore the topic file and rename it back to recover it, or remove it to reclaim the space");
+            continue;
+        }
+        let Some((topic, partition)) = parse_partition_dir(name) else {
             continue;
         };
         let claimed = damaged.contains_key(topic)
@@ -607,8 +663,17 @@ fn remove_orphans(
         if claimed || !entry.is_dir {
             continue;
         }
-        tracing::warn!(dir = %entry.path.display(), "removing an orphan partition directory (no topic file claims it; a create or delete was interrupted)");
-        remove_dir_if_present(fs, &entry.path)?;
+        match orphan_set_aside_path(&**fs, &entry.path)? {
+            None => {
+                tracing::warn!(dir = %entry.path.display(), "removing an orphan partition directory that holds no record (no topic file claims it; a create was interrupted)");
+                remove_dir_if_present(fs, &entry.path)?;
+            }
+            Some(to) => {
+                fs.rename(&entry.path, &to)
+                    .map_err(|e| LogError::io(&entry.path, e))?;
+                tracing::warn!(topic, partition, dir = %entry.path.display(), set_aside = %to.display(), "no topic file claims this partition directory, yet it holds records (a lost topic file, or a delete interrupted after its commit point): set aside, never served. To recover it restore the topic file and rename the directory back; to reclaim the space remove it");
+            }
+        }
         removed = true;
     }
     if removed {
@@ -940,7 +1005,7 @@ mod tests {
     }
 
     #[test]
-    fn orphans_of_an_interrupted_create_or_delete_are_removed_on_open() {
+    fn orphans_without_records_are_removed_and_orphans_with_records_set_aside_on_open() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path();
         let store = Store::open(dir, defaults()).expect("open");
@@ -950,6 +1015,14 @@ mod tests {
         store
             .create_topic("deleting", 2, TopicConfig::default())
             .expect("create");
+        let lost = store
+            .create_topic("lost", 2, TopicConfig::default())
+            .expect("create");
+        lost.partition(1)
+            .expect("p1")
+            .append(&mut batch(b"acknowledged"))
+            .expect("append");
+        drop(lost);
         store.close().expect("close");
 
         // A create that crashed before its topic file: partition directories with data.
@@ -961,6 +1034,11 @@ mod tests {
         std::fs::write(dir.join(TOPICS_DIR).join("half.tmp"), b"partial").expect("write");
         // A delete that crashed after removing the topic file.
         std::fs::remove_file(topic_file(dir, "deleting")).expect("rm topic file");
+        // A topic file lost to damage, and a directory set aside by an earlier open.
+        let lost_file = topic_file(dir, "lost");
+        let lost_bytes = std::fs::read(&lost_file).expect("read");
+        std::fs::remove_file(&lost_file).expect("rm topic file");
+        std::fs::create_dir(dir.join("lost-1.orphaned")).expect("mkdir");
         // A partition beyond a topic's count.
         std::fs::create_dir(dir.join("kept-2")).expect("mkdir");
         // Things that are not partitions of ours are left alone.
@@ -979,14 +1057,36 @@ mod tests {
             "half-1",
             "deleting-0",
             "deleting-1",
+            "lost-0",
+            "lost-1",
             "kept-2",
             "topics/half.tmp",
         ] {
             assert!(!dir.join(gone).exists(), "{gone} left behind");
         }
-        for kept in ["kept-0", "kept-1", "groups", "kept-01", "notes-1.txt"] {
+        for kept in [
+            "kept-0",
+            "kept-1",
+            "groups",
+            "kept-01",
+            "notes-1.txt",
+            "half-0.orphaned",
+            "lost-1.orphaned",
+        ] {
             assert!(dir.join(kept).exists(), "{kept} removed");
         }
+        // The name taken, the second choice is stamped; the records are all still there.
+        let stamped: Vec<_> = std::fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+            .filter(|name| name.starts_with("lost-1.orphaned."))
+            .collect();
+        assert_eq!(stamped.len(), 1, "{stamped:?}");
+        assert_eq!(
+            parse_set_aside_dir(&stamped[0]),
+            Some(("lost", 1)),
+            "never a partition directory"
+        );
         let half = store
             .create_topic("half", 2, TopicConfig::default())
             .expect("create");
@@ -995,6 +1095,21 @@ mod tests {
             0,
             "starts empty"
         );
+        store.close().expect("close");
+
+        // Reopening sets nothing aside twice; restoring the topic file and renaming the
+        // directory back recovers the records.
+        let store = Store::open(dir, defaults()).expect("reopen");
+        assert_eq!(names(&store), ["half", "kept"]);
+        store.close().expect("close");
+        std::fs::write(&lost_file, lost_bytes).expect("restore the topic file");
+        std::fs::rename(dir.join(&stamped[0]), dir.join("lost-1")).expect("rename back");
+        let store = Store::open(dir, defaults()).expect("reopen");
+        let lost = store.topic("lost").expect("recovered");
+        let p1 = lost.partition(1).expect("p1");
+        assert_eq!(p1.log_end_offset(), 1);
+        assert!(!p1.read(0, 1 << 20).expect("read").is_empty());
+        assert_eq!(lost.partition(0).expect("p0").log_end_offset(), 0);
     }
 
     #[test]

@@ -157,15 +157,34 @@ fn check_topics(
         let claimed = counts
             .get(topic)
             .is_some_and(|count| count.is_none_or(|n| *p < n));
-        if !claimed {
-            report.warning(
+        if claimed {
+            continue;
+        }
+        match inspect::orphan_set_aside_path(path)? {
+            None => report.warning(
                 out,
                 format!(
-                    "{}: no topic file claims it (a create or delete was interrupted); the next open removes it",
+                    "{}: no topic file claims it and it holds no record (a create was interrupted); the next open removes it",
                     path.display()
                 ),
-            )?;
+            )?,
+            Some(to) => report.warning(
+                out,
+                format!(
+                    "{}: no topic file claims it, yet it holds records (a lost topic file, or an interrupted delete); the next open sets it aside as {} and never serves it: restore the topic file of {topic:?} to recover it, or remove the directory to reclaim the space",
+                    path.display(),
+                    to.display()
+                ),
+            )?,
         }
+    }
+    for ((topic, p), path) in inspect::set_aside_dirs(dir)? {
+        writeln!(
+            out,
+            "note: {}: partition {p} of topic {topic:?}, set aside by an earlier open (no topic file claimed it), never served: restore the topic file and rename it to {} to recover it, or remove it to reclaim the space",
+            path.display(),
+            inspect::partition_dir(dir, &topic, p).display()
+        )?;
     }
     Ok(())
 }

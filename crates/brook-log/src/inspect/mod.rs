@@ -42,7 +42,7 @@ use crate::fs::overlay::OverlayFs;
 use crate::fs::{FileRef, Fs, Open, RealFs};
 use crate::lock::DirLock;
 use crate::log::{LogStatus, PartitionLog};
-use crate::names::{parse_partition_dir, partition_dir_name};
+use crate::names::{parse_partition_dir, parse_set_aside_dir, partition_dir_name};
 use crate::recovery::RecoveryReport;
 use crate::segment::{parse_segment_name, segment_file, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
 use crate::store::{self, TOPICS_DIR};
@@ -65,18 +65,42 @@ pub fn partition_dir(data_dir: &Path, topic: &str, partition: u32) -> PathBuf {
 /// The partition directories of a data directory by `(topic, partition)`; other entries are
 /// passed over.
 pub fn partition_dirs(data_dir: &Path) -> Result<BTreeMap<(String, u32), PathBuf>> {
-    let mut found = BTreeMap::new();
+    Ok(dirs_named(data_dir, parse_partition_dir)?
+        .into_iter()
+        .collect())
+}
+
+/// What the next open does with `partition_dir` if no topic file claims it: `None` when it
+/// holds no record (removed), else the path it is set aside to (the store's rule).
+pub fn orphan_set_aside_path(partition_dir: &Path) -> Result<Option<PathBuf>> {
+    store::orphan_set_aside_path(&RealFs, partition_dir)
+}
+
+/// The partition directories an earlier open set aside (no topic file claimed them, yet
+/// they held records), by the `(topic, partition)` they held, sorted; never opened by the
+/// store.
+pub fn set_aside_dirs(data_dir: &Path) -> Result<Vec<((String, u32), PathBuf)>> {
+    dirs_named(data_dir, parse_set_aside_dir)
+}
+
+/// The directories of `data_dir` whose names `parse` reads as a `(topic, partition)`, sorted.
+fn dirs_named(
+    data_dir: &Path,
+    parse: fn(&str) -> Option<(&str, u32)>,
+) -> Result<Vec<((String, u32), PathBuf)>> {
+    let mut found = Vec::new();
     for entry in RealFs
         .read_dir(data_dir)
         .map_err(|e| LogError::io(data_dir, e))?
     {
-        let Some((topic, partition)) = entry.name.to_str().and_then(parse_partition_dir) else {
+        let Some((topic, partition)) = entry.name.to_str().and_then(parse) else {
             continue;
         };
         if entry.is_dir {
-            found.insert((topic.to_owned(), partition), entry.path);
+            found.push(((topic.to_owned(), partition), entry.path));
         }
     }
+    found.sort();
     Ok(found)
 }
 
