@@ -25,8 +25,19 @@ const HOLDER_LEN_MAX: u64 = 512;
 /// An exclusive lock on a data directory, held until dropped.
 #[derive(Debug)]
 pub(crate) struct DirLock {
-    // Holding the file keeps the flock; closing it (on drop) releases it.
-    _file: FileRef,
+    // Holding the file keeps the flock; dropping the lock releases it.
+    file: FileRef,
+}
+
+impl Drop for DirLock {
+    /// Unlocks explicitly rather than by closing alone: a child process forked meanwhile (a
+    /// test harness or an application spawning a program) holds a copy of the descriptor
+    /// until it execs, and the lock would outlive the drop until then.
+    fn drop(&mut self) {
+        if let Err(e) = self.file.unlock() {
+            tracing::warn!(error = %e, "could not release the data directory's lock; closing the file will");
+        }
+    }
 }
 
 impl DirLock {
@@ -48,7 +59,7 @@ impl DirLock {
         file.set_len(0)
             .and_then(|()| file.write_all_at(holder.as_bytes(), 0))
             .map_err(|e| LogError::io(&path, e))?;
-        Ok(DirLock { _file: file })
+        Ok(DirLock { file })
     }
 
     /// Names the current holder of `dir`'s lock without taking it: `Some("pid .. on host ..")`
@@ -64,6 +75,9 @@ impl DirLock {
         // A shared probe succeeds only when nobody holds the exclusive lock, and is released
         // at once when `file` is dropped.
         if file.try_lock(false).map_err(|e| LogError::io(&path, e))? {
+            // Released now, not when every copy of the descriptor is closed (see the Drop of
+            // DirLock); a failure here only leaves it to the close.
+            let _ = file.unlock();
             Ok(None)
         } else {
             Ok(Some(read_holder(&*file)))

@@ -846,4 +846,7 @@ impl crate::fs::FileIo for KillingFile {
     fn try_lock(&self, exclusive: bool) -> std::io::Result<bool> {
         self.inner.try_lock(exclusive)
     }
+    fn unlock(&self) -> std::io::Result<()> {
+        self.inner.unlock()
+    }
 }

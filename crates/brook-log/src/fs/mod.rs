@@ -136,6 +136,12 @@ pub(crate) trait FileIo: Send + Sync + fmt::Debug {
     /// Takes an advisory lock without waiting: exclusive or shared. `Ok(false)` when another
     /// open file holds a conflicting one. Released when this file is closed.
     fn try_lock(&self, exclusive: bool) -> io::Result<bool>;
+    /// Releases a lock [`FileIo::try_lock`] took, at once. Closing the file releases it too,
+    /// but only once every descriptor of it is closed, and a child process this one forks
+    /// holds a copy until it execs. Files without locks need nothing here.
+    fn unlock(&self) -> io::Result<()> {
+        Ok(())
+    }
 
     /// Exactly `buf.len()` bytes at `position`; `UnexpectedEof` if the file ends first.
     fn read_exact_at(&self, mut buf: &mut [u8], mut position: u64) -> io::Result<()> {

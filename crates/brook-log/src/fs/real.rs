@@ -141,6 +141,10 @@ impl FileIo for RealFile {
         }
     }
 
+    fn unlock(&self) -> io::Result<()> {
+        try_flock(&self.file, libc::LOCK_UN)
+    }
+
     /// Reads into a buffer that is not zeroed first: for a 1 MiB fetch, zeroing costs a fifth
     /// of the read.
     #[allow(unsafe_code)] // pread into spare capacity; see the SAFETY comments.
