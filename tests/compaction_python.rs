@@ -57,8 +57,11 @@ async fn kafka_python_reads_a_compacted_topic_as_its_latest_values() {
 
     let lines = run("read").await.expect("script task");
     let read = step(&lines, "read");
+    // Far fewer than were written: each cleaned segment keeps one record a key, but the active
+    // segment is never cleaned, and with gzip batches its 16 KiB can hold a quarter of the
+    // writes or more, depending on how the producer's linger cut the batches.
     assert!(
-        read["records"].as_u64().expect("count") < 10_010 / 4,
+        read["records"].as_u64().expect("count") < 10_010 / 2,
         "{} records read after the clean",
         read["records"]
     );
