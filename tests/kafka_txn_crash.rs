@@ -92,8 +92,10 @@ async fn after_kill_9_committed_transactions_are_whole_and_the_rest_invisible() 
     }
     // Committing transaction after transaction when the broker dies.
     let running = Arc::new(AtomicBool::new(true));
+    let committed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let busy = {
         let (bootstrap, running) = (bootstrap.clone(), Arc::clone(&running));
+        let committed = Arc::clone(&committed);
         tokio::spawn(async move {
             let p = txn_producer(&bootstrap, "crash-busy");
             let mut acknowledged = Vec::new();
@@ -101,7 +103,10 @@ async fn after_kill_9_committed_transactions_are_whole_and_the_rest_invisible() 
             while running.load(Ordering::Acquire) {
                 let name = format!("busy{n}");
                 match transaction(&p, &name).await {
-                    Ok(()) => acknowledged.push(name),
+                    Ok(()) => {
+                        acknowledged.push(name);
+                        committed.fetch_add(1, Ordering::Release);
+                    }
                     Err(_) => break,
                 }
                 n += 1;
@@ -109,7 +114,17 @@ async fn after_kill_9_committed_transactions_are_whole_and_the_rest_invisible() 
             acknowledged
         })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Kill once the busy producer is committing (its InitProducerId can take a while on a
+    // loaded machine; a kill before it ends would fail the producer's init, not test a crash).
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while committed.load(Ordering::Acquire) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the busy producer never committed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     broker.kill();
     running.store(false, Ordering::Release);
     let acknowledged = busy.await.expect("busy producer");
