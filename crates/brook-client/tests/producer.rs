@@ -194,6 +194,91 @@ async fn a_server_that_goes_away_fails_deliveries_instead_of_hanging() {
 }
 
 #[tokio::test]
+async fn senders_on_many_tasks_share_batches_and_wait_for_buffer_space() {
+    let h = Harness::start().await;
+    h.topic("shared", 2).await;
+    // A buffer of one small batch: senders keep waiting for answers to free space.
+    let mut config = ProducerConfig::default();
+    config.linger_ms = 0;
+    config.batch_bytes_max = 2048;
+    config.buffer_bytes_max = 2048;
+    config.requests_in_flight_max = 2;
+    let producer = h.client.producer(config).expect("producer");
+    let (tasks, per_task) = (4, 300);
+    let senders = (0..tasks).map(|task| {
+        let producer = producer.clone();
+        tokio::spawn(async move {
+            let mut deliveries = Vec::new();
+            for i in 0..per_task {
+                let record = ProducerRecord::keyed(format!("task-{task}"), format!("{task}:{i}"));
+                deliveries.push(producer.send("shared", record).await.expect("accepted"));
+            }
+            join_all(deliveries).await
+        })
+    });
+    let results = soon(join_all(senders)).await;
+
+    let mut offsets: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for (task, positions) in results.into_iter().enumerate() {
+        let positions: Vec<RecordPosition> = positions
+            .expect("sender task")
+            .into_iter()
+            .map(|p| p.expect("delivered"))
+            .collect();
+        let partition = partition_for_key(format!("task-{task}").as_bytes(), 2);
+        assert!(positions.iter().all(|p| p.partition == partition));
+        // One task's records keep their send order in the log.
+        assert!(
+            positions.windows(2).all(|w| w[0].offset < w[1].offset),
+            "task {task}"
+        );
+        offsets
+            .entry(partition)
+            .or_default()
+            .extend(positions.iter().map(|p| p.offset));
+    }
+    // Every record has its own offset, with no gap: offsets came from the batches' answers.
+    for (partition, mut offsets) in offsets {
+        offsets.sort_unstable();
+        let expected: Vec<u64> = (0..offsets.len() as u64).collect();
+        assert_eq!(offsets, expected, "partition {partition}");
+        let mut values = Vec::new();
+        let mut next = 0;
+        while next < expected.len() as u64 {
+            let fetched = h
+                .client
+                .fetch(FetchRequest::new("shared", partition, next))
+                .await
+                .expect("fetch");
+            next = fetched.next_offset;
+            values.extend(fetched.records.into_iter().map(|r| r.offset));
+        }
+        assert_eq!(values, expected, "partition {partition} stored");
+    }
+}
+
+#[tokio::test]
+async fn dropping_every_handle_sends_what_lingers_and_answers_it() {
+    let h = Harness::start().await;
+    h.topic("t", 1).await;
+    let mut config = ProducerConfig::default();
+    config.linger_ms = 60_000;
+    let producer = h.client.producer(config).expect("producer");
+    let mut deliveries = Vec::new();
+    for i in 0..3 {
+        let record = ProducerRecord::value(format!("v{i}"));
+        deliveries.push(producer.send("t", record).await.expect("accepted"));
+    }
+    drop(producer);
+    let offsets: Vec<u64> = soon(join_all(deliveries))
+        .await
+        .into_iter()
+        .map(|p| p.expect("delivered at close").offset)
+        .collect();
+    assert_eq!(offsets, [0, 1, 2]);
+}
+
+#[tokio::test]
 async fn out_of_range_settings_are_refused() {
     let h = Harness::start().await;
     let mut config = ProducerConfig::default();

@@ -30,18 +30,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use brook_proto::v1;
-use tokio::sync::oneshot;
 
+use super::ack::{AckSender, Delivery, Reply};
 use crate::batch::BatchBuilder;
-use crate::error::Result;
 use crate::partitioner::partition_for_key;
-use crate::record::{ProducerRecord, RecordPosition};
+use crate::record::ProducerRecord;
 
-/// Where a record's outcome is sent.
-pub(crate) type Reply = oneshot::Sender<Result<RecordPosition>>;
-
-/// One record waiting to be produced. Its timestamp is set (the producer's task stamps a
-/// record that has none when it takes it, as Kafka clients stamp at send).
+/// One record waiting for its topic's partition count. Its timestamp is set (`send` stamps a
+/// record that has none, as Kafka clients stamp at send).
 #[derive(Debug)]
 pub(crate) struct Entry {
     /// Arrival number: a flush waits for every record numbered below its mark.
@@ -51,12 +47,11 @@ pub(crate) struct Entry {
     pub reply: Reply,
 }
 
-/// What a batch's sender needs of each record once the record itself is encoded.
+/// A record of a batch that is answered on its own (it waited for its topic): where in the
+/// batch it is, and where its outcome goes.
 #[derive(Debug)]
-pub(crate) struct Waiter {
-    pub id: u64,
-    pub bytes: usize,
-    /// The timestamp stored with the record.
+pub(crate) struct Forward {
+    pub index: u32,
     pub timestamp_ms: i64,
     pub reply: Reply,
 }
@@ -75,9 +70,14 @@ pub(crate) struct Batch {
     /// `None` for a probe: the server picks each record's partition.
     pub partition: Option<u32>,
     pub content: Content,
-    /// One per record, in record order.
-    pub waiters: Vec<Waiter>,
+    /// The id of the batch's first record (`None` while it has none).
+    pub first_id: Option<u64>,
+    pub count: u32,
     pub bytes: usize,
+    /// The answer shared by the deliveries of the records `send` put here directly.
+    pub ack: AckSender,
+    /// Records that waited for their topic, each answered on its own.
+    pub forwarded: Vec<Forward>,
     created: Instant,
     full: bool,
 }
@@ -92,57 +92,70 @@ impl Batch {
             topic,
             partition,
             content,
-            waiters: Vec::new(),
+            first_id: None,
+            count: 0,
             bytes: 0,
+            ack: AckSender::new(),
+            forwarded: Vec::new(),
             created: now,
             full: false,
         }
     }
 
-    fn push(&mut self, entry: Entry) {
-        let Entry {
-            id,
-            record,
-            bytes,
-            reply,
-        } = entry;
+    /// Encodes (or keeps) `record`; returns its index in the batch and its timestamp.
+    fn push(&mut self, id: u64, record: ProducerRecord, bytes: usize) -> (u32, i64) {
         let timestamp_ms = record.timestamp_ms.unwrap_or_default();
         match &mut self.content {
             Content::Batch(builder) => builder.push(&record, timestamp_ms),
             Content::Records(records) => records.push(record.into()),
         }
+        let index = self.count;
+        self.first_id.get_or_insert(id);
+        self.count += 1;
         self.bytes += bytes;
-        self.waiters.push(Waiter {
-            id,
-            bytes,
+        (index, timestamp_ms)
+    }
+
+    /// Pushes a record that waited for its topic; it is answered through its own reply.
+    fn push_entry(&mut self, entry: Entry) {
+        let (index, timestamp_ms) = self.push(entry.id, entry.record, entry.bytes);
+        self.forward(index, timestamp_ms, entry.reply);
+    }
+
+    fn forward(&mut self, index: u32, timestamp_ms: i64, reply: Reply) {
+        self.forwarded.push(Forward {
+            index,
             timestamp_ms,
             reply,
         });
     }
+}
 
-    fn first_id(&self) -> Option<u64> {
-        self.waiters.first().map(|w| w.id)
-    }
+/// How a known topic's records are placed.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    partitions: u32,
+    /// Where the next keyless record without a partition goes.
+    sticky: u32,
+    /// The largest encoded batch the topic takes.
+    message_bytes_max: usize,
 }
 
 #[derive(Debug)]
 enum TopicState {
     /// Records are routed to partitions as they arrive.
-    Known {
-        partitions: u32,
-        sticky: u32,
-        /// The largest encoded batch the topic takes.
-        message_bytes_max: usize,
-    },
+    Known(Layout),
     /// The partition count is being looked up (or a probe is out); records wait in order.
     Waiting { entries: Vec<Entry> },
 }
 
-/// What [`Accumulator::append`] asks of the caller.
+/// What [`Accumulator::append`] asks of the producer's task.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Appended {
-    /// Nothing: the record is queued.
-    Queued,
+pub(crate) enum Wake {
+    /// Nothing: the record joined a batch that was already known to the task.
+    No,
+    /// A batch was started (a new linger deadline) or filled up (sendable): look again.
+    Task,
     /// The topic is new: look up its partition count and report it back.
     LookUp(Arc<str>),
 }
@@ -185,42 +198,48 @@ impl Accumulator {
         self.next_id
     }
 
-    /// Queues a record for `topic`.
+    /// Queues a record for `topic` (stamped: its timestamp is set) and returns its delivery.
     pub(super) fn append(
         &mut self,
         topic: &str,
         record: ProducerRecord,
         bytes: usize,
-        reply: Reply,
         now: Instant,
-    ) -> Appended {
-        let entry = Entry {
-            id: self.next_id,
-            record,
-            bytes,
-            reply,
-        };
+    ) -> (Delivery, Wake) {
+        let id = self.next_id;
         self.next_id += 1;
-        let Some((name, state)) = self.topics.get_key_value(topic) else {
-            let name: Arc<str> = topic.into();
-            self.topics.insert(
-                Arc::clone(&name),
-                TopicState::Waiting {
+        match self.topics.get_key_value(topic) {
+            Some((name, &TopicState::Known(layout))) => {
+                let name = Arc::clone(name);
+                let (batch, index, timestamp_ms, wake) =
+                    self.route(&name, layout, id, record, bytes, now);
+                let partition = batch.partition.unwrap_or_default();
+                (batch.ack.delivery(index, partition, timestamp_ms), wake)
+            }
+            found => {
+                let (reply, delivery) = Delivery::alone();
+                let entry = Entry {
+                    id,
+                    record,
+                    bytes,
+                    reply,
+                };
+                if found.is_some() {
+                    if let Some(TopicState::Waiting { entries }) = self.topics.get_mut(topic) {
+                        entries.push(entry);
+                    }
+                    return (delivery, Wake::No);
+                }
+                let name: Arc<str> = topic.into();
+                let waiting = TopicState::Waiting {
                     entries: vec![entry],
-                },
-            );
-            return Appended::LookUp(name);
-        };
-        let name = Arc::clone(name);
-        if matches!(state, TopicState::Known { .. }) {
-            self.route(&name, entry, now);
-        } else if let Some(TopicState::Waiting { entries }) = self.topics.get_mut(topic) {
-            entries.push(entry);
+                };
+                self.topics.insert(Arc::clone(&name), waiting);
+                (delivery, Wake::LookUp(name))
+            }
         }
-        Appended::Queued
     }
 
-    /// The lookup found `topic` with `partitions` partitions: its waiting records are routed.
     /// The lookup found `topic` with `partitions` partitions, taking batches of up to
     /// `message_bytes_max` bytes (`None`: no limit known): its waiting records are routed.
     pub(super) fn on_partitions(
@@ -231,15 +250,21 @@ impl Accumulator {
         now: Instant,
     ) {
         let partitions = partitions.max(1);
-        let state = TopicState::Known {
+        let state = TopicState::Known(Layout {
             partitions,
             sticky: self.sticky_seed % partitions,
             message_bytes_max: message_bytes_max.unwrap_or(usize::MAX),
-        };
+        });
         if let Some(TopicState::Waiting { entries }) = self.topics.insert(Arc::clone(topic), state)
         {
             for entry in entries {
-                self.route(topic, entry, now);
+                // Read again per record: a batch that fills moves the sticky partition on.
+                let Some(&TopicState::Known(layout)) = self.topics.get(topic) else {
+                    return;
+                };
+                let (batch, index, timestamp_ms, _) =
+                    self.route(topic, layout, entry.id, entry.record, entry.bytes, now);
+                batch.forward(index, timestamp_ms, entry.reply);
             }
         }
     }
@@ -250,9 +275,9 @@ impl Accumulator {
         if let Some(TopicState::Waiting { entries }) = self.topics.get_mut(topic) {
             let mut probe = Batch::new(Arc::clone(topic), None, 0, now);
             for entry in std::mem::take(entries) {
-                probe.push(entry);
+                probe.push_entry(entry);
             }
-            if !probe.waiters.is_empty() {
+            if probe.count > 0 {
                 self.probes.push_back(probe);
             }
         }
@@ -287,7 +312,7 @@ impl Accumulator {
     /// The server no longer knows a partition of `topic` (deleted, or recreated with another
     /// count): the next record looks the topic up again.
     pub(super) fn forget(&mut self, topic: &str) {
-        if let Some(TopicState::Known { .. }) = self.topics.get(topic) {
+        if let Some(TopicState::Known(_)) = self.topics.get(topic) {
             self.topics.remove(topic);
         }
     }
@@ -312,7 +337,7 @@ impl Accumulator {
                 closing
                     || batch.full
                     || now >= batch.created + self.linger
-                    || batch.first_id().is_some_and(|id| id < flush_below)
+                    || batch.first_id.is_some_and(|id| id < flush_below)
             })
             .min_by_key(|(_, batch)| batch.created)
             .map(|(key, _)| key.clone())?;
@@ -327,7 +352,7 @@ impl Accumulator {
             let max = self.batch_bytes_max + self.batch_bytes_max / 4;
             self.batch_capacity = builder.len().clamp(BATCH_CAPACITY_FIRST.min(max), max);
         }
-        self.advance_sticky(&key.0, key.1);
+        Self::advance_sticky(&mut self.topics, &key.0, key.1);
         Some(batch)
     }
 
@@ -347,12 +372,19 @@ impl Accumulator {
             .values()
             .flatten()
             .chain(&self.probes)
-            .filter_map(Batch::first_id);
+            .filter_map(|batch| batch.first_id);
         let waiting = self.topics.values().filter_map(|state| match state {
             TopicState::Waiting { entries } => entries.first().map(|e| e.id),
-            TopicState::Known { .. } => None,
+            TopicState::Known(_) => None,
         });
         batched.chain(waiting).min()
+    }
+
+    /// Drops every record held here: their deliveries resolve as closed.
+    pub(super) fn clear(&mut self) {
+        self.topics.clear();
+        self.queues.clear();
+        self.probes.clear();
     }
 
     /// Whether no record is held here.
@@ -360,35 +392,43 @@ impl Accumulator {
         self.min_id().is_none()
     }
 
-    fn route(&mut self, topic: &Arc<str>, mut entry: Entry, now: Instant) {
-        let Some(&TopicState::Known {
+    /// Puts a record of a known topic into its partition's open batch (starting one when the
+    /// record does not fit); returns the batch, the record's index in it and its timestamp.
+    fn route(
+        &mut self,
+        topic: &Arc<str>,
+        layout: Layout,
+        id: u64,
+        mut record: ProducerRecord,
+        bytes: usize,
+        now: Instant,
+    ) -> (&mut Batch, u32, i64, Wake) {
+        let Layout {
             partitions,
             sticky,
             message_bytes_max,
-        }) = self.topics.get(topic)
-        else {
-            return;
-        };
-        let partition = match (entry.record.partition, &entry.record.key) {
+        } = layout;
+        let partition = match (record.partition, &record.key) {
             (Some(partition), _) => partition,
             (None, Some(key)) => partition_for_key(key, partitions),
             (None, None) => sticky,
         };
         // The server then puts the record exactly where the client batched it.
-        entry.record.partition = Some(partition);
+        record.partition = Some(partition);
         let queue = self
             .queues
             .entry((Arc::clone(topic), partition))
             .or_default();
-        let (max, size) = (self.batch_bytes_max, entry.bytes);
-        let encoded = BatchBuilder::record_len_max(&entry.record);
+        let max = self.batch_bytes_max;
+        let encoded = BatchBuilder::record_len_max(&record);
         let fits = |batch: &Batch| {
             let encoded_fits = match &batch.content {
                 Content::Batch(builder) => builder.len() + encoded <= message_bytes_max,
                 Content::Records(_) => true,
             };
-            !batch.full && (batch.waiters.is_empty() || (batch.bytes + size <= max && encoded_fits))
+            !batch.full && (batch.count == 0 || (batch.bytes + bytes <= max && encoded_fits))
         };
+        let mut wake = Wake::No;
         if !queue.back().is_some_and(fits) {
             if let Some(back) = queue.back_mut() {
                 back.full = true;
@@ -400,21 +440,23 @@ impl Accumulator {
                 capacity,
                 now,
             ));
+            wake = Wake::Task;
         }
-        let Some(batch) = queue.back_mut() else {
-            return;
-        };
-        batch.push(entry);
+        let last = queue.len() - 1;
+        let batch = &mut queue[last];
+        let (index, timestamp_ms) = batch.push(id, record, bytes);
         if batch.bytes >= max {
             batch.full = true;
-            self.advance_sticky(topic, partition);
+            wake = Wake::Task;
+            Self::advance_sticky(&mut self.topics, topic, partition);
         }
+        (batch, index, timestamp_ms, wake)
     }
 
-    fn advance_sticky(&mut self, topic: &str, partition: u32) {
-        if let Some(TopicState::Known {
+    fn advance_sticky(topics: &mut HashMap<Arc<str>, TopicState>, topic: &str, partition: u32) {
+        if let Some(TopicState::Known(Layout {
             partitions, sticky, ..
-        }) = self.topics.get_mut(topic)
+        })) = topics.get_mut(topic)
         {
             if *sticky == partition {
                 *sticky = (partition + 1) % *partitions;
@@ -437,13 +479,14 @@ mod tests {
         }
     }
 
-    fn append(acc: &mut Accumulator, topic: &str, rec: ProducerRecord, now: Instant) -> Appended {
-        let (reply, _rx) = oneshot::channel();
-        acc.append(topic, rec, 10, reply, now)
+    fn append(acc: &mut Accumulator, topic: &str, rec: ProducerRecord, now: Instant) -> Wake {
+        acc.append(topic, rec, 10, now).1
     }
 
+    /// The ids of a batch's records (they are consecutive).
     fn ids(batch: &Batch) -> Vec<u64> {
-        batch.waiters.iter().map(|w| w.id).collect()
+        let first = batch.first_id.unwrap_or_default();
+        (first..first + u64::from(batch.count)).collect()
     }
 
     #[test]
@@ -451,13 +494,10 @@ mod tests {
         let now = Instant::now();
         let mut acc = Accumulator::new(Duration::ZERO, 1000, 0);
         let t = match append(&mut acc, "t", record(Some("a"), "1"), now) {
-            Appended::LookUp(t) => t,
+            Wake::LookUp(t) => t,
             other => panic!("expected a lookup, got {other:?}"),
         };
-        assert_eq!(
-            append(&mut acc, "t", record(Some("a"), "2"), now),
-            Appended::Queued
-        );
+        assert_eq!(append(&mut acc, "t", record(Some("a"), "2"), now), Wake::No);
         assert!(
             acc.pop_sendable(now, 0, true).is_none(),
             "nothing routable yet"
@@ -540,7 +580,7 @@ mod tests {
         append(&mut acc, "t", record(None, "a"), now);
         append(&mut acc, "t", record(None, "b"), now);
         let first = acc.pop_sendable(now, 0, false).expect("batch");
-        assert_eq!((first.partition, first.waiters.len()), (Some(0), 2));
+        assert_eq!((first.partition, first.count), (Some(0), 2));
         append(&mut acc, "t", record(None, "c"), now);
         let second = acc.pop_sendable(now, 0, false).expect("batch");
         assert_eq!(second.partition, Some(1));
@@ -565,7 +605,7 @@ mod tests {
     fn a_missing_topic_is_probed_and_looked_up_again() {
         let now = Instant::now();
         let mut acc = Accumulator::new(Duration::ZERO, 1000, 0);
-        let Appended::LookUp(t) = append(&mut acc, "new", record(Some("k"), "1"), now) else {
+        let Wake::LookUp(t) = append(&mut acc, "new", record(Some("k"), "1"), now) else {
             panic!("expected a lookup");
         };
         acc.on_missing_topic(&t, now);
@@ -592,7 +632,7 @@ mod tests {
         assert!(acc.is_empty());
         assert!(matches!(
             append(&mut acc, "bad name", record(None, "3"), now),
-            Appended::LookUp(_)
+            Wake::LookUp(_)
         ));
     }
 }

@@ -1,20 +1,24 @@
 //! A producer that batches records per partition and keeps several requests in flight.
 //!
-//! [`Producer::send`] queues one record and hands back a [`Delivery`], a future of the record's
-//! [`RecordPosition`] (partition and offset). Behind it one task per producer:
+//! [`Producer::send`] puts one record into its partition's batch and hands back a
+//! [`Delivery`], a future of the record's [`crate::RecordPosition`] (partition and offset):
 //!
-//! 1. groups records per partition (module `accumulator`): a batch is sent when it holds
-//!    [`ProducerConfig::batch_bytes_max`] bytes or its first record has waited
-//!    [`ProducerConfig::linger_ms`];
-//!    Each partition's batch is built as a Kafka RecordBatch v2 as records arrive (module
-//!    `crate::batch`), so a request is one `RawBatch`: no protobuf message per record, and
-//!    the server appends the bytes after checking them;
-//! 2. sends each batch as one request on a `ProduceStream` (bidirectional gRPC stream), with up
-//!    to [`ProducerConfig::requests_in_flight_max`] requests awaiting their answers. The server
+//! 1. `send` groups records per partition (module `accumulator`) under the producer's lock, on
+//!    the caller's own task: each partition's batch is built as a Kafka RecordBatch v2 as
+//!    records arrive (module `crate::batch`), so a request is one `RawBatch`: no protobuf
+//!    message per record, and the server appends the bytes after checking them. A batch is
+//!    sendable when it holds [`ProducerConfig::batch_bytes_max`] bytes or its first record has
+//!    waited [`ProducerConfig::linger_ms`]. A batch's records share one answer (module `ack`):
+//!    a record costs no channel message, no oneshot and no wake-up of its own; `send` wakes the
+//!    producer's task only when a batch starts or fills up.
+//! 2. The producer's task (module `pipeline`) sends each sendable batch as one request on a
+//!    `ProduceStream` (bidirectional gRPC stream), with up to
+//!    [`ProducerConfig::requests_in_flight_max`] requests awaiting their answers. The server
 //!    applies requests for one partition in the order they were sent, so records of a partition
 //!    keep the order of their `send` calls even with many requests in flight; while every slot
 //!    is taken, batches keep filling, so a busy producer sends fewer, larger requests.
-//! 3. resolves each record's delivery from the answer.
+//! 3. The task resolves each batch's answer once; every delivery of the batch reads its offset
+//!    from it (the batch's base offset plus the record's index).
 //!
 //! Back-pressure: records count against [`ProducerConfig::buffer_bytes_max`] from `send` until
 //! their answer; past it, `send` waits.
@@ -27,19 +31,21 @@
 //! and ends the task.
 
 mod accumulator;
+mod ack;
 mod pipeline;
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures::FutureExt;
-use tokio::sync::{mpsc, oneshot};
+use parking_lot::Mutex;
+use tokio::sync::{oneshot, Notify};
 
 use crate::client::Client;
 use crate::error::{ClientError, Result};
-use crate::record::{ProducerRecord, RecordPosition};
-use pipeline::{Command, Pipeline};
+use crate::record::ProducerRecord;
+use accumulator::{Accumulator, Wake};
+pub use ack::Delivery;
+use pipeline::Pipeline;
 
 /// How a [`Producer`] batches and pipelines.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,9 +81,6 @@ impl Default for ProducerConfig {
 const LINGER_MS_MAX: u64 = 60_000;
 const BATCH_BYTES_MAX_LIMIT: usize = 8 << 20;
 const REQUESTS_IN_FLIGHT_MAX_LIMIT: usize = 256;
-/// Commands waiting for the producer task; `buffer_bytes_max` is the real bound, this only
-/// keeps a burst of tiny records from waking the task once per record.
-const COMMAND_QUEUE: usize = 1024;
 
 impl ProducerConfig {
     fn validate(&self) -> Result<()> {
@@ -120,10 +123,51 @@ impl ProducerConfig {
     }
 }
 
+/// What the handles and the producer's task share: the batches being filled, under one lock
+/// that is never held across an `.await` (and only for the few instructions of an append or a
+/// pop), and the two wake-ups between them.
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the task: a batch was started or filled, a topic needs a lookup, a flush, close.
+    task: Notify,
+    /// Wakes senders waiting for buffer space: an answer freed some.
+    space: Notify,
+    buffer_bytes_max: usize,
+}
+
+#[derive(Debug)]
+struct State {
+    accumulator: Accumulator,
+    /// Bytes of records accepted and not yet answered.
+    buffered_bytes: usize,
+    /// Topics whose partition count the task should look up.
+    lookups: Vec<Arc<str>>,
+    /// Flushes waiting for every record numbered below their mark to be answered.
+    flushes: Vec<(u64, oneshot::Sender<()>)>,
+    /// Every handle is gone: send everything, then stop.
+    closing: bool,
+    /// The task has ended: nothing more is accepted.
+    stopped: bool,
+}
+
 /// A batching, pipelining producer. Cheap to clone: clones share one task and its batches.
 #[derive(Debug, Clone)]
 pub struct Producer {
-    commands: mpsc::Sender<Command>,
+    handle: Arc<Handle>,
+}
+
+/// Dropped with the last clone of a [`Producer`]: tells the task to finish.
+#[derive(Debug)]
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.state.lock().closing = true;
+        self.shared.task.notify_one();
+    }
 }
 
 impl Producer {
@@ -132,40 +176,109 @@ impl Producer {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             ClientError::invalid_request("a producer must be created inside a tokio runtime")
         })?;
-        let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
-        runtime.spawn(Pipeline::new(client, &config, receiver).run());
-        Ok(Producer { commands })
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                accumulator: Accumulator::new(
+                    Duration::from_millis(config.linger_ms),
+                    config.batch_bytes_max,
+                    random_seed(),
+                ),
+                buffered_bytes: 0,
+                lookups: Vec::new(),
+                flushes: Vec::new(),
+                closing: false,
+                stopped: false,
+            }),
+            task: Notify::new(),
+            space: Notify::new(),
+            buffer_bytes_max: config.buffer_bytes_max,
+        });
+        runtime.spawn(Pipeline::new(client, &config, Arc::clone(&shared)).run());
+        Ok(Producer {
+            handle: Arc::new(Handle { shared }),
+        })
     }
 
     /// Queues `record` for `topic`. Returns once the record is accepted (waiting while the
     /// producer holds `buffer_bytes_max` bytes); await the [`Delivery`] for its position.
     ///
-    /// A record without a timestamp is stamped with this machine's clock when the producer
-    /// takes it into a batch (as Kafka clients stamp at send): that is the timestamp stored
-    /// with it and the one its [`RecordPosition`] reports.
-    pub async fn send(&self, topic: &str, record: ProducerRecord) -> Result<Delivery> {
-        let (reply, answer) = oneshot::channel();
+    /// The record is encoded into its partition's batch right here, on the caller's task; the
+    /// batch's records share one answer, so a record costs no message of its own to the
+    /// producer's task.
+    ///
+    /// A record without a timestamp is stamped with this machine's clock here (as Kafka
+    /// clients stamp at send): that is the timestamp stored with it and the one its
+    /// [`crate::RecordPosition`] reports.
+    pub async fn send(&self, topic: &str, mut record: ProducerRecord) -> Result<Delivery> {
+        let shared = &self.handle.shared;
         let bytes = record.encoded_len_estimate();
-        self.commands
-            .send(Command::Send {
-                topic: topic.to_owned(),
-                record,
-                bytes,
-                reply,
-            })
-            .await
-            .map_err(|_| ClientError::ProducerClosed)?;
-        Ok(Delivery { answer })
+        record.timestamp_ms.get_or_insert_with(wall_clock_ms);
+        let mut record = Some(record);
+        loop {
+            // Registered before looking, so an answer that frees space in between still wakes
+            // this sender; only a sender that finds the buffer full pays for it.
+            let space = shared.space.notified();
+            tokio::pin!(space);
+            if let Some(accepted) = self.try_append(topic, &mut record, bytes) {
+                return accepted;
+            }
+            space.as_mut().enable();
+            if let Some(accepted) = self.try_append(topic, &mut record, bytes) {
+                return accepted;
+            }
+            space.await;
+        }
+    }
+
+    /// Appends `record` when the buffer has room; `None` when it is full.
+    fn try_append(
+        &self,
+        topic: &str,
+        record: &mut Option<ProducerRecord>,
+        bytes: usize,
+    ) -> Option<Result<Delivery>> {
+        let shared = &self.handle.shared;
+        let mut state = shared.state.lock();
+        if state.stopped {
+            return Some(Err(ClientError::ProducerClosed));
+        }
+        if state.buffered_bytes >= shared.buffer_bytes_max {
+            return None;
+        }
+        let record = record.take()?;
+        state.buffered_bytes += bytes;
+        let (delivery, wake) = state
+            .accumulator
+            .append(topic, record, bytes, Instant::now());
+        let wake = match wake {
+            Wake::No => false,
+            Wake::Task => true,
+            Wake::LookUp(topic) => {
+                state.lookups.push(topic);
+                true
+            }
+        };
+        drop(state);
+        if wake {
+            shared.task.notify_one();
+        }
+        Some(Ok(delivery))
     }
 
     /// Sends every record accepted so far at once (without waiting for linger) and waits until
     /// each has its answer.
     pub async fn flush(&self) -> Result<()> {
+        let shared = &self.handle.shared;
         let (done, wait) = oneshot::channel();
-        self.commands
-            .send(Command::Flush(done))
-            .await
-            .map_err(|_| ClientError::ProducerClosed)?;
+        {
+            let mut state = shared.state.lock();
+            if state.stopped {
+                return Err(ClientError::ProducerClosed);
+            }
+            let mark = state.accumulator.next_id();
+            state.flushes.push((mark, done));
+        }
+        shared.task.notify_one();
         wait.await.map_err(|_| ClientError::ProducerClosed)
     }
 
@@ -175,21 +288,20 @@ impl Producer {
     }
 }
 
-/// The outcome of one [`Producer::send`]: where the record was stored, or why it was not.
-#[derive(Debug)]
-#[must_use = "a delivery tells whether the record was stored"]
-pub struct Delivery {
-    answer: oneshot::Receiver<Result<RecordPosition>>,
+/// ms since the Unix epoch, by this machine's clock.
+fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-impl Future for Delivery {
-    type Output = Result<RecordPosition>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.answer
-            .poll_unpin(cx)
-            .map(|answer| answer.unwrap_or(Err(ClientError::ProducerClosed)))
-    }
+/// A random starting point for sticky partitioning, from std's randomly keyed hasher (no RNG
+/// dependency for one number).
+fn random_seed() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish() as u32
 }
 
 #[cfg(test)]

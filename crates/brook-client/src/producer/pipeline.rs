@@ -1,98 +1,44 @@
-//! The producer's task: takes records from the handles, asks the [`Accumulator`] for sendable
-//! batches, sends them on one `ProduceStream`, and resolves deliveries from the answers.
+//! The producer's task: takes sendable batches from the shared [`Accumulator`], sends them on
+//! one `ProduceStream`, and resolves each batch's answer.
 //!
-//! One task owns all of the producer's state, so no lock is needed anywhere; it waits on four
-//! things at once: new commands, answers on the stream, topic lookups, and the next linger
-//! deadline. The stream is opened on first use and again after it breaks; a break fails the
-//! requests it carried (their outcome is unknown), never later ones.
+//! Senders append to the accumulator themselves (under the producer's lock) and wake this task
+//! only when a batch starts or fills up, a topic needs its partition count, or a flush or close
+//! asks; it waits on four things at once: those wake-ups, answers on the stream, topic lookups,
+//! and the next linger deadline. The stream is opened on first use and again after it breaks;
+//! a break fails the requests it carried (their outcome is unknown), never later ones.
+//!
+//! [`Accumulator`]: super::accumulator::Accumulator
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use brook_proto::v1;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Status, Streaming};
 
-use super::accumulator::{Accumulator, Appended, Batch, Content, Reply, Waiter};
-use super::ProducerConfig;
+use super::accumulator::{Batch, Content, Forward};
+use super::ack::{AckSender, Failure, OPERATION};
+use super::{ProducerConfig, Shared};
 use crate::client::{positions, Client};
-use crate::error::{ClientError, Result};
-use crate::record::{ProducerRecord, RecordPosition};
+use crate::error::Result;
+use crate::record::RecordPosition;
 
-/// What a [`super::Producer`] handle asks of the task.
-#[derive(Debug)]
-pub(crate) enum Command {
-    Send {
-        topic: String,
-        record: ProducerRecord,
-        bytes: usize,
-        reply: Reply,
-    },
-    Flush(oneshot::Sender<()>),
-}
-
-/// The time a burst of commands is taken at: for linger, and the timestamp of records that
-/// have none.
-struct Clock {
-    instant: Instant,
-    /// ms since the Unix epoch.
-    wall_ms: i64,
-}
-
-impl Clock {
-    fn now() -> Clock {
-        let wall_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        Clock {
-            instant: Instant::now(),
-            wall_ms,
-        }
-    }
-}
-
-/// Commands taken per wake-up before looking at answers and timers again.
-const COMMANDS_PER_WAKE: usize = 256;
-const OPERATION: &str = "produce";
-
-/// A failure shared by every record of a request; each delivery gets its own error built
-/// from it.
-#[derive(Debug, Clone)]
-struct Failure {
-    code: Code,
-    message: String,
-}
-
-impl Failure {
-    fn error(&self) -> ClientError {
-        ClientError::Rpc {
-            operation: OPERATION,
-            code: self.code,
-            message: self.message.clone(),
-        }
-    }
-}
-
-impl From<Status> for Failure {
-    fn from(status: Status) -> Self {
-        Failure {
-            code: status.code(),
-            message: status.message().to_owned(),
-        }
-    }
-}
-
+/// A request sent and not yet answered: what its answer resolves.
 #[derive(Debug)]
 struct InFlight {
     topic: Arc<str>,
     /// `None` for a probe of a topic that did not exist.
     partition: Option<u32>,
-    waiters: Vec<Waiter>,
+    first_id: Option<u64>,
+    count: u32,
+    bytes: usize,
+    ack: AckSender,
+    forwarded: Vec<Forward>,
 }
 
 /// The open `ProduceStream`.
@@ -107,7 +53,7 @@ type Layout = (u32, Option<usize>);
 type Lookup = (Arc<str>, Result<Option<Layout>, Failure>);
 
 enum Event {
-    Command(Option<Command>),
+    Woken,
     Answer(Option<Result<v1::ProduceStreamResponse, Status>>),
     Looked(Lookup),
     Linger,
@@ -115,68 +61,50 @@ enum Event {
 
 pub(crate) struct Pipeline {
     client: Client,
-    commands: mpsc::Receiver<Command>,
-    accumulator: Accumulator,
+    shared: Arc<Shared>,
     in_flight: HashMap<u64, InFlight>,
     requests_in_flight_max: usize,
-    buffer_bytes_max: usize,
-    /// Bytes of records accepted and not yet answered.
-    buffered_bytes: usize,
     stream: Option<Stream>,
     next_sequence: u64,
     lookups: FuturesUnordered<BoxFuture<'static, Lookup>>,
-    /// Flushes waiting for every record numbered below their mark to be answered.
-    flushes: Vec<(u64, oneshot::Sender<()>)>,
-    /// Every handle is gone: send everything, then stop.
-    closing: bool,
 }
 
 impl Pipeline {
-    pub(crate) fn new(
-        client: Client,
-        config: &ProducerConfig,
-        commands: mpsc::Receiver<Command>,
-    ) -> Self {
+    pub(crate) fn new(client: Client, config: &ProducerConfig, shared: Arc<Shared>) -> Self {
         Pipeline {
             client,
-            commands,
-            accumulator: Accumulator::new(
-                Duration::from_millis(config.linger_ms),
-                config.batch_bytes_max,
-                random_seed(),
-            ),
+            shared,
             in_flight: HashMap::new(),
             requests_in_flight_max: config.requests_in_flight_max,
-            buffer_bytes_max: config.buffer_bytes_max,
-            buffered_bytes: 0,
             stream: None,
             next_sequence: 0,
             lookups: FuturesUnordered::new(),
-            flushes: Vec::new(),
-            closing: false,
         }
     }
 
     pub(crate) async fn run(mut self) {
         loop {
+            let lookups = std::mem::take(&mut self.shared.state.lock().lookups);
+            for topic in lookups {
+                self.look_up(topic);
+            }
             self.dispatch().await;
             self.finish_flushes();
-            if self.closing
-                && self.accumulator.is_empty()
-                && self.in_flight.is_empty()
-                && self.lookups.is_empty()
-            {
+            let (closing, empty, deadline) = {
+                let state = self.shared.state.lock();
+                // With every slot taken an answer wakes us; a linger deadline would only spin.
+                let deadline = if self.in_flight.len() < self.requests_in_flight_max {
+                    state.accumulator.next_deadline()
+                } else {
+                    None
+                };
+                (state.closing, state.accumulator.is_empty(), deadline)
+            };
+            if closing && empty && self.in_flight.is_empty() && self.lookups.is_empty() {
                 break;
             }
-            let accepting = !self.closing && self.buffered_bytes < self.buffer_bytes_max;
-            // With every slot taken an answer wakes us; a linger deadline would only spin.
-            let deadline = if self.in_flight.len() < self.requests_in_flight_max {
-                self.accumulator.next_deadline()
-            } else {
-                None
-            };
             let event = tokio::select! {
-                command = self.commands.recv(), if accepting => Event::Command(command),
+                () = self.shared.task.notified() => Event::Woken,
                 answer = next_answer(&mut self.stream), if self.stream.is_some() => {
                     Event::Answer(answer)
                 }
@@ -186,58 +114,13 @@ impl Pipeline {
                 () = sleep_until(deadline), if deadline.is_some() => Event::Linger,
             };
             match event {
-                Event::Command(Some(command)) => {
-                    // One clock reading for the whole burst, not one per record.
-                    let now = Clock::now();
-                    self.on_command(command, &now);
-                    self.drain_commands(&now);
-                }
-                Event::Command(None) => self.closing = true,
+                // The top of the loop takes what the wake-up asked for.
+                Event::Woken | Event::Linger => {}
                 Event::Answer(answer) => self.on_answer(answer),
                 Event::Looked((topic, result)) => self.on_lookup(topic, result),
-                // Dispatch, at the top of the loop, picks up batches that lingered enough.
-                Event::Linger => {}
             }
         }
         tracing::debug!("producer task finished");
-    }
-
-    /// Takes the commands already queued, so a burst costs one trip round the loop.
-    fn drain_commands(&mut self, now: &Clock) {
-        for _ in 0..COMMANDS_PER_WAKE {
-            if self.buffered_bytes >= self.buffer_bytes_max {
-                return;
-            }
-            match self.commands.try_recv() {
-                Ok(command) => self.on_command(command, now),
-                Err(mpsc::error::TryRecvError::Empty) => return,
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    self.closing = true;
-                    return;
-                }
-            }
-        }
-    }
-
-    fn on_command(&mut self, command: Command, now: &Clock) {
-        match command {
-            Command::Send {
-                topic,
-                mut record,
-                bytes,
-                reply,
-            } => {
-                self.buffered_bytes += bytes;
-                record.timestamp_ms.get_or_insert(now.wall_ms);
-                let appended = self
-                    .accumulator
-                    .append(&topic, record, bytes, reply, now.instant);
-                if let Appended::LookUp(topic) = appended {
-                    self.look_up(topic);
-                }
-            }
-            Command::Flush(done) => self.flushes.push((self.accumulator.next_id(), done)),
-        }
     }
 
     fn look_up(&mut self, topic: Arc<str>) {
@@ -257,36 +140,46 @@ impl Pipeline {
 
     fn on_lookup(&mut self, topic: Arc<str>, result: Result<Option<Layout>, Failure>) {
         let now = Instant::now();
-        match result {
-            Ok(Some((partitions, message_bytes_max))) => {
-                self.accumulator
-                    .on_partitions(&topic, partitions, message_bytes_max, now)
-            }
-            Ok(None) => self.accumulator.on_missing_topic(&topic, now),
-            Err(failure) => {
-                for entry in self.accumulator.on_lookup_failed(&topic) {
-                    self.buffered_bytes -= entry.bytes;
-                    // The caller may have dropped its Delivery; nobody is left to tell.
-                    let _ = entry.reply.send(Err(failure.error()));
+        let failed = {
+            let mut state = self.shared.state.lock();
+            match result {
+                Ok(Some((partitions, message_bytes_max))) => {
+                    state
+                        .accumulator
+                        .on_partitions(&topic, partitions, message_bytes_max, now);
+                    return;
+                }
+                Ok(None) => {
+                    state.accumulator.on_missing_topic(&topic, now);
+                    return;
+                }
+                Err(failure) => {
+                    let entries = state.accumulator.on_lookup_failed(&topic);
+                    state.buffered_bytes -= entries.iter().map(|e| e.bytes).sum::<usize>();
+                    (failure, entries)
                 }
             }
+        };
+        let (failure, entries) = failed;
+        for entry in entries {
+            // The caller may have dropped its Delivery; nobody is left to tell.
+            let _ = entry.reply.send(Err(failure.error()));
         }
+        self.shared.space.notify_waiters();
     }
 
     /// Sends sendable batches while request slots are free.
     async fn dispatch(&mut self) {
-        let now = Instant::now();
-        let flush_below = self
-            .flushes
-            .iter()
-            .map(|(mark, _)| *mark)
-            .max()
-            .unwrap_or(0);
         while self.in_flight.len() < self.requests_in_flight_max {
-            let Some(batch) = self
-                .accumulator
-                .pop_sendable(now, flush_below, self.closing)
-            else {
+            let batch = {
+                let mut state = self.shared.state.lock();
+                let flush_below = state.flushes.iter().map(|(mark, _)| *mark).max();
+                let closing = state.closing;
+                state
+                    .accumulator
+                    .pop_sendable(Instant::now(), flush_below.unwrap_or(0), closing)
+            };
+            let Some(batch) = batch else {
                 break;
             };
             self.send(batch).await;
@@ -298,7 +191,11 @@ impl Pipeline {
             topic,
             partition,
             content,
-            waiters,
+            first_id,
+            count,
+            bytes,
+            ack,
+            forwarded,
             ..
         } = batch;
         let (records, raw_batch) = match (content, partition) {
@@ -315,7 +212,11 @@ impl Pipeline {
         let in_flight = InFlight {
             topic,
             partition,
-            waiters,
+            first_id,
+            count,
+            bytes,
+            ack,
+            forwarded,
         };
         let requests = match self.open_stream().await {
             Ok(requests) => requests,
@@ -335,7 +236,7 @@ impl Pipeline {
         // error means the stream ended under us.
         if requests.try_send(request).is_err() {
             self.stream = None;
-            let failure = Failure {
+            let failure = Failure::Rpc {
                 code: Code::Unavailable,
                 message: "the produce stream closed before the request was sent".into(),
             };
@@ -367,7 +268,7 @@ impl Pipeline {
             Some(Ok(response)) => response,
             Some(Err(status)) => return self.stream_broke(status.into()),
             None => {
-                return self.stream_broke(Failure {
+                return self.stream_broke(Failure::Rpc {
                     code: Code::Unavailable,
                     message: "the server ended the produce stream".into(),
                 })
@@ -382,11 +283,11 @@ impl Pipeline {
         };
         let outcome = match response.result {
             Some(v1::produce_stream_response::Result::Ok(ok)) => Ok(ok),
-            Some(v1::produce_stream_response::Result::Error(error)) => Err(Failure {
+            Some(v1::produce_stream_response::Result::Error(error)) => Err(Failure::Rpc {
                 code: Code::from(error.code),
                 message: error.message,
             }),
-            None => Err(Failure {
+            None => Err(Failure::Rpc {
                 code: Code::Internal,
                 message: "the server answered a produce with neither a result nor an error".into(),
             }),
@@ -396,7 +297,9 @@ impl Pipeline {
 
     /// Fails every request the broken stream carried: whether they were appended is unknown.
     fn stream_broke(&mut self, failure: Failure) {
-        tracing::warn!(code = ?failure.code, message = %failure.message, "produce stream broke");
+        if let Failure::Rpc { code, message } = &failure {
+            tracing::warn!(?code, %message, "produce stream broke");
+        }
         self.stream = None;
         let in_flight: Vec<InFlight> = self.in_flight.drain().map(|(_, f)| f).collect();
         for request in in_flight {
@@ -409,50 +312,78 @@ impl Pipeline {
         let InFlight {
             topic,
             partition,
-            waiters,
+            count,
+            bytes,
+            ack,
+            forwarded,
+            ..
         } = request;
-        if let Err(failure) = &outcome {
-            if failure.code == Code::NotFound && partition.is_some() {
-                self.accumulator.forget(&topic);
+        let look_up_again = {
+            let mut state = self.shared.state.lock();
+            state.buffered_bytes -= bytes;
+            if let Err(failure) = &outcome {
+                if failure.code() == Some(Code::NotFound) && partition.is_some() {
+                    state.accumulator.forget(&topic);
+                }
             }
-        }
-        if partition.is_none() && self.accumulator.after_probe(&topic) {
+            partition.is_none() && state.accumulator.after_probe(&topic)
+        };
+        self.shared.space.notify_waiters();
+        if look_up_again {
             self.look_up(Arc::clone(&topic));
         }
-        let results: Vec<Result<_>> = match outcome.map(|ok| match partition {
-            Some(partition) => batch_positions(ok, partition, &waiters),
-            None => positions(OPERATION, ok, waiters.len()),
-        }) {
-            Ok(Ok(positions)) => positions.into_iter().map(Ok).collect(),
-            Ok(Err(error)) => {
-                let reason = error.to_string();
-                (0..waiters.len())
-                    .map(|_| Err(ClientError::protocol(OPERATION, reason.clone())))
-                    .collect()
+        match partition {
+            Some(partition) => {
+                let base = outcome.and_then(|ok| base_offset(ok, partition, count));
+                for Forward {
+                    index,
+                    timestamp_ms,
+                    reply,
+                } in forwarded
+                {
+                    let position = base.clone().map(|base| RecordPosition {
+                        partition,
+                        offset: base + u64::from(index),
+                        timestamp_ms,
+                    });
+                    // The caller may have dropped its Delivery; nobody is left to tell.
+                    let _ = reply.send(position.map_err(|failure| failure.error()));
+                }
+                ack.resolve(base);
             }
-            Err(failure) => (0..waiters.len()).map(|_| Err(failure.error())).collect(),
-        };
-        for (waiter, result) in waiters.into_iter().zip(results) {
-            self.buffered_bytes -= waiter.bytes;
-            // The caller may have dropped its Delivery; nobody is left to tell.
-            let _ = waiter.reply.send(result);
+            // A probe: every record waited for its topic, the server placed each.
+            None => {
+                let placed = outcome.and_then(|ok| {
+                    positions(OPERATION, ok, count as usize)
+                        .map_err(|error| Failure::Protocol(error.to_string()))
+                });
+                for forward in forwarded {
+                    let position = match &placed {
+                        Ok(placed) => placed
+                            .get(forward.index as usize)
+                            .cloned()
+                            .ok_or_else(|| Failure::Protocol("a record without a position".into())),
+                        Err(failure) => Err(failure.clone()),
+                    };
+                    let _ = forward.reply.send(position.map_err(|f| f.error()));
+                }
+            }
         }
     }
 
     /// Answers the flushes whose records have all been answered.
     fn finish_flushes(&mut self) {
-        if self.flushes.is_empty() {
+        let mut state = self.shared.state.lock();
+        if state.flushes.is_empty() {
             return;
         }
-        let in_flight = self
-            .in_flight
-            .values()
-            .filter_map(|f| f.waiters.first().map(|w| w.id));
-        let lowest_open = in_flight.chain(self.accumulator.min_id()).min();
-        let (done, waiting) = std::mem::take(&mut self.flushes)
+        let in_flight = self.in_flight.values().filter_map(|f| f.first_id);
+        let lowest_open = in_flight.chain(state.accumulator.min_id()).min();
+        let (done, waiting) = std::mem::take(&mut state.flushes)
             .into_iter()
             .partition(|(mark, _)| lowest_open.is_none_or(|open| open >= *mark));
-        self.flushes = waiting;
+        state.flushes = waiting;
+        drop(state);
         for (_, done) in done {
             // A flush whose caller went away needs no answer.
             let _: Result<(), ()> = done.send(());
@@ -460,34 +391,27 @@ impl Pipeline {
     }
 }
 
-/// The positions of a raw batch's records: consecutive offsets from the batch's base, each
-/// with the timestamp the producer stamped it with.
-fn batch_positions(
-    response: v1::ProduceResponse,
-    partition: u32,
-    waiters: &[Waiter],
-) -> Result<Vec<RecordPosition>> {
-    let appended = match response.batches.as_slice() {
-        [one] if one.partition == partition && one.record_count as usize == waiters.len() => one,
-        other => {
-            return Err(ClientError::protocol(
-                OPERATION,
-                format!(
-                    "a batch of {} records to partition {partition} was answered with {other:?}",
-                    waiters.len()
-                ),
-            ))
-        }
-    };
-    Ok(waiters
-        .iter()
-        .zip(appended.base_offset..)
-        .map(|(waiter, offset)| RecordPosition {
-            partition,
-            offset,
-            timestamp_ms: waiter.timestamp_ms,
-        })
-        .collect())
+impl Drop for Pipeline {
+    /// However the task ends (finished, or the runtime shut down), nothing waits on it after:
+    /// senders are refused, held batches and flushes resolve as closed.
+    fn drop(&mut self) {
+        let mut state = self.shared.state.lock();
+        state.stopped = true;
+        state.accumulator.clear();
+        state.flushes.clear();
+        drop(state);
+        self.shared.space.notify_waiters();
+    }
+}
+
+/// The base offset of a raw batch of `count` records to `partition`, from its answer.
+fn base_offset(response: v1::ProduceResponse, partition: u32, count: u32) -> Result<u64, Failure> {
+    match response.batches.as_slice() {
+        [one] if one.partition == partition && one.record_count == count => Ok(one.base_offset),
+        other => Err(Failure::Protocol(format!(
+            "a batch of {count} records to partition {partition} was answered with {other:?}"
+        ))),
+    }
 }
 
 fn layout(response: v1::DescribeTopicResponse) -> Result<Layout, Failure> {
@@ -499,7 +423,7 @@ fn layout(response: v1::DescribeTopicResponse) -> Result<Layout, Failure> {
     let count = topic.partitions.len();
     match u32::try_from(count) {
         Ok(count) if count > 0 => Ok((count, message_bytes_max)),
-        _ => Err(Failure {
+        _ => Err(Failure::Rpc {
             code: Code::Internal,
             message: format!("the server described the topic with {count} partitions"),
         }),
@@ -520,13 +444,4 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
         None => std::future::pending().await,
     }
-}
-
-/// A random starting point for sticky partitioning, from std's randomly keyed hasher (no RNG
-/// dependency for one number).
-fn random_seed() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish() as u32
 }
