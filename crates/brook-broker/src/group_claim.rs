@@ -1,9 +1,10 @@
 //! One group id, one kind of membership.
 //!
-//! brook coordinates consumer groups two ways: the broker's own groups ([`crate::group`]: gRPC,
-//! HTTP and embedded subscribers, assigned on the server) and the Kafka door's classic protocol
-//! (JoinGroup/SyncGroup, assigned by a client). Both share the committed offsets, so one group
-//! id used by both kinds at once would get two independent assignments, each side reading the
+//! brook coordinates consumer groups three ways: the broker's own groups ([`crate::group`]: gRPC,
+//! HTTP and embedded subscribers, assigned on the server), the Kafka door's classic protocol
+//! (JoinGroup/SyncGroup, assigned by a client) and its consumer protocol (KIP-848's
+//! ConsumerGroupHeartbeat, assigned by the door). All share the committed offsets, so one group
+//! id used by two kinds at once would get independent assignments, each side reading the
 //! partitions the other reads too. A claim prevents that: whatever coordinates a group holds a
 //! [`GroupClaim`] while the group has live members, and a claim of the other kind is refused
 //! until the last claim of the first is dropped. Committed offsets are not claimed: any door
@@ -26,6 +27,9 @@ use crate::names::validate_group_id;
 pub enum GroupProtocol {
     /// Kafka's classic consumer-group protocol, coordinated by the Kafka door.
     Kafka,
+    /// Kafka's consumer protocol (KIP-848, `group.protocol=consumer`), coordinated by the
+    /// Kafka door with server-side assignment.
+    KafkaConsumer,
     /// The broker's own groups: gRPC, HTTP and embedded group subscribers.
     Brook,
     /// An admin change of the group's offsets, while it runs ([`GroupClaims::claim_admin`]).
@@ -36,6 +40,7 @@ impl fmt::Display for GroupProtocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Kafka => "Kafka",
+            Self::KafkaConsumer => "Kafka consumer-protocol (KIP-848)",
             Self::Brook => "brook (gRPC, HTTP or embedded)",
             Self::Admin => "admin",
         })

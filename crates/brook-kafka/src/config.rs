@@ -17,6 +17,12 @@ pub const DEFAULT_CONNECTIONS_MAX: usize = 1024;
 /// `group.initial.rebalance.delay.ms`), letting several members that start together join one
 /// generation instead of rebalancing once per member.
 pub const DEFAULT_GROUP_INITIAL_REBALANCE_DELAY: Duration = Duration::from_millis(3000);
+/// Default session timeout of consumer-protocol (KIP-848) members (Kafka's
+/// `group.consumer.session.timeout.ms`).
+pub const DEFAULT_GROUP_CONSUMER_SESSION_TIMEOUT: Duration = Duration::from_secs(45);
+/// Default heartbeat interval the door gives consumer-protocol members (Kafka's
+/// `group.consumer.heartbeat.interval.ms`).
+pub const DEFAULT_GROUP_CONSUMER_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Settings of the Kafka door. The address it listens on is not among them: it is the one
 /// [`crate::KafkaServer::start`] is given.
@@ -45,6 +51,13 @@ pub struct KafkaConfig {
     /// How long a group with no generation yet waits for more members before its first
     /// rebalance completes. 0 in tests.
     pub group_initial_rebalance_delay: Duration,
+    /// How long a consumer-protocol (KIP-848) member may go without a heartbeat before it is
+    /// removed from its group (Kafka's `group.consumer.session.timeout.ms`, 45 s).
+    pub group_consumer_session_timeout: Duration,
+    /// How often consumer-protocol members are told to heartbeat (Kafka's
+    /// `group.consumer.heartbeat.interval.ms`, 5 s); below the session timeout. A member learns
+    /// of a new assignment at its next heartbeat, so this bounds how quickly a group rebalances.
+    pub group_consumer_heartbeat_interval: Duration,
     /// TLS on the listener (Kafka's SSL listener: no ALPN) and the authentication hook
     /// (docs/security.md). Default: plaintext, authentication off.
     pub security: Security,
@@ -60,6 +73,8 @@ impl Default for KafkaConfig {
             idle_ms_max: 600_000,
             request_read_ms_max: 30_000,
             group_initial_rebalance_delay: DEFAULT_GROUP_INITIAL_REBALANCE_DELAY,
+            group_consumer_session_timeout: DEFAULT_GROUP_CONSUMER_SESSION_TIMEOUT,
+            group_consumer_heartbeat_interval: DEFAULT_GROUP_CONSUMER_HEARTBEAT_INTERVAL,
             security: Security::default(),
         }
     }
@@ -92,6 +107,18 @@ impl KafkaConfig {
                 Some(u64::try_from(c.group_initial_rebalance_delay.as_millis()).unwrap_or(u64::MAX))
             },
         ),
+        // Kafka's own ranges for these two are 45 s-60 s and 5 s-15 s by default; brook allows
+        // shorter ones so tests and local runs rebalance quickly.
+        Bounded::new(
+            "group_consumer_session_timeout_ms",
+            Bounds::new(1_000, 1_800_000),
+            |c| Some(millis(c.group_consumer_session_timeout)),
+        ),
+        Bounded::new(
+            "group_consumer_heartbeat_interval_ms",
+            Bounds::new(100, 900_000),
+            |c| Some(millis(c.group_consumer_heartbeat_interval)),
+        ),
     ];
 
     /// What brook-door applies to the door's connections (requests framed one after another).
@@ -104,6 +131,10 @@ impl KafkaConfig {
                 Framing::Sequential,
             )
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The host and port clients are told to use, from the settings and the bound address.
@@ -133,6 +164,13 @@ fn split_host_port(addr: &str) -> Option<(String, i32)> {
 /// checks for every door).
 pub(crate) fn validate(config: &KafkaConfig) -> Result<(), String> {
     check_bounds(config, KafkaConfig::BOUNDS)?;
+    if config.group_consumer_heartbeat_interval >= config.group_consumer_session_timeout {
+        return Err(format!(
+            "group_consumer_heartbeat_interval_ms ({} ms) must be below group_consumer_session_timeout_ms ({} ms)",
+            millis(config.group_consumer_heartbeat_interval),
+            millis(config.group_consumer_session_timeout)
+        ));
+    }
     if let Some(addr) = &config.advertised_addr {
         if split_host_port(addr).is_none() {
             return Err(format!("advertised address {addr:?} is not host:port"));

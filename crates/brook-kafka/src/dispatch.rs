@@ -155,13 +155,21 @@ async fn answer(
             answer!(request, body => api::groups::leave_group(door, body, version))
         }
         ApiKey::ListGroups => answer!(request, body => api::groups::list_groups(door, body)),
+        ApiKey::ConsumerGroupHeartbeat => {
+            answer!(request, body => api::consumer_groups::heartbeat(door, session, body, version))
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            answer!(request, body => api::consumer_groups::describe(door, body))
+        }
         ApiKey::DescribeGroups => {
             answer!(request, body => api::groups::describe_groups(door, body))
         }
         ApiKey::OffsetCommit => {
-            answer!(request, body => api::commits::offset_commit(door, body).await)
+            answer!(request, body => api::commits::offset_commit(door, body, version).await)
         }
-        ApiKey::OffsetFetch => answer!(request, body => api::commits::offset_fetch(door, body)),
+        ApiKey::OffsetFetch => {
+            answer!(request, body => api::commits::offset_fetch(door, body, version))
+        }
         ApiKey::InitProducerId => {
             answer!(request, body => api::init_producer_id::handle(door, body, version).await)
         }

@@ -13,8 +13,10 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod api;
+mod assignor;
 mod codes;
 mod config;
+mod consumer_group;
 mod coordinator;
 mod dispatch;
 mod error;
@@ -30,7 +32,8 @@ mod versions;
 
 pub use brook_broker::Broker;
 pub use config::{
-    KafkaConfig, DEFAULT_CONNECTIONS_MAX, DEFAULT_GROUP_INITIAL_REBALANCE_DELAY,
+    KafkaConfig, DEFAULT_CONNECTIONS_MAX, DEFAULT_GROUP_CONSUMER_HEARTBEAT_INTERVAL,
+    DEFAULT_GROUP_CONSUMER_SESSION_TIMEOUT, DEFAULT_GROUP_INITIAL_REBALANCE_DELAY,
     DEFAULT_REQUEST_BYTES_MAX,
 };
 pub use error::KafkaError;

@@ -1,6 +1,6 @@
-//! How the broker sees this door's groups: the coordinator is a `GroupObserver`, so the broker's
-//! `list_groups` / `describe_group` (and the gRPC and HTTP admin built on them) show live Kafka
-//! members beside the committed offsets every door shares.
+//! How the broker sees this door's groups: both coordinators (classic and consumer protocol) are
+//! `GroupObserver`s, so the broker's `list_groups` / `describe_group` (and the gRPC and HTTP admin
+//! built on them) show live Kafka members beside the committed offsets every door shares.
 //!
 //! Kafka members carry their subscription and assignment as consumer-protocol bytes, which the
 //! coordinator relays without reading; they are decoded here, for display only. Bytes that do
@@ -11,6 +11,7 @@ use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
 use kafka_protocol::protocol::Decodable;
 
+use crate::consumer_group::{ConsumerGroups, GroupView};
 use crate::coordinator::{Coordinator, GroupSummary, MemberSummary};
 
 /// The protocol type of consumer groups, the only one whose bytes are decoded.
@@ -31,6 +32,39 @@ impl GroupObserver for Coordinator {
     fn describe_group(&self, group: &str) -> Option<LiveGroup> {
         let summary = self.describe(group).filter(|g| !g.members.is_empty())?;
         Some(live_group(summary))
+    }
+}
+
+impl GroupObserver for ConsumerGroups {
+    fn list_groups(&self) -> Vec<GroupListing> {
+        self.groups()
+            .into_iter()
+            .map(|g| GroupListing {
+                group: g.group,
+                members: g.members.len(),
+            })
+            .collect()
+    }
+
+    fn describe_group(&self, group: &str) -> Option<LiveGroup> {
+        self.describe(group).map(|view| consumer_live_group(&view))
+    }
+}
+
+fn consumer_live_group(view: &GroupView) -> LiveGroup {
+    LiveGroup {
+        state: view.state,
+        generation: u64::try_from(view.epoch).unwrap_or(0),
+        members: view
+            .members
+            .iter()
+            .map(|m| MemberDescription {
+                member_id: m.member_id.clone(),
+                client_id: m.client_id.clone(),
+                topics: m.subscribed.clone(),
+                assignment: view.named(&m.assigned),
+            })
+            .collect(),
     }
 }
 

@@ -32,15 +32,18 @@ pub(crate) const APIS: &[Api] = &[
     api(ApiKey::Fetch, "Fetch", 4, 16),
     api(ApiKey::ListOffsets, "ListOffsets", 1, 7),
     api(ApiKey::Metadata, "Metadata", 0, 12),
-    api(ApiKey::OffsetCommit, "OffsetCommit", 2, 8),
-    api(ApiKey::OffsetFetch, "OffsetFetch", 1, 7),
+    // Version 9 of both carries a consumer-protocol member's id and epoch (KIP-848); the
+    // batched groups of OffsetFetch v8+ are answered group by group.
+    api(ApiKey::OffsetCommit, "OffsetCommit", 2, 9),
+    api(ApiKey::OffsetFetch, "OffsetFetch", 1, 9),
     api(ApiKey::FindCoordinator, "FindCoordinator", 0, 4),
     api(ApiKey::JoinGroup, "JoinGroup", 0, 6),
     api(ApiKey::Heartbeat, "Heartbeat", 0, 4),
     api(ApiKey::LeaveGroup, "LeaveGroup", 0, 4),
     api(ApiKey::SyncGroup, "SyncGroup", 0, 4),
     api(ApiKey::DescribeGroups, "DescribeGroups", 0, 5),
-    api(ApiKey::ListGroups, "ListGroups", 0, 4),
+    // Version 5 filters and reports the group type (classic or consumer).
+    api(ApiKey::ListGroups, "ListGroups", 0, 5),
     api(ApiKey::ApiVersions, "ApiVersions", 0, 3),
     api(ApiKey::CreateTopics, "CreateTopics", 2, 5),
     api(ApiKey::DeleteTopics, "DeleteTopics", 1, 4),
@@ -62,6 +65,14 @@ pub(crate) const APIS: &[Api] = &[
     ),
     api(ApiKey::OffsetDelete, "OffsetDelete", 0, 0),
     api(ApiKey::DescribeCluster, "DescribeCluster", 0, 2),
+    // The consumer group protocol (docs/kafka.md, "Consumer groups with group.protocol=consumer").
+    api(
+        ApiKey::ConsumerGroupHeartbeat,
+        "ConsumerGroupHeartbeat",
+        0,
+        1,
+    ),
+    api(ApiKey::ConsumerGroupDescribe, "ConsumerGroupDescribe", 0, 1),
     // Transactions (docs/kafka.md, "Transactions"): the versions whose semantics brook keeps;
     // the later ones are KIP-890's (epoch bumps per transaction, TRANSACTION_ABORTABLE).
     api(ApiKey::AddPartitionsToTxn, "AddPartitionsToTxn", 0, 3),

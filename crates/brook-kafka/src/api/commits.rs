@@ -2,7 +2,10 @@
 //! group's position is the same fact for every door. Commit metadata is kept and returned.
 //!
 //! A commit by a member of a live Kafka group is checked against its generation first (a
-//! member that missed a rebalance must not move offsets of partitions it no longer owns).
+//! member that missed a rebalance must not move offsets of partitions it no longer owns); in a
+//! consumer-protocol group (KIP-848) against its member epoch (v9: STALE_MEMBER_EPOCH,
+//! UNKNOWN_MEMBER_ID). OffsetFetch v8+ asks for several groups at once and is answered group by
+//! group; v9 names a member, whose epoch is checked the same way.
 
 use std::collections::HashMap;
 
@@ -12,7 +15,8 @@ use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{
     OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, TopicName,
@@ -25,14 +29,25 @@ use crate::state::ListenerState;
 pub(crate) async fn offset_commit(
     door: &ListenerState,
     request: OffsetCommitRequest,
+    version: i16,
 ) -> OffsetCommitResponse {
     let group = request.group_id.0.as_str();
-    let member_check = door.groups.check_commit(
-        group,
-        &request.member_id,
-        request.group_instance_id.as_deref(),
-        request.generation_id_or_member_epoch,
-    );
+    let member_check = door
+        .consumer_groups
+        .check_commit(
+            group,
+            &request.member_id,
+            request.generation_id_or_member_epoch,
+            version,
+        )
+        .unwrap_or_else(|| {
+            door.groups.check_commit(
+                group,
+                &request.member_id,
+                request.group_instance_id.as_deref(),
+                request.generation_id_or_member_epoch,
+            )
+        });
     let metadata_max = door.broker.config().limits.offset_metadata_bytes_max;
     // Per partition: the error found before committing, or the commit to make.
     let mut errors: HashMap<(String, i32), ResponseError> = HashMap::new();
@@ -102,16 +117,108 @@ pub(crate) async fn offset_commit(
 pub(crate) fn offset_fetch(
     door: &ListenerState,
     request: OffsetFetchRequest,
+    version: i16,
 ) -> OffsetFetchResponse {
-    let group = request.group_id.0.as_str();
     let mut response = OffsetFetchResponse::default();
-    let committed = match door.broker.committed_offsets(group, &[]) {
-        Ok(committed) => committed,
-        Err(err) => {
-            response.error_code = codes::code(&err);
-            return response;
+    if version < 8 {
+        let asked = request.topics.map(|topics| {
+            topics
+                .into_iter()
+                .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                .collect()
+        });
+        match fetch_group(door, &request.group_id.0, asked) {
+            Ok(topics) => {
+                response.topics = topics
+                    .into_iter()
+                    .map(|(topic, partitions)| {
+                        let mut entry = OffsetFetchResponseTopic::default();
+                        entry.name = TopicName(StrBytes::from_string(topic));
+                        entry.partitions = partitions
+                            .into_iter()
+                            .map(|p| {
+                                let mut answer = OffsetFetchResponsePartition::default();
+                                answer.partition_index = p.partition;
+                                answer.committed_offset = p.offset;
+                                answer.committed_leader_epoch = -1;
+                                answer.metadata = Some(StrBytes::from_string(p.metadata));
+                                answer
+                            })
+                            .collect();
+                        entry
+                    })
+                    .collect();
+            }
+            Err(code) => response.error_code = code,
         }
-    };
+        return response;
+    }
+    for asked_group in request.groups {
+        let mut group = OffsetFetchResponseGroup::default();
+        let member_check = door.consumer_groups.check_fetch(
+            &asked_group.group_id.0,
+            asked_group.member_id.as_deref(),
+            asked_group.member_epoch,
+        );
+        let asked = asked_group.topics.map(|topics| {
+            topics
+                .into_iter()
+                .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                .collect()
+        });
+        let answer = match member_check {
+            Some(Err(error)) => Err(error.code()),
+            _ => fetch_group(door, &asked_group.group_id.0, asked),
+        };
+        match answer {
+            Ok(topics) => {
+                group.topics = topics
+                    .into_iter()
+                    .map(|(topic, partitions)| {
+                        let mut entry = OffsetFetchResponseTopics::default();
+                        entry.name = TopicName(StrBytes::from_string(topic));
+                        entry.partitions = partitions
+                            .into_iter()
+                            .map(|p| {
+                                let mut answer = OffsetFetchResponsePartitions::default();
+                                answer.partition_index = p.partition;
+                                answer.committed_offset = p.offset;
+                                answer.committed_leader_epoch = -1;
+                                answer.metadata = Some(StrBytes::from_string(p.metadata));
+                                answer
+                            })
+                            .collect();
+                        entry
+                    })
+                    .collect();
+            }
+            Err(code) => group.error_code = code,
+        }
+        group.group_id = asked_group.group_id;
+        response.groups.push(group);
+    }
+    response
+}
+
+/// One partition's committed position as OffsetFetch reports it (-1 and no metadata when
+/// nothing is committed).
+struct Fetched {
+    partition: i32,
+    offset: i64,
+    metadata: String,
+}
+
+/// The committed offsets of `group` for the partitions asked (`None`: every partition the
+/// group has committed), by topic; an error code for the whole group when they cannot be read.
+fn fetch_group(
+    door: &ListenerState,
+    group: &str,
+    asked: Option<Vec<(String, Vec<i32>)>>,
+) -> Result<Vec<(String, Vec<Fetched>)>, i16> {
+    let committed = door
+        .broker
+        .committed_offsets(group, &[])
+        .map_err(|err| codes::code(&err))?;
     let lookup = |topic: &str, partition: i32| {
         committed
             .iter()
@@ -119,11 +226,8 @@ pub(crate) fn offset_fetch(
             .map(|(_, c)| c)
     };
     // A null topic list (v2+) asks for every partition the group has committed.
-    let asked: Vec<(String, Vec<i32>)> = match request.topics {
-        Some(topics) => topics
-            .into_iter()
-            .map(|t| (t.name.0.to_string(), t.partition_indexes))
-            .collect(),
+    let asked: Vec<(String, Vec<i32>)> = match asked {
+        Some(asked) => asked,
         None => {
             let mut all: Vec<(String, Vec<i32>)> = Vec::new();
             for (tp, _) in &committed {
@@ -135,26 +239,25 @@ pub(crate) fn offset_fetch(
             all
         }
     };
-    for (topic, partitions) in asked {
-        let mut entry = OffsetFetchResponseTopic::default();
-        for partition in partitions {
-            let mut answer = OffsetFetchResponsePartition::default();
-            answer.partition_index = partition;
-            answer.committed_leader_epoch = -1;
-            match lookup(&topic, partition) {
-                Some(c) => {
-                    answer.committed_offset = c.offset as i64;
-                    answer.metadata = Some(StrBytes::from_string(c.metadata.clone()));
-                }
-                None => {
-                    answer.committed_offset = -1;
-                    answer.metadata = Some(StrBytes::new());
-                }
-            }
-            entry.partitions.push(answer);
-        }
-        entry.name = TopicName(StrBytes::from_string(topic));
-        response.topics.push(entry);
-    }
-    response
+    Ok(asked
+        .into_iter()
+        .map(|(topic, partitions)| {
+            let fetched = partitions
+                .into_iter()
+                .map(|partition| match lookup(&topic, partition) {
+                    Some(c) => Fetched {
+                        partition,
+                        offset: c.offset as i64,
+                        metadata: c.metadata.clone(),
+                    },
+                    None => Fetched {
+                        partition,
+                        offset: -1,
+                        metadata: String::new(),
+                    },
+                })
+                .collect();
+            (topic, fetched)
+        })
+        .collect())
 }

@@ -2,8 +2,10 @@
 //! LeaveGroup (13), SyncGroup (14), DescribeGroups (15) and ListGroups (16), translated to and
 //! from the coordinator's plain types (`coordinator`).
 //!
-//! Groups that only exist in the broker (gRPC subscribers, or committed offsets alone) are
-//! listed and described too, so Kafka admin tools see every group whichever door made it.
+//! Groups that only exist in the broker (gRPC subscribers, or committed offsets alone) and
+//! consumer-protocol groups (KIP-848, `consumer_group`) are listed and described too, so Kafka
+//! admin tools see every group whichever door and protocol made it. ListGroups v5 reports each
+//! group's type: `consumer` for consumer-protocol groups, `classic` for the others.
 
 use std::time::Duration;
 
@@ -42,6 +44,9 @@ const KEY_GROUP: i8 = 0;
 const KEY_TRANSACTION: i8 = 1;
 /// The protocol type of consumer groups.
 const CONSUMER: &str = "consumer";
+/// ListGroups v5's group types (KIP-848).
+const GROUP_TYPE_CLASSIC: &str = "classic";
+const GROUP_TYPE_CONSUMER: &str = "consumer";
 
 fn text(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
@@ -252,23 +257,36 @@ pub(crate) fn leave_group(
 
 pub(crate) fn list_groups(door: &ListenerState, request: ListGroupsRequest) -> ListGroupsResponse {
     let mut response = ListGroupsResponse::default();
-    response.groups = all_groups(door)
+    let classic = all_groups(door)
         .into_iter()
-        .filter(|g| {
-            request.states_filter.is_empty()
-                || request
-                    .states_filter
-                    .iter()
-                    .any(|s| s.as_str().eq_ignore_ascii_case(g.state.name()))
+        .map(|g| (g.group, g.protocol_type, g.state.name(), GROUP_TYPE_CLASSIC));
+    let consumer = door
+        .consumer_groups
+        .groups()
+        .into_iter()
+        .map(|g| (g.group, CONSUMER.to_owned(), g.state, GROUP_TYPE_CONSUMER));
+    let wanted = |filter: &[StrBytes], value: &str| {
+        filter.is_empty()
+            || filter
+                .iter()
+                .any(|s| s.as_str().eq_ignore_ascii_case(value))
+    };
+    let mut groups: Vec<ListedGroup> = classic
+        .chain(consumer)
+        .filter(|(_, _, state, kind)| {
+            wanted(&request.states_filter, state) && wanted(&request.types_filter, kind)
         })
-        .map(|g| {
+        .map(|(group, protocol_type, state, kind)| {
             let mut listed = ListedGroup::default();
-            listed.group_id = GroupId(text(g.group));
-            listed.protocol_type = text(g.protocol_type);
-            listed.group_state = text(g.state.name());
+            listed.group_id = GroupId(text(group));
+            listed.protocol_type = text(protocol_type);
+            listed.group_state = text(state);
+            listed.group_type = text(kind);
             listed
         })
         .collect();
+    groups.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));
+    response.groups = groups;
     response
 }
 
@@ -279,6 +297,30 @@ pub(crate) fn describe_groups(
     let mut response = DescribeGroupsResponse::default();
     for group_id in request.groups {
         let mut described = DescribedGroup::default();
+        if let Some(view) = door.consumer_groups.describe(&group_id.0) {
+            // Kafka's classic API answers a consumer-protocol group too, as well as it can:
+            // its members' subscriptions and assignments in the consumer protocol's bytes.
+            described.group_state = text(view.state);
+            described.protocol_type = text(CONSUMER);
+            described.protocol_data = text(view.assignor);
+            described.members = view
+                .members
+                .iter()
+                .map(|m| {
+                    let mut member = DescribedGroupMember::default();
+                    member.member_id = text(m.member_id.clone());
+                    member.group_instance_id = m.instance_id.clone().map(text);
+                    member.client_id = text(m.client_id.clone());
+                    member.client_host = text(m.client_host.clone());
+                    member.member_metadata = subscription_bytes(&m.subscribed);
+                    member.member_assignment = assignment_bytes(&view.named(&m.assigned));
+                    member
+                })
+                .collect();
+            described.group_id = group_id;
+            response.groups.push(described);
+            continue;
+        }
         match describe_one(door, &group_id.0) {
             Some(group) => {
                 described.group_state = text(group.state.name());
@@ -310,7 +352,9 @@ fn described_member(m: MemberSummary) -> DescribedGroupMember {
 fn all_groups(door: &ListenerState) -> Vec<GroupSummary> {
     let mut groups = door.groups.groups();
     for listing in door.broker.list_groups() {
-        if groups.iter().any(|g| g.group == listing.group) {
+        if groups.iter().any(|g| g.group == listing.group)
+            || door.consumer_groups.describe(&listing.group).is_some()
+        {
             continue;
         }
         if let Some(group) = broker_group(door, &listing.group) {

@@ -6,6 +6,7 @@ pub(crate) mod api_versions;
 pub(crate) mod cluster;
 pub(crate) mod commits;
 pub(crate) mod configs;
+pub(crate) mod consumer_groups;
 pub(crate) mod fetch;
 pub(crate) mod group_admin;
 pub(crate) mod groups;
