@@ -2,12 +2,13 @@
 
 use std::net::SocketAddr;
 
-use brook_broker::auth::Principal;
+use brook_broker::auth::{Identity, Principal};
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use tokio::sync::watch;
 
 use crate::api;
+use crate::authorize::{Access, Gate};
 use crate::error::KafkaError;
 use crate::request::{self, Incoming};
 use crate::state::ListenerState;
@@ -74,6 +75,24 @@ macro_rules! answer {
     }};
 }
 
+/// Decodes `$request`'s body as `$body`, asks the gate expression (an [`Access`] check) about
+/// it, and either answers the gate's refusal or runs the handler on what the gate let through
+/// and completes its response with the refused parts.
+macro_rules! guarded {
+    ($request:ident, $body:ident, $gate:expr => $handler:expr) => {{
+        #[allow(unused_mut)]
+        let mut $body = $request.decode()?;
+        match $gate {
+            Gate::Refuse(response) => $request.respond(&response)?,
+            Gate::Pass(finish) => {
+                let mut response = $handler;
+                finish(&mut response);
+                $request.respond(&response)?
+            }
+        }
+    }};
+}
+
 /// Answers one request frame. `None` means the request wants no response (Produce with acks=0).
 /// An error means the frame cannot be answered and the connection must close.
 pub(crate) async fn handle(
@@ -114,6 +133,14 @@ async fn answer(
             api: request.api.name,
         });
     }
+    let principal = session
+        .principal
+        .clone()
+        .unwrap_or_else(Principal::anonymous);
+    let access = Access::new(
+        door.config.security.auth.auth(),
+        Identity::new(principal, session.peer.ip()),
+    );
     let response = match request.api.key {
         ApiKey::ApiVersions => api::api_versions::handle(&request)?,
         ApiKey::SaslHandshake => {
@@ -123,38 +150,49 @@ async fn answer(
             answer!(request, body => api::sasl::authenticate(door, session, body).await)
         }
         ApiKey::Metadata => {
-            answer!(request, body => api::metadata::handle(door, body, version).await)
+            guarded!(request, body, access.metadata(door, &mut body) => api::metadata::handle(door, body, version).await)
         }
         ApiKey::Produce => {
-            let body = request.decode()?;
+            let mut body = request.decode()?;
+            let finish = match access.produce(&mut body) {
+                Gate::Refuse(response) => return request.respond(&response).map(Some),
+                Gate::Pass(finish) => finish,
+            };
             match api::produce::handle(door, body, &session.client_id).await {
-                Some(response) => request.respond(&response)?,
+                Some(mut response) => {
+                    finish(&mut response);
+                    request.respond(&response)?
+                }
                 None => return Ok(None),
             }
         }
         ApiKey::Fetch => {
-            answer!(request, body => api::fetch::handle(door, body, version, stop).await)
+            guarded!(request, body, access.fetch(door, &mut body, version) => api::fetch::handle(door, body, version, stop).await)
         }
         ApiKey::ListOffsets => {
-            answer!(request, body => api::offsets::list_offsets(door, body).await)
+            guarded!(request, body, access.list_offsets(&mut body) => api::offsets::list_offsets(door, body).await)
         }
         ApiKey::OffsetForLeaderEpoch => {
-            answer!(request, body => api::offsets::offset_for_leader_epoch(door, body))
+            guarded!(request, body, access.offset_for_leader_epoch(&mut body) => api::offsets::offset_for_leader_epoch(door, body))
         }
         ApiKey::FindCoordinator => {
-            answer!(request, body => api::groups::find_coordinator(door, body, version))
+            guarded!(request, body, access.find_coordinator(&mut body, version) => api::groups::find_coordinator(door, body, version))
         }
         ApiKey::JoinGroup => {
-            answer!(request, body => api::groups::join_group(door, session, body, version, stop).await)
+            guarded!(request, body, access.join_group(&body) => api::groups::join_group(door, session, body, version, stop).await)
         }
         ApiKey::SyncGroup => {
-            answer!(request, body => api::groups::sync_group(door, body, stop).await)
+            guarded!(request, body, access.sync_group(&body) => api::groups::sync_group(door, body, stop).await)
         }
-        ApiKey::Heartbeat => answer!(request, body => api::groups::heartbeat(door, body)),
+        ApiKey::Heartbeat => {
+            guarded!(request, body, access.heartbeat(&body) => api::groups::heartbeat(door, body))
+        }
         ApiKey::LeaveGroup => {
-            answer!(request, body => api::groups::leave_group(door, body, version))
+            guarded!(request, body, access.leave_group(&body) => api::groups::leave_group(door, body, version))
         }
-        ApiKey::ListGroups => answer!(request, body => api::groups::list_groups(door, body)),
+        ApiKey::ListGroups => {
+            guarded!(request, body, access.list_groups() => api::groups::list_groups(door, body))
+        }
         ApiKey::ConsumerGroupHeartbeat => {
             answer!(request, body => api::consumer_groups::heartbeat(door, session, body, version))
         }
@@ -162,67 +200,82 @@ async fn answer(
             answer!(request, body => api::consumer_groups::describe(door, body))
         }
         ApiKey::DescribeGroups => {
-            answer!(request, body => api::groups::describe_groups(door, body))
+            guarded!(request, body, access.describe_groups(&mut body) => api::groups::describe_groups(door, body))
         }
         ApiKey::OffsetCommit => {
-            answer!(request, body => api::commits::offset_commit(door, body, version).await)
+            guarded!(request, body, access.offset_commit(&mut body) => api::commits::offset_commit(door, body, version).await)
         }
         ApiKey::OffsetFetch => {
-            answer!(request, body => api::commits::offset_fetch(door, body, version))
+            guarded!(request, body, access.offset_fetch(&mut body) => api::commits::offset_fetch(door, body, version))
         }
         ApiKey::InitProducerId => {
-            answer!(request, body => api::init_producer_id::handle(door, body, version).await)
+            guarded!(request, body, access.init_producer_id(&body) => api::init_producer_id::handle(door, body, version).await)
         }
         ApiKey::AddPartitionsToTxn => {
-            answer!(request, body => api::txn::add_partitions(door, body, version).await)
+            guarded!(request, body, access.add_partitions_to_txn(&body) => api::txn::add_partitions(door, body, version).await)
         }
         ApiKey::AddOffsetsToTxn => {
-            answer!(request, body => api::txn::add_offsets(door, body, version).await)
+            guarded!(request, body, access.add_offsets_to_txn(&body) => api::txn::add_offsets(door, body, version).await)
         }
-        ApiKey::EndTxn => answer!(request, body => api::txn::end(door, body, version).await),
+        ApiKey::EndTxn => {
+            guarded!(request, body, access.end_txn(&body) => api::txn::end(door, body, version).await)
+        }
         ApiKey::TxnOffsetCommit => {
-            answer!(request, body => api::txn::offset_commit(door, body, version).await)
+            guarded!(request, body, access.txn_offset_commit(&mut body) => api::txn::offset_commit(door, body, version).await)
         }
-        ApiKey::ListTransactions => answer!(request, body => api::txn_admin::list(door, body)),
+        ApiKey::ListTransactions => {
+            guarded!(request, body, access.list_transactions() => api::txn_admin::list(door, body))
+        }
         ApiKey::DescribeTransactions => {
-            answer!(request, body => api::txn_admin::describe(door, body))
+            guarded!(request, body, access.describe_transactions(&mut body) => api::txn_admin::describe(door, body))
         }
         ApiKey::DescribeProducers => {
-            answer!(request, body => api::txn_admin::describe_producers(door, body))
+            guarded!(request, body, access.describe_producers(&mut body) => api::txn_admin::describe_producers(door, body))
         }
         ApiKey::CreateTopics => {
-            answer!(request, body => api::admin::create_topics(door, body).await)
+            guarded!(request, body, access.create_topics(&mut body) => api::admin::create_topics(door, body).await)
         }
         ApiKey::DeleteTopics => {
-            answer!(request, body => api::admin::delete_topics(door, body, version).await)
+            guarded!(request, body, access.delete_topics(&mut body) => api::admin::delete_topics(door, body, version).await)
         }
         ApiKey::DescribeConfigs => {
-            answer!(request, body => api::configs::describe_configs(door, body, version))
+            guarded!(request, body, access.describe_configs(&mut body) => api::configs::describe_configs(door, body, version))
         }
         ApiKey::AlterConfigs => {
-            answer!(request, body => api::configs::alter_configs(door, body).await)
+            guarded!(request, body, access.alter_configs(&mut body) => api::configs::alter_configs(door, body).await)
         }
         ApiKey::IncrementalAlterConfigs => {
-            answer!(request, body => api::configs::incremental_alter_configs(door, body).await)
+            guarded!(request, body, access.incremental_alter_configs(&mut body) => api::configs::incremental_alter_configs(door, body).await)
         }
         ApiKey::CreatePartitions => {
-            answer!(request, body => api::admin::create_partitions(door, body).await)
+            guarded!(request, body, access.create_partitions(&mut body) => api::admin::create_partitions(door, body).await)
         }
         ApiKey::DeleteRecords => {
-            answer!(request, body => api::admin::delete_records(door, body).await)
+            guarded!(request, body, access.delete_records(&mut body) => api::admin::delete_records(door, body).await)
         }
         ApiKey::DescribeCluster => {
             answer!(request, body => api::cluster::describe_cluster(door, body))
         }
         ApiKey::DescribeLogDirs => {
-            answer!(request, body => api::cluster::describe_log_dirs(door, body))
+            guarded!(request, body, access.describe_log_dirs() => api::cluster::describe_log_dirs(door, body))
         }
-        ApiKey::ElectLeaders => answer!(request, body => api::cluster::elect_leaders(door, body)),
+        ApiKey::ElectLeaders => {
+            guarded!(request, body, access.elect_leaders() => api::cluster::elect_leaders(door, body))
+        }
         ApiKey::DeleteGroups => {
-            answer!(request, body => api::group_admin::delete_groups(door, body).await)
+            guarded!(request, body, access.delete_groups(&mut body) => api::group_admin::delete_groups(door, body).await)
         }
         ApiKey::OffsetDelete => {
-            answer!(request, body => api::group_admin::offset_delete(door, body).await)
+            guarded!(request, body, access.offset_delete(&mut body) => api::group_admin::offset_delete(door, body).await)
+        }
+        ApiKey::DescribeAcls => {
+            answer!(request, body => api::acls::describe(door, &access, body))
+        }
+        ApiKey::CreateAcls => {
+            answer!(request, body => api::acls::create(door, &access, body).await)
+        }
+        ApiKey::DeleteAcls => {
+            answer!(request, body => api::acls::delete(door, &access, body).await)
         }
         other => {
             // versions::APIS lists only the keys above; a key added there but not here is a

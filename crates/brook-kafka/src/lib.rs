@@ -14,6 +14,7 @@
 
 mod api;
 mod assignor;
+mod authorize;
 mod codes;
 mod config;
 mod consumer_group;

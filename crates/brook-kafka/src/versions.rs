@@ -86,6 +86,10 @@ pub(crate) const APIS: &[Api] = &[
     // unframed), then SaslAuthenticate (KIP-152).
     api(ApiKey::SaslHandshake, "SaslHandshake", 1, 1),
     api(ApiKey::SaslAuthenticate, "SaslAuthenticate", 0, 2),
+    // ACLs (docs/security.md, "Authorization"): version 0 cannot name a pattern type.
+    api(ApiKey::DescribeAcls, "DescribeAcls", 1, 3),
+    api(ApiKey::CreateAcls, "CreateAcls", 1, 3),
+    api(ApiKey::DeleteAcls, "DeleteAcls", 1, 3),
 ];
 
 /// The row for `key`, if the door answers it at all.

@@ -19,6 +19,7 @@
 //! - [`config`]: the doors' settings and limits.
 
 mod auth;
+mod authorize;
 pub mod config;
 pub mod connection;
 pub mod error;

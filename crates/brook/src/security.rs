@@ -115,9 +115,11 @@ pub async fn open_auth(config: &mut ServeConfig) -> Result<Option<Auth>, ServeEr
             data_dir: config.broker.data_dir.display().to_string(),
             source,
         })?;
-    tracing::warn!(
-        "auth is on: clients must authenticate, but ACLs are not enforced yet; every \
-         authenticated principal may do anything (docs/security.md, \"Not covered yet\")"
+    tracing::info!(
+        superusers = config.auth.superusers.len(),
+        acls = auth.acls(&Default::default()).len(),
+        "auth is on: clients must authenticate, and may do only what an ACL allows \
+         (superusers: anything)"
     );
     let authenticator = Authenticator::new(auth.clone());
     config.grpc.security.auth = authenticator.clone();

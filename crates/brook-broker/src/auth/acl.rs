@@ -375,6 +375,35 @@ pub(crate) fn decide<'a>(
     allowed
 }
 
+/// Whether any rule lets `principal` at `host` do `operation` on some resource of `kind`,
+/// and no rule denies it on every one (a literal `*`): Kafka's `authorizeByResourceType`, which
+/// InitProducerId asks for an idempotent producer (`Write` on some topic).
+pub(crate) fn decide_any<'a>(
+    acls: impl IntoIterator<Item = &'a AclBinding> + Clone,
+    principal: &str,
+    host: &IpAddr,
+    operation: Operation,
+    kind: ResourceType,
+) -> bool {
+    let host = host.to_string();
+    let applies = |acl: &&AclBinding| {
+        acl.resource_type == kind
+            && acl.matches_identity(principal, &host)
+            && !(acl.resource_name.starts_with(INTERNAL_PREFIX))
+    };
+    let denied_everywhere = acls.clone().into_iter().filter(applies).any(|acl| {
+        acl.permission == Permission::Deny
+            && (acl.operation == operation || acl.operation == Operation::All)
+            && acl.pattern_type == PatternType::Literal
+            && acl.resource_name == WILDCARD
+    });
+    !denied_everywhere
+        && acls
+            .into_iter()
+            .filter(applies)
+            .any(|acl| acl.permission == Permission::Allow && acl.operation.allows(operation))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -240,6 +240,28 @@ impl Auth {
         )
     }
 
+    /// Whether `who` may do `operation` on at least one resource of `kind` (see
+    /// [`acl`]'s `decide_any`): what Kafka asks of an idempotent producer that has no
+    /// `IdempotentWrite` on the cluster.
+    pub fn allowed_on_some(
+        &self,
+        who: &Identity,
+        operation: Operation,
+        kind: ResourceType,
+    ) -> bool {
+        if !self.enabled() || self.is_superuser(&who.principal) {
+            return true;
+        }
+        let state = self.inner.state.read();
+        acl::decide_any(
+            &state.acls,
+            &who.principal.to_string(),
+            &who.host,
+            operation,
+            kind,
+        )
+    }
+
     // ---- authentication -----------------------------------------------------------------
 
     /// The principal of `user` if `password` is theirs (SASL PLAIN, `Basic`), else `None`,

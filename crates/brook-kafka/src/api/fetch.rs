@@ -73,7 +73,7 @@ pub(crate) async fn handle(
 
 /// From version 13 a fetch names topics by id: fills in each topic's name, or leaves it empty
 /// (never a valid name) when no topic has that id, which is answered UNKNOWN_TOPIC_ID.
-fn name_topics_by_id(door: &ListenerState, request: &mut FetchRequest) {
+pub(crate) fn name_topics_by_id(door: &ListenerState, request: &mut FetchRequest) {
     let ids: HashMap<Uuid, String> = door
         .broker
         .list_topics()

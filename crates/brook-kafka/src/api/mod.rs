@@ -1,6 +1,7 @@
 //! One module per Kafka API (or family of APIs): each turns a decoded request into a response
 //! body by calling the broker or the door's own state.
 
+pub(crate) mod acls;
 pub(crate) mod admin;
 pub(crate) mod api_versions;
 pub(crate) mod cluster;

@@ -26,21 +26,24 @@ use tonic::{Status, Streaming};
 use super::convert;
 use super::limit::request_status;
 use super::service::{produce, BrookService};
+use crate::authorize::{Access, Op};
 
 type Reply = Result<pb::ProduceStreamResponse, Status>;
 
 /// Starts the pump for one stream and returns the stream of its answers.
 pub(crate) fn start(
     service: BrookService,
+    access: Access,
     requests: Streaming<pb::ProduceStreamRequest>,
 ) -> ReceiverStream<Reply> {
     let (replies, rx) = mpsc::channel(service.config.stream_buffer_messages.max(1));
-    tokio::spawn(pump(service, requests, replies));
+    tokio::spawn(pump(service, access, requests, replies));
     ReceiverStream::new(rx)
 }
 
 async fn pump(
     service: BrookService,
+    access: Access,
     mut requests: Streaming<pb::ProduceStreamRequest>,
     replies: mpsc::Sender<Reply>,
 ) {
@@ -84,7 +87,13 @@ async fn pump(
             .ok_or_else(|| {
                 Status::invalid_argument("a ProduceStreamRequest needs its produce field")
             })
-            .and_then(convert::produce_payload);
+            .and_then(|produce| {
+                // Each request names its topic: each is authorized (crate::authorize).
+                access
+                    .topic(Op::Write, &produce.topic)
+                    .map_err(|e| super::status::to_status(&e))?;
+                convert::produce_payload(produce)
+            });
         let (topic, payload) = match parsed {
             Ok(parsed) => parsed,
             Err(status) => {

@@ -25,6 +25,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::service::BrookService;
 use super::status::{invalid, to_status};
+use crate::authorize::Op;
 
 /// The trailer carrying a call's correlation id on an error.
 const CORRELATION_ID_TRAILER: &str = "brook-correlation-id-bin";
@@ -39,6 +40,7 @@ pub(crate) async fn call(
     request: Request<pb::CallRequest>,
 ) -> Result<Response<pb::CallResponse>, Status> {
     let deadline = grpc_timeout(request.metadata());
+    let caller = crate::auth::principal_of(request.extensions());
     let request = request.into_inner();
     let id = if request.correlation_id.is_empty() {
         CorrelationId::random()
@@ -58,7 +60,7 @@ pub(crate) async fn call(
         timeout: call_timeout(request.timeout_ms, deadline),
     };
     let outcome = tokio::select! {
-        outcome = service.broker.call(&request.topic, call) => outcome,
+        outcome = service.broker.call_as(&caller, &request.topic, call) => outcome,
         () = service.draining.wait() => {
             let status = Status::unavailable(format!(
                 "the server is shutting down; call again with correlation id {id} to get the reply"
@@ -154,6 +156,7 @@ pub(crate) async fn respond(
         Some(peer) => format!("grpc {peer}"),
         None => "grpc".to_owned(),
     };
+    let access = service.access(&request);
     let mut inbound = request.into_inner();
     let open = match inbound.message().await? {
         Some(pb::RespondRequest {
@@ -174,6 +177,10 @@ pub(crate) async fn respond(
             )))
         }
     } as usize;
+    // A responder consumes the request topic in its group (crate::authorize).
+    access
+        .group_and_topics(Op::Read, &open.group_id, [open.topic.as_str()])
+        .map_err(|e| to_status(&e))?;
     let mut options = RespondOptions::new(open.topic, open.group_id);
     options.client_id = client_id;
     let responder = service

@@ -2,6 +2,7 @@
 //! answer. The streaming RPCs live in their own modules ([`super::produce_stream`],
 //! [`super::subscribe`]).
 
+use brook_broker::auth::{Identity, Resource};
 use brook_broker::{Backend, BrokerError};
 use brook_door::Shutdown;
 use brook_proto::v1 as pb;
@@ -17,6 +18,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::convert::{self, ProducePayload};
 use super::status::to_status;
 use super::{changes, produce_stream, reqreply, subscribe, table, txn};
+use crate::authorize::{Access, Op};
 use crate::config::GrpcConfig;
 use crate::metrics;
 
@@ -36,6 +38,17 @@ impl BrookService {
             config,
             draining,
         }
+    }
+}
+
+impl BrookService {
+    /// The caller's access (crate::authorize), from the identity the authentication layer
+    /// put on `request`.
+    pub(crate) fn access<T>(&self, request: &Request<T>) -> Access {
+        Access::new(
+            &self.config.security.auth,
+            request.extensions().get::<Identity>(),
+        )
     }
 }
 
@@ -91,7 +104,9 @@ impl Brook for BrookService {
         &self,
         request: Request<pb::ProduceRequest>,
     ) -> Result<Response<pb::ProduceResponse>, Status> {
+        let access = self.access(&request);
         let (metadata, _, request) = request.into_parts();
+        access.topic(Op::Write, &request.topic).map_err(status)?;
         let (topic, mut payload) = convert::produce_payload(request)?;
         if let ProducePayload::Records(records) = &mut payload {
             crate::trace::carry(records, metadata.as_ref());
@@ -107,8 +122,10 @@ impl Brook for BrookService {
         &self,
         request: Request<Streaming<pb::ProduceStreamRequest>>,
     ) -> Result<Response<Self::ProduceStreamStream>, Status> {
+        let access = self.access(&request);
         Ok(Response::new(produce_stream::start(
             self.clone(),
+            access,
             request.into_inner(),
         )))
     }
@@ -117,7 +134,9 @@ impl Brook for BrookService {
         &self,
         request: Request<pb::FetchRequest>,
     ) -> Result<Response<pb::FetchResponse>, Status> {
+        let access = self.access(&request);
         let request = request.into_inner();
+        access.topic(Op::Read, &request.topic).map_err(status)?;
         brook_door::trace::record_topic(&request.topic);
         let raw = convert::wants_raw(request.format)?;
         let max_bytes = convert::read_bytes(request.max_bytes, self.config.read_bytes_default);
@@ -169,6 +188,15 @@ impl Brook for BrookService {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let access = self.access(&request);
+        match &request.get_ref().target {
+            Some(pb::subscribe_request::Target::Partition(p)) => access.topic(Op::Read, &p.topic),
+            Some(pb::subscribe_request::Target::Group(g)) => {
+                access.group_and_topics(Op::Read, &g.group_id, g.topics.iter().map(String::as_str))
+            }
+            None => Ok(()),
+        }
+        .map_err(status)?;
         subscribe::open(self, request).await.map(Response::new)
     }
 
@@ -176,7 +204,9 @@ impl Brook for BrookService {
         &self,
         request: Request<pb::CreateTopicRequest>,
     ) -> Result<Response<pb::CreateTopicResponse>, Status> {
+        let access = self.access(&request);
         let request = request.into_inner();
+        access.create_topic(&request.topic).map_err(status)?;
         let if_not_exists = request.if_not_exists;
         let new = convert::new_topic(request)?;
         let name = new.name.clone();
@@ -196,23 +226,25 @@ impl Brook for BrookService {
         &self,
         request: Request<pb::DeleteTopicRequest>,
     ) -> Result<Response<pb::DeleteTopicResponse>, Status> {
-        self.broker
-            .delete_topic(&request.into_inner().topic)
-            .await
-            .map_err(status)?;
+        let access = self.access(&request);
+        let topic = request.into_inner().topic;
+        access.topic(Op::Delete, &topic).map_err(status)?;
+        self.broker.delete_topic(&topic).await.map_err(status)?;
         Ok(Response::new(pb::DeleteTopicResponse {}))
     }
 
     async fn list_topics(
         &self,
-        _request: Request<pb::ListTopicsRequest>,
+        request: Request<pb::ListTopicsRequest>,
     ) -> Result<Response<pb::ListTopicsResponse>, Status> {
+        let access = self.access(&request);
         let topics = self
             .broker
             .list_topics()
             .await
             .map_err(status)?
             .into_iter()
+            .filter(|t| access.may(Op::Describe, Resource::topic(&t.name)))
             .map(|t| pb::TopicSummary {
                 name: t.name,
                 partition_count: t.partitions,
@@ -225,11 +257,10 @@ impl Brook for BrookService {
         &self,
         request: Request<pb::DescribeTopicRequest>,
     ) -> Result<Response<pb::DescribeTopicResponse>, Status> {
-        let topic = self
-            .broker
-            .describe_topic(&request.into_inner().topic)
-            .await
-            .map_err(status)?;
+        let access = self.access(&request);
+        let topic = request.into_inner().topic;
+        access.topic(Op::Describe, &topic).map_err(status)?;
+        let topic = self.broker.describe_topic(&topic).await.map_err(status)?;
         Ok(Response::new(pb::DescribeTopicResponse {
             topic: Some(convert::topic_description(topic)),
         }))
@@ -237,14 +268,16 @@ impl Brook for BrookService {
 
     async fn list_groups(
         &self,
-        _request: Request<pb::ListGroupsRequest>,
+        request: Request<pb::ListGroupsRequest>,
     ) -> Result<Response<pb::ListGroupsResponse>, Status> {
+        let access = self.access(&request);
         let groups = self
             .broker
             .list_groups()
             .await
             .map_err(status)?
             .into_iter()
+            .filter(|g| access.may(Op::Describe, Resource::group(&g.group)))
             .map(convert::group_summary)
             .collect();
         Ok(Response::new(pb::ListGroupsResponse { groups }))
@@ -254,9 +287,12 @@ impl Brook for BrookService {
         &self,
         request: Request<pb::DescribeGroupRequest>,
     ) -> Result<Response<pb::DescribeGroupResponse>, Status> {
+        let access = self.access(&request);
+        let group_id = request.into_inner().group_id;
+        access.group(Op::Describe, &group_id).map_err(status)?;
         let group = self
             .broker
-            .describe_group(&request.into_inner().group_id)
+            .describe_group(&group_id)
             .await
             .map_err(status)?;
         Ok(Response::new(convert::group_description(group)))
@@ -266,7 +302,15 @@ impl Brook for BrookService {
         &self,
         request: Request<pb::CommitOffsetsRequest>,
     ) -> Result<Response<pb::CommitOffsetsResponse>, Status> {
+        let access = self.access(&request);
         let request = request.into_inner();
+        access
+            .group_and_topics(
+                Op::Read,
+                &request.group_id,
+                request.offsets.iter().map(|o| o.topic.as_str()),
+            )
+            .map_err(status)?;
         let commits = convert::offset_commits(request.offsets);
         self.broker
             .commit_offsets(&request.group_id, commits)
@@ -279,7 +323,15 @@ impl Brook for BrookService {
         &self,
         request: Request<pb::FetchOffsetsRequest>,
     ) -> Result<Response<pb::FetchOffsetsResponse>, Status> {
+        let access = self.access(&request);
         let request = request.into_inner();
+        access
+            .group_and_topics(
+                Op::Describe,
+                &request.group_id,
+                request.partitions.iter().map(|p| p.topic.as_str()),
+            )
+            .map_err(status)?;
         let partitions = convert::flatten(request.partitions);
         let offsets = self
             .broker
@@ -302,6 +354,9 @@ impl Brook for BrookService {
         &self,
         request: Request<pb::CallRequest>,
     ) -> Result<Response<pb::CallResponse>, Status> {
+        self.access(&request)
+            .topic(Op::Write, &request.get_ref().topic)
+            .map_err(status)?;
         reqreply::call(self, request).await
     }
 
@@ -318,6 +373,9 @@ impl Brook for BrookService {
         &self,
         request: Request<pb::GetKeyRequest>,
     ) -> Result<Response<pb::GetKeyResponse>, Status> {
+        self.access(&request)
+            .topic(Op::Read, &request.get_ref().topic)
+            .map_err(status)?;
         table::get_key(self, request).await
     }
 
@@ -325,6 +383,22 @@ impl Brook for BrookService {
         &self,
         request: Request<pb::ProduceAtomicRequest>,
     ) -> Result<Response<pb::ProduceAtomicResponse>, Status> {
+        let access = self.access(&request);
+        let atomic = request.get_ref();
+        atomic
+            .topics
+            .iter()
+            .try_for_each(|t| access.topic(Op::Write, &t.topic))
+            .and_then(|()| {
+                atomic.offsets.iter().try_for_each(|o| {
+                    access.group_and_topics(
+                        Op::Read,
+                        &o.group_id,
+                        o.offsets.iter().map(|c| c.topic.as_str()),
+                    )
+                })
+            })
+            .map_err(status)?;
         txn::produce_atomic(self, request).await
     }
 
@@ -332,13 +406,24 @@ impl Brook for BrookService {
         &self,
         request: Request<pb::ListTransactionsRequest>,
     ) -> Result<Response<pb::ListTransactionsResponse>, Status> {
-        txn::list_transactions(self, request).await
+        let access = self.access(&request);
+        let mut listed = txn::list_transactions(self, request).await?;
+        listed.get_mut().transactions.retain(|t| {
+            access.may(
+                Op::Describe,
+                Resource::transactional_id(&t.transactional_id),
+            )
+        });
+        Ok(listed)
     }
 
     async fn describe_transaction(
         &self,
         request: Request<pb::DescribeTransactionRequest>,
     ) -> Result<Response<pb::DescribeTransactionResponse>, Status> {
+        self.access(&request)
+            .transactional_id(Op::Describe, &request.get_ref().transactional_id)
+            .map_err(status)?;
         txn::describe_transaction(self, request).await
     }
 
@@ -346,6 +431,9 @@ impl Brook for BrookService {
         &self,
         request: Request<pb::DescribeProducersRequest>,
     ) -> Result<Response<pb::DescribeProducersResponse>, Status> {
+        self.access(&request)
+            .topic(Op::Read, &request.get_ref().topic)
+            .map_err(status)?;
         txn::describe_producers(self, request).await
     }
 
@@ -353,6 +441,9 @@ impl Brook for BrookService {
         &self,
         request: Request<pb::AddPartitionsRequest>,
     ) -> Result<Response<pb::AddPartitionsResponse>, Status> {
+        self.access(&request)
+            .topic(Op::Alter, &request.get_ref().topic)
+            .map_err(status)?;
         changes::add_partitions(&self.broker, request).await
     }
 
@@ -360,6 +451,9 @@ impl Brook for BrookService {
         &self,
         request: Request<pb::AlterTopicConfigRequest>,
     ) -> Result<Response<pb::AlterTopicConfigResponse>, Status> {
+        self.access(&request)
+            .topic(Op::AlterConfigs, &request.get_ref().topic)
+            .map_err(status)?;
         changes::alter_topic_config(&self.broker, request).await
     }
 
@@ -367,6 +461,9 @@ impl Brook for BrookService {
         &self,
         request: Request<pb::DeleteRecordsRequest>,
     ) -> Result<Response<pb::DeleteRecordsResponse>, Status> {
+        self.access(&request)
+            .topic(Op::Delete, &request.get_ref().topic)
+            .map_err(status)?;
         changes::delete_records(&self.broker, request).await
     }
 
@@ -374,6 +471,9 @@ impl Brook for BrookService {
         &self,
         request: Request<pb::DeleteGroupRequest>,
     ) -> Result<Response<pb::DeleteGroupResponse>, Status> {
+        self.access(&request)
+            .group(Op::Delete, &request.get_ref().group_id)
+            .map_err(status)?;
         changes::delete_group(&self.broker, request).await
     }
 
@@ -381,6 +481,17 @@ impl Brook for BrookService {
         &self,
         request: Request<pb::DeleteGroupOffsetsRequest>,
     ) -> Result<Response<pb::DeleteGroupOffsetsResponse>, Status> {
+        let access = self.access(&request);
+        let asked = request.get_ref();
+        access
+            .group(Op::Delete, &asked.group_id)
+            .and_then(|()| {
+                asked
+                    .partitions
+                    .iter()
+                    .try_for_each(|p| access.topic(Op::Read, &p.topic))
+            })
+            .map_err(status)?;
         changes::delete_group_offsets(&self.broker, request).await
     }
 
@@ -388,6 +499,14 @@ impl Brook for BrookService {
         &self,
         request: Request<pb::SeekGroupRequest>,
     ) -> Result<Response<pb::SeekGroupResponse>, Status> {
+        let asked = request.get_ref();
+        self.access(&request)
+            .group_and_topics(
+                Op::Read,
+                &asked.group_id,
+                asked.topics.iter().map(String::as_str),
+            )
+            .map_err(status)?;
         changes::seek_group(&self.broker, request).await
     }
 }

@@ -13,10 +13,12 @@ use brook_broker::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::authorize::{Access, Op};
 use super::error::ApiError;
 use super::extract::{GroupPath, JsonBody, TopicPath};
 use super::App;
 use crate::metrics::group_lag;
+use brook_broker::auth::Resource;
 
 #[derive(Debug, Serialize)]
 struct TopicSummaryOut {
@@ -30,12 +32,16 @@ pub(crate) struct TopicsOut {
 }
 
 /// `GET /v1/topics`
-pub(crate) async fn list_topics(State(app): State<App>) -> Result<Json<TopicsOut>, ApiError> {
+pub(crate) async fn list_topics(
+    State(app): State<App>,
+    access: Access,
+) -> Result<Json<TopicsOut>, ApiError> {
     let topics = app
         .broker
         .list_topics()
         .await?
         .into_iter()
+        .filter(|t| access.may(Op::Describe, Resource::topic(&t.name)))
         .map(|t| TopicSummaryOut {
             name: t.name,
             partitions: t.partitions,
@@ -64,8 +70,10 @@ pub(crate) struct CreateTopicIn {
 /// `POST /v1/topics`: 201 with the new topic.
 pub(crate) async fn create_topic(
     State(app): State<App>,
+    access: Access,
     JsonBody(body): JsonBody<CreateTopicIn>,
 ) -> Result<Response, ApiError> {
+    access.create_topic(&body.name)?;
     let config = topic_config(&body.config)?;
     let new = NewTopic {
         name: body.name.clone(),
@@ -224,12 +232,16 @@ fn group_state(members: usize) -> &'static str {
 }
 
 /// `GET /v1/groups`
-pub(crate) async fn list_groups(State(app): State<App>) -> Result<Json<GroupsOut>, ApiError> {
+pub(crate) async fn list_groups(
+    State(app): State<App>,
+    access: Access,
+) -> Result<Json<GroupsOut>, ApiError> {
     let groups = app
         .broker
         .list_groups()
         .await?
         .into_iter()
+        .filter(|g| access.may(Op::Describe, Resource::group(&g.group)))
         .map(|g| GroupSummaryOut {
             state: group_state(g.members),
             members: g.members,
@@ -332,7 +344,7 @@ pub(crate) async fn describe_group(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CommitIn {
-    topic: String,
+    pub(crate) topic: String,
     partition: u32,
     /// The next offset to consume (the last processed one plus one), as in Kafka.
     offset: u64,
@@ -362,8 +374,14 @@ pub(crate) fn into_commits(offsets: Vec<CommitIn>) -> Vec<OffsetCommit> {
 pub(crate) async fn commit_offsets(
     State(app): State<App>,
     GroupPath { group }: GroupPath,
+    access: Access,
     JsonBody(body): JsonBody<CommitsIn>,
 ) -> Result<StatusCode, ApiError> {
+    access.group_and_topics(
+        Op::Read,
+        &group,
+        body.offsets.iter().map(|o| o.topic.as_str()),
+    )?;
     if body.offsets.is_empty() {
         return Err(ApiError::bad_request(
             "no offsets to commit: send {\"offsets\": [{\"topic\", \"partition\", \"offset\"}]}",

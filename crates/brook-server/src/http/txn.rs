@@ -21,10 +21,12 @@ use brook_broker::{Broker, TopicPartition, TxnState};
 use serde::{Deserialize, Serialize};
 
 use super::admin::{into_commits, CommitIn};
+use super::authorize::{Access, Op};
 use super::error::ApiError;
 use super::extract::{JsonBody, PartitionPath, Query};
 use super::records::{Encoding, Encodings, PositionOut, RecordIn};
 use super::App;
+use brook_broker::auth::Resource;
 
 /// The local broker, or the refusal of a gateway.
 fn local(app: &App) -> Result<&Broker, ApiError> {
@@ -84,8 +86,19 @@ pub(crate) struct AtomicOut {
 /// `POST /v1/transactions`
 pub(crate) async fn produce_atomic(
     State(app): State<App>,
+    access: Access,
     JsonBody(body): JsonBody<AtomicIn>,
 ) -> Result<Json<AtomicOut>, ApiError> {
+    for t in &body.topics {
+        access.topic(Op::Write, &t.topic)?;
+    }
+    for g in &body.offsets {
+        access.group_and_topics(
+            Op::Read,
+            &g.group,
+            g.offsets.iter().map(|c| c.topic.as_str()),
+        )?;
+    }
     let broker = local(&app)?;
     let defaults = Encodings::default();
     let encodings = Encodings {
@@ -155,6 +168,7 @@ pub(crate) struct ListQuery {
 /// `GET /v1/transactions`
 pub(crate) async fn list_transactions(
     State(app): State<App>,
+    access: Access,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<ListingsOut>, ApiError> {
     let broker = local(&app)?;
@@ -186,6 +200,12 @@ pub(crate) async fn list_transactions(
     let transactions = broker
         .list_transactions(&states, &producers, query.min_duration_ms)
         .into_iter()
+        .filter(|t| {
+            access.may(
+                Op::Describe,
+                Resource::transactional_id(&t.transactional_id),
+            )
+        })
         .map(|t| ListingOut {
             transactional_id: t.transactional_id,
             producer_id: t.producer_id,
