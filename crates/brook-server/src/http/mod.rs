@@ -46,6 +46,7 @@
 //! Every request is counted in [`crate::metrics`] by route (`api="GET /v1/topics/{topic}"`).
 
 mod admin;
+mod authorize;
 mod changes;
 mod config;
 mod connection;
@@ -229,6 +230,11 @@ fn router(app: App, peers: Peers) -> Router {
             router.route(path, handler)
         })
         .merge(console::router())
+        // Inside `observe`, so a refusal is counted as the route's.
+        .route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            authorize::check,
+        ))
         .route_layer(middleware::from_fn(observe))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
