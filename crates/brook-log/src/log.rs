@@ -1122,44 +1122,61 @@ impl PartitionLog {
         self.shared.segments.read().values().cloned().collect()
     }
 
-    /// Replaces the consecutive closed segments `old` by the cleaned segment `swap.new_base`,
-    /// whose files are written aside and fsynced: under the writer lock, the swap is committed
-    /// on disk (`cleaner::files::commit_swap`), the new segment opened and put in the list in
-    /// their place, and the aborted transaction indexes merged. Readers holding an old segment
-    /// go on reading its (unlinked) files. Returns `false`, changing nothing, when `old` are no
-    /// longer all in the log (retention or truncation got there first) or one became active.
-    pub(crate) fn replace_segments(&self, old: &[Arc<Segment>], swap: &Swap) -> Result<bool> {
+    /// Replaces each group of consecutive closed segments in `groups` by its cleaned segment
+    /// (based at the group's first base), whose files are written aside and fsynced: under the
+    /// writer lock, one swap of all of them is committed on disk (`cleaner::files::commit_swap`,
+    /// one directory fsync for all), the new segments opened and put in the list in their
+    /// places, and the aborted transaction indexes merged. Readers holding an old segment go on
+    /// reading its (unlinked) files. Returns, for each group, whether it was swapped: not when
+    /// its segments are no longer all in the log (retention or truncation got there first) or
+    /// one became active; those change nothing.
+    pub(crate) fn replace_segments(&self, groups: &[Vec<Arc<Segment>>]) -> Result<Vec<bool>> {
         let s = &*self.shared;
         let config = s.config();
         let w = s.writer.lock();
         if w.closed {
             return Err(LogError::Closed);
         }
-        let still_there = {
+        // Each group still there: its bases and the base of the segment after it.
+        let (still_there, replaced) = {
             let segments = s.segments.read();
-            old.iter().all(|seg| {
-                segments
-                    .get(&seg.base_offset())
-                    .is_some_and(|now| Arc::ptr_eq(now, seg))
-                    && !Arc::ptr_eq(seg, &w.active)
-            })
+            let mut still_there = Vec::with_capacity(groups.len());
+            let mut replaced: Vec<(Vec<u64>, u64)> = Vec::new();
+            for old in groups {
+                let there = !old.is_empty()
+                    && old.iter().all(|seg| {
+                        segments
+                            .get(&seg.base_offset())
+                            .is_some_and(|now| Arc::ptr_eq(now, seg))
+                            && !Arc::ptr_eq(seg, &w.active)
+                    });
+                still_there.push(there);
+                if there {
+                    let bases: Vec<u64> = old.iter().map(|seg| seg.base_offset()).collect();
+                    let next_base = segments
+                        .range((Bound::Excluded(bases[bases.len() - 1]), Bound::Unbounded))
+                        .next()
+                        .map(|(base, _)| *base)
+                        .unwrap_or(w.end.offset);
+                    replaced.push((bases, next_base));
+                }
+            }
+            (still_there, replaced)
         };
-        if !still_there {
-            return Ok(false);
+        if replaced.is_empty() {
+            return Ok(still_there);
         }
-        let bases: Vec<u64> = old.iter().map(|seg| seg.base_offset()).collect();
-        let next_base = s
-            .segments
-            .read()
-            .range((Bound::Excluded(bases[bases.len() - 1]), Bound::Unbounded))
-            .next()
-            .map(|(base, _)| *base)
-            .unwrap_or(w.end.offset);
-        // Positions inside the replaced segments mean nothing in the new one: a recovery point
+        let after = |segment: u64| {
+            replaced
+                .iter()
+                .find(|(bases, _)| bases.contains(&segment))
+                .map(|(_, next_base)| *next_base)
+        };
+        // Positions inside the replaced segments mean nothing in the new ones: a recovery point
         // there moves to the start of the segment after them (everything before is fsynced).
         {
             let mut checkpoint = s.checkpoint.lock();
-            if bases.contains(&checkpoint.recovery_point.segment) {
+            if let Some(next_base) = after(checkpoint.recovery_point.segment) {
                 let next = Checkpoint {
                     recovery_point: LogPosition {
                         offset: next_base,
@@ -1171,34 +1188,40 @@ impl PartitionLog {
                 s.store_checkpoint(&mut checkpoint, next)?;
             }
         }
-        crate::cleaner::commit_swap(&*s.fs, &s.dir, swap)?;
-        let path = segment_file(&s.dir, swap.new_base, LOG_EXT);
-        let opened = s
-            .fs
-            .metadata(&path)
-            .map_err(|e| LogError::io(&path, e))
-            .and_then(|m| Segment::open(&s.fs, &s.dir, swap.new_base, m.len, false, true, &config));
-        let segment = match opened {
-            Ok((segment, _)) => Arc::new(segment),
-            Err(e) => {
-                // The files on disk are the new segment's; the list still names the old ones,
-                // which must not be written or deleted by name any more.
-                s.poison(format!(
-                    "a cleaned segment could not be opened after its swap: {e}"
-                ));
-                return Err(e);
+        let swap = Swap::new(replaced.iter().map(|(bases, _)| bases.clone()).collect());
+        crate::cleaner::commit_swap(&*s.fs, &s.dir, &swap)?;
+        let mut opened = Vec::with_capacity(replaced.len());
+        for (bases, _) in &replaced {
+            let path = segment_file(&s.dir, bases[0], LOG_EXT);
+            let segment = s
+                .fs
+                .metadata(&path)
+                .map_err(|e| LogError::io(&path, e))
+                .and_then(|m| Segment::open(&s.fs, &s.dir, bases[0], m.len, false, true, &config));
+            match segment {
+                Ok((segment, _)) => opened.push(Arc::new(segment)),
+                Err(e) => {
+                    // The files on disk are the new segments'; the list still names the old
+                    // ones, which must not be written or deleted by name any more.
+                    s.poison(format!(
+                        "a cleaned segment could not be opened after its swap: {e}"
+                    ));
+                    return Err(e);
+                }
             }
-        };
+        }
         {
             let mut segments = s.segments.write();
-            for base in &bases {
-                segments.remove(base);
+            for ((bases, _), segment) in replaced.iter().zip(opened) {
+                for base in bases {
+                    segments.remove(base);
+                }
+                segments.insert(bases[0], segment);
             }
-            segments.insert(swap.new_base, Arc::clone(&segment));
         }
-        // The high watermark and the write position may name the last replaced segment's end.
+        // The high watermark and the write position may name a replaced segment's end.
         for position in [&mut *s.high_watermark.write(), &mut s.sync.lock().written] {
-            if bases.contains(&position.segment) {
+            if let Some(next_base) = after(position.segment) {
                 *position = LogPosition {
                     offset: position.offset,
                     segment: next_base,
@@ -1206,9 +1229,14 @@ impl PartitionLog {
                 };
             }
         }
-        s.txn.lock().segments_merged(swap.new_base, &bases)?;
+        {
+            let mut txn = s.txn.lock();
+            for (bases, _) in &replaced {
+                txn.segments_merged(bases[0], bases)?;
+            }
+        }
         drop(w);
-        Ok(true)
+        Ok(still_there)
     }
 }
 

@@ -7,14 +7,16 @@
 //!    dirty offset; the dirty ratio is its share of those segments' bytes.
 //! 2. **The map**: the keys of the dirty part, each with its latest offset, are put in the
 //!    [`OffsetMap`] until it is full (then at a batch boundary: `end` is one past the last
-//!    batch mapped whole). Records of aborted transactions are not mapped.
+//!    batch mapped whole). Records of aborted transactions are not mapped. Each key is hashed
+//!    here only: the map marks the dirty records a later one of their key superseded.
 //! 3. **The rewrite**: every segment from the log start up to `end` is rewritten, in groups
 //!    that fit one segment (`segment.bytes`, the index size, 32-bit relative offsets), so
 //!    small cleaned segments merge. A record stays if it is past `end`, or it is the latest of
 //!    its key, unless it is a tombstone whose batch's delete horizon has passed or it belongs
 //!    to an aborted transaction. Batches keep their offsets (see [`crate::batch::retain`]);
 //!    control batches stay whole; the last batch of each producer stays, empty if it must.
-//!    Each group's segment is written aside, fsynced and swapped in
+//!    Every group's segment is written aside; then all of them are fsynced together and
+//!    swapped in at once, with one swap file and one directory fsync
 //!    ([`crate::PartitionLog`]'s `replace_segments`, [`super::files`]).
 //! 4. The cleaner checkpoint moves to `end`.
 //!
@@ -33,7 +35,7 @@ use crate::log::PartitionLog;
 use crate::segment::Segment;
 use crate::txn_index::AbortedTxn;
 
-use super::files::{self, cleaned_file, CleanerCheckpoint, Swap, SEGMENT_EXTS};
+use super::files::{self, cleaned_file, CleanerCheckpoint, SEGMENT_EXTS};
 use super::offset_map::OffsetMap;
 use super::state::CleanReport;
 use super::throttle::Throttle;
@@ -163,7 +165,7 @@ pub(crate) fn clean(
     let Some(uncleanable) = cleanable.next_bases.last().copied() else {
         return Ok(None);
     };
-    map.clear(uncleanable.saturating_sub(cleanable.first_dirty));
+    map.clear(cleanable.first_dirty, uncleanable);
     let mut report = CleanReport {
         first_dirty: cleanable.first_dirty,
         map_capacity: map.capacity(),
@@ -238,6 +240,7 @@ pub(crate) fn clean(
     let mut txns = TxnTracker::new(log.aborted_transactions(log_start, end));
     let rule = KeepRule {
         map,
+        first_dirty: cleanable.first_dirty,
         latest,
         now_ms,
         horizon: now_ms
@@ -253,11 +256,8 @@ pub(crate) fn clean(
         .collect();
     state.start_progress(report.bytes_read + to_rewrite.iter().map(|(s, _)| s.size()).sum::<u64>());
     state.add_progress(report.bytes_read);
-    for group in group_segments(&to_rewrite, &config) {
-        report.segments_in += group.len();
-        let swapped = clean_group(log, group, &rule, &mut txns, throttle, &mut report)?;
-        report.segments_out += if swapped { 1 } else { group.len() };
-    }
+    let groups = group_segments(&to_rewrite, &config);
+    rewrite(log, &groups, &rule, &mut txns, throttle, &mut report)?;
 
     // 4. The checkpoint.
     let after = CleanerCheckpoint {
@@ -296,6 +296,9 @@ fn map_keys(map: &mut OffsetMap, batch: &[u8], from: u64) -> Result<bool> {
 /// What decides whether a record stays, for one clean.
 struct KeepRule<'a> {
     map: &'a OffsetMap,
+    /// Records from here to `latest` are judged by the map's superseded marks, the ones before
+    /// by looking their key up.
+    first_dirty: u64,
     /// Records after this offset were not mapped: they stay.
     latest: u64,
     now_ms: i64,
@@ -314,11 +317,15 @@ impl KeepRule<'_> {
             // Written before the topic was compacted: a keyless record has no latest.
             return false;
         };
-        if self
-            .map
-            .get(key)
-            .is_some_and(|latest| record.offset < latest)
-        {
+        let superseded = if record.offset >= self.first_dirty {
+            // Mapped: the map marked it when a later record of its key came.
+            self.map.superseded(record.offset).unwrap_or(false)
+        } else {
+            self.map
+                .get(key)
+                .is_some_and(|latest| record.offset < latest)
+        };
+        if superseded {
             return false;
         }
         !(record.tombstone && delete_horizon.is_some_and(|h| self.now_ms >= h))
@@ -331,85 +338,139 @@ impl KeepRule<'_> {
     }
 }
 
-/// Rewrites the segments of `group` into one, written aside and swapped in. Returns whether
-/// the swap happened (not when the segments changed under the clean).
-fn clean_group(
+/// Rewrites every group of `groups` into one cleaned segment written aside, fsyncs them all,
+/// then swaps them in at once. Groups whose segments changed under the clean stay as they were.
+fn rewrite(
+    log: &PartitionLog,
+    groups: &[&[(Arc<Segment>, u64)]],
+    rule: &KeepRule<'_>,
+    txns: &mut TxnTracker,
+    throttle: &Throttle,
+    report: &mut CleanReport,
+) -> Result<()> {
+    let (fs, dir) = (log.fs(), log.dir());
+    let new_bases = || groups.iter().map(|group| group[0].0.base_offset());
+    let mut sizes = Vec::with_capacity(groups.len());
+    let written = (|| -> Result<()> {
+        let mut cleaned = Vec::with_capacity(groups.len());
+        for group in groups {
+            let segment = write_group(log, group, rule, txns, throttle, report)?;
+            sizes.push(segment.size());
+            cleaned.push(segment);
+        }
+        // Once every group is written, one after the other: the disk had the whole rewrite
+        // to write back meanwhile.
+        for segment in &cleaned {
+            check_stopped(log)?;
+            segment.sync_data()?;
+            segment.seal()?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = written {
+        discard_cleaned(&**fs, dir, new_bases())?;
+        return Err(e);
+    }
+    let old: Vec<Vec<Arc<Segment>>> = groups
+        .iter()
+        .map(|group| group.iter().map(|(seg, _)| Arc::clone(seg)).collect())
+        .collect();
+    let swapped = match log.replace_segments(&old) {
+        Ok(swapped) => swapped,
+        Err(e) => {
+            // Failed before the commit point: the files aside go. Past it, the next open
+            // finishes the swap and needs them.
+            discard_cleaned(&**fs, dir, new_bases())?;
+            return Err(e);
+        }
+    };
+    let unswapped = new_bases()
+        .zip(&swapped)
+        .filter(|(_, swapped)| !**swapped)
+        .map(|(base, _)| base);
+    discard_cleaned(&**fs, dir, unswapped)?;
+    for ((group, swapped), size) in groups.iter().zip(swapped).zip(sizes) {
+        report.segments_in += group.len();
+        if swapped {
+            report.size_before += group.iter().map(|(seg, _)| seg.size()).sum::<u64>();
+            report.size_after += size;
+            report.segments_out += 1;
+        } else {
+            report.segments_out += group.len();
+        }
+    }
+    Ok(())
+}
+
+/// Writes the segments of `group`, cleaned, into one segment aside (not fsynced yet).
+fn write_group(
     log: &PartitionLog,
     group: &[(Arc<Segment>, u64)],
     rule: &KeepRule<'_>,
     txns: &mut TxnTracker,
     throttle: &Throttle,
     report: &mut CleanReport,
-) -> Result<bool> {
+) -> Result<Segment> {
     let config = log.shared_config();
     let (fs, dir) = (log.fs(), log.dir());
     let new_base = group[0].0.base_offset();
     remove_cleaned(&**fs, dir, new_base)?;
     let cleaned = Segment::create_cleaned(fs, dir, new_base, &config)?;
-    let written = (|| -> Result<()> {
-        for (seg, _) in group {
-            report.size_before += seg.size();
-            let mut walk = BatchWalk::new(seg.log_file(), seg.log_path(), 0, seg.size());
-            while let Some((_, header, batch)) = walk.next()? {
-                check_stopped(log)?;
-                let len = batch.len() as u64;
-                throttle.pace(len);
-                log.cleaning().add_progress(len);
-                report.bytes_read += len;
-                let retained = if header.is_control() {
-                    txns.on_control(&header);
-                    Retained::Unchanged
-                } else {
-                    let aborted = txns.is_aborted(&header);
-                    let options = RetainOptions {
-                        keep_empty: rule.is_last_of_producer(&header),
-                        delete_horizon: Some(rule.horizon),
-                    };
-                    let horizon = header.delete_horizon();
-                    let (retained, counts) = retain(batch, options, |record| {
-                        !aborted && rule.keeps(record, horizon)
-                    })?;
-                    report.records_read += counts.records_read;
-                    report.records_kept += counts.records_kept;
-                    retained
+    for (seg, _) in group {
+        let mut walk = BatchWalk::new(seg.log_file(), seg.log_path(), 0, seg.size());
+        while let Some((_, header, batch)) = walk.next()? {
+            check_stopped(log)?;
+            let len = batch.len() as u64;
+            throttle.pace(len);
+            log.cleaning().add_progress(len);
+            report.bytes_read += len;
+            let retained = if header.is_control() {
+                txns.on_control(&header);
+                Retained::Unchanged
+            } else {
+                let aborted = txns.is_aborted(&header);
+                let options = RetainOptions {
+                    keep_empty: rule.is_last_of_producer(&header),
+                    delete_horizon: Some(rule.horizon),
                 };
-                let out = match &retained {
-                    Retained::Unchanged => batch,
-                    Retained::Rewritten(bytes) => bytes.as_slice(),
-                    Retained::Dropped => continue,
-                };
-                let out_header = BatchHeader::parse(out)?;
-                cleaned
-                    .append(out, &out_header, &config)
-                    .map_err(|failed| failed.error)?;
-                throttle.pace(out.len() as u64);
-                report.bytes_written += out.len() as u64;
-            }
+                let horizon = header.delete_horizon();
+                let (retained, counts) = retain(batch, options, |record| {
+                    !aborted && rule.keeps(record, horizon)
+                })?;
+                report.records_read += counts.records_read;
+                report.records_kept += counts.records_kept;
+                retained
+            };
+            let out = match &retained {
+                Retained::Unchanged => batch,
+                Retained::Rewritten(bytes) => bytes.as_slice(),
+                Retained::Dropped => continue,
+            };
+            let out_header = BatchHeader::parse(out)?;
+            cleaned
+                .append(out, &out_header, &config)
+                .map_err(|failed| failed.error)?;
+            throttle.pace(out.len() as u64);
+            report.bytes_written += out.len() as u64;
         }
-        cleaned.sync_data()?;
-        cleaned.seal()
-    })();
-    let size_after = cleaned.size();
-    drop(cleaned);
-    if let Err(e) = written {
-        remove_cleaned(&**fs, dir, new_base)?;
-        return Err(e);
     }
-    let swap = Swap {
-        new_base,
-        old_bases: group.iter().map(|(seg, _)| seg.base_offset()).collect(),
-    };
-    let old: Vec<Arc<Segment>> = group.iter().map(|(seg, _)| Arc::clone(seg)).collect();
-    let swapped = log.replace_segments(&old, &swap);
-    if !matches!(swapped, Ok(true)) {
-        // Not swapped (the segments changed, or the swap failed before its commit point):
-        // the files aside go. After a failure past the commit point the next open finishes it.
-        remove_cleaned(&**fs, dir, new_base)?;
-        report.size_before -= old.iter().map(|s| s.size()).sum::<u64>();
-        return swapped;
+    Ok(cleaned)
+}
+
+/// Removes the files aside of the groups based at `bases`, unless a swap is committed on disk
+/// (a failure past the commit point: the next open finishes that swap with them).
+fn discard_cleaned(
+    fs: &dyn crate::fs::Fs,
+    dir: &Path,
+    bases: impl Iterator<Item = u64>,
+) -> Result<()> {
+    if fs.metadata(&dir.join(files::SWAP_FILE)).is_ok() {
+        return Ok(());
     }
-    report.size_after += size_after;
-    Ok(true)
+    for base in bases {
+        remove_cleaned(fs, dir, base)?;
+    }
+    Ok(())
 }
 
 /// Removes the files a clean writes aside for the segment at `base`, if any.

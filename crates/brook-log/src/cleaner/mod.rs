@@ -7,8 +7,9 @@
 //! compacted one ([`clean::cleanable`]), takes the dirtiest whose dirty ratio is over its
 //! `min.cleanable.dirty.ratio` (or that holds a record older than `max.compaction.lag.ms`),
 //! and cleans it ([`clean::clean`]); with nothing to do it sleeps `backoff_ms`. Threads share
-//! the memory budget (`dedupe_buffer_bytes`, split evenly; each thread's offset map grows to
-//! what the dirty sections it has cleaned needed, within its share, and is kept) and the I/O rate (`io_bytes_per_sec`, each thread paced to its share).
+//! the memory budget (`dedupe_buffer_bytes`, split evenly; each clean's offset map grows with
+//! its keys, within the thread's share) and the I/O rate (`io_bytes_per_sec`, each thread
+//! paced to its share).
 //!
 //! - `offset_map`: key hash -> latest offset, in a fixed budget.
 //! - `clean`: one clean of one log.
@@ -51,13 +52,15 @@ pub struct CleanerConfig {
     pub enabled: bool,
     /// Cleaner threads; each cleans one log at a time. Default 1.
     pub threads: usize,
-    /// Memory for the offset maps of all threads together: `B` bytes map about `B / 32` keys
-    /// per clean (a larger dirty section is cleaned over several rounds). A clean uses only
-    /// what its dirty section can need (32 bytes an offset). Default 128 MiB (Kafka's
-    /// `log.cleaner.dedupe.buffer.size`).
+    /// Memory for the offset maps of all threads together: `B` bytes map between `B / 64` and
+    /// `B / 32` keys per clean (a larger dirty section is cleaned over several rounds). A
+    /// clean uses only what its keys need (about 32 bytes a key, and a bit per offset of its
+    /// dirty section). Default 128 MiB (Kafka's `log.cleaner.dedupe.buffer.size`).
     pub dedupe_buffer_bytes: u64,
     /// The most bytes per second all threads together read and write; `None`: no limit
-    /// (Kafka's `log.cleaner.io.max.bytes.per.second`).
+    /// (Kafka's `log.cleaner.io.max.bytes.per.second`, unlimited there). Default 64 MiB/s: a
+    /// 1 GiB dirty log is cleaned in about 16 s, and appends to the same partition keep their
+    /// pace beside it (docs/benchmarks.md, "Compaction").
     pub io_bytes_per_sec: Option<u64>,
     /// How long a thread sleeps when no log needs cleaning. Default 15 s (Kafka's
     /// `log.cleaner.backoff.ms`).
@@ -70,7 +73,7 @@ impl Default for CleanerConfig {
             enabled: true,
             threads: 1,
             dedupe_buffer_bytes: 128 << 20,
-            io_bytes_per_sec: None,
+            io_bytes_per_sec: Some(64 << 20),
             backoff_ms: 15_000,
         }
     }

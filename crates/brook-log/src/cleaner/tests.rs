@@ -684,6 +684,38 @@ fn kill_9_at_each_file_operation_of_a_clean_loses_no_latest_value() {
         );
     }
     assert!(killed_at.len() > 20, "{killed_at:#?}");
+    // The fsyncs are batched: every cleaned group is written before the first is fsynced, all
+    // are fsynced before the one swap file, and a kill landed in between (the last fsync done,
+    // the swap not begun): the schedule of a crash between the batched fsyncs and the swap.
+    let first = |pred: &dyn Fn(&str) -> bool| killed_at.iter().position(|s| pred(s));
+    let last = |pred: &dyn Fn(&str) -> bool| killed_at.iter().rposition(|s| pred(s));
+    let is_cleaned_fsync = |s: &str| s.starts_with("fsync ") && s.ends_with(".cleaned");
+    let groups: std::collections::BTreeSet<&str> = killed_at
+        .iter()
+        .filter(|s| s.starts_with("fsync ") && s.ends_with(".log.cleaned"))
+        .map(String::as_str)
+        .collect();
+    assert!(groups.len() >= 2, "one group only: {killed_at:#?}");
+    let swap_at = first(&|s| s == "create cleaner-swap.tmp").expect("a kill at the swap file");
+    assert_eq!(
+        last(&|s| s == "create cleaner-swap.tmp"),
+        Some(swap_at),
+        "one swap for all groups: {killed_at:#?}"
+    );
+    assert!(
+        last(&|s| s.starts_with("write ") && s.ends_with(".log.cleaned"))
+            < first(&is_cleaned_fsync),
+        "every group written before the first fsync: {killed_at:#?}"
+    );
+    assert!(last(&is_cleaned_fsync) < Some(swap_at), "{killed_at:#?}");
+    assert!(
+        killed_at[..swap_at]
+            .iter()
+            .rev()
+            .take_while(|s| !is_cleaned_fsync(s))
+            .all(|s| !s.contains(".cleaned")),
+        "nothing of the cleaned files between their fsyncs and the swap: {killed_at:#?}"
+    );
 }
 
 const KILL9_DIR_ENV: &str = "BROOK_CLEANER_KILL9_DIR";
