@@ -20,9 +20,9 @@
 //! final commit; [`RecordStream::close`] commits first.
 //!
 //! Records arrive as the stored batches (`RECORD_FORMAT_RAW_BATCHES`) and are decoded one at
-//! a time as the stream is polled (module `crate::batch`): a record's key and value are slices
-//! of the bytes the server sent. A compressed batch (written so by a Kafka producer) is
-//! fetched decoded from the server instead, so decompression lives in the broker alone.
+//! a time as the stream is polled (module `crate::batch`, the codec of `brook-batch`): a
+//! record's key and value are slices of the bytes the server sent; a compressed batch (written
+//! so by a Kafka producer) is inflated here once, with the same bound on its size as the log's.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::pin::Pin;
@@ -31,14 +31,13 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use brook_proto::v1;
-use futures::future::BoxFuture;
 use futures::stream::{BoxStream, SelectAll};
-use futures::{FutureExt, Stream, StreamExt};
+use futures::{Stream, StreamExt};
 use tokio::task::JoinHandle;
 use tokio::time::{Interval, MissedTickBehavior};
 
-use crate::batch::{self, Item};
-use crate::client::{Client, FetchRequest};
+use crate::batch;
+use crate::client::Client;
 use crate::error::{ClientError, Result};
 use crate::record::{expand, ConsumerRecord, TopicPartition};
 
@@ -223,8 +222,7 @@ impl Consumer {
             group: self.config.group.clone(),
             events: futures::stream::select_all(events),
             buffered: VecDeque::new(),
-            fetched: VecDeque::new(),
-            fetching: None,
+            decoded: VecDeque::new(),
             positions: BTreeMap::new(),
             committed: Arc::default(),
             commit_task: None,
@@ -251,8 +249,6 @@ struct Run {
 /// What the front of the buffer gave.
 enum Step {
     Record(ConsumerRecord),
-    /// A compressed batch: its records are being fetched decoded.
-    Fetching,
     Failed(ClientError),
     Empty,
 }
@@ -265,10 +261,9 @@ pub struct RecordStream {
     events: SelectAll<Events>,
     /// Batches received whose records are not all handed out yet.
     buffered: VecDeque<Run>,
-    /// Records of a compressed batch fetched decoded, each with the position it moves to;
-    /// handed out before the rest of the run they came from.
-    fetched: VecDeque<(ConsumerRecord, u64)>,
-    fetching: Option<BoxFuture<'static, Result<Vec<ConsumerRecord>>>>,
+    /// Records a server sent decoded, each with the position it moves to; handed out before
+    /// the batches of the same event.
+    decoded: VecDeque<(ConsumerRecord, u64)>,
     positions: Positions,
     /// What was last committed successfully; written by commit tasks, so behind a lock (held
     /// for a map update, never across an await).
@@ -331,34 +326,15 @@ impl RecordStream {
     fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<ConsumerEvent>>> {
         self.poll_auto_commit(cx);
         loop {
-            if let Some((record, position)) = self.fetched.pop_front() {
+            if let Some((record, position)) = self.decoded.pop_front() {
                 let tp = TopicPartition::new(Arc::clone(&record.topic), record.partition);
                 self.positions.insert(tp, position);
                 return Poll::Ready(Some(Ok(ConsumerEvent::Record(record))));
-            }
-            if let Some(fetching) = self.fetching.as_mut() {
-                let fetched = ready!(fetching.poll_unpin(cx));
-                self.fetching = None;
-                match fetched {
-                    Ok(records) => {
-                        let positions = records.into_iter().map(|r| {
-                            let position = r.offset + 1;
-                            (r, position)
-                        });
-                        self.fetched.extend(positions);
-                        continue;
-                    }
-                    Err(error) => {
-                        self.ended = true;
-                        return Poll::Ready(Some(Err(error)));
-                    }
-                }
             }
             match self.take_buffered() {
                 Step::Record(record) => {
                     return Poll::Ready(Some(Ok(ConsumerEvent::Record(record))))
                 }
-                Step::Fetching => continue,
                 Step::Failed(error) => {
                     self.ended = true;
                     self.buffered.clear();
@@ -412,7 +388,7 @@ impl RecordStream {
                 record.offset + 1
             };
             let record = ConsumerRecord::from_wire(&tp.topic, tp.partition, record);
-            self.fetched.push_back((record, position));
+            self.decoded.push_back((record, position));
         }
         let records = batch::Records::new(
             Arc::clone(&tp.topic),
@@ -427,12 +403,11 @@ impl RecordStream {
         });
     }
 
-    /// Decodes the next record of the oldest run (moving its partition's position), or starts
-    /// fetching the compressed batch it reached.
+    /// Decodes the next record of the oldest run (moving its partition's position).
     fn take_buffered(&mut self) -> Step {
         while let Some(run) = self.buffered.front_mut() {
-            match run.records.next_item() {
-                Ok(Some(Item::Record(record))) => {
+            match run.records.next_record() {
+                Ok(Some(record)) => {
                     // After a run's last record, the position is the server's next offset.
                     let position = if run.records.is_exhausted() {
                         run.next_offset.max(record.offset + 1)
@@ -441,19 +416,6 @@ impl RecordStream {
                     };
                     self.positions.insert(run.tp.clone(), position);
                     return Step::Record(record);
-                }
-                Ok(Some(Item::Compressed {
-                    base_offset,
-                    last_offset,
-                })) => {
-                    let from = base_offset.max(run.records.skip_below());
-                    self.fetching = Some(fetch_decoded(
-                        self.client.clone(),
-                        run.tp.clone(),
-                        from,
-                        last_offset,
-                    ));
-                    return Step::Fetching;
                 }
                 Ok(None) => {
                     let tp = run.tp.clone();
@@ -553,45 +515,6 @@ impl Stream for RecordStream {
             };
         }
     }
-}
-
-/// The records `from..=last` of a compressed batch, fetched decoded (the server decompresses).
-fn fetch_decoded(
-    client: Client,
-    tp: TopicPartition,
-    from: u64,
-    last: u64,
-) -> BoxFuture<'static, Result<Vec<ConsumerRecord>>> {
-    async move {
-        let mut records = Vec::new();
-        let mut offset = from;
-        // A fetch returns at least the whole batch holding `offset`, so one call usually
-        // covers it; the loop only guards against a server that returns less.
-        while offset <= last {
-            let fetched = client
-                .fetch(FetchRequest::new(
-                    tp.topic.to_string(),
-                    tp.partition,
-                    offset,
-                ))
-                .await?;
-            let before = records.len();
-            records.extend(fetched.records.into_iter().filter(|r| r.offset <= last));
-            match records.last() {
-                Some(record) if records.len() > before => offset = record.offset + 1,
-                // Nothing left of the batch below the next offset (all of it skipped).
-                _ if fetched.next_offset > offset => offset = fetched.next_offset,
-                _ => {
-                    return Err(ClientError::protocol(
-                        "fetch",
-                        format!("{tp}: no records at offset {offset} of a compressed batch"),
-                    ))
-                }
-            }
-        }
-        Ok(records)
-    }
-    .boxed()
 }
 
 /// Commits `offsets` for `group` and records them as committed.

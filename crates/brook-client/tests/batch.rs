@@ -1,7 +1,8 @@
-//! The client's RecordBatch v2 path against the log's own codec, over a real server: what the
-//! Producer builds is what the broker stores and decodes (the server validates every raw
-//! batch, CRC included, and `Client::fetch` decodes it with brook-log); what brook-log builds
-//! (headers, null keys and values, gzip) is what the Consumer hands out, from any offset.
+//! The client's RecordBatch v2 path over a real server: what the Producer builds is what the
+//! broker stores and decodes (the server validates every raw batch, CRC included, and
+//! `Client::fetch` decodes it on the server); batches written straight into the log (headers,
+//! null keys and values, gzip, as a Kafka producer sends them) are what the Consumer hands out,
+//! from any offset, compressed ones inflated by the client.
 
 mod common;
 
@@ -156,7 +157,7 @@ async fn the_consumer_reads_log_built_batches_compressed_or_not_from_any_offset(
         .consumer(ConsumerConfig::default())
         .expect("consumer");
 
-    // From the start: every record, the compressed ones fetched decoded in their place.
+    // From the start: every record, the compressed ones inflated in their place.
     let mut stream = consumer
         .assign(vec![(tp.clone(), StartAt::Earliest)])
         .await

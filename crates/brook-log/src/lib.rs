@@ -27,7 +27,8 @@
 //!
 //! # Modules
 //!
-//! - [`batch`]: the Kafka RecordBatch v2 format, byte for byte.
+//! - [`batch`]: the Kafka RecordBatch v2 format, byte for byte (the `brook-batch` crate,
+//!   re-exported; compaction's record filter is this crate's own).
 //! - `config`: segment, retention, limit and durability settings.
 //! - [`bounds`]: the range of every numeric setting and the one refusal outside it, for every
 //!   crate's settings table.

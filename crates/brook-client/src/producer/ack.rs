@@ -37,6 +37,8 @@ pub(crate) enum Failure {
     Rpc { code: Code, message: String },
     /// The server answered something that does not fit the request.
     Protocol(String),
+    /// The request could not be made (the records cannot form a batch).
+    Invalid(String),
     /// The producer's task ended before the batch was answered.
     Closed,
 }
@@ -50,6 +52,7 @@ impl Failure {
                 message: message.clone(),
             },
             Failure::Protocol(reason) => ClientError::protocol(OPERATION, reason.clone()),
+            Failure::Invalid(reason) => ClientError::invalid_request(reason.clone()),
             Failure::Closed => ClientError::ProducerClosed,
         }
     }

@@ -198,16 +198,13 @@ impl Pipeline {
             forwarded,
             ..
         } = batch;
-        let (records, raw_batch) = match (content, partition) {
-            (Content::Batch(builder), Some(partition)) => (
-                Vec::new(),
-                Some(v1::RawBatch {
-                    partition,
-                    data: builder.finish(),
-                }),
-            ),
+        let encoded = match (content, partition) {
+            (Content::Batch(builder), Some(partition)) => builder
+                .finish()
+                .map(|data| (Vec::new(), Some(v1::RawBatch { partition, data })))
+                .map_err(|error| Failure::Invalid(format!("the batch cannot be built: {error}"))),
             (Content::Batch(_), None) => unreachable!("a probe is never encoded"),
-            (Content::Records(records), _) => (records, None),
+            (Content::Records(records), _) => Ok((records, None)),
         };
         let in_flight = InFlight {
             topic,
@@ -217,6 +214,10 @@ impl Pipeline {
             bytes,
             ack,
             forwarded,
+        };
+        let (records, raw_batch) = match encoded {
+            Ok(encoded) => encoded,
+            Err(failure) => return self.complete(in_flight, Err(failure)),
         };
         let requests = match self.open_stream().await {
             Ok(requests) => requests,

@@ -16,9 +16,9 @@ use bytes::BufMut;
 use crate::error::BatchError;
 
 /// The most bytes a varint (i32) may take.
-pub(super) const VARINT_MAX_BYTES: usize = 5;
+pub const VARINT_MAX_BYTES: usize = 5;
 /// The most bytes a varlong (i64) may take.
-pub(super) const VARLONG_MAX_BYTES: usize = 10;
+pub const VARLONG_MAX_BYTES: usize = 10;
 
 fn zigzag(value: i64) -> u64 {
     ((value << 1) ^ (value >> 63)) as u64
@@ -30,7 +30,7 @@ fn unzigzag(raw: u64) -> i64 {
 
 /// Encoded size of `value` as a varlong (also right for a varint when it fits in i32).
 #[inline]
-pub(super) fn varlong_len(value: i64) -> usize {
+pub fn varlong_len(value: i64) -> usize {
     // ceil(significant bits / 7) without a division: protobuf's VarintSize64.
     let log2 = 63 - (zigzag(value) | 1).leading_zeros() as usize;
     (log2 * 9 + 73) / 64
@@ -39,13 +39,13 @@ pub(super) fn varlong_len(value: i64) -> usize {
 /// Encoded size of `value` as a varint (the writer encodes every integer as a varlong; this
 /// and [`put_varint`] are the other half of [`read_varint`]'s round trip tests).
 #[cfg(test)]
-pub(super) fn varint_len(value: i32) -> usize {
+pub fn varint_len(value: i32) -> usize {
     varlong_len(value as i64)
 }
 
 /// Appends `value` as a varlong.
 #[inline]
-pub(super) fn put_varlong(buf: &mut impl BufMut, value: i64) {
+pub fn put_varlong(buf: &mut impl BufMut, value: i64) {
     // Byte by byte: most varints in a record are one or two bytes, and `put_u8` is a capacity
     // check and a store, where a slice copy would be a call to memcpy.
     let mut raw = zigzag(value);
@@ -58,13 +58,13 @@ pub(super) fn put_varlong(buf: &mut impl BufMut, value: i64) {
 
 /// Appends `value` as a varint.
 #[cfg(test)]
-pub(super) fn put_varint(buf: &mut impl BufMut, value: i32) {
+pub fn put_varint(buf: &mut impl BufMut, value: i32) {
     put_varlong(buf, value as i64);
 }
 
 /// Reads the varint at `*pos` and moves `*pos` past it.
 #[inline]
-pub(super) fn read_varint(bytes: &[u8], pos: &mut usize) -> Result<i32, BatchError> {
+pub fn read_varint(bytes: &[u8], pos: &mut usize) -> Result<i32, BatchError> {
     let mut end = *pos;
     let raw = read_unsigned(bytes, &mut end, VARINT_MAX_BYTES)?;
     let raw = u32::try_from(raw).map_err(|_| BatchError::BadRecord {
@@ -77,7 +77,7 @@ pub(super) fn read_varint(bytes: &[u8], pos: &mut usize) -> Result<i32, BatchErr
 
 /// Reads the varlong at `*pos` and moves `*pos` past it.
 #[inline]
-pub(super) fn read_varlong(bytes: &[u8], pos: &mut usize) -> Result<i64, BatchError> {
+pub fn read_varlong(bytes: &[u8], pos: &mut usize) -> Result<i64, BatchError> {
     Ok(unzigzag(read_unsigned(bytes, pos, VARLONG_MAX_BYTES)?))
 }
 

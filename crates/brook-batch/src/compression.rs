@@ -22,15 +22,15 @@ use crate::error::BatchError;
 
 /// The most a batch may inflate: decompressed records may take this many times the batch's
 /// size on the wire (but see [`DECOMPRESSED_BYTES_FLOOR`]). Real data rarely passes 20x.
-pub(super) const DECOMPRESSION_RATIO_MAX: usize = 64;
+pub const DECOMPRESSION_RATIO_MAX: usize = 64;
 /// Small batches may always inflate to this many bytes, whatever their size.
-pub(super) const DECOMPRESSED_BYTES_FLOOR: usize = 16 << 20;
+pub const DECOMPRESSED_BYTES_FLOOR: usize = 16 << 20;
 
 /// The decompressed size allowed for the records of a batch of `batch_len` bytes.
 ///
 /// A function of the batch alone, so a batch that passed validation on append can always be
 /// read back, whatever limits are configured later.
-pub(super) fn decompressed_bytes_max(batch_len: usize) -> usize {
+pub fn decompressed_bytes_max(batch_len: usize) -> usize {
     batch_len
         .saturating_mul(DECOMPRESSION_RATIO_MAX)
         .max(DECOMPRESSED_BYTES_FLOOR)
@@ -53,11 +53,7 @@ const LZ4_LEVEL: u32 = 0;
 const ZSTD_WINDOW_LOG_MAX: u32 = 27;
 
 /// Appends `input` compressed with `codec` to `out`. `Compression::None` copies.
-pub(super) fn compress(
-    codec: Compression,
-    input: &[u8],
-    out: &mut BytesMut,
-) -> Result<(), BatchError> {
+pub fn compress(codec: Compression, input: &[u8], out: &mut BytesMut) -> Result<(), BatchError> {
     let failed = |e: std::io::Error| BatchError::Compress {
         codec,
         reason: e.to_string(),
@@ -95,11 +91,7 @@ pub(super) fn compress(
 }
 
 /// Decompresses `input` (a batch's records section) into a new buffer of at most `limit` bytes.
-pub(super) fn decompress(
-    codec: Compression,
-    input: &[u8],
-    limit: usize,
-) -> Result<Vec<u8>, BatchError> {
+pub fn decompress(codec: Compression, input: &[u8], limit: usize) -> Result<Vec<u8>, BatchError> {
     let failed = |e: std::io::Error| BatchError::Decompress {
         codec,
         reason: e.to_string(),

@@ -157,7 +157,7 @@ pub fn control_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::BatchHeader;
+    use crate::BatchHeader;
 
     #[test]
     fn markers_round_trip_through_a_batch() {

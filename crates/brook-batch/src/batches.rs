@@ -81,9 +81,9 @@ impl<'a> Iterator for Batches<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::builder::{BatchBuilder, RecordRef};
-    use crate::batch::header::{patch_base_offset, MAGIC_AT};
-    use crate::batch::Compression;
+    use crate::builder::{BatchBuilder, RecordRef};
+    use crate::header::{patch_base_offset, MAGIC_AT};
+    use crate::Compression;
 
     /// Three batches of 1, 2 and 3 records at offsets 0, 1 and 3, back to back.
     fn log() -> (Vec<u8>, Vec<usize>) {

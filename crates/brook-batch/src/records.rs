@@ -184,6 +184,11 @@ impl Records {
         &self.header
     }
 
+    /// Records not yet decoded.
+    pub fn remaining(&self) -> u32 {
+        self.left
+    }
+
     fn decode_next(&mut self) -> Result<Record, BatchError> {
         let frame = &self.frame;
         let mut headers = Vec::new();
@@ -244,7 +249,7 @@ impl Iterator for Records {
 
 /// The bytes the records are parsed from and where they start: the batch itself past its
 /// header, or the inflated records section of a compressed batch.
-pub(super) fn records_frame<'a>(
+pub fn records_frame<'a>(
     header: &BatchHeader,
     batch: &'a [u8],
 ) -> Result<(Cow<'a, [u8]>, usize), BatchError> {
@@ -263,18 +268,18 @@ pub(super) fn records_frame<'a>(
 
 /// One record's fields, as positions in the frame it was parsed from.
 #[derive(Debug)]
-pub(super) struct RawRecord {
-    pub(super) timestamp_delta: i64,
-    pub(super) offset_delta: i32,
-    pub(super) key: Option<Range<usize>>,
-    pub(super) value: Option<Range<usize>>,
+pub struct RawRecord {
+    pub timestamp_delta: i64,
+    pub offset_delta: i32,
+    pub key: Option<Range<usize>>,
+    pub value: Option<Range<usize>>,
     /// Position just past the record.
-    pub(super) end: usize,
+    pub end: usize,
 }
 
 /// Parses the record at `at` in `frame`, handing each header's key and value ranges to
 /// `on_header`. Every field must lie within the record's declared length, and fill it exactly.
-pub(super) fn parse_record(
+pub fn parse_record(
     frame: &[u8],
     at: usize,
     mut on_header: impl FnMut(Range<usize>, Option<Range<usize>>),
@@ -373,8 +378,8 @@ fn read_nullable(record: &[u8], pos: &mut usize) -> Result<Option<Range<usize>>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::builder::{BatchBuilder, RecordRef};
-    use crate::batch::header::{patch_base_offset, ATTRIBUTES_AT, CRC_AT, CRC_COVERS_FROM};
+    use crate::builder::{BatchBuilder, RecordRef};
+    use crate::header::{patch_base_offset, ATTRIBUTES_AT, CRC_AT, CRC_COVERS_FROM};
     use proptest::prelude::*;
 
     /// An owned record for tests to generate and compare.

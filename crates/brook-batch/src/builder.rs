@@ -10,7 +10,7 @@ use bytes::{BufMut, BytesMut};
 
 use super::compression::compress;
 use super::header::{BatchHeader, CRC_AT, CRC_COVERS_FROM, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2};
-use super::varint::{put_varlong, varlong_len};
+use super::varint::{put_varlong, varlong_len, VARLONG_MAX_BYTES};
 use super::Compression;
 use crate::error::BatchError;
 
@@ -111,15 +111,10 @@ impl BatchBuilder {
         // a varint, and `build` refuses a batch large enough for any to leave that range.
         let offset_delta = self.count as i64;
         let headers_len = record.headers.len() as i64;
-        let mut body = 1 // attributes
+        let body = 1 // attributes
             + varlong_len(timestamp_delta)
             + varlong_len(offset_delta)
-            + nullable_len(record.key)
-            + nullable_len(record.value)
-            + varlong_len(headers_len);
-        for (key, value) in record.headers {
-            body += bytes_len(key.as_bytes()) + bytes_len(value);
-        }
+            + payload_len(&record);
 
         let buf = &mut self.buf;
         buf.reserve(varlong_len(body as i64) + body);
@@ -135,6 +130,14 @@ impl BatchBuilder {
             put_bytes(buf, value);
         }
         self.count += 1;
+    }
+
+    /// The most bytes pushing `record` can add to a batch: its encoding with the length
+    /// prefix and both deltas at their widest. Producers use it to close a batch before it
+    /// passes a size limit.
+    pub fn record_bytes_max(record: RecordRef<'_>) -> usize {
+        const LENGTH_ATTRIBUTES_DELTAS: usize = VARLONG_MAX_BYTES + 1 + 2 * VARLONG_MAX_BYTES;
+        LENGTH_ATTRIBUTES_DELTAS + payload_len(&record)
     }
 
     /// Records pushed so far.
@@ -201,6 +204,20 @@ impl BatchBuilder {
         batch[CRC_AT..CRC_COVERS_FROM].copy_from_slice(&crc.to_be_bytes());
         Ok(batch)
     }
+}
+
+/// A record's key, value and headers as encoded, with their length prefixes and the header
+/// count.
+fn payload_len(record: &RecordRef<'_>) -> usize {
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|(key, value)| bytes_len(key.as_bytes()) + bytes_len(value))
+        .sum();
+    nullable_len(record.key)
+        + nullable_len(record.value)
+        + varlong_len(record.headers.len() as i64)
+        + headers
 }
 
 fn bytes_len(bytes: &[u8]) -> usize {
