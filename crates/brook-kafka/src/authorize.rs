@@ -23,7 +23,8 @@
 //! | JoinGroup, SyncGroup, Heartbeat, LeaveGroup | `Read` group |
 //! | OffsetCommit | `Read` group and `Read` topic |
 //! | OffsetFetch | `Describe` group and `Describe` topic |
-//! | DescribeGroups | `Describe` group; ListGroups lists those (all with `Describe` cluster) |
+//! | ConsumerGroupHeartbeat (KIP-848) | `Read` group, `Describe` each subscribed topic |
+//! | DescribeGroups, ConsumerGroupDescribe | `Describe` group; ListGroups lists those (all with `Describe` cluster) |
 //! | DeleteGroups | `Delete` group; OffsetDelete `Delete` group and `Read` topic |
 //! | InitProducerId | `Write` transactional id; without one `IdempotentWrite` cluster or `Write` on some topic |
 //! | AddPartitionsToTxn | `Write` transactional id and `Write` topic |
@@ -582,6 +583,59 @@ impl<'a> Access<'a> {
     pub(crate) fn leave_group(&self, req: &m::LeaveGroupRequest) -> Gate<m::LeaveGroupResponse> {
         self.group_member(&req.group_id, |code| {
             m::LeaveGroupResponse::default().with_error_code(code)
+        })
+    }
+
+    /// KIP-848's heartbeat: `Read` on the group, `Describe` on each subscribed topic.
+    pub(crate) fn consumer_group_heartbeat(
+        &self,
+        req: &m::ConsumerGroupHeartbeatRequest,
+    ) -> Gate<m::ConsumerGroupHeartbeatResponse> {
+        let refusal = |code: i16, message: String| {
+            m::ConsumerGroupHeartbeatResponse::default()
+                .with_error_code(code)
+                .with_error_message(Some(StrBytes::from_string(message)))
+                .with_member_epoch(-1)
+        };
+        if !self.group(Op::Read, &req.group_id) {
+            return Gate::Refuse(refusal(
+                denied(GROUP),
+                format!("not authorized to join group {:?}", &*req.group_id),
+            ));
+        }
+        let hidden: Vec<&str> = req
+            .subscribed_topic_names
+            .iter()
+            .flatten()
+            .map(|t| &*t.0)
+            .filter(|t| !self.topic(Op::Describe, t))
+            .collect();
+        if hidden.is_empty() {
+            return pass();
+        }
+        Gate::Refuse(refusal(
+            denied(TOPIC),
+            format!("not authorized to describe topics {hidden:?}"),
+        ))
+    }
+
+    pub(crate) fn consumer_group_describe(
+        &self,
+        req: &mut m::ConsumerGroupDescribeRequest,
+    ) -> Gate<m::ConsumerGroupDescribeResponse> {
+        let refused = take(&mut req.group_ids, |g| !self.group(Op::Describe, g));
+        if refused.is_empty() {
+            return pass();
+        }
+        let code = denied(GROUP);
+        after(move |resp: &mut m::ConsumerGroupDescribeResponse| {
+            for group in refused {
+                resp.groups.push(
+                    m::consumer_group_describe_response::DescribedGroup::default()
+                        .with_group_id(group)
+                        .with_error_code(code),
+                );
+            }
         })
     }
 

@@ -194,10 +194,10 @@ async fn answer(
             guarded!(request, body, access.list_groups() => api::groups::list_groups(door, body))
         }
         ApiKey::ConsumerGroupHeartbeat => {
-            answer!(request, body => api::consumer_groups::heartbeat(door, session, body, version))
+            guarded!(request, body, access.consumer_group_heartbeat(&body) => api::consumer_groups::heartbeat(door, session, body, version))
         }
         ApiKey::ConsumerGroupDescribe => {
-            answer!(request, body => api::consumer_groups::describe(door, body))
+            guarded!(request, body, access.consumer_group_describe(&mut body) => api::consumer_groups::describe(door, body))
         }
         ApiKey::DescribeGroups => {
             guarded!(request, body, access.describe_groups(&mut body) => api::groups::describe_groups(door, body))
