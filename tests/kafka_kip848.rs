@@ -12,10 +12,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use brook_broker::{Broker, BrokerConfig};
+use brook_broker::{Broker, BrokerConfig, Durability};
 use brook_kafka::{KafkaConfig, KafkaServer};
-use brook_log::config::Durability;
+
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup;
 use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions as OwnedPartitions;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::offset_commit_request::{
@@ -158,6 +159,7 @@ async fn three_members_split_the_partitions_and_the_rest_take_over_when_one_leav
     let group = "kip848-split";
     let b2 = bootstrap.clone();
     let observed = broker.clone();
+    let handle = tokio::runtime::Handle::current();
     let received = tokio::task::spawn_blocking(move || {
         let a = member(&b2, group, "orders", &[]);
         let b = member(&b2, group, "orders", &[]);
@@ -170,6 +172,18 @@ async fn three_members_split_the_partitions_and_the_rest_take_over_when_one_leav
             &mut received,
             |o, _| split(o, 6),
         );
+        // librdkafka really speaks the consumer protocol: the group is a consumer-protocol
+        // group (ConsumerGroupDescribe), every member at the group's epoch, two partitions each.
+        let described = handle.block_on(describe(&b2, group));
+        assert_eq!(described.error_code, 0, "{:?}", described.error_message);
+        assert_eq!(described.group_state.as_str(), "Stable");
+        assert_eq!(described.assignor_name.as_str(), "uniform");
+        assert_eq!(described.members.len(), 3);
+        for m in &described.members {
+            assert_eq!(m.member_epoch, described.group_epoch);
+            assert_eq!(m.assignment.topic_partitions[0].partitions.len(), 2);
+            assert_eq!(m.subscribed_topic_names[0].0.as_str(), "orders");
+        }
         // The broker's own admin view (every door's) shows the group and its members.
         let described = observed.describe_group(group).expect("group");
         assert_eq!(described.members.len(), 3);
@@ -291,6 +305,16 @@ fn heartbeat(group: &str, member: &str, epoch: i32) -> ConsumerGroupHeartbeatReq
 
 async fn beat(raw: &mut Raw, hb: &ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatResponse {
     raw.call(ApiKey::ConsumerGroupHeartbeat, 1, hb).await
+}
+
+/// ConsumerGroupDescribe of one group, over a connection of its own.
+async fn describe(bootstrap: &str, group: &str) -> DescribedGroup {
+    let mut raw = Raw::connect_to(bootstrap).await;
+    let mut request = ConsumerGroupDescribeRequest::default();
+    request.group_ids = vec![GroupId(text(group))];
+    let mut response: ConsumerGroupDescribeResponse =
+        raw.call(ApiKey::ConsumerGroupDescribe, 1, &request).await;
+    response.groups.remove(0)
 }
 
 fn partitions(response: &ConsumerGroupHeartbeatResponse) -> Option<Vec<i32>> {
@@ -517,9 +541,23 @@ async fn the_wire_refuses_mixed_protocols_stale_epochs_and_unknown_assignors() {
         "{:?}",
         refused.error_message
     );
-    tokio::task::spawn_blocking(move || drop(classic))
-        .await
-        .expect("classic consumer closes");
+    // librdkafka with group.protocol=consumer in that group gets nothing, and the classic
+    // member keeps its partitions.
+    let b2 = bootstrap.clone();
+    tokio::task::spawn_blocking(move || {
+        let refused = member(&b2, "classic-group", "wire", &[]);
+        let until = Instant::now() + Duration::from_millis(1500);
+        while Instant::now() < until {
+            let _ = refused.poll(Duration::from_millis(20));
+            let _ = classic.poll(Duration::from_millis(20));
+        }
+        assert!(owned(&refused, "wire").is_empty());
+        assert_eq!(owned(&classic, "wire").len(), 2);
+        drop(refused);
+        drop(classic);
+    })
+    .await
+    .expect("consumers close");
 
     // Leaving: -1 ends membership, and the one left gets everything.
     let left = beat(&mut raw, &heartbeat("wire-group", "m1", -1)).await;
