@@ -225,12 +225,15 @@ fn reqreply(broker: &Broker, snapshot: &mut Snapshot) {
     let dropped = snapshot.counters::<[(&'static str, &'static str); 1]>(
         "brook_call_records_dropped",
         "Request-reply records not delivered: malformed_reply (no correlation id), \
-         duplicate_reply (a call already answered), malformed_request (no correlation id or \
-         reply topic), skipped_request (already answered, or older than the window)",
+         duplicate_reply (a call already answered), unbound_reply (not bound to its call: \
+         not appended by a responder the request was delivered to), malformed_request (no \
+         correlation id or reply topic), skipped_request (already answered, or older than the \
+         window)",
     );
     for (reason, count) in [
         ("malformed_reply", stats.malformed_replies),
         ("duplicate_reply", stats.duplicate_replies),
+        ("unbound_reply", stats.unbound_replies),
         ("malformed_request", stats.malformed_requests),
         ("skipped_request", stats.skipped_requests),
     ] {

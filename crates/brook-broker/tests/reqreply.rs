@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use brook_broker::reqreply::{CORRELATION_ID_HEADER, ERROR_HEADER};
+use brook_broker::reqreply::CORRELATION_ID_HEADER;
 use brook_broker::{
     Answer, Broker, BrokerConfig, BrokerError, Call, CorrelationId, Durability, NewTopic,
     OffsetSpec, PartitionSubscribe, ProduceRecord, Request, StartAt,
@@ -399,9 +399,10 @@ async fn after_a_broker_restart_every_retried_call_gets_its_reply_exactly_once()
 }
 
 #[tokio::test]
-async fn a_kafka_style_responder_answers_through_the_headers_and_malformed_replies_are_dropped() {
+async fn a_reply_written_by_hand_is_ignored_and_malformed_replies_are_dropped() {
     let broker = broker_with("lookups", 1).await;
-    // Answers as a plain Kafka consumer + producer would: reading the Spring headers by hand.
+    // Answers as a plain Kafka consumer + producer would: reading the Spring headers by hand
+    // (anyone who can read the request topic can).
     let manual = broker.clone();
     tokio::spawn(async move {
         let mut requests = manual
@@ -439,54 +440,25 @@ async fn a_kafka_style_responder_answers_through_the_headers_and_malformed_repli
                 .expect("reply");
         }
     });
-    let reply = broker.call("lookups", call("k")).await.expect("reply");
-    assert_eq!(reply.value.as_deref(), Some(&b"found"[..]));
-    eventually("the stray reply counted", || {
-        broker.reqreply_stats().malformed_replies == 1
+    // The hand-written reply is not bound to the call (docs/request-reply.md, "Who may
+    // answer"): it is ignored, and the call times out.
+    let lookup = || call("k").with_correlation_id(id("lookup-1"));
+    let err = broker
+        .call("lookups", lookup().with_timeout(Duration::from_secs(2)))
+        .await
+        .expect_err("a reply written by hand is not delivered");
+    assert!(matches!(err, BrokerError::CallTimeout { .. }), "{err}");
+    eventually("the stray and the unbound reply counted", || {
+        let stats = broker.reqreply_stats();
+        stats.malformed_replies == 1 && stats.unbound_replies == 1
     })
     .await;
 
-    // An error reply written by hand is an error too.
-    let (_r, _) = spawn_upper(&broker, "x", "x");
-    let request = broker.clone();
-    let failing = tokio::spawn(async move { request.call("errs", call("e")).await });
-    let mut requests = broker
-        .subscribe(PartitionSubscribe::new("errs", 0, StartAt::Earliest))
-        .await;
-    while requests.is_err() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        requests = broker
-            .subscribe(PartitionSubscribe::new("errs", 0, StartAt::Earliest))
-            .await;
-    }
-    let request = requests
-        .expect("subscribe")
-        .records()
-        .next()
-        .await
-        .expect("a request")
-        .expect("ok");
-    let reply = ProduceRecord {
-        headers: vec![
-            (
-                CORRELATION_ID_HEADER.to_owned(),
-                Bytes::copy_from_slice(
-                    header(&request.headers, CORRELATION_ID_HEADER).expect("id"),
-                ),
-            ),
-            (ERROR_HEADER.to_owned(), Bytes::from_static(b"no such key")),
-        ],
-        ..ProduceRecord::default()
-    };
-    broker
-        .produce(REPLIES, vec![reply])
-        .await
-        .expect("error reply");
-    let err = failing.await.expect("task").unwrap_err();
-    assert!(
-        matches!(&err, BrokerError::HandlerFailed { message, .. } if message == "no such key"),
-        "{err}"
-    );
+    // A brook responder answers the same request; the retry gets its reply.
+    let (_r, _) = spawn_upper(&broker, "lookups", "svc");
+    let reply = broker.call("lookups", lookup()).await.expect("reply");
+    assert_eq!(reply.value.as_deref(), Some(&b"K"[..]));
+    assert_eq!(broker.reqreply_stats().unbound_replies, 1);
 }
 
 #[tokio::test]

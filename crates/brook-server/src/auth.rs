@@ -132,3 +132,12 @@ where
         })
     }
 }
+
+/// The principal the auth layer put on a request (`User:ANONYMOUS` if none did).
+pub(crate) fn principal_of(extensions: &http::Extensions) -> brook_broker::auth::Principal {
+    extensions
+        .get::<Identity>()
+        .map_or_else(brook_broker::auth::Principal::anonymous, |identity| {
+            identity.principal.clone()
+        })
+}

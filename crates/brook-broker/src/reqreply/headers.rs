@@ -10,6 +10,7 @@
 //! | `kafka_replyPartition` | request  | optional: the reply partition, 4-byte big-endian   |
 //! | `kafka_correlationId`  | both     | the correlation id, opaque (16 bytes from brook)   |
 //! | `brook_error`          | reply    | present on an error reply: the handler's message   |
+//! | `brook_replyMac`       | reply    | binds the reply to its call ([`super::binding`])   |
 //!
 //! Where a header appears twice the last one counts, as Kafka's `Headers.lastHeader`.
 
@@ -30,13 +31,16 @@ pub const REPLY_PARTITION_HEADER: &str = "kafka_replyPartition";
 pub const CORRELATION_ID_HEADER: &str = "kafka_correlationId";
 /// Marks an error reply; its value is the handler's message.
 pub const ERROR_HEADER: &str = "brook_error";
+/// Binds a reply in brook's reply topic to its call ([`super::binding`]).
+pub const REPLY_MAC_HEADER: &str = "brook_replyMac";
 
 /// Headers the broker writes itself: a caller or handler may not set them.
-const RESERVED: [&str; 4] = [
+const RESERVED: [&str; 5] = [
     REPLY_TOPIC_HEADER,
     REPLY_PARTITION_HEADER,
     CORRELATION_ID_HEADER,
     ERROR_HEADER,
+    REPLY_MAC_HEADER,
 ];
 
 /// The last header named `name`.
@@ -97,6 +101,11 @@ pub(crate) fn correlation_id(headers: &[(String, Bytes)]) -> Option<CorrelationI
     last(headers, CORRELATION_ID_HEADER).and_then(|b| CorrelationId::from_bytes(b.clone()).ok())
 }
 
+/// The reply MAC a record carries, if any.
+pub(crate) fn reply_mac(headers: &[(String, Bytes)]) -> Option<&Bytes> {
+    last(headers, REPLY_MAC_HEADER)
+}
+
 /// The reply topic a request names, if it names a valid one.
 pub(crate) fn reply_topic(headers: &[(String, Bytes)]) -> Option<&str> {
     let name = std::str::from_utf8(last(headers, REPLY_TOPIC_HEADER)?).ok()?;
@@ -133,11 +142,13 @@ pub(crate) fn parse_request(record: ConsumerRecord) -> Result<Request, &'static 
         headers: user_headers(record.headers),
         correlation_id,
         reply_to: ReplyTo { topic, partition },
+        mac: None,
     })
 }
 
-/// The reply record answering `request` with `outcome` (an `Err` is the handler's message).
-/// It keeps the request's key, so a reply topic reads like its request topic.
+/// The reply record answering `request` with `outcome` (an `Err` is the handler's message),
+/// bound to its call by the MAC the request was delivered with, if any. It keeps the request's
+/// key, so a reply topic reads like its request topic.
 pub(crate) fn reply_record(
     request: &Request,
     outcome: std::result::Result<Answer, String>,
@@ -153,6 +164,9 @@ pub(crate) fn reply_record(
         CORRELATION_ID_HEADER.to_owned(),
         request.correlation_id.as_bytes().clone(),
     ));
+    if let Some(mac) = &request.mac {
+        headers.push((REPLY_MAC_HEADER.to_owned(), mac.bytes().clone()));
+    }
     ProduceRecord {
         key: request.key.clone(),
         value,

@@ -20,6 +20,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
+use super::binding::ReplyKey;
 use super::headers;
 use super::id::CorrelationId;
 use super::index::{Begin, Delivery, Found, Index, ReplyAt, Ticket};
@@ -43,6 +44,8 @@ pub struct Hub {
     /// Serialises starting, so the reply topic is read once.
     starting: tokio::sync::Mutex<()>,
     counters: Arc<Counters>,
+    /// The key binding replies to calls, loaded (or made) on first start.
+    key: std::sync::OnceLock<ReplyKey>,
 }
 
 impl Hub {
@@ -60,6 +63,7 @@ impl Hub {
 pub(crate) struct Counters {
     pub(crate) malformed_replies: AtomicU64,
     pub(crate) duplicate_replies: AtomicU64,
+    pub(crate) unbound_replies: AtomicU64,
     pub(crate) malformed_requests: AtomicU64,
     pub(crate) skipped_requests: AtomicU64,
 }
@@ -72,6 +76,8 @@ pub(crate) struct Live {
     pub(crate) index: Mutex<Index>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) window_ms: u64,
+    /// Binds replies to calls ([`super::binding`]).
+    pub(crate) key: ReplyKey,
     /// Request topics whose window has been read into the index.
     scanned: Mutex<HashSet<String>>,
     scanning: tokio::sync::Mutex<()>,
@@ -97,6 +103,20 @@ impl Live {
             );
             return;
         };
+        let bound =
+            headers::reply_mac(&record.headers).is_some_and(|mac| self.key.checks(&id, mac));
+        if !bound {
+            self.counters
+                .unbound_replies
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                topic = %record.topic, partition = record.partition, offset = record.offset,
+                correlation_id = %id,
+                "a reply not bound to its call (no valid brook_replyMac: not appended by a \
+                 responder the request was delivered to): ignored"
+            );
+            return;
+        }
         let at = ReplyAt {
             partition: record.partition,
             offset: record.offset,
@@ -216,6 +236,7 @@ fn stats(hub: &Hub) -> ReqReplyStats {
         indexed_ids,
         malformed_replies: counters.malformed_replies.load(Ordering::Relaxed),
         duplicate_replies: counters.duplicate_replies.load(Ordering::Relaxed),
+        unbound_replies: counters.unbound_replies.load(Ordering::Relaxed),
         malformed_requests: counters.malformed_requests.load(Ordering::Relaxed),
         skipped_requests: counters.skipped_requests.load(Ordering::Relaxed),
     }
@@ -415,7 +436,21 @@ impl Backend {
             }
             Err(e) => return Err(e),
         };
+        let key = match hub.key.get() {
+            Some(key) => key.clone(),
+            None => {
+                let key = match self {
+                    Backend::Local(broker) => {
+                        let dir = broker.data_dir();
+                        crate::broker::blocking(move || ReplyKey::load_or_create(&dir)).await?
+                    }
+                    Backend::Cluster(_) => ReplyKey::random(),
+                };
+                hub.key.get_or_init(|| key).clone()
+            }
+        };
         let live = Arc::new(Live {
+            key,
             reply_topic: Arc::from(name),
             reply_partitions: partitions,
             index: Mutex::new(Index::new(config.window_ms, config.index_entries_max)),

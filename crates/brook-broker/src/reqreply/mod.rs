@@ -43,6 +43,7 @@
 //! - Requests older than the window are skipped by responders: their callers are long gone and
 //!   their replies could not be found by id any more.
 
+pub mod binding;
 mod headers;
 mod id;
 mod index;
@@ -56,8 +57,10 @@ use bytes::Bytes;
 
 use crate::error::{BrokerError, Result};
 
+pub use binding::ReplyMac;
 pub use headers::{
-    CORRELATION_ID_HEADER, ERROR_HEADER, REPLY_PARTITION_HEADER, REPLY_TOPIC_HEADER,
+    CORRELATION_ID_HEADER, ERROR_HEADER, REPLY_MAC_HEADER, REPLY_PARTITION_HEADER,
+    REPLY_TOPIC_HEADER,
 };
 pub use id::{CorrelationId, CORRELATION_ID_BYTES_MAX};
 pub use live::Hub;
@@ -201,6 +204,10 @@ pub struct Request {
     pub headers: Vec<(String, Bytes)>,
     pub correlation_id: CorrelationId,
     pub reply_to: ReplyTo,
+    /// What binds the reply to the call ([`binding`]): set by the broker on a request it
+    /// delivers to a responder for brook's reply topic, never read from the log. A request
+    /// made any other way has none, and its reply to brook's reply topic is refused.
+    pub(crate) mac: Option<ReplyMac>,
 }
 
 /// A handler's answer to a request: the reply's value and headers (its key is the request's).
@@ -246,6 +253,9 @@ pub struct ReqReplyStats {
     pub malformed_replies: u64,
     /// Second and later replies to one call (ignored).
     pub duplicate_replies: u64,
+    /// Records in the reply topic whose `brook_replyMac` does not bind them to their call:
+    /// appended by someone other than a responder the broker delivered the request to (ignored).
+    pub unbound_replies: u64,
     /// Requests without a correlation id or reply topic (skipped by responders).
     pub malformed_requests: u64,
     /// Requests a responder skipped: already answered, or older than the window.

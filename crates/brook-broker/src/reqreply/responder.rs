@@ -111,8 +111,12 @@ impl Shared {
             }
         };
         let window = i64::try_from(self.live.window_ms).unwrap_or(i64::MAX);
+        let mut request = request;
         let stale = request.timestamp < now_ms().saturating_sub(window);
         let ours = *request.reply_to.topic == *self.live.reply_topic;
+        if ours {
+            request.mac = Some(self.live.key.mac(&request.correlation_id));
+        }
         if stale || (ours && self.live.index.lock().has_reply(&request.correlation_id)) {
             counters.skipped_requests.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(topic = %self.topic, partition, offset, stale, "skipping an answered or stale request");
@@ -281,8 +285,15 @@ impl Replier {
         request: &Request,
         outcome: std::result::Result<Answer, String>,
     ) -> Result<()> {
-        let record = headers::reply_record(request, outcome);
         let reply_topic = &request.reply_to.topic;
+        if **reply_topic == *self.shared.live.reply_topic && request.mac.is_none() {
+            return Err(BrokerError::invalid(format!(
+                "request {}-{}@{} was not delivered by this responder: a reply to it cannot \
+                 be bound to its call",
+                request.topic, request.partition, request.offset
+            )));
+        }
+        let record = headers::reply_record(request, outcome);
         let produced = self
             .shared
             .backend

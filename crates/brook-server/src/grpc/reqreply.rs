@@ -40,6 +40,7 @@ pub(crate) async fn call(
     request: Request<pb::CallRequest>,
 ) -> Result<Response<pb::CallResponse>, Status> {
     let deadline = grpc_timeout(request.metadata());
+    let caller = crate::auth::principal_of(request.extensions());
     let request = request.into_inner();
     let id = if request.correlation_id.is_empty() {
         CorrelationId::random()
@@ -59,7 +60,7 @@ pub(crate) async fn call(
         timeout: call_timeout(request.timeout_ms, deadline),
     };
     let outcome = tokio::select! {
-        outcome = service.broker.call(&request.topic, call) => outcome,
+        outcome = service.broker.call_as(&caller, &request.topic, call) => outcome,
         () = service.draining.wait() => {
             let status = Status::unavailable(format!(
                 "the server is shutting down; call again with correlation id {id} to get the reply"

@@ -1,8 +1,10 @@
 //! `POST /v1/topics/{topic}/call` and `GET /v1/topics/{topic}/call/{correlation_id}`:
 //! request-reply over the log ([`brook_broker::reqreply`]) as one plain HTTP request-response.
 //!
-//! The request body is the request record's value, as is; the answer's body is the reply's
-//! value, as is. The request's `Content-Type` travels as the record header `content-type`, and a
+//! The request body is the request record's value, as is, and must be declared JSON (the
+//! door's guard against cross-site writes, `super::guard`); the answer's body is the reply's
+//! value, as is. The caller's id is bound to its principal in the log
+//! ([`brook_broker::auth::caller_bound_id`]), so only the caller can fetch its reply. The request's `Content-Type` travels as the record header `content-type`, and a
 //! reply's `content-type` header becomes the answer's `Content-Type` (else
 //! `application/octet-stream`). An `Idempotency-Key` header is the call's correlation id (text
 //! form: a UUID, `0x` hex, or the text's UTF-8): calling again with it appends no second request
@@ -83,16 +85,18 @@ pub(crate) async fn call(
     State(app): State<App>,
     TopicPath { topic }: TopicPath,
     Query(params): Query<CallParams>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let caller = crate::auth::principal_of(&extensions);
     let prepared = prepare(&headers, params, body);
     let (id, call) = match prepared {
         Ok(prepared) => prepared,
         Err(e) => return e.into_response(),
     };
     let outcome = tokio::select! {
-        outcome = app.broker.call(&topic, call) => outcome,
+        outcome = app.broker.call_as(&caller, &topic, call) => outcome,
         () = app.draining.wait() => Err(BrokerError::Closed),
     };
     answer(outcome, &id)
@@ -106,14 +110,16 @@ pub(crate) async fn reply(
         correlation_id,
     }): Path<CallPath>,
     Query(params): Query<ReplyParams>,
+    extensions: axum::http::Extensions,
 ) -> Response {
+    let caller = crate::auth::principal_of(&extensions);
     let id = match CorrelationId::parse(&correlation_id) {
         Ok(id) => id,
         Err(e) => return ApiError::from(e).into_response(),
     };
     let wait = Duration::from_millis(params.wait_ms);
     let outcome = tokio::select! {
-        outcome = app.broker.reply(&topic, &id, wait) => outcome,
+        outcome = app.broker.reply_as(&caller, &topic, &id, wait) => outcome,
         () = app.draining.wait() => Err(BrokerError::Closed),
     };
     answer(outcome, &id)
