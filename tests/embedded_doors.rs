@@ -55,7 +55,9 @@ async fn an_embedded_broker_serves_kafka_grpc_and_http_on_its_own_log() {
     // HTTP: the topic is described with its end offset.
     let mut stream = TcpStream::connect(http.local_addr()).expect("HTTP connect");
     stream
-        .write_all(b"GET /v1/topics/orders HTTP/1.1\r\nhost: brook\r\nconnection: close\r\n\r\n")
+        .write_all(
+            b"GET /v1/topics/orders HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n",
+        )
         .expect("send");
     let mut answer = String::new();
     stream.read_to_string(&mut answer).expect("read");

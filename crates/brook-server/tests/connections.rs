@@ -137,7 +137,7 @@ async fn http_connections_past_the_cap_wait_until_one_is_idle() {
     first
         .write_all(
             b"GET /v1/topics/quiet/partitions/0/records?offset=0&max_wait_ms=1500 HTTP/1.1\r\n\
-              host: brook\r\n\r\n",
+              host: localhost\r\n\r\n",
         )
         .await
         .expect("send");

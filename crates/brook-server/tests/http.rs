@@ -1432,7 +1432,7 @@ async fn an_sse_client_that_stops_reading_is_dropped_and_holds_bounded_memory() 
     stalled
         .write_all(
             b"GET /v1/topics/stall/partitions/0/stream?offset=earliest&max_bytes=65536 HTTP/1.1\r\n\
-              Host: brook\r\nAccept: text/event-stream\r\n\r\n",
+              Host: localhost\r\nAccept: text/event-stream\r\n\r\n",
         )
         .await
         .expect("request");

@@ -34,7 +34,10 @@ impl Door {
     }
 
     fn post(&self, path: &str, body: &'static str) -> reqwest::RequestBuilder {
-        self.http.post(format!("{}{path}", self.base)).body(body)
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body)
     }
 
     async fn get(&self, path: &str) -> reqwest::Response {
@@ -116,7 +119,7 @@ async fn a_post_is_answered_with_the_reply_and_a_handler_error_is_a_502() {
     door.respond("greet");
     let response = door
         .post("/v1/topics/greet/call?timeout_ms=10000&key=k1", "hello")
-        .header("content-type", "text/plain")
+        .header("content-type", "application/json; charset=utf-8")
         .send()
         .await
         .expect("POST");

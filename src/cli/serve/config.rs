@@ -651,6 +651,22 @@ pub(crate) static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        key: "http_allowed_hosts",
+        help: "Comma-separated names the HTTP door answers to besides IP addresses and \
+               localhost (`*`: any; none: only those)",
+        boolean: false,
+        access: Access::Field {
+            apply: |c, v| {
+                c.http.allowed_hosts = parse_hosts(v)?;
+                Ok(())
+            },
+            show: |c| match c.http.allowed_hosts.as_slice() {
+                [] => "none".into(),
+                hosts => hosts.join(","),
+            },
+        },
+    },
+    Setting {
         key: "kafka_group_initial_rebalance_delay_ms",
         help: "How long a new Kafka consumer group waits for more members before its first \
                rebalance",
@@ -787,6 +803,31 @@ fn parse_origins(v: &str) -> Result<Vec<String>, String> {
             _ => Err(format!(
                 "origin {origin:?} is not scheme://host[:port] (http or https, no path)"
             )),
+        })
+        .collect()
+}
+
+/// Host names for `http_allowed_hosts`: `none`, or names (or `*`) separated by commas.
+fn parse_hosts(v: &str) -> Result<Vec<String>, String> {
+    if v == "none" {
+        return Ok(Vec::new());
+    }
+    v.split(',')
+        .map(str::trim)
+        .map(|host| {
+            let valid = host == "*"
+                || (!host.is_empty()
+                    && host.len() <= 253
+                    && host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'));
+            if valid {
+                Ok(host.to_owned())
+            } else {
+                Err(format!(
+                    "host {host:?} is not a DNS name (letters, digits, '-', '.'; no port) or *"
+                ))
+            }
         })
         .collect()
 }

@@ -48,6 +48,9 @@ pub struct HttpConfig {
     /// (CORS). Default none: a page on another origin cannot read the door's answers, so a
     /// site a developer happens to visit cannot reach the broker on their loopback.
     pub cors_origins: Vec<String>,
+    /// Names a request's `Host` may carry besides IP addresses, `localhost` and `*.localhost`
+    /// (`*`: any); others are 421, against DNS rebinding (http::guard). Default none.
+    pub allowed_hosts: Vec<String>,
     /// TLS on the listener (offering `h2` and `http/1.1` by ALPN) and the authentication hook
     /// (docs/security.md). Default: plaintext, authentication off.
     pub security: Security,
@@ -66,6 +69,7 @@ impl Default for HttpConfig {
             keepalive_interval_ms: 15_000,
             produce_stream_in_flight_max: 4096,
             cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             security: Security::default(),
         }
     }

@@ -39,6 +39,7 @@
 //!   request is closed, and so is one whose request head takes longer than
 //!   [`HttpConfig::request_read_ms_max`] to arrive (a client trickling headers: slowloris);
 //! - a browser page may call the door only from an origin in [`HttpConfig::cors_origins`];
+//!   a write must carry a JSON body and `Host` must be one of the door's names ([`guard`]);
 //! - on shutdown `/readyz` turns 503, no new connection is accepted, streams end, long polls
 //!   answer at once, and requests in flight (produces in particular) finish before
 //!   [`HttpServer::stop`] returns; the caller then closes the broker.
@@ -54,6 +55,7 @@ mod console;
 mod error;
 mod extract;
 mod fetch;
+mod guard;
 mod ops;
 mod produce;
 mod produce_stream;
@@ -223,6 +225,7 @@ pub fn routes() -> Vec<(Method, &'static str)> {
 fn router(app: App, peers: Peers) -> Router {
     let body_limit = app.config.request_bytes_max;
     let cors = cors(&app.config.cors_origins);
+    let hosts = guard::AllowedHosts::new(&app.config.allowed_hosts);
     let auth = AuthLayer::new(app.config.security.auth.clone(), AUTH_POLICY);
     let router = table()
         .into_iter()
@@ -235,6 +238,8 @@ fn router(app: App, peers: Peers) -> Router {
             app.clone(),
             authorize::check,
         ))
+        // Inside `observe` too; only on routes, so an unknown method is still 405.
+        .route_layer(middleware::from_fn(guard::check_body))
         .route_layer(middleware::from_fn(observe))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
@@ -245,7 +250,9 @@ fn router(app: App, peers: Peers) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(app)
         // Inside CORS, so a browser's preflight is answered without credentials.
-        .layer(auth);
+        .layer(auth)
+        // Before credentials are looked at: a foreign Host goes no further.
+        .layer(middleware::from_fn_with_state(hosts, guard::check_host));
     let router = match cors {
         Some(cors) => router.layer(cors),
         None => router,

@@ -480,7 +480,7 @@ function callPage() {
       if (key.value) query.set('key', key.value);
       try {
         const response = await fetch(`/v1/topics/${enc(topic.value)}/call?${query}`, {
-          method: 'POST', body: body.value, headers: headers({ 'Content-Type': 'text/plain' }), credentials: 'same-origin',
+          method: 'POST', body: body.value, headers: headers({ 'Content-Type': 'application/json' }), credentials: 'same-origin',
         });
         const bytes = new Uint8Array(await response.arrayBuffer());
         const id = response.headers.get('brook-correlation-id');
