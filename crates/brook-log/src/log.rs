@@ -143,7 +143,7 @@ impl PendingAppend {
     /// the group commit; at once in the others) and returns what the append did.
     pub fn wait_durable(self) -> Result<AppendInfo> {
         if let Some(seq) = self.wait_for {
-            self.shared.sync_to(seq)?;
+            self.shared.sync_to(seq, Caller::Unlocked)?;
         }
         Ok(self.info)
     }
@@ -203,6 +203,13 @@ struct Shared {
     flusher: FlusherControl,
     #[cfg(test)]
     fail_fsync: AtomicBool,
+}
+
+/// Whether a [`Shared::sync_to`] caller holds the writer lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Unlocked,
+    HoldsWriter,
 }
 
 struct Writer {
@@ -365,8 +372,11 @@ impl PartitionLog {
     fn load_transactions(&self) -> Result<()> {
         let bases: Vec<u64> = self.shared.segments.read().keys().copied().collect();
         let (start, end) = (self.log_start_offset(), self.high_watermark());
+        // A log with damage takes no appends until a truncation, which handles later
+        // snapshots itself: they are kept for the operator until then.
+        let damaged = self.recovery.corruption.is_some();
         let mut txn = self.shared.txn.lock();
-        txn.load(&bases, start, end, &mut |offset| {
+        txn.load(&bases, start, end, damaged, &mut |offset| {
             self.read(offset, TXN_REPLAY_READ_BYTES)
         })
     }
@@ -590,7 +600,11 @@ impl PartitionLog {
     /// whose base offset is not one this log holds (at or past the high watermark, below the
     /// previous batch's end), the bytes are handed on uncut, for the reader's checks to refuse
     /// as damage. Cutting there instead would answer an empty read below the end, again and
-    /// again: a consumer stuck without an error.
+    /// again: a consumer stuck without an error. One such base offset the reader's checks
+    /// cannot see is caught here: one between `upper` and the high watermark but not `upper`
+    /// itself, where no batch starts (a batch boundary at `upper` means the first batch at or
+    /// past it starts there; the base offset is outside the CRC). The read is cut before that
+    /// batch, and a read that starts with it is [`LogError::Corrupt`], naming its offset.
     pub fn read_below(&self, offset: u64, max_bytes: usize, upper: u64) -> Result<Bytes> {
         self.shared.check_online()?;
         if offset >= upper && offset <= self.high_watermark() {
@@ -610,6 +624,11 @@ impl PartitionLog {
             };
             if base >= hw || base < next_base {
                 return Ok(bytes);
+            }
+            if base > upper && end == 0 {
+                return Err(self
+                    .shared
+                    .misplaced_batch(offset.max(next_base), base, upper, hw));
             }
             if base >= upper {
                 break;
@@ -867,7 +886,7 @@ impl PartitionLog {
             return Ok(());
         }
         let written = s.sync.lock().written_seq;
-        s.sync_to(written)?;
+        s.sync_to(written, Caller::HoldsWriter)?;
 
         let cut = if offset == w.end.offset {
             w.end
@@ -996,8 +1015,8 @@ impl PartitionLog {
             }
             s.flush_locked(&w).and_then(|()| {
                 // Trimmed, so the next open reads its entries, not megabytes of zeros.
+                // The flush made every index durable and saved the producer states at the end.
                 w.active.seal()?;
-                s.txn.lock().close(w.end.offset)?;
                 if w.corruption.is_none() {
                     checkpoint::write_clean_marker(&*s.fs, &s.dir, w.end.offset)?;
                 }
@@ -1013,6 +1032,17 @@ impl PartitionLog {
     #[cfg(test)]
     pub(crate) fn set_recovery_point_every(&self, bytes: u64) {
         self.shared.recovery_point.lock().every = bytes;
+    }
+
+    /// Snapshots the producer states at the log end now, as a recovery checkpoint does when
+    /// appends landed after the sync it follows (the snapshot then covers bytes not yet
+    /// fsynced): lets a single-threaded test leave a snapshot past what a crash keeps.
+    #[cfg(test)]
+    pub(crate) fn snapshot_producers_at_end(&self) -> Result<()> {
+        let s = &*self.shared;
+        let w = s.writer.lock();
+        let result = s.txn.lock().checkpoint(w.end.offset);
+        result
     }
 
     /// Whether the partition serves reads and appends, and if not, why: see [`LogStatus`].
@@ -1284,6 +1314,31 @@ impl Shared {
             .map(|(_, s)| Arc::clone(s))
     }
 
+    /// The error for a batch read at `offset` whose base offset `base` lies between the reader's
+    /// bound `upper` and the high watermark `hw`, where no batch starts (see
+    /// [`PartitionLog::read_below`]).
+    fn misplaced_batch(&self, offset: u64, base: u64, upper: u64, hw: u64) -> LogError {
+        let segment = self.segment_holding(offset);
+        let position = segment
+            .as_ref()
+            .and_then(|seg| {
+                seg.locate(offset, seg.size(), &self.config())
+                    .ok()
+                    .flatten()
+            })
+            .map_or(0, |(position, _)| position);
+        LogError::Corrupt {
+            segment: segment.map_or_else(|| self.dir.clone(), |s| s.log_path().to_path_buf()),
+            position,
+            offset,
+            reason: format!(
+                "the batch read at offset {offset} says it starts at {base}, past the last \
+                 stable offset {upper} and below the high watermark {hw}, where no batch \
+                 starts: its base offset is damaged"
+            ),
+        }
+    }
+
     /// The segment after the one at `base`, if it holds anything below the high watermark.
     fn segment_after(&self, base: u64, hw: &LogPosition) -> Option<Arc<Segment>> {
         if base >= hw.segment {
@@ -1396,8 +1451,10 @@ impl Shared {
     }
 
     /// Returns once a sync has covered write sequence `target`: as the leader that runs it,
-    /// or as a follower of someone else's.
-    fn sync_to(&self, target: u64) -> Result<()> {
+    /// or as a follower of someone else's. A leader that does not hold the writer lock then
+    /// moves the recovery point (`advance_recovery_point`); one that does leaves that to its
+    /// caller (a flush writes the checkpoint itself, a truncation rewrites it).
+    fn sync_to(&self, target: u64, caller: Caller) -> Result<()> {
         let mut st = self.sync.lock();
         loop {
             if st.durable_seq >= target {
@@ -1431,7 +1488,9 @@ impl Shared {
             if synced {
                 MutexGuard::unlocked(&mut st, || {
                     self.publish_high_watermark();
-                    self.advance_recovery_point(seq, written, truncations);
+                    if caller == Caller::Unlocked {
+                        self.advance_recovery_point(seq, written, truncations);
+                    }
                 });
             }
         }
@@ -1486,9 +1545,9 @@ impl Shared {
 
     fn flush_locked(&self, w: &Writer) -> Result<()> {
         let written = self.sync.lock().written_seq;
-        self.sync_to(written)?;
+        self.sync_to(written, Caller::HoldsWriter)?;
         w.active.write_out_indexes()?;
-        self.txn.lock().sync()?;
+        self.txn.lock().checkpoint(w.end.offset)?;
         self.write_recovery_point(w.end)?;
         self.recovery_point.lock().persisted_seq = written;
         Ok(())
@@ -1519,10 +1578,14 @@ impl Shared {
 
     /// After a sync that made write sequence `seq` (ending at `point`) durable: persists the
     /// recovery point there, if the persisted one lags by `RECOVERY_POINT_EVERY_BYTES` and no
-    /// truncation (`truncations` was the count when the sync began) came in between. The
-    /// active segment's new index entries are written out first, so a recovery finds them.
-    /// A failure only leaves the point where it was (the data is durable; recovery walks a
-    /// little more), so it is logged, not returned.
+    /// truncation (`truncations` was the count when the sync began) came in between. Under
+    /// the writer lock (so that the log end and the producer states agree, and no roll,
+    /// truncation or clean swap interleaves): the active segment's new index entries are
+    /// written out, then the producer states are snapshot at the log end
+    /// ([`PartitionTxns::checkpoint`], fsynced), then the checkpoint file is written, so a
+    /// recovery finds both and replays producer state only from there. A failure only leaves
+    /// the point where it was (the data is durable; recovery walks a little more), so it is
+    /// logged, not returned.
     fn advance_recovery_point(&self, seq: u64, point: LogPosition, truncations: u64) {
         {
             let state = self.recovery_point.lock();
@@ -1530,9 +1593,17 @@ impl Shared {
                 return;
             }
         }
-        let segment = self.segments.read().get(&point.segment).cloned();
+        let w = self.writer.lock();
+        if w.closed || w.corruption.is_some() || self.sync.lock().failed.is_some() {
+            return;
+        }
+        // A clean swap since the sync began replaced the segment `point` names.
+        let Some(segment) = self.segments.read().get(&point.segment).cloned() else {
+            return;
+        };
         let result = segment
-            .map_or(Ok(()), |seg| seg.write_out_indexes())
+            .write_out_indexes()
+            .and_then(|()| self.txn.lock().checkpoint(w.end.offset))
             .and_then(|()| {
                 let mut checkpoint = self.checkpoint.lock();
                 let mut state = self.recovery_point.lock();
@@ -1550,6 +1621,7 @@ impl Shared {
                 *checkpoint = next;
                 Ok(())
             });
+        drop(w);
         if let Err(e) = result {
             tracing::warn!(dir = %self.dir.display(), error = %e, "could not move the recovery point; recovery will walk further");
         }
@@ -1627,7 +1699,7 @@ impl Shared {
                 }
             }
             let target = self.sync.lock().written_seq;
-            if let Err(e) = self.sync_to(target) {
+            if let Err(e) = self.sync_to(target, Caller::Unlocked) {
                 tracing::error!(error = %e, "the interval flusher stops");
                 return;
             }

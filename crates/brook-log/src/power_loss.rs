@@ -7,7 +7,13 @@
 //! - everything a read serves is exactly a batch that was appended at that offset (never a
 //!   damaged or foreign byte), and offsets run on without a gap;
 //! - damage the crash left is reported by recovery (cut as a torn tail, or reported as
-//!   corruption), never served.
+//!   corruption), never served;
+//! - in the schedules whose batches come from an idempotent producer, the producer state
+//!   recovered (from the newest snapshot not past the recovered end, and the batches after it)
+//!   is exactly what the surviving batches say: its last sequence is the last surviving
+//!   batch's, a retry of that batch is answered as a duplicate, and the next sequence is taken.
+//!   Some of them aim the crash at the checkpoint write that follows a producer state snapshot
+//!   (the snapshot may then lie past the recovered end, and must not be used).
 //!
 //! Each schedule runs several crash rounds on the same disk. `SCHEDULES` seeds run in the
 //! normal test run (a few seconds on two cores); `power_loss_soak` runs many more and is
@@ -19,10 +25,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::batch::{BatchBuilder, BatchHeader, Compression, RecordRef};
+use crate::checkpoint::CHECKPOINT_FILE;
 use crate::config::{Durability, LogConfig};
 use crate::fs::sim::{SimFs, SimRng, Writeback};
 use crate::fs::FsRef;
 use crate::log::PartitionLog;
+use crate::producer_state::list_snapshots;
 
 /// Schedules in the normal test run.
 const SCHEDULES: u64 = 120;
@@ -40,8 +48,30 @@ fn config(durability: Durability) -> LogConfig {
     }
 }
 
-/// A batch of 1..=4 records whose values name `id`, so every batch of a run is distinct.
+/// The producer id of the idempotent schedules' batches.
+const PRODUCER: i64 = 7;
+
+/// How a schedule's batches are written and where its power cuts aim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// No producer id; the power goes at a random operation.
+    Plain,
+    /// From producer [`PRODUCER`] with sequences; the power goes at a random operation.
+    Idempotent,
+    /// As `Idempotent`, the recovery point moved at every sync, snapshots also taken at the
+    /// log end between appends (as a checkpoint that appends overtook takes them), and the
+    /// power going either as the checkpoint file is opened for writing (right after a
+    /// producer state snapshot) or at a random operation.
+    SnapshotCrash,
+}
+
+/// A batch of 1..=4 records whose values name `id`, so every batch of a run is distinct;
+/// from producer [`PRODUCER`] starting at sequence `seq` when there is one.
 fn batch(id: u64, rng: &mut SimRng) -> Vec<u8> {
+    batch_from(id, None, rng)
+}
+
+fn batch_from(id: u64, seq: Option<i32>, rng: &mut SimRng) -> Vec<u8> {
     let count = 1 + rng.below(4) as usize;
     let len = 1 + rng.below(150) as usize;
     let values: Vec<Vec<u8>> = (0..count)
@@ -52,6 +82,9 @@ fn batch(id: u64, rng: &mut SimRng) -> Vec<u8> {
         })
         .collect();
     let mut builder = BatchBuilder::new(Compression::None);
+    if let Some(seq) = seq {
+        builder = builder.with_producer(PRODUCER, 0, seq);
+    }
     for (i, value) in values.iter().enumerate() {
         builder.push(RecordRef {
             key: None,
@@ -93,6 +126,55 @@ impl Model {
             });
         self.acked_end = self.acked_end.min(holding.unwrap_or(to));
     }
+
+    /// The last surviving batch (the log ends at `end`), and its producer's last sequence.
+    fn last_batch(&self, end: u64) -> Option<(u64, &Vec<u8>, i32)> {
+        let (base, bytes) = self.written.range(..end).next_back()?;
+        let header = BatchHeader::parse(bytes).expect("a batch the test built");
+        Some((
+            *base,
+            bytes,
+            header.base_sequence + header.records_count - 1,
+        ))
+    }
+}
+
+/// In an idempotent schedule: the recovered producer state is what the surviving batches say
+/// (see the module docs). Returns the next sequence, or `None` if the power went during the
+/// retry.
+fn check_producer(log: &PartitionLog, model: &Model, what: &str) -> Option<i32> {
+    let end = log.log_end_offset();
+    let last = model.last_batch(end);
+    let state = log
+        .producers()
+        .into_iter()
+        .find(|p| p.producer_id == PRODUCER);
+    let Some((base, bytes, last_seq)) = last else {
+        assert!(
+            state.as_ref().is_none_or(|p| p.last_sequence() == -1),
+            "{what}: producer state {state:?} for an empty log"
+        );
+        return Some(0);
+    };
+    let state = state.unwrap_or_else(|| panic!("{what}: no producer state, log ends at {end}"));
+    assert_eq!(
+        state.last_sequence(),
+        last_seq,
+        "{what}: producer state disagrees with the last batch (at {base}; log end {end})"
+    );
+    if !log.is_poisoned() {
+        let mut retry = bytes.clone();
+        let info = log.append(&mut retry).ok()?;
+        assert!(
+            info.duplicate,
+            "{what}: a retry of {base} was written again"
+        );
+        assert_eq!(
+            info.base_offset, base,
+            "{what}: the retry's original offset"
+        );
+    }
+    Some(last_seq + 1)
 }
 
 /// Everything the log serves from its start to its high watermark, checked against the model.
@@ -125,8 +207,23 @@ fn check_served(log: &PartitionLog, model: &Model, what: &str) {
     }
 }
 
+/// What the idempotent schedules saw of the snapshots across their crashes.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Recoveries that found a snapshot past the recovered end (its bytes lost).
+    snapshot_past_end: u64,
+    /// Recoveries whose newest snapshot lay past the persisted recovery point: the crash came
+    /// between the snapshot and the checkpoint, or before the end's fsync.
+    snapshot_past_recovery_point: u64,
+}
+
 /// One schedule: `ROUNDS` times, open (recovering), check, append until the power is cut, crash.
 fn run_schedule(seed: u64, durability: Durability, writeback: Writeback) {
+    run_schedule_in(seed, durability, writeback, Mode::Plain);
+}
+
+fn run_schedule_in(seed: u64, durability: Durability, writeback: Writeback, mode: Mode) -> Seen {
+    let mut seen = Seen::default();
     let fs = SimFs::new();
     let fs_ref: FsRef = fs.clone();
     let dir = PathBuf::from("/data/t-0");
@@ -135,10 +232,19 @@ fn run_schedule(seed: u64, durability: Durability, writeback: Writeback) {
     let mut next_id = 0u64;
     let config = config(durability);
     for round in 0..ROUNDS {
-        let what = format!("seed {seed} ({durability}, {writeback:?}) round {round}");
+        let what = format!("seed {seed} ({durability}, {writeback:?}, {mode:?}) round {round}");
+        let snapshots = list_snapshots(&*fs_ref, &dir).unwrap_or_default();
+        let recovery_point = crate::checkpoint::CheckpointFile::open(&*fs_ref, &dir)
+            .ok()
+            .and_then(|(_, read)| read.checkpoint)
+            .map_or(0, |c| c.recovery_point.offset);
         let log = PartitionLog::open_in(fs_ref.clone(), dir.clone(), config.clone())
             .unwrap_or_else(|e| panic!("{what}: recovery failed: {e}"));
         let end = log.log_end_offset();
+        if let Some(&newest) = snapshots.first() {
+            seen.snapshot_past_end += u64::from(newest > end);
+            seen.snapshot_past_recovery_point += u64::from(newest > recovery_point);
+        }
         assert!(
             end >= model.acked_end,
             "{what}: acknowledged offsets {end}..{} lost ({:?})",
@@ -160,9 +266,21 @@ fn run_schedule(seed: u64, durability: Durability, writeback: Writeback) {
             assert!(log.is_poisoned());
             log.truncate_to(end).expect("repair");
         }
-        // The recovery point follows the fsyncs: at every one, or every few batches.
-        log.set_recovery_point_every([1, 400, 4000][rng.below(3) as usize]);
-        fs.cut_power_after(1 + rng.below(300));
+        let mut next_seq = (mode != Mode::Plain).then(|| {
+            check_producer(&log, &model, &what).expect("the power is on before the cut is set")
+        });
+        if mode == Mode::SnapshotCrash {
+            log.set_recovery_point_every(1);
+            if rng.below(2) == 0 {
+                fs.cut_power_at_open(CHECKPOINT_FILE, 1 + rng.below(12));
+            } else {
+                fs.cut_power_after(1 + rng.below(300));
+            }
+        } else {
+            // The recovery point follows the fsyncs: at every one, or every few batches.
+            log.set_recovery_point_every([1, 400, 4000][rng.below(3) as usize]);
+            fs.cut_power_after(1 + rng.below(300));
+        }
         loop {
             if rng.below(40) == 0 {
                 // An operator's truncation: everything from `to` on goes, acknowledged or not.
@@ -173,10 +291,22 @@ fn run_schedule(seed: u64, durability: Durability, writeback: Writeback) {
                     break;
                 }
                 model.cut(log.log_end_offset());
+                if next_seq.is_some() {
+                    let Some(seq) = check_producer(&log, &model, &what) else {
+                        break;
+                    };
+                    next_seq = Some(seq);
+                }
             }
             let base = log.log_end_offset();
-            let mut bytes = batch(next_id, &mut rng);
+            let mut bytes = batch_from(next_id, next_seq, &mut rng);
             next_id += 1;
+            if mode == Mode::SnapshotCrash && rng.below(8) == 0 {
+                // A checkpoint that appends overtook: its snapshot lies past the fsynced end.
+                if log.snapshot_producers_at_end().is_err() {
+                    break;
+                }
+            }
             let result = match rng.below(20) {
                 0 => log.roll().and_then(|()| log.append(&mut bytes)),
                 1 => log.flush().and_then(|()| log.append(&mut bytes)),
@@ -187,6 +317,9 @@ fn run_schedule(seed: u64, durability: Durability, writeback: Writeback) {
             match result {
                 Ok(info) => {
                     assert_eq!(info.base_offset, base);
+                    if let Some(seq) = &mut next_seq {
+                        *seq += info.record_count as i32;
+                    }
                     if durability == Durability::Sync {
                         model.acked_end = info.last_offset + 1;
                     }
@@ -198,6 +331,7 @@ fn run_schedule(seed: u64, durability: Durability, writeback: Writeback) {
         drop(log);
         fs.crash(&mut rng, writeback);
     }
+    seen
 }
 
 #[test]
@@ -216,6 +350,77 @@ fn out_of_order_writeback_loses_nothing_acknowledged_and_serves_no_damage() {
 }
 
 #[test]
+fn recovered_producer_state_matches_the_surviving_batches() {
+    for seed in 0..SCHEDULES / 4 {
+        run_schedule_in(seed, Durability::Sync, Writeback::InOrder, Mode::Idempotent);
+        run_schedule_in(
+            seed,
+            Durability::None,
+            Writeback::AnyOrder,
+            Mode::Idempotent,
+        );
+    }
+}
+
+/// Crashes aimed between a checkpoint's producer state snapshot and its checkpoint file: the
+/// snapshot is used when the recovered log reaches it and never when it does not (both seen).
+#[test]
+fn a_crash_between_snapshot_and_checkpoint_loses_no_producer_state() {
+    let mut past_end = 0;
+    let mut past_point = 0;
+    for seed in 0..SCHEDULES / 4 {
+        for (durability, writeback) in [
+            (Durability::Sync, Writeback::InOrder),
+            (Durability::Sync, Writeback::AnyOrder),
+            (Durability::None, Writeback::AnyOrder),
+        ] {
+            let seen = run_schedule_in(seed, durability, writeback, Mode::SnapshotCrash);
+            past_end += seen.snapshot_past_end;
+            past_point += seen.snapshot_past_recovery_point;
+        }
+    }
+    assert!(
+        past_end > 0,
+        "no crash left a snapshot past the recovered end"
+    );
+    assert!(
+        past_point > past_end,
+        "no crash left a usable snapshot past the recovery point ({past_point}, {past_end})"
+    );
+}
+
+/// With a checkpoint at every sync, a crash after the last append leaves the producer state
+/// snapshot at the log end: recovery replays no batch into producer state.
+#[test]
+fn each_checkpoint_snapshots_producer_state_at_the_log_end() {
+    let fs = SimFs::new();
+    let dir = PathBuf::from("/data/t-0");
+    let log =
+        PartitionLog::open_in(fs.clone(), dir.clone(), config(Durability::Sync)).expect("open");
+    log.set_recovery_point_every(1);
+    let mut rng = SimRng::new(3);
+    let mut seq = 0;
+    for id in 0..30 {
+        let info = log
+            .append(&mut batch_from(id, Some(seq), &mut rng))
+            .expect("append");
+        seq += info.record_count as i32;
+    }
+    let end = log.log_end_offset();
+    drop(log);
+    fs.crash(&mut rng, Writeback::InOrder);
+    assert_eq!(
+        list_snapshots(&*fs, &dir).expect("list").first(),
+        Some(&end),
+        "the newest snapshot covers the whole log"
+    );
+    let log = PartitionLog::open_in(fs.clone(), dir, config(Durability::Sync)).expect("reopen");
+    assert_eq!(log.log_end_offset(), end);
+    let state = log.producers();
+    assert_eq!(state[0].last_sequence(), seq - 1);
+}
+
+#[test]
 #[ignore = "a soak: minutes; see the module docs"]
 fn power_loss_soak() {
     let schedules = std::env::var("BROOK_SOAK_SCHEDULES")
@@ -229,7 +434,9 @@ fn power_loss_soak() {
     for seed in seeds {
         for durability in [Durability::Sync, Durability::None] {
             for writeback in [Writeback::InOrder, Writeback::AnyOrder] {
-                run_schedule(seed, durability, writeback);
+                for mode in [Mode::Plain, Mode::Idempotent, Mode::SnapshotCrash] {
+                    run_schedule_in(seed, durability, writeback, mode);
+                }
             }
         }
     }

@@ -441,19 +441,38 @@ pub(crate) fn write_snapshot(
     Ok(())
 }
 
+/// What [`load_snapshot`] does with a snapshot past the log end: one a crash left (it covers
+/// bytes that did not survive) must go before anything is appended, or it would later pass
+/// for the state of different batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Later {
+    Delete,
+    /// The log takes no appends (damage found); only a truncation, which deletes them, lets it.
+    Skip,
+}
+
 /// The newest valid snapshot at or below `log_end` and at or above `log_start`, as
-/// `(offset, states)`; snapshots past the log end are deleted, damaged ones skipped (and
-/// logged).
+/// `(offset, states)`; snapshots past the log end are deleted or skipped as `later` says,
+/// damaged ones skipped (and logged).
 pub(crate) fn load_snapshot(
     fs: &dyn Fs,
     dir: &Path,
     log_start: u64,
     log_end: u64,
+    later: Later,
 ) -> Result<Option<(u64, ProducerStates)>> {
     for offset in list_snapshots(fs, dir)? {
         let path = snapshot_path(dir, offset);
         if offset > log_end {
-            meta::remove_in(fs, &path)?;
+            tracing::info!(
+                dir = %dir.display(),
+                snapshot = offset,
+                log_end,
+                "a producer state snapshot past the recovered log end (its bytes did not survive the crash); not used"
+            );
+            if later == Later::Delete {
+                meta::remove_in(fs, &path)?;
+            }
             continue;
         }
         if offset < log_start {
@@ -659,7 +678,13 @@ mod tests {
             write_snapshot(fs, dir.path(), offset, &s).expect("write");
         }
         assert_eq!(list_snapshots(fs, dir.path()).expect("list"), vec![25, 15]);
-        let (offset, loaded) = load_snapshot(fs, dir.path(), 0, 20)
+        // A log that refuses appends skips a snapshot past its end and keeps it.
+        let (offset, _) = load_snapshot(fs, dir.path(), 0, 20, Later::Skip)
+            .expect("load")
+            .expect("one");
+        assert_eq!(offset, 15);
+        assert_eq!(list_snapshots(fs, dir.path()).expect("list"), vec![25, 15]);
+        let (offset, loaded) = load_snapshot(fs, dir.path(), 0, 20, Later::Delete)
             .expect("load")
             .expect("one");
         assert_eq!((offset, loaded), (15, s.clone()));
@@ -669,6 +694,9 @@ mod tests {
             "25 > end"
         );
         std::fs::write(snapshot_path(dir.path(), 15), b"garbage").expect("damage");
-        assert_eq!(load_snapshot(fs, dir.path(), 0, 20).expect("load"), None);
+        assert_eq!(
+            load_snapshot(fs, dir.path(), 0, 20, Later::Delete).expect("load"),
+            None
+        );
     }
 }

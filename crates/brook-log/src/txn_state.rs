@@ -13,11 +13,21 @@
 //! by a marker not yet durable), else the high watermark. read_committed readers see nothing
 //! at or past it.
 //!
+//! **Snapshots** of the producer states are written at a roll, at each recovery checkpoint the
+//! log persists ([`PartitionTxns::checkpoint`], under the log's writer lock, before the
+//! checkpoint file) and at a clean close, each named by the log end it covers. Every aborted
+//! transaction index is made durable before a snapshot is written, so the entries below a
+//! snapshot's offset never need the log. A checkpoint's snapshot covers the log end at that
+//! moment, which may lie past the recovery point (bytes written, not yet fsynced): a crash that
+//! takes those bytes leaves a snapshot past the recovered end, which the next open never uses.
+//!
 //! **Open**: each segment's index file is checked ([`TxnIndex::load`]); if any is wrong, all
-//! are rebuilt from the log. The newest producer state snapshot is loaded and the batches after
-//! it are replayed (headers, and the one record of each control batch), re-deriving the
-//! producer states and every index entry from the snapshot's offset on: whatever a crash left
-//! of that tail's index entries is replaced. Without a snapshot the whole log is replayed.
+//! are rebuilt from the log. The newest snapshot not past the recovered end is loaded (newer
+//! ones are deleted, so that appends never meet them; a log that refuses appends because
+//! recovery found damage only skips them) and the batches after it are replayed (headers, and
+//! the one record of each control batch), re-deriving the producer states and every index
+//! entry from the snapshot's offset on: whatever a crash left of that tail's index entries is
+//! replaced. Without a snapshot the whole log is replayed.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,6 +55,9 @@ pub(crate) struct PartitionTxns {
     /// `(first offset, marker offset)` of transactions ended by a marker that may not be
     /// durable yet (`sync` mode): they hold the LSO until the high watermark passes the marker.
     completing: Vec<(u64, u64)>,
+    /// The offset of the snapshot last written or loaded, whose file holds the states below
+    /// it: writing the same snapshot again is skipped.
+    snapshot_at: Option<u64>,
 }
 
 impl PartitionTxns {
@@ -56,16 +69,20 @@ impl PartitionTxns {
             producers: ProducerStates::default(),
             indexes: BTreeMap::new(),
             completing: Vec::new(),
+            snapshot_at: None,
         }
     }
 
-    /// Loads the indexes of `segments` (base offsets, in order), the newest producer snapshot,
-    /// and replays the log after it up to `log_end` (see the module doc).
+    /// Loads the indexes of `segments` (base offsets, in order), the newest producer snapshot
+    /// not past `log_end`, and replays the log after it up to `log_end` (see the module doc).
+    /// `keep_later`: the log refuses appends (damage found), so snapshots past its end are
+    /// skipped, not deleted.
     pub(crate) fn load(
         &mut self,
         segments: &[u64],
         log_start: u64,
         log_end: u64,
+        keep_later: bool,
         read: &mut ReadFn<'_>,
     ) -> Result<()> {
         let mut rebuild = false;
@@ -89,8 +106,14 @@ impl PartitionTxns {
         let snapshot = if rebuild {
             None
         } else {
-            producer_state::load_snapshot(&*self.fs, &self.dir, log_start, log_end)?
+            let later = if keep_later {
+                producer_state::Later::Skip
+            } else {
+                producer_state::Later::Delete
+            };
+            producer_state::load_snapshot(&*self.fs, &self.dir, log_start, log_end, later)?
         };
+        self.snapshot_at = snapshot.as_ref().map(|(offset, _)| *offset);
         let (from, states) = snapshot.unwrap_or((log_start, ProducerStates::default()));
         self.producers = states;
         if rebuild {
@@ -223,7 +246,7 @@ impl PartitionTxns {
         if let Some(index) = self.indexes.get_mut(&old) {
             index.sync()?;
         }
-        producer_state::write_snapshot(&*self.fs, &self.dir, end, &self.producers)?;
+        self.snapshot(end)?;
         self.indexes
             .insert(end, TxnIndex::empty(&self.fs, &self.dir, end));
         Ok(())
@@ -234,11 +257,23 @@ impl PartitionTxns {
         self.indexes.values_mut().try_for_each(TxnIndex::sync)
     }
 
-    /// A clean close at `end`: indexes durable, producer state saved, so the next open replays
-    /// nothing.
-    pub(crate) fn close(&mut self, end: u64) -> Result<()> {
+    /// A recovery checkpoint (or a clean close) with the log ending at `end`: every index
+    /// durable, then the producer states below `end` saved, so that the next open replays only
+    /// what lies past `end`. The log calls it under its writer lock (`end` is the log end, and
+    /// nothing is appended meanwhile) and before it writes the checkpoint file.
+    pub(crate) fn checkpoint(&mut self, end: u64) -> Result<()> {
         self.sync()?;
-        producer_state::write_snapshot(&*self.fs, &self.dir, end, &self.producers)
+        self.snapshot(end)
+    }
+
+    /// Saves the producer states as the snapshot at `end` (once: the same again is skipped).
+    fn snapshot(&mut self, end: u64) -> Result<()> {
+        if self.snapshot_at == Some(end) {
+            return Ok(());
+        }
+        producer_state::write_snapshot(&*self.fs, &self.dir, end, &self.producers)?;
+        self.snapshot_at = Some(end);
+        Ok(())
     }
 
     /// Segments deleted (retention, truncation): their indexes go too.
@@ -283,8 +318,15 @@ impl PartitionTxns {
             index.truncate_to(cut)?;
         }
         producer_state::delete_snapshots_after(&*self.fs, &self.dir, cut)?;
-        let (from, states) = producer_state::load_snapshot(&*self.fs, &self.dir, log_start, cut)?
-            .unwrap_or((log_start, ProducerStates::default()));
+        let snapshot = producer_state::load_snapshot(
+            &*self.fs,
+            &self.dir,
+            log_start,
+            cut,
+            producer_state::Later::Delete,
+        )?;
+        self.snapshot_at = snapshot.as_ref().map(|(offset, _)| *offset);
+        let (from, states) = snapshot.unwrap_or((log_start, ProducerStates::default()));
         self.producers = states;
         self.completing.clear();
         if from < cut {

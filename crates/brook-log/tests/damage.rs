@@ -419,3 +419,65 @@ fn deleted_time_index_is_rebuilt_with_the_same_answers() {
         assert!(index.exists(), "the time index was written back");
     }
 }
+
+/// A base offset damaged (outside the CRC) so that it lands between the last stable offset
+/// and the high watermark, read by a read_committed reader while a transaction is open: the
+/// read from that batch is a `Corrupt` error naming its offset, never an empty answer below
+/// the end (a consumer stuck without an error), and a read before it stops short of it.
+#[test]
+fn a_base_offset_damaged_past_the_last_stable_offset_is_reported_not_read_as_empty() {
+    use brook_log::batch::{BatchBuilder, Compression, RecordRef};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path(), &small_config(Durability::None));
+    let mut placed = Vec::new();
+    let mut position = 0u64;
+    for i in 0..6u64 {
+        // Offsets 0, 1, 2 plain; 3 opens producer 9's transaction; 4, 5 plain again.
+        let mut builder = BatchBuilder::new(Compression::None);
+        if i == 3 {
+            builder = builder.with_producer(9, 0, 0).transactional();
+        }
+        let value = format!("value {i}").into_bytes();
+        builder.push(RecordRef {
+            key: None,
+            value: Some(&value),
+            headers: &[],
+            timestamp: 1_700_000_000_000 + i as i64,
+        });
+        let mut bytes = builder.build().expect("batch").to_vec();
+        let info = log.append(&mut bytes).expect("append");
+        assert_eq!(info.base_offset, i);
+        placed.push((position, bytes.len()));
+        position += bytes.len() as u64;
+    }
+    assert_eq!(log.high_watermark(), 6);
+    assert_eq!(log.last_stable_offset(), 3);
+    // The batch at 1 now says it starts at 5.
+    let segment = segment_files(dir.path())[0].clone();
+    let mut file = OpenOptions::new().write(true).open(&segment).expect("open");
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(placed[1].0)).expect("seek");
+    file.write_all(&5i64.to_be_bytes()).expect("damage");
+    file.sync_all().expect("sync");
+    drop(file);
+
+    match log.read_below(1, 1 << 20, 3) {
+        Err(LogError::Corrupt {
+            offset, position, ..
+        }) => {
+            assert_eq!(offset, 1, "names the offset the damaged batch holds");
+            assert_eq!(position, placed[1].0, "and where it lies");
+        }
+        other => panic!("a damaged batch read as {other:?}"),
+    }
+    let before = log
+        .read_below(0, 1 << 20, 3)
+        .expect("read before the damage");
+    assert_eq!(
+        before.len(),
+        placed[0].1,
+        "stops short of the damaged batch"
+    );
+    // Below the high watermark the reader's own checks see the damage (base 5 after 0).
+    let all = log.read_below(0, 1 << 20, 6).expect("read_uncommitted");
+    assert!(all.len() > placed[0].1, "handed on for the reader's checks");
+}

@@ -97,6 +97,8 @@ struct State {
     locks: HashMap<u64, Vec<(u64, bool)>>,
     /// Operations left before the power goes; `Some(0)`: it is off.
     power: Option<u64>,
+    /// The power goes at the n-th opening for writing of a file whose name holds the text.
+    cut_at_open: Option<(String, u64)>,
     fail_syncs: bool,
     space_limit: Option<u64>,
     syncs: u64,
@@ -263,6 +265,13 @@ impl SimFs {
         self.state.lock().power = Some(ops.max(1));
     }
 
+    /// Cuts the power when a file whose name contains `name` is opened for writing the `nth`
+    /// time from now (that open fails, and everything after it): a crash aimed at one step,
+    /// say between a producer state snapshot and the checkpoint written after it.
+    pub(crate) fn cut_power_at_open(&self, name: &str, nth: u64) {
+        self.state.lock().cut_at_open = Some((name.to_owned(), nth.max(1)));
+    }
+
     /// Whether the power is off (a cut has happened and no crash has restored it).
     pub(crate) fn is_off(&self) -> bool {
         self.state.lock().power == Some(0)
@@ -340,6 +349,7 @@ impl SimFs {
         st.locks.clear();
         st.generation += 1;
         st.power = None;
+        st.cut_at_open = None;
         st.fail_syncs = false;
     }
 
@@ -395,6 +405,19 @@ impl Fs for SimFs {
     fn open(&self, path: &Path, how: Open) -> io::Result<FileRef> {
         let mut st = self.state.lock();
         st.read_op()?;
+        if how != Open::Read {
+            let named = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if let Some((name, left)) = &mut st.cut_at_open {
+                if named.contains(name.as_str()) {
+                    *left -= 1;
+                    if *left == 0 {
+                        st.cut_at_open = None;
+                        st.power = Some(0);
+                        return Err(power_off());
+                    }
+                }
+            }
+        }
         let ino = match (st.node(path), how) {
             (Some(Node::Dir), _) => {
                 return Err(io::Error::other(format!(
