@@ -199,12 +199,13 @@ impl Accumulator {
     }
 
     /// Queues a record for `topic` (stamped: its timestamp is set) and returns its delivery.
+    /// `now` is read only when the record starts a batch (most records join one).
     pub(super) fn append(
         &mut self,
         topic: &str,
         record: ProducerRecord,
         bytes: usize,
-        now: Instant,
+        now: impl Fn() -> Instant,
     ) -> (Delivery, Wake) {
         let id = self.next_id;
         self.next_id += 1;
@@ -263,7 +264,7 @@ impl Accumulator {
                     return;
                 };
                 let (batch, index, timestamp_ms, _) =
-                    self.route(topic, layout, entry.id, entry.record, entry.bytes, now);
+                    self.route(topic, layout, entry.id, entry.record, entry.bytes, || now);
                 batch.forward(index, timestamp_ms, entry.reply);
             }
         }
@@ -401,7 +402,7 @@ impl Accumulator {
         id: u64,
         mut record: ProducerRecord,
         bytes: usize,
-        now: Instant,
+        now: impl Fn() -> Instant,
     ) -> (&mut Batch, u32, i64, Wake) {
         let Layout {
             partitions,
@@ -438,7 +439,7 @@ impl Accumulator {
                 Arc::clone(topic),
                 Some(partition),
                 capacity,
-                now,
+                now(),
             ));
             wake = Wake::Task;
         }
@@ -480,7 +481,7 @@ mod tests {
     }
 
     fn append(acc: &mut Accumulator, topic: &str, rec: ProducerRecord, now: Instant) -> Wake {
-        acc.append(topic, rec, 10, now).1
+        acc.append(topic, rec, 10, || now).1
     }
 
     /// The ids of a batch's records (they are consecutive).

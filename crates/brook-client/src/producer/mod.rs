@@ -247,9 +247,7 @@ impl Producer {
         }
         let record = record.take()?;
         state.buffered_bytes += bytes;
-        let (delivery, wake) = state
-            .accumulator
-            .append(topic, record, bytes, Instant::now());
+        let (delivery, wake) = state.accumulator.append(topic, record, bytes, Instant::now);
         let wake = match wake {
             Wake::No => false,
             Wake::Task => true,
