@@ -38,8 +38,9 @@
 //! Errors are one enum, [`ClientError`]; a status from the server keeps its gRPC code
 //! ([`ClientError::code`]) and message.
 //!
-//! This crate depends on the wire contract (`brook-proto`) only, never on the broker, so an
-//! application that talks to a remote brook does not compile a storage engine.
+//! This crate depends on the wire contract (`brook-proto`) and the RecordBatch v2 format
+//! (`brook-batch`, which has no IO) only, never on the broker or the log, so an application
+//! that talks to a remote brook does not compile a storage engine.
 
 pub mod admin;
 mod batch;
