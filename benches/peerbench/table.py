@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Prints compare.sh's table: per row, the median over rounds of brook through each door, the
-plain-TCP baseline of the same runs, and Redis Streams, with brook-client's ratio to Redis.
+plain-TCP baseline of the same runs, and each peer (Redis Streams, NATS JetStream), with
+brook-client's ratio to each peer.
 
-Usage: table.py brook.jsonl redis.jsonl [chart.svg]
+Usage: table.py brook.jsonl PEER.jsonl... [chart.svg]
+       (each PEER.jsonl is what the harness wrote for one system: redis.jsonl, nats.jsonl)
        (with chart.svg, also draws the table as bars: one group per row, each system's figure
        relative to the row's best, the value written beside each bar)
        brook bench ... --json | table.py --tag ROW ROUND >> brook.jsonl
@@ -13,14 +15,18 @@ import statistics
 import sys
 
 ROWS = [
-    # row, what, brook figure, redis test, redis figure, higher is better
+    # row, what, brook figure, peer tests (Redis's or NATS's name), peer figure, higher is better
     ("produce", "batched produce (records/s)", "records_per_sec", "produce", "msgs_per_s", True),
-    ("consume", "consume (records/s)", "records_per_sec", "consume_xread", "msgs_per_s", True),
+    ("consume", "consume (records/s)", "records_per_sec", "consume_xread consume_fetch", "msgs_per_s", True),
     ("ack", "one at a time, ack p50 (us)", "p50_us", "pub_ack_latency", "p50_us", False),
     ("ack", "one at a time, ack p99 (us)", "p99_us", "pub_ack_latency", "p99_us", False),
     ("e2e", "to receipt at 10 000/s, p50 (us)", "p50_us", "e2e_latency", "p50_us", False),
     ("e2e", "to receipt at 10 000/s, p99 (us)", "p99_us", "e2e_latency", "p99_us", False),
 ]
+
+
+# The harness's system names as the table shows them.
+PEER_NAMES = {"redis": "Redis Streams", "nats": "NATS JetStream"}
 
 
 def median(values):
@@ -73,38 +79,41 @@ def main():
     if sys.argv[1] == "--tag":
         return tag(sys.argv[2], sys.argv[3])
     brook = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
-    redis = [json.loads(line) for line in open(sys.argv[2]) if '"kind":"run"' in line]
+    chart = next((a for a in sys.argv[2:] if a.endswith(".svg")), None)
+    peers = {}
+    for path in (a for a in sys.argv[2:] if a.endswith(".jsonl")):
+        runs = [json.loads(line) for line in open(path) if '"kind":"run"' in line]
+        if runs:
+            peers[PEER_NAMES.get(runs[0]["system"], runs[0]["system"])] = runs
     doors = sorted({r["protocol"] for r in brook}, key=lambda d: (d != "grpc", d))
     size = brook[0]["record_bytes"] if brook else "?"
     print(f"records of {size} B, durability none, one producer, one consumer, one partition; "
           f"median of {len({r['round'] for r in brook})} round(s)\n")
-    head = ["row"] + [f"brook {d}" for d in doors] + ["baseline (TCP)", "Redis", "brook grpc / Redis"]
+    head = (["row"] + [f"brook {d}" for d in doors] + ["baseline (TCP)"] + list(peers)
+            + [f"brook grpc / {p}" for p in peers])
     groups = []
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for row, what, key, test, rkey, higher in ROWS:
+    for row, what, key, tests, rkey, higher in ROWS:
         rate = higher
-        cells = [what]
-        for door in doors:
-            cells.append(fmt(median([r[key] for r in brook if r["row"] == row and r["protocol"] == door]), rate))
-        base = median([r["baseline"][key] for r in brook if r["row"] == row])
-        cells.append(fmt(base, rate))
-        peer = median([r[rkey] for r in redis if r["test"] == test])
-        cells.append(fmt(peer, rate))
         values = [median([r[key] for r in brook if r["row"] == row and r["protocol"] == d]) for d in doors]
-        groups.append((what, values + [base, peer], higher))
-        ours = median([r[key] for r in brook if r["row"] == row and r["protocol"] == doors[0]]) if doors else None
-        if ours and peer:
-            ratio = ours / peer if higher else peer / ours
-            cells.append(f"{ratio:.2f}x" + ("" if higher else " (Redis / brook)"))
-        else:
-            cells.append("-")
+        base = median([r["baseline"][key] for r in brook if r["row"] == row])
+        peer_values = [median([r[rkey] for r in runs if r["test"] in tests.split()])
+                       for runs in peers.values()]
+        cells = [what] + [fmt(v, rate) for v in values + [base] + peer_values]
+        groups.append((what, values + [base] + peer_values, higher))
+        ours = values[0] if values else None
+        for name, peer in zip(peers, peer_values):
+            if ours and peer:
+                ratio = ours / peer if higher else peer / ours
+                cells.append(f"{ratio:.2f}x" + ("" if higher else f" ({name} / brook)"))
+            else:
+                cells.append("-")
         print("| " + " | ".join(cells) + " |")
 
-
-    if len(sys.argv) > 3:
-        names = [f"brook {d}" for d in doors] + ["baseline (plain TCP)", "Redis Streams"]
-        svg(sys.argv[3], f"brook, its baseline and Redis, {size} B records (median of rounds)",
+    if chart:
+        names = [f"brook {d}" for d in doors] + ["baseline (plain TCP)"] + list(peers)
+        svg(chart, f"brook, its baseline and its peers, {size} B records (median of rounds)",
             names, groups)
 
 
