@@ -59,8 +59,9 @@ pub struct CleanerConfig {
     pub dedupe_buffer_bytes: u64,
     /// The most bytes per second all threads together read and write; `None`: no limit
     /// (Kafka's `log.cleaner.io.max.bytes.per.second`, unlimited there). Default 64 MiB/s: a
-    /// 1 GiB dirty log is cleaned in about 16 s, and appends to the same partition keep their
-    /// pace beside it (docs/benchmarks.md, "Compaction").
+    /// 1 GiB dirty log (read twice, for its keys and for the rewrite) is cleaned in about 32 s,
+    /// and appends to the same partition keep their pace beside it (docs/benchmarks.md,
+    /// "Compaction").
     pub io_bytes_per_sec: Option<u64>,
     /// How long a thread sleeps when no log needs cleaning. Default 15 s (Kafka's
     /// `log.cleaner.backoff.ms`).
