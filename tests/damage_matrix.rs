@@ -21,7 +21,8 @@
 //! | `.index`, `.timeindex` | check warns (rebuilt); all served | same | same | same |
 //! | `checkpoint.0` (one of two copies) | check warns; all served | same | check clean; all served | same |
 //! | topic file | check fails; the topic offline, every door says so | same | check warns; the next open sets the partition directory aside (`victim-0.orphaned`, kept byte for byte, never served) | as flip |
-//! | `groups/offsets.meta.1` (the only copy) | check fails; offsets fenced (503), partitions serve | same | check clean; the commit is gone (a known gap) | same as delete |
+//! | `groups/offsets.meta.1` (the copy holding the one commit) | check warns; the other copy serves, without that commit (404) | same | same | same |
+//! | `groups/offsets.meta.0` and `.1` (both copies) | check fails; offsets fenced (503), partitions serve | same | same | same |
 //!
 //! The exact expectations are in [`cases`]; `docs/reliability.md` ("The damage matrix") says
 //! what each row means for an operator. The cases run four at a time to stay well under a
@@ -278,6 +279,8 @@ enum Offsets {
 struct Case {
     /// The file, relative to the data directory.
     file: &'static str,
+    /// A second file damaged the same way.
+    also: Option<&'static str>,
     damage: Damage,
     check: Check,
     victim: Served0,
@@ -315,6 +318,7 @@ fn cases() -> Vec<Case> {
             Damage::Delete | Damage::ZeroPage => (Served0::Ends(4), false),
         };
         cases.push(Case {
+            also: None,
             file: MIDDLE_SEGMENT,
             damage,
             check: Check::Fails,
@@ -330,6 +334,7 @@ fn cases() -> Vec<Case> {
         ] {
             cases.push(Case {
                 file,
+                also: None,
                 damage,
                 check: Check::Warns,
                 victim: Served0::All,
@@ -342,6 +347,7 @@ fn cases() -> Vec<Case> {
         // zeroed copy reads as one never written (a crash can leave either), so check has
         // nothing to say about it.
         cases.push(Case {
+            also: None,
             file: "victim-0/checkpoint.0",
             damage,
             check: match damage {
@@ -374,6 +380,7 @@ fn cases() -> Vec<Case> {
             ),
         };
         cases.push(Case {
+            also: None,
             file: "topics/victim.topic",
             damage,
             check,
@@ -383,21 +390,28 @@ fn cases() -> Vec<Case> {
             offsets: Offsets::Kept,
             set_aside: damage == Damage::Delete,
         });
-        // The offsets file's only copy damaged: the offsets are fenced, partitions serve. A
-        // deleted or zeroed only copy reads as no commit ever made (a crash during the first
-        // commit leaves either): the group's offset is gone, the known gap of a file kept in
-        // one copy until its second commit.
-        let (check, offsets) = match damage {
-            Damage::Flip | Damage::Truncate => (Check::Fails, Offsets::Fenced),
-            Damage::Delete | Damage::ZeroPage => (Check::Clean, Offsets::Gone),
-        };
+        // The committed offsets file: both copies are written when it is created, so either
+        // one damaged, missing or zeroed is reported, and the other (here the snapshot before
+        // the one commit) serves: at most the last commit is lost, with a warning. Both
+        // damaged fence the offsets; partitions serve.
         cases.push(Case {
             file: "groups/offsets.meta.1",
+            also: None,
             damage,
-            check,
+            check: Check::Warns,
             victim: Served0::All,
             victim_writable: true,
-            offsets,
+            offsets: Offsets::Gone,
+            set_aside: false,
+        });
+        cases.push(Case {
+            file: "groups/offsets.meta.1",
+            also: Some("groups/offsets.meta.0"),
+            damage,
+            check: Check::Fails,
+            victim: Served0::All,
+            victim_writable: true,
+            offsets: Offsets::Fenced,
             set_aside: false,
         });
     }
@@ -474,10 +488,15 @@ fn committed(addr: SocketAddr) -> Result<u64, u16> {
 
 /// Runs one case; `Err` says what differed.
 fn run_case(case: &Case) -> Result<(), String> {
-    let name = format!("{} {:?}", case.file, case.damage);
+    let name = match case.also {
+        Some(also) => format!("{} and {also} {:?}", case.file, case.damage),
+        None => format!("{} {:?}", case.file, case.damage),
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     copy_dir(pristine(), dir.path());
-    damage(&dir.path().join(case.file), case.damage);
+    for file in [Some(case.file), case.also].into_iter().flatten() {
+        damage(&dir.path().join(file), case.damage);
+    }
 
     let output: Output = brook(&["log", "check", dir.path().to_str().expect("utf-8")])
         .output()

@@ -11,11 +11,19 @@
 //! (A snapshot of the older layout, one file `offsets.meta` replaced atomically, is read and
 //! replaced by the first commit.)
 //!
-//! When every copy is damaged the committed offsets are **fenced**, and only they: the broker
+//! **Both copies always exist.** The groups directory is created whole: both copies (holding
+//! no offsets) are written and fsynced in `groups.new`, which is then renamed to `groups`. So
+//! a copy missing or all zeros is damage, never "nothing committed yet": with the other copy
+//! valid it is reported (a warning; that copy's snapshot, at most the last commit, is lost)
+//! and the next commit rewrites it; with no valid copy at all, including both missing, the
+//! offsets are fenced.
+//!
+//! When no copy is usable the committed offsets are **fenced**, and only they: the broker
 //! opens and every partition serves, but reading or committing a group's offsets fails with
 //! [`BrokerError::OffsetsUnavailable`] (a consumer resuming from a guessed position, or a
 //! commit overwriting what an operator might restore, would be worse) until an operator
-//! restores or removes the files.
+//! restores the copies, or removes the `groups` directory to start with no committed offsets.
+//! `brook log check` judges the copies with the same rule ([`check_offsets_file`]).
 //!
 //! The payload (version 1, big-endian, after the copies' sequence number):
 //!
@@ -40,6 +48,8 @@ const OFFSETS_MAGIC: [u8; 4] = *b"BROF";
 const OFFSETS_VERSION: u16 = 1;
 /// Directory (under the data dir) of the broker's group files.
 const GROUPS_DIR: &str = "groups";
+/// Where a new groups directory is put together before it is renamed into place.
+const GROUPS_NEW_DIR: &str = "groups.new";
 const OFFSETS_FILE: &str = "offsets.meta";
 
 type GroupOffsets = BTreeMap<TopicPartition, CommittedOffset>;
@@ -75,44 +85,24 @@ impl OffsetStore {
     pub(crate) fn open(data_dir: &Path) -> Result<Self> {
         let dir = data_dir.join(GROUPS_DIR);
         if !dir.is_dir() {
-            std::fs::create_dir_all(&dir).map_err(|e| LogError::io(&dir, e))?;
-            meta::sync_dir(data_dir)?;
+            create_groups_dir(data_dir)?;
         }
-        let path = dir.join(OFFSETS_FILE);
-        let (file, read) = Alternating::open(&path, OFFSETS_MAGIC, "committed offsets")?;
-        let bad = |reason: String| LogError::BadMetaFile {
-            what: "committed offsets",
-            path: path.clone(),
-            reason,
-        };
-        let loaded = match read.content {
-            None if !read.damaged.is_empty() => Err(read
-                .damaged
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")),
-            None => Ok(BTreeMap::new()),
-            Some((version, _)) if version != OFFSETS_VERSION => Err(bad(format!(
-                "version {version} is not {OFFSETS_VERSION}; written by a newer brook?"
-            ))
-            .to_string()),
-            Some((_, payload)) => decode(&payload).map_err(|reason| bad(reason).to_string()),
-        };
-        let (groups, fenced) = match loaded {
+        let judged = judge(&dir.join(OFFSETS_FILE))?;
+        let (groups, fenced) = match judged.groups {
             Ok(groups) => {
-                for damage in &read.damaged {
-                    tracing::warn!(error = %damage, "a copy of the committed offsets is damaged (a torn write?); using the other, which may lack the last commit");
+                for damage in &judged.damage {
+                    tracing::warn!(error = %damage, "a copy of the committed offsets is damaged or missing (a torn write?); using the other, which may lack the last commit");
                 }
                 (groups, None)
             }
             Err(reason) => {
-                tracing::error!(%reason, "every copy of the committed offsets is damaged: group offsets are fenced (reads and commits fail) until an operator restores or removes the files; every partition serves");
+                tracing::error!(%reason, "no copy of the committed offsets is usable: group offsets are fenced (reads and commits fail) until an operator restores the copies, or removes the groups directory to start with no committed offsets; every partition serves");
                 (
                     BTreeMap::new(),
                     Some(
-                        "every copy of the committed offsets file is damaged; an operator must \
-                         restore or remove it (see the server log)"
+                        "no copy of the committed offsets file is usable; an operator must \
+                         restore it, or remove it to start with no committed offsets (see the \
+                         server log)"
                             .to_owned(),
                     ),
                 )
@@ -120,7 +110,10 @@ impl OffsetStore {
         };
         Ok(Self {
             state: Mutex::new(State { groups, version: 0 }),
-            persisted: Mutex::new(Persisted { file, version: 0 }),
+            persisted: Mutex::new(Persisted {
+                file: judged.file,
+                version: 0,
+            }),
             fenced,
         })
     }
@@ -254,6 +247,86 @@ impl OffsetStore {
     }
 }
 
+/// Creates `<data_dir>/groups` whole (see the module docs): both copies, holding no offsets,
+/// written and fsynced in `groups.new` (whatever an interrupted creation left there goes
+/// first), which is then renamed into place.
+fn create_groups_dir(data_dir: &Path) -> Result<()> {
+    let fresh = data_dir.join(GROUPS_NEW_DIR);
+    if fresh.exists() {
+        std::fs::remove_dir_all(&fresh).map_err(|e| LogError::io(&fresh, e))?;
+    }
+    std::fs::create_dir(&fresh).map_err(|e| LogError::io(&fresh, e))?;
+    let (mut file, _) = Alternating::open(
+        &fresh.join(OFFSETS_FILE),
+        OFFSETS_MAGIC,
+        "committed offsets",
+    )?;
+    let empty = encode(&BTreeMap::new());
+    for _copy in 0..2 {
+        file.write(OFFSETS_VERSION, &empty)?;
+    }
+    let dir = data_dir.join(GROUPS_DIR);
+    std::fs::rename(&fresh, &dir).map_err(|e| LogError::io(&dir, e))?;
+    meta::sync_dir(data_dir)?;
+    Ok(())
+}
+
+/// The copies of the committed offsets file at `path`, judged (the one rule both the open
+/// and `brook log check` follow).
+struct Judged {
+    file: Alternating,
+    /// The offsets, or why none can be trusted (the offsets are then fenced).
+    groups: std::result::Result<BTreeMap<String, GroupOffsets>, String>,
+    /// One line per copy that is damaged, missing or all zeros, or content that does not
+    /// decode, naming the file.
+    damage: Vec<String>,
+}
+
+fn judge(path: &Path) -> Result<Judged> {
+    let (file, read) = Alternating::open(path, OFFSETS_MAGIC, "committed offsets")?;
+    let mut damage: Vec<String> = read.damaged.iter().map(ToString::to_string).collect();
+    // Both copies absent with content found: the older one-file layout, read as it was.
+    let legacy = read.absent.len() == 2 && read.content.is_some();
+    if !legacy {
+        for copy in &read.absent {
+            damage.push(format!(
+                "bad committed offsets file {}: missing or all zeros, though both copies are \
+                 written when the file is created",
+                copy.display()
+            ));
+        }
+    }
+    let bad = |reason: String| {
+        LogError::BadMetaFile {
+            what: "committed offsets",
+            path: path.to_path_buf(),
+            reason,
+        }
+        .to_string()
+    };
+    let groups = match read.content {
+        None => {
+            return Ok(Judged {
+                file,
+                groups: Err(damage.join("; ")),
+                damage,
+            })
+        }
+        Some((version, _)) if version != OFFSETS_VERSION => Err(bad(format!(
+            "version {version} is not {OFFSETS_VERSION}; written by a newer brook?"
+        ))),
+        Some((_, payload)) => decode(&payload).map_err(bad),
+    };
+    if let Err(reason) = &groups {
+        damage.push(reason.clone());
+    }
+    Ok(Judged {
+        file,
+        groups,
+        damage,
+    })
+}
+
 /// What [`check_offsets_file`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -266,34 +339,18 @@ pub struct OffsetsFileCheck {
 }
 
 /// Reads the committed offsets file of the data directory `data_dir` as the next open would,
-/// without changing it: for `brook log check`.
+/// without changing it: for `brook log check`. A data directory without a groups directory
+/// (never served) has nothing to check.
 pub fn check_offsets_file(data_dir: &Path) -> Result<OffsetsFileCheck> {
-    let path = data_dir.join(GROUPS_DIR).join(OFFSETS_FILE);
-    let (_, read) = Alternating::open(&path, OFFSETS_MAGIC, "committed offsets")?;
-    let mut check = OffsetsFileCheck {
-        damaged_copies: read.damaged.iter().map(ToString::to_string).collect(),
-        fenced: false,
-    };
-    match read.content {
-        None => check.fenced = !read.damaged.is_empty(),
-        Some((version, _)) if version != OFFSETS_VERSION => {
-            check.damaged_copies.push(format!(
-                "{}: version {version} is not {OFFSETS_VERSION}; written by a newer brook?",
-                path.display()
-            ));
-            check.fenced = true;
-        }
-        Some((_, payload)) => {
-            if let Err(reason) = decode(&payload) {
-                check.damaged_copies.push(format!(
-                    "bad committed offsets file {}: {reason}",
-                    path.display()
-                ));
-                check.fenced = true;
-            }
-        }
+    let dir = data_dir.join(GROUPS_DIR);
+    if !dir.is_dir() {
+        return Ok(OffsetsFileCheck::default());
     }
-    Ok(check)
+    let judged = judge(&dir.join(OFFSETS_FILE))?;
+    Ok(OffsetsFileCheck {
+        fenced: judged.groups.is_err(),
+        damaged_copies: judged.damage,
+    })
 }
 
 fn encode(groups: &BTreeMap<String, GroupOffsets>) -> Vec<u8> {
@@ -467,6 +524,80 @@ mod tests {
         assert!(decode(&trailing).is_err());
         // A huge count with no bytes behind it fails fast instead of allocating.
         assert!(decode(&u32::MAX.to_be_bytes()).is_err());
+    }
+
+    #[test]
+    fn both_copies_exist_from_the_start_so_a_missing_or_zeroed_copy_is_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tp = TopicPartition::new("t", 0);
+        let groups = dir.path().join(GROUPS_DIR);
+        let copies = [0, 1].map(|i| groups.join(format!("{OFFSETS_FILE}.{i}")));
+        let store = OffsetStore::open(dir.path()).expect("open");
+        assert!(
+            copies.iter().all(|c| c.is_file()),
+            "both copies at creation"
+        );
+        assert!(!dir.path().join(GROUPS_NEW_DIR).exists());
+        assert_eq!(
+            check_offsets_file(dir.path()).expect("check"),
+            OffsetsFileCheck::default()
+        );
+        store
+            .commit("g", [(tp.clone(), committed(5, ""))])
+            .expect("commit");
+        store
+            .commit("g", [(tp.clone(), committed(6, ""))])
+            .expect("commit");
+        drop(store);
+        let saved = copies.clone().map(|c| std::fs::read(c).expect("read"));
+        let restore = || {
+            for (copy, bytes) in copies.iter().zip(&saved) {
+                std::fs::write(copy, bytes).expect("restore");
+            }
+        };
+        // One copy lost (deleted or zeroed): the other serves, losing at most the last
+        // commit, and both the open and the check say so.
+        for copy in &copies {
+            for zero in [false, true] {
+                if zero {
+                    std::fs::write(copy, vec![0u8; saved[0].len()]).expect("zero");
+                } else {
+                    std::fs::remove_file(copy).expect("delete");
+                }
+                let check = check_offsets_file(dir.path()).expect("check");
+                assert!(!check.fenced, "{check:?}");
+                assert_eq!(check.damaged_copies.len(), 1, "{check:?}");
+                assert!(check.damaged_copies[0].contains(&copy.display().to_string()));
+                let store = OffsetStore::open(dir.path()).expect("opens");
+                let got = store.get("g", &tp).expect("not fenced").expect("an offset");
+                assert!(got.offset >= 5, "lost more than the last commit");
+                drop(store);
+                restore();
+            }
+        }
+        // Both lost: fenced, never "never committed"; removing the directory starts afresh.
+        for zero in [false, true] {
+            for copy in &copies {
+                if zero {
+                    std::fs::write(copy, vec![0u8; saved[0].len()]).expect("zero");
+                } else {
+                    std::fs::remove_file(copy).expect("delete");
+                }
+            }
+            let check = check_offsets_file(dir.path()).expect("check");
+            assert!(check.fenced, "{check:?}");
+            assert_eq!(check.damaged_copies.len(), 2, "{check:?}");
+            let store = OffsetStore::open(dir.path()).expect("opens anyway");
+            assert!(matches!(
+                store.get("g", &tp),
+                Err(BrokerError::OffsetsUnavailable { .. })
+            ));
+            drop(store);
+            restore();
+        }
+        std::fs::remove_dir_all(&groups).expect("the operator's reset");
+        let store = OffsetStore::open(dir.path()).expect("opens afresh");
+        assert_eq!(store.get("g", &tp).expect("not fenced"), None);
     }
 
     #[test]

@@ -184,6 +184,10 @@ pub struct AlternatingRead {
     /// Copies that exist but do not check out. With a valid other copy this is what a write
     /// torn by a crash leaves (at most the last write is lost); with none, the file is lost.
     pub damaged: Vec<LogError>,
+    /// Copies that are missing, or present but all zeros (never written whole). Neither is
+    /// damage where copies are first written one at a time (a log's checkpoint); where both
+    /// are written when the file is created (the committed offsets), both are.
+    pub absent: Vec<PathBuf>,
 }
 
 const SEQ_LEN: usize = 8;
@@ -214,16 +218,21 @@ impl Alternating {
         };
         let mut newest: Option<(u64, u16, Vec<u8>)> = None;
         let mut damaged = Vec::new();
+        let mut absent = Vec::new();
         for copy in 0..2 {
             let copy_path = file.copy_path(copy);
             let bytes = match fs.read_small(&copy_path, META_BYTES_MAX as u64 + 64) {
                 Ok(Some(bytes)) => bytes,
-                Ok(None) => continue,
+                Ok(None) => {
+                    absent.push(copy_path);
+                    continue;
+                }
                 Err(e) => return Err(LogError::io(&copy_path, e)),
             };
             file.exists[copy] = true;
             if bytes.iter().all(|b| *b == 0) {
-                continue; // never written whole: nothing to lose, nothing to report
+                absent.push(copy_path);
+                continue; // never written whole: nothing to lose, nothing to report here
             }
             match decode(&bytes, magic, what, &copy_path).and_then(|(version, payload)| {
                 split_seq(payload, what, &copy_path).map(|(seq, rest)| (seq, version, rest))
@@ -241,12 +250,20 @@ impl Alternating {
             let content = read_in(fs, path, magic, what);
             file.legacy = !matches!(content, Ok(None));
             return match content {
-                Ok(content) => Ok((file, AlternatingRead { content, damaged })),
+                Ok(content) => Ok((
+                    file,
+                    AlternatingRead {
+                        content,
+                        damaged,
+                        absent,
+                    },
+                )),
                 Err(e) => Ok((
                     file,
                     AlternatingRead {
                         content: None,
                         damaged: vec![e],
+                        absent,
                     },
                 )),
             };
@@ -255,7 +272,14 @@ impl Alternating {
             file.seq = seq;
             (version, payload)
         });
-        Ok((file, AlternatingRead { content, damaged }))
+        Ok((
+            file,
+            AlternatingRead {
+                content,
+                damaged,
+                absent,
+            },
+        ))
     }
 
     /// A file at `path` not read from disk, for a writer that never writes (an offline
