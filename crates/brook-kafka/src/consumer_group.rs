@@ -747,29 +747,31 @@ impl ConsumerGroups {
         );
     }
 
-    /// Checks a commit (OffsetCommit) of `group` by `member_id` at `epoch`; `None` when the
-    /// group is not a consumer-protocol group here. Commits with epoch -1 and no member
-    /// (tools, simple consumers) only go to groups without members, which are not kept here.
+    /// Checks a commit of `group` by `member_id` at `epoch`; `None` when the group is not a
+    /// consumer-protocol group here. `version` is OffsetCommit's, `None` for TxnOffsetCommit.
+    /// Commits with epoch -1 and no member (tools, simple consumers) only go to groups without
+    /// members, which are not kept here.
     pub(crate) fn check_commit(
         &self,
         group: &str,
         member_id: &str,
         epoch: i32,
-        version: i16,
+        version: Option<i16>,
     ) -> Option<Result<(), ResponseError>> {
         let groups = self.groups.lock();
         let group = groups.get(group)?;
         let Some(member) = group.members.get(member_id) else {
             return Some(Err(ResponseError::UnknownMemberId));
         };
-        if version < 9 {
+        if version.is_some_and(|v| v < 9) {
             // Only v9 carries member epochs (Kafka refuses older versions the same way).
             return Some(Err(ResponseError::UnsupportedVersion));
         }
-        Some(if epoch != member.epoch {
-            Err(ResponseError::StaleMemberEpoch)
-        } else {
-            Ok(())
+        Some(match (epoch == member.epoch, version) {
+            (true, _) => Ok(()),
+            (false, Some(_)) => Err(ResponseError::StaleMemberEpoch),
+            // TxnOffsetCommit has no STALE_MEMBER_EPOCH: Kafka answers ILLEGAL_GENERATION.
+            (false, None) => Err(ResponseError::IllegalGeneration),
         })
     }
 

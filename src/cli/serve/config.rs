@@ -684,6 +684,41 @@ pub(crate) static SETTINGS: &[Setting] = &[
             },
         },
     },
+    Setting {
+        key: "kafka_group_consumer_session_timeout_ms",
+        help: "How long a consumer-protocol (group.protocol=consumer) member may go without a \
+               heartbeat before it leaves its group",
+        boolean: false,
+        access: Access::Field {
+            apply: |c, v| {
+                c.kafka.group_consumer_session_timeout = Duration::from_millis(parse(v)?);
+                Ok(())
+            },
+            show: |c| {
+                c.kafka
+                    .group_consumer_session_timeout
+                    .as_millis()
+                    .to_string()
+            },
+        },
+    },
+    Setting {
+        key: "kafka_group_consumer_heartbeat_interval_ms",
+        help: "How often consumer-protocol (group.protocol=consumer) members heartbeat",
+        boolean: false,
+        access: Access::Field {
+            apply: |c, v| {
+                c.kafka.group_consumer_heartbeat_interval = Duration::from_millis(parse(v)?);
+                Ok(())
+            },
+            show: |c| {
+                c.kafka
+                    .group_consumer_heartbeat_interval
+                    .as_millis()
+                    .to_string()
+            },
+        },
+    },
     // Security (docs/security.md).
     tls_file!(
         "tls_cert",

@@ -38,7 +38,7 @@ pub(crate) async fn offset_commit(
             group,
             &request.member_id,
             request.generation_id_or_member_epoch,
-            version,
+            Some(version),
         )
         .unwrap_or_else(|| {
             door.groups.check_commit(

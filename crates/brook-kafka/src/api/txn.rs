@@ -154,12 +154,17 @@ pub(crate) async fn offset_commit(
     // KIP-447: a producer that says which consumer generation it commits for is checked
     // against the group, as OffsetCommit is; one that does not (-1, or v0-2) is not.
     let member_check = if request.generation_id >= 0 {
-        door.groups.check_commit(
-            group,
-            &request.member_id,
-            request.group_instance_id.as_deref(),
-            request.generation_id,
-        )
+        // A consumer-protocol member (KIP-848) commits at its member epoch.
+        door.consumer_groups
+            .check_commit(group, &request.member_id, request.generation_id, None)
+            .unwrap_or_else(|| {
+                door.groups.check_commit(
+                    group,
+                    &request.member_id,
+                    request.group_instance_id.as_deref(),
+                    request.generation_id,
+                )
+            })
     } else {
         Ok(())
     };

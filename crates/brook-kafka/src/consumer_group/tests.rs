@@ -344,23 +344,23 @@ async fn assignors_are_chosen_by_name_and_unknown_ones_refused() {
 #[tokio::test(start_paused = true)]
 async fn commits_and_fetches_are_checked_against_member_epochs() {
     let (c, topics) = (coordinator(), Topics::new(1));
-    assert_eq!(c.check_commit("g", "a", 1, 9), None, "not a consumer group");
+    assert_eq!(c.check_commit("g", "a", 1, Some(9)), None, "not a consumer group");
     send(&c, &topics, join("a"));
-    assert_eq!(c.check_commit("g", "a", 1, 9), Some(Ok(())));
+    assert_eq!(c.check_commit("g", "a", 1, Some(9)), Some(Ok(())));
     assert_eq!(
-        c.check_commit("g", "a", 0, 9),
+        c.check_commit("g", "a", 0, Some(9)),
         Some(Err(ResponseError::StaleMemberEpoch))
     );
     assert_eq!(
-        c.check_commit("g", "x", 1, 9),
+        c.check_commit("g", "x", 1, Some(9)),
         Some(Err(ResponseError::UnknownMemberId))
     );
     assert_eq!(
-        c.check_commit("g", "", -1, 9),
+        c.check_commit("g", "", -1, Some(9)),
         Some(Err(ResponseError::UnknownMemberId))
     );
     assert_eq!(
-        c.check_commit("g", "a", 1, 8),
+        c.check_commit("g", "a", 1, Some(8)),
         Some(Err(ResponseError::UnsupportedVersion))
     );
     assert_eq!(
