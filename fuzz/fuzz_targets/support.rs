@@ -40,6 +40,7 @@ pub fn served() -> &'static Served {
 /// Sends `request` on a fresh connection to `addr` and reads until the door answers and closes
 /// (or a short timeout: the door may wait for more bytes, which is fine).
 pub fn exchange(addr: SocketAddr, request: &[u8]) {
+    ignore_sigpipe();
     let Ok(mut stream) = TcpStream::connect(addr) else {
         return;
     };
@@ -55,4 +56,20 @@ pub fn exchange(addr: SocketAddr, request: &[u8]) {
             break;
         }
     }
+}
+
+/// A door may answer and close before it reads a whole request (HTTP's 413 on a
+/// `Content-Length` over its limit): the client's next write then gets EPIPE, as it should,
+/// rather than a SIGPIPE that kills the fuzzing process. A Rust `main` ignores SIGPIPE;
+/// libFuzzer's `main` does not, so this does, once.
+fn ignore_sigpipe() {
+    static IGNORED: OnceLock<()> = OnceLock::new();
+    IGNORED.get_or_init(|| {
+        // SAFETY: setting a signal's disposition to SIG_IGN touches no memory of ours; it runs
+        // once, before any socket of this process is written.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        }
+    });
 }
