@@ -373,7 +373,13 @@ async fn list_offsets_latest_under_read_committed_is_the_last_stable_offset() {
         "latest is the high watermark"
     );
     commit(&p).await.expect("commit");
-    assert_eq!(watermarks("read_committed"), (0, 3));
+    // EndTxn is answered once the commit is decided; the marker, which moves the LSO,
+    // follows (as in Kafka).
+    let deadline = Instant::now() + PATIENCE;
+    while watermarks("read_committed") != (0, 3) {
+        assert!(Instant::now() < deadline, "the LSO never passed the marker");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let consumer = tb.consumer("lso-all", &[("isolation.level", "read_committed")]);
     consumer.subscribe(&["txn-lso"]).expect("subscribe");
     let read = receive(&consumer, 2).await;
@@ -478,12 +484,22 @@ async fn admin_tools_see_an_open_transaction_over_the_kafka_wire() {
     request.state_filters = vec![text("Ongoing")];
     let listed: ListTransactionsResponse = raw.call(ApiKey::ListTransactions, 1, &request).await;
     assert!(listed.transaction_states.is_empty(), "{listed:?}");
-    let answer = producers(&mut raw).await;
-    let holder = answer.topics[0].partitions[0]
-        .active_producers
-        .iter()
-        .find(|s| s.producer_id.0 == producer_id)
-        .expect("the transactional producer");
-    assert_eq!(holder.current_txn_start_offset, -1);
+    // The marker follows EndTxn's answer (see above): once it lands, nothing is held back.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let answer = producers(&mut raw).await;
+        let holder = answer.topics[0].partitions[0]
+            .active_producers
+            .iter()
+            .find(|s| s.producer_id.0 == producer_id)
+            .expect("the transactional producer")
+            .current_txn_start_offset;
+        if holder == -1 {
+            break;
+        }
+        assert_eq!(holder, 1, "still the transaction that began at 1");
+        assert!(Instant::now() < deadline, "the marker never landed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     tb.stop().await;
 }

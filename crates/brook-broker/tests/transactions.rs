@@ -566,3 +566,123 @@ async fn atomic_writes_land_whole_or_not_at_all() {
     );
     broker.close().await.expect("close");
 }
+
+/// The values of `topic`-`partition` under `isolation`.
+async fn values_of(
+    broker: &Broker,
+    topic: &str,
+    partition: u32,
+    isolation: Isolation,
+) -> Vec<String> {
+    let fetched = broker
+        .fetch_isolated(topic, partition, 0, 1 << 20, Duration::ZERO, isolation)
+        .await
+        .expect("fetch");
+    fetched
+        .records()
+        .expect("records")
+        .into_iter()
+        .map(|r| String::from_utf8(r.value.expect("value").to_vec()).expect("utf8"))
+        .collect()
+}
+
+/// Kafka's EndTxn (`end_txn_decided`) is answered once the end is decided and durable, a
+/// commit's offsets already the group's; its markers follow. The producer's next transaction
+/// waits for them: once AddPartitionsToTxn returns, the previous transaction is settled in
+/// every partition it wrote. A broker dropped right after an answer completes the end when it
+/// opens again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decided_end_answers_before_its_markers_and_the_next_transaction_waits_for_them() {
+    const ROUNDS: u64 = 20;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let both = vec![TopicPartition::new("t", 0), TopicPartition::new("t", 1)];
+    let producer = {
+        let broker = open(dir.path(), 10_000).await;
+        broker
+            .create_topic(NewTopic::new("t", 2))
+            .await
+            .expect("topic");
+        broker
+            .create_topic(NewTopic::new("in", 1))
+            .await
+            .expect("topic");
+        let p = broker
+            .init_producer_id(Some("app"), 60_000, None)
+            .await
+            .expect("init");
+        for round in 0..ROUNDS {
+            broker
+                .add_partitions_to_txn("app", p, both.clone())
+                .await
+                .expect("add partitions");
+            for partition in 0..2 {
+                let high = broker.describe_topic("t").expect("topic").partitions
+                    [partition as usize]
+                    .high_watermark;
+                assert_eq!(
+                    broker.last_stable_offset("t", partition).expect("lso"),
+                    high,
+                    "round {round}: the previous transaction is settled in {partition}"
+                );
+                let batch = txn_batch(p, round as i32, &[&format!("r{round}")]);
+                broker
+                    .produce_transactional_batch("app", "t", partition, batch)
+                    .await
+                    .expect("produce");
+            }
+            broker
+                .add_offsets_to_txn("app", p, "g")
+                .await
+                .expect("add offsets");
+            broker
+                .txn_offset_commit("app", p, "g", vec![OffsetCommit::new("in", 0, round + 1)])
+                .await
+                .expect("txn offsets");
+            broker
+                .end_txn_decided("app", p, TxnResult::Commit)
+                .await
+                .expect("end");
+            let state = broker.describe_transaction("app").expect("known").state;
+            assert!(
+                matches!(state, TxnState::PrepareCommit | TxnState::CompleteCommit),
+                "round {round}: {state}"
+            );
+            let committed = broker.committed_offsets("g", &[]).expect("offsets");
+            assert_eq!(
+                committed[0].1.offset,
+                round + 1,
+                "round {round}: the offsets are the group's when EndTxn answers"
+            );
+        }
+        // Dropped right after the last answer, without close.
+        p
+    };
+
+    let broker = loop {
+        let mut config = BrokerConfig::new(dir.path());
+        config.log.durability = brook_log::Durability::None;
+        // The dropped broker lets go of its directory once its last task ends.
+        match Broker::open(config).await {
+            Ok(broker) => break broker,
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    let described = broker.describe_transaction("app").expect("known");
+    assert_eq!(described.state, TxnState::CompleteCommit);
+    assert_eq!(described.producer_id, producer.producer_id);
+    let expected: Vec<String> = (0..ROUNDS).map(|r| format!("r{r}")).collect();
+    for partition in 0..2 {
+        assert_eq!(
+            broker.last_stable_offset("t", partition).expect("lso"),
+            2 * ROUNDS,
+            "every record and marker settled in {partition}"
+        );
+        assert_eq!(
+            values_of(&broker, "t", partition, Isolation::ReadCommitted).await,
+            expected
+        );
+    }
+    let committed = broker.committed_offsets("g", &[]).expect("offsets");
+    assert_eq!(committed[0].1.offset, ROUNDS);
+    broker.close().await.expect("close");
+}

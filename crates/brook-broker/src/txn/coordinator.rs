@@ -8,9 +8,12 @@
 //! first; then a marker goes into every partition of the transaction (through each
 //! partition's append queue, so it lands after every batch the transaction wrote there), the
 //! offsets the transaction carries are committed for their groups, and `CompleteCommit`/
-//! `CompleteAbort` is written. brook answers EndTxn after the second step, so a client that
-//! was told "committed" can read its records at once; a crash between the steps is finished
-//! when the broker opens again.
+//! `CompleteAbort` is written. A crash between the steps is finished when the broker opens
+//! again. Kafka's EndTxn is answered after the first step (and the offsets), as Kafka does:
+//! the second runs in the background while the id's transition lock is held, so the partitions'
+//! LSO keeps read_committed readers back until the markers land, and the producer's next
+//! transaction waits for it. brook's own atomic writes and [`Broker::end_txn`] answer after the
+//! second step, so their caller reads its commit at once.
 //!
 //! A transactional batch is accepted by a partition only while its transaction is open with
 //! that producer id and epoch and the partition was added to it (KIP-890's verification, which
@@ -43,6 +46,10 @@ use crate::types::{CommittedOffset, TopicPartition};
 pub(crate) const COORDINATOR_EPOCH: i32 = 0;
 /// Low bits of a producer id that count within one millisecond.
 const ID_COUNTER_BITS: u32 = 12;
+/// How long a producer's request waits for its id's previous transition (the markers of the
+/// transaction it just ended) before it is answered `CONCURRENT_TRANSACTIONS`, Kafka's "retry
+/// later".
+pub(crate) const CONCURRENT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Longest transactional id accepted (Kafka bounds it by its string encoding; brook by this).
 pub const TRANSACTIONAL_ID_BYTES_MAX: usize = 4096;
 
@@ -397,7 +404,12 @@ impl Broker {
         producer: ProducerIdAndEpoch,
     ) -> Result<(Arc<Slot>, OwnedMutexGuard<()>, TxnMeta)> {
         check_transactional_id(id)?;
-        let Some((slot, op)) = self.coordinator().lock(id, false).await else {
+        // The previous end of this id may still be writing its markers (EndTxn answers once
+        // it is decided): wait for it, within bounds.
+        let locked = tokio::time::timeout(CONCURRENT_WAIT, self.coordinator().lock(id, false))
+            .await
+            .map_err(|_| concurrent(id))?;
+        let Some((slot, op)) = locked else {
             return Err(mapping(id, producer.producer_id));
         };
         let mut meta = slot
@@ -515,17 +527,44 @@ impl Broker {
         self.persist(&slot, Some(next)).await
     }
 
-    /// Kafka's EndTxn: commits or aborts the open transaction; returns once its markers are in
-    /// every partition and, on commit, its offsets are the groups'. A retry of an end that
-    /// already happened succeeds again.
+    /// Commits or aborts the open transaction; returns once its markers are in every
+    /// partition and, on commit, its offsets are the groups' (so the caller reads its own
+    /// commit at once). A retry of an end that already happened succeeds again.
     pub async fn end_txn(
         &self,
         transactional_id: &str,
         producer: ProducerIdAndEpoch,
         result: TxnResult,
     ) -> Result<()> {
-        let id = transactional_id;
-        let (slot, _op, meta) = self.lock_producer(id, producer).await?;
+        self.end(transactional_id, producer, result, true).await
+    }
+
+    /// Kafka's EndTxn: commits or aborts the open transaction, returning once the decision
+    /// is durable in the coordinator's log (and, on commit, the offsets it carries are the
+    /// groups'), as Kafka's coordinator does. The markers and the `Complete` state follow in
+    /// the background, under the id's transition lock: until they are written, the partitions' LSO holds read_committed readers back,
+    /// and the producer's next AddPartitionsToTxn or AddOffsetsToTxn waits for them (Kafka
+    /// answers `CONCURRENT_TRANSACTIONS` and the client retries; here the coordinator is in
+    /// the process, so it waits, up to five seconds). A crash in between is finished at
+    /// the next open, like any decided transaction.
+    pub async fn end_txn_decided(
+        &self,
+        transactional_id: &str,
+        producer: ProducerIdAndEpoch,
+        result: TxnResult,
+    ) -> Result<()> {
+        self.end(transactional_id, producer, result, false).await
+    }
+
+    /// [`Broker::end_txn`] (`complete`) or [`Broker::end_txn_decided`].
+    async fn end(
+        &self,
+        id: &str,
+        producer: ProducerIdAndEpoch,
+        result: TxnResult,
+        complete: bool,
+    ) -> Result<()> {
+        let (slot, op, meta) = self.lock_producer(id, producer).await?;
         let wrong = |state: TxnState| {
             invalid_state(
                 id,
@@ -533,7 +572,30 @@ impl Broker {
             )
         };
         match (meta.state, result) {
-            (TxnState::Ongoing, _) => self.end_open(&slot, &meta, result, None).await,
+            (TxnState::Ongoing, _) if complete => self.end_open(&slot, &meta, result, None).await,
+            (TxnState::Ongoing, _) => {
+                self.decide(&slot, &meta, result, None).await?;
+                // The offsets are the group's before the answer, so a consumer that takes
+                // over (OffsetFetch) starts after what this transaction consumed. Should
+                // this fail, the decision stands and the next request of the id finishes it.
+                if result == TxnResult::Commit {
+                    let decided = slot.meta().ok_or_else(|| concurrent(id))?;
+                    self.commit_txn_offsets(&decided).await?;
+                }
+                let broker = self.clone();
+                tokio::spawn(async move {
+                    // Holding the transition lock until the end is complete.
+                    let _op = op;
+                    if let Err(e) = broker.complete(&slot, false, false).await {
+                        tracing::warn!(
+                            transactional_id = %slot.id,
+                            error = %e,
+                            "could not finish a decided transaction; retrying later"
+                        );
+                    }
+                });
+                Ok(())
+            }
             (TxnState::CompleteCommit, TxnResult::Commit)
             | (TxnState::CompleteAbort, TxnResult::Abort) => Ok(()),
             (state, _) => Err(wrong(state)),
@@ -544,6 +606,19 @@ impl Broker {
     /// decision, then finishes it. `fence`: abort under this bumped epoch (a new instance, or
     /// a timeout).
     async fn end_open(
+        &self,
+        slot: &Arc<Slot>,
+        meta: &TxnMeta,
+        result: TxnResult,
+        fence: Option<i16>,
+    ) -> Result<()> {
+        self.decide(slot, meta, result, fence).await?;
+        self.finish(slot, false).await
+    }
+
+    /// Writes the decision on the open transaction `meta` of `slot` (transition lock held):
+    /// `PrepareCommit`/`PrepareAbort`, durably; from then on no batch of it is accepted.
+    async fn decide(
         &self,
         slot: &Arc<Slot>,
         meta: &TxnMeta,
@@ -567,7 +642,7 @@ impl Broker {
             slot.state.lock().ending = false;
             return Err(e);
         }
-        self.finish(slot, false).await
+        Ok(())
     }
 
     /// Finishes a decided (`PrepareCommit`/`PrepareAbort`) transaction: markers into each of
@@ -575,6 +650,12 @@ impl Broker {
     /// `only_open`: after a restart), its offsets committed on commit, then the `Complete`
     /// state written. Called with the transition lock held.
     async fn finish(&self, slot: &Arc<Slot>, only_open: bool) -> Result<()> {
+        self.complete(slot, only_open, true).await
+    }
+
+    /// [`Broker::finish`], committing the offsets only when `offsets` (not when the caller
+    /// committed them already).
+    async fn complete(&self, slot: &Arc<Slot>, only_open: bool, offsets: bool) -> Result<()> {
         let Some(meta) = slot.meta() else {
             return Ok(());
         };
@@ -584,7 +665,7 @@ impl Broker {
             _ => return Ok(()),
         };
         self.write_markers(&meta, control, only_open).await?;
-        if control == ControlType::Commit {
+        if offsets && control == ControlType::Commit {
             self.commit_txn_offsets(&meta).await?;
         }
         let settled = meta.settled(done, now_ms());

@@ -131,7 +131,7 @@ pub(crate) async fn end(
     };
     let outcome = door
         .broker
-        .end_txn(
+        .end_txn_decided(
             &request.transactional_id.0,
             producer(request.producer_id.0, request.producer_epoch),
             result,
