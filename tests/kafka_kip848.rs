@@ -27,9 +27,10 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::{
     ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse,
-    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupId, JoinGroupRequest,
-    JoinGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, TopicName,
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, DescribeGroupsRequest,
+    DescribeGroupsResponse, GroupId, JoinGroupRequest, JoinGroupResponse, ListGroupsRequest,
+    ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
+    OffsetFetchResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_support::raw::Raw;
@@ -492,6 +493,23 @@ async fn the_wire_refuses_mixed_protocols_stale_epochs_and_unknown_assignors() {
         })
         .collect();
     assert_eq!(mine, [("wire-group", "consumer", "Stable")]);
+
+    // The classic DescribeGroups shows it too, for tools that only know that API.
+    let mut classic_describe = DescribeGroupsRequest::default();
+    classic_describe.groups = vec![GroupId(text("wire-group"))];
+    let described: DescribeGroupsResponse =
+        raw.call(ApiKey::DescribeGroups, 5, &classic_describe).await;
+    let g = &described.groups[0];
+    assert_eq!(
+        (
+            g.group_state.as_str(),
+            g.protocol_type.as_str(),
+            g.protocol_data.as_str()
+        ),
+        ("Stable", "consumer", "uniform")
+    );
+    assert_eq!(g.members.len(), 2);
+    assert!(g.members.iter().all(|m| !m.member_assignment.is_empty()));
 
     // A classic JoinGroup for the consumer group's id: INCONSISTENT_GROUP_PROTOCOL.
     let mut join = JoinGroupRequest::default();
