@@ -419,3 +419,188 @@ async fn the_http_door_refuses_cross_site_bodies_and_foreign_hosts() {
     assert_eq!(status, 504, "{answer}");
     server.stop().await.expect("stops");
 }
+
+/// Kafka's error codes the door answers for internal topics.
+const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+const INVALID_TOPIC_EXCEPTION: i16 = 17;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_topics_are_refused_to_clients_on_every_door() {
+    use brook_log::batch::{BatchBuilder, Compression, RecordRef};
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::{
+        ApiKey, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
+        DeleteTopicsResponse, FetchResponse, ProduceResponse, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_support::raw::{fetch_request, produce_request, Raw};
+
+    let dir = tempfile::tempdir().expect("dir");
+    let server = start(dir.path(), &[]).await;
+    let broker = server.broker().expect("local").clone();
+    // The broker's own use: a call and its reply go through the reply topic.
+    broker
+        .create_topic(NewTopic::new("ping", 1))
+        .await
+        .expect("topic");
+    let responder = broker.clone();
+    tokio::spawn(async move {
+        responder
+            .respond("ping", "svc", |_request: Request| async move {
+                Ok::<_, String>(Answer::value("pong"))
+            })
+            .await
+    });
+    let call = || {
+        broker.call(
+            "ping",
+            brook_broker::Call::new("ping").with_timeout(PATIENCE),
+        )
+    };
+    call().await.expect("request-reply works before");
+    let replies_end = || async {
+        broker
+            .list_offset(REPLIES, 0, brook_broker::OffsetSpec::Latest)
+            .await
+            .expect("offset")
+            .offset
+            .expect("latest")
+    };
+    let before = replies_end().await;
+
+    // Kafka: CreateTopics, Produce, Fetch, DeleteTopics.
+    let mut raw = Raw::connect_to(server.addr(DoorKind::Kafka).expect("Kafka")).await;
+    let topic = |name: &str| TopicName(StrBytes::from_string(name.to_owned()));
+    for name in [
+        "__mine",
+        "__consumer_offsets",
+        "__transaction_state",
+        REPLIES,
+    ] {
+        let mut creatable = CreatableTopic::default();
+        creatable.name = topic(name);
+        creatable.num_partitions = 1;
+        creatable.replication_factor = 1;
+        let mut request = CreateTopicsRequest::default();
+        request.topics = vec![creatable];
+        let response: CreateTopicsResponse = raw.call(ApiKey::CreateTopics, 5, &request).await;
+        let code = response.topics[0].error_code;
+        assert!(
+            [TOPIC_AUTHORIZATION_FAILED, INVALID_TOPIC_EXCEPTION].contains(&code),
+            "create {name}: {code}"
+        );
+    }
+    let mut builder = BatchBuilder::new(Compression::None);
+    builder.push(RecordRef {
+        key: None,
+        value: Some(b"FORGED"),
+        headers: &[],
+        timestamp: 1_700_000_000_000,
+    });
+    let records = builder.build().expect("batch").freeze();
+    let produced: ProduceResponse = raw
+        .call(ApiKey::Produce, 8, &produce_request(REPLIES, records, -1))
+        .await;
+    let code = produced.responses[0].partition_responses[0].error_code;
+    assert!(
+        [TOPIC_AUTHORIZATION_FAILED, INVALID_TOPIC_EXCEPTION].contains(&code),
+        "produce: {code}"
+    );
+    let fetched: FetchResponse = raw
+        .call(ApiKey::Fetch, 11, &fetch_request(REPLIES, 0, 0))
+        .await;
+    let partition = &fetched.responses[0].partitions[0];
+    assert_eq!(partition.error_code, TOPIC_AUTHORIZATION_FAILED, "fetch");
+    assert!(partition.records.as_ref().is_none_or(Bytes::is_empty));
+    let mut delete = DeleteTopicsRequest::default();
+    delete.topic_names = vec![topic(REPLIES)];
+    let deleted: DeleteTopicsResponse = raw.call(ApiKey::DeleteTopics, 4, &delete).await;
+    let code = deleted.responses[0].error_code;
+    assert!(
+        [TOPIC_AUTHORIZATION_FAILED, INVALID_TOPIC_EXCEPTION].contains(&code),
+        "delete: {code}"
+    );
+
+    // gRPC: create, produce, fetch, delete.
+    let client = Client::connect(format!(
+        "http://{}",
+        server.addr(DoorKind::Grpc).expect("gRPC")
+    ))
+    .await
+    .expect("client");
+    let mut grpc = client.grpc();
+    let denied = |status: tonic::Status, what: &str| {
+        assert_eq!(status.code(), Code::PermissionDenied, "{what}: {status:?}");
+        assert!(status.message().contains("internal"), "{what}: {status:?}");
+    };
+    let created = grpc
+        .create_topic(proto::CreateTopicRequest {
+            topic: "__mine".into(),
+            partitions: 1,
+            ..Default::default()
+        })
+        .await;
+    denied(created.expect_err("create"), "create");
+    let err = client
+        .produce(REPLIES, vec![ProducerRecord::value("FORGED")])
+        .await
+        .expect_err("produce");
+    assert_eq!(err.code(), Code::PermissionDenied, "{err}");
+    let fetched = grpc
+        .fetch(proto::FetchRequest {
+            topic: REPLIES.into(),
+            partition: 0,
+            offset: 0,
+            ..Default::default()
+        })
+        .await;
+    denied(fetched.expect_err("fetch"), "fetch");
+    let deleted = grpc
+        .delete_topic(proto::DeleteTopicRequest {
+            topic: REPLIES.into(),
+        })
+        .await;
+    denied(deleted.expect_err("delete"), "delete");
+
+    // HTTP: create, produce, read, delete.
+    let http = server.addr(DoorKind::Http).expect("HTTP");
+    let request = |method: &str, path: &str, body: &str| {
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    for (method, path, body) in [
+        (
+            "POST",
+            "/v1/topics".to_owned(),
+            r#"{"name":"__mine","partitions":1}"#,
+        ),
+        (
+            "POST",
+            format!("/v1/topics/{REPLIES}/records"),
+            r#"{"records":[{"value":"FORGED"}]}"#,
+        ),
+        (
+            "GET",
+            format!("/v1/topics/{REPLIES}/partitions/0/records?offset=0"),
+            "",
+        ),
+        ("DELETE", format!("/v1/topics/{REPLIES}"), ""),
+    ] {
+        let (status, answer) = raw_http(http, &request(method, &path, body)).await;
+        assert_eq!(status, 403, "{method} {path}: {answer}");
+        assert!(answer.contains("internal"), "{answer}");
+    }
+
+    // Nothing changed, and the broker's own use goes on.
+    assert!(broker.list_topics().iter().all(|t| t.name != "__mine"));
+    assert_eq!(
+        replies_end().await,
+        before,
+        "nothing appended to the reply topic"
+    );
+    call().await.expect("request-reply works after");
+    server.stop().await.expect("stops");
+}

@@ -121,7 +121,9 @@ impl<'a> Access<'a> {
 
     /// `Create` on the cluster or on the topic `name`.
     fn create_topic(&self, name: &str) -> bool {
-        self.cluster(Op::Create) || self.topic(Op::Create, name)
+        // Create on the cluster covers every topic but the internal ones (docs/security.md).
+        let internal = Resource::topic(name).is_internal_topic();
+        (self.cluster(Op::Create) && !internal) || self.topic(Op::Create, name)
     }
 
     /// A config resource (2 topic, 4 broker, 8 broker logger) by `op`.

@@ -72,7 +72,9 @@ impl Access {
 
     /// `Create` on the cluster, or else on the topic `name`.
     pub(crate) fn create_topic(&self, name: &str) -> Result<(), BrokerError> {
-        if self.may(Op::Create, Resource::cluster()) {
+        // Create on the cluster covers every topic but the internal ones (docs/security.md).
+        let internal = Resource::topic(name).is_internal_topic();
+        if !internal && self.may(Op::Create, Resource::cluster()) {
             return Ok(());
         }
         self.topic(Op::Create, name)

@@ -24,8 +24,8 @@ use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::service::BrookService;
-use crate::authorize::Op;
 use super::status::{invalid, to_status};
+use crate::authorize::Op;
 
 /// The trailer carrying a call's correlation id on an error.
 const CORRELATION_ID_TRAILER: &str = "brook-correlation-id-bin";
