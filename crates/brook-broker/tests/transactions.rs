@@ -39,16 +39,7 @@ fn txn_batch(producer: ProducerIdAndEpoch, seq: i32, values: &[&str]) -> BytesMu
 }
 
 async fn values(broker: &Broker, topic: &str, isolation: Isolation) -> Vec<String> {
-    let fetched = broker
-        .fetch_isolated(topic, 0, 0, 1 << 20, Duration::ZERO, isolation)
-        .await
-        .expect("fetch");
-    fetched
-        .records()
-        .expect("records")
-        .into_iter()
-        .map(|r| String::from_utf8(r.value.expect("value").to_vec()).expect("utf8"))
-        .collect()
+    values_of(broker, topic, 0, isolation).await
 }
 
 /// Runs one transaction of `id` writing `values` to `topic`-0 and ends it with `result`.
@@ -658,14 +649,19 @@ async fn a_decided_end_answers_before_its_markers_and_the_next_transaction_waits
         p
     };
 
+    // The dropped broker lets go of its directory once its last task ends.
+    let deadline = Instant::now() + WAIT;
     let broker = loop {
         let mut config = BrokerConfig::new(dir.path());
         config.log.durability = brook_log::Durability::None;
-        // The dropped broker lets go of its directory once its last task ends.
-        match Broker::open(config).await {
-            Ok(broker) => break broker,
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        if let Ok(broker) = Broker::open(config).await {
+            break broker;
         }
+        assert!(
+            Instant::now() < deadline,
+            "the dropped broker kept its directory"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let described = broker.describe_transaction("app").expect("known");
     assert_eq!(described.state, TxnState::CompleteCommit);
