@@ -45,11 +45,13 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
-    pub(crate) fn shape(&self) -> ProducerShape {
+    /// How producer `index` (of `--producers`) sends.
+    pub(crate) fn shape(&self, index: usize) -> ProducerShape {
         ProducerShape {
             batch: self.batch,
             record_bytes: self.record_bytes,
             in_flight: self.in_flight,
+            records: self.share(index, self.producers),
         }
     }
 
@@ -118,8 +120,8 @@ pub(crate) async fn produce(
     bar: &ProgressBar,
 ) -> anyhow::Result<Measured> {
     let mut producers = Vec::with_capacity(plan.producers);
-    for _ in 0..plan.producers {
-        producers.push(protocol.producer(&plan.topic, plan.shape()).await?);
+    for index in 0..plan.producers {
+        producers.push(protocol.producer(&plan.topic, plan.shape(index)).await?);
     }
     let value = payload(plan.record_bytes);
     let started = Instant::now();
@@ -282,8 +284,8 @@ pub(crate) async fn e2e(
         consumers.push(protocol.consumer(&plan.topic, starts).await?);
     }
     let mut producers = Vec::with_capacity(plan.producers);
-    for _ in 0..plan.producers {
-        producers.push(protocol.producer(&plan.topic, plan.shape()).await?);
+    for index in 0..plan.producers {
+        producers.push(protocol.producer(&plan.topic, plan.shape(index)).await?);
     }
 
     let epoch = Instant::now();

@@ -81,6 +81,9 @@ pub(crate) struct ProducerShape {
     pub record_bytes: usize,
     /// Batches sent and not yet acknowledged, at most (`--in-flight`).
     pub in_flight: usize,
+    /// Records this producer sends in the run, in all (a transactional producer commits its
+    /// last, partial transaction after the last of them).
+    pub records: u64,
 }
 
 /// A connection to the broker through one door.

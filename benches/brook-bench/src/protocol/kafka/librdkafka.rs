@@ -3,10 +3,12 @@
 //! to `--batch`, no compression, `acks` from `--acks`; consumers assigned their partitions
 //! (no group protocol, no commits) with large fetches and `--isolation`.
 //!
-//! With `--transactional` each producer has its own `transactional.id` and each bench batch is
-//! one transaction: begun, its records sent, committed; its [`Ack`] resolves once the commit
-//! returns (librdkafka flushes the records first). A producer runs one transaction at a time,
-//! as a transactional producer must, so its next batch waits for the previous commit.
+//! With `--transactional` each producer has its own `transactional.id` and sends in
+//! transactions of `--txn-records` records: begun before its first batch, committed after the
+//! batch that fills it (or the producer's last). Its batches go out with up to `--in-flight` in
+//! flight like any others; each resolves its [`Ack`] once delivered, except the last, whose
+//! [`Ack`] resolves once the commit returns. A producer runs one transaction at a time, as a
+//! transactional producer must, so the next transaction's first batch waits for that commit.
 //!
 //! librdkafka batches on its own: a bench batch is `--batch` records handed to it for one
 //! partition, and its [`Ack`] resolves when librdkafka has reported every one of them
@@ -57,7 +59,7 @@ const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(1);
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a transactional producer checks that its delivery reports are served before
 /// committing.
-const DRAIN_POLL: Duration = Duration::from_micros(200);
+const DRAIN_POLL: Duration = Duration::from_micros(20);
 /// The most batches an idempotent (here: transactional) producer may have in flight.
 const IDEMPOTENT_IN_FLIGHT_MAX: usize = 5;
 
@@ -66,6 +68,8 @@ const IDEMPOTENT_IN_FLIGHT_MAX: usize = 5;
 pub(super) struct Settings {
     pub acks: &'static str,
     pub transactional: bool,
+    /// Records per transaction (`--txn-records`).
+    pub txn_records: u64,
     pub isolation: &'static str,
 }
 
@@ -221,10 +225,16 @@ impl Protocol for Kafka {
                     .await?
                     .context("init_transactions")?;
             }
+            let transactions = transactional.then(|| Transactions {
+                turn: Arc::new(tokio::sync::Mutex::new(())),
+                cursor: tokio::sync::Mutex::new(Cursor::default()),
+                records: self.settings.txn_records,
+                total: shape.records,
+            });
             Ok(Box::new(KafkaProducer {
                 producer,
                 topic: topic.to_owned(),
-                one_transaction: transactional.then(|| Arc::new(tokio::sync::Mutex::new(()))),
+                transactions,
             }) as Box<dyn BenchProducer>)
         }
         .boxed()
@@ -310,24 +320,60 @@ struct KafkaProducer {
     /// Serves delivery reports on its own thread.
     producer: Arc<ThreadedProducer<Deliveries>>,
     topic: String,
-    /// Transactional: held from a batch's begin to its commit, so transactions take turns.
-    one_transaction: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// `--transactional`: where the producer is in its transactions.
+    transactions: Option<Transactions>,
+}
+
+/// A transactional producer's transactions, one at a time.
+struct Transactions {
+    /// Held from a transaction's begin to its commit, so transactions take turns.
+    turn: Arc<tokio::sync::Mutex<()>>,
+    /// The open transaction; held while a batch joins it and its records are sent.
+    cursor: tokio::sync::Mutex<Cursor>,
+    /// Records per transaction.
+    records: u64,
+    /// Records the producer sends in the run.
+    total: u64,
+}
+
+#[derive(Default)]
+struct Cursor {
+    /// The open transaction's turn and the records it has so far.
+    open: Option<(tokio::sync::OwnedMutexGuard<()>, u64)>,
+    /// Records sent in all.
+    sent: u64,
 }
 
 impl BenchProducer for KafkaProducer {
     fn send_batch(&self, partition: u32, values: Vec<Bytes>) -> BoxFuture<'_, anyhow::Result<Ack>> {
         async move {
             let partition = i32::try_from(partition).context("partition too large")?;
-            let turn = match &self.one_transaction {
-                Some(lock) => {
-                    let turn = Arc::clone(lock).lock_owned().await;
-                    self.producer
-                        .begin_transaction()
-                        .context("begin_transaction")?;
-                    Some(turn)
-                }
+            // Transactional: the batch joins the open transaction (beginning one once the
+            // previous committed); `turn` is the transaction's when this batch ends it.
+            let mut cursor = match &self.transactions {
+                Some(txns) => Some(txns.cursor.lock().await),
                 None => None,
             };
+            let mut turn = None;
+            if let (Some(txns), Some(cursor)) = (&self.transactions, cursor.as_mut()) {
+                let (next, in_txn) = match cursor.open.take() {
+                    Some(open) => open,
+                    None => {
+                        let next = Arc::clone(&txns.turn).lock_owned().await;
+                        self.producer
+                            .begin_transaction()
+                            .context("begin_transaction")?;
+                        (next, 0)
+                    }
+                };
+                let in_txn = in_txn + values.len() as u64;
+                cursor.sent += values.len() as u64;
+                if in_txn >= txns.records || cursor.sent >= txns.total {
+                    turn = Some(next);
+                } else {
+                    cursor.open = Some((next, in_txn));
+                }
+            }
             let (done, delivered) = oneshot::channel();
             let batch = Arc::new(BatchAck {
                 remaining: AtomicUsize::new(values.len()),
@@ -350,6 +396,7 @@ impl BenchProducer for KafkaProducer {
                     }
                 }
             }
+            drop(cursor);
             let producer = Arc::clone(&self.producer);
             let ack = async move {
                 delivered
@@ -361,10 +408,15 @@ impl BenchProducer for KafkaProducer {
                     // polls for up to 100 ms when librdkafka still counts an event the
                     // producer's own polling thread is about to serve: a 100 ms stall in about
                     // one commit of three, the client's and not the broker's. Waiting here
-                    // until that thread has served everything keeps it out of the figures.
-                    while producer.in_flight_count() > 0 {
-                        tokio::time::sleep(DRAIN_POLL).await;
-                    }
+                    // until that thread has served everything keeps it out of the figures
+                    // (on a blocking thread: tokio's timer would round each look up to 1 ms).
+                    let drained = Arc::clone(&producer);
+                    tokio::task::spawn_blocking(move || {
+                        while drained.in_flight_count() > 0 {
+                            std::thread::sleep(DRAIN_POLL);
+                        }
+                    })
+                    .await?;
                     tokio::task::spawn_blocking(move || producer.commit_transaction(TXN_TIMEOUT))
                         .await?
                         .context("commit_transaction")?;

@@ -37,9 +37,9 @@ pub(crate) struct KafkaOptions {
     /// durable under the topic's durability, as acks=all means on a one-replica broker).
     #[arg(long, value_enum, default_value = "1")]
     acks: Acks,
-    /// --protocol kafka: produce in transactions, each --batch one transaction (one
-    /// `transactional.id` per producer; acks=all, as transactions require), acknowledged once
-    /// committed. `--transactional false,true` benches both in one run.
+    /// --protocol kafka: produce in transactions of --txn-records records (one
+    /// `transactional.id` per producer; acks=all, as transactions require), the last batch of
+    /// each acknowledged once committed. `--transactional false,true` benches both in one run.
     #[arg(
         long,
         value_delimiter = ',',
@@ -48,6 +48,13 @@ pub(crate) struct KafkaOptions {
         default_missing_value = "true"
     )]
     transactional: Vec<bool>,
+    /// --protocol kafka --transactional: records per transaction. A transaction is committed
+    /// after the batch that brings it to this many (or the producer's last batch), so it
+    /// spans ceil(N / --batch) batches, sent with up to --in-flight in flight. The issue's
+    /// goal is stated for 1000; Kafka Streams under exactly_once_v2 commits every 100 ms
+    /// (`commit.interval.ms`), about 100 000 records at a million records per second.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    txn_records: u64,
     /// --protocol kafka: the consumers' `isolation.level`. `--isolation
     /// read_committed,read_uncommitted` benches both in one run.
     #[arg(
@@ -160,6 +167,7 @@ pub(super) fn connect(
     let settings = librdkafka::Settings {
         acks,
         transactional: options.is_transactional(),
+        txn_records: options.txn_records,
         isolation: options.isolation().name(),
     };
     Ok((librdkafka::connect(&bootstrap, settings)?, bootstrap))
