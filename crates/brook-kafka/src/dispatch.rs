@@ -277,6 +277,12 @@ async fn answer(
         ApiKey::DeleteAcls => {
             answer!(request, body => api::acls::delete(door, &access, body).await)
         }
+        ApiKey::DescribeUserScramCredentials => {
+            answer!(request, body => api::scram::describe(door, &access, body))
+        }
+        ApiKey::AlterUserScramCredentials => {
+            answer!(request, body => api::scram::alter(door, &access, body).await)
+        }
         other => {
             // versions::APIS lists only the keys above; a key added there but not here is a
             // bug, reported to the client as an unknown API rather than a panic.

@@ -90,6 +90,19 @@ pub(crate) const APIS: &[Api] = &[
     api(ApiKey::DescribeAcls, "DescribeAcls", 1, 3),
     api(ApiKey::CreateAcls, "CreateAcls", 1, 3),
     api(ApiKey::DeleteAcls, "DeleteAcls", 1, 3),
+    // SCRAM users (KIP-554; docs/security.md, "Users and tokens").
+    api(
+        ApiKey::DescribeUserScramCredentials,
+        "DescribeUserScramCredentials",
+        0,
+        0,
+    ),
+    api(
+        ApiKey::AlterUserScramCredentials,
+        "AlterUserScramCredentials",
+        0,
+        0,
+    ),
 ];
 
 /// The row for `key`, if the door answers it at all.

@@ -107,7 +107,10 @@ fn delete_filter(f: &DeleteAclsFilter) -> Result<AclFilter, BrokerError> {
 }
 
 /// The refusal of a caller without `operation` on the cluster.
-fn cluster_refusal(access: &Access<'_>, operation: Operation) -> Option<(i16, StrBytes)> {
+pub(super) fn cluster_refusal(
+    access: &Access<'_>,
+    operation: Operation,
+) -> Option<(i16, StrBytes)> {
     (!access.cluster(operation)).then(|| {
         (
             codes::authorization_failed(ResourceType::Cluster).code(),

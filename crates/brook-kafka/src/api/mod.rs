@@ -16,5 +16,6 @@ pub(crate) mod metadata;
 pub(crate) mod offsets;
 pub(crate) mod produce;
 pub(crate) mod sasl;
+pub(crate) mod scram;
 pub(crate) mod txn;
 pub(crate) mod txn_admin;
