@@ -12,6 +12,7 @@
 //! as one line, `error: <what>: <cause>: ...`, in brook's words (a server's refusal without its
 //! gRPC code, the `brook` command to run rather than a gRPC call), never as a panic trace.
 
+mod acl;
 mod call;
 mod consume;
 mod context;
@@ -95,6 +96,9 @@ enum Command {
     /// Create, revoke and list bearer tokens in a stopped broker's data directory.
     #[command(subcommand)]
     Token(security::TokenCommand),
+    /// Add, remove and list the ACLs of a stopped broker's data directory.
+    #[command(subcommand)]
+    Acl(acl::AclCommand),
     /// Copy topics, records and group offsets from a data directory (or a running brook) into
     /// a Kafka cluster, or back; resumable.
     Migrate(migrate::MigrateArgs),
@@ -141,6 +145,7 @@ impl Command {
             Command::Log(command) => command.run(),
             Command::User(command) => command.run(),
             Command::Token(command) => command.run(),
+            Command::Acl(command) => command.run(),
             Command::Migrate(args) => args.run(),
             Command::Serve(args) => args.run(),
             Command::Bench(args) => args.run(),

@@ -85,7 +85,7 @@ pub(super) struct StoreArgs {
 impl StoreArgs {
     /// Opens the store; unless `create`, the data directory must exist already (a mistyped
     /// path is an error, not a new empty store).
-    fn open(&self, create: bool) -> anyhow::Result<Auth> {
+    pub(super) fn open(&self, create: bool) -> anyhow::Result<Auth> {
         let dir = &self.data_dir;
         anyhow::ensure!(
             create || dir.is_dir(),

@@ -62,6 +62,11 @@ emit(step="described", count=len(found), error=error.__name__,
 emit(step="produced", ok=produce_as("alice") is None)
 
 bob = KafkaAdminClient(**login("bob"))
+try:
+    bob.describe_acls(every)
+    emit(step="bob_describe_acls", error=None)
+except KafkaError as e:
+    emit(step="bob_describe_acls", error=type(e).__name__)
 refused = bob.create_acls([acls[0]])
 emit(step="bob_create_acls", error=refused["failed"][0].__name__ if refused["failed"] else None)
 bob.close()

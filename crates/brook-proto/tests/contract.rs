@@ -159,6 +159,9 @@ fn the_brook_service_offers_every_rpc_of_the_contract() {
             "DeleteGroup",
             "DeleteGroupOffsets",
             "SeekGroup",
+            "ListAcls",
+            "CreateAcls",
+            "DeleteAcls",
         ]
     );
     let streaming: Vec<(&str, bool, bool)> = service

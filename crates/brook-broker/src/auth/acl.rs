@@ -289,6 +289,63 @@ impl fmt::Display for AclBinding {
     }
 }
 
+/// A rule or a filter in words, as the HTTP and gRPC admin calls and `brook acl` take it:
+/// each field one of the names `kafka-acls` prints (any case, `-`/`_` ignored), `None` for a
+/// field left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AclText<'a> {
+    pub resource_type: Option<&'a str>,
+    pub resource_name: Option<&'a str>,
+    /// `literal` (a rule's default), `prefixed`; in a filter also `any` (its default), `match`.
+    pub pattern_type: Option<&'a str>,
+    pub principal: Option<&'a str>,
+    /// `*` (a rule's default) or an IP address.
+    pub host: Option<&'a str>,
+    pub operation: Option<&'a str>,
+    /// `allow` (a rule's default) or `deny`.
+    pub permission: Option<&'a str>,
+}
+
+impl AclText<'_> {
+    /// The rule these words name, checked ([`AclBinding::validate`]).
+    pub fn binding(&self) -> Result<AclBinding> {
+        fn needed<'f>(field: Option<&'f str>, what: &str) -> Result<&'f str> {
+            field.ok_or_else(|| BrokerError::InvalidRequest {
+                reason: format!("an ACL needs its {what}"),
+            })
+        }
+        let acl = AclBinding {
+            resource_type: needed(self.resource_type, "resource type")?.parse()?,
+            resource_name: needed(self.resource_name, "resource name")?.to_owned(),
+            pattern_type: self.pattern_type.unwrap_or("literal").parse()?,
+            principal: needed(self.principal, "principal (User:NAME)")?.to_owned(),
+            host: self.host.unwrap_or(WILDCARD).to_owned(),
+            operation: needed(self.operation, "operation")?.parse()?,
+            permission: self.permission.unwrap_or("allow").parse()?,
+        };
+        acl.validate()?;
+        Ok(acl)
+    }
+
+    /// The filter these words name: a field left out matches anything.
+    pub fn filter(&self) -> Result<AclFilter> {
+        let pattern = match self.pattern_type.map(str::to_ascii_lowercase).as_deref() {
+            None | Some("any") => PatternFilter::Any,
+            Some("match") => PatternFilter::Match,
+            Some(other) => PatternFilter::Only(other.parse()?),
+        };
+        Ok(AclFilter {
+            resource_type: self.resource_type.map(str::parse).transpose()?,
+            resource_name: self.resource_name.map(str::to_owned),
+            pattern,
+            principal: self.principal.map(str::to_owned),
+            host: self.host.map(str::to_owned),
+            operation: self.operation.map(str::parse).transpose()?,
+            permission: self.permission.map(str::parse).transpose()?,
+        })
+    }
+}
+
 /// How a filter matches resource names (Kafka's `PatternType` in a filter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PatternFilter {
@@ -572,6 +629,35 @@ mod tests {
             ..AclFilter::default()
         };
         assert!(!other_principal.matches(&rule));
+    }
+
+    #[test]
+    fn rules_and_filters_read_from_words() {
+        let text = AclText {
+            resource_type: Some("topic"),
+            resource_name: Some("orders"),
+            principal: Some("User:alice"),
+            operation: Some("write"),
+            ..AclText::default()
+        };
+        let acl = text.binding().expect("a rule");
+        assert_eq!(acl.pattern_type, PatternType::Literal);
+        assert_eq!(acl.permission, Permission::Allow);
+        assert_eq!(acl.host, "*");
+        let filter = AclText {
+            principal: Some("User:alice"),
+            pattern_type: Some("match"),
+            ..AclText::default()
+        }
+        .filter()
+        .expect("a filter");
+        assert!(filter.matches(&acl));
+        assert!(AclText::default().binding().is_err(), "fields are needed");
+        let bad = AclText {
+            operation: Some("fly"),
+            ..text
+        };
+        assert!(bad.binding().is_err());
     }
 
     #[test]

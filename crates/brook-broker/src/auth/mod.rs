@@ -41,7 +41,7 @@ use parking_lot::{Mutex, RwLock};
 use sha2::{Digest, Sha256};
 
 pub use acl::{
-    AclBinding, AclFilter, Operation, PatternFilter, PatternType, Permission, Resource,
+    AclBinding, AclFilter, AclText, Operation, PatternFilter, PatternType, Permission, Resource,
     ResourceType,
 };
 pub use calls::caller_bound_id;

@@ -121,6 +121,22 @@ pub(super) fn cluster_refusal(
     })
 }
 
+/// With authentication off there are no ACLs (nothing is kept, everyone may do anything):
+/// Kafka's SECURITY_DISABLED for every ACL call, else the cluster check.
+fn acl_refusal(
+    door: &ListenerState,
+    access: &Access<'_>,
+    operation: Operation,
+) -> Option<(i16, StrBytes)> {
+    if !door.config.security.auth.enabled() {
+        return Some((
+            kafka_protocol::error::ResponseError::SecurityDisabled.code(),
+            text("ACLs need authentication on (brook serve --auth on)"),
+        ));
+    }
+    cluster_refusal(access, operation)
+}
+
 fn error_of(err: &BrokerError) -> (i16, StrBytes) {
     (codes::code(err), text(err.to_string()))
 }
@@ -131,7 +147,7 @@ pub(crate) fn describe(
     r: DescribeAclsRequest,
 ) -> DescribeAclsResponse {
     let mut response = DescribeAclsResponse::default();
-    let found = match cluster_refusal(access, Operation::Describe) {
+    let found = match acl_refusal(door, access, Operation::Describe) {
         Some(refused) => Err(refused),
         None => filter(
             r.resource_type_filter,
@@ -190,7 +206,7 @@ pub(crate) async fn create(
             .with_error_code(code)
             .with_error_message(Some(message))
     };
-    if let Some(refused) = cluster_refusal(access, Operation::Alter) {
+    if let Some(refused) = acl_refusal(door, access, Operation::Alter) {
         response.results = r
             .creations
             .iter()
@@ -234,7 +250,7 @@ pub(crate) async fn delete(
             .with_error_code(code)
             .with_error_message(Some(message))
     };
-    if let Some(refused) = cluster_refusal(access, Operation::Alter) {
+    if let Some(refused) = acl_refusal(door, access, Operation::Alter) {
         response.filter_results = r.filters.iter().map(|_| failed(refused.clone())).collect();
         return response;
     }

@@ -18,6 +18,7 @@
 //!   long polls end at once, and requests in flight (produces in particular) finish before
 //!   [`GrpcServer::stop`] returns; the caller then closes the broker.
 
+mod acls;
 mod changes;
 mod convert;
 mod limit;
@@ -36,12 +37,11 @@ use brook_broker::Backend;
 use brook_door::{Acceptor, ConnectionLimits, Door, RunningDoor, Shutdown};
 use brook_log::bounds::check_bounds;
 use brook_proto::v1::brook_server::BrookServer;
-use tonic::transport::server::TcpConnectInfo;
 use tonic_health::ServingStatus;
 
 use crate::auth::{AuthLayer, Policy};
 use crate::config::GrpcConfig;
-use crate::connection::Connections;
+use crate::connection::{ConnectInfo, Connections};
 use crate::error::ServerError;
 use crate::in_flight::InFlightLayer;
 use crate::metrics;
@@ -113,8 +113,8 @@ impl Door for Grpc {
         let in_flight = InFlightLayer::new(connections.peers(), |request| {
             request
                 .extensions()
-                .get::<TcpConnectInfo>()
-                .and_then(TcpConnectInfo::remote_addr)
+                .get::<ConnectInfo>()
+                .and_then(|info| info.tcp.remote_addr())
         });
         // tonic takes its connections from the capped accept loop; once `signal` fires it drops
         // this stream (closing the listening socket) and waits for the connections to finish.
@@ -146,8 +146,14 @@ const AUTH_POLICY: Policy<tonic::body::Body, tonic::body::Body> = Policy {
     peer_of: |request| {
         request
             .extensions()
-            .get::<TcpConnectInfo>()
-            .and_then(TcpConnectInfo::remote_addr)
+            .get::<ConnectInfo>()
+            .and_then(|info| info.tcp.remote_addr())
+    },
+    tls_subject_of: |request| {
+        request
+            .extensions()
+            .get::<ConnectInfo>()
+            .and_then(|info| info.tls_subject.clone())
     },
     open: |path| path.starts_with("/grpc.health.v1.Health/"),
     refuse: |refusal| tonic::Status::unauthenticated(refusal.message).into_http(),

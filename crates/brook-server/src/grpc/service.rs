@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{self, ProducePayload};
 use super::status::to_status;
-use super::{changes, produce_stream, reqreply, subscribe, table, txn};
+use super::{acls, changes, produce_stream, reqreply, subscribe, table, txn};
 use crate::authorize::{Access, Op};
 use crate::config::GrpcConfig;
 use crate::metrics;
@@ -508,5 +508,26 @@ impl Brook for BrookService {
             )
             .map_err(status)?;
         changes::seek_group(&self.broker, request).await
+    }
+
+    async fn list_acls(
+        &self,
+        request: Request<pb::ListAclsRequest>,
+    ) -> Result<Response<pb::ListAclsResponse>, Status> {
+        acls::list(self, request).await
+    }
+
+    async fn create_acls(
+        &self,
+        request: Request<pb::CreateAclsRequest>,
+    ) -> Result<Response<pb::CreateAclsResponse>, Status> {
+        acls::create(self, request).await
+    }
+
+    async fn delete_acls(
+        &self,
+        request: Request<pb::DeleteAclsRequest>,
+    ) -> Result<Response<pb::DeleteAclsResponse>, Status> {
+        acls::delete(self, request).await
     }
 }

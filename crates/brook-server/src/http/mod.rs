@@ -20,6 +20,7 @@
 //! | `GET /v1/topics/{topic}/call/{correlation_id}` | a call's reply, later |
 //! | `POST /v1/topics/{topic}/partitions`, `PATCH /v1/topics/{topic}/config`, `DELETE /v1/topics/{topic}/records` | grow a topic, change its settings, delete records below an offset ([`changes`]) |
 //! | `DELETE /v1/groups/{group}`, `DELETE /v1/groups/{group}/offsets`, `POST /v1/groups/{group}/seek` | delete a group or some of its offsets, move its offsets ([`changes`]) |
+//! | `GET`, `POST`, `DELETE /v1/acls` | list, add, remove ACLs ([`acls`]) |
 //!
 //! What it promises:
 //! - every failure is JSON `{ "error_code", "message" }` with the status of the broker's error
@@ -46,6 +47,7 @@
 //!
 //! Every request is counted in [`crate::metrics`] by route (`api="GET /v1/topics/{topic}"`).
 
+mod acls;
 mod admin;
 mod authorize;
 mod changes;
@@ -138,6 +140,9 @@ fn table() -> Vec<(Method, &'static str, MethodRouter<App>)> {
             get(stream::partition_stream),
         ),
         (Method::GET, "/v1/groups", get(admin::list_groups)),
+        (Method::GET, "/v1/acls", get(acls::list)),
+        (Method::POST, "/v1/acls", post(acls::create)),
+        (Method::DELETE, "/v1/acls", delete(acls::delete)),
         (
             Method::GET,
             "/v1/groups/{group}",
@@ -274,6 +279,12 @@ const AUTH_POLICY: Policy<axum::body::Body, axum::body::Body> = Policy {
             .extensions()
             .get::<ConnectInfo<Peer>>()
             .map(|info| info.0 .0)
+    },
+    tls_subject_of: |request| {
+        request
+            .extensions()
+            .get::<ConnectInfo<Peer>>()
+            .and_then(|info| info.0 .1.clone())
     },
     open: |path| matches!(path, "/healthz" | "/readyz"),
     refuse: |refusal| {
