@@ -47,6 +47,7 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use crate::assignor::{Assignment, Assignor, Subscriber, TopicId, ASSIGNOR_NAMES};
+use crate::coordinator::spawn_timer;
 
 /// A heartbeat's member epoch that leaves the group.
 pub(crate) const LEAVE_EPOCH: i32 = -1;
@@ -813,20 +814,7 @@ impl ConsumerGroups {
 
     /// Starts a task that wakes at `deadline` and re-checks `timer`.
     fn arm(&self, deadline: Instant, timer: Timer) {
-        let me = self.me.clone();
-        tokio::spawn(async move {
-            let mut deadline = deadline;
-            loop {
-                tokio::time::sleep_until(deadline).await;
-                let Some(coordinator) = me.upgrade() else {
-                    return;
-                };
-                match coordinator.fire(&timer) {
-                    Some(later) => deadline = later,
-                    None => return,
-                }
-            }
-        });
+        spawn_timer(self.me.clone(), deadline, timer, Self::fire);
     }
 
     /// Acts on an expired timer; `Some(t)` when it must look again at `t`.

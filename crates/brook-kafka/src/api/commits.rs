@@ -114,6 +114,32 @@ pub(crate) async fn offset_commit(
     response
 }
 
+/// `fetch_group`'s answer as OffsetFetch topics: `$topic` and `$partition` are the v0-7 or the
+/// v8+ (batched groups) message types, which have the same fields.
+macro_rules! fetched {
+    ($topics:expr, $topic:ident, $partition:ident) => {
+        $topics
+            .into_iter()
+            .map(|(topic, partitions)| {
+                let mut entry = $topic::default();
+                entry.name = TopicName(StrBytes::from_string(topic));
+                entry.partitions = partitions
+                    .into_iter()
+                    .map(|p: Fetched| {
+                        let mut answer = $partition::default();
+                        answer.partition_index = p.partition;
+                        answer.committed_offset = p.offset;
+                        answer.committed_leader_epoch = -1;
+                        answer.metadata = Some(StrBytes::from_string(p.metadata));
+                        answer
+                    })
+                    .collect();
+                entry
+            })
+            .collect()
+    };
+}
+
 pub(crate) fn offset_fetch(
     door: &ListenerState,
     request: OffsetFetchRequest,
@@ -129,25 +155,11 @@ pub(crate) fn offset_fetch(
         });
         match fetch_group(door, &request.group_id.0, asked) {
             Ok(topics) => {
-                response.topics = topics
-                    .into_iter()
-                    .map(|(topic, partitions)| {
-                        let mut entry = OffsetFetchResponseTopic::default();
-                        entry.name = TopicName(StrBytes::from_string(topic));
-                        entry.partitions = partitions
-                            .into_iter()
-                            .map(|p| {
-                                let mut answer = OffsetFetchResponsePartition::default();
-                                answer.partition_index = p.partition;
-                                answer.committed_offset = p.offset;
-                                answer.committed_leader_epoch = -1;
-                                answer.metadata = Some(StrBytes::from_string(p.metadata));
-                                answer
-                            })
-                            .collect();
-                        entry
-                    })
-                    .collect();
+                response.topics = fetched!(
+                    topics,
+                    OffsetFetchResponseTopic,
+                    OffsetFetchResponsePartition
+                )
             }
             Err(code) => response.error_code = code,
         }
@@ -172,25 +184,11 @@ pub(crate) fn offset_fetch(
         };
         match answer {
             Ok(topics) => {
-                group.topics = topics
-                    .into_iter()
-                    .map(|(topic, partitions)| {
-                        let mut entry = OffsetFetchResponseTopics::default();
-                        entry.name = TopicName(StrBytes::from_string(topic));
-                        entry.partitions = partitions
-                            .into_iter()
-                            .map(|p| {
-                                let mut answer = OffsetFetchResponsePartitions::default();
-                                answer.partition_index = p.partition;
-                                answer.committed_offset = p.offset;
-                                answer.committed_leader_epoch = -1;
-                                answer.metadata = Some(StrBytes::from_string(p.metadata));
-                                answer
-                            })
-                            .collect();
-                        entry
-                    })
-                    .collect();
+                group.topics = fetched!(
+                    topics,
+                    OffsetFetchResponseTopics,
+                    OffsetFetchResponsePartitions
+                )
             }
             Err(code) => group.error_code = code,
         }
