@@ -913,20 +913,7 @@ impl Coordinator {
 
     /// Starts a task that wakes at `deadline` and re-checks `timer`.
     fn arm(&self, deadline: Instant, timer: Timer) {
-        let me = self.me.clone();
-        tokio::spawn(async move {
-            let mut deadline = deadline;
-            loop {
-                tokio::time::sleep_until(deadline).await;
-                let Some(coordinator) = me.upgrade() else {
-                    return;
-                };
-                match coordinator.fire(&timer) {
-                    Some(later) => deadline = later,
-                    None => return,
-                }
-            }
-        });
+        spawn_timer(self.me.clone(), deadline, timer, Self::fire);
     }
 
     /// Acts on an expired timer; `Some(t)` when it must look again at `t`.
@@ -1014,6 +1001,33 @@ impl Coordinator {
             }
         }
     }
+}
+
+/// Starts a task that sleeps until `deadline`, then calls `fire` on the coordinator (if it is
+/// still alive) with `timer`, and sleeps again until the instant `fire` returns, if any. Both
+/// group coordinators arm their timers with it; the task holds the coordinator only weakly.
+pub(crate) fn spawn_timer<C, T>(
+    me: Weak<C>,
+    deadline: Instant,
+    timer: T,
+    fire: fn(&C, &T) -> Option<Instant>,
+) where
+    C: Send + Sync + 'static,
+    T: Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut deadline = deadline;
+        loop {
+            tokio::time::sleep_until(deadline).await;
+            let Some(coordinator) = me.upgrade() else {
+                return;
+            };
+            match fire(&coordinator, &timer) {
+                Some(later) => deadline = later,
+                None => return,
+            }
+        }
+    });
 }
 
 fn fail_waiters(member: Member, error: ResponseError) {
