@@ -67,14 +67,13 @@ pub(crate) struct RetainCounts {
     pub records_kept: u64,
 }
 
-/// Keeps the records of the whole batch `batch` for which `keep` says so; see the module doc.
-/// The batch's bytes are trusted as far as the log trusts them (read back from a segment): its
-/// shape is checked and its records parsed with the usual bounds, but its CRC is not verified.
-pub(crate) fn retain(
-    batch: &[u8],
-    options: RetainOptions,
-    mut keep: impl FnMut(RecordView<'_>) -> bool,
-) -> Result<(Retained, RetainCounts), BatchError> {
+/// A stored batch opened for a walk of its records: its header, base offset, records frame
+/// (decompressed if need be) and where the records start in it.
+type Opened<'a> = (BatchHeader, u64, std::borrow::Cow<'a, [u8]>, usize);
+
+/// Opens the whole batch `batch` for a walk of its records, trusting its bytes as far as the
+/// log trusts them (read back from a segment): its shape is checked, its CRC is not verified.
+fn open(batch: &[u8]) -> Result<Opened<'_>, BatchError> {
     let header = BatchHeader::parse(batch)?;
     header.check_shape(usize::MAX)?;
     let total = header.total_len();
@@ -88,6 +87,38 @@ pub(crate) fn retain(
         reason: "negative baseOffset",
     })?;
     let (frame, start) = records_frame(&header, batch)?;
+    Ok((header, base_offset, frame, start))
+}
+
+/// Calls `each` with the offset and key of each record of the whole batch `batch`, in order,
+/// until it returns `false`: the cleaner's key map pass, which keeps and copies nothing. The
+/// batch is trusted as [`retain`] trusts it.
+pub(crate) fn for_each_key(
+    batch: &[u8],
+    mut each: impl FnMut(u64, Option<&[u8]>) -> bool,
+) -> Result<(), BatchError> {
+    let (header, base_offset, frame, start) = open(batch)?;
+    let mut pos = start;
+    for _ in 0..header.records_count {
+        let record = parse_record(&frame, pos, |_, _| {})?;
+        let key = record.key.clone().map(|r| &frame[r]);
+        if !each(base_offset + record.offset_delta as u64, key) {
+            break;
+        }
+        pos = record.end;
+    }
+    Ok(())
+}
+
+/// Keeps the records of the whole batch `batch` for which `keep` says so; see the module doc.
+/// The batch's bytes are trusted as far as the log trusts them (read back from a segment): its
+/// shape is checked and its records parsed with the usual bounds, but its CRC is not verified.
+pub(crate) fn retain(
+    batch: &[u8],
+    options: RetainOptions,
+    mut keep: impl FnMut(RecordView<'_>) -> bool,
+) -> Result<(Retained, RetainCounts), BatchError> {
+    let (header, base_offset, frame, start) = open(batch)?;
 
     // Which records stay, as byte ranges of the frame, with their timestamp deltas.
     let mut kept: Vec<(usize, usize, i64)> = Vec::new();
@@ -287,6 +318,30 @@ mod tests {
             assert_eq!(header.max_timestamp, TS + 80);
             let want: Vec<_> = all.into_iter().filter(|r| r.0 % 2 == 0).collect();
             assert_eq!(decode(&bytes), want, "{codec}");
+        }
+    }
+
+    #[test]
+    fn for_each_key_walks_offsets_and_keys_in_every_codec_and_stops_when_asked() {
+        for codec in Compression::ALL {
+            let original = batch(codec, 5);
+            let mut seen = Vec::new();
+            for_each_key(&original, |offset, key| {
+                seen.push((offset, key.map(<[u8]>::to_vec)));
+                true
+            })
+            .expect("walk");
+            let want: Vec<_> = (0..5u64)
+                .map(|i| (100 + i, Some(format!("k{i}").into_bytes())))
+                .collect();
+            assert_eq!(seen, want, "{codec}");
+            let mut first_two = 0;
+            for_each_key(&original, |_, _| {
+                first_two += 1;
+                first_two < 2
+            })
+            .expect("walk");
+            assert_eq!(first_two, 2, "{codec}");
         }
     }
 

@@ -27,7 +27,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::batch::retain::{retain, RecordView, RetainOptions, Retained};
+use crate::batch::retain::{for_each_key, retain, RecordView, RetainOptions, Retained};
 use crate::batch::{BatchHeader, HEADER_LEN};
 use crate::error::{LogError, Result};
 use crate::fs::{self, FileIo};
@@ -276,14 +276,14 @@ pub(crate) fn clean(
 fn map_keys(map: &mut OffsetMap, batch: &[u8], from: u64) -> Result<bool> {
     let mut fits = true;
     let mut mapped = None;
-    retain(batch, RetainOptions::default(), |record: RecordView<'_>| {
-        if fits && record.offset >= from {
-            match record.key {
-                Some(key) if !map.put(key, record.offset) => fits = false,
-                _ => mapped = Some(record.offset),
+    for_each_key(batch, |offset, key| {
+        if offset >= from {
+            match key {
+                Some(key) if !map.put(key, offset) => fits = false,
+                _ => mapped = Some(offset),
             }
         }
-        true
+        fits
     })?;
     if !fits {
         if let Some(offset) = mapped {
