@@ -83,6 +83,8 @@ pub(crate) struct ProducerShape {
     pub in_flight: usize,
     /// Records this producer sends in the run, in all (a transactional producer commits its
     /// last, partial transaction after the last of them).
+    // Only the Kafka protocol (the bench-kafka build) has transactions.
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
     pub records: u64,
 }
 
