@@ -25,6 +25,8 @@ pub(crate) struct Policy<B, R> {
     pub door: &'static str,
     /// The client's address.
     pub peer_of: fn(&http::Request<B>) -> Option<SocketAddr>,
+    /// The subject of the client's certificate, under mutual TLS.
+    pub tls_subject_of: fn(&http::Request<B>) -> Option<std::sync::Arc<str>>,
     /// Paths served without credentials.
     pub open: fn(&str) -> bool,
     /// The door's refusal.
@@ -117,7 +119,11 @@ where
                     .headers()
                     .get(http::header::AUTHORIZATION)
                     .map(|v| v.to_str().unwrap_or("?"));
-                match auth.identify(policy.door, peer, header, None).await {
+                let subject = (policy.tls_subject_of)(&request);
+                match auth
+                    .identify(policy.door, peer, header, subject.as_deref())
+                    .await
+                {
                     Ok(identity) => {
                         request.extensions_mut().insert(identity);
                     }

@@ -13,12 +13,22 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use brook_door::tls::{Incoming, Stream as Connection, Tls};
 use brook_door::Acceptor;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tonic::transport::server::{Connected, TcpConnectInfo};
+
+/// What tonic puts on each gRPC request about its connection: the addresses, and the subject
+/// of the client's certificate under mutual TLS (the principal when the request carries no
+/// `authorization`; crate::auth).
+#[derive(Debug, Clone)]
+pub struct ConnectInfo {
+    pub tcp: TcpConnectInfo,
+    pub tls_subject: Option<Arc<str>>,
+}
 
 use crate::metrics::{self, OpenGuard};
 
@@ -41,6 +51,11 @@ impl CountedConnection {
     /// The client's address.
     pub fn peer_addr(&self) -> SocketAddr {
         self.inner.peer_addr()
+    }
+
+    /// The subject of the client's certificate (mutual TLS), RFC 4514.
+    pub(crate) fn tls_subject(&self) -> Option<Arc<str>> {
+        self.inner.client_subject().map(Arc::from)
     }
 }
 
@@ -85,12 +100,15 @@ impl Connections {
 }
 
 impl Connected for CountedConnection {
-    type ConnectInfo = TcpConnectInfo;
+    type ConnectInfo = ConnectInfo;
 
-    fn connect_info(&self) -> TcpConnectInfo {
-        TcpConnectInfo {
-            local_addr: self.inner.local_addr().ok(),
-            remote_addr: Some(self.inner.peer_addr()),
+    fn connect_info(&self) -> ConnectInfo {
+        ConnectInfo {
+            tcp: TcpConnectInfo {
+                local_addr: self.inner.local_addr().ok(),
+                remote_addr: Some(self.inner.peer_addr()),
+            },
+            tls_subject: self.tls_subject(),
         }
     }
 }

@@ -10,6 +10,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::connection::{Connections, CountedConnection};
 use crate::metrics;
@@ -33,12 +34,14 @@ impl axum::serve::Listener for Listener {
     }
 }
 
-/// The client's address, for handlers that name the client (group members' `client_id`).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Peer(pub(crate) SocketAddr);
+/// The client's address, for handlers that name the client (group members' `client_id`), and
+/// the subject of its certificate under mutual TLS (the principal when a request carries no
+/// `authorization`; crate::auth).
+#[derive(Debug, Clone)]
+pub(crate) struct Peer(pub(crate) SocketAddr, pub(crate) Option<Arc<str>>);
 
 impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Listener>> for Peer {
     fn connect_info(stream: axum::serve::IncomingStream<'_, Listener>) -> Self {
-        Self(*stream.remote_addr())
+        Self(*stream.remote_addr(), stream.io().tls_subject())
     }
 }
