@@ -45,6 +45,11 @@ async fn create_users(data_dir: &Path) {
 
 /// A server on `data` with authentication on and `User:admin` a superuser.
 async fn start(data: &Path) -> Server {
+    start_with(data, |_| {}).await
+}
+
+/// [`start`] with `change` made to its settings.
+async fn start_with(data: &Path, change: impl FnOnce(&mut ServeConfig)) -> Server {
     let mut config = ServeConfig::default();
     config.broker.data_dir = data.to_path_buf();
     config.broker.log.durability = brook_broker::Durability::None;
@@ -55,6 +60,7 @@ async fn start(data: &Path) -> Server {
     config.http_addr = any;
     config.auth.enabled = true;
     config.auth.superusers = vec![Principal::user("admin").expect("name")];
+    change(&mut config);
     Server::start(&config).await.expect("server starts")
 }
 
@@ -1079,7 +1085,15 @@ async fn brook_acl_adds_lists_and_removes_rules_offline_and_the_broker_enforces_
     );
 
     // The broker enforces what the CLI stored; while it runs the CLI is refused.
-    let server = start(&data).await;
+    let server = start_with(&data, |c| c.http.metrics_public = true).await;
+    // (metrics_public: /metrics needs no credentials, where by default it needs the cluster.)
+    let metrics = reqwest::get(format!(
+        "http://{}/metrics",
+        server.addr(DoorKind::Http).expect("on")
+    ))
+    .await
+    .expect("GET /metrics");
+    assert_eq!(metrics.status().as_u16(), 200);
     let bootstrap = server.addr(DoorKind::Kafka).expect("on").to_string();
     create_topic(&bootstrap, "admin", "orders")
         .await

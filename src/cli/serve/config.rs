@@ -767,6 +767,19 @@ pub(crate) static SETTINGS: &[Setting] = &[
             },
         },
     },
+    Setting {
+        key: "metrics_public",
+        help: "With auth on, serve GET /metrics on the HTTP door without credentials (else it \
+               needs Describe on the cluster)",
+        boolean: true,
+        access: Access::Field {
+            apply: |c, v| {
+                c.http.metrics_public = parse(v)?;
+                Ok(())
+            },
+            show: |c| c.http.metrics_public.to_string(),
+        },
+    },
     tls_switch!(
         "grpc_tls",
         "Serve TLS on the gRPC door when tls_cert is set",

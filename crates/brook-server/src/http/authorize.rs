@@ -34,6 +34,8 @@ pub(crate) enum Needs {
     TransactionalId(Op),
     /// `op` on the cluster.
     Cluster(Op),
+    /// `Describe` on the cluster, unless `metrics_public`.
+    Metrics,
     /// The handler checks (what it needs is in the body) or filters (a listing).
     Handler,
 }
@@ -43,7 +45,7 @@ pub(crate) fn needs(method: &Method, path: &str) -> Option<Needs> {
     use Needs as N;
     let rule = match (method.as_str(), path) {
         ("GET", "/healthz" | "/readyz" | "/v1/openapi.json") => N::Open,
-        ("GET", "/metrics") => N::Cluster(Op::Describe),
+        ("GET", "/metrics") => N::Metrics,
         ("GET" | "POST", "/v1/topics" | "/v1/groups" | "/v1/transactions") => N::Handler,
         ("GET", "/v1/topics/{topic}") => N::Topic(Op::Describe),
         ("DELETE", "/v1/topics/{topic}" | "/v1/topics/{topic}/records") => N::Topic(Op::Delete),
@@ -115,6 +117,8 @@ pub(crate) async fn check(
         }
         Some(Needs::TransactionalId(op)) => access.transactional_id(op, param("transactional_id")),
         Some(Needs::Cluster(op)) => access.cluster(op),
+        Some(Needs::Metrics) if app.config.metrics_public => Ok(()),
+        Some(Needs::Metrics) => access.cluster(Op::Describe),
         None => access.check(Op::All, Resource::cluster()),
     };
     match checked {

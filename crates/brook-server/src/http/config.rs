@@ -51,6 +51,9 @@ pub struct HttpConfig {
     /// Names a request's `Host` may carry besides IP addresses, `localhost` and `*.localhost`
     /// (`*`: any); others are 421, against DNS rebinding (http::guard). Default none.
     pub allowed_hosts: Vec<String>,
+    /// With authentication on, whether `GET /metrics` is served to anyone (a scraper without
+    /// credentials). Default false: it needs a principal with `Describe` on the cluster.
+    pub metrics_public: bool,
     /// TLS on the listener (offering `h2` and `http/1.1` by ALPN) and the authentication hook
     /// (docs/security.md). Default: plaintext, authentication off.
     pub security: Security,
@@ -70,6 +73,7 @@ impl Default for HttpConfig {
             produce_stream_in_flight_max: 4096,
             cors_origins: Vec::new(),
             allowed_hosts: Vec::new(),
+            metrics_public: false,
             security: Security::default(),
         }
     }

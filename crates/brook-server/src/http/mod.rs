@@ -231,7 +231,12 @@ fn router(app: App, peers: Peers) -> Router {
     let body_limit = app.config.request_bytes_max;
     let cors = cors(&app.config.cors_origins);
     let hosts = guard::AllowedHosts::new(&app.config.allowed_hosts);
-    let auth = AuthLayer::new(app.config.security.auth.clone(), AUTH_POLICY);
+    let policy = if app.config.metrics_public {
+        AUTH_POLICY_METRICS_PUBLIC
+    } else {
+        AUTH_POLICY
+    };
+    let auth = AuthLayer::new(app.config.security.auth.clone(), policy);
     let router = table()
         .into_iter()
         .fold(Router::new(), |router, (_, path, handler)| {
@@ -297,6 +302,12 @@ const AUTH_POLICY: Policy<axum::body::Body, axum::body::Body> = Policy {
         );
         response
     },
+};
+
+/// [`AUTH_POLICY`] with `GET /metrics` open too (`metrics_public`).
+const AUTH_POLICY_METRICS_PUBLIC: Policy<axum::body::Body, axum::body::Body> = Policy {
+    open: |path| matches!(path, "/healthz" | "/readyz" | "/metrics"),
+    ..AUTH_POLICY
 };
 
 /// 413 for a body whose `Content-Length` is over `request_bytes_max`, before a byte of it is
