@@ -240,12 +240,18 @@ async fn committed_offsets_survive_a_broker_restart() {
     produce(&bootstrap, "resume", 5, 2).await;
     let group = "kip848-resume";
     let b2 = bootstrap.clone();
+    let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let a = member(&b2, group, "resume", &[]);
+        // The assignor a member asks for (group.remote.assignor) is the group's.
+        let a = member(&b2, group, "resume", &[("group.remote.assignor", "range")]);
         let mut got = vec![Vec::new()];
         poll_until(&[&a], "resume", "ten records", &mut got, |_, r| {
             r[0].len() >= 10
         });
+        assert_eq!(
+            handle.block_on(describe(&b2, group)).assignor_name.as_str(),
+            "range"
+        );
         // OffsetCommit v9, with the member's id and epoch.
         a.commit_consumer_state(CommitMode::Sync).expect("commit");
         drop(a);
