@@ -49,6 +49,11 @@ async fn start(dir: &Path, ca: Option<&TestCa>) -> Server {
     config.kafka_addr = any;
     config.http_addr = any;
     config.auth.enabled = true;
+    // These tests are about authentication: alice and bob may do anything (ACLs, which would
+    // otherwise deny them by default, are tests/security_acl.rs's).
+    config.auth.superusers = ["alice", "bob"]
+        .map(|name| brook_broker::auth::Principal::user(name).expect("name"))
+        .to_vec();
     if let Some(ca) = ca {
         let (cert, key) = ca.server();
         config.tls.cert = Some(security_support::write(dir, "server.pem", &cert));
