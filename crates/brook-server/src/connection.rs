@@ -30,6 +30,14 @@ pub struct ConnectInfo {
     pub tls_subject: Option<Arc<str>>,
 }
 
+/// The client's address of a gRPC request (tonic's `Request::remote_addr` looks for its own
+/// connect info types, which the doors' connections do not use).
+pub(crate) fn remote_addr(extensions: &axum::http::Extensions) -> Option<SocketAddr> {
+    extensions
+        .get::<ConnectInfo>()
+        .and_then(|info| info.tcp.remote_addr())
+}
+
 use crate::metrics::{self, OpenGuard};
 
 /// A connection counted as open until it is dropped.

@@ -111,10 +111,7 @@ impl Door for Grpc {
         };
         // Each call is in flight on its connection until its response ends.
         let in_flight = InFlightLayer::new(connections.peers(), |request| {
-            request
-                .extensions()
-                .get::<ConnectInfo>()
-                .and_then(|info| info.tcp.remote_addr())
+            crate::connection::remote_addr(request.extensions())
         });
         // tonic takes its connections from the capped accept loop; once `signal` fires it drops
         // this stream (closing the listening socket) and waits for the connections to finish.
@@ -143,12 +140,7 @@ impl Door for Grpc {
 /// `UNAUTHENTICATED`.
 const AUTH_POLICY: Policy<tonic::body::Body, tonic::body::Body> = Policy {
     door: "gRPC",
-    peer_of: |request| {
-        request
-            .extensions()
-            .get::<ConnectInfo>()
-            .and_then(|info| info.tcp.remote_addr())
-    },
+    peer_of: |request| crate::connection::remote_addr(request.extensions()),
     tls_subject_of: |request| {
         request
             .extensions()

@@ -152,7 +152,7 @@ pub(crate) async fn respond(
     service: &BrookService,
     request: Request<Streaming<pb::RespondRequest>>,
 ) -> Result<Response<ReceiverStream<Result<pb::RespondResponse, Status>>>, Status> {
-    let client_id = match request.remote_addr() {
+    let client_id = match crate::connection::remote_addr(request.extensions()) {
         Some(peer) => format!("grpc {peer}"),
         None => "grpc".to_owned(),
     };

@@ -23,7 +23,7 @@ pub(crate) async fn open(
     service: &BrookService,
     request: Request<pb::SubscribeRequest>,
 ) -> Result<BoxStream<'static, Result<pb::SubscribeResponse, Status>>, Status> {
-    let client_id = match request.remote_addr() {
+    let client_id = match crate::connection::remote_addr(request.extensions()) {
         Some(peer) => format!("grpc {peer}"),
         None => "grpc".to_owned(),
     };
