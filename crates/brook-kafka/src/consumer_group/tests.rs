@@ -344,7 +344,11 @@ async fn assignors_are_chosen_by_name_and_unknown_ones_refused() {
 #[tokio::test(start_paused = true)]
 async fn commits_and_fetches_are_checked_against_member_epochs() {
     let (c, topics) = (coordinator(), Topics::new(1));
-    assert_eq!(c.check_commit("g", "a", 1, Some(9)), None, "not a consumer group");
+    assert_eq!(
+        c.check_commit("g", "a", 1, Some(9)),
+        None,
+        "not a consumer group"
+    );
     send(&c, &topics, join("a"));
     assert_eq!(c.check_commit("g", "a", 1, Some(9)), Some(Ok(())));
     assert_eq!(
