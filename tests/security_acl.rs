@@ -99,6 +99,8 @@ struct AclAdmin {
 
 /// A raw pointer that crosses into a blocking task.
 struct Ptr<T>(*mut T);
+// SAFETY: the pointer is only used by the one blocking task it is moved into; librdkafka's
+// event objects may be used from any thread.
 unsafe impl<T> Send for Ptr<T> {}
 
 impl AclAdmin {
@@ -111,6 +113,9 @@ impl AclAdmin {
         &self,
         call: impl FnOnce(*mut rd::rd_kafka_t, *mut rd::rd_kafka_queue_t),
     ) -> Ptr<rd::rd_kafka_event_t> {
+        // SAFETY: librdkafka C calls on handles this test created and still owns (the client's
+        // rd_kafka_t lives as long as `self.admin`); every returned pointer is read before the
+        // event that owns it is destroyed, and each object is destroyed once.
         unsafe {
             let queue = rd::rd_kafka_queue_new(self.rk());
             call(self.rk(), queue);
@@ -135,6 +140,9 @@ impl AclAdmin {
         let mut bindings: Vec<*mut rd::rd_kafka_AclBinding_t> = rules
             .iter()
             .zip(&strings)
+            // SAFETY: librdkafka C calls on handles this test created and still owns (the client's
+            // rd_kafka_t lives as long as `self.admin`); every returned pointer is read before the
+            // event that owns it is destroyed, and each object is destroyed once.
             .map(|(r, (name, principal))| unsafe {
                 let mut errstr = [0 as std::os::raw::c_char; 256];
                 let binding = rd::rd_kafka_AclBinding_new(
@@ -152,6 +160,9 @@ impl AclAdmin {
                 binding
             })
             .collect();
+        // SAFETY: librdkafka C calls on handles this test created and still owns (the client's
+        // rd_kafka_t lives as long as `self.admin`); every returned pointer is read before the
+        // event that owns it is destroyed, and each object is destroyed once.
         let event = self.await_event(|rk, queue| unsafe {
             rd::rd_kafka_CreateAcls(
                 rk,
@@ -161,6 +172,9 @@ impl AclAdmin {
                 queue,
             )
         });
+        // SAFETY: librdkafka C calls on handles this test created and still owns (the client's
+        // rd_kafka_t lives as long as `self.admin`); every returned pointer is read before the
+        // event that owns it is destroyed, and each object is destroyed once.
         unsafe {
             let result = rd::rd_kafka_event_CreateAcls_result(event.0);
             let mut n = 0;
@@ -179,6 +193,9 @@ impl AclAdmin {
     /// A filter for every ACL of `principal` (all of them: `None`).
     fn filter(&self, principal: Option<&str>) -> *mut rd::rd_kafka_AclBindingFilter_t {
         let principal = principal.map(c);
+        // SAFETY: librdkafka C calls on handles this test created and still owns (the client's
+        // rd_kafka_t lives as long as `self.admin`); every returned pointer is read before the
+        // event that owns it is destroyed, and each object is destroyed once.
         unsafe {
             let mut errstr = [0 as std::os::raw::c_char; 256];
             let filter = rd::rd_kafka_AclBindingFilter_new(
@@ -201,6 +218,9 @@ impl AclAdmin {
     /// request's error name.
     fn describe(&self) -> Result<Vec<(String, String, Op)>, String> {
         let filter = self.filter(None);
+        // SAFETY: librdkafka C calls on handles this test created and still owns (the client's
+        // rd_kafka_t lives as long as `self.admin`); every returned pointer is read before the
+        // event that owns it is destroyed, and each object is destroyed once.
         unsafe {
             let queue = rd::rd_kafka_queue_new(self.rk());
             rd::rd_kafka_DescribeAcls(self.rk(), filter, std::ptr::null(), queue);
@@ -225,9 +245,15 @@ impl AclAdmin {
     /// DeleteAcls of every rule of `principal`: the rules removed.
     fn delete(&self, principal: &str) -> Vec<(String, String, Op)> {
         let mut filters = [self.filter(Some(principal))];
+        // SAFETY: librdkafka C calls on handles this test created and still owns (the client's
+        // rd_kafka_t lives as long as `self.admin`); every returned pointer is read before the
+        // event that owns it is destroyed, and each object is destroyed once.
         let event = self.await_event(|rk, queue| unsafe {
             rd::rd_kafka_DeleteAcls(rk, filters.as_mut_ptr(), 1, std::ptr::null(), queue)
         });
+        // SAFETY: librdkafka C calls on handles this test created and still owns (the client's
+        // rd_kafka_t lives as long as `self.admin`); every returned pointer is read before the
+        // event that owns it is destroyed, and each object is destroyed once.
         unsafe {
             let result = rd::rd_kafka_event_DeleteAcls_result(event.0);
             let mut n = 0;
