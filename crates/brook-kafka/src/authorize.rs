@@ -119,11 +119,9 @@ impl<'a> Access<'a> {
         self.may(op, Resource::cluster())
     }
 
-    /// `Create` on the cluster or on the topic `name`.
+    /// `Create` on the cluster or on the topic `name` (`Auth::may_create_topic`).
     fn create_topic(&self, name: &str) -> bool {
-        // Create on the cluster covers every topic but the internal ones (docs/security.md).
-        let internal = Resource::topic(name).is_internal_topic();
-        (self.cluster(Op::Create) && !internal) || self.topic(Op::Create, name)
+        self.auth.may_create_topic(&self.who, name)
     }
 
     /// A config resource (2 topic, 4 broker, 8 broker logger) by `op`.

@@ -70,11 +70,9 @@ impl Access {
         self.check(op, Resource::cluster())
     }
 
-    /// `Create` on the cluster, or else on the topic `name`.
+    /// `Create` on the cluster, or else on the topic `name` (`Auth::may_create_topic`).
     pub(crate) fn create_topic(&self, name: &str) -> Result<(), BrokerError> {
-        // Create on the cluster covers every topic but the internal ones (docs/security.md).
-        let internal = Resource::topic(name).is_internal_topic();
-        if !internal && self.may(Op::Create, Resource::cluster()) {
+        if self.auth.may_create_topic(&self.who, name) {
             return Ok(());
         }
         self.topic(Op::Create, name)

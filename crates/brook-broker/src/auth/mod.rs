@@ -240,6 +240,15 @@ impl Auth {
         )
     }
 
+    /// Whether `who` may create the topic `name`: `Create` on the cluster, which covers every
+    /// topic but the internal ones, or `Create` on the topic itself (Kafka's CreateTopics rule;
+    /// every door asks this one).
+    pub fn may_create_topic(&self, who: &Identity, name: &str) -> bool {
+        let topic = Resource::topic(name);
+        (!topic.is_internal_topic() && self.allowed(who, Operation::Create, Resource::cluster()))
+            || self.allowed(who, Operation::Create, topic)
+    }
+
     /// Whether `who` may do `operation` on at least one resource of `kind` (see
     /// [`acl`]'s `decide_any`): what Kafka asks of an idempotent producer that has no
     /// `IdempotentWrite` on the cluster.
