@@ -92,9 +92,13 @@ async fn measure(
     target: &Target,
     kind: ProtocolKind,
 ) -> anyhow::Result<(Measured, Measured, String)> {
-    let (door, address) = protocol::connect(kind, target, args.server.as_deref(), &args.kafka)
-        .await
-        .context("connecting")?;
+    if args.tls_ca.is_some() {
+        bail!("--tls-ca: brook bench call does not connect over TLS yet");
+    }
+    let (door, address) =
+        protocol::connect(kind, target, args.server.as_deref(), None, &args.kafka)
+            .await
+            .context("connecting")?;
     let spec = TopicSpec {
         name: plan.topic.clone(),
         partitions: plan.partitions,

@@ -133,6 +133,10 @@ pub struct BenchArgs {
     /// --protocol, a JSON array of them.
     #[arg(long)]
     json: bool,
+    /// PEM file of the certificate (or its CA) that an https:// --server presents: the gRPC
+    /// protocols then connect over TLS, each connection its own TLS session.
+    #[arg(long, value_name = "FILE", conflicts_with = "embedded")]
+    tls_ca: Option<std::path::PathBuf>,
     #[command(flatten)]
     kafka: protocol::KafkaOptions,
 }
@@ -219,6 +223,17 @@ impl BenchArgs {
         Ok(reports)
     }
 
+    /// The PEM `--tls-ca` names, read.
+    fn tls_ca(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        self.tls_ca
+            .as_ref()
+            .map(|path| {
+                std::fs::read(path)
+                    .with_context(|| format!("cannot read --tls-ca {}", path.display()))
+            })
+            .transpose()
+    }
+
     /// Whether acks wait for fdatasync: `sync`, or no `--durability` (brook's default), so
     /// the produce baseline does too.
     fn durable(&self) -> bool {
@@ -288,9 +303,16 @@ impl BenchArgs {
         target: &Target,
         plan: &Plan,
     ) -> anyhow::Result<(Measured, String)> {
-        let (protocol, address) = protocol::connect(kind, target, self.server.as_deref(), kafka)
-            .await
-            .context("connecting")?;
+        let tls_ca = self.tls_ca()?;
+        let (protocol, address) = protocol::connect(
+            kind,
+            target,
+            self.server.as_deref(),
+            tls_ca.as_deref(),
+            kafka,
+        )
+        .await
+        .context("connecting")?;
         let spec = TopicSpec {
             name: plan.topic.clone(),
             partitions: plan.partitions,

@@ -81,11 +81,23 @@ impl Client {
     /// Connects to the server at `url` (`http://host:port`).
     pub async fn connect(url: impl Into<String>) -> Result<Client> {
         let url: String = url.into();
-        let endpoint = Endpoint::from_shared(url.clone())
-            .map_err(|e| ClientError::InvalidUrl {
-                url: url.clone(),
-                reason: innermost_reason(&e),
-            })?
+        let endpoint = Endpoint::from_shared(url.clone()).map_err(|e| ClientError::InvalidUrl {
+            url: url.clone(),
+            reason: innermost_reason(&e),
+        })?;
+        Client::connect_to(endpoint, url).await
+    }
+
+    /// Connects through `endpoint` as [`Client::connect`] does (same timeouts and keepalive),
+    /// keeping what the caller set on it, such as a TLS configuration (`https://` URLs; tonic's
+    /// `tls-*` features).
+    pub async fn connect_endpoint(endpoint: Endpoint) -> Result<Client> {
+        let url = endpoint.uri().to_string();
+        Client::connect_to(endpoint, url).await
+    }
+
+    async fn connect_to(endpoint: Endpoint, url: String) -> Result<Client> {
+        let endpoint = endpoint
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(KEEPALIVE_INTERVAL)

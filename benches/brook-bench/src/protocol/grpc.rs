@@ -17,6 +17,7 @@ use brook::client::{
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
 use super::grpc_raw::{RawConsumer, RawProducer};
 use super::{receive_ready, Ack, BenchConsumer, BenchProducer, ProducerShape, Protocol, TopicSpec};
@@ -28,19 +29,53 @@ const BATCH_BYTES_MAX: usize = 8 << 20;
 /// Longest linger brook-client accepts: batches leave on our flush, never on the timer.
 const LINGER_MS: u64 = 60_000;
 
+/// Where the gRPC protocol dials: the URL and, for an `https://` URL, the TLS settings that
+/// trust `--tls-ca` (the server's certificate or the CA that signed it).
+#[derive(Debug, Clone)]
+pub(crate) struct Dial {
+    url: String,
+    tls: Option<ClientTlsConfig>,
+}
+
+impl Dial {
+    /// `ca_pem`: the PEM `--tls-ca` names; needed by, and only by, an `https://` URL.
+    pub(crate) fn new(url: &str, ca_pem: Option<&[u8]>) -> anyhow::Result<Dial> {
+        let tls = match (url.starts_with("https://"), ca_pem) {
+            (true, Some(pem)) => {
+                Some(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
+            }
+            (true, None) => bail!("{url} is TLS: name the CA to trust with --tls-ca FILE"),
+            (false, Some(_)) => bail!("--tls-ca needs an https:// --server, not {url}"),
+            (false, None) => None,
+        };
+        Ok(Dial {
+            url: url.to_owned(),
+            tls,
+        })
+    }
+
+    /// A new connection (its own HTTP/2 connection, and TLS session when `https://`).
+    pub(crate) async fn connect(&self) -> anyhow::Result<Client> {
+        let Some(tls) = &self.tls else {
+            return Ok(Client::connect(self.url.as_str()).await?);
+        };
+        let endpoint = Endpoint::from_shared(self.url.clone())
+            .with_context(|| format!("invalid URL {}", self.url))?
+            .tls_config(tls.clone())
+            .with_context(|| format!("TLS settings for {}", self.url))?;
+        Ok(Client::connect_endpoint(endpoint).await?)
+    }
+}
+
 /// `raw`: produce and consume whole batches over the generated stubs ([`super::grpc_raw`])
 /// instead of records through brook-client's Producer and Consumer.
-pub(super) async fn connect(url: &str, raw: bool) -> anyhow::Result<Box<dyn Protocol>> {
-    let client = Client::connect(url).await?;
-    Ok(Box::new(Grpc {
-        url: url.to_owned(),
-        client,
-        raw,
-    }))
+pub(super) async fn connect(dial: Dial, raw: bool) -> anyhow::Result<Box<dyn Protocol>> {
+    let client = dial.connect().await?;
+    Ok(Box::new(Grpc { dial, client, raw }))
 }
 
 struct Grpc {
-    url: String,
+    dial: Dial,
     /// For admin calls; producers and consumers open their own connections.
     client: Client,
     raw: bool,
@@ -95,7 +130,7 @@ impl Protocol for Grpc {
         shape: ProducerShape,
     ) -> BoxFuture<'a, anyhow::Result<Box<dyn BenchProducer>>> {
         async move {
-            let client = Client::connect(self.url.as_str()).await?;
+            let client = self.dial.connect().await?;
             if self.raw {
                 let producer = RawProducer::open(&client, topic, shape.in_flight).await?;
                 return Ok(Box::new(producer) as Box<dyn BenchProducer>);
@@ -123,7 +158,7 @@ impl Protocol for Grpc {
         starts: Vec<(u32, u64)>,
     ) -> BoxFuture<'a, anyhow::Result<Box<dyn BenchConsumer>>> {
         async move {
-            let client = Client::connect(self.url.as_str()).await?;
+            let client = self.dial.connect().await?;
             if self.raw {
                 let consumer = RawConsumer::open(&client, topic, starts).await?;
                 return Ok(Box::new(consumer) as Box<dyn BenchConsumer>);
@@ -209,4 +244,28 @@ impl BenchConsumer for GrpcConsumer {
 
 fn record_value(record: &brook::client::ConsumerRecord) -> &[u8] {
     record.value.as_deref().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dial;
+
+    // The TLS connection itself is checked end to end by `benches/tls-bench.sh` (a real
+    // `brook serve --tls-cert`); these are the refusals that need no server.
+    #[test]
+    fn tls_needs_an_https_url_and_a_ca() {
+        let pem = b"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n";
+        let no_ca = Dial::new("https://127.0.0.1:50051", None).unwrap_err();
+        assert!(no_ca.to_string().contains("--tls-ca FILE"), "{no_ca}");
+        let plain = Dial::new("http://127.0.0.1:50051", Some(pem)).unwrap_err();
+        assert!(plain.to_string().contains("needs an https://"), "{plain}");
+        assert!(Dial::new("https://127.0.0.1:50051", Some(pem))
+            .unwrap()
+            .tls
+            .is_some());
+        assert!(Dial::new("http://127.0.0.1:50051", None)
+            .unwrap()
+            .tls
+            .is_none());
+    }
 }

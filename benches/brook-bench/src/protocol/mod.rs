@@ -177,8 +177,12 @@ pub(crate) async fn connect(
     kind: ProtocolKind,
     target: &Target,
     server: Option<&str>,
+    tls_ca: Option<&[u8]>,
     kafka_options: &KafkaOptions,
 ) -> anyhow::Result<(Box<dyn Protocol>, String)> {
+    if tls_ca.is_some() && !matches!(kind, ProtocolKind::Grpc | ProtocolKind::GrpcRaw) {
+        bail!("--tls-ca: only --protocol grpc and grpc-raw connect over TLS so far");
+    }
     match kind {
         ProtocolKind::Grpc | ProtocolKind::GrpcRaw => {
             let url = match target.door_addr(DoorKind::Grpc) {
@@ -186,7 +190,8 @@ pub(crate) async fn connect(
                 None => with_scheme(server.unwrap_or(GRPC_DEFAULT_SERVER)),
             };
             let raw = kind == ProtocolKind::GrpcRaw;
-            Ok((grpc::connect(&url, raw).await?, url))
+            let dial = grpc::Dial::new(&url, tls_ca)?;
+            Ok((grpc::connect(dial, raw).await?, url))
         }
         ProtocolKind::Http => {
             let url = match (target.door_addr(DoorKind::Http), target.broker()) {

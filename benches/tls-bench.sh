@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# TLS beside plaintext on the gRPC door, in one run, against one build (docs/benchmarks.md, "TLS").
+#
+# Starts two `brook serve` children of the same binary, each on its own temporary data directory:
+# one plaintext, one with `--tls-cert/--tls-key` (a self-signed P-256 certificate made here with
+# `openssl req`, as docs/security.md shows). Then, for each repetition, runs `brook bench produce`
+# and `brook bench consume` (1 KiB records, batches of 1000, durability none) against the plaintext
+# server and then the TLS one (`--server https://... --tls-ca`), back to back, and prints one line
+# per run and the TLS / plaintext ratio of each pair. The load average is printed before and after:
+# the machine is shared.
+#
+#   benches/tls-bench.sh                      # 3 repetitions of 1 000 000 records (about 1 GB)
+#   REPS=5 RECORDS=500000 PROTOCOL=grpc-raw benches/tls-bench.sh
+#   BROOK=target/debug/brook RECORDS=2000 REPS=1 benches/tls-bench.sh   # a quick check of the path
+#
+# Needs: a built brook (default target/release/brook: `cargo build --release --bin brook`),
+# openssl, python3 (to read the bench's --json).
+set -euo pipefail
+
+BROOK=${BROOK:-target/release/brook}
+REPS=${REPS:-3}
+RECORDS=${RECORDS:-1000000}
+PROTOCOL=${PROTOCOL:-grpc}
+PLAIN_ADDR=${PLAIN_ADDR:-127.0.0.1:50071}
+TLS_ADDR=${TLS_ADDR:-127.0.0.1:50072}
+
+work=$(mktemp -d -t brook-tls-bench-XXXXXX)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -keyout "$work/server.key" -out "$work/server.pem" 2>/dev/null
+
+serve() { # name addr extra-args...
+    local name=$1 addr=$2
+    shift 2
+    "$BROOK" serve --data-dir "$work/$name" --grpc-addr "$addr" --kafka-addr off --http-addr off \
+        --log-level warn "$@" >"$work/$name.log" 2>&1 &
+    pids+=($!)
+}
+serve plain "$PLAIN_ADDR"
+serve tls "$TLS_ADDR" --tls-cert "$work/server.pem" --tls-key "$work/server.key"
+
+wait_port() { # addr
+    local host=${1%:*} port=${1##*:}
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "no server on $1; its log:" >&2
+    cat "$work"/*.log >&2
+    exit 1
+}
+wait_port "$PLAIN_ADDR"
+wait_port "$TLS_ADDR"
+
+bench() { # workload mode -> "records/s MB/s p99_us"
+    local workload=$1 mode=$2 server
+    if [ "$mode" = tls ]; then
+        server=(--server "https://$TLS_ADDR" --tls-ca "$work/server.pem")
+    else
+        server=(--server "http://$PLAIN_ADDR")
+    fi
+    "$BROOK" bench "$workload" --protocol "$PROTOCOL" --durability none --records "$RECORDS" \
+        --record-bytes 1024 --batch 1000 --topic "tls-bench-$mode" --json "${server[@]}" |
+        python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.0f %.1f %d" % (r["records_per_sec"], r["mb_per_sec"], r["p99_us"]))'
+}
+
+echo "brook: $BROOK ($(stat -c %y "$BROOK" | cut -d. -f1)); protocol $PROTOCOL; $RECORDS records of 1024 B, batches of 1000, durability none"
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores"
+printf '%-4s %-8s %-6s %12s %9s %9s\n' rep workload mode records/s MB/s p99_us
+ratios=()
+for rep in $(seq "$REPS"); do
+    for workload in produce consume; do
+        read -r plain_rps plain_mbs plain_p99 <<<"$(bench "$workload" plain)"
+        printf '%-4s %-8s %-6s %12s %9s %9s\n' "$rep" "$workload" plain "$plain_rps" "$plain_mbs" "$plain_p99"
+        read -r tls_rps tls_mbs tls_p99 <<<"$(bench "$workload" tls)"
+        printf '%-4s %-8s %-6s %12s %9s %9s\n' "$rep" "$workload" tls "$tls_rps" "$tls_mbs" "$tls_p99"
+        ratio=$(python3 -c "print('%.2f' % ($tls_rps / $plain_rps))")
+        ratios+=("rep $rep $workload: ${ratio}x")
+    done
+done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "TLS / plaintext records/s:"
+for r in "${ratios[@]}"; do echo "  $r"; done
