@@ -4,8 +4,9 @@
 //!
 //! 1. **Room.** With a place free under the cap ([`ConnectionLimits::connections_max`]) it
 //!    accepts. When the door is full it accepts one client and holds it (nothing of it is read)
-//!    while it makes room: the connection idle longest (no request in flight) is closed, and
-//!    its place goes to the client waiting. When every connection is busy, the client waits
+//!    while it makes room: an idle connection (no request in flight) of the address holding
+//!    the most connections, the one idle longest among them, is closed, and its place goes to
+//!    the client waiting. When every connection is busy, the client waits
 //!    (looking again every 50 ms for one gone idle), and clients after it wait in the kernel's
 //!    listen backlog (their connect succeeds, nothing of theirs is read), until a connection
 //!    closes or goes idle. So a flood of idle or slow connections
@@ -59,8 +60,9 @@ const MAKE_ROOM_EVERY: Duration = Duration::from_millis(50);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConnectionLimits {
-    /// Connections served at once (1 to [`CONNECTIONS_MAX_BOUND`]); when full, the connection
-    /// idle longest makes room for a new client, and with none idle the client waits.
+    /// Connections served at once (1 to [`CONNECTIONS_MAX_BOUND`]); when full, an idle
+    /// connection of the address holding the most (idle longest among them) makes room for a
+    /// new client, and with none idle the client waits.
     pub connections_max: usize,
     /// Connections one client address may hold at once; past it the address's connection idle
     /// longest makes room, and with none idle the new one is refused. At or above
@@ -348,8 +350,8 @@ impl Admission {
         false
     }
 
-    /// The door is full and a client waits: closes the connection idle longest, whose place
-    /// goes to the client. With every connection busy, nothing is closed and the client waits.
+    /// The door is full and a client waits: closes an idle connection of the address holding
+    /// the most ([`Registry::evict_idle`]), whose place goes to the client. With every connection busy, nothing is closed and the client waits.
     fn make_room(&self) {
         if self.places.available_permits() == 0 {
             self.registry.evict_idle(None, Closing::MakeRoom);

@@ -13,8 +13,10 @@
 //!   another), or for [`Framing::Multiplexed`] protocols (HTTP/2, whose pings and window
 //!   updates flow between requests) the first request within that long of the connect: a
 //!   slowloris client that trickles a header never gets a request through;
-//! - **room**: when the door is full (or one address holds its `connections_per_addr_max`),
-//!   the connection idle longest is closed to let the new client in ([`Registry::evict_idle`]).
+//! - **room**: when the door is full, an idle connection of the address holding the most
+//!   connections (idle longest among them) is closed to let the new client in; when one address
+//!   holds its `connections_per_addr_max`, its own connection idle longest
+//!   ([`Registry::evict_idle`]).
 //!
 //! Closing is cooperative and immediate: the connection is marked, its reader woken, and its
 //! next read or write fails, so the door (or tonic, or hyper) drops it and its place under the
@@ -325,8 +327,10 @@ impl Registry {
         }
     }
 
-    /// Closes the connection idle longest (of those from `ip`, when given) for `why`; whether
-    /// there was one.
+    /// Closes an idle connection for `why`; whether there was one. Of those from `ip`, when
+    /// given, the one idle longest; otherwise one of the address holding the most connections
+    /// (idle longest among them), so a client with a few connections is not cut off to make
+    /// room for a flood from another address.
     pub(crate) fn evict_idle(&self, ip: Option<IpAddr>, why: Closing) -> bool {
         let victim = {
             let state = self.lock();
@@ -334,7 +338,10 @@ impl Registry {
                 .by_peer
                 .values()
                 .filter(|a| ip.is_none_or(|ip| a.peer.ip() == ip) && a.is_idle())
-                .min_by_key(|a| a.last_done.load(Ordering::Acquire))
+                .max_by_key(|a| {
+                    let held = state.per_addr.get(&a.peer.ip()).copied().unwrap_or(0);
+                    (held, std::cmp::Reverse(a.last_done.load(Ordering::Acquire)))
+                })
                 .cloned()
         };
         match victim {
@@ -474,7 +481,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn room_is_made_by_closing_the_connection_idle_longest_of_an_address() {
+    async fn room_is_made_by_the_address_holding_the_most_then_the_one_idle_longest() {
         let registry = Registry::new("test", ConnectionLimits::new(8));
         let oldest = registry.register(peer(1));
         tokio::time::advance(Duration::from_millis(10)).await;
@@ -488,9 +495,15 @@ mod tests {
         assert_eq!(oldest.closing(), Some(Closing::AddressFull));
         assert_eq!(other_addr.closing(), None);
         assert!(registry.evict_idle(None, Closing::MakeRoom));
-        assert_eq!(other_addr.closing(), Some(Closing::MakeRoom));
+        assert_eq!(
+            newer.closing(),
+            Some(Closing::MakeRoom),
+            "the address holding the most connections gives one up first, though another \
+             address's connection has been idle longer"
+        );
+        assert_eq!(other_addr.closing(), None);
         assert!(registry.evict_idle(None, Closing::MakeRoom));
-        assert_eq!(newer.closing(), Some(Closing::MakeRoom));
+        assert_eq!(other_addr.closing(), Some(Closing::MakeRoom));
         assert!(
             !registry.evict_idle(None, Closing::MakeRoom),
             "only a busy one is left"

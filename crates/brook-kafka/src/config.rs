@@ -35,8 +35,9 @@ pub struct KafkaConfig {
     /// Largest request frame accepted, in bytes; a larger size prefix closes the connection
     /// before anything is allocated for the frame.
     pub request_bytes_max: usize,
-    /// Most client connections served at once. When full, the connection idle longest (no
-    /// request being answered) is closed to let a new client in; with none idle, further
+    /// Most client connections served at once. When full, an idle connection (no
+    /// request being answered) of the address holding the most is closed to let a new client
+    /// in ([`brook_door::accept::ConnectionLimits`]); with none idle, further
     /// connections wait in the listen backlog until one closes.
     pub connections_max: usize,
     /// Connections one client address may hold; past it, its connection idle longest is

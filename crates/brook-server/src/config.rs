@@ -40,8 +40,8 @@ pub struct GrpcConfig {
     /// 20 s.
     pub keepalive_timeout_ms: u64,
     /// Connections served at once. One connection carries any number of calls and streams
-    /// (HTTP/2). When full, the connection idle longest (no call in flight) is closed to let a
-    /// new client in; with none idle, further clients wait in the listen backlog. Default
+    /// (HTTP/2). When full, an idle connection (no call in flight) of the address holding the
+    /// most is closed to let a new client in ([`brook_door::accept::ConnectionLimits`]); with none idle, further clients wait in the listen backlog. Default
     /// 1024; at most [`brook_door::accept::CONNECTIONS_MAX_BOUND`].
     pub connections_max: usize,
     /// Connections one client address may hold; past it, its connection idle longest is

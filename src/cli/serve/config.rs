@@ -544,7 +544,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
     ),
     field!(
         "grpc_connections_max",
-        "gRPC connections served at once; when full the one idle longest makes room, else more \
+        "gRPC connections served at once; when full an idle one of the address holding the most makes room, else more \
          wait in the listen backlog",
         grpc.connections_max
     ),
@@ -570,7 +570,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
     ),
     field!(
         "kafka_connections_max",
-        "Kafka connections served at once; when full the one idle longest makes room, else more \
+        "Kafka connections served at once; when full an idle one of the address holding the most makes room, else more \
          wait in the listen backlog",
         kafka.connections_max
     ),
@@ -601,7 +601,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
     ),
     field!(
         "http_connections_max",
-        "HTTP connections served at once; when full the one idle longest makes room, else more \
+        "HTTP connections served at once; when full an idle one of the address holding the most makes room, else more \
          wait in the listen backlog",
         http.connections_max
     ),

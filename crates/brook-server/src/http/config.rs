@@ -20,8 +20,9 @@ pub struct HttpConfig {
     /// Bytes of batches a fetch reads when the request gives no `max_bytes`, and that one
     /// read of a stream covers. Default 1 MiB.
     pub read_bytes_default: usize,
-    /// Connections served at once. When full, the connection idle longest (no request in
-    /// flight) is closed to let a new client in; with none idle, further clients wait in the
+    /// Connections served at once. When full, an idle connection (no request in flight)
+    /// of the address holding the most is closed to let a new client in
+    /// ([`brook_door::accept::ConnectionLimits`]); with none idle, further clients wait in the
     /// listen backlog. Default 1024; at most [`brook_door::accept::CONNECTIONS_MAX_BOUND`].
     pub connections_max: usize,
     /// Connections one client address may hold; past it, its connection idle longest is
