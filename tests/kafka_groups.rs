@@ -227,3 +227,47 @@ async fn child_group_member() {
         println!("GOT {} {}", message.partition(), message.offset());
     }
 }
+
+/// A consumer that never joins its group (manual assignment) commits offsets and reads them
+/// back: OffsetCommit with no member and OffsetFetch at the newest version librdkafka sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_never_joins_commits_and_reads_its_offsets() {
+    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::{Offset, TopicPartitionList};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tb = TestBroker::start(dir.path()).await;
+    tb.create_topic("manual", 2).await;
+    let bootstrap = tb.bootstrap.clone();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = kafka_support::client_config(&bootstrap)
+            .set("group.id", "manual-group")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let mut commit = TopicPartitionList::new();
+        commit
+            .add_partition_offset("manual", 0, Offset::Offset(1))
+            .expect("offset");
+        commit
+            .add_partition_offset("manual", 1, Offset::Offset(7))
+            .expect("offset");
+        consumer
+            .commit(&commit, CommitMode::Sync)
+            .expect("a commit outside any generation is taken");
+        let mut asked = TopicPartitionList::new();
+        asked.add_partition("manual", 0);
+        asked.add_partition("manual", 1);
+        let list = consumer
+            .committed_offsets(asked, PATIENCE)
+            .expect("committed offsets are read back");
+        let offsets: Vec<(i32, Offset)> = list
+            .elements()
+            .iter()
+            .map(|e| (e.partition(), e.offset()))
+            .collect();
+        assert_eq!(offsets, vec![(0, Offset::Offset(1)), (1, Offset::Offset(7))]);
+    })
+    .await
+    .expect("the client thread");
+    tb.stop().await;
+}
