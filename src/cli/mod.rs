@@ -90,10 +90,11 @@ enum Command {
     /// Inspect and verify data on disk, offline (safe on damaged data).
     #[command(subcommand)]
     Log(log::LogCommand),
-    /// Add, remove and list the users of a stopped broker's data directory (SCRAM credentials).
+    /// Add, remove, list users and change passwords (SCRAM credentials): offline on a stopped
+    /// broker's data directory (`--data-dir`), or online through the running broker.
     #[command(subcommand)]
     User(security::UserCommand),
-    /// Create, revoke and list bearer tokens in a stopped broker's data directory.
+    /// Create, revoke and list bearer tokens: offline (`--data-dir`) or online.
     #[command(subcommand)]
     Token(security::TokenCommand),
     /// Add, remove and list the ACLs of a stopped broker's data directory.
@@ -136,7 +137,8 @@ impl Command {
                 | Command::Call(_)
                 | Command::Respond(_)
                 | Command::Context(context::ContextCommand::Show)
-        )
+        ) || matches!(self, Command::User(c) if c.online())
+            || matches!(self, Command::Token(c) if c.online())
     }
 
     /// Runs the command; `server` is the global `-s/--server`.

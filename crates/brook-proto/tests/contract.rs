@@ -162,6 +162,13 @@ fn the_brook_service_offers_every_rpc_of_the_contract() {
             "ListAcls",
             "CreateAcls",
             "DeleteAcls",
+            "ListUsers",
+            "CreateUser",
+            "DeleteUser",
+            "SetPassword",
+            "CreateToken",
+            "ListTokens",
+            "RevokeToken",
         ]
     );
     let streaming: Vec<(&str, bool, bool)> = service

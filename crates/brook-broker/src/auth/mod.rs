@@ -103,6 +103,16 @@ pub struct UserInfo {
     pub mechanisms: Vec<(ScramMechanism, u32)>,
 }
 
+impl UserInfo {
+    /// Its mechanisms as every admin surface shows them: `SCRAM-SHA-256(8192)`.
+    pub fn mechanism_names(&self) -> Vec<String> {
+        self.mechanisms
+            .iter()
+            .map(|(mechanism, iterations)| format!("{mechanism}({iterations})"))
+            .collect()
+    }
+}
+
 /// The security state the doors share. Clone it freely.
 #[derive(Clone)]
 pub struct Auth {

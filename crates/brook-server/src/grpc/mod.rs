@@ -30,6 +30,7 @@ mod status;
 mod subscribe;
 mod table;
 mod txn;
+mod users;
 
 use std::convert::Infallible;
 

@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{self, ProducePayload};
 use super::status::to_status;
-use super::{acls, changes, produce_stream, reqreply, subscribe, table, txn};
+use super::{acls, changes, produce_stream, reqreply, subscribe, table, txn, users};
 use crate::authorize::{Access, Op};
 use crate::config::GrpcConfig;
 use crate::metrics;
@@ -529,5 +529,54 @@ impl Brook for BrookService {
         request: Request<pb::DeleteAclsRequest>,
     ) -> Result<Response<pb::DeleteAclsResponse>, Status> {
         acls::delete(self, request).await
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        users::list_users(self, request).await
+    }
+
+    async fn create_user(
+        &self,
+        request: Request<pb::CreateUserRequest>,
+    ) -> Result<Response<pb::CreateUserResponse>, Status> {
+        users::create_user(self, request).await
+    }
+
+    async fn delete_user(
+        &self,
+        request: Request<pb::DeleteUserRequest>,
+    ) -> Result<Response<pb::DeleteUserResponse>, Status> {
+        users::delete_user(self, request).await
+    }
+
+    async fn set_password(
+        &self,
+        request: Request<pb::SetPasswordRequest>,
+    ) -> Result<Response<pb::SetPasswordResponse>, Status> {
+        users::set_password(self, request).await
+    }
+
+    async fn create_token(
+        &self,
+        request: Request<pb::CreateTokenRequest>,
+    ) -> Result<Response<pb::CreateTokenResponse>, Status> {
+        users::create_token(self, request).await
+    }
+
+    async fn list_tokens(
+        &self,
+        request: Request<pb::ListTokensRequest>,
+    ) -> Result<Response<pb::ListTokensResponse>, Status> {
+        users::list_tokens(self, request).await
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<pb::RevokeTokenRequest>,
+    ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
+        users::revoke_token(self, request).await
     }
 }

@@ -69,6 +69,10 @@ pub(crate) fn needs(method: &Method, path: &str) -> Option<Needs> {
         ("GET", "/v1/transactions/{transactional_id}") => N::TransactionalId(Op::Describe),
         ("GET", "/v1/acls") => N::Cluster(Op::Describe),
         ("POST" | "DELETE", "/v1/acls") => N::Cluster(Op::Alter),
+        ("GET", "/v1/users" | "/v1/tokens") => N::Cluster(Op::Describe),
+        ("POST", "/v1/users" | "/v1/tokens")
+        | ("DELETE", "/v1/users/{user}" | "/v1/tokens/{id}")
+        | ("PUT", "/v1/users/{user}/password") => N::Cluster(Op::Alter),
         // The web console's page and assets: what it shows comes from the routes above.
         ("GET", "/" | "/console/app.js" | "/console/style.css") => N::Open,
         ("GET", "/console/api/settings") => N::Cluster(Op::DescribeConfigs),

@@ -21,6 +21,7 @@
 //! | `POST /v1/topics/{topic}/partitions`, `PATCH /v1/topics/{topic}/config`, `DELETE /v1/topics/{topic}/records` | grow a topic, change its settings, delete records below an offset ([`changes`]) |
 //! | `DELETE /v1/groups/{group}`, `DELETE /v1/groups/{group}/offsets`, `POST /v1/groups/{group}/seek` | delete a group or some of its offsets, move its offsets ([`changes`]) |
 //! | `GET`, `POST`, `DELETE /v1/acls` | list, add, remove ACLs ([`acls`]) |
+//! | `GET`, `POST /v1/users`, `PUT /v1/users/{user}/password`, `DELETE /v1/users/{user}`, `GET`, `POST /v1/tokens`, `DELETE /v1/tokens/{id}` | manage users and bearer tokens ([`users`]) |
 //!
 //! What it promises:
 //! - every failure is JSON `{ "error_code", "message" }` with the status of the broker's error
@@ -66,6 +67,7 @@ mod reqreply;
 mod stream;
 mod table;
 mod txn;
+mod users;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -75,7 +77,7 @@ use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post, MethodRouter};
+use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use axum::Router;
 use brook_broker::Backend;
 use brook_door::{Acceptor, ConnectionLimits, Door, Peers, RunningDoor, Shutdown};
@@ -143,6 +145,25 @@ fn table() -> Vec<(Method, &'static str, MethodRouter<App>)> {
         (Method::GET, "/v1/acls", get(acls::list)),
         (Method::POST, "/v1/acls", post(acls::create)),
         (Method::DELETE, "/v1/acls", delete(acls::delete)),
+        (Method::GET, "/v1/users", get(users::list_users)),
+        (Method::POST, "/v1/users", post(users::create_user)),
+        (
+            Method::DELETE,
+            "/v1/users/{user}",
+            delete(users::delete_user),
+        ),
+        (
+            Method::PUT,
+            "/v1/users/{user}/password",
+            put(users::set_password),
+        ),
+        (Method::GET, "/v1/tokens", get(users::list_tokens)),
+        (Method::POST, "/v1/tokens", post(users::create_token)),
+        (
+            Method::DELETE,
+            "/v1/tokens/{id}",
+            delete(users::revoke_token),
+        ),
         (
             Method::GET,
             "/v1/groups/{group}",
