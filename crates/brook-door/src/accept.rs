@@ -351,9 +351,13 @@ impl Admission {
     }
 
     /// The door is full and a client waits: closes an idle connection of the address holding
-    /// the most ([`Registry::evict_idle`]), whose place goes to the client. With every connection busy, nothing is closed and the client waits.
+    /// the most ([`Registry::evict_idle`]), whose place goes to the client. With a connection
+    /// already closing, its place is on its way back and nothing more is closed (under a storm
+    /// of connects, closing one per client before the last one's place came back would cut the
+    /// few connections left idle: a normal client's); with every connection busy, nothing is
+    /// closed and the client waits.
     fn make_room(&self) {
-        if self.places.available_permits() == 0 {
+        if self.places.available_permits() == 0 && !self.registry.any_closing() {
             self.registry.evict_idle(None, Closing::MakeRoom);
         }
     }

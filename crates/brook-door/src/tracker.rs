@@ -354,6 +354,11 @@ impl Registry {
         }
     }
 
+    /// Whether a connection has been told to close and has not yet given back its place.
+    pub(crate) fn any_closing(&self) -> bool {
+        self.lock().by_peer.values().any(|a| a.closing().is_some())
+    }
+
     /// Closes every connection that broke a time limit.
     pub(crate) fn sweep(&self) {
         let now = millis(self.epoch.elapsed());
@@ -509,6 +514,7 @@ mod tests {
             "only a busy one is left"
         );
         assert_eq!(busy.closing(), None);
+        assert!(registry.any_closing());
         registry.deregister(&oldest);
         assert_eq!(registry.open_from(peer(0).ip()), 2);
         let peers = registry.peers();
