@@ -265,7 +265,10 @@ async fn a_consumer_that_never_joins_commits_and_reads_its_offsets() {
             .iter()
             .map(|e| (e.partition(), e.offset()))
             .collect();
-        assert_eq!(offsets, vec![(0, Offset::Offset(1)), (1, Offset::Offset(7))]);
+        assert_eq!(
+            offsets,
+            vec![(0, Offset::Offset(1)), (1, Offset::Offset(7))]
+        );
     })
     .await
     .expect("the client thread");
