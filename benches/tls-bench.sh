@@ -2,8 +2,8 @@
 # TLS beside plaintext on the gRPC door, in one run, against one build (docs/benchmarks.md, "TLS").
 #
 # Starts two `brook serve` children of the same binary, each on its own temporary data directory:
-# one plaintext, one with `--tls-cert/--tls-key` (a self-signed P-256 certificate made here with
-# `openssl req`, as docs/security.md shows). Then, for each repetition, runs `brook bench produce`
+# one plaintext, one with `--tls-cert/--tls-key` (a P-256 certificate signed by a CA, both made here
+# with `openssl`). Then, for each repetition, runs `brook bench produce`
 # and `brook bench consume` (1 KiB records, batches of 1000, durability none) against the plaintext
 # server and then the TLS one (`--server https://... --tls-ca`), back to back, and prints one line
 # per run and the TLS / plaintext ratio of each pair. The load average is printed before and after:
@@ -33,9 +33,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A CA and a server certificate it signs: rustls (the bench's client) refuses a self-signed
+# `openssl req -x509` certificate as the server's own (it is marked CA:TRUE).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
-    -keyout "$work/server.key" -out "$work/server.pem" 2>/dev/null
+    -subj "/CN=brook bench CA" -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+    -keyout "$work/server.key" -out "$work/server.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+    >"$work/server.ext"
+openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
+    -days 2 -extfile "$work/server.ext" -out "$work/server.pem" 2>/dev/null
 
 serve() { # name addr extra-args...
     local name=$1 addr=$2
@@ -63,7 +70,7 @@ wait_port "$TLS_ADDR"
 bench() { # workload mode -> "records/s MB/s p99_us"
     local workload=$1 mode=$2 server
     if [ "$mode" = tls ]; then
-        server=(--server "https://$TLS_ADDR" --tls-ca "$work/server.pem")
+        server=(--server "https://$TLS_ADDR" --tls-ca "$work/ca.pem")
     else
         server=(--server "http://$PLAIN_ADDR")
     fi
