@@ -3,8 +3,8 @@
 #
 # Starts two `brook serve` children of the same binary, each on its own temporary data directory:
 # one plaintext, one with `--tls-cert/--tls-key` (a P-256 certificate signed by a CA, both made here
-# with `openssl`). Then, for each repetition, runs `brook bench produce`
-# and `brook bench consume` (1 KiB records, batches of 1000, durability none) against the plaintext
+# with `openssl`). Then, for each repetition, runs `brook bench
+# produce` and `brook bench consume` (1 KiB records, batches of 1000, durability none) against the plaintext
 # server and then the TLS one (`--server https://... --tls-ca`), back to back, and prints one line
 # per run and the TLS / plaintext ratio of each pair. The load average is printed before and after:
 # the machine is shared.
@@ -85,9 +85,12 @@ printf '%-4s %-8s %-6s %12s %9s %9s\n' rep workload mode records/s MB/s p99_us
 ratios=()
 for rep in $(seq "$REPS"); do
     for workload in produce consume; do
-        read -r plain_rps plain_mbs plain_p99 <<<"$(bench "$workload" plain)"
+        # An assignment of its own, so a failing bench stops the script (set -e).
+        out=$(bench "$workload" plain)
+        read -r plain_rps plain_mbs plain_p99 <<<"$out"
         printf '%-4s %-8s %-6s %12s %9s %9s\n' "$rep" "$workload" plain "$plain_rps" "$plain_mbs" "$plain_p99"
-        read -r tls_rps tls_mbs tls_p99 <<<"$(bench "$workload" tls)"
+        out=$(bench "$workload" tls)
+        read -r tls_rps tls_mbs tls_p99 <<<"$out"
         printf '%-4s %-8s %-6s %12s %9s %9s\n' "$rep" "$workload" tls "$tls_rps" "$tls_mbs" "$tls_p99"
         ratio=$(python3 -c "print('%.2f' % ($tls_rps / $plain_rps))")
         ratios+=("rep $rep $workload: ${ratio}x")
