@@ -53,12 +53,17 @@ async fn sse_values(url: &str, n: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grpc_and_http_doors_serve_a_clusters_topic_while_a_kafka_client_writes_to_it() {
     let cluster_dir = tempfile::tempdir().expect("tempdir");
-    let cluster = KafkaCluster::start(cluster_dir.path());
+    // A brook cluster reserves `__brook_replies` (the gateway's calls below) to principals
+    // named for it: the gateway logs in as the cluster's superuser.
+    let cluster = KafkaCluster::start_secured(cluster_dir.path());
+    let properties = cluster.backend_properties();
     let unused = tempfile::tempdir().expect("tempdir");
     let data = unused.path().join("data");
     let gateway = Served::start(&[
         "--backend",
         &cluster.url,
+        "--backend-properties",
+        &properties,
         "--data-dir",
         data.to_str().expect("utf-8"),
         "--grpc-addr",
@@ -78,7 +83,7 @@ async fn the_grpc_and_http_doors_serve_a_clusters_topic_while_a_kafka_client_wri
         .await
         .expect("connect");
     let http = format!("http://{}", gateway.addr("http"));
-    let kafka = brook::kafka::connect(&cluster.url).await.expect("connect");
+    let kafka = cluster.connect().await;
 
     // Topics made through the gateway are the cluster's.
     Brook::create_topic(&client, "orders", 3)

@@ -145,13 +145,65 @@ pub(crate) struct KafkaCluster {
     pub bootstrap: String,
     /// `kafka://HOST:PORT`, as `brook serve --backend` and `brook migrate --to` take it.
     pub url: String,
+    /// The librdkafka properties its clients need (SASL for [`KafkaCluster::start_secured`]).
+    pub properties: Vec<(&'static str, &'static str)>,
 }
+
+/// The superuser a secured cluster's clients log in as (SCRAM-SHA-256).
+const CLUSTER_USER: &str = "gateway";
+const CLUSTER_PASSWORD: &str = "gateway-secret";
 
 impl KafkaCluster {
     /// Starts the cluster on `dir`.
     pub(crate) fn start(dir: &Path) -> KafkaCluster {
+        Self::start_with(dir, &[], Vec::new())
+    }
+
+    /// Starts the cluster on `dir` with `--auth on` and one superuser its clients log in as:
+    /// a brook broker reserves its internal topics (`__brook_replies`) to principals an ACL or
+    /// `--superusers` names, as a secured Kafka cluster would its own, so a gateway's calls
+    /// need one.
+    pub(crate) fn start_secured(dir: &Path) -> KafkaCluster {
+        let data = dir.to_str().expect("utf-8 path");
+        let mut add = brook(&[
+            "user",
+            "add",
+            CLUSTER_USER,
+            "--data-dir",
+            data,
+            "--password-stdin",
+        ]);
+        let mut child = add
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("brook user add");
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("stdin");
+            writeln!(stdin, "{CLUSTER_PASSWORD}").expect("password");
+        }
+        assert!(child.wait().expect("brook user add").success());
+        let superuser = format!("User:{CLUSTER_USER}");
+        Self::start_with(
+            dir,
+            &["--auth", "on", "--superusers", &superuser],
+            vec![
+                ("security.protocol", "SASL_PLAINTEXT"),
+                ("sasl.mechanism", "SCRAM-SHA-256"),
+                ("sasl.username", CLUSTER_USER),
+                ("sasl.password", CLUSTER_PASSWORD),
+            ],
+        )
+    }
+
+    fn start_with(
+        dir: &Path,
+        extra: &[&str],
+        properties: Vec<(&'static str, &'static str)>,
+    ) -> KafkaCluster {
         let dir = dir.to_str().expect("utf-8 path");
-        let server = Served::start(&[
+        let mut args = vec![
             "--data-dir",
             dir,
             "--kafka-addr",
@@ -164,13 +216,37 @@ impl KafkaCluster {
             "none",
             "--kafka-group-initial-rebalance-delay-ms",
             "0",
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let server = Served::start(&args);
         let bootstrap = server.addr("kafka");
         KafkaCluster {
             url: format!("kafka://{bootstrap}"),
             bootstrap,
             server,
+            properties,
         }
+    }
+
+    /// brook's client of the cluster, with the properties it needs.
+    pub(crate) async fn connect(&self) -> brook::Backend {
+        let mut config = brook::kafka::ClusterConfig::from_url(&self.url).expect("cluster url");
+        for (key, value) in &self.properties {
+            config = config.property(*key, *value);
+        }
+        brook::kafka::connect_with(config).await.expect("connect")
+    }
+
+    /// `--backend-properties` for a gateway (`none` without any).
+    pub(crate) fn backend_properties(&self) -> String {
+        if self.properties.is_empty() {
+            return "none".into();
+        }
+        self.properties
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     fn client_config(&self) -> ClientConfig {
@@ -179,6 +255,9 @@ impl KafkaCluster {
             .set("bootstrap.servers", &self.bootstrap)
             .set("socket.timeout.ms", "10000")
             .set("topic.metadata.refresh.interval.ms", "1000");
+        for (key, value) in &self.properties {
+            config.set(*key, *value);
+        }
         config
     }
 
