@@ -261,6 +261,16 @@ impl ServeConfig {
                     .into(),
             });
         }
+        // The metrics port authenticates nobody: with auth on it serves only by choice.
+        if self.auth.enabled && self.metrics_addr != Listen::Off && !self.http.metrics_public {
+            return Err(ServeError::Invalid {
+                reason: "metrics_addr serves /metrics to anyone who reaches it, and auth is on: \
+                         set metrics_public (--metrics-public) to serve the metrics openly, or \
+                         turn metrics_addr off and scrape the HTTP door's /metrics as a \
+                         principal with Describe on the cluster"
+                    .into(),
+            });
+        }
         // Every door's settings, those of a door that is off too: a bad value is a mistake
         // wherever it is.
         for door in DoorKind::ALL {
@@ -703,5 +713,29 @@ async fn connect(
 async fn close_broker(broker: &Backend) {
     if let Err(e) = broker.close().await {
         tracing::warn!(error = %e, "closing the broker after a failed start");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_auth_on_the_metrics_port_serves_only_when_the_metrics_are_public() {
+        let mut config = ServeConfig {
+            metrics_addr: Listen::On("127.0.0.1:0".parse().expect("address")),
+            ..ServeConfig::default()
+        };
+        config
+            .validate()
+            .expect("auth off: the metrics port is fine");
+        config.auth.enabled = true;
+        let refused = config.validate().expect_err("auth on, metrics not public");
+        assert!(refused.to_string().contains("metrics_public"), "{refused}");
+        config.http.metrics_public = true;
+        config.validate().expect("public by choice");
+        config.metrics_addr = Listen::Off;
+        config.http.metrics_public = false;
+        config.validate().expect("no metrics port");
     }
 }
