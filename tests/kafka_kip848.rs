@@ -34,7 +34,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_support::raw::Raw;
-use kafka_support::{client_config, producer, PATIENCE};
+use kafka_support::{client_config, owned, producer, PATIENCE};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::FutureRecord;
 use rdkafka::Message;
@@ -83,16 +83,6 @@ fn member(bootstrap: &str, group: &str, topic: &str, extra: &[(&str, &str)]) -> 
     let consumer: BaseConsumer = config.create().expect("consumer");
     consumer.subscribe(&[topic]).expect("subscribe");
     consumer
-}
-
-fn owned(consumer: &BaseConsumer, topic: &str) -> BTreeSet<i32> {
-    consumer
-        .assignment()
-        .expect("assignment")
-        .elements_for_topic(topic)
-        .iter()
-        .map(|e| e.partition())
-        .collect()
 }
 
 /// Polls `members` until `done` holds for their assignments; records what they receive as

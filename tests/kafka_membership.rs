@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka_support::{client_config, TestBroker, PATIENCE};
+use kafka_support::{client_config, owned, TestBroker, PATIENCE};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::ClientContext;
 
@@ -29,17 +29,6 @@ impl ConsumerContext for Counting {
 }
 
 type Member = BaseConsumer<Counting>;
-
-/// The partitions of `topic` a consumer owns now.
-fn owned(consumer: &Member, topic: &str) -> BTreeSet<i32> {
-    consumer
-        .assignment()
-        .expect("assignment")
-        .elements_for_topic(topic)
-        .iter()
-        .map(|e| e.partition())
-        .collect()
-}
 
 /// Polls `members` until `done` holds for their assignments, failing after PATIENCE.
 fn poll_until(

@@ -213,3 +213,18 @@ pub(crate) async fn receive(consumer: &StreamConsumer, n: usize) -> Vec<Got> {
     }
     got
 }
+
+/// The partitions of `topic` a consumer owns now (its current assignment).
+pub(crate) fn owned<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &rdkafka::consumer::BaseConsumer<C>,
+    topic: &str,
+) -> std::collections::BTreeSet<i32> {
+    use rdkafka::consumer::Consumer;
+    consumer
+        .assignment()
+        .expect("assignment")
+        .elements_for_topic(topic)
+        .iter()
+        .map(|e| e.partition())
+        .collect()
+}
