@@ -121,20 +121,32 @@ pub(super) fn cluster_refusal(
     })
 }
 
-/// With authentication off there are no ACLs (nothing is kept, everyone may do anything):
-/// Kafka's SECURITY_DISABLED for every ACL call, else the cluster check.
+/// With authentication off no security store is open: there are no ACLs and no SCRAM users
+/// (nothing is kept, everyone may do anything), so every call managing them answers Kafka's
+/// SECURITY_DISABLED, saying `what` needs `--auth on`. Else the cluster check.
+pub(super) fn security_refusal(
+    door: &ListenerState,
+    access: &Access<'_>,
+    operation: Operation,
+    what: &str,
+) -> Option<(i16, StrBytes)> {
+    if !door.config.security.auth.enabled() {
+        return Some((
+            kafka_protocol::error::ResponseError::SecurityDisabled.code(),
+            text(format!(
+                "{what} need authentication on (brook serve --auth on)"
+            )),
+        ));
+    }
+    cluster_refusal(access, operation)
+}
+
 fn acl_refusal(
     door: &ListenerState,
     access: &Access<'_>,
     operation: Operation,
 ) -> Option<(i16, StrBytes)> {
-    if !door.config.security.auth.enabled() {
-        return Some((
-            kafka_protocol::error::ResponseError::SecurityDisabled.code(),
-            text("ACLs need authentication on (brook serve --auth on)"),
-        ));
-    }
-    cluster_refusal(access, operation)
+    security_refusal(door, access, operation, "ACLs")
 }
 
 fn error_of(err: &BrokerError) -> (i16, StrBytes) {

@@ -28,13 +28,12 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::acls::cluster_refusal;
+use super::acls::security_refusal;
 use crate::authorize::Access;
 use crate::codes;
 use crate::state::ListenerState;
 
 const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
-const SECURITY_DISABLED: i16 = 54;
 const RESOURCE_NOT_FOUND: i16 = 91;
 const DUPLICATE_RESOURCE: i16 = 92;
 const UNACCEPTABLE_CREDENTIAL: i16 = 93;
@@ -43,20 +42,12 @@ fn text(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
 
-/// With authentication off no security store is open (a change would not outlive the
-/// process): SECURITY_DISABLED. Else the cluster check.
 fn refusal_of(
     door: &ListenerState,
     access: &Access<'_>,
     operation: Operation,
 ) -> Option<(i16, StrBytes)> {
-    if !door.config.security.auth.enabled() {
-        return Some((
-            SECURITY_DISABLED,
-            text("SCRAM users need authentication on (brook serve --auth on)"),
-        ));
-    }
-    cluster_refusal(access, operation)
+    security_refusal(door, access, operation, "SCRAM users")
 }
 
 pub(crate) fn describe(
