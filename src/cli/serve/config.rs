@@ -139,6 +139,27 @@ macro_rules! field {
     };
 }
 
+/// A comma-separated list setting (`none` when empty), parsed by `$parse`.
+macro_rules! list_field {
+    ($key:literal, $help:literal, $parse:path, $($path:ident).+) => {
+        Setting {
+            key: $key,
+            help: $help,
+            boolean: false,
+            access: Access::Field {
+                apply: |c, v| {
+                    c.$($path).+ = $parse(v)?;
+                    Ok(())
+                },
+                show: |c| match c.$($path).+.as_slice() {
+                    [] => "none".into(),
+                    items => items.join(","),
+                },
+            },
+        }
+    };
+}
+
 /// A brook-log topic setting.
 macro_rules! log {
     ($key:literal, $help:literal) => {
@@ -635,37 +656,19 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "Records of one streaming HTTP produce appended but not yet answered",
         http.produce_stream_in_flight_max
     ),
-    Setting {
-        key: "http_cors_origins",
-        help: "Comma-separated origins whose web pages may call the HTTP door (none: no page)",
-        boolean: false,
-        access: Access::Field {
-            apply: |c, v| {
-                c.http.cors_origins = parse_origins(v)?;
-                Ok(())
-            },
-            show: |c| match c.http.cors_origins.as_slice() {
-                [] => "none".into(),
-                origins => origins.join(","),
-            },
-        },
-    },
-    Setting {
-        key: "http_allowed_hosts",
-        help: "Comma-separated names the HTTP door answers to besides IP addresses and \
-               localhost (`*`: any; none: only those)",
-        boolean: false,
-        access: Access::Field {
-            apply: |c, v| {
-                c.http.allowed_hosts = parse_hosts(v)?;
-                Ok(())
-            },
-            show: |c| match c.http.allowed_hosts.as_slice() {
-                [] => "none".into(),
-                hosts => hosts.join(","),
-            },
-        },
-    },
+    list_field!(
+        "http_cors_origins",
+        "Comma-separated origins whose web pages may call the HTTP door (none: no page)",
+        parse_origins,
+        http.cors_origins
+    ),
+    list_field!(
+        "http_allowed_hosts",
+        "Comma-separated names the HTTP door answers to besides IP addresses and \
+         localhost (`*`: any; none: only those)",
+        parse_hosts,
+        http.allowed_hosts
+    ),
     Setting {
         key: "kafka_group_initial_rebalance_delay_ms",
         help: "How long a new Kafka consumer group waits for more members before its first \
