@@ -124,6 +124,9 @@ macro_rules! field {
         field!($key, $help, parse, $($path).+)
     };
     ($key:literal, $help:literal, $parse:path, $($path:ident).+) => {
+        field!($key, $help, $parse, |c: &ServeConfig| c.$($path).+.to_string(), $($path).+)
+    };
+    ($key:literal, $help:literal, $parse:path, $show:expr, $($path:ident).+) => {
         Setting {
             key: $key,
             help: $help,
@@ -133,7 +136,7 @@ macro_rules! field {
                     c.$($path).+ = $parse(v)?;
                     Ok(())
                 },
-                show: |c| c.$($path).+.to_string(),
+                show: $show,
             },
         }
     };
@@ -142,21 +145,7 @@ macro_rules! field {
 /// A comma-separated list setting (`none` when empty), parsed by `$parse`.
 macro_rules! list_field {
     ($key:literal, $help:literal, $parse:path, $($path:ident).+) => {
-        Setting {
-            key: $key,
-            help: $help,
-            boolean: false,
-            access: Access::Field {
-                apply: |c, v| {
-                    c.$($path).+ = $parse(v)?;
-                    Ok(())
-                },
-                show: |c| match c.$($path).+.as_slice() {
-                    [] => "none".into(),
-                    items => items.join(","),
-                },
-            },
-        }
+        field!($key, $help, $parse, |c: &ServeConfig| show_list(&c.$($path).+), $($path).+)
     };
 }
 
@@ -841,6 +830,15 @@ fn parse_properties(v: &str) -> Result<Vec<(String, String)>, String> {
 }
 
 /// Parses `none` or a comma-separated list of origins (`http://localhost:3000`).
+/// A list setting as `brook serve --show-config` prints it.
+fn show_list(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(",")
+    }
+}
+
 fn parse_origins(v: &str) -> Result<Vec<String>, String> {
     if v == "none" {
         return Ok(Vec::new());
