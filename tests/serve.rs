@@ -4,116 +4,54 @@
 //! directory and a taken port with one clear line, and layers flags over `BROOK_*` variables
 //! over the config file.
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "serve_child/mod.rs"]
+mod serve_child;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
+
+use serve_child::{brook, Stopped};
 
 use brook_broker::{Broker, BrokerConfig};
 use brook_client::{Client, NewTopic, ProducerRecord};
 
-/// How long a server may take to print `brook: ready`; only reached when something is wrong.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// `brook` with the test's arguments and none of the runner's `BROOK_*` variables.
-fn brook(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_brook"));
-    for (var, _) in std::env::vars().filter(|(var, _)| var.starts_with("BROOK_")) {
-        command.env_remove(var);
-    }
-    command.env_remove("RUST_LOG").args(args);
-    command
-}
-
-/// `brook serve` on `data` with gRPC on port 0 and HTTP off, plus `extra`.
+/// `brook serve` on `data` with gRPC and HTTP on port 0, plus `extra`.
 fn serve_command(data: &Path, extra: &[&str]) -> Command {
     let data = data.to_str().expect("utf-8 path");
-    let mut args = vec![
-        "serve",
-        "--data-dir",
-        data,
-        "--grpc-addr",
-        "127.0.0.1:0",
-        "--http-addr",
-        "127.0.0.1:0",
-    ];
+    let mut args = vec!["serve", "--data-dir", data];
+    args.extend_from_slice(&["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"]);
     args.extend_from_slice(extra);
     brook(&args)
 }
 
 /// A running `brook serve` and the addresses it printed.
 struct Served {
-    child: Child,
+    server: serve_child::Served,
     grpc: SocketAddr,
     kafka: Option<SocketAddr>,
     http: Option<SocketAddr>,
-    /// Stdout lines after `brook: ready`.
-    lines: mpsc::Receiver<String>,
-    /// Everything the server writes to stderr, read as it comes so it never blocks on a full
-    /// pipe.
-    stderr: Option<std::thread::JoinHandle<String>>,
-}
-
-/// How a server ended.
-struct Stopped {
-    status: ExitStatus,
-    stderr: String,
-    /// Stdout lines printed after `brook: ready`.
-    lines: Vec<String>,
 }
 
 impl Served {
     /// Starts `brook serve` on `data` with every door on port 0, plus `extra`.
     fn start(data: &Path, extra: &[&str]) -> Served {
-        let mut args = vec!["--kafka-addr", "127.0.0.1:0", "--log-level", "warn"];
+        let data = data.to_str().expect("utf-8 path");
+        let mut args = vec!["--data-dir", data, "--kafka-addr", "127.0.0.1:0"];
+        args.extend_from_slice(&["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"]);
         args.extend_from_slice(extra);
-        let mut child = serve_command(data, &args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn brook serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut stderr_pipe = child.stderr.take().expect("stderr");
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr_pipe.read_to_string(&mut text);
-            text
-        });
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (mut grpc, mut kafka, mut http) = (None, None, None);
-        loop {
-            let Ok(line) = lines.recv_timeout(START_TIMEOUT) else {
-                let _ = child.kill();
-                let _ = child.wait();
-                let stderr = stderr.join().unwrap_or_default();
-                panic!("brook serve did not get ready: {stderr}");
-            };
-            if let Some(addr) = line.strip_prefix("brook: grpc listening on ") {
-                grpc = Some(addr.parse().expect("gRPC address"));
-            } else if let Some(addr) = line.strip_prefix("brook: kafka listening on ") {
-                kafka = Some(addr.parse().expect("Kafka address"));
-            } else if let Some(addr) = line.strip_prefix("brook: http listening on ") {
-                http = Some(addr.parse().expect("HTTP address"));
-            } else if line.starts_with("brook: ready") {
-                break;
-            }
-        }
+        let server = serve_child::Served::start(&args);
+        let door = |name: &str| -> Option<SocketAddr> {
+            let addr = server.serves(name).then(|| server.addr(name))?;
+            Some(addr.parse().expect("a socket address"))
+        };
         Served {
-            child,
-            grpc: grpc.expect("a gRPC listening line"),
-            kafka,
-            http,
-            lines,
-            stderr: Some(stderr),
+            grpc: door("grpc").expect("a gRPC listening line"),
+            kafka: door("kafka"),
+            http: door("http"),
+            server,
         }
     }
 
@@ -122,33 +60,8 @@ impl Served {
     }
 
     /// Sends `signal` and waits for the exit.
-    #[allow(unsafe_code)] // kill(2); see the SAFETY comment.
-    fn stop(mut self, signal: libc::c_int) -> Stopped {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
-        // SAFETY: kill(2) with a pid we spawned and have not waited for, so it is still ours.
-        let rc = unsafe { libc::kill(pid, signal) };
-        assert_eq!(rc, 0, "kill failed");
-        let status = self.child.wait().expect("wait for brook serve");
-        let stderr = self
-            .stderr
-            .take()
-            .map(|t| t.join().unwrap_or_default())
-            .unwrap_or_default();
-        // The reader thread ends at EOF, after the exit; everything it read is queued.
-        let lines = std::iter::from_fn(|| self.lines.recv_timeout(START_TIMEOUT).ok()).collect();
-        Stopped {
-            status,
-            stderr,
-            lines,
-        }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        // A failed test must not leave a server behind.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn stop(self, signal: libc::c_int) -> Stopped {
+        self.server.signal(signal)
     }
 }
 
@@ -292,7 +205,7 @@ fn a_second_server_on_the_same_data_directory_names_the_holder() {
     assert!(
         error.starts_with("error: ")
             && error.contains("locked")
-            && error.contains(&format!("pid {}", first.child.id())),
+            && error.contains(&format!("pid {}", first.server.id())),
         "{error}"
     );
     assert!(second.stdout.is_empty(), "nothing was served");

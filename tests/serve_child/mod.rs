@@ -6,7 +6,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -28,7 +28,19 @@ pub(crate) struct Served {
     child: Child,
     /// `door name -> address` as printed (`kafka`, `grpc`, `http`).
     pub doors: Vec<(String, String)>,
+    /// Stdout lines after `brook: ready`.
+    lines: mpsc::Receiver<String>,
+    /// Everything the server writes to stderr, read as it comes so it never blocks on a full
+    /// pipe.
     stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+/// How a server ended.
+pub(crate) struct Stopped {
+    pub status: ExitStatus,
+    pub stderr: String,
+    /// Stdout lines printed after `brook: ready`.
+    pub lines: Vec<String>,
 }
 
 impl Served {
@@ -77,6 +89,7 @@ impl Served {
         Served {
             child,
             doors,
+            lines,
             stderr: Some(stderr),
         }
     }
@@ -95,26 +108,49 @@ impl Served {
         self.doors.iter().any(|(name, _)| name == door)
     }
 
+    /// The server's process id.
+    pub(crate) fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the server as an operator does (SIGTERM: a clean close), asserts it exited 0,
     /// and returns its stderr.
+    pub(crate) fn stop(self) -> String {
+        let stopped = self.signal(libc::SIGTERM);
+        assert!(
+            stopped.status.success(),
+            "brook serve stopped with {}",
+            stopped.status
+        );
+        stopped.stderr
+    }
+
+    /// Sends `signal` and waits for the exit.
     #[allow(unsafe_code)] // kill(2); see the SAFETY comment.
-    pub(crate) fn stop(mut self) -> String {
+    pub(crate) fn signal(mut self, signal: libc::c_int) -> Stopped {
         let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
         // SAFETY: kill(2) with a pid we spawned and have not waited for, so it is still ours.
-        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+        let rc = unsafe { libc::kill(pid, signal) };
         assert_eq!(rc, 0, "kill failed");
         let status = self.child.wait().expect("wait for brook serve");
-        assert!(status.success(), "brook serve stopped with {status}");
-        self.stderr
-            .take()
-            .and_then(|s| s.join().ok())
-            .unwrap_or_default()
+        let stderr = self.take_stderr();
+        // The reader thread ends at EOF, after the exit; everything it read is queued.
+        let lines = std::iter::from_fn(|| self.lines.recv_timeout(START_TIMEOUT).ok()).collect();
+        Stopped {
+            status,
+            stderr,
+            lines,
+        }
     }
 
     /// SIGKILL: the server stops dead, nothing flushed, closed or marked; returns its stderr.
     pub(crate) fn kill(mut self) -> String {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.take_stderr()
+    }
+
+    fn take_stderr(&mut self) -> String {
         self.stderr
             .take()
             .and_then(|s| s.join().ok())
