@@ -28,6 +28,14 @@
 //! hold: a segment rolls when its index is full. Nothing is ever written through a map, so a
 //! full disk is an `ENOSPC` error on a write, never a fault.
 //!
+//! **Durable before vouched for.** The entries written out are fsynced ([`Index::sync`])
+//! before the log's checkpoint moves its recovery point past them, and a sealed index is
+//! fsynced when its segment rolls. So every entry for a batch below the recovery point is on
+//! disk as it was written. Entries past it may be anything a crash left of unsynced writes: a
+//! mix of old and new entries, one torn into a position inside a batch, with later entries
+//! intact, which no shape check can tell from a good one. Recovery therefore drops them and
+//! derives them again from the log it walks (`Segment::open`).
+//!
 //! Indexes are derived data. [`OffsetIndex::check`] and [`TimeIndex::check`] judge a file on
 //! open; whoever finds one wrong rebuilds it from the log rather than trusting it.
 
@@ -179,6 +187,8 @@ pub(crate) struct Index<E: Entry> {
     file_len: u64,
     /// The most entries the index may hold (`index_bytes_max`): a segment rolls when full.
     capacity: usize,
+    /// A write-out (or the creation) changed the file since its last fsync.
+    unsynced: bool,
     _entry: PhantomData<E>,
 }
 
@@ -206,6 +216,7 @@ impl<E: Entry> Index<E> {
             len: 0,
             file_len: 0,
             capacity: capacity_bytes as usize / E::LEN,
+            unsynced: true,
             _entry: PhantomData,
         })
     }
@@ -221,6 +232,7 @@ impl<E: Entry> Index<E> {
             len: 0,
             file_len: 0,
             capacity: 0,
+            unsynced: false,
             _entry: PhantomData,
         }
     }
@@ -267,6 +279,7 @@ impl<E: Entry> Index<E> {
             len: 0,
             file_len,
             capacity: capacity_bytes as usize / E::LEN,
+            unsynced: false,
             _entry: PhantomData,
         };
         let slots = file_len as usize / E::LEN;
@@ -378,8 +391,7 @@ impl<E: Entry> Index<E> {
     }
 
     /// Writes the entries the file does not have yet, and cuts what it has beyond them. No
-    /// fsync: an index is checked against its log on open (and a sealed one was synced when
-    /// its segment rolled).
+    /// fsync ([`Index::sync`] follows before a checkpoint vouches for them).
     pub(crate) fn write_out(&mut self, fs: &dyn Fs) -> Result<()> {
         let want = (self.len * E::LEN) as u64;
         let path = self.path.clone();
@@ -401,6 +413,21 @@ impl<E: Entry> Index<E> {
         }
         *written = self.len;
         self.file_len = want;
+        self.unsynced = true;
+        Ok(())
+    }
+
+    /// Writes the entries out and makes the file durable (fdatasync), unless nothing changed
+    /// since its last sync: done before the log's recovery point moves past them.
+    pub(crate) fn sync(&mut self, fs: &dyn Fs) -> Result<()> {
+        self.write_out(fs)?;
+        if !self.unsynced {
+            return Ok(());
+        }
+        fs.open(&self.path, Open::Write)
+            .and_then(|file| file.sync_data())
+            .map_err(|e| LogError::io(&self.path, e))?;
+        self.unsynced = false;
         Ok(())
     }
 
@@ -415,6 +442,7 @@ impl<E: Entry> Index<E> {
             .open(&self.path, Open::Write)
             .map_err(|e| LogError::io(&self.path, e))?;
         file.sync_data().map_err(|e| LogError::io(&self.path, e))?;
+        self.unsynced = false;
         let map = file.map().map_err(|e| LogError::io(&self.path, e))?;
         if map.len() != self.len * E::LEN {
             // Someone else changed the file: keep the entries in memory rather than trust it.
@@ -456,6 +484,15 @@ impl OffsetIndex {
     /// The number of entries that point before `position` (they survive a truncation there).
     pub(crate) fn entries_before(&self, position: u64) -> usize {
         self.partition_point(|e| u64::from(e.position) < position)
+    }
+
+    /// The number of leading entries that point before `position`, counted from the first
+    /// one: unlike [`OffsetIndex::entries_before`], right when the entries from some point on
+    /// are what a crash left of unsynced writes and need not be in order.
+    pub(crate) fn leading_entries_before(&self, position: u64) -> usize {
+        (0..self.len())
+            .position(|i| u64::from(self.get(i).position) >= position)
+            .unwrap_or(self.len())
     }
 
     /// Checks the entries against what any correct `.index` of a log of `log_len` bytes must

@@ -66,7 +66,7 @@ use crate::fs::{self, FsRef};
 use crate::meta;
 use crate::producer_state::{Check, KeptBatch, ProducerEntry};
 use crate::recovery::{recover, Corruption, Recovered, RecoveryReport};
-use crate::segment::{delete_segment_files, now_ms, segment_file, Segment, LOG_EXT};
+use crate::segment::{delete_segment_files, now_ms, segment_file, Opening, Segment, LOG_EXT};
 use crate::txn_index::AbortedTxn;
 use crate::txn_state::PartitionTxns;
 
@@ -1223,11 +1223,12 @@ impl PartitionLog {
         let mut opened = Vec::with_capacity(replaced.len());
         for (bases, _) in &replaced {
             let path = segment_file(&s.dir, bases[0], LOG_EXT);
-            let segment = s
-                .fs
-                .metadata(&path)
-                .map_err(|e| LogError::io(&path, e))
-                .and_then(|m| Segment::open(&s.fs, &s.dir, bases[0], m.len, false, true, &config));
+            let open =
+                |len| Segment::open(&s.fs, &s.dir, bases[0], len, Opening::Sealed, true, &config);
+            let segment =
+                s.fs.metadata(&path)
+                    .map_err(|e| LogError::io(&path, e))
+                    .and_then(|m| open(m.len));
             match segment {
                 Ok((segment, _)) => opened.push(Arc::new(segment)),
                 Err(e) => {
@@ -1546,7 +1547,7 @@ impl Shared {
     fn flush_locked(&self, w: &Writer) -> Result<()> {
         let written = self.sync.lock().written_seq;
         self.sync_to(written, Caller::HoldsWriter)?;
-        w.active.write_out_indexes()?;
+        w.active.sync_indexes()?;
         self.txn.lock().checkpoint(w.end.offset)?;
         self.write_recovery_point(w.end)?;
         self.recovery_point.lock().persisted_seq = written;
@@ -1581,7 +1582,8 @@ impl Shared {
     /// truncation (`truncations` was the count when the sync began) came in between. Under
     /// the writer lock (so that the log end and the producer states agree, and no roll,
     /// truncation or clean swap interleaves): the active segment's new index entries are
-    /// written out, then the producer states are snapshot at the log end
+    /// written out and fsynced (recovery trusts the entries below the recovery point), then
+    /// the producer states are snapshot at the log end
     /// ([`PartitionTxns::checkpoint`], fsynced), then the checkpoint file is written, so a
     /// recovery finds both and replays producer state only from there. A failure only leaves
     /// the point where it was (the data is durable; recovery walks a little more), so it is
@@ -1602,7 +1604,7 @@ impl Shared {
             return;
         };
         let result = segment
-            .write_out_indexes()
+            .sync_indexes()
             .and_then(|()| self.txn.lock().checkpoint(w.end.offset))
             .and_then(|()| {
                 let mut checkpoint = self.checkpoint.lock();

@@ -19,6 +19,10 @@
 //!      [`Corruption`] is reported and logged, and the log refuses appends (see
 //!      `PartitionLog::append` for why) until `truncate_to` drops it.
 //! 4. Every segment is opened; its indexes are checked and rebuilt from the log when wrong.
+//!    The active segment's index entries past the recovery point are dropped and derived
+//!    again from the log: only those before it were synced (before the checkpoint moved), so
+//!    the others may be anything a crash left of unsynced writes, a torn entry pointing
+//!    inside a batch among them. Its indexes are then synced, before step 5 vouches for them.
 //! 5. The walked segments are fsynced (a crash may have left them in the page cache only) and
 //!    the checkpoint moved to the end, so the next crash walks only what is new.
 //!
@@ -38,7 +42,7 @@ use crate::fs::{FsRef, Open};
 use crate::meta;
 use crate::scan::{find_valid_batch, LogScanner, ScanEnd};
 use crate::segment::{
-    delete_segment_files, parse_segment_name, segment_file, Segment, INDEX_EXT, LOG_EXT,
+    delete_segment_files, parse_segment_name, segment_file, Opening, Segment, INDEX_EXT, LOG_EXT,
     TIME_INDEX_EXT,
 };
 use crate::txn_index::TXN_INDEX_EXT;
@@ -206,7 +210,8 @@ pub(crate) fn recover(fs: &FsRef, dir: &Path, config: &LogConfig) -> Result<Reco
     log_start = log_start.max(bases[0]);
 
     if let Some(log_end) = marker {
-        match open_all(fs, dir, &bases, None, &cleaned, config) {
+        // A clean close synced every index: all of their entries are trusted.
+        match open_all(fs, dir, &bases, None, u64::MAX, &cleaned, config) {
             Ok((segments, rebuilt)) if end_of(&segments).offset == log_end => {
                 report.clean = true;
                 report.rebuilt_indexes = rebuilt;
@@ -247,9 +252,17 @@ pub(crate) fn recover(fs: &FsRef, dir: &Path, config: &LogConfig) -> Result<Reco
             (Some(position), beyond)
         }
     };
+    // The active segment's index entries were synced up to the recovery point, if it lies
+    // in that segment (see `Opening::Active`); the rest are derived again from the log.
+    let synced_in = |base: u64| {
+        trusted
+            .filter(|t| t.segment == base)
+            .map_or(0, |t| t.position)
+    };
     let (segments, rebuilt) =
         open_to_damage(&mut bases, &mut beyond, cut, &mut report, |bases, cut| {
-            open_all(fs, dir, bases, cut, &cleaned, config)
+            let last = *bases.last().expect("a log always has a segment");
+            open_all(fs, dir, bases, cut, synced_in(last), &cleaned, config)
         })?;
     report.rebuilt_indexes += rebuilt;
     for segment in segments.iter().skip(start.index) {
@@ -478,13 +491,15 @@ fn list_segments(fs: &FsRef, dir: &Path) -> Result<Vec<u64>> {
     Ok(logs)
 }
 
-/// Opens every segment in `bases`; the last takes appends. `cut`: the last segment's valid
-/// bytes end there (a corruption), instead of at the end of its file.
+/// Opens every segment in `bases`; the last takes appends, its index entries trusted as
+/// synced before file position `indexes_synced_to`. `cut`: the last segment's valid bytes end
+/// there (a corruption), instead of at the end of its file.
 fn open_all(
     fs: &FsRef,
     dir: &Path,
     bases: &[u64],
     cut: Option<u64>,
+    indexes_synced_to: u64,
     cleaned: &CleanerCheckpoint,
     config: &LogConfig,
 ) -> Result<(Vec<Segment>, usize)> {
@@ -498,7 +513,12 @@ fn open_all(
             _ => fs.metadata(&path).map_err(|e| LogError::io(&path, e))?.len,
         };
         let gaps = cleaned.may_have_gaps(base);
-        let (segment, n) = Segment::open(fs, dir, base, len, last, gaps, config)?;
+        let opening = if last {
+            Opening::Active { indexes_synced_to }
+        } else {
+            Opening::Sealed
+        };
+        let (segment, n) = Segment::open(fs, dir, base, len, opening, gaps, config)?;
         if let Some(prev) = segments.last() {
             // A cleaned segment may end before the next one begins (its last batches went).
             let prev_gaps = cleaned.may_have_gaps(prev.base_offset());

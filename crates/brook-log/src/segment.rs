@@ -7,10 +7,11 @@
 //! modes, high watermarks or other segments: the partition log decides where reads must stop
 //! (`limit`) and when to fsync.
 //!
-//! The active segment's indexes keep their entries in memory and write them out when the log
-//! moves its recovery point; when the segment rolls they are written out, synced and mapped
-//! read-only (see [`crate::index`]). On open, indexes are checked against the log (see
-//! [`Segment::open`]) and rebuilt from it when anything about them is wrong.
+//! The active segment's indexes keep their entries in memory and write them out, synced,
+//! before the log moves its recovery point past them; when the segment rolls they are written
+//! out, synced and mapped read-only (see [`crate::index`]). On open, indexes are checked
+//! against the log (see [`Segment::open`]), the active segment's entries past what was synced
+//! are derived again from the log, and anything wrong about them has them rebuilt from it.
 //!
 //! Every file access goes through the log's file layer ([`crate::fs`]).
 
@@ -189,6 +190,17 @@ pub(crate) struct Segment {
     gaps: bool,
 }
 
+/// How [`Segment::open`] opens a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Opening {
+    /// It no longer takes appends: its indexes were synced when it rolled, and are mapped.
+    Sealed,
+    /// It takes appends. Its index entries for batches before `indexes_synced_to` (a file
+    /// position) were synced before a checkpoint vouched for them; those at or past it may be
+    /// whatever a crash left of unsynced writes, and are derived again from the log.
+    Active { indexes_synced_to: u64 },
+}
+
 /// An append that failed; `restored` says whether the log file is back at its old length (if
 /// not, the segment's end on disk is unknown and the log must stop writing).
 #[derive(Debug)]
@@ -290,17 +302,22 @@ impl Segment {
     ///
     /// The indexes are checked: shape, order and bounds ([`OffsetIndex::check`],
     /// [`TimeIndex::check`]), the batch at the last entry must be the one it names, and the
-    /// batches after it must not have been due an entry. Anything wrong and both are rebuilt
-    /// from the log. Returns the segment and how many index files were rebuilt.
+    /// batches after it must not have been due an entry. An active segment's entries past
+    /// what was synced are dropped first, and the walk after the last one left adds them
+    /// again, so every entry it keeps was either synced or derived from the log here; its
+    /// indexes are then written out and synced, as the checkpoint recovery writes next
+    /// vouches for them. Anything wrong and both are rebuilt from the log. Returns the segment
+    /// and how many index files were rebuilt.
     pub(crate) fn open(
         fs: &FsRef,
         dir: &Path,
         base_offset: u64,
         valid_len: u64,
-        active: bool,
+        opening: Opening,
         gaps: bool,
         config: &LogConfig,
     ) -> Result<(Self, usize)> {
+        let active = matches!(opening, Opening::Active { .. });
         let log_path = segment_file(dir, base_offset, LOG_EXT);
         let log = fs
             .open(&log_path, Open::Write)
@@ -327,7 +344,7 @@ impl Segment {
         };
         let scanner = Scanner::new(&*log, &log_path, valid_len, scan_window(config));
         let (mut indexes, tail, rebuilt) =
-            match load_indexes(&**fs, paths, base_offset, scanner, active, gaps, config)? {
+            match load_indexes(&**fs, paths, base_offset, scanner, opening, gaps, config)? {
                 // Entries added by the walk were missing: both files are rewritten.
                 Ok((indexes, tail)) => {
                     let rebuilt = if tail.added > 0 { 2 } else { 0 };
@@ -346,8 +363,8 @@ impl Segment {
                 }
             };
         if active {
-            indexes.offsets.write_out(&**fs)?;
-            indexes.times.write_out(&**fs)?;
+            indexes.offsets.sync(&**fs)?;
+            indexes.times.sync(&**fs)?;
         } else {
             indexes.offsets.seal(&**fs)?;
             indexes.times.seal(&**fs)?;
@@ -749,7 +766,17 @@ impl Segment {
             .set_len(position)
             .map_err(|e| LogError::io(&self.log_path, e))?;
         let mut indexes = self.indexes.write();
-        let keep = indexes.offsets.entries_before(position);
+        let mut scanner = Scanner::new(&*self.log, &self.log_path, position, scan_window(config));
+        let mut keep = indexes.offsets.entries_before(position);
+        // The walk below starts at the last entry kept: checked first, as a read checks the
+        // entry it starts from; a wrong one (damage the open's checks could not see) has the
+        // entries derived again from the segment start.
+        if let Some(e) = keep.checked_sub(1).map(|i| indexes.offsets.get(i)) {
+            let expect = self.base_offset + u64::from(e.relative_offset);
+            if self.start_at(&mut scanner, u64::from(e.position), expect)? == 0 {
+                keep = 0;
+            }
+        }
         indexes.offsets.truncate_entries(keep);
         indexes.times.truncate_entries(keep);
         let from = indexes.offsets.last();
@@ -758,7 +785,6 @@ impl Segment {
             bytes_since_entry: 0,
             max_timestamp: indexes.times.last().map_or(i64::MIN, |t| t.timestamp),
         };
-        let scanner = Scanner::new(&*self.log, &self.log_path, position, scan_window(config));
         let walk = TailWalk {
             start,
             expect: self.base_offset + from.map_or(0, |e| u64::from(e.relative_offset)),
@@ -804,12 +830,12 @@ impl Segment {
             .map_err(|e| LogError::io(&self.log_path, e))
     }
 
-    /// Writes the index entries added since the last write-out (no fsync: indexes are checked
-    /// against the log on open).
-    pub(crate) fn write_out_indexes(&self) -> Result<()> {
+    /// Writes out the index entries added since the last write-out and fsyncs them: the log
+    /// does this before its checkpoint vouches for them (see [`crate::index`]).
+    pub(crate) fn sync_indexes(&self) -> Result<()> {
         let mut indexes = self.indexes.write();
-        indexes.offsets.write_out(&*self.fs)?;
-        indexes.times.write_out(&*self.fs)
+        indexes.offsets.sync(&*self.fs)?;
+        indexes.times.sync(&*self.fs)
     }
 
     /// The segment stops taking appends: its indexes are written out, synced and mapped.
@@ -943,19 +969,20 @@ struct IndexPaths<'a> {
     times: &'a Path,
 }
 
-/// Opens both index files (`active`: in memory, to take entries; else mapped) and checks them
+/// Opens both index files (active: in memory, to take entries; sealed: mapped) and checks them
 /// against the log the scanner reads, completing them with the entries due after their last
-/// one (entries not yet written out when the log stopped); `Ok(Err(reason))` when they must be
-/// rebuilt.
+/// one (entries not yet written out when the log stopped, or dropped as not synced);
+/// `Ok(Err(reason))` when they must be rebuilt.
 fn load_indexes(
     fs: &dyn Fs,
     paths: IndexPaths<'_>,
     base_offset: u64,
     mut scanner: Scanner<'_>,
-    active: bool,
+    opening: Opening,
     gaps: bool,
     config: &LogConfig,
 ) -> Result<std::result::Result<(Indexes, Tail), String>> {
+    let active = matches!(opening, Opening::Active { .. });
     let valid_len = scanner.limit();
     let capacity = config.index_bytes_max;
     let mut offsets = match OffsetIndex::open(fs, paths.offsets, capacity, !active)? {
@@ -966,8 +993,14 @@ fn load_indexes(
         Ok(index) => index,
         Err(reason) => return Ok(Err(format!("{}: {reason}", paths.times.display()))),
     };
-    // Entries past the valid end name batches a crash or a truncation took away.
-    let keep = offsets.entries_before(valid_len);
+    // Entries past the valid end name batches a crash or a truncation took away; an active
+    // segment's entries past what was synced may be torn or stale, however well-formed.
+    let keep = match opening {
+        Opening::Active { indexes_synced_to } => {
+            offsets.leading_entries_before(indexes_synced_to.min(valid_len))
+        }
+        Opening::Sealed => offsets.entries_before(valid_len),
+    };
     offsets.truncate_entries(keep);
     times.truncate_entries(keep);
     // The entries of a sealed segment are checked whole on first use
@@ -1156,6 +1189,12 @@ pub(crate) mod tests {
     use super::*;
     use crate::batch::header::patch_base_offset;
     use crate::batch::{BatchBuilder, Compression, RecordRef};
+    use crate::index::{OffsetEntry, TimeEntry};
+
+    /// Opened to take appends, every index entry trusted as synced.
+    const ACTIVE: Opening = Opening::Active {
+        indexes_synced_to: u64::MAX,
+    };
 
     /// A batch of `count` records of `value_len` bytes, timestamps from `timestamp` up by 1.
     pub(crate) fn test_batch(count: usize, value_len: usize, timestamp: i64) -> Vec<u8> {
@@ -1295,8 +1334,16 @@ pub(crate) mod tests {
         segment.seal().expect("seal");
         drop(segment);
 
-        let (segment, rebuilt) =
-            Segment::open(&fs::real(), dir.path(), 0, size, false, false, &config).expect("open");
+        let (segment, rebuilt) = Segment::open(
+            &fs::real(),
+            dir.path(),
+            0,
+            size,
+            Opening::Sealed,
+            false,
+            &config,
+        )
+        .expect("open");
         assert_eq!(rebuilt, 0, "a good index is kept");
         assert_eq!(segment.indexes.read().offsets.len(), entries);
         assert_eq!(segment.next_offset(), 50);
@@ -1309,7 +1356,7 @@ pub(crate) mod tests {
         std::fs::write(&index, &bytes).expect("write");
         std::fs::remove_file(segment_file(dir.path(), 0, TIME_INDEX_EXT)).expect("rm");
         let (segment, rebuilt) =
-            Segment::open(&fs::real(), dir.path(), 0, size, true, false, &config).expect("open");
+            Segment::open(&fs::real(), dir.path(), 0, size, ACTIVE, false, &config).expect("open");
         assert_eq!(rebuilt, 2);
         assert_eq!(segment.indexes.read().offsets.len(), entries);
         assert_eq!(segment.next_offset(), 50);
@@ -1352,6 +1399,126 @@ pub(crate) mod tests {
         assert!(got.is_some());
     }
 
+    /// Every entry of the segment's indexes names the batch at its position, with the time
+    /// a rebuild gives it: the entries are the ones `expected` lists.
+    fn assert_indexes_are(segment: &Segment, expected: &[(OffsetEntry, TimeEntry)]) {
+        let indexes = segment.indexes.read();
+        let got: Vec<(OffsetEntry, TimeEntry)> = (0..indexes.offsets.len())
+            .map(|i| (indexes.offsets.get(i), indexes.times.get(i)))
+            .collect();
+        assert_eq!(got, expected);
+    }
+
+    fn entries(segment: &Segment) -> Vec<(OffsetEntry, TimeEntry)> {
+        let indexes = segment.indexes.read();
+        (0..indexes.offsets.len())
+            .map(|i| (indexes.offsets.get(i), indexes.times.get(i)))
+            .collect()
+    }
+
+    /// Index files as a crash may leave unsynced writes: the second entry torn (its position
+    /// inside the batch before the one it names, its time down to the entry before's), later
+    /// entries whole. Every check of shape, order and the last entry passes.
+    fn tear_second_entry(dir: &Path, good: &[(OffsetEntry, TimeEntry)]) {
+        let (index, times) = (
+            segment_file(dir, 0, INDEX_EXT),
+            segment_file(dir, 0, TIME_INDEX_EXT),
+        );
+        let mut offsets = std::fs::read(&index).expect("read");
+        let position = good[1].0.position - 1;
+        offsets[12..16].copy_from_slice(&position.to_be_bytes());
+        std::fs::write(&index, &offsets).expect("write");
+        let mut stamps = std::fs::read(&times).expect("read");
+        stamps[12..20].copy_from_slice(&good[0].1.timestamp.to_be_bytes());
+        std::fs::write(&times, &stamps).expect("write");
+    }
+
+    /// One-record batches 10 ms apart, two to an index entry: (base, position) of each.
+    fn two_batches_an_entry(segment: &Segment, config: &LogConfig) -> Vec<(u64, u64)> {
+        (0..20)
+            .map(|i| {
+                let position = segment.size();
+                (append(segment, 1, 1000 + i * 10, config).0, position)
+            })
+            .collect()
+    }
+
+    /// Seed 1142 of the power-loss soak, at the segment: index entries past what was synced
+    /// are not trusted on open, however well-formed; they are derived again from the log, so
+    /// offset and time lookups and truncations find what is there.
+    #[test]
+    fn an_active_segment_derives_its_unsynced_index_entries_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config();
+        let segment = Segment::create(&fs::real(), dir.path(), 0, &config).expect("create");
+        let batches = two_batches_an_entry(&segment, &config);
+        let good = entries(&segment);
+        assert!(good.len() >= 4);
+        assert_eq!(
+            good[1].0.relative_offset,
+            good[0].0.relative_offset + 2,
+            "two batches to an entry"
+        );
+        let size = segment.size();
+        segment.sync_indexes().expect("write out");
+        drop(segment);
+        tear_second_entry(dir.path(), &good);
+
+        // Synced up to the second entry's batch: the first is trusted, the rest derived.
+        let synced = Opening::Active {
+            indexes_synced_to: u64::from(good[1].0.position),
+        };
+        let (segment, rebuilt) =
+            Segment::open(&fs::real(), dir.path(), 0, size, synced, false, &config).expect("open");
+        assert_eq!(rebuilt, 2);
+        assert_indexes_are(&segment, &good);
+        // The first record at or after a time between the torn entry's and its batch's is
+        // in the batch before the one the entry names.
+        let between = good[0].1.timestamp + 1;
+        let want = u64::from(good[1].0.relative_offset) - 1;
+        assert_eq!(
+            segment
+                .find_timestamp(between, 0, size, &config)
+                .expect("find"),
+            Some((want, 1000 + want as i64 * 10))
+        );
+        drop(segment);
+        // What the files now hold was synced whole: trusted whole on the next open.
+        let all = Opening::Active {
+            indexes_synced_to: u64::MAX,
+        };
+        let (segment, rebuilt) =
+            Segment::open(&fs::real(), dir.path(), 0, size, all, false, &config).expect("open");
+        assert_eq!(rebuilt, 0);
+        assert_indexes_are(&segment, &good);
+        drop(segment);
+
+        // Trusted whole, the torn entry passes every check the open makes: that is why it
+        // must not be trusted past what was synced.
+        tear_second_entry(dir.path(), &good);
+        let (segment, rebuilt) =
+            Segment::open(&fs::real(), dir.path(), 0, size, all, false, &config).expect("open");
+        assert_eq!(rebuilt, 0);
+        assert_ne!(entries(&segment), good);
+        // A truncation that would start its walk at the torn entry checks it first.
+        let after = good[1].0.relative_offset as usize + 1;
+        let (base, position) = batches[after];
+        segment
+            .truncate_to(position, base, &config)
+            .expect("a truncation past a torn entry");
+        assert_indexes_are(
+            &segment,
+            &good
+                .iter()
+                .copied()
+                .filter(|(o, _)| u64::from(o.position) < position)
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(segment.next_offset(), base);
+        let (next, _) = append(&segment, 1, 5000, &config);
+        assert_eq!(next, base);
+    }
+
     #[test]
     fn names_parse_back() {
         let path = segment_file(Path::new("/d"), 42, LOG_EXT);
@@ -1377,7 +1544,7 @@ pub(crate) mod tests {
         drop(segment);
         assert!(Segment::create(&fs::real(), dir.path(), 7, &config).is_err());
         let (segment, _) =
-            Segment::open(&fs::real(), dir.path(), 7, size, true, false, &config).expect("open");
+            Segment::open(&fs::real(), dir.path(), 7, size, ACTIVE, false, &config).expect("open");
         assert_eq!(segment.next_offset(), 8, "the batch is still there");
     }
 }
