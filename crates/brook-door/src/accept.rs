@@ -11,7 +11,11 @@
 //!    listen backlog (their connect succeeds, nothing of theirs is read), until a connection
 //!    closes or goes idle. So a flood of idle or slow connections
 //!    cannot keep a new client out, and busy clients are never cut off to make room.
-//! 2. **Accept.** No accept error is fatal. A client that left before it was accepted is skipped
+//! 2. **Accept.** A client address opening connections faster than
+//!    [`ConnectionLimits::connection_rate_per_addr_max`] has the connection closed right after
+//!    the accept, before anything else is spent on it (`connect_rate.rs`): a storm of
+//!    connects from one address drains from the listen backlog at the cost of an accept and a
+//!    close each, so a normal client's connect does not queue behind it. No accept error is fatal. A client that left before it was accepted is skipped
 //!    at once; anything else (out of file descriptors, `EMFILE`, say) is logged and retried after
 //!    a pause that doubles from 10 ms to 1 s and starts over after the next success, so a door
 //!    out of descriptors neither spins nor gives up.
@@ -36,6 +40,7 @@ use brook_broker::bounds::{check_bounds, Bounded, Bounds, DAY_MS};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::connect_rate::ConnectRate;
 use crate::connection::Connection;
 use crate::listener::Listener;
 use crate::tracker::{Closing, Framing, Peers, Registry};
@@ -48,6 +53,12 @@ pub const CONNECTIONS_MAX_BOUND: usize = 1 << 20;
 pub const CONNECTIONS: Bounds = Bounds::new(1, CONNECTIONS_MAX_BOUND as u64);
 /// The range of a connection time limit in milliseconds (write stall, idle, request read).
 pub const TIME_LIMIT_MS: Bounds = Bounds::new(1, DAY_MS);
+/// The most `connection_rate_per_addr_max` may be, and its default in every door: more
+/// connects a second than one process accepts, so at this value there is no limit (as Kafka's
+/// per-IP `connection_creation_rate` quota defaults to no limit).
+pub const CONNECTION_RATE_BOUND: u32 = 1 << 20;
+/// The range of `connection_rate_per_addr_max`, in connections a second.
+pub const CONNECTION_RATE: Bounds = Bounds::new(1, CONNECTION_RATE_BOUND as u64);
 
 /// First pause after a failed accept; it doubles on each further failure.
 const BACKOFF_FIRST: Duration = Duration::from_millis(10);
@@ -68,6 +79,11 @@ pub struct ConnectionLimits {
     /// longest makes room, and with none idle the new one is refused. At or above
     /// `connections_max` (the default) there is no cap per address.
     pub connections_per_addr_max: usize,
+    /// Connections one client address may open a second (a second's worth at once); past it
+    /// a new connection is closed as soon as it is accepted, before any other work, and
+    /// counted, with one log line per door at most every 10 s. At [`CONNECTION_RATE_BOUND`]
+    /// (the default) there is no limit.
+    pub connection_rate_per_addr_max: u32,
     /// How long a connection may take none of the bytes the door writes before it is dropped;
     /// `None`: as long as it likes.
     pub write_stall_max: Option<Duration>,
@@ -90,6 +106,9 @@ impl ConnectionLimits {
         Bounded::new("connections_per_addr_max", CONNECTIONS, |l| {
             Some(l.connections_per_addr_max as u64)
         }),
+        Bounded::new("connection_rate_per_addr_max", CONNECTION_RATE, |l| {
+            Some(u64::from(l.connection_rate_per_addr_max))
+        }),
         Bounded::new("write_stall_ms_max", TIME_LIMIT_MS, |l| {
             l.write_stall_max.map(millis)
         }),
@@ -104,6 +123,7 @@ impl ConnectionLimits {
         Self {
             connections_max,
             connections_per_addr_max: connections_max,
+            connection_rate_per_addr_max: CONNECTION_RATE_BOUND,
             write_stall_max: None,
             idle_max: None,
             request_read_max: None,
@@ -114,6 +134,12 @@ impl ConnectionLimits {
     /// The same limits, with at most `max` connections from one client address.
     pub fn with_per_addr_max(mut self, max: usize) -> Self {
         self.connections_per_addr_max = max;
+        self
+    }
+
+    /// The same limits, with at most `rate` new connections a second from one client address.
+    pub fn with_connection_rate_per_addr_max(mut self, rate: u32) -> Self {
+        self.connection_rate_per_addr_max = rate;
         self
     }
 
@@ -154,6 +180,8 @@ pub struct Acceptor {
     listener: TcpListener,
     local_addr: SocketAddr,
     admission: Admission,
+    /// The connect rate per address, when limited.
+    connect_rate: Option<ConnectRate>,
     backoff: Backoff,
     /// A client accepted while the door was full, waiting for a place (kept here so a dropped
     /// `accept` future does not lose it).
@@ -171,6 +199,8 @@ impl Acceptor {
             listener: listener.into_inner(),
             local_addr,
             admission: Admission::new(door, limits),
+            connect_rate: (limits.connection_rate_per_addr_max < CONNECTION_RATE_BOUND)
+                .then(|| ConnectRate::new(door, limits.connection_rate_per_addr_max)),
             backoff: Backoff::default(),
             waiting: None,
         }
@@ -180,6 +210,14 @@ impl Acceptor {
     /// sockets (see [`crate::tracker`]).
     pub fn peers(&self) -> Peers {
         self.admission.registry.peers()
+    }
+
+    /// Connections closed at accept because their address opened them faster than
+    /// [`ConnectionLimits::connection_rate_per_addr_max`], since the door started.
+    pub fn refused_for_rate(&self) -> u64 {
+        self.connect_rate
+            .as_ref()
+            .map_or(0, ConnectRate::refused_total)
     }
 
     /// The door accepting.
@@ -243,13 +281,20 @@ impl Acceptor {
         }
     }
 
-    /// The next client socket; accept errors are retried (see the module doc).
+    /// The next client socket within its address's connect rate; accept errors are retried
+    /// (see the module doc).
     async fn accept_socket(&mut self) -> (TcpStream, SocketAddr) {
         loop {
             match self.listener.accept().await {
-                Ok(accepted) => {
+                Ok((stream, peer)) => {
                     self.backoff.reset();
-                    return accepted;
+                    if let Some(rate) = &mut self.connect_rate {
+                        if !rate.admit(peer.ip()) {
+                            refuse(stream);
+                            continue;
+                        }
+                    }
+                    return (stream, peer);
                 }
                 Err(error) if left_before_accept(&error) => {
                     tracing::debug!(door = self.door, %error, "a client left before it was accepted");
@@ -393,6 +438,14 @@ impl Admission {
     }
 }
 
+/// Closes a connection refused at accept with a reset: the door keeps no socket in a closing
+/// state for it (a zero linger never blocks the thread on close).
+fn refuse(stream: TcpStream) {
+    #[allow(deprecated)]
+    let _ = stream.set_linger(Some(Duration::ZERO));
+    drop(stream);
+}
+
 /// Errors that mean one client gave up before it was accepted, not that accepting fails.
 fn left_before_accept(error: &io::Error) -> bool {
     matches!(
@@ -451,6 +504,8 @@ mod tests {
             ConnectionLimits::new(CONNECTIONS_MAX_BOUND + 1),
             ConnectionLimits::new(8).with_write_stall_max(Duration::ZERO),
             ConnectionLimits::new(8).with_per_addr_max(0),
+            ConnectionLimits::new(8).with_connection_rate_per_addr_max(0),
+            ConnectionLimits::new(8).with_connection_rate_per_addr_max(CONNECTION_RATE_BOUND + 1),
             ConnectionLimits::new(8).with_idle_max(Duration::from_secs(2 * 86_400)),
             ConnectionLimits::new(8)
                 .with_request_read_max(Duration::from_secs(u64::MAX), Framing::Sequential),

@@ -12,6 +12,8 @@
 //!   errors name the door and the address.
 //! - [`accept`]: the one capped accept loop: at most `connections_max` connections at a time,
 //!   one backoff policy for accept errors, and the place every later connection policy goes.
+//! - `connect_rate`: how fast one client address may open connections; a storm past it is
+//!   closed at accept, before any other work.
 //! - [`connection`]: the socket every door reads and writes, which gives its place under the cap
 //!   back when it closes.
 //! - [`tracker`]: which connections are open and how busy each is: the idle and request-read
@@ -30,6 +32,7 @@
 
 pub mod accept;
 pub mod auth;
+mod connect_rate;
 pub mod connection;
 pub mod door;
 pub mod error;

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use brook_door::accept::{CONNECTIONS, TIME_LIMIT_MS};
+use brook_door::accept::{CONNECTIONS, CONNECTION_RATE, CONNECTION_RATE_BOUND, TIME_LIMIT_MS};
 use brook_door::{ConnectionLimits, Framing, Security};
 use brook_log::bounds::{check_bounds, Bounded, Bounds};
 
@@ -44,6 +44,12 @@ pub struct KafkaConfig {
     /// closed, or with none idle the new one is refused. At or above `connections_max` (the
     /// default, 1024) there is no cap per address: lower it where many clients share a door.
     pub connections_per_addr_max: usize,
+    /// New connections one client address may open a second (a second's worth at once, like
+    /// Kafka's per-IP `connection_creation_rate` quota); past it a connection is closed as soon
+    /// as it is accepted, before any other work, so a connection storm from one address does
+    /// not hold up other clients' connects. Default 1048576
+    /// ([`brook_door::accept::CONNECTION_RATE_BOUND`]): no limit.
+    pub connection_rate_per_addr_max: u32,
     /// How long a connection may go without a request before it is closed (Kafka's
     /// `connections.max.idle.ms`). Default 10 minutes.
     pub idle_ms_max: u64,
@@ -71,6 +77,7 @@ impl Default for KafkaConfig {
             request_bytes_max: DEFAULT_REQUEST_BYTES_MAX,
             connections_max: DEFAULT_CONNECTIONS_MAX,
             connections_per_addr_max: DEFAULT_CONNECTIONS_MAX,
+            connection_rate_per_addr_max: CONNECTION_RATE_BOUND,
             idle_ms_max: 600_000,
             request_read_ms_max: 30_000,
             group_initial_rebalance_delay: DEFAULT_GROUP_INITIAL_REBALANCE_DELAY,
@@ -96,6 +103,9 @@ impl KafkaConfig {
         }),
         Bounded::new("connections_per_addr_max", CONNECTIONS, |c| {
             Some(c.connections_per_addr_max as u64)
+        }),
+        Bounded::new("connection_rate_per_addr_max", CONNECTION_RATE, |c| {
+            Some(u64::from(c.connection_rate_per_addr_max))
         }),
         Bounded::new("idle_ms_max", TIME_LIMIT_MS, |c| Some(c.idle_ms_max)),
         Bounded::new("request_read_ms_max", TIME_LIMIT_MS, |c| {
@@ -126,6 +136,7 @@ impl KafkaConfig {
     pub(crate) fn limits(&self) -> ConnectionLimits {
         ConnectionLimits::new(self.connections_max)
             .with_per_addr_max(self.connections_per_addr_max)
+            .with_connection_rate_per_addr_max(self.connection_rate_per_addr_max)
             .with_idle_max(Duration::from_millis(self.idle_ms_max))
             .with_request_read_max(
                 Duration::from_millis(self.request_read_ms_max),

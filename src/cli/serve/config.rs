@@ -564,6 +564,11 @@ pub(crate) static SETTINGS: &[Setting] = &[
         grpc.connections_per_addr_max
     ),
     field!(
+        "grpc_connection_rate_per_addr_max",
+        "New gRPC connections one client address may open a second; past it one is closed at accept",
+        grpc.connection_rate_per_addr_max
+    ),
+    field!(
         "grpc_idle_ms_max",
         "How long a gRPC connection may go without a call before it is closed",
         grpc.idle_ms_max
@@ -588,6 +593,11 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "kafka_connections_per_addr_max",
         "Kafka connections one client address may hold",
         kafka.connections_per_addr_max
+    ),
+    field!(
+        "kafka_connection_rate_per_addr_max",
+        "New Kafka connections one client address may open a second; past it one is closed at accept",
+        kafka.connection_rate_per_addr_max
     ),
     field!(
         "kafka_idle_ms_max",
@@ -619,6 +629,11 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "http_connections_per_addr_max",
         "HTTP connections one client address may hold",
         http.connections_per_addr_max
+    ),
+    field!(
+        "http_connection_rate_per_addr_max",
+        "New HTTP connections one client address may open a second; past it one is closed at accept",
+        http.connection_rate_per_addr_max
     ),
     field!(
         "http_idle_ms_max",

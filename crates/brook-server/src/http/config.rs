@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use brook_door::accept::{CONNECTIONS, TIME_LIMIT_MS};
+use brook_door::accept::{CONNECTIONS, CONNECTION_RATE, CONNECTION_RATE_BOUND, TIME_LIMIT_MS};
 use brook_door::{ConnectionLimits, Framing, Security};
 use brook_log::bounds::{wide, Bounded, Bounds};
 
@@ -29,6 +29,12 @@ pub struct HttpConfig {
     /// closed, or with none idle the new one is refused. At or above `connections_max` (the
     /// default, 1024) there is no cap per address: lower it where many clients share a door.
     pub connections_per_addr_max: usize,
+    /// New connections one client address may open a second (a second's worth at once, like
+    /// Kafka's per-IP `connection_creation_rate` quota); past it a connection is closed as soon
+    /// as it is accepted, before any other work, so a connection storm from one address does
+    /// not hold up other clients' connects. Default 1048576
+    /// ([`brook_door::accept::CONNECTION_RATE_BOUND`]): no limit.
+    pub connection_rate_per_addr_max: u32,
     /// How long a keep-alive connection may wait for its next request before it is closed.
     /// Default 60 s.
     pub idle_ms_max: u64,
@@ -67,6 +73,7 @@ impl Default for HttpConfig {
             read_bytes_default: 1 << 20,
             connections_max: 1024,
             connections_per_addr_max: 1024,
+            connection_rate_per_addr_max: CONNECTION_RATE_BOUND,
             idle_ms_max: 60_000,
             request_read_ms_max: 10_000,
             write_stall_ms_max: 30_000,
@@ -95,6 +102,9 @@ impl HttpConfig {
         Bounded::new("connections_per_addr_max", CONNECTIONS, |c| {
             Some(wide(c.connections_per_addr_max))
         }),
+        Bounded::new("connection_rate_per_addr_max", CONNECTION_RATE, |c| {
+            Some(u64::from(c.connection_rate_per_addr_max))
+        }),
         Bounded::new("idle_ms_max", TIME_LIMIT_MS, |c| Some(c.idle_ms_max)),
         Bounded::new("request_read_ms_max", TIME_LIMIT_MS, |c| {
             Some(c.request_read_ms_max)
@@ -115,6 +125,7 @@ impl HttpConfig {
     pub(crate) fn limits(&self) -> ConnectionLimits {
         ConnectionLimits::new(self.connections_max)
             .with_per_addr_max(self.connections_per_addr_max)
+            .with_connection_rate_per_addr_max(self.connection_rate_per_addr_max)
             .with_write_stall_max(self.write_stall_max())
             .with_idle_max(Duration::from_millis(self.idle_ms_max))
             .with_request_read_max(
