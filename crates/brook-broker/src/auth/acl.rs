@@ -18,7 +18,13 @@
 //! Internal topics (names starting `__`) are matched only by rules that name them: `*` and a
 //! prefix that does not start with `__` never grant them, so a broad grant never opens the
 //! reply topic of request-reply to an ordinary principal.
+//!
+//! A check costs what the rules that may apply cost, not what the store holds: [`AclIndex`]
+//! files the rules by resource type, then literal name (`*` under its own name) and prefix, so
+//! a check looks up the resource's name, `*`, and each stored prefix length the name is long
+//! enough for, and decides over those rules alone.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -144,6 +150,38 @@ kafka_enum!(
         Allow = 3, "Allow";
     }
 );
+
+impl ResourceType {
+    /// The operations Kafka defines on this type of resource (its `AclEntry.supportedOperations`),
+    /// in code order: what an ACL about it can grant, and what Kafka's `authorized_operations`
+    /// fields report on.
+    pub fn operations(self) -> &'static [Operation] {
+        use Operation as O;
+        match self {
+            ResourceType::Topic => &[
+                O::Read,
+                O::Write,
+                O::Create,
+                O::Delete,
+                O::Alter,
+                O::Describe,
+                O::DescribeConfigs,
+                O::AlterConfigs,
+            ],
+            ResourceType::Group => &[O::Read, O::Delete, O::Describe],
+            ResourceType::Cluster => &[
+                O::Create,
+                O::Alter,
+                O::Describe,
+                O::ClusterAction,
+                O::DescribeConfigs,
+                O::AlterConfigs,
+                O::IdempotentWrite,
+            ],
+            ResourceType::TransactionalId => &[O::Write, O::Describe],
+        }
+    }
+}
 
 impl Operation {
     /// Whether an `Allow` rule for `self` allows `wanted` (Kafka's implied operations).
@@ -406,6 +444,101 @@ impl AclFilter {
     }
 }
 
+/// The rules filed for checks ([`decide`] asks it for the rules that may apply to a resource):
+/// derived from the stored set, rebuilt whole when it changes (rarely: an admin call).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AclIndex {
+    /// One per resource type, in [`ResourceType::ALL`] order.
+    kinds: [KindRules; 4],
+}
+
+/// The rules of one resource type.
+#[derive(Debug, Clone, Default)]
+struct KindRules {
+    /// Literal rules by their name (`*` among them).
+    literal: HashMap<String, Vec<AclBinding>>,
+    /// Prefixed rules by their prefix.
+    prefixed: HashMap<String, Vec<AclBinding>>,
+    /// The lengths (bytes) of the prefixes in `prefixed`, ascending, each once.
+    prefix_lengths: Vec<usize>,
+    /// Every rule of the type, for [`decide_any`].
+    all: Vec<AclBinding>,
+}
+
+impl AclIndex {
+    /// Files `acls`.
+    pub(crate) fn new<'a>(acls: impl IntoIterator<Item = &'a AclBinding>) -> Self {
+        let mut index = Self::default();
+        for acl in acls {
+            let rules = index.kind_mut(acl.resource_type);
+            let by_name = match acl.pattern_type {
+                PatternType::Literal => &mut rules.literal,
+                PatternType::Prefixed => {
+                    rules.prefix_lengths.push(acl.resource_name.len());
+                    &mut rules.prefixed
+                }
+            };
+            by_name
+                .entry(acl.resource_name.clone())
+                .or_default()
+                .push(acl.clone());
+            rules.all.push(acl.clone());
+        }
+        for rules in &mut index.kinds {
+            rules.prefix_lengths.sort_unstable();
+            rules.prefix_lengths.dedup();
+        }
+        index
+    }
+
+    fn slot(kind: ResourceType) -> usize {
+        ResourceType::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or_default()
+    }
+
+    fn kind(&self, kind: ResourceType) -> &KindRules {
+        &self.kinds[Self::slot(kind)]
+    }
+
+    fn kind_mut(&mut self, kind: ResourceType) -> &mut KindRules {
+        &mut self.kinds[Self::slot(kind)]
+    }
+
+    /// The rules that may apply to `resource`: literal ones naming it or `*`, prefixed ones
+    /// whose prefix starts its name. [`decide`] still matches each, so this may over-select
+    /// (it never under-selects).
+    pub(crate) fn candidates<'s>(
+        &'s self,
+        resource: &Resource<'s>,
+    ) -> impl Iterator<Item = &'s AclBinding> + 's {
+        let rules = self.kind(resource.kind);
+        let name: &'s str = resource.name;
+        let literal = rules.literal.get(name).into_iter().flatten();
+        let wildcard = (name != WILDCARD)
+            .then(|| rules.literal.get(WILDCARD))
+            .flatten()
+            .into_iter()
+            .flatten();
+        let prefixed = rules
+            .prefix_lengths
+            .iter()
+            .take_while(move |len| **len <= name.len())
+            .filter_map(move |len| {
+                let prefix = name.get(..*len)?;
+                rules.prefixed.get(prefix)
+            })
+            .flatten();
+        literal.chain(wildcard).chain(prefixed)
+    }
+
+    /// Every rule about resources of `kind`.
+    pub(crate) fn of_kind(&self, kind: ResourceType) -> &[AclBinding] {
+        &self.kind(kind).all
+    }
+}
+
 /// Kafka's decision over `acls` for `principal` at `host` doing `operation` on `resource`
 /// (see the module docs): `true` when allowed.
 pub(crate) fn decide<'a>(
@@ -577,6 +710,80 @@ mod tests {
             Permission::Allow,
         )];
         assert!(decide(&named, "User:a", &HOST, O::Write, &replies));
+    }
+
+    #[test]
+    fn the_index_decides_as_a_scan_of_every_rule_does() {
+        use Operation as O;
+        let names = [
+            "orders",
+            "ord",
+            "o",
+            "*",
+            "__brook_replies",
+            "__b",
+            "x",
+            "ordersé",
+        ];
+        let mut rules = Vec::new();
+        for (i, kind) in [ResourceType::Topic, ResourceType::Group]
+            .into_iter()
+            .enumerate()
+        {
+            for (j, name) in names.iter().enumerate() {
+                for pattern in PatternType::ALL {
+                    if *pattern == PatternType::Prefixed && *name == WILDCARD {
+                        continue;
+                    }
+                    let op = [O::Read, O::Write, O::All, O::Describe][(i + j) % 4];
+                    let permission = if (i + j) % 5 == 0 {
+                        Permission::Deny
+                    } else {
+                        Permission::Allow
+                    };
+                    let who = ["User:a", "User:*"][j % 2];
+                    rules.push(acl(kind, name, *pattern, who, op, permission));
+                }
+            }
+        }
+        rules.push(acl(
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+            PatternType::Literal,
+            "User:a",
+            O::Alter,
+            Permission::Allow,
+        ));
+        let index = AclIndex::new(&rules);
+        let mut checked = 0;
+        for kind in ResourceType::ALL {
+            for name in names.iter().chain(&["orders-2", "", "é", "kafka-cluster"]) {
+                let resource = Resource { kind: *kind, name };
+                for op in Operation::ALL {
+                    for who in ["User:a", "User:b"] {
+                        assert_eq!(
+                            decide(index.candidates(&resource), who, &HOST, *op, &resource),
+                            decide(&rules, who, &HOST, *op, &resource),
+                            "{who} {op} {resource}"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+            for op in Operation::ALL {
+                assert_eq!(
+                    decide_any(index.of_kind(*kind), "User:a", &HOST, *op, *kind),
+                    decide_any(&rules, "User:a", &HOST, *op, *kind)
+                );
+            }
+        }
+        assert!(checked > 300);
+        let orders = Resource::topic("orders");
+        assert_eq!(
+            index.candidates(&orders).count(),
+            5,
+            "orders, *, and the prefixes o, ord, orders: not the other rules"
+        );
     }
 
     #[test]

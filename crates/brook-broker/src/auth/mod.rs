@@ -185,7 +185,8 @@ impl Auth {
         Ok(Self::from_parts(config, Some(files), state))
     }
 
-    fn from_parts(config: AuthConfig, files: Option<Files>, state: State) -> Self {
+    fn from_parts(config: AuthConfig, files: Option<Files>, mut state: State) -> Self {
+        state.reindex();
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -242,7 +243,7 @@ impl Auth {
         }
         let state = self.inner.state.read();
         acl::decide(
-            &state.acls,
+            state.index.candidates(&resource),
             &who.principal.to_string(),
             &who.host,
             operation,
@@ -273,7 +274,7 @@ impl Auth {
         }
         let state = self.inner.state.read();
         acl::decide_any(
-            &state.acls,
+            state.index.of_kind(kind),
             &who.principal.to_string(),
             &who.host,
             operation,
@@ -592,6 +593,7 @@ impl Auth {
         let inner = Arc::clone(&self.inner);
         let (answer, next) = blocking(move || {
             let answer = change(&mut next)?;
+            next.reindex();
             if let Some(files) = &inner.files {
                 files.save(&next)?;
             }

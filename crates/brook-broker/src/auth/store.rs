@@ -19,7 +19,7 @@ use brook_log::LogError;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use super::acl::AclBinding;
+use super::acl::{AclBinding, AclIndex};
 use super::scram::{ScramCredential, ScramMechanism};
 use super::tokens::TokenRecord;
 use crate::error::{BrokerError, Result};
@@ -49,6 +49,9 @@ pub(crate) struct State {
     pub(crate) tokens: BTreeMap<String, TokenRecord>,
     #[serde(default)]
     pub(crate) acls: BTreeSet<AclBinding>,
+    /// `acls` filed for checks: derived, never stored; [`State::reindex`] after a change.
+    #[serde(skip)]
+    pub(crate) index: AclIndex,
 }
 
 impl State {
@@ -61,7 +64,13 @@ impl State {
             users: BTreeMap::new(),
             tokens: BTreeMap::new(),
             acls: BTreeSet::new(),
+            index: AclIndex::default(),
         }
+    }
+
+    /// Files `acls` anew into `index`: after reading the store and after every change.
+    pub(crate) fn reindex(&mut self) {
+        self.index = AclIndex::new(&self.acls);
     }
 }
 
