@@ -36,6 +36,12 @@
 //! | DescribeAcls / CreateAcls, DeleteAcls | `Describe` / `Alter` cluster (api::acls) |
 //!
 //! ApiVersions, the SASL exchange and DescribeCluster need nothing, as in Kafka.
+//!
+//! Where a request asks for them (Metadata v8+ `include_topic_authorized_operations`, v8-10
+//! `include_cluster_authorized_operations`, DescribeCluster, DescribeGroups v3+,
+//! ConsumerGroupDescribe), the gates also fill the response's `authorized_operations` fields
+//! with Kafka's bit set (bit `code` per operation the principal may do on the resource, of the
+//! operations Kafka defines for its type); unasked, they stay `i32::MIN`.
 
 use brook_broker::auth::{Auth, Identity, Operation as Op, Resource, ResourceType};
 use kafka_protocol::error::ResponseError;
@@ -84,6 +90,61 @@ fn denied(kind: ResourceType) -> i16 {
 
 fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_owned())
+}
+
+/// Kafka's `authorized_operations` bit set for `resource`: bit `code` set for each operation
+/// Kafka defines on its type ([`ResourceType::operations`]) that `who` may do on it (with auth
+/// off, all but what internal topics refuse).
+fn authorized_operations(auth: &Auth, who: &Identity, resource: Resource<'_>) -> i32 {
+    resource
+        .kind
+        .operations()
+        .iter()
+        .filter(|op| auth.allowed(who, **op, resource))
+        .fold(0, |bits, op| bits | 1 << op.code())
+}
+
+/// The cluster's bit set: 0 without `Describe` on it, as Kafka's Metadata and DescribeCluster
+/// answer.
+fn cluster_authorized_operations(auth: &Auth, who: &Identity) -> i32 {
+    if auth.allowed(who, Op::Describe, Resource::cluster()) {
+        authorized_operations(auth, who, Resource::cluster())
+    } else {
+        0
+    }
+}
+
+/// The gate of DescribeGroups and ConsumerGroupDescribe (two types with the same fields): the
+/// groups the principal may not describe are taken out and answered
+/// `GROUP_AUTHORIZATION_FAILED`; when `$operations` (the request asks for them), the described
+/// groups' `authorized_operations` are filled.
+macro_rules! describe_groups_gate {
+    ($access:ident, $groups:expr, $operations:expr, $response:ty, $described:ty) => {{
+        let refused = take($groups, |g| !$access.group(Op::Describe, g));
+        let operations = $operations;
+        if refused.is_empty() && !operations {
+            return pass();
+        }
+        let code = if refused.is_empty() { 0 } else { denied(GROUP) };
+        let (auth, who) = ($access.auth.clone(), $access.who.clone());
+        after(move |resp: &mut $response| {
+            for group in resp
+                .groups
+                .iter_mut()
+                .filter(|g| operations && g.error_code == 0)
+            {
+                group.authorized_operations =
+                    authorized_operations(&auth, &who, Resource::group(&group.group_id));
+            }
+            for group in refused {
+                resp.groups.push(
+                    <$described>::default()
+                        .with_group_id(group)
+                        .with_error_code(code),
+                );
+            }
+        })
+    }};
 }
 
 /// Takes out of `items` those `refused` says no to, and returns them.
@@ -226,6 +287,9 @@ impl<'a> Access<'a> {
         let auth = self.auth.clone();
         let who = self.who.clone();
         let listing = req.topics.is_none();
+        let topic_operations = req.include_topic_authorized_operations;
+        // Only v8-10 carry the cluster's (decoding leaves the flag false elsewhere).
+        let cluster_operations = req.include_cluster_authorized_operations;
         after(move |resp: &mut m::MetadataResponse| {
             let may = |name: &str| auth.allowed(&who, Op::Describe, Resource::topic(name));
             if listing {
@@ -241,6 +305,18 @@ impl<'a> Access<'a> {
                     }
                 }
             }
+            if topic_operations {
+                let refused = authorization_failed(TOPIC).code();
+                for t in &mut resp.topics {
+                    if let (Some(name), true) = (&t.name, t.error_code != refused) {
+                        t.topic_authorized_operations =
+                            authorized_operations(&auth, &who, Resource::topic(name));
+                    }
+                }
+            }
+            if cluster_operations {
+                resp.cluster_authorized_operations = cluster_authorized_operations(&auth, &who);
+            }
             for name in refused {
                 resp.topics.push(
                     m::metadata_response::MetadataResponseTopic::default()
@@ -248,6 +324,21 @@ impl<'a> Access<'a> {
                         .with_error_code(denied(TOPIC)),
                 );
             }
+        })
+    }
+
+    /// DescribeCluster needs nothing; its `cluster_authorized_operations`, when asked for, is
+    /// the principal's (0 without `Describe` on the cluster, as Kafka answers).
+    pub(crate) fn describe_cluster(
+        &self,
+        req: &m::DescribeClusterRequest,
+    ) -> Gate<m::DescribeClusterResponse> {
+        if !req.include_cluster_authorized_operations {
+            return pass();
+        }
+        let operations = cluster_authorized_operations(self.auth, &self.who);
+        after(move |resp: &mut m::DescribeClusterResponse| {
+            resp.cluster_authorized_operations = operations;
         })
     }
 
@@ -623,20 +714,13 @@ impl<'a> Access<'a> {
         &self,
         req: &mut m::ConsumerGroupDescribeRequest,
     ) -> Gate<m::ConsumerGroupDescribeResponse> {
-        let refused = take(&mut req.group_ids, |g| !self.group(Op::Describe, g));
-        if refused.is_empty() {
-            return pass();
-        }
-        let code = denied(GROUP);
-        after(move |resp: &mut m::ConsumerGroupDescribeResponse| {
-            for group in refused {
-                resp.groups.push(
-                    m::consumer_group_describe_response::DescribedGroup::default()
-                        .with_group_id(group)
-                        .with_error_code(code),
-                );
-            }
-        })
+        describe_groups_gate!(
+            self,
+            &mut req.group_ids,
+            req.include_authorized_operations,
+            m::ConsumerGroupDescribeResponse,
+            m::consumer_group_describe_response::DescribedGroup
+        )
     }
 
     pub(crate) fn list_groups(&self) -> Gate<m::ListGroupsResponse> {
@@ -654,20 +738,14 @@ impl<'a> Access<'a> {
         &self,
         req: &mut m::DescribeGroupsRequest,
     ) -> Gate<m::DescribeGroupsResponse> {
-        let refused = take(&mut req.groups, |g| !self.group(Op::Describe, g));
-        if refused.is_empty() {
-            return pass();
-        }
-        let code = denied(GROUP);
-        after(move |resp: &mut m::DescribeGroupsResponse| {
-            for group in refused {
-                resp.groups.push(
-                    m::describe_groups_response::DescribedGroup::default()
-                        .with_group_id(group)
-                        .with_error_code(code),
-                );
-            }
-        })
+        // The flag is v3+ (decoding leaves it false before).
+        describe_groups_gate!(
+            self,
+            &mut req.groups,
+            req.include_authorized_operations,
+            m::DescribeGroupsResponse,
+            m::describe_groups_response::DescribedGroup
+        )
     }
 
     pub(crate) fn delete_groups(

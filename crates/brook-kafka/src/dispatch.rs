@@ -254,7 +254,7 @@ async fn answer(
             guarded!(request, body, access.delete_records(&mut body) => api::admin::delete_records(door, body).await)
         }
         ApiKey::DescribeCluster => {
-            answer!(request, body => api::cluster::describe_cluster(door, body))
+            guarded!(request, body, access.describe_cluster(&body) => api::cluster::describe_cluster(door, body))
         }
         ApiKey::DescribeLogDirs => {
             guarded!(request, body, access.describe_log_dirs() => api::cluster::describe_log_dirs(door, body))
