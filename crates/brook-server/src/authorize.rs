@@ -10,19 +10,21 @@
 //! |--------|-------|
 //! | produce (also a request-reply call, an atomic produce's topics) | `Write` topic |
 //! | fetch, subscribe to a partition, get a key, a call's reply | `Read` topic |
-//! | subscribe in a group, commit, seek, respond | `Read` group and `Read` each topic |
+//! | subscribe in a group, commit, respond | `Read` group and `Read` each topic |
+//! | seek a group, the console's reset | `Read` group and `Read` each topic it moves |
 //! | list or describe topics / groups / transactions | `Describe` on each (filtered) |
 //! | group offsets | `Describe` group and topics |
 //! | create a topic | `Create` cluster or topic |
 //! | delete a topic, delete records | `Delete` topic |
 //! | grow a topic / change its config | `Alter` / `AlterConfigs` topic |
-//! | delete a group or its offsets | `Delete` group (and `Read` topic) |
+//! | delete a group | `Delete` group |
+//! | delete a group's offsets | `Delete` group and `Read` each topic |
 //! | producers of a partition | `Read` topic |
 //! | `/metrics` | `Describe` cluster |
 //! | ACL admin | `Describe` / `Alter` cluster |
 
 use brook_broker::auth::{Auth, Identity, Operation, Resource};
-use brook_broker::BrokerError;
+use brook_broker::{Backend, BrokerError, SeekTo};
 use brook_door::Authenticator;
 
 pub(crate) use brook_broker::auth::Operation as Op;
@@ -87,5 +89,39 @@ impl Access {
     ) -> Result<(), BrokerError> {
         self.group(op, group)?;
         topics.into_iter().try_for_each(|t| self.topic(op, t))
+    }
+
+    /// Moving `group`'s committed offsets (a seek, the console's reset): `Read` on the group
+    /// and on each topic it moves, as Kafka's OffsetCommit asks. `topics` empty means every
+    /// topic the group has committed in: those are read from a dry run of the same seek, so the
+    /// check covers what the move would touch. Refuses before anything moves.
+    pub(crate) async fn seek(
+        &self,
+        broker: &Backend,
+        group: &str,
+        to: SeekTo,
+        topics: &[String],
+    ) -> Result<(), BrokerError> {
+        self.group(Op::Read, group)?;
+        if !topics.is_empty() {
+            return topics.iter().try_for_each(|t| self.topic(Op::Read, t));
+        }
+        if self.auth.is_superuser(&self.who.principal) {
+            return Ok(());
+        }
+        let plan = broker.seek_group(group, to, &[], true).await?;
+        plan.iter()
+            .try_for_each(|seek| self.topic(Op::Read, &seek.topic_partition.topic))
+    }
+
+    /// Deleting `group`'s committed offsets in `topics`: `Delete` on the group and `Read` on
+    /// each topic, as Kafka's OffsetDelete asks. Refuses before anything is deleted.
+    pub(crate) fn delete_offsets<'t>(
+        &self,
+        group: &str,
+        topics: impl IntoIterator<Item = &'t str>,
+    ) -> Result<(), BrokerError> {
+        self.group(Op::Delete, group)?;
+        topics.into_iter().try_for_each(|t| self.topic(Op::Read, t))
     }
 }

@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::status::{invalid, to_status};
+use crate::authorize::Access;
 
 fn status(err: BrokerError) -> Status {
     to_status(&err)
@@ -121,8 +122,10 @@ pub(crate) async fn delete_group_offsets(
     Ok(Response::new(pb::DeleteGroupOffsetsResponse {}))
 }
 
+/// Moves a group's offsets once `access` may move every topic it touches.
 pub(crate) async fn seek_group(
     broker: &Backend,
+    access: &Access,
     request: Request<pb::SeekGroupRequest>,
 ) -> Result<Response<pb::SeekGroupResponse>, Status> {
     let request = request.into_inner();
@@ -147,6 +150,10 @@ pub(crate) async fn seek_group(
             ))
         }
     };
+    access
+        .seek(broker, &request.group_id, to, &request.topics)
+        .await
+        .map_err(status)?;
     let seeks = broker
         .seek_group(&request.group_id, to, &request.topics, request.dry_run)
         .await

@@ -481,16 +481,12 @@ impl Brook for BrookService {
         &self,
         request: Request<pb::DeleteGroupOffsetsRequest>,
     ) -> Result<Response<pb::DeleteGroupOffsetsResponse>, Status> {
-        let access = self.access(&request);
         let asked = request.get_ref();
-        access
-            .group(Op::Delete, &asked.group_id)
-            .and_then(|()| {
-                asked
-                    .partitions
-                    .iter()
-                    .try_for_each(|p| access.topic(Op::Read, &p.topic))
-            })
+        self.access(&request)
+            .delete_offsets(
+                &asked.group_id,
+                asked.partitions.iter().map(|p| p.topic.as_str()),
+            )
             .map_err(status)?;
         changes::delete_group_offsets(&self.broker, request).await
     }
@@ -499,15 +495,8 @@ impl Brook for BrookService {
         &self,
         request: Request<pb::SeekGroupRequest>,
     ) -> Result<Response<pb::SeekGroupResponse>, Status> {
-        let asked = request.get_ref();
-        self.access(&request)
-            .group_and_topics(
-                Op::Read,
-                &asked.group_id,
-                asked.topics.iter().map(String::as_str),
-            )
-            .map_err(status)?;
-        changes::seek_group(&self.broker, request).await
+        let access = self.access(&request);
+        changes::seek_group(&self.broker, &access, request).await
     }
 
     async fn list_acls(

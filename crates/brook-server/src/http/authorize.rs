@@ -63,7 +63,8 @@ pub(crate) fn needs(method: &Method, path: &str) -> Option<Needs> {
         ("PATCH", "/v1/topics/{topic}/config") => N::Topic(Op::AlterConfigs),
         ("GET", "/v1/groups/{group}") => N::Group(Op::Describe),
         ("GET", "/v1/groups/{group}/stream") => N::GroupAndQueryTopics(Op::Read),
-        // The topics are in the body: the handlers check them too.
+        // The topics are in the body or the query: the handlers check each too (`Read`),
+        // before anything changes (`Access::seek`, `Access::delete_offsets`).
         ("POST", "/v1/groups/{group}/offsets" | "/v1/groups/{group}/seek") => N::Group(Op::Read),
         ("DELETE", "/v1/groups/{group}" | "/v1/groups/{group}/offsets") => N::Group(Op::Delete),
         ("GET", "/v1/transactions/{transactional_id}") => N::TransactionalId(Op::Describe),
@@ -76,6 +77,7 @@ pub(crate) fn needs(method: &Method, path: &str) -> Option<Needs> {
         // The web console's page and assets: what it shows comes from the routes above.
         ("GET", "/" | "/console/app.js" | "/console/style.css") => N::Open,
         ("GET", "/console/api/settings") => N::Cluster(Op::DescribeConfigs),
+        // Its body's topics (or the group's committed ones): `Access::seek` in the handler.
         ("POST", "/console/api/groups/{group}/reset") => N::Group(Op::Read),
         _ => return None,
     };

@@ -21,6 +21,7 @@ use brook_broker::{ConfigChange, SeekTo, TopicPartition};
 use serde::{Deserialize, Serialize};
 
 use super::admin::TopicOut;
+use super::authorize::Access;
 use super::error::ApiError;
 use super::extract::{GroupPath, JsonBody, Query, TopicPath};
 use super::App;
@@ -173,9 +174,11 @@ pub(crate) struct DeleteOffsetsQuery {
 /// `DELETE /v1/groups/{group}/offsets`: 204.
 pub(crate) async fn delete_offsets(
     State(app): State<App>,
+    access: Access,
     GroupPath { group }: GroupPath,
     Query(query): Query<DeleteOffsetsQuery>,
 ) -> Result<StatusCode, ApiError> {
+    access.delete_offsets(&group, [query.topic.as_str()])?;
     let partitions: Vec<TopicPartition> = match query.partition {
         Some(p) => vec![TopicPartition::new(query.topic, p)],
         None => {
@@ -243,6 +246,7 @@ pub(crate) struct SeeksOut {
 /// `POST /v1/groups/{group}/seek`: 200 with where each partition went (or would go).
 pub(crate) async fn seek_group(
     State(app): State<App>,
+    access: Access,
     GroupPath { group }: GroupPath,
     JsonBody(body): JsonBody<SeekIn>,
 ) -> Result<Json<SeeksOut>, ApiError> {
@@ -253,6 +257,7 @@ pub(crate) async fn seek_group(
         SeekToIn::Timestamp { timestamp_ms } => SeekTo::Timestamp(timestamp_ms),
         SeekToIn::Shift { shift_by } => SeekTo::Shift(shift_by),
     };
+    access.seek(&app.broker, &group, to, &body.topics).await?;
     let seeks = app
         .broker
         .seek_group(&group, to, &body.topics, body.dry_run)

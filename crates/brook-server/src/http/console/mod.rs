@@ -24,6 +24,7 @@ use axum::{Json, Router};
 use brook_broker::{Backend, SeekTo};
 use serde::{Deserialize, Serialize};
 
+use super::authorize::Access;
 use super::error::ApiError;
 use super::extract::{GroupPath, JsonBody};
 use super::App;
@@ -154,6 +155,7 @@ struct MovedOut {
 /// must have no live member), or with `dry_run` only says where they would go.
 async fn reset(
     State(app): State<App>,
+    access: Access,
     GroupPath { group }: GroupPath,
     JsonBody(body): JsonBody<ResetIn>,
 ) -> Result<Json<Vec<MovedOut>>, ApiError> {
@@ -164,6 +166,7 @@ async fn reset(
         To::Timestamp(ms) => SeekTo::Timestamp(ms),
         To::Shift(by) => SeekTo::Shift(by),
     };
+    access.seek(&app.broker, &group, to, &body.topics).await?;
     let moved = seek(&app.broker, &group, to, &body.topics, body.dry_run).await?;
     Ok(Json(moved))
 }
