@@ -12,13 +12,13 @@
 #![allow(unsafe_code)]
 
 mod kafka_support;
+mod security_support;
 
 use std::ffi::{CStr, CString};
 use std::path::Path;
 use std::time::Duration;
 
-use brook::server::{DoorKind, Listen, ServeConfig, Server};
-use brook_broker::auth::{Auth, AuthConfig, Principal};
+use brook::server::{DoorKind, ServeConfig, Server};
 use kafka_support::{python, PATIENCE};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::bindings as rd;
@@ -33,14 +33,7 @@ const USERS: [&str; 4] = ["admin", "alice", "bob", "carol"];
 /// Creates the users offline, as `brook user create --data-dir` does; each user's password is
 /// `<name>-pw`.
 async fn create_users(data_dir: &Path) {
-    let auth = Auth::open(data_dir, AuthConfig::default())
-        .await
-        .expect("security store opens");
-    for user in USERS {
-        auth.create_user(user, format!("{user}-pw").as_bytes())
-            .await
-            .expect("user");
-    }
+    security_support::create_users(data_dir, &USERS).await;
 }
 
 /// A server on `data` with authentication on and `User:admin` a superuser.
@@ -50,16 +43,7 @@ async fn start(data: &Path) -> Server {
 
 /// [`start`] with `change` made to its settings.
 async fn start_with(data: &Path, change: impl FnOnce(&mut ServeConfig)) -> Server {
-    let mut config = ServeConfig::default();
-    config.broker.data_dir = data.to_path_buf();
-    config.broker.log.durability = brook_broker::Durability::None;
-    config.kafka.group_initial_rebalance_delay = Duration::ZERO;
-    let any = Listen::On("127.0.0.1:0".parse().expect("address"));
-    config.grpc_addr = any;
-    config.kafka_addr = any;
-    config.http_addr = any;
-    config.auth.enabled = true;
-    config.auth.superusers = vec![Principal::user("admin").expect("name")];
+    let mut config = security_support::auth_config(data);
     change(&mut config);
     Server::start(&config).await.expect("server starts")
 }

@@ -1,12 +1,16 @@
 //! Shared by the security tests (tests/security*.rs): certificates made here with rcgen (a CA,
 //! a server certificate for `localhost` and `127.0.0.1`, client certificates for mutual TLS),
-//! written as PEM files into the test's directory, and the client side of TLS (rustls with
-//! ring) that trusts the test CA.
+//! written as PEM files into the test's directory, the client side of TLS (rustls with ring)
+//! that trusts the test CA, and the settings of a server with authentication on.
 
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+
+use brook::server::{Listen, ServeConfig};
+use brook_broker::auth::{Auth, AuthConfig, Principal};
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
@@ -217,4 +221,33 @@ pub(crate) async fn https(
         .await?
         .request(method, path, &[], body)
         .await
+}
+
+/// Creates `users` in the data directory `data` offline, as `brook user create --data-dir`
+/// does; each user's password is `<name>-pw`.
+pub(crate) async fn create_users(data: &Path, users: &[&str]) {
+    let auth = Auth::open(data, AuthConfig::default())
+        .await
+        .expect("security store opens");
+    for user in users {
+        auth.create_user(user, format!("{user}-pw").as_bytes())
+            .await
+            .expect("user");
+    }
+}
+
+/// The settings of a server on `data`: every door on a loopback port of its own, durability
+/// none, no rebalance delay, authentication on and `User:admin` a superuser.
+pub(crate) fn auth_config(data: &Path) -> ServeConfig {
+    let mut config = ServeConfig::default();
+    config.broker.data_dir = data.to_path_buf();
+    config.broker.log.durability = brook_broker::Durability::None;
+    config.kafka.group_initial_rebalance_delay = Duration::ZERO;
+    let any = Listen::On("127.0.0.1:0".parse().expect("address"));
+    config.grpc_addr = any;
+    config.kafka_addr = any;
+    config.http_addr = any;
+    config.auth.enabled = true;
+    config.auth.superusers = vec![Principal::user("admin").expect("name")];
+    config
 }
