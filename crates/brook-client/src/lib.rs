@@ -58,7 +58,7 @@ pub use consumer::{
     Assignment, Consumer, ConsumerConfig, ConsumerEvent, OffsetReset, RecordStream, StartAt,
 };
 pub use error::{ClientError, Result};
-pub use producer::{Delivery, Producer, ProducerConfig};
+pub use producer::{BatchDelivery, Delivery, Producer, ProducerConfig};
 pub use record::{ConsumerRecord, ProducerRecord, RecordPosition, TopicPartition};
 pub use reqreply::{Answer, CallReply, CallRequest, IncomingRequest};
 

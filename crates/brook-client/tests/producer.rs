@@ -193,17 +193,22 @@ async fn a_server_that_goes_away_fails_deliveries_instead_of_hanging() {
     );
 }
 
-#[tokio::test]
-async fn senders_on_many_tasks_share_batches_and_wait_for_buffer_space() {
-    let h = Harness::start().await;
-    h.topic("shared", 2).await;
-    // A buffer of one small batch: senders keep waiting for answers to free space.
+/// A producer whose buffer holds one small batch (2 KiB), with two requests in flight.
+fn tight_buffer() -> ProducerConfig {
     let mut config = ProducerConfig::default();
     config.linger_ms = 0;
     config.batch_bytes_max = 2048;
     config.buffer_bytes_max = 2048;
     config.requests_in_flight_max = 2;
-    let producer = h.client.producer(config).expect("producer");
+    config
+}
+
+#[tokio::test]
+async fn senders_on_many_tasks_share_batches_and_wait_for_buffer_space() {
+    let h = Harness::start().await;
+    h.topic("shared", 2).await;
+    // A buffer of one small batch: senders keep waiting for answers to free space.
+    let producer = h.client.producer(tight_buffer()).expect("producer");
     let (tasks, per_task) = (4, 300);
     let senders = (0..tasks).map(|task| {
         let producer = producer.clone();
@@ -285,4 +290,151 @@ async fn out_of_range_settings_are_refused() {
     config.requests_in_flight_max = 0;
     let err = h.client.producer(config).expect_err("zero slots");
     assert_eq!(err.code(), Code::InvalidArgument);
+}
+
+/// Every stored record of `partition` from offset 0: (offset, value, timestamp).
+async fn stored(h: &Harness, topic: &str, partition: u32, count: usize) -> Vec<(u64, String, i64)> {
+    let mut records = Vec::new();
+    let mut offset = 0;
+    while records.len() < count {
+        let fetched = h
+            .client
+            .fetch(FetchRequest::new(topic, partition, offset))
+            .await
+            .expect("fetch");
+        offset = fetched.next_offset;
+        records.extend(fetched.records.into_iter().map(|r| {
+            let value = String::from_utf8(r.value.expect("value").to_vec()).expect("utf8");
+            (r.offset, value, r.timestamp_ms)
+        }));
+    }
+    records
+}
+
+#[tokio::test]
+async fn send_batch_places_records_like_send_and_answers_each_in_order() {
+    let h = Harness::start().await;
+    h.topic("slices", 3).await;
+    let mut config = ProducerConfig::default();
+    config.linger_ms = 1;
+    config.batch_bytes_max = 4096;
+    config.requests_in_flight_max = 3;
+    let producer = h.client.producer(config).expect("producer");
+    // More records than one hold of the lock takes, keyed, one with a partition and one with
+    // its own timestamp; batches of 4 KiB fill up in the middle of the slice.
+    let mut records: Vec<ProducerRecord> = (0..700)
+        .map(|i| ProducerRecord::keyed(format!("k{}", i % 5), format!("v{i}")))
+        .collect();
+    records[10] = ProducerRecord::keyed("k0", "v10").with_partition(2);
+    records[11].timestamp_ms = Some(1_234);
+    let delivery = soon(producer.send_batch("slices", &records))
+        .await
+        .expect("accepted");
+    let positions = soon(delivery).await.expect("delivered");
+    assert_eq!(positions.len(), records.len());
+
+    let stamp = positions[0].timestamp_ms;
+    let mut per_partition: BTreeMap<u32, Vec<(u64, String, i64)>> = BTreeMap::new();
+    for (i, (record, position)) in records.iter().zip(&positions).enumerate() {
+        let expected = match record.partition {
+            Some(partition) => partition,
+            None => partition_for_key(record.key.as_deref().expect("keyed"), 3),
+        };
+        assert_eq!(position.partition, expected, "record {i}");
+        // One clock read per call for records without a timestamp of their own.
+        let timestamp = if i == 11 { 1_234 } else { stamp };
+        assert_eq!(position.timestamp_ms, timestamp, "record {i}");
+        per_partition.entry(position.partition).or_default().push((
+            position.offset,
+            format!("v{i}"),
+            timestamp,
+        ));
+    }
+    for (partition, expected) in per_partition {
+        // Offsets 0, 1, 2... in slice order, and the log holds what the positions say.
+        let offsets: Vec<u64> = expected.iter().map(|e| e.0).collect();
+        assert_eq!(offsets, (0..expected.len() as u64).collect::<Vec<_>>());
+        let stored = stored(&h, "slices", partition, expected.len()).await;
+        assert_eq!(stored, expected, "partition {partition}");
+    }
+}
+
+#[tokio::test]
+async fn send_batch_to_a_new_topic_creates_it_and_answers_every_record() {
+    let h = Harness::start().await;
+    let producer = h
+        .client
+        .producer(ProducerConfig::default())
+        .expect("producer");
+    let records: Vec<ProducerRecord> = (0..50)
+        .map(|i| ProducerRecord::value(format!("v{i}")).with_partition(0))
+        .collect();
+    let delivery = soon(producer.send_batch("fresh-slice", &records))
+        .await
+        .expect("accepted");
+    let positions = soon(delivery).await.expect("auto-created and delivered");
+    let offsets: Vec<u64> = positions.iter().map(|p| p.offset).collect();
+    assert_eq!(offsets, (0..50).collect::<Vec<u64>>());
+    // The next slice goes straight into the partition's batch (the count is known now).
+    let delivery = producer
+        .send_batch("fresh-slice", &records[..3])
+        .await
+        .expect("accepted");
+    let offsets: Vec<u64> = soon(delivery)
+        .await
+        .expect("delivered")
+        .iter()
+        .map(|p| p.offset)
+        .collect();
+    assert_eq!(offsets, [50, 51, 52]);
+    assert!(soon(
+        producer
+            .send_batch("fresh-slice", &[])
+            .await
+            .expect("empty")
+    )
+    .await
+    .expect("nothing to wait for")
+    .is_empty());
+}
+
+#[tokio::test]
+async fn send_batch_waits_for_buffer_space_in_the_middle_of_a_slice() {
+    let h = Harness::start().await;
+    h.topic("t", 1).await;
+    // Room for about 17 records of 100 bytes: a slice of 2000 is taken in many turns, each
+    // after an answer frees space.
+    let producer = h.client.producer(tight_buffer()).expect("producer");
+    let value = "x".repeat(100);
+    let records: Vec<ProducerRecord> = (0..2000)
+        .map(|_| ProducerRecord::value(value.clone()))
+        .collect();
+    let delivery = soon(producer.send_batch("t", &records))
+        .await
+        .expect("accepted");
+    let positions = soon(delivery).await.expect("delivered");
+    let offsets: Vec<u64> = positions.iter().map(|p| p.offset).collect();
+    assert_eq!(offsets, (0..2000).collect::<Vec<u64>>());
+    assert_eq!(stored(&h, "t", 0, 2000).await.len(), 2000);
+}
+
+#[tokio::test]
+async fn send_batch_reports_a_refused_batch_and_stores_the_others() {
+    let h = Harness::start().await;
+    h.topic("t", 2).await;
+    let mut config = ProducerConfig::default();
+    config.linger_ms = 60_000;
+    let producer = h.client.producer(config).expect("producer");
+    let records = [
+        ProducerRecord::value("a").with_partition(0),
+        ProducerRecord::value("x").with_partition(9),
+        ProducerRecord::value("b").with_partition(1),
+    ];
+    let delivery = producer.send_batch("t", &records).await.expect("accepted");
+    soon(producer.flush()).await.expect("flush");
+    let err = soon(delivery).await.expect_err("no partition 9");
+    assert_eq!(err.code(), Code::NotFound, "{err}");
+    // Each batch is stored or refused as a whole: the other partitions' records are stored.
+    assert_eq!(stored(&h, "t", 0, 1).await[0].1, "a");
+    assert_eq!(stored(&h, "t", 1, 1).await[0].1, "b");
 }

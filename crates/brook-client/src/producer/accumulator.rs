@@ -25,6 +25,7 @@
 //!   sending it is one `RawBatch` with no per-record message. A probe keeps its records as
 //!   protobuf messages, since their partitions are the server's to choose.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
@@ -103,23 +104,37 @@ impl Batch {
         }
     }
 
-    /// Encodes (or keeps) `record`; returns its index in the batch and its timestamp.
-    fn push(&mut self, id: u64, record: ProducerRecord, bytes: usize) -> (u32, i64) {
-        let timestamp_ms = record.timestamp_ms.unwrap_or_default();
-        match &mut self.content {
-            Content::Batch(builder) => builder.push(&record, timestamp_ms),
-            Content::Records(records) => records.push(record.into()),
-        }
+    /// Counts a record just added to the content; returns its index in the batch.
+    fn counted(&mut self, id: u64, bytes: usize) -> u32 {
         let index = self.count;
         self.first_id.get_or_insert(id);
         self.count += 1;
         self.bytes += bytes;
-        (index, timestamp_ms)
+        index
     }
 
-    /// Pushes a record that waited for its topic; it is answered through its own reply.
-    fn push_entry(&mut self, entry: Entry) {
-        let (index, timestamp_ms) = self.push(entry.id, entry.record, entry.bytes);
+    /// Encodes `record`, stamped `timestamp_ms`, into a partition's batch; returns its index.
+    fn push_encoded(
+        &mut self,
+        id: u64,
+        record: &ProducerRecord,
+        timestamp_ms: i64,
+        bytes: usize,
+    ) -> u32 {
+        if let Content::Batch(builder) = &mut self.content {
+            builder.push(record, timestamp_ms);
+        }
+        self.counted(id, bytes)
+    }
+
+    /// Keeps a record that waited for its topic in a probe; it is answered through its own
+    /// reply.
+    fn push_probe(&mut self, entry: Entry) {
+        let timestamp_ms = entry.record.timestamp_ms.unwrap_or_default();
+        if let Content::Records(records) = &mut self.content {
+            records.push(entry.record.into());
+        }
+        let index = self.counted(entry.id, entry.bytes);
         self.forward(index, timestamp_ms, entry.reply);
     }
 
@@ -142,15 +157,25 @@ struct Layout {
     message_bytes_max: usize,
 }
 
+/// A topic the producer has seen: a number of its own (its partitions' batch queues are keyed
+/// by it, so placing a record hashes the name once), and what is known of it.
+#[derive(Debug)]
+struct Topic {
+    id: u32,
+    state: TopicState,
+}
+
 #[derive(Debug)]
 enum TopicState {
     /// Records are routed to partitions as they arrive.
     Known(Layout),
     /// The partition count is being looked up (or a probe is out); records wait in order.
     Waiting { entries: Vec<Entry> },
+    /// Nothing is known: the next record starts a lookup.
+    Unknown,
 }
 
-/// What [`Accumulator::append`] asks of the producer's task.
+/// What [`Accumulator::place`] asks of the producer's task.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Wake {
     /// Nothing: the record joined a batch that was already known to the task.
@@ -161,15 +186,36 @@ pub(crate) enum Wake {
     LookUp(Arc<str>),
 }
 
+/// Where [`Accumulator::place`] put a record.
+#[derive(Debug)]
+pub(crate) enum Placed<'a> {
+    /// Record `index` of a partition's batch: answered with the batch, through `ack`.
+    Batched {
+        ack: &'a AckSender,
+        index: u32,
+        partition: u32,
+    },
+    /// Waiting for its topic's partition count: answered on its own.
+    Alone(Delivery),
+}
+
+/// A partition's batch queue: the topic's id in the high half, the partition in the low.
+type QueueKey = u64;
+
+fn queue_key(topic_id: u32, partition: u32) -> QueueKey {
+    (u64::from(topic_id) << 32) | u64::from(partition)
+}
+
 /// Records waiting to be sent, per partition.
 #[derive(Debug)]
 pub(crate) struct Accumulator {
-    topics: Map<Arc<str>, TopicState>,
-    queues: Map<(Arc<str>, u32), VecDeque<Batch>>,
+    topics: Map<Arc<str>, Topic>,
+    queues: Map<QueueKey, VecDeque<Batch>>,
     probes: VecDeque<Batch>,
     linger: Duration,
     batch_bytes_max: usize,
     next_id: u64,
+    next_topic_id: u32,
     /// Seed of each new topic's first sticky partition, so producers do not all start on 0.
     sticky_seed: u32,
     /// Bytes a new batch's buffer starts with: the size of the last batch sent (so a busy
@@ -177,8 +223,8 @@ pub(crate) struct Accumulator {
     batch_capacity: usize,
 }
 
-/// The accumulator's maps, looked up twice per record by topic name: hashed with FNV-1a, which
-/// costs a few instructions a byte for a short name where std's SipHash costs a fixed setup.
+/// The accumulator's maps, looked up once per record: hashed with FNV-1a, which costs a few
+/// instructions a byte for a short name or a number where std's SipHash costs a fixed setup.
 /// SipHash's resistance to chosen keys buys nothing here: the names are the application's own.
 type Map<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 
@@ -215,6 +261,7 @@ impl Accumulator {
             linger,
             batch_bytes_max,
             next_id: 0,
+            next_topic_id: 0,
             sticky_seed,
             batch_capacity: BATCH_CAPACITY_FIRST.min(batch_bytes_max),
         }
@@ -225,47 +272,143 @@ impl Accumulator {
         self.next_id
     }
 
-    /// Queues a record for `topic` (stamped: its timestamp is set) and returns its delivery.
-    /// `now` is read only when the record starts a batch (most records join one).
-    pub(super) fn append(
+    /// Queues a record for `topic`, stamped `timestamp_ms`, and says where it went. The record
+    /// is only read (its bytes are encoded into its batch) unless it has to wait for its
+    /// topic's partition count, when it is kept (cloned if borrowed). `now` is read only when
+    /// the record starts a batch (most records join one).
+    pub(super) fn place(
         &mut self,
         topic: &str,
-        record: ProducerRecord,
+        record: Cow<'_, ProducerRecord>,
+        timestamp_ms: i64,
         bytes: usize,
         now: impl Fn() -> Instant,
-    ) -> (Delivery, Wake) {
+    ) -> (Placed<'_>, Wake) {
         let id = self.next_id;
         self.next_id += 1;
-        match self.topics.get_key_value(topic) {
-            Some((name, &TopicState::Known(layout))) => {
+        self.place_as(id, topic, record, timestamp_ms, bytes, now)
+    }
+
+    /// [`Self::place`] for a record numbered `id`.
+    fn place_as(
+        &mut self,
+        id: u64,
+        topic: &str,
+        record: Cow<'_, ProducerRecord>,
+        timestamp_ms: i64,
+        bytes: usize,
+        now: impl Fn() -> Instant,
+    ) -> (Placed<'_>, Wake) {
+        let Some((name, known)) = self.topics.get_key_value(topic) else {
+            let name: Arc<str> = topic.into();
+            self.add_topic(Arc::clone(&name), TopicState::Unknown);
+            return self.wait(name, id, record, timestamp_ms, bytes);
+        };
+        let (topic_id, layout) = match known.state {
+            TopicState::Known(layout) => (known.id, layout),
+            _ => {
                 let name = Arc::clone(name);
-                let (batch, index, timestamp_ms, wake) =
-                    self.route(&name, layout, id, record, bytes, now);
-                let partition = batch.partition.unwrap_or_default();
-                (batch.ack.delivery(index, partition, timestamp_ms), wake)
+                return self.wait(name, id, record, timestamp_ms, bytes);
             }
-            found => {
-                let (reply, delivery) = Delivery::alone();
-                let entry = Entry {
-                    id,
-                    record,
-                    bytes,
-                    reply,
-                };
-                if found.is_some() {
-                    if let Some(TopicState::Waiting { entries }) = self.topics.get_mut(topic) {
-                        entries.push(entry);
-                    }
-                    return (delivery, Wake::No);
-                }
-                let name: Arc<str> = topic.into();
-                let waiting = TopicState::Waiting {
-                    entries: vec![entry],
-                };
-                self.topics.insert(Arc::clone(&name), waiting);
-                (delivery, Wake::LookUp(name))
+        };
+        let partition = match (record.partition, &record.key) {
+            (Some(partition), _) => partition,
+            (None, Some(key)) => partition_for_key(key, layout.partitions),
+            (None, None) => layout.sticky,
+        };
+        let queue = self
+            .queues
+            .entry(queue_key(topic_id, partition))
+            .or_default();
+        let max = self.batch_bytes_max;
+        let encoded = BatchBuilder::record_len_max(&record);
+        let fits = |batch: &Batch| {
+            let encoded_fits = match &batch.content {
+                Content::Batch(builder) => builder.len() + encoded <= layout.message_bytes_max,
+                Content::Records(_) => true,
+            };
+            !batch.full && (batch.count == 0 || (batch.bytes + bytes <= max && encoded_fits))
+        };
+        let mut wake = Wake::No;
+        if !queue.back().is_some_and(fits) {
+            if let Some(back) = queue.back_mut() {
+                back.full = true;
+            }
+            let capacity = self
+                .batch_capacity
+                .max(encoded)
+                .min(layout.message_bytes_max);
+            let batch = Batch::new(Arc::clone(name), Some(partition), capacity, now());
+            queue.push_back(batch);
+            wake = Wake::Task;
+        }
+        let last = queue.len() - 1;
+        let batch = &mut queue[last];
+        let index = batch.push_encoded(id, &record, timestamp_ms, bytes);
+        if batch.bytes >= max {
+            batch.full = true;
+            wake = Wake::Task;
+            if let Some(Topic {
+                state: TopicState::Known(layout),
+                ..
+            }) = self.topics.get_mut(topic)
+            {
+                layout.advance_sticky(partition);
             }
         }
+        // Looked up again (by number) to hand out a borrow that outlives the sticky update.
+        let batch = self
+            .queues
+            .get(&queue_key(topic_id, partition))
+            .and_then(VecDeque::back);
+        match batch {
+            Some(batch) => (
+                Placed::Batched {
+                    ack: &batch.ack,
+                    index,
+                    partition,
+                },
+                wake,
+            ),
+            None => unreachable!("the record was just put into this queue"),
+        }
+    }
+
+    /// Keeps a record of a topic whose partition count is not known yet; the first one asks
+    /// for a lookup.
+    fn wait(
+        &mut self,
+        name: Arc<str>,
+        id: u64,
+        record: Cow<'_, ProducerRecord>,
+        timestamp_ms: i64,
+        bytes: usize,
+    ) -> (Placed<'_>, Wake) {
+        let (reply, delivery) = Delivery::alone();
+        let mut record = record.into_owned();
+        record.timestamp_ms = Some(timestamp_ms);
+        let entry = Entry {
+            id,
+            record,
+            bytes,
+            reply,
+        };
+        let Some(topic) = self.topics.get_mut(&name) else {
+            unreachable!("the topic is in the map")
+        };
+        let wake = match &mut topic.state {
+            TopicState::Waiting { entries } => {
+                entries.push(entry);
+                Wake::No
+            }
+            state => {
+                *state = TopicState::Waiting {
+                    entries: vec![entry],
+                };
+                Wake::LookUp(name)
+            }
+        };
+        (Placed::Alone(delivery), wake)
     }
 
     /// The lookup found `topic` with `partitions` partitions, taking batches of up to
@@ -278,32 +421,60 @@ impl Accumulator {
         now: Instant,
     ) {
         let partitions = partitions.max(1);
-        let state = TopicState::Known(Layout {
+        let known = TopicState::Known(Layout {
             partitions,
             sticky: self.sticky_seed % partitions,
             message_bytes_max: message_bytes_max.unwrap_or(usize::MAX),
         });
-        if let Some(TopicState::Waiting { entries }) = self.topics.insert(Arc::clone(topic), state)
-        {
+        let previous = match self.topics.get_mut(&**topic) {
+            Some(entry) => std::mem::replace(&mut entry.state, known),
+            None => {
+                self.add_topic(Arc::clone(topic), known);
+                TopicState::Unknown
+            }
+        };
+        if let TopicState::Waiting { entries } = previous {
             for entry in entries {
-                // Read again per record: a batch that fills moves the sticky partition on.
-                let Some(&TopicState::Known(layout)) = self.topics.get(topic) else {
-                    return;
+                let timestamp_ms = entry.record.timestamp_ms.unwrap_or_default();
+                let record = Cow::Owned(entry.record);
+                let (placed, _) =
+                    self.place_as(entry.id, topic, record, timestamp_ms, entry.bytes, || now);
+                let Placed::Batched {
+                    index, partition, ..
+                } = placed
+                else {
+                    unreachable!("the topic is known")
                 };
-                let (batch, index, timestamp_ms, _) =
-                    self.route(topic, layout, entry.id, entry.record, entry.bytes, || now);
-                batch.forward(index, timestamp_ms, entry.reply);
+                let key = self.queue_key_of(topic, partition);
+                if let Some(batch) = key.and_then(|key| self.queues.get_mut(&key)?.back_mut()) {
+                    batch.forward(index, timestamp_ms, entry.reply);
+                }
             }
         }
+    }
+
+    /// A topic seen for the first time gets the next number.
+    fn add_topic(&mut self, name: Arc<str>, state: TopicState) {
+        let id = self.next_topic_id;
+        self.next_topic_id = self.next_topic_id.wrapping_add(1);
+        self.topics.insert(name, Topic { id, state });
+    }
+
+    fn queue_key_of(&self, topic: &str, partition: u32) -> Option<QueueKey> {
+        Some(queue_key(self.topics.get(topic)?.id, partition))
     }
 
     /// The lookup found no such topic: the waiting records go out as one probe, and records
     /// that arrive meanwhile wait for the lookup that follows it.
     pub(super) fn on_missing_topic(&mut self, topic: &Arc<str>, now: Instant) {
-        if let Some(TopicState::Waiting { entries }) = self.topics.get_mut(topic) {
+        if let Some(Topic {
+            state: TopicState::Waiting { entries },
+            ..
+        }) = self.topics.get_mut(&**topic)
+        {
             let mut probe = Batch::new(Arc::clone(topic), None, 0, now);
             for entry in std::mem::take(entries) {
-                probe.push_entry(entry);
+                probe.push_probe(entry);
             }
             if probe.count > 0 {
                 self.probes.push_back(probe);
@@ -313,13 +484,15 @@ impl Accumulator {
 
     /// The lookup failed: forgets the topic and returns its waiting records, to be failed.
     pub(super) fn on_lookup_failed(&mut self, topic: &str) -> Vec<Entry> {
-        match self.topics.remove(topic) {
-            Some(TopicState::Waiting { entries }) => entries,
-            Some(known) => {
-                self.topics.insert(topic.into(), known);
-                Vec::new()
-            }
-            None => Vec::new(),
+        let Some(Topic { state, .. }) = self.topics.get_mut(topic) else {
+            return Vec::new();
+        };
+        if !matches!(state, TopicState::Waiting { .. }) {
+            return Vec::new();
+        }
+        match std::mem::replace(state, TopicState::Unknown) {
+            TopicState::Waiting { entries } => entries,
+            _ => Vec::new(),
         }
     }
 
@@ -327,21 +500,26 @@ impl Accumulator {
     /// records arrived meanwhile; otherwise the topic is forgotten and the next record starts
     /// one.
     pub(super) fn after_probe(&mut self, topic: &str) -> bool {
-        match self.topics.get(topic) {
-            Some(TopicState::Waiting { entries }) if entries.is_empty() => {
-                self.topics.remove(topic);
-                false
-            }
-            Some(TopicState::Waiting { .. }) => true,
-            _ => false,
+        match self.topics.get_mut(topic) {
+            Some(Topic { state, .. }) => match state {
+                TopicState::Waiting { entries } if entries.is_empty() => {
+                    *state = TopicState::Unknown;
+                    false
+                }
+                TopicState::Waiting { .. } => true,
+                _ => false,
+            },
+            None => false,
         }
     }
 
     /// The server no longer knows a partition of `topic` (deleted, or recreated with another
     /// count): the next record looks the topic up again.
     pub(super) fn forget(&mut self, topic: &str) {
-        if let Some(TopicState::Known(_)) = self.topics.get(topic) {
-            self.topics.remove(topic);
+        if let Some(Topic { state, .. }) = self.topics.get_mut(topic) {
+            if let TopicState::Known(_) = state {
+                *state = TopicState::Unknown;
+            }
         }
     }
 
@@ -360,7 +538,7 @@ impl Accumulator {
         let key = self
             .queues
             .iter()
-            .filter_map(|(key, queue)| Some((key, queue.front()?)))
+            .filter_map(|(key, queue)| Some((*key, queue.front()?)))
             .filter(|(_, batch)| {
                 closing
                     || batch.full
@@ -368,7 +546,7 @@ impl Accumulator {
                     || batch.first_id.is_some_and(|id| id < flush_below)
             })
             .min_by_key(|(_, batch)| batch.created)
-            .map(|(key, _)| key.clone())?;
+            .map(|(key, _)| key)?;
         let queue = self.queues.get_mut(&key)?;
         let batch = queue.pop_front()?;
         if queue.is_empty() {
@@ -380,7 +558,16 @@ impl Accumulator {
             let max = self.batch_bytes_max + self.batch_bytes_max / 4;
             self.batch_capacity = builder.len().clamp(BATCH_CAPACITY_FIRST.min(max), max);
         }
-        Self::advance_sticky(&mut self.topics, &key.0, key.1);
+        if let (
+            Some(Topic {
+                state: TopicState::Known(layout),
+                ..
+            }),
+            Some(partition),
+        ) = (self.topics.get_mut(&*batch.topic), batch.partition)
+        {
+            layout.advance_sticky(partition);
+        }
         Some(batch)
     }
 
@@ -401,9 +588,9 @@ impl Accumulator {
             .flatten()
             .chain(&self.probes)
             .filter_map(|batch| batch.first_id);
-        let waiting = self.topics.values().filter_map(|state| match state {
+        let waiting = self.topics.values().filter_map(|topic| match &topic.state {
             TopicState::Waiting { entries } => entries.first().map(|e| e.id),
-            TopicState::Known(_) => None,
+            _ => None,
         });
         batched.chain(waiting).min()
     }
@@ -419,76 +606,13 @@ impl Accumulator {
     pub(super) fn is_empty(&self) -> bool {
         self.min_id().is_none()
     }
+}
 
-    /// Puts a record of a known topic into its partition's open batch (starting one when the
-    /// record does not fit); returns the batch, the record's index in it and its timestamp.
-    fn route(
-        &mut self,
-        topic: &Arc<str>,
-        layout: Layout,
-        id: u64,
-        mut record: ProducerRecord,
-        bytes: usize,
-        now: impl Fn() -> Instant,
-    ) -> (&mut Batch, u32, i64, Wake) {
-        let Layout {
-            partitions,
-            sticky,
-            message_bytes_max,
-        } = layout;
-        let partition = match (record.partition, &record.key) {
-            (Some(partition), _) => partition,
-            (None, Some(key)) => partition_for_key(key, partitions),
-            (None, None) => sticky,
-        };
-        // The server then puts the record exactly where the client batched it.
-        record.partition = Some(partition);
-        let queue = self
-            .queues
-            .entry((Arc::clone(topic), partition))
-            .or_default();
-        let max = self.batch_bytes_max;
-        let encoded = BatchBuilder::record_len_max(&record);
-        let fits = |batch: &Batch| {
-            let encoded_fits = match &batch.content {
-                Content::Batch(builder) => builder.len() + encoded <= message_bytes_max,
-                Content::Records(_) => true,
-            };
-            !batch.full && (batch.count == 0 || (batch.bytes + bytes <= max && encoded_fits))
-        };
-        let mut wake = Wake::No;
-        if !queue.back().is_some_and(fits) {
-            if let Some(back) = queue.back_mut() {
-                back.full = true;
-            }
-            let capacity = self.batch_capacity.max(encoded).min(message_bytes_max);
-            queue.push_back(Batch::new(
-                Arc::clone(topic),
-                Some(partition),
-                capacity,
-                now(),
-            ));
-            wake = Wake::Task;
-        }
-        let last = queue.len() - 1;
-        let batch = &mut queue[last];
-        let (index, timestamp_ms) = batch.push(id, record, bytes);
-        if batch.bytes >= max {
-            batch.full = true;
-            wake = Wake::Task;
-            Self::advance_sticky(&mut self.topics, topic, partition);
-        }
-        (batch, index, timestamp_ms, wake)
-    }
-
-    fn advance_sticky(topics: &mut Map<Arc<str>, TopicState>, topic: &str, partition: u32) {
-        if let Some(TopicState::Known(Layout {
-            partitions, sticky, ..
-        })) = topics.get_mut(topic)
-        {
-            if *sticky == partition {
-                *sticky = (partition + 1) % *partitions;
-            }
+impl Layout {
+    /// A batch of `partition` filled up or left: keyless records move on to the next one.
+    fn advance_sticky(&mut self, partition: u32) {
+        if self.sticky == partition {
+            self.sticky = (partition + 1) % self.partitions;
         }
     }
 }
@@ -508,7 +632,7 @@ mod tests {
     }
 
     fn append(acc: &mut Accumulator, topic: &str, rec: ProducerRecord, now: Instant) -> Wake {
-        acc.append(topic, rec, 10, || now).1
+        acc.place(topic, Cow::Owned(rec), 1, 10, || now).1
     }
 
     /// The ids of a batch's records (they are consecutive).

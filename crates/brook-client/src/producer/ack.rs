@@ -194,27 +194,192 @@ impl Future for Delivery {
                 partition,
                 timestamp_ms,
                 slot,
-            } => {
-                let ready =
-                    |outcome| Poll::Ready(position(outcome, *index, *partition, *timestamp_ms));
-                if let Some(outcome) = ack.outcome.get() {
-                    return ready(outcome);
-                }
-                let mut wakers = ack.wakers.lock();
-                // Looked at again under the lock the resolver takes after setting it.
-                if let Some(outcome) = ack.outcome.get() {
-                    return ready(outcome);
-                }
-                match slot.and_then(|at| wakers.get_mut(at)) {
-                    Some(waker) => waker.clone_from(cx.waker()),
-                    None => {
-                        *slot = Some(wakers.len());
-                        wakers.push(cx.waker().clone());
-                    }
-                }
-                Poll::Pending
+            } => ack
+                .poll_outcome(cx, slot)
+                .map(|outcome| position(outcome, *index, *partition, *timestamp_ms)),
+        }
+    }
+}
+
+impl BatchAck {
+    /// The batch's outcome once it is set; until then registers `cx`'s waker (in `slot`, so a
+    /// future polled again replaces its own waker instead of adding one).
+    fn poll_outcome(
+        &self,
+        cx: &Context<'_>,
+        slot: &mut Option<usize>,
+    ) -> Poll<&Result<u64, Failure>> {
+        if let Some(outcome) = self.outcome.get() {
+            return Poll::Ready(outcome);
+        }
+        let mut wakers = self.wakers.lock();
+        // Looked at again under the lock the resolver takes after setting it.
+        if let Some(outcome) = self.outcome.get() {
+            return Poll::Ready(outcome);
+        }
+        match slot.and_then(|at| wakers.get_mut(at)) {
+            Some(waker) => waker.clone_from(cx.waker()),
+            None => {
+                *slot = Some(wakers.len());
+                wakers.push(cx.waker().clone());
             }
         }
+        Poll::Pending
+    }
+}
+
+/// The outcome of one [`super::Producer::send_batch`]: the position of every record, in the
+/// order they were given, once all are answered; or the first failure, once all are answered
+/// (records that went to other batches, e.g. other partitions, may be stored even so: each
+/// batch is stored or refused as a whole).
+///
+/// It holds one entry per run of records that landed next to each other in one batch (one for
+/// a whole slice to one partition), so it costs no allocation per record beyond its
+/// timestamp.
+#[derive(Debug)]
+#[must_use = "a delivery tells whether the records were stored"]
+pub struct BatchDelivery {
+    runs: Vec<Run>,
+    /// Each record's timestamp, in the order given.
+    timestamps: Vec<i64>,
+    positions: Vec<RecordPosition>,
+    /// Runs before this one are answered.
+    next: usize,
+    /// Records of the answered runs.
+    answered: usize,
+    /// The first failure met; returned once every run is answered.
+    failed: Option<ClientError>,
+}
+
+#[derive(Debug)]
+enum Run {
+    /// `len` consecutive records of one batch, the first at `index`.
+    Batched {
+        ack: Arc<BatchAck>,
+        partition: u32,
+        index: u32,
+        len: u32,
+        slot: Option<usize>,
+    },
+    /// A record that waited for its topic, answered on its own.
+    Alone(Delivery),
+}
+
+impl BatchDelivery {
+    pub(crate) fn with_capacity(records: usize) -> Self {
+        BatchDelivery {
+            runs: Vec::new(),
+            timestamps: Vec::with_capacity(records),
+            positions: Vec::new(),
+            next: 0,
+            answered: 0,
+            failed: None,
+        }
+    }
+
+    /// Records accepted so far.
+    pub(crate) fn len(&self) -> usize {
+        self.timestamps.len()
+    }
+
+    /// The next record went into a batch as its record number `index`.
+    pub(crate) fn push_batched(
+        &mut self,
+        ack: &AckSender,
+        index: u32,
+        partition: u32,
+        timestamp_ms: i64,
+    ) {
+        self.timestamps.push(timestamp_ms);
+        if let Some(Run::Batched {
+            ack: last,
+            index: first,
+            len,
+            ..
+        }) = self.runs.last_mut()
+        {
+            if Arc::ptr_eq(last, &ack.0) && *first + *len == index {
+                *len += 1;
+                return;
+            }
+        }
+        self.runs.push(Run::Batched {
+            ack: Arc::clone(&ack.0),
+            partition,
+            index,
+            len: 1,
+            slot: None,
+        });
+    }
+
+    /// The next record waits for its topic and is answered on its own.
+    pub(crate) fn push_alone(&mut self, delivery: Delivery, timestamp_ms: i64) {
+        self.timestamps.push(timestamp_ms);
+        self.runs.push(Run::Alone(delivery));
+    }
+}
+
+impl Future for BatchDelivery {
+    type Output = Result<Vec<RecordPosition>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.positions.capacity() == 0 {
+            this.positions.reserve_exact(this.timestamps.len());
+        }
+        while let Some(run) = this.runs.get_mut(this.next) {
+            let first = this.answered;
+            let answered = match run {
+                Run::Batched {
+                    ack,
+                    partition,
+                    index,
+                    len,
+                    slot,
+                } => {
+                    let Poll::Ready(outcome) = ack.poll_outcome(cx, slot) else {
+                        return Poll::Pending;
+                    };
+                    match outcome {
+                        Ok(base) if this.failed.is_none() => {
+                            let timestamps = &this.timestamps[first..first + *len as usize];
+                            let offsets = (0..*len).map(|i| base + u64::from(*index + i));
+                            this.positions.extend(offsets.zip(timestamps).map(
+                                |(offset, &timestamp_ms)| RecordPosition {
+                                    partition: *partition,
+                                    offset,
+                                    timestamp_ms,
+                                },
+                            ));
+                        }
+                        Ok(_) => {}
+                        Err(failure) => {
+                            this.failed.get_or_insert_with(|| failure.error());
+                        }
+                    }
+                    *len as usize
+                }
+                Run::Alone(delivery) => {
+                    let Poll::Ready(outcome) = delivery.poll_unpin(cx) else {
+                        return Poll::Pending;
+                    };
+                    match outcome {
+                        Ok(position) if this.failed.is_none() => this.positions.push(position),
+                        Ok(_) => {}
+                        Err(error) => {
+                            this.failed.get_or_insert(error);
+                        }
+                    }
+                    1
+                }
+            };
+            this.answered += answered;
+            this.next += 1;
+        }
+        Poll::Ready(match this.failed.take() {
+            Some(error) => Err(error),
+            None => Ok(std::mem::take(&mut this.positions)),
+        })
     }
 }
 
@@ -263,5 +428,66 @@ mod tests {
         let orphan = ack.delivery(0, 0, 0);
         drop(ack);
         assert!(matches!(orphan.await, Err(ClientError::ProducerClosed)));
+    }
+
+    #[tokio::test]
+    async fn a_slice_keeps_one_entry_per_run_and_answers_in_the_order_given() {
+        let (a, b) = (AckSender::new(), AckSender::new());
+        let mut slice = BatchDelivery::with_capacity(5);
+        slice.push_batched(&a, 0, 1, 10);
+        slice.push_batched(&a, 1, 1, 11);
+        slice.push_batched(&b, 0, 2, 12);
+        // Not next to the run before (another sender's record took index 2): a new run.
+        slice.push_batched(&a, 3, 1, 13);
+        let (reply, alone) = Delivery::alone();
+        slice.push_alone(alone, 14);
+        assert_eq!(slice.runs.len(), 4);
+        let waiting = tokio::spawn(slice);
+        tokio::task::yield_now().await;
+        b.resolve(Ok(7));
+        a.resolve(Ok(100));
+        let _ = reply.send(Ok(RecordPosition {
+            partition: 0,
+            offset: 5,
+            timestamp_ms: 14,
+        }));
+        let positions: Vec<(u32, u64, i64)> = waiting
+            .await
+            .expect("joined")
+            .expect("delivered")
+            .iter()
+            .map(|p| (p.partition, p.offset, p.timestamp_ms))
+            .collect();
+        assert_eq!(
+            positions,
+            [
+                (1, 100, 10),
+                (1, 101, 11),
+                (2, 7, 12),
+                (1, 103, 13),
+                (0, 5, 14)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_slice_fails_with_the_first_failure_once_every_run_is_answered() {
+        let (a, b) = (AckSender::new(), AckSender::new());
+        let mut slice = BatchDelivery::with_capacity(2);
+        slice.push_batched(&a, 0, 0, 0);
+        slice.push_batched(&b, 0, 1, 0);
+        let mut waiting = tokio::spawn(slice);
+        a.resolve(Err(Failure::Rpc {
+            code: Code::NotFound,
+            message: "no".into(),
+        }));
+        tokio::task::yield_now().await;
+        assert!(
+            futures::poll!(&mut waiting).is_pending(),
+            "still waits for the other batch"
+        );
+        b.resolve(Ok(3));
+        let err = waiting.await.expect("joined").expect_err("failed");
+        assert_eq!(err.code(), Code::NotFound);
     }
 }

@@ -10,7 +10,9 @@
 //!    sendable when it holds [`ProducerConfig::batch_bytes_max`] bytes or its first record has
 //!    waited [`ProducerConfig::linger_ms`]. A batch's records share one answer (module `ack`):
 //!    a record costs no channel message, no oneshot and no wake-up of its own; `send` wakes the
-//!    producer's task only when a batch starts or fills up.
+//!    producer's task only when a batch starts or fills up. [`Producer::send_batch`] does the
+//!    same for a slice of records under one hold of the lock (per [`SLICE_RECORDS_MAX`]
+//!    records), with one clock read and one [`BatchDelivery`] for the slice.
 //! 2. The producer's task (module `pipeline`) sends each sendable batch as one request on a
 //!    `ProduceStream` (bidirectional gRPC stream), with up to
 //!    [`ProducerConfig::requests_in_flight_max`] requests awaiting their answers. The server
@@ -34,6 +36,7 @@ mod accumulator;
 mod ack;
 mod pipeline;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -43,8 +46,8 @@ use tokio::sync::{oneshot, Notify};
 use crate::client::Client;
 use crate::error::{ClientError, Result};
 use crate::record::ProducerRecord;
-use accumulator::{Accumulator, Wake};
-pub use ack::Delivery;
+use accumulator::{Accumulator, Placed, Wake};
+pub use ack::{BatchDelivery, Delivery};
 use pipeline::Pipeline;
 
 /// How a [`Producer`] batches and pipelines.
@@ -124,8 +127,8 @@ impl ProducerConfig {
 }
 
 /// What the handles and the producer's task share: the batches being filled, under one lock
-/// that is never held across an `.await` (and only for the few instructions of an append or a
-/// pop), and the two wake-ups between them.
+/// that is never held across an `.await` (and only for an append, of one record or of up to
+/// [`SLICE_RECORDS_MAX`], or a pop), and the two wake-ups between them.
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
@@ -150,6 +153,36 @@ struct State {
     /// The task has ended: nothing more is accepted.
     stopped: bool,
 }
+
+impl State {
+    /// Places one record (counted against the buffer) and says where it went and whether the
+    /// task must look again.
+    fn place(
+        &mut self,
+        topic: &str,
+        record: Cow<'_, ProducerRecord>,
+        timestamp_ms: i64,
+        bytes: usize,
+    ) -> (Placed<'_>, bool) {
+        self.buffered_bytes += bytes;
+        let (placed, wake) =
+            self.accumulator
+                .place(topic, record, timestamp_ms, bytes, Instant::now);
+        let wake = match wake {
+            Wake::No => false,
+            Wake::Task => true,
+            Wake::LookUp(topic) => {
+                self.lookups.push(topic);
+                true
+            }
+        };
+        (placed, wake)
+    }
+}
+
+/// Records [`Producer::send_batch`] places under one hold of the producer's lock, so a long
+/// slice does not keep the producer's task (or other senders) waiting for long.
+pub const SLICE_RECORDS_MAX: usize = 256;
 
 /// A batching, pipelining producer. Cheap to clone: clones share one task and its batches.
 #[derive(Debug, Clone)]
@@ -209,34 +242,107 @@ impl Producer {
     /// A record without a timestamp is stamped with this machine's clock here (as Kafka
     /// clients stamp at send): that is the timestamp stored with it and the one its
     /// [`crate::RecordPosition`] reports.
-    pub async fn send(&self, topic: &str, mut record: ProducerRecord) -> Result<Delivery> {
-        let shared = &self.handle.shared;
+    pub async fn send(&self, topic: &str, record: ProducerRecord) -> Result<Delivery> {
         let bytes = record.encoded_len_estimate();
-        record.timestamp_ms.get_or_insert_with(wall_clock_ms);
+        let timestamp_ms = record.timestamp_ms.unwrap_or_else(wall_clock_ms);
         let mut record = Some(record);
+        let append = |record: &mut Option<ProducerRecord>| {
+            self.try_append(|state| {
+                let record = record.take()?;
+                let (placed, wake) = state.place(topic, Cow::Owned(record), timestamp_ms, bytes);
+                let delivery = match placed {
+                    Placed::Batched {
+                        ack,
+                        index,
+                        partition,
+                    } => ack.delivery(index, partition, timestamp_ms),
+                    Placed::Alone(delivery) => delivery,
+                };
+                Some((delivery, wake))
+            })
+        };
         loop {
-            // Registered before looking, so an answer that frees space in between still wakes
-            // this sender; only a sender that finds the buffer full pays for it.
-            let space = shared.space.notified();
-            tokio::pin!(space);
-            if let Some(accepted) = self.try_append(topic, &mut record, bytes) {
+            if let Some(accepted) = append(&mut record) {
                 return accepted;
             }
-            space.as_mut().enable();
-            if let Some(accepted) = self.try_append(topic, &mut record, bytes) {
+            // Full: wait for an answer to free some space. Created before looking again, so an
+            // answer in between still wakes this sender (the space is told with
+            // `notify_waiters`, which reaches every `Notified` created before it).
+            let space = self.handle.shared.space.notified();
+            if let Some(accepted) = append(&mut record) {
                 return accepted;
             }
             space.await;
         }
     }
 
-    /// Appends `record` when the buffer has room; `None` when it is full.
-    fn try_append(
+    /// Queues `records` for `topic`, in their order, under one lock per slice (of up to
+    /// [`SLICE_RECORDS_MAX`] records) instead of one per record; await the [`BatchDelivery`]
+    /// for every record's position. Records bound for one partition join its batch side by
+    /// side, so the delivery holds one entry per batch, not one per record. Returns once every
+    /// record is accepted (waiting while the producer holds `buffer_bytes_max` bytes).
+    ///
+    /// The records are only read: their bytes are encoded into their partitions' batches here,
+    /// on the caller's task. Records without a timestamp share one stamp from this machine's
+    /// clock, read once per call. Partitions are chosen per record as [`Producer::send`]
+    /// chooses them.
+    pub async fn send_batch(
         &self,
         topic: &str,
-        record: &mut Option<ProducerRecord>,
-        bytes: usize,
-    ) -> Option<Result<Delivery>> {
+        records: &[ProducerRecord],
+    ) -> Result<BatchDelivery> {
+        let mut stamp = None;
+        let mut delivery = BatchDelivery::with_capacity(records.len());
+        let mut append = |delivery: &mut BatchDelivery| {
+            self.try_append(|state| {
+                let from = delivery.len();
+                let slice = records.get(from..)?;
+                if slice.is_empty() {
+                    return None;
+                }
+                let mut wake = false;
+                for record in slice.iter().take(SLICE_RECORDS_MAX) {
+                    if state.buffered_bytes >= self.handle.shared.buffer_bytes_max {
+                        break;
+                    }
+                    let timestamp_ms = record
+                        .timestamp_ms
+                        .unwrap_or_else(|| *stamp.get_or_insert_with(wall_clock_ms));
+                    let bytes = record.encoded_len_estimate();
+                    let (placed, woken) =
+                        state.place(topic, Cow::Borrowed(record), timestamp_ms, bytes);
+                    match placed {
+                        Placed::Batched {
+                            ack,
+                            index,
+                            partition,
+                        } => delivery.push_batched(ack, index, partition, timestamp_ms),
+                        Placed::Alone(alone) => delivery.push_alone(alone, timestamp_ms),
+                    }
+                    wake |= woken;
+                }
+                Some(((), wake))
+            })
+        };
+        while delivery.len() < records.len() {
+            let space = self.handle.shared.space.notified();
+            let before = delivery.len();
+            match append(&mut delivery) {
+                Some(Err(error)) => return Err(error),
+                // Some records were taken (or the buffer was full when looked at).
+                Some(Ok(())) if delivery.len() > before => continue,
+                _ => space.await,
+            }
+        }
+        Ok(delivery)
+    }
+
+    /// Runs `place` under the producer's lock when the buffer has room, then wakes the task if
+    /// it asks; `None` when the buffer is full (or `place` took nothing).
+    fn try_append<T>(
+        &self,
+        place: impl FnOnce(&mut State) -> Option<(T, bool)>,
+    ) -> Option<Result<T>> {
         let shared = &self.handle.shared;
         let mut state = shared.state.lock();
         if state.stopped {
@@ -245,22 +351,12 @@ impl Producer {
         if state.buffered_bytes >= shared.buffer_bytes_max {
             return None;
         }
-        let record = record.take()?;
-        state.buffered_bytes += bytes;
-        let (delivery, wake) = state.accumulator.append(topic, record, bytes, Instant::now);
-        let wake = match wake {
-            Wake::No => false,
-            Wake::Task => true,
-            Wake::LookUp(topic) => {
-                state.lookups.push(topic);
-                true
-            }
-        };
+        let (accepted, wake) = place(&mut state)?;
         drop(state);
         if wake {
             shared.task.notify_one();
         }
-        Some(Ok(delivery))
+        Some(Ok(accepted))
     }
 
     /// Sends every record accepted so far at once (without waiting for linger) and waits until
