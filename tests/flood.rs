@@ -13,7 +13,8 @@
 //! measured unloaded and under the flood in the same run and both p99s are printed (run with
 //! `--nocapture`): a reported figure against the goal of twice the unloaded p99, never a
 //! timed assertion. `BROOK_FLOOD_CONNECTION_RATE=1048576` runs it without the connect rate
-//! limit, for comparison.
+//! limit, and `BROOK_FLOOD_STORM=elsewhere|off` sends the storm to a listener of its own or
+//! leaves it out ([`Storm`]), for comparison.
 //!
 //! A second test per door opens a burst of connections from one address past its connect rate
 //! and checks that those past it are reset at once while the rest are kept, and that a client
@@ -251,6 +252,26 @@ fn p99(sorted: &[Duration]) -> Duration {
     sorted[(sorted.len() * 99).div_ceil(100) - 1]
 }
 
+/// Where the storm goes: `BROOK_FLOOD_STORM` = `door` (the default), `elsewhere` (a listener
+/// of the flood's own, to tell what the storm's CPU alone costs the normal client from what
+/// the door's work for it costs) or `off` (idle and slowloris connections only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Storm {
+    Door,
+    Elsewhere,
+    Off,
+}
+
+impl Storm {
+    fn from_env() -> Storm {
+        match std::env::var("BROOK_FLOOD_STORM").as_deref() {
+            Ok("elsewhere") => Storm::Elsewhere,
+            Ok("off") => Storm::Off,
+            _ => Storm::Door,
+        }
+    }
+}
+
 /// The flood: idle and slowloris connections from two addresses, and a storm, until `stop`,
 /// on a one-worker runtime of its own (see the module docs).
 struct Flood {
@@ -326,14 +347,33 @@ impl Flood {
             }
         }
         // Storm: connect, send a byte, drop, as fast as one task can.
-        {
+        let storm = Storm::from_env();
+        if storm != Storm::Off {
             let (stop, stormed) = (Arc::clone(&stop), Arc::clone(&stormed));
             let from = flooders()[0];
+            let addr = if storm == Storm::Elsewhere {
+                // A listener of the flood's own that accepts and drops: the storm costs the
+                // machine what it costs, and the door nothing.
+                let sink = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("the storm's sink");
+                let sink_addr = sink.local_addr().expect("the sink's address");
+                let stop = Arc::clone(&stop);
+                tasks.push(tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let next = tokio::time::timeout(Duration::from_millis(50), sink.accept());
+                        drop(next.await);
+                    }
+                }));
+                sink_addr
+            } else {
+                addr
+            };
             tasks.push(tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
+                    stormed.fetch_add(1, Ordering::Relaxed);
                     if let Ok(mut stream) = connect_from(from, addr).await {
                         let _ = stream.write_all(&door.request_start()[..1]).await;
-                        stormed.fetch_add(1, Ordering::Relaxed);
                     }
                     tokio::task::yield_now().await;
                 }
@@ -379,10 +419,11 @@ async fn a_normal_client_is_served_through_a_flood(door: Door) {
     let (before, during) = (p99(&unloaded), p99(&flooded));
     println!(
         "{door:?}: normal client p99 {before:?} unloaded, {during:?} under {} idle, {} slowloris \
-         connections and a storm of {stormed} connects, connection_rate_per_addr_max {} \
-         (ratio {:.2})",
+         connections and a storm of {stormed} connects (to the {:?}), \
+         connection_rate_per_addr_max {} (ratio {:.2})",
         IDLE_EACH * 2,
         SLOW_EACH * 2,
+        Storm::from_env(),
         connection_rate(),
         during.as_secs_f64() / before.as_secs_f64()
     );
