@@ -245,14 +245,24 @@ impl Broker {
     }
 
     /// Writes `meta` (`None`: forget the id) to the coordinator's log, durably, then applies
-    /// it to the slot. Called with the slot's transition lock held.
+    /// it to the slot. Called with the slot's transition lock held. The append runs on the
+    /// blocking pool, or in place when it does not wait for the disk
+    /// ([`TxnLog::appends_in_place`]).
     async fn persist(&self, slot: &Arc<Slot>, meta: Option<TxnMeta>) -> Result<()> {
         let coordinator = Arc::clone(self.coordinator());
         {
             let _gate = coordinator.log_gate.read().await;
             let log = Arc::clone(&coordinator.log);
-            let (id, record) = (slot.id.clone(), meta.clone());
-            blocking(move || log.append(&id, record.as_ref())).await?;
+            let in_place = log.appends_in_place()
+                && tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
+                    runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+                });
+            if in_place {
+                tokio::task::block_in_place(|| log.append(&slot.id, meta.as_ref()))?;
+            } else {
+                let (id, record) = (slot.id.clone(), meta.clone());
+                blocking(move || log.append(&id, record.as_ref())).await?;
+            }
             let mut state = slot.state.lock();
             state.meta = meta;
             state.ending = false;

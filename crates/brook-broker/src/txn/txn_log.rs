@@ -9,7 +9,8 @@
 //! forgets the id). To keep that bounded the log is compacted by rewriting: once it holds more
 //! than [`REWRITE_BYTES_MIN`] and four times what the last rewrite wrote, every live state is
 //! appended again and the log start moved to the first of them, so older segments are deleted.
-//! Blocking: the broker calls it on the blocking pool.
+//! Blocking: the broker calls it on the blocking pool, or in place on its worker
+//! (`block_in_place`) when an append does not wait for the disk ([`TxnLog::appends_in_place`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -38,6 +39,8 @@ pub(crate) struct TxnLog {
     log: PartitionLog,
     /// Bytes in the log after the last rewrite (or open).
     base_size: AtomicU64,
+    /// An append returns without waiting for an fsync (durability `none` or `interval`).
+    in_place: bool,
 }
 
 impl TxnLog {
@@ -56,7 +59,23 @@ impl TxnLog {
         let log = PartitionLog::open(&dir, config).map_err(BrokerError::from_admin_log)?;
         let states = load(&log)?;
         let base_size = AtomicU64::new(log.size_bytes());
-        Ok((Self { log, base_size }, states))
+        let in_place = durability != Durability::Sync;
+        Ok((
+            Self {
+                log,
+                base_size,
+                in_place,
+            },
+            states,
+        ))
+    }
+
+    /// Whether an append only copies into the page cache (no fsync to wait for), as the
+    /// partitions' appenders write inline under the same durabilities: short enough to run on
+    /// the caller's worker with `block_in_place` instead of a hop to the blocking pool and
+    /// back, which is most of what a transaction's three coordinator records cost.
+    pub(crate) fn appends_in_place(&self) -> bool {
+        self.in_place
     }
 
     /// Appends `id`'s new state (`None`: forget it) and returns once it is durable.

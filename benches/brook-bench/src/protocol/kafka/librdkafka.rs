@@ -410,16 +410,15 @@ impl BenchProducer for KafkaProducer {
                     // one commit of three, the client's and not the broker's. Waiting here
                     // until that thread has served everything keeps it out of the figures
                     // (on a blocking thread: tokio's timer would round each look up to 1 ms).
-                    let drained = Arc::clone(&producer);
+                    // The wait and the commit share one trip to the blocking pool.
                     tokio::task::spawn_blocking(move || {
-                        while drained.in_flight_count() > 0 {
+                        while producer.in_flight_count() > 0 {
                             std::thread::sleep(DRAIN_POLL);
                         }
+                        producer.commit_transaction(TXN_TIMEOUT)
                     })
-                    .await?;
-                    tokio::task::spawn_blocking(move || producer.commit_transaction(TXN_TIMEOUT))
-                        .await?
-                        .context("commit_transaction")?;
+                    .await?
+                    .context("commit_transaction")?;
                     drop(turn);
                 }
                 Ok(())
