@@ -212,14 +212,6 @@ impl Acceptor {
         self.admission.registry.peers()
     }
 
-    /// Connections closed at accept because their address opened them faster than
-    /// [`ConnectionLimits::connection_rate_per_addr_max`], since the door started.
-    pub fn refused_for_rate(&self) -> u64 {
-        self.connect_rate
-            .as_ref()
-            .map_or(0, ConnectRate::refused_total)
-    }
-
     /// The door accepting.
     pub fn door(&self) -> &'static str {
         self.door
@@ -317,6 +309,14 @@ impl Acceptor {
     /// Stops accepting: the listening socket closes, so new clients are refused instead of
     /// queued. The connections already handed out go on; [`Draining::wait`] waits for them.
     pub fn close(self) -> Draining {
+        if let Some(rate) = self.connect_rate.as_ref().filter(|r| r.refused_total() > 0) {
+            tracing::info!(
+                door = self.door,
+                refused = rate.refused_total(),
+                "connections refused at accept for their address's connect rate since the door \
+                 started"
+            );
+        }
         Draining {
             places: self.admission.places,
             connections_max: self.admission.connections_max,

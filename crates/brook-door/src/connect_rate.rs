@@ -10,8 +10,8 @@
 //! burst of one second's worth, and a connection past it is closed as soon as it is accepted
 //! (with a reset, so neither side keeps the socket in a closing state): no task, no
 //! registration, no per-connection log line. The refusals are counted and reported in one
-//! line per door at most every [`REPORT_EVERY`]. This is Kafka's per-IP
-//! `connection_creation_rate` quota (KIP-612), which is likewise off by default.
+//! line per door at most every [`REPORT_EVERY`], and in total when the door stops. This is
+//! Kafka's per-IP `connection_creation_rate` quota (KIP-612), which is likewise off by default.
 //!
 //! The rule is a generic cell rate algorithm: per address, the time at which its bucket would
 //! be empty again ("theoretical arrival time"); a connection is let in when that time is at
