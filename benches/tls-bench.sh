@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# TLS beside plaintext on the gRPC door, in one run, against one build (docs/benchmarks.md, "TLS").
+# TLS beside plaintext on one door, in one run, against one build (docs/benchmarks.md, "TLS").
 #
-# Starts two `brook serve` children of the same binary, each on its own temporary data directory:
-# one plaintext, one with `--tls-cert/--tls-key` (a P-256 certificate signed by a CA, both made here
-# with `openssl`). Then, for each repetition, runs `brook bench
-# produce` and `brook bench consume` (1 KiB records, batches of 1000, durability none) against the plaintext
-# server and then the TLS one (`--server https://... --tls-ca`), back to back, and prints one line
-# per run and the TLS / plaintext ratio of each pair. The load average is printed before and after:
-# the machine is shared.
+# Starts two `brook serve` children of the same binary, each on its own temporary data directory
+# and only the benched door open: one plaintext, one with `--tls-cert/--tls-key` (a P-256
+# certificate signed by a CA, both made here with `openssl`). Then, for each repetition, runs
+# `brook bench produce` and `brook bench consume` (1 KiB records, batches of 1000, durability
+# none) against the plaintext server and then the TLS one (`--tls-ca`, with an `https://`
+# --server for grpc, grpc-raw and http, `--kafka-addr` for kafka), back to back, and prints one
+# line per run and the TLS / plaintext ratio of each pair. The load average is printed before
+# and after: the machine is shared.
 #
-#   benches/tls-bench.sh                      # 3 repetitions of 1 000 000 records (about 1 GB)
+#   benches/tls-bench.sh                      # gRPC door, 3 repetitions of 1 000 000 records (about 1 GB)
 #   REPS=5 RECORDS=500000 PROTOCOL=grpc-raw benches/tls-bench.sh
+#   PROTOCOL=http benches/tls-bench.sh        # the HTTP door (reqwest over rustls)
+#   PROTOCOL=kafka benches/tls-bench.sh       # the Kafka door (librdkafka over OpenSSL): needs a
+#                                             # bench-kafka-tls build, see below
 #   BROOK=target/debug/brook RECORDS=2000 REPS=1 benches/tls-bench.sh   # a quick check of the path
 #
-# Needs: a built brook (default target/release/brook: `cargo build --release --bin brook`),
-# openssl, python3 (to read the bench's --json).
+# Needs: a built brook (default target/release/brook: `cargo build --release --bin brook`; for
+# PROTOCOL=kafka `apt-get install libssl-dev` then `cargo build --release --bin brook --features
+# bench-kafka-tls`, which this script runs itself when BUILD=1), openssl, python3 (to read the
+# bench's --json).
 set -euo pipefail
 
 BROOK=${BROOK:-target/release/brook}
@@ -23,6 +29,22 @@ RECORDS=${RECORDS:-1000000}
 PROTOCOL=${PROTOCOL:-grpc}
 PLAIN_ADDR=${PLAIN_ADDR:-127.0.0.1:50071}
 TLS_ADDR=${TLS_ADDR:-127.0.0.1:50072}
+
+case "$PROTOCOL" in
+grpc | grpc-raw) door=--grpc-addr ;;
+http) door=--http-addr ;;
+kafka)
+    door=--kafka-addr
+    if [ "${BUILD:-0}" = 1 ]; then
+        dpkg -s libssl-dev >/dev/null 2>&1 || apt-get install -y libssl-dev
+        cargo build --release --bin brook --features bench-kafka-tls
+    fi
+    ;;
+*)
+    echo "PROTOCOL=$PROTOCOL: expected grpc, grpc-raw, http or kafka" >&2
+    exit 2
+    ;;
+esac
 
 work=$(mktemp -d -t brook-tls-bench-XXXXXX)
 pids=()
@@ -47,8 +69,12 @@ openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key
 serve() { # name addr extra-args...
     local name=$1 addr=$2
     shift 2
-    "$BROOK" serve --data-dir "$work/$name" --grpc-addr "$addr" --kafka-addr off --http-addr off \
-        --log-level warn "$@" >"$work/$name.log" 2>&1 &
+    local doors=() other
+    for other in --grpc-addr --kafka-addr --http-addr; do
+        if [ "$other" = "$door" ]; then doors+=("$other" "$addr"); else doors+=("$other" off); fi
+    done
+    "$BROOK" serve --data-dir "$work/$name" "${doors[@]}" --log-level warn "$@" \
+        >"$work/$name.log" 2>&1 &
     pids+=($!)
 }
 serve plain "$PLAIN_ADDR"
@@ -69,7 +95,11 @@ wait_port "$TLS_ADDR"
 
 bench() { # workload mode -> "records/s MB/s p99_us"
     local workload=$1 mode=$2 server
-    if [ "$mode" = tls ]; then
+    if [ "$PROTOCOL" = kafka ] && [ "$mode" = tls ]; then
+        server=(--kafka-addr "$TLS_ADDR" --tls-ca "$work/ca.pem")
+    elif [ "$PROTOCOL" = kafka ]; then
+        server=(--kafka-addr "$PLAIN_ADDR")
+    elif [ "$mode" = tls ]; then
         server=(--server "https://$TLS_ADDR" --tls-ca "$work/ca.pem")
     else
         server=(--server "http://$PLAIN_ADDR")

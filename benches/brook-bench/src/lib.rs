@@ -133,8 +133,9 @@ pub struct BenchArgs {
     /// --protocol, a JSON array of them.
     #[arg(long)]
     json: bool,
-    /// PEM file of the certificate (or its CA) that an https:// --server presents: the gRPC
-    /// protocols then connect over TLS, each connection its own TLS session.
+    /// PEM file of the certificate (or its CA) the door presents: --protocol grpc, grpc-raw and
+    /// http then connect over TLS to an https:// --server, --protocol kafka to --kafka-addr
+    /// (a `bench-kafka-tls` build), each connection its own TLS session.
     #[arg(long, value_name = "FILE", conflicts_with = "embedded")]
     tls_ca: Option<std::path::PathBuf>,
     #[command(flatten)]

@@ -5,7 +5,8 @@
 //! (bench values are binary), up to `--in-flight` requests at once, each on a connection of
 //! the producer's pool (HTTP/1.1 has one request at a time per connection). Consuming: one
 //! server-sent event stream per partition (`GET .../partitions/{p}/stream?offset=`), each
-//! event one record as JSON.
+//! event one record as JSON. With `--tls-ca` and an `https://` URL, the same over TLS (reqwest
+//! on a rustls configuration with ring that trusts only that CA).
 
 use std::io;
 
@@ -22,11 +23,13 @@ use serde_json::json;
 
 use super::{receive_ready, Ack, BenchConsumer, BenchProducer, ProducerShape, Protocol, TopicSpec};
 
-/// Connects to the HTTP door at `url` (`http://HOST:PORT`).
-pub(super) async fn connect(url: &str) -> anyhow::Result<Box<dyn Protocol>> {
+/// Connects to the HTTP door at `url` (`http://HOST:PORT`, or `https://` trusting `ca_pem`).
+pub(super) async fn connect(url: &str, ca_pem: Option<&[u8]>) -> anyhow::Result<Box<dyn Protocol>> {
+    let clients = Clients::new(url, ca_pem)?;
     let http = Http {
         base: url.trim_end_matches('/').to_owned(),
-        client: reqwest::Client::new(),
+        client: clients.new_client()?,
+        clients,
     };
     let health = http.client.get(http.url("/healthz")).send().await;
     match health {
@@ -40,6 +43,57 @@ struct Http {
     base: String,
     /// For admin calls; producers and consumers have clients (connection pools) of their own.
     client: reqwest::Client,
+    clients: Clients,
+}
+
+/// Makes the HTTP clients: plain, or over TLS (each client its own connections and sessions).
+#[derive(Clone)]
+struct Clients {
+    tls: Option<rustls::ClientConfig>,
+}
+
+impl Clients {
+    /// `ca_pem`: the PEM `--tls-ca` names; needed by, and only by, an `https://` URL.
+    fn new(url: &str, ca_pem: Option<&[u8]>) -> anyhow::Result<Clients> {
+        let tls = match (url.starts_with("https://"), ca_pem) {
+            (true, Some(pem)) => Some(tls_config(pem)?),
+            (true, None) => bail!("{url} is TLS: name the CA to trust with --tls-ca FILE"),
+            (false, Some(_)) => bail!("--tls-ca needs an https:// --server, not {url}"),
+            (false, None) => None,
+        };
+        Ok(Clients { tls })
+    }
+
+    fn new_client(&self) -> anyhow::Result<reqwest::Client> {
+        let builder = reqwest::Client::builder();
+        let builder = match &self.tls {
+            Some(tls) => builder.tls_backend_preconfigured(tls.clone()),
+            None => builder,
+        };
+        builder.build().context("cannot set up the HTTP client")
+    }
+}
+
+/// A rustls client (ring, as brook's doors) trusting only the certificates in `ca_pem`.
+fn tls_config(ca_pem: &[u8]) -> anyhow::Result<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        roots
+            .add(cert.context("--tls-ca: bad PEM")?)
+            .context("--tls-ca: bad certificate")?;
+    }
+    if roots.is_empty() {
+        bail!("--tls-ca holds no certificate");
+    }
+    #[allow(deprecated)] // ring: see brook_door::tls.
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 impl Http {
@@ -152,11 +206,13 @@ impl Protocol for Http {
         topic: &'a str,
         _shape: ProducerShape,
     ) -> BoxFuture<'a, anyhow::Result<Box<dyn BenchProducer>>> {
-        let producer = HttpProducer {
-            client: reqwest::Client::new(),
-            url: self.url(&format!("/v1/topics/{topic}/records")),
-        };
-        futures::future::ready(Ok(Box::new(producer) as Box<dyn BenchProducer>)).boxed()
+        let producer = self.clients.new_client().map(|client| {
+            Box::new(HttpProducer {
+                client,
+                url: self.url(&format!("/v1/topics/{topic}/records")),
+            }) as Box<dyn BenchProducer>
+        });
+        futures::future::ready(producer).boxed()
     }
 
     fn consumer<'a>(
@@ -165,7 +221,7 @@ impl Protocol for Http {
         starts: Vec<(u32, u64)>,
     ) -> BoxFuture<'a, anyhow::Result<Box<dyn BenchConsumer>>> {
         async move {
-            let client = reqwest::Client::new();
+            let client = self.clients.new_client()?;
             let mut values = SelectAll::new();
             for (partition, offset) in starts {
                 let url = self.url(&format!(
@@ -309,6 +365,33 @@ fn value_bytes(value: &Bytes) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // The TLS connection itself is checked end to end by `benches/tls-bench.sh` (a real
+    // `brook serve --tls-cert`, PROTOCOL=http); these are the refusals that need no server.
+    #[test]
+    fn tls_needs_an_https_url_and_a_real_ca() {
+        let no_ca = Clients::new("https://127.0.0.1:8080", None)
+            .err()
+            .expect("refused");
+        assert!(no_ca.to_string().contains("--tls-ca FILE"), "{no_ca}");
+        let pem = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let plain = Clients::new("http://127.0.0.1:8080", Some(pem))
+            .err()
+            .expect("refused");
+        assert!(plain.to_string().contains("needs an https://"), "{plain}");
+        let bad = Clients::new("https://127.0.0.1:8080", Some(pem))
+            .err()
+            .expect("refused");
+        assert!(bad.to_string().contains("--tls-ca"), "{bad}");
+        let empty = Clients::new("https://127.0.0.1:8080", Some(b""))
+            .err()
+            .expect("refused");
+        assert!(empty.to_string().contains("no certificate"), "{empty}");
+        assert!(Clients::new("http://127.0.0.1:8080", None)
+            .expect("plain")
+            .tls
+            .is_none());
+    }
 
     #[test]
     fn events_split_across_chunks_decode_in_order() {

@@ -180,8 +180,8 @@ pub(crate) async fn connect(
     tls_ca: Option<&[u8]>,
     kafka_options: &KafkaOptions,
 ) -> anyhow::Result<(Box<dyn Protocol>, String)> {
-    if tls_ca.is_some() && !matches!(kind, ProtocolKind::Grpc | ProtocolKind::GrpcRaw) {
-        bail!("--tls-ca: only --protocol grpc and grpc-raw connect over TLS so far");
+    if tls_ca.is_some() && kind == ProtocolKind::Embedded {
+        bail!("--tls-ca: --protocol embedded has no connection to secure");
     }
     match kind {
         ProtocolKind::Grpc | ProtocolKind::GrpcRaw => {
@@ -199,9 +199,9 @@ pub(crate) async fn connect(
                 (None, Some(_)) => bail!("the embedded server is not serving its HTTP door"),
                 (None, None) => with_scheme(server.unwrap_or(HTTP_DEFAULT_SERVER)),
             };
-            Ok((http::connect(&url).await?, url))
+            Ok((http::connect(&url, tls_ca).await?, url))
         }
-        ProtocolKind::Kafka => kafka::connect(target, kafka_options),
+        ProtocolKind::Kafka => kafka::connect(target, kafka_options, tls_ca),
         ProtocolKind::Embedded => match target.broker() {
             Some(broker) => Ok((embedded::connect(broker.clone()), "in-process".to_owned())),
             None => bail!("--protocol embedded runs the broker in this process: add --embedded"),

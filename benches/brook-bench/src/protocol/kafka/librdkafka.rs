@@ -64,17 +64,19 @@ const DRAIN_POLL: Duration = Duration::from_micros(20);
 const IDEMPOTENT_IN_FLIGHT_MAX: usize = 5;
 
 /// What `--acks`, `--transactional` and `--isolation` ask of the clients.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct Settings {
     pub acks: &'static str,
     pub transactional: bool,
     /// Records per transaction (`--txn-records`).
     pub txn_records: u64,
     pub isolation: &'static str,
+    /// The PEM `--tls-ca` holds: connect over TLS trusting it.
+    pub tls_ca: Option<String>,
 }
 
 pub(super) fn connect(bootstrap: &str, settings: Settings) -> anyhow::Result<Box<dyn Protocol>> {
-    let admin = base_config(bootstrap)
+    let admin = base_config(bootstrap, &settings)
         .create()
         .context("cannot create a librdkafka admin client")?;
     Ok(Box::new(Kafka {
@@ -94,11 +96,17 @@ struct Kafka {
     producers: AtomicU64,
 }
 
-fn base_config(bootstrap: &str) -> ClientConfig {
+/// What every client of the bench sets: where to connect, and TLS when `--tls-ca` is set
+/// (librdkafka checks the certificate and that it names the host: `ssl.endpoint.identification
+/// .algorithm=https`, its default).
+fn base_config(bootstrap: &str, settings: &Settings) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", bootstrap)
         .set("socket.timeout.ms", "10000");
+    if let Some(ca) = &settings.tls_ca {
+        config.set("security.protocol", "ssl").set("ssl.ca.pem", ca);
+    }
     config
 }
 
@@ -196,7 +204,7 @@ impl Protocol for Kafka {
             } else {
                 (self.settings.acks, shape.in_flight)
             };
-            let mut config = base_config(&self.bootstrap);
+            let mut config = base_config(&self.bootstrap, &self.settings);
             config
                 .set("acks", acks)
                 .set("compression.type", "none")
@@ -246,7 +254,7 @@ impl Protocol for Kafka {
         starts: Vec<(u32, u64)>,
     ) -> BoxFuture<'a, anyhow::Result<Box<dyn BenchConsumer>>> {
         async move {
-            let consumer: StreamConsumer = base_config(&self.bootstrap)
+            let consumer: StreamConsumer = base_config(&self.bootstrap, &self.settings)
                 // librdkafka wants a group id; assign() uses no group protocol and nothing
                 // is committed.
                 .set("group.id", "brook-bench")

@@ -3,7 +3,8 @@
 //!
 //! librdkafka is a C library built from source, so it stays out of the default build: the
 //! bench protocol is compiled only with this crate's `kafka` feature (the `brook` binary's `bench-kafka`)
-//! ([`librdkafka`]). This module is always built so `--kafka-addr` and `--acks` parse the same
+//! ([`librdkafka`]); over TLS (`--tls-ca`) only with `kafka-tls` (`bench-kafka-tls`: librdkafka
+//! on the system's OpenSSL). This module is always built so `--kafka-addr` and `--acks` parse the same
 //! in every build, and so a build without the feature says how to get one
 //! ([`require_built`]) instead of failing somewhere less clear.
 
@@ -146,12 +147,27 @@ pub(crate) fn require_built() -> anyhow::Result<()> {
     }
 }
 
-/// Connects librdkafka clients to the embedded server's Kafka door, else to `--kafka-addr`.
+/// The line a Kafka bench built without TLS prints for `--tls-ca`.
+#[cfg(feature = "kafka")]
+const TLS_REBUILD_HINT: &str = "--protocol kafka --tls-ca: this build's librdkafka has no TLS: \
+                                rebuild with `cargo build --release --features bench-kafka-tls` \
+                                (librdkafka with OpenSSL: apt install libssl-dev)";
+
+/// Connects librdkafka clients to the embedded server's Kafka door, else to `--kafka-addr`;
+/// over TLS (`security.protocol=ssl`) trusting `tls_ca` when it is set.
 #[cfg(feature = "kafka")]
 pub(super) fn connect(
     target: &Target,
     options: &KafkaOptions,
+    tls_ca: Option<&[u8]>,
 ) -> anyhow::Result<(Box<dyn Protocol>, String)> {
+    if tls_ca.is_some() && !cfg!(feature = "kafka-tls") {
+        anyhow::bail!(TLS_REBUILD_HINT);
+    }
+    let tls_ca = tls_ca
+        .map(|pem| String::from_utf8(pem.to_vec()))
+        .transpose()
+        .map_err(|_| anyhow::anyhow!("--tls-ca: not a PEM file (not UTF-8)"))?;
     let bootstrap = match (target.door_addr(DoorKind::Kafka), target.broker()) {
         (Some(addr), _) => addr.to_string(),
         (None, Some(_)) => anyhow::bail!("the embedded server is not serving its Kafka door"),
@@ -169,6 +185,7 @@ pub(super) fn connect(
         transactional: options.is_transactional(),
         txn_records: options.txn_records,
         isolation: options.isolation().name(),
+        tls_ca,
     };
     Ok((librdkafka::connect(&bootstrap, settings)?, bootstrap))
 }
@@ -178,6 +195,7 @@ pub(super) fn connect(
 pub(super) fn connect(
     _target: &crate::Target,
     _options: &KafkaOptions,
+    _tls_ca: Option<&[u8]>,
 ) -> anyhow::Result<(Box<dyn Protocol>, String)> {
     anyhow::bail!(REBUILD_HINT)
 }
