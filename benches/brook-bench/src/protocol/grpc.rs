@@ -1,8 +1,10 @@
 //! The gRPC door through brook-client: what an application using the Rust client gets.
 //!
 //! Producing goes through [`brook::client::Producer`] (records batched per partition, several
-//! requests in flight on one `ProduceStream`); the bench decides batch boundaries by flushing
-//! after each batch, with a linger long enough never to cut one. Consuming goes through
+//! requests in flight on one `ProduceStream`): each batch of the workload is one
+//! `Producer::send_batch` call, or with `BROOK_BENCH_GRPC_SEND=record` one `Producer::send` per
+//! record; the bench decides batch boundaries by flushing after each batch, with a linger long
+//! enough never to cut one. Consuming goes through
 //! [`brook::client::Consumer::assign`] (one `Subscribe` stream per partition).
 
 use std::time::Duration;
@@ -147,6 +149,7 @@ impl Protocol for Grpc {
             Ok(Box::new(GrpcProducer {
                 producer,
                 topic: topic.to_owned(),
+                per_record: per_record_send()?,
             }) as Box<dyn BenchProducer>)
         }
         .boxed()
@@ -198,29 +201,69 @@ fn millis(d: Duration) -> u64 {
 struct GrpcProducer {
     producer: Producer,
     topic: String,
+    /// Each record through `Producer::send` instead of each batch through `send_batch`.
+    per_record: bool,
+}
+
+/// Set to `record` to send each record through `Producer::send` (one call and one `Delivery`
+/// per record) instead of each batch through `Producer::send_batch`.
+const SEND_ENV: &str = "BROOK_BENCH_GRPC_SEND";
+
+fn per_record_send() -> anyhow::Result<bool> {
+    match std::env::var(SEND_ENV) {
+        Err(std::env::VarError::NotPresent) => Ok(false),
+        Ok(value) if value == "batch" => Ok(false),
+        Ok(value) if value == "record" => Ok(true),
+        Ok(value) => bail!("{SEND_ENV}={value}: expected record or batch"),
+        Err(e) => bail!("{SEND_ENV}: {e}"),
+    }
+}
+
+impl GrpcProducer {
+    /// Makes everything sent so far sendable now (the bench, not the linger, cuts batches).
+    /// Polled once here so the flush is queued behind the batch's records before the next
+    /// batch's; the returned future keeps polling it in case the queue was full.
+    async fn flush(&self) -> BoxFuture<'static, anyhow::Result<()>> {
+        let producer = self.producer.clone();
+        let mut flush = async move { producer.flush().await }.boxed();
+        let flushed = futures::poll!(&mut flush).is_ready();
+        async move {
+            if !flushed {
+                flush.await?;
+            }
+            Ok(())
+        }
+        .boxed()
+    }
 }
 
 impl BenchProducer for GrpcProducer {
     fn send_batch(&self, partition: u32, values: Vec<Bytes>) -> BoxFuture<'_, anyhow::Result<Ack>> {
         async move {
-            let mut deliveries = Vec::with_capacity(values.len());
-            for value in values {
-                let record = ProducerRecord::value(value).with_partition(partition);
-                deliveries.push(self.producer.send(&self.topic, record).await?);
-            }
-            // Makes the batch sendable now. Polled once here so the flush is queued behind
-            // the batch's records before the next batch's; the Ack keeps polling it in case
-            // the queue was full.
-            let producer = self.producer.clone();
-            let mut flush = async move { producer.flush().await }.boxed();
-            let flushed = futures::poll!(&mut flush).is_ready();
-            let ack = async move {
-                if !flushed {
+            let records = values
+                .into_iter()
+                .map(|value| ProducerRecord::value(value).with_partition(partition));
+            if self.per_record {
+                let mut deliveries = Vec::with_capacity(records.len());
+                for record in records {
+                    deliveries.push(self.producer.send(&self.topic, record).await?);
+                }
+                let flush = self.flush().await;
+                let ack = async move {
                     flush.await?;
-                }
-                for delivery in deliveries {
-                    delivery.await.context("produce")?;
-                }
+                    for delivery in deliveries {
+                        delivery.await.context("produce")?;
+                    }
+                    Ok(())
+                };
+                return Ok(ack.boxed());
+            }
+            let records: Vec<ProducerRecord> = records.collect();
+            let delivery = self.producer.send_batch(&self.topic, &records).await?;
+            let flush = self.flush().await;
+            let ack = async move {
+                flush.await?;
+                delivery.await.context("produce")?;
                 Ok(())
             };
             Ok(ack.boxed())
