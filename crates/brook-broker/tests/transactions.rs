@@ -682,3 +682,103 @@ async fn a_decided_end_answers_before_its_markers_and_the_next_transaction_waits
     assert_eq!(committed[0].1.offset, ROUNDS);
     broker.close().await.expect("close");
 }
+
+/// Several producers end transactions at once, each on its own partition, under durability
+/// `none` (the coordinator's records appended in place on the workers) and `sync` (on the
+/// blocking pool, fsynced): every record lands once in the coordinator's log, so after a
+/// clean close each id reopens `CompleteCommit` with its last epoch, every partition is
+/// settled (LSO = high watermark) and read_committed sees every committed value in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_producers_commit_whole_under_either_durability() {
+    const PRODUCERS: u32 = 6;
+    const ROUNDS: i32 = 15;
+    for durability in [brook_log::Durability::None, brook_log::Durability::Sync] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = || {
+            let mut config = BrokerConfig::new(dir.path());
+            config.log.durability = durability;
+            config
+        };
+        let producers = {
+            let broker = Broker::open(config()).await.expect("open");
+            broker
+                .create_topic(NewTopic::new("t", PRODUCERS))
+                .await
+                .expect("topic");
+            let runs = (0..PRODUCERS).map(|n| {
+                let broker = broker.clone();
+                tokio::spawn(async move {
+                    let id = format!("app-{n}");
+                    let p = broker
+                        .init_producer_id(Some(&id), 60_000, None)
+                        .await
+                        .expect("init");
+                    let tp = vec![TopicPartition::new("t", n)];
+                    for round in 0..ROUNDS {
+                        broker
+                            .add_partitions_to_txn(&id, p, tp.clone())
+                            .await
+                            .expect("add partitions");
+                        let batch = txn_batch(p, round, &[&format!("{n}-{round}")]);
+                        broker
+                            .produce_transactional_batch(&id, "t", n, batch)
+                            .await
+                            .expect("produce");
+                        broker
+                            .end_txn_decided(&id, p, TxnResult::Commit)
+                            .await
+                            .expect("end");
+                    }
+                    (id, p)
+                })
+            });
+            let producers: Vec<(String, ProducerIdAndEpoch)> = futures::future::join_all(runs)
+                .await
+                .into_iter()
+                .map(|r| r.expect("producer task"))
+                .collect();
+            // The last ends' markers and Complete records are written in the background: wait
+            // for them, so the reopen reads them from the log rather than finishing them.
+            let deadline = Instant::now() + WAIT;
+            while producers.iter().any(|(id, _)| {
+                broker.describe_transaction(id).expect("known").state != TxnState::CompleteCommit
+            }) {
+                assert!(
+                    Instant::now() < deadline,
+                    "{durability}: ends never completed"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            broker.close().await.expect("close");
+            producers
+        };
+
+        let broker = Broker::open(config()).await.expect("reopen");
+        for (n, (id, p)) in (0..PRODUCERS).zip(&producers) {
+            let described = broker.describe_transaction(id).expect("known");
+            assert_eq!(
+                described.state,
+                TxnState::CompleteCommit,
+                "{durability}: {id}"
+            );
+            assert_eq!(
+                (described.producer_id, described.producer_epoch),
+                (p.producer_id, p.epoch),
+                "{durability}: {id}"
+            );
+            let rounds = u64::try_from(ROUNDS).expect("rounds");
+            assert_eq!(
+                broker.last_stable_offset("t", n).expect("lso"),
+                2 * rounds,
+                "{durability}: every record and marker settled in {n}"
+            );
+            let expected: Vec<String> = (0..ROUNDS).map(|r| format!("{n}-{r}")).collect();
+            assert_eq!(
+                values_of(&broker, "t", n, Isolation::ReadCommitted).await,
+                expected,
+                "{durability}"
+            );
+        }
+        broker.close().await.expect("close");
+    }
+}
