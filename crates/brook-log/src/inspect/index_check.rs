@@ -10,8 +10,11 @@
 //!
 //! Index files are read through a buffer, entry by entry, in step with the log scan: nothing
 //! is allocated for their size. The first wrong entry ends the check of a segment's indexes
-//! (one finding per segment is enough: indexes are derived data, rebuilt whole on the next
-//! open).
+//! (one finding per segment is enough: indexes are derived data. An index that fails its
+//! shape checks is rebuilt at the next open; a well-formed but wrong offset entry is caught by
+//! the read or truncation that starts from it, which falls back to a walk from the segment
+//! start; a well-formed but wrong time entry in a sealed segment is not caught by the broker,
+//! which is why this check reports it).
 
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
