@@ -9,6 +9,10 @@
 //! wait to another blocking task, so that the next writes land while an fsync runs and every
 //! producer waiting meanwhile is covered by the same group commit. No async worker ever blocks.
 //!
+//! The last batch written, when small and not on a compacted topic, stays in memory
+//! ([`Appender::tail`]) so that a subscriber waiting at the end of the log gets it without a
+//! read through the blocking pool.
+//!
 //! Each queued job holds a read guard of the broker's produce gate, so `close` waits for every
 //! queued append to finish, even one whose producer stopped waiting for it.
 
@@ -17,7 +21,7 @@ use std::sync::Arc;
 
 use brook_log::batch::EndTxnMarker;
 use brook_log::{Durability, PartitionLog, PendingAppend};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use tokio::sync::{oneshot, OwnedRwLockReadGuard};
 
@@ -53,12 +57,26 @@ struct Queue {
     draining: bool,
 }
 
+/// The largest batch kept in memory for subscribers at the end of the log ([`Appender::tail`]):
+/// a lone record's batch fits many times over; larger batches are throughput, where the read
+/// through the blocking pool costs little per record.
+pub(crate) const TAIL_BYTES_MAX: usize = 16 << 10;
+
+/// The last batch written, as stored (its base offset assigned).
+struct Tail {
+    base_offset: u64,
+    next_offset: u64,
+    bytes: Bytes,
+}
+
 /// The append queue of one partition.
 pub(crate) struct Appender {
     log: Arc<PartitionLog>,
     topic: Arc<str>,
     partition: u32,
     queue: Mutex<Queue>,
+    /// The last batch written when it is at most [`TAIL_BYTES_MAX`] (else `None`).
+    tail: Mutex<Option<Tail>>,
 }
 
 impl std::fmt::Debug for Appender {
@@ -77,7 +95,42 @@ impl Appender {
             topic,
             partition,
             queue: Mutex::new(Queue::default()),
+            tail: Mutex::new(None),
         }
+    }
+
+    /// The batch a reader at `position` would read when `end` is the end of what it may read
+    /// and that batch is the last one written, from memory: exactly the bytes stored, which
+    /// the log checked when they were appended. `None` (read the log) otherwise: the batch is
+    /// not the last one below `end`, was larger than [`TAIL_BYTES_MAX`], or was trimmed away.
+    pub(crate) fn tail(&self, position: u64, end: u64) -> Option<Bytes> {
+        let bytes = {
+            let tail = self.tail.lock();
+            let tail = tail.as_ref()?;
+            if tail.base_offset != position || tail.next_offset != end {
+                return None;
+            }
+            tail.bytes.clone()
+        };
+        // Retention or a trim may have removed it since (the log start only grows).
+        (self.log.log_start_offset() <= position).then_some(bytes)
+    }
+
+    /// Keeps `batch` (just written at `pending`'s offsets) as the tail, or forgets the old tail
+    /// when `batch` is not to be kept.
+    fn keep_tail(&self, pending: &PendingAppend, batch: Option<&mut BytesMut>) {
+        let info = pending.info();
+        let keep = batch.filter(|b| {
+            !info.duplicate
+                && b.len() <= TAIL_BYTES_MAX
+                && !self.log.config().cleanup_policy.compacts()
+        });
+        *self.tail.lock() = keep.map(|batch| Tail {
+            base_offset: info.base_offset,
+            next_offset: info.last_offset + 1,
+            // The batch is not needed after the write: hand its bytes over without a copy.
+            bytes: std::mem::take(batch).freeze(),
+        });
     }
 
     /// Queues `batch` behind everything queued before it; the receiver gets its outcome.
@@ -135,6 +188,26 @@ impl Appender {
         Ok(outcome)
     }
 
+    /// Appends one job's batch or marker (blocking) and keeps a batch as the tail.
+    fn write(&self, job: &mut Job) -> brook_log::Result<PendingAppend> {
+        match &mut job.work {
+            Work::Batch(batch) => {
+                let pending = self.log.append_pending(batch)?;
+                self.keep_tail(&pending, Some(batch));
+                Ok(pending)
+            }
+            Work::Marker {
+                producer_id,
+                epoch,
+                marker,
+            } => {
+                let pending = self.log.append_marker(*producer_id, *epoch, *marker)?;
+                self.keep_tail(&pending, None);
+                Ok(pending)
+            }
+        }
+    }
+
     /// Writes queued batches in order until the queue is empty (blocking).
     fn drain(self: Arc<Self>, runtime: &tokio::runtime::Handle) {
         let _restart = RestartOnPanic(&self);
@@ -149,15 +222,7 @@ impl Appender {
             };
             let mut written = Vec::with_capacity(jobs.len());
             for mut job in jobs {
-                let pending = match &mut job.work {
-                    Work::Batch(batch) => self.log.append_pending(batch),
-                    Work::Marker {
-                        producer_id,
-                        epoch,
-                        marker,
-                    } => self.log.append_marker(*producer_id, *epoch, *marker),
-                };
-                match pending {
+                match self.write(&mut job) {
                     Ok(pending) => written.push((pending, job)),
                     Err(e) => {
                         // The producer may have stopped waiting; nothing else to tell.
@@ -222,4 +287,157 @@ pub(crate) async fn outcome(
             reason: "the append task ended without an answer".into(),
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use brook_log::{CleanupPolicy, Durability, TopicConfig};
+    use bytes::Bytes;
+
+    use crate::{Broker, NewTopic, ProduceRecord};
+
+    async fn broker_with(config: TopicConfig) -> Broker {
+        let broker = Broker::ephemeral().await.expect("ephemeral broker");
+        let mut topic = NewTopic::new("t", 1);
+        topic.config = config;
+        broker.create_topic(topic).await.expect("create topic");
+        broker
+    }
+
+    async fn produce(broker: &Broker, value: Vec<u8>) -> u64 {
+        let record = ProduceRecord {
+            key: Some(Bytes::from_static(b"k")),
+            ..ProduceRecord::value(value)
+        };
+        let produced = broker.produce("t", vec![record]).await.expect("produce");
+        produced.records[0].offset
+    }
+
+    /// The bytes the log holds for `offset..offset+1`, read from disk.
+    async fn stored(broker: &Broker, offset: u64) -> Bytes {
+        let fetched = broker
+            .fetch("t", 0, offset, 1 << 20, Duration::ZERO)
+            .await
+            .expect("fetch");
+        fetched.batches
+    }
+
+    fn tail(broker: &Broker, position: u64, end: u64) -> Option<Bytes> {
+        let topic = broker.topic("t").expect("topic");
+        let appender = &topic.partition(0).expect("partition").appender;
+        appender.tail(position, end)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_last_small_batch_is_served_from_memory_as_stored() {
+        let broker = broker_with(TopicConfig::default()).await;
+        assert_eq!(produce(&broker, b"a".to_vec()).await, 0);
+        let kept = tail(&broker, 0, 1).expect("the last batch is kept");
+        assert_eq!(
+            kept,
+            stored(&broker, 0).await,
+            "byte for byte what the log holds"
+        );
+        assert!(tail(&broker, 0, 2).is_none(), "not all there is to read");
+        assert!(
+            tail(&broker, 1, 1).is_none(),
+            "not at the reader's position"
+        );
+
+        assert_eq!(produce(&broker, b"b".to_vec()).await, 1);
+        assert!(tail(&broker, 0, 1).is_none(), "only the last batch is kept");
+        assert_eq!(tail(&broker, 1, 2).unwrap(), stored(&broker, 1).await);
+
+        // A batch larger than the bound is read from the log.
+        let big = vec![7u8; super::TAIL_BYTES_MAX];
+        assert_eq!(produce(&broker, big).await, 2);
+        assert!(tail(&broker, 2, 3).is_none(), "too large to keep");
+
+        assert_eq!(produce(&broker, b"c".to_vec()).await, 3);
+        broker.delete_records("t", 0, 4).await.expect("trim");
+        assert!(tail(&broker, 3, 4).is_none(), "trimmed away");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nothing_is_kept_for_a_compacted_topic() {
+        let mut config = TopicConfig::default();
+        config.cleanup_policy = Some(CleanupPolicy::Compact);
+        let broker = broker_with(config).await;
+        assert_eq!(produce(&broker, b"a".to_vec()).await, 0);
+        assert!(tail(&broker, 0, 1).is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sync_durability_keeps_the_drainer_and_the_tail() {
+        let mut config = TopicConfig::default();
+        config.durability = Some(Durability::Sync);
+        let broker = broker_with(config).await;
+        assert_eq!(produce(&broker, b"a".to_vec()).await, 0);
+        assert_eq!(tail(&broker, 0, 1).unwrap(), stored(&broker, 0).await);
+    }
+
+    /// Many tasks producing to one partition at once: every record gets its own offset, in
+    /// each task's order, as the log holds them, and the tail is the last batch.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_lone_produces_keep_order_and_lose_nothing() {
+        const TASKS: usize = 8;
+        const EACH: usize = 200;
+        let broker = broker_with(TopicConfig::default()).await;
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|task| {
+                let broker = broker.clone();
+                tokio::spawn(async move {
+                    let mut offsets = Vec::with_capacity(EACH);
+                    for i in 0..EACH {
+                        let value = format!("{task}-{i}");
+                        let record = ProduceRecord::value(value);
+                        let produced = broker.produce("t", vec![record]).await.expect("produce");
+                        offsets.push(produced.records[0].offset);
+                    }
+                    offsets
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for (task, handle) in tasks.into_iter().enumerate() {
+            let offsets = handle.await.expect("task");
+            assert!(
+                offsets.windows(2).all(|w| w[0] < w[1]),
+                "task {task} in order"
+            );
+            all.extend(offsets.iter().map(|&o| (o, task)));
+        }
+        all.sort_unstable();
+        let expected: Vec<u64> = (0..(TASKS * EACH) as u64).collect();
+        assert_eq!(all.iter().map(|&(o, _)| o).collect::<Vec<_>>(), expected);
+        let fetched = broker
+            .fetch("t", 0, 0, 1 << 20, Duration::ZERO)
+            .await
+            .expect("fetch");
+        let records = fetched.records().expect("decode");
+        assert_eq!(records.len(), TASKS * EACH);
+        let mut next = [0usize; TASKS];
+        for record in records {
+            let value = String::from_utf8(record.value.unwrap().to_vec()).unwrap();
+            let (task, i) = value.split_once('-').unwrap();
+            let task: usize = task.parse().unwrap();
+            assert_eq!(
+                i.parse::<usize>().unwrap(),
+                next[task],
+                "task {task}'s order"
+            );
+            assert_eq!(
+                all[record.offset as usize].1, task,
+                "the offset its call got"
+            );
+            next[task] += 1;
+        }
+        let last = (TASKS * EACH) as u64 - 1;
+        assert_eq!(
+            tail(&broker, last, last + 1).expect("the last batch"),
+            stored(&broker, last).await
+        );
+    }
 }

@@ -12,7 +12,9 @@
 //! CRC, so this is what catches a flipped bit there). A read whose first batch fails is
 //! answered with [`BrokerError::Corrupt`], naming topic, partition and offset; one that fails
 //! later is cut before the damage, so the records before it are served and the next read,
-//! starting at the damaged batch, gets the error. Either is logged at error level. Decoding
+//! starting at the damaged batch, gets the error. Either is logged at error level. (A reader
+//! waiting at the end gets the batch just appended from memory instead, as the log checked
+//! and stored it: see [`read`].) Decoding
 //! ([`decode_records`]) then also holds each record's offset to its batch's range.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -96,20 +98,7 @@ impl Broker {
             }
         }
         let batches = if offset < end {
-            let (log, corrupt_reads) = (Arc::clone(&target.log), Arc::clone(&target.corrupt_reads));
-            let topic_name = topic.to_owned();
-            blocking(move || {
-                checked_read(
-                    &log,
-                    &corrupt_reads,
-                    &topic_name,
-                    partition,
-                    offset,
-                    max_bytes,
-                    end,
-                )
-            })
-            .await?
+            read(target, topic, partition, offset, max_bytes, end).await?
         } else {
             Bytes::new()
         };
@@ -259,6 +248,37 @@ fn check_offset(target: &PartitionHandle, topic: &str, partition: u32, offset: u
         });
     }
     Ok(high_watermark)
+}
+
+/// What a reader at `offset` of `topic`-`partition` gets below `end`: the batch just appended
+/// from memory when it is all there is to read ([`crate::append`]: the bytes the log checked
+/// and stored, never read back), else at most `max_bytes` read from the log and checked
+/// ([`checked_read`]) on the blocking pool.
+pub(crate) async fn read(
+    target: &PartitionHandle,
+    topic: &str,
+    partition: u32,
+    offset: u64,
+    max_bytes: usize,
+    end: u64,
+) -> Result<Bytes> {
+    if let Some(batch) = target.appender.tail(offset, end) {
+        return Ok(batch);
+    }
+    let (log, corrupt_reads) = (Arc::clone(&target.log), Arc::clone(&target.corrupt_reads));
+    let topic = topic.to_owned();
+    blocking(move || {
+        checked_read(
+            &log,
+            &corrupt_reads,
+            &topic,
+            partition,
+            offset,
+            max_bytes,
+            end,
+        )
+    })
+    .await
 }
 
 /// Reads `max_bytes` of `topic`-`partition` from `offset`, below `upper` (the high watermark

@@ -2,11 +2,12 @@
 //! consumer group.
 //!
 //! A [`Subscription`] is a `Stream` of [`SubscriptionEvent`]s: runs of whole batches from one
-//! partition (read straight from the log, at most `max_bytes` per event), and in group mode the
-//! member's assignment after every change. It waits on the high-watermark channels of its
-//! partitions and on its group's change channel: it never polls with sleeps. It runs no task
-//! of its own, so dropping it costs nothing: nothing keeps reading, nothing buffers, and a
-//! group member leaves its group at once (its partitions go to the others).
+//! partition (read straight from the log, at most `max_bytes` per event; a subscriber waiting
+//! at the end gets the batch just appended from memory, see [`crate::fetch::read`]), and in
+//! group mode the member's assignment after every change. It waits on the high-watermark
+//! channels of its partitions and on its group's change channel: it never polls with sleeps.
+//! It runs no task of its own, so dropping it costs nothing: nothing keeps reading, nothing
+//! buffers, and a group member leaves its group at once (its partitions go to the others).
 //!
 //! In group mode a partition is delivered by one member at a time (see [`crate::group`]): a
 //! member releases a partition the next time it is polled after losing it, before it delivers
@@ -26,9 +27,9 @@ use bytes::Bytes;
 use futures::stream::{BoxStream, Stream, StreamExt};
 use tokio::sync::watch;
 
-use crate::broker::{blocking, Broker, TopicHandle};
+use crate::broker::{Broker, TopicHandle};
 use crate::error::{BrokerError, Result};
-use crate::fetch::{checked_read, decode_records, next_offset};
+use crate::fetch::{decode_records, next_offset, read};
 use crate::group::Membership;
 use crate::group_claim::{GroupClaim, GroupProtocol};
 use crate::names::validate_group_id;
@@ -269,27 +270,14 @@ impl Cursor {
         // Marked seen before looking, so an append after the look wakes the next wait.
         self.hw.borrow_and_update();
         let handle = self.topic.partition(self.partition)?;
-        let (log, corrupt_reads) = (Arc::clone(&handle.log), Arc::clone(&handle.corrupt_reads));
+        let log = Arc::clone(&handle.log);
         let high_watermark = log.high_watermark();
         let end = handle.readable_end(self.isolation);
         if self.position >= end {
             return Ok(None);
         }
         let (offset, partition) = (self.position, self.partition);
-        let name = Arc::clone(&self.topic.name);
-        let reader = Arc::clone(&log);
-        let batches = blocking(move || {
-            checked_read(
-                &reader,
-                &corrupt_reads,
-                &name,
-                partition,
-                offset,
-                max_bytes,
-                end,
-            )
-        })
-        .await?;
+        let batches = read(handle, &self.topic.name, partition, offset, max_bytes, end).await?;
         let Some(next) = next_offset(&batches) else {
             return Ok(None);
         };
