@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rustls::client::danger::HandshakeSignatureValid;
@@ -48,10 +48,6 @@ use crate::connection::Connection;
 
 /// How long a client may take to finish its TLS handshake.
 pub const HANDSHAKE_MAX: Duration = Duration::from_secs(10);
-
-/// Encrypted bytes a TLS connection holds before writing them to the socket (rustls's send
-/// buffer limit): four full TLS records, one loopback segment (MTU 64 KiB).
-const SEND_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Handshakes finished but not yet taken by the door (tonic, axum) at once; past it, the
 /// finished connections wait (their handshake task holds them).
@@ -200,10 +196,7 @@ impl Tls {
     pub async fn accept(&self, connection: Connection) -> io::Result<Stream> {
         let peer = connection.peer_addr();
         match tokio::time::timeout(HANDSHAKE_MAX, self.acceptor.accept(connection)).await {
-            Ok(Ok(mut stream)) => {
-                stream.get_mut().1.set_buffer_limit(Some(SEND_BUFFER_BYTES));
-                Ok(Stream::tls(stream))
-            }
+            Ok(Ok(stream)) => Ok(Stream::tls(stream)),
             Ok(Err(error)) => Err(io::Error::new(
                 error.kind(),
                 format!("TLS handshake with {peer} failed: {error}"),
@@ -445,7 +438,7 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => poll_write_tls(s, cx, &[io::IoSlice::new(buf)]),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -456,118 +449,29 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Tls(s) => poll_write_tls(s, cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
             Stream::Plain(s) => s.is_write_vectored(),
-            Stream::Tls(_) => true,
+            Stream::Tls(s) => s.is_write_vectored(),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => {
-                let (io, session) = s.get_mut();
-                io::Write::flush(&mut session.writer())?;
-                ready!(poll_send_records(io, session, cx))?;
-                Pin::new(io).poll_flush(cx)
-            }
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            // tokio-rustls sends what is held, close_notify, then shuts the socket down.
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
-    }
-}
-
-/// Writes over TLS, holding the encrypted records until rustls's send buffer is full
-/// ([`SEND_BUFFER_BYTES`]) or the door flushes.
-///
-/// tokio-rustls writes each `poll_write` out to the socket at once: behind HTTP/2, whose
-/// writer hands over one DATA frame (16 KiB and its 9-byte header) per write and flushes
-/// after the last, that is one `writev` per frame, the same count as in plaintext, and the
-/// cost of each (kernel entry, loopback delivery to the reader, its wakeup) is paid next to
-/// the encryption. Here rustls encrypts each write into its buffer and the socket gets the
-/// records in writes of up to [`SEND_BUFFER_BYTES`], so a consumer's stream of frames goes
-/// out in a quarter of the system calls. Every door flushes after its last write (HTTP/2 and
-/// HTTP/1 in hyper, the Kafka door after each response), which sends what is held.
-fn poll_write_tls(
-    stream: &mut TlsStream<Connection>,
-    cx: &mut Context<'_>,
-    bufs: &[io::IoSlice<'_>],
-) -> Poll<io::Result<usize>> {
-    let (io, session) = stream.get_mut();
-    if bufs.iter().all(|buf| buf.is_empty()) {
-        return Poll::Ready(Ok(0));
-    }
-    loop {
-        let wanted: usize = bufs.iter().map(|buf| buf.len()).sum();
-        let taken = io::Write::write_vectored(&mut session.writer(), bufs)?;
-        if taken == wanted {
-            return Poll::Ready(Ok(taken));
-        }
-        // The buffer is full: send it. What was taken is taken even when the socket is full
-        // now (its wakeup comes later); with nothing taken, wait for the socket.
-        if taken > 0 {
-            if let Poll::Ready(Err(error)) = poll_send_records(io, session, cx) {
-                return Poll::Ready(Err(error));
-            }
-            return Poll::Ready(Ok(taken));
-        }
-        ready!(poll_send_records(io, session, cx))?;
-    }
-}
-
-/// Writes every record rustls holds to the socket; pending while the socket is full.
-fn poll_send_records(
-    io: &mut Connection,
-    session: &mut rustls::ServerConnection,
-    cx: &mut Context<'_>,
-) -> Poll<io::Result<()>> {
-    while session.wants_write() {
-        let mut socket = SocketWriter { io: &mut *io, cx };
-        match session.write_tls(&mut socket) {
-            Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-            Ok(_) => {}
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
-            Err(error) => return Poll::Ready(Err(error)),
-        }
-    }
-    Poll::Ready(Ok(()))
-}
-
-/// The socket as the blocking `Write` rustls writes records to: `WouldBlock` stands for
-/// pending (the task is woken when the socket has room).
-struct SocketWriter<'a, 'b> {
-    io: &'a mut Connection,
-    cx: &'a mut Context<'b>,
-}
-
-impl io::Write for SocketWriter<'_, '_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match Pin::new(&mut *self.io).poll_write(self.cx, buf) {
-            Poll::Ready(result) => result,
-            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-        }
-    }
-
-    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        match Pin::new(&mut *self.io).poll_write_vectored(self.cx, bufs) {
-            Poll::Ready(result) => result,
-            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 

@@ -1,10 +1,10 @@
-//! The TLS write path of a door's connection over real sockets, against a real rustls client:
-//! the door holds encrypted records until its send buffer fills or it flushes
-//! (`brook_door::tls`), so this checks that nothing is lost, reordered or left behind: frames
-//! written the way HTTP/2 writes them (a 9-byte header and a 16 KiB payload in one vectored
-//! write) arrive whole and in order while the client reads slowly; a small answer followed by
-//! a flush arrives at once, many times over on one connection, as the Kafka door answers
-//! requests.
+//! The TLS write path of a door's connection (`brook_door::tls::Stream`) over real sockets,
+//! against a real rustls client: nothing is lost, reordered or left behind. Frames written the
+//! way HTTP/2 writes them (a 9-byte header and a 16 KiB payload in one vectored write, partial
+//! writes taken) arrive whole and in order while the client reads slowly (the socket fills and
+//! the door's writes wait for room); a small answer followed by a flush arrives at once, many
+//! times over on one connection, as the Kafka door answers requests; shutdown delivers the last
+//! bytes and then the end of the stream.
 
 use std::sync::Arc;
 use std::time::Duration;
