@@ -304,9 +304,10 @@ impl AclBinding {
         }
     }
 
-    /// Whether this rule is about `principal` at `host`.
-    fn matches_identity(&self, principal: &str, host: &str) -> bool {
-        (self.principal == principal || self.principal == WILDCARD_PRINCIPAL)
+    /// Whether this rule is about the user named `user` (its principal is `User:<user>`) at
+    /// `host` (the address as text).
+    fn matches_identity(&self, user: &str, host: &str) -> bool {
+        (self.principal == WILDCARD_PRINCIPAL || self.principal.strip_prefix("User:") == Some(user))
             && (self.host == host || self.host == WILDCARD)
     }
 }
@@ -539,20 +540,21 @@ impl AclIndex {
     }
 }
 
-/// Kafka's decision over `acls` for `principal` at `host` doing `operation` on `resource`
-/// (see the module docs): `true` when allowed.
+/// Kafka's decision over `acls` for the user named `user` at `host` doing `operation` on
+/// `resource` (see the module docs): `true` when allowed.
 pub(crate) fn decide<'a>(
     acls: impl IntoIterator<Item = &'a AclBinding>,
-    principal: &str,
+    user: &str,
     host: &IpAddr,
     operation: Operation,
     resource: &Resource<'_>,
 ) -> bool {
-    let host = host.to_string();
+    let mut text = HostText::default();
+    let host = text.of(host);
     let mut allowed = false;
     for acl in acls
         .into_iter()
-        .filter(|acl| acl.matches_resource(resource) && acl.matches_identity(principal, &host))
+        .filter(|acl| acl.matches_resource(resource) && acl.matches_identity(user, host))
     {
         match acl.permission {
             Permission::Deny if acl.operation == operation || acl.operation == Operation::All => {
@@ -565,20 +567,21 @@ pub(crate) fn decide<'a>(
     allowed
 }
 
-/// Whether any rule lets `principal` at `host` do `operation` on some resource of `kind`,
+/// Whether any rule lets the user named `user` at `host` do `operation` on some resource of `kind`,
 /// and no rule denies it on every one (a literal `*`): Kafka's `authorizeByResourceType`, which
 /// InitProducerId asks for an idempotent producer (`Write` on some topic).
 pub(crate) fn decide_any<'a>(
     acls: impl IntoIterator<Item = &'a AclBinding> + Clone,
-    principal: &str,
+    user: &str,
     host: &IpAddr,
     operation: Operation,
     kind: ResourceType,
 ) -> bool {
-    let host = host.to_string();
+    let mut text = HostText::default();
+    let host = text.of(host);
     let applies = |acl: &&AclBinding| {
         acl.resource_type == kind
-            && acl.matches_identity(principal, &host)
+            && acl.matches_identity(user, host)
             && !(acl.resource_name.starts_with(INTERNAL_PREFIX))
     };
     let denied_everywhere = acls.clone().into_iter().filter(applies).any(|acl| {
@@ -592,6 +595,31 @@ pub(crate) fn decide_any<'a>(
             .into_iter()
             .filter(applies)
             .any(|acl| acl.permission == Permission::Allow && acl.operation.allows(operation))
+}
+
+/// An IP address as text without a heap allocation (a check makes one per request).
+struct HostText {
+    buf: [u8; 48],
+}
+
+impl Default for HostText {
+    fn default() -> Self {
+        Self { buf: [0; 48] }
+    }
+}
+
+impl HostText {
+    /// `host` as text (`127.0.0.1`, `::1`): at most 45 bytes, as Rust prints addresses.
+    fn of(&mut self, host: &IpAddr) -> &str {
+        use std::io::Write;
+        let mut cursor = std::io::Cursor::new(&mut self.buf[..]);
+        let written = write!(cursor, "{host}").is_ok();
+        let len = usize::try_from(cursor.position()).unwrap_or(0);
+        if !written {
+            return "";
+        }
+        std::str::from_utf8(&self.buf[..len]).unwrap_or("")
+    }
 }
 
 #[cfg(test)]
@@ -649,20 +677,20 @@ mod tests {
                 Permission::Allow,
             ),
         ];
-        assert!(decide(&rules, "User:alice", &HOST, O::Read, &topic));
+        assert!(decide(&rules, "alice", &HOST, O::Read, &topic));
         assert!(
-            !decide(&rules, "User:alice", &HOST, O::Write, &topic),
+            !decide(&rules, "alice", &HOST, O::Write, &topic),
             "deny wins"
         );
         assert!(
-            decide(&rules, "User:bob", &HOST, O::Describe, &topic),
+            decide(&rules, "bob", &HOST, O::Describe, &topic),
             "wildcards"
         );
         assert!(
-            !decide(&rules, "User:bob", &HOST, O::Read, &topic),
+            !decide(&rules, "bob", &HOST, O::Read, &topic),
             "deny by default"
         );
-        assert!(!decide(&[], "User:alice", &HOST, O::Describe, &topic));
+        assert!(!decide(&[], "alice", &HOST, O::Describe, &topic));
         let read_only = [acl(
             ResourceType::Topic,
             "orders",
@@ -672,10 +700,10 @@ mod tests {
             Permission::Allow,
         )];
         assert!(
-            decide(&read_only, "User:c", &HOST, O::Describe, &topic),
+            decide(&read_only, "c", &HOST, O::Describe, &topic),
             "read implies describe"
         );
-        assert!(!decide(&read_only, "User:c", &HOST, O::Delete, &topic));
+        assert!(!decide(&read_only, "c", &HOST, O::Delete, &topic));
     }
 
     #[test]
@@ -700,7 +728,7 @@ mod tests {
             ),
         ];
         let replies = Resource::topic("__brook_replies");
-        assert!(!decide(&everything, "User:a", &HOST, O::Read, &replies));
+        assert!(!decide(&everything, "a", &HOST, O::Read, &replies));
         let named = [acl(
             ResourceType::Topic,
             "__brook",
@@ -709,7 +737,7 @@ mod tests {
             O::Write,
             Permission::Allow,
         )];
-        assert!(decide(&named, "User:a", &HOST, O::Write, &replies));
+        assert!(decide(&named, "a", &HOST, O::Write, &replies));
     }
 
     #[test]
@@ -760,7 +788,7 @@ mod tests {
             for name in names.iter().chain(&["orders-2", "", "é", "kafka-cluster"]) {
                 let resource = Resource { kind: *kind, name };
                 for op in Operation::ALL {
-                    for who in ["User:a", "User:b"] {
+                    for who in ["a", "b"] {
                         assert_eq!(
                             decide(index.candidates(&resource), who, &HOST, *op, &resource),
                             decide(&rules, who, &HOST, *op, &resource),
@@ -772,8 +800,8 @@ mod tests {
             }
             for op in Operation::ALL {
                 assert_eq!(
-                    decide_any(index.of_kind(*kind), "User:a", &HOST, *op, *kind),
-                    decide_any(&rules, "User:a", &HOST, *op, *kind)
+                    decide_any(index.of_kind(*kind), "a", &HOST, *op, *kind),
+                    decide_any(&rules, "a", &HOST, *op, *kind)
                 );
             }
         }
@@ -806,7 +834,7 @@ mod tests {
             &group
         ));
         let there: IpAddr = "10.0.0.1".parse().expect("ip");
-        assert!(decide(&[rule], "User:a", &there, Operation::Read, &group));
+        assert!(decide(&[rule], "a", &there, Operation::Read, &group));
     }
 
     #[test]

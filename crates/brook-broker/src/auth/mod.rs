@@ -244,7 +244,7 @@ impl Auth {
         let state = self.inner.state.read();
         acl::decide(
             state.index.candidates(&resource),
-            &who.principal.to_string(),
+            who.principal.name(),
             &who.host,
             operation,
             &resource,
@@ -275,7 +275,7 @@ impl Auth {
         let state = self.inner.state.read();
         acl::decide_any(
             state.index.of_kind(kind),
-            &who.principal.to_string(),
+            who.principal.name(),
             &who.host,
             operation,
             kind,
