@@ -231,7 +231,7 @@ async fn one_request(door: Door, addr: SocketAddr) -> Result<(), String> {
 
 /// The normal client's latencies over SAMPLES requests, one every PACE (or at once after one
 /// that took longer); panics if one is not served.
-async fn measure(door: Door, addr: SocketAddr) -> Vec<Duration> {
+async fn measure(door: Door, addr: SocketAddr, phase: &str) -> Vec<Duration> {
     let mut latencies = Vec::with_capacity(SAMPLES);
     let mut pace = tokio::time::interval(PACE);
     pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -240,8 +240,13 @@ async fn measure(door: Door, addr: SocketAddr) -> Vec<Duration> {
         let started = Instant::now();
         match tokio::time::timeout(PATIENCE, one_request(door, addr)).await {
             Ok(Ok(())) => latencies.push(started.elapsed()),
-            Ok(Err(e)) => panic!("{door:?}: request {i} of the normal client failed: {e}"),
-            Err(_) => panic!("{door:?}: request {i} of the normal client starved ({PATIENCE:?})"),
+            Ok(Err(e)) => panic!(
+                "{door:?}, {phase}: request {i} of the normal client failed after {:?}: {e}",
+                started.elapsed()
+            ),
+            Err(_) => {
+                panic!("{door:?}, {phase}: request {i} of the normal client starved ({PATIENCE:?})")
+            }
         }
     }
     latencies.sort_unstable();
@@ -411,10 +416,10 @@ async fn a_normal_client_is_served_through_a_flood(door: Door) {
     let broker = Broker::ephemeral().await.expect("broker");
     let running = start(door, &broker, connection_rate()).await;
     // Warm up (first connections, lazy state), then measure.
-    measure(door, running.addr).await;
-    let unloaded = measure(door, running.addr).await;
+    measure(door, running.addr, "warm-up").await;
+    let unloaded = measure(door, running.addr, "unloaded").await;
     let flood = Flood::start(door, running.addr).await;
-    let flooded = measure(door, running.addr).await;
+    let flooded = measure(door, running.addr, "flooded").await;
     let stormed = flood.stop().await;
     let (before, during) = (p99(&unloaded), p99(&flooded));
     println!(
