@@ -65,12 +65,17 @@ impl Clients {
     }
 
     fn new_client(&self) -> anyhow::Result<reqwest::Client> {
-        let builder = reqwest::Client::builder();
-        let builder = match &self.tls {
-            Some(tls) => builder.tls_backend_preconfigured(tls.clone()),
-            None => builder,
+        // reqwest sets up TLS for every client, plaintext ones too, and without a provider of
+        // its own (rustls-no-provider) it needs one: a plaintext client gets one trusting
+        // nothing (it never speaks TLS: an https:// URL needs --tls-ca).
+        let tls = match &self.tls {
+            Some(tls) => tls.clone(),
+            None => rustls_config(rustls::RootCertStore::empty())?,
         };
-        builder.build().context("cannot set up the HTTP client")
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .build()
+            .context("cannot set up the HTTP client")
     }
 }
 
@@ -87,6 +92,11 @@ fn tls_config(ca_pem: &[u8]) -> anyhow::Result<rustls::ClientConfig> {
     if roots.is_empty() {
         bail!("--tls-ca holds no certificate");
     }
+    rustls_config(roots)
+}
+
+/// A rustls client with ring trusting `roots`.
+fn rustls_config(roots: rustls::RootCertStore) -> anyhow::Result<rustls::ClientConfig> {
     #[allow(deprecated)] // ring: see brook_door::tls.
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
@@ -387,10 +397,10 @@ mod tests {
             .err()
             .expect("refused");
         assert!(empty.to_string().contains("no certificate"), "{empty}");
-        assert!(Clients::new("http://127.0.0.1:8080", None)
-            .expect("plain")
-            .tls
-            .is_none());
+        let plain = Clients::new("http://127.0.0.1:8080", None).expect("plain");
+        assert!(plain.tls.is_none());
+        // A plaintext client builds without a process-wide crypto provider.
+        plain.new_client().expect("a plaintext client");
     }
 
     #[test]
