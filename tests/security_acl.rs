@@ -813,7 +813,7 @@ async fn grpc_and_http_authorize_each_call_with_the_same_acls() {
 
     // HTTP: 403 `forbidden`, the same rules.
     let base = format!("http://{}", server.addr(DoorKind::Http).expect("on"));
-    let http = reqwest::Client::new();
+    let http = security_support::http_client();
     let send = |method: reqwest::Method, path: &str, user: &str| {
         http.request(method, format!("{base}{path}"))
             .header("authorization", basic(user))
@@ -1094,12 +1094,14 @@ async fn brook_acl_adds_lists_and_removes_rules_offline_and_the_broker_enforces_
     // The broker enforces what the CLI stored; while it runs the CLI is refused.
     let server = start_with(&data, |c| c.http.metrics_public = true).await;
     // (metrics_public: /metrics needs no credentials, where by default it needs the cluster.)
-    let metrics = reqwest::get(format!(
-        "http://{}/metrics",
-        server.addr(DoorKind::Http).expect("on")
-    ))
-    .await
-    .expect("GET /metrics");
+    let metrics = security_support::http_client()
+        .get(format!(
+            "http://{}/metrics",
+            server.addr(DoorKind::Http).expect("on")
+        ))
+        .send()
+        .await
+        .expect("GET /metrics");
     assert_eq!(metrics.status().as_u16(), 200);
     let bootstrap = server.addr(DoorKind::Kafka).expect("on").to_string();
     create_topic(&bootstrap, "admin", "orders")

@@ -386,11 +386,7 @@ async fn group_offset_routes_check_every_topic_they_touch_and_change_nothing_whe
     };
 
     let base = format!("http://{}", server.addr(DoorKind::Http).expect("on"));
-    // reqwest builds with rustls-no-provider when a workspace member asks for it (brook-bench):
-    // a plain-HTTP client then still wants a process-wide provider. Ring, as the doors use.
-    #[allow(deprecated)] // ring, as the server: see brook_door::tls
-    let _already_installed = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::new();
+    let http = security_support::http_client();
     let call = |method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
         let mut request = http
             .request(method, format!("{base}{path}"))
