@@ -12,15 +12,16 @@
 #
 #   benches/tls-bench.sh                      # gRPC door, 3 repetitions of 1 000 000 records (about 1 GB)
 #   REPS=5 RECORDS=500000 PROTOCOL=grpc-raw benches/tls-bench.sh
-#   PROTOCOL=http benches/tls-bench.sh        # the HTTP door (reqwest over rustls)
+#   PROTOCOL=http benches/tls-bench.sh        # the HTTP door (reqwest over rustls): needs a
+#                                             # bench-http-tls build, see below
 #   PROTOCOL=kafka benches/tls-bench.sh       # the Kafka door (librdkafka over OpenSSL): needs a
 #                                             # bench-kafka-tls build, see below
 #   BROOK=target/debug/brook RECORDS=2000 REPS=1 benches/tls-bench.sh   # a quick check of the path
 #
 # Needs: a built brook (default target/release/brook: `cargo build --release --bin brook`; for
-# PROTOCOL=kafka `apt-get install libssl-dev` then `cargo build --release --bin brook --features
-# bench-kafka-tls`, which this script runs itself when BUILD=1), openssl, python3 (to read the
-# bench's --json).
+# PROTOCOL=http `cargo build --release --bin brook --features bench-http-tls`, for PROTOCOL=kafka
+# `apt-get install libssl-dev` then `--features bench-kafka-tls,bench-http-tls`: this script runs
+# them itself when BUILD=1), openssl, python3 (to read the bench's --json).
 set -euo pipefail
 
 BROOK=${BROOK:-target/release/brook}
@@ -32,12 +33,15 @@ TLS_ADDR=${TLS_ADDR:-127.0.0.1:50072}
 
 case "$PROTOCOL" in
 grpc | grpc-raw) door=--grpc-addr ;;
-http) door=--http-addr ;;
+http)
+    door=--http-addr
+    if [ "${BUILD:-0}" = 1 ]; then cargo build --release --bin brook --features bench-http-tls; fi
+    ;;
 kafka)
     door=--kafka-addr
     if [ "${BUILD:-0}" = 1 ]; then
         dpkg -s libssl-dev >/dev/null 2>&1 || apt-get install -y libssl-dev
-        cargo build --release --bin brook --features bench-kafka-tls
+        cargo build --release --bin brook --features bench-kafka-tls,bench-http-tls
     fi
     ;;
 *)

@@ -49,8 +49,19 @@ struct Http {
 /// Makes the HTTP clients: plain, or over TLS (each client its own connections and sessions).
 #[derive(Clone)]
 struct Clients {
-    tls: Option<rustls::ClientConfig>,
+    tls: Option<TlsConfig>,
 }
+
+/// What `--tls-ca` sets up: reqwest's rustls, in a `bench-http-tls` build only.
+#[cfg(feature = "http-tls")]
+type TlsConfig = rustls::ClientConfig;
+#[cfg(not(feature = "http-tls"))]
+type TlsConfig = std::convert::Infallible;
+
+/// The line a build without HTTP over TLS prints for `--tls-ca`.
+#[cfg(not(feature = "http-tls"))]
+const TLS_REBUILD_HINT: &str = "--protocol http --tls-ca: this build's HTTP client has no TLS: \
+                                rebuild with `cargo build --release --features bench-http-tls`";
 
 impl Clients {
     /// `ca_pem`: the PEM `--tls-ca` names; needed by, and only by, an `https://` URL.
@@ -64,10 +75,11 @@ impl Clients {
         Ok(Clients { tls })
     }
 
+    #[cfg(feature = "http-tls")]
     fn new_client(&self) -> anyhow::Result<reqwest::Client> {
-        // reqwest sets up TLS for every client, plaintext ones too, and without a provider of
-        // its own (rustls-no-provider) it needs one: a plaintext client gets one trusting
-        // nothing (it never speaks TLS: an https:// URL needs --tls-ca).
+        // With rustls-no-provider reqwest sets up TLS for every client, plaintext ones too,
+        // and needs a provider: a plaintext client gets one trusting nothing (it never speaks
+        // TLS: an https:// URL needs --tls-ca).
         let tls = match &self.tls {
             Some(tls) => tls.clone(),
             None => rustls_config(rustls::RootCertStore::empty())?,
@@ -77,9 +89,25 @@ impl Clients {
             .build()
             .context("cannot set up the HTTP client")
     }
+
+    #[cfg(not(feature = "http-tls"))]
+    fn new_client(&self) -> anyhow::Result<reqwest::Client> {
+        if let Some(never) = self.tls {
+            match never {}
+        }
+        reqwest::Client::builder()
+            .build()
+            .context("cannot set up the HTTP client")
+    }
+}
+
+#[cfg(not(feature = "http-tls"))]
+fn tls_config(_ca_pem: &[u8]) -> anyhow::Result<TlsConfig> {
+    bail!(TLS_REBUILD_HINT)
 }
 
 /// A rustls client (ring, as brook's doors) trusting only the certificates in `ca_pem`.
+#[cfg(feature = "http-tls")]
 fn tls_config(ca_pem: &[u8]) -> anyhow::Result<rustls::ClientConfig> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
@@ -96,6 +124,7 @@ fn tls_config(ca_pem: &[u8]) -> anyhow::Result<rustls::ClientConfig> {
 }
 
 /// A rustls client with ring trusting `roots`.
+#[cfg(feature = "http-tls")]
 fn rustls_config(roots: rustls::RootCertStore) -> anyhow::Result<rustls::ClientConfig> {
     #[allow(deprecated)] // ring: see brook_door::tls.
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
@@ -389,14 +418,18 @@ mod tests {
             .err()
             .expect("refused");
         assert!(plain.to_string().contains("needs an https://"), "{plain}");
-        let bad = Clients::new("https://127.0.0.1:8080", Some(pem))
-            .err()
-            .expect("refused");
-        assert!(bad.to_string().contains("--tls-ca"), "{bad}");
-        let empty = Clients::new("https://127.0.0.1:8080", Some(b""))
-            .err()
-            .expect("refused");
-        assert!(empty.to_string().contains("no certificate"), "{empty}");
+        let tls = Clients::new("https://127.0.0.1:8080", Some(pem));
+        if cfg!(feature = "http-tls") {
+            let bad = tls.err().expect("refused");
+            assert!(bad.to_string().contains("--tls-ca"), "{bad}");
+            let empty = Clients::new("https://127.0.0.1:8080", Some(b""))
+                .err()
+                .expect("refused");
+            assert!(empty.to_string().contains("no certificate"), "{empty}");
+        } else {
+            let hint = tls.err().expect("refused");
+            assert!(hint.to_string().contains("bench-http-tls"), "{hint}");
+        }
         let plain = Clients::new("http://127.0.0.1:8080", None).expect("plain");
         assert!(plain.tls.is_none());
         // A plaintext client builds without a process-wide crypto provider.
