@@ -133,9 +133,9 @@ pub struct BenchArgs {
     /// --protocol, a JSON array of them.
     #[arg(long)]
     json: bool,
-    /// PEM file of the certificate (or its CA) the door presents: --protocol grpc, grpc-raw and
-    /// http then connect over TLS to an https:// --server, --protocol kafka to --kafka-addr
-    /// (a `bench-kafka-tls` build), each connection its own TLS session.
+    /// PEM file of the certificate (or its CA) the door presents: --protocol grpc and grpc-raw
+    /// then connect over TLS to an https:// --server, http too (a `bench-http-tls` build),
+    /// kafka to --kafka-addr (a `bench-kafka-tls` build); each connection its own TLS session.
     #[arg(long, value_name = "FILE", conflicts_with = "embedded")]
     tls_ca: Option<std::path::PathBuf>,
     #[command(flatten)]
