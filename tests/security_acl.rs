@@ -813,7 +813,7 @@ async fn grpc_and_http_authorize_each_call_with_the_same_acls() {
 
     // HTTP: 403 `forbidden`, the same rules.
     let base = format!("http://{}", server.addr(DoorKind::Http).expect("on"));
-    let http = security_support::http_client();
+    let http = reqwest::Client::new();
     let send = |method: reqwest::Method, path: &str, user: &str| {
         http.request(method, format!("{base}{path}"))
             .header("authorization", basic(user))
@@ -1094,7 +1094,7 @@ async fn brook_acl_adds_lists_and_removes_rules_offline_and_the_broker_enforces_
     // The broker enforces what the CLI stored; while it runs the CLI is refused.
     let server = start_with(&data, |c| c.http.metrics_public = true).await;
     // (metrics_public: /metrics needs no credentials, where by default it needs the cluster.)
-    let metrics = security_support::http_client()
+    let metrics = reqwest::Client::new()
         .get(format!(
             "http://{}/metrics",
             server.addr(DoorKind::Http).expect("on")

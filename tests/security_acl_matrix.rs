@@ -386,7 +386,7 @@ async fn group_offset_routes_check_every_topic_they_touch_and_change_nothing_whe
     };
 
     let base = format!("http://{}", server.addr(DoorKind::Http).expect("on"));
-    let http = security_support::http_client();
+    let http = reqwest::Client::new();
     let call = |method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
         let mut request = http
             .request(method, format!("{base}{path}"))

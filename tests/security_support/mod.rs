@@ -251,12 +251,3 @@ pub(crate) fn auth_config(data: &Path) -> ServeConfig {
     config.auth.superusers = vec![Principal::user("admin").expect("name")];
     config
 }
-
-/// A plain-HTTP reqwest client. reqwest builds with `rustls-no-provider` when a workspace member
-/// asks for it (brook-bench), and then wants a process-wide rustls provider even for `http://`:
-/// this installs ring (as the doors use) once per test binary.
-pub(crate) fn http_client() -> reqwest::Client {
-    #[allow(deprecated)] // ring, as the server: see brook_door::tls
-    let _already_installed = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
-}
