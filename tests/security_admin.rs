@@ -8,10 +8,12 @@
 //! UNAUTHENTICATED, and with authentication off the calls are refused with a clear error. The
 //! `brook user` / `brook token` commands do the same through the real binary (`-s`).
 
+mod security_support;
+
 use std::path::Path;
 
-use brook::server::{DoorKind, Listen, ServeConfig, Server};
-use brook_broker::auth::{Auth, AuthConfig, Principal};
+use brook::server::{DoorKind, Server};
+use brook_broker::auth::{Auth, AuthConfig};
 use brook_proto::v1 as pb;
 use brook_proto::v1::brook_client::BrookClient;
 use tonic::Code;
@@ -30,15 +32,8 @@ async fn create_users(data_dir: &Path) {
 
 /// A loopback server on `data`; with `auth`, `User:admin` is a superuser.
 async fn start(data: &Path, auth: bool) -> Server {
-    let mut config = ServeConfig::default();
-    config.broker.data_dir = data.to_path_buf();
-    config.broker.log.durability = brook_broker::Durability::None;
-    let any = Listen::On("127.0.0.1:0".parse().expect("address"));
-    config.grpc_addr = any;
-    config.kafka_addr = any;
-    config.http_addr = any;
+    let mut config = security_support::auth_config(data);
     config.auth.enabled = auth;
-    config.auth.superusers = vec![Principal::user("admin").expect("name")];
     Server::start(&config).await.expect("server starts")
 }
 

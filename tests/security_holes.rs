@@ -9,13 +9,14 @@
 //!   `Host` that is not one of its names (421), with raw HTTP requests as a browser sends them.
 
 mod kafka_support;
+mod security_support;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine;
-use brook::server::{DoorKind, Listen, ServeConfig, Server};
+use brook::server::{DoorKind, Server};
 use brook_broker::reqreply::{Answer, CORRELATION_ID_HEADER, REPLY_MAC_HEADER};
 use brook_broker::{NewTopic, ProduceRecord, Request};
 use brook_client::proto::{self, respond_request::Message};
@@ -32,14 +33,7 @@ const REPLIES: &str = "__brook_replies";
 /// A server with every door on a loopback port and authentication off; `allowed_hosts` for
 /// the HTTP door.
 async fn start(dir: &Path, allowed_hosts: &[&str]) -> Server {
-    let mut config = ServeConfig::default();
-    config.broker.data_dir = dir.join("data");
-    config.broker.log.durability = brook_broker::Durability::None;
-    config.kafka.group_initial_rebalance_delay = Duration::ZERO;
-    let any = Listen::On("127.0.0.1:0".parse().expect("address"));
-    config.grpc_addr = any;
-    config.kafka_addr = any;
-    config.http_addr = any;
+    let mut config = security_support::loopback_config(&dir.join("data"));
     config.http.allowed_hosts = allowed_hosts.iter().map(|h| (*h).to_owned()).collect();
     Server::start(&config).await.expect("server starts")
 }

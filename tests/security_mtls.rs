@@ -9,7 +9,7 @@ mod security_support;
 
 use std::time::Duration;
 
-use brook::server::{DoorKind, Listen, ServeConfig, Server};
+use brook::server::{DoorKind, Server};
 use brook_broker::auth::{Auth, AuthConfig, Principal};
 use brook_proto::v1::brook_client::BrookClient;
 use brook_proto::v1::CreateTopicRequest;
@@ -33,13 +33,7 @@ async fn a_client_certificate_is_the_principal_on_grpc_and_http() {
         auth.create_user("bob", b"bob-secret").await.expect("bob");
     }
     let (cert, key) = ca.server();
-    let mut config = ServeConfig::default();
-    config.broker.data_dir = data;
-    config.broker.log.durability = brook_broker::Durability::None;
-    let any = Listen::On("127.0.0.1:0".parse().expect("address"));
-    config.grpc_addr = any;
-    config.kafka_addr = any;
-    config.http_addr = any;
+    let mut config = security_support::loopback_config(&data);
     config.tls.cert = Some(security_support::write(dir.path(), "server.pem", &cert));
     config.tls.key = Some(security_support::write(dir.path(), "server.key", &key));
     config.tls.client_ca = Some(clients.write(dir.path(), "client-ca.pem"));

@@ -11,7 +11,7 @@ mod security_support;
 use std::path::Path;
 use std::time::Duration;
 
-use brook::server::{DoorKind, Listen, ServeConfig, Server};
+use brook::server::{DoorKind, Server};
 use brook_broker::auth::{Auth, AuthConfig};
 use brook_proto::v1::brook_client::BrookClient;
 use brook_proto::v1::ListTopicsRequest;
@@ -40,14 +40,7 @@ async fn create_users(data_dir: &Path) {
 async fn start(dir: &Path, ca: Option<&TestCa>) -> Server {
     let data = dir.join("data");
     create_users(&data).await;
-    let mut config = ServeConfig::default();
-    config.broker.data_dir = data;
-    config.broker.log.durability = brook_broker::Durability::None;
-    config.kafka.group_initial_rebalance_delay = Duration::ZERO;
-    let any = Listen::On("127.0.0.1:0".parse().expect("address"));
-    config.grpc_addr = any;
-    config.kafka_addr = any;
-    config.http_addr = any;
+    let mut config = security_support::loopback_config(&data);
     config.auth.enabled = true;
     // These tests are about authentication: alice and bob may do anything (ACLs, which would
     // otherwise deny them by default, are tests/security_acl.rs's).

@@ -7,12 +7,13 @@
 //! the cluster is refused; a deleted user can no longer log in.
 
 mod kafka_support;
+mod security_support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use brook::server::{DoorKind, Listen, ServeConfig, Server};
-use brook_broker::auth::{Auth, AuthConfig, Principal};
+use brook::server::{DoorKind, Server};
+use brook_broker::auth::{Auth, AuthConfig};
 use kafka_support::python;
 use serde_json::Value;
 
@@ -31,15 +32,7 @@ async fn start(dir: &Path) -> Server {
             .await
             .expect("alice");
     }
-    let mut config = ServeConfig::default();
-    config.broker.data_dir = data;
-    config.broker.log.durability = brook_broker::Durability::None;
-    let any = Listen::On("127.0.0.1:0".parse().expect("address"));
-    config.grpc_addr = any;
-    config.kafka_addr = any;
-    config.http_addr = any;
-    config.auth.enabled = true;
-    config.auth.superusers = vec![Principal::user("admin").expect("name")];
+    let config = security_support::auth_config(&data);
     Server::start(&config).await.expect("server starts")
 }
 

@@ -10,7 +10,7 @@ mod security_support;
 
 use std::time::Duration;
 
-use brook::server::{DoorKind, Listen, ServeConfig, Server};
+use brook::server::{DoorKind, Server};
 use brook_proto::v1::brook_client::BrookClient;
 use brook_proto::v1::{CreateTopicRequest, ListTopicsRequest};
 use kafka_support::{python, PATIENCE};
@@ -24,14 +24,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 /// `client_ca` asked of clients when set.
 async fn start(dir: &std::path::Path, ca: &TestCa, client_ca: Option<&TestCa>) -> Server {
     let (cert, key) = ca.server();
-    let mut config = ServeConfig::default();
-    config.broker.data_dir = dir.join("data");
-    config.broker.log.durability = brook_broker::Durability::None;
-    config.kafka.group_initial_rebalance_delay = Duration::ZERO;
-    let any = Listen::On("127.0.0.1:0".parse().expect("address"));
-    config.grpc_addr = any;
-    config.kafka_addr = any;
-    config.http_addr = any;
+    let mut config = security_support::loopback_config(&dir.join("data"));
     config.tls.cert = Some(security_support::write(dir, "server.pem", &cert));
     config.tls.key = Some(security_support::write(dir, "server.key", &key));
     config.tls.client_ca = client_ca.map(|ca| ca.write(dir, "client-ca.pem"));

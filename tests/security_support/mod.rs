@@ -237,8 +237,8 @@ pub(crate) async fn create_users(data: &Path, users: &[&str]) {
 }
 
 /// The settings of a server on `data`: every door on a loopback port of its own, durability
-/// none, no rebalance delay, authentication on and `User:admin` a superuser.
-pub(crate) fn auth_config(data: &Path) -> ServeConfig {
+/// none, no rebalance delay; authentication as by default (off).
+pub(crate) fn loopback_config(data: &Path) -> ServeConfig {
     let mut config = ServeConfig::default();
     config.broker.data_dir = data.to_path_buf();
     config.broker.log.durability = brook_broker::Durability::None;
@@ -247,6 +247,12 @@ pub(crate) fn auth_config(data: &Path) -> ServeConfig {
     config.grpc_addr = any;
     config.kafka_addr = any;
     config.http_addr = any;
+    config
+}
+
+/// [`loopback_config`] with authentication on and `User:admin` a superuser.
+pub(crate) fn auth_config(data: &Path) -> ServeConfig {
+    let mut config = loopback_config(data);
     config.auth.enabled = true;
     config.auth.superusers = vec![Principal::user("admin").expect("name")];
     config
