@@ -5,8 +5,6 @@ grant away again: alice's produce is refused before, accepted during, refused af
 
 Users log in with SASL PLAIN (password `<name>-pw`). Prints one JSON line per step.
 """
-import json
-import os
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import (ACL, ACLFilter, ACLOperation, ACLPermissionType,
@@ -14,18 +12,9 @@ from kafka.admin import (ACL, ACLFilter, ACLOperation, ACLPermissionType,
                          ResourceType)
 from kafka.errors import KafkaError
 
-bootstrap = os.environ["BOOTSTRAP"]
+from sasl_plain import emit, login
+
 TOPIC = "py-orders"
-
-
-def login(user):
-    return dict(bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT",
-                sasl_mechanism="PLAIN", sasl_plain_username=user,
-                sasl_plain_password=f"{user}-pw")
-
-
-def emit(**fields):
-    print(json.dumps(fields), flush=True)
 
 
 def produce_as(user):

@@ -15,8 +15,6 @@ PLAIN (password `<name>-pw`). Prints one JSON line per attempt: {"case", "grant"
 "refusal", "allowed"}: outcome is null (succeeded) or the error's class name, refusal the error
 expected without the ACL, allowed what an allowed attempt answers (null: success).
 """
-import json
-import os
 import re
 import uuid
 
@@ -30,7 +28,8 @@ import kafka.errors as Errors
 from kafka.protocol.producer.transaction import InitProducerIdRequest
 from kafka.structs import OffsetAndMetadata
 
-bootstrap = os.environ["BOOTSTRAP"]
+from sasl_plain import emit, login
+
 TOPIC = "mx"
 GROUP = "mg"
 TXN = "mtx"
@@ -38,16 +37,6 @@ OP = ACLOperation
 TOPIC_T, GROUP_T, CLUSTER_T, TXN_T = (ResourceType.TOPIC, ResourceType.GROUP,
                                       ResourceType.CLUSTER, ResourceType.TRANSACTIONAL_ID)
 CLUSTER = "kafka-cluster"
-
-
-def login(user):
-    return dict(bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT",
-                sasl_mechanism="PLAIN", sasl_plain_username=user,
-                sasl_plain_password=f"{user}-pw")
-
-
-def emit(**fields):
-    print(json.dumps(fields), flush=True)
 
 
 admin = KafkaAdminClient(**login("admin"))

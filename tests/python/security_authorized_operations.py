@@ -6,18 +6,14 @@ no SASL, for a broker with auth off). Prints one JSON line: the operation names 
 null where the broker sent none.
 """
 import json
-import os
 import sys
 
 from kafka import KafkaAdminClient
 
-bootstrap = os.environ["BOOTSTRAP"]
+from sasl_plain import login
+
 user, topic, group = sys.argv[1:4]
-settings = dict(bootstrap_servers=bootstrap)
-if user != "-":
-    settings.update(security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
-                    sasl_plain_username=user, sasl_plain_password=f"{user}-pw")
-admin = KafkaAdminClient(**settings)
+admin = KafkaAdminClient(**login(user))
 
 
 def names(operations):
