@@ -13,6 +13,7 @@
 //! gRPC code, the `brook` command to run rather than a gRPC call), never as a panic trace.
 
 mod acl;
+mod admin;
 mod call;
 mod consume;
 mod context;
@@ -97,7 +98,7 @@ enum Command {
     /// Create, revoke and list bearer tokens: offline (`--data-dir`) or online.
     #[command(subcommand)]
     Token(security::TokenCommand),
-    /// Add, remove and list the ACLs of a stopped broker's data directory.
+    /// Add, remove and list ACLs: offline (`--data-dir`) or online.
     #[command(subcommand)]
     Acl(acl::AclCommand),
     /// Copy topics, records and group offsets from a data directory (or a running brook) into
@@ -139,6 +140,7 @@ impl Command {
                 | Command::Context(context::ContextCommand::Show)
         ) || matches!(self, Command::User(c) if c.online())
             || matches!(self, Command::Token(c) if c.online())
+            || matches!(self, Command::Acl(c) if c.online())
     }
 
     /// Runs the command; `server` is the global `-s/--server`.

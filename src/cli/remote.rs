@@ -94,14 +94,29 @@ impl ServerArgs {
 /// Connects to the run's server, or says which address failed, why, and what to check.
 pub(super) async fn connect() -> anyhow::Result<Client> {
     let target = target();
-    match Client::connect(target.url.clone()).await {
-        Ok(client) => Ok(client),
-        // One line: the cause in plain words replaces the transport's chain of wrappers.
-        Err(ClientError::Connect { url, reason, .. }) => Err(anyhow::anyhow!(
+    let connected = Client::connect(target.url.clone()).await;
+    connected.map_err(|e| connect_error(e, &target))
+}
+
+/// Connects through `endpoint` (the run's server with settings of its own, such as TLS) as
+/// [`connect`] does, with the same error.
+pub(super) async fn connect_endpoint(
+    endpoint: tonic::transport::Endpoint,
+    target: &Target,
+) -> anyhow::Result<Client> {
+    let connected = Client::connect_endpoint(endpoint).await;
+    connected.map_err(|e| connect_error(e, target))
+}
+
+/// A failed connection in one line: the cause in plain words replaces the transport's chain of
+/// wrappers.
+fn connect_error(e: ClientError, target: &Target) -> anyhow::Error {
+    match e {
+        ClientError::Connect { url, reason, .. } => anyhow::anyhow!(
             "cannot connect to {url}: {reason} — is `brook serve` running? (server from {})",
             target.from
-        )),
-        Err(e) => Err(e.into()),
+        ),
+        e => e.into(),
     }
 }
 

@@ -51,6 +51,19 @@ pub(crate) async fn run(mut command: Command, stdin: &[u8]) -> Output {
         .expect("brook ran")
 }
 
+/// `brook ARGS` run to the end with `stdin`, no credentials file taken from the environment:
+/// whether it succeeded, its stdout and its stderr.
+pub(crate) async fn outcome(args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut command = brook_command(args);
+    command.env_remove("BROOK_CREDENTIALS_FILE");
+    let output = run(command, stdin.as_bytes()).await;
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// Asserts success and returns stdout.
 pub(crate) fn ok(output: Output) -> String {
     assert!(

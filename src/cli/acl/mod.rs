@@ -1,7 +1,10 @@
-//! `brook acl list|add|remove`: offline administration of a data directory's ACLs
-//! (docs/security.md, "Authorization"), like `kafka-acls --add|--remove|--list`. A running
-//! broker's ACLs are changed through its admin APIs instead (Kafka's CreateAcls, gRPC
-//! `CreateAcls`, HTTP `/v1/acls`): the store is locked while it runs, and these commands say so.
+//! `brook acl list|add|remove`: the ACLs of a server (docs/security.md, "Authorization"), like
+//! `kafka-acls --add|--remove|--list`. They act where every admin command does
+//! ([`super::admin`]): offline on a stopped server's data directory (`--data-dir`; the store is
+//! locked while a server runs, and the commands say so), or online through the running
+//! server's HTTP door (`--http-addr`, `/v1/acls`) or gRPC door (`-s`, `CreateAcls`, ...), as
+//! the caller its credentials file or client certificate names (Alter on the cluster to change,
+//! Describe to list).
 //!
 //! The rule is given as `kafka-acls` gives it: `--principal User:NAME`, `--operation`, one
 //! resource (`--topic`, `--group`, `--transactional-id` or `--cluster`), and `--prefixed`,
@@ -13,30 +16,30 @@ use std::process::ExitCode;
 use anyhow::Context;
 use brook_broker::auth::AclText;
 
-use super::security::StoreArgs;
+use super::admin::AdminArgs;
 
 #[derive(Debug, clap::Subcommand)]
 pub(super) enum AclCommand {
-    /// Add a rule. The broker must be stopped.
+    /// Add a rule.
     Add {
         #[command(flatten)]
         rule: RuleArgs,
         #[command(flatten)]
-        store: StoreArgs,
+        at: AdminArgs,
     },
-    /// Remove the rules the options select (at least one option). The broker must be stopped.
+    /// Remove the rules the options select (at least one option).
     Remove {
         #[command(flatten)]
         rule: RuleArgs,
         #[command(flatten)]
-        store: StoreArgs,
+        at: AdminArgs,
     },
     /// List the rules the options select (all without any).
     List {
         #[command(flatten)]
         rule: RuleArgs,
         #[command(flatten)]
-        store: StoreArgs,
+        at: AdminArgs,
     },
 }
 
@@ -100,37 +103,50 @@ impl RuleArgs {
 }
 
 impl AclCommand {
+    /// Whether the command goes to a running server.
+    pub(super) fn online(&self) -> bool {
+        match self {
+            AclCommand::Add { at, .. }
+            | AclCommand::Remove { at, .. }
+            | AclCommand::List { at, .. } => at.online(),
+        }
+    }
+
     pub(super) fn run(self) -> anyhow::Result<ExitCode> {
         match self {
-            AclCommand::Add { rule, store } => {
+            AclCommand::Add { rule, at } => {
+                // Checked here, so a bad rule never reaches a server.
                 let acl = rule
                     .text()
                     .binding()
                     .context("not a complete ACL: give --principal, --operation and a resource")?;
-                let auth = store.open(false)?;
+                let opened = at.open(false)?;
                 super::remote::run(async move {
-                    auth.create_acls(vec![acl.clone()])
+                    let mut admin = opened.connect().await?;
+                    admin
+                        .create_acl(&rule.text(), &acl)
                         .await
                         .context("cannot add the ACL")?;
                     println!("added: {acl}");
                     Ok(())
                 })
             }
-            AclCommand::Remove { rule, store } => {
+            AclCommand::Remove { rule, at } => {
                 let text = rule.text();
                 anyhow::ensure!(
                     text != AclText::default(),
                     "say which ACLs to remove (--principal, --topic, ...): removing every rule \
                      takes an explicit --principal 'User:*' or a resource"
                 );
-                let filter = text.filter()?;
-                let auth = store.open(false)?;
+                // Checked here, so a bad filter never reaches a server.
+                text.filter()?;
+                let opened = at.open(false)?;
                 super::remote::run(async move {
-                    let removed = auth
-                        .delete_acls(vec![filter])
+                    let mut admin = opened.connect().await?;
+                    let removed = admin
+                        .delete_acls(&rule.text())
                         .await
                         .context("cannot remove ACLs")?;
-                    let removed: Vec<_> = removed.into_iter().flatten().collect();
                     for acl in &removed {
                         println!("removed: {acl}");
                     }
@@ -138,13 +154,17 @@ impl AclCommand {
                     Ok(())
                 })
             }
-            AclCommand::List { rule, store } => {
-                let filter = rule.text().filter()?;
-                let auth = store.open(false)?;
-                for acl in auth.acls(&filter) {
-                    println!("{acl}");
-                }
-                Ok(ExitCode::SUCCESS)
+            AclCommand::List { rule, at } => {
+                rule.text().filter()?;
+                let opened = at.open(false)?;
+                super::remote::run(async move {
+                    let mut admin = opened.connect().await?;
+                    let acls = admin.acls(&rule.text()).await.context("cannot list ACLs")?;
+                    for acl in acls {
+                        println!("{acl}");
+                    }
+                    Ok(())
+                })
             }
         }
     }
