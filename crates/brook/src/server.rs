@@ -20,6 +20,13 @@
 //! cluster that does not answer fails the start), and the gRPC door, the HTTP door with its
 //! console, and the metrics port serve the cluster's topics and groups through the same
 //! [`Backend`] seam. The Kafka door is off: Kafka clients talk to the cluster directly.
+//!
+//! A gateway with authentication on ([`crate::security::open_auth`]) authenticates and
+//! authorizes every gRPC and HTTP request itself, with the broker's one authorizer and rules,
+//! before anything reaches the cluster; its users, tokens and ACLs are kept in its data
+//! directory, which holds nothing else (a gateway has no log: a directory with anything but
+//! the security store in it is refused, so a broker's data directory is never mistaken for
+//! one). Its own login to the cluster is `backend_properties`, the cluster's business.
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -151,7 +158,8 @@ pub struct ServeConfig {
     pub backend: BackendConfig,
     /// The broker: data directory, topic log defaults (durability included), limits. In
     /// gateway mode its limits, request-reply settings, `auto_create_topics` and
-    /// `default_partitions` apply to the cluster's calls; the rest is unused.
+    /// `default_partitions` apply to the cluster's calls, and with `auth` on `data_dir` holds
+    /// the gateway's security store (and nothing else); the rest is unused.
     pub broker: BrokerConfig,
     /// A tracing filter (`info`, `brook=debug,tonic=warn`); `None`: `RUST_LOG`, else `info`.
     /// Read by the binary, which owns the process's logging.
@@ -254,13 +262,6 @@ impl ServeConfig {
         self.auth
             .validate()
             .map_err(|source| ServeError::InvalidBroker { source })?;
-        if self.auth.enabled && self.backend.is_gateway() {
-            return Err(ServeError::Invalid {
-                reason: "auth is not served in gateway mode yet: the cluster's own SASL and ACLs \
-                         apply to its Kafka clients"
-                    .into(),
-            });
-        }
         // The metrics port authenticates nobody: with auth on it serves only by choice.
         if self.auth.enabled && self.metrics_addr != Listen::Off && !self.http.metrics_public {
             return Err(ServeError::Invalid {
@@ -458,6 +459,9 @@ impl Server {
         config.validate()?;
         let mut config = config.clone();
         let tls = TlsSettings::load(&mut config).await?;
+        if config.auth.enabled && config.backend.is_gateway() {
+            check_gateway_dir(&config.broker.data_dir).await?;
+        }
         let backend = open_backend(&config).await?;
         let broker = &backend;
         // The users, tokens and ACLs of the data directory, once the broker holds it.
@@ -654,6 +658,49 @@ fn log_recovery(broker: &Broker) {
         dir = %broker.data_dir().display(),
         "data directory opened"
     );
+}
+
+/// A gateway's data directory holds its security store and nothing else (it is made when
+/// missing): anything more is a broker's data, or someone else's, and is refused before it is
+/// touched.
+async fn check_gateway_dir(data_dir: &std::path::Path) -> Result<(), ServeError> {
+    let dir = data_dir.to_path_buf();
+    let others = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<String>> {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut others = Vec::new();
+        for entry in entries {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if name != brook_broker::auth::SECURITY_DIR {
+                others.push(name);
+            }
+        }
+        others.sort();
+        Ok(others)
+    })
+    .await
+    .map_err(|e| ServeError::Invalid {
+        reason: format!("reading the data directory failed: {e}"),
+    })?;
+    let data = data_dir.display();
+    match others {
+        Ok(others) if others.is_empty() => Ok(()),
+        Ok(others) => Err(ServeError::Invalid {
+            reason: format!(
+                "{data} holds more than a gateway's security store ({}): in gateway mode the \
+                 data directory keeps only the users, tokens and ACLs (in {}/), never a log; \
+                 give the gateway a directory of its own",
+                others.join(", "),
+                brook_broker::auth::SECURITY_DIR
+            ),
+        }),
+        Err(e) => Err(ServeError::Invalid {
+            reason: format!("cannot read the data directory {data}: {e}"),
+        }),
+    }
 }
 
 /// Opens the broker on its data directory, or reaches the cluster in gateway mode.

@@ -1101,6 +1101,18 @@ pub(crate) fn resolve(
         sources.push((setting, source));
     }
     config.validate()?;
+    // A gateway has no log, so a default data directory means nothing to it; with auth on it
+    // keeps its users, tokens and ACLs there, which must be where the operator says.
+    let data_dir_given = sources
+        .iter()
+        .any(|(setting, source)| setting.key == "data_dir" && *source != Source::Default);
+    if config.backend.is_gateway() && config.auth.enabled && !data_dir_given {
+        return Err(anyhow!(
+            "auth on in gateway mode needs --data-dir DIR (or BROOK_DATA_DIR, data_dir): the \
+             gateway keeps its users, tokens and ACLs there, and nothing else; make the first \
+             user with `brook user add NAME --data-dir DIR --password-stdin`"
+        ));
+    }
     Ok(Resolved { config, sources })
 }
 
