@@ -767,6 +767,20 @@ async fn close_broker(broker: &Backend) {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_gateways_data_directory_holds_its_security_store_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("gateway");
+        check_gateway_dir(&data).await.expect("missing: made later");
+        std::fs::create_dir_all(data.join(brook_broker::auth::SECURITY_DIR)).expect("mkdir");
+        check_gateway_dir(&data).await.expect("the store alone");
+        std::fs::write(data.join("orders-0"), b"").expect("write");
+        let refused = check_gateway_dir(&data)
+            .await
+            .expect_err("more than the store");
+        assert!(refused.to_string().contains("orders-0"), "{refused}");
+    }
+
     #[test]
     fn with_auth_on_the_metrics_port_serves_only_when_the_metrics_are_public() {
         let mut config = ServeConfig {
