@@ -8,7 +8,9 @@
 //! and HTTP calls without credentials are UNAUTHENTICATED / 401, with a wrong password the
 //! same, as a user without the ACL PERMISSION_DENIED / 403, as a user with it (Basic and
 //! Bearer) allowed; and the cluster's topic shows that nothing refused reached it (its high
-//! watermark counts only the allowed records; a refused topic creation leaves no topic).
+//! watermark counts only the allowed records; a refused topic creation leaves no topic). A
+//! request-reply call as a user with the ACL is answered by a responder on the gateway's
+//! Respond stream; one without it is refused and writes no request.
 //! `brook user|token|acl` then work against the running gateway online through both doors,
 //! and are refused offline while it holds the store. Settings that cannot work are refused
 //! before anything starts: auth on without `--data-dir`, and a data directory holding a log.
@@ -21,7 +23,7 @@ use base64::Engine as _;
 use brook_proto::v1 as pb;
 use brook_proto::v1::brook_client::BrookClient;
 use cli_support::outcome;
-use scale_out_support::{brook, KafkaCluster, Served};
+use scale_out_support::{brook, KafkaCluster, Served, PATIENCE};
 use serde_json::json;
 use tonic::transport::Channel;
 use tonic::Code;
@@ -137,8 +139,24 @@ async fn a_gateway_with_auth_on_authenticates_and_authorizes_before_the_cluster_
         "",
     )
     .await;
+    cli_ok(
+        &[
+            "acl",
+            "add",
+            "--data-dir",
+            gw_dir,
+            "--principal",
+            "User:alice",
+            "--operation",
+            "write",
+            "--topic",
+            "quotes",
+        ],
+        "",
+    )
+    .await;
     let listed = cli_ok(&["acl", "list", "--data-dir", gw_dir], "").await;
-    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert_eq!(listed.lines().count(), 2, "{listed}");
     let entries: Vec<String> = std::fs::read_dir(&gw)
         .expect("the gateway's directory")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -266,6 +284,77 @@ async fn a_gateway_with_auth_on_authenticates_and_authorizes_before_the_cluster_
         "nothing refused reached the cluster"
     );
 
+    // Request-reply through the gateway: the superuser answers on a Respond stream (a
+    // responder must hold the gateway's reply key, so it responds through the gateway), alice
+    // (Write on quotes) calls; bob's call is refused and sends no request to the cluster.
+    grpc.create_topic(with(create_topic("quotes"), Some(&admin)))
+        .await
+        .expect("the superuser creates");
+    let (mut replies, outbound) = futures::channel::mpsc::channel(4);
+    replies
+        .try_send(pb::RespondRequest {
+            message: Some(pb::respond_request::Message::Open(pb::RespondOpen {
+                topic: "quotes".into(),
+                group_id: "quoting".into(),
+                max_in_flight: 0,
+            })),
+        })
+        .expect("open");
+    let mut requests = grpc
+        .respond(with(outbound, Some(&admin)))
+        .await
+        .expect("the superuser responds")
+        .into_inner();
+    let call = |value: &str| pb::CallRequest {
+        topic: "quotes".into(),
+        value: Some(value.as_bytes().to_vec().into()),
+        partition: Some(0),
+        timeout_ms: 20_000,
+        ..Default::default()
+    };
+    let status = grpc
+        .call(with(call("from bob"), Some(&bob)))
+        .await
+        .expect_err("bob may not call");
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    let mut caller = grpc.clone();
+    let calling = tokio::spawn({
+        let request = with(call("pears"), Some(&alice));
+        async move { caller.call(request).await }
+    });
+    let request = tokio::time::timeout(PATIENCE, requests.message())
+        .await
+        .expect("a request in time")
+        .expect("the stream")
+        .expect("a message")
+        .request
+        .expect("a request");
+    assert_eq!(request.value.as_deref(), Some(&b"pears"[..]));
+    replies
+        .try_send(pb::RespondRequest {
+            message: Some(pb::respond_request::Message::Reply(pb::RespondReply {
+                partition: request.partition,
+                offset: request.offset,
+                outcome: Some(pb::respond_reply::Outcome::Answer(pb::Answer {
+                    value: Some(b"quote for pears".to_vec().into()),
+                    headers: Vec::new(),
+                })),
+            })),
+        })
+        .expect("reply");
+    let reply = calling
+        .await
+        .expect("task")
+        .expect("alice's call is answered")
+        .into_inner();
+    assert_eq!(reply.value.as_deref(), Some(&b"quote for pears"[..]));
+    assert_eq!(
+        kafka.log_range("quotes", 0).await.expect("range"),
+        (0, 1),
+        "only alice's request reached the cluster"
+    );
+    drop(replies);
+
     // Online administration of the running gateway, through both doors.
     let creds = dir.path().join("admin.creds");
     std::fs::write(&creds, "admin:admin-pw\n").expect("credentials");
@@ -315,7 +404,7 @@ async fn a_gateway_with_auth_on_authenticates_and_authorizes_before_the_cluster_
         "",
     )
     .await;
-    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert_eq!(listed.lines().count(), 3, "{listed}");
     assert!(
         listed.contains("User:carol Allow Read on Literal Topic \"orders\""),
         "{listed}"
@@ -422,7 +511,7 @@ async fn a_gateway_with_auth_on_authenticates_and_authorizes_before_the_cluster_
     gateway.stop();
     // Stopped, the store is the offline tools' again, carol's ACL in it.
     let listed = cli_ok(&["acl", "list", "--data-dir", gw_dir], "").await;
-    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert_eq!(listed.lines().count(), 3, "{listed}");
     kafka.close().await.expect("close");
 }
 
