@@ -9,9 +9,9 @@
 //! wait to another blocking task, so that the next writes land while an fsync runs and every
 //! producer waiting meanwhile is covered by the same group commit. No async worker ever blocks.
 //!
-//! The last batch written, when small and not on a compacted topic, stays in memory
-//! ([`Appender::tail`]) so that a subscriber waiting at the end of the log gets it without a
-//! read through the blocking pool.
+//! The last batches written (the last 16 KiB of them, on a topic that is not compacted) stay in
+//! memory ([`Appender::tail`]) so that a subscriber at or near the end of the log gets them
+//! without a read through the blocking pool.
 //!
 //! Each queued job holds a read guard of the broker's produce gate, so `close` waits for every
 //! queued append to finish, even one whose producer stopped waiting for it.
@@ -57,16 +57,92 @@ struct Queue {
     draining: bool,
 }
 
-/// The largest batch kept in memory for subscribers at the end of the log ([`Appender::tail`]):
-/// a lone record's batch fits many times over; larger batches are throughput, where the read
-/// through the blocking pool costs little per record.
+/// The most bytes of recent batches kept in memory for subscribers at the end of the log
+/// ([`Appender::tail`]), and so the largest batch kept: a lone record's batch fits many times
+/// over; larger batches are throughput, where the read through the blocking pool costs little
+/// per record.
 pub(crate) const TAIL_BYTES_MAX: usize = 16 << 10;
 
-/// The last batch written, as stored (its base offset assigned).
+/// One recent batch, as stored (its base offset assigned).
 struct Tail {
     base_offset: u64,
     next_offset: u64,
     bytes: Bytes,
+}
+
+/// The last batches written, contiguous and ending at the log end, at most
+/// [`TAIL_BYTES_MAX`] bytes together.
+#[derive(Default)]
+struct Recent {
+    batches: VecDeque<Tail>,
+    bytes: usize,
+}
+
+impl Recent {
+    fn clear(&mut self) {
+        self.batches.clear();
+        self.bytes = 0;
+    }
+
+    /// Adds `tail` after the others, forgetting the oldest beyond the bound, or everything
+    /// before it when it does not follow on from them.
+    fn push(&mut self, tail: Tail) {
+        if self
+            .batches
+            .back()
+            .is_some_and(|last| last.next_offset != tail.base_offset)
+        {
+            self.clear();
+        }
+        self.bytes += tail.bytes.len();
+        self.batches.push_back(tail);
+        while self.bytes > TAIL_BYTES_MAX {
+            match self.batches.pop_front() {
+                Some(old) => self.bytes -= old.bytes.len(),
+                None => break,
+            }
+        }
+    }
+
+    /// The batches from the one starting at `position` on, below `end`, at most `max_bytes`
+    /// of them (at least one): `None` unless the run starts at `position` and stops at `end`
+    /// or at `max_bytes`.
+    fn read(&self, position: u64, end: u64, max_bytes: usize) -> Option<Bytes> {
+        // Base offsets increase through the queue.
+        let first = self
+            .batches
+            .partition_point(|tail| tail.base_offset < position);
+        if self.batches.get(first)?.base_offset != position {
+            return None;
+        }
+        let mut run = self.batches.range(first..);
+        let head = run.next().filter(|tail| tail.next_offset <= end)?;
+        let (mut len, mut last) = (head.bytes.len(), head);
+        let mut more = Vec::new();
+        for tail in run {
+            if tail.next_offset > end || len + tail.bytes.len() > max_bytes {
+                break;
+            }
+            len += tail.bytes.len();
+            more.push(tail);
+            last = tail;
+        }
+        // Served when the run reaches `end`, or stopped short of later batches kept here
+        // (at `max_bytes`); not when the log holds more than is kept.
+        let whole = last.next_offset == end;
+        let stopped_short = first + 1 + more.len() < self.batches.len();
+        if !whole && !stopped_short {
+            return None;
+        }
+        if more.is_empty() {
+            return Some(head.bytes.clone());
+        }
+        let mut joined = BytesMut::with_capacity(len);
+        joined.extend_from_slice(&head.bytes);
+        more.iter()
+            .for_each(|tail| joined.extend_from_slice(&tail.bytes));
+        Some(joined.freeze())
+    }
 }
 
 /// The append queue of one partition.
@@ -75,8 +151,8 @@ pub(crate) struct Appender {
     topic: Arc<str>,
     partition: u32,
     queue: Mutex<Queue>,
-    /// The last batch written when it is at most [`TAIL_BYTES_MAX`] (else `None`).
-    tail: Mutex<Option<Tail>>,
+    /// The last batches written ([`Recent`]).
+    tail: Mutex<Recent>,
 }
 
 impl std::fmt::Debug for Appender {
@@ -95,29 +171,23 @@ impl Appender {
             topic,
             partition,
             queue: Mutex::new(Queue::default()),
-            tail: Mutex::new(None),
+            tail: Mutex::new(Recent::default()),
         }
     }
 
-    /// The batch a reader at `position` would read when `end` is the end of what it may read
-    /// and that batch is the last one written, from memory: exactly the bytes stored, which
-    /// the log checked when they were appended. `None` (read the log) otherwise: the batch is
-    /// not the last one below `end`, was larger than [`TAIL_BYTES_MAX`], or was trimmed away.
-    pub(crate) fn tail(&self, position: u64, end: u64) -> Option<Bytes> {
-        let bytes = {
-            let tail = self.tail.lock();
-            let tail = tail.as_ref()?;
-            if tail.base_offset != position || tail.next_offset != end {
-                return None;
-            }
-            tail.bytes.clone()
-        };
+    /// What a reader at `position` would read below `end` (the end of what it may read), at
+    /// most `max_bytes` but at least one batch, from memory when those batches are among the
+    /// last written: exactly the bytes stored, which the log checked when they were appended.
+    /// `None` (read the log) otherwise: not among the last [`TAIL_BYTES_MAX`] bytes written, a
+    /// batch larger than that, or trimmed away.
+    pub(crate) fn tail(&self, position: u64, end: u64, max_bytes: usize) -> Option<Bytes> {
+        let bytes = self.tail.lock().read(position, end, max_bytes)?;
         // Retention or a trim may have removed it since (the log start only grows).
         (self.log.log_start_offset() <= position).then_some(bytes)
     }
 
-    /// Keeps `batch` (just written at `pending`'s offsets) as the tail, or forgets the old tail
-    /// when `batch` is not to be kept.
+    /// Keeps `batch` (just written at `pending`'s offsets) among the last batches, or forgets
+    /// them all when `batch` is not to be kept (what follows would not be contiguous).
     fn keep_tail(&self, pending: &PendingAppend, batch: Option<&mut BytesMut>) {
         let info = pending.info();
         let keep = batch.filter(|b| {
@@ -125,12 +195,16 @@ impl Appender {
                 && b.len() <= TAIL_BYTES_MAX
                 && !self.log.config().cleanup_policy.compacts()
         });
-        *self.tail.lock() = keep.map(|batch| Tail {
-            base_offset: info.base_offset,
-            next_offset: info.last_offset + 1,
-            // The batch is not needed after the write: hand its bytes over without a copy.
-            bytes: std::mem::take(batch).freeze(),
-        });
+        let mut tail = self.tail.lock();
+        match keep {
+            Some(batch) => tail.push(Tail {
+                base_offset: info.base_offset,
+                next_offset: info.last_offset + 1,
+                // The batch is not needed after the write: hand its bytes over without a copy.
+                bytes: std::mem::take(batch).freeze(),
+            }),
+            None => tail.clear(),
+        }
     }
 
     /// Queues `batch` behind everything queued before it; the receiver gets its outcome.
@@ -296,6 +370,7 @@ mod tests {
     use brook_log::{CleanupPolicy, Durability, TopicConfig};
     use bytes::Bytes;
 
+    use super::TAIL_BYTES_MAX;
     use crate::{Broker, NewTopic, ProduceRecord};
 
     async fn broker_with(config: TopicConfig) -> Broker {
@@ -315,19 +390,27 @@ mod tests {
         produced.records[0].offset
     }
 
-    /// The bytes the log holds for `offset..offset+1`, read from disk.
-    async fn stored(broker: &Broker, offset: u64) -> Bytes {
-        let fetched = broker
-            .fetch("t", 0, offset, 1 << 20, Duration::ZERO)
-            .await
-            .expect("fetch");
-        fetched.batches
+    /// The batches the log holds from `from` to `end`, read from disk (never from memory).
+    fn stored_run(broker: &Broker, from: u64, end: u64) -> Bytes {
+        let topic = broker.topic("t").expect("topic");
+        let log = &topic.partition(0).expect("partition").log;
+        crate::fetch::checked_read(log, &Default::default(), "t", 0, from, 1 << 20, end)
+            .expect("read")
+    }
+
+    /// The batch the log holds at `offset`, read from disk.
+    fn stored(broker: &Broker, offset: u64) -> Bytes {
+        stored_run(broker, offset, offset + 1)
+    }
+
+    fn tail_max(broker: &Broker, position: u64, end: u64, max_bytes: usize) -> Option<Bytes> {
+        let topic = broker.topic("t").expect("topic");
+        let appender = &topic.partition(0).expect("partition").appender;
+        appender.tail(position, end, max_bytes)
     }
 
     fn tail(broker: &Broker, position: u64, end: u64) -> Option<Bytes> {
-        let topic = broker.topic("t").expect("topic");
-        let appender = &topic.partition(0).expect("partition").appender;
-        appender.tail(position, end)
+        tail_max(broker, position, end, 1 << 20)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -335,11 +418,7 @@ mod tests {
         let broker = broker_with(TopicConfig::default()).await;
         assert_eq!(produce(&broker, b"a".to_vec()).await, 0);
         let kept = tail(&broker, 0, 1).expect("the last batch is kept");
-        assert_eq!(
-            kept,
-            stored(&broker, 0).await,
-            "byte for byte what the log holds"
-        );
+        assert_eq!(kept, stored(&broker, 0), "byte for byte what the log holds");
         assert!(tail(&broker, 0, 2).is_none(), "not all there is to read");
         assert!(
             tail(&broker, 1, 1).is_none(),
@@ -347,17 +426,65 @@ mod tests {
         );
 
         assert_eq!(produce(&broker, b"b".to_vec()).await, 1);
-        assert!(tail(&broker, 0, 1).is_none(), "only the last batch is kept");
-        assert_eq!(tail(&broker, 1, 2).unwrap(), stored(&broker, 1).await);
+        assert_eq!(tail(&broker, 1, 2).unwrap(), stored(&broker, 1));
+        assert_eq!(
+            tail(&broker, 0, 2).unwrap(),
+            stored_run(&broker, 0, 2),
+            "the batches before the last too"
+        );
 
         // A batch larger than the bound is read from the log.
-        let big = vec![7u8; super::TAIL_BYTES_MAX];
+        let big = vec![7u8; TAIL_BYTES_MAX];
         assert_eq!(produce(&broker, big).await, 2);
         assert!(tail(&broker, 2, 3).is_none(), "too large to keep");
 
         assert_eq!(produce(&broker, b"c".to_vec()).await, 3);
         broker.delete_records("t", 0, 4).await.expect("trim");
         assert!(tail(&broker, 3, 4).is_none(), "trimmed away");
+    }
+
+    /// A reader a few batches behind the end gets them all from memory, as one read of the
+    /// log would give them, within its byte budget; only the last [`TAIL_BYTES_MAX`] bytes
+    /// are kept, and a batch that is not kept makes the ones before it unusable.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn recent_batches_are_read_from_memory_as_the_log_holds_them() {
+        let broker = broker_with(TopicConfig::default()).await;
+        for (i, value) in ["a", "b", "c"].iter().enumerate() {
+            assert_eq!(produce(&broker, value.as_bytes().to_vec()).await, i as u64);
+        }
+        assert_eq!(tail(&broker, 0, 3).unwrap(), stored_run(&broker, 0, 3));
+        assert_eq!(tail(&broker, 1, 3).unwrap(), stored_run(&broker, 1, 3));
+        assert_eq!(
+            tail(&broker, 0, 2).unwrap(),
+            stored_run(&broker, 0, 2),
+            "up to the reader's end, not past it"
+        );
+        assert_eq!(
+            tail_max(&broker, 0, 3, 1).unwrap(),
+            stored(&broker, 0),
+            "at most max_bytes, but one batch at least"
+        );
+        let two = stored(&broker, 0).len() + stored(&broker, 1).len();
+        assert_eq!(
+            tail_max(&broker, 0, 3, two).unwrap(),
+            stored_run(&broker, 0, 2)
+        );
+        assert!(tail(&broker, 0, 4).is_none(), "not all there is to read");
+
+        // 5 KB values: three batches fit the budget, the older ones are forgotten.
+        for offset in 3..9 {
+            assert_eq!(produce(&broker, vec![b'x'; 5000]).await, offset);
+        }
+        assert!(tail(&broker, 0, 9).is_none(), "forgotten");
+        assert!(tail(&broker, 5, 9).is_none(), "beyond the budget");
+        assert_eq!(tail(&broker, 6, 9).unwrap(), stored_run(&broker, 6, 9));
+
+        // A batch too large to keep: what came before cannot join what comes after.
+        assert_eq!(produce(&broker, vec![b'y'; TAIL_BYTES_MAX]).await, 9);
+        assert!(tail(&broker, 8, 10).is_none());
+        assert_eq!(produce(&broker, b"d".to_vec()).await, 10);
+        assert!(tail(&broker, 8, 11).is_none());
+        assert_eq!(tail(&broker, 10, 11).unwrap(), stored(&broker, 10));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,7 +502,7 @@ mod tests {
         config.durability = Some(Durability::Sync);
         let broker = broker_with(config).await;
         assert_eq!(produce(&broker, b"a".to_vec()).await, 0);
-        assert_eq!(tail(&broker, 0, 1).unwrap(), stored(&broker, 0).await);
+        assert_eq!(tail(&broker, 0, 1).unwrap(), stored(&broker, 0));
     }
 
     /// Many tasks producing to one partition at once: every record gets its own offset, in
@@ -437,7 +564,7 @@ mod tests {
         let last = (TASKS * EACH) as u64 - 1;
         assert_eq!(
             tail(&broker, last, last + 1).expect("the last batch"),
-            stored(&broker, last).await
+            stored(&broker, last)
         );
     }
 }

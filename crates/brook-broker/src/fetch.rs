@@ -13,9 +13,9 @@
 //! answered with [`BrokerError::Corrupt`], naming topic, partition and offset; one that fails
 //! later is cut before the damage, so the records before it are served and the next read,
 //! starting at the damaged batch, gets the error. Either is logged at error level. (A reader
-//! waiting at the end gets the batch just appended from memory instead, as the log checked
-//! and stored it: see [`read`].) Decoding
-//! ([`decode_records`]) then also holds each record's offset to its batch's range.
+//! at or near the end gets the batches just appended from memory instead, as the log checked
+//! and stored them: see [`read`].) Decoding ([`decode_records`]) then also holds each
+//! record's offset to its batch's range.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -250,10 +250,10 @@ fn check_offset(target: &PartitionHandle, topic: &str, partition: u32, offset: u
     Ok(high_watermark)
 }
 
-/// What a reader at `offset` of `topic`-`partition` gets below `end`: the batch just appended
-/// from memory when it is all there is to read ([`crate::append`]: the bytes the log checked
-/// and stored, never read back), else at most `max_bytes` read from the log and checked
-/// ([`checked_read`]) on the blocking pool.
+/// What a reader at `offset` of `topic`-`partition` gets below `end`, at most `max_bytes`: the
+/// batches just appended from memory when they are among the last ones written
+/// ([`crate::append`]: the bytes the log checked and stored, never read back), else read from
+/// the log and checked ([`checked_read`]) on the blocking pool.
 pub(crate) async fn read(
     target: &PartitionHandle,
     topic: &str,
@@ -262,7 +262,7 @@ pub(crate) async fn read(
     max_bytes: usize,
     end: u64,
 ) -> Result<Bytes> {
-    if let Some(batch) = target.appender.tail(offset, end) {
+    if let Some(batch) = target.appender.tail(offset, end, max_bytes) {
         return Ok(batch);
     }
     let (log, corrupt_reads) = (Arc::clone(&target.log), Arc::clone(&target.corrupt_reads));

@@ -2,9 +2,9 @@
 //! consumer group.
 //!
 //! A [`Subscription`] is a `Stream` of [`SubscriptionEvent`]s: runs of whole batches from one
-//! partition (read straight from the log, at most `max_bytes` per event; a subscriber waiting
-//! at the end gets the batch just appended from memory, see [`crate::fetch::read`]), and in
-//! group mode the member's assignment after every change. It waits on the high-watermark
+//! partition (read straight from the log, at most `max_bytes` per event; a subscriber at or
+//! near the end gets the batches just appended from memory, see [`crate::fetch::read`]), and
+//! in group mode the member's assignment after every change. It waits on the high-watermark
 //! channels of its partitions and on its group's change channel: it never polls with sleeps.
 //! It runs no task of its own, so dropping it costs nothing: nothing keeps reading, nothing
 //! buffers, and a group member leaves its group at once (its partitions go to the others).

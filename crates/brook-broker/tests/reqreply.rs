@@ -398,6 +398,71 @@ async fn after_a_broker_restart_every_retried_call_gets_its_reply_exactly_once()
     assert_eq!(broker.reqreply_stats().duplicate_replies, 0);
 }
 
+/// Under `sync`, a caller gets its reply from the append of the reply once that append is
+/// fsynced: each reply a caller got lies below the reply topic's high watermark (which under
+/// `sync` moves only after an fsync), and after a crash (the broker dropped without closing)
+/// every reply a caller got is there, at the offset it was given, fetchable by id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_sync_every_reply_a_caller_got_survives_a_crash() {
+    const CALLERS: usize = 8;
+    const EACH: usize = 5;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let mut config = BrokerConfig::new(dir.path());
+    config.log.durability = Durability::Sync;
+    let broker = Broker::open(config.clone()).await.expect("open");
+    broker
+        .create_topic(NewTopic::new("orders", 1))
+        .await
+        .expect("create");
+    let (responder, handled) = spawn_upper(&broker, "orders", "svc");
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|c| {
+            let broker = broker.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                for i in 0..EACH {
+                    let id = id(&format!("sync-{c}-{i}"));
+                    let reply = broker
+                        .call(
+                            "orders",
+                            call(&format!("v{c}-{i}")).with_correlation_id(id.clone()),
+                        )
+                        .await
+                        .expect("a reply");
+                    let durable = broker.describe_topic(REPLIES).expect("describe").partitions
+                        [reply.partition as usize]
+                        .high_watermark;
+                    assert!(
+                        reply.offset < durable,
+                        "a reply handed out before its fsync"
+                    );
+                    got.push((id, reply.offset, reply.value));
+                }
+                got
+            })
+        })
+        .collect();
+    let mut got = Vec::new();
+    for caller in callers {
+        got.extend(caller.await.expect("caller"));
+    }
+    assert_eq!(handled.load(Ordering::SeqCst), CALLERS * EACH);
+    responder.abort();
+    let _ = responder.await;
+    // No close: the next open treats this as a crash.
+    drop(broker);
+
+    let broker = Broker::open(config).await.expect("reopen after the crash");
+    for (id, offset, value) in got {
+        let reply = broker
+            .reply("orders", &id, Duration::ZERO)
+            .await
+            .expect("the reply the caller got");
+        assert_eq!((reply.offset, reply.value), (offset, value), "{id}");
+    }
+    assert_eq!(end_offset(&broker, REPLIES).await, (CALLERS * EACH) as u64);
+}
+
 #[tokio::test]
 async fn a_reply_written_by_hand_is_ignored_and_malformed_replies_are_dropped() {
     let broker = broker_with("lookups", 1).await;
