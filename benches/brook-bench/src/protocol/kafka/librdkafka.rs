@@ -1,7 +1,7 @@
 //! The [`Protocol`] over librdkafka (the `rdkafka` crate), set up as a user tuning for
 //! throughput would: producers with `linger.ms`, `batch.size` and `batch.num.messages` sized
 //! to `--batch`, no compression, `acks` from `--acks`; consumers assigned their partitions
-//! (no group protocol, no commits) with large fetches and `--isolation`.
+//! (no group protocol, no commits) with librdkafka's default fetch size and `--isolation`.
 //!
 //! With `--transactional` each producer has its own `transactional.id` and sends in
 //! transactions of `--txn-records` records: begun before its first batch, committed after the
@@ -48,8 +48,10 @@ const RECORD_OVERHEAD_BYTES: usize = 16;
 const BATCH_BYTES_MAX: usize = 1_000_000;
 /// Linger a throughput-minded producer uses: batches fill within it under load.
 const LINGER_MS: &str = "5";
-/// Per-partition fetch size: larger than the 1 MiB default, so one fetch carries many batches.
-const PARTITION_FETCH_BYTES: &str = "8388608";
+/// Per-partition fetch size: librdkafka's default, 1 MiB. 8 MiB fetches (one fetch carrying
+/// many batches) read 1 KiB records about a third slower against brook (docs/benchmarks.md,
+/// "Kafka door", issue 14's fetch-size A/B).
+const PARTITION_FETCH_BYTES: &str = "1048576";
 /// Records librdkafka keeps fetched ahead per partition (default 100 000).
 const QUEUED_RECORDS_MIN: &str = "1000000";
 /// How long librdkafka waits for a retry when its queue is full.
