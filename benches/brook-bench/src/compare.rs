@@ -21,7 +21,7 @@ pub(crate) fn tables(reports: &[Report]) -> String {
 }
 
 /// A row of the comparison: its name, the figure it shows, and its decimals.
-type Row = (&'static str, fn(&Figures) -> f64, usize);
+pub(crate) type Row = (&'static str, fn(&Figures) -> f64, usize);
 
 /// The doors' figures in columns, the shared baseline last, and each door's ratio to the first.
 fn side_by_side(first: &Report, reports: &[Report]) -> String {

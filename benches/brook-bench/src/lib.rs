@@ -7,12 +7,13 @@
 //! socket. `--protocol embedded` skips the socket and calls the broker's API directly, to show
 //! what a door adds. A progress bar runs on stderr (hidden with `--json` or when stderr is not
 //! a terminal); the report says records/s, MB/s (record value bytes, 10^6) and p50/p99/p99.9
-//! latency, each beside its baseline and their ratio (brook / baseline). See
-//! docs/benchmarks.md.
+//! latency, each beside its baseline and their ratio (brook / baseline); a produce run over the
+//! gRPC door also shows what a bare gRPC call costs ([`grpc_floor`]). See docs/benchmarks.md.
 
 mod baseline;
 mod call;
 mod compare;
+mod grpc_floor;
 mod protocol;
 mod report;
 mod workload;
@@ -215,10 +216,21 @@ impl BenchArgs {
             Workload::Call => Err(anyhow::anyhow!("brook bench call runs in call::bench")),
         }
         .context("baseline")?;
+        // A produce run over the gRPC door also measures what a bare gRPC call costs.
+        let grpc = |kind: &ProtocolKind| matches!(kind, ProtocolKind::Grpc | ProtocolKind::GrpcRaw);
+        let floor = match self.workload == Workload::Produce && runs.iter().any(|r| grpc(&r.0)) {
+            true => {
+                let floors = grpc_floor::produce(plan).await.context("gRPC floor")?;
+                Some(report::GrpcFloor::new(&floors.channel, &floors.direct))
+            }
+            false => None,
+        };
         let reports = runs
             .into_iter()
             .map(|(kind, kafka, (measured, address))| {
-                Report::new(self.info(kind, &kafka, plan, address), &measured, &baseline)
+                let report =
+                    Report::new(self.info(kind, &kafka, plan, address), &measured, &baseline);
+                report.with_grpc_floor(grpc(&kind).then(|| floor.clone()).flatten())
             })
             .collect();
         Ok(reports)

@@ -123,6 +123,31 @@ pub(crate) struct Report {
     pub brook: Figures,
     pub baseline: Figures,
     pub ratio: Ratios,
+    /// What a bare gRPC call costs in the same run (produce over the gRPC door; see
+    /// `grpc_floor`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_floor: Option<GrpcFloor>,
+}
+
+/// The gRPC floor's figures: through tonic's `Channel` and through hyper's `SendRequest`.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct GrpcFloor {
+    pub kind: &'static str,
+    pub channel: Figures,
+    pub direct: Figures,
+}
+
+impl GrpcFloor {
+    pub(crate) const KIND: &'static str = "a bare tonic service answering each batch's unary \
+        call with an empty message (own port, own default runtime), same connections and window";
+
+    pub(crate) fn new(channel: &Measured, direct: &Measured) -> GrpcFloor {
+        GrpcFloor {
+            kind: Self::KIND,
+            channel: channel.figures(),
+            direct: direct.figures(),
+        }
+    }
 }
 
 impl Report {
@@ -134,7 +159,14 @@ impl Report {
             brook,
             baseline,
             ratio,
+            grpc_floor: None,
         }
+    }
+
+    /// The same report with the gRPC floor of its run beside it.
+    pub(crate) fn with_grpc_floor(mut self, floor: Option<GrpcFloor>) -> Report {
+        self.grpc_floor = floor;
+        self
     }
 
     pub(crate) fn json(&self) -> anyhow::Result<String> {
@@ -190,6 +222,37 @@ impl Report {
             "  {:<18} {:>14.3} {:>14.3}\n",
             "elapsed (s)", b.elapsed_secs, base.elapsed_secs
         ));
+        if let Some(floor) = &self.grpc_floor {
+            out.push_str(&floor.table(b));
+        }
+        out
+    }
+}
+
+impl GrpcFloor {
+    /// brook beside the floor through a `Channel` and a direct connection, with the ratios.
+    fn table(&self, brook: &Figures) -> String {
+        let mut out = format!("\n  gRPC floor: {}\n", self.kind);
+        out.push_str(&format!(
+            "  {:<18} {:>14} {:>14} {:>8} {:>14} {:>8}\n",
+            "", "brook", "floor channel", "ratio", "floor direct", "ratio"
+        ));
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+        let rows: [super::compare::Row; 4] = [
+            ("records/s", |f| f.records_per_sec, 0),
+            ("latency p50 (us)", |f| f.p50_us, 1),
+            ("latency p99 (us)", |f| f.p99_us, 1),
+            ("latency p99.9 (us)", |f| f.p999_us, 1),
+        ];
+        for (name, figure, decimals) in rows {
+            let (b, c, d) = (figure(brook), figure(&self.channel), figure(&self.direct));
+            out.push_str(&format!(
+                "  {name:<18} {b:>14.decimals$} {c:>14.decimals$} {:>8.3} {d:>14.decimals$} \
+                 {:>8.3}\n",
+                ratio(b, c),
+                ratio(b, d)
+            ));
+        }
         out
     }
 }
