@@ -522,6 +522,93 @@ async fn a_produce_stream_to_a_new_topic_creates_it_and_keeps_order() {
     assert_eq!(values(&fetched.records), expected);
 }
 
+/// A produce-stream request to `topic`, partition 0, carrying its sequence as the value.
+fn stream_request(topic: &str, sequence: u64) -> pb::ProduceStreamRequest {
+    pb::ProduceStreamRequest {
+        sequence,
+        produce: Some(pb::ProduceRequest {
+            topic: topic.into(),
+            records: vec![to_partition(0, &sequence.to_string())],
+            raw_batch: None,
+        }),
+    }
+}
+
+#[tokio::test]
+async fn a_produce_stream_wider_than_its_window_answers_every_request_in_order() {
+    // Two requests in flight at most: the server stops reading and starts again many times.
+    let grpc = GrpcConfig {
+        produce_stream_in_flight_max: 2,
+        ..GrpcConfig::default()
+    };
+    let mut h = Harness::strict(grpc).await;
+    h.create("narrow", 1).await;
+    let count = 300u64;
+    // Everything sent before a single answer is read.
+    let requests = futures::stream::iter((0..count).map(|s| stream_request("narrow", s)));
+    let mut answers = h
+        .client
+        .produce_stream(requests)
+        .await
+        .expect("open")
+        .into_inner();
+    let mut offsets = Vec::new();
+    while let Some(answer) = tokio::time::timeout(PATIENCE, answers.next())
+        .await
+        .expect("answers keep coming")
+    {
+        let answer = answer.expect("stream stays healthy");
+        match answer.result.expect("a result") {
+            pb::produce_stream_response::Result::Ok(ok) => {
+                offsets.push((answer.sequence, ok.records[0].offset));
+            }
+            pb::produce_stream_response::Result::Error(e) => panic!("refused: {}", e.message),
+        }
+    }
+    offsets.sort();
+    let expected: Vec<(u64, u64)> = (0..count).map(|s| (s, s)).collect();
+    assert_eq!(offsets, expected, "each request at the offset of its turn");
+}
+
+#[tokio::test]
+async fn shutdown_ends_an_open_produce_stream_after_answering_what_it_took() {
+    let mut h = Harness::start().await;
+    h.create("stream-closing", 1).await;
+    let (requests, outbox) = tokio::sync::mpsc::channel(8);
+    let mut answers = h
+        .client
+        .produce_stream(tokio_stream::wrappers::ReceiverStream::new(outbox))
+        .await
+        .expect("open")
+        .into_inner();
+    for sequence in 0..3 {
+        requests
+            .send(stream_request("stream-closing", sequence))
+            .await
+            .expect("send");
+        let answer = next(&mut answers).await.expect("answer");
+        assert_eq!(answer.sequence, sequence);
+    }
+
+    // The client keeps its side of the stream open; the door stops all the same.
+    let Harness { broker, server, .. } = h;
+    tokio::time::timeout(PATIENCE, server.stop())
+        .await
+        .expect("the door drains promptly despite the open produce stream")
+        .expect("clean stop");
+    let ended = tokio::time::timeout(PATIENCE, answers.next())
+        .await
+        .expect("the answer stream ended");
+    assert!(
+        !matches!(ended, Some(Ok(_))),
+        "no answer to a request never sent: {ended:?}"
+    );
+    drop(requests);
+    let described = broker.describe_topic("stream-closing").expect("describe");
+    assert_eq!(described.partitions[0].high_watermark, 3);
+    broker.close().await.expect("the broker closes clean");
+}
+
 #[tokio::test]
 async fn a_subscriber_receives_records_produced_after_it_started() {
     let mut h = Harness::start().await;
