@@ -2,7 +2,8 @@
 //! against a real rustls client: nothing is lost, reordered or left behind. Frames written the
 //! way HTTP/2 writes them (a 9-byte header and a 16 KiB payload in one vectored write, partial
 //! writes taken) arrive whole and in order while the client reads slowly (the socket fills and
-//! the door's writes wait for room); a small answer followed by a flush arrives at once, many
+//! the door's writes wait for room); one answer of megabytes written at once arrives whole to a
+//! reader that takes it in small pieces; a small answer followed by a flush arrives at once, many
 //! times over on one connection, as the Kafka door answers requests; shutdown delivers the last
 //! bytes and then the end of the stream.
 
@@ -138,6 +139,41 @@ async fn frames_written_vectored_arrive_whole_and_in_order_to_a_slow_reader() {
         panic!("byte {at} of {total} differs");
     }
     assert_eq!(&received[total - TAIL.len()..], TAIL);
+    let _server = writer.await.expect("writer");
+}
+
+#[tokio::test]
+async fn one_large_answer_arrives_whole_to_a_slow_reader() {
+    let Pair {
+        mut server,
+        mut client,
+        _dir,
+    } = pair().await;
+    // A Kafka fetch answer: megabytes in one write_all and a flush, so rustls's send buffer
+    // fills, drains into a full socket, and fills again, many times over.
+    const TOTAL: usize = 8 * 1024 * 1024 + 5;
+    let writer = tokio::spawn(async move {
+        let answer: Vec<u8> = (0..TOTAL).map(pattern).collect();
+        server.write_all(&answer).await.expect("write");
+        server.flush().await.expect("flush");
+        server
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut received = vec![0; TOTAL];
+    // Read in small pieces, as a slow reader would.
+    let mut at = 0;
+    while at < TOTAL {
+        let end = (at + 3000).min(TOTAL);
+        let n = tokio::time::timeout(PATIENCE, client.read(&mut received[at..end]))
+            .await
+            .expect("bytes keep arriving")
+            .expect("read");
+        assert!(n > 0, "the stream ended at byte {at} of {TOTAL}");
+        at += n;
+    }
+    if let Some(i) = (0..TOTAL).find(|&i| received[i] != pattern(i)) {
+        panic!("byte {i} of {TOTAL} differs");
+    }
     let _server = writer.await.expect("writer");
 }
 
