@@ -88,16 +88,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A CA and a server certificate it signs: rustls (the bench's client) refuses a self-signed
-# `openssl req -x509` certificate as the server's own (it is marked CA:TRUE).
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=brook bench CA" -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
-    -keyout "$work/server.key" -out "$work/server.csr" 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n' \
-    >"$work/server.ext"
-openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
-    -days 2 -extfile "$work/server.ext" -out "$work/server.pem" 2>/dev/null
+# A CA and a server certificate it signs (tls-certs.sh).
+# shellcheck source=benches/tls-certs.sh
+. "$(dirname "$0")/tls-certs.sh"
+tls_certs "$work"
 
 serve() { # name addr extra-args...
     local name=$1 addr=$2
