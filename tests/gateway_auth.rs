@@ -123,38 +123,24 @@ async fn a_gateway_with_auth_on_authenticates_and_authorizes_before_the_cluster_
     .await
     .trim()
     .to_owned();
-    cli_ok(
-        &[
-            "acl",
-            "add",
-            "--data-dir",
-            gw_dir,
-            "--principal",
-            "User:alice",
-            "--operation",
-            "write",
-            "--topic",
-            "orders",
-        ],
-        "",
-    )
-    .await;
-    cli_ok(
-        &[
-            "acl",
-            "add",
-            "--data-dir",
-            gw_dir,
-            "--principal",
-            "User:alice",
-            "--operation",
-            "write",
-            "--topic",
-            "quotes",
-        ],
-        "",
-    )
-    .await;
+    for topic in ["orders", "quotes"] {
+        cli_ok(
+            &[
+                "acl",
+                "add",
+                "--data-dir",
+                gw_dir,
+                "--principal",
+                "User:alice",
+                "--operation",
+                "write",
+                "--topic",
+                topic,
+            ],
+            "",
+        )
+        .await;
+    }
     let listed = cli_ok(&["acl", "list", "--data-dir", gw_dir], "").await;
     assert_eq!(listed.lines().count(), 2, "{listed}");
     let entries: Vec<String> = std::fs::read_dir(&gw)

@@ -270,7 +270,7 @@ impl Cursor {
         // Marked seen before looking, so an append after the look wakes the next wait.
         self.hw.borrow_and_update();
         let handle = self.topic.partition(self.partition)?;
-        let log = Arc::clone(&handle.log);
+        let log = &handle.log;
         let high_watermark = log.high_watermark();
         let end = handle.readable_end(self.isolation);
         if self.position >= end {
