@@ -236,20 +236,34 @@ pub fn patch_leader_epoch(batch: &mut [u8], epoch: i32) {
 /// `stored` (the header [`super::validate`] returned), `maxTimestamp` and the timestamp type,
 /// recomputing the CRC when those changed. Returns whether it did; a batch built right (every
 /// brook builder, librdkafka, the Java client) is left as it came but for the epoch.
+/// [`restamp_header`] does the same to a copy of the header, leaving the batch untouched.
 pub fn restamp(batch: &mut [u8], stored: &BatchHeader) -> bool {
-    patch_leader_epoch(batch, -1);
-    let sent = match BatchHeader::parse(batch) {
-        Ok(sent) => sent,
-        Err(_) => return false,
-    };
-    if sent.max_timestamp == stored.max_timestamp && sent.attributes == stored.attributes {
+    match batch.split_first_chunk_mut::<HEADER_LEN>() {
+        Some((head, records)) => restamp_header(head, records, stored),
+        None => false,
+    }
+}
+
+/// [`restamp`] for a header held apart from its records: `head` is a copy of the batch's first
+/// [`HEADER_LEN`] bytes and `records` the rest of the batch, which is only read (for the CRC,
+/// when it must be recomputed). So a log can store a batch it does not own (a request's shared
+/// buffer) as a patched header followed by the untouched records. Returns whether the CRC was
+/// recomputed.
+pub fn restamp_header(head: &mut [u8; HEADER_LEN], records: &[u8], stored: &BatchHeader) -> bool {
+    patch_leader_epoch(head, -1);
+    let sent_attributes = read_i16(head, ATTRIBUTES_AT);
+    let sent_max_timestamp = read_i64(head, MAX_TIMESTAMP_AT);
+    if sent_max_timestamp == stored.max_timestamp && sent_attributes == stored.attributes {
         return false;
     }
-    batch[ATTRIBUTES_AT..][..2].copy_from_slice(&stored.attributes.to_be_bytes());
-    batch[MAX_TIMESTAMP_AT..][..8].copy_from_slice(&stored.max_timestamp.to_be_bytes());
-    let end = stored.total_len().min(batch.len());
-    let crc = crc32c::crc32c(&batch[CRC_COVERS_FROM..end]);
-    batch[CRC_AT..][..4].copy_from_slice(&crc.to_be_bytes());
+    head[ATTRIBUTES_AT..][..2].copy_from_slice(&stored.attributes.to_be_bytes());
+    head[MAX_TIMESTAMP_AT..][..8].copy_from_slice(&stored.max_timestamp.to_be_bytes());
+    let end = stored
+        .total_len()
+        .saturating_sub(HEADER_LEN)
+        .min(records.len());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&head[CRC_COVERS_FROM..]), &records[..end]);
+    head[CRC_AT..][..4].copy_from_slice(&crc.to_be_bytes());
     true
 }
 

@@ -66,7 +66,8 @@ pub use batches::{BatchRef, Batches};
 pub use builder::{BatchBuilder, RecordRef};
 pub use control::{control_batch, ControlType, EndTxnMarker};
 pub use header::{
-    patch_base_offset, restamp, BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2, TIMESTAMP_TYPE_BIT,
+    patch_base_offset, restamp, restamp_header, BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2,
+    TIMESTAMP_TYPE_BIT,
 };
 pub use records::{records, validate, validate_keyed, Record, Records};
 

@@ -620,9 +620,23 @@ mod tests {
                 let stored = validate(&sent, usize::MAX).expect("accepted, as Kafka does");
                 assert_eq!(stored.max_timestamp, built.max_timestamp, "{codec}");
                 assert_eq!(stored.timestamp_type(), TimestampType::CreateTime);
+                // The same rewrite on a copy of the header, the records only read.
+                let mut head: [u8; HEADER_LEN] = sent[..HEADER_LEN].try_into().expect("header");
+                let before = sent.clone();
+                assert!(super::super::restamp_header(
+                    &mut head,
+                    &sent[HEADER_LEN..],
+                    &stored
+                ));
+                assert_eq!(sent, before, "the batch itself untouched");
                 assert!(
                     super::super::restamp(&mut sent, &stored),
                     "the CRC was recomputed"
+                );
+                assert_eq!(
+                    &sent[..HEADER_LEN],
+                    &head[..],
+                    "the copy as restamped in place"
                 );
                 let restamped = BatchHeader::parse_checked(&sent, usize::MAX).expect("valid");
                 assert_eq!(

@@ -19,7 +19,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use brook_log::batch::EndTxnMarker;
+use brook_log::batch::{EndTxnMarker, HEADER_LEN};
 use brook_log::{Durability, PartitionLog, PendingAppend};
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
@@ -33,8 +33,10 @@ pub(crate) type ProduceGuard = Arc<OwnedRwLockReadGuard<bool>>;
 
 /// What a job appends.
 enum Work {
-    /// A producer's batch.
-    Batch(BytesMut),
+    /// A producer's batch, as the door received it or the broker built it: the log reads it
+    /// and writes its own header in front of its records, so a request's shared bytes are
+    /// never copied for the write.
+    Batch(Bytes),
     /// A transaction marker the coordinator writes.
     Marker {
         producer_id: i64,
@@ -186,22 +188,23 @@ impl Appender {
         (self.log.log_start_offset() <= position).then_some(bytes)
     }
 
-    /// Keeps `batch` (just written at `pending`'s offsets) among the last batches, or forgets
-    /// them all when `batch` is not to be kept (what follows would not be contiguous).
-    fn keep_tail(&self, pending: &PendingAppend, batch: Option<&mut BytesMut>) {
+    /// Keeps `batch` (just written at `pending`'s offsets) among the last batches, as stored,
+    /// or forgets them all when `batch` is not to be kept (what follows would not be
+    /// contiguous).
+    fn keep_tail(&self, pending: &PendingAppend, batch: Option<&mut Bytes>) {
         let info = pending.info();
         let keep = batch.filter(|b| {
             !info.duplicate
                 && b.len() <= TAIL_BYTES_MAX
                 && !self.log.config().cleanup_policy.compacts()
         });
+        let stored = keep.zip(pending.stored_header());
         let mut tail = self.tail.lock();
-        match keep {
-            Some(batch) => tail.push(Tail {
+        match stored {
+            Some((batch, head)) => tail.push(Tail {
                 base_offset: info.base_offset,
                 next_offset: info.last_offset + 1,
-                // The batch is not needed after the write: hand its bytes over without a copy.
-                bytes: std::mem::take(batch).freeze(),
+                bytes: stored_form(std::mem::take(batch), head),
             }),
             None => tail.clear(),
         }
@@ -211,10 +214,10 @@ impl Appender {
     /// Fails (queuing nothing) outside a tokio runtime.
     pub(crate) fn submit(
         self: &Arc<Self>,
-        batch: BytesMut,
+        batch: impl Into<Bytes>,
         open: ProduceGuard,
     ) -> Result<oneshot::Receiver<Result<BatchAppended>>> {
-        self.push(Work::Batch(batch), open)
+        self.push(Work::Batch(batch.into()), open)
     }
 
     /// Queues a transaction marker behind everything queued before it (so after every batch
@@ -339,6 +342,25 @@ impl Appender {
     }
 }
 
+/// `batch` as the log stored it: `head` (the header the log wrote) then its records. The batch
+/// is not needed after its write, so a buffer of its own (a batch the broker built) takes the
+/// header in place; a shared one (a request's bytes) is copied, which only batches small
+/// enough for the tail ([`TAIL_BYTES_MAX`]) pay.
+fn stored_form(batch: Bytes, head: &[u8; HEADER_LEN]) -> Bytes {
+    match batch.try_into_mut() {
+        Ok(mut own) => {
+            own[..HEADER_LEN].copy_from_slice(head);
+            own.freeze()
+        }
+        Err(shared) => {
+            let mut stored = BytesMut::with_capacity(shared.len());
+            stored.extend_from_slice(head);
+            stored.extend_from_slice(&shared[HEADER_LEN..]);
+            stored.freeze()
+        }
+    }
+}
+
 /// Clears `draining` if a drainer panics, so the next submit starts a new one instead of
 /// queuing behind a drainer that is gone. (The panicking drainer's jobs are dropped, and their
 /// producers get an error.)
@@ -367,6 +389,7 @@ pub(crate) async fn outcome(
 mod tests {
     use std::time::Duration;
 
+    use brook_log::batch::{BatchBuilder, Compression, RecordRef};
     use brook_log::{CleanupPolicy, Durability, TopicConfig};
     use bytes::Bytes;
 
@@ -503,6 +526,38 @@ mod tests {
         let broker = broker_with(config).await;
         assert_eq!(produce(&broker, b"a".to_vec()).await, 0);
         assert_eq!(tail(&broker, 0, 1).unwrap(), stored(&broker, 0));
+    }
+
+    /// A door's batch is a slice of a request's shared buffer: the tail keeps it as the log
+    /// stored it (its base offset assigned), a copy, while the request's bytes stay as sent.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shared_batch_is_kept_as_stored_and_the_request_left_as_sent() {
+        let broker = broker_with(TopicConfig::default()).await;
+        assert_eq!(produce(&broker, b"a".to_vec()).await, 0);
+        let mut builder = BatchBuilder::new(Compression::None);
+        for value in [&b"r1"[..], b"r2"] {
+            builder.push(RecordRef {
+                key: Some(b"k"),
+                value: Some(value),
+                headers: &[],
+                timestamp: 42,
+            });
+        }
+        let sent = builder.build().expect("build");
+        let request = Bytes::from([&b"frame"[..], &sent, b"next"].concat());
+        let original = request.to_vec();
+        let batch = request.slice(5..5 + sent.len());
+        let appended = broker.produce_batch("t", 0, batch).await.expect("append");
+        assert_eq!(appended.base_offset, 1);
+        assert_eq!(request, original, "the request's bytes as sent");
+        let kept = tail(&broker, 1, 3).expect("kept");
+        assert_eq!(
+            kept,
+            stored_run(&broker, 1, 3),
+            "byte for byte what the log holds"
+        );
+        assert_eq!(&kept[..8], &1i64.to_be_bytes(), "its base offset assigned");
+        assert_eq!(&kept[8..], &sent[8..], "the rest as sent");
     }
 
     /// Many tasks producing to one partition at once: every record gets its own offset, in

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use brook_log::batch::{BatchBuilder, Compression, RecordRef};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::oneshot;
 
 use crate::append::outcome;
@@ -244,15 +244,21 @@ impl Broker {
 
     /// Appends one Kafka RecordBatch v2 that a door received whole (Kafka Produce, gRPC raw
     /// batch) to `topic`-`partition`, stored byte for byte except the base offset, which the
-    /// log assigns. The batch is validated first (CRC, lengths, record framing): a bad one gets
+    /// log assigns (and the header fields Kafka restamps: see `brook_log::batch::restamp`).
+    /// The batch is validated first (CRC, lengths, record framing): a bad one gets
     /// `InvalidBatch` or `TooLarge` and nothing is stored. Queued at call time, like
     /// [`Broker::produce`], so successive calls keep their order.
+    ///
+    /// `batch` may share its buffer (a slice of a request's bytes): the log writes its own
+    /// copy of the 61-byte header before the untouched records, so the bytes are neither
+    /// copied nor changed.
     pub fn produce_batch(
         &self,
         topic: &str,
         partition: u32,
-        batch: BytesMut,
+        batch: impl Into<Bytes>,
     ) -> impl Future<Output = Result<BatchAppended>> + Send + 'static {
+        let batch = batch.into();
         let early = crate::names::validate_topic_name(topic)
             .and_then(|()| crate::txn::refuse_untracked(&batch))
             .and_then(|()| match self.topic(topic) {
@@ -317,7 +323,7 @@ impl Broker {
         &self,
         handle: &TopicHandle,
         partition: u32,
-        batch: BytesMut,
+        batch: Bytes,
     ) -> Result<oneshot::Receiver<Result<BatchAppended>>> {
         let appender = &handle.partition(partition)?.appender;
         let open = self.enter_produce()?;

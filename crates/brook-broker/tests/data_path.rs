@@ -267,6 +267,52 @@ async fn list_offsets_answers_earliest_latest_by_timestamp_and_max_timestamp() {
     assert_eq!((max.offset, max.timestamp), (Some(2), Some(300)));
 }
 
+/// Raw batches as a door holds them, slices of one shared request buffer: each is stored and
+/// fetched with the offsets the log assigned (a small one served from memory, a large one read
+/// from the log), and the request's bytes stay exactly as they were sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_raw_batches_are_stored_with_their_offsets_and_the_request_untouched() {
+    let broker = broker_with("raw", 1).await;
+    let build = |value: &[u8], count: usize| {
+        let mut builder = brook_log::batch::BatchBuilder::new(brook_log::batch::Compression::None);
+        for _ in 0..count {
+            builder.push(brook_log::batch::RecordRef {
+                key: None,
+                value: Some(value),
+                headers: &[],
+                timestamp: 42,
+            });
+        }
+        builder.build().expect("build")
+    };
+    let (small, large) = (build(b"small", 2), build(&[7u8; 1024], 40));
+    let request = Bytes::from([&small[..], &large[..], &small[..]].concat());
+    let original = request.to_vec();
+    let mut at = 0;
+    let mut offset = 0u64;
+    for (len, count) in [(small.len(), 2u64), (large.len(), 40), (small.len(), 2)] {
+        let batch = request.slice(at..at + len);
+        let appended = broker.produce_batch("raw", 0, batch).await.expect("append");
+        assert_eq!(appended.base_offset, offset);
+        let fetched = broker
+            .fetch("raw", 0, offset, 1 << 20, Duration::ZERO)
+            .await
+            .expect("fetch");
+        let stored = &fetched.batches;
+        assert_eq!(stored.len(), len, "one batch");
+        let header = brook_log::batch::validate(stored, usize::MAX).expect("valid as stored");
+        assert_eq!(header.base_offset, offset as i64);
+        assert_eq!(
+            &stored[8..],
+            &original[at + 8..at + len],
+            "the rest as sent"
+        );
+        at += len;
+        offset += count;
+    }
+    assert_eq!(request, original, "the request's bytes as sent");
+}
+
 #[tokio::test]
 async fn a_raw_batch_is_stored_as_sent_with_offsets_assigned() {
     let broker = broker_with("raw", 1).await;

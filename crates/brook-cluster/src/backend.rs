@@ -11,7 +11,7 @@ use brook_broker::{
     GroupSubscribe, ListedOffset, NewTopic, OffsetCommit, OffsetSpec, PartitionSubscribe,
     ProduceRecord, Produced, Result, Subscription, TopicDescription, TopicPartition, TopicSummary,
 };
-use bytes::BytesMut;
+use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt};
 use tokio::sync::watch;
 
@@ -50,7 +50,7 @@ impl Cluster for KafkaCluster {
         &self,
         topic: &str,
         partition: u32,
-        batch: BytesMut,
+        batch: Bytes,
     ) -> BoxFuture<'static, Result<BatchAppended>> {
         KafkaCluster::produce_batch(self, topic, partition, batch).boxed()
     }

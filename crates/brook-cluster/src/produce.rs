@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use brook_broker::{BatchAppended, BrokerError, ProduceRecord, Produced, RecordPosition, Result};
 use brook_log::batch::{records, validate};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use parking_lot::Mutex;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -160,7 +160,7 @@ impl KafkaCluster {
         &self,
         topic: &str,
         partition: u32,
-        batch: BytesMut,
+        batch: Bytes,
     ) -> impl Future<Output = Result<BatchAppended>> + Send + 'static {
         let (cluster, topic, turn) = (self.clone(), topic.to_owned(), self.turn());
         started(async move {
@@ -174,7 +174,7 @@ impl KafkaCluster {
         &self,
         topic: &str,
         partition: u32,
-        batch: BytesMut,
+        batch: Bytes,
         turn: Turn,
     ) -> Result<BatchAppended> {
         brook_broker::validate_topic_name(topic)?;
@@ -194,7 +194,7 @@ impl KafkaCluster {
         }
         self.partition_count_or_create(topic).await?;
         self.check_partition(topic, partition).await?;
-        let decoded = records(batch.freeze())
+        let decoded = records(batch)
             .map_err(invalid)?
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(invalid)?;

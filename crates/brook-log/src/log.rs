@@ -56,8 +56,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
-use crate::batch::header::{patch_base_offset, restamp};
-use crate::batch::{control_batch, validate, validate_keyed, BatchHeader, Batches, EndTxnMarker};
+use crate::batch::header::{patch_base_offset, restamp_header};
+use crate::batch::{
+    control_batch, validate, validate_keyed, BatchHeader, Batches, EndTxnMarker, HEADER_LEN,
+};
 use crate::checkpoint::{self, Checkpoint, CheckpointFile, LogPosition};
 use crate::cleaner::{CleanerStats, LogCleaning, Swap};
 use crate::config::{Durability, LogConfig};
@@ -131,12 +133,22 @@ pub struct PendingAppend {
     /// The write sequence a sync must reach (`sync` mode only).
     wait_for: Option<u64>,
     info: AppendInfo,
+    /// The header the batch was stored with; `None` for a duplicate (nothing written).
+    stored_header: Option<[u8; HEADER_LEN]>,
 }
 
 impl PendingAppend {
     /// The offsets the batch was given (not yet durable).
     pub fn info(&self) -> &AppendInfo {
         &self.info
+    }
+
+    /// The header the log wrote in front of the batch's records (its offsets assigned, its
+    /// epoch and maybe its timestamps restamped): the batch as stored is this followed by the
+    /// appended batch's bytes after [`HEADER_LEN`]. `None` when nothing was written (a
+    /// duplicate).
+    pub fn stored_header(&self) -> Option<&[u8; HEADER_LEN]> {
+        self.stored_header.as_ref()
     }
 
     /// Blocks until the batch is durable as the log's mode requires (in `sync` mode, joining
@@ -387,10 +399,11 @@ impl PartitionLog {
     }
 
     /// Validates `batch` (one whole RecordBatch v2 of at most `message_bytes_max` bytes),
-    /// assigns its offsets by rewriting its `baseOffset` in place, writes it (rolling first if
-    /// the active segment is full or old), and makes it durable as the mode says. Many threads
-    /// may append at once; in `sync` mode they share fsyncs. The same as
-    /// `append_pending(batch)?.wait_durable()`.
+    /// assigns its offsets, writes it (rolling first if the active segment is full or old), and
+    /// makes it durable as the mode says. Many threads may append at once; in `sync` mode they
+    /// share fsyncs. [`PartitionLog::append_pending`] then [`PendingAppend::wait_durable`],
+    /// and `batch`'s header is rewritten as stored ([`PendingAppend::stored_header`]: its base
+    /// offset assigned), so the caller holds the bytes the log holds.
     ///
     /// A log in which recovery found corruption refuses appends ([`LogError::Corrupt`]) until
     /// `truncate_to` drops the damaged batch: the valid batches after the damage still hold
@@ -398,7 +411,11 @@ impl PartitionLog {
     /// numbering different records with the same offsets; and appending after unreadable bytes
     /// would bury them where no reader could get past. An operator decides what is lost.
     pub fn append(&self, batch: &mut [u8]) -> Result<AppendInfo> {
-        self.append_pending(batch)?.wait_durable()
+        let pending = self.append_pending(batch)?;
+        if let Some(stored) = pending.stored_header() {
+            batch[..HEADER_LEN].copy_from_slice(stored);
+        }
+        pending.wait_durable()
     }
 
     /// The first half of [`PartitionLog::append`]: validates, assigns offsets and writes under
@@ -406,7 +423,12 @@ impl PartitionLog {
     /// increasing offsets in that order, so a caller that must keep submission order issues
     /// these in order and then waits for durability ([`PendingAppend::wait_durable`]) outside
     /// its own ordering lock, sharing fsyncs with everyone else.
-    pub fn append_pending(&self, batch: &mut [u8]) -> Result<PendingAppend> {
+    ///
+    /// `batch` is only read, never copied: the log writes a copy of its 61-byte header with
+    /// the fields it assigns (base offset, leader epoch, and the timestamps Kafka restamps)
+    /// followed by the rest of `batch` as it is, in one write. So a door can append a request's
+    /// shared bytes as they arrived. [`PendingAppend::stored_header`] is the header written.
+    pub fn append_pending(&self, batch: &[u8]) -> Result<PendingAppend> {
         let s = &self.shared;
         if s.refusing_writes.load(Ordering::Acquire) {
             return Err(s.write_refusal());
@@ -417,9 +439,10 @@ impl PartitionLog {
         } else {
             validate(batch, config.message_bytes_max)?
         };
+        let (mut head, records) = split_header(batch)?;
         // Kafka overwrites these rather than refusing the batch; so does brook.
-        restamp(batch, &header);
-        self.write_checked(batch, header, None, &config)
+        restamp_header(&mut head, records, &header);
+        self.write_checked(head, records, header, None, &config)
     }
 
     /// Writes a transaction marker (a control batch: see [`crate::batch::control`]) ending
@@ -439,17 +462,20 @@ impl PartitionLog {
         if s.refusing_writes.load(Ordering::Acquire) {
             return Err(s.write_refusal());
         }
-        let mut batch = control_batch(producer_id, producer_epoch, marker, now_ms());
+        let batch = control_batch(producer_id, producer_epoch, marker, now_ms());
         let header = BatchHeader::parse(&batch)?;
-        self.write_checked(&mut batch, header, Some(marker), &s.config())
+        let (head, records) = split_header(&batch)?;
+        self.write_checked(head, records, header, Some(marker), &s.config())
     }
 
-    /// Writes a checked batch (`marker`: the control record of a control batch) under the
-    /// write lock: producer state first (a duplicate is answered, not written), then offsets,
-    /// the segment, producer state and the aborted transaction index.
+    /// Writes a checked batch, `head` (a copy of its header) then `records` (the rest of it),
+    /// under the write lock (`marker`: the control record of a control batch): producer state
+    /// first (a duplicate is answered, not written), then offsets (into `head`), the segment,
+    /// producer state and the aborted transaction index.
     fn write_checked(
         &self,
-        batch: &mut [u8],
+        mut head: [u8; HEADER_LEN],
+        records: &[u8],
         header: BatchHeader,
         marker: Option<EndTxnMarker>,
         config: &LogConfig,
@@ -478,8 +504,8 @@ impl PartitionLog {
                 base_offset: base as i64,
                 ..header
             };
-            patch_base_offset(batch, header.base_offset);
-            if let Err(failed) = w.active.append(batch, &header, config) {
+            patch_base_offset(&mut head, header.base_offset);
+            if let Err(failed) = w.active.append_parts(&[&head, records], &header, config) {
                 if !failed.restored {
                     s.poison(format!(
                         "a failed write could not be undone: {}",
@@ -494,7 +520,7 @@ impl PartitionLog {
                 position: w.active.size(),
             };
             s.log_end.store(w.end.offset, Ordering::Release);
-            let seq = s.note_written(w.end, &w.active, batch.len() as u64);
+            let seq = s.note_written(w.end, &w.active, header.total_len() as u64);
             if let Some(done) = txn.producers.apply(&header, marker) {
                 txn.ended(done, w.active.base_offset(), config.durability)
                     .inspect_err(|e| s.poison(format!("{e}")))?;
@@ -527,6 +553,7 @@ impl PartitionLog {
             shared: Arc::clone(s),
             wait_for,
             info,
+            stored_header: Some(head),
         })
     }
 
@@ -545,6 +572,7 @@ impl PartitionLog {
                 record_count: (kept.last_offset - kept.base_offset + 1) as u32,
                 duplicate: true,
             },
+            stored_header: None,
         }
     }
 
@@ -1288,6 +1316,19 @@ impl std::fmt::Debug for PartitionLog {
             .field("high_watermark", &self.high_watermark())
             .finish()
     }
+}
+
+/// A checked batch's header, copied for the log to fill in, and the rest of the batch.
+fn split_header(batch: &[u8]) -> Result<([u8; HEADER_LEN], &[u8])> {
+    let (head, records) =
+        batch
+            .split_first_chunk::<HEADER_LEN>()
+            .ok_or(crate::batch::BatchError::Truncated {
+                offset: 0,
+                need: HEADER_LEN,
+                have: batch.len(),
+            })?;
+    Ok((*head, records))
 }
 
 /// The first `limit` bytes of `segment` are below the high watermark `hw`.
@@ -2176,10 +2217,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = PartitionLog::open(dir.path(), small(Durability::Sync)).expect("open");
         let pending: Vec<PendingAppend> = (0..5)
-            .map(|_| {
-                log.append_pending(&mut test_batch(2, 10, TS))
-                    .expect("write")
-            })
+            .map(|_| log.append_pending(&test_batch(2, 10, TS)).expect("write"))
             .collect();
         let bases: Vec<u64> = pending.iter().map(|p| p.info().base_offset).collect();
         assert_eq!(bases, vec![0, 2, 4, 6, 8]);
@@ -2248,5 +2286,118 @@ mod tests {
         assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
         assert_eq!(fill(&log, 1, 1).len(), 1);
         assert_eq!(log.log_end_offset(), 1);
+    }
+
+    /// What a door appends: a batch inside a larger shared buffer (the request's bytes), its
+    /// header carrying the producer's own base offset, epoch and a `maxTimestamp` Kafka
+    /// restamps. The log stores it with the offsets it assigned, the epoch and timestamp
+    /// rewritten and a CRC that covers them, and the caller's bytes stay as they were.
+    #[test]
+    fn a_shared_batch_is_stored_with_its_offsets_and_left_untouched() {
+        use crate::batch::header::{CRC_AT, CRC_COVERS_FROM};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = PartitionLog::open(dir.path(), small(Durability::Sync)).expect("open");
+        let mut expected = fill(&log, 1, 3);
+
+        let mut sent = test_batch(2, 50, TS);
+        let built = BatchHeader::parse(&sent).expect("header");
+        let producers = BatchHeader {
+            base_offset: 77,
+            partition_leader_epoch: 9,
+            max_timestamp: -1,
+            ..built
+        };
+        sent[..HEADER_LEN].copy_from_slice(&producers.to_bytes());
+        let crc = crc32c::crc32c(&sent[CRC_COVERS_FROM..]);
+        sent[CRC_AT..][..4].copy_from_slice(&crc.to_be_bytes());
+        let request = Bytes::from([&b"before"[..], &sent, b"after"].concat());
+        let original = request.to_vec();
+        let batch = request.slice(6..6 + sent.len());
+
+        for base in [3u64, 5] {
+            let pending = log.append_pending(&batch).expect("append");
+            assert_eq!(pending.info().base_offset, base);
+            let head = *pending.stored_header().expect("written");
+            pending.wait_durable().expect("durable");
+            assert_eq!(
+                request, original,
+                "the caller's bytes are left as they were"
+            );
+
+            let read = log.read(base, 1 << 20).expect("read");
+            assert_eq!(
+                &read[..HEADER_LEN],
+                &head[..],
+                "the header as the log reports it"
+            );
+            assert_eq!(
+                &read[HEADER_LEN..],
+                &sent[HEADER_LEN..],
+                "the records as sent"
+            );
+            let stored = validate(&read, usize::MAX).expect("stored valid, CRC included");
+            assert_eq!(
+                stored,
+                BatchHeader {
+                    base_offset: base as i64,
+                    partition_leader_epoch: -1,
+                    crc: stored.crc,
+                    ..built
+                },
+                "offsets assigned, epoch and maxTimestamp restamped"
+            );
+            expected.push(read.to_vec());
+        }
+        drop(log);
+        let log = PartitionLog::open(dir.path(), small(Durability::Sync)).expect("reopen");
+        assert_eq!(read_all(&log, 0, 1 << 20), expected, "and so on disk");
+    }
+
+    /// An append writes a batch in two parts (its patched header, then its records); when the
+    /// second write fails after the first landed, the segment is cut back to where it was: no
+    /// offsets taken, nothing for a reader or a restart to find, the next append in its place.
+    #[test]
+    fn a_failed_second_write_leaves_the_log_as_it_was() {
+        use crate::fs::sim::SimFs;
+        let fs = SimFs::new();
+        let dir = PathBuf::from("/data/t-0");
+        let log =
+            PartitionLog::open_in(fs.clone(), dir.clone(), small(Durability::Sync)).expect("open");
+        let mut expected = fill(&log, 2, 3);
+        let segment = segment_file(&dir, 0, LOG_EXT);
+        let before = fs.contents(&segment).expect("segment");
+
+        fs.fail_write_in(2);
+        let batch = test_batch(2, 50, TS);
+        let err = log
+            .append_pending(&batch)
+            .expect_err("the records' write fails");
+        let mut source: Option<&dyn std::error::Error> = Some(&err);
+        let mut eio = false;
+        while let Some(e) = source {
+            eio |= e
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.raw_os_error() == Some(libc::EIO));
+            source = e.source();
+        }
+        assert!(eio, "the write's own error: {err}");
+        assert_eq!(
+            fs.contents(&segment).expect("segment"),
+            before,
+            "the header written first is cut off again"
+        );
+        assert!(!log.is_poisoned(), "the file was put back: appends go on");
+        assert_eq!((log.log_end_offset(), log.high_watermark()), (6, 6));
+        assert_eq!(read_all(&log, 0, 1 << 20), expected);
+
+        let mut again = batch.clone();
+        assert_eq!(log.append(&mut again).expect("append").base_offset, 6);
+        expected.push(again);
+        assert_eq!(read_all(&log, 0, 1 << 20), expected);
+        drop(log);
+        let log = PartitionLog::open_in(fs.clone(), dir, small(Durability::Sync)).expect("reopen");
+        assert_eq!(log.recovery().truncated_bytes, 0, "no torn tail");
+        assert!(log.recovery().corruption.is_none());
+        assert_eq!(read_all(&log, 0, 1 << 20), expected);
     }
 }

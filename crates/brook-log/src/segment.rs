@@ -465,14 +465,28 @@ impl Segment {
         header: &BatchHeader,
         config: &LogConfig,
     ) -> std::result::Result<(), AppendFailed> {
+        self.append_parts(&[batch], header, config)
+    }
+
+    /// [`Segment::append`] of a batch held in parts (its patched header, then its records, as
+    /// the partition log stores a batch it does not own): written as one batch, in one write
+    /// where the file layer can ([`FileIo::write_parts_at`]).
+    pub(crate) fn append_parts(
+        &self,
+        parts: &[&[u8]],
+        header: &BatchHeader,
+        config: &LogConfig,
+    ) -> std::result::Result<(), AppendFailed> {
         let position = self.size();
+        let len: usize = parts.iter().map(|part| part.len()).sum();
+        debug_assert_eq!(len, header.total_len());
         // A partition log appends at its next offset; a clean writing a cleaned segment skips
         // the offsets it removed.
         let base = header.base_offset as u64;
         debug_assert!(base >= self.next_offset());
-        if let Err(e) = self.log.write_all_at(batch, position) {
-            // A short write leaves part of a batch at the end; cut it off so the next append
-            // does not land after garbage.
+        if let Err(e) = self.log.write_parts_at(parts, position) {
+            // A short write, or a failure after some parts were written, leaves part of a
+            // batch at the end; cut it off so the next append does not land after garbage.
             let restored = self.log.set_len(position).is_ok();
             return Err(AppendFailed {
                 error: LogError::io(&self.log_path, e),
@@ -483,7 +497,7 @@ impl Segment {
         let due = self.cursor.lock().on_batch(
             position,
             relative,
-            batch.len() as u64,
+            len as u64,
             header.max_timestamp,
             config.index_interval_bytes,
         );
@@ -499,8 +513,7 @@ impl Segment {
             .fetch_max(header.max_timestamp, Ordering::AcqRel);
         self.next_offset
             .store(header.next_offset() as u64, Ordering::Release);
-        self.size
-            .store(position + batch.len() as u64, Ordering::Release);
+        self.size.store(position + len as u64, Ordering::Release);
         Ok(())
     }
 

@@ -10,7 +10,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
@@ -55,7 +55,7 @@ pub trait Cluster: Send + Sync + fmt::Debug + 'static {
         &self,
         topic: &str,
         partition: u32,
-        batch: BytesMut,
+        batch: Bytes,
     ) -> BoxFuture<'static, Result<BatchAppended>>;
 
     fn fetch<'a>(

@@ -16,7 +16,7 @@ mod cluster;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use futures::future::{Either, Future};
 
 use crate::broker::{Broker, TopicSummary};
@@ -125,8 +125,9 @@ impl Backend {
         &self,
         topic: &str,
         partition: u32,
-        batch: BytesMut,
+        batch: impl Into<Bytes>,
     ) -> impl Future<Output = Result<BatchAppended>> + Send + 'static {
+        let batch = batch.into();
         match self {
             Backend::Local(broker) => Either::Left(broker.produce_batch(topic, partition, batch)),
             Backend::Cluster(cluster) => {

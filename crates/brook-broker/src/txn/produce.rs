@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use brook_log::batch::BatchHeader;
-use bytes::BytesMut;
+use bytes::Bytes;
 
 use super::{ProducerIdAndEpoch, TxnError};
 use crate::append::outcome;
@@ -25,8 +25,9 @@ impl Broker {
         transactional_id: &str,
         topic: &str,
         partition: u32,
-        batch: BytesMut,
+        batch: impl Into<Bytes>,
     ) -> impl Future<Output = Result<BatchAppended>> + Send + 'static {
+        let batch = batch.into();
         let queued = self.queue_transactional_batch(transactional_id, topic, partition, batch);
         async move { outcome(queued?).await }
     }
@@ -36,7 +37,7 @@ impl Broker {
         transactional_id: &str,
         topic: &str,
         partition: u32,
-        batch: BytesMut,
+        batch: Bytes,
     ) -> Result<tokio::sync::oneshot::Receiver<Result<BatchAppended>>> {
         let header = BatchHeader::parse(&batch).map_err(|source| BrokerError::InvalidBatch {
             topic: topic.to_owned(),

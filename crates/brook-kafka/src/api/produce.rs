@@ -17,7 +17,7 @@
 
 use brook_broker::{BatchAppended, BrokerError};
 use brook_log::BatchError;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
@@ -159,18 +159,19 @@ async fn produce_partition(
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return Outcome::failed(ResponseError::CorruptMessage, "no record batch");
     };
-    // The broker patches the base offset in place, so it needs its own copy of the bytes.
-    let batch = BytesMut::from(&records[..]);
+    // Handed on as a slice of the request: the log writes its own copy of the header in front
+    // of these bytes, which it never changes.
+    let bytes = records.len();
     let appended = match transactional_id {
         Some(id) => {
             door.broker
-                .produce_transactional_batch(id, topic, partition, batch)
+                .produce_transactional_batch(id, topic, partition, records)
                 .await
         }
-        None => door.broker.produce_batch(topic, partition, batch).await,
+        None => door.broker.produce_batch(topic, partition, records).await,
     };
     if let Ok(appended) = &appended {
-        crate::observe::records_in(topic, partition, appended.record_count, records.len());
+        crate::observe::records_in(topic, partition, appended.record_count, bytes);
     }
     to_outcome(appended)
 }

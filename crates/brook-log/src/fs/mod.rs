@@ -126,6 +126,17 @@ pub(crate) trait FileIo: Send + Sync + fmt::Debug {
     fn read_at(&self, buf: &mut [u8], position: u64) -> io::Result<usize>;
     /// Writes all of `buf` at `position`, extending the file if needed.
     fn write_all_at(&self, buf: &[u8], position: u64) -> io::Result<()>;
+    /// Writes `parts` one after another from `position`, as one write of their concatenation
+    /// would (a real file: one `pwritev`). On an error any prefix of them may have been
+    /// written, as with [`FileIo::write_all_at`]; the caller cuts the file back. By default,
+    /// one [`FileIo::write_all_at`] per part, in order (so a test file sees each).
+    fn write_parts_at(&self, parts: &[&[u8]], mut position: u64) -> io::Result<()> {
+        for part in parts {
+            self.write_all_at(part, position)?;
+            position += part.len() as u64;
+        }
+        Ok(())
+    }
     fn len(&self) -> io::Result<u64>;
     /// Cuts or extends (with zeros) the file to `len` bytes.
     fn set_len(&self, len: u64) -> io::Result<()>;

@@ -1,8 +1,8 @@
-//! The production file layer: `std::fs`, `pread`/`pwrite`, real `fdatasync`, `flock` and
-//! read-only `mmap`.
+//! The production file layer: `std::fs`, `pread`/`pwrite`/`pwritev`, real `fdatasync`, `flock`
+//! and read-only `mmap`.
 
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -101,6 +101,70 @@ impl FileIo for RealFile {
         self.file.write_all_at(buf, position)
     }
 
+    /// One `pwritev` for all the parts (a batch's patched header and its records: one system
+    /// call, as for a batch in one buffer), again for what a short write left.
+    #[allow(unsafe_code)] // pwritev; see the SAFETY comment.
+    fn write_parts_at(&self, parts: &[&[u8]], mut position: u64) -> io::Result<()> {
+        const SLICES: usize = 4;
+        let (mut parts, mut skip) = (parts, 0);
+        loop {
+            // Drop the parts written whole (and empty ones).
+            while let Some((first, rest)) = parts.split_first() {
+                if skip < first.len() {
+                    break;
+                }
+                (parts, skip) = (rest, 0);
+            }
+            let Some((first, rest)) = parts.split_first() else {
+                return Ok(());
+            };
+            let mut slices = [IoSlice::new(&[]); SLICES];
+            slices[0] = IoSlice::new(&first[skip..]);
+            let count = 1 + rest.len().min(SLICES - 1);
+            for (slice, part) in slices[1..count].iter_mut().zip(rest) {
+                *slice = IoSlice::new(part);
+            }
+            let at = libc::off_t::try_from(position)
+                .map_err(|_| io::Error::other("position beyond off_t"))?;
+            // SAFETY: `IoSlice` is ABI-compatible with `struct iovec` on Unix (std documents
+            // it); the first `count` of them point into slices borrowed for the whole call,
+            // which pwritev only reads; the file descriptor is open as long as `self` is.
+            let n = unsafe {
+                libc::pwritev(
+                    self.file.as_raw_fd(),
+                    slices.as_ptr().cast::<libc::iovec>(),
+                    count as libc::c_int,
+                    at,
+                )
+            };
+            match n {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n if n > 0 => {
+                    let mut n = n as usize;
+                    position += n as u64;
+                    while n > 0 {
+                        let Some((first, rest)) = parts.split_first() else {
+                            break;
+                        };
+                        let left = first.len() - skip;
+                        if n < left {
+                            skip += n;
+                            break;
+                        }
+                        n -= left;
+                        (parts, skip) = (rest, 0);
+                    }
+                }
+                _ => {
+                    let error = io::Error::last_os_error();
+                    if error.kind() != io::ErrorKind::Interrupted {
+                        return Err(error);
+                    }
+                }
+            }
+        }
+    }
+
     fn len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
     }
@@ -193,5 +257,27 @@ fn try_flock(file: &File, operation: libc::c_int) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_are_written_back_to_back_at_the_position() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("f");
+        let file = RealFs.open(&path, Open::Create).expect("open");
+        file.write_all_at(b"0123456789", 0).expect("write");
+        // Empty parts anywhere, more parts than one pwritev takes at a time.
+        let parts: [&[u8]; 7] = [b"", b"ab", b"", b"cde", b"f", b"gh", b"ijk"];
+        file.write_parts_at(&parts, 4).expect("write parts");
+        assert_eq!(file.read_vec_at(0, 15).expect("read"), b"0123abcdefghijk");
+        assert_eq!(file.len().expect("len"), 15);
+        file.write_parts_at(&[], 15).expect("nothing to write");
+        file.write_parts_at(&[b"", b""], 15)
+            .expect("nothing to write");
+        assert_eq!(file.len().expect("len"), 15);
     }
 }

@@ -100,6 +100,8 @@ struct State {
     /// The power goes at the n-th opening for writing of a file whose name holds the text.
     cut_at_open: Option<(String, u64)>,
     fail_syncs: bool,
+    /// File writes left before one fails with EIO (writing nothing); `None`: no such failure.
+    fail_write_in: Option<u64>,
     space_limit: Option<u64>,
     syncs: u64,
 }
@@ -280,6 +282,13 @@ impl SimFs {
     /// Every sync from now on fails with EIO, until turned off again.
     pub(crate) fn fail_syncs(&self, fail: bool) {
         self.state.lock().fail_syncs = fail;
+    }
+
+    /// The `nth` file write from now (counting from 1) fails with EIO and writes nothing; the
+    /// writes before and after it work. Aims a failure at one write of several, say the
+    /// second of the two parts an append writes.
+    pub(crate) fn fail_write_in(&self, nth: u64) {
+        self.state.lock().fail_write_in = Some(nth.max(1));
     }
 
     /// Writes that would make all files together larger than `bytes` fail with ENOSPC.
@@ -647,6 +656,13 @@ impl FileIo for SimFile {
         let mut st = self.live()?;
         let len = st.inodes.get(&self.ino).map_or(0, |i| i.data.len() as u64);
         st.check_space(self.ino, len.max(position + buf.len() as u64))?;
+        if let Some(left) = st.fail_write_in.as_mut() {
+            *left -= 1;
+            if *left == 0 {
+                st.fail_write_in = None;
+                return Err(io::Error::from_raw_os_error(libc::EIO));
+            }
+        }
         st.mutate()?;
         let inode = st.inode(self.ino);
         write_into(&mut inode.data, position, buf);

@@ -9,7 +9,6 @@ use brook_proto::v1 as pb;
 use brook_proto::v1::brook_server::Brook;
 use std::future::Future;
 
-use bytes::BytesMut;
 use futures::future::{Either, FutureExt};
 use futures::stream::BoxStream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -78,12 +77,12 @@ pub(crate) fn produce(
             }))
         }
         ProducePayload::RawBatch { partition, data } => {
-            // The log patches the base offset in place, so the batch needs its own buffer.
-            let batch = BytesMut::from(&data[..]);
+            // Handed on as it came out of tonic's decode buffer: the log writes its own copy
+            // of the header in front of these bytes, which it never changes.
             let bytes = data.len() as u64;
             Either::Right(
                 broker
-                    .produce_batch(topic, partition, batch)
+                    .produce_batch(topic, partition, data)
                     .map(move |appended| {
                         let appended = appended.map_err(status)?;
                         let records = u64::from(appended.record_count);
