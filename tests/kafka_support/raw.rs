@@ -7,7 +7,8 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, FetchRequest, ProduceRequest, RequestHeader, ResponseHeader, TopicName,
+    ApiKey, FetchRequest, ProduceRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
+    SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -92,6 +93,30 @@ impl Raw {
         let (correlation_id, response) = self.receive(key, version).await;
         assert_eq!(correlation_id, sent);
         response
+    }
+
+    /// A SASL PLAIN login as `user` with `password` (SaslHandshake v1, then SaslAuthenticate
+    /// v2): the door's answer, success or refusal.
+    pub(crate) async fn sasl_plain(
+        &mut self,
+        user: &str,
+        password: &str,
+    ) -> SaslAuthenticateResponse {
+        let handshake: SaslHandshakeResponse = self
+            .call(
+                ApiKey::SaslHandshake,
+                1,
+                &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+            )
+            .await;
+        assert_eq!(handshake.error_code, 0, "PLAIN is offered");
+        self.call(
+            ApiKey::SaslAuthenticate,
+            2,
+            &SaslAuthenticateRequest::default()
+                .with_auth_bytes(format!("\0{user}\0{password}").into_bytes().into()),
+        )
+        .await
     }
 
     /// Whether the broker closed this connection (rather than answering).

@@ -13,6 +13,7 @@
 //! fails it (a plaintext client on a TLS port) is closed and touches nothing.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use brook_door::tls::Stream;
 use brook_door::{Acceptor, ConnectionLimits, Door, Requests, RunningDoor, Shutdown};
@@ -26,6 +27,10 @@ use crate::error::KafkaError;
 use crate::frame::Connection;
 use crate::state::ListenerState;
 use crate::Broker;
+
+/// How long a connection whose login was refused stays open after the answer, waiting for the
+/// client to close it first ([`Handler::linger`]).
+const FAILED_LOGIN_LINGER: Duration = Duration::from_secs(5);
 
 /// The Kafka door: how brook-door runs it (see [`KafkaServer`]).
 #[derive(Debug)]
@@ -149,14 +154,37 @@ impl Handler {
             let Some(frame) = frame else {
                 return Ok(());
             };
-            let _in_flight = self.requests.start();
+            let in_flight = self.requests.start();
             let response =
                 dispatch::handle(&self.state, &mut self.session, frame, &self.stop_rx).await?;
             if let Some(response) = response {
                 self.connection.write_frame(&response).await?;
             }
             if self.session.close_after_response {
+                drop(in_flight);
+                self.linger().await;
                 return Err(KafkaError::AuthenticationFailed);
+            }
+        }
+    }
+
+    /// After a refused login's answer, waits for the client to hang up first (reading and
+    /// dropping whatever it still sends, answering nothing), at most [`FAILED_LOGIN_LINGER`]
+    /// or until the door stops. Closing at once puts the end of the stream right behind the
+    /// answer, and a client that reads both in one go may lose the answer: kafka-python 3.0
+    /// drops the bytes that arrive with the end of the stream and reports "socket
+    /// disconnected" instead of SASL_AUTHENTICATION_FAILED (docs/security.md, "Authentication").
+    async fn linger(&mut self) {
+        let deadline = tokio::time::sleep(FAILED_LOGIN_LINGER);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                frame = self.connection.read_frame() => match frame {
+                    Ok(Some(_)) => continue,
+                    Ok(None) | Err(_) => return,
+                },
+                () = &mut deadline => return,
+                _ = self.stop_rx.changed() => return,
             }
         }
     }

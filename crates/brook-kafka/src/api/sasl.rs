@@ -9,8 +9,9 @@
 //! ([`brook_broker::auth::Auth`]); every failure is [`brook_door::Authenticator`]'s: one answer
 //! (`SASL_AUTHENTICATION_FAILED`, "invalid credentials") for an unknown user and a wrong
 //! password, logged with the peer address, slowed after repeated failures, and the connection
-//! is closed after the answer. A connection over mutual TLS starts authenticated as its
-//! certificate's subject; SASL on it replaces that principal.
+//! is closed after the answer, once the client has hung up or after a few seconds (the serve
+//! loop's linger: closing first can make a client lose the answer). A connection over mutual
+//! TLS starts authenticated as its certificate's subject; SASL on it replaces that principal.
 //!
 //! Re-authentication (KIP-368) is honoured: a client may run the handshake again on an
 //! authenticated connection, as itself. The broker asks for none (`session_lifetime_ms` 0).
