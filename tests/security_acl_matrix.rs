@@ -24,8 +24,7 @@ use brook_broker::{NewTopic, OffsetCommit, ProduceRecord, TopicPartition};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     ApiKey, DescribeClusterRequest, DescribeClusterResponse, DescribeGroupsRequest,
-    DescribeGroupsResponse, GroupId, MetadataRequest, MetadataResponse, SaslAuthenticateRequest,
-    SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse, TopicName,
+    DescribeGroupsResponse, GroupId, MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_support::python;
@@ -122,22 +121,7 @@ async fn kafka_python_walks_every_operation_of_every_resource_type() {
 /// A raw Kafka connection logged in as `user` with SASL PLAIN.
 async fn login(server: &Server, user: &str) -> Raw {
     let mut raw = Raw::connect_to(server.addr(DoorKind::Kafka).expect("on")).await;
-    let handshake: SaslHandshakeResponse = raw
-        .call(
-            ApiKey::SaslHandshake,
-            1,
-            &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
-        )
-        .await;
-    assert_eq!(handshake.error_code, 0);
-    let authenticated: SaslAuthenticateResponse = raw
-        .call(
-            ApiKey::SaslAuthenticate,
-            2,
-            &SaslAuthenticateRequest::default()
-                .with_auth_bytes(format!("\0{user}\0{user}-pw").into_bytes().into()),
-        )
-        .await;
+    let authenticated = raw.sasl_plain(user, &format!("{user}-pw")).await;
     assert_eq!(authenticated.error_code, 0, "{user} logs in");
     raw
 }
@@ -494,5 +478,108 @@ async fn group_offset_routes_check_every_topic_they_touch_and_change_nothing_whe
     let (status, body) = call(Method::POST, "/v1/groups/g/seek", seek("latest", &[])).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(committed("closed"), Some(1), "every committed topic moved");
+    server.stop().await.expect("stops");
+}
+
+/// A seek naming no topics is authorized on the very plan it moves, under the group's admin
+/// claim, not on an earlier look at the group: while alice (`Read` on "open" only) seeks again
+/// and again over HTTP, the superuser commits the group in "closed" and deletes that commit
+/// again, over HTTP too. Each of alice's seeks moves "open" alone, or is refused naming
+/// "closed", or finds the group busy with the superuser's delete; "closed" is never moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seek_naming_no_topics_never_moves_a_topic_committed_after_its_check() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = start(&dir.path().join("data"), true, &["admin", "alice"]).await;
+    topics_and_group(&server, &["open", "closed"], "").await;
+    let broker = server.broker().expect("local").clone();
+    broker
+        .commit_offsets("g", vec![OffsetCommit::new("open", 0, 0)])
+        .await
+        .expect("commit");
+    let auth = server.auth().expect("on").clone();
+    auth.create_acls(vec![
+        allow(ResourceType::Group, "g", "alice", Operation::Read),
+        allow(ResourceType::Topic, "open", "alice", Operation::Read),
+    ])
+    .await
+    .expect("ACLs");
+    let base = format!("http://{}", server.addr(DoorKind::Http).expect("on"));
+    let http = reqwest::Client::new();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let (http, base, stop) = (http.clone(), base.clone(), stop.clone());
+        tokio::spawn(async move {
+            let commit =
+                serde_json::json!({"offsets": [{"topic": "closed", "partition": 0, "offset": 0}]});
+            let mut rounds = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let committed = http
+                    .post(format!("{base}/v1/groups/g/offsets"))
+                    .header("authorization", basic("admin"))
+                    .json(&commit)
+                    .send()
+                    .await
+                    .expect("commit");
+                assert_eq!(committed.status(), 204);
+                let deleted = http
+                    .delete(format!("{base}/v1/groups/g/offsets?topic=closed"))
+                    .header("authorization", basic("admin"))
+                    .send()
+                    .await
+                    .expect("delete");
+                // 503 when alice's seek holds the group at that moment.
+                assert!(
+                    matches!(deleted.status().as_u16(), 204 | 503),
+                    "{deleted:?}"
+                );
+                rounds += 1;
+            }
+            rounds
+        })
+    };
+    let mut outcomes = std::collections::BTreeMap::<u16, u32>::new();
+    for _ in 0..500 {
+        let answer = http
+            .post(format!("{base}/v1/groups/g/seek"))
+            .header("authorization", basic("alice"))
+            .json(&serde_json::json!({"to": "latest"}))
+            .send()
+            .await
+            .expect("seek");
+        let status = answer.status().as_u16();
+        let body: serde_json::Value = answer.json().await.expect("JSON");
+        match status {
+            200 => {
+                let topics: Vec<&str> = body["partitions"]
+                    .as_array()
+                    .expect("partitions")
+                    .iter()
+                    .map(|p| p["topic"].as_str().expect("topic"))
+                    .collect();
+                assert_eq!(topics, ["open"], "{body}");
+            }
+            403 => assert!(
+                body["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("Read Topic \"closed\"")),
+                "{body}"
+            ),
+            503 => {}
+            _ => panic!("{status} {body}"),
+        }
+        *outcomes.entry(status).or_default() += 1;
+        let closed = broker
+            .committed_offsets("g", &[TopicPartition::new("closed", 0)])
+            .expect("offsets");
+        assert!(
+            closed.iter().all(|(_, c)| c.offset == 0),
+            "alice moved \"closed\": {closed:?}"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let rounds = churn.await.expect("churn task");
+    eprintln!("alice's seeks by status: {outcomes:?}; superuser's commit+delete rounds: {rounds}");
+    assert!(rounds > 0);
     server.stop().await.expect("stops");
 }

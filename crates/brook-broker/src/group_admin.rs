@@ -268,6 +268,28 @@ impl Broker {
         topics: &[String],
         dry_run: bool,
     ) -> Result<Vec<Seek>> {
+        self.seek_group_checked(group, to, topics, dry_run, |_| Ok(()))
+            .await
+    }
+
+    /// As [`Broker::seek_group`], with `check` asked about the plan before anything moves: it
+    /// runs under the group's admin claim, after the plan is made, so what it approves is
+    /// exactly what moves (or, with `dry_run`, what is shown). No member can join and no other
+    /// admin change can run between the check and the move; a partition first committed after
+    /// the plan was made is not in it and is not moved. A refusal from `check` is returned as
+    /// it is, with nothing moved. The doors' authorization of a seek naming no topics uses it:
+    /// the topics to check are the ones the group has committed in, known only from the plan.
+    pub async fn seek_group_checked<F>(
+        &self,
+        group: &str,
+        to: SeekTo,
+        topics: &[String],
+        dry_run: bool,
+        check: F,
+    ) -> Result<Vec<Seek>>
+    where
+        F: FnOnce(&[Seek]) -> Result<()>,
+    {
         validate_group_id(group)?;
         let _claim = self.group_claims().claim_admin(group)?;
         let committed: BTreeMap<TopicPartition, CommittedOffset> =
@@ -294,6 +316,7 @@ impl Broker {
                 to,
             });
         }
+        check(&plan)?;
         if dry_run || plan.is_empty() {
             return Ok(plan);
         }

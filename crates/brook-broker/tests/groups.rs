@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use brook_broker::{
     Assignment, Broker, BrokerConfig, BrokerError, GroupProtocol, GroupSubscribe, NewTopic,
-    OffsetCommit, OffsetReset, PartitionSubscribe, ProduceRecord, StartAt, Subscription,
-    SubscriptionEvent, TopicPartition,
+    OffsetCommit, OffsetReset, PartitionSubscribe, ProduceRecord, Seek, SeekTo, StartAt,
+    Subscription, SubscriptionEvent, TopicPartition,
 };
 use futures::StreamExt;
 
@@ -326,4 +326,104 @@ async fn a_group_id_with_live_kafka_members_refuses_subscribers_and_the_reverse(
     let _kafka = broker
         .claim_group("g", GroupProtocol::Kafka)
         .expect("free once the last member left");
+}
+
+/// `group`'s committed offset in partition 0 of `topic`, if any.
+fn committed(broker: &Broker, group: &str, topic: &str) -> Option<u64> {
+    broker
+        .committed_offsets(group, &[TopicPartition::new(topic, 0)])
+        .expect("offsets")
+        .first()
+        .map(|(_, c)| c.offset)
+}
+
+/// A checked seek (what the doors' authorization of a seek naming no topics uses) moves exactly
+/// the plan its check saw: the check runs under the group's admin claim, so no member joins
+/// while it runs, and a partition first committed after the plan was made is not moved. A
+/// refusing check moves nothing; a group with a live member is refused before any check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checked_seek_moves_exactly_what_its_check_saw() {
+    let broker = Broker::ephemeral().await.expect("broker");
+    for topic in ["a", "b"] {
+        broker
+            .create_topic(NewTopic::new(topic, 1))
+            .await
+            .expect("create");
+        let records = (0..3)
+            .map(|i| ProduceRecord::value(format!("{i}")))
+            .collect();
+        broker.produce(topic, records).await.expect("produce");
+    }
+    broker
+        .commit_offsets("g", vec![OffsetCommit::new("a", 0, 1)])
+        .await
+        .expect("commit");
+    let topics = |plan: &[Seek]| -> Vec<String> {
+        plan.iter()
+            .map(|s| s.topic_partition.topic.clone())
+            .collect()
+    };
+
+    let moved = broker
+        .seek_group_checked("g", SeekTo::Earliest, &[], false, |plan| {
+            assert_eq!(topics(plan), ["a"], "the plan checked");
+            let joining = broker.claim_group("g", GroupProtocol::Kafka);
+            assert!(
+                matches!(joining, Err(BrokerError::GroupBusy { .. })),
+                "no member joins between the check and the move: {joining:?}"
+            );
+            // Another client commits in "b" now, after the plan was made.
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current()
+                    .block_on(broker.commit_offsets("g", vec![OffsetCommit::new("b", 0, 2)]))
+            })
+            .expect("a commit during the check");
+            Ok(())
+        })
+        .await
+        .expect("moved");
+    assert_eq!(topics(&moved), ["a"], "what moved is what was checked");
+    assert_eq!(committed(&broker, "g", "a"), Some(0));
+    assert_eq!(
+        committed(&broker, "g", "b"),
+        Some(2),
+        "b was not in the plan"
+    );
+
+    // A check that refuses "b" moves nothing, "a" included; a dry run is checked the same way.
+    for dry_run in [false, true] {
+        let refused = broker
+            .seek_group_checked("g", SeekTo::Latest, &[], dry_run, |plan| {
+                assert_eq!(topics(plan), ["a", "b"]);
+                Err(BrokerError::InvalidRequest {
+                    reason: "not b".into(),
+                })
+            })
+            .await;
+        assert!(
+            matches!(refused, Err(BrokerError::InvalidRequest { ref reason }) if reason == "not b"),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(
+        (committed(&broker, "g", "a"), committed(&broker, "g", "b")),
+        (Some(0), Some(2)),
+        "nothing moved"
+    );
+
+    // A group that became active is refused before its plan is checked.
+    let member = broker
+        .claim_group("g", GroupProtocol::Kafka)
+        .expect("a member");
+    let refused = broker
+        .seek_group_checked("g", SeekTo::Latest, &[], false, |_| {
+            panic!("no check for a group with a live member")
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(BrokerError::GroupNotEmpty { .. })),
+        "{refused:?}"
+    );
+    drop(member);
+    assert_eq!(committed(&broker, "g", "b"), Some(2));
 }

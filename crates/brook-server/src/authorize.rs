@@ -24,7 +24,7 @@
 //! | ACL admin | `Describe` / `Alter` cluster |
 
 use brook_broker::auth::{Auth, Identity, Operation, Resource};
-use brook_broker::{Backend, BrokerError, SeekTo};
+use brook_broker::{Backend, BrokerError, Seek, SeekTo};
 use brook_door::Authenticator;
 
 pub(crate) use brook_broker::auth::Operation as Op;
@@ -91,27 +91,29 @@ impl Access {
         topics.into_iter().try_for_each(|t| self.topic(op, t))
     }
 
-    /// Moving `group`'s committed offsets (a seek, the console's reset): `Read` on the group
-    /// and on each topic it moves, as Kafka's OffsetCommit asks. `topics` empty means every
-    /// topic the group has committed in: those are read from a dry run of the same seek, so the
-    /// check covers what the move would touch. Refuses before anything moves.
+    /// Moves `group`'s committed offsets (a seek, the console's reset; with `dry_run` only
+    /// says where they would go) if the principal may: `Read` on the group and on each topic
+    /// it moves, as Kafka's OffsetCommit asks. Named `topics` are checked first; `topics`
+    /// empty means every topic the group has committed in, and those are checked on the plan
+    /// itself, under the group's admin claim ([`Backend::seek_group_checked`]): a topic first
+    /// committed after the check is not moved, and a group that became active meanwhile is
+    /// refused (`GroupNotEmpty`). Refuses before anything moves.
     pub(crate) async fn seek(
         &self,
         broker: &Backend,
         group: &str,
         to: SeekTo,
         topics: &[String],
-    ) -> Result<(), BrokerError> {
+        dry_run: bool,
+    ) -> Result<Vec<Seek>, BrokerError> {
         self.group(Op::Read, group)?;
-        if !topics.is_empty() {
-            return topics.iter().try_for_each(|t| self.topic(Op::Read, t));
-        }
-        if self.auth.is_superuser(&self.who.principal) {
-            return Ok(());
-        }
-        let plan = broker.seek_group(group, to, &[], true).await?;
-        plan.iter()
-            .try_for_each(|seek| self.topic(Op::Read, &seek.topic_partition.topic))
+        topics.iter().try_for_each(|t| self.topic(Op::Read, t))?;
+        broker
+            .seek_group_checked(group, to, topics, dry_run, |plan| {
+                plan.iter()
+                    .try_for_each(|seek| self.topic(Op::Read, &seek.topic_partition.topic))
+            })
+            .await
     }
 
     /// Deleting `group`'s committed offsets in `topics`: `Delete` on the group and `Read` on

@@ -380,8 +380,28 @@ impl Backend {
         topics: &[String],
         dry_run: bool,
     ) -> Result<Vec<Seek>> {
+        self.seek_group_checked(group, to, topics, dry_run, |_| Ok(()))
+            .await
+    }
+
+    /// As [`Broker::seek_group_checked`]; refused on a cluster as [`Backend::seek_group`] is.
+    pub async fn seek_group_checked<F>(
+        &self,
+        group: &str,
+        to: SeekTo,
+        topics: &[String],
+        dry_run: bool,
+        check: F,
+    ) -> Result<Vec<Seek>>
+    where
+        F: FnOnce(&[Seek]) -> Result<()>,
+    {
         match self {
-            Backend::Local(broker) => broker.seek_group(group, to, topics, dry_run).await,
+            Backend::Local(broker) => {
+                broker
+                    .seek_group_checked(group, to, topics, dry_run, check)
+                    .await
+            }
             Backend::Cluster(cluster) => Err(cluster_admin(
                 cluster.as_ref(),
                 "kafka-consumer-groups --reset-offsets",

@@ -150,12 +150,14 @@ pub(crate) async fn seek_group(
             ))
         }
     };
-    access
-        .seek(broker, &request.group_id, to, &request.topics)
-        .await
-        .map_err(status)?;
-    let seeks = broker
-        .seek_group(&request.group_id, to, &request.topics, request.dry_run)
+    let seeks = access
+        .seek(
+            broker,
+            &request.group_id,
+            to,
+            &request.topics,
+            request.dry_run,
+        )
         .await
         .map_err(status)?;
     Ok(Response::new(pb::SeekGroupResponse {

@@ -257,10 +257,8 @@ pub(crate) async fn seek_group(
         SeekToIn::Timestamp { timestamp_ms } => SeekTo::Timestamp(timestamp_ms),
         SeekToIn::Shift { shift_by } => SeekTo::Shift(shift_by),
     };
-    access.seek(&app.broker, &group, to, &body.topics).await?;
-    let seeks = app
-        .broker
-        .seek_group(&group, to, &body.topics, body.dry_run)
+    let seeks = access
+        .seek(&app.broker, &group, to, &body.topics, body.dry_run)
         .await?;
     Ok(Json(SeeksOut {
         partitions: seeks

@@ -21,7 +21,7 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use brook_broker::{Backend, SeekTo};
+use brook_broker::SeekTo;
 use serde::{Deserialize, Serialize};
 
 use super::authorize::Access;
@@ -166,20 +166,10 @@ async fn reset(
         To::Timestamp(ms) => SeekTo::Timestamp(ms),
         To::Shift(by) => SeekTo::Shift(by),
     };
-    access.seek(&app.broker, &group, to, &body.topics).await?;
-    let moved = seek(&app.broker, &group, to, &body.topics, body.dry_run).await?;
-    Ok(Json(moved))
-}
-
-async fn seek(
-    broker: &Backend,
-    group: &str,
-    to: SeekTo,
-    topics: &[String],
-    dry_run: bool,
-) -> Result<Vec<MovedOut>, ApiError> {
-    let plan = broker.seek_group(group, to, topics, dry_run).await?;
-    Ok(plan
+    let plan = access
+        .seek(&app.broker, &group, to, &body.topics, body.dry_run)
+        .await?;
+    let moved = plan
         .into_iter()
         .map(|seek| MovedOut {
             topic: seek.topic_partition.topic,
@@ -187,5 +177,6 @@ async fn seek(
             from: seek.from,
             to: seek.to,
         })
-        .collect())
+        .collect();
+    Ok(Json(moved))
 }
