@@ -556,8 +556,9 @@ async fn librdkafka_manages_acls_and_each_resource_type_allows_one_principal_and
     })
     .await;
     // librdkafka 2.12 reads DescribeAcls' error code but never reports it (rdkafka_admin.c,
-    // DescribeAclsResponse_parse): bob sees an empty list, not the rules. kafka-python shows
-    // the CLUSTER_AUTHORIZATION_FAILED itself (security_acl.py, `bob_describe_acls`).
+    // DescribeAclsResponse_parse): bob sees an empty list, not the rules. The door does send
+    // CLUSTER_AUTHORIZATION_FAILED (a_refused_describe_acls_carries_..., off the wire), and
+    // kafka-python shows it (security_acl.py, `bob_describe_acls`).
     assert_eq!(bob_described, Ok(Vec::new()), "nothing is shown to bob");
     let bob_created = blocking(move || bob_admin.create(&[rules[0]])).await;
     assert_eq!(
@@ -595,6 +596,72 @@ async fn librdkafka_manages_acls_and_each_resource_type_allows_one_principal_and
     server.stop().await.expect("stops");
 }
 
+/// A refused DescribeAcls carries its error at every version brook serves (1-3), as Kafka
+/// answers it (`DescribeAclsRequest.getErrorResponse`): the top-level error code
+/// CLUSTER_AUTHORIZATION_FAILED, the door's message, no resources. Read off the wire here,
+/// because librdkafka 2.12 (which sends v1) parses that code and then drops it: its
+/// `rd_kafka_DescribeAclsResponse_parse` reports success with an empty list (the librdkafka
+/// test above); kafka-python (v3) raises it (the kafka-python test below).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_describe_acls_carries_cluster_authorization_failed_at_every_version() {
+    use brook_broker::auth::{AclBinding, Operation, PatternType, Permission, ResourceType};
+    use kafka_protocol::error::ResponseError;
+    use kafka_protocol::messages::{ApiKey, DescribeAclsRequest, DescribeAclsResponse};
+    use kafka_support::raw::Raw;
+
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    create_users(&data).await;
+    let server = start(&data).await;
+    let rule = AclBinding {
+        resource_type: ResourceType::Topic,
+        resource_name: "orders".into(),
+        pattern_type: PatternType::Literal,
+        principal: "User:alice".into(),
+        host: "*".into(),
+        operation: Operation::Read,
+        permission: Permission::Allow,
+    };
+    let auth = server.auth().expect("on").clone();
+    auth.create_acls(vec![rule]).await.expect("ACL");
+    // Every rule: resource type, pattern type, operation and permission "any" (code 1), no
+    // name, principal or host filter (null).
+    let every = DescribeAclsRequest::default()
+        .with_resource_type_filter(1)
+        .with_resource_name_filter(None)
+        .with_pattern_type_filter(1)
+        .with_principal_filter(None)
+        .with_host_filter(None)
+        .with_operation(1)
+        .with_permission_type(1);
+    let addr = server.addr(DoorKind::Kafka).expect("on");
+    for version in 1..=3 {
+        let mut bob = Raw::connect_to(addr).await;
+        assert_eq!(bob.sasl_plain("bob", "bob-pw").await.error_code, 0);
+        let refused: DescribeAclsResponse = bob.call(ApiKey::DescribeAcls, version, &every).await;
+        assert_eq!(
+            refused.error_code,
+            ResponseError::ClusterAuthorizationFailed.code(),
+            "v{version}"
+        );
+        assert_eq!(
+            refused.error_message.as_deref(),
+            Some("not authorized: ACLs need Describe on the cluster"),
+            "v{version}"
+        );
+        assert!(refused.resources.is_empty(), "v{version}");
+
+        let mut admin = Raw::connect_to(addr).await;
+        assert_eq!(admin.sasl_plain("admin", "admin-pw").await.error_code, 0);
+        let shown: DescribeAclsResponse = admin.call(ApiKey::DescribeAcls, version, &every).await;
+        assert_eq!(shown.error_code, 0, "v{version}");
+        let names: Vec<&str> = shown.resources.iter().map(|r| &*r.resource_name).collect();
+        assert_eq!(names, ["orders"], "v{version}");
+    }
+    drop(auth);
+    server.stop().await.expect("stops");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_python_manages_acls_with_its_admin_client_and_is_refused_without_one() {
     let dir = tempfile::tempdir().expect("dir");
@@ -621,9 +688,13 @@ async fn kafka_python_manages_acls_with_its_admin_client_and_is_refused_without_
     assert_eq!(step("created")["errors"], serde_json::json!([]));
     assert_eq!(step("described")["count"], 2);
     assert_eq!(step("produced")["ok"], true);
-    assert_eq!(
-        step("bob_describe_acls")["error"],
-        "ClusterAuthorizationFailedError"
+    // kafka-python (DescribeAcls v3) shows the top-level error code and the door's message.
+    let bob_described = step("bob_describe_acls");
+    assert_eq!(bob_described["error"], "ClusterAuthorizationFailedError");
+    let message = bob_described["message"].as_str().expect("a message");
+    assert!(
+        message.contains("ACLs need Describe on the cluster"),
+        "{message}"
     );
     assert_eq!(
         step("bob_create_acls")["error"],

@@ -55,7 +55,7 @@ try:
     bob.describe_acls(every)
     emit(step="bob_describe_acls", error=None)
 except KafkaError as e:
-    emit(step="bob_describe_acls", error=type(e).__name__)
+    emit(step="bob_describe_acls", error=type(e).__name__, message=str(e))
 refused = bob.create_acls([acls[0]])
 emit(step="bob_create_acls", error=refused["failed"][0].__name__ if refused["failed"] else None)
 bob.close()
