@@ -29,15 +29,29 @@ use security_support::TestCa;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Creates the users the tests log in as, offline, as `brook user create --data-dir` does.
+/// The store is open, and locked, only while no sibling test starts a child process
+/// ([`python::SPAWNING`]): a child started meanwhile would keep the lock past the drop, and the
+/// server would find the store "locked by a running broker" (seen once in 15 loaded runs).
 async fn create_users(data_dir: &Path) {
-    let auth = Auth::open(data_dir, AuthConfig::default())
-        .await
-        .expect("security store opens");
-    auth.create_user("alice", b"alice-secret")
-        .await
-        .expect("alice");
-    auth.create_user("bob", b"bob-secret").await.expect("bob");
-    // Dropped here: the store's lock is released for the server.
+    let data_dir = data_dir.to_path_buf();
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let _no_spawns = python::SPAWNING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        runtime.block_on(async {
+            let auth = Auth::open(&data_dir, AuthConfig::default())
+                .await
+                .expect("security store opens");
+            auth.create_user("alice", b"alice-secret")
+                .await
+                .expect("alice");
+            auth.create_user("bob", b"bob-secret").await.expect("bob");
+            // Dropped here, before the guard: the store's lock is released for the server.
+        })
+    })
+    .await
+    .expect("users task");
 }
 
 /// A server with authentication on, every door on a loopback port, and TLS from `ca` when

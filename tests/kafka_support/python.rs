@@ -14,7 +14,8 @@
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, PoisonError};
 
 /// The kafka-python release the tests run against.
 pub(crate) const KAFKA_PYTHON: &str = "kafka-python==3.0.12";
@@ -58,9 +59,16 @@ pub(crate) fn python() -> PathBuf {
 /// Runs `tests/python/<script>` with `BOOTSTRAP` set and `args`; returns its output, asserting
 /// it exited 0 (stdout and stderr are shown when it did not).
 pub(crate) fn run_script(script: &str, bootstrap: &str, args: &[&str]) -> Output {
-    let output = script_command(script, bootstrap, args)
-        .output()
-        .expect("start python");
+    let child = {
+        let _spawning = SPAWNING.lock().unwrap_or_else(PoisonError::into_inner);
+        script_command(script, bootstrap, args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start python")
+    };
+    let output = child.wait_with_output().expect("python's output");
     assert!(
         output.status.success(),
         "{script} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
@@ -70,6 +78,13 @@ pub(crate) fn run_script(script: &str, bootstrap: &str, args: &[&str]) -> Output
     );
     output
 }
+
+/// Held while [`run_script`] starts its child. From fork to exec a child holds a copy of every
+/// descriptor of the test process, `flock`ed files included, so a lock a sibling test has just
+/// dropped can outlive its drop by that window. A test that opens a store and drops it for a
+/// server to open next (the offline `brook user create` before `Server::start`) holds this
+/// meanwhile, so no child can keep that store locked under the server.
+pub(crate) static SPAWNING: Mutex<()> = Mutex::new(());
 
 /// The command that runs `tests/python/<script>`, for tests that need to start it in the
 /// background or expect it to fail.
