@@ -277,6 +277,13 @@ async fn three_responders_share_the_calls_and_a_dying_one_hands_its_share_over()
     assert!(a_handled.load(Ordering::SeqCst) > 0 && c_handled.load(Ordering::SeqCst) > 0);
     let held_by_b = b_handled.load(Ordering::SeqCst);
     assert_eq!(held_by_b, 20, "b owns two of six partitions");
+    // a's and c's replies all appended before b leaves: the rebalance may move their
+    // partitions too, and a request whose handler ran but whose reply was not in yet would be
+    // handled again by the new owner (at least once, by design).
+    eventually("a's and c's 40 calls answered", || {
+        calls.iter().filter(|call| call.is_finished()).count() == 40
+    })
+    .await;
 
     b.abort();
     let mut by = HashMap::new();
@@ -524,6 +531,66 @@ async fn a_reply_written_by_hand_is_ignored_and_malformed_replies_are_dropped() 
     let reply = broker.call("lookups", lookup()).await.expect("reply");
     assert_eq!(reply.value.as_deref(), Some(&b"K"[..]));
     assert_eq!(broker.reqreply_stats().unbound_replies, 1);
+}
+
+/// The reply topic's follower skips the replies its responders already handed over, and still
+/// reads every other record between them: stray replies written in between are each counted
+/// once, no reply counts twice, and every reply can be fetched by id afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reply_follower_skips_what_was_handed_over_and_reads_the_rest() {
+    const CALLS: usize = 200;
+    const STRAYS: usize = 40;
+    let broker = broker_with("echo", 1).await;
+    let (_responder, handled) = spawn_upper(&broker, "echo", "r");
+    // Started before the strays, so request-reply (and the reply topic) exist.
+    broker
+        .call("echo", call("first"))
+        .await
+        .expect("first call");
+    let strays = {
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            for i in 0..STRAYS {
+                // A reply without a correlation id, between the responder's replies.
+                let stray = ProduceRecord::value(format!("stray {i}"));
+                broker.produce(REPLIES, vec![stray]).await.expect("stray");
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let calls: Vec<_> = (0..CALLS)
+        .map(|i| {
+            let broker = broker.clone();
+            let request = call(&format!("v{i}")).with_correlation_id(id(&format!("echo-{i}")));
+            tokio::spawn(async move { broker.call("echo", request).await })
+        })
+        .collect();
+    for (i, call) in calls.into_iter().enumerate() {
+        let reply = call.await.expect("task").expect("reply");
+        assert_eq!(reply.value, Some(Bytes::from(format!("V{i}"))));
+    }
+    strays.await.expect("strays");
+    eventually("every stray read and counted", || {
+        broker.reqreply_stats().malformed_replies == STRAYS as u64
+    })
+    .await;
+    // The reply topic holds the replies and the strays, nothing more.
+    assert_eq!(
+        end_offset(&broker, REPLIES).await,
+        (CALLS + STRAYS + 1) as u64
+    );
+    let stats = broker.reqreply_stats();
+    assert_eq!(stats.malformed_replies, STRAYS as u64, "{stats:?}");
+    assert_eq!(stats.duplicate_replies, 0, "{stats:?}");
+    assert_eq!(stats.unbound_replies, 0, "{stats:?}");
+    assert_eq!(handled.load(Ordering::SeqCst), CALLS + 1);
+    for i in 0..CALLS {
+        let reply = broker
+            .reply("echo", &id(&format!("echo-{i}")), Duration::ZERO)
+            .await
+            .expect("indexed");
+        assert_eq!(reply.value, Some(Bytes::from(format!("V{i}"))));
+    }
 }
 
 #[tokio::test]

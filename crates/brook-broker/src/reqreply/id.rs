@@ -30,8 +30,13 @@ pub struct CorrelationId(Bytes);
 
 impl CorrelationId {
     /// A new random id: a UUID v4's 16 bytes, as Spring's `ReplyingKafkaTemplate` makes them.
+    /// The bytes come from the thread's CSPRNG (`rand::rng`, seeded from the OS), not from a
+    /// system call per id.
     pub fn random() -> Self {
-        Self(Bytes::copy_from_slice(uuid::Uuid::new_v4().as_bytes()))
+        let mut bytes = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+        let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
+        Self(Bytes::copy_from_slice(uuid.as_bytes()))
     }
 
     /// An id from its bytes: 1 to [`CORRELATION_ID_BYTES_MAX`] of them.

@@ -10,13 +10,16 @@
 //! task per reply partition follows it. On the local log the task is woken by the partition's
 //! high-watermark channel; on a cluster it long-polls with fetches. Either way it holds only a
 //! weak reference to the backend between reads, so dropping the last handle still closes it
-//! (and removes an ephemeral directory).
+//! (and removes an ephemeral directory). A reply appended by one of this backend's responders
+//! reaches its caller as soon as it is appended, and the follower then skips that one record's
+//! batch without decoding it; it decodes everything else it passes.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use brook_log::batch::{BatchHeader, Batches};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
@@ -35,6 +38,8 @@ use crate::types::{ConsumerRecord, NewTopic, OffsetSpec};
 const READ_BYTES: usize = 1 << 20;
 /// How long one long poll of a cluster's reply partition waits for the next reply.
 const FOLLOW_WAIT: Duration = Duration::from_secs(1);
+/// The most replies noted as delivered and not yet passed by the follower ([`Live::delivered`]).
+const DELIVERED_MAX: usize = 1 << 16;
 
 /// A backend's request-reply state: started on first use. A backend other than the local log
 /// keeps one of its own ([`Cluster::reqreply_hub`]).
@@ -83,6 +88,9 @@ pub(crate) struct Live {
     scanning: tokio::sync::Mutex<()>,
     /// Set when the reply topic went away: the next use starts over.
     dead: AtomicBool,
+    /// Replies handed to their callers straight from their append ([`Live::delivered`]),
+    /// which the reply topic's follower need not decode again.
+    delivered: Mutex<HashSet<(u32, u64)>>,
 }
 
 impl Live {
@@ -142,6 +150,27 @@ impl Live {
                 );
             }
         }
+    }
+
+    /// Notes that the reply at `partition`-`offset` was indexed and handed to its callers as
+    /// it was appended ([`Live::reply_seen`] by its responder), so the follower skips it.
+    /// Bounded: past [`DELIVERED_MAX`] unread notes (a follower that stopped) it forgets them
+    /// all, and the follower then reads those replies again, finding them known.
+    pub(crate) fn delivered(&self, partition: u32, offset: u64) {
+        let mut delivered = self.delivered.lock();
+        if delivered.len() >= DELIVERED_MAX {
+            delivered.clear();
+        }
+        delivered.insert((partition, offset));
+    }
+
+    /// Whether the follower may skip the reply batch `header` of `partition`: a lone record
+    /// already delivered (forgotten here once skipped).
+    fn skips(&self, partition: u32, header: &BatchHeader) -> bool {
+        header.records_count == 1
+            && !header.is_control()
+            && u64::try_from(header.base_offset)
+                .is_ok_and(|offset| self.delivered.lock().remove(&(partition, offset)))
     }
 
     /// Tells every waiting call that no reply will come, and makes the next use start over.
@@ -459,6 +488,7 @@ impl Backend {
             scanned: Mutex::new(HashSet::new()),
             scanning: tokio::sync::Mutex::new(()),
             dead: AtomicBool::new(false),
+            delivered: Mutex::new(HashSet::new()),
         });
         for partition in 0..partitions {
             let mut position = self.window_start(name, partition).await?;
@@ -503,8 +533,8 @@ impl Backend {
                         .read_log(
                             (topic, partition),
                             position,
-                            READ_BYTES,
-                            Duration::ZERO,
+                            (READ_BYTES, Duration::ZERO),
+                            |_| false,
                             |record| request_seen(live, &name, record),
                         )
                         .await?;
@@ -550,24 +580,24 @@ impl Backend {
         self.read_log(
             (&live.reply_topic, partition),
             position,
-            READ_BYTES,
-            wait,
+            (READ_BYTES, wait),
+            |header| live.skips(partition, header),
             |record| live.reply_seen(record),
         )
         .await
     }
 
     /// Reads whatever is at `position` in `topic`-`partition` (up to `max_bytes`, but at least
-    /// one batch), waiting up to `wait` when there is nothing yet, hands each record to `seen`,
-    /// and returns the next position. A position that retention removed moves to the log
-    /// start.
+    /// one batch), waiting up to `wait` when there is nothing yet, hands each record to `seen`
+    /// except those of the batches `skip` picks (never decoded), and returns the next position.
+    /// A position that retention removed moves to the log start.
     async fn read_log(
         &self,
         (topic, partition): (&str, u32),
         position: u64,
-        max_bytes: usize,
-        wait: Duration,
-        seen: impl FnMut(ConsumerRecord),
+        (max_bytes, wait): (usize, Duration),
+        mut skip: impl FnMut(&BatchHeader) -> bool,
+        mut seen: impl FnMut(ConsumerRecord),
     ) -> Result<u64> {
         let fetched = match self
             .fetch(topic, partition, position, max_bytes, wait)
@@ -579,8 +609,37 @@ impl Backend {
             }) if position < log_start_offset => return Ok(log_start_offset),
             Err(e) => return Err(e),
         };
-        let next = crate::fetch::next_offset(&fetched.batches).unwrap_or(position);
-        fetched.records()?.into_iter().for_each(seen);
+        let bytes = &fetched.batches;
+        let next = crate::fetch::next_offset(bytes).unwrap_or(position);
+        let name: Arc<str> = Arc::from(topic);
+        let mut batches = Batches::new(bytes);
+        let mut at = 0;
+        // Each run of batches between skipped ones is decoded; from a damaged batch on, the
+        // rest is decoded whole, so the error is the one any reader gets.
+        while at < bytes.len() {
+            let (mut end, mut skipped) = (at, 0);
+            for batch in batches.by_ref() {
+                let Ok(batch) = batch else {
+                    end = bytes.len();
+                    break;
+                };
+                if skip(&batch.header) {
+                    skipped = batch.bytes.len();
+                    break;
+                }
+                end = batch.position + batch.bytes.len();
+            }
+            if end > at {
+                let run = bytes.slice(at..end);
+                crate::fetch::decode_records(&name, partition, &run, position, &fetched.aborted)?
+                    .into_iter()
+                    .for_each(&mut seen);
+            }
+            if end == at && skipped == 0 {
+                break;
+            }
+            at = end + skipped;
+        }
         Ok(next)
     }
 
@@ -613,8 +672,8 @@ impl Backend {
             .read_log(
                 (&live.reply_topic, at.partition),
                 at.offset,
-                1,
-                Duration::ZERO,
+                (1, Duration::ZERO),
+                |_| false,
                 |record| {
                     if record.offset == at.offset {
                         found = Some(record);

@@ -303,9 +303,9 @@ impl Replier {
         // reply topic's reader gets to it (which then finds it known).
         if **reply_topic == *self.shared.live.reply_topic {
             if let Some(at) = produced.records.first() {
-                self.shared
-                    .live
-                    .reply_seen(appended(&self.shared.live.reply_topic, record, at));
+                let live = &self.shared.live;
+                live.reply_seen(appended(&live.reply_topic, record, at));
+                live.delivered(at.partition, at.offset);
             }
         }
         Ok(())
