@@ -52,7 +52,13 @@ impl BatchBuilder {
     /// An empty batch whose records will be compressed with `compression`. The base timestamp
     /// is the first record's, as in Kafka's Java producer.
     pub fn new(compression: Compression) -> Self {
-        let mut buf = BytesMut::with_capacity(HEADER_LEN + 1024);
+        Self::new_in(compression, BytesMut::with_capacity(HEADER_LEN + 1024))
+    }
+
+    /// [`BatchBuilder::new`], building into `buf` (emptied first): a producer hands back the
+    /// buffer of a batch it sent, so the next batch reuses its memory instead of a fresh one.
+    pub fn new_in(compression: Compression, mut buf: BytesMut) -> Self {
+        buf.clear();
         buf.put_bytes(0, HEADER_LEN);
         Self {
             compression,

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use brook_batch::{BatchError, BatchHeader, Compression, RecordRef};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::record::{ConsumerRecord, ProducerRecord};
 
@@ -28,7 +28,16 @@ pub(crate) struct BatchBuilder {
 impl BatchBuilder {
     /// An empty batch with room for `capacity` bytes of records.
     pub(crate) fn new(capacity: usize) -> Self {
-        let mut inner = brook_batch::BatchBuilder::new(Compression::None);
+        Self::new_in(
+            BytesMut::with_capacity(brook_batch::HEADER_LEN + capacity),
+            capacity,
+        )
+    }
+
+    /// [`BatchBuilder::new`] in `buf`, the buffer of a batch sent before (emptied first, grown
+    /// to `capacity` if smaller): its memory is reused instead of a fresh allocation.
+    pub(crate) fn new_in(buf: BytesMut, capacity: usize) -> Self {
+        let mut inner = brook_batch::BatchBuilder::new_in(Compression::None, buf);
         inner.reserve(capacity);
         BatchBuilder { inner }
     }

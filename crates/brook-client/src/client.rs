@@ -36,6 +36,8 @@ pub const RESPONSE_BYTES_MAX: usize = 256 << 20;
 #[derive(Debug, Clone)]
 pub struct Client {
     grpc: BrookClient<Channel>,
+    /// The same connection, for the producer's `ProduceStream`, whose requests it frames itself.
+    channel: Channel,
     url: Arc<str>,
 }
 
@@ -115,9 +117,11 @@ impl Client {
                 reason: innermost_reason(&source),
                 source,
             })?;
-        let grpc = BrookClient::new(channel).max_decoding_message_size(RESPONSE_BYTES_MAX);
+        let grpc =
+            BrookClient::new(channel.clone()).max_decoding_message_size(RESPONSE_BYTES_MAX);
         Ok(Client {
             grpc,
+            channel,
             url: url.into(),
         })
     }
@@ -130,6 +134,11 @@ impl Client {
     /// The generated tonic client on this connection, for calls this crate does not wrap.
     pub fn grpc(&self) -> BrookClient<Channel> {
         self.grpc.clone()
+    }
+
+    /// The connection itself, for calls framed by hand (the producer's `ProduceStream`).
+    pub(crate) fn channel(&self) -> &Channel {
+        &self.channel
     }
 
     /// Topic and group administration.

@@ -438,3 +438,83 @@ async fn send_batch_reports_a_refused_batch_and_stores_the_others() {
     assert_eq!(stored(&h, "t", 0, 1).await[0].1, "a");
     assert_eq!(stored(&h, "t", 1, 1).await[0].1, "b");
 }
+
+/// Values no two rounds share, so a byte left over from an earlier batch shows.
+fn round_values(round: u8, count: usize, len: usize) -> Vec<ProducerRecord> {
+    (0..count)
+        .map(|i| {
+            let value: Vec<u8> = (0..len)
+                .map(|at| (at as u8) ^ (i as u8).wrapping_mul(31) ^ round.wrapping_mul(101))
+                .collect();
+            ProducerRecord::value(value).with_partition(0)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn batches_built_in_reused_buffers_store_exactly_the_records_sent() {
+    let h = Harness::start().await;
+    h.topic("reuse", 1).await;
+    let mut config = ProducerConfig::default();
+    // Room for the refused record's buffer among the kept ones (twice this).
+    config.batch_bytes_max = 4 << 20;
+    let producer = h.client.producer(config).expect("producer");
+
+    // Each round is one batch (the flush seals it), built in the buffer of the one before once
+    // that is answered: a large one, a smaller one, one larger than every buffer so far, one
+    // refused by the server (over the topic's 1 MiB), and two after the refusal.
+    let rounds = [
+        (40, 3000),
+        (5, 10),
+        (600, 1500),
+        (1, 2 << 20),
+        (3, 7),
+        (300, 1000),
+    ];
+    let mut expected = Vec::new();
+    for (round, (count, len)) in rounds.into_iter().enumerate() {
+        let records = round_values(round as u8, count, len);
+        let delivery = producer
+            .send_batch("reuse", &records)
+            .await
+            .expect("accepted");
+        soon(producer.flush()).await.expect("flush");
+        let outcome = soon(delivery).await;
+        if len > 1 << 20 {
+            let err = outcome.expect_err("over the topic's max.message.bytes");
+            assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+            continue;
+        }
+        let positions = outcome.expect("stored");
+        assert_eq!(positions.len(), count);
+        expected.extend(records.into_iter().map(|r| r.value.expect("value")));
+    }
+
+    let mut stored = Vec::new();
+    while stored.len() < expected.len() {
+        let fetched = h
+            .client
+            .fetch(FetchRequest::new("reuse", 0, stored.len() as u64))
+            .await
+            .expect("fetch");
+        assert!(
+            !fetched.records.is_empty(),
+            "{} of {} stored",
+            stored.len(),
+            expected.len()
+        );
+        for record in fetched.records {
+            assert_eq!(record.offset, stored.len() as u64, "offsets without a gap");
+            stored.push(record.value.expect("value"));
+        }
+    }
+    assert_eq!(stored.len(), expected.len());
+    for (offset, (got, sent)) in stored.iter().zip(&expected).enumerate() {
+        assert!(
+            got == sent,
+            "record {offset}: {} B stored, {} B sent",
+            got.len(),
+            sent.len()
+        );
+    }
+}

@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use brook_proto::v1;
+use bytes::BytesMut;
 
 use super::ack::{AckSender, Delivery, Reply};
 use crate::batch::BatchBuilder;
@@ -85,10 +86,19 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
-    fn new(topic: Arc<str>, partition: Option<u32>, capacity: usize, now: Instant) -> Self {
-        let content = match partition {
-            Some(_) => Content::Batch(BatchBuilder::new(capacity)),
-            None => Content::Records(Vec::new()),
+    /// An empty batch; a partition's is built in `spare` (a buffer of a batch sent before)
+    /// when there is one.
+    fn new(
+        topic: Arc<str>,
+        partition: Option<u32>,
+        capacity: usize,
+        now: Instant,
+        spare: Option<BytesMut>,
+    ) -> Self {
+        let content = match (partition, spare) {
+            (Some(_), Some(buf)) => Content::Batch(BatchBuilder::new_in(buf, capacity)),
+            (Some(_), None) => Content::Batch(BatchBuilder::new(capacity)),
+            (None, _) => Content::Records(Vec::new()),
         };
         Batch {
             topic,
@@ -221,6 +231,8 @@ pub(crate) struct Accumulator {
     /// Bytes a new batch's buffer starts with: the size of the last batch sent (so a busy
     /// producer's buffers do not regrow as records arrive), small until one is.
     batch_capacity: usize,
+    /// Buffers of answered batches, for new batches to build in (see [`Accumulator::recycle`]).
+    spares: Vec<BytesMut>,
 }
 
 /// The accumulator's maps, looked up once per record: hashed with FNV-1a, which costs a few
@@ -251,6 +263,9 @@ impl Hasher for Fnv {
 
 /// A new batch buffer's first capacity before any batch has filled up.
 const BATCH_CAPACITY_FIRST: usize = 16 << 10;
+/// Buffers of answered batches kept for new ones. A busy producer's batches are answered about
+/// as fast as new ones start, so a few are enough; what is past them is freed.
+const SPARES_MAX: usize = 4;
 
 impl Accumulator {
     pub(super) fn new(linger: Duration, batch_bytes_max: usize, sticky_seed: u32) -> Self {
@@ -264,6 +279,26 @@ impl Accumulator {
             next_topic_id: 0,
             sticky_seed,
             batch_capacity: BATCH_CAPACITY_FIRST.min(batch_bytes_max),
+            spares: Vec::new(),
+        }
+    }
+
+    /// Takes back the buffer of a batch that was sent and answered (no one else holds it), so
+    /// a new batch builds in its memory: a fresh buffer of a batch's size costs a page fault
+    /// every 4 KiB as it fills. Kept only up to [`SPARES_MAX`] buffers, and only one no larger
+    /// than twice a full batch (one record alone past the limit can be far larger).
+    pub(super) fn recycle(&mut self, buf: BytesMut) {
+        let largest = 2 * self.batch_bytes_max.max(BATCH_CAPACITY_FIRST) + brook_batch::HEADER_LEN;
+        if self.spares.len() < SPARES_MAX && buf.capacity() <= largest {
+            self.spares.push(buf);
+        }
+    }
+
+    /// A flush covers every record held: the batches they are in take no more records, so what
+    /// the flush waits for leaves as it is, and records sent after it start new batches.
+    pub(super) fn seal(&mut self) {
+        for batch in self.queues.values_mut().filter_map(VecDeque::back_mut) {
+            batch.full = true;
         }
     }
 
@@ -338,7 +373,8 @@ impl Accumulator {
                 .batch_capacity
                 .max(encoded)
                 .min(layout.message_bytes_max);
-            let batch = Batch::new(Arc::clone(name), Some(partition), capacity, now());
+            let spare = self.spares.pop();
+            let batch = Batch::new(Arc::clone(name), Some(partition), capacity, now(), spare);
             queue.push_back(batch);
             wake = Wake::Task;
         }
@@ -472,7 +508,7 @@ impl Accumulator {
             ..
         }) = self.topics.get_mut(&**topic)
         {
-            let mut probe = Batch::new(Arc::clone(topic), None, 0, now);
+            let mut probe = Batch::new(Arc::clone(topic), None, 0, now, None);
             for entry in std::mem::take(entries) {
                 probe.push_probe(entry);
             }
@@ -639,6 +675,101 @@ mod tests {
     fn ids(batch: &Batch) -> Vec<u64> {
         let first = batch.first_id.unwrap_or_default();
         (first..first + u64::from(batch.count)).collect()
+    }
+
+    /// Finishes a popped batch as the pipeline sends it.
+    fn finish(batch: Batch) -> Bytes {
+        match batch.content {
+            Content::Batch(builder) => builder.finish().expect("built"),
+            Content::Records(_) => panic!("a routed batch is encoded"),
+        }
+    }
+
+    /// The values of a finished batch, read back through the consumer's decoder.
+    fn values(sent: &Bytes) -> Vec<Bytes> {
+        let mut records = crate::batch::Records::new("t".into(), 0, sent.clone(), 0);
+        let mut values = Vec::new();
+        while let Some(record) = records.next_record().expect("valid") {
+            values.push(record.value.expect("value"));
+        }
+        values
+    }
+
+    fn valued(value: Vec<u8>) -> ProducerRecord {
+        ProducerRecord {
+            value: Some(Bytes::from(value)),
+            timestamp_ms: Some(1),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_flush_seals_the_batches_it_covers() {
+        let now = Instant::now();
+        let mut acc = Accumulator::new(Duration::from_secs(60), 1000, 0);
+        let t: Arc<str> = "t".into();
+        acc.on_partitions(&t, 1, None, now);
+        append(&mut acc, "t", record(None, "a"), now);
+        acc.seal();
+        append(&mut acc, "t", record(None, "b"), now);
+        let first = acc.pop_sendable(now, 1, false).expect("flushed");
+        assert_eq!(
+            ids(&first),
+            [0],
+            "the record after the flush starts a new batch"
+        );
+        assert!(
+            acc.pop_sendable(now, 1, false).is_none(),
+            "not covered by the flush"
+        );
+    }
+
+    #[test]
+    fn a_recycled_buffer_builds_the_next_batch_with_only_its_records() {
+        let now = Instant::now();
+        let mut acc = Accumulator::new(Duration::ZERO, 1 << 20, 0);
+        let t: Arc<str> = "t".into();
+        acc.on_partitions(&t, 1, None, now);
+        let place = |acc: &mut Accumulator, value: Vec<u8>| {
+            acc.place("t", Cow::Owned(valued(value)), 1, 10, || now);
+        };
+        // A batch of large records, sent and answered: its buffer comes back.
+        for i in 0..8u8 {
+            place(&mut acc, vec![i; 1000]);
+        }
+        let sent = finish(acc.pop_sendable(now, 0, false).expect("batch"));
+        let first_buffer = sent.as_ptr();
+        acc.recycle(sent.try_into_mut().expect("unique once answered"));
+
+        // A smaller batch is built in the same memory, and holds only its own records.
+        place(&mut acc, b"small".to_vec());
+        let small = finish(acc.pop_sendable(now, 0, false).expect("batch"));
+        assert_eq!(small.as_ptr(), first_buffer, "built in the recycled buffer");
+        assert_eq!(values(&small), [Bytes::from_static(b"small")]);
+        acc.recycle(small.try_into_mut().expect("unique"));
+
+        // A batch larger than the recycled buffer grows it and is whole.
+        let large: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i.wrapping_mul(7); 3000]).collect();
+        for value in &large {
+            place(&mut acc, value.clone());
+        }
+        let grown = finish(acc.pop_sendable(now, 0, false).expect("batch"));
+        assert_eq!(values(&grown), large);
+    }
+
+    #[test]
+    fn only_a_few_buffers_of_batch_size_are_kept() {
+        let mut acc = Accumulator::new(Duration::ZERO, 1 << 20, 0);
+        for _ in 0..SPARES_MAX + 2 {
+            acc.recycle(BytesMut::with_capacity(1 << 20));
+        }
+        assert_eq!(acc.spares.len(), SPARES_MAX);
+        acc.spares.clear();
+        acc.recycle(BytesMut::with_capacity(16 << 20));
+        assert!(
+            acc.spares.is_empty(),
+            "one record alone past the limit is not kept"
+        );
     }
 
     #[test]

@@ -35,6 +35,7 @@
 mod accumulator;
 mod ack;
 mod pipeline;
+mod wire;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -360,7 +361,8 @@ impl Producer {
     }
 
     /// Sends every record accepted so far at once (without waiting for linger) and waits until
-    /// each has its answer.
+    /// each has its answer. The batches holding them take no more records: records sent after
+    /// the flush start new batches.
     pub async fn flush(&self) -> Result<()> {
         let shared = &self.handle.shared;
         let (done, wait) = oneshot::channel();
@@ -370,6 +372,7 @@ impl Producer {
                 return Err(ClientError::ProducerClosed);
             }
             let mark = state.accumulator.next_id();
+            state.accumulator.seal();
             state.flushes.push((mark, done));
         }
         shared.task.notify_one();

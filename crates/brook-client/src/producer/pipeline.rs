@@ -14,15 +14,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use brook_proto::v1;
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Status, Streaming};
 
 use super::accumulator::{Batch, Content, Forward};
 use super::ack::{AckSender, Failure, OPERATION};
+use super::wire::{self, Framed};
 use super::{ProducerConfig, Shared};
 use crate::client::{positions, Client};
 use crate::error::Result;
@@ -39,11 +40,14 @@ struct InFlight {
     bytes: usize,
     ack: AckSender,
     forwarded: Vec<Forward>,
+    /// The encoded batch sent (shared with the request): once answered, no one else holds it
+    /// and its buffer goes back to the accumulator for a new batch.
+    sent: Option<Bytes>,
 }
 
 /// The open `ProduceStream`.
 struct Stream {
-    requests: mpsc::Sender<v1::ProduceStreamRequest>,
+    requests: mpsc::Sender<Framed>,
     responses: Streaming<v1::ProduceStreamResponse>,
 }
 
@@ -206,6 +210,10 @@ impl Pipeline {
             (Content::Batch(_), None) => unreachable!("a probe is never encoded"),
             (Content::Records(records), _) => Ok((records, None)),
         };
+        let sent = match &encoded {
+            Ok((_, Some(raw_batch))) => Some(raw_batch.data.clone()),
+            _ => None,
+        };
         let in_flight = InFlight {
             topic,
             partition,
@@ -214,6 +222,7 @@ impl Pipeline {
             bytes,
             ack,
             forwarded,
+            sent,
         };
         let (records, raw_batch) = match encoded {
             Ok(encoded) => encoded,
@@ -225,12 +234,17 @@ impl Pipeline {
         };
         let sequence = self.next_sequence;
         self.next_sequence += 1;
-        let request = v1::ProduceStreamRequest {
-            sequence,
-            produce: Some(v1::ProduceRequest {
-                topic: in_flight.topic.to_string(),
-                records,
-                raw_batch,
+        let request = match raw_batch {
+            Some(v1::RawBatch { partition, data }) => {
+                Framed::raw_batch(sequence, &in_flight.topic, partition, data)
+            }
+            None => Framed::message(&v1::ProduceStreamRequest {
+                sequence,
+                produce: Some(v1::ProduceRequest {
+                    topic: in_flight.topic.to_string(),
+                    records,
+                    raw_batch: None,
+                }),
             }),
         };
         // The channel holds as many requests as may be in flight, so it is never full; an
@@ -246,17 +260,12 @@ impl Pipeline {
         self.in_flight.insert(sequence, in_flight);
     }
 
-    async fn open_stream(&mut self) -> Result<mpsc::Sender<v1::ProduceStreamRequest>, Failure> {
+    async fn open_stream(&mut self) -> Result<mpsc::Sender<Framed>, Failure> {
         if let Some(stream) = &self.stream {
             return Ok(stream.requests.clone());
         }
-        let (requests, outgoing) = mpsc::channel(self.requests_in_flight_max);
-        let responses = self
-            .client
-            .grpc()
-            .produce_stream(ReceiverStream::new(outgoing))
-            .await?
-            .into_inner();
+        let (requests, responses) =
+            wire::open(self.client.channel(), self.requests_in_flight_max).await?;
         self.stream = Some(Stream {
             requests: requests.clone(),
             responses,
@@ -317,11 +326,17 @@ impl Pipeline {
             bytes,
             ack,
             forwarded,
+            sent,
             ..
         } = request;
         let look_up_again = {
             let mut state = self.shared.state.lock();
             state.buffered_bytes -= bytes;
+            // Held by no one else once answered (or failed before it left), but checked: a
+            // request still queued on a broken stream may hold it; then it is simply freed.
+            if let Some(buf) = sent.and_then(|sent| sent.try_into_mut().ok()) {
+                state.accumulator.recycle(buf);
+            }
             if let Err(failure) = &outcome {
                 if failure.code() == Some(Code::NotFound) && partition.is_some() {
                     state.accumulator.forget(&topic);
