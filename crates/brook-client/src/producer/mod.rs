@@ -18,7 +18,9 @@
 //!    [`ProducerConfig::requests_in_flight_max`] requests awaiting their answers. The server
 //!    applies requests for one partition in the order they were sent, so records of a partition
 //!    keep the order of their `send` calls even with many requests in flight; while every slot
-//!    is taken, batches keep filling, so a busy producer sends fewer, larger requests.
+//!    is taken, batches keep filling, so a busy producer sends fewer, larger requests. A
+//!    request's batch goes to the socket without a copy (module `wire` frames the requests), and
+//!    once answered its buffer is reused for a new batch.
 //! 3. The task resolves each batch's answer once; every delivery of the batch reads its offset
 //!    from it (the batch's base offset plus the record's index).
 //!
