@@ -40,7 +40,12 @@ PLAIN_ADDR=${PLAIN_ADDR:-127.0.0.1:19301}
 TLS_ADDR=${TLS_ADDR:-127.0.0.1:19302}
 work=$(mktemp -d -t brook-tls-cpu-XXXXXX)
 PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    # The servers still write their data directories as they stop.
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+}
 trap cleanup EXIT
 
 # A CA and a server certificate it signs (tls-certs.sh).
