@@ -117,8 +117,7 @@ impl Client {
                 reason: innermost_reason(&source),
                 source,
             })?;
-        let grpc =
-            BrookClient::new(channel.clone()).max_decoding_message_size(RESPONSE_BYTES_MAX);
+        let grpc = BrookClient::new(channel.clone()).max_decoding_message_size(RESPONSE_BYTES_MAX);
         Ok(Client {
             grpc,
             channel,
