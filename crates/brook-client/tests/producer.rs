@@ -460,8 +460,8 @@ async fn batches_built_in_reused_buffers_store_exactly_the_records_sent() {
     config.batch_bytes_max = 4 << 20;
     let producer = h.client.producer(config).expect("producer");
 
-    // Each round is one batch (the flush seals it), built in the buffer of the one before once
-    // that is answered: a large one, a smaller one, one larger than every buffer so far, one
+    // Each round is one batch (answered before the next round starts), built in the buffer of
+    // the one before: a large one, a smaller one, one larger than every buffer so far, one
     // refused by the server (over the topic's 1 MiB), and two after the refusal.
     let rounds = [
         (40, 3000),

@@ -363,8 +363,10 @@ impl Producer {
     }
 
     /// Sends every record accepted so far at once (without waiting for linger) and waits until
-    /// each has its answer. The batches holding them take no more records: records sent after
-    /// the flush start new batches.
+    /// each has its answer. A batch already large when the flush is called takes no more
+    /// records (records sent after it start a new one); a small one may still take records
+    /// sent before it leaves, as in Kafka's producer, so a caller flushing after every record
+    /// still gets batches when the connection is busy.
     pub async fn flush(&self) -> Result<()> {
         let shared = &self.handle.shared;
         let (done, wait) = oneshot::channel();
