@@ -79,31 +79,11 @@ if [ "$STUNNEL" = 1 ]; then
     modes+=(c-ssl s-tls)
 fi
 
-work=$(mktemp -d -t brook-tls-bench-XXXXXX)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# The temporary directory, its cleanup, the certificates and `serve` (tls-common.sh).
+# shellcheck source=benches/tls-common.sh
+. "$(dirname "$0")/tls-common.sh"
+tls_setup brook-tls-bench
 
-# A CA and a server certificate it signs (tls-certs.sh).
-# shellcheck source=benches/tls-certs.sh
-. "$(dirname "$0")/tls-certs.sh"
-tls_certs "$work"
-
-serve() { # name addr extra-args...
-    local name=$1 addr=$2
-    shift 2
-    local doors=() other
-    for other in --grpc-addr --kafka-addr --http-addr; do
-        if [ "$other" = "$door" ]; then doors+=("$other" "$addr"); else doors+=("$other" off); fi
-    done
-    "$BROOK" serve --data-dir "$work/$name" "${doors[@]}" --log-level warn "$@" \
-        >"$work/$name.log" 2>&1 &
-    pids+=($!)
-}
 serve plain "$PLAIN_ADDR"
 serve tls "$TLS_ADDR" --tls-cert "$work/server.pem" --tls-key "$work/server.key"
 if [ "$STUNNEL" = 1 ]; then

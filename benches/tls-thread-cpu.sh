@@ -38,36 +38,15 @@ grpc) door=--grpc-addr WORKLOADS=${WORKLOADS:-produce consume} ;;
 esac
 PLAIN_ADDR=${PLAIN_ADDR:-127.0.0.1:19301}
 TLS_ADDR=${TLS_ADDR:-127.0.0.1:19302}
-work=$(mktemp -d -t brook-tls-cpu-XXXXXX)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    # The servers still write their data directories as they stop.
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# The temporary directory, its cleanup, the certificates and `serve` (tls-common.sh).
+# shellcheck source=benches/tls-common.sh
+. "$(dirname "$0")/tls-common.sh"
+tls_setup brook-tls-cpu
 
-# A CA and a server certificate it signs (tls-certs.sh).
-# shellcheck source=benches/tls-certs.sh
-. "$(dirname "$0")/tls-certs.sh"
-tls_certs "$work"
-
-serve() { # name addr extra-args...
-    local name=$1 addr=$2
-    shift 2
-    local doors=() other
-    for other in --grpc-addr --kafka-addr --http-addr; do
-        if [ "$other" = "$door" ]; then doors+=("$other" "$addr"); else doors+=("$other" off); fi
-    done
-    "$BROOK" serve --data-dir "$work/$name" "${doors[@]}" --metrics-addr off \
-        --log-level warn "$@" >"$work/$name.log" 2>&1 &
-    PIDS+=($!)
-}
 serve plain "$PLAIN_ADDR"
-PLAIN_PID=${PIDS[-1]}
+PLAIN_PID=${pids[-1]}
 serve tls "$TLS_ADDR" --tls-cert "$work/server.pem" --tls-key "$work/server.key"
-TLS_PID=${PIDS[-1]}
+TLS_PID=${pids[-1]}
 sleep 2
 
 # Until the bench ends, every 0.2 s one line per thread of the bench and of the server:
