@@ -75,18 +75,27 @@ pub fn route(
     let mut chosen = None;
     let mut by_partition: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for (i, record) in records.iter().enumerate() {
-        let partition = match (record.partition, &record.key) {
-            (Some(p), _) if p < partitions => p,
-            (Some(p), _) => return Err(p),
-            (None, Some(key)) => partition_for_key(key, partitions),
-            (None, None) => *chosen.get_or_insert_with(|| match keyless.take() {
-                Some(next) => next(),
-                None => 0,
-            }),
-        };
+        let partition = partition_of(record, partitions, || {
+            *chosen.get_or_insert_with(|| keyless.take().map_or(0, |next| next()))
+        })?;
         by_partition.entry(partition).or_default().push(i);
     }
     Ok(by_partition)
+}
+
+/// The partition of one record, as [`route`] places it: its own, else murmur2 of its key, else
+/// `keyless()`. `Err` names a partition the topic does not have.
+pub fn partition_of(
+    record: &crate::ProduceRecord,
+    partitions: u32,
+    keyless: impl FnOnce() -> u32,
+) -> Result<u32, u32> {
+    match (record.partition, &record.key) {
+        (Some(p), _) if p < partitions => Ok(p),
+        (Some(p), _) => Err(p),
+        (None, Some(key)) => Ok(partition_for_key(key, partitions)),
+        (None, None) => Ok(keyless()),
+    }
 }
 
 #[cfg(test)]

@@ -55,6 +55,21 @@ fn record_bytes(record: &ProduceRecord) -> usize {
             .sum::<usize>()
 }
 
+/// The bytes `record` adds to a batch (an upper bound); `TooLarge` when a batch of it alone
+/// would exceed `message_bytes_max`.
+fn fitting_record_bytes(record: &ProduceRecord, message_bytes_max: usize) -> Result<usize> {
+    let size = record_bytes(record);
+    if size > message_bytes_max.saturating_sub(brook_log::batch::HEADER_LEN) {
+        return Err(BrokerError::TooLarge {
+            what: "record",
+            size: size + brook_log::batch::HEADER_LEN,
+            max: message_bytes_max,
+            limit: "message_bytes_max",
+        });
+    }
+    Ok(size)
+}
+
 /// The records bound for one partition, as indexes into the request, cut into batches that
 /// each fit `message_bytes_max`.
 fn plan_batches(
@@ -67,15 +82,7 @@ fn plan_batches(
     let mut current: Vec<usize> = Vec::new();
     let mut current_bytes = 0;
     for &i in indexes {
-        let size = record_bytes(&records[i]);
-        if size > room {
-            return Err(BrokerError::TooLarge {
-                what: "record",
-                size: size + brook_log::batch::HEADER_LEN,
-                max: message_bytes_max,
-                limit: "message_bytes_max",
-            });
-        }
+        let size = fitting_record_bytes(&records[i], message_bytes_max)?;
         if current_bytes + size > room {
             batches.push(std::mem::take(&mut current));
             current_bytes = 0;
@@ -225,20 +232,57 @@ impl Broker {
             .and_then(|()| match self.topic(topic) {
                 Ok(handle) => self.queue_records(&handle, records, now).map(Early::Queued),
                 Err(BrokerError::UnknownTopic { .. }) if self.inner.config.auto_create_topics => {
-                    Ok(Early::NeedsTopic(records))
+                    Ok(Early::NeedsTopic((records, topic.to_owned())))
                 }
                 Err(e) => Err(e),
             });
-        let (broker, topic) = (self.clone(), topic.to_owned());
+        let broker = self.clone();
         async move {
             let queued = match early? {
                 Early::Queued(queued) => queued,
-                Early::NeedsTopic(records) => {
+                Early::NeedsTopic((records, topic)) => {
                     let handle = broker.topic_or_create(&topic).await?;
                     broker.queue_records(&handle, records, now)?
                 }
             };
             queued.finish().await
+        }
+    }
+
+    /// Appends one record to `topic`, as [`Broker::produce`] with a request of that record
+    /// alone (the same checks, routing, batch, ordering at call time and errors), and answers
+    /// with its position. The request-reply path calls it for each request and reply: it
+    /// skips the per-request bookkeeping a many-record produce needs.
+    pub fn produce_record(
+        &self,
+        topic: &str,
+        record: ProduceRecord,
+    ) -> impl Future<Output = Result<RecordPosition>> + Send + 'static {
+        let now = now_ms();
+        let early = self
+            .check_records(topic, std::slice::from_ref(&record))
+            .and_then(|()| match self.topic(topic) {
+                Ok(handle) => self.queue_record(&handle, &record, now).map(Early::Queued),
+                Err(BrokerError::UnknownTopic { .. }) if self.inner.config.auto_create_topics => {
+                    Ok(Early::NeedsTopic((record, topic.to_owned())))
+                }
+                Err(e) => Err(e),
+            });
+        let broker = self.clone();
+        async move {
+            let (partition, timestamp, receiver) = match early? {
+                Early::Queued(queued) => queued,
+                Early::NeedsTopic((record, topic)) => {
+                    let handle = broker.topic_or_create(&topic).await?;
+                    broker.queue_record(&handle, &record, now)?
+                }
+            };
+            let info = outcome(receiver).await?;
+            Ok(RecordPosition {
+                partition,
+                offset: info.base_offset,
+                timestamp,
+            })
         }
     }
 
@@ -266,15 +310,15 @@ impl Broker {
                     .queue_batch(&handle, partition, batch)
                     .map(Early::Queued),
                 Err(BrokerError::UnknownTopic { .. }) if self.inner.config.auto_create_topics => {
-                    Ok(Early::NeedsTopic(batch))
+                    Ok(Early::NeedsTopic((batch, topic.to_owned())))
                 }
                 Err(e) => Err(e),
             });
-        let (broker, topic) = (self.clone(), topic.to_owned());
+        let broker = self.clone();
         async move {
             let receiver = match early? {
                 Early::Queued(receiver) => receiver,
-                Early::NeedsTopic(batch) => {
+                Early::NeedsTopic((batch, topic)) => {
                     let handle = broker.topic_or_create(&topic).await?;
                     broker.queue_batch(&handle, partition, batch)?
                 }
@@ -318,6 +362,29 @@ impl Broker {
         })
     }
 
+    /// Routes, checks and encodes one record, then queues its batch: its partition, timestamp
+    /// and the receiver of its outcome. Nothing is queued unless the record is good.
+    fn queue_record(
+        &self,
+        handle: &TopicHandle,
+        record: &ProduceRecord,
+        now: i64,
+    ) -> Result<(u32, i64, oneshot::Receiver<Result<BatchAppended>>)> {
+        let partitions = handle.partition_count();
+        let partition = crate::partitioner::partition_of(record, partitions, || {
+            handle.cursor.next_partition(partitions)
+        })
+        .map_err(|partition| unknown_partition(handle, partition))?;
+        fitting_record_bytes(record, handle.topic.config().message_bytes_max)?;
+        let timestamp = record.timestamp.unwrap_or(now);
+        let builder = BatchBuilder::new(Compression::None);
+        let batch = build_batch(builder, std::slice::from_ref(record), &[0], &[timestamp])?;
+        refuse_keyless_batch(handle, partition, &batch)?;
+        let open = self.enter_produce()?;
+        let appender = &handle.partition(partition)?.appender;
+        Ok((partition, timestamp, appender.submit(batch, open)?))
+    }
+
     /// Queues one whole batch for `partition`.
     fn queue_batch(
         &self,
@@ -335,17 +402,22 @@ impl Broker {
 /// anything is queued: the log's own check (`validate_keyed`, which the append runs again)
 /// would otherwise refuse only that partition's batch while others were written.
 fn refuse_keyless(handle: &TopicHandle, built: &[(u32, Vec<usize>, BytesMut)]) -> Result<()> {
-    for (partition, _, batch) in built {
-        let log = &handle.partition(*partition)?.log;
-        if log.config().cleanup_policy.compacts() {
-            brook_log::batch::validate_keyed(batch, usize::MAX).map_err(|source| {
-                BrokerError::InvalidBatch {
-                    topic: handle.name.to_string(),
-                    partition: *partition,
-                    source,
-                }
-            })?;
-        }
+    built
+        .iter()
+        .try_for_each(|(partition, _, batch)| refuse_keyless_batch(handle, *partition, batch))
+}
+
+/// On a compacted topic, refuses `batch` for `partition` when a record of it lacks a key.
+fn refuse_keyless_batch(handle: &TopicHandle, partition: u32, batch: &[u8]) -> Result<()> {
+    let log = &handle.partition(partition)?.log;
+    if log.config().cleanup_policy.compacts() {
+        brook_log::batch::validate_keyed(batch, usize::MAX).map_err(|source| {
+            BrokerError::InvalidBatch {
+                topic: handle.name.to_string(),
+                partition,
+                source,
+            }
+        })?;
     }
     Ok(())
 }
@@ -356,11 +428,15 @@ fn route(handle: &TopicHandle, records: &[ProduceRecord]) -> Result<BTreeMap<u32
     crate::partitioner::route(records, partitions, || {
         handle.cursor.next_partition(partitions)
     })
-    .map_err(|partition| BrokerError::UnknownPartition {
+    .map_err(|partition| unknown_partition(handle, partition))
+}
+
+fn unknown_partition(handle: &TopicHandle, partition: u32) -> BrokerError {
+    BrokerError::UnknownPartition {
         topic: handle.name.to_string(),
         partition,
-        partitions,
-    })
+        partitions: handle.partition_count(),
+    }
 }
 
 #[cfg(test)]
@@ -383,6 +459,85 @@ mod tests {
         assert_eq!(cut.concat(), all, "order kept");
         let err = plan_batches(&records, &all, brook_log::batch::HEADER_LEN + 50).unwrap_err();
         assert!(matches!(err, BrokerError::TooLarge { what: "record", .. }));
+    }
+
+    /// `produce_record` routes, stamps and refuses as a one-record `produce` does, and leaves
+    /// nothing behind when it refuses.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_record_goes_where_a_one_record_produce_puts_it() {
+        let broker = Broker::ephemeral().await.expect("broker");
+        let mut topic = crate::NewTopic::new("t", 4);
+        topic.config.message_bytes_max = Some(1024);
+        broker.create_topic(topic).await.expect("create");
+        let records = [
+            ProduceRecord::keyed("k1", "a"),
+            ProduceRecord::keyed("k2", "b"),
+            ProduceRecord {
+                partition: Some(3),
+                ..ProduceRecord::value("c")
+            },
+            ProduceRecord {
+                timestamp: Some(42),
+                headers: vec![("h".into(), Bytes::from_static(b"x"))],
+                ..ProduceRecord::keyed("k3", "d")
+            },
+        ];
+        for record in records {
+            let many = broker
+                .produce("t", vec![record.clone()])
+                .await
+                .expect("produce");
+            let many = many.records[0];
+            let one = broker
+                .produce_record("t", record.clone())
+                .await
+                .expect("produce_record");
+            assert_eq!(one.partition, many.partition, "{record:?}");
+            assert_eq!(one.offset, many.offset + 1, "the next in its partition");
+            if let Some(ts) = record.timestamp {
+                assert_eq!(one.timestamp, ts);
+            }
+        }
+        let keyless = broker
+            .produce_record("t", ProduceRecord::value("e"))
+            .await
+            .expect("keyless");
+        assert!(keyless.partition < 4);
+        let ends = |broker: Broker| async move {
+            let mut ends = Vec::new();
+            for p in 0..4 {
+                let at = broker.list_offset("t", p, crate::OffsetSpec::Latest).await;
+                ends.push(at.expect("offset").offset);
+            }
+            ends
+        };
+        let before = ends(broker.clone()).await;
+        let out_of_range = ProduceRecord {
+            partition: Some(4),
+            ..ProduceRecord::value("x")
+        };
+        let err = broker.produce_record("t", out_of_range).await.unwrap_err();
+        assert!(
+            matches!(err, BrokerError::UnknownPartition { partition: 4, .. }),
+            "{err}"
+        );
+        let big = ProduceRecord::value(vec![0u8; 2048]);
+        let err = broker.produce_record("t", big).await.unwrap_err();
+        assert!(
+            matches!(err, BrokerError::TooLarge { what: "record", .. }),
+            "{err}"
+        );
+        let err = broker
+            .produce_record("bad/name", ProduceRecord::value("x"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BrokerError::InvalidTopicName { .. }), "{err}");
+        assert_eq!(ends(broker.clone()).await, before, "nothing appended");
+        let fresh = broker
+            .produce_record("fresh", ProduceRecord::value("x"))
+            .await
+            .expect("a missing topic is created");
+        assert_eq!((fresh.partition, fresh.offset), (0, 0));
     }
 
     #[test]

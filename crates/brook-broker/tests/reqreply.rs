@@ -711,3 +711,190 @@ async fn the_index_is_rebuilt_on_open_within_its_bound() {
     );
     assert!(broker.reqreply_stats().indexed_ids <= 3);
 }
+
+/// Many callers at once, each with its own value, key and header of varying length (binary,
+/// empty, long): every reply is its own request's, byte for byte, an error reply carries its
+/// own message, and nothing is left waiting. The call path builds, hands over and parses each
+/// request and reply without copies; a byte of one call in another's reply would show here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_callers_each_get_their_own_reply_byte_for_byte() {
+    const CALLERS: usize = 64;
+    const CALLS: usize = 20;
+    let broker = broker_with("mirror", 2).await;
+    let responder = broker.clone();
+    tokio::spawn(async move {
+        responder
+            .respond("mirror", "svc", |request: Request| async move {
+                let (value, key) = (
+                    request.value.unwrap_or_default(),
+                    request.key.unwrap_or_default(),
+                );
+                if key.starts_with(b"refuse") {
+                    return Err(format!(
+                        "refused {} bytes for {}",
+                        value.len(),
+                        String::from_utf8_lossy(&key)
+                    ));
+                }
+                let mut headers = request.headers;
+                headers.push(("key".to_owned(), key));
+                let reversed: Vec<u8> = value.iter().rev().copied().collect();
+                Ok::<_, String>(Answer {
+                    value: Some(Bytes::from(reversed)),
+                    headers,
+                })
+            })
+            .await
+            .expect("respond");
+    });
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|c| {
+            let broker = broker.clone();
+            tokio::spawn(async move {
+                for n in 0..CALLS {
+                    // Lengths 0..~700, bytes that differ per caller and call.
+                    let len = (c * 37 + n * 101) % 700;
+                    let seed = (c * CALLS + n) as u8;
+                    let value: Vec<u8> = (0..len).map(|i| seed ^ (i as u8)).collect();
+                    let refused = n % 7 == 3;
+                    let key = match refused {
+                        true => format!("refuse-{c}-call-{n}"),
+                        false => format!("caller-{c}-call-{n}"),
+                    };
+                    let tag = vec![seed; (n * 13) % 40];
+                    let request = Call {
+                        key: Some(Bytes::from(key.clone())),
+                        headers: vec![("tag".to_owned(), Bytes::from(tag.clone()))],
+                        ..Call::new(value.clone()).with_timeout(WAIT)
+                    };
+                    let outcome = broker.call("mirror", request).await;
+                    if refused {
+                        let expected = format!("refused {len} bytes for {key}");
+                        match outcome {
+                            Err(BrokerError::HandlerFailed { message, .. }) => {
+                                assert_eq!(message, expected, "caller {c} call {n}")
+                            }
+                            other => panic!("caller {c} call {n}: {other:?}"),
+                        }
+                        continue;
+                    }
+                    let reply = outcome.expect("reply");
+                    let reversed: Vec<u8> = value.iter().rev().copied().collect();
+                    assert_eq!(
+                        reply.value.as_deref(),
+                        Some(&reversed[..]),
+                        "caller {c} call {n}"
+                    );
+                    assert_eq!(reply.key.as_deref(), Some(key.as_bytes()));
+                    assert_eq!(
+                        reply.headers,
+                        vec![
+                            ("tag".to_owned(), Bytes::from(tag)),
+                            ("key".to_owned(), Bytes::from(key)),
+                        ],
+                        "only the responder's headers, its own call's"
+                    );
+                }
+            })
+        })
+        .collect();
+    for caller in callers {
+        caller.await.expect("caller");
+    }
+    let stats = broker.reqreply_stats();
+    assert_eq!(stats.waiting_calls, 0, "{stats:?}");
+    assert_eq!(stats.duplicate_replies, 0, "{stats:?}");
+    assert_eq!(stats.unbound_replies, 0, "{stats:?}");
+    assert_eq!(
+        end_offset(&broker, "mirror").await,
+        (CALLERS * CALLS) as u64
+    );
+}
+
+/// A call whose request cannot be appended fails with the produce's error and leaves nothing:
+/// no waiter, no id (a retry with the same id appends), no record.
+#[tokio::test]
+async fn a_call_whose_request_is_refused_leaves_nothing_behind() {
+    let broker = Broker::ephemeral().await.expect("broker");
+    let mut topic = NewTopic::new("small", 1);
+    topic.config.message_bytes_max = Some(512);
+    broker.create_topic(topic).await.expect("create");
+    let (_responder, handled) = spawn_upper(&broker, "small", "r");
+    broker
+        .call("small", call("warm"))
+        .await
+        .expect("warm-up call");
+    let before = broker.reqreply_stats();
+    let ends = end_offset(&broker, "small").await;
+    let big = Call::new(vec![b'a'; 1024])
+        .with_timeout(WAIT)
+        .with_correlation_id(id("big-1"));
+    let err = broker.call("small", big).await.unwrap_err();
+    assert!(matches!(err, BrokerError::TooLarge { .. }), "{err}");
+    let elsewhere = Call {
+        partition: Some(7),
+        ..call("v").with_correlation_id(id("elsewhere-1"))
+    };
+    let err = broker.call("small", elsewhere).await.unwrap_err();
+    assert!(matches!(err, BrokerError::UnknownPartition { .. }), "{err}");
+    let after = broker.reqreply_stats();
+    assert_eq!(after.waiting_calls, 0, "{after:?}");
+    assert_eq!(after.indexed_ids, before.indexed_ids, "no id kept");
+    assert_eq!(end_offset(&broker, "small").await, ends, "nothing appended");
+    let err = broker
+        .reply("small", &id("big-1"), Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BrokerError::UnknownCall { .. }), "{err}");
+    // The same id works once the request fits.
+    let reply = broker
+        .call("small", call("fits").with_correlation_id(id("big-1")))
+        .await
+        .expect("retry");
+    assert_eq!(reply.value.as_deref(), Some(&b"FITS"[..]));
+    assert_eq!(handled.load(Ordering::SeqCst), 2);
+}
+
+/// A responder that answers a request under another call's correlation id (it may edit the
+/// `Request` it got) has a reply whose MAC binds the first id: the other call never gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_under_another_calls_id_is_not_delivered() {
+    let broker = broker_with("swap", 1).await;
+    let mut responder = broker
+        .responder(brook_broker::RespondOptions::new("swap", "svc"))
+        .await
+        .expect("responder");
+    let replier = responder.replier();
+    let first = {
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            let request = call("one").with_correlation_id(id("swap-1"));
+            broker.call("swap", request).await
+        })
+    };
+    let mut request = responder.next().await.expect("open").expect("request");
+    assert_eq!(request.correlation_id, id("swap-1"));
+    let victim = {
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            let request = call("two")
+                .with_correlation_id(id("swap-2"))
+                .with_timeout(Duration::from_secs(2));
+            broker.call("swap", request).await
+        })
+    };
+    let second = responder.next().await.expect("open").expect("request");
+    request.correlation_id = second.correlation_id.clone();
+    replier
+        .reply(&request, Ok(Answer::value("forged")))
+        .await
+        .expect("appended");
+    let err = victim.await.expect("task").unwrap_err();
+    assert!(matches!(err, BrokerError::CallTimeout { .. }), "{err}");
+    eventually("the forged reply counted as unbound", || {
+        broker.reqreply_stats().unbound_replies == 1
+    })
+    .await;
+    first.abort();
+    assert_eq!(broker.reqreply_stats().duplicate_replies, 0);
+}

@@ -43,9 +43,14 @@ impl std::fmt::Debug for ReplyKey {
 }
 
 /// The MAC a reply to a call carries; what a responder got with the request. Its `Debug`
-/// shows nothing of it.
+/// shows nothing of it. Only the broker makes one ([`ReplyKey::mac`]), and it remembers the
+/// id it was made for, so the responder's hand-over of its own reply can tell the binding
+/// holds without computing the MAC again ([`ReplyMac::binds`]).
 #[derive(Clone, PartialEq, Eq)]
-pub struct ReplyMac(Bytes);
+pub struct ReplyMac {
+    bytes: Bytes,
+    id: CorrelationId,
+}
 
 impl std::fmt::Debug for ReplyMac {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -56,7 +61,13 @@ impl std::fmt::Debug for ReplyMac {
 impl ReplyMac {
     /// The header value.
     pub(crate) fn bytes(&self) -> &Bytes {
-        &self.0
+        &self.bytes
+    }
+
+    /// Whether this is the MAC of replies to `id`: true exactly when [`ReplyKey::checks`]
+    /// would pass for `id` under the key that made it.
+    pub(crate) fn binds(&self, id: &CorrelationId) -> bool {
+        self.id == *id
     }
 }
 
@@ -98,16 +109,23 @@ impl ReplyKey {
 
     /// The MAC of replies to the call with correlation id `id`.
     pub(crate) fn mac(&self, id: &CorrelationId) -> ReplyMac {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
-        mac.update(b"brook reply v1\0");
-        mac.update(id.as_bytes());
-        ReplyMac(Bytes::copy_from_slice(&mac.finalize().into_bytes()))
+        ReplyMac {
+            bytes: Bytes::copy_from_slice(&self.digest(id)),
+            id: id.clone(),
+        }
     }
 
     /// Whether `claimed` is the MAC of replies to `id` (compared in constant time).
     pub(crate) fn checks(&self, id: &CorrelationId, claimed: &[u8]) -> bool {
-        self.mac(id).0.as_ref().ct_eq(claimed).into()
+        self.digest(id).as_slice().ct_eq(claimed).into()
+    }
+
+    fn digest(&self, id: &CorrelationId) -> [u8; KEY_BYTES] {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
+        mac.update(b"brook reply v1\0");
+        mac.update(id.as_bytes());
+        mac.finalize().into_bytes().into()
     }
 }
 
@@ -147,6 +165,7 @@ mod tests {
         assert!(!key.checks(&other, mac.bytes()));
         assert!(!ReplyKey::random().checks(&id, mac.bytes()));
         assert!(!key.checks(&id, b""));
+        assert!(mac.binds(&id) && !mac.binds(&other));
         assert_eq!(format!("{mac:?}"), "ReplyMac(..)");
     }
 

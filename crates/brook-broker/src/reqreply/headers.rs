@@ -14,8 +14,6 @@
 //!
 //! Where a header appears twice the last one counts, as Kafka's `Headers.lastHeader`.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 
 use super::id::CorrelationId;
@@ -72,12 +70,13 @@ pub(crate) fn check_user_headers(headers: &[(String, Bytes)]) -> Result<()> {
 
 /// The request record of `call`, asking for the reply in `reply_topic`-`reply_partition`.
 pub(crate) fn request_record(
-    call: &Call,
+    call: Call,
     id: &CorrelationId,
     reply_topic: &str,
     reply_partition: u32,
 ) -> ProduceRecord {
-    let mut headers = call.headers.clone();
+    let mut headers = call.headers;
+    headers.reserve_exact(3);
     headers.push((
         REPLY_TOPIC_HEADER.to_owned(),
         Bytes::copy_from_slice(reply_topic.as_bytes()),
@@ -88,8 +87,8 @@ pub(crate) fn request_record(
     ));
     headers.push((CORRELATION_ID_HEADER.to_owned(), id.as_bytes().clone()));
     ProduceRecord {
-        key: call.key.clone(),
-        value: call.value.clone(),
+        key: call.key,
+        value: call.value,
         headers,
         timestamp: None,
         partition: call.partition,
@@ -160,6 +159,7 @@ pub(crate) fn reply_record(
             vec![(ERROR_HEADER.to_owned(), Bytes::from(message.into_bytes()))],
         ),
     };
+    headers.reserve_exact(2);
     headers.push((
         CORRELATION_ID_HEADER.to_owned(),
         request.correlation_id.as_bytes().clone(),
@@ -176,10 +176,20 @@ pub(crate) fn reply_record(
     }
 }
 
+/// What of a reply record's headers its caller needs ([`parse_reply`]): all but the
+/// correlation id and the MAC, which only bind the record to the call.
+pub(crate) fn for_caller(headers: &[(String, Bytes)]) -> Vec<(String, Bytes)> {
+    headers
+        .iter()
+        .filter(|(k, _)| k != CORRELATION_ID_HEADER && k != REPLY_MAC_HEADER)
+        .cloned()
+        .collect()
+}
+
 /// Reads a consumed reply record (whose correlation id is `id`) as the answer to a call on
 /// `topic`: the reply, or `HandlerFailed` for an error reply.
 pub(crate) fn parse_reply(
-    record: &ConsumerRecord,
+    record: ConsumerRecord,
     topic: &str,
     id: &CorrelationId,
 ) -> Result<Reply> {
@@ -192,18 +202,20 @@ pub(crate) fn parse_reply(
     }
     Ok(Reply {
         correlation_id: id.clone(),
-        topic: Arc::clone(&record.topic),
+        topic: record.topic,
         partition: record.partition,
         offset: record.offset,
         timestamp: record.timestamp,
-        key: record.key.clone(),
-        value: record.value.clone(),
-        headers: user_headers(record.headers.clone()),
+        key: record.key,
+        value: record.value,
+        headers: user_headers(record.headers),
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn consumed(record: ProduceRecord) -> ConsumerRecord {
@@ -225,7 +237,7 @@ mod tests {
             headers: vec![("trace".into(), Bytes::from_static(b"t1"))],
             ..Call::new("price?")
         };
-        let record = request_record(&call, &id, "__brook_replies", 3);
+        let record = request_record(call.clone(), &id, "__brook_replies", 3);
         let partition = last(&record.headers, REPLY_PARTITION_HEADER).expect("partition");
         assert_eq!(&partition[..], &[0, 0, 0, 3], "4-byte big-endian int");
         let topic = last(&record.headers, REPLY_TOPIC_HEADER).expect("topic");
@@ -241,7 +253,7 @@ mod tests {
     #[test]
     fn malformed_requests_say_what_is_wrong() {
         let id = CorrelationId::random();
-        let good = request_record(&Call::new("v"), &id, "replies", 0);
+        let good = request_record(Call::new("v"), &id, "replies", 0);
         let without = |name: &str| {
             let mut r = good.clone();
             r.headers.retain(|(k, _)| k != name);
@@ -272,7 +284,7 @@ mod tests {
     fn replies_carry_the_id_and_errors_come_back_as_errors() {
         let id = CorrelationId::random();
         let request =
-            parse_request(consumed(request_record(&Call::new("v"), &id, "r", 0))).expect("ok");
+            parse_request(consumed(request_record(Call::new("v"), &id, "r", 0))).expect("ok");
         let answer = Answer {
             value: Some(Bytes::from_static(b"42")),
             headers: vec![(CORRELATION_ID_HEADER.into(), Bytes::from_static(b"forged"))],
@@ -283,11 +295,11 @@ mod tests {
             Some(id.clone()),
             "a handler cannot forge it"
         );
-        let parsed = parse_reply(&reply, "requests", &id).expect("a reply");
+        let parsed = parse_reply(reply, "requests", &id).expect("a reply");
         assert_eq!(parsed.value.as_deref(), Some(&b"42"[..]));
         assert!(parsed.headers.is_empty());
         let failed = consumed(reply_record(&request, Err("out of stock".into())));
-        let err = parse_reply(&failed, "requests", &id).unwrap_err();
+        let err = parse_reply(failed, "requests", &id).unwrap_err();
         assert!(
             matches!(&err, BrokerError::HandlerFailed { message, .. } if message == "out of stock"),
             "{err}"

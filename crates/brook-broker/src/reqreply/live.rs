@@ -15,11 +15,13 @@
 //! batch without decoding it; it decodes everything else it passes.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use brook_log::batch::{BatchHeader, Batches};
+use futures::future::Either;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
@@ -32,7 +34,7 @@ use crate::backend::{Backend, Cluster};
 use crate::broker::{Broker, Inner};
 use crate::error::{BrokerError, Result};
 use crate::produce::now_ms;
-use crate::types::{ConsumerRecord, NewTopic, OffsetSpec};
+use crate::types::{ConsumerRecord, NewTopic, OffsetSpec, ProduceRecord, RecordPosition};
 
 /// Bytes read from a log at a time while scanning or following.
 const READ_BYTES: usize = 1 << 20;
@@ -131,6 +133,11 @@ impl Live {
         };
         let born = record.timestamp.min(now_ms());
         let found = self.index.lock().reply_found(&id, at, born);
+        self.reply_found(&id, found, record);
+    }
+
+    /// Acts on what the index made of the reply `record` to the call `id`.
+    fn reply_found(&self, id: &CorrelationId, found: Found, record: ConsumerRecord) {
         match found {
             Found::First(waiters) if !waiters.is_empty() => {
                 let record = Arc::new(record);
@@ -150,6 +157,20 @@ impl Live {
                 );
             }
         }
+    }
+
+    /// Indexes the reply to the call `id` that one of this broker's responders just appended
+    /// with a MAC binding it to `id` ([`ReplyMac::binds`](super::ReplyMac::binds)), and hands it to the calls waiting
+    /// for it: [`Live::reply_seen`] without reading the record's headers or checking its MAC
+    /// again. `record` needs only the headers its caller reads ([`headers::for_caller`]).
+    pub(crate) fn reply_appended(&self, id: &CorrelationId, record: ConsumerRecord) {
+        let at = ReplyAt {
+            partition: record.partition,
+            offset: record.offset,
+        };
+        let born = record.timestamp.min(now_ms());
+        let found = self.index.lock().reply_found(id, at, born);
+        self.reply_found(id, found, record);
     }
 
     /// Notes that the reply at `partition`-`offset` was indexed and handed to its callers as
@@ -211,7 +232,11 @@ impl Waiting {
         let mut shutdown = backend.shutdown_signal();
         tokio::select! {
             delivery = &mut self.ticket.1 => match delivery {
-                Ok(Delivery::Reply(record)) => headers::parse_reply(&record, topic, &self.id),
+                Ok(Delivery::Reply(record)) => {
+                // The only waiter (as a rule) takes the record; others get a copy.
+                let record = Arc::try_unwrap(record).unwrap_or_else(|shared| (*shared).clone());
+                headers::parse_reply(record, topic, &self.id)
+            }
                 Ok(Delivery::Aborted(reason)) => Err(aborted(topic, &self.id, reason)),
                 Err(_) => Err(aborted(topic, &self.id, "the broker stopped waiting for it")),
             },
@@ -288,7 +313,8 @@ impl Backend {
         self.check_call_topic(topic)?;
         self.check_call_wait(call.timeout, false)?;
         headers::check_user_headers(&call.headers)?;
-        let deadline = Instant::now() + call.timeout;
+        let timeout = call.timeout;
+        let deadline = Instant::now() + timeout;
         let id = call
             .correlation_id
             .clone()
@@ -296,7 +322,7 @@ impl Backend {
         let timed_out = || BrokerError::CallTimeout {
             topic: topic.to_owned(),
             correlation_id: id.to_text(),
-            timeout_ms: u64::try_from(call.timeout.as_millis()).unwrap_or(u64::MAX),
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
         };
         let live = self.reqreply_for(topic).await?;
         let begin = live.index.lock().begin_call(&id, topic, now_ms())?;
@@ -312,14 +338,10 @@ impl Backend {
         };
         if append {
             let partition = live.reply_partition(&id);
-            let record = headers::request_record(&call, &id, &live.reply_topic, partition);
-            let mut appended = Box::pin(self.produce(topic, vec![record]));
+            let record = headers::request_record(call, &id, &live.reply_topic, partition);
+            let mut appended = Box::pin(self.produce_one(topic, record));
             match tokio::time::timeout_at(deadline, &mut appended).await {
-                Ok(Ok(produced)) => {
-                    if let Some(at) = produced.records.first() {
-                        live.index.lock().appended(&id, at.partition, at.offset);
-                    }
-                }
+                Ok(Ok(at)) => live.index.lock().appended(&id, at.partition, at.offset),
                 Ok(Err(e)) => {
                     append_failed(&live, &id);
                     return Err(e);
@@ -329,11 +351,7 @@ impl Backend {
                     let (live, id) = (Arc::clone(&live), id.clone());
                     tokio::spawn(async move {
                         match appended.await {
-                            Ok(produced) => {
-                                if let Some(at) = produced.records.first() {
-                                    live.index.lock().appended(&id, at.partition, at.offset);
-                                }
-                            }
+                            Ok(at) => live.index.lock().appended(&id, at.partition, at.offset),
                             Err(_) => append_failed(&live, &id),
                         }
                     });
@@ -341,7 +359,29 @@ impl Backend {
                 }
             }
         }
-        waiting.reply(self, topic, deadline, call.timeout).await
+        waiting.reply(self, topic, deadline, timeout).await
+    }
+
+    /// Appends one record to `topic` and answers with its position, ordered at call time as
+    /// [`Backend::produce`]; on the local log without a many-record request's bookkeeping
+    /// ([`Broker::produce_record`]).
+    pub(crate) fn produce_one(
+        &self,
+        topic: &str,
+        record: ProduceRecord,
+    ) -> impl Future<Output = Result<RecordPosition>> + Send + 'static {
+        let produced = match self {
+            Backend::Local(broker) => return Either::Left(broker.produce_record(topic, record)),
+            Backend::Cluster(_) => self.produce(topic, vec![record]),
+        };
+        Either::Right(async move {
+            let produced = produced.await?;
+            produced
+                .records
+                .into_iter()
+                .next()
+                .ok_or_else(|| BrokerError::invalid("a record was not appended"))
+        })
     }
 
     /// The reply of the call on `topic` with correlation id `id`: at once if it is in, else
@@ -682,7 +722,7 @@ impl Backend {
             )
             .await;
         match (read, found) {
-            (Ok(_), Some(record)) => headers::parse_reply(&record, topic, id),
+            (Ok(_), Some(record)) => headers::parse_reply(record, topic, id),
             // Removed by retention, or the reply topic was deleted.
             (Ok(_), None) | (Err(BrokerError::UnknownTopic { .. }), _) => Err(gone()),
             (Err(e), _) => Err(e),

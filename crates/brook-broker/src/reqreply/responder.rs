@@ -29,7 +29,7 @@ use crate::error::{BrokerError, ErrorKind, Result};
 use crate::group_admin::OffsetCommit;
 use crate::produce::now_ms;
 use crate::subscribe::{GroupSubscribe, Subscription, SubscriptionEvent};
-use crate::types::{ConsumerRecord, OffsetReset, ProduceRecord, TopicPartition};
+use crate::types::{ConsumerRecord, OffsetReset, TopicPartition};
 
 /// Requests [`Broker::respond`] handles at once.
 pub const RESPOND_IN_FLIGHT: usize = 64;
@@ -294,38 +294,41 @@ impl Replier {
             )));
         }
         let record = headers::reply_record(request, outcome);
-        let produced = self
-            .shared
-            .backend
-            .produce(reply_topic, vec![record.clone()])
-            .await?;
+        let live = &self.shared.live;
         // A reply to one of this broker's calls reaches its caller now rather than when the
-        // reply topic's reader gets to it (which then finds it known).
-        if **reply_topic == *self.shared.live.reply_topic {
-            if let Some(at) = produced.records.first() {
-                let live = &self.shared.live;
-                live.reply_seen(appended(&live.reply_topic, record, at));
-                live.delivered(at.partition, at.offset);
-            }
+        // reply topic's reader gets to it (which then skips it). Bound to its call by a MAC
+        // made for this very id, it needs no check and only what its caller reads. One that
+        // is not (its request's id was changed) is left to the reader, which counts it.
+        let hand_over = **reply_topic == *live.reply_topic
+            && request
+                .mac
+                .as_ref()
+                .is_some_and(|mac| mac.binds(&request.correlation_id));
+        if !hand_over {
+            self.shared.backend.produce_one(reply_topic, record).await?;
+            return Ok(());
         }
+        let shown = ConsumerRecord {
+            topic: Arc::clone(&live.reply_topic),
+            partition: 0,
+            offset: 0,
+            timestamp: 0,
+            key: record.key.clone(),
+            value: record.value.clone(),
+            headers: headers::for_caller(&record.headers),
+        };
+        let at = self.shared.backend.produce_one(reply_topic, record).await?;
+        live.reply_appended(
+            &request.correlation_id,
+            ConsumerRecord {
+                partition: at.partition,
+                offset: at.offset,
+                timestamp: at.timestamp,
+                ..shown
+            },
+        );
+        live.delivered(at.partition, at.offset);
         Ok(())
-    }
-}
-
-/// The consumer's view of `record` once appended at `at`.
-fn appended(
-    topic: &Arc<str>,
-    record: ProduceRecord,
-    at: &crate::types::RecordPosition,
-) -> ConsumerRecord {
-    ConsumerRecord {
-        topic: Arc::clone(topic),
-        partition: at.partition,
-        offset: at.offset,
-        timestamp: at.timestamp,
-        key: record.key,
-        value: record.value,
-        headers: record.headers,
     }
 }
 
