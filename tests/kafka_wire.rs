@@ -18,7 +18,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_support::raw::{fetch_request, produce_request, Raw};
-use kafka_support::TestBroker;
+use kafka_support::{TestBroker, PATIENCE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -1078,4 +1078,137 @@ async fn stop_answers_the_request_in_flight_then_closes_the_connection() {
         "still accepting after stop"
     );
     broker.close().await.expect("close");
+}
+
+/// Bytes of each record of the large fetches below, and how many batches (of one record each)
+/// they read: about 7 MiB in one response, far more than a 16 KiB socket buffer holds.
+const LARGE_RECORD_BYTES: usize = 700 * 1024;
+const LARGE_BATCHES: usize = 10;
+
+/// A topic of [`LARGE_BATCHES`] one-record batches of [`LARGE_RECORD_BYTES`]; returns the
+/// stored bytes of all of them.
+async fn fill_large(tb: &TestBroker, topic: &str) -> Bytes {
+    tb.create_topic(topic, 1).await;
+    for i in 0..LARGE_BATCHES {
+        let value = vec![b'a' + i as u8; LARGE_RECORD_BYTES];
+        let mut builder = BatchBuilder::new(Compression::None);
+        builder.push(RecordRef {
+            key: None,
+            value: Some(&value),
+            headers: &[],
+            timestamp: 1_700_000_000_000,
+        });
+        let batch = builder.build().expect("batch");
+        tb.broker
+            .produce_batch(topic, 0, batch)
+            .await
+            .expect("produce");
+    }
+    let stored = tb
+        .broker
+        .fetch(topic, 0, 0, 16 << 20, Duration::ZERO)
+        .await
+        .expect("fetch");
+    assert_eq!(stored.batches.len() / LARGE_RECORD_BYTES, LARGE_BATCHES);
+    stored.batches
+}
+
+/// A fetch of everything [`fill_large`] stored, in one response.
+fn large_fetch(topic: &str) -> kafka_protocol::messages::FetchRequest {
+    let mut request = fetch_request(topic, 0, 0);
+    request.max_bytes = 16 << 20;
+    request.topics[0].partitions[0].partition_max_bytes = 16 << 20;
+    request
+}
+
+/// A connection whose socket takes in at most about 16 KiB at a time.
+async fn slow_reader(tb: &TestBroker) -> Raw {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(16 * 1024).expect("SO_RCVBUF");
+    let addr = tb.bootstrap.parse().expect("address");
+    Raw::on(socket.connect(addr).await.expect("connect"))
+}
+
+/// A Fetch response larger than the socket buffer arrives whole, at every version from the
+/// oldest served to the newest (by name up to 12, by topic id from 13): its batches are the
+/// stored bytes, and the frame is byte for byte what encoding the response it decodes to in
+/// one buffer gives (the door sends the batches uncopied, as parts of a vectored write).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_larger_than_the_socket_buffer_arrives_whole_at_every_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tb = TestBroker::start(dir.path()).await;
+    let stored = fill_large(&tb, "large").await;
+    let mut raw = slow_reader(&tb).await;
+    let id = metadata_for(&mut raw, "large").await.topics[0].topic_id;
+    for version in [4, 5, 7, 11, 12, 13, 16] {
+        let mut request = large_fetch("large");
+        if version >= 13 {
+            request.topics[0].topic = TopicName::default();
+            request.topics[0].topic_id = id;
+        }
+        let sent = raw.send(ApiKey::Fetch, version, &request).await;
+        // Let the door fill the socket and wait on it before anything is read.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let frame = tokio::time::timeout(PATIENCE, raw.read_frame())
+            .await
+            .unwrap_or_else(|_| panic!("v{version}: the whole answer within {PATIENCE:?}"))
+            .expect("a response");
+        let mut body = frame.clone();
+        let header_version = ApiKey::Fetch.response_header_version(version);
+        let header = ResponseHeader::decode(&mut body, header_version).expect("header");
+        assert_eq!(header.correlation_id, sent);
+        let response = FetchResponse::decode(&mut body, version).expect("body");
+        assert!(body.is_empty(), "v{version}: nothing after the body");
+        let partition = &response.responses[0].partitions[0];
+        assert_eq!(partition.error_code, 0, "v{version}");
+        assert!(
+            partition.records.as_ref() == Some(&stored),
+            "v{version}: the stored batches, all of them"
+        );
+        let mut again = BytesMut::new();
+        header.encode(&mut again, header_version).expect("header");
+        response.encode(&mut again, version).expect("body");
+        assert!(
+            again[..] == frame[..],
+            "v{version}: not the one-buffer encoding"
+        );
+    }
+    still_serves(&mut raw).await;
+    tb.stop().await;
+}
+
+/// A client that hangs up in the middle of a large Fetch response costs only its connection:
+/// others are served, and the door stops promptly (the connection's task ended, not stuck on a
+/// write).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaving_mid_fetch_response_costs_only_its_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tb = TestBroker::start(dir.path()).await;
+    let stored = fill_large(&tb, "leave").await;
+    let mut witness = Raw::connect(&tb).await;
+    for read_first in [0usize, 1000, 3 << 20] {
+        let mut leaver = slow_reader(&tb).await;
+        leaver.send(ApiKey::Fetch, 12, &large_fetch("leave")).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut partial = vec![0u8; read_first];
+        leaver
+            .stream
+            .read_exact(&mut partial)
+            .await
+            .expect("part of the answer");
+        drop(leaver);
+        still_serves(&mut witness).await;
+    }
+    let response: FetchResponse = tokio::time::timeout(
+        PATIENCE,
+        witness.call(ApiKey::Fetch, 12, &large_fetch("leave")),
+    )
+    .await
+    .expect("the whole answer in time");
+    let partition = &response.responses[0].partitions[0];
+    assert!(partition.records.as_ref() == Some(&stored));
+    drop(witness);
+    tokio::time::timeout(Duration::from_secs(10), tb.stop())
+        .await
+        .expect("the door stops with no connection left hanging");
 }

@@ -27,6 +27,14 @@ impl Raw {
         Raw::connect_to(&tb.bootstrap).await
     }
 
+    /// A connection on a socket the test set up itself (a small receive buffer, say).
+    pub(crate) fn on(stream: TcpStream) -> Raw {
+        Raw {
+            stream,
+            next_correlation: 1,
+        }
+    }
+
     /// A connection to a listener that is not a [`TestBroker`]'s.
     pub(crate) async fn connect_to(addr: impl tokio::net::ToSocketAddrs) -> Raw {
         Raw {

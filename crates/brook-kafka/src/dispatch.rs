@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use crate::api;
 use crate::authorize::{Access, Gate};
 use crate::error::KafkaError;
+use crate::frame::Frame;
 use crate::request::{self, Incoming};
 use crate::state::ListenerState;
 
@@ -100,7 +101,7 @@ pub(crate) async fn handle(
     session: &mut Session,
     frame: Bytes,
     stop: &watch::Receiver<()>,
-) -> Result<Option<Bytes>, KafkaError> {
+) -> Result<Option<Frame>, KafkaError> {
     let request = match request::parse(frame)? {
         Incoming::Request(request) => request,
         Incoming::UnknownApiVersions { correlation_id } => {
@@ -121,7 +122,7 @@ async fn answer(
     session: &mut Session,
     mut request: request::Request,
     stop: &watch::Receiver<()>,
-) -> Result<Option<Bytes>, KafkaError> {
+) -> Result<Option<Frame>, KafkaError> {
     let version = request.version;
     if session.principal.is_none()
         && !matches!(
@@ -167,7 +168,17 @@ async fn answer(
             }
         }
         ApiKey::Fetch => {
-            guarded!(request, body, access.fetch(door, &mut body, version) => api::fetch::handle(door, body, version, stop).await)
+            // The stored batches go into the frame uncopied (frame::ResponseFrame).
+            let mut body = request.decode()?;
+            match access.fetch(door, &mut body, version) {
+                Gate::Refuse(response) => request.respond(&response)?,
+                Gate::Pass(finish) => {
+                    let mut response = api::fetch::handle(door, body, version, stop).await;
+                    finish(&mut response);
+                    let batches = api::fetch::stored_batches(&response);
+                    request.respond_sharing(&response, batches)?
+                }
+            }
         }
         ApiKey::ListOffsets => {
             guarded!(request, body, access.list_offsets(&mut body) => api::offsets::list_offsets(door, body).await)

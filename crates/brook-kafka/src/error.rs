@@ -54,6 +54,8 @@ pub enum KafkaError {
     },
     #[error("response of {size} bytes does not fit a Kafka frame")]
     ResponseTooLarge { size: usize },
+    #[error("response encoded as {written} bytes after announcing {announced}")]
+    ResponseSizeMismatch { announced: usize, written: usize },
     #[error("connection I/O failed: {0}")]
     Io(#[from] io::Error),
 }

@@ -6,7 +6,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use crate::error::KafkaError;
-use crate::frame::{ResponseFrame, MIN_REQUEST_BYTES};
+use crate::frame::{Frame, ResponseFrame, MIN_REQUEST_BYTES};
 use crate::versions::{self, Api};
 
 /// What a frame turned out to be.
@@ -72,12 +72,23 @@ impl Request {
     pub(crate) fn respond<T: Encodable + HeaderVersion>(
         &self,
         body: &T,
-    ) -> Result<Bytes, KafkaError> {
+    ) -> Result<Frame, KafkaError> {
+        self.respond_sharing(body, Vec::new())
+    }
+
+    /// Encodes `body` as this request's response, passing the buffers of `shared` that the
+    /// body holds (a Fetch response's record batches) into the frame uncopied.
+    pub(crate) fn respond_sharing<T: Encodable + HeaderVersion>(
+        &self,
+        body: &T,
+        shared: Vec<Bytes>,
+    ) -> Result<Frame, KafkaError> {
         encode_response(
             self.api.name,
             self.header.correlation_id,
             self.version,
             body,
+            shared,
         )
     }
 
@@ -87,13 +98,15 @@ impl Request {
     }
 }
 
-/// Encodes a whole response frame: size, header (version from `T`), body at `version`.
+/// Encodes a whole response frame: size, header (version from `T`), body at `version`; the
+/// buffers of `shared` that the body writes whole become parts of the frame, uncopied.
 pub(crate) fn encode_response<T: Encodable + HeaderVersion>(
     api: &'static str,
     correlation_id: i32,
     version: i16,
     body: &T,
-) -> Result<Bytes, KafkaError> {
+    shared: Vec<Bytes>,
+) -> Result<Frame, KafkaError> {
     let header_version = T::header_version(version);
     let mut header = ResponseHeader::default();
     header.correlation_id = correlation_id;
@@ -101,10 +114,10 @@ pub(crate) fn encode_response<T: Encodable + HeaderVersion>(
         .compute_size(header_version)
         .and_then(|h| Ok(h + body.compute_size(version)?))
         .map_err(|e| KafkaError::encode(api, version, e))?;
-    let mut frame = ResponseFrame::with_capacity(size);
+    let mut frame = ResponseFrame::new(size, shared)?;
     header
-        .encode(frame.body_mut(), header_version)
-        .and_then(|()| body.encode(frame.body_mut(), version))
+        .encode(&mut frame, header_version)
+        .and_then(|()| body.encode(&mut frame, version))
         .map_err(|e| KafkaError::encode(api, version, e))?;
     frame.finish()
 }
@@ -113,7 +126,13 @@ pub(crate) fn encode_response<T: Encodable + HeaderVersion>(
 mod tests {
     use super::*;
     use bytes::BytesMut;
-    use kafka_protocol::messages::MetadataRequest;
+    use kafka_protocol::messages::fetch_response::{
+        AbortedTransaction, FetchableTopicResponse, PartitionData,
+    };
+    use kafka_protocol::messages::{
+        FetchResponse, MetadataRequest, ProducerId, ResponseHeader, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
 
     fn request(key: i16, version: i16, rest: &[u8]) -> Bytes {
         let mut buf = BytesMut::new();
@@ -153,5 +172,84 @@ mod tests {
         assert!(MetadataRequest::decode(&mut body, 0).is_err());
         let mut compact = Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0x0f, 0x00]);
         assert!(MetadataRequest::decode(&mut compact, 9).is_err());
+    }
+
+    /// A Fetch response of two topics: partitions with large batches (shared), a small one
+    /// (copied), an empty one, an error, aborted transactions.
+    fn fetch_response(version: i16, large: &Bytes, small: &Bytes) -> FetchResponse {
+        let partition = |index: i32, records: Option<Bytes>| {
+            let mut p = PartitionData::default();
+            p.partition_index = index;
+            p.high_watermark = 1_000 + i64::from(index);
+            p.last_stable_offset = 990;
+            p.log_start_offset = 3;
+            p.records = records;
+            p
+        };
+        let mut failed = partition(2, Some(Bytes::new()));
+        failed.error_code = 1;
+        let mut aborted = partition(1, Some(small.clone()));
+        let mut txn = AbortedTransaction::default();
+        txn.producer_id = ProducerId(42);
+        txn.first_offset = 17;
+        aborted.aborted_transactions = Some(vec![txn]);
+        let mut first = FetchableTopicResponse::default();
+        first.partitions = vec![partition(0, Some(large.clone())), aborted, failed];
+        let mut second = FetchableTopicResponse::default();
+        second.partitions = vec![partition(0, Some(large.slice(100..))), partition(1, None)];
+        for (topic, name) in [(&mut first, "first"), (&mut second, "second")] {
+            if version >= 13 {
+                topic.topic_id = uuid::Uuid::from_u128(u128::from(name.len() as u32));
+            } else {
+                topic.topic = TopicName(StrBytes::from_static_str(name));
+            }
+        }
+        let mut response = FetchResponse::default();
+        response.throttle_time_ms = 5;
+        response.responses = vec![first, second];
+        response
+    }
+
+    /// What the door sent before frames had parts: the whole response encoded in one buffer.
+    fn encoded_in_one_buffer(correlation_id: i32, version: i16, body: &FetchResponse) -> Vec<u8> {
+        let mut header = ResponseHeader::default();
+        header.correlation_id = correlation_id;
+        let mut buf = BytesMut::new();
+        header
+            .encode(&mut buf, FetchResponse::header_version(version))
+            .unwrap();
+        body.encode(&mut buf, version).unwrap();
+        let mut frame = (buf.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&buf);
+        frame
+    }
+
+    #[test]
+    fn a_fetch_response_with_shared_batches_is_byte_for_byte_the_one_buffer_encoding() {
+        let large = Bytes::from((0..200_000u32).map(|i| i as u8).collect::<Vec<u8>>());
+        let small = Bytes::from(vec![9u8; 300]);
+        for version in 4..=16 {
+            let response = fetch_response(version, &large, &small);
+            let shared = crate::api::fetch::stored_batches(&response);
+            let frame = encode_response("Fetch", 77, version, &response, shared).unwrap();
+            let expected = encoded_in_one_buffer(77, version, &response);
+            assert_eq!(frame.len(), expected.len(), "v{version}");
+            assert!(
+                frame.to_bytes()[..] == expected[..],
+                "v{version}: bytes differ"
+            );
+            // The two large batches went in as references, the small one was copied.
+            let parts = frame.parts();
+            assert_eq!(
+                parts.len(),
+                5,
+                "v{version}: head, large, middle, large, tail"
+            );
+            assert_eq!(parts[1].as_ptr(), large.as_ptr(), "v{version}");
+            assert_eq!(parts[3].as_ptr(), large[100..].as_ptr(), "v{version}");
+            let plain = encode_response("Fetch", 77, version, &response, Vec::new()).unwrap();
+            assert_eq!(plain.parts().len(), 1);
+            assert!(plain.to_bytes()[..] == expected[..], "v{version}");
+        }
     }
 }

@@ -1,26 +1,26 @@
 //! ApiVersions (key 18): tells a client which APIs and versions this door serves, straight from
 //! the table in `versions`, and answers unknown versions the KIP-511 way.
 
-use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::ApiVersionsResponse;
 
 use crate::error::KafkaError;
+use crate::frame::Frame;
 use crate::request::{encode_response, Request};
 use crate::versions::APIS;
 
 /// The answer to an ApiVersions request this door can read.
-pub(crate) fn handle(request: &Request) -> Result<Bytes, KafkaError> {
+pub(crate) fn handle(request: &Request) -> Result<Frame, KafkaError> {
     request.respond(&response(0))
 }
 
 /// The answer to an ApiVersions request at a version we do not know: UNSUPPORTED_VERSION in a
 /// version 0 body (every client can read it) that still lists our ranges, so the client retries
 /// with the highest version both sides know.
-pub(crate) fn unknown_version(correlation_id: i32) -> Result<Bytes, KafkaError> {
+pub(crate) fn unknown_version(correlation_id: i32) -> Result<Frame, KafkaError> {
     let body = response(ResponseError::UnsupportedVersion.code());
-    encode_response("ApiVersions", correlation_id, 0, &body)
+    encode_response("ApiVersions", correlation_id, 0, &body, Vec::new())
 }
 
 fn response(error_code: i16) -> ApiVersionsResponse {
@@ -48,7 +48,7 @@ mod tests {
     #[test]
     fn fallback_is_a_v0_body_with_header_v0_listing_the_ranges() {
         let frame = unknown_version(42).unwrap();
-        let mut body = frame.slice(4..);
+        let mut body = frame.to_bytes().slice(4..);
         let header = ResponseHeader::decode(&mut body, 0).unwrap();
         assert_eq!(header.correlation_id, 42);
         let response = ApiVersionsResponse::decode(&mut body, 0).unwrap();

@@ -71,6 +71,18 @@ pub(crate) async fn handle(
     }
 }
 
+/// The record batches `response` carries, one buffer per partition: what its frame passes on
+/// uncopied (`frame::ResponseFrame`).
+pub(crate) fn stored_batches(response: &FetchResponse) -> Vec<Bytes> {
+    response
+        .responses
+        .iter()
+        .flat_map(|topic| &topic.partitions)
+        .filter_map(|partition| partition.records.clone())
+        .filter(|records| !records.is_empty())
+        .collect()
+}
+
 /// From version 13 a fetch names topics by id: fills in each topic's name, or leaves it empty
 /// (never a valid name) when no topic has that id, which is answered UNKNOWN_TOPIC_ID.
 pub(crate) fn name_topics_by_id(door: &ListenerState, request: &mut FetchRequest) {
