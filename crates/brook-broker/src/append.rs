@@ -8,6 +8,8 @@
 //! writes queued batches in order ([`PartitionLog::append_pending`]) and hands the durability
 //! wait to another blocking task, so that the next writes land while an fsync runs and every
 //! producer waiting meanwhile is covered by the same group commit. No async worker ever blocks.
+//! Each job's outcome goes to its producer over a channel, or to a short callback run on the
+//! drainer's thread ([`Then`]), so a request-reply call waits for its reply alone.
 //!
 //! The last batches written (the last 16 KiB of them, on a topic that is not compacted) stay in
 //! memory ([`Appender::tail`]) so that a subscriber at or near the end of the log gets them
@@ -45,10 +47,32 @@ enum Work {
     },
 }
 
+/// What the drainer calls with a job's outcome, on its blocking thread: it must be short and
+/// never block (a lock held briefly, a channel send).
+pub(crate) type Then = Box<dyn FnOnce(Result<BatchAppended>) + Send>;
+
+/// Where a job's outcome goes.
+enum Reply {
+    /// To a producer awaiting it.
+    Channel(oneshot::Sender<Result<BatchAppended>>),
+    /// To a callback, so nobody has to be woken just to learn it ([`Appender::submit_then`]).
+    Then(Then),
+}
+
+impl Reply {
+    fn send(self, outcome: Result<BatchAppended>) {
+        match self {
+            // The producer may have stopped waiting; nothing else to tell.
+            Reply::Channel(tx) => drop(tx.send(outcome)),
+            Reply::Then(then) => then(outcome),
+        }
+    }
+}
+
 /// One queued batch and where its outcome goes.
 struct Job {
     work: Work,
-    reply: oneshot::Sender<Result<BatchAppended>>,
+    reply: Reply,
     _open: ProduceGuard,
 }
 
@@ -217,7 +241,21 @@ impl Appender {
         batch: impl Into<Bytes>,
         open: ProduceGuard,
     ) -> Result<oneshot::Receiver<Result<BatchAppended>>> {
-        self.push(Work::Batch(batch.into()), open)
+        let (reply, outcome) = oneshot::channel();
+        self.push(Work::Batch(batch.into()), Reply::Channel(reply), open)?;
+        Ok(outcome)
+    }
+
+    /// Queues `batch` as [`Appender::submit`] does, but hands its outcome to `then` on the
+    /// drainer's thread as soon as it is known. Fails (queuing nothing, `then` dropped
+    /// uncalled) outside a tokio runtime.
+    pub(crate) fn submit_then(
+        self: &Arc<Self>,
+        batch: impl Into<Bytes>,
+        open: ProduceGuard,
+        then: Then,
+    ) -> Result<()> {
+        self.push(Work::Batch(batch.into()), Reply::Then(then), open)
     }
 
     /// Queues a transaction marker behind everything queued before it (so after every batch
@@ -234,20 +272,17 @@ impl Appender {
             epoch,
             marker,
         };
-        self.push(work, open)
+        let (reply, outcome) = oneshot::channel();
+        self.push(work, Reply::Channel(reply), open)?;
+        Ok(outcome)
     }
 
-    fn push(
-        self: &Arc<Self>,
-        work: Work,
-        open: ProduceGuard,
-    ) -> Result<oneshot::Receiver<Result<BatchAppended>>> {
+    fn push(self: &Arc<Self>, work: Work, reply: Reply, open: ProduceGuard) -> Result<()> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
             BrokerError::invalid(format!(
                 "produce must be called within a tokio runtime: {e}"
             ))
         })?;
-        let (reply, outcome) = oneshot::channel();
         let start = {
             let mut queue = self.queue.lock();
             queue.jobs.push_back(Job {
@@ -262,7 +297,7 @@ impl Appender {
             let pool = runtime.clone();
             pool.spawn_blocking(move || appender.drain(&runtime));
         }
-        Ok(outcome)
+        Ok(())
     }
 
     /// Appends one job's batch or marker (blocking) and keeps a batch as the tail.
@@ -301,10 +336,7 @@ impl Appender {
             for mut job in jobs {
                 match self.write(&mut job) {
                     Ok(pending) => written.push((pending, job)),
-                    Err(e) => {
-                        // The producer may have stopped waiting; nothing else to tell.
-                        let _ = job.reply.send(Err(self.error(e)));
-                    }
+                    Err(e) => job.reply.send(Err(self.error(e))),
                 }
             }
             if written.is_empty() {
@@ -333,7 +365,7 @@ impl Appender {
                     log_start_offset: self.log.log_start_offset(),
                 })
                 .map_err(|e| self.error(e));
-            let _ = job.reply.send(outcome);
+            job.reply.send(outcome);
         }
     }
 

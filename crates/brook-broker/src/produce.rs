@@ -14,7 +14,7 @@ use brook_log::batch::{BatchBuilder, Compression, RecordRef};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::oneshot;
 
-use crate::append::outcome;
+use crate::append::{outcome, Appender, ProduceGuard};
 use crate::broker::{Broker, TopicHandle};
 use crate::error::{BrokerError, Result};
 use crate::txn::ProducerIdAndEpoch;
@@ -162,6 +162,17 @@ pub(crate) fn encode_planned(
         .collect()
 }
 
+/// Queues `batch` for its outcome on a channel: the record's partition and timestamp, and
+/// the receiver ([`Broker::queue_record`]'s `submit` for an awaited produce).
+fn submit(
+    appender: &Arc<Appender>,
+    batch: BytesMut,
+    open: ProduceGuard,
+    (partition, timestamp): (u32, i64),
+) -> Result<(u32, i64, oneshot::Receiver<Result<BatchAppended>>)> {
+    Ok((partition, timestamp, appender.submit(batch, open)?))
+}
+
 /// The timestamp of each record: its own, else `now`.
 pub(crate) fn timestamps(records: &[ProduceRecord], now: i64) -> Vec<i64> {
     records.iter().map(|r| r.timestamp.unwrap_or(now)).collect()
@@ -262,7 +273,9 @@ impl Broker {
         let early = self
             .check_records(topic, std::slice::from_ref(&record))
             .and_then(|()| match self.topic(topic) {
-                Ok(handle) => self.queue_record(&handle, &record, now).map(Early::Queued),
+                Ok(handle) => self
+                    .queue_record(&handle, &record, now, submit)
+                    .map(Early::Queued),
                 Err(BrokerError::UnknownTopic { .. }) if self.inner.config.auto_create_topics => {
                     Ok(Early::NeedsTopic((record, topic.to_owned())))
                 }
@@ -274,7 +287,7 @@ impl Broker {
                 Early::Queued(queued) => queued,
                 Early::NeedsTopic((record, topic)) => {
                     let handle = broker.topic_or_create(&topic).await?;
-                    broker.queue_record(&handle, &record, now)?
+                    broker.queue_record(&handle, &record, now, submit)?
                 }
             };
             let info = outcome(receiver).await?;
@@ -284,6 +297,65 @@ impl Broker {
                 timestamp,
             })
         }
+    }
+
+    /// Queues one record as [`Broker::produce_record`] does, and hands its outcome to `then`
+    /// on the append's own thread (see [`crate::append::Then`]: short, never blocking) instead
+    /// of to a waiting task: a caller that has something else to wait for is not woken just
+    /// to learn that its record was appended. The future ends once the record is queued
+    /// (at once when the topic exists); `then` is called exactly when it ends with `Ok`.
+    pub(crate) fn produce_record_then(
+        &self,
+        topic: &str,
+        record: ProduceRecord,
+        then: impl FnOnce(Result<RecordPosition>) + Send + 'static,
+    ) -> impl Future<Output = Result<()>> + Send + 'static {
+        let now = now_ms();
+        let early = self
+            .check_records(topic, std::slice::from_ref(&record))
+            .and_then(|()| match self.topic(topic) {
+                Ok(handle) => self
+                    .queue_record_then(&handle, &record, now, then)
+                    .map(|()| None),
+                Err(BrokerError::UnknownTopic { .. }) if self.inner.config.auto_create_topics => {
+                    Ok(Some((record, topic.to_owned(), then)))
+                }
+                Err(e) => Err(e),
+            });
+        let broker = self.clone();
+        async move {
+            match early? {
+                None => Ok(()),
+                Some((record, topic, then)) => {
+                    let handle = broker.topic_or_create(&topic).await?;
+                    broker.queue_record_then(&handle, &record, now, then)
+                }
+            }
+        }
+    }
+
+    fn queue_record_then(
+        &self,
+        handle: &TopicHandle,
+        record: &ProduceRecord,
+        now: i64,
+        then: impl FnOnce(Result<RecordPosition>) + Send + 'static,
+    ) -> Result<()> {
+        self.queue_record(
+            handle,
+            record,
+            now,
+            |appender, batch, open, (partition, timestamp)| {
+                let then = move |appended: Result<BatchAppended>| {
+                    then(appended.map(|info| RecordPosition {
+                        partition,
+                        offset: info.base_offset,
+                        timestamp,
+                    }))
+                };
+                appender.submit_then(batch, open, Box::new(then))
+            },
+        )
     }
 
     /// Appends one Kafka RecordBatch v2 that a door received whole (Kafka Produce, gRPC raw
@@ -362,14 +434,16 @@ impl Broker {
         })
     }
 
-    /// Routes, checks and encodes one record, then queues its batch: its partition, timestamp
-    /// and the receiver of its outcome. Nothing is queued unless the record is good.
-    fn queue_record(
+    /// Routes, checks and encodes one record, then queues its batch with `submit` (given its
+    /// partition's appender, the batch, the produce guard, and the record's partition and
+    /// timestamp). Nothing is queued unless the record is good.
+    fn queue_record<T>(
         &self,
         handle: &TopicHandle,
         record: &ProduceRecord,
         now: i64,
-    ) -> Result<(u32, i64, oneshot::Receiver<Result<BatchAppended>>)> {
+        submit: impl FnOnce(&Arc<Appender>, BytesMut, ProduceGuard, (u32, i64)) -> Result<T>,
+    ) -> Result<T> {
         let partitions = handle.partition_count();
         let partition = crate::partitioner::partition_of(record, partitions, || {
             handle.cursor.next_partition(partitions)
@@ -382,7 +456,7 @@ impl Broker {
         refuse_keyless_batch(handle, partition, &batch)?;
         let open = self.enter_produce()?;
         let appender = &handle.partition(partition)?.appender;
-        Ok((partition, timestamp, appender.submit(batch, open)?))
+        submit(appender, batch, open, (partition, timestamp))
     }
 
     /// Queues one whole batch for `partition`.

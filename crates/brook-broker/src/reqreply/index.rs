@@ -19,12 +19,15 @@ use crate::error::{BrokerError, Result};
 use crate::types::ConsumerRecord;
 
 /// What a waiter receives.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum Delivery {
     /// The reply record.
     Reply(Arc<ConsumerRecord>),
     /// No reply will come through this broker: why.
     Aborted(&'static str),
+    /// The call's own request could not be appended: the produce's error (to the waiter of
+    /// the call that appended it; the others get `Aborted`).
+    Failed(BrokerError),
 }
 
 /// A waiter's receiving end and its number (to remove it).
@@ -171,12 +174,16 @@ impl Index {
     }
 
     /// The request of the call with `id` could not be appended: forget the call, and return
-    /// its waiters (other calls with the same id) to be told.
-    pub(crate) fn append_failed(&mut self, id: &CorrelationId) -> Vec<oneshot::Sender<Delivery>> {
+    /// its waiters (the call that appended it and others with the same id), numbered, to be
+    /// told.
+    pub(crate) fn append_failed(
+        &mut self,
+        id: &CorrelationId,
+    ) -> Vec<(u64, oneshot::Sender<Delivery>)> {
         if self.entries.get(id).is_some_and(|e| e.reply.is_none()) {
             self.entries.remove(id);
         }
-        self.take_waiters(id)
+        self.waiters.remove(id).unwrap_or_default()
     }
 
     /// A request with `id` was found in `topic` (scanning the log on open).

@@ -238,6 +238,7 @@ impl Waiting {
                 headers::parse_reply(record, topic, &self.id)
             }
                 Ok(Delivery::Aborted(reason)) => Err(aborted(topic, &self.id, reason)),
+                Ok(Delivery::Failed(e)) => Err(e),
                 Err(_) => Err(aborted(topic, &self.id, "the broker stopped waiting for it")),
             },
             () = tokio::time::sleep_until(deadline) => Err(BrokerError::CallTimeout {
@@ -339,20 +340,30 @@ impl Backend {
         if append {
             let partition = live.reply_partition(&id);
             let record = headers::request_record(call, &id, &live.reply_topic, partition);
-            let mut appended = Box::pin(self.produce_one(topic, record));
-            match tokio::time::timeout_at(deadline, &mut appended).await {
-                Ok(Ok(at)) => live.index.lock().appended(&id, at.partition, at.offset),
+            // The append's outcome is recorded where it is known, so the call waits for its
+            // reply alone (one wake-up): a failed append reaches it as `Delivery::Failed`.
+            let (me, then_live, then_id) = (waiting.ticket.0, Arc::clone(&live), id.clone());
+            let then = move |appended: Result<RecordPosition>| match appended {
+                Ok(at) => then_live
+                    .index
+                    .lock()
+                    .appended(&then_id, at.partition, at.offset),
+                Err(e) => append_failed(&then_live, &then_id, Some((me, e))),
+            };
+            let mut queued = Box::pin(self.queue_request(topic, record, then));
+            match tokio::time::timeout_at(deadline, &mut queued).await {
+                Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    append_failed(&live, &id);
+                    append_failed(&live, &id, None);
                     return Err(e);
                 }
                 Err(_) => {
-                    // The request is queued and will still be appended: record how it went.
+                    // Still queuing (the topic being created): let it finish and record how
+                    // it went.
                     let (live, id) = (Arc::clone(&live), id.clone());
                     tokio::spawn(async move {
-                        match appended.await {
-                            Ok(at) => live.index.lock().appended(&id, at.partition, at.offset),
-                            Err(_) => append_failed(&live, &id),
+                        if queued.await.is_err() {
+                            append_failed(&live, &id, None);
                         }
                     });
                     return Err(timed_out());
@@ -360,6 +371,28 @@ impl Backend {
             }
         }
         waiting.reply(self, topic, deadline, timeout).await
+    }
+
+    /// Queues a call's request record: the future ends once it is queued, and `then` gets the
+    /// append's outcome (called exactly when the future ends with `Ok`). On the local log
+    /// `then` runs where the append finishes ([`Broker::produce_record_then`]); on a cluster,
+    /// the future waits for the append and calls `then` itself.
+    fn queue_request(
+        &self,
+        topic: &str,
+        record: ProduceRecord,
+        then: impl FnOnce(Result<RecordPosition>) + Send + 'static,
+    ) -> impl Future<Output = Result<()>> + Send + 'static {
+        let appended = match self {
+            Backend::Local(broker) => {
+                return Either::Left(broker.produce_record_then(topic, record, then))
+            }
+            Backend::Cluster(_) => self.produce_one(topic, record),
+        };
+        Either::Right(async move {
+            then(Ok(appended.await?));
+            Ok(())
+        })
     }
 
     /// Appends one record to `topic` and answers with its position, ordered at call time as
@@ -812,11 +845,16 @@ async fn read_on(
     }
 }
 
-/// Forgets a call whose request could not be appended and tells its other waiters.
-fn append_failed(live: &Live, id: &CorrelationId) {
+/// Forgets a call whose request could not be appended and tells its waiters: the one
+/// numbered in `mine` gets its error, the others that it was not appended.
+fn append_failed(live: &Live, id: &CorrelationId, mut mine: Option<(u64, BrokerError)>) {
     let waiters = live.index.lock().append_failed(id);
-    for waiter in waiters {
-        let _ = waiter.send(Delivery::Aborted("its request could not be appended"));
+    for (n, waiter) in waiters {
+        let delivery = match mine.take_if(|(me, _)| *me == n) {
+            Some((_, e)) => Delivery::Failed(e),
+            None => Delivery::Aborted("its request could not be appended"),
+        };
+        let _ = waiter.send(delivery);
     }
 }
 
