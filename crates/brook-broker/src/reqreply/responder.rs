@@ -6,7 +6,8 @@
 //! request not answered yet in each partition, so requests in flight when a responder dies are
 //! delivered again to the member that takes its partitions over. That member skips the ones
 //! whose reply it can already see. [`Broker::respond`] runs a handler over a responder, several
-//! requests at a time.
+//! requests at a time; each answer's task ends once its reply is queued, and the reply reaches
+//! its caller from where its append finishes ([`Replier::reply_queued`]).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt::Display;
@@ -92,6 +93,20 @@ impl Shared {
     fn answered(&self, partition: u32, offset: u64) {
         if let Some(p) = self.progress.lock().get_mut(&partition) {
             p.outstanding.remove(&offset);
+        }
+    }
+
+    /// Counts the request at `partition`-`offset` as answered once its reply is appended, or
+    /// can never be (a reply topic that is invalid or missing); not after an error that a
+    /// later try may not meet (the broker closing, an IO error), so its request is delivered
+    /// again.
+    fn settle(&self, partition: u32, offset: u64, appended: &Result<()>) {
+        let settled = match appended {
+            Ok(()) => true,
+            Err(e) => !matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Internal),
+        };
+        if settled {
+            self.answered(partition, offset);
         }
     }
 
@@ -263,28 +278,59 @@ impl Replier {
         request: &Request,
         outcome: std::result::Result<Answer, String>,
     ) -> Result<()> {
-        let result = match self.append(request, outcome).await {
-            Err(e @ BrokerError::TooLarge { .. }) => {
-                let message = format!("the reply could not be appended: {e}");
-                self.append(request, Err(message)).await
-            }
-            other => other,
-        };
-        let settled = match &result {
-            Ok(()) => true,
-            Err(e) => !matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Internal),
-        };
-        if settled {
-            self.shared.answered(request.partition, request.offset);
-        }
-        result
+        self.reply_with(request, outcome, true).await
     }
 
-    async fn append(
+    /// Answers `request` as [`Replier::reply`] does, but returns once the reply is queued:
+    /// on the local log what follows its append (the hand-over to the caller, the request
+    /// counted as answered, a failure logged) runs where the append finishes, so the
+    /// responder's task is not woken for it. `Err` when it could not be queued.
+    pub(crate) async fn reply_queued(
         &self,
         request: &Request,
         outcome: std::result::Result<Answer, String>,
     ) -> Result<()> {
+        self.reply_with(request, outcome, false).await
+    }
+
+    async fn reply_with(
+        &self,
+        request: &Request,
+        outcome: std::result::Result<Answer, String>,
+        wait: bool,
+    ) -> Result<()> {
+        let result = match self.append(request, outcome, wait).await {
+            Err(e @ BrokerError::TooLarge { .. }) => {
+                let message = format!("the reply could not be appended: {e}");
+                self.append(request, Err(message), wait).await
+            }
+            other => other,
+        };
+        match result {
+            // Queued: settled where the append finishes.
+            Ok(Appended::Queued) => Ok(()),
+            Ok(Appended::Done) => {
+                self.shared
+                    .settle(request.partition, request.offset, &Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                let result = Err(e);
+                self.shared
+                    .settle(request.partition, request.offset, &result);
+                result
+            }
+        }
+    }
+
+    /// Appends the reply to `request`; with `wait` false on the local log, only queues it
+    /// (see [`Replier::reply_queued`]).
+    async fn append(
+        &self,
+        request: &Request,
+        outcome: std::result::Result<Answer, String>,
+        wait: bool,
+    ) -> Result<Appended> {
         let reply_topic = &request.reply_to.topic;
         if **reply_topic == *self.shared.live.reply_topic && request.mac.is_none() {
             return Err(BrokerError::invalid(format!(
@@ -295,40 +341,88 @@ impl Replier {
         }
         let record = headers::reply_record(request, outcome);
         let live = &self.shared.live;
-        // A reply to one of this broker's calls reaches its caller now rather than when the
-        // reply topic's reader gets to it (which then skips it). Bound to its call by a MAC
-        // made for this very id, it needs no check and only what its caller reads. One that
-        // is not (its request's id was changed) is left to the reader, which counts it.
-        let hand_over = **reply_topic == *live.reply_topic
+        // A reply to one of this broker's calls reaches its caller as soon as it is appended
+        // rather than when the reply topic's reader gets to it (which then skips it). Bound to
+        // its call by a MAC made for this very id, it needs no check and only what its caller
+        // reads. One that is not (its request's id was changed) is left to the reader, which
+        // counts it.
+        let hand_over = (**reply_topic == *live.reply_topic
             && request
                 .mac
                 .as_ref()
-                .is_some_and(|mac| mac.binds(&request.correlation_id));
-        if !hand_over {
-            self.shared.backend.produce_one(reply_topic, record).await?;
-            return Ok(());
-        }
-        let shown = ConsumerRecord {
-            topic: Arc::clone(&live.reply_topic),
-            partition: 0,
-            offset: 0,
-            timestamp: 0,
-            key: record.key.clone(),
-            value: record.value.clone(),
-            headers: headers::for_caller(&record.headers),
-        };
-        let at = self.shared.backend.produce_one(reply_topic, record).await?;
-        live.reply_appended(
-            &request.correlation_id,
-            ConsumerRecord {
-                partition: at.partition,
-                offset: at.offset,
-                timestamp: at.timestamp,
-                ..shown
+                .is_some_and(|mac| mac.binds(&request.correlation_id)))
+        .then(|| HandOver {
+            live: Arc::clone(live),
+            id: request.correlation_id.clone(),
+            shown: ConsumerRecord {
+                topic: Arc::clone(&live.reply_topic),
+                partition: 0,
+                offset: 0,
+                timestamp: 0,
+                key: record.key.clone(),
+                value: record.value.clone(),
+                headers: headers::for_caller(&record.headers),
             },
-        );
-        live.delivered(at.partition, at.offset);
-        Ok(())
+        });
+        let backend = &self.shared.backend;
+        match backend {
+            Backend::Local(broker) if !wait => {
+                let shared = Arc::clone(&self.shared);
+                let (partition, offset) = (request.partition, request.offset);
+                let then = move |appended: Result<crate::types::RecordPosition>| {
+                    let result = appended.map(|at| {
+                        if let Some(hand_over) = hand_over {
+                            hand_over.appended(at);
+                        }
+                    });
+                    if let Err(e) = &result {
+                        tracing::warn!(topic = %shared.topic, partition, offset, error = %e,
+                            "could not append a reply");
+                    }
+                    shared.settle(partition, offset, &result);
+                };
+                broker
+                    .produce_record_then(reply_topic, record, then)
+                    .await?;
+                Ok(Appended::Queued)
+            }
+            _ => {
+                let at = backend.produce_one(reply_topic, record).await?;
+                if let Some(hand_over) = hand_over {
+                    hand_over.appended(at);
+                }
+                Ok(Appended::Done)
+            }
+        }
+    }
+}
+
+/// How far [`Replier::append`] went.
+enum Appended {
+    /// The reply is appended (and handed over).
+    Done,
+    /// The reply is queued; its append's outcome is acted on where it finishes.
+    Queued,
+}
+
+/// A reply to hand to its caller once appended ([`Live::reply_appended`]).
+struct HandOver {
+    live: Arc<Live>,
+    id: super::CorrelationId,
+    /// The record as its caller reads it, placed once appended.
+    shown: ConsumerRecord,
+}
+
+impl HandOver {
+    fn appended(self, at: crate::types::RecordPosition) {
+        let record = ConsumerRecord {
+            partition: at.partition,
+            offset: at.offset,
+            timestamp: at.timestamp,
+            ..self.shown
+        };
+        self.live.reply_appended(&self.id, record);
+        self.live.delivered(at.partition, at.offset);
     }
 }
 
@@ -437,7 +531,7 @@ where
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("the handler panicked".to_owned()),
     };
-    if let Err(e) = replier.reply(&request, outcome).await {
+    if let Err(e) = replier.reply_queued(&request, outcome).await {
         tracing::warn!(
             topic = %request.topic, partition = request.partition, offset = request.offset,
             error = %e, "could not append a reply"
