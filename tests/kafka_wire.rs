@@ -1212,3 +1212,48 @@ async fn a_client_leaving_mid_fetch_response_costs_only_its_connection() {
         .await
         .expect("the door stops with no connection left hanging");
 }
+
+/// The door reads the next frame while it answers one (only the read goes ahead): 100 produces
+/// written back to back, then a frame over the size limit, are answered in order, land in the
+/// order sent, and the bad frame closes the connection only after the answer before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_read_ahead_are_answered_in_order_and_a_bad_one_only_after_the_answer_before_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tb = TestBroker::start(dir.path()).await;
+    tb.create_topic("ahead", 1).await;
+    let mut raw = Raw::connect(&tb).await;
+    let values: Vec<String> = (0..100).map(|i| format!("{i:0>2000}")).collect();
+    let mut sent = Vec::new();
+    for value in &values {
+        let request = produce_request("ahead", batch(&[value], None), 1);
+        sent.push(raw.send(ApiKey::Produce, 9, &request).await);
+    }
+    raw.stream
+        .write_all(&i32::MAX.to_be_bytes())
+        .await
+        .expect("write");
+    for (i, expected) in sent.iter().enumerate() {
+        let (correlation_id, response): (i32, ProduceResponse) =
+            raw.receive(ApiKey::Produce, 9).await;
+        assert_eq!(correlation_id, *expected, "answers in request order");
+        assert_eq!(
+            produce_result(&response),
+            (0, i as i64),
+            "appended in order"
+        );
+    }
+    assert!(raw.is_closed().await, "closed after the last answer");
+    let stored = tb
+        .broker
+        .fetch("ahead", 0, 0, 1 << 20, Duration::ZERO)
+        .await
+        .expect("fetch");
+    let read: Vec<String> = stored
+        .records()
+        .expect("decodes")
+        .into_iter()
+        .map(|r| String::from_utf8(r.value.expect("value").to_vec()).expect("utf-8"))
+        .collect();
+    assert_eq!(read, values, "stored in the order sent");
+    tb.stop().await;
+}

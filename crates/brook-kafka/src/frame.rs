@@ -170,7 +170,8 @@ impl ResponseFrame {
     }
 }
 
-#[allow(unsafe_code)] // BufMut is an unsafe trait, and the encoder's buffer must be one.
+// BufMut is an unsafe trait, and the encoder's buffer must be one.
+#[allow(unsafe_code)]
 // SAFETY: every method hands on to `head`, a `BytesMut`, whose implementation upholds the
 // trait's contract; `put_slice` adds only sealing `head` and pushing whole parts.
 unsafe impl BufMut for ResponseFrame {

@@ -1,7 +1,9 @@
 //! Fetch (key 1): the stored batches of each asked-for partition go out as they are on disk
-//! (no record is decoded or re-encoded on this path), within the request's byte limits, after
-//! a long poll: when fewer than `min_bytes` are ready, the request waits on the partitions'
-//! high-watermark channels (woken by appends) until enough arrive or `max_wait_ms` passes.
+//! (no record is decoded or re-encoded on this path, and the buffer the log read them into is
+//! written to the socket as it is: [`stored_batches`], `frame::ResponseFrame`), within the
+//! request's byte limits, after a long poll: when fewer than `min_bytes` are ready, the request
+//! waits on the partitions' high-watermark channels (woken by appends) until enough arrive or
+//! `max_wait_ms` passes.
 //!
 //! Up to version 12 topics are named; from 13 they are identified by their topic id.
 //!
