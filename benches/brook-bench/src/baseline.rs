@@ -66,18 +66,25 @@ pub(crate) async fn e2e(plan: &Plan) -> anyhow::Result<Measured> {
             std::thread::spawn(move || read_echoes(reader, records, &read_plan, epoch)),
         ));
     }
-    let mut latency = histogram();
-    for (sender, reader) in threads {
-        let sent = sender.join();
-        let read = reader.join();
-        match (sent, read) {
-            (Ok(sent), Ok(read)) => {
-                sent?;
-                latency.add(read?)?;
+    // Joined on a blocking-pool thread: on a current-thread runtime (`--client-runtime
+    // current-thread`) this task's thread is the one serving the echoes.
+    let latency = tokio::task::spawn_blocking(move || {
+        let mut latency = histogram();
+        for (sender, reader) in threads {
+            let sent = sender.join();
+            let read = reader.join();
+            match (sent, read) {
+                (Ok(sent), Ok(read)) => {
+                    sent?;
+                    latency.add(read?)?;
+                }
+                _ => bail!("a baseline thread panicked"),
             }
-            _ => bail!("a baseline thread panicked"),
         }
-    }
+        anyhow::Ok(latency)
+    })
+    .await
+    .context("baseline threads")??;
     Ok(plan.measured(epoch.elapsed(), latency))
 }
 

@@ -80,6 +80,7 @@ pub(crate) async fn bench(args: &BenchArgs, plan: &Plan) -> anyhow::Result<Repor
             ProtocolKind::Embedded => EMBEDDED_BASELINE,
             _ => BASELINE,
         },
+        client_runtime: args.client_runtime.name(),
     };
     Ok(Report::new(info, &calls, &baseline))
 }

@@ -53,8 +53,9 @@ pub(crate) struct Floors {
 
 /// Measures both floors for `plan`'s produce workload, one after the other, against one floor
 /// server that lives for the measurement.
-pub(crate) async fn produce(plan: &Plan) -> anyhow::Result<Floors> {
-    let server = FloorServer::start().context("gRPC floor server")?;
+/// `workers`: the floor server's runtime worker threads (`None`: tokio's default).
+pub(crate) async fn produce(plan: &Plan, workers: Option<u16>) -> anyhow::Result<Floors> {
+    let server = FloorServer::start(workers).context("gRPC floor server")?;
     let url = format!("http://{}", server.addr);
     let measured = async {
         let mut loops = Vec::with_capacity(plan.producers);
@@ -158,14 +159,18 @@ struct FloorServer {
 }
 
 impl FloorServer {
-    fn start() -> anyhow::Result<FloorServer> {
+    fn start(workers: Option<u16>) -> anyhow::Result<FloorServer> {
         let (stop, stopped) = oneshot::channel::<()>();
         let (bound_tx, bound_rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("grpc-floor".into())
             .spawn(move || {
-                // As `brook serve` builds its runtime.
-                let runtime = match tokio::runtime::Runtime::new() {
+                // As `brook serve` builds its runtime (`--worker-threads`).
+                let mut builder = tokio::runtime::Builder::new_multi_thread();
+                if let Some(workers) = workers {
+                    builder.worker_threads(usize::from(workers));
+                }
+                let runtime = match builder.enable_all().build() {
                     Ok(runtime) => runtime,
                     Err(e) => {
                         let _ = bound_tx.send(Err(anyhow::Error::from(e)));
@@ -343,11 +348,14 @@ mod tests {
             in_flight: 3,
             rate: 1,
         };
-        let floors = produce(&plan).await.expect("floors");
-        for measured in [&floors.channel, &floors.direct] {
-            assert_eq!(measured.records, 101);
-            assert_eq!(measured.latency.len(), 101, "one latency per record");
-            assert!(measured.latency.min() > 0);
+        // The floor server on tokio's default runtime, then on one worker thread.
+        for workers in [None, Some(1)] {
+            let floors = produce(&plan, workers).await.expect("floors");
+            for measured in [&floors.channel, &floors.direct] {
+                assert_eq!(measured.records, 101);
+                assert_eq!(measured.latency.len(), 101, "one latency per record");
+                assert!(measured.latency.min() > 0);
+            }
         }
     }
 }

@@ -139,14 +139,51 @@ pub struct BenchArgs {
     /// kafka to --kafka-addr (a `bench-kafka-tls` build); each connection its own TLS session.
     #[arg(long, value_name = "FILE", conflicts_with = "embedded")]
     tls_ca: Option<std::path::PathBuf>,
+    /// The runtime the bench's clients run on: `multi-thread` (tokio's default, a worker per
+    /// core) or `current-thread` (every client task on the bench's one thread, as an
+    /// application chasing latency would pick with `flavor = "current_thread"`).
+    #[arg(long, value_enum, default_value = "multi-thread")]
+    client_runtime: ClientRuntime,
+    /// Worker threads of the gRPC floor's server runtime (a produce run over the gRPC door):
+    /// match the brook server's `--worker-threads` to compare like with like.
+    /// [default: tokio's, a worker per core, as `brook serve`]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    floor_worker_threads: Option<u16>,
     #[command(flatten)]
     kafka: protocol::KafkaOptions,
+}
+
+/// What `--client-runtime` chooses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientRuntime {
+    /// tokio's multi-thread runtime with its default workers (one per core).
+    MultiThread,
+    /// tokio's current-thread runtime: every task on the thread that runs the bench.
+    CurrentThread,
+}
+
+impl ClientRuntime {
+    fn name(self) -> &'static str {
+        match self {
+            ClientRuntime::MultiThread => "multi-thread",
+            ClientRuntime::CurrentThread => "current-thread",
+        }
+    }
+
+    fn build(self) -> std::io::Result<tokio::runtime::Runtime> {
+        match self {
+            ClientRuntime::MultiThread => tokio::runtime::Runtime::new(),
+            ClientRuntime::CurrentThread => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build(),
+        }
+    }
 }
 
 impl BenchArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let plan = self.plan()?;
-        let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+        let runtime = (self.client_runtime.build()).context("cannot start the tokio runtime")?;
         let reports = if self.workload == Workload::Call {
             vec![runtime.block_on(call::bench(&self, &plan))?]
         } else {
@@ -163,6 +200,9 @@ impl BenchArgs {
     fn plan(&self) -> anyhow::Result<Plan> {
         if self.protocol.contains(&ProtocolKind::Kafka) {
             protocol::require_kafka_built()?;
+        }
+        if self.protocol.contains(&ProtocolKind::KafkaRaw) && self.workload != Workload::Produce {
+            bail!(protocol::KAFKA_RAW_PRODUCE_ONLY);
         }
         if self.consumers > u64::from(self.partitions) {
             bail!(
@@ -220,17 +260,25 @@ impl BenchArgs {
         let grpc = |kind: &ProtocolKind| matches!(kind, ProtocolKind::Grpc | ProtocolKind::GrpcRaw);
         let floor = match self.workload == Workload::Produce && runs.iter().any(|r| grpc(&r.0)) {
             true => {
-                let floors = grpc_floor::produce(plan).await.context("gRPC floor")?;
-                Some(report::GrpcFloor::new(&floors.channel, &floors.direct))
+                let floors = grpc_floor::produce(plan, self.floor_worker_threads)
+                    .await
+                    .context("gRPC floor")?;
+                Some(report::GrpcFloor::new(
+                    &floors.channel,
+                    &floors.direct,
+                    self.floor_worker_threads,
+                ))
             }
             false => None,
         };
         let reports = runs
             .into_iter()
-            .map(|(kind, kafka, (measured, address))| {
+            .map(|(kind, kafka, (measured, address, acked))| {
                 let report =
                     Report::new(self.info(kind, &kafka, plan, address), &measured, &baseline);
-                report.with_grpc_floor(grpc(&kind).then(|| floor.clone()).flatten())
+                report
+                    .with_grpc_floor(grpc(&kind).then(|| floor.clone()).flatten())
+                    .with_ack(acked.as_ref())
             })
             .collect();
         Ok(reports)
@@ -305,17 +353,19 @@ impl BenchArgs {
                 }
                 (workload, _) => workload.baseline(),
             },
+            client_runtime: self.client_runtime.name(),
         }
     }
 
-    /// Runs the workload through the door; returns what it measured and where it went.
+    /// Runs the workload through the door; returns what it measured, where it went, and (e2e)
+    /// send to ack of the same records.
     async fn measure(
         &self,
         kind: ProtocolKind,
         kafka: &protocol::KafkaOptions,
         target: &Target,
         plan: &Plan,
-    ) -> anyhow::Result<(Measured, String)> {
+    ) -> anyhow::Result<(Measured, String, Option<Measured>)> {
         let tls_ca = self.tls_ca()?;
         let (protocol, address) = protocol::connect(
             kind,
@@ -337,12 +387,16 @@ impl BenchArgs {
         }
         let bar = report::progress(plan.records, self.workload.name(), self.json);
         let measured = match self.workload {
-            Workload::Produce => workload::produce(protocol.as_ref(), plan, &bar).await,
+            Workload::Produce => workload::produce(protocol.as_ref(), plan, &bar)
+                .await
+                .map(|m| (m, None)),
             Workload::Consume => {
                 let fill = report::progress(plan.records, "filling", self.json);
-                workload::consume(protocol.as_ref(), plan, &fill, &bar).await
+                (workload::consume(protocol.as_ref(), plan, &fill, &bar).await).map(|m| (m, None))
             }
-            Workload::E2e => workload::e2e(protocol.as_ref(), plan, &bar).await,
+            Workload::E2e => workload::e2e(protocol.as_ref(), plan, &bar)
+                .await
+                .map(|(receipt, acked)| (receipt, Some(acked))),
             Workload::Call => Err(anyhow::anyhow!("brook bench call runs in call::bench")),
         };
         bar.finish_and_clear();
@@ -351,7 +405,8 @@ impl BenchArgs {
                 tracing::warn!(topic = %plan.topic, error = %e, "cannot delete the bench topic");
             }
         }
-        Ok((measured?, address))
+        let (measured, acked) = measured?;
+        Ok((measured, address, acked))
     }
 }
 
@@ -411,5 +466,93 @@ impl Target {
             Target::Remote => Ok(()),
             Target::Embedded { server, _dir } => Ok(server.stop().await?),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    fn args(line: &[&str]) -> BenchArgs {
+        let argv = std::iter::once("bench").chain(line.iter().copied());
+        Cli::try_parse_from(argv).expect("flags parse").bench
+    }
+
+    /// On a current-thread runtime a produce and an e2e run (whose paced producer threads
+    /// enter the runtime from outside) both finish over the embedded server's real sockets;
+    /// e2e reports send to ack beside send to receipt.
+    #[test]
+    fn the_current_thread_client_runtime_runs_produce_and_e2e() {
+        for workload in ["produce", "e2e"] {
+            let bench = args(&[
+                workload,
+                "--embedded",
+                "--json",
+                "--client-runtime",
+                "current-thread",
+                "--protocol",
+                "grpc,grpc-raw",
+                "--records",
+                "300",
+                "--batch",
+                "1",
+                "--in-flight",
+                "1",
+                "--rate",
+                "3000",
+                "--durability",
+                "none",
+            ]);
+            assert_eq!(bench.client_runtime, ClientRuntime::CurrentThread);
+            let plan = bench.plan().expect("plan");
+            let runtime = bench.client_runtime.build().expect("runtime");
+            let reports = runtime.block_on(bench.bench(&plan)).expect(workload);
+            assert_eq!(reports.len(), 2);
+            for report in reports {
+                assert_eq!(report.info.client_runtime, "current-thread");
+                assert_eq!(report.brook.records, 300);
+                // e2e times send to ack of the same records beside send to receipt.
+                let ack = report.ack.as_ref().map(|ack| ack.records);
+                assert_eq!(ack, (workload == "e2e").then_some(300), "{workload}");
+            }
+        }
+    }
+
+    #[test]
+    fn kafka_raw_refuses_every_workload_but_produce() {
+        for workload in ["consume", "e2e", "call"] {
+            let err = args(&[workload, "--protocol", "kafka-raw"])
+                .plan()
+                .expect_err(workload);
+            assert!(
+                err.to_string().contains("produce only"),
+                "{workload}: {err}"
+            );
+        }
+        assert!(args(&["produce", "--protocol", "grpc,kafka-raw"])
+            .plan()
+            .is_ok());
+    }
+
+    #[test]
+    fn runtimes_are_the_ones_asked_for() {
+        let flavor = |r: ClientRuntime| r.build().expect("runtime").handle().runtime_flavor();
+        use tokio::runtime::RuntimeFlavor;
+        assert_eq!(
+            flavor(ClientRuntime::CurrentThread),
+            RuntimeFlavor::CurrentThread
+        );
+        assert_eq!(
+            flavor(ClientRuntime::MultiThread),
+            RuntimeFlavor::MultiThread
+        );
     }
 }

@@ -112,6 +112,8 @@ pub(crate) struct RunInfo {
     pub latency: &'static str,
     /// What the baseline is.
     pub baseline_kind: &'static str,
+    /// The runtime the bench's clients ran on (`--client-runtime`).
+    pub client_runtime: &'static str,
 }
 
 /// Everything `--json` prints.
@@ -127,23 +129,30 @@ pub(crate) struct Report {
     /// `grpc_floor`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc_floor: Option<GrpcFloor>,
+    /// e2e: send to ack of the same records, so a receipt splits into the produce's share
+    /// and the delivery's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ack: Option<Figures>,
 }
 
 /// The gRPC floor's figures: through tonic's `Channel` and through hyper's `SendRequest`.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct GrpcFloor {
     pub kind: &'static str,
+    /// The floor server's runtime workers (`--floor-worker-threads`); `None`: tokio's default.
+    pub worker_threads: Option<u16>,
     pub channel: Figures,
     pub direct: Figures,
 }
 
 impl GrpcFloor {
     pub(crate) const KIND: &'static str = "a bare tonic service answering each batch's unary \
-        call with an empty message (own port, own default runtime), same connections and window";
+        call with an empty message (own port, own multi-thread runtime), same connections and window";
 
-    pub(crate) fn new(channel: &Measured, direct: &Measured) -> GrpcFloor {
+    pub(crate) fn new(channel: &Measured, direct: &Measured, workers: Option<u16>) -> GrpcFloor {
         GrpcFloor {
             kind: Self::KIND,
+            worker_threads: workers,
             channel: channel.figures(),
             direct: direct.figures(),
         }
@@ -160,7 +169,14 @@ impl Report {
             baseline,
             ratio,
             grpc_floor: None,
+            ack: None,
         }
+    }
+
+    /// The same report with send to ack beside send to receipt (e2e).
+    pub(crate) fn with_ack(mut self, acked: Option<&Measured>) -> Report {
+        self.ack = acked.map(Measured::figures);
+        self
     }
 
     /// The same report with the gRPC floor of its run beside it.
@@ -194,6 +210,7 @@ impl Report {
                 .map_or(String::new(), |r| format!(", paced at {r} records/s")),
         ));
         out.push_str(&format!("  latency: {}\n", i.latency));
+        out.push_str(&format!("  client runtime: {}\n", i.client_runtime));
         out.push_str(&format!("  baseline: {}\n\n", i.baseline_kind));
         out.push_str(&format!(
             "  {:<18} {:>14} {:>14} {:>8}\n",
@@ -225,6 +242,12 @@ impl Report {
         if let Some(floor) = &self.grpc_floor {
             out.push_str(&floor.table(b));
         }
+        if let Some(ack) = &self.ack {
+            out.push_str(&format!(
+                "\n  send to ack of the same records: p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us\n",
+                ack.p50_us, ack.p99_us, ack.p999_us
+            ));
+        }
         out
     }
 }
@@ -232,7 +255,10 @@ impl Report {
 impl GrpcFloor {
     /// brook beside the floor through a `Channel` and a direct connection, with the ratios.
     fn table(&self, brook: &Figures) -> String {
-        let mut out = format!("\n  gRPC floor: {}\n", self.kind);
+        let workers = self
+            .worker_threads
+            .map_or_else(|| "default".to_owned(), |n| n.to_string());
+        let mut out = format!("\n  gRPC floor: {} (workers: {workers})\n", self.kind);
         out.push_str(&format!(
             "  {:<18} {:>14} {:>14} {:>8} {:>14} {:>8}\n",
             "", "brook", "floor channel", "ratio", "floor direct", "ratio"

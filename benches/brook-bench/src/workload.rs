@@ -7,7 +7,8 @@
 //!   read it back from where the fill started; latency is the time of each receive (one
 //!   stream read or poll, however many records it brings).
 //! - **e2e**: consumers subscribe first; producers then send at `--rate` records/s in total,
-//!   each record stamped with its send time; latency is send-to-receipt of each record.
+//!   each record stamped with its send time; latency is send-to-receipt of each record, and
+//!   send-to-ack of the same records is reported beside it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -268,11 +269,13 @@ fn stalled(got: u64, expected: u64) -> anyhow::Error {
     )
 }
 
+/// Returns send to receipt (the run's figures) and send to ack of the same records, so a
+/// receipt's time splits into the produce's share and the delivery's.
 pub(crate) async fn e2e(
     protocol: &dyn Protocol,
     plan: &Plan,
     bar: &ProgressBar,
-) -> anyhow::Result<Measured> {
+) -> anyhow::Result<(Measured, Measured)> {
     let before = protocol.end_offsets(&plan.topic).await?;
     let mut consumers = Vec::with_capacity(plan.consumers);
     for index in 0..plan.consumers {
@@ -322,23 +325,29 @@ pub(crate) async fn e2e(
             acks: ack_tx.clone(),
         };
         let plan = plan.clone();
-        senders.push(std::thread::spawn(move || {
+        // A blocking-pool thread, awaited without blocking: on a current-thread runtime
+        // (`--client-runtime current-thread`) this task's thread is the one driving the IO.
+        senders.push(tokio::task::spawn_blocking(move || {
             paced.run(producer.as_ref(), &plan)
         }));
     }
     drop(ack_tx);
     for sender in senders {
-        match sender.join() {
+        match sender.await {
             Ok(result) => result?,
             Err(_) => bail!("an e2e producer thread panicked"),
         }
     }
-    acks.await.context("ack task")??;
+    let acked = acks.await.context("ack task")??;
     let mut latency = histogram();
     for reader in readers {
         latency.add(reader.await.context("consumer task")??)?;
     }
-    Ok(plan.measured(epoch.elapsed(), latency))
+    let elapsed = epoch.elapsed();
+    Ok((
+        plan.measured(elapsed, latency),
+        plan.measured(elapsed, acked),
+    ))
 }
 
 /// The time since `epoch`, as stamped into records.
@@ -359,7 +368,7 @@ pub(crate) fn since_stamp(epoch: Instant, value: &[u8]) -> Option<Duration> {
     Some(Duration::from_nanos(stamp(epoch).saturating_sub(sent)))
 }
 
-/// One e2e producer: a thread of its own, so sends leave on time (a tokio timer only
+/// One e2e producer: a (blocking-pool) thread of its own, so sends leave on time (a tokio timer only
 /// resolves to the millisecond, which alone would add up to 1 ms of latency to each record).
 struct Paced {
     handle: tokio::runtime::Handle,
@@ -367,8 +376,11 @@ struct Paced {
     records: u64,
     rate: f64,
     epoch: Instant,
-    acks: mpsc::UnboundedSender<Ack>,
+    acks: mpsc::UnboundedSender<SentAck>,
 }
+
+/// A sent batch's ack, with when it was sent and how many records it holds.
+type SentAck = (Instant, u64, Ack);
 
 impl Paced {
     fn run(self, producer: &dyn BenchProducer, plan: &Plan) -> anyhow::Result<()> {
@@ -383,13 +395,14 @@ impl Paced {
                 std::thread::sleep(wait);
             }
             let count = (plan.batch as u64).min(self.records - sent);
+            let sent_at = Instant::now();
             let now = stamp(self.epoch);
             let values = (0..count).map(|_| stamped(&template, now)).collect();
             // Started inside `block_on`: a door may need the runtime when a send starts.
             let ack = self
                 .handle
                 .block_on(async { producer.send_batch(partition, values).await })?;
-            if self.acks.send(ack).is_err() {
+            if self.acks.send((sent_at, count, ack)).is_err() {
                 // The ack task stopped on a failed produce; it reports the failure.
                 return Ok(());
             }
@@ -401,22 +414,31 @@ impl Paced {
     }
 }
 
-/// Awaits every ack the e2e producers hand over; the first failure fails the run.
-async fn await_acks(mut acks: mpsc::UnboundedReceiver<Ack>) -> anyhow::Result<()> {
+/// Awaits every ack the e2e producers hand over, timing each from its send (per record);
+/// the first failure fails the run.
+async fn await_acks(mut acks: mpsc::UnboundedReceiver<SentAck>) -> anyhow::Result<Histogram<u64>> {
+    let mut latency = histogram();
     let mut pending = FuturesUnordered::new();
+    let timed = |(sent_at, count, ack): SentAck| async move {
+        ack.await.map(|()| (sent_at.elapsed(), count))
+    };
     loop {
         tokio::select! {
             ack = acks.recv() => match ack {
-                Some(ack) => pending.push(ack),
+                Some(ack) => pending.push(timed(ack)),
                 None => break,
             },
-            Some(result) = pending.next(), if !pending.is_empty() => result?,
+            Some(result) = pending.next(), if !pending.is_empty() => {
+                let (took, count) = result?;
+                record(&mut latency, took, count);
+            }
         }
     }
     while let Some(result) = pending.next().await {
-        result?;
+        let (took, count) = result?;
+        record(&mut latency, took, count);
     }
-    Ok(())
+    Ok(latency)
 }
 
 /// One e2e consumer: reads until every consumer together has `expected` records.

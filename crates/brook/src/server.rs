@@ -170,6 +170,9 @@ pub struct ServeConfig {
     /// How long doors may take to finish requests in flight after a stop before the broker is
     /// closed under them.
     pub drain_timeout_ms: u64,
+    /// Worker threads of the process's async runtime; `None`: one per core (tokio's default).
+    /// Read by the binary, which builds the runtime.
+    pub worker_threads: Option<u16>,
     pub grpc_addr: Listen,
     pub grpc: GrpcConfig,
     pub kafka_addr: Listen,
@@ -195,6 +198,7 @@ impl Default for ServeConfig {
             log_level: None,
             log_format: LogFormat::Text,
             drain_timeout_ms: 30_000,
+            worker_threads: None,
             grpc_addr: local(50051),
             grpc: GrpcConfig::default(),
             kafka_addr: local(9092),
@@ -211,6 +215,8 @@ impl Default for ServeConfig {
 
 /// The range of `drain_timeout_ms`.
 const DRAIN_TIMEOUT_MS: Bounds = Bounds::new(1, DAY_MS);
+/// The range of `worker_threads`.
+const WORKER_THREADS: Bounds = Bounds::new(1, 256);
 
 impl ServeConfig {
     /// The range of the setting `brook serve` calls `key` (`segment_bytes_max`,
@@ -218,8 +224,10 @@ impl ServeConfig {
     /// topic settings (for `durability`, the milliseconds of `interval:MS`), the broker's,
     /// each door's. `None` for a setting with no number to bound (an address, a list).
     pub fn bounds(key: &str) -> Option<Bounds> {
-        if key == "drain_timeout_ms" {
-            return Some(DRAIN_TIMEOUT_MS);
+        match key {
+            "drain_timeout_ms" => return Some(DRAIN_TIMEOUT_MS),
+            "worker_threads" => return Some(WORKER_THREADS),
+            _ => {}
         }
         let door = |prefix: &str, table: fn(&str) -> Option<Bounds>| {
             key.strip_prefix(prefix).and_then(table)
@@ -256,6 +264,11 @@ impl ServeConfig {
         DRAIN_TIMEOUT_MS
             .check("drain_timeout_ms", self.drain_timeout_ms)
             .map_err(|reason| ServeError::Invalid { reason })?;
+        if let Some(workers) = self.worker_threads {
+            WORKER_THREADS
+                .check("worker_threads", u64::from(workers))
+                .map_err(|reason| ServeError::Invalid { reason })?;
+        }
         self.tls
             .files()
             .map_err(|reason| ServeError::Invalid { reason })?;

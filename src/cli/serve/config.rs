@@ -24,7 +24,13 @@ pub(crate) use brook::server::{Listen, ServeConfig};
 use clap::{Arg, ArgMatches};
 
 /// The settings about the process rather than the broker or a door.
-const PROCESS: [&str; 4] = ["data_dir", "log_level", "log_format", "drain_timeout_ms"];
+const PROCESS: [&str; 5] = [
+    "data_dir",
+    "log_level",
+    "log_format",
+    "drain_timeout_ms",
+    "worker_threads",
+];
 
 /// Prefix of every setting's environment variable.
 pub(crate) const ENV_PREFIX: &str = "BROOK_";
@@ -247,6 +253,26 @@ pub(crate) static SETTINGS: &[Setting] = &[
          closed anyway",
         drain_timeout_ms
     ),
+    Setting {
+        key: "worker_threads",
+        help: "Worker threads of the async runtime that runs the doors (auto: one per core; \
+               docs/benchmarks.md measures 1 against the default)",
+        boolean: false,
+        access: Access::Field {
+            apply: |c, v| {
+                c.worker_threads = match v {
+                    "auto" => None,
+                    // A value past u16 is still reported with the setting's range.
+                    n => Some(parse::<u64>(n)?.try_into().unwrap_or(u16::MAX)),
+                };
+                Ok(())
+            },
+            show: |c| {
+                c.worker_threads
+                    .map_or_else(|| "auto".into(), |n| n.to_string())
+            },
+        },
+    },
     Setting {
         key: "backend",
         help: "Where the records live: local (the data directory), or kafka://HOST:PORT[,...] \
@@ -1354,6 +1380,29 @@ mod tests {
             let text = format!("{err:#}");
             assert!(text.contains(&bounds.to_string()), "{}: {text}", s.key);
         }
+    }
+
+    #[test]
+    fn worker_threads_reads_auto_or_a_count_in_range() {
+        let workers = |value: &str| {
+            let flags = SettingFlags::from_pairs(&[("worker_threads", value)]);
+            resolve(&flags, &no_env, None).map(|r| r.config.worker_threads)
+        };
+        assert_eq!(workers("auto").expect("auto"), None);
+        assert_eq!(workers("1").expect("one"), Some(1));
+        assert_eq!(workers("256").expect("most"), Some(256));
+        for bad in ["0", "257", "70000", "-1", "two"] {
+            let err = workers(bad).expect_err(bad);
+            assert!(
+                format!("{err:#}").contains("worker_threads"),
+                "{bad}: {err:#}"
+            );
+        }
+        assert_eq!(
+            ServeConfig::default().worker_threads,
+            None,
+            "the default is unchanged"
+        );
     }
 
     #[test]

@@ -54,9 +54,19 @@ impl ServeArgs {
             .or_else(|| std::env::var("RUST_LOG").ok())
             .unwrap_or_else(|| "info".to_owned());
         super::logging::init(&log_filter, resolved.config.log_format)?;
-        let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+        let runtime = runtime(resolved.config.worker_threads)?;
         runtime.block_on(serve(resolved.config))
     }
+}
+
+/// The runtime the doors run on: tokio's multi-thread runtime with `workers` worker threads
+/// (`None`: one per core). Blocking file IO keeps its own pool whatever the count.
+fn runtime(workers: Option<u16>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = workers {
+        builder.worker_threads(usize::from(workers));
+    }
+    (builder.enable_all().build()).context("cannot start the tokio runtime")
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
@@ -151,5 +161,20 @@ impl Signals {
             _ = self.interrupt.recv() => "SIGINT",
             _ = self.terminate.recv() => "SIGTERM",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runtime;
+
+    #[test]
+    fn the_runtime_has_the_worker_threads_asked_for() {
+        let one = runtime(Some(1)).expect("runtime");
+        assert_eq!(one.metrics().num_workers(), 1);
+        let three = runtime(Some(3)).expect("runtime");
+        assert_eq!(three.metrics().num_workers(), 3);
+        // `None`: tokio's default, one per core (or TOKIO_WORKER_THREADS).
+        assert!(runtime(None).expect("runtime").metrics().num_workers() >= 1);
     }
 }

@@ -9,12 +9,11 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use brook::client::proto as v1;
 use brook::client::Client;
-use brook::log::batch::{records, BatchBuilder, Batches, Compression, RecordRef};
+use brook::log::batch::{records, Batches};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, SelectAll};
@@ -23,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use super::{receive_ready, Ack, BenchConsumer, BenchProducer};
+use super::{receive_ready, record_batch, Ack, BenchConsumer, BenchProducer};
 
 /// The outcome of one request, by its sequence number.
 type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<(), String>>>>>;
@@ -92,20 +91,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl BenchProducer for RawProducer {
     fn send_batch(&self, partition: u32, values: Vec<Bytes>) -> BoxFuture<'_, anyhow::Result<Ack>> {
         async move {
-            let now_ms = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-            let mut batch = BatchBuilder::new(Compression::None);
-            batch.reserve(values.iter().map(|v| v.len() + 16).sum());
-            for value in &values {
-                batch.push(RecordRef {
-                    key: None,
-                    value: Some(value),
-                    headers: &[],
-                    timestamp: now_ms,
-                });
-            }
-            let data = batch.build().context("build a record batch")?.freeze();
+            let data = record_batch(&values)?;
             let sequence = self.next_sequence.fetch_add(1, Ordering::Relaxed);
             let (answered, answer) = oneshot::channel();
             lock(&self.waiting).insert(sequence, answered);

@@ -3,7 +3,8 @@
 //! A protocol is a way to reach the broker: the gRPC door through brook-client ([`grpc`]) or
 //! with whole batches over the generated stubs ([`grpc_raw`]), the HTTP door through a plain
 //! HTTP client ([`http`]), the Kafka door through librdkafka ([`kafka`], in builds with the
-//! `bench-kafka` feature), or the embedded broker's API in the same process with no socket at
+//! `bench-kafka` feature) or over a plain socket sending ProduceRequests ([`kafka_raw`]), or the
+//! embedded broker's API in the same process with no socket at
 //! all ([`embedded`]). The
 //! workloads ([`super::workload`]) only see these traits, so a door plugs in by adding one
 //! module that implements them, a [`ProtocolKind`] variant and its arm in [`connect`].
@@ -17,11 +18,14 @@ mod grpc;
 mod grpc_raw;
 mod http;
 mod kafka;
+mod kafka_raw;
 
 pub(crate) use kafka::{require_built as require_kafka_built, KafkaOptions};
+pub(crate) use kafka_raw::PRODUCE_ONLY as KAFKA_RAW_PRODUCE_ONLY;
 
 use anyhow::{bail, Context};
 use brook::broker::Durability;
+use brook::log::batch::{BatchBuilder, Compression, RecordRef};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
@@ -47,6 +51,10 @@ pub(crate) enum ProtocolKind {
     /// The Kafka door through librdkafka (its batching producer, --acks; an assigned consumer).
     /// Needs a build with `--features bench-kafka`.
     Kafka,
+    /// The Kafka door over a plain TCP socket: one ProduceRequest at a time (a RecordBatch v2
+    /// built by the bench), its ProduceResponse read back; no client library. Produce only,
+    /// --in-flight 1; any build.
+    KafkaRaw,
     /// The embedded broker's API in the bench's own process: no socket, no encoding (needs
     /// --embedded). Shows what the doors add.
     Embedded,
@@ -59,6 +67,7 @@ impl ProtocolKind {
             ProtocolKind::GrpcRaw => "grpc-raw",
             ProtocolKind::Http => "http",
             ProtocolKind::Kafka => "kafka",
+            ProtocolKind::KafkaRaw => "kafka-raw",
             ProtocolKind::Embedded => "embedded",
         }
     }
@@ -166,6 +175,25 @@ where
     Ok(taken)
 }
 
+/// `values` as one uncompressed RecordBatch v2 (no keys, stamped now), as the raw protocols
+/// send them.
+fn record_batch(values: &[Bytes]) -> anyhow::Result<Bytes> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let mut batch = BatchBuilder::new(Compression::None);
+    batch.reserve(values.iter().map(|v| v.len() + 16).sum());
+    for value in values {
+        batch.push(RecordRef {
+            key: None,
+            value: Some(value),
+            headers: &[],
+            timestamp: now_ms,
+        });
+    }
+    Ok(batch.build().context("build a record batch")?.freeze())
+}
+
 /// Where the gRPC protocol connects without `--server`: `brook serve`'s default.
 const GRPC_DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
 /// Where the HTTP protocol connects without `--server`: `brook serve`'s default.
@@ -202,6 +230,18 @@ pub(crate) async fn connect(
             Ok((http::connect(&url, tls_ca).await?, url))
         }
         ProtocolKind::Kafka => kafka::connect(target, kafka_options, tls_ca),
+        ProtocolKind::KafkaRaw => {
+            if tls_ca.is_some() {
+                bail!("--tls-ca: --protocol kafka-raw speaks plaintext only");
+            }
+            let addr = match (target.door_addr(DoorKind::Kafka), target.broker()) {
+                (Some(addr), _) => addr.to_string(),
+                (None, Some(_)) => bail!("the embedded server is not serving its Kafka door"),
+                (None, None) => kafka_options.addr().to_owned(),
+            };
+            let protocol = kafka_raw::connect(&addr, kafka_options.acks_code()).await?;
+            Ok((protocol, addr))
+        }
         ProtocolKind::Embedded => match target.broker() {
             Some(broker) => Ok((embedded::connect(broker.clone()), "in-process".to_owned())),
             None => bail!("--protocol embedded runs the broker in this process: add --embedded"),

@@ -17,8 +17,7 @@ use crate::Target;
 #[cfg(feature = "kafka")]
 use brook::server::DoorKind;
 
-/// Where the Kafka protocol connects without `--kafka-addr`: `brook serve`'s default.
-#[cfg(feature = "kafka")]
+/// Where the Kafka protocols connect without `--kafka-addr`: `brook serve`'s default.
 const KAFKA_DEFAULT_ADDR: &str = "127.0.0.1:9092";
 
 /// The line a build without the Kafka bench prints.
@@ -111,6 +110,20 @@ impl KafkaOptions {
         variants
     }
 
+    /// The Kafka door's address for a run against a running brook: `--kafka-addr`, else
+    /// `brook serve`'s default.
+    pub(crate) fn addr(&self) -> &str {
+        self.kafka_addr.as_deref().unwrap_or(KAFKA_DEFAULT_ADDR)
+    }
+
+    /// `--acks` as a ProduceRequest carries it: 1, or -1 for all.
+    pub(crate) fn acks_code(&self) -> i16 {
+        match self.acks {
+            Acks::Leader => 1,
+            Acks::All => -1,
+        }
+    }
+
     fn is_transactional(&self) -> bool {
         self.transactional.first().copied().unwrap_or(false)
     }
@@ -171,10 +184,7 @@ pub(super) fn connect(
     let bootstrap = match (target.door_addr(DoorKind::Kafka), target.broker()) {
         (Some(addr), _) => addr.to_string(),
         (None, Some(_)) => anyhow::bail!("the embedded server is not serving its Kafka door"),
-        (None, None) => options
-            .kafka_addr
-            .clone()
-            .unwrap_or_else(|| KAFKA_DEFAULT_ADDR.to_owned()),
+        (None, None) => options.addr().to_owned(),
     };
     let acks = match options.acks {
         Acks::Leader => "1",
