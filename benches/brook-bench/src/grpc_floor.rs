@@ -4,8 +4,8 @@
 //!
 //! A bare tonic service on its own loopback port and its own runtime (built as `brook serve`
 //! builds its runtime: tokio's multi-thread runtime, with its default workers or
-//! `--floor-worker-threads`, to match `brook serve --worker-threads`) answers each unary call with an
-//! empty message; nothing is decoded, stored or looked up. The calls carry the workload's
+//! `--floor-worker-threads`, to match `brook serve --worker-threads`) answers each unary call
+//! with an empty message; nothing is decoded, stored or looked up. The calls carry the workload's
 //! batches (one call per batch, `--in-flight` unanswered at most, one HTTP/2 connection per
 //! producer, TCP_NODELAY on both sides) over two kinds of client connection:
 //!

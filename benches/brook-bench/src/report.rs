@@ -147,7 +147,8 @@ pub(crate) struct GrpcFloor {
 
 impl GrpcFloor {
     pub(crate) const KIND: &'static str = "a bare tonic service answering each batch's unary \
-        call with an empty message (own port, own multi-thread runtime), same connections and window";
+        call with an empty message (own port, own multi-thread runtime), same connections and \
+        window";
 
     pub(crate) fn new(channel: &Measured, direct: &Measured, workers: Option<u16>) -> GrpcFloor {
         GrpcFloor {

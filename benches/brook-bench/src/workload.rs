@@ -368,8 +368,9 @@ pub(crate) fn since_stamp(epoch: Instant, value: &[u8]) -> Option<Duration> {
     Some(Duration::from_nanos(stamp(epoch).saturating_sub(sent)))
 }
 
-/// One e2e producer: a (blocking-pool) thread of its own, so sends leave on time (a tokio timer only
-/// resolves to the millisecond, which alone would add up to 1 ms of latency to each record).
+/// One e2e producer: a (blocking-pool) thread of its own, so sends leave on time (a tokio
+/// timer only resolves to the millisecond, which alone would add up to 1 ms of latency to each
+/// record).
 struct Paced {
     handle: tokio::runtime::Handle,
     first_partition: u32,
