@@ -1213,11 +1213,11 @@ async fn a_client_leaving_mid_fetch_response_costs_only_its_connection() {
         .expect("the door stops with no connection left hanging");
 }
 
-/// The door reads the next frame while it answers one (only the read goes ahead): 100 produces
-/// written back to back, then a frame over the size limit, are answered in order, land in the
-/// order sent, and the bad frame closes the connection only after the answer before it.
+/// 100 produces written back to back, then a frame over the size limit, are answered in order,
+/// land in the order sent, and the bad frame closes the connection only after the answer before
+/// it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn frames_read_ahead_are_answered_in_order_and_a_bad_one_only_after_the_answer_before_it() {
+async fn pipelined_frames_are_answered_in_order_and_a_bad_one_only_after_the_answer_before_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let tb = TestBroker::start(dir.path()).await;
     tb.create_topic("ahead", 1).await;

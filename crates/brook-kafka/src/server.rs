@@ -4,10 +4,8 @@
 //!
 //! A connection answers its requests one at a time, in the order they arrived, as a Kafka
 //! broker does (it mutes a channel while one of its requests is in flight). That order is what
-//! makes pipelined produces of one partition land in the order they were sent. Only reading
-//! goes ahead: while a request is answered, the next frame is read off the socket (so a
-//! connection holds at most two request frames). Many connections are served at once, each
-//! on its own task.
+//! makes pipelined produces of one partition land in the order they were sent. Many
+//! connections are served at once, each on its own task.
 //!
 //! Starting, the connection cap, the bound address and stopping are brook-door's, as for every
 //! door: [`KafkaServer`] is a [`RunningDoor`]. With TLS set ([`KafkaConfig::security`]), each
@@ -20,7 +18,6 @@ use std::time::Duration;
 use brook_door::tls::Stream;
 use brook_door::{Acceptor, ConnectionLimits, Door, Requests, RunningDoor, Shutdown};
 use brook_metrics::doors::{connection_opened, OpenGuard};
-use bytes::Bytes;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
@@ -148,43 +145,18 @@ impl Handler {
 
     /// Reads, answers and writes requests one at a time until the peer leaves, sends
     /// something unanswerable, or the door shuts down.
-    ///
-    /// While a request is being answered, the next frame is read off the socket (at most one:
-    /// it waits, whole, until this answer is written). Only the read goes ahead: requests are
-    /// still answered one at a time, in order, so a connection's produces land in the order
-    /// sent. What that read finds (a frame, the end of the stream, a bad size prefix) counts
-    /// only after the answer is written.
     async fn serve(&mut self) -> Result<(), KafkaError> {
-        let mut ahead: Option<Result<Option<Bytes>, KafkaError>> = None;
         loop {
-            let frame = match ahead.take() {
-                // Stopping lets the request being served finish, not the one read ahead.
-                Some(_) if !matches!(self.stop_rx.has_changed(), Ok(false)) => return Ok(()),
-                Some(frame) => frame?,
-                None => tokio::select! {
-                    frame = self.connection.read_frame() => frame?,
-                    _ = self.stop_rx.changed() => return Ok(()),
-                },
+            let frame = tokio::select! {
+                frame = self.connection.read_frame() => frame?,
+                _ = self.stop_rx.changed() => return Ok(()),
             };
             let Some(frame) = frame else {
                 return Ok(());
             };
             let in_flight = self.requests.start();
-            let response = {
-                let answer = dispatch::handle(&self.state, &mut self.session, frame, &self.stop_rx);
-                tokio::pin!(answer);
-                // Reading a frame can stop at any await and go on later: its bytes stay
-                // buffered.
-                loop {
-                    tokio::select! {
-                        biased;
-                        response = &mut answer => break response?,
-                        next = self.connection.read_frame(), if ahead.is_none() => {
-                            ahead = Some(next);
-                        }
-                    }
-                }
-            };
+            let response =
+                dispatch::handle(&self.state, &mut self.session, frame, &self.stop_rx).await?;
             if let Some(response) = response {
                 self.connection.write_frame(&response).await?;
             }
