@@ -233,10 +233,11 @@ impl Waiting {
         tokio::select! {
             delivery = &mut self.ticket.1 => match delivery {
                 Ok(Delivery::Reply(record)) => {
-                // The only waiter (as a rule) takes the record; others get a copy.
-                let record = Arc::try_unwrap(record).unwrap_or_else(|shared| (*shared).clone());
-                headers::parse_reply(record, topic, &self.id)
-            }
+                    // The only waiter (as a rule) takes the record; others get a copy.
+                    let record =
+                        Arc::try_unwrap(record).unwrap_or_else(|shared| (*shared).clone());
+                    headers::parse_reply(record, topic, &self.id)
+                }
                 Ok(Delivery::Aborted(reason)) => Err(aborted(topic, &self.id, reason)),
                 Ok(Delivery::Failed(e)) => Err(e),
                 Err(_) => Err(aborted(topic, &self.id, "the broker stopped waiting for it")),
