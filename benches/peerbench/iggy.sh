@@ -14,7 +14,9 @@
 # RECORDS_SMALL (records per run for sizes below 1 KiB, 2000000), RECORDS_LARGE (500000),
 # PROTOCOLS (brook bench doors, grpc,grpc-raw,kafka; kafka needs a brook built with
 # `--features bench-kafka`), BROOK (target/release/brook), OUT (where the raw figures go),
-# BROOK_PORT (50075), KAFKA_PORT (19095), IGGY_PORT (8195).
+# BROOK_PORT (50075), KAFKA_PORT (19095), IGGY_PORT (8195), KEEP_DATA (unset: the servers' data
+# directories and unpacked binaries, about 550 MB a run, are removed at the end; the figures and
+# logs stay in OUT).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -51,7 +53,11 @@ if [ ! -x "$BROOK" ]; then
 fi
 
 PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    [ -n "${KEEP_DATA:-}" ] || rm -rf "$OUT/brook-data" "$OUT/iggy-data" "$OUT/bin"
+}
 trap cleanup EXIT
 
 "$BROOK" serve --data-dir "$OUT/brook-data" --grpc-addr "127.0.0.1:$BROOK_PORT" \
