@@ -208,12 +208,6 @@ impl QueuedRecords {
     }
 }
 
-/// What the synchronous part of a produce found: queued, or the topic must be created first.
-enum Early<Q, R> {
-    Queued(Q),
-    NeedsTopic(R),
-}
-
 impl Broker {
     /// Appends `records` to `topic`, and answers once they are durable per the topic's
     /// durability, with each record's partition and offset in request order.
@@ -238,26 +232,12 @@ impl Broker {
         records: Vec<ProduceRecord>,
     ) -> impl Future<Output = Result<Produced>> + Send + 'static {
         let now = now_ms();
-        let early = self
-            .check_records(topic, &records)
-            .and_then(|()| match self.topic(topic) {
-                Ok(handle) => self.queue_records(&handle, records, now).map(Early::Queued),
-                Err(BrokerError::UnknownTopic { .. }) if self.inner.config.auto_create_topics => {
-                    Ok(Early::NeedsTopic((records, topic.to_owned())))
-                }
-                Err(e) => Err(e),
+        let checked = self.check_records(topic, &records);
+        let queued =
+            self.queue_on_topic(topic, checked, records, move |broker, handle, records| {
+                broker.queue_records(handle, records, now)
             });
-        let broker = self.clone();
-        async move {
-            let queued = match early? {
-                Early::Queued(queued) => queued,
-                Early::NeedsTopic((records, topic)) => {
-                    let handle = broker.topic_or_create(&topic).await?;
-                    broker.queue_records(&handle, records, now)?
-                }
-            };
-            queued.finish().await
-        }
+        async move { queued.await?.finish().await }
     }
 
     /// Appends one record to `topic`, as [`Broker::produce`] with a request of that record
@@ -270,26 +250,12 @@ impl Broker {
         record: ProduceRecord,
     ) -> impl Future<Output = Result<RecordPosition>> + Send + 'static {
         let now = now_ms();
-        let early = self
-            .check_records(topic, std::slice::from_ref(&record))
-            .and_then(|()| match self.topic(topic) {
-                Ok(handle) => self
-                    .queue_record(&handle, &record, now, submit)
-                    .map(Early::Queued),
-                Err(BrokerError::UnknownTopic { .. }) if self.inner.config.auto_create_topics => {
-                    Ok(Early::NeedsTopic((record, topic.to_owned())))
-                }
-                Err(e) => Err(e),
-            });
-        let broker = self.clone();
+        let checked = self.check_records(topic, std::slice::from_ref(&record));
+        let queued = self.queue_on_topic(topic, checked, record, move |broker, handle, record| {
+            broker.queue_record(handle, &record, now, submit)
+        });
         async move {
-            let (partition, timestamp, receiver) = match early? {
-                Early::Queued(queued) => queued,
-                Early::NeedsTopic((record, topic)) => {
-                    let handle = broker.topic_or_create(&topic).await?;
-                    broker.queue_record(&handle, &record, now, submit)?
-                }
-            };
+            let (partition, timestamp, receiver) = queued.await?;
             let info = outcome(receiver).await?;
             Ok(RecordPosition {
                 partition,
@@ -311,27 +277,15 @@ impl Broker {
         then: impl FnOnce(Result<RecordPosition>) + Send + 'static,
     ) -> impl Future<Output = Result<()>> + Send + 'static {
         let now = now_ms();
-        let early = self
-            .check_records(topic, std::slice::from_ref(&record))
-            .and_then(|()| match self.topic(topic) {
-                Ok(handle) => self
-                    .queue_record_then(&handle, &record, now, then)
-                    .map(|()| None),
-                Err(BrokerError::UnknownTopic { .. }) if self.inner.config.auto_create_topics => {
-                    Ok(Some((record, topic.to_owned(), then)))
-                }
-                Err(e) => Err(e),
-            });
-        let broker = self.clone();
-        async move {
-            match early? {
-                None => Ok(()),
-                Some((record, topic, then)) => {
-                    let handle = broker.topic_or_create(&topic).await?;
-                    broker.queue_record_then(&handle, &record, now, then)
-                }
-            }
-        }
+        let checked = self.check_records(topic, std::slice::from_ref(&record));
+        self.queue_on_topic(
+            topic,
+            checked,
+            (record, then),
+            move |broker, handle, (record, then)| {
+                broker.queue_record_then(handle, &record, now, then)
+            },
+        )
     }
 
     fn queue_record_then(
@@ -375,27 +329,45 @@ impl Broker {
         batch: impl Into<Bytes>,
     ) -> impl Future<Output = Result<BatchAppended>> + Send + 'static {
         let batch = batch.into();
-        let early = crate::names::validate_topic_name(topic)
-            .and_then(|()| crate::txn::refuse_untracked(&batch))
-            .and_then(|()| match self.topic(topic) {
-                Ok(handle) => self
-                    .queue_batch(&handle, partition, batch)
-                    .map(Early::Queued),
-                Err(BrokerError::UnknownTopic { .. }) if self.inner.config.auto_create_topics => {
-                    Ok(Early::NeedsTopic((batch, topic.to_owned())))
-                }
-                Err(e) => Err(e),
-            });
+        let checked = crate::names::validate_topic_name(topic)
+            .and_then(|()| crate::txn::refuse_untracked(&batch));
+        let queued = self.queue_on_topic(topic, checked, batch, move |broker, handle, batch| {
+            broker.queue_batch(handle, partition, batch)
+        });
+        async move { outcome(queued.await?).await }
+    }
+
+    /// The one rule of every produce about its topic: after `checked` (what can be checked
+    /// without the topic) passes, `payload` is queued by `queue` at once when the topic exists
+    /// (so calls keep their call order), or once the topic is created when it is missing and
+    /// `auto_create_topics` is on; any other lookup error is returned, with nothing queued.
+    fn queue_on_topic<P, Q>(
+        &self,
+        topic: &str,
+        checked: Result<()>,
+        payload: P,
+        queue: impl Fn(&Broker, &TopicHandle, P) -> Result<Q> + Send + 'static,
+    ) -> impl Future<Output = Result<Q>> + Send + 'static
+    where
+        P: Send + 'static,
+        Q: Send + 'static,
+    {
+        let early = checked.and_then(|()| match self.topic(topic) {
+            Ok(handle) => queue(self, &handle, payload).map(Ok),
+            Err(BrokerError::UnknownTopic { .. }) if self.inner.config.auto_create_topics => {
+                Ok(Err((payload, topic.to_owned())))
+            }
+            Err(e) => Err(e),
+        });
         let broker = self.clone();
         async move {
-            let receiver = match early? {
-                Early::Queued(receiver) => receiver,
-                Early::NeedsTopic((batch, topic)) => {
+            match early? {
+                Ok(queued) => Ok(queued),
+                Err((payload, topic)) => {
                     let handle = broker.topic_or_create(&topic).await?;
-                    broker.queue_batch(&handle, partition, batch)?
+                    queue(&broker, &handle, payload)
                 }
-            };
-            outcome(receiver).await
+            }
         }
     }
 
