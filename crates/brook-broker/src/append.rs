@@ -7,7 +7,15 @@
 //! connection). One drainer task per partition, started on demand on tokio's blocking pool,
 //! writes queued batches in order ([`PartitionLog::append_pending`]) and hands the durability
 //! wait to another blocking task, so that the next writes land while an fsync runs and every
-//! producer waiting meanwhile is covered by the same group commit. No async worker ever blocks.
+//! producer waiting meanwhile is covered by the same group commit. No async worker ever waits
+//! for a lock held over IO, a roll or an fsync.
+//!
+//! The one exception to "writes on the blocking pool" is the idle partition's small batch
+//! when the log does not wait for fsync (durability `none` or `interval`): its caller writes
+//! it in place ([`PartitionLog::try_append_pending`]: one `pwrite` of at most
+//! [`TAIL_BYTES_MAX`] bytes to the page cache, declined when the writer lock is held or a
+//! roll is due) and answers it at once, which takes two thread wake-ups (to a drainer and
+//! back) off every lone record's path. Anything submitted meanwhile queues behind it.
 //! Each job's outcome goes to its producer over a channel, or to a short callback run on the
 //! drainer's thread ([`Then`]), so a request-reply call waits for its reply alone.
 //!
@@ -283,19 +291,82 @@ impl Appender {
                 "produce must be called within a tokio runtime: {e}"
             ))
         })?;
+        let job = Job {
+            work,
+            reply,
+            _open: open,
+        };
+        let in_place = self.may_write_in_place(&job);
         let start = {
             let mut queue = self.queue.lock();
-            queue.jobs.push_back(Job {
-                work,
-                reply,
-                _open: open,
-            });
-            !std::mem::replace(&mut queue.draining, true)
+            let idle = !std::mem::replace(&mut queue.draining, true);
+            if idle && in_place {
+                // This caller is the drainer for as long as its write takes: anything pushed
+                // meanwhile queues behind it.
+                drop(queue);
+                return self.write_in_place(job, runtime);
+            }
+            queue.jobs.push_back(job);
+            idle
         };
         if start {
-            let appender = Arc::clone(self);
-            let pool = runtime.clone();
-            pool.spawn_blocking(move || appender.drain(&runtime));
+            self.start_drainer(runtime);
+        }
+        Ok(())
+    }
+
+    fn start_drainer(self: &Arc<Self>, runtime: tokio::runtime::Handle) {
+        let appender = Arc::clone(self);
+        let pool = runtime.clone();
+        pool.spawn_blocking(move || appender.drain(&runtime));
+    }
+
+    /// Whether `job` may be written by its caller when the queue is idle: a producer's batch
+    /// small enough for the tail ([`TAIL_BYTES_MAX`]) when the log does not wait for an fsync
+    /// (durability `none` or `interval`). Its write is then one `pwrite` to the page cache
+    /// and bookkeeping in memory ([`PartitionLog::try_append_pending`], which declines
+    /// whatever would wait: a held writer lock, a roll), as short as the thread hand-off it
+    /// replaces.
+    fn may_write_in_place(&self, job: &Job) -> bool {
+        matches!(&job.work, Work::Batch(batch) if batch.len() <= TAIL_BYTES_MAX)
+            && self.log.config().durability != Durability::Sync
+    }
+
+    /// Writes `job` on the calling thread, which holds the queue's drainer role (`draining`
+    /// set by [`Appender::push`]), and answers it there; then hands the role to a drainer if
+    /// jobs were queued meanwhile, or gives it up. A job the log declines to write without
+    /// waiting goes to the head of the queue for a drainer instead.
+    fn write_in_place(
+        self: &Arc<Self>,
+        mut job: Job,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<()> {
+        let _restart = RestartOnPanic(self);
+        let written = match &mut job.work {
+            Work::Batch(batch) => self.log.try_append_pending(batch).inspect(|pending| {
+                if let Some(pending) = pending {
+                    self.keep_tail(pending, Some(batch));
+                }
+            }),
+            // A marker always goes through a drainer.
+            Work::Marker { .. } => Ok(None),
+        };
+        match written {
+            Ok(Some(pending)) => self.acknowledge(vec![(pending, job)]),
+            Err(e) => job.reply.send(Err(self.error(e))),
+            Ok(None) => {
+                self.queue.lock().jobs.push_front(job);
+                self.start_drainer(runtime);
+                return Ok(());
+            }
+        }
+        let more = {
+            let mut queue = self.queue.lock();
+            queue.draining = !queue.jobs.is_empty();
+            queue.draining
+        };
+        if more {
+            self.start_drainer(runtime);
         }
         Ok(())
     }
@@ -592,13 +663,55 @@ mod tests {
         assert_eq!(&kept[8..], &sent[8..], "the rest as sent");
     }
 
+    fn lone_batch(value: &[u8]) -> Bytes {
+        let mut builder = BatchBuilder::new(Compression::None);
+        builder.push(RecordRef {
+            key: None,
+            value: Some(value),
+            headers: &[],
+            timestamp: 42,
+        });
+        builder.build().expect("build").freeze()
+    }
+
+    /// When the log does not wait for fsync, a small batch submitted to an idle partition is
+    /// written and answered by its caller: the outcome is in before anything is awaited.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_small_batch_on_an_idle_partition_is_written_in_place() {
+        for durability in [
+            Durability::None,
+            Durability::Interval(Duration::from_millis(5)),
+        ] {
+            let mut config = TopicConfig::default();
+            config.durability = Some(durability);
+            let broker = broker_with(config).await;
+            let topic = broker.topic("t").expect("topic");
+            let appender = &topic.partition(0).expect("partition").appender;
+            for expected in 0..3u64 {
+                let open = broker.enter_produce().expect("open");
+                let mut receiver = appender.submit(lone_batch(b"v"), open).expect("queued");
+                let appended = receiver.try_recv().expect("answered in place");
+                assert_eq!(appended.expect("appended").base_offset, expected);
+            }
+            assert_eq!(tail(&broker, 2, 3).unwrap(), stored(&broker, 2));
+        }
+    }
+
     /// Many tasks producing to one partition at once: every record gets its own offset, in
-    /// each task's order, as the log holds them, and the tail is the last batch.
+    /// each task's order, as the log holds them, and the tail is the last batch; whether each
+    /// batch is written by a drainer (`sync`) or, when the partition is idle, by its caller.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_lone_produces_keep_order_and_lose_nothing() {
+        for durability in [Durability::Sync, Durability::None] {
+            let mut config = TopicConfig::default();
+            config.durability = Some(durability);
+            lone_produces_keep_order(broker_with(config).await).await;
+        }
+    }
+
+    async fn lone_produces_keep_order(broker: Broker) {
         const TASKS: usize = 8;
         const EACH: usize = 200;
-        let broker = broker_with(TopicConfig::default()).await;
         let tasks: Vec<_> = (0..TASKS)
             .map(|task| {
                 let broker = broker.clone();

@@ -3,7 +3,8 @@
 //!
 //! A [`Broker`] is a cheap clone of an `Arc`; every door holds one. It owns the async boundary
 //! over the synchronous store: opening, creating and deleting topics, appends, reads and fsyncs
-//! all run on tokio's blocking pool, never on an async worker. Beside each partition log it
+//! all run on tokio's blocking pool, never on an async worker, except an idle partition's small
+//! page-cache write, done in place (see `append`). Beside each partition log it
 //! keeps a `watch` channel carrying the partition's high watermark, bumped after every append,
 //! on which long polls and subscriptions wait.
 

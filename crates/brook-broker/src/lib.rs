@@ -1,8 +1,9 @@
 //! brook's embedded broker: the one API every door (gRPC, Kafka, HTTP, in-process) calls.
 //!
 //! It owns topics, producing, fetching, subscribing, committed offsets and consumer groups over
-//! brook-log's partition logs, and the async boundary above them: every blocking file
-//! operation runs on tokio's blocking pool, and waiting (long polls, subscriptions) is done on
+//! brook-log's partition logs, and the async boundary above them: every file operation that
+//! can wait (fsyncs, rolls, reads) runs on tokio's blocking pool (an idle partition's small
+//! page-cache write is done in place: see `append`), and waiting (long polls, subscriptions) is done on
 //! per-partition `watch` channels woken by appends, never by sleeping.
 //!
 //! ```no_run

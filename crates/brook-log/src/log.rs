@@ -279,6 +279,17 @@ struct FlusherState {
     stop: bool,
 }
 
+/// A producer's batch as [`PartitionLog::check_batch`] passed it.
+struct CheckedBatch<'b> {
+    /// A copy of its header, restamped as it will be stored (its base offset not yet set).
+    head: [u8; HEADER_LEN],
+    /// The rest of the batch, as sent.
+    records: &'b [u8],
+    header: BatchHeader,
+    /// The config it was checked against.
+    config: Arc<LogConfig>,
+}
+
 impl PartitionLog {
     /// Opens the log in `dir`, creating it if missing and recovering it after an unclean stop
     /// (see docs/storage.md, "Recovery"; the outcome is in [`PartitionLog::recovery`]).
@@ -429,6 +440,12 @@ impl PartitionLog {
     /// followed by the rest of `batch` as it is, in one write. So a door can append a request's
     /// shared bytes as they arrived. [`PendingAppend::stored_header`] is the header written.
     pub fn append_pending(&self, batch: &[u8]) -> Result<PendingAppend> {
+        self.write_checked(self.check_batch(batch)?, None)
+    }
+
+    /// What both appends of a producer's batch check first: the log takes writes, and `batch`
+    /// is valid for it.
+    fn check_batch<'b>(&self, batch: &'b [u8]) -> Result<CheckedBatch<'b>> {
         let s = &self.shared;
         if s.refusing_writes.load(Ordering::Acquire) {
             return Err(s.write_refusal());
@@ -442,7 +459,34 @@ impl PartitionLog {
         let (mut head, records) = split_header(batch)?;
         // Kafka overwrites these rather than refusing the batch; so does brook.
         restamp_header(&mut head, records, &header);
-        self.write_checked(head, records, header, None, &config)
+        Ok(CheckedBatch {
+            head,
+            records,
+            header,
+            config,
+        })
+    }
+
+    /// [`PartitionLog::append_pending`], but only if it can go ahead without waiting: the
+    /// writer lock is free (no other append, roll, flush, retention or clean holds it) and no
+    /// segment roll is due (a roll fsyncs). Then all it does is a write of `batch` to the page
+    /// cache and bookkeeping in memory, which is what lets a caller on an async worker append
+    /// a small batch in place of a hand-off to a blocking thread. `Ok(None)` when it would
+    /// wait: nothing was written. Errors are [`PartitionLog::append_pending`]'s, final as
+    /// there (a bad batch is refused either way).
+    pub fn try_append_pending(&self, batch: &[u8]) -> Result<Option<PendingAppend>> {
+        let checked = self.check_batch(batch)?;
+        let s = &self.shared;
+        let Some(w) = s.writer.try_lock() else {
+            return Ok(None);
+        };
+        s.check_writable(&w)?;
+        if w.active
+            .should_roll(&checked.header, now_ms(), &checked.config)
+        {
+            return Ok(None);
+        }
+        self.write_locked(w, checked, None).map(Some)
     }
 
     /// Writes a transaction marker (a control batch: see [`crate::batch::control`]) ending
@@ -465,28 +509,52 @@ impl PartitionLog {
         let batch = control_batch(producer_id, producer_epoch, marker, now_ms());
         let header = BatchHeader::parse(&batch)?;
         let (head, records) = split_header(&batch)?;
-        self.write_checked(head, records, header, Some(marker), &s.config())
+        let checked = CheckedBatch {
+            head,
+            records,
+            header,
+            config: s.config(),
+        };
+        self.write_checked(checked, Some(marker))
     }
 
-    /// Writes a checked batch, `head` (a copy of its header) then `records` (the rest of it),
-    /// under the write lock (`marker`: the control record of a control batch): producer state
-    /// first (a duplicate is answered, not written), then offsets (into `head`), the segment,
-    /// producer state and the aborted transaction index.
+    /// Writes a checked batch, its `head` (a copy of its header) then its `records`, under the
+    /// write lock (`marker`: the control record of a control batch), rolling first when due.
     fn write_checked(
         &self,
-        mut head: [u8; HEADER_LEN],
-        records: &[u8],
-        header: BatchHeader,
+        checked: CheckedBatch<'_>,
         marker: Option<EndTxnMarker>,
-        config: &LogConfig,
     ) -> Result<PendingAppend> {
         let s = &self.shared;
+        let mut w = s.writer.lock();
+        s.check_writable(&w)?;
+        if w.active
+            .should_roll(&checked.header, now_ms(), &checked.config)
+        {
+            s.roll_locked(&mut w, &checked.config)?;
+        }
+        self.write_locked(w, checked, marker)
+    }
+
+    /// The write itself, once the writer lock `w` is held and the active segment has room:
+    /// producer state first (a duplicate is answered, not written), then offsets (into
+    /// `head`), the segment, producer state and the aborted transaction index. `w` is released
+    /// before the high watermark is published.
+    fn write_locked(
+        &self,
+        mut w: MutexGuard<'_, Writer>,
+        checked: CheckedBatch<'_>,
+        marker: Option<EndTxnMarker>,
+    ) -> Result<PendingAppend> {
+        let CheckedBatch {
+            mut head,
+            records,
+            header,
+            config,
+        } = checked;
+        let config = &*config;
+        let s = &self.shared;
         let (seq, info) = {
-            let mut w = s.writer.lock();
-            s.check_writable(&w)?;
-            if w.active.should_roll(&header, now_ms(), config) {
-                s.roll_locked(&mut w, config)?;
-            }
             let mut txn = s.txn.lock();
             match marker {
                 Some(_) => txn
@@ -538,6 +606,7 @@ impl PartitionLog {
             };
             (seq, info)
         };
+        drop(w);
         let wait_for = match config.durability {
             Durability::Sync => Some(seq),
             Durability::Interval(_) => {
@@ -1831,6 +1900,63 @@ mod tests {
             );
         }
         out
+    }
+
+    /// The append that never waits writes when it can, declines (writing nothing) while the
+    /// writer lock is held or a roll is due, and refuses a bad batch as `append_pending` does.
+    #[test]
+    fn an_append_that_would_wait_declines_and_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = PartitionLog::open(dir.path(), small(Durability::None)).expect("open");
+        let batch = test_batch(3, 50, TS);
+        let written = log.try_append_pending(&batch).expect("append");
+        let info = written
+            .expect("written at once")
+            .wait_durable()
+            .expect("none");
+        assert_eq!((info.base_offset, info.last_offset), (0, 2));
+        assert_eq!(log.high_watermark(), 3);
+
+        {
+            let _held = log.shared.writer.lock();
+            assert!(log.try_append_pending(&batch).expect("no error").is_none());
+        }
+        assert_eq!(
+            log.log_end_offset(),
+            3,
+            "nothing written while the lock was held"
+        );
+
+        // Fill the 2 KiB segment until the next batch would roll it.
+        let before = log.segment_count();
+        while log.segment_count() == before {
+            match log.try_append_pending(&batch).expect("append") {
+                Some(pending) => drop(pending.wait_durable().expect("none")),
+                None => break,
+            }
+        }
+        assert_eq!(
+            log.segment_count(),
+            before,
+            "a roll is left to a blocking append"
+        );
+        let end = log.log_end_offset();
+        assert!(log.try_append_pending(&batch).expect("no error").is_none());
+        assert_eq!(log.log_end_offset(), end);
+        let rolled = log
+            .append_pending(&batch)
+            .expect("the blocking append rolls");
+        rolled.wait_durable().expect("none");
+        assert_eq!(log.segment_count(), before + 1);
+
+        let mut bad = batch.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff;
+        assert!(matches!(
+            log.try_append_pending(&bad),
+            Err(LogError::Batch(_))
+        ));
+        assert_eq!(log.log_end_offset(), end + 3);
     }
 
     #[test]
