@@ -370,16 +370,19 @@ impl Replier {
                 let shared = Arc::clone(&self.shared);
                 let (partition, offset) = (request.partition, request.offset);
                 let then = move |appended: Result<crate::types::RecordPosition>| {
-                    let result = appended.map(|at| {
-                        if let Some(hand_over) = hand_over {
-                            hand_over.appended(at);
-                        }
-                    });
+                    let at = appended.as_ref().ok().copied();
+                    let result = appended.map(|_| ());
                     if let Err(e) = &result {
                         tracing::warn!(topic = %shared.topic, partition, offset, error = %e,
                             "could not append a reply");
                     }
                     shared.settle(partition, offset, &result);
+                    // The caller is told last, once this responder's share of the broker is
+                    // let go: a caller that then drops its broker leaves no handle behind.
+                    drop(shared);
+                    if let Some((hand_over, at)) = hand_over.zip(at) {
+                        hand_over.appended(at);
+                    }
                 };
                 broker
                     .produce_record_then(reply_topic, record, then)
