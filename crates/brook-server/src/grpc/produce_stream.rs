@@ -3,7 +3,8 @@
 //! One pump task per stream reads requests in the order the client sent them and hands each to
 //! the broker at once: the broker queues an append when it is called, so appends to a partition
 //! happen in request order while many requests are in flight (and share fsyncs). Each request
-//! then waits for its answer on a task of its own. The one exception is the first request to a
+//! then waits for its answer on a task of its own, unless the broker answered it at once (a
+//! small batch written in place), when the pump sends the answer itself. The one exception is the first request to a
 //! topic on a stream: it may have to create the topic, and the broker queues only once the
 //! topic exists, so the pump waits for that request to finish before reading the next.
 //!
@@ -16,6 +17,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::task::Poll;
 
 use brook_proto::v1 as pb;
 use futures::StreamExt;
@@ -107,8 +109,17 @@ async fn pump(
                 continue;
             }
         };
-        let appended = produce(&service.broker, &topic, payload);
+        let mut appended = Box::pin(produce(&service.broker, &topic, payload));
         if known_topics.contains(&topic) {
+            // An append the broker answered at once (an idle partition's small batch written
+            // in place) is answered from here, without a task of its own.
+            if let Poll::Ready(result) = futures::poll!(&mut appended) {
+                if replies.send(Ok(answer(sequence, result))).await.is_err() {
+                    break;
+                }
+                drop(permit);
+                continue;
+            }
             let replies = replies.clone();
             tokio::spawn(async move {
                 let reply = answer(sequence, appended.await);
