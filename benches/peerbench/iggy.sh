@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # brook (through brook-client, whole batches, and the Kafka door with librdkafka) and Apache Iggy
 # (its own benchmark client) in one run: batched produce and consume, 100 B and 1 KiB records,
-# one producer, one consumer, one partition, no fsync on either side. One table (see README.md).
+# one producer, one consumer, one partition, no fsync on either side. One table (see README.md),
+# with the page cache's own rate for the produce runs' bytes beside them (`raw page-cache write`).
 #
 # Iggy is not part of brook and has no Debian package: point IGGY at a directory holding its
 # server and benchmark client, `iggy-server` and `iggy-bench` (or gzipped, `iggy-server.gz` and
@@ -85,6 +86,10 @@ for round in $(seq "$ROUNDS"); do
         records=$RECORDS_SMALL
         [ "$size" -ge 1024 ] && records=$RECORDS_LARGE
         echo "round $round of $ROUNDS, $size B x $records ($(cut -d' ' -f1-3 /proc/loadavg))" >&2
+        # The page cache's own rate for the bytes a produce run stores, taken just before the
+        # runs and kept until after them, so that neither server is handed the pages it frees.
+        python3 "$HERE/iggy_table.py" --raw produce "$size" "$round" "$records" "$OUT/raw-write" \
+            >>"$OUT/brook.jsonl"
         for workload in produce consume; do
             # shellcheck disable=SC2086
             "$BROOK" bench "$workload" --records "$records" --record-bytes "$size" $S \
@@ -99,6 +104,7 @@ for round in $(seq "$ROUNDS"); do
                 | python3 "$HERE/iggy_table.py" --iggy "$workload" "$size" "$round" \
                 >>"$OUT/iggy.jsonl"
         done
+        rm -f "$OUT/raw-write"
     done
 done
 

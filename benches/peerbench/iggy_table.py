@@ -5,13 +5,16 @@ each door (`brook bench` protocols) and of Apache Iggy, and each door's ratio to
 Usage: iggy_table.py brook.jsonl iggy.jsonl
        brook bench WORKLOAD ... --json | iggy_table.py --brook WORKLOAD SIZE ROUND >> brook.jsonl
        iggy-bench ... 2>&1 | iggy_table.py --iggy WORKLOAD SIZE ROUND >> iggy.jsonl
+       iggy_table.py --raw produce SIZE ROUND RECORDS PATH >> brook.jsonl
 (the second form writes one line per door of one `brook bench --json`; the third reads
 iggy-bench's "Producers Results" or "Consumers Results" line and writes it as one line, or
-fails when the run printed none)"""
+fails when the run printed none; the fourth times a plain write of the produce run's bytes to
+a new file, the page cache's own rate, shown as a column beside the doors)"""
 import json
 import re
 import statistics
 import sys
+import time
 
 
 def brook(workload, size, round_):
@@ -33,6 +36,23 @@ def iggy(workload, size, round_):
     print(json.dumps({"workload": workload, "size": int(size), "round": int(round_),
                       "system": "iggy", "records_per_sec": float(found.group(2)),
                       "mb_per_sec": float(found.group(1)), "load": load()}))
+
+
+def raw(workload, size, round_, records, path):
+    """Writes as many bytes as the produce run stores (records x size) to a fresh file at `path`
+    in 1 MiB writes, no fsync (the runs use durability `none`): what the page cache takes on
+    this machine at that moment, the ceiling of any server writing those bytes."""
+    total = int(records) * int(size)
+    chunk = bytes(1 << 20)
+    start = time.perf_counter()
+    with open(path, "wb", buffering=0) as f:
+        left = total
+        while left > 0:
+            left -= f.write(chunk[:min(left, len(chunk))])
+    seconds = time.perf_counter() - start
+    print(json.dumps({"workload": workload, "size": int(size), "round": int(round_),
+                      "system": "raw page-cache write", "records_per_sec": int(records) / seconds,
+                      "mb_per_sec": total / seconds / 1e6, "load": load()}))
 
 
 def load():
@@ -78,5 +98,7 @@ if __name__ == "__main__":
         brook(*sys.argv[2:5])
     elif sys.argv[1] == "--iggy":
         iggy(*sys.argv[2:5])
+    elif sys.argv[1] == "--raw":
+        raw(*sys.argv[2:7])
     else:
         table(sys.argv[1:])
