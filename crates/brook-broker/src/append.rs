@@ -15,7 +15,8 @@
 //! it in place ([`PartitionLog::try_append_pending`]: one `pwrite` of at most
 //! [`TAIL_BYTES_MAX`] bytes to the page cache, declined when the writer lock is held or a
 //! roll is due) and answers it at once, which takes two thread wake-ups (to a drainer and
-//! back) off every lone record's path. Anything submitted meanwhile queues behind it.
+//! back) off every lone record's path. Anything submitted meanwhile queues behind it. A slow
+//! write in place pauses them on the partition for a while ([`InPlace`]).
 //! Each job's outcome goes to its producer over a channel, or to a short callback run on the
 //! drainer's thread ([`Then`]), so a request-reply call waits for its reply alone.
 //!
@@ -27,7 +28,9 @@
 //! queued append to finish, even one whose producer stopped waiting for it.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use brook_log::batch::{EndTxnMarker, HEADER_LEN};
 use brook_log::{Durability, PartitionLog, PendingAppend};
@@ -179,6 +182,57 @@ impl Recent {
     }
 }
 
+/// An in-place write slower than this (a page-cache write of a small batch takes microseconds;
+/// this much means the kernel throttled dirty pages, faulted memory in, or the thread lost its
+/// core for longer than a time slice) pauses in-place writes on the partition for
+/// [`IN_PLACE_PAUSE`].
+const IN_PLACE_SLOW: Duration = Duration::from_millis(5);
+
+/// How long a partition's batches go to a drainer after a slow in-place write.
+const IN_PLACE_PAUSE: Duration = Duration::from_secs(1);
+
+/// Whether the partition's writes may be done in place: not for [`IN_PLACE_PAUSE`] after one
+/// took over [`IN_PLACE_SLOW`], so that a page cache under pressure holds an async worker once
+/// a second at most, while the drainer, on the blocking pool, takes the slow writes.
+#[derive(Debug)]
+struct InPlace {
+    clock: Instant,
+    /// Nanoseconds on `clock` before which writes are not done in place.
+    paused_until: AtomicU64,
+    /// [`IN_PLACE_SLOW`] in nanoseconds (a test lowers it).
+    slow_ns: AtomicU64,
+}
+
+impl InPlace {
+    fn new() -> Self {
+        Self {
+            clock: Instant::now(),
+            paused_until: AtomicU64::new(0),
+            slow_ns: AtomicU64::new(IN_PLACE_SLOW.as_nanos() as u64),
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.clock.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn allowed(&self) -> bool {
+        self.now_ns() >= self.paused_until.load(Ordering::Relaxed)
+    }
+
+    /// Runs `write`, pausing in-place writes when it took too long.
+    fn timed<T>(&self, write: impl FnOnce() -> T) -> T {
+        let start = self.now_ns();
+        let out = write();
+        let end = self.now_ns();
+        if end.saturating_sub(start) > self.slow_ns.load(Ordering::Relaxed) {
+            let pause = IN_PLACE_PAUSE.as_nanos() as u64;
+            self.paused_until.store(end + pause, Ordering::Relaxed);
+        }
+        out
+    }
+}
+
 /// The append queue of one partition.
 pub(crate) struct Appender {
     log: Arc<PartitionLog>,
@@ -187,6 +241,7 @@ pub(crate) struct Appender {
     queue: Mutex<Queue>,
     /// The last batches written ([`Recent`]).
     tail: Mutex<Recent>,
+    in_place: InPlace,
 }
 
 impl std::fmt::Debug for Appender {
@@ -206,6 +261,7 @@ impl Appender {
             partition,
             queue: Mutex::new(Queue::default()),
             tail: Mutex::new(Recent::default()),
+            in_place: InPlace::new(),
         }
     }
 
@@ -326,10 +382,11 @@ impl Appender {
     /// (durability `none` or `interval`). Its write is then one `pwrite` to the page cache
     /// and bookkeeping in memory ([`PartitionLog::try_append_pending`], which declines
     /// whatever would wait: a held writer lock, a roll), as short as the thread hand-off it
-    /// replaces.
+    /// replaces; unless a recent one was slow ([`InPlace`]).
     fn may_write_in_place(&self, job: &Job) -> bool {
         matches!(&job.work, Work::Batch(batch) if batch.len() <= TAIL_BYTES_MAX)
             && self.log.config().durability != Durability::Sync
+            && self.in_place.allowed()
     }
 
     /// Writes `job` on the calling thread, which holds the queue's drainer role (`draining`
@@ -343,11 +400,14 @@ impl Appender {
     ) -> Result<()> {
         let _restart = RestartOnPanic(self);
         let written = match &mut job.work {
-            Work::Batch(batch) => self.log.try_append_pending(batch).inspect(|pending| {
-                if let Some(pending) = pending {
-                    self.keep_tail(pending, Some(batch));
-                }
-            }),
+            Work::Batch(batch) => self
+                .in_place
+                .timed(|| self.log.try_append_pending(batch))
+                .inspect(|pending| {
+                    if let Some(pending) = pending {
+                        self.keep_tail(pending, Some(batch));
+                    }
+                }),
             // A marker always goes through a drainer.
             Work::Marker { .. } => Ok(None),
         };
@@ -495,6 +555,8 @@ mod tests {
     use brook_log::batch::{BatchBuilder, Compression, RecordRef};
     use brook_log::{CleanupPolicy, Durability, TopicConfig};
     use bytes::Bytes;
+
+    use std::sync::atomic::Ordering;
 
     use super::TAIL_BYTES_MAX;
     use crate::{Broker, NewTopic, ProduceRecord};
@@ -687,6 +749,8 @@ mod tests {
             let broker = broker_with(config).await;
             let topic = broker.topic("t").expect("topic");
             let appender = &topic.partition(0).expect("partition").appender;
+            // However loaded the machine, no write here counts as slow.
+            appender.in_place.slow_ns.store(u64::MAX, Ordering::Relaxed);
             for expected in 0..3u64 {
                 let open = broker.enter_produce().expect("open");
                 let mut receiver = appender.submit(lone_batch(b"v"), open).expect("queued");
@@ -695,6 +759,33 @@ mod tests {
             }
             assert_eq!(tail(&broker, 2, 3).unwrap(), stored(&broker, 2));
         }
+    }
+
+    /// A slow in-place write (here: any, the threshold lowered to nothing) sends the
+    /// partition's next batches to a drainer for a while; they are appended all the same.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_write_in_place_pauses_writes_in_place() {
+        let mut config = TopicConfig::default();
+        config.durability = Some(Durability::None);
+        let broker = broker_with(config).await;
+        let topic = broker.topic("t").expect("topic");
+        let appender = &topic.partition(0).expect("partition").appender;
+        assert!(appender.in_place.allowed());
+        appender.in_place.slow_ns.store(0, Ordering::Relaxed);
+        let open = broker.enter_produce().expect("open");
+        let mut first = appender.submit(lone_batch(b"a"), open).expect("queued");
+        assert_eq!(
+            first.try_recv().expect("in place").expect("ok").base_offset,
+            0
+        );
+        assert!(!appender.in_place.allowed(), "paused after a slow write");
+        for expected in 1..4u64 {
+            let open = broker.enter_produce().expect("open");
+            let queued = appender.submit(lone_batch(b"b"), open).expect("queued");
+            let appended = super::outcome(queued).await.expect("appended by a drainer");
+            assert_eq!(appended.base_offset, expected);
+        }
+        assert_eq!(tail(&broker, 3, 4).unwrap(), stored(&broker, 3));
     }
 
     /// Many tasks producing to one partition at once: every record gets its own offset, in
