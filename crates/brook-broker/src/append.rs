@@ -220,16 +220,18 @@ impl InPlace {
         self.now_ns() >= self.paused_until.load(Ordering::Relaxed)
     }
 
-    /// Runs `write`, pausing in-place writes when it took too long.
-    fn timed<T>(&self, write: impl FnOnce() -> T) -> T {
+    /// Runs `write`, pausing in-place writes when it took too long (`Some(took)`).
+    fn timed<T>(&self, write: impl FnOnce() -> T) -> (T, Option<Duration>) {
         let start = self.now_ns();
         let out = write();
         let end = self.now_ns();
-        if end.saturating_sub(start) > self.slow_ns.load(Ordering::Relaxed) {
-            let pause = IN_PLACE_PAUSE.as_nanos() as u64;
-            self.paused_until.store(end + pause, Ordering::Relaxed);
+        let took = end.saturating_sub(start);
+        if took <= self.slow_ns.load(Ordering::Relaxed) {
+            return (out, None);
         }
-        out
+        let pause = IN_PLACE_PAUSE.as_nanos() as u64;
+        self.paused_until.store(end + pause, Ordering::Relaxed);
+        (out, Some(Duration::from_nanos(took)))
     }
 }
 
@@ -400,14 +402,18 @@ impl Appender {
     ) -> Result<()> {
         let _restart = RestartOnPanic(self);
         let written = match &mut job.work {
-            Work::Batch(batch) => self
-                .in_place
-                .timed(|| self.log.try_append_pending(batch))
-                .inspect(|pending| {
+            Work::Batch(batch) => {
+                let (written, slow) = self.in_place.timed(|| self.log.try_append_pending(batch));
+                if let Some(took) = slow {
+                    tracing::debug!(topic = %self.topic, partition = self.partition, ?took,
+                        "a write in place was slow: writes go to the drainer for a while");
+                }
+                written.inspect(|pending| {
                     if let Some(pending) = pending {
                         self.keep_tail(pending, Some(batch));
                     }
-                }),
+                })
+            }
             // A marker always goes through a drainer.
             Work::Marker { .. } => Ok(None),
         };
