@@ -418,7 +418,7 @@ impl Appender {
             Work::Marker { .. } => Ok(None),
         };
         match written {
-            Ok(Some(pending)) => self.acknowledge(vec![(pending, job)]),
+            Ok(Some(pending)) => self.acknowledge([(pending, job)]),
             Err(e) => job.reply.send(Err(self.error(e))),
             Ok(None) => {
                 self.queue.lock().jobs.push_front(job);
@@ -490,7 +490,7 @@ impl Appender {
     }
 
     /// Waits until each written batch is durable and tells its producer (blocking).
-    fn acknowledge(&self, written: Vec<(PendingAppend, Job)>) {
+    fn acknowledge(&self, written: impl IntoIterator<Item = (PendingAppend, Job)>) {
         for (pending, job) in written {
             let outcome = pending
                 .wait_durable()
