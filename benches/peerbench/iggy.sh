@@ -108,5 +108,5 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
-python3 "$HERE/iggy_table.py" "$OUT/brook.jsonl" "$OUT/iggy.jsonl"
-echo "raw figures: $OUT" >&2
+python3 "$HERE/iggy_table.py" "$OUT/brook.jsonl" "$OUT/iggy.jsonl" "$OUT/chart.svg"
+echo "raw figures and chart.svg: $OUT" >&2

@@ -2,7 +2,8 @@
 """Prints iggy.sh's table: per workload and record size, the median over rounds of brook through
 each door (`brook bench` protocols) and of Apache Iggy, and each door's ratio to Iggy.
 
-Usage: iggy_table.py brook.jsonl iggy.jsonl
+Usage: iggy_table.py brook.jsonl iggy.jsonl [chart.svg]
+       (with chart.svg, also draws the table as bars, as compare.sh's table.py does)
        brook bench WORKLOAD ... --json | iggy_table.py --brook WORKLOAD SIZE ROUND >> brook.jsonl
        iggy-bench ... 2>&1 | iggy_table.py --iggy WORKLOAD SIZE ROUND >> iggy.jsonl
        iggy_table.py --raw produce SIZE ROUND RECORDS PATH >> brook.jsonl
@@ -61,6 +62,8 @@ def load():
 
 
 def table(paths):
+    chart = next((p for p in paths if p.endswith(".svg")), None)
+    paths = [p for p in paths if not p.endswith(".svg")]
     lines = [json.loads(line) for path in paths for line in open(path) if line.strip()]
     systems = [s for s in dict.fromkeys(line["system"] for line in lines) if s != "iggy"]
     cells = {}
@@ -70,6 +73,8 @@ def table(paths):
     head = ["row"] + systems + ["Apache Iggy"] + [f"{s} / Iggy" for s in systems] + ["rounds", "load"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
+    groups = []
+    med_of = med_of_lines(cells)
     for workload, size in dict.fromkeys((line["workload"], line["size"]) for line in lines):
         big = size >= 1024
         unit = "mb_per_sec" if big else "records_per_sec"
@@ -91,6 +96,19 @@ def table(paths):
         row = f"{workload} {size} B"
         print("| " + " | ".join([row] + [fmt(med(s)) for s in systems] + [fmt(peer)] + ratios
                                 + [str(rounds), f"{min(loads):.1f}-{max(loads):.1f}"]) + " |")
+        groups.append((f"{row} (records/s)", [med_of(workload, size, s) for s in systems + ["iggy"]],
+                       True))
+    if chart:
+        import table as drawing  # compare.sh's chart, drawn the same way
+        drawing.svg(chart, "brook's doors, the page cache and Apache Iggy (median of rounds)",
+                    systems + ["Apache Iggy"], groups)
+
+
+def med_of_lines(cells):
+    def med_of(workload, size, system):
+        runs = cells.get((workload, size, system), [])
+        return statistics.median(r["records_per_sec"] for r in runs) if runs else None
+    return med_of
 
 
 if __name__ == "__main__":

@@ -117,4 +117,5 @@ def main():
             names, groups)
 
 
-main()
+if __name__ == "__main__":
+    main()
