@@ -575,6 +575,12 @@ mod tests {
         broker
     }
 
+    async fn broker_durable(durability: Durability) -> Broker {
+        let mut config = TopicConfig::default();
+        config.durability = Some(durability);
+        broker_with(config).await
+    }
+
     async fn produce(broker: &Broker, value: Vec<u8>) -> u64 {
         let record = ProduceRecord {
             key: Some(Bytes::from_static(b"k")),
@@ -692,9 +698,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sync_durability_keeps_the_drainer_and_the_tail() {
-        let mut config = TopicConfig::default();
-        config.durability = Some(Durability::Sync);
-        let broker = broker_with(config).await;
+        let broker = broker_durable(Durability::Sync).await;
         assert_eq!(produce(&broker, b"a".to_vec()).await, 0);
         assert_eq!(tail(&broker, 0, 1).unwrap(), stored(&broker, 0));
     }
@@ -750,9 +754,7 @@ mod tests {
             Durability::None,
             Durability::Interval(Duration::from_millis(5)),
         ] {
-            let mut config = TopicConfig::default();
-            config.durability = Some(durability);
-            let broker = broker_with(config).await;
+            let broker = broker_durable(durability).await;
             let topic = broker.topic("t").expect("topic");
             let appender = &topic.partition(0).expect("partition").appender;
             // However loaded the machine, no write here counts as slow.
@@ -771,9 +773,7 @@ mod tests {
     /// partition's next batches to a drainer for a while; they are appended all the same.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_slow_write_in_place_pauses_writes_in_place() {
-        let mut config = TopicConfig::default();
-        config.durability = Some(Durability::None);
-        let broker = broker_with(config).await;
+        let broker = broker_durable(Durability::None).await;
         let topic = broker.topic("t").expect("topic");
         let appender = &topic.partition(0).expect("partition").appender;
         assert!(appender.in_place.allowed());
@@ -800,9 +800,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_lone_produces_keep_order_and_lose_nothing() {
         for durability in [Durability::Sync, Durability::None] {
-            let mut config = TopicConfig::default();
-            config.durability = Some(durability);
-            lone_produces_keep_order(broker_with(config).await).await;
+            lone_produces_keep_order(broker_durable(durability).await).await;
         }
     }
 
