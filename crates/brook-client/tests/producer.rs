@@ -518,3 +518,64 @@ async fn batches_built_in_reused_buffers_store_exactly_the_records_sent() {
         );
     }
 }
+
+/// Lone records (linger 0) from tasks on two worker threads into one partition, two requests in
+/// flight: senders race each other and the producer's task, wait for their answers now and
+/// then (the producer goes idle) and flush in between. Each sender's records keep their order,
+/// and every record is stored once, at the offset its delivery reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lone_records_from_tasks_on_two_threads_keep_each_senders_order() {
+    let h = Harness::start().await;
+    h.topic("lone", 1).await;
+    let mut config = ProducerConfig::default();
+    config.linger_ms = 0;
+    config.requests_in_flight_max = 2;
+    let producer = h.client.producer(config).expect("producer");
+    let (tasks, per_task) = (6, 150);
+    let senders = (0..tasks).map(|task| {
+        let producer = producer.clone();
+        tokio::spawn(async move {
+            let mut positions = Vec::new();
+            let mut pending = Vec::new();
+            for i in 0..per_task {
+                let record = ProducerRecord::value(format!("{task}:{i}"));
+                let delivery = producer.send("lone", record).await.expect("accepted");
+                pending.push(delivery);
+                // Now and then wait for the answers (the producer goes idle) or flush.
+                if i % 4 == 0 {
+                    for delivery in pending.drain(..) {
+                        positions.push(delivery.await.expect("delivered"));
+                    }
+                } else if i % 7 == 0 {
+                    producer.flush().await.expect("flushed");
+                }
+            }
+            for delivery in pending {
+                positions.push(delivery.await.expect("delivered"));
+            }
+            positions
+        })
+    });
+    let results = soon(join_all(senders)).await;
+
+    let total = tasks * per_task;
+    let stored = stored(&h, "lone", 0, total).await;
+    assert_eq!(stored.len(), total);
+    let mut offsets = Vec::new();
+    for (task, positions) in results.into_iter().enumerate() {
+        let positions = positions.expect("sender task");
+        assert_eq!(positions.len(), per_task);
+        for (i, position) in positions.iter().enumerate() {
+            let (offset, value, _) = &stored[position.offset as usize];
+            assert_eq!(*offset, position.offset);
+            assert_eq!(value, &format!("{task}:{i}"), "offset {offset}");
+        }
+        assert!(
+            positions.windows(2).all(|w| w[0].offset < w[1].offset),
+            "task {task} out of order"
+        );
+        offsets.extend(positions.iter().map(|p| p.offset));
+    }
+    offsets.sort_unstable();
+    assert_eq!(offsets, (0..total as u64).collect::<Vec<_>>());
+}
