@@ -5,10 +5,12 @@
 //! calls made one after another on a partition get increasing offsets in call order, even when
 //! many are in flight at once (pipelined producing over gRPC `ProduceStream` or a Kafka
 //! connection). One drainer task per partition, started on demand on tokio's blocking pool,
-//! writes queued batches in order ([`PartitionLog::append_pending`]) and hands the durability
-//! wait to another blocking task, so that the next writes land while an fsync runs and every
-//! producer waiting meanwhile is covered by the same group commit. No async worker ever waits
-//! for a lock held over IO, a roll or an fsync.
+//! writes queued batches in order ([`PartitionLog::append_pending`]) and, when more batches are
+//! queued behind them, hands the durability wait to another blocking task, so that the next
+//! writes land while an fsync runs and every producer waiting meanwhile is covered by the same
+//! group commit; with nothing queued it waits for the fsync itself (a lone record's path then
+//! has one thread hand-off fewer, and what arrives during the fsync shares the next one). No
+//! async worker ever waits for a lock held over IO, a roll or an fsync.
 //!
 //! The one exception to "writes on the blocking pool" is the idle partition's small batch
 //! when the log does not wait for fsync (durability `none` or `interval`): its caller writes
@@ -479,11 +481,16 @@ impl Appender {
             if written.is_empty() {
                 continue;
             }
-            if self.log.config().durability == Durability::Sync {
-                // Wait for the fsync elsewhere, so the next batches are written meanwhile.
+            if self.log.config().durability == Durability::Sync
+                && !self.queue.lock().jobs.is_empty()
+            {
+                // More is queued: wait for the fsync elsewhere, so it is written meanwhile.
                 let appender = Arc::clone(&self);
                 runtime.spawn_blocking(move || appender.acknowledge(written));
             } else {
+                // Nothing is queued (or nothing to wait for): wait here, a thread hand-off
+                // fewer. Batches submitted during the fsync are written after it and share the
+                // next one, which could not start before this one ended anyway.
                 self.acknowledge(written);
             }
         }
