@@ -81,6 +81,7 @@ pub(crate) async fn bench(args: &BenchArgs, plan: &Plan) -> anyhow::Result<Repor
             _ => BASELINE,
         },
         client_runtime: args.client_runtime.name(),
+        cpu_idle: crate::machine::cpu_idle(),
     };
     Ok(Report::new(info, &calls, &baseline))
 }

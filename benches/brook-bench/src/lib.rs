@@ -14,6 +14,7 @@ mod baseline;
 mod call;
 mod compare;
 mod grpc_floor;
+mod machine;
 mod protocol;
 mod report;
 mod workload;
@@ -354,6 +355,7 @@ impl BenchArgs {
                 (workload, _) => workload.baseline(),
             },
             client_runtime: self.client_runtime.name(),
+            cpu_idle: machine::cpu_idle(),
         }
     }
 

@@ -114,6 +114,9 @@ pub(crate) struct RunInfo {
     pub baseline_kind: &'static str,
     /// The runtime the bench's clients ran on (`--client-runtime`).
     pub client_runtime: &'static str,
+    /// The machine's CPU idle setup (module `machine`); `None` where the kernel does not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_idle: Option<String>,
 }
 
 /// Everything `--json` prints.
@@ -212,6 +215,9 @@ impl Report {
         ));
         out.push_str(&format!("  latency: {}\n", i.latency));
         out.push_str(&format!("  client runtime: {}\n", i.client_runtime));
+        if let Some(idle) = &i.cpu_idle {
+            out.push_str(&format!("  cpu idle: {idle}\n"));
+        }
         out.push_str(&format!("  baseline: {}\n\n", i.baseline_kind));
         out.push_str(&format!(
             "  {:<18} {:>14} {:>14} {:>8}\n",
