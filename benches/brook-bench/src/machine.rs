@@ -6,8 +6,9 @@
 //! `guest_halt_poll_ns`, 200 000 by default). A lone record crosses several threads (client,
 //! server, back), each usually idle, so a run on a guest that halts at once measures those
 //! wake-ups as much as the broker; a run with halt polling, or on bare metal, does not. The
-//! setting is read, never changed: it is the machine owner's (`/sys/module/haltpoll/
-//! parameters/guest_halt_poll_ns`, or `haltpoll.guest_halt_poll_ns=` on the kernel command line).
+//! setting is read, never changed: it is the machine owner's
+//! (`/sys/module/haltpoll/parameters/guest_halt_poll_ns`, or `haltpoll.guest_halt_poll_ns=` on
+//! the kernel command line).
 
 use std::path::Path;
 
