@@ -4,7 +4,10 @@
 //! requests in flight on one `ProduceStream`): each batch of the workload is one
 //! `Producer::send_batch` call, or with `BROOK_BENCH_GRPC_SEND=record` one `Producer::send` per
 //! record; the bench decides batch boundaries by flushing after each batch, with a linger long
-//! enough never to cut one. Consuming goes through
+//! enough never to cut one. With `--batch 1` each record is one `Producer::send` with
+//! `linger_ms` 0 and no flush, as an application sending one record at a time sets it up (the
+//! record leaves at once; with every request slot taken, records wait and share a request, as
+//! they do under flushes). Consuming goes through
 //! [`brook::client::Consumer::assign`] (one `Subscribe` stream per partition).
 
 use std::time::Duration;
@@ -140,8 +143,9 @@ impl Protocol for Grpc {
             // Room for two batches, so a batch is cut by our flush, not by its size.
             let batch_bytes = 2 * shape.batch * (shape.record_bytes + RECORD_OVERHEAD_BYTES);
             let batch_bytes_max = batch_bytes.clamp(1, BATCH_BYTES_MAX);
+            let lone = shape.batch == 1;
             let mut config = ProducerConfig::default();
-            config.linger_ms = LINGER_MS;
+            config.linger_ms = if lone { 0 } else { LINGER_MS };
             config.batch_bytes_max = batch_bytes_max;
             config.requests_in_flight_max = shape.in_flight.clamp(1, 256);
             config.buffer_bytes_max = (batch_bytes_max * shape.in_flight.max(2)).max(64 << 20);
@@ -150,6 +154,7 @@ impl Protocol for Grpc {
                 producer,
                 topic: topic.to_owned(),
                 per_record: per_record_send()?,
+                lone,
             }) as Box<dyn BenchProducer>)
         }
         .boxed()
@@ -203,6 +208,8 @@ struct GrpcProducer {
     topic: String,
     /// Each record through `Producer::send` instead of each batch through `send_batch`.
     per_record: bool,
+    /// Batches of one record (`--batch 1`): each is one `send` with linger 0, never flushed.
+    lone: bool,
 }
 
 /// Set to `record` to send each record through `Producer::send` (one call and one `Delivery`
@@ -240,9 +247,18 @@ impl GrpcProducer {
 impl BenchProducer for GrpcProducer {
     fn send_batch(&self, partition: u32, values: Vec<Bytes>) -> BoxFuture<'_, anyhow::Result<Ack>> {
         async move {
-            let records = values
+            let mut records = values
                 .into_iter()
                 .map(|value| ProducerRecord::value(value).with_partition(partition));
+            if self.lone && records.len() == 1 {
+                let record = records.next().context("a batch of one record")?;
+                let delivery = self.producer.send(&self.topic, record).await?;
+                return Ok(async move {
+                    delivery.await.context("produce")?;
+                    Ok(())
+                }
+                .boxed());
+            }
             if self.per_record {
                 let mut deliveries = Vec::with_capacity(records.len());
                 for record in records {
