@@ -82,6 +82,7 @@ pub(crate) async fn bench(args: &BenchArgs, plan: &Plan) -> anyhow::Result<Repor
         },
         client_runtime: args.client_runtime.name(),
         cpu_idle: crate::machine::cpu_idle(),
+        warmup_records: 0,
     };
     Ok(Report::new(info, &calls, &baseline))
 }

@@ -150,9 +150,19 @@ pub struct BenchArgs {
     /// [default: tokio's, a worker per core, as `brook serve`]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     floor_worker_threads: Option<u16>,
+    /// Records moved through the first --protocol before anything is measured, and not
+    /// counted: the bench's process starts cold (its heap and threads; on a virtual machine
+    /// every first touch of memory is a fault on the host), which the first door's figures
+    /// would otherwise carry in their tail. 0 for none; `call` has none.
+    /// [default: a tenth of --records, at most 10 000]
+    #[arg(long, value_name = "N")]
+    warmup: Option<u64>,
     #[command(flatten)]
     kafka: protocol::KafkaOptions,
 }
+
+/// The most records `--warmup` moves by default.
+const WARMUP_RECORDS_MAX: u64 = 10_000;
 
 /// What `--client-runtime` chooses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -232,16 +242,47 @@ impl BenchArgs {
         })
     }
 
+    /// Records of the unmeasured run before the first door's (`--warmup`): none for `call`,
+    /// else at least one batch per producer, so that every producer's path is warmed.
+    fn warmup_records(&self, plan: &Plan) -> u64 {
+        let asked = self
+            .warmup
+            .unwrap_or((plan.records / 10).min(WARMUP_RECORDS_MAX));
+        match asked {
+            0 => 0,
+            _ if self.workload == Workload::Call => 0,
+            _ => asked.max(plan.batch as u64 * plan.producers as u64),
+        }
+    }
+
+    /// Runs the workload through the first door without counting it (`--warmup`).
+    async fn warm_up(&self, target: &Target, plan: &Plan) -> anyhow::Result<()> {
+        let warmup = self.warmup_records(plan);
+        let Some((kind, kafka)) = self.runs().into_iter().next().filter(|_| warmup > 0) else {
+            return Ok(());
+        };
+        let warm = Plan {
+            records: warmup,
+            ..plan.clone()
+        };
+        let warmed = self.measure(kind, &kafka, target, &warm).await;
+        warmed
+            .map(|_| ())
+            .with_context(|| format!("warm-up through --protocol {}", kind.name()))
+    }
+
     async fn bench(&self, plan: &Plan) -> anyhow::Result<Vec<Report>> {
         let target = Target::start(self.embedded, self.durability).await?;
         let mut runs = Vec::with_capacity(self.protocol.len());
-        let mut failed = None;
+        let mut failed = self.warm_up(&target, plan).await.err();
         for (kind, kafka) in self.runs() {
+            if failed.is_some() {
+                break;
+            }
             match self.measure(kind, &kafka, &target, plan).await {
                 Ok(run) => runs.push((kind, kafka, run)),
                 Err(e) => {
                     failed = Some(e.context(format!("--protocol {}", kind.name())));
-                    break;
                 }
             }
         }
@@ -356,6 +397,7 @@ impl BenchArgs {
             },
             client_runtime: self.client_runtime.name(),
             cpu_idle: machine::cpu_idle(),
+            warmup_records: self.warmup_records(plan),
         }
     }
 
@@ -542,6 +584,52 @@ mod tests {
         assert!(args(&["produce", "--protocol", "grpc,kafka-raw"])
             .plan()
             .is_ok());
+    }
+
+    /// The warm-up runs through the first door before the measured runs and is not counted.
+    #[test]
+    fn a_warm_up_runs_first_and_is_not_counted() {
+        let line = |warmup: Option<&'static str>| {
+            let mut line = vec![
+                "e2e",
+                "--embedded",
+                "--json",
+                "--protocol",
+                "embedded",
+                "--records",
+                "300",
+                "--batch",
+                "1",
+                "--rate",
+                "3000",
+                "--durability",
+                "none",
+            ];
+            line.extend(warmup.map(|w| ["--warmup", w]).into_iter().flatten());
+            args(&line)
+        };
+        for (warmup, expected) in [(None, 30), (Some("100"), 100), (Some("0"), 0)] {
+            let bench = line(warmup);
+            let plan = bench.plan().expect("plan");
+            assert_eq!(bench.warmup_records(&plan), expected, "{warmup:?}");
+            let runtime = bench.client_runtime.build().expect("runtime");
+            let reports = runtime.block_on(bench.bench(&plan)).expect("bench");
+            assert_eq!(reports[0].info.warmup_records, expected);
+            assert_eq!(reports[0].brook.records, 300, "{warmup:?}");
+        }
+        // At least one batch per producer; none for request-reply.
+        let bench = args(&[
+            "produce",
+            "--records",
+            "100",
+            "--batch",
+            "50",
+            "--producers",
+            "2",
+        ]);
+        assert_eq!(bench.warmup_records(&bench.plan().expect("plan")), 100);
+        let bench = args(&["call", "--records", "1000"]);
+        assert_eq!(bench.warmup_records(&bench.plan().expect("plan")), 0);
     }
 
     #[test]

@@ -117,6 +117,8 @@ pub(crate) struct RunInfo {
     /// The machine's CPU idle setup (module `machine`); `None` where the kernel does not say.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_idle: Option<String>,
+    /// Records run through the first door before the measured runs, not counted (`--warmup`).
+    pub warmup_records: u64,
 }
 
 /// Everything `--json` prints.
@@ -217,6 +219,12 @@ impl Report {
         out.push_str(&format!("  client runtime: {}\n", i.client_runtime));
         if let Some(idle) = &i.cpu_idle {
             out.push_str(&format!("  cpu idle: {idle}\n"));
+        }
+        if i.warmup_records > 0 {
+            out.push_str(&format!(
+                "  warm-up: {} records through the first door before any run, not counted\n",
+                i.warmup_records
+            ));
         }
         out.push_str(&format!("  baseline: {}\n\n", i.baseline_kind));
         out.push_str(&format!(
