@@ -138,10 +138,16 @@ pub(crate) async fn produce(
         tasks.push(tokio::spawn(run.run(producer, plan)));
     }
     let mut latency = histogram();
+    // The producers are closed after the clock stops: a client's teardown (librdkafka's
+    // polling thread ends its 100 ms poll) is not part of producing.
+    let mut done = Vec::with_capacity(tasks.len());
     for task in tasks {
-        latency.add(task.await.context("producer task")??)?;
+        let (run_latency, producer) = task.await.context("producer task")??;
+        latency.add(run_latency)?;
+        done.push(producer);
     }
     let elapsed = started.elapsed();
+    drop(done);
     Ok(plan.measured(elapsed, latency))
 }
 
@@ -154,11 +160,12 @@ struct ProducerRun {
 }
 
 impl ProducerRun {
+    /// Returns the producer with the latencies, still open: see [`produce`].
     async fn run(
         self,
         producer: Box<dyn BenchProducer>,
         plan: Plan,
-    ) -> anyhow::Result<Histogram<u64>> {
+    ) -> anyhow::Result<(Histogram<u64>, Box<dyn BenchProducer>)> {
         let mut latency = histogram();
         // Each ack is awaited by its own task, so its time is taken when it lands, not when
         // this loop next looks.
@@ -181,7 +188,7 @@ impl ProducerRun {
         while let Some(done) = window.next().await {
             self.settle(Some(done), &mut latency)?;
         }
-        Ok(latency)
+        Ok((latency, producer))
     }
 
     fn settle(
@@ -228,26 +235,35 @@ pub(crate) async fn consume(
         .map(|(consumer, expected)| tokio::spawn(read_all(consumer, expected, bar.clone())))
         .collect();
     let (mut latency, mut records, mut bytes) = (histogram(), 0, 0);
+    // Closed after the clock stops, as the producers of a produce run are.
+    let mut done = Vec::with_capacity(tasks.len());
     for task in tasks {
-        let (read_latency, read_records, read_bytes) = task.await.context("consumer task")??;
+        let (read_latency, read_records, read_bytes, consumer) =
+            task.await.context("consumer task")??;
         latency.add(read_latency)?;
         records += read_records;
         bytes += read_bytes;
+        done.push(consumer);
     }
+    let elapsed = started.elapsed();
+    drop(done);
     Ok(Measured {
         records,
         bytes,
-        elapsed: started.elapsed(),
+        elapsed,
         latency,
     })
 }
+
+/// What [`read_all`] returns: latencies, records, bytes, and the consumer, still open.
+type ReadAll = (Histogram<u64>, u64, u64, Box<dyn BenchConsumer>);
 
 /// Reads until `expected` records came; each receive's time is one latency sample.
 async fn read_all(
     mut consumer: Box<dyn BenchConsumer>,
     expected: u64,
     bar: ProgressBar,
-) -> anyhow::Result<(Histogram<u64>, u64, u64)> {
+) -> anyhow::Result<ReadAll> {
     let (mut latency, mut records, mut bytes) = (histogram(), 0u64, 0u64);
     while records < expected {
         let started = Instant::now();
@@ -259,7 +275,7 @@ async fn read_all(
         records += got as u64;
         bar.inc(got as u64);
     }
-    Ok((latency, records, bytes))
+    Ok((latency, records, bytes, consumer))
 }
 
 fn stalled(got: u64, expected: u64) -> anyhow::Error {
@@ -485,6 +501,113 @@ impl Receipt {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::TopicSpec;
+    use futures::future::BoxFuture;
+    use futures::FutureExt;
+    use std::sync::Mutex;
+
+    /// How long a [`SlowClose`] producer or consumer takes to close.
+    const CLOSE: Duration = Duration::from_millis(200);
+
+    /// A door whose producers and consumers take [`CLOSE`] to close (as librdkafka's do, up
+    /// to its 100 ms poll), noting when each close began.
+    #[derive(Default)]
+    struct SlowClose {
+        producers: Arc<Mutex<Vec<Instant>>>,
+        consumers: Arc<Mutex<Vec<Instant>>>,
+    }
+
+    struct Closing(Arc<Mutex<Vec<Instant>>>);
+
+    impl Drop for Closing {
+        fn drop(&mut self) {
+            self.0.lock().expect("lock").push(Instant::now());
+            std::thread::sleep(CLOSE);
+        }
+    }
+
+    impl BenchProducer for Closing {
+        fn send_batch(&self, _: u32, _: Vec<Bytes>) -> BoxFuture<'_, anyhow::Result<Ack>> {
+            async { Ok(async { Ok(()) }.boxed()) }.boxed()
+        }
+    }
+
+    impl BenchConsumer for Closing {
+        fn receive<'a>(
+            &'a mut self,
+            sink: &'a mut (dyn FnMut(&[u8]) + Send),
+        ) -> BoxFuture<'a, anyhow::Result<usize>> {
+            sink(b"v");
+            async { Ok(1) }.boxed()
+        }
+    }
+
+    impl Protocol for SlowClose {
+        fn prepare_topic<'a>(&'a self, _: &'a TopicSpec) -> BoxFuture<'a, anyhow::Result<bool>> {
+            async { Ok(true) }.boxed()
+        }
+        fn end_offsets<'a>(&'a self, _: &'a str) -> BoxFuture<'a, anyhow::Result<Vec<u64>>> {
+            async { Ok(vec![0]) }.boxed()
+        }
+        fn delete_topic<'a>(&'a self, _: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+            async { Ok(()) }.boxed()
+        }
+        fn producer<'a>(
+            &'a self,
+            _: &'a str,
+            _: ProducerShape,
+        ) -> BoxFuture<'a, anyhow::Result<Box<dyn BenchProducer>>> {
+            let closing = Closing(Arc::clone(&self.producers));
+            async move { Ok(Box::new(closing) as Box<dyn BenchProducer>) }.boxed()
+        }
+        fn consumer<'a>(
+            &'a self,
+            _: &'a str,
+            _: Vec<(u32, u64)>,
+        ) -> BoxFuture<'a, anyhow::Result<Box<dyn BenchConsumer>>> {
+            let closing = Closing(Arc::clone(&self.consumers));
+            async move { Ok(Box::new(closing) as Box<dyn BenchConsumer>) }.boxed()
+        }
+    }
+
+    /// A run's clock stops at its last ack (or record), before its clients close: a client's
+    /// teardown is not producing or consuming. Had a close been inside the clock, the run
+    /// would have taken at least [`CLOSE`] longer than its first close began after `before`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn clients_close_after_the_clock_stops() {
+        let door = SlowClose::default();
+        let plan = Plan {
+            topic: "t".into(),
+            records: 10,
+            record_bytes: 1,
+            batch: 5,
+            producers: 2,
+            consumers: 1,
+            partitions: 1,
+            in_flight: 1,
+            rate: 1,
+        };
+        let bar = ProgressBar::hidden();
+        let first = |closes: &Mutex<Vec<Instant>>| {
+            closes
+                .lock()
+                .expect("lock")
+                .iter()
+                .min()
+                .copied()
+                .expect("closed")
+        };
+
+        let before = Instant::now();
+        let produced = produce(&door, &plan, &bar).await.expect("produce");
+        assert_eq!(door.producers.lock().expect("lock").len(), 2);
+        assert!(produced.elapsed < first(&door.producers) - before);
+
+        let before = Instant::now();
+        let consumed = consume(&door, &plan, &bar, &bar).await.expect("consume");
+        assert_eq!(consumed.records, 10);
+        assert!(consumed.elapsed < first(&door.consumers) - before);
+    }
 
     #[test]
     fn shares_and_partitions_split_evenly() {
