@@ -420,16 +420,21 @@ impl Broker {
         self.topic_changed(name);
         let store = Arc::clone(&self.inner.store);
         let offsets = Arc::clone(&self.inner.offsets);
-        let name = name.to_owned();
+        let (name, partitions) = (Arc::clone(&handle.name), handle.partition_count());
+        let deleting = Arc::clone(&name);
         blocking(move || {
-            store
-                .delete_topic(&name)
-                .map_err(BrokerError::from_admin_log)?;
-            offsets.remove_topic(&name)
+            let result = store
+                .delete_topic(&deleting)
+                .map_err(BrokerError::from_admin_log)
+                .and_then(|()| offsets.remove_topic(&deleting));
+            // Usually the last hold on the partitions' files: closing a removed file frees
+            // its page cache (about 0.1 s for 500 MB here), which is blocking work.
+            drop(handle);
+            result
         })
         .await?;
-        brook_metrics::partitions::forget_topic(&handle.name, handle.partition_count());
-        tracing::info!(topic = %handle.name, "topic deleted");
+        brook_metrics::partitions::forget_topic(&name, partitions);
+        tracing::info!(topic = %name, "topic deleted");
         Ok(())
     }
 

@@ -1124,6 +1124,17 @@ impl PartitionLog {
         result
     }
 
+    /// Closes a log whose files are about to be removed (its topic is being deleted): appends
+    /// fail with [`LogError::Closed`] afterwards, as after [`PartitionLog::close`], but nothing
+    /// is flushed or written. An fsync of data being deleted costs its whole size in disk
+    /// writes (a 500 MB partition took 150-230 ms here) and keeps nothing anyone can read.
+    pub fn discard(&self) {
+        let s = &*self.shared;
+        s.cleaning.stop();
+        s.writer.lock().closed = true;
+        self.stop_flusher();
+    }
+
     /// Persists the recovery point after every `bytes` of newly fsynced log instead of
     /// `RECOVERY_POINT_EVERY_BYTES`, so that tests exercise it with little data.
     #[cfg(test)]

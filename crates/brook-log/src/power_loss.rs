@@ -590,6 +590,35 @@ fn a_failed_fsync_is_an_error_and_a_restart_recovers() {
     assert!(!log.is_poisoned());
 }
 
+/// A discarded log (its topic is being deleted) syncs nothing and refuses appends as a closed
+/// one does; a close of a log like it syncs.
+#[test]
+fn a_discarded_log_syncs_nothing_and_refuses_appends() {
+    let fs = SimFs::new();
+    let mut rng = SimRng::new(7);
+    let open = |name: &str| {
+        let dir = Path::new("/data").join(name);
+        PartitionLog::open_in(fs.clone(), dir, config(Durability::None)).expect("open")
+    };
+    let (kept, deleted) = (open("kept-0"), open("deleted-0"));
+    for log in [&kept, &deleted] {
+        log.append(&mut batch(0, &mut rng)).expect("append");
+    }
+    let syncs = fs.syncs();
+    deleted.discard();
+    assert_eq!(fs.syncs(), syncs, "a discard syncs nothing");
+    assert!(matches!(
+        deleted.append(&mut batch(1, &mut rng)),
+        Err(crate::LogError::Closed)
+    ));
+    deleted
+        .close()
+        .expect("a close after a discard does nothing");
+    assert_eq!(fs.syncs(), syncs);
+    kept.close().expect("close");
+    assert!(fs.syncs() > syncs, "a close syncs");
+}
+
 /// A full disk, mid-run, with rolls and index write-outs among the appends: every append that
 /// does not fit fails with an error that says `ENOSPC` (never a fault or a panic), what was
 /// acknowledged before stays readable, and a restart with space again recovers all of it.

@@ -452,11 +452,8 @@ fn open_partition(
 fn remove_partitions(fs: &FsRef, dir: &Path, topic: &Topic) -> Result<()> {
     let mut first_error = None;
     for log in topic.partitions() {
-        // The data is being deleted: a failed flush on close does not matter, a left
-        // directory does.
-        if let Err(e) = log.close() {
-            tracing::warn!(dir = %log.dir().display(), error = %e, "closing a deleted partition failed");
-        }
+        // The data is being deleted: nothing of it is flushed; a left directory matters.
+        log.discard();
         if let Err(e) = remove_dir_if_present(fs, log.dir()) {
             first_error.get_or_insert(e);
         }
