@@ -184,8 +184,10 @@ impl TopicHandle {
     /// Marks the topic deleted and wakes everyone waiting on it, so they notice.
     fn mark_deleted(&self) {
         self.deleted.store(true, Ordering::Release);
+        // Both ends: a read_committed waiter waits on the last stable offset.
         for partition in &self.partitions {
             partition.hw.send_modify(|_| {});
+            partition.lso.send_modify(|_| {});
         }
     }
 

@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 
 use brook_broker::partitioner::partition_for_key;
 use brook_broker::{
-    Broker, NewTopic, OffsetSpec, PartitionSubscribe, ProduceRecord, StartAt, SubscriptionEvent,
+    Broker, BrokerError, Isolation, NewTopic, OffsetSpec, PartitionSubscribe, ProduceRecord,
+    StartAt, SubscriptionEvent,
 };
 use bytes::Bytes;
 use futures::StreamExt;
@@ -234,6 +235,33 @@ async fn subscribe_from_earliest_replays_then_follows_and_ends_on_close() {
     broker.close().await.expect("close");
     let end = tokio::time::timeout(WAIT, sub.next()).await.expect("ends");
     assert!(end.is_none(), "a subscription ends when the broker closes");
+}
+
+/// A waiting subscriber of either isolation learns of its topic's deletion at once: an
+/// `UnknownTopic` error, then the end of the stream.
+#[tokio::test]
+async fn a_waiting_subscriber_of_either_isolation_ends_when_its_topic_is_deleted() {
+    for isolation in [Isolation::ReadCommitted, Isolation::ReadUncommitted] {
+        let broker = broker_with("gone", 1).await;
+        let mut to = PartitionSubscribe::new("gone", 0, StartAt::Latest);
+        to.isolation = isolation;
+        let mut sub = broker.subscribe(to).await.expect("subscribe");
+        let waiting = tokio::spawn(async move {
+            let last = sub.next().await;
+            (last, sub.next().await)
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        broker.delete_topic("gone").await.expect("delete");
+        let (last, end) = tokio::time::timeout(WAIT, waiting)
+            .await
+            .unwrap_or_else(|_| panic!("{isolation:?}: the subscriber was not woken"))
+            .expect("task");
+        assert!(
+            matches!(last, Some(Err(BrokerError::UnknownTopic { .. }))),
+            "{isolation:?}: {last:?}"
+        );
+        assert!(end.is_none(), "{isolation:?}");
+    }
 }
 
 #[tokio::test]
