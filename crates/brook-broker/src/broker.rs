@@ -336,7 +336,9 @@ impl Broker {
     /// with [`BrokerError::Closed`]. Closing twice is fine.
     ///
     /// Dropping the last handle without closing loses nothing acknowledged, but the next open
-    /// treats it as a crash and walks each partition's tail.
+    /// treats it as a crash and walks each partition's tail. The directory's lock goes with the
+    /// broker's last background task (a read or fsync in flight), a moment after the drop: an
+    /// open in the same process right after it may be refused as locked, where `close` is not.
     pub async fn close(&self) -> Result<()> {
         let mut open = self.inner.gate.write().await;
         if !*open {

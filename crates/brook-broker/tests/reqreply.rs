@@ -1,6 +1,8 @@
 //! Request-reply through the embedded broker: calls, responders in a group, timeouts, late
 //! replies, idempotent retries, a broker restart, Kafka-style responders and bad input.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -459,7 +461,7 @@ async fn under_sync_every_reply_a_caller_got_survives_a_crash() {
     // No close: the next open treats this as a crash.
     drop(broker);
 
-    let broker = Broker::open(config).await.expect("reopen after the crash");
+    let broker = common::open_after_drop(config).await;
     for (id, offset, value) in got {
         let reply = broker
             .reply("orders", &id, Duration::ZERO)

@@ -2,6 +2,8 @@
 //! serves), read_committed and read_uncommitted reads, fencing, timeouts, restarts, and the
 //! broker's own atomic writes.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use brook_broker::{
@@ -15,11 +17,17 @@ use futures::StreamExt;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-async fn open(dir: &std::path::Path, abort_check_ms: u64) -> Broker {
+fn config(dir: &std::path::Path, abort_check_ms: u64) -> BrokerConfig {
     let mut config = BrokerConfig::new(dir);
     config.log.durability = brook_log::Durability::None;
     config.transactions.abort_check_ms = abort_check_ms;
-    Broker::open(config).await.expect("open")
+    config
+}
+
+async fn open(dir: &std::path::Path, abort_check_ms: u64) -> Broker {
+    Broker::open(config(dir, abort_check_ms))
+        .await
+        .expect("open")
 }
 
 /// A transactional batch of `values` from `producer`, starting at sequence `seq`.
@@ -449,7 +457,7 @@ async fn state_survives_a_restart_and_open_transactions_time_out_after_it() {
         // Dropped without close: a crash as far as the files are concerned.
         (p, c)
     };
-    let broker = open(dir.path(), 20).await;
+    let broker = common::open_after_drop(config(dir.path(), 20)).await;
     assert_eq!(
         broker.describe_transaction("done").expect("d").producer_id,
         committed_p.producer_id
@@ -649,20 +657,12 @@ async fn a_decided_end_answers_before_its_markers_and_the_next_transaction_waits
         p
     };
 
-    // The dropped broker lets go of its directory once its last task ends.
-    let deadline = Instant::now() + WAIT;
-    let broker = loop {
+    let broker = common::open_after_drop({
         let mut config = BrokerConfig::new(dir.path());
         config.log.durability = brook_log::Durability::None;
-        if let Ok(broker) = Broker::open(config).await {
-            break broker;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the dropped broker kept its directory"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+        config
+    })
+    .await;
     let described = broker.describe_transaction("app").expect("known");
     assert_eq!(described.state, TxnState::CompleteCommit);
     assert_eq!(described.producer_id, producer.producer_id);
