@@ -7,7 +7,9 @@ rebalance).
 Prints one JSON line per step; the Rust test (tests/kafka_admin_python.rs) asserts on them and
 checks each change from brook's own API.
 """
+import collections
 import json
+import logging
 import os
 import sys
 import time
@@ -149,8 +151,26 @@ def owned(member):
     return sorted(tp.partition for tp in member.assignment())
 
 
+class Recent(logging.Handler):
+    """The client's last log lines, kept in memory and printed only if a wait below fails."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines = collections.deque(maxlen=4000)
+        self.setFormatter(logging.Formatter("%(asctime)s %(threadName)s %(name)s %(message)s"))
+
+    def emit(self, record):
+        self.lines.append(self.format(record))
+
+
+# Usually under a second; once, in CI on a 2-core machine, over 20 s (cause not found). Should
+# it happen again, kafka-python's own account of those seconds goes to stderr with the failure.
+recent = Recent()
+logging.getLogger("kafka").addHandler(recent)
+logging.getLogger("kafka").setLevel(logging.DEBUG)
+
+
 def poll_until(members, done, what):
-    # Usually under a second; once, in CI on a 2-core machine, over 20 s (cause not found).
     # A bound for a stuck group, not a speed goal; the failure says what the group looked like.
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -159,6 +179,7 @@ def poll_until(members, done, what):
         if done():
             return
     described = admin.describe_groups([static_group])[static_group]
+    print("\n".join(recent.lines), file=sys.stderr)
     raise AssertionError(f"{what}: owned {[owned(m) for m in members]}, group {described}")
 
 
