@@ -10,6 +10,9 @@
 //! [`Ack`] resolves once the commit returns. A producer runs one transaction at a time, as a
 //! transactional producer must, so the next transaction's first batch waits for that commit.
 //!
+//! `-X KEY=VALUE` sets any librdkafka property on the producers and consumers, after all of
+//! the above.
+//!
 //! librdkafka batches on its own: a bench batch is `--batch` records handed to it for one
 //! partition, and its [`Ack`] resolves when librdkafka has reported every one of them
 //! delivered. Admin calls that block (metadata, watermarks) run under `block_in_place`, off
@@ -75,6 +78,17 @@ pub(super) struct Settings {
     pub isolation: &'static str,
     /// The PEM `--tls-ca` holds: connect over TLS trusting it.
     pub tls_ca: Option<String>,
+    /// `-X KEY=VALUE`: set on every client after the bench's own settings.
+    pub properties: Vec<(String, String)>,
+}
+
+impl Settings {
+    /// Sets the `-X` properties on `config`, last, so they override the bench's.
+    fn override_in(&self, config: &mut ClientConfig) {
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+    }
 }
 
 pub(super) fn connect(bootstrap: &str, settings: Settings) -> anyhow::Result<Box<dyn Protocol>> {
@@ -221,6 +235,7 @@ impl Protocol for Kafka {
                     "max.in.flight.requests.per.connection",
                     in_flight.to_string(),
                 );
+            self.settings.override_in(&mut config);
             if transactional {
                 let n = self.producers.fetch_add(1, Ordering::Relaxed);
                 config.set("transactional.id", format!("brook-bench-{topic}-{n}"));
@@ -256,7 +271,8 @@ impl Protocol for Kafka {
         starts: Vec<(u32, u64)>,
     ) -> BoxFuture<'a, anyhow::Result<Box<dyn BenchConsumer>>> {
         async move {
-            let consumer: StreamConsumer = base_config(&self.bootstrap, &self.settings)
+            let mut config = base_config(&self.bootstrap, &self.settings);
+            config
                 // librdkafka wants a group id; assign() uses no group protocol and nothing
                 // is committed.
                 .set("group.id", "brook-bench")
@@ -270,7 +286,9 @@ impl Protocol for Kafka {
                 // that keeps up needs a deep queue and a short backoff.
                 .set("queued.min.messages", QUEUED_RECORDS_MIN)
                 .set("fetch.queue.backoff.ms", "10")
-                .set("isolation.level", self.settings.isolation)
+                .set("isolation.level", self.settings.isolation);
+            self.settings.override_in(&mut config);
+            let consumer: StreamConsumer = config
                 .create()
                 .context("cannot create a librdkafka consumer")?;
             let mut assignment = TopicPartitionList::new();

@@ -64,6 +64,21 @@ pub(crate) struct KafkaOptions {
         default_value = "read_committed"
     )]
     isolation: Vec<Isolation>,
+    /// --protocol kafka: a librdkafka property for every client of the run, set after the
+    /// bench's own (as `kcat -X` and `rdkafka_performance -X` take them), e.g. `-X
+    /// linger.ms=20`. Repeatable.
+    #[arg(short = 'X', long = "kafka-config", value_name = "KEY=VALUE", value_parser = parse_property)]
+    kafka_config: Vec<(String, String)>,
+}
+
+/// `KEY=VALUE`, both non-empty.
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() && !value.is_empty() => {
+            Ok((key.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("{text:?}: expected KEY=VALUE, as in linger.ms=20")),
+    }
 }
 
 /// The consumers' `isolation.level`.
@@ -196,6 +211,7 @@ pub(super) fn connect(
         txn_records: options.txn_records,
         isolation: options.isolation().name(),
         tls_ca,
+        properties: options.kafka_config.clone(),
     };
     Ok((librdkafka::connect(&bootstrap, settings)?, bootstrap))
 }
@@ -208,4 +224,26 @@ pub(super) fn connect(
     _tls_ca: Option<&[u8]>,
 ) -> anyhow::Result<(Box<dyn Protocol>, String)> {
     anyhow::bail!(REBUILD_HINT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_property;
+
+    #[test]
+    fn a_property_is_key_equals_value() {
+        assert_eq!(
+            parse_property("linger.ms=20"),
+            Ok(("linger.ms".to_owned(), "20".to_owned()))
+        );
+        // Only the first '=' splits: values may hold more.
+        assert_eq!(
+            parse_property("sasl.jaas.config=a=b"),
+            Ok(("sasl.jaas.config".to_owned(), "a=b".to_owned()))
+        );
+        for bad in ["linger.ms", "=20", "linger.ms=", ""] {
+            let err = parse_property(bad).unwrap_err();
+            assert!(err.contains("KEY=VALUE"), "{bad}: {err}");
+        }
+    }
 }
