@@ -18,7 +18,15 @@
 //! [`TAIL_BYTES_MAX`] bytes to the page cache, declined when the writer lock is held or a
 //! roll is due) and answers it at once, which takes two thread wake-ups (to a drainer and
 //! back) off every lone record's path. Anything submitted meanwhile queues behind it. A slow
-//! write in place pauses them on the partition for a while ([`InPlace`]).
+//! write in place pauses them on the partition for a while ([`InPlace`]). Under durability
+//! `sync` the same holds for a caller that awaits its batch before submitting anything more
+//! ([`Appender::submit_awaited`]: a door answering one request at a time) on tokio's
+//! multi-threaded runtime: it writes and waits for the fsync itself, inside
+//! `tokio::task::block_in_place` (its worker's other tasks move to another thread meanwhile),
+//! the same two wake-ups fewer. A caller that pipelines submits with [`Appender::submit`], so
+//! that what it submits during one fsync shares the next. When other producers queued behind
+//! an fsync waited for in place, the partition's writes go to the drainer for a while
+//! ([`IN_PLACE_PAUSE`]), which shares one fsync among everything queued.
 //! Each job's outcome goes to its producer over a channel, or to a short callback run on the
 //! drainer's thread ([`Then`]), so a request-reply call waits for its reply alone.
 //!
@@ -190,7 +198,9 @@ impl Recent {
 /// [`IN_PLACE_PAUSE`].
 const IN_PLACE_SLOW: Duration = Duration::from_millis(5);
 
-/// How long a partition's batches go to a drainer after a slow in-place write.
+/// How long a partition's batches go to a drainer after a slow in-place write, or after other
+/// producers queued behind an fsync waited for in place (under `sync`, the drainer shares one
+/// fsync among everything queued, which a caller waiting in place keeps it from doing).
 const IN_PLACE_PAUSE: Duration = Duration::from_secs(1);
 
 /// Whether the partition's writes may be done in place: not for [`IN_PLACE_PAUSE`] after one
@@ -231,9 +241,14 @@ impl InPlace {
         if took <= self.slow_ns.load(Ordering::Relaxed) {
             return (out, None);
         }
-        let pause = IN_PLACE_PAUSE.as_nanos() as u64;
-        self.paused_until.store(end + pause, Ordering::Relaxed);
+        self.pause_from(end);
         (out, Some(Duration::from_nanos(took)))
+    }
+
+    /// Sends the partition's writes to a drainer for [`IN_PLACE_PAUSE`] from `now_ns`.
+    fn pause_from(&self, now_ns: u64) {
+        let pause = IN_PLACE_PAUSE.as_nanos() as u64;
+        self.paused_until.store(now_ns + pause, Ordering::Relaxed);
     }
 }
 
@@ -314,6 +329,20 @@ impl Appender {
         Ok(outcome)
     }
 
+    /// Queues `batch` as [`Appender::submit`] does, for a caller that awaits its outcome before
+    /// it submits anything more: under durability `sync` it may then write the batch and wait
+    /// for its fsync on its own thread (see the module doc). A caller that pipelines must use
+    /// [`Appender::submit`], or its batches would each wait for their own fsync.
+    pub(crate) fn submit_awaited(
+        self: &Arc<Self>,
+        batch: impl Into<Bytes>,
+        open: ProduceGuard,
+    ) -> Result<oneshot::Receiver<Result<BatchAppended>>> {
+        let (reply, outcome) = oneshot::channel();
+        self.push_as(Work::Batch(batch.into()), Reply::Channel(reply), open, true)?;
+        Ok(outcome)
+    }
+
     /// Queues `batch` as [`Appender::submit`] does, but hands its outcome to `then` on the
     /// drainer's thread as soon as it is known. Fails (queuing nothing, `then` dropped
     /// uncalled) outside a tokio runtime.
@@ -346,6 +375,17 @@ impl Appender {
     }
 
     fn push(self: &Arc<Self>, work: Work, reply: Reply, open: ProduceGuard) -> Result<()> {
+        self.push_as(work, reply, open, false)
+    }
+
+    /// Queues `work`; `awaited` when its caller waits for it before submitting more.
+    fn push_as(
+        self: &Arc<Self>,
+        work: Work,
+        reply: Reply,
+        open: ProduceGuard,
+        awaited: bool,
+    ) -> Result<()> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
             BrokerError::invalid(format!(
                 "produce must be called within a tokio runtime: {e}"
@@ -356,7 +396,7 @@ impl Appender {
             reply,
             _open: open,
         };
-        let in_place = self.may_write_in_place(&job);
+        let in_place = self.may_write_in_place(&job, awaited, &runtime);
         let start = {
             let mut queue = self.queue.lock();
             let idle = !std::mem::replace(&mut queue.draining, true);
@@ -386,10 +426,19 @@ impl Appender {
     /// (durability `none` or `interval`). Its write is then one `pwrite` to the page cache
     /// and bookkeeping in memory ([`PartitionLog::try_append_pending`], which declines
     /// whatever would wait: a held writer lock, a roll), as short as the thread hand-off it
-    /// replaces; unless a recent one was slow ([`InPlace`]).
-    fn may_write_in_place(&self, job: &Job) -> bool {
+    /// replaces; unless a recent one was slow ([`InPlace`]). Under `sync`, only for a caller
+    /// that awaits it (`awaited`) on the multi-threaded runtime, where it can wait for the
+    /// fsync in `block_in_place` (which the current-thread runtime refuses).
+    fn may_write_in_place(
+        &self,
+        job: &Job,
+        awaited: bool,
+        runtime: &tokio::runtime::Handle,
+    ) -> bool {
+        let waits_in_place =
+            || awaited && runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
         matches!(&job.work, Work::Batch(batch) if batch.len() <= TAIL_BYTES_MAX)
-            && self.log.config().durability != Durability::Sync
+            && (self.log.config().durability != Durability::Sync || waits_in_place())
             && self.in_place.allowed()
     }
 
@@ -419,7 +468,17 @@ impl Appender {
             // A marker always goes through a drainer.
             Work::Marker { .. } => Ok(None),
         };
+        let mut waited_in_place = false;
         match written {
+            // Under `sync` the wait is an fsync: this worker's other tasks move elsewhere. (The
+            // flavor again: the topic's durability may have changed since the check.)
+            Ok(Some(pending))
+                if self.log.config().durability == Durability::Sync
+                    && runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread =>
+            {
+                tokio::task::block_in_place(|| self.acknowledge([(pending, job)]));
+                waited_in_place = true;
+            }
             Ok(Some(pending)) => self.acknowledge([(pending, job)]),
             Err(e) => job.reply.send(Err(self.error(e))),
             Ok(None) => {
@@ -434,6 +493,11 @@ impl Appender {
             queue.draining
         };
         if more {
+            if waited_in_place {
+                // Others produce to this partition too: their batches group-commit better
+                // through the drainer for a while.
+                self.in_place.pause_from(self.in_place.now_ns());
+            }
             self.start_drainer(runtime);
         }
         Ok(())
@@ -807,8 +871,49 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_lone_produces_keep_order_and_lose_nothing() {
         for durability in [Durability::Sync, Durability::None] {
-            lone_produces_keep_order(broker_durable(durability).await).await;
+            for awaited in [false, true] {
+                lone_produces_keep_order(broker_durable(durability).await, awaited).await;
+            }
         }
+    }
+
+    /// Under `sync`, a batch its caller awaits on an idle partition is written and fsynced by
+    /// that caller: answered before anything is awaited, and already below the high watermark
+    /// (which under `sync` moves only after an fsync).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn under_sync_an_awaited_batch_is_fsynced_in_place() {
+        let broker = broker_durable(Durability::Sync).await;
+        let topic = broker.topic("t").expect("topic");
+        let appender = &topic.partition(0).expect("partition").appender;
+        appender.in_place.slow_ns.store(u64::MAX, Ordering::Relaxed);
+        for expected in 0..3u64 {
+            let open = broker.enter_produce().expect("open");
+            let mut receiver = appender
+                .submit_awaited(lone_batch(b"v"), open)
+                .expect("queued");
+            let appended = receiver.try_recv().expect("answered in place");
+            assert_eq!(appended.expect("appended").base_offset, expected);
+            let durable =
+                broker.describe_topic("t").expect("describe").partitions[0].high_watermark;
+            assert_eq!(durable, expected + 1, "fsynced before the answer");
+        }
+        assert_eq!(tail(&broker, 2, 3).unwrap(), stored(&broker, 2));
+    }
+
+    /// The current-thread runtime cannot wait in place (`block_in_place` panics there): an
+    /// awaited batch under `sync` goes to a drainer as any other.
+    #[tokio::test]
+    async fn on_the_current_thread_runtime_an_awaited_batch_goes_to_the_drainer() {
+        let broker = broker_durable(Durability::Sync).await;
+        for expected in 0..3u64 {
+            let appended = broker
+                .produce_batch_awaited("t", 0, lone_batch(b"v"))
+                .await
+                .expect("appended");
+            assert_eq!(appended.base_offset, expected);
+        }
+        let durable = broker.describe_topic("t").expect("describe").partitions[0].high_watermark;
+        assert_eq!(durable, 3);
     }
 
     /// The same with 4 KiB segments, so the log rolls every few dozen records: each write in
@@ -820,13 +925,16 @@ mod tests {
         config.durability = Some(Durability::None);
         config.segment_bytes_max = Some(4096);
         let broker = broker_with(config).await;
-        lone_produces_keep_order(broker.clone()).await;
+        lone_produces_keep_order(broker.clone(), false).await;
         let topic = broker.topic("t").expect("topic");
         let segments = topic.partition(0).expect("partition").log.segment_count();
         assert!(segments > 10, "rolled {segments} times");
     }
 
-    async fn lone_produces_keep_order(broker: Broker) {
+    /// `TASKS` tasks each produce `EACH` lone records, one at a time (`awaited`: as whole
+    /// batches through [`Broker::produce_batch_awaited`]); every record lands once, in each
+    /// task's order.
+    async fn lone_produces_keep_order(broker: Broker, awaited: bool) {
         const TASKS: usize = 8;
         const EACH: usize = 200;
         let tasks: Vec<_> = (0..TASKS)
@@ -836,9 +944,17 @@ mod tests {
                     let mut offsets = Vec::with_capacity(EACH);
                     for i in 0..EACH {
                         let value = format!("{task}-{i}");
-                        let record = ProduceRecord::value(value);
-                        let produced = broker.produce("t", vec![record]).await.expect("produce");
-                        offsets.push(produced.records[0].offset);
+                        let offset = if awaited {
+                            let batch = lone_batch(value.as_bytes());
+                            let appended = broker.produce_batch_awaited("t", 0, batch).await;
+                            appended.expect("produce").base_offset
+                        } else {
+                            let record = ProduceRecord::value(value);
+                            let produced =
+                                broker.produce("t", vec![record]).await.expect("produce");
+                            produced.records[0].offset
+                        };
+                        offsets.push(offset);
                     }
                     offsets
                 })

@@ -26,6 +26,18 @@ async fn sync_broker_with_one_partition(dir: &tempfile::TempDir) -> Broker {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_producers_share_fsyncs_under_sync_durability() {
+    producers_share_fsyncs(false).await;
+}
+
+/// Callers that each await their record before the next (`produce_awaited`: the idle
+/// partition's fsync runs on the caller's thread) still share fsyncs with those queued
+/// meanwhile, and each is answered only once its record is durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn awaited_producers_share_fsyncs_and_are_answered_once_durable() {
+    producers_share_fsyncs(true).await;
+}
+
+async fn producers_share_fsyncs(awaited: bool) {
     let dir = disk_dir();
     let broker = sync_broker_with_one_partition(&dir).await;
     let before = broker.describe_topic("t").expect("describe").partitions[0].fsyncs;
@@ -35,10 +47,16 @@ async fn concurrent_producers_share_fsyncs_under_sync_durability() {
             let broker = broker.clone();
             tokio::spawn(async move {
                 for j in 0..RECORDS_EACH {
-                    broker
-                        .produce("t", vec![ProduceRecord::value(format!("{i}-{j}"))])
-                        .await
-                        .expect("produce");
+                    let records = vec![ProduceRecord::value(format!("{i}-{j}"))];
+                    let produced = if awaited {
+                        broker.produce_awaited("t", records).await
+                    } else {
+                        broker.produce("t", records).await
+                    };
+                    let offset = produced.expect("produce").records[0].offset;
+                    let durable =
+                        broker.describe_topic("t").expect("describe").partitions[0].high_watermark;
+                    assert!(offset < durable, "answered before its fsync");
                 }
             })
         })

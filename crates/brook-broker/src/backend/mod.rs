@@ -114,8 +114,30 @@ impl Backend {
         topic: &str,
         records: Vec<ProduceRecord>,
     ) -> impl Future<Output = Result<Produced>> + Send + 'static {
+        self.produce_records(topic, records, false)
+    }
+
+    /// As [`Broker::produce_awaited`]: for a caller that awaits the outcome before it
+    /// produces more. Through the cluster, the same as [`Backend::produce`].
+    pub fn produce_awaited(
+        &self,
+        topic: &str,
+        records: Vec<ProduceRecord>,
+    ) -> impl Future<Output = Result<Produced>> + Send + 'static {
+        self.produce_records(topic, records, true)
+    }
+
+    fn produce_records(
+        &self,
+        topic: &str,
+        records: Vec<ProduceRecord>,
+        awaited: bool,
+    ) -> impl Future<Output = Result<Produced>> + Send + 'static {
         match self {
-            Backend::Local(broker) => Either::Left(broker.produce(topic, records)),
+            Backend::Local(broker) if awaited => {
+                Either::Left(Either::Left(broker.produce_awaited(topic, records)))
+            }
+            Backend::Local(broker) => Either::Left(Either::Right(broker.produce(topic, records))),
             Backend::Cluster(cluster) => Either::Right(cluster.produce(topic, records)),
         }
     }
@@ -127,9 +149,34 @@ impl Backend {
         partition: u32,
         batch: impl Into<Bytes>,
     ) -> impl Future<Output = Result<BatchAppended>> + Send + 'static {
-        let batch = batch.into();
+        self.produce_whole_batch(topic, partition, batch.into(), false)
+    }
+
+    /// As [`Broker::produce_batch_awaited`]: for a caller that awaits the outcome before it
+    /// produces more. Through the cluster, the same as [`Backend::produce_batch`].
+    pub fn produce_batch_awaited(
+        &self,
+        topic: &str,
+        partition: u32,
+        batch: impl Into<Bytes>,
+    ) -> impl Future<Output = Result<BatchAppended>> + Send + 'static {
+        self.produce_whole_batch(topic, partition, batch.into(), true)
+    }
+
+    fn produce_whole_batch(
+        &self,
+        topic: &str,
+        partition: u32,
+        batch: Bytes,
+        awaited: bool,
+    ) -> impl Future<Output = Result<BatchAppended>> + Send + 'static {
         match self {
-            Backend::Local(broker) => Either::Left(broker.produce_batch(topic, partition, batch)),
+            Backend::Local(broker) if awaited => Either::Left(Either::Left(
+                broker.produce_batch_awaited(topic, partition, batch),
+            )),
+            Backend::Local(broker) => {
+                Either::Left(Either::Right(broker.produce_batch(topic, partition, batch)))
+            }
             Backend::Cluster(cluster) => {
                 Either::Right(cluster.produce_batch(topic, partition, batch))
             }

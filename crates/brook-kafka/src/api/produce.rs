@@ -70,6 +70,15 @@ pub(crate) async fn handle(
     let acks = request.acks;
     let bad_acks = !matches!(acks, -1..=1);
     let transactional_id = request.transactional_id.as_ref().map(|id| id.0.to_string());
+    // The connection answers this request before it reads the next, so a request of one
+    // partition's batch is awaited at once (a lone record's fsync may run in place); batches of
+    // several partitions are queued together, their fsyncs running side by side.
+    let awaited = request
+        .topic_data
+        .iter()
+        .map(|t| t.partition_data.len())
+        .sum::<usize>()
+        == 1;
     let mut jobs = Vec::new();
     for topic in &request.topic_data {
         for partition in &topic.partition_data {
@@ -84,7 +93,7 @@ pub(crate) async fn handle(
                         format!("acks {acks} is not -1, 0 or 1"),
                     )
                 } else {
-                    produce_partition(door, transactional_id, &name, index, records).await
+                    produce_partition(door, transactional_id, &name, index, records, awaited).await
                 };
                 (name, index, outcome)
             });
@@ -149,6 +158,7 @@ async fn produce_partition(
     topic: &str,
     index: i32,
     records: Option<Bytes>,
+    awaited: bool,
 ) -> Outcome {
     let Ok(partition) = u32::try_from(index) else {
         return Outcome::failed(
@@ -166,6 +176,11 @@ async fn produce_partition(
         Some(id) => {
             door.broker
                 .produce_transactional_batch(id, topic, partition, records)
+                .await
+        }
+        None if awaited => {
+            door.broker
+                .produce_batch_awaited(topic, partition, records)
                 .await
         }
         None => door.broker.produce_batch(topic, partition, records).await,

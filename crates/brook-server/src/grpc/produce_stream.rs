@@ -109,7 +109,7 @@ async fn pump(
                 continue;
             }
         };
-        let mut appended = Box::pin(produce(&service.broker, &topic, payload));
+        let mut appended = Box::pin(produce(&service.broker, &topic, payload, false));
         if known_topics.contains(&topic) {
             // An append the broker answered at once (an idle partition's small batch written
             // in place) is answered from here, without a task of its own.

@@ -59,18 +59,27 @@ fn status(err: BrokerError) -> Status {
 ///
 /// Not an `async fn` on purpose: the broker queues the append when it is *called*, so calling
 /// this for request after request keeps their order per partition even while the returned
-/// futures are awaited together (pipelining).
+/// futures are awaited together (pipelining). `awaited` when the caller awaits this before it
+/// produces anything more (a unary `Produce`): its records or raw batch are then produced with
+/// [`Backend::produce_awaited`] or [`Backend::produce_batch_awaited`], whose `sync` fsync may
+/// run in place.
 pub(crate) fn produce(
     broker: &Backend,
     topic: &str,
     payload: ProducePayload,
+    awaited: bool,
 ) -> impl Future<Output = Result<pb::ProduceResponse, Status>> + Send + 'static {
     brook_door::trace::record_topic(topic);
     let topic_name = topic.to_owned();
     match payload {
         ProducePayload::Records(records) => {
             let sizes = metrics::record_sizes(&records);
-            Either::Left(broker.produce(topic, records).map(move |produced| {
+            let produced = if awaited {
+                Either::Left(broker.produce_awaited(topic, records))
+            } else {
+                Either::Right(broker.produce(topic, records))
+            };
+            Either::Left(produced.map(move |produced| {
                 let produced = produced.map_err(status)?;
                 metrics::produced(metrics::GRPC, &topic_name, &sizes, &produced);
                 Ok(convert::produced(produced))
@@ -80,19 +89,20 @@ pub(crate) fn produce(
             // Handed on as it came out of tonic's decode buffer: the log writes its own copy
             // of the header in front of these bytes, which it never changes.
             let bytes = data.len() as u64;
-            Either::Right(
-                broker
-                    .produce_batch(topic, partition, data)
-                    .map(move |appended| {
-                        let appended = appended.map_err(status)?;
-                        let records = u64::from(appended.record_count);
-                        metrics::records_in(metrics::GRPC, &topic_name, partition, records, bytes);
-                        Ok(pb::ProduceResponse {
-                            records: Vec::new(),
-                            batches: vec![convert::batch_appended(partition, &appended)],
-                        })
-                    }),
-            )
+            let appended = if awaited {
+                Either::Left(broker.produce_batch_awaited(topic, partition, data))
+            } else {
+                Either::Right(broker.produce_batch(topic, partition, data))
+            };
+            Either::Right(appended.map(move |appended| {
+                let appended = appended.map_err(status)?;
+                let records = u64::from(appended.record_count);
+                metrics::records_in(metrics::GRPC, &topic_name, partition, records, bytes);
+                Ok(pb::ProduceResponse {
+                    records: Vec::new(),
+                    batches: vec![convert::batch_appended(partition, &appended)],
+                })
+            }))
         }
     }
 }
@@ -110,7 +120,7 @@ impl Brook for BrookService {
         if let ProducePayload::Records(records) = &mut payload {
             crate::trace::carry(records, metadata.as_ref());
         }
-        produce(&self.broker, &topic, payload)
+        produce(&self.broker, &topic, payload, true)
             .await
             .map(Response::new)
     }

@@ -83,7 +83,9 @@ pub(crate) async fn produce(
         .collect::<Result<Vec<_>, _>>()?;
     crate::trace::carry(&mut records, &headers);
     let sizes = metrics::record_sizes(&records);
-    let produced = app.broker.produce(&topic, records).await?;
+    // The request is answered before its connection sends another on it (HTTP/1.1), or is a
+    // stream of its own (HTTP/2): awaited.
+    let produced = app.broker.produce_awaited(&topic, records).await?;
     metrics::produced(metrics::HTTP, &topic, &sizes, &produced);
     let offsets = produced.records.into_iter().map(Into::into).collect();
     Ok(Json(ProducedOut { offsets }).into_response())
