@@ -55,6 +55,21 @@ impl Harness {
         }
     }
 
+    /// Sends `requests` on one `ProduceStream` and collects every answer until the server
+    /// ends the stream.
+    async fn stream_all(
+        &mut self,
+        requests: impl futures::Stream<Item = pb::ProduceStreamRequest> + Send + 'static,
+    ) -> Vec<Result<pb::ProduceStreamResponse, tonic::Status>> {
+        self.client
+            .produce_stream(requests)
+            .await
+            .expect("open")
+            .into_inner()
+            .collect()
+            .await
+    }
+
     async fn create(&mut self, topic: &str, partitions: u32) -> pb::TopicDescription {
         self.client
             .create_topic(pb::CreateTopicRequest {
@@ -446,6 +461,7 @@ async fn produce_stream_pipelines_requests_and_answers_each_by_sequence() {
                 records: vec![to_partition(partition, &sequence.to_string())],
                 raw_batch: None,
             }),
+            awaited: false,
         }
     }));
     let mut answers = h
@@ -507,17 +523,52 @@ async fn a_produce_stream_to_a_new_topic_creates_it_and_keeps_order() {
             records: vec![value(&sequence.to_string())],
             raw_batch: None,
         }),
+        awaited: false,
     }));
-    let answers: Vec<_> = h
-        .client
-        .produce_stream(requests)
-        .await
-        .expect("open")
-        .into_inner()
-        .collect()
-        .await;
+    let answers = h.stream_all(requests).await;
     assert_eq!(answers.len(), 20);
     let fetched = h.fetch(fetch_request("fresh", 0, 0)).await.expect("fetch");
+    let expected: Vec<String> = (0..20).map(|i: u64| i.to_string()).collect();
+    assert_eq!(values(&fetched.records), expected);
+}
+
+/// Under `sync`, requests marked `awaited` are answered once durable, and a client that sends
+/// more than that promise allows (here: twenty at once) is still served, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn awaited_stream_requests_are_answered_durable_and_in_order_even_when_pipelined() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = BrokerConfig::new(dir.path());
+    config.log.durability = Durability::Sync;
+    let broker = Broker::open(config).await.expect("open broker");
+    let mut h = Harness::serve(broker, GrpcConfig::default(), Some(dir)).await;
+    h.create("awaited", 1).await;
+    let requests = futures::stream::iter((0..20u64).map(|sequence| pb::ProduceStreamRequest {
+        awaited: true,
+        ..stream_request("awaited", sequence)
+    }));
+    let answers = h.stream_all(requests).await;
+    assert_eq!(answers.len(), 20);
+    for answer in answers {
+        let answer = answer.expect("answer");
+        assert!(
+            matches!(
+                answer.result,
+                Some(pb::produce_stream_response::Result::Ok(_))
+            ),
+            "{answer:?}"
+        );
+    }
+    let durable = h
+        .broker
+        .describe_topic("awaited")
+        .expect("describe")
+        .partitions[0]
+        .high_watermark;
+    assert_eq!(durable, 20, "every answered record fsynced");
+    let fetched = h
+        .fetch(fetch_request("awaited", 0, 0))
+        .await
+        .expect("fetch");
     let expected: Vec<String> = (0..20).map(|i: u64| i.to_string()).collect();
     assert_eq!(values(&fetched.records), expected);
 }
@@ -531,6 +582,7 @@ fn stream_request(topic: &str, sequence: u64) -> pb::ProduceStreamRequest {
             records: vec![to_partition(0, &sequence.to_string())],
             raw_batch: None,
         }),
+        awaited: false,
     }
 }
 
@@ -978,6 +1030,7 @@ async fn a_client_dropping_mid_stream_costs_nothing() {
                 records: vec![to_partition(0, "pipelined")],
                 raw_batch: None,
             }),
+            awaited: false,
         }));
         let _answers = client
             .produce_stream(requests)

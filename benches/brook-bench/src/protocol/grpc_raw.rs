@@ -34,6 +34,9 @@ pub(super) struct RawProducer {
     // A std mutex: held for one map insert or remove, never across an await.
     waiting: Waiting,
     next_sequence: AtomicU64,
+    /// `--in-flight 1`: each request is answered before the next is sent, which the request
+    /// says (`awaited`), as brook-client's producer does.
+    awaited: bool,
 }
 
 impl RawProducer {
@@ -80,6 +83,7 @@ impl RawProducer {
             requests,
             waiting,
             next_sequence: AtomicU64::new(0),
+            awaited: in_flight == 1,
         })
     }
 }
@@ -102,6 +106,7 @@ impl BenchProducer for RawProducer {
                     records: Vec::new(),
                     raw_batch: Some(v1::RawBatch { partition, data }),
                 }),
+                awaited: self.awaited,
             };
             self.requests
                 .send(request)

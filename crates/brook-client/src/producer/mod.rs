@@ -66,7 +66,9 @@ pub struct ProducerConfig {
     /// request stays below the server's `request_bytes_max`.
     pub batch_bytes_max: usize,
     /// Requests sent but not yet answered. Default 16; 1 to 256 (the server's default
-    /// `produce_stream_in_flight_max`).
+    /// `produce_stream_in_flight_max`). At 1 each request tells the server it is awaited
+    /// (`ProduceStreamRequest.awaited`), so a lone `sync` record's fsync may run on the task
+    /// that reads the stream, a thread hand-off each way fewer.
     pub requests_in_flight_max: usize,
     /// Bytes of records accepted but not yet answered; `send` waits past it. Default 64 MiB; at
     /// least `batch_bytes_max`.

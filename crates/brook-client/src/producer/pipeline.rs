@@ -234,9 +234,12 @@ impl Pipeline {
         };
         let sequence = self.next_sequence;
         self.next_sequence += 1;
+        // With one request in flight at most, nothing more is sent until this one is
+        // answered: the server may wait for a `sync` fsync in place.
+        let awaited = self.requests_in_flight_max == 1;
         let request = match raw_batch {
             Some(v1::RawBatch { partition, data }) => {
-                Framed::raw_batch(sequence, &in_flight.topic, partition, data)
+                Framed::raw_batch(sequence, &in_flight.topic, partition, data, awaited)
             }
             None => Framed::message(&v1::ProduceStreamRequest {
                 sequence,
@@ -245,6 +248,7 @@ impl Pipeline {
                     records,
                     raw_batch: None,
                 }),
+                awaited,
             }),
         };
         // The channel holds as many requests as may be in flight, so it is never full; an

@@ -44,7 +44,15 @@ pub(crate) struct Framed {
 
 impl Framed {
     /// A request carrying `batch` as its raw batch for `partition`; `batch` is not copied.
-    pub(crate) fn raw_batch(sequence: u64, topic: &str, partition: u32, batch: Bytes) -> Framed {
+    /// `awaited` (field 3) goes in front of the produce field, so that the batch stays last:
+    /// protobuf decoders take fields in any order, and without it the bytes are prost's own.
+    pub(crate) fn raw_batch(
+        sequence: u64,
+        topic: &str,
+        partition: u32,
+        batch: Bytes,
+        awaited: bool,
+    ) -> Framed {
         let field = |tag: u32, len: usize| key_len(tag) + encoded_len_varint(len as u64) + len;
         // proto3 leaves out fields at their default (0, "", empty bytes), as prost does.
         let raw_batch = if partition != 0 {
@@ -65,12 +73,17 @@ impl Framed {
             key_len(1) + encoded_len_varint(sequence)
         } else {
             0
-        } + field(2, produce);
+        } + if awaited { key_len(3) + 1 } else { 0 }
+            + field(2, produce);
         let mut head = BytesMut::with_capacity(GRPC_HEADER_LEN + message - batch.len());
         put_grpc_header(&mut head, message);
         if sequence != 0 {
             encode_key(1, WireType::Varint, &mut head);
             encode_varint(sequence, &mut head);
+        }
+        if awaited {
+            encode_key(3, WireType::Varint, &mut head);
+            encode_varint(1, &mut head);
         }
         encode_key(2, WireType::LengthDelimited, &mut head);
         encode_varint(produce as u64, &mut head);
@@ -228,8 +241,10 @@ mod tests {
                                     data: data.clone(),
                                 }),
                             }),
+                            awaited: false,
                         };
-                        let framed = Framed::raw_batch(sequence, topic, partition, data.clone());
+                        let framed =
+                            Framed::raw_batch(sequence, topic, partition, data.clone(), false);
                         if len > 0 {
                             let sent = framed.batch.as_ref().expect("the batch rides apart");
                             assert_eq!(sent.as_ptr(), data.as_ptr(), "not copied");
@@ -241,6 +256,35 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// With `awaited` the fields are in another order than prost's, and decode to the same
+    /// message.
+    #[test]
+    fn an_awaited_raw_batch_request_decodes_as_prost_encodes_it() {
+        for sequence in [0, 1, u64::MAX] {
+            for partition in [0, 7] {
+                let data = Bytes::from_static(b"batch bytes");
+                let request = v1::ProduceStreamRequest {
+                    sequence,
+                    produce: Some(v1::ProduceRequest {
+                        topic: "t".to_owned(),
+                        records: Vec::new(),
+                        raw_batch: Some(v1::RawBatch {
+                            partition,
+                            data: data.clone(),
+                        }),
+                    }),
+                    awaited: true,
+                };
+                let framed = wire(Framed::raw_batch(sequence, "t", partition, data, true));
+                let expected = prost_framed(&request);
+                assert_eq!(framed.len(), expected.len(), "the same length prefix");
+                assert_eq!(framed[..5], expected[..5], "the gRPC prefix");
+                let decoded = v1::ProduceStreamRequest::decode(&framed[5..]).expect("decode");
+                assert_eq!(decoded, request);
             }
         }
     }
@@ -257,6 +301,7 @@ mod tests {
                 }],
                 raw_batch: None,
             }),
+            awaited: true,
         };
         assert_eq!(wire(Framed::message(&request)), prost_framed(&request));
     }

@@ -84,6 +84,7 @@ async fn pump(
             }
         };
         let sequence = request.sequence;
+        let awaited = request.awaited;
         let parsed = request
             .produce
             .ok_or_else(|| {
@@ -109,7 +110,7 @@ async fn pump(
                 continue;
             }
         };
-        let mut appended = Box::pin(produce(&service.broker, &topic, payload, false));
+        let mut appended = Box::pin(produce(&service.broker, &topic, payload, awaited));
         if known_topics.contains(&topic) {
             // An append the broker answered at once (an idle partition's small batch written
             // in place) is answered from here, without a task of its own.
