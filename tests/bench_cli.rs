@@ -6,11 +6,20 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod serve_child;
+
+/// `brook bench ARGS` against an embedded broker.
 fn bench(args: &[&str]) -> Value {
+    bench_against(&["--embedded"], args)
+}
+
+/// `brook bench ARGS` against `target` (`--embedded`, or `--server URL`).
+fn bench_against(target: &[&str], args: &[&str]) -> Value {
     let output = Command::new(env!("CARGO_BIN_EXE_brook"))
         .arg("bench")
         .args(args)
-        .args(["--embedded", "--json", "--durability", "none"])
+        .args(target)
+        .args(["--json", "--durability", "none"])
         .env_remove("RUST_LOG")
         .output()
         .expect("run brook bench");
@@ -65,6 +74,63 @@ fn produce_reports_every_figure_beside_its_baseline() {
         (mb_per_sec * elapsed - expected_mb).abs() < 1e-6,
         "{report}"
     );
+}
+
+/// Against a separate server, a produce run also has its baseline with the server apart
+/// (on threads of its own), with brook's ratio to it; an embedded one has not.
+#[test]
+fn produce_against_a_separate_server_reports_the_baseline_apart_too() {
+    let data = tempfile::tempdir().expect("temporary directory");
+    let dir = data.path().to_str().expect("utf-8 path");
+    let server = serve_child::Served::start(&[
+        "--data-dir",
+        dir,
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--kafka-addr",
+        "off",
+        "--http-addr",
+        "off",
+    ]);
+    let url = format!("http://{}", server.addr("grpc"));
+    let args = [
+        "produce",
+        "--records",
+        "500",
+        "--batch",
+        "1",
+        "--in-flight",
+        "1",
+    ];
+    let report = bench_against(&["--server", &url], &args);
+    server.stop();
+    assert_figures(&report, 500);
+    let apart = &report["baseline_apart"];
+    for key in ["records_per_sec", "p50_us", "p99_us", "p999_us"] {
+        positive(apart, key);
+    }
+    assert_eq!(apart["records"].as_u64(), Some(500), "{report}");
+    assert!(apart["kind"].is_string(), "{report}");
+    for key in ["records_per_sec", "p50", "p99", "p999"] {
+        let ratio = positive(&apart["ratio"], key);
+        let expected = positive(&report, &format!("{key}{}", suffix(key)))
+            / positive(apart, &format!("{key}{}", suffix(key)));
+        assert!(
+            (ratio - expected).abs() < 1e-9,
+            "{key}: {ratio} vs {expected}"
+        );
+    }
+
+    let embedded = bench(&["produce", "--records", "500"]);
+    assert!(embedded.get("baseline_apart").is_none(), "{embedded}");
+}
+
+/// The JSON key suffix of a figure a ratio is named after (`p50` -> `p50_us`).
+fn suffix(ratio: &str) -> &'static str {
+    match ratio {
+        "records_per_sec" => "",
+        _ => "_us",
+    }
 }
 
 #[test]

@@ -24,6 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
+use super::apart::Apart;
 use super::report::{histogram, record, Measured};
 use super::workload::{payload, since_stamp, stamped, Plan};
 
@@ -32,7 +33,38 @@ const ACK: [u8; 8] = *b"ack.ack.";
 /// `sync`: the server also appends each frame to a file and fdatasyncs it before the ack, as
 /// brook does under `sync` durability (one fsync per frame: no group commit).
 pub(crate) async fn produce(plan: &Plan, sync: bool) -> anyhow::Result<Measured> {
-    let addr = spawn_server(move |socket| ack_frames(socket, sync)).await?;
+    let fsync = sync.then_some(Fsync::OnThePool);
+    let addr = spawn_server(move |socket| ack_frames(socket, fsync)).await?;
+    send_to(addr, plan).await
+}
+
+/// The produce baseline with its server apart from the clients ([`Apart`]: its own thread and
+/// runtime, `workers` worker threads or tokio's default), as a separate `brook serve` is: each
+/// frame and each ack wakes a thread on the other side. With `sync`, the connection's thread
+/// writes and fdatasyncs each frame itself, the worker's other tasks handed to another thread
+/// first (`block_in_place`), as brook does with a lone awaited `sync` batch.
+pub(crate) async fn produce_apart(
+    plan: &Plan,
+    sync: bool,
+    workers: Option<u16>,
+) -> anyhow::Result<Measured> {
+    let fsync = sync.then_some(Fsync::InPlace);
+    let server = Apart::start(
+        "baseline-apart",
+        workers,
+        move |listener, stopped| async move {
+            tokio::select! {
+                () = accept(listener, move |socket| ack_frames(socket, fsync)) => {}
+                _ = stopped => {}
+            }
+        },
+    )?;
+    let measured = send_to(server.addr, plan).await;
+    server.stop().await;
+    measured
+}
+
+async fn send_to(addr: SocketAddr, plan: &Plan) -> anyhow::Result<Measured> {
     run_clients(addr, plan, plan.producers, |index, socket| {
         send_frames(socket, plan.share(index, plan.producers), plan.clone())
     })
@@ -88,7 +120,8 @@ pub(crate) async fn e2e(plan: &Plan) -> anyhow::Result<Measured> {
     Ok(plan.measured(epoch.elapsed(), latency))
 }
 
-/// Accepts connections on a loopback port, serving each with `serve` on its own task.
+/// Accepts connections on a loopback port, serving each with `serve` on its own task of this
+/// runtime.
 async fn spawn_server<F, Fut>(serve: F) -> anyhow::Result<SocketAddr>
 where
     F: Fn(TcpStream) -> Fut + Send + 'static,
@@ -98,18 +131,25 @@ where
         .await
         .context("baseline listener")?;
     let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            let _ = socket.set_nodelay(true);
-            let connection = serve(socket);
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, "baseline connection ended");
-                }
-            });
-        }
-    });
+    tokio::spawn(accept(listener, serve));
     Ok(addr)
+}
+
+/// Serves every connection `listener` accepts with `serve`, each on its own task.
+async fn accept<F, Fut>(listener: TcpListener, serve: F)
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    while let Ok((socket, _)) = listener.accept().await {
+        let _ = socket.set_nodelay(true);
+        let connection = serve(socket);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "baseline connection ended");
+            }
+        });
+    }
 }
 
 async fn connect(addr: SocketAddr) -> anyhow::Result<TcpStream> {
@@ -148,13 +188,21 @@ where
     Ok(plan.measured(started.elapsed(), latency))
 }
 
-/// Server of the produce baseline: reads length-prefixed frames, acks each; with `sync`,
-/// after appending it to a temporary file with fdatasync (off the async workers, as brook's
-/// appends are).
-async fn ack_frames(mut socket: TcpStream, sync: bool) -> std::io::Result<()> {
-    let mut file = match sync {
-        true => Some(tempfile::tempfile()?),
-        false => None,
+/// Where the produce baseline's server writes and fdatasyncs each frame under `sync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fsync {
+    /// On tokio's blocking pool, off the async workers (as brook's partition drainer does).
+    OnThePool,
+    /// On the connection's own thread inside `block_in_place` (multi-thread runtime only).
+    InPlace,
+}
+
+/// Server of the produce baseline: reads length-prefixed frames, acks each; with `fsync`,
+/// after appending it to a temporary file and fdatasyncing it there.
+async fn ack_frames(mut socket: TcpStream, fsync: Option<Fsync>) -> std::io::Result<()> {
+    let mut file = match fsync {
+        Some(_) => Some(tempfile::tempfile()?),
+        None => None,
     };
     let mut frame = Vec::new();
     loop {
@@ -165,14 +213,23 @@ async fn ack_frames(mut socket: TcpStream, sync: bool) -> std::io::Result<()> {
         };
         frame.resize(len, 0);
         socket.read_exact(&mut frame).await?;
-        if let Some(mut out) = file.take() {
-            let (back, written) = tokio::task::spawn_blocking(move || {
-                let written = out.write_all(&frame).and_then(|()| out.sync_data());
-                ((out, frame), written)
-            })
-            .await?;
-            written?;
-            (file, frame) = (Some(back.0), back.1);
+        match (fsync, file.take()) {
+            (Some(Fsync::InPlace), Some(mut out)) => {
+                tokio::task::block_in_place(|| {
+                    out.write_all(&frame).and_then(|()| out.sync_data())
+                })?;
+                file = Some(out);
+            }
+            (Some(Fsync::OnThePool), Some(mut out)) => {
+                let (back, written) = tokio::task::spawn_blocking(move || {
+                    let written = out.write_all(&frame).and_then(|()| out.sync_data());
+                    ((out, frame), written)
+                })
+                .await?;
+                written?;
+                (file, frame) = (Some(back.0), back.1);
+            }
+            (_, none) => file = none,
         }
         socket.write_all(&ACK).await?;
     }

@@ -23,7 +23,7 @@ pub(crate) fn tables(reports: &[Report]) -> String {
 /// A row of the comparison: its name, the figure it shows, and its decimals.
 pub(crate) type Row = (&'static str, fn(&Figures) -> f64, usize);
 
-/// The doors' figures in columns, the shared baseline last, and each door's ratio to the first.
+/// The doors' figures in columns, the shared baselines last, and each door's ratio to the first.
 fn side_by_side(first: &Report, reports: &[Report]) -> String {
     let rows: [Row; 5] = [
         ("records/s", |f| f.records_per_sec, 0),
@@ -39,13 +39,22 @@ fn side_by_side(first: &Report, reports: &[Report]) -> String {
     for report in reports {
         out.push_str(&format!(" {:>16}", report.info.protocol));
     }
-    out.push_str(&format!(" {:>16}\n", "baseline"));
+    out.push_str(&format!(" {:>16}", "baseline"));
+    let apart = first.baseline_apart.as_ref().map(|apart| &apart.figures);
+    if apart.is_some() {
+        out.push_str(&format!(" {:>16}", "baseline apart"));
+    }
+    out.push('\n');
     for (name, figure, decimals) in rows {
         out.push_str(&format!("  {name:<18}"));
         for report in reports {
             out.push_str(&format!(" {:>16.decimals$}", figure(&report.brook)));
         }
-        out.push_str(&format!(" {:>16.decimals$}\n", figure(&first.baseline)));
+        out.push_str(&format!(" {:>16.decimals$}", figure(&first.baseline)));
+        if let Some(apart) = apart {
+            out.push_str(&format!(" {:>16.decimals$}", figure(apart)));
+        }
+        out.push('\n');
         out.push_str(&format!("  {:<18}", "  ratio"));
         for report in reports {
             out.push_str(&format!(

@@ -2,9 +2,8 @@
 //! behind it, measured in the same run as brook's acks, so a single-record ack can be split
 //! into the transport's share and brook's.
 //!
-//! A bare tonic service on its own loopback port and its own runtime (built as `brook serve`
-//! builds its runtime: tokio's multi-thread runtime, with its default workers or
-//! `--floor-worker-threads`, to match `brook serve --worker-threads`) answers each unary call
+//! A bare tonic service on its own loopback port and its own runtime ([`Apart`]: built as
+//! `brook serve` builds its runtime) answers each unary call
 //! with an empty message; nothing is decoded, stored or looked up. The calls carry the workload's
 //! batches (one call per batch, `--in-flight` unanswered at most, one HTTP/2 connection per
 //! producer, TCP_NODELAY on both sides) over two kinds of client connection:
@@ -26,7 +25,6 @@ use bytes::{Buf, BufMut, Bytes};
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 use hdrhistogram::Histogram;
-use tokio::sync::oneshot;
 use tonic::client::GrpcService;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
@@ -37,6 +35,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status};
 
+use super::apart::Apart;
 use super::report::{histogram, record, Measured};
 use super::workload::{payload, Plan};
 
@@ -56,7 +55,7 @@ pub(crate) struct Floors {
 /// server that lives for the measurement.
 /// `workers`: the floor server's runtime worker threads (`None`: tokio's default).
 pub(crate) async fn produce(plan: &Plan, workers: Option<u16>) -> anyhow::Result<Floors> {
-    let server = FloorServer::start(workers).context("gRPC floor server")?;
+    let server = floor_server(workers).context("gRPC floor server")?;
     let url = format!("http://{}", server.addr);
     let measured = async {
         let mut loops = Vec::with_capacity(plan.producers);
@@ -152,64 +151,20 @@ where
     Ok(latency)
 }
 
-/// The floor server: a tonic server on its own thread and runtime.
-struct FloorServer {
-    addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl FloorServer {
-    fn start(workers: Option<u16>) -> anyhow::Result<FloorServer> {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let (bound_tx, bound_rx) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("grpc-floor".into())
-            .spawn(move || {
-                // As `brook serve` builds its runtime (`--worker-threads`).
-                let mut builder = tokio::runtime::Builder::new_multi_thread();
-                if let Some(workers) = workers {
-                    builder.worker_threads(usize::from(workers));
-                }
-                let runtime = match builder.enable_all().build() {
-                    Ok(runtime) => runtime,
-                    Err(e) => {
-                        let _ = bound_tx.send(Err(anyhow::Error::from(e)));
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    let incoming = match TcpIncoming::bind(([127, 0, 0, 1], 0).into()) {
-                        Ok(incoming) => incoming.with_nodelay(Some(true)),
-                        Err(e) => {
-                            let _ = bound_tx.send(Err(e.into()));
-                            return;
-                        }
-                    };
-                    let _ = bound_tx.send(incoming.local_addr().map_err(Into::into));
-                    let served = tonic::transport::Server::builder()
-                        .add_service(Floor)
-                        .serve_with_incoming_shutdown(incoming, async {
-                            let _ = stopped.await;
-                        })
-                        .await;
-                    if let Err(e) = served {
-                        tracing::warn!(error = %e, "gRPC floor server failed");
-                    }
-                });
+/// The floor server: a tonic server apart from the bench's clients.
+fn floor_server(workers: Option<u16>) -> anyhow::Result<Apart> {
+    Apart::start("grpc-floor", workers, |listener, stopped| async move {
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let served = tonic::transport::Server::builder()
+            .add_service(Floor)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stopped.await;
             })
-            .context("gRPC floor thread")?;
-        let addr = bound_rx
-            .recv()
-            .context("the gRPC floor thread ended before binding")??;
-        Ok(FloorServer { addr, stop, thread })
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        let thread = self.thread;
-        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-    }
+            .await;
+        if let Err(e) = served {
+            tracing::warn!(error = %e, "gRPC floor server failed");
+        }
+    })
 }
 
 /// Messages as they are: the request's bytes in, an empty answer out.

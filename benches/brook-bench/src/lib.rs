@@ -10,6 +10,7 @@
 //! latency, each beside its baseline and their ratio (brook / baseline); a produce run over the
 //! gRPC door also shows what a bare gRPC call costs ([`grpc_floor`]). See docs/benchmarks.md.
 
+mod apart;
 mod baseline;
 mod call;
 mod compare;
@@ -145,8 +146,9 @@ pub struct BenchArgs {
     /// application chasing latency would pick with `flavor = "current_thread"`).
     #[arg(long, value_enum, default_value = "multi-thread")]
     client_runtime: ClientRuntime,
-    /// Worker threads of the gRPC floor's server runtime (a produce run over the gRPC door):
-    /// match the brook server's `--worker-threads` to compare like with like.
+    /// Worker threads of the runtime the bench's own servers run on apart from its clients (the
+    /// gRPC floor, and produce's baseline apart against a separate server): match the brook
+    /// server's `--worker-threads` to compare like with like.
     /// [default: tokio's, a worker per core, as `brook serve`]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     floor_worker_threads: Option<u16>,
@@ -286,6 +288,7 @@ impl BenchArgs {
                 }
             }
         }
+        let remote = matches!(target, Target::Remote);
         target.stop().await?;
         if let Some(e) = failed {
             return Err(e);
@@ -298,6 +301,15 @@ impl BenchArgs {
             Workload::Call => Err(anyhow::anyhow!("brook bench call runs in call::bench")),
         }
         .context("baseline")?;
+        // Against a separate server, produce's baseline again with its server apart as well.
+        let apart = match self.workload == Workload::Produce && remote {
+            true => Some(
+                baseline::produce_apart(plan, self.durable(), self.floor_worker_threads)
+                    .await
+                    .context("baseline apart")?,
+            ),
+            false => None,
+        };
         // A produce run over the gRPC door also measures what a bare gRPC call costs.
         let grpc = |kind: &ProtocolKind| matches!(kind, ProtocolKind::Grpc | ProtocolKind::GrpcRaw);
         let floor = match self.workload == Workload::Produce && runs.iter().any(|r| grpc(&r.0)) {
@@ -320,6 +332,7 @@ impl BenchArgs {
                     Report::new(self.info(kind, &kafka, plan, address), &measured, &baseline);
                 report
                     .with_grpc_floor(grpc(&kind).then(|| floor.clone()).flatten())
+                    .with_baseline_apart(apart.as_ref(), self.floor_worker_threads)
                     .with_ack(acked.as_ref())
             })
             .collect();

@@ -134,6 +134,10 @@ pub(crate) struct Report {
     /// `grpc_floor`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc_floor: Option<GrpcFloor>,
+    /// The produce baseline again with its server apart (a produce run against a separate
+    /// server; see `baseline::produce_apart`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_apart: Option<BaselineApart>,
     /// e2e: send to ack of the same records, so a receipt splits into the produce's share
     /// and the delivery's.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -148,6 +152,24 @@ pub(crate) struct GrpcFloor {
     pub worker_threads: Option<u16>,
     pub channel: Figures,
     pub direct: Figures,
+}
+
+/// The produce baseline with its server on a thread and runtime of its own.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct BaselineApart {
+    pub kind: &'static str,
+    /// The server's runtime workers (`--floor-worker-threads`); `None`: tokio's default.
+    pub worker_threads: Option<u16>,
+    #[serde(flatten)]
+    pub figures: Figures,
+    pub ratio: Ratios,
+}
+
+impl BaselineApart {
+    pub(crate) const KIND: &'static str = "the same plain TCP, its server on a thread and \
+        runtime of its own as a separate brook serve is (each frame and each ack wakes a thread \
+        on the other side); under sync it writes and fdatasyncs each frame on the connection's \
+        thread";
 }
 
 impl GrpcFloor {
@@ -175,6 +197,7 @@ impl Report {
             baseline,
             ratio,
             grpc_floor: None,
+            baseline_apart: None,
             ack: None,
         }
     }
@@ -188,6 +211,25 @@ impl Report {
     /// The same report with the gRPC floor of its run beside it.
     pub(crate) fn with_grpc_floor(mut self, floor: Option<GrpcFloor>) -> Report {
         self.grpc_floor = floor;
+        self
+    }
+
+    /// The same report with the produce baseline apart of its run beside it.
+    /// `workers`: its server's runtime workers (`None`: tokio's default).
+    pub(crate) fn with_baseline_apart(
+        mut self,
+        apart: Option<&Measured>,
+        workers: Option<u16>,
+    ) -> Report {
+        self.baseline_apart = apart.map(|apart| {
+            let figures = apart.figures();
+            BaselineApart {
+                kind: BaselineApart::KIND,
+                worker_threads: workers,
+                ratio: Ratios::of(&self.brook, &figures),
+                figures,
+            }
+        });
         self
     }
 
@@ -254,6 +296,14 @@ impl Report {
             "  {:<18} {:>14.3} {:>14.3}\n",
             "elapsed (s)", b.elapsed_secs, base.elapsed_secs
         ));
+        if let Some(apart) = &self.baseline_apart {
+            let workers = workers(apart.worker_threads);
+            out.push_str(&format!(
+                "\n  baseline apart: {} (workers: {workers})\n",
+                apart.kind
+            ));
+            out.push_str(&beside(b, &[("apart", &apart.figures)]));
+        }
         if let Some(floor) = &self.grpc_floor {
             out.push_str(&floor.table(b));
         }
@@ -270,32 +320,48 @@ impl Report {
 impl GrpcFloor {
     /// brook beside the floor through a `Channel` and a direct connection, with the ratios.
     fn table(&self, brook: &Figures) -> String {
-        let workers = self
-            .worker_threads
-            .map_or_else(|| "default".to_owned(), |n| n.to_string());
+        let workers = workers(self.worker_threads);
         let mut out = format!("\n  gRPC floor: {} (workers: {workers})\n", self.kind);
-        out.push_str(&format!(
-            "  {:<18} {:>14} {:>14} {:>8} {:>14} {:>8}\n",
-            "", "brook", "floor channel", "ratio", "floor direct", "ratio"
+        out.push_str(&beside(
+            brook,
+            &[
+                ("floor channel", &self.channel),
+                ("floor direct", &self.direct),
+            ],
         ));
-        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
-        let rows: [super::compare::Row; 4] = [
-            ("records/s", |f| f.records_per_sec, 0),
-            ("latency p50 (us)", |f| f.p50_us, 1),
-            ("latency p99 (us)", |f| f.p99_us, 1),
-            ("latency p99.9 (us)", |f| f.p999_us, 1),
-        ];
-        for (name, figure, decimals) in rows {
-            let (b, c, d) = (figure(brook), figure(&self.channel), figure(&self.direct));
-            out.push_str(&format!(
-                "  {name:<18} {b:>14.decimals$} {c:>14.decimals$} {:>8.3} {d:>14.decimals$} \
-                 {:>8.3}\n",
-                ratio(b, c),
-                ratio(b, d)
-            ));
-        }
         out
     }
+}
+
+/// A server runtime's worker threads as shown: the count, or tokio's `default`.
+fn workers(threads: Option<u16>) -> String {
+    threads.map_or_else(|| "default".to_owned(), |n| n.to_string())
+}
+
+/// brook's figures beside each named column's, each with brook's ratio to it.
+fn beside(brook: &Figures, columns: &[(&str, &Figures)]) -> String {
+    let mut out = format!("  {:<18} {:>14}", "", "brook");
+    for (name, _) in columns {
+        out.push_str(&format!(" {name:>14} {:>8}", "ratio"));
+    }
+    out.push('\n');
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    let rows: [super::compare::Row; 4] = [
+        ("records/s", |f| f.records_per_sec, 0),
+        ("latency p50 (us)", |f| f.p50_us, 1),
+        ("latency p99 (us)", |f| f.p99_us, 1),
+        ("latency p99.9 (us)", |f| f.p999_us, 1),
+    ];
+    for (name, figure, decimals) in rows {
+        let b = figure(brook);
+        out.push_str(&format!("  {name:<18} {b:>14.decimals$}"));
+        for (_, column) in columns {
+            let c = figure(column);
+            out.push_str(&format!(" {c:>14.decimals$} {:>8.3}", ratio(b, c)));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// A progress bar on stderr, hidden with `--json` or when stderr is not a terminal.
