@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Prints compare.sh's table: per row, the median over rounds of brook through each door, the
-plain-TCP baseline of the same runs, and each peer (Redis Streams, NATS JetStream), with
+plain-TCP baseline of the same runs (and, for the produce rows, the same baseline with its server
+apart from the bench's clients, as `brook bench` reports it against a separate server), and each
+peer (Redis Streams, NATS JetStream), with
 brook-client's ratio to each peer.
 
 Usage: table.py brook.jsonl PEER.jsonl... [chart.svg]
@@ -89,7 +91,9 @@ def main():
     size = brook[0]["record_bytes"] if brook else "?"
     print(f"records of {size} B, durability none, one producer, one consumer, one partition; "
           f"median of {len({r['round'] for r in brook})} round(s)\n")
-    head = (["row"] + [f"brook {d}" for d in doors] + ["baseline (TCP)"] + list(peers)
+    apart = any("baseline_apart" in r for r in brook)
+    bases = ["baseline (TCP)"] + (["baseline apart (TCP)"] if apart else [])
+    head = (["row"] + [f"brook {d}" for d in doors] + bases + list(peers)
             + [f"brook grpc / {p}" for p in peers])
     groups = []
     print("| " + " | ".join(head) + " |")
@@ -97,11 +101,14 @@ def main():
     for row, what, key, tests, rkey, higher in ROWS:
         rate = higher
         values = [median([r[key] for r in brook if r["row"] == row and r["protocol"] == d]) for d in doors]
-        base = median([r["baseline"][key] for r in brook if r["row"] == row])
+        base = [median([r["baseline"][key] for r in brook if r["row"] == row])]
+        if apart:
+            base.append(median([r["baseline_apart"][key] for r in brook
+                                if r["row"] == row and "baseline_apart" in r]))
         peer_values = [median([r[rkey] for r in runs if r["test"] in tests.split()])
                        for runs in peers.values()]
-        cells = [what] + [fmt(v, rate) for v in values + [base] + peer_values]
-        groups.append((what, values + [base] + peer_values, higher))
+        cells = [what] + [fmt(v, rate) for v in values + base + peer_values]
+        groups.append((what, values + base + peer_values, higher))
         ours = values[0] if values else None
         for name, peer in zip(peers, peer_values):
             if ours and peer:
@@ -112,7 +119,8 @@ def main():
         print("| " + " | ".join(cells) + " |")
 
     if chart:
-        names = [f"brook {d}" for d in doors] + ["baseline (plain TCP)"] + list(peers)
+        names = ([f"brook {d}" for d in doors] + ["baseline (plain TCP)"]
+                 + (["baseline apart (plain TCP)"] if apart else []) + list(peers))
         svg(chart, f"brook, its baseline and its peers, {size} B records (median of rounds)",
             names, groups)
 
