@@ -1,4 +1,4 @@
-//! The benchmark harness behind `brook bench`: load over a door (gRPC, HTTP, Kafka; one [`protocol`] module each), measured
+//! The benchmark harness behind `brook bench`: load over a door (gRPC, HTTP, Kafka; one `protocol` module each), measured
 //! against plain TCP over loopback moving the same bytes in the same run.
 //!
 //! `brook bench produce|consume|e2e` either reaches a running `brook serve` (`--server`) or
@@ -8,7 +8,7 @@
 //! what a door adds. A progress bar runs on stderr (hidden with `--json` or when stderr is not
 //! a terminal); the report says records/s, MB/s (record value bytes, 10^6) and p50/p99/p99.9
 //! latency, each beside its baseline and their ratio (brook / baseline); a produce run over the
-//! gRPC door also shows what a bare gRPC call costs ([`grpc_floor`]). See docs/benchmarks.md.
+//! gRPC door also shows what a bare gRPC call costs (`grpc_floor`). See docs/benchmarks.md.
 
 mod apart;
 mod baseline;

@@ -1,7 +1,7 @@
 //! Who is connected to a door, and how busy each connection is: what admission and the
 //! connection time limits decide by.
 //!
-//! Every [`crate::Connection`] is registered here while it lives, with its [`Activity`]: when it
+//! Every [`crate::Connection`] is registered here while it lives, with its `Activity`: when it
 //! opened, how many requests it has in flight (the door marks each with [`Requests::start`], or
 //! [`Peers::start`] when the protocol library owns the socket), when its last request ended,
 //! and since when it has been sending bytes that are not yet a request. From those:
@@ -16,14 +16,14 @@
 //! - **room**: when the door is full, an idle connection of the address holding the most
 //!   connections (idle longest among them) is closed to let the new client in; when one address
 //!   holds its `connections_per_addr_max`, its own connection idle longest
-//!   ([`Registry::evict_idle`]).
+//!   (`Registry::evict_idle`).
 //!
 //! Closing is cooperative and immediate: the connection is marked, its reader woken, and its
 //! next read or write fails, so the door (or tonic, or hyper) drops it and its place under the
 //! cap comes back. A connection with a request in flight (a long poll, a stream, a produce) is
 //! never closed by these rules; the write stall limit bounds one that stops reading.
 //!
-//! The limits are enforced by one sweeper task per door ([`Registry::sweep`] every few
+//! The limits are enforced by one sweeper task per door (`Registry::sweep` every few
 //! milliseconds to a second, depending on the limits), not by a timer per connection.
 
 use std::collections::HashMap;

@@ -161,7 +161,7 @@ pub(crate) fn write_in(
 /// A small file kept as two alternating copies, `<path>.0` and `<path>.1`: see the module
 /// docs. Each copy is an envelope whose payload starts with a big-endian u64 sequence number;
 /// the valid copy with the higher number is the file's content. A file written by
-/// [`write`] at `<path>` itself (an older layout) is read when neither copy exists, and
+/// [`write()`] at `<path>` itself (an older layout) is read when neither copy exists, and
 /// removed once a copy is written.
 #[derive(Debug)]
 pub struct Alternating {

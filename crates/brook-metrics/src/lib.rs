@@ -25,7 +25,7 @@
 //!
 //! A family lives in the module of its area here ([`doors`], [`partitions`], [`storage`], or a
 //! new one, such as `cleaner` or `transactions`): a `static` built with [`family`], a
-//! recording function that takes plain values, and a line in [`registered`]. Name it
+//! recording function that takes plain values, and a line in `registered`. Name it
 //! `brook_<area>_<what>[_<unit>]` (counters without `_total`: the encoder appends it), give it
 //! a help text that says what one unit means, and add its row to the metrics reference in
 //! `docs/operations.md` (a test holds the two together). A series whose labels name a topic or

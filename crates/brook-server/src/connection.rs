@@ -6,7 +6,7 @@
 //! which gives the place back and lowers the gauge. For tonic it also says who the client is
 //! (`Request::remote_addr`), as tonic's own TCP listener would.
 //!
-//! [`Connections`] is where both doors take their connections from: brook-door's accept loop
+//! `Connections` is where both doors take their connections from: brook-door's accept loop
 //! directly, or, with TLS set, brook-door's [`Incoming`], which runs each handshake on its own
 //! task (a plaintext client on a TLS port fails its handshake there and is never served).
 

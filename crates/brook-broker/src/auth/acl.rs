@@ -19,7 +19,7 @@
 //! prefix that does not start with `__` never grant them, so a broad grant never opens the
 //! reply topic of request-reply to an ordinary principal.
 //!
-//! A check costs what the rules that may apply cost, not what the store holds: [`AclIndex`]
+//! A check costs what the rules that may apply cost, not what the store holds: `AclIndex`
 //! files the rules by resource type, then literal name (`*` under its own name) and prefix, so
 //! a check looks up the resource's name, `*`, and each stored prefix length the name is long
 //! enough for, and decides over those rules alone.

@@ -15,7 +15,7 @@
 //!   do anything but touch an internal topic (`__` names: request-reply's reply topic, ...),
 //!   which only describing is allowed on.
 //!
-//! Everything is kept in the data directory ([`store`]) and changed through this handle (the
+//! Everything is kept in the data directory (`store`) and changed through this handle (the
 //! Kafka door's ACL and SCRAM APIs, the gRPC and HTTP admin calls, `brook user|token|acl`);
 //! each change is written durably before it answers, on the blocking pool, and is seen by the
 //! next request on every door. With no data directory (an ephemeral broker, tests) the handle

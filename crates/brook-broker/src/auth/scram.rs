@@ -9,7 +9,7 @@
 //! (and what `AlterUserScramCredentials` sends: a salted password, never the password). Every
 //! comparison of secret bytes is constant-time (`subtle`).
 //!
-//! An unknown user gets a made-up credential ([`ScramCredential::decoy`]): a salt derived from
+//! An unknown user gets a made-up credential (`ScramCredential::decoy`): a salt derived from
 //! the user name and the broker's secret (so it is the same on every attempt, as a real user's
 //! is) and a key nothing matches. The exchange then runs the same steps and fails with the same
 //! message as a wrong password.

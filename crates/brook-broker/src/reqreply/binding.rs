@@ -3,7 +3,7 @@
 //! A request's correlation id is readable by anyone who reads its topic, so the id alone cannot
 //! tell a reply from a forgery. Each reply in brook's reply topic therefore carries a second
 //! header, `brook_replyMac`: HMAC-SHA-256 of the correlation id under a key only the broker
-//! holds ([`ReplyKey`]). The broker hands that value to a responder with each request it
+//! holds (`ReplyKey`). The broker hands that value to a responder with each request it
 //! delivers (the embedded [`Responder`](super::Responder), the gRPC `Respond` stream that
 //! wraps it), never through the log, and its [`Replier`](super::Replier) writes it on the reply;
 //! the reader of the reply topic delivers and indexes only replies whose MAC checks, and counts
@@ -43,9 +43,9 @@ impl std::fmt::Debug for ReplyKey {
 }
 
 /// The MAC a reply to a call carries; what a responder got with the request. Its `Debug`
-/// shows nothing of it. Only the broker makes one ([`ReplyKey::mac`]), and it remembers the
+/// shows nothing of it. Only the broker makes one (`ReplyKey::mac`), and it remembers the
 /// id it was made for, so the responder's hand-over of its own reply can tell the binding
-/// holds without computing the MAC again ([`ReplyMac::binds`]).
+/// holds without computing the MAC again (`ReplyMac::binds`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct ReplyMac {
     bytes: Bytes,

@@ -1,4 +1,4 @@
-//! The gRPC door: service `brook.v1.Brook` (tonic) over a [`Broker`], with the standard
+//! The gRPC door: service `brook.v1.Brook` (tonic) over a [`Broker`](brook_broker::Broker), with the standard
 //! `grpc.health.v1.Health` service and server reflection (v1 and v1alpha), so `grpcurl` and any
 //! language's generated stubs work with no proto file at hand.
 //!

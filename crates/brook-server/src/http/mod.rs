@@ -4,7 +4,7 @@
 //!
 //! | route | what |
 //! |-------|------|
-//! | `GET /` | the web console ([`console`]: topics, records, groups, request-reply, settings) |
+//! | `GET /` | the web console (`console`: topics, records, groups, request-reply, settings) |
 //! | `GET /healthz`, `GET /readyz` | liveness; readiness (503 while shutting down) |
 //! | `GET /metrics` | OpenMetrics text of every door ([`crate::metrics`]) |
 //! | `GET /v1/openapi.json` | this door's OpenAPI document |
@@ -16,12 +16,12 @@
 //! | `GET /v1/groups`, `GET /v1/groups/{group}` | list, describe groups (offsets, lag) |
 //! | `GET /v1/groups/{group}/stream` | SSE as a member of a consumer group |
 //! | `POST /v1/groups/{group}/offsets` | commit a group's offsets |
-//! | `POST /v1/topics/{topic}/call` | request-reply: the body is the request, the answer the reply ([`reqreply`]) |
+//! | `POST /v1/topics/{topic}/call` | request-reply: the body is the request, the answer the reply (`reqreply`) |
 //! | `GET /v1/topics/{topic}/call/{correlation_id}` | a call's reply, later |
-//! | `POST /v1/topics/{topic}/partitions`, `PATCH /v1/topics/{topic}/config`, `DELETE /v1/topics/{topic}/records` | grow a topic, change its settings, delete records below an offset ([`changes`]) |
-//! | `DELETE /v1/groups/{group}`, `DELETE /v1/groups/{group}/offsets`, `POST /v1/groups/{group}/seek` | delete a group or some of its offsets, move its offsets ([`changes`]) |
-//! | `GET`, `POST`, `DELETE /v1/acls` | list, add, remove ACLs ([`acls`]) |
-//! | `GET`, `POST /v1/users`, `PUT /v1/users/{user}/password`, `DELETE /v1/users/{user}`, `GET`, `POST /v1/tokens`, `DELETE /v1/tokens/{id}` | manage users and bearer tokens ([`users`]) |
+//! | `POST /v1/topics/{topic}/partitions`, `PATCH /v1/topics/{topic}/config`, `DELETE /v1/topics/{topic}/records` | grow a topic, change its settings, delete records below an offset (`changes`) |
+//! | `DELETE /v1/groups/{group}`, `DELETE /v1/groups/{group}/offsets`, `POST /v1/groups/{group}/seek` | delete a group or some of its offsets, move its offsets (`changes`) |
+//! | `GET`, `POST`, `DELETE /v1/acls` | list, add, remove ACLs (`acls`) |
+//! | `GET`, `POST /v1/users`, `PUT /v1/users/{user}/password`, `DELETE /v1/users/{user}`, `GET`, `POST /v1/tokens`, `DELETE /v1/tokens/{id}` | manage users and bearer tokens (`users`) |
 //!
 //! What it promises:
 //! - every failure is JSON `{ "error_code", "message" }` with the status of the broker's error
@@ -41,7 +41,7 @@
 //!   request is closed, and so is one whose request head takes longer than
 //!   [`HttpConfig::request_read_ms_max`] to arrive (a client trickling headers: slowloris);
 //! - a browser page may call the door only from an origin in [`HttpConfig::cors_origins`];
-//!   a write must carry a JSON body and `Host` must be one of the door's names ([`guard`]);
+//!   a write must carry a JSON body and `Host` must be one of the door's names (`guard`);
 //! - on shutdown `/readyz` turns 503, no new connection is accepted, streams end, long polls
 //!   answer at once, and requests in flight (produces in particular) finish before
 //!   [`HttpServer::stop`] returns; the caller then closes the broker.
