@@ -14,10 +14,20 @@ set -euo pipefail
 seconds="${1:-180}"
 shift || true
 cd "$(dirname "$0")/../fuzz"
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    echo "tests/fuzz.sh needs the nightly toolchain and cargo-fuzz:" >&2
+    echo "  rustup toolchain install nightly && cargo install cargo-fuzz" >&2
+    exit 2
+fi
 if [ "$#" -gt 0 ]; then
     targets=("$@")
 else
-    mapfile -t targets < <(cargo +nightly fuzz list)
+    listed=$(cargo +nightly fuzz list)
+    mapfile -t targets <<<"$listed"
+fi
+if [ "${#targets[@]}" -eq 0 ] || [ -z "${targets[0]}" ]; then
+    echo "tests/fuzz.sh: no fuzz target to run" >&2
+    exit 2
 fi
 failed=()
 mkdir -p target
