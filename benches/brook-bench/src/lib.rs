@@ -7,8 +7,10 @@
 //! socket. `--protocol embedded` skips the socket and calls the broker's API directly, to show
 //! what a door adds. A progress bar runs on stderr (hidden with `--json` or when stderr is not
 //! a terminal); the report says records/s, MB/s (record value bytes, 10^6) and p50/p99/p99.9
-//! latency, each beside its baseline and their ratio (brook / baseline); a produce run over the
-//! gRPC door also shows what a bare gRPC call costs (`grpc_floor`). See docs/benchmarks.md.
+//! latency, each beside its baseline and their ratio (brook / baseline); a produce run against a
+//! separate server also runs its baseline with the baseline's server on threads of its own
+//! (`apart`), and one over the gRPC door shows what a bare gRPC call costs (`grpc_floor`). See
+//! docs/benchmarks.md.
 
 mod apart;
 mod baseline;
