@@ -184,14 +184,17 @@ impl BatchHeader {
         LOG_OVERHEAD + self.batch_length.max(0) as usize
     }
 
-    /// Offset of the last record in the batch.
+    /// Offset of the last record in the batch. Saturates rather than overflows: a header read
+    /// from damaged bytes may hold any base offset and delta (the CRC does not cover the base
+    /// offset), and whoever reads it must get a number to reject, never a panic or a wrap.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + self.last_offset_delta as i64
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
     }
 
-    /// The offset the next batch will start at.
+    /// The offset the next batch will start at (saturating, as [`BatchHeader::last_offset`]).
     pub fn next_offset(&self) -> i64 {
-        self.last_offset() + 1
+        self.last_offset().saturating_add(1)
     }
 
     /// The codec named by attribute bits 0-2.
@@ -281,4 +284,24 @@ fn read_i32(b: &[u8], at: usize) -> i32 {
 
 fn read_i16(b: &[u8], at: usize) -> i16 {
     i16::from_be_bytes([b[at], b[at + 1]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `batch_records` fuzz target: a base offset near `i64::MAX` (bytes the CRC
+    /// does not cover) overflowed `last_offset` while a fetch's records were decoded.
+    #[test]
+    fn offsets_of_a_damaged_header_saturate_instead_of_overflowing() {
+        let mut header = BatchHeader::parse(&[0u8; HEADER_LEN]).expect("61 zero bytes parse");
+        header.base_offset = i64::MAX;
+        header.last_offset_delta = 5;
+        assert_eq!(header.last_offset(), i64::MAX);
+        assert_eq!(header.next_offset(), i64::MAX);
+        header.base_offset = i64::MIN;
+        header.last_offset_delta = -1;
+        assert_eq!(header.last_offset(), i64::MIN);
+        assert_eq!(header.next_offset(), i64::MIN + 1);
+    }
 }
