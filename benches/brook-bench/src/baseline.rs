@@ -6,7 +6,8 @@
 //! - **produce**: one connection per producer; each batch is one frame (`u32` length + the
 //!   batch's record bytes) answered by an 8-byte ack, with up to `--in-flight` frames
 //!   unanswered; latency is frame sent to ack, once per record. Under `sync` durability the
-//!   server writes and fdatasyncs each frame to a file before acking it.
+//!   server writes and fdatasyncs each frame to a file before acking it. Against a separate
+//!   server the same runs again with its server apart ([`produce_apart`]).
 //! - **consume**: one connection per consumer; the server streams the consumer's share of the
 //!   bytes in batch-sized frames; latency is the time of each frame's read.
 //! - **e2e**: one connection per producer to an echo server, frames of one batch sent on a
