@@ -21,12 +21,12 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use anyhow::Context as _;
-use bytes::{Buf, BufMut, Bytes};
+use brook_proto::raw::RawCodec;
+use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 use hdrhistogram::Histogram;
 use tonic::client::GrpcService;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::codegen::http::{self, Uri};
 use tonic::codegen::{Body as HttpBody, BoxFuture, Service, StdError};
@@ -165,44 +165,6 @@ fn floor_server(workers: Option<u16>) -> anyhow::Result<Apart> {
             tracing::warn!(error = %e, "gRPC floor server failed");
         }
     })
-}
-
-/// Messages as they are: the request's bytes in, an empty answer out.
-#[derive(Debug, Clone, Copy, Default)]
-struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-
-    fn encoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-
-    fn decoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
 }
 
 /// The floor service: every call to [`ACK_PATH`] answered with an empty message.
