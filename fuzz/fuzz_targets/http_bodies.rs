@@ -11,7 +11,7 @@ mod support;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
-use brook_server::{HttpConfig, HttpServer};
+use brook_server::{Http, HttpConfig};
 use libfuzzer_sys::fuzz_target;
 
 /// Request-reply's call is left out: a well-formed one waits for its reply.
@@ -27,21 +27,7 @@ const ENDPOINTS: [(&str, &str, &str); 7] = [
 
 fn door() -> SocketAddr {
     static ADDR: OnceLock<SocketAddr> = OnceLock::new();
-    *ADDR.get_or_init(|| {
-        let served = support::served();
-        let server = served
-            .runtime
-            .block_on(HttpServer::start(
-                served.broker.clone(),
-                "127.0.0.1:0".parse().expect("address"),
-                HttpConfig::default(),
-            ))
-            .expect("HTTP door");
-        let addr = server.local_addr();
-        // Serves until the process ends.
-        std::mem::forget(server);
-        addr
-    })
+    *ADDR.get_or_init(|| support::start_door::<Http>(HttpConfig::default()))
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -11,26 +11,12 @@ mod support;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
-use brook_kafka::{KafkaConfig, KafkaServer};
+use brook_kafka::{Kafka, KafkaConfig};
 use libfuzzer_sys::fuzz_target;
 
 fn door() -> SocketAddr {
     static ADDR: OnceLock<SocketAddr> = OnceLock::new();
-    *ADDR.get_or_init(|| {
-        let served = support::served();
-        let server = served
-            .runtime
-            .block_on(KafkaServer::start(
-                served.broker.clone(),
-                "127.0.0.1:0".parse().expect("address"),
-                KafkaConfig::default(),
-            ))
-            .expect("Kafka door");
-        let addr = server.local_addr();
-        // Serves until the process ends.
-        std::mem::forget(server);
-        addr
-    })
+    *ADDR.get_or_init(|| support::start_door::<Kafka>(KafkaConfig::default()))
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use brook_broker::{Broker, NewTopic};
+use brook_door::{Door, RunningDoor};
 
 /// The runtime and broker every iteration shares.
 pub struct Served {
@@ -35,6 +36,26 @@ pub fn served() -> &'static Served {
         });
         Served { runtime, broker }
     })
+}
+
+/// Starts door `D` with `config` on a loopback port over the shared broker; it serves until the
+/// process ends. Its address.
+pub fn start_door<D: Door>(config: D::Config) -> SocketAddr
+where
+    Broker: Into<D::Backend>,
+{
+    let served = served();
+    let door = served
+        .runtime
+        .block_on(RunningDoor::<D>::start(
+            served.broker.clone(),
+            "127.0.0.1:0".parse().expect("address"),
+            config,
+        ))
+        .expect("door starts");
+    let addr = door.local_addr();
+    std::mem::forget(door);
+    addr
 }
 
 /// Sends `request` on a fresh connection to `addr` and reads until the door answers and closes
