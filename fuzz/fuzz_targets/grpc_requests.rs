@@ -25,19 +25,26 @@ use tonic::transport::{Channel, Endpoint};
 
 /// The service's unary methods but `Call`, from its descriptor set, so a method added later is
 /// fuzzed too.
-fn methods() -> &'static [String] {
-    static METHODS: OnceLock<Vec<String>> = OnceLock::new();
+fn methods() -> &'static [PathAndQuery] {
+    static METHODS: OnceLock<Vec<PathAndQuery>> = OnceLock::new();
     METHODS.get_or_init(|| {
         let set = FileDescriptorSet::decode(brook_proto::FILE_DESCRIPTOR_SET)
             .expect("the descriptor set decodes");
-        let methods: Vec<String> = set
+        let methods: Vec<PathAndQuery> = set
             .file
             .iter()
             .flat_map(|f| f.service.iter().map(move |s| (f.package(), s)))
             .filter(|(package, s)| format!("{package}.{}", s.name()) == brook_proto::SERVICE_NAME)
             .flat_map(|(_, s)| s.method.iter())
             .filter(|m| !m.client_streaming() && !m.server_streaming() && m.name() != "Call")
-            .map(|m| format!("/{}/{}", brook_proto::SERVICE_NAME, m.name()))
+            .map(|m| {
+                PathAndQuery::from_maybe_shared(format!(
+                    "/{}/{}",
+                    brook_proto::SERVICE_NAME,
+                    m.name()
+                ))
+                .expect("a method's path")
+            })
             .collect();
         assert!(!methods.is_empty(), "the service has unary methods");
         methods
@@ -64,8 +71,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let methods = methods();
-    let method = &methods[usize::from(pick) % methods.len()];
-    let path = PathAndQuery::from_maybe_shared(method.clone()).expect("path");
+    let path = methods[usize::from(pick) % methods.len()].clone();
     let channel = channel().clone();
     let message = Bytes::copy_from_slice(message);
     support::served().runtime.block_on(async move {
